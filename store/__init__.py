@@ -1,0 +1,42 @@
+"""The single source of truth: SQLite through sqlite-utils. Imports nothing of the project."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+from . import audit
+from .db import connect, write
+from .errors import Busy, InvalidInput, MergeConflict, NotFound, PromStackError
+from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
+from .prompts import PromptStore
+
+__all__ = [
+    "Branch", "Busy", "Diff", "InvalidInput", "LabelMove", "MergeConflict", "NotFound", "Prompt",
+    "PromptStore", "PromptVersion", "PromStackError", "Store", "audit", "connect", "default_actor", "write",
+]
+
+
+def default_actor() -> str:
+    """Who writes are attributed to when nobody says: PROMSTACK_USER, else the OS user."""
+    user = os.environ.get("PROMSTACK_USER")
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): still never leave the author empty
+        return "unknown"
+
+
+class Store:
+    """One open store: the database and the models over it."""
+
+    def __init__(self, path: str | os.PathLike | None, *, actor: str | None = None):
+        self.path = Path(path) if path not in (None, ":memory:") else None
+        self.db = connect(path)
+        self.actor = actor or default_actor()
+        self.prompts = PromptStore(self.db, actor=self.actor)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,108 @@
+"""Opening the store: one SQLite file in WAL mode, a busy timeout, and numbered migrations.
+
+Every write goes through `Database.write()`, a `BEGIN IMMEDIATE` transaction: taking the write
+lock up front means two processes saving to the same prompt queue on the busy timeout instead
+of failing with SQLITE_BUSY when a read transaction tries to upgrade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from .errors import Busy
+from .migrations import migrations
+
+BUSY_TIMEOUT_MS = 10_000
+WRITE_RETRIES = 8
+
+
+def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
+    """Open (creating if needed) and migrate the store at `path`; None opens a private in-memory one."""
+    if path is None or str(path) == ":memory:":
+        conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a committed write survives a crash of the process; a power loss can
+    # lose the last transactions but never corrupts the file. PROMSTACK_SYNC=full trades speed
+    # for power-loss durability.
+    sync = os.environ.get("PROMSTACK_SYNC", "normal").upper()
+    if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        sync = "NORMAL"
+    conn.execute(f"PRAGMA synchronous={sync}")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    _migrate(db)
+    return db
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    if not migrations.pending(db):
+        return
+    # Two processes opening a fresh store at once would both try to migrate: serialise them.
+    with write(db):
+        pass
+    for attempt in range(WRITE_RETRIES):
+        try:
+            migrations.apply(db)
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or attempt == WRITE_RETRIES - 1:
+                raise
+            _backoff(attempt)
+
+
+@contextlib.contextmanager
+def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One logical change as one IMMEDIATE transaction; nested calls become savepoints."""
+    conn = db.conn
+    if conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    for attempt in range(WRITE_RETRIES):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            break
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or attempt == WRITE_RETRIES - 1:
+                if _is_busy(exc):
+                    raise Busy(
+                        "the store stayed locked by another writer; try again in a moment"
+                    ) from exc
+                raise
+            _backoff(attempt)
+    try:
+        yield db
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    else:
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))

@@ -1,0 +1,96 @@
+"""The schema, as numbered migrations. An applied migration is never edited: a fix is a new one."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+migrations = sqlite_utils.Migrations("promstack")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    # The version model: prompts own immutable versions numbered 1, 2, 3... across all
+    # branches; branches and labels are movable pointers; label moves and every mutation are
+    # kept append-only so that deployments can be audited and undone.
+    db.executescript(
+        """
+        CREATE TABLE prompts (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            description TEXT,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            archived_at TEXT
+        );
+        CREATE TABLE versions (
+            id INTEGER PRIMARY KEY,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            number INTEGER NOT NULL,
+            branch TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('text', 'chat')),
+            template TEXT NOT NULL,
+            model_config TEXT NOT NULL,
+            variables TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            parent INTEGER,
+            merge_parent INTEGER,
+            message TEXT,
+            author TEXT NOT NULL,
+            source TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (prompt_id, number)
+        );
+        CREATE INDEX versions_sha ON versions (prompt_id, sha256);
+        CREATE TABLE branches (
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            name TEXT NOT NULL,
+            head INTEGER NOT NULL,
+            forked_from INTEGER,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            PRIMARY KEY (prompt_id, name)
+        );
+        CREATE TABLE labels (
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL,
+            PRIMARY KEY (prompt_id, name)
+        );
+        CREATE TABLE label_history (
+            id INTEGER PRIMARY KEY,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            label TEXT NOT NULL,
+            from_version INTEGER,
+            to_version INTEGER,
+            actor TEXT NOT NULL,
+            reason TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX label_history_lookup ON label_history (prompt_id, label, at);
+        CREATE TABLE dependencies (
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            version INTEGER NOT NULL,
+            depends_on TEXT NOT NULL,
+            selector TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (prompt_id, version, depends_on, selector)
+        );
+        CREATE INDEX dependencies_reverse ON dependencies (depends_on);
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            prompt_id INTEGER,
+            version INTEGER,
+            detail TEXT NOT NULL,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cost_usd REAL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_prompt ON audit (prompt_id, at);
+        """
+    )

@@ -1,0 +1,274 @@
+"""Templates: validation, variable detection, includes of other stored prompts, sandboxed rendering.
+
+A template is text, or chat messages `[{role, content}]` whose contents are each a template.
+Everything renders in Jinja2's SandboxedEnvironment with StrictUndefined, so a missing variable
+is an error that names it rather than an empty string.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from .errors import InvalidInput, NotFound
+
+MAX_TEMPLATE_BYTES = 1_000_000
+CHAT_ROLES = ("system", "user", "assistant", "developer", "tool")
+INCLUDE_DEPTH = 16
+_UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
+VARIABLE_TYPES = ("string", "number", "integer", "boolean", "array", "object")
+
+# (name, selector) -> template text; selector is "" (head of main), a version number or a label.
+IncludeResolver = Callable[[str, str], str]
+
+
+@dataclass(frozen=True)
+class Template:
+    """A validated template in its stored form."""
+
+    kind: str  # "text" or "chat"
+    text: str  # the text itself, or the messages as canonical JSON
+
+    @property
+    def value(self) -> str | list[dict[str, str]]:
+        return self.text if self.kind == "text" else json.loads(self.text)
+
+    def sources(self) -> list[str]:
+        """Each piece of Jinja source: the text, or every message's content."""
+        if self.kind == "text":
+            return [self.text]
+        return [m["content"] for m in json.loads(self.text)]
+
+
+def normalize(template: Any, *, what: str = "template") -> Template:
+    """Check a template as a person or a program handed it to us, and put it in stored form."""
+    if isinstance(template, bytes | bytearray):
+        try:
+            template = bytes(template).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                f"the {what} is not valid UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8"
+            ) from None
+    if isinstance(template, str):
+        stripped = template.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            # A chat prompt handed over as JSON text (from the CLI or a file) is still a chat prompt.
+            try:
+                parsed = json.loads(stripped)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, list) and parsed and all(
+                isinstance(m, dict) and "role" in m for m in parsed
+            ):
+                return normalize(parsed, what=what)
+        _check_text(template, what)
+        return Template("text", template)
+    if isinstance(template, list | tuple):
+        if not template:
+            raise InvalidInput(f"the {what} has no messages; give at least one {{role, content}}")
+        messages = []
+        for i, message in enumerate(template, 1):
+            if not isinstance(message, dict) or set(message) - {"role", "content", "name"}:
+                raise InvalidInput(
+                    f"message {i} of the {what} must be an object with 'role' and 'content'"
+                )
+            role, content = message.get("role"), message.get("content")
+            if role not in CHAT_ROLES:
+                raise InvalidInput(
+                    f"message {i} has role {role!r}; use one of {', '.join(CHAT_ROLES)}"
+                )
+            if not isinstance(content, str):
+                raise InvalidInput(f"message {i} needs 'content' as text")
+            _check_text(content, f"content of message {i}", allow_empty=role == "assistant")
+            messages.append({k: message[k] for k in ("role", "content", "name") if k in message})
+        text = json.dumps(messages, ensure_ascii=False, indent=1)
+        if len(text.encode()) > MAX_TEMPLATE_BYTES:
+            raise InvalidInput(_too_large(what, len(text.encode())))
+        return Template("chat", text)
+    raise InvalidInput(
+        f"the {what} must be text or a list of chat messages, not {type(template).__name__}"
+    )
+
+
+def _too_large(what: str, size: int) -> str:
+    return (
+        f"the {what} is {size:,} bytes, over the 1 MB limit; split it into prompts joined "
+        "with {% include %}"
+    )
+
+
+def _check_text(text: str, what: str, allow_empty: bool = False) -> None:
+    if not allow_empty and not text.strip():
+        raise InvalidInput(f"the {what} is empty; write the prompt text first")
+    if "\x00" in text:
+        raise InvalidInput(f"the {what} contains NUL bytes: it looks binary, not like text")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInput(f"the {what} is not valid UTF-8 text (it has lone surrogates)") from None
+    if size > MAX_TEMPLATE_BYTES:
+        raise InvalidInput(_too_large(what, size))
+
+
+# The resolver of the render in progress; a context variable so that threads and tasks
+# rendering against different stores never see each other's.
+_resolver: contextvars.ContextVar[IncludeResolver | None] = contextvars.ContextVar(
+    "promstack_include_resolver", default=None
+)
+
+
+class _StoreLoader(BaseLoader):
+    """Resolves `{% include "name" %}`, `"name@3"` and `"name@production"` from the store."""
+
+    def get_source(self, environment, template):  # noqa: ANN001 - Jinja's signature
+        resolver = _resolver.get()
+        if resolver is None:
+            raise TemplateNotFound(template)
+        name, selector = split_reference(template)
+        return resolver(name, selector), template, lambda: False  # never up to date: labels move
+
+
+class _Environment(SandboxedEnvironment):
+    def __init__(self) -> None:
+        super().__init__(
+            loader=_StoreLoader(),
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            cache_size=0,
+        )
+
+
+_env = _Environment()
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """'shared/tone@3' -> ('shared/tone', '3'); 'shared/tone' -> ('shared/tone', '')."""
+    name, _, selector = reference.partition("@")
+    return name, selector
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(source: str) -> nodes.Template:
+    try:
+        return _env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise InvalidInput(
+            f"the template does not parse at line {exc.lineno}: {exc.message}; fix the Jinja syntax"
+        ) from None
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(source: str):  # noqa: ANN202 - a Jinja Template
+    return _env.from_string(source)
+
+
+def analyse(template: Template) -> tuple[list[str], list[tuple[str, str]]]:
+    """Parse every piece; return (variables used, includes as (name, selector)). Refuses templates
+    that reach for private attributes, which is how sandbox escapes start."""
+    used: list[str] = []
+    includes: list[tuple[str, str]] = []
+    for source in template.sources():
+        ast = _parse(source)
+        for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+            attr = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+            if isinstance(attr, str) and attr.startswith("_"):
+                raise InvalidInput(
+                    f"the template reaches for the private attribute {attr!r}, which the sandbox "
+                    "forbids; use plain {{ variables }}"
+                )
+        for name in sorted(meta.find_undeclared_variables(ast)):
+            if name not in used:
+                used.append(name)
+        for ref in meta.find_referenced_templates(ast):
+            if ref is None:
+                raise InvalidInput(
+                    "an {% include %} must name its prompt as a quoted string, e.g. "
+                    '{% include "shared/tone" %}'
+                )
+            parsed = split_reference(ref)
+            if parsed not in includes:
+                includes.append(parsed)
+    return used, includes
+
+
+def declare(used: list[str], model_config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The declared variables of a version: those the template uses, typed and described by the
+    optional `variables` block of its model config."""
+    spec = model_config.get("variables") or {}
+    if not isinstance(spec, dict):
+        raise InvalidInput(
+            "model_config.variables must map each variable name to {type, description, default}"
+        )
+    declared = []
+    for name in [*used, *[n for n in spec if n not in used]]:
+        info = spec.get(name) or {}
+        if not isinstance(info, dict):
+            raise InvalidInput(
+                f"model_config.variables.{name} must be an object with type, description, default"
+            )
+        var_type = info.get("type", "string")
+        if var_type not in VARIABLE_TYPES:
+            raise InvalidInput(
+                f"variable {name!r} has type {var_type!r}; use one of {', '.join(VARIABLE_TYPES)}"
+            )
+        entry: dict[str, Any] = {"name": name, "type": var_type, "required": "default" not in info}
+        if "description" in info:
+            entry["description"] = str(info["description"])
+        if "default" in info:
+            entry["default"] = info["default"]
+        declared.append(entry)
+    return declared
+
+
+def render(
+    template: Template,
+    values: dict[str, Any],
+    declared: list[dict[str, Any]],
+    resolver: IncludeResolver | None,
+    *,
+    label: str,
+) -> str | list[dict[str, str]]:
+    """Render with the declared defaults filled in; a missing variable names itself."""
+    context = {v["name"]: v["default"] for v in declared if "default" in v}
+    context.update(values)
+    missing = [v["name"] for v in declared if v["required"] and v["name"] not in context]
+    if missing:
+        names = ", ".join(repr(m) for m in missing)
+        raise InvalidInput(f"{label} needs the variable{'s' if len(missing) > 1 else ''} {names}; pass a value for each")
+    token = _resolver.set(resolver)
+    try:
+        if template.kind == "text":
+            return _render_one(template.text, context, label)
+        return [
+            {**m, "content": _render_one(m["content"], context, label)}
+            for m in json.loads(template.text)
+        ]
+    finally:
+        _resolver.reset(token)
+
+
+def _render_one(source: str, context: dict[str, Any], label: str) -> str:
+    try:
+        return _compile(source).render(context)
+    except UndefinedError as exc:
+        match = _UNDEFINED_NAME.search(str(exc))
+        name = match.group(1) if match else str(exc)
+        raise InvalidInput(f"{label} needs the variable {name!r}; pass a value for it") from None
+    except SecurityError as exc:
+        raise InvalidInput(f"{label} tried something the template sandbox forbids: {exc}") from None
+    except TemplateNotFound as exc:
+        raise NotFound(f"{label} includes {exc.name!r}, which is not a stored prompt") from None
+    except RecursionError:
+        raise InvalidInput(f"{label} includes itself in a loop; remove the cycle") from None
+    except TemplateSyntaxError as exc:
+        raise InvalidInput(f"an included prompt does not parse: {exc.message}") from None

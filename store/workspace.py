@@ -1,0 +1,54 @@
+"""Where the store lives: `.promstack/promstack.db`, found by walking up like `.git`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import NotFound
+
+DIRNAME = ".promstack"
+DBNAME = "promstack.db"
+
+
+def find_db(start: str | os.PathLike | None = None) -> Path | None:
+    """PROMSTACK_DB if set, else the nearest `.promstack/promstack.db` at or above `start`."""
+    env = os.environ.get("PROMSTACK_DB")
+    if env:
+        return Path(env)
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / DIRNAME / DBNAME
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def require_db(start: str | os.PathLike | None = None) -> Path:
+    found = find_db(start)
+    if found is None:
+        raise NotFound(
+            "no PromStack workspace here or above; run 'promstack init' in your project, "
+            "or set PROMSTACK_DB to a store file"
+        )
+    return found
+
+
+def workspace_root(db_path: Path) -> Path:
+    """The folder that holds `.promstack/`; for a store elsewhere, the store's own folder."""
+    db_path = Path(db_path).resolve()
+    if db_path.parent.name == DIRNAME:
+        return db_path.parent.parent
+    return db_path.parent
+
+
+def init(folder: str | os.PathLike | None = None) -> Path:
+    """Create `.promstack/` in `folder` (default: here); returns the store path. Idempotent."""
+    root = Path(folder or Path.cwd()).resolve()
+    path = root / DIRNAME / DBNAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ignore = path.parent / ".gitignore"
+    if not ignore.exists():
+        # The store is local state, like .git: never committed by accident.
+        ignore.write_text("*\n")
+    return path
