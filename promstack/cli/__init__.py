@@ -1,0 +1,126 @@
+"""`promstack ...`: thin commands over the engine. Parsing, one engine call, printing.
+
+Exit codes: 0 ok, 1 a check failed (tests, a gate, a conflict), 2 usage or input error.
+Errors are one sentence on stderr, never a traceback (PROMSTACK_DEBUG=1 shows it).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from store.errors import MergeConflict, PromStackError
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class Context:
+    """What every command shares: where the store is and who is acting."""
+
+    def __init__(self, db: str | None, json_output: bool = False):
+        self.db = db
+        self.json = json_output
+        self._client = None
+
+    @property
+    def client(self):  # noqa: ANN201 - promstack.Client, imported lazily
+        if self._client is None:
+            from promstack.client import Client
+
+            self._client = Client(self.db)
+        return self._client
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"promstack: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Translate engine errors into one line on stderr and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MergeConflict as exc:
+            fail(str(exc), EXIT_CHECK_FAILED)
+        except PromStackError as exc:
+            fail(str(exc), EXIT_USAGE)
+        except Exception as exc:
+            if os.environ.get("PROMSTACK_DEBUG") or "pytest" in sys.modules:
+                raise
+            fail(f"unexpected error: {exc.__class__.__name__}: {exc} (PROMSTACK_DEBUG=1 shows where)", 70)
+
+    return wrapper
+
+
+def db_option(func: Callable) -> Callable:
+    return click.option(
+        "--db", "db", envvar="PROMSTACK_DB", type=click.Path(dir_okay=False),
+        help="Store file (default: the nearest .promstack/promstack.db).",
+    )(func)
+
+
+def json_option(func: Callable) -> Callable:
+    return click.option("--json", "json_output", is_flag=True, help="Print stable JSON for machines.")(func)
+
+
+def command_context(func: Callable) -> Callable:
+    """Shared flags (--db, --json) and error handling for a command that uses the store."""
+
+    @db_option
+    @json_option
+    @click.pass_context
+    @handle_errors
+    @functools.wraps(func)
+    def wrapper(ctx: click.Context, *args: Any, db: str | None = None, json_output: bool = False, **kwargs: Any):
+        parent = ctx.find_object(Context)
+        state = Context(db or (parent.db if parent else None), json_output)
+        return func(state, *args, **kwargs)
+
+    return wrapper
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="promstack")
+@db_option
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """PromStack: version control, tests and deploys for LLM prompts.
+
+    \b
+    promstack init
+    promstack prompt create support/refund --template "환불 절차를 안내하세요: {{ question }}"
+    promstack history support/refund
+    promstack diff support/refund 1 2
+    promstack rollback support/refund 1
+    """
+    ctx.obj = Context(db)
+
+
+def main() -> None:
+    cli(prog_name="promstack")
+
+
+def _register_commands() -> None:
+    """Each module of this package is one family of commands that adds itself to `cli`.
+    They import the engine only inside command bodies, so `promstack --help` stays fast."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_register_commands()

@@ -1,0 +1,161 @@
+"""The Python SDK: `Client` over the local store. Every face (CLI, MCP, web) uses these calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from store import Store, audit, transfer
+from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
+from store.workspace import require_db
+
+PromptRef = int | str
+
+
+class Client:
+    """`Client()` opens the workspace's store (PROMSTACK_DB, else the nearest `.promstack/`)."""
+
+    def __init__(self, db: str | os.PathLike | None = None, *, actor: str | None = None):
+        self.store = Store(db if db is not None else require_db(), actor=actor)
+        self._prompts = self.store.prompts
+
+    @property
+    def actor(self) -> str:
+        return self.store.actor
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- prompts and versions ---------------------------------------------------------
+
+    def create_prompt(
+        self,
+        name: str,
+        template: Any,
+        *,
+        model_config: dict[str, Any] | None = None,
+        description: str | None = None,
+        message: str | None = None,
+        author: str | None = None,
+        source: str = "sdk",
+        id: int | None = None,
+    ) -> PromptVersion:
+        return self._prompts.create_prompt(
+            name, template, model_config=model_config, description=description, message=message,
+            author=author, source=source, id=id,
+        )
+
+    def save(
+        self,
+        prompt: PromptRef,
+        template: Any = None,
+        *,
+        model_config: dict[str, Any] | None = None,
+        message: str | None = None,
+        branch: str = "main",
+        author: str | None = None,
+        source: str = "sdk",
+    ) -> PromptVersion:
+        """A new version; identical content returns the head with `.created` False."""
+        return self._prompts.save(
+            prompt, template, model_config=model_config, message=message, branch=branch,
+            author=author, source=source,
+        )
+
+    def get_prompt(
+        self,
+        prompt: PromptRef | None = None,
+        *,
+        id: int | None = None,
+        version: int | None = None,
+        label: str | None = None,
+        branch: str | None = None,
+        resolved: bool = False,
+    ) -> PromptVersion:
+        """Head of main by default; `resolved=True` expands `{% include %}`s in the template."""
+        found = self._prompts.get(prompt, id=id, version=version, label=label, branch=branch)
+        if resolved:
+            found = dataclasses.replace(found, template=self._prompts.resolved_template(found))
+        return found
+
+    def render(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **selector: Any):
+        return self._prompts.render(self.get_prompt(prompt, **selector), variables)
+
+    def list_prompts(self, *, include_archived: bool = False) -> list[Prompt]:
+        return self._prompts.list_prompts(include_archived=include_archived)
+
+    def history(self, prompt: PromptRef, *, branch: str | None = None, limit: int | None = None) -> list[PromptVersion]:
+        """Newest first."""
+        return self._prompts.history(prompt, branch=branch, limit=limit)
+
+    def diff(self, prompt: PromptRef, from_version: int, to_version: int | None = None) -> Diff:
+        return self._prompts.diff(prompt, from_version, to_version)
+
+    def rollback(
+        self, prompt: PromptRef, to_version: int, *, branch: str = "main", message: str | None = None,
+        author: str | None = None,
+    ) -> PromptVersion:
+        return self._prompts.rollback(prompt, to_version, branch=branch, message=message, author=author)
+
+    def delete_prompt(self, prompt: PromptRef) -> Prompt:
+        return self._prompts.delete_prompt(prompt)
+
+    def restore_prompt(self, prompt: PromptRef) -> Prompt:
+        return self._prompts.restore_prompt(prompt)
+
+    def dependents(self, prompt: PromptRef) -> list[dict[str, Any]]:
+        return self._prompts.dependents(prompt)
+
+    # ---- branches ---------------------------------------------------------------------
+
+    def create_branch(self, prompt: PromptRef, name: str, *, from_version: int | None = None) -> Branch:
+        return self._prompts.create_branch(prompt, name, from_version=from_version)
+
+    def list_branches(self, prompt: PromptRef) -> list[Branch]:
+        return self._prompts.list_branches(prompt)
+
+    def merge(self, prompt: PromptRef, branch: str, *, into: str = "main", message: str | None = None) -> PromptVersion:
+        return self._prompts.merge(prompt, branch, into=into, message=message)
+
+    # ---- labels -----------------------------------------------------------------------
+
+    def set_label(self, prompt: PromptRef, label: str, version: int, *, reason: str | None = None) -> LabelMove:
+        return self._prompts.set_label(prompt, label, version, reason=reason)
+
+    def remove_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
+        return self._prompts.remove_label(prompt, label, reason=reason)
+
+    def labels(self, prompt: PromptRef) -> dict[str, int]:
+        return self._prompts.labels(prompt)
+
+    def label_history(self, prompt: PromptRef, label: str | None = None) -> list[LabelMove]:
+        return self._prompts.label_history(prompt, label)
+
+    def label_at(self, prompt: PromptRef, label: str, at: str) -> int | None:
+        """Which version `label` pointed at, at time `at`."""
+        return self._prompts.label_at(prompt, label, at)
+
+    def rollback_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
+        return self._prompts.rollback_label(prompt, label, reason=reason)
+
+    # ---- the whole store --------------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        return transfer.export(self.store.db)
+
+    def import_(self, document: dict[str, Any]) -> dict[str, int]:
+        return transfer.import_(self.store.db, document, actor=self.actor)
+
+    def audit_log(self, prompt: PromptRef | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        pid = self._prompts.prompt_id(prompt) if prompt is not None else None
+        return audit.entries(self.store.db, prompt_id=pid, limit=limit)
+
+    def verify_audit(self) -> tuple[bool, str]:
+        return audit.verify(self.store.db)

@@ -1,0 +1,125 @@
+"""A whole store as one JSON document, and back: for backups, moving machines, and examples.
+
+Export keeps ids, version numbers, branches, labels and the label history exactly, so an
+imported store answers `get_prompt(id=42, version=3)` as the original did. Import is one
+transaction: a name or id that is taken already stops it, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+
+from . import audit
+from .db import write
+from .errors import InvalidInput
+from .prompts import content_hash, validate_name, validate_ref_name
+from .template import analyse, declare, normalize
+
+FORMAT = "promstack/1"
+
+
+def _rows(db: sqlite_utils.Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor = db.execute(sql, params)
+    cols = [d[0] for d in cursor.description]
+    return [dict(zip(cols, r, strict=True)) for r in cursor]
+
+
+def export(db: sqlite_utils.Database) -> dict[str, Any]:
+    prompts = []
+    for p in _rows(db, "SELECT * FROM prompts ORDER BY id", []):
+        versions = []
+        for v in _rows(db, "SELECT * FROM versions WHERE prompt_id = ? ORDER BY number", [p["id"]]):
+            versions.append({
+                "version": v["number"], "branch": v["branch"],
+                "template": v["template"] if v["kind"] == "text" else json.loads(v["template"]),
+                "model_config": json.loads(v["model_config"]), "sha256": v["sha256"],
+                "parent": v["parent"], "merge_parent": v["merge_parent"], "message": v["message"],
+                "author": v["author"], "source": v["source"], "created_at": v["created_at"],
+            })
+        prompts.append({
+            "id": p["id"], "name": p["name"], "description": p["description"],
+            "created_at": p["created_at"], "created_by": p["created_by"], "archived_at": p["archived_at"],
+            "versions": versions,
+            "branches": _rows(db, "SELECT name, head, forked_from, created_at, created_by FROM branches "
+                                  "WHERE prompt_id = ? ORDER BY name", [p["id"]]),
+            "labels": _rows(db, "SELECT name, version, updated_at, updated_by FROM labels "
+                                "WHERE prompt_id = ? ORDER BY name", [p["id"]]),
+            "label_history": _rows(db, "SELECT label, from_version, to_version, actor, reason, at "
+                                       "FROM label_history WHERE prompt_id = ? ORDER BY id", [p["id"]]),
+        })
+    return {"format": FORMAT, "prompts": prompts}
+
+
+def _need(item: dict[str, Any], key: str, where: str) -> Any:
+    if key not in item:
+        raise InvalidInput(f"{where} has no {key!r}; is this a file written by 'promstack export'?")
+    return item[key]
+
+
+def import_(db: sqlite_utils.Database, document: Any, *, actor: str) -> dict[str, int]:
+    """Add every prompt of an exported document; returns counts. All or nothing."""
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise InvalidInput(f"this is not a PromStack export (expected \"format\": \"{FORMAT}\")")
+    prompts = _need(document, "prompts", "the document")
+    if not isinstance(prompts, list):
+        raise InvalidInput("'prompts' must be a list")
+    counts = {"prompts": 0, "versions": 0, "labels": 0}
+    with write(db):
+        for p in prompts:
+            name = validate_name(_need(p, "name", "a prompt"))
+            where = f"prompt {name!r}"
+            taken = db.execute("SELECT id, name FROM prompts WHERE name = ? OR id = ?",
+                               [name, p.get("id")]).fetchone()
+            if taken:
+                raise InvalidInput(
+                    f"{where} (id {p.get('id')}) clashes with prompt {taken[1]!r} (id {taken[0]}) in this "
+                    "store; import into an empty store, or delete the clash first; nothing was imported"
+                )
+            cursor = db.execute(
+                "INSERT INTO prompts (id, name, description, created_at, created_by, archived_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [p.get("id"), name, p.get("description"), _need(p, "created_at", where),
+                 p.get("created_by") or actor, p.get("archived_at")],
+            )
+            pid = cursor.lastrowid
+            for v in _need(p, "versions", where):
+                number = _need(v, "version", where)
+                tmpl = normalize(_need(v, "template", f"{where} version {number}"))
+                config = v.get("model_config") or {}
+                used, includes = analyse(tmpl)
+                sha = content_hash(tmpl, config)
+                db.execute(
+                    "INSERT INTO versions (prompt_id, number, branch, kind, template, model_config, variables, "
+                    "sha256, parent, merge_parent, message, author, source, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [pid, number, v.get("branch", "main"), tmpl.kind, tmpl.text,
+                     json.dumps(config, ensure_ascii=False, sort_keys=True),
+                     json.dumps(declare(used, config), ensure_ascii=False), sha, v.get("parent"),
+                     v.get("merge_parent"), v.get("message"), v.get("author") or actor,
+                     v.get("source", "import"), _need(v, "created_at", where)],
+                )
+                for inc_name, selector in includes:
+                    db.execute("INSERT OR IGNORE INTO dependencies VALUES (?, ?, ?, ?)",
+                               [pid, number, inc_name, selector])
+                counts["versions"] += 1
+            for b in _need(p, "branches", where):
+                validate_ref_name(b["name"], "branch")
+                db.execute("INSERT INTO branches (prompt_id, name, head, forked_from, created_at, created_by) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           [pid, b["name"], b["head"], b.get("forked_from"), b["created_at"], b["created_by"]])
+            for label in p.get("labels", []):
+                db.execute("INSERT INTO labels (prompt_id, name, version, updated_at, updated_by) "
+                           "VALUES (?, ?, ?, ?, ?)",
+                           [pid, label["name"], label["version"], label["updated_at"], label["updated_by"]])
+                counts["labels"] += 1
+            for move in p.get("label_history", []):
+                db.execute("INSERT INTO label_history (prompt_id, label, from_version, to_version, actor, "
+                           "reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [pid, move["label"], move.get("from_version"), move.get("to_version"),
+                            move["actor"], move.get("reason"), move["at"]])
+            counts["prompts"] += 1
+        audit.record(db, actor, "import", detail=counts)
+    return counts
