@@ -16,6 +16,7 @@ run: $(STAMP)
 	$(BIN)/promstack serve
 
 test: $(STAMP)
+	sh scripts/ensure-redis.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
