@@ -1,0 +1,483 @@
+"""The version-control commands: init, prompt, history, diff, rollback, branch, merge, label, export."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from store.errors import InvalidInput
+
+from . import cli, command_context, emit_json, handle_errors
+
+
+def _read_template(template: str | None, file: str | None) -> Any:
+    """The template from --template, --file or standard input ('-'), as given: bytes from files, so
+    the engine can tell a non-UTF-8 or binary file from text."""
+    if template is not None and file is not None:
+        raise InvalidInput("give the template with --template or --file, not both")
+    if file == "-" or (template is None and file is None and not sys.stdin.isatty()):
+        return sys.stdin.buffer.read()
+    if file is not None:
+        try:
+            return Path(file).read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
+    return template
+
+
+def _model_config(config: str | None, model: str | None, temperature: float | None) -> dict | None:
+    if config is None and model is None and temperature is None:
+        return None
+    parsed: dict[str, Any] = {}
+    if config is not None:
+        try:
+            parsed = json.loads(config)
+        except ValueError as exc:
+            raise InvalidInput(f"--config is not JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(parsed, dict):
+            raise InvalidInput('--config must be a JSON object such as {"model": "gpt-4o-mini"}')
+    if model is not None:
+        parsed["model"] = model
+    if temperature is not None:
+        parsed["temperature"] = temperature
+    return parsed
+
+
+def _config_options(func):  # noqa: ANN001, ANN201
+    func = click.option("--temperature", type=float, help="Sampling temperature (0-2).")(func)
+    func = click.option("--model", help="Model name, e.g. gpt-4o-mini.")(func)
+    func = click.option("--config", help='Model config as JSON, e.g. \'{"model": "gpt-4o", "max_tokens": 300}\'.')(func)
+    return func
+
+
+def _template_options(func):  # noqa: ANN001, ANN201
+    func = click.option("--file", "-f", type=click.Path(dir_okay=False, allow_dash=True),
+                        help="Read the template from a file ('-' for standard input).")(func)
+    func = click.option("--template", "-t", help="The template text; {{ variable }} for inputs.")(func)
+    return func
+
+
+def _say_version(version, verb: str = "Saved") -> None:  # noqa: ANN001
+    if not version.created:
+        click.echo(f"No change: {version.name} v{version.version} already has this content.")
+        return
+    click.echo(f"{verb} {version.name} v{version.version} on {version.branch} ({version.sha256[:12]})")
+    for warning in version.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@cli.command("init")
+@click.argument("folder", required=False, type=click.Path(file_okay=False))
+@handle_errors
+def init_workspace(folder: str | None) -> None:
+    """Create a workspace (.promstack/ with its store) in FOLDER or here.
+
+    \b
+    promstack init
+    """
+    from promstack.client import Client
+    from store.workspace import init
+
+    path = init(folder)
+    Client(path).close()  # creates and migrates the store
+    click.echo(f"Initialised PromStack workspace in {path.parent}")
+
+
+@cli.group("prompt")
+def prompt_group() -> None:
+    """Create, update, show, list, delete and restore prompts."""
+
+
+@prompt_group.command("create")
+@click.argument("name")
+@_template_options
+@_config_options
+@click.option("--description", "-d", help="What the prompt is for.")
+@click.option("--message", "-m", help="Why this version exists.")
+@click.option("--id", "prompt_id", type=int, help="Ask for a specific prompt id.")
+@command_context
+def prompt_create(state, name, template, file, config, model, temperature, description, message, prompt_id) -> None:  # noqa: ANN001
+    """Create prompt NAME with its first version.
+
+    \b
+    promstack prompt create support/refund -t "환불 절차를 안내하세요: {{ question }}" --model gpt-4o-mini
+    """
+    version = state.client.create_prompt(
+        name, _read_template(template, file), model_config=_model_config(config, model, temperature),
+        description=description, message=message, source="cli", id=prompt_id,
+    )
+    if state.json:
+        emit_json(version.to_dict())
+    else:
+        click.echo(f"Created {version.name} (id {version.prompt_id}) v{version.version}")
+
+
+@prompt_group.command("update")
+@click.argument("prompt")
+@_template_options
+@_config_options
+@click.option("--message", "-m", help="Why this version exists.")
+@click.option("--branch", "-b", default="main", show_default=True, help="Branch to save on.")
+@command_context
+def prompt_update(state, prompt, template, file, config, model, temperature, message, branch) -> None:  # noqa: ANN001
+    """Save a new version of PROMPT (identical content creates none).
+
+    \b
+    promstack prompt update support/refund -f refund.txt -m "shorter"
+    """
+    has_template = template is not None or file is not None or not sys.stdin.isatty()
+    version = state.client.save(
+        prompt, _read_template(template, file) if has_template else None,
+        model_config=_merged_config(state, prompt, branch, config, model, temperature),
+        message=message, branch=branch, source="cli",
+    )
+    if state.json:
+        emit_json(version.to_dict())
+    else:
+        _say_version(version)
+
+
+def _merged_config(state, prompt, branch, config, model, temperature):  # noqa: ANN001, ANN202
+    """--model/--temperature change one key of the head's config; --config replaces it."""
+    changes = _model_config(None, model, temperature)
+    if config is not None:
+        return {**_model_config(config, None, None), **(changes or {})}
+    if changes is None:
+        return None
+    return {**state.client.get_prompt(prompt, branch=branch).model_config, **changes}
+
+
+def _selector(version: int | None, label: str | None, branch: str | None) -> dict[str, Any]:
+    return {"version": version, "label": label, "branch": branch}
+
+
+@prompt_group.command("show")
+@click.argument("prompt")
+@click.option("--version", "-v", "version", type=int, help="A version number.")
+@click.option("--label", "-l", help="A label such as production.")
+@click.option("--branch", "-b", help="The head of a branch.")
+@click.option("--resolved", is_flag=True, help="Expand {% include %}s.")
+@command_context
+def prompt_show(state, prompt, version, label, branch, resolved) -> None:  # noqa: ANN001
+    """Show a version of PROMPT (default: the head of main).
+
+    \b
+    promstack prompt show 42 --version 3
+    """
+    found = state.client.get_prompt(prompt, resolved=resolved, **_selector(version, label, branch))
+    if state.json:
+        emit_json(found.to_dict())
+        return
+    click.echo(f"{found.name} (id {found.prompt_id}) v{found.version} on {found.branch} "
+               f"by {found.author}, {found.created_at}")
+    if found.message:
+        click.echo(f"  {found.message}")
+    if found.model_config:
+        click.echo(f"  config: {json.dumps(found.model_config, ensure_ascii=False)}")
+    if found.variables:
+        click.echo("  variables: " + ", ".join(
+            v["name"] + ("" if v["required"] else f"={v.get('default')!r}") for v in found.variables))
+    click.echo("")
+    if found.kind == "text":
+        click.echo(found.template)
+    else:
+        for message in found.template:
+            click.echo(f"[{message['role']}]\n{message['content']}\n")
+
+
+@prompt_group.command("list")
+@click.option("--all", "include_archived", is_flag=True, help="Include deleted (archived) prompts.")
+@command_context
+def prompt_list(state, include_archived) -> None:  # noqa: ANN001
+    """List prompts, grouped in folders by the '/' in their names.
+
+    \b
+    promstack prompt list --json
+    """
+    prompts = state.client.list_prompts(include_archived=include_archived)
+    if state.json:
+        emit_json([p.to_dict() for p in prompts])
+        return
+    if not prompts:
+        click.echo("No prompts yet: promstack prompt create NAME -t 'text'")
+        return
+    folder_shown: set[str] = set()
+    for p in prompts:
+        parts = p.name.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder not in folder_shown:
+                folder_shown.add(folder)
+                click.echo("  " * (depth - 1) + parts[depth - 1] + "/")
+        labels = " ".join(f"{k}=v{v}" for k, v in p.labels.items() if k != "latest")
+        archived = " (deleted)" if p.archived else ""
+        click.echo(f"{'  ' * (len(parts) - 1)}{parts[-1]}  #{p.id}  v{p.head}  "
+                   f"{p.versions} versions{archived}  {labels}".rstrip())
+
+
+@prompt_group.command("delete")
+@click.argument("prompt")
+@command_context
+def prompt_delete(state, prompt) -> None:  # noqa: ANN001
+    """Archive PROMPT (nothing is lost; `promstack prompt restore` brings it back)."""
+    summary = state.client.delete_prompt(prompt)
+    if state.json:
+        emit_json(summary.to_dict())
+    else:
+        click.echo(f"Deleted {summary.name} (archived; restore with: promstack prompt restore {summary.id})")
+
+
+@prompt_group.command("restore")
+@click.argument("prompt")
+@command_context
+def prompt_restore(state, prompt) -> None:  # noqa: ANN001
+    """Bring back an archived PROMPT."""
+    summary = state.client.restore_prompt(prompt)
+    if state.json:
+        emit_json(summary.to_dict())
+    else:
+        click.echo(f"Restored {summary.name} at v{summary.head}")
+
+
+@cli.command("history")
+@click.argument("prompt")
+@click.option("--branch", "-b", help="Only this branch's line of ancestry.")
+@click.option("--limit", "-n", type=int, help="Show at most N versions.")
+@command_context
+def history(state, prompt, branch, limit) -> None:  # noqa: ANN001
+    """Versions of PROMPT, newest first.
+
+    \b
+    promstack history support/refund -n 10
+    """
+    versions = state.client.history(prompt, branch=branch, limit=limit)
+    if state.json:
+        emit_json([v.to_dict() for v in versions])
+        return
+    labels: dict[int, list[str]] = {}
+    for name, number in state.client.labels(prompt).items():
+        labels.setdefault(number, []).append(name)
+    for v in versions:
+        tags = f" [{', '.join(labels[v.version])}]" if v.version in labels else ""
+        click.echo(f"v{v.version:<4} {v.created_at[:19].replace('T', ' ')}  {v.branch:<12} "
+                   f"{v.author:<12} {v.source:<10} {v.message or ''}{tags}")
+
+
+@cli.command("diff")
+@click.argument("prompt")
+@click.argument("from_version", type=int)
+@click.argument("to_version", type=int, required=False)
+@click.option("--words", is_flag=True, help="Show a word-level diff instead of lines.")
+@command_context
+def diff(state, prompt, from_version, to_version, words) -> None:  # noqa: ANN001
+    """What changed in PROMPT between FROM_VERSION and TO_VERSION (default: the head of main).
+
+    \b
+    promstack diff support/refund 1 3
+    """
+    result = state.client.diff(prompt, from_version, to_version)
+    if state.json:
+        emit_json(result.to_dict())
+        return
+    color = sys.stdout.isatty()
+    if words:
+        for op, text in result.words:
+            if op == 0:
+                click.echo(text, nl=False)
+            elif op == 1:
+                click.echo(click.style(f"{{+{text}+}}", fg="green") if color else f"{{+{text}+}}", nl=False)
+            else:
+                click.echo(click.style(f"[-{text}-]", fg="red") if color else f"[-{text}-]", nl=False)
+        click.echo("")
+    else:
+        for line in result.unified.splitlines():
+            fg = "green" if line.startswith("+") else "red" if line.startswith("-") else None
+            click.echo(click.style(line, fg=fg) if color and fg else line)
+    for key, change in result.config_changes.items():
+        click.echo(f"config {key}: {change['from']!r} -> {change['to']!r}")
+    click.echo(f"{result.added} lines added, {result.removed} removed "
+               f"({result.added_words} words added, {result.removed_words} removed)", err=True)
+
+
+@cli.command("rollback")
+@click.argument("prompt")
+@click.argument("version", type=int)
+@click.option("--branch", "-b", default="main", show_default=True)
+@click.option("--message", "-m", help="Why.")
+@command_context
+def rollback(state, prompt, version, branch, message) -> None:  # noqa: ANN001
+    """Make VERSION's content the new head (a new version; history is kept).
+
+    \b
+    promstack rollback support/refund 2
+    """
+    saved = state.client.rollback(prompt, version, branch=branch, message=message)
+    if state.json:
+        emit_json(saved.to_dict())
+    else:
+        _say_version(saved, f"Rolled back to v{version}: new")
+
+
+@cli.group("branch")
+def branch_group() -> None:
+    """Branches: experiment without moving main."""
+
+
+@branch_group.command("create")
+@click.argument("prompt")
+@click.argument("name")
+@click.option("--from", "from_version", type=int, help="Fork from this version (default: head of main).")
+@command_context
+def branch_create(state, prompt, name, from_version) -> None:  # noqa: ANN001
+    """Create branch NAME of PROMPT.
+
+    \b
+    promstack branch create support/refund shorter
+    """
+    branch = state.client.create_branch(prompt, name, from_version=from_version)
+    if state.json:
+        emit_json(branch.to_dict())
+    else:
+        click.echo(f"Created branch {branch.name} at v{branch.head}")
+
+
+@branch_group.command("list")
+@click.argument("prompt")
+@command_context
+def branch_list(state, prompt) -> None:  # noqa: ANN001
+    """Branches of PROMPT with their heads."""
+    branches = state.client.list_branches(prompt)
+    if state.json:
+        emit_json([b.to_dict() for b in branches])
+        return
+    for b in branches:
+        fork = f" (forked from v{b.forked_from})" if b.forked_from else ""
+        click.echo(f"{b.name:<20} v{b.head}{fork}")
+
+
+@cli.command("merge")
+@click.argument("prompt")
+@click.argument("branch")
+@click.option("--into", default="main", show_default=True)
+@click.option("--message", "-m")
+@command_context
+def merge(state, prompt, branch, into, message) -> None:  # noqa: ANN001
+    """Apply BRANCH's change onto INTO (a 3-way merge; exit 1 on a conflict).
+
+    \b
+    promstack merge support/refund shorter
+    """
+    merged = state.client.merge(prompt, branch, into=into, message=message)
+    if state.json:
+        emit_json(merged.to_dict())
+    else:
+        _say_version(merged, "Merged into")
+
+
+@cli.group("label")
+def label_group() -> None:
+    """Labels (production, staging, ...): pointers at versions, every move recorded."""
+
+
+@label_group.command("set")
+@click.argument("prompt")
+@click.argument("label")
+@click.argument("version", type=int)
+@click.option("--reason", "-r", help="Why, for the record.")
+@command_context
+def label_set(state, prompt, label, version, reason) -> None:  # noqa: ANN001
+    """Point LABEL of PROMPT at VERSION.
+
+    \b
+    promstack label set support/refund production 3 -r "passed regression"
+    """
+    move = state.client.set_label(prompt, label, version, reason=reason)
+    if state.json:
+        emit_json(move.to_dict())
+    else:
+        was = f" (was v{move.from_version})" if move.from_version else ""
+        click.echo(f"{label} -> v{move.to_version}{was}")
+
+
+@label_group.command("list")
+@click.argument("prompt")
+@command_context
+def label_list(state, prompt) -> None:  # noqa: ANN001
+    """Labels of PROMPT and the versions they point at."""
+    labels = state.client.labels(prompt)
+    if state.json:
+        emit_json(labels)
+        return
+    for name, number in labels.items():
+        click.echo(f"{name:<20} v{number}")
+
+
+@label_group.command("history")
+@click.argument("prompt")
+@click.argument("label", required=False)
+@command_context
+def label_history(state, prompt, label) -> None:  # noqa: ANN001
+    """Every move of PROMPT's labels (or of LABEL), newest first."""
+    moves = state.client.label_history(prompt, label)
+    if state.json:
+        emit_json([m.to_dict() for m in moves])
+        return
+    for m in moves:
+        old = f"v{m.from_version}" if m.from_version else "-"
+        new = f"v{m.to_version}" if m.to_version else "-"
+        click.echo(f"{m.at[:19].replace('T', ' ')}  {m.label:<12} {old} -> {new}  {m.actor}  {m.reason or ''}")
+
+
+@label_group.command("at")
+@click.argument("prompt")
+@click.argument("label")
+@click.argument("when")
+@command_context
+def label_at(state, prompt, label, when) -> None:  # noqa: ANN001
+    """Which version LABEL pointed at, at time WHEN (ISO 8601).
+
+    \b
+    promstack label at support/refund production 2026-01-09T14:00:00Z
+    """
+    number = state.client.label_at(prompt, label, when)
+    if state.json:
+        emit_json({"label": label, "at": when, "version": number})
+    elif number is None:
+        click.echo(f"{label} pointed at no version then")
+    else:
+        click.echo(f"v{number}")
+
+
+@label_group.command("rollback")
+@click.argument("prompt")
+@click.argument("label")
+@click.option("--reason", "-r")
+@command_context
+def label_rollback(state, prompt, label, reason) -> None:  # noqa: ANN001
+    """Point LABEL back where it pointed before its last move."""
+    move = state.client.rollback_label(prompt, label, reason=reason)
+    if state.json:
+        emit_json(move.to_dict())
+    else:
+        click.echo(f"{label} -> v{move.to_version} (was v{move.from_version})")
+
+
+@cli.command("export")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@command_context
+def export(state, file) -> None:  # noqa: ANN001
+    """Write the whole store as JSON to FILE (default: standard output).
+
+    \b
+    promstack export backup.json
+    """
+    text = json.dumps(state.client.export(), ensure_ascii=False, indent=1)
+    if file in (None, "-"):
+        click.echo(text)
+    else:
+        Path(file).write_text(text + "\n", encoding="utf-8")
+        click.echo(f"Exported to {file}", err=True)
