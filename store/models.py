@@ -3,8 +3,9 @@ pydantic reserves, and these objects carry no validation of their own (the store
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -36,9 +37,10 @@ class PromptVersion:
         return self._renderer(self, variables)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("_renderer", None)
-        return data
+        # Not asdict(): it deep-copies `_renderer`, a method bound to the store's connection,
+        # which cannot be copied.
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
+                if f.name != "_renderer"}
 
 
 @dataclass
