@@ -161,7 +161,7 @@ def merge3(base: str, ours: str, theirs: str) -> MergeResult:
     """Apply theirs' change since base onto ours. Conflicts when both changed the same span."""
     if ours == base:
         return MergeResult(theirs)
-    if theirs == base or theirs == ours:
+    if theirs in (base, ours):
         return MergeResult(ours)
     tagged = sorted(
         [(e, "ours") for e in _edits(base, ours)] + [(e, "theirs") for e in _edits(base, theirs)],

@@ -15,11 +15,12 @@ from . import cli, command_context, emit_json, handle_errors
 
 
 def _read_template(template: str | None, file: str | None) -> Any:
-    """The template from --template, --file or standard input ('-'), as given: bytes from files, so
-    the engine can tell a non-UTF-8 or binary file from text."""
+    """The template from --template, or --file (a path, or '-' for standard input: never read
+    implicitly, since CI jobs run with a stdin that is not a terminal), as given: bytes from
+    files, so the engine can tell a non-UTF-8 or binary file from text."""
     if template is not None and file is not None:
         raise InvalidInput("give the template with --template or --file, not both")
-    if file == "-" or (template is None and file is None and not sys.stdin.isatty()):
+    if file == "-":
         return sys.stdin.buffer.read()
     if file is not None:
         try:
@@ -106,6 +107,8 @@ def prompt_create(state, name, template, file, config, model, temperature, descr
     \b
     promstack prompt create support/refund -t "환불 절차를 안내하세요: {{ question }}" --model gpt-4o-mini
     """
+    if template is None and file is None:
+        raise InvalidInput("give the first version's text with --template TEXT or --file PATH ('-' for stdin)")
     version = state.client.create_prompt(
         name, _read_template(template, file), model_config=_model_config(config, model, temperature),
         description=description, message=message, source="cli", id=prompt_id,
@@ -129,7 +132,7 @@ def prompt_update(state, prompt, template, file, config, model, temperature, mes
     \b
     promstack prompt update support/refund -f refund.txt -m "shorter"
     """
-    has_template = template is not None or file is not None or not sys.stdin.isatty()
+    has_template = template is not None or file is not None
     version = state.client.save(
         prompt, _read_template(template, file) if has_template else None,
         model_config=_merged_config(state, prompt, branch, config, model, temperature),
