@@ -94,3 +94,49 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         CREATE INDEX audit_prompt ON audit (prompt_id, at);
         """
     )
+
+
+@migrations()
+def m002_prompt_files(db: sqlite_utils.Database) -> None:
+    # The file watcher keeps prompt files on disk and versions in agreement. prompt_files maps
+    # each tracked file (path relative to the workspace) to its prompt, with what was last
+    # synced in either direction: the file's bytes hash tells the watcher a file is unchanged
+    # or was written by the store itself. test_data keeps a .prompt.yml's testData and
+    # evaluators for the test suites. watch_errors records files that could not be versioned
+    # (bad front matter, binary, unreadable) for `promstack status`. checkpoints name versions
+    # without touching them: history is never squashed or deleted.
+    db.executescript(
+        """
+        CREATE TABLE prompt_files (
+            path TEXT PRIMARY KEY,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            format TEXT NOT NULL,
+            file_sha TEXT NOT NULL,
+            content_sha TEXT,
+            version INTEGER,
+            message TEXT,
+            test_data TEXT,
+            missing_since TEXT,
+            synced_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX prompt_files_prompt ON prompt_files (prompt_id);
+        CREATE TABLE watch_errors (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            error TEXT NOT NULL,
+            file_sha TEXT,
+            at TEXT NOT NULL,
+            resolved_at TEXT
+        );
+        CREATE INDEX watch_errors_open ON watch_errors (path, resolved_at);
+        CREATE TABLE checkpoints (
+            id INTEGER PRIMARY KEY,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            version INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX checkpoints_prompt ON checkpoints (prompt_id, version);
+        """
+    )

@@ -802,6 +802,24 @@ class PromptStore:
                          detail={"name": row["name"]})
         return self._summary(row["id"])
 
+    def rename_prompt(self, prompt: PromptRef, new_name: str, *, actor: str | None = None) -> Prompt:
+        """Give a prompt a new name; its id, versions, branches and labels stay as they are."""
+        row = self._prompt_row(prompt, archived_ok=True)
+        validate_name(new_name)
+        if new_name == row["name"]:
+            return self._summary(row["id"])
+        with write(self.db):
+            taken = self.db.execute("SELECT id FROM prompts WHERE name = ?", [new_name]).fetchone()
+            if taken:
+                raise InvalidInput(
+                    f"cannot rename {row['name']!r} to {new_name!r}: prompt {taken[0]} has that name; "
+                    "pick another name or delete that prompt first"
+                )
+            self.db.execute("UPDATE prompts SET name = ? WHERE id = ?", [new_name, row["id"]])
+            audit.record(self.db, actor or self.actor, "rename_prompt", prompt_id=row["id"],
+                         detail={"from": row["name"], "to": new_name})
+        return self._summary(row["id"])
+
     def _summary(self, prompt_id: int) -> Prompt:
         return next(p for p in self.list_prompts(include_archived=True) if p.id == prompt_id)
 
