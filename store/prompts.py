@@ -17,8 +17,8 @@ import sqlite_utils
 from . import audit
 from .clock import now
 from .db import write
-from .diff import merge3, word_diff
 from .diff import line_diff as unified_diff
+from .diff import merge3, word_diff
 from .errors import InvalidInput, MergeConflict, NotFound
 from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
 from .template import Template, analyse, declare, normalize, render, split_reference
@@ -27,8 +27,8 @@ from .template import Template, analyse, declare, normalize, render, split_refer
 # prompt names. Unicode letters are fine (고객지원/환불); '/' makes folders; all digits would
 # read as an id.
 _SEGMENT = r"[\w][\w.-]*"
-NAME_RE = re.compile(rf"^(?!\d+$){_SEGMENT}(/{_SEGMENT})*$")
-REF_RE = re.compile(rf"^{_SEGMENT}(/{_SEGMENT})*$")
+NAME_RE = re.compile(rf"^(?!\d+\Z){_SEGMENT}(/{_SEGMENT})*\Z")
+REF_RE = re.compile(rf"^{_SEGMENT}(/{_SEGMENT})*\Z")
 MAX_NAME = 200
 MAIN = "main"
 LATEST = "latest"
@@ -421,7 +421,10 @@ class PromptStore:
         version = self._resolve_include(name, selector)
         _, includes = analyse(normalize(version.template))
         for inc_name, inc_selector in includes:
-            if inc_name == origin or inc_name in path[1:-1]:
+            # A pin to an existing version of the origin is no cycle: that version is
+            # immutable and older than the one being saved, so it cannot include it.
+            pinned_old = inc_name == origin and inc_selector.isdecimal()
+            if (inc_name == origin and not pinned_old) or inc_name in path[1:-1]:
                 chain = " -> ".join([*path, inc_name])
                 raise InvalidInput(f"this include would form a cycle ({chain}); remove one of them")
             if len(path) > 16:
@@ -687,7 +690,7 @@ class PromptStore:
         for key in sorted(set(base_config) | set(ours.model_config) | set(theirs.model_config)):
             b, o, t = base_config.get(key, _MISSING), ours.model_config.get(key, _MISSING), \
                 theirs.model_config.get(key, _MISSING)
-            if t == b or t == o:
+            if t in (b, o):
                 continue
             if o != b:
                 conflicts.append({"field": f"model_config.{key}", "base": _show(b), "ours": _show(o), "theirs": _show(t)})

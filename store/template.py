@@ -262,8 +262,13 @@ def _render_one(source: str, context: dict[str, Any], label: str) -> str:
         return _compile(source).render(context)
     except UndefinedError as exc:
         match = _UNDEFINED_NAME.search(str(exc))
-        name = match.group(1) if match else str(exc)
-        raise InvalidInput(f"{label} needs the variable {name!r}; pass a value for it") from None
+        if match is None:  # e.g. "'dict object' has no attribute 'id'": a value lacks a field
+            raise InvalidInput(f"{label} could not render: {exc}; check the values you pass") from None
+        raise InvalidInput(f"{label} needs the variable {match.group(1)!r}; pass a value for it") from None
+    except (ArithmeticError, TypeError, ValueError) as exc:
+        # The template's own expressions failed on the values given ({{ 1/0 }}, {{ text + 1 }},
+        # a range over the sandbox's limit): the template or the values are wrong, not PromStack.
+        raise InvalidInput(f"{label} could not render: {exc}") from None
     except SecurityError as exc:
         raise InvalidInput(f"{label} tried something the template sandbox forbids: {exc}") from None
     except TemplateNotFound as exc:
