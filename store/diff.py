@@ -109,14 +109,35 @@ class _Edit:
 
 
 def _edits(base: str, other: str) -> list[_Edit]:
-    """The changes from base to other as replacements of base ranges, word-aligned."""
+    """The changes from base to other as replacements of base ranges: lines matched first (as
+    word_diff does), then word-aligned inside each changed hunk. Matching words across the whole
+    text would let repeated lines ("a", "a", "a") align ambiguously and invent conflicts."""
+    a_lines = base.splitlines(keepends=True)
+    b_lines = other.splitlines(keepends=True)
+    offsets = [0]
+    for line in a_lines:
+        offsets.append(offsets[-1] + len(line))
+    edits: list[_Edit] = []
+    matcher = difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        old, new = "".join(a_lines[i1:i2]), "".join(b_lines[j1:j2])
+        if tag == "replace":
+            edits.extend(_word_edits(old, new, offsets[i1]))
+        else:
+            edits.append(_Edit(offsets[i1], offsets[i2], new))
+    return edits
+
+
+def _word_edits(base: str, other: str, offset: int) -> list[_Edit]:
     dmp = _dmp()
     a, b, table = _tokens_to_chars(_WORD.findall(base), _WORD.findall(other))
     diffs = dmp.diff_main(a, b, False)
     diffs = [(op, "".join(table[ord(c)] for c in text)) for op, text in diffs]
     dmp.diff_cleanupSemantic(diffs)
     edits: list[_Edit] = []
-    pos = 0
+    pos = offset
     for op, text in diffs:
         if op == EQUAL:
             pos += len(text)
