@@ -1,0 +1,92 @@
+"""Prompt files as people already keep them, read into the version model and written back.
+
+Every format turns a file's text into a `ParsedPrompt` (template, model config, description,
+the save's message, test data) and a version back into text. Writers take the file's current
+text, if any, so that front-matter keys PromStack does not model (VS Code's `tools`, Prompty's
+`connection`, ...) survive a write-back untouched.
+
+| suffix                        | format      | module        |
+|-------------------------------|-------------|---------------|
+| .prompt.md                    | "prompt.md" | promptmd      |
+| .prompt.yml, .prompt.yaml     | "github"    | github        |
+| .prompty                      | "prompty"   | prompty       |
+| .prompt                       | "dotprompt" | dotprompt     |
+| .txt, .md, .j2, .jinja, .jinja2 | "text"    | plain         |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import dotprompt, github, plain, promptmd, prompty
+from .common import FormatError, ParsedPrompt
+
+__all__ = ["FormatError", "ParsedPrompt", "SUFFIXES", "format_of", "name_for", "parse", "render"]
+
+# Longest suffix first: ".prompt.md" must win over ".md".
+SUFFIXES: tuple[tuple[str, str], ...] = (
+    (".prompt.yaml", "github"),
+    (".prompt.yml", "github"),
+    (".prompt.md", "prompt.md"),
+    (".prompty", "prompty"),
+    (".jinja2", "text"),
+    (".prompt", "dotprompt"),
+    (".jinja", "text"),
+    (".txt", "text"),
+    (".md", "text"),
+    (".j2", "text"),
+)
+
+_MODULES: dict[str, Any] = {
+    "text": plain,
+    "prompt.md": promptmd,
+    "github": github,
+    "prompty": prompty,
+    "dotprompt": dotprompt,
+}
+
+
+def format_of(filename: str) -> str | None:
+    """The format a file name is read as, or None for a file the watcher leaves alone."""
+    lower = filename.lower()
+    for suffix, fmt in SUFFIXES:
+        if lower.endswith(suffix) and len(lower) > len(suffix):
+            return fmt
+    return None
+
+
+def name_for(relative: str) -> str:
+    """`support/refund.prompt.md` -> `support/refund`: the path without its format's suffix."""
+    lower = relative.lower()
+    for suffix, _ in SUFFIXES:
+        if lower.endswith(suffix) and len(lower) > len(suffix):
+            return relative[: -len(suffix)]
+    raise FormatError(f"{relative!r} is not a prompt file (known suffixes: {', '.join(s for s, _ in SUFFIXES)})")
+
+
+def parse(fmt: str, text: str) -> ParsedPrompt:
+    """Read a file's text; raises FormatError with a sentence naming what to fix."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return _MODULES[fmt].parse(text.replace("\r\n", "\n"))
+
+
+def render(
+    fmt: str,
+    template: str | list[dict[str, str]],
+    model_config: dict[str, Any],
+    *,
+    description: str | None = None,
+    existing: str | None = None,
+) -> str:
+    """The file text for a version, keeping what `existing` holds that PromStack does not model."""
+    if existing is not None:
+        if existing.startswith("\ufeff"):
+            existing = existing[1:]
+        existing = existing.replace("\r\n", "\n")
+    return _MODULES[fmt].render(template, dict(model_config or {}), description=description, existing=existing)
+
+
+def carries_config(fmt: str) -> bool:
+    """Whether the format can hold a model config; plain text files cannot."""
+    return fmt != "text"

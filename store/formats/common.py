@@ -1,0 +1,169 @@
+"""What every format shares: the parsed result, front matter in YAML, role sections."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ..errors import InvalidInput
+
+ROLES = ("system", "user", "assistant", "developer", "tool")
+
+
+class FormatError(InvalidInput):
+    """A prompt file that cannot be read (or a version that cannot be written) in its format."""
+
+
+@dataclass
+class ParsedPrompt:
+    template: str | list[dict[str, str]]
+    # None: the format has no place for a model config (plain text), so the prompt keeps its own.
+    model_config: dict[str, Any] | None
+    description: str | None = None
+    # A `message:` in the front matter names the save (a checkpoint).
+    message: str | None = None
+    # A .prompt.yml's testData and evaluators, kept for the test suites.
+    test_data: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_FENCE = re.compile(r"^---[ \t]*\n")
+_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
+
+
+def split_front_matter(text: str, *, required: bool = False) -> tuple[dict[str, Any] | None, str]:
+    """(front matter as a dict or None when there is none, body)."""
+    if not _FENCE.match(text):
+        if required:
+            raise FormatError("the file has no front matter: start it with a line '---'")
+        return None, text
+    rest = text[_FENCE.match(text).end():]
+    close = _CLOSE.search(rest)
+    if close is None:
+        raise FormatError("the front matter is not closed: add a line '---' after it")
+    data = load_yaml(rest[: close.start()], "the front matter")
+    body = rest[close.end():]
+    if body.startswith("\n"):
+        body = body[1:]
+    return data, body
+
+
+def load_yaml(text: str, what: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise FormatError(f"{what} is not valid YAML{where}: {problem}; fix it and save again") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FormatError(f"{what} must be YAML keys and values (name: value), not a {type(data).__name__}")
+    return data
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value and not any(c in value for c in "\t\r") and value == value.rstrip(" ") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    if not data:
+        return ""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+
+
+def with_front_matter(data: dict[str, Any], body: str) -> str:
+    if not data:
+        return body
+    return f"---\n{dump_yaml(data)}---\n{body}"
+
+
+def text_field(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str | int | float):
+        raise FormatError(f"'{key}' in the front matter must be text")
+    return str(value)
+
+
+def mapping(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FormatError(f"'{where}' must be keys and values, not {type(value).__name__}")
+    return value
+
+
+# ---- role sections ("system:" lines), as Prompty writes chat prompts ------------------
+
+_ROLE_LINE = re.compile(r"^[ \t]*#?[ \t]*(" + "|".join(ROLES) + r"|function)[ \t]*(?:\[[^\]\n]*\])?[ \t]*:[ \t]*$",
+                        re.I | re.M)
+
+
+def split_role_sections(body: str) -> str | list[dict[str, str]]:
+    """A body with `system:`/`user:`/`assistant:` lines as chat messages; without any, the text."""
+    marks = list(_ROLE_LINE.finditer(body))
+    if not marks:
+        return body
+    messages = []
+    lead = body[: marks[0].start()].strip()
+    if lead:
+        messages.append({"role": "system", "content": lead})
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(body)
+        role = mark.group(1).lower()
+        role = "tool" if role == "function" else role
+        messages.append({"role": role, "content": body[mark.end():end].strip("\n").rstrip()})
+    return messages
+
+
+def join_role_sections(messages: list[dict[str, str]]) -> str:
+    parts = [f"{m['role']}:\n{m['content']}\n" for m in messages]
+    return "\n".join(parts)
+
+
+# ---- model config: one vocabulary in the store, several spellings in files ---------------
+
+# canonical key -> spellings seen in files (first one is what a writer uses by default)
+CAMEL = {
+    "max_tokens": "maxOutputTokens",
+    "top_p": "topP",
+    "top_k": "topK",
+    "frequency_penalty": "frequencyPenalty",
+    "presence_penalty": "presencePenalty",
+    "stop": "stopSequences",
+}
+_FROM_CAMEL = {v: k for k, v in CAMEL.items()} | {"maxTokens": "max_tokens"}
+
+
+def options_to_config(options: dict[str, Any]) -> dict[str, Any]:
+    """Model parameters as any of these formats spell them -> the store's snake_case keys."""
+    return {_FROM_CAMEL.get(k, k): v for k, v in options.items()}
+
+
+def config_to_options(config: dict[str, Any], *, camel: bool) -> dict[str, Any]:
+    if not camel:
+        return dict(config)
+    return {CAMEL.get(k, k): v for k, v in config.items()}
+
+
+def is_camel(options: dict[str, Any]) -> bool:
+    return any(k in _FROM_CAMEL for k in options)
+
+
+def clean(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if v is not None}
