@@ -1,0 +1,93 @@
+"""`.promstack/config.toml`: the workspace's settings, one table per concern.
+
+    [guard]                       # every prompt
+    injection = "flag"
+    [cache]
+    ttl = 600
+    [prompts."support/refund".guard]   # one prompt, merged over [guard]
+    injection = "block"
+
+Any engine module reads its own table with `load(root).section("name")` and one prompt's view
+with `.for_prompt(prompt_name, "name")`; unknown tables are kept for whoever owns them. The file
+is re-read when it changes (its mtime), so a long-running server sees edits.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from store.errors import InvalidInput
+from store.workspace import DIRNAME
+
+FILENAME = "config.toml"
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class Config:
+    """Parsed settings; `section()` and `for_prompt()` return copies, safe to change."""
+
+    def __init__(self, data: dict[str, Any] | None = None, path: Path | None = None):
+        self.data = data or {}
+        self.path = path
+
+    def section(self, name: str, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise InvalidInput(f"[{name}] in {self.path or FILENAME} must be a table of settings")
+        return deep_merge(defaults or {}, value)
+
+    def for_prompt(
+        self, prompt: str | None, name: str, defaults: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """`[name]` with `[prompts."<prompt>".name]` merged over it."""
+        merged = self.section(name, defaults)
+        if prompt:
+            specific = self.data.get("prompts", {}).get(prompt, {}).get(name)
+            if isinstance(specific, dict):
+                merged = deep_merge(merged, specific)
+        return merged
+
+
+def config_path(root: str | os.PathLike) -> Path:
+    return Path(root) / DIRNAME / FILENAME
+
+
+_cache: dict[Path, tuple[float, Config]] = {}
+_lock = threading.Lock()
+
+
+def load(root: str | os.PathLike | None) -> Config:
+    """The workspace's config (`root` is the folder holding `.promstack/`); empty if none."""
+    if root is None:
+        return Config()
+    path = config_path(root)
+    try:
+        mtime = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return Config(path=path)
+    with _lock:
+        cached = _cache.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path} is not valid TOML: {exc}; fix it or remove it") from None
+    config = Config(data, path)
+    with _lock:
+        _cache[path] = (mtime, config)
+    return config

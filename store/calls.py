@@ -1,0 +1,267 @@
+"""The call log: one row per model call (hit or miss, success or failure), and its audit row.
+
+The gateway must not wait for SQLite on every call, so rows go through `CallLogWriter`: a queue
+that a background thread drains in batches, each batch one `BEGIN IMMEDIATE` transaction with
+the calls and their hash-chained audit rows. A batch that fails (the store is locked, the disk
+is full) stays queued and is retried; `flush()`/`close()` (and interpreter exit) wait for the
+queue to drain, so rows are delayed, never dropped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import sqlite_utils
+
+from . import audit
+from .db import write
+
+# The seed's log record, in the seed's order; the rest follow it in every JSON we print.
+SEED_FIELDS = (
+    "timestamp", "prompt_id", "prompt_version", "model", "input_tokens", "output_tokens",
+    "latency_ms", "user_id",
+)
+EXTRA_FIELDS = (
+    "cost_usd", "cache_hit", "status", "error", "environment", "run_id", "guards", "call_id",
+    "prompt_name", "provider", "route",
+)
+COLUMNS = SEED_FIELDS + EXTRA_FIELDS
+STATUSES = ("ok", "error", "blocked")
+
+_INSERT = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+def _values(row: dict[str, Any]) -> list[Any]:
+    values = []
+    for name in COLUMNS:
+        value = row.get(name)
+        if name == "guards":
+            value = json.dumps(value or {}, ensure_ascii=False, sort_keys=True)
+        elif name == "cache_hit":
+            value = 1 if value else 0
+        elif name in ("input_tokens", "output_tokens") and value is None:
+            value = 0
+        elif name in ("cost_usd", "latency_ms") and value is None:
+            value = 0.0
+        values.append(value)
+    return values
+
+
+def insert(
+    db: sqlite_utils.Database, rows: Iterable[tuple[dict[str, Any], dict[str, Any] | None]]
+) -> int:
+    """Write (call row, audit entry or None) pairs in one transaction; returns how many calls."""
+    count = 0
+    with write(db):
+        for row, entry in rows:
+            db.execute(_INSERT, _values(row))
+            if entry is not None:
+                audit.record(db, **entry)
+            count += 1
+    return count
+
+
+def _decode(cols: list[str], values: tuple) -> dict[str, Any]:
+    item = dict(zip(cols, values, strict=True))
+    item["guards"] = json.loads(item.get("guards") or "{}")
+    item["cache_hit"] = bool(item.get("cache_hit"))
+    return item
+
+
+def query(
+    db: sqlite_utils.Database,
+    *,
+    prompt_id: int | None = None,
+    prompt_version: int | None = None,
+    model: str | None = None,
+    status: str | None = None,
+    user_id: str | None = None,
+    run_id: str | None = None,
+    environment: str | None = None,
+    cache_hit: bool | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int | None = 100,
+    oldest_first: bool = False,
+) -> list[dict[str, Any]]:
+    """Call rows matching every filter given; newest first unless `oldest_first`."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("prompt_id", prompt_id), ("prompt_version", prompt_version), ("model", model),
+        ("status", status), ("user_id", user_id), ("run_id", run_id),
+        ("environment", environment),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if cache_hit is not None:
+        where.append("cache_hit = ?")
+        params.append(1 if cache_hit else 0)
+    if since is not None:
+        where.append("timestamp >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("timestamp < ?")
+        params.append(until)
+    sql = "SELECT id, " + ", ".join(COLUMNS) + " FROM calls"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id " + ("ASC" if oldest_first else "DESC")
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    cursor = db.execute(sql, params)
+    cols = [d[0] for d in cursor.description]
+    return [_decode(cols, values) for values in cursor.fetchall()]
+
+
+def get(db: sqlite_utils.Database, call_id: str) -> dict[str, Any] | None:
+    cursor = db.execute("SELECT id, " + ", ".join(COLUMNS) + " FROM calls WHERE call_id = ?", [call_id])
+    cols = [d[0] for d in cursor.description]
+    found = cursor.fetchone()
+    return _decode(cols, found) if found else None
+
+
+def as_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as the seed's log JSON: its eight fields first, in its order, then ours."""
+    out: dict[str, Any] = {}
+    for name in COLUMNS:
+        value = row.get(name)
+        if name == "latency_ms" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif name == "latency_ms" and isinstance(value, float):
+            value = round(value, 3)
+        out[name] = value
+    return out
+
+
+class CallLogWriter:
+    """Batches call rows (and their audit rows) onto a background thread; never drops one.
+
+    `open_db` is called on the writer thread to get its own connection, so the caller's
+    connection is never shared across threads. With `open_db=None` and `db` given (an in-memory
+    store, which another connection could not see), rows are written at once instead.
+    """
+
+    def __init__(
+        self,
+        open_db: Callable[[], sqlite_utils.Database] | None = None,
+        *,
+        db: sqlite_utils.Database | None = None,
+        interval: float = 0.05,
+        max_batch: int = 500,
+    ):
+        if open_db is None and db is None:
+            raise ValueError("CallLogWriter needs open_db or db")
+        self._open_db = open_db
+        self._sync_db = db if open_db is None else None
+        self._interval = interval
+        self._max_batch = max_batch
+        self._pending: deque[tuple[dict[str, Any], dict[str, Any] | None]] = deque()
+        self._cond = threading.Condition()
+        self._submitted = 0
+        self._written = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()  # the sync path's connection is shared with its owner
+        _live_writers.add(self)
+
+    # ---- producer side ----------------------------------------------------------------
+
+    def submit(self, row: dict[str, Any], audit_entry: dict[str, Any] | None = None) -> None:
+        if self._sync_db is not None:
+            with self._lock:
+                insert(self._sync_db, [(row, audit_entry)])
+            return
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the call log writer is closed")
+            self._pending.append((row, audit_entry))
+            self._submitted += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="promstack-call-log", daemon=True
+                )
+                self._thread.start()
+            if len(self._pending) >= self._max_batch:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Block until every row submitted so far is in the store."""
+        if self._sync_db is not None:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            target = self._submitted
+            self._cond.notify_all()
+            while self._written < target:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(
+                        f"{target - self._written} call-log rows are still queued: "
+                        f"{self._error or 'the store is busy'}"
+                    )
+                self._cond.wait(remaining if remaining is not None else 0.5)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.flush(timeout=60.0)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # ---- the writer thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        db = None
+        while True:
+            with self._cond:
+                if not self._pending and not self._closed:
+                    self._cond.wait(self._interval)
+                if not self._pending:
+                    if self._closed:
+                        break
+                    continue
+                batch = [self._pending.popleft() for _ in range(min(len(self._pending), self._max_batch))]
+            try:
+                if db is None:
+                    db = self._open_db()
+                insert(db, batch)
+            except Exception as exc:  # keep the rows and try again: losing them is worse
+                self._error = exc
+                print(f"promstack: call log write failed, will retry: {exc}", file=sys.stderr)
+                with self._cond:
+                    self._pending.extendleft(reversed(batch))
+                time.sleep(0.2)
+                continue
+            with self._cond:
+                self._written += len(batch)
+                self._error = None
+                self._cond.notify_all()
+        if db is not None:
+            db.close()
+
+
+_live_writers: weakref.WeakSet[CallLogWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _drain_at_exit() -> None:
+    for writer in list(_live_writers):
+        try:
+            writer.close()
+        except Exception as exc:  # exit must go on; say what was not written
+            print(f"promstack: call log not fully written at exit: {exc}", file=sys.stderr)
