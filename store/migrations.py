@@ -216,3 +216,117 @@ def m005_monitoring(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m004_evals(db: sqlite_utils.Database) -> None:
+    # Test suites and what runs them. A result row is one finished unit of work, keyed by
+    # (run, case, model, repeat); the run fixes prompt version and judge config, so resuming
+    # a run skips exactly the rows that exist and redoes everything else (an interrupted call
+    # never wrote one). Cases are addressed by a content key so re-importing a suite keeps
+    # the results of unchanged cases. Arena matches record both orders of the blind judgement;
+    # votes are people's verdicts on the same matches, one per voter.
+    db.executescript(
+        """
+        CREATE TABLE suites (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            prompt_id INTEGER,
+            source TEXT NOT NULL,
+            format TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            case_count INTEGER NOT NULL DEFAULT 0,
+            config TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        );
+        CREATE TABLE cases (
+            id INTEGER PRIMARY KEY,
+            suite_id INTEGER NOT NULL REFERENCES suites(id),
+            idx INTEGER NOT NULL,
+            case_key TEXT NOT NULL,
+            input TEXT,
+            expected TEXT,
+            variables TEXT NOT NULL DEFAULT '{}',
+            assertions TEXT NOT NULL DEFAULT '[]',
+            line INTEGER,
+            UNIQUE (suite_id, idx)
+        );
+        CREATE INDEX cases_key ON cases (suite_id, case_key);
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('test', 'arena')),
+            suite_id INTEGER REFERENCES suites(id),
+            suite_name TEXT NOT NULL,
+            suite_sha TEXT,
+            prompt_id INTEGER,
+            prompt_version INTEGER,
+            models TEXT NOT NULL,
+            repeat INTEGER NOT NULL DEFAULT 1,
+            config TEXT NOT NULL DEFAULT '{}',
+            judge_key TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL CHECK (status IN ('running', 'done', 'interrupted', 'failed')),
+            total INTEGER NOT NULL DEFAULT 0,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            summary TEXT,
+            actor TEXT NOT NULL,
+            pid INTEGER
+        );
+        CREATE INDEX runs_suite ON runs (suite_name, started_at);
+        CREATE TABLE results (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            case_key TEXT NOT NULL,
+            case_idx INTEGER,
+            model TEXT NOT NULL,
+            prompt_version INTEGER,
+            repeat INTEGER NOT NULL DEFAULT 0,
+            judge_key TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL CHECK (status IN ('pass', 'fail', 'error', 'unchecked')),
+            score REAL,
+            output TEXT,
+            reason TEXT,
+            checks TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            latency_ms REAL,
+            cache_hit INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            error TEXT,
+            finished_at TEXT NOT NULL,
+            UNIQUE (run_id, case_key, model, repeat)
+        );
+        CREATE INDEX results_status ON results (run_id, status);
+        CREATE TABLE arena_matches (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            case_key TEXT NOT NULL,
+            case_idx INTEGER,
+            model_a TEXT NOT NULL,
+            model_b TEXT NOT NULL,
+            output_a TEXT,
+            output_b TEXT,
+            first TEXT,
+            verdict_ab TEXT,
+            verdict_ba TEXT,
+            winner TEXT,
+            flipped INTEGER,
+            reason TEXT,
+            error TEXT,
+            at TEXT NOT NULL,
+            UNIQUE (run_id, case_key, model_a, model_b)
+        );
+        CREATE TABLE votes (
+            id INTEGER PRIMARY KEY,
+            match_id INTEGER NOT NULL REFERENCES arena_matches(id),
+            run_id TEXT NOT NULL,
+            voter TEXT NOT NULL,
+            winner TEXT NOT NULL,
+            at TEXT NOT NULL,
+            UNIQUE (match_id, voter)
+        );
+        """
+    )

@@ -1,0 +1,424 @@
+"""Test suites, their cases, test runs and their results, arena matches and human votes.
+
+Results are keyed by (run, case, model, repeat index); the run fixes the prompt version and the
+judge configuration, so a row's presence is exactly "this unit of work is done" and a resumed run
+skips it. Cases are addressed by a content key (a hash of what the case says, plus an ordinal
+among identical cases), so a re-imported suite keeps the results of the cases that did not change.
+Writes are batched: one transaction per batch of finished results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlite_utils
+
+from .clock import now
+from .db import write
+from .errors import InvalidInput, NotFound
+
+RESULT_COLUMNS = (
+    "run_id", "case_key", "case_idx", "model", "prompt_version", "repeat", "judge_key", "status",
+    "score", "output", "reason", "checks", "input_tokens", "output_tokens", "cost_usd",
+    "latency_ms", "cache_hit", "attempts", "error", "finished_at",
+)
+MATCH_COLUMNS = (
+    "run_id", "case_key", "case_idx", "model_a", "model_b", "output_a", "output_b", "first",
+    "verdict_ab", "verdict_ba", "winner", "flipped", "reason", "error", "at",
+)
+CASE_COLUMNS = ("idx", "case_key", "input", "expected", "variables", "assertions", "line")
+RUN_STATUSES = ("running", "done", "interrupted", "failed")
+
+
+def case_key(case: dict[str, Any], ordinal: int = 0) -> str:
+    body = json.dumps(
+        [case.get("input"), case.get("expected"), case.get("variables") or {}, case.get("assertions") or []],
+        ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()[:20] + (f"-{ordinal}" if ordinal else "")
+
+
+def new_run_id() -> str:
+    # Sortable by time, unique across processes: 'r20261125-193600-1a2b3c'.
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"r{stamp}-{secrets.token_hex(3)}"
+
+
+class EvalStore:
+    """Suites, cases, runs, results, matches and votes over one database."""
+
+    def __init__(self, db: sqlite_utils.Database, *, actor: str):
+        self.db = db
+        self.actor = actor
+
+    # ---- suites -------------------------------------------------------------------------
+
+    def save_suite(
+        self,
+        name: str,
+        cases: Iterable[dict[str, Any]],
+        *,
+        fmt: str,
+        source: str,
+        sha256: str,
+        prompt_id: int | None = None,
+        config: dict[str, Any] | None = None,
+        batch: int = 2000,
+    ) -> dict[str, Any]:
+        """Create or replace suite `name` with `cases` (consumed lazily, written in batches, all
+        in one transaction: a bad row halfway leaves the previous suite as it was)."""
+        at = now()
+        with write(self.db):
+            row = self.db.execute("SELECT id FROM suites WHERE name = ?", [name]).fetchone()
+            if row is None:
+                cur = self.db.execute(
+                    "INSERT INTO suites (name, prompt_id, source, format, sha256, case_count, config,"
+                    " created_at, updated_at, created_by) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                    [name, prompt_id, source, fmt, sha256, json.dumps(config or {}, ensure_ascii=False),
+                     at, at, self.actor],
+                )
+                suite_id = cur.lastrowid
+            else:
+                suite_id = row[0]
+                self.db.execute("DELETE FROM cases WHERE suite_id = ?", [suite_id])
+            seen: dict[str, int] = {}
+            pending: list[list[Any]] = []
+            count = 0
+            for case in cases:
+                base = case_key(case)
+                ordinal = seen.get(base, 0)
+                seen[base] = ordinal + 1
+                pending.append([
+                    suite_id, count, case_key(case, ordinal), case.get("input"), case.get("expected"),
+                    json.dumps(case.get("variables") or {}, ensure_ascii=False),
+                    json.dumps(case.get("assertions") or [], ensure_ascii=False), case.get("line"),
+                ])
+                count += 1
+                if len(pending) >= batch:
+                    self._insert_cases(pending)
+                    pending = []
+            if pending:
+                self._insert_cases(pending)
+            self.db.execute(
+                "UPDATE suites SET prompt_id = coalesce(?, prompt_id), source = ?, format = ?, sha256 = ?,"
+                " case_count = ?, config = ?, updated_at = ? WHERE id = ?",
+                [prompt_id, source, fmt, sha256, count, json.dumps(config or {}, ensure_ascii=False),
+                 at, suite_id],
+            )
+        return self.suite(name)
+
+    def _insert_cases(self, rows: list[list[Any]]) -> None:
+        self.db.conn.executemany(
+            "INSERT INTO cases (suite_id, idx, case_key, input, expected, variables, assertions, line)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def set_suite_prompt(self, name: str, prompt_id: int | None) -> None:
+        with write(self.db):
+            self.suite(name)
+            self.db.execute("UPDATE suites SET prompt_id = ?, updated_at = ? WHERE name = ?",
+                            [prompt_id, now(), name])
+
+    def suite(self, name: str) -> dict[str, Any]:
+        row = self.db.execute(
+            "SELECT id, name, prompt_id, source, format, sha256, case_count, config, created_at,"
+            " updated_at, created_by FROM suites WHERE name = ?", [name]
+        ).fetchone()
+        if row is None:
+            known = [r[0] for r in self.db.execute("SELECT name FROM suites ORDER BY name")]
+            listing = ", ".join(known) if known else "none yet"
+            raise NotFound(
+                f"there is no test suite {name!r} (suites in the store: {listing}); import one with "
+                f"'promstack suite import FILE --name {name}' or put it in tests/prompts/{name}.csv"
+            )
+        return _suite_dict(row)
+
+    def find_suite(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.suite(name)
+        except NotFound:
+            return None
+
+    def suites(self, prompt_id: int | None = None) -> list[dict[str, Any]]:
+        where, args = ("WHERE prompt_id = ?", [prompt_id]) if prompt_id is not None else ("", [])
+        rows = self.db.execute(
+            "SELECT id, name, prompt_id, source, format, sha256, case_count, config, created_at,"
+            f" updated_at, created_by FROM suites {where} ORDER BY name", args
+        ).fetchall()
+        return [_suite_dict(r) for r in rows]
+
+    def iter_cases(self, suite_id: int, *, page: int = 500, start: int = 0) -> Iterator[dict[str, Any]]:
+        """Cases in order, read a page at a time: memory stays flat on a large suite."""
+        last = start - 1
+        while True:
+            rows = self.db.execute(
+                f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE suite_id = ? AND idx > ?"
+                " ORDER BY idx LIMIT ?", [suite_id, last, page]
+            ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield _case_dict(r)
+            last = rows[-1][0]
+
+    def cases(self, suite_id: int, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE suite_id = ? ORDER BY idx LIMIT ? OFFSET ?",
+            [suite_id, limit, offset],
+        ).fetchall()
+        return [_case_dict(r) for r in rows]
+
+    # ---- runs ---------------------------------------------------------------------------
+
+    def create_run(self, *, kind: str, suite: dict[str, Any], prompt_id: int | None,
+                   prompt_version: int | None, models: list[str], repeat: int,
+                   config: dict[str, Any], judge_key: str, total: int) -> dict[str, Any]:
+        run_id = new_run_id()
+        with write(self.db):
+            self.db.execute(
+                "INSERT INTO runs (id, kind, suite_id, suite_name, suite_sha, prompt_id, prompt_version,"
+                " models, repeat, config, judge_key, status, total, started_at, actor, pid)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                [run_id, kind, suite["id"], suite["name"], suite["sha256"], prompt_id, prompt_version,
+                 json.dumps(models), repeat, json.dumps(config, ensure_ascii=False, sort_keys=True),
+                 judge_key, total, now(), self.actor, os.getpid()],
+            )
+        return self.run(run_id)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        row = self.db.execute(
+            "SELECT id, kind, suite_id, suite_name, suite_sha, prompt_id, prompt_version, models, repeat,"
+            " config, judge_key, status, total, started_at, finished_at, summary, actor, pid"
+            " FROM runs WHERE id = ?", [run_id]
+        ).fetchone()
+        if row is None:
+            recent = [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY started_at DESC LIMIT 3")]
+            hint = f"; recent runs: {', '.join(recent)}" if recent else ""
+            raise NotFound(f"there is no run {run_id!r}{hint}")
+        keys = ("id", "kind", "suite_id", "suite_name", "suite_sha", "prompt_id", "prompt_version",
+                "models", "repeat", "config", "judge_key", "status", "total", "started_at",
+                "finished_at", "summary", "actor", "pid")
+        data = dict(zip(keys, row, strict=True))
+        data["models"] = json.loads(data["models"])
+        data["config"] = json.loads(data["config"])
+        data["summary"] = json.loads(data["summary"]) if data["summary"] else None
+        return data
+
+    def runs(self, *, suite: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        where, args = ("WHERE suite_name = ?", [suite]) if suite else ("", [])
+        ids = [r[0] for r in self.db.execute(
+            f"SELECT id FROM runs {where} ORDER BY started_at DESC LIMIT ?", [*args, limit])]
+        return [self.run(i) for i in ids]
+
+    def set_run_status(self, run_id: str, status: str, summary: dict[str, Any] | None = None) -> None:
+        if status not in RUN_STATUSES:
+            raise InvalidInput(f"run status must be one of {', '.join(RUN_STATUSES)}")
+        finished = now() if status != "running" else None
+        with write(self.db):
+            self.db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, summary = coalesce(?, summary) WHERE id = ?",
+                [status, finished, json.dumps(summary, ensure_ascii=False) if summary is not None else None,
+                 run_id],
+            )
+
+    def reopen_run(self, run_id: str) -> None:
+        with write(self.db):
+            self.db.execute("UPDATE runs SET status = 'running', finished_at = NULL, pid = ? WHERE id = ?",
+                            [os.getpid(), run_id])
+
+    # ---- results ------------------------------------------------------------------------
+
+    def add_results(self, rows: list[dict[str, Any]]) -> None:
+        """One transaction for a batch. A row already there (a duplicate after a crash between
+        write and acknowledgement) is replaced, never doubled."""
+        if not rows:
+            return
+        values = [[_encode(r.get(c)) for c in RESULT_COLUMNS] for r in rows]
+        with write(self.db):
+            self.db.conn.executemany(
+                f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)}) VALUES"
+                f" ({', '.join('?' * len(RESULT_COLUMNS))})",
+                values,
+            )
+
+    def done_keys(self, run_id: str, case_keys: list[str]) -> set[tuple[str, str, int]]:
+        """Which (case, model, repeat) units of these cases are finished in this run."""
+        if not case_keys:
+            return set()
+        marks = ", ".join("?" * len(case_keys))
+        return {
+            (r[0], r[1], r[2]) for r in self.db.execute(
+                f"SELECT case_key, model, repeat FROM results WHERE run_id = ? AND case_key IN ({marks})",
+                [run_id, *case_keys],
+            )
+        }
+
+    def result_count(self, run_id: str) -> int:
+        return self.db.execute("SELECT count(*) FROM results WHERE run_id = ?", [run_id]).fetchone()[0]
+
+    def iter_results(self, run_id: str, *, page: int = 1000, status: str | None = None) -> Iterator[dict[str, Any]]:
+        last = 0
+        extra, args = (" AND r.status = ?", [status]) if status else ("", [])
+        cols = ", ".join(f"r.{c}" for c in RESULT_COLUMNS)
+        while True:
+            rows = self.db.execute(
+                f"SELECT r.id, {cols}, c.input, c.expected FROM results r"
+                " JOIN runs u ON u.id = r.run_id"
+                " LEFT JOIN cases c ON c.suite_id = u.suite_id AND c.case_key = r.case_key"
+                f" WHERE r.run_id = ? AND r.id > ?{extra} ORDER BY r.id LIMIT ?",
+                [run_id, last, *args, page],
+            ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield _result_dict(r)
+            last = rows[-1][0]
+
+    def summary_stats(self, run_id: str) -> dict[str, Any]:
+        """Aggregates computed by SQLite, so a 100,000-result run is never held in memory."""
+        row = self.db.execute(
+            "SELECT count(*), sum(status = 'pass'), sum(status = 'fail'), sum(status = 'error'),"
+            " sum(status = 'unchecked'), avg(coalesce(score, 0)), sum(input_tokens), sum(output_tokens),"
+            " sum(cost_usd), sum(cache_hit) FROM results WHERE run_id = ?", [run_id]
+        ).fetchone()
+        n = row[0] or 0
+        stats = {
+            "results": n, "passed": row[1] or 0, "failed": row[2] or 0, "errors": row[3] or 0,
+            "unchecked": row[4] or 0, "score": round(row[5], 2) if n else 0.0,
+            "input_tokens": row[6] or 0, "output_tokens": row[7] or 0,
+            "cost_usd": round(row[8] or 0.0, 6), "cache_hits": row[9] or 0,
+        }
+        stats["latency_ms"] = self._percentiles(run_id)
+        per_model = self.db.execute(
+            "SELECT model, count(*), sum(status = 'pass'), avg(coalesce(score, 0)), sum(cost_usd)"
+            " FROM results WHERE run_id = ? GROUP BY model ORDER BY model", [run_id]
+        ).fetchall()
+        stats["models"] = {
+            m: {"results": c, "passed": p or 0, "pass_rate": round((p or 0) / c, 4) if c else 0.0,
+                "score": round(s or 0, 2), "cost_usd": round(cost or 0, 6)}
+            for m, c, p, s, cost in per_model
+        }
+        return stats
+
+    def _percentiles(self, run_id: str) -> dict[str, float | None]:
+        n = self.db.execute(
+            "SELECT count(*) FROM results WHERE run_id = ? AND status != 'error' AND latency_ms IS NOT NULL",
+            [run_id],
+        ).fetchone()[0]
+        out: dict[str, float | None] = {}
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
+            if not n:
+                out[name] = None
+                continue
+            offset = min(n - 1, max(0, int(round(q * n + 0.5)) - 1))  # nearest rank
+            value = self.db.execute(
+                "SELECT latency_ms FROM results WHERE run_id = ? AND status != 'error'"
+                " AND latency_ms IS NOT NULL ORDER BY latency_ms LIMIT 1 OFFSET ?", [run_id, offset]
+            ).fetchone()[0]
+            out[name] = round(value, 1)
+        return out
+
+    def failing(self, run_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        cols = ", ".join(f"r.{c}" for c in RESULT_COLUMNS)
+        rows = self.db.execute(
+            f"SELECT r.id, {cols}, c.input, c.expected FROM results r JOIN runs u ON u.id = r.run_id"
+            " LEFT JOIN cases c ON c.suite_id = u.suite_id AND c.case_key = r.case_key"
+            " WHERE r.run_id = ? AND r.status != 'pass' ORDER BY r.case_idx, r.model, r.repeat LIMIT ?",
+            [run_id, limit],
+        ).fetchall()
+        return [_result_dict(r) for r in rows]
+
+    # ---- arena --------------------------------------------------------------------------
+
+    def add_matches(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        values = [[_encode(r.get(c)) for c in MATCH_COLUMNS] for r in rows]
+        with write(self.db):
+            self.db.conn.executemany(
+                f"INSERT OR REPLACE INTO arena_matches ({', '.join(MATCH_COLUMNS)}) VALUES"
+                f" ({', '.join('?' * len(MATCH_COLUMNS))})",
+                values,
+            )
+
+    def done_match_cases(self, run_id: str) -> set[str]:
+        return {r[0] for r in self.db.execute(
+            "SELECT DISTINCT case_key FROM arena_matches WHERE run_id = ?", [run_id])}
+
+    def matches(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            f"SELECT id, {', '.join(MATCH_COLUMNS)} FROM arena_matches WHERE run_id = ? ORDER BY id",
+            [run_id],
+        ).fetchall()
+        return [dict(zip(("id", *MATCH_COLUMNS), r, strict=True)) for r in rows]
+
+    def match(self, match_id: int) -> dict[str, Any]:
+        row = self.db.execute(
+            f"SELECT id, {', '.join(MATCH_COLUMNS)} FROM arena_matches WHERE id = ?", [match_id]
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"there is no arena match {match_id}; get_run on an arena run lists its matches")
+        return dict(zip(("id", *MATCH_COLUMNS), row, strict=True))
+
+    def record_vote(self, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
+        match = self.match(match_id)
+        allowed = (match["model_a"], match["model_b"], "tie")
+        if winner not in allowed:
+            raise InvalidInput(
+                f"a vote on match {match_id} names {match['model_a']!r}, {match['model_b']!r} or 'tie'; "
+                f"got {winner!r}"
+            )
+        voter = voter or self.actor
+        with write(self.db):
+            # One vote per person per match: voting again changes the vote.
+            self.db.execute(
+                "INSERT INTO votes (match_id, run_id, voter, winner, at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (match_id, voter) DO UPDATE SET winner = excluded.winner, at = excluded.at",
+                [match_id, match["run_id"], voter, winner, now()],
+            )
+        return {"match_id": match_id, "voter": voter, "winner": winner}
+
+    def votes(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT v.match_id, v.voter, v.winner, v.at, m.model_a, m.model_b FROM votes v"
+            " JOIN arena_matches m ON m.id = v.match_id WHERE v.run_id = ? ORDER BY v.id", [run_id]
+        ).fetchall()
+        return [dict(zip(("match_id", "voter", "winner", "at", "model_a", "model_b"), r, strict=True))
+                for r in rows]
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _suite_dict(row: tuple) -> dict[str, Any]:
+    keys = ("id", "name", "prompt_id", "source", "format", "sha256", "case_count", "config",
+            "created_at", "updated_at", "created_by")
+    data = dict(zip(keys, row, strict=True))
+    data["config"] = json.loads(data["config"] or "{}")
+    return data
+
+
+def _case_dict(row: tuple) -> dict[str, Any]:
+    data = dict(zip(CASE_COLUMNS, row, strict=True))
+    data["variables"] = json.loads(data["variables"] or "{}")
+    data["assertions"] = json.loads(data["assertions"] or "[]")
+    return data
+
+
+def _result_dict(row: tuple) -> dict[str, Any]:
+    data = dict(zip(("id", *RESULT_COLUMNS, "input", "expected"), row, strict=True))
+    data["checks"] = json.loads(data["checks"]) if data["checks"] else []
+    data["cache_hit"] = bool(data["cache_hit"])
+    return data
