@@ -1,0 +1,142 @@
+"""The one door from the MCP face to the engine: which store, who is acting, and on which thread.
+
+The engine is synchronous SQLite. Every call runs on a worker thread, one at a time behind a
+lock, so a store held by another writer (the watcher, the CLI) never stalls the event loop and
+two requests never interleave on one connection. The engine is imported on the first call, not
+at start-up: `promstack mcp` must answer `initialize` as fast as a bare SDK server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context
+
+    from promstack.client import Client
+
+log = logging.getLogger("promstack.mcp")
+T = TypeVar("T")
+SOURCE = "mcp"
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
+
+Progress = Callable[[float, float | None, str | None], None]
+
+
+def _no_progress(done: float, total: float | None = None, message: str | None = None) -> None:
+    return None
+
+
+@dataclass
+class Call:
+    """What a tool's engine function gets: the store as the acting person, and a progress hook
+    that may be called from the worker thread (`call.progress(3, 10, "case 3 of 10")`)."""
+
+    client: Client
+    actor: str
+    progress: Progress = _no_progress
+    source: str = SOURCE
+
+
+class Engine:
+    """Opens the store lazily, one `Client` per acting person, so every write is attributed."""
+
+    def __init__(self, db: str | os.PathLike | None = None):
+        self._db = Path(db) if db is not None else None
+        self._clients: dict[str, Client] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def db(self) -> Path:
+        if self._db is None:
+            from store.workspace import require_db
+
+            self._db = Path(require_db())
+        return self._db
+
+    def client(self, actor: str) -> Client:
+        found = self._clients.get(actor)
+        if found is None:
+            from promstack.client import Client
+
+            found = self._clients[actor] = Client(self.db, actor=actor)
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+    def actor(self, ctx: Context | None) -> str:
+        """Who a write is attributed to: PROMSTACK_USER, else the MCP client's name, else the OS
+        user; never empty."""
+        configured = os.environ.get("PROMSTACK_USER", "").strip()
+        if configured:
+            return configured[:100]
+        name = _client_name(ctx)
+        if name:
+            return name
+        from store import default_actor
+
+        return default_actor() or SOURCE
+
+    def run_sync(self, actor: str, fn: Callable[[Call], T], progress: Progress = _no_progress) -> T:
+        with self._lock:
+            return fn(Call(self.client(actor), actor, progress))
+
+    async def run(self, ctx: Context | None, fn: Callable[[Call], T]) -> T:
+        """Run `fn(call)` on a worker thread. Engine errors (`PromStackError`) propagate for the
+        face to translate; progress reported from the thread reaches the client."""
+        actor = self.actor(ctx)
+        progress = _progress_for(ctx)
+        return await anyio.to_thread.run_sync(self.run_sync, actor, fn, progress)
+
+
+def _client_name(ctx: Context | None) -> str:
+    if ctx is None:
+        return ""
+    try:
+        params = ctx.request_context.session.client_params
+    except (ValueError, AttributeError):  # no request in flight (a direct call, a test)
+        return ""
+    info = getattr(params, "client_info", None)
+    name = getattr(info, "name", None) or ""
+    # The client names itself: keep it printable and short, it lands in the audit log.
+    return _UNPRINTABLE.sub(" ", str(name)).strip()[:100]
+
+
+def _progress_for(ctx: Context | None) -> Progress:
+    """A progress hook for the worker thread; a no-op when the caller asked for no progress."""
+    if ctx is None:
+        return _no_progress
+    try:
+        ctx.request_context  # noqa: B018 - raises outside a request
+    except ValueError:
+        return _no_progress
+
+    def report(done: float, total: float | None = None, message: str | None = None) -> None:
+        try:
+            anyio.from_thread.run(ctx.report_progress, done, total, message)
+        except Exception:  # progress is best effort: a gone client must not fail the work
+            log.debug("progress notification not delivered", exc_info=True)
+
+    return report
+
+
+def is_engine_error(exc: BaseException) -> bool:
+    """True for the engine's own, anticipated errors (whose message is for people)."""
+    from store.errors import PromStackError
+
+    return isinstance(exc, PromStackError)

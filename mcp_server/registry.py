@@ -1,0 +1,173 @@
+"""How a PromStack tool is declared and turned into an SDK `Tool`.
+
+A tool is an engine function `(call, args) -> (result, text)` plus a pydantic argument model, a
+pydantic result model, a two-sentence description and honest annotations:
+
+    @tool(read_only=True)
+    def get_prompt(call: Call, args: GetPromptArgs) -> tuple[PromptVersionResult, str]:
+        \"\"\"Fetch one version of a stored prompt ... Returns its template, model_config ...\"\"\"
+
+The SDK would derive arguments from the function signature, but `model_config` (a DESIGN
+argument name) is reserved by pydantic, and its validation errors arrive as a multi-line dump.
+So the arguments are validated here, against the declared model (wire names are aliases), and a
+bad one becomes one sentence for the model to act on; engine errors become `ToolError` with the
+engine's sentence. Anything else is a bug: the SDK logs it and answers "Error executing tool".
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, get_type_hints
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, ValidationError
+
+from . import notify
+from .engine import Call, is_engine_error
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+Handler = Callable[[Call, Any], tuple[BaseModel, str]]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    description: str
+    args: type[BaseModel]
+    result: type[BaseModel]
+    handler: Handler
+    read_only: bool
+    idempotent: bool
+    changes_prompts: bool
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        # Nothing in PromStack destroys: deletes archive, rollbacks append, history is kept.
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=False,
+            idempotent_hint=self.idempotent,
+            open_world_hint=False,
+        )
+
+
+TOOLS: list[ToolSpec] = []
+
+
+def tool(
+    *,
+    title: str,
+    read_only: bool = False,
+    idempotent: bool = False,
+    changes_prompts: bool = False,
+) -> Callable[[Handler], Handler]:
+    """Register an engine function as an MCP tool; its docstring is the model-facing description,
+    its annotations name the argument and result models."""
+
+    def register(fn: Handler) -> Handler:
+        hints = get_type_hints(fn)
+        params = list(inspect.signature(fn).parameters)
+        result = hints["return"].__args__[0]
+        description = inspect.cleandoc(fn.__doc__ or "")
+        if not description:
+            raise TypeError(f"tool {fn.__name__} needs a docstring: it is the model's description")
+        TOOLS.append(ToolSpec(
+            name=fn.__name__, title=title, description=" ".join(description.split()),
+            args=hints[params[1]], result=result, handler=fn,
+            read_only=read_only, idempotent=idempotent, changes_prompts=changes_prompts,
+        ))
+        return fn
+
+    return register
+
+
+class _RawArguments(FuncMetadata):
+    """Hands the tool the arguments as sent (after the SDK's JSON-in-a-string repair), so that
+    validation, and its error sentence, happen in `_make_fn`."""
+
+    def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
+        return {"arguments": self.pre_parse_json(arguments_to_validate)}
+
+
+def build_tool(spec: ToolSpec, engine: Engine) -> Tool:
+    async def run(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+        try:
+            args = spec.args.model_validate(arguments)
+        except ValidationError as exc:
+            raise ToolError(describe_validation_error(spec, exc)) from None
+        try:
+            result, text = await engine.run(ctx, lambda call: spec.handler(call, args))
+        except Exception as exc:
+            if is_engine_error(exc):
+                raise ToolError(str(exc)) from None
+            raise
+        if spec.changes_prompts:
+            await notify.prompts_changed(ctx)
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)],
+            structured_content=result.model_dump(mode="json", by_alias=True),
+        )
+
+    run.__name__ = spec.name
+    metadata = _RawArguments(arg_model=_as_arg_model(spec.args), output_model=spec.result)
+    return Tool(
+        fn=run,
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        parameters=spec.args.model_json_schema(by_alias=True),
+        fn_metadata=metadata,
+        is_async=True,
+        context_kwarg="ctx",
+        annotations=spec.annotations,
+    )
+
+
+def _as_arg_model(args: type[BaseModel]) -> type:
+    """FuncMetadata wants an `ArgModelBase`; only its field table (for the JSON-string repair) is
+    used, so a subclass that also inherits the declared fields serves."""
+    from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+
+    return type(f"{args.__name__}Wire", (args, ArgModelBase), {})
+
+
+_TYPE_TAGS = {"int", "str", "float", "bool", "list", "dict", "none"}
+
+
+def describe_validation_error(spec: ToolSpec, exc: ValidationError) -> str:
+    """One sentence about the first thing wrong with the arguments, and what to do."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    path = _location(first["loc"])
+    if first["type"] == "missing":
+        return f"{spec.name} needs the argument '{path}'; call it again with a value for it"
+    if first["type"] == "extra_forbidden":
+        known = ", ".join(
+            (field.alias or name) for name, field in spec.args.model_fields.items()
+        )
+        return f"{spec.name} has no argument '{path}'; its arguments are: {known}"
+    shown = repr(first.get("input"))
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    message = first["msg"][:1].lower() + first["msg"][1:]
+    return f"argument '{path}' of {spec.name} is wrong: {message} (got {shown}); fix it and call {spec.name} again"
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif isinstance(part, str) and part.isidentifier() and part.lower() not in _TYPE_TAGS:
+            parts.append(("." if parts else "") + part)
+    return "".join(parts) or "arguments"

@@ -1,0 +1,96 @@
+"""The PromStack MCP server: tools, resources and prompts over one workspace's store.
+
+    from mcp_server import build_server
+    server = build_server()          # the workspace's store (PROMSTACK_DB, else .promstack/)
+    server.run()                     # stdio; promstack/web mounts it over Streamable HTTP
+
+Stdout carries the protocol, so this module (and everything it calls) logs to stderr only.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from mcp.server.lowlevel.server import NotificationOptions
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import GetPromptResult
+from mcp_types import Prompt as MCPPrompt
+from mcp_types import Resource as MCPResource
+
+from . import prompts, resources, tools  # noqa: F401 - tools registers itself with the registry
+from .engine import Engine
+from .registry import TOOLS, build_tool
+
+INSTRUCTIONS = (
+    "PromStack keeps LLM prompts under version control, like git: every change is an immutable "
+    "version you can diff, branch, merge, roll back and deploy by moving a label such as "
+    "production. Start with list_prompts; a prompt is named by its id (42) or its name "
+    "('support/refund'). Nothing is ever destroyed: deletes archive and rollbacks append."
+)
+
+
+class PromStackServer(MCPServer):
+    """An `MCPServer` whose prompt and resource listings come from the store on every request,
+    since other processes (the watcher, the CLI) change it while the server runs."""
+
+    def __init__(self, engine: Engine, **kwargs: Any):
+        self.engine = engine
+        super().__init__(**kwargs)
+
+    async def list_prompts(self) -> list[MCPPrompt]:
+        return await self.engine.run(None, prompts.list_mcp_prompts)
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context | None = None
+    ) -> GetPromptResult:
+        return await prompts.get_mcp_prompt(self.engine, context, name, arguments)
+
+    async def list_resources(self) -> list[MCPResource]:
+        static = await super().list_resources()
+        try:
+            per_prompt = await self.engine.run(None, resources.resource_list)
+        except Exception as exc:
+            from .engine import is_engine_error
+
+            if not is_engine_error(exc):  # e.g. no workspace yet: list what is static
+                raise
+            per_prompt = []
+        return [*static, *per_prompt]
+
+
+def build_server(db: str | os.PathLike | None = None) -> PromStackServer:
+    """The server over the store at `db` (None: PROMSTACK_DB, else the workspace's), opened on
+    the first request."""
+    from promstack import __version__
+
+    engine = Engine(db)
+    server = PromStackServer(
+        engine,
+        name="promstack",
+        title="PromStack",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        tools=[build_tool(spec, engine) for spec in TOOLS],
+        log_level="WARNING",
+    )
+    resources.register(server, engine)
+    _advertise_list_changed(server)
+    return server
+
+
+def _advertise_list_changed(server: MCPServer) -> None:
+    """Handshake-era clients learn from `initialize` that prompts and resources send
+    list_changed; every transport (stdio, HTTP, the in-memory test client) asks the low-level
+    server for its options without arguments, so the default is set there."""
+    lowlevel = server._lowlevel_server  # noqa: SLF001 - the SDK's own transports reach it the same way
+    lowlevel.create_initialization_options = functools.partial(
+        lowlevel.create_initialization_options,
+        NotificationOptions(prompts_changed=True, resources_changed=True),
+    )
+
+
+def main(db: str | os.PathLike | None = None) -> None:
+    """Serve MCP on stdio until the client closes it."""
+    build_server(db).run("stdio")

@@ -1,0 +1,204 @@
+"""The version-control tools: each is a few lines over one `promstack.Client` call.
+
+A tool's docstring is what the model reads to choose it: when to use it, what it returns, in two
+sentences, and never any stored prompt text. Later issues add their tools (run_prompt, run_tests,
+...) the same way: an argument model and a result model in models.py, a function here (or in a
+module of its own imported by server.py) under `@tool`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .engine import Call
+from .models import (
+    BranchResult,
+    CreateBranchArgs,
+    CreatePromptArgs,
+    DiffResult,
+    DiffVersionsArgs,
+    GetHistoryArgs,
+    GetPromptArgs,
+    HistoryResult,
+    LabelResult,
+    ListPromptsArgs,
+    MergeBranchArgs,
+    PromptListResult,
+    PromptOnlyArgs,
+    PromptSummary,
+    PromptVersionResult,
+    RollbackPromptArgs,
+    SetLabelArgs,
+    UpdatePromptArgs,
+    VersionSummary,
+)
+from .registry import tool
+
+
+def _template(value: Any) -> Any:
+    """Chat messages arrive as models; the engine takes plain dicts."""
+    if isinstance(value, list):
+        return [m.model_dump(exclude_none=True) for m in value]
+    return value
+
+
+def version_result(found: Any) -> PromptVersionResult:
+    return PromptVersionResult.model_validate(found.to_dict())
+
+
+def _version_text(found: Any, verb: str = "") -> str:
+    who = f"by {found.author}, {found.source}"
+    head = f"{verb}{found.name} v{found.version} on {found.branch} ({who}, {found.created_at})"
+    if found.message:
+        head += f": {found.message}"
+    return head
+
+
+def _show_template(found: Any) -> str:
+    if found.kind == "text":
+        return found.template
+    return "\n".join(f"[{m['role']}] {m['content']}" for m in found.template)
+
+
+def _summary_text(p: Any) -> str:
+    labels = ", ".join(f"{k}=v{v}" for k, v in p.labels.items())
+    state = " (deleted)" if p.archived else ""
+    return f"#{p.id} {p.name}{state}: {p.versions} versions, head v{p.head}" + (f", labels {labels}" if labels else "")
+
+
+@tool(title="List prompts", read_only=True, idempotent=True)
+def list_prompts(call: Call, args: ListPromptsArgs) -> tuple[PromptListResult, str]:
+    """List every prompt stored in this PromStack workspace; use it first to learn which prompts
+    exist and their ids. Returns each prompt's id, name, head version, number of versions,
+    labels (such as production) and branches."""
+    prompts = call.client.list_prompts(include_archived=args.include_deleted)
+    result = PromptListResult(prompts=[PromptSummary.model_validate(p.to_dict()) for p in prompts])
+    text = "\n".join(_summary_text(p) for p in prompts) or "No prompts yet; create_prompt makes one."
+    return result, text
+
+
+@tool(title="Get a prompt version", read_only=True, idempotent=True)
+def get_prompt(call: Call, args: GetPromptArgs) -> tuple[PromptVersionResult, str]:
+    """Fetch one version of a stored prompt: the head of main by default, or a given version,
+    label (e.g. production) or branch. Returns its template, model_config, declared variables,
+    author, message and version number."""
+    found = call.client.get_prompt(args.prompt, version=args.version, label=args.label, branch=args.branch)
+    return version_result(found), f"{_version_text(found)}\n\n{_show_template(found)}"
+
+
+@tool(title="Create a prompt", idempotent=True, changes_prompts=True)
+def create_prompt(call: Call, args: CreatePromptArgs) -> tuple[PromptVersionResult, str]:
+    """Create a new prompt under version control, with its first version on main; use
+    update_prompt to change an existing one. Returns version 1 with the variables detected in
+    the template."""
+    found = call.client.create_prompt(
+        args.prompt, _template(args.template), model_config=args.config,
+        description=args.description, message=args.message, author=call.actor, source=call.source,
+    )
+    return version_result(found), _version_text(found, "Created ") + f" with id {found.prompt_id}"
+
+
+@tool(title="Save a new version", idempotent=True, changes_prompts=True)
+def update_prompt(call: Call, args: UpdatePromptArgs) -> tuple[PromptVersionResult, str]:
+    """Save a new version of an existing prompt with a changed template and/or model_config, on
+    main or another branch; content identical to the branch head makes no version. Returns the
+    saved version (created is false when nothing changed) and warnings for live labels."""
+    found = call.client.save(
+        args.prompt, _template(args.template), model_config=args.config, message=args.message,
+        branch=args.branch, author=call.actor, source=call.source,
+    )
+    text = _version_text(found, "Saved " if found.created else "Unchanged: the head is already ")
+    if found.warnings:
+        text += "\nWarning: " + "\nWarning: ".join(found.warnings)
+    return version_result(found), text
+
+
+@tool(title="Delete (archive) a prompt", idempotent=True, changes_prompts=True)
+def delete_prompt(call: Call, args: PromptOnlyArgs) -> tuple[PromptSummary, str]:
+    """Archive a prompt so it no longer appears in listings or resolves by name; its history is
+    kept and restore_prompt brings it back. Returns the prompt's summary, marked archived."""
+    found = call.client.delete_prompt(args.prompt)
+    return PromptSummary.model_validate(found.to_dict()), f"Deleted {found.name} (restore_prompt brings it back)"
+
+
+@tool(title="Restore a deleted prompt", idempotent=True, changes_prompts=True)
+def restore_prompt(call: Call, args: PromptOnlyArgs) -> tuple[PromptSummary, str]:
+    """Bring back a prompt that delete_prompt archived, with all its versions, branches and
+    labels. Returns the prompt's summary."""
+    found = call.client.restore_prompt(args.prompt)
+    return PromptSummary.model_validate(found.to_dict()), f"Restored {found.name}"
+
+
+@tool(title="Version history", read_only=True, idempotent=True)
+def get_history(call: Call, args: GetHistoryArgs) -> tuple[HistoryResult, str]:
+    """Show how a prompt changed over time, newest version first, optionally along one branch.
+    Returns each version's number, branch, parent, author, source, message and time, without
+    the templates (use get_prompt or diff_versions for those)."""
+    versions = call.client.history(args.prompt, branch=args.branch, limit=args.limit)
+    first = versions[0] if versions else None
+    pid = first.prompt_id if first else call.client.get_prompt(args.prompt).prompt_id
+    name = first.name if first else str(args.prompt)
+    result = HistoryResult(
+        prompt_id=pid, name=name,
+        versions=[VersionSummary.model_validate(v.to_dict()) for v in versions],
+    )
+    lines = [
+        f"v{v.version} {v.branch} {v.created_at} {v.author} ({v.source})" + (f": {v.message}" if v.message else "")
+        for v in versions
+    ]
+    return result, "\n".join([f"History of {name}:", *lines])
+
+
+@tool(title="Diff two versions", read_only=True, idempotent=True)
+def diff_versions(call: Call, args: DiffVersionsArgs) -> tuple[DiffResult, str]:
+    """Compare two versions of a prompt, e.g. to answer "what changed since version 3"; omit
+    to_version to compare with the head of main. Returns a unified line diff, counts of added
+    and removed lines and words, and the model_config keys that changed."""
+    diff = call.client.diff(args.prompt, args.from_version, args.to_version)
+    data = diff.to_dict()
+    data.pop("words", None)
+    result = DiffResult.model_validate(data)
+    summary = f"{diff.name} v{diff.from_version} -> v{diff.to_version}: +{diff.added} -{diff.removed} lines"
+    if diff.config_changes:
+        summary += "; model_config: " + ", ".join(
+            f"{k} {c['from']!r} -> {c['to']!r}" for k, c in diff.config_changes.items()
+        )
+    return result, f"{summary}\n\n{diff.unified}" if diff.unified else summary + " (templates are identical)"
+
+
+@tool(title="Roll back to a version", idempotent=True, changes_prompts=True)
+def rollback_prompt(call: Call, args: RollbackPromptArgs) -> tuple[PromptVersionResult, str]:
+    """Undo changes by appending a new version whose content equals an earlier version; history
+    is never rewritten. Returns the new head version."""
+    found = call.client.rollback(
+        args.prompt, args.version, branch=args.branch, message=args.message, author=call.actor,
+    )
+    return version_result(found), _version_text(found, f"Rolled back to v{args.version}: new head ")
+
+
+@tool(title="Create a branch", idempotent=True)
+def create_branch(call: Call, args: CreateBranchArgs) -> tuple[BranchResult, str]:
+    """Start a branch of a prompt to try changes without moving main, from main's head or a
+    given version; save to it with update_prompt(branch=...). Returns the branch and the version
+    it starts from."""
+    branch = call.client.create_branch(args.prompt, args.branch, from_version=args.from_version)
+    return BranchResult.model_validate(branch.to_dict()), f"Branch {branch.name} starts at v{branch.head}"
+
+
+@tool(title="Merge a branch", idempotent=True, changes_prompts=True)
+def merge_branch(call: Call, args: MergeBranchArgs) -> tuple[PromptVersionResult, str]:
+    """Apply a branch's changes since it forked onto main (or another branch) with a 3-way merge;
+    a conflict is reported with where it is, and nothing is written. Returns the merged new
+    version."""
+    found = call.client.merge(args.prompt, args.branch, into=args.into, message=args.message)
+    return version_result(found), _version_text(found, f"Merged {args.branch}: ")
+
+
+@tool(title="Move a label")
+def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
+    """Point a label such as production or staging at a version, which is how a version is
+    deployed; every move is recorded with who, when and why. Returns the move, including the
+    version the label pointed at before."""
+    move = call.client.set_label(args.prompt, args.label, args.version, reason=args.reason)
+    before = f"v{move.from_version}" if move.from_version else "nothing"
+    return LabelResult.model_validate(move.to_dict()), f"Label {move.label}: {before} -> v{move.to_version}"

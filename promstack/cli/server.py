@@ -1,0 +1,66 @@
+"""The serving commands: `promstack mcp` (MCP on stdio) and `promstack serve` (HTTP)."""
+
+from __future__ import annotations
+
+import click
+
+from . import Context, cli, db_option, fail, handle_errors
+
+
+def _db(ctx: click.Context, db: str | None) -> str | None:
+    parent = ctx.find_object(Context)
+    return db or (parent.db if parent else None)
+
+
+@cli.command("mcp")
+@db_option
+@click.pass_context
+@handle_errors
+def server_mcp(ctx: click.Context, db: str | None) -> None:
+    """Serve MCP on stdio, for Claude Desktop, VS Code and Claude Code.
+
+    Run it from inside a workspace, or point it at one with --db or PROMSTACK_DB. Versions saved
+    through it are authored by PROMSTACK_USER, else by the MCP client's name.
+
+    \b
+    claude mcp add promstack -e PROMSTACK_DB=$PWD/.promstack/promstack.db -- promstack mcp
+    """
+    # Imported here: the engine loads on the first request, so `initialize` is answered fast.
+    from mcp_server.server import main
+
+    main(_db(ctx, db))
+
+
+@cli.command("serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback requires a token.")
+@click.option("--port", default=8787, type=click.IntRange(1, 65535), show_default=True, help="Port to bind.")
+@click.option("--token", envvar="PROMSTACK_TOKEN", default=None,
+              help="Require 'Authorization: Bearer TOKEN' on every request (env: PROMSTACK_TOKEN).")
+@click.pass_context
+@handle_errors
+def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token: str | None) -> None:
+    """Serve the MCP endpoint (/mcp) and the dashboard over HTTP, on http://127.0.0.1:8787.
+
+    Outside a workspace, a new one is made here with the examples. Binding another address
+    than loopback (e.g. --host 0.0.0.0) requires --token or PROMSTACK_TOKEN.
+
+    \b
+    promstack serve
+    PROMSTACK_TOKEN=s3cret promstack serve --host 0.0.0.0
+    """
+    from promstack.web.app import create_app, is_loopback
+
+    if not is_loopback(host) and not token:
+        fail(f"serving on {host} exposes the store to the network; set PROMSTACK_TOKEN or pass --token")
+    path = _db(ctx, db)
+    if path is None:
+        from promstack.workspace import ensure_workspace
+
+        path = str(ensure_workspace())
+    import uvicorn
+
+    app = create_app(path, host=host, token=token)
+    click.echo(f"promstack: serving {path} on http://{host}:{port} (MCP at /mcp)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

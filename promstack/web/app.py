@@ -1,0 +1,158 @@
+"""The Starlette app `promstack serve` runs: GET /healthz and MCP over Streamable HTTP at /mcp.
+
+    app = create_app(db, host="127.0.0.1")                       # local only, no token needed
+    app = create_app(db, host="0.0.0.0", token="s3cret")          # every request needs the token
+
+Every request passes `RequestGuard` first, so what is added here later (the dashboard, the REST
+API) is guarded the same way: a request whose Origin is not this machine is refused (a web page
+elsewhere must not drive a local server: DNS rebinding, as the MCP specification warns), a
+loopback-bound server also refuses a Host that is not loopback, and with a token every request
+must carry `Authorization: Bearer <token>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+
+
+def is_loopback(host: str) -> bool:
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def is_local_origin(origin: str) -> bool:
+    try:
+        parts = urlsplit(origin)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and hostname is not None and is_loopback(hostname)
+
+
+def _host_name(host_header: str) -> str:
+    try:
+        return urlsplit(f"//{host_header}").hostname or ""
+    except ValueError:
+        return ""
+
+
+class RequestGuard:
+    """Origin, Host and token checks in front of every route (pure ASGI, so streaming
+    responses such as MCP's SSE pass through untouched)."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, loopback_only: bool):
+        self.app = app
+        self.token = token
+        self.loopback_only = loopback_only
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self.refusal(headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def refusal(self, headers: dict[str, str]) -> PlainTextResponse | None:
+        origin = headers.get("origin")
+        if origin is not None and not is_local_origin(origin):
+            return PlainTextResponse(
+                "Origin not allowed: this PromStack server answers pages on this machine only\n", 403
+            )
+        if self.loopback_only and not is_loopback(_host_name(headers.get("host", ""))):
+            return PlainTextResponse("Host not allowed: connect through 127.0.0.1 or localhost\n", 421)
+        if self.token is not None:
+            sent = headers.get("authorization", "")
+            scheme, _, value = sent.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), self.token.encode()):
+                return PlainTextResponse(
+                    "Missing or wrong token: send 'Authorization: Bearer <PROMSTACK_TOKEN>'\n", 401,
+                    headers={"WWW-Authenticate": 'Bearer realm="promstack"'},
+                )
+        return None
+
+
+def _transport_security(host: str) -> Any:
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    if is_loopback(host):
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"],
+            allowed_origins=[f"{s}://{h}{p}" for s in ("http", "https")
+                             for h in ("127.0.0.1", "localhost", "[::1]") for p in ("", ":*")],
+        )
+    # Bound to the network: any Host name may reach it, so the token is the gate and
+    # RequestGuard still refuses foreign Origins.
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    from promstack import __version__
+
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+def create_app(
+    db: str | os.PathLike | None = None,
+    *,
+    host: str = DEFAULT_HOST,
+    token: str | None = None,
+    routes: Sequence[BaseRoute] = (),
+    mcp_server: Any = None,
+) -> Starlette:
+    """The app over the store at `db` (None: PROMSTACK_DB, else the workspace's). `routes` are
+    mounted before /mcp (the dashboard and REST API pass theirs). A non-loopback `host` needs a
+    `token`."""
+    if not is_loopback(host) and not token:
+        raise ValueError(
+            f"serving on {host} exposes the store to the network; set PROMSTACK_TOKEN or pass --token"
+        )
+    if mcp_server is None:
+        from mcp_server.server import build_server
+
+        mcp_server = build_server(db)
+    mcp_http = mcp_server.streamable_http_app(
+        streamable_http_path="/mcp", transport_security=_transport_security(host), host=host
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # A mounted MCP app's own lifespan does not run; its session manager runs here.
+        async with mcp_server.session_manager.run():
+            yield
+        engine = getattr(mcp_server, "engine", None)
+        if engine is not None:
+            engine.close()
+
+    return Starlette(
+        routes=[Route("/healthz", healthz, methods=["GET"]), *routes, *mcp_http.routes],
+        middleware=[Middleware(RequestGuard, token=token or None, loopback_only=is_loopback(host))],
+        lifespan=lifespan,
+    )
