@@ -117,11 +117,22 @@ def _edits(base: str, other: str) -> list[_Edit]:
     offsets = [0]
     for line in a_lines:
         offsets.append(offsets[-1] + len(line))
+    # Strip the common head and tail first (as Myers-based tools do in effect): SequenceMatcher
+    # alone matches the earliest longest block, which shifts an edit of repeated lines.
+    lo, shortest = 0, min(len(a_lines), len(b_lines))
+    while lo < shortest and a_lines[lo] == b_lines[lo]:
+        lo += 1
+    hi = 0
+    while hi < shortest - lo and a_lines[-1 - hi] == b_lines[-1 - hi]:
+        hi += 1
     edits: list[_Edit] = []
-    matcher = difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False)
+    matcher = difflib.SequenceMatcher(
+        None, a_lines[lo:len(a_lines) - hi], b_lines[lo:len(b_lines) - hi], autojunk=False
+    )
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
+        i1, i2, j1, j2 = i1 + lo, i2 + lo, j1 + lo, j2 + lo
         old, new = "".join(a_lines[i1:i2]), "".join(b_lines[j1:j2])
         if tag == "replace":
             edits.extend(_word_edits(old, new, offsets[i1]))
