@@ -1,0 +1,109 @@
+"""Versions -> prompt files: when a version made through the SDK, the CLI or MCP (a save, a
+rollback, a merge) lands on the branch the workspace follows, the prompt's file is rewritten
+in its own format.
+
+The write is atomic (a hidden temp file in the same folder, fsync, rename over the file) and
+happens while this process holds the store's write lock, after `prompt_files` records the new
+bytes' hash: a watcher, in this process or another, that then reads the file finds bytes the
+store already knows and does not version its own write a second time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from . import formats
+from .clock import now
+from .db import write
+from .errors import PromStackError
+from .filesync import _inside, sha256, workspace_branch
+from .models import PromptVersion
+from .workspace import workspace_root
+
+log = logging.getLogger("promstack.watch")
+
+
+def write_back(store: Any, version: PromptVersion, *, root: str | os.PathLike | None = None,
+               branch: str | None = None) -> str | None:
+    """Rewrite the file of `version`'s prompt to hold it; returns the path written (relative to
+    the workspace), or None when the prompt has no file, the version is on another branch, or
+    the file holds it already. A version the format cannot express is recorded in
+    `watch_errors` and the file is left as it is."""
+    if version.branch != (branch or workspace_branch()):
+        return None
+    if root is None:
+        if getattr(store, "path", None) is None:
+            return None
+        root = workspace_root(Path(store.path))
+    root = Path(root).resolve()
+    db = store.db
+    row = db.execute(
+        "SELECT path, format, content_sha, missing_since FROM prompt_files WHERE prompt_id = ?",
+        [version.prompt_id],
+    ).fetchone()
+    if row is None or row[3] is not None or row[2] == version.sha256:
+        return None
+    rel, fmt = row[0], row[1]
+    try:
+        with write(db):
+            # Read again under the lock: another writer may have moved the file or written it.
+            row = db.execute("SELECT path, format, content_sha FROM prompt_files WHERE prompt_id = ? "
+                             "AND missing_since IS NULL", [version.prompt_id]).fetchone()
+            if row is None or row[2] == version.sha256:
+                return None
+            rel, fmt = row[0], row[1]
+            target = _safe_target(root, rel)
+            existing = target.read_text(encoding="utf-8") if target.exists() else None
+            text = formats.render(fmt, version.template, version.model_config, existing=existing)
+            data = text.encode("utf-8")
+            db.execute(
+                "UPDATE prompt_files SET file_sha = ?, content_sha = ?, version = ?, message = NULL, "
+                "synced_at = ? WHERE path = ?",
+                [sha256(data), version.sha256, version.version, now(), rel],
+            )
+            if existing is None or existing.encode("utf-8") != data:
+                _atomic_write(target, data)
+    except (PromStackError, OSError, UnicodeDecodeError) as exc:
+        reason = str(exc) if isinstance(exc, PromStackError) else f"{exc.__class__.__name__}: {exc}"
+        _record(db, rel, f"version {version.version} was not written to the file: {reason}")
+        return None
+    log.info("%s: wrote version %s of %s", rel, version.version, version.name)
+    return rel
+
+
+def _safe_target(root: Path, rel: str) -> Path:
+    target = root / rel
+    if not _inside(Path(os.path.realpath(target)), root) or not _inside(target.parent.resolve(), root):
+        raise PromStackError(f"{rel} resolves outside the workspace (a symlink?); PromStack writes only inside it")
+    return target
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    mode = None
+    with contextlib.suppress(OSError):
+        mode = target.stat().st_mode & 0o777
+    # Hidden and ending in .tmp: the watcher ignores the temp file by its name.
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _record(db: Any, rel: str, error: str) -> None:
+    log.warning("%s: %s", rel, error)
+    with write(db):
+        db.execute("INSERT INTO watch_errors (path, error, at) VALUES (?, ?, ?)", [rel, error, now()])
