@@ -35,6 +35,14 @@ class Client:
 
     # ---- prompts and versions ---------------------------------------------------------
 
+    def _written(self, version: PromptVersion) -> PromptVersion:
+        """After a new version: a prompt kept in a file gets the file rewritten (store.writeback)."""
+        if version.created:
+            from store.writeback import write_back
+
+            write_back(self.store, version)
+        return version
+
     def create_prompt(
         self,
         name: str,
@@ -64,10 +72,10 @@ class Client:
         source: str = "sdk",
     ) -> PromptVersion:
         """A new version; identical content returns the head with `.created` False."""
-        return self._prompts.save(
+        return self._written(self._prompts.save(
             prompt, template, model_config=model_config, message=message, branch=branch,
             author=author, source=source,
-        )
+        ))
 
     def get_prompt(
         self,
@@ -102,7 +110,7 @@ class Client:
         self, prompt: PromptRef, to_version: int, *, branch: str = "main", message: str | None = None,
         author: str | None = None,
     ) -> PromptVersion:
-        return self._prompts.rollback(prompt, to_version, branch=branch, message=message, author=author)
+        return self._written(self._prompts.rollback(prompt, to_version, branch=branch, message=message, author=author))
 
     def delete_prompt(self, prompt: PromptRef) -> Prompt:
         return self._prompts.delete_prompt(prompt)
@@ -122,7 +130,7 @@ class Client:
         return self._prompts.list_branches(prompt)
 
     def merge(self, prompt: PromptRef, branch: str, *, into: str = "main", message: str | None = None) -> PromptVersion:
-        return self._prompts.merge(prompt, branch, into=into, message=message)
+        return self._written(self._prompts.merge(prompt, branch, into=into, message=message))
 
     # ---- labels -----------------------------------------------------------------------
 
