@@ -35,7 +35,8 @@ def export(db: sqlite_utils.Database) -> dict[str, Any]:
             versions.append({
                 "version": v["number"], "branch": v["branch"],
                 "template": v["template"] if v["kind"] == "text" else json.loads(v["template"]),
-                "model_config": json.loads(v["model_config"]), "sha256": v["sha256"],
+                "model_config": json.loads(v["model_config"]), "variables": json.loads(v["variables"]),
+                "sha256": v["sha256"],
                 "parent": v["parent"], "merge_parent": v["merge_parent"], "message": v["message"],
                 "author": v["author"], "source": v["source"], "created_at": v["created_at"],
             })
@@ -57,6 +58,15 @@ def _need(item: dict[str, Any], key: str, where: str) -> Any:
     if key not in item:
         raise InvalidInput(f"{where} has no {key!r}; is this a file written by 'promstack export'?")
     return item[key]
+
+
+def _variables(version: dict[str, Any], used: list[str], config: dict[str, Any]) -> list[dict[str, Any]]:
+    # A version's variables include those of the prompts it includes, which the template alone
+    # does not show (and which may come later in the document): keep the exported list.
+    exported = version.get("variables")
+    if isinstance(exported, list) and all(isinstance(x, dict) and "name" in x for x in exported):
+        return exported
+    return declare(used, config)
 
 
 def import_(db: sqlite_utils.Database, document: Any, *, actor: str) -> dict[str, int]:
@@ -97,7 +107,7 @@ def import_(db: sqlite_utils.Database, document: Any, *, actor: str) -> dict[str
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [pid, number, v.get("branch", "main"), tmpl.kind, tmpl.text,
                      json.dumps(config, ensure_ascii=False, sort_keys=True),
-                     json.dumps(declare(used, config), ensure_ascii=False), sha, v.get("parent"),
+                     json.dumps(_variables(v, used, config), ensure_ascii=False), sha, v.get("parent"),
                      v.get("merge_parent"), v.get("message"), v.get("author") or actor,
                      v.get("source", "import"), _need(v, "created_at", where)],
                 )
