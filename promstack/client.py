@@ -25,6 +25,8 @@ class Client:
         return self.store.actor
 
     def close(self) -> None:
+        if getattr(self, "_gateway", None) is not None:
+            self._gateway.close()  # the call log drains before the store closes
         self.store.close()
 
     def __enter__(self) -> Client:
@@ -152,6 +154,60 @@ class Client:
 
     def rollback_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
         return self._prompts.rollback_label(prompt, label, reason=reason)
+
+    # ---- running prompts (the gateway: promstack/llm.py) -----------------------------------
+
+    @property
+    def gateway(self):  # noqa: ANN201 - promstack.llm.Gateway, imported on first use
+        if getattr(self, "_gateway", None) is None:
+            from promstack.llm import Gateway
+
+            self._gateway = Gateway(self.store)
+        return self._gateway
+
+    def run(
+        self,
+        prompt: PromptRef,
+        variables: dict[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        branch: str | None = None,
+        model: str | None = None,
+        user_id: str | None = None,
+        **options: Any,
+    ):  # noqa: ANN201 - promstack.llm.CallResult
+        """Render a version with `variables`, guard it, call its model (cached, logged, audited).
+        `options`: run_id, environment, cache (False skips the cache), model_config overrides."""
+        return self.gateway.run(prompt, variables, version=version, label=label, branch=branch,
+                                model=model, user_id=user_id, **options)
+
+    async def arun(
+        self,
+        prompt: PromptRef,
+        variables: dict[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        branch: str | None = None,
+        model: str | None = None,
+        user_id: str | None = None,
+        **options: Any,
+    ):  # noqa: ANN201 - promstack.llm.CallResult
+        """`run`, awaitable."""
+        return await self.gateway.arun(prompt, variables, version=version, label=label, branch=branch,
+                                       model=model, user_id=user_id, **options)
+
+    def call_log(self, **filters: Any) -> list[dict[str, Any]]:
+        """Call-log rows, newest first; filters as `store.calls.query` (prompt may be a name)."""
+        from store import calls
+
+        if getattr(self, "_gateway", None) is not None:
+            self._gateway.flush()
+        if "prompt" in filters:
+            prompt = filters.pop("prompt")
+            filters["prompt_id"] = self._prompts.prompt_id(prompt) if prompt is not None else None
+        return calls.query(self.store.db, **filters)
 
     # ---- the whole store --------------------------------------------------------------
 

@@ -1,0 +1,840 @@
+"""The one gateway every model call goes through: render, guard, cache, call, cost, log, audit.
+
+Two routes behind one interface and one error model:
+
+- the lean route: providers that speak OpenAI's chat-completions API (OpenAI, vLLM, Ollama,
+  LM Studio, OpenRouter, Groq, Together, DeepSeek, Mistral, any server given as `api_base`) go
+  through one pooled async httpx client per event loop: ~1 ms of CPU a call;
+- the litellm route: everything that needs translation (Anthropic, Gemini, Bedrock, Azure, ...)
+  goes through `litellm.acompletion`. litellm takes seconds to import and ~5 ms of CPU a call,
+  so it is imported here only, lazily, the first time such a model is called.
+
+Prices come from litellm's packaged price map, read as JSON (`promstack.pricing`). Retries for
+429/5xx/timeouts are tenacity's, bounded in attempts and time, and honour Retry-After. The
+cache is ours for both routes (disk under `.promstack/cache`, or Redis at PROMSTACK_REDIS_URL):
+litellm's cache would need litellm imported on the lean route, and 1.110 dropped its disk
+backend. Every call, hit or miss, success or failure, is one call-log row plus one audit row,
+written in batches off the calling thread (`store.calls.CallLogWriter`).
+
+API keys are read from the environment at call time and never stored, logged or put in an error
+message: every error text goes through `_redact` first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Awaitable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from store import Store
+from store.calls import CallLogWriter
+from store.clock import now
+from store.db import connect
+from store.errors import InvalidInput, PromStackError
+from store.workspace import DIRNAME, workspace_root
+
+from . import config as config_module
+from . import guard, pricing
+
+# provider -> (default base URL or None when api_base is required, API-key variable or None)
+LEAN_PROVIDERS: dict[str, tuple[str | None, str | None]] = {
+    "openai": ("https://api.openai.com/v1", "OPENAI_API_KEY"),
+    "openrouter": ("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+    "groq": ("https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+    "together_ai": ("https://api.together.xyz/v1", "TOGETHERAI_API_KEY"),
+    "deepseek": ("https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
+    "mistral": ("https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+    "fireworks_ai": ("https://api.fireworks.ai/inference/v1", "FIREWORKS_AI_API_KEY"),
+    "xai": ("https://api.x.ai/v1", "XAI_API_KEY"),
+    "perplexity": ("https://api.perplexity.ai", "PERPLEXITYAI_API_KEY"),
+    "hosted_vllm": (None, "HOSTED_VLLM_API_KEY"),
+    "vllm": (None, "HOSTED_VLLM_API_KEY"),
+    "lm_studio": ("http://localhost:1234/v1", "LM_STUDIO_API_KEY"),
+    "ollama": ("http://localhost:11434/v1", None),
+    "ollama_chat": ("http://localhost:11434/v1", None),
+}
+# model_config keys that are request parameters, passed to the provider as they are
+REQUEST_PARAMS = (
+    "temperature", "max_tokens", "max_completion_tokens", "top_p", "stop", "seed",
+    "presence_penalty", "frequency_penalty", "response_format", "logprobs", "top_logprobs",
+    "logit_bias", "user", "reasoning_effort", "extra_body",
+)
+GATEWAY_DEFAULTS: dict[str, Any] = {
+    "timeout": 60.0,  # seconds per attempt
+    "max_retries": 3,  # attempts after the first, for 429/5xx/timeouts/connection errors
+    "retry_initial": 0.5,  # first backoff in seconds (exponential with jitter)
+    "retry_max_wait": 20.0,  # cap on one wait, Retry-After included
+    "retry_deadline": 120.0,  # no new attempt after this many seconds
+    "environment": None,
+    "max_connections": 256,
+    "record_input": True,  # the audit row keeps the (masked) variables: "who asked what"
+}
+CACHE_DEFAULTS: dict[str, Any] = {"enabled": True, "ttl": 3600, "backend": None, "dir": None}
+_AUDIT_INPUT_LIMIT = 2000
+
+
+# ---- results and errors -------------------------------------------------------------------
+
+@dataclass
+class CallResult:
+    output: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    cost_usd: float
+    cache_hit: bool
+    guards: dict[str, Any]
+    call_id: str
+    status: str = "ok"
+    prompt_id: int | None = None
+    prompt_version: int | None = None
+    prompt_name: str | None = None
+    provider: str | None = None
+    route: str | None = None
+    user_id: str | None = None
+    run_id: str | None = None
+    environment: str | None = None
+    logprobs: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class GatewayError(PromStackError):
+    """A model call failed. `provider` and `cause` say where and why; the call is logged as
+    `call_id`. `cause` is one of: unknown_model, missing_api_key, auth, bad_request,
+    not_found, rate_limited, server_error, timeout, connection, malformed_response,
+    empty_response, provider_error."""
+
+    def __init__(
+        self, message: str, *, provider: str, cause: str, status: int | None = None,
+        retryable: bool = False, retry_after: float | None = None,
+    ):
+        super().__init__(message)
+        self.provider = provider
+        self.cause = cause
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.call_id: str | None = None
+        self.attempts = 1
+
+
+_RETRYABLE = {"rate_limited", "server_error", "timeout", "connection"}
+_ADVICE = {
+    "rate_limited": "wait and retry, or lower the concurrency",
+    "server_error": "the provider is failing; retry later",
+    "timeout": "raise [gateway] timeout in .promstack/config.toml or retry later",
+    "connection": "check the provider's api_base and that it is reachable",
+    "malformed_response": "the provider answered with a body that is not a chat completion",
+    "empty_response": "the provider answered with no choices",
+    "auth": "check the API key in the environment",
+    "bad_request": "check the model name and the model config's parameters",
+    "not_found": "check the model name and the api_base",
+}
+
+
+def _error(provider: str, model: str, cause: str, detail: str = "", *, status: int | None = None,
+           retry_after: float | None = None) -> GatewayError:
+    what = {
+        "rate_limited": "rate limited", "server_error": "server error", "timeout": "timed out",
+        "connection": "could not connect", "malformed_response": "malformed response",
+        "empty_response": "empty response", "auth": "authentication failed",
+        "bad_request": "rejected the request", "not_found": "not found",
+    }.get(cause, cause.replace("_", " "))
+    text = f"provider {provider} (model {model}): {what}"
+    if status:
+        text += f" (HTTP {status})"
+    if detail:
+        text += f": {detail}"
+    if cause in _ADVICE:
+        text += f"; {_ADVICE[cause]}"
+    return GatewayError(text, provider=provider, cause=cause, status=status,
+                        retryable=cause in _RETRYABLE, retry_after=retry_after)
+
+
+_KEYLIKE = re.compile(r"(?:sk-|ghp_|AKIA|AIza|xox[abpr]-)[A-Za-z0-9_\-]{8,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,}")
+
+
+def _redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """No API key leaves through an error message: known keys and anything key-shaped go."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _KEYLIKE.sub("***", text)
+
+
+# ---- routing ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Route:
+    route: str  # "lean" or "litellm"
+    provider: str
+    model: str  # as the caller named it (logged)
+    upstream: str  # as the provider is sent it
+    api_base: str | None
+    key_env: str | None
+
+
+def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str, Any]) -> Route:
+    """Which route and endpoint serve `model`. `providers` is config.toml's [providers] table."""
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidInput("no model to call: give --model, or set 'model' in the prompt's model config")
+    if "api_key" in model_config:
+        raise InvalidInput(
+            "model configs must not hold API keys (they are stored and versioned); put the key in "
+            "an environment variable and name it with 'api_key_env'"
+        )
+    forced = model_config.get("route")
+    api_base = model_config.get("api_base") or model_config.get("base_url")
+    if "/" in model:
+        provider, _, rest = model.partition("/")
+    else:
+        entry = pricing.lookup(model)
+        provider = (entry or {}).get("litellm_provider") or ("openai" if api_base else "")
+        rest = model
+        if provider in ("text-completion-openai", "azure_text"):
+            provider = "openai"
+    if not provider:
+        raise _unknown_model(model)
+    settings = providers.get(provider, {}) if isinstance(providers.get(provider), dict) else {}
+    api_base = api_base or settings.get("api_base") or os.environ.get(f"{provider.upper()}_API_BASE")
+    if provider == "openai":
+        api_base = api_base or os.environ.get("OPENAI_BASE_URL")
+    key_env = model_config.get("api_key_env") or settings.get("api_key_env")
+    lean = provider in LEAN_PROVIDERS
+    if forced not in (None, "auto", "lean", "litellm"):
+        raise InvalidInput(f"route {forced!r} is not one of auto, lean, litellm")
+    if forced == "litellm" or (forced != "lean" and not lean):
+        return Route("litellm", provider, model, model, api_base, key_env)
+    default_base, default_key = LEAN_PROVIDERS.get(provider, (None, None))
+    base = api_base or default_base
+    if base is None:
+        raise InvalidInput(
+            f"model {model!r}: provider {provider} needs an api_base (the server's /v1 URL) in the "
+            f"model config or in [providers.{provider}] of .promstack/config.toml"
+        )
+    return Route("lean", provider, model, rest, base.rstrip("/"), key_env or default_key)
+
+
+def _unknown_model(model: str) -> InvalidInput:
+    return InvalidInput(
+        f"unknown model {model!r}: name it as provider/model (e.g. openai/gpt-4o-mini, "
+        "anthropic/claude-3-5-haiku-latest), or give an api_base for an OpenAI-compatible server"
+    )
+
+
+# ---- cache --------------------------------------------------------------------------------
+
+def cache_key(route: Route, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    """The seed's hash(prompt + input): the rendered messages, the model and its parameters."""
+    body = json.dumps([route.provider, route.upstream, route.api_base, messages, params],
+                      ensure_ascii=False, sort_keys=True, default=str)
+    return "promstack:llm:" + hashlib.sha256(body.encode()).hexdigest()
+
+
+class DiskCache:
+    """diskcache (SQLite files under `.promstack/cache`), shared by every process of a workspace."""
+
+    def __init__(self, folder: Path):
+        import diskcache
+
+        self.cache = diskcache.Cache(str(folder), size_limit=2**30)
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        return self.cache.get(key)
+
+    async def set(self, key: str, value: dict[str, Any], ttl: float) -> None:
+        self.cache.set(key, value, expire=ttl)
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+class RedisCache:
+    """Redis at PROMSTACK_REDIS_URL, as the seed writes it: get, then set with `ex` = TTL.
+    One asyncio client per event loop (a client is bound to the loop it connects on)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _client(self):  # noqa: ANN202 - redis.asyncio.Redis
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            import redis.asyncio as redis
+
+            client = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+            self._clients[loop] = client
+        return client
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        raw = await self._client().get(key)
+        return json.loads(raw) if raw else None
+
+    async def set(self, key: str, value: dict[str, Any], ttl: float) -> None:
+        await self._client().set(key, json.dumps(value, ensure_ascii=False), ex=max(1, int(ttl)))
+
+    def close(self) -> None:
+        self._clients = weakref.WeakKeyDictionary()
+
+
+# ---- litellm, lazily -------------------------------------------------------------------------
+
+_litellm_module = None
+_litellm_lock = threading.Lock()
+
+
+def load_litellm():  # noqa: ANN201 - the litellm module
+    """Import litellm once, offline: the local price map, no hub downloads, no telemetry."""
+    global _litellm_module
+    if _litellm_module is None:
+        with _litellm_lock:
+            if _litellm_module is None:
+                os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                import litellm
+
+                litellm.telemetry = False
+                litellm.suppress_debug_info = True
+                litellm.drop_params = True
+                _litellm_module = litellm
+    return _litellm_module
+
+
+def warm_litellm() -> threading.Thread:
+    """Import litellm on a background thread (servers call this at start-up)."""
+    thread = threading.Thread(target=load_litellm, name="promstack-litellm-import", daemon=True)
+    thread.start()
+    return thread
+
+
+# ---- the sync bridge -----------------------------------------------------------------------
+
+class _Portal:
+    """One long-lived event loop on a daemon thread, so sync callers reuse the pooled HTTP
+    connections of that loop instead of opening new ones per `asyncio.run`."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="promstack-gateway", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable[Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+
+_portal: _Portal | None = None
+_portal_lock = threading.Lock()
+
+
+def run_sync(coro: Awaitable[Any]) -> Any:
+    global _portal
+    if _portal is None:
+        with _portal_lock:
+            if _portal is None:
+                _portal = _Portal()
+    return _portal.run(coro)
+
+
+# ---- the gateway -----------------------------------------------------------------------------
+
+@dataclass
+class _Call:
+    """What one call accumulates on its way to the log."""
+
+    call_id: str
+    timestamp: str
+    started: float
+    model: str
+    prompt_id: int | None = None
+    prompt_version: int | None = None
+    prompt_name: str | None = None
+    user_id: str | None = None
+    run_id: str | None = None
+    environment: str | None = None
+    provider: str | None = None
+    route: str | None = None
+    guards: dict[str, Any] = field(default_factory=dict)
+    audit_input: Any = None
+
+
+class Gateway:
+    """The gateway over one store. `Client.run` uses one; engines (tests, judge, arena) too."""
+
+    def __init__(self, store: Store, *, environment: str | None = None):
+        self.store = store
+        self.root = workspace_root(store.path) if store.path is not None else None
+        self._environment = environment
+        self._http: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._cache = None
+        self._cache_made = False
+        if store.path is not None:
+            path = store.path
+            self.log = CallLogWriter(lambda: connect(path))
+        else:
+            self.log = CallLogWriter(db=store.db)
+
+    # ---- settings ---------------------------------------------------------------------
+
+    def config(self) -> config_module.Config:
+        return config_module.load(self.root)
+
+    def _gateway_settings(self, conf: config_module.Config) -> dict[str, Any]:
+        return conf.section("gateway", GATEWAY_DEFAULTS)
+
+    def environment(self, conf: config_module.Config) -> str:
+        return (self._environment or os.environ.get("PROMSTACK_ENV")
+                or self._gateway_settings(conf).get("environment") or "development")
+
+    def _cache_backend(self, settings: dict[str, Any]):  # noqa: ANN202
+        if not self._cache_made:
+            self._cache_made = True
+            url = os.environ.get("PROMSTACK_REDIS_URL")
+            backend = settings.get("backend") or ("redis" if url else "disk")
+            if backend == "redis":
+                url = url or settings.get("redis_url")
+                if not url:
+                    raise InvalidInput("[cache] backend = \"redis\" needs PROMSTACK_REDIS_URL or [cache] redis_url")
+                self._cache = RedisCache(url)
+            elif backend == "disk":
+                folder = settings.get("dir") or (
+                    self.root / DIRNAME / "cache" if self.root is not None else None)
+                self._cache = DiskCache(Path(folder)) if folder else None
+            elif backend not in ("off", "none"):
+                raise InvalidInput(f"[cache] backend {backend!r} is not one of disk, redis, off")
+        return self._cache
+
+    def _client(self, max_connections: int):  # noqa: ANN202 - httpx.AsyncClient for this loop
+        loop = asyncio.get_running_loop()
+        client = self._http.get(loop)
+        if client is None:
+            import httpx
+
+            client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=max_connections,
+                                    max_keepalive_connections=max_connections),
+                # connection failures retry inside the transport too, before any byte is sent
+                transport=httpx.AsyncHTTPTransport(retries=1, limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections)),
+            )
+            self._http[loop] = client
+        return client
+
+    # ---- the public calls ---------------------------------------------------------------
+
+    async def arun(
+        self,
+        prompt: int | str,
+        variables: dict[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        branch: str | None = None,
+        model: str | None = None,
+        user_id: str | None = None,
+        run_id: str | None = None,
+        environment: str | None = None,
+        cache: bool | None = None,
+        model_config: dict[str, Any] | None = None,
+    ) -> CallResult:
+        """Render a stored prompt version with `variables` and call its model."""
+        conf = self.config()
+        call = _Call(uuid.uuid4().hex, now(), time.perf_counter(), model or "",
+                     user_id=user_id, run_id=run_id,
+                     environment=environment or self.environment(conf))
+        try:
+            found = self.store.prompts.get(prompt, version=version, label=label, branch=branch)
+            call.prompt_id, call.prompt_version, call.prompt_name = found.prompt_id, found.version, found.name
+            merged = {**found.model_config, **(model_config or {})}
+            call.model = model or merged.get("model") or ""
+            settings = conf.for_prompt(found.name, "guard", guard.DEFAULTS)
+            try:
+                clean, call.guards = guard.sanitize_input(dict(variables or {}), settings)
+            except guard.GuardBlocked as exc:
+                call.guards = exc.report
+                call.audit_input = _audit_input(variables, conf)
+                raise
+            call.audit_input = _audit_input(clean, conf)
+            rendered = self.store.prompts.render(found, clean)
+        except BaseException as exc:
+            self._log_failure(call, exc)
+            raise
+        messages = [{"role": "user", "content": rendered}] if isinstance(rendered, str) else rendered
+        return await self._execute(call, messages, merged, conf, settings, cache)
+
+    async def acomplete(
+        self,
+        messages: list[dict[str, Any]] | str,
+        *,
+        model: str,
+        model_config: dict[str, Any] | None = None,
+        prompt_id: int | None = None,
+        prompt_version: int | None = None,
+        prompt_name: str | None = None,
+        user_id: str | None = None,
+        run_id: str | None = None,
+        environment: str | None = None,
+        cache: bool | None = None,
+        guard_input: bool = True,
+    ) -> CallResult:
+        """Call a model with ready messages (the judge, the arena): guards see the user turns."""
+        conf = self.config()
+        call = _Call(uuid.uuid4().hex, now(), time.perf_counter(), model, prompt_id, prompt_version,
+                     prompt_name, user_id, run_id, environment or self.environment(conf))
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        settings = conf.for_prompt(prompt_name, "guard", guard.DEFAULTS)
+        try:
+            if guard_input:
+                users = {str(i): m["content"] for i, m in enumerate(messages)
+                         if m.get("role") == "user" and isinstance(m.get("content"), str)}
+                clean, call.guards = guard.sanitize_input(users, settings)
+                messages = [{**m, "content": clean[str(i)]} if str(i) in clean else m
+                            for i, m in enumerate(messages)]
+                call.audit_input = _audit_input(clean, conf)
+        except BaseException as exc:
+            if isinstance(exc, guard.GuardBlocked):
+                call.guards = exc.report
+            self._log_failure(call, exc)
+            raise
+        return await self._execute(call, messages, dict(model_config or {}), conf, settings, cache)
+
+    def run(self, prompt: int | str, variables: dict[str, Any] | None = None, **kwargs: Any) -> CallResult:
+        return run_sync(self.arun(prompt, variables, **kwargs))
+
+    def complete(self, messages: list[dict[str, Any]] | str, **kwargs: Any) -> CallResult:
+        return run_sync(self.acomplete(messages, **kwargs))
+
+    # ---- one call ---------------------------------------------------------------------
+
+    async def _execute(
+        self,
+        call: _Call,
+        messages: list[dict[str, Any]],
+        model_config: dict[str, Any],
+        conf: config_module.Config,
+        guard_settings: dict[str, Any],
+        use_cache: bool | None,
+    ) -> CallResult:
+        gw = self._gateway_settings(conf)
+        secrets: tuple[str, ...] = ()
+        try:
+            route = resolve_route(call.model, model_config, conf.section("providers"))
+            call.provider, call.route = route.provider, route.route
+            params = {k: model_config[k] for k in REQUEST_PARAMS if k in model_config}
+            cache_settings = conf.section("cache", CACHE_DEFAULTS)
+            enabled = cache_settings.get("enabled", True) if use_cache is None else use_cache
+            if model_config.get("cache") is False:
+                enabled = False
+            backend = self._cache_backend(cache_settings) if enabled else None
+            key = cache_key(route, messages, params) if backend is not None else None
+            cached = await backend.get(key) if backend is not None else None
+            if cached is not None:
+                return self._finish(call, route, cached["output"], cached.get("input_tokens", 0),
+                                    cached.get("output_tokens", 0), True, guard_settings,
+                                    model_config, cached.get("logprobs"))
+            api_key = os.environ.get(route.key_env) if route.key_env else None
+            secrets = (api_key,) if api_key else ()
+            timeout = float(model_config.get("timeout") or gw["timeout"])
+            if route.route == "lean":
+                if route.key_env and not api_key and route.api_base == LEAN_PROVIDERS.get(route.provider, (None,))[0] \
+                        and not route.api_base.startswith(("http://localhost", "http://127.")):
+                    raise _error(route.provider, route.model, "missing_api_key",
+                                 f"set {route.key_env} in the environment")
+                once = self._lean_once
+            else:
+                once = self._litellm_once
+            output, tokens_in, tokens_out, logprobs = await self._with_retries(
+                once, route, messages, params, api_key, timeout, gw)
+            if tokens_in is None:
+                tokens_in = pricing.count_tokens(messages)
+            if tokens_out is None:
+                tokens_out = pricing.count_tokens(output)
+            if backend is not None:
+                value = {"output": output, "input_tokens": tokens_in, "output_tokens": tokens_out}
+                if logprobs is not None:
+                    value["logprobs"] = logprobs
+                try:
+                    await backend.set(key, value, float(cache_settings.get("ttl", 3600)))
+                except Exception as exc:  # a cache that fails costs a hit later, not this call
+                    call.guards = {**call.guards, "cache_error": _redact(str(exc))}
+            return self._finish(call, route, output, tokens_in, tokens_out, False, guard_settings,
+                                model_config, logprobs)
+        except BaseException as exc:
+            if isinstance(exc, GatewayError):
+                exc.args = (_redact(str(exc), secrets),)
+            self._log_failure(call, exc, secrets)
+            raise
+
+    async def _with_retries(self, once, route, messages, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
+        import tenacity
+
+        retrying = tenacity.AsyncRetrying(
+            stop=(tenacity.stop_after_attempt(int(gw["max_retries"]) + 1)
+                  | tenacity.stop_after_delay(float(gw["retry_deadline"]))),
+            wait=_RetryAfterWait(float(gw["retry_initial"]), float(gw["retry_max_wait"])),
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, GatewayError) and e.retryable),
+            reraise=True,
+        )
+        attempts = 0
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    return await once(route, messages, params, api_key, timeout, gw)
+        except GatewayError as exc:
+            exc.attempts = attempts
+            if attempts > 1:
+                exc.args = (f"{exc} (after {attempts} attempts)",)
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _lean_once(self, route, messages, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
+        import httpx
+
+        client = self._client(int(gw["max_connections"]))
+        extra_body = params.get("extra_body") or {}
+        body = {"model": route.upstream, "messages": messages,
+                **{k: v for k, v in params.items() if k != "extra_body"}, **extra_body}
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        try:
+            response = await client.post(f"{route.api_base}/chat/completions", json=body,
+                                         headers=headers, timeout=timeout)
+        except httpx.TimeoutException:
+            raise _error(route.provider, route.model, "timeout", f"no answer within {timeout:g} s") from None
+        except httpx.TransportError as exc:
+            raise _error(route.provider, route.model, "connection", f"{type(exc).__name__} to {route.api_base}") from None
+        status = response.status_code
+        if status >= 400:
+            raise _status_error(route, status, _provider_message(response.content),
+                                _retry_after(response.headers.get("retry-after")))
+        try:
+            data = response.json()
+            choices = data["choices"]
+        except (ValueError, KeyError, TypeError):
+            raise _error(route.provider, route.model, "malformed_response",
+                         f"not a chat completion: {response.text[:120]!r}") from None
+        return _parse_choice(route, choices, data.get("usage"))
+
+    async def _litellm_once(self, route, messages, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
+        litellm = load_litellm()
+        kwargs: dict[str, Any] = {"model": route.upstream, "messages": messages, "timeout": timeout,
+                                  "max_retries": 0, "num_retries": 0, "caching": False, **params}
+        if route.api_base:
+            kwargs["api_base"] = route.api_base
+        if api_key:
+            kwargs["api_key"] = api_key
+        try:
+            response = await litellm.acompletion(**kwargs)
+        except Exception as exc:
+            raise _litellm_error(route, exc) from None
+        try:
+            data = response.model_dump() if hasattr(response, "model_dump") else dict(response)
+            choices = data["choices"]
+        except (KeyError, TypeError, AttributeError):
+            raise _error(route.provider, route.model, "malformed_response", "not a chat completion") from None
+        return _parse_choice(route, choices, data.get("usage"))
+
+    # ---- finishing ----------------------------------------------------------------------
+
+    def _finish(self, call, route, output, tokens_in, tokens_out, hit, guard_settings, model_config, logprobs):  # noqa: ANN001, ANN202
+        shown, out_report = guard.filter_output(output, guard_settings)
+        guards = {**call.guards, "output": out_report}
+        cost = 0.0 if hit else pricing.cost(
+            route.model, tokens_in, tokens_out,
+            input_cost_per_token=model_config.get("input_cost_per_token"),
+            output_cost_per_token=model_config.get("output_cost_per_token"),
+        )
+        latency = (time.perf_counter() - call.started) * 1000
+        result = CallResult(
+            output=shown, model=route.model, input_tokens=int(tokens_in), output_tokens=int(tokens_out),
+            latency_ms=round(latency, 3), cost_usd=cost, cache_hit=hit, guards=guards,
+            call_id=call.call_id, prompt_id=call.prompt_id, prompt_version=call.prompt_version,
+            prompt_name=call.prompt_name, provider=route.provider, route=route.route,
+            user_id=call.user_id, run_id=call.run_id, environment=call.environment, logprobs=logprobs,
+        )
+        row = {**{k: getattr(result, k) for k in (
+            "timestamp", "prompt_id", "prompt_version", "model", "input_tokens", "output_tokens",
+            "latency_ms", "user_id", "cost_usd", "cache_hit", "status", "environment", "run_id",
+            "guards", "call_id", "prompt_name", "provider", "route") if hasattr(result, k)},
+            "timestamp": call.timestamp, "error": None}
+        self.log.submit(row, self._audit_entry(call, row))
+        return result
+
+    def _log_failure(self, call: _Call, exc: BaseException, secrets: tuple[str, ...] = ()) -> None:
+        blocked = isinstance(exc, guard.GuardBlocked)
+        message = _redact(f"{type(exc).__name__}: {exc}" if not isinstance(exc, PromStackError) else str(exc), secrets)
+        row = {
+            "timestamp": call.timestamp, "prompt_id": call.prompt_id,
+            "prompt_version": call.prompt_version, "model": call.model or "(none)",
+            "input_tokens": 0, "output_tokens": 0,
+            "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
+            "user_id": call.user_id, "cost_usd": 0.0, "cache_hit": False,
+            "status": "blocked" if blocked else "error", "error": message,
+            "environment": call.environment, "run_id": call.run_id, "guards": call.guards,
+            "call_id": call.call_id, "prompt_name": call.prompt_name,
+            "provider": call.provider or getattr(exc, "provider", None), "route": call.route,
+        }
+        if isinstance(exc, GatewayError | guard.GuardBlocked):
+            exc.call_id = call.call_id
+        self.log.submit(row, self._audit_entry(call, row))
+
+    def _audit_entry(self, call: _Call, row: dict[str, Any]) -> dict[str, Any]:
+        detail = {k: row[k] for k in ("call_id", "model", "provider", "status", "cache_hit",
+                                      "environment", "run_id", "prompt_name") if row.get(k) is not None}
+        if row.get("error"):
+            detail["error"] = row["error"]
+        if call.user_id:
+            detail["user_id"] = call.user_id
+        actions = {name: g.get("action") for name, g in (call.guards or {}).items() if isinstance(g, dict)}
+        if actions:
+            detail["guards"] = actions
+        if call.audit_input is not None:
+            detail["input"] = call.audit_input
+        return {
+            "actor": call.user_id or self.store.actor, "action": "llm_call",
+            "prompt_id": call.prompt_id, "version": call.prompt_version, "detail": detail,
+            "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
+            "cost_usd": row["cost_usd"],
+        }
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Wait until every call so far is in the call log."""
+        self.log.flush()
+
+    def close(self) -> None:
+        self.log.close()
+        for loop, client in list(self._http.items()):
+            if not loop.is_closed():
+                try:
+                    if loop.is_running():
+                        asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=5)
+                    else:
+                        loop.run_until_complete(client.aclose())
+                except Exception:  # closing sockets of a dying loop: nothing left to lose
+                    pass
+        self._http = weakref.WeakKeyDictionary()
+        if self._cache is not None:
+            self._cache.close()
+
+
+def _audit_input(variables: dict[str, Any] | None, conf: config_module.Config) -> Any:
+    if not variables or not conf.section("gateway", GATEWAY_DEFAULTS).get("record_input", True):
+        return None
+    text = json.dumps(variables, ensure_ascii=False, default=str)
+    return variables if len(text) <= _AUDIT_INPUT_LIMIT else text[:_AUDIT_INPUT_LIMIT] + "…"
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def _provider_message(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+        message = data.get("error", {}).get("message") if isinstance(data.get("error"), dict) else data.get("error")
+        return str(message or "")[:200]
+    except (ValueError, AttributeError):
+        return body[:120].decode("utf-8", "replace")
+
+
+def _status_error(route: Route, status: int, detail: str, retry_after: float | None = None) -> GatewayError:
+    if status == 429:
+        cause = "rate_limited"
+    elif status in (401, 403):
+        cause = "auth"
+    elif status == 404:
+        cause = "not_found"
+    elif status == 408:
+        cause = "timeout"
+    elif status >= 500:
+        cause = "server_error"
+    else:
+        cause = "bad_request"
+    return _error(route.provider, route.model, cause, detail, status=status, retry_after=retry_after)
+
+
+def _parse_choice(route: Route, choices: Any, usage: Any) -> tuple[str, int | None, int | None, Any]:
+    if not choices:
+        raise _error(route.provider, route.model, "empty_response")
+    try:
+        choice = choices[0]
+        message = choice["message"]
+        output = message.get("content")
+    except (KeyError, TypeError, IndexError):
+        raise _error(route.provider, route.model, "malformed_response", "choice without a message") from None
+    if output is None:
+        output = ""
+    usage = usage or {}
+    return (str(output), usage.get("prompt_tokens"), usage.get("completion_tokens"),
+            choice.get("logprobs"))
+
+
+def _litellm_error(route: Route, exc: Exception) -> GatewayError:
+    """litellm's exceptions (openai's underneath) in our one error model."""
+    litellm = load_litellm()
+    status = getattr(exc, "status_code", None)
+    detail = str(getattr(exc, "message", None) or exc)[:200]
+    if isinstance(exc, litellm.Timeout):
+        return _error(route.provider, route.model, "timeout", detail)
+    if isinstance(exc, litellm.APIConnectionError):
+        lowered = detail.lower()
+        if "json" in lowered or "decode" in lowered or "expecting" in lowered:
+            return _error(route.provider, route.model, "malformed_response", detail)
+        return _error(route.provider, route.model, "connection", detail)
+    if isinstance(exc, litellm.APIResponseValidationError):
+        return _error(route.provider, route.model, "malformed_response", detail)
+    if isinstance(exc, litellm.BadRequestError) and "LLM Provider NOT provided" in detail:
+        return GatewayError(str(_unknown_model(route.model)), provider=route.provider, cause="unknown_model")
+    if isinstance(status, int) and status >= 400:
+        retry_after = None
+        response = getattr(exc, "response", None)
+        if response is not None:
+            retry_after = _retry_after(getattr(response, "headers", {}).get("retry-after"))
+        return _status_error(route, status, detail, retry_after)
+    if isinstance(exc, ValueError | KeyError | TypeError):
+        return _error(route.provider, route.model, "malformed_response", f"{type(exc).__name__}: {detail}")
+    return _error(route.provider, route.model, "provider_error", f"{type(exc).__name__}: {detail}")
+
+
+try:  # tenacity's wait protocol; imported here only for the base class
+    from tenacity.wait import wait_base as _wait_base
+except ImportError:  # pragma: no cover - tenacity is a dependency
+    _wait_base = object
+
+
+class _RetryAfterWait(_wait_base):
+    """Honour a provider's Retry-After; otherwise exponential backoff with full jitter."""
+
+    def __init__(self, initial: float, maximum: float):
+        self.initial = initial
+        self.maximum = maximum
+
+    def __call__(self, retry_state) -> float:  # noqa: ANN001
+        import random
+
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        after = getattr(exc, "retry_after", None)
+        if after is not None:
+            return min(after, self.maximum)
+        return min(self.maximum, self.initial * 2 ** (retry_state.attempt_number - 1)) * random.uniform(0.5, 1.0)
