@@ -29,7 +29,7 @@ from typing import Any
 from . import audit, formats
 from .clock import now
 from .db import write
-from .errors import InvalidInput, NotFound, PromStackError
+from .errors import InvalidInput, NotFound
 from .formats import FormatError, ParsedPrompt
 from .prompts import MAIN, content_hash
 from .template import normalize
@@ -429,5 +429,40 @@ def test_data(store: Any, prompt: int | str) -> dict[str, Any] | None:
     return json.loads(row[0]) if row and row[0] else None
 
 
-__all__ = ["FileSync", "PromStackError", "SyncResult", "open_errors", "test_data", "tracked_files",
-           "workspace_branch"]
+
+
+# ---- one-off reading, for `promstack import` ---------------------------------------------
+
+def read_prompt_file(path: str | os.PathLike) -> tuple[str, ParsedPrompt]:
+    """(format, parsed prompt) of one file, read by the watcher's parsers; InvalidInput says why not."""
+    path = Path(path)
+    fmt = formats.format_of(path.name)
+    if fmt is None:
+        known = ", ".join(s for s, _ in formats.SUFFIXES)
+        raise InvalidInput(f"{path} is not a prompt file PromStack reads (suffixes: {known}, or an export .json)")
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InvalidInput(f"{path} is over the {MAX_FILE_BYTES:,}-byte limit for a prompt file")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    if b"\x00" in data[:8192]:
+        raise InvalidInput(f"{path} is a binary file, not prompt text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8") from None
+    try:
+        return fmt, formats.parse(fmt, text)
+    except FormatError as exc:
+        raise InvalidInput(f"{path}: {exc}") from None
+
+
+def import_name(path: str | os.PathLike, base: str | os.PathLike) -> str:
+    """A file's prompt name: its path under `base` without the suffix, else its own name."""
+    path, base = Path(path).resolve(), Path(base).resolve()
+    try:
+        relative = path.relative_to(base).as_posix()
+    except ValueError:
+        relative = path.name
+    return formats.name_for(relative)
