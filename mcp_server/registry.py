@@ -16,6 +16,7 @@ engine's sentence. Anything else is a bug: the SDK logs it and answers "Error ex
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,15 +148,16 @@ _TYPE_TAGS = {"int", "str", "float", "bool", "list", "dict", "none"}
 def describe_validation_error(spec: ToolSpec, exc: ValidationError) -> str:
     """One sentence about the first thing wrong with the arguments, and what to do."""
     errors = exc.errors(include_url=False)
-    first = errors[0]
+    # An unknown name usually explains a missing one (`name` sent for `prompt`): report it first.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     path = _location(first["loc"])
     if first["type"] == "missing":
         return f"{spec.name} needs the argument '{path}'; call it again with a value for it"
     if first["type"] == "extra_forbidden":
-        known = ", ".join(
-            (field.alias or name) for name, field in spec.args.model_fields.items()
-        )
-        return f"{spec.name} has no argument '{path}'; its arguments are: {known}"
+        known = [(field.alias or name) for name, field in spec.args.model_fields.items()]
+        close = difflib.get_close_matches(path, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{spec.name} has no argument '{path}'{hint}; its arguments are: {', '.join(known)}"
     shown = repr(first.get("input"))
     if len(shown) > 60:
         shown = shown[:57] + "..."

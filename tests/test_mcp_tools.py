@@ -1,0 +1,258 @@
+"""The MCP tools, driven in-process through the SDK's in-memory client: every tool, the
+`model_config` argument on the wire, authorship, and a bad input per tool answered with one
+sentence while the server keeps serving."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp_types import Implementation
+
+from mcp_server.engine import Call, Engine
+from mcp_server.models import PromptOnlyArgs, PromptSummary
+from mcp_server.registry import ToolSpec, build_tool
+from mcp_server.server import PromStackServer, build_server
+
+pytestmark = pytest.mark.anyio
+
+TOOLS = {
+    "list_prompts", "get_prompt", "create_prompt", "update_prompt", "delete_prompt", "restore_prompt",
+    "get_history", "diff_versions", "rollback_prompt", "create_branch", "merge_branch", "set_label",
+}
+READS = {"list_prompts", "get_prompt", "get_history", "diff_versions"}
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+async def mcp(isolated_store):
+    server = build_server(isolated_store)
+    async with Client(server, client_info=Implementation(name="pytest-client", version="1")) as client:
+        yield client
+    server.engine.close()
+
+
+@pytest.fixture
+def refund(client):
+    client.create_prompt("support/refund", "환불 절차를 안내하세요: {{ question }}", model_config={"model": "gpt-4o-mini"})
+    client.save("support/refund", "환불 절차를 친절하게 안내하세요: {{ question }}", message="kinder")
+    return "support/refund"
+
+
+async def ok(mcp: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await mcp.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text
+    assert result.content[0].text.strip()
+    return result.structured_content
+
+
+async def fails(mcp: Client, tool: str, arguments: dict[str, Any], expected: str) -> str:
+    result = await mcp.call_tool(tool, arguments)
+    assert result.is_error
+    text = result.content[0].text
+    # The engine's (or the argument check's) sentence arrives, not just the SDK's generic line.
+    assert text.strip() != f"Error executing tool {tool}"
+    assert expected in text, text
+    assert "Traceback" not in text and "\n" not in text.strip()
+    # ... and the server keeps serving.
+    assert (await mcp.call_tool("list_prompts", {})).is_error is False
+    return text
+
+
+async def test_every_tool_is_listed_with_descriptions_schemas_and_honest_annotations(mcp):
+    tools = {t.name: t for t in (await mcp.list_tools()).tools}
+    assert set(tools) == TOOLS
+    for name, t in tools.items():
+        sentences = [s for s in re.split(r"(?<=[.;])\s+", t.description) if s]
+        assert 2 <= len(sentences) <= 4, (name, t.description)
+        assert t.output_schema and t.output_schema["type"] == "object"
+        for prop, schema in t.input_schema["properties"].items():
+            assert "description" in schema or "anyOf" in schema or "$ref" in schema, (name, prop)
+        assert t.annotations.destructive_hint is False
+        assert t.annotations.read_only_hint is (name in READS)
+        assert t.annotations.open_world_hint is False
+        if name in READS:
+            assert t.annotations.idempotent_hint is True
+    assert tools["set_label"].annotations.idempotent_hint is False
+    for name in ("create_prompt", "update_prompt"):
+        assert "model_config" in tools[name].input_schema["properties"]
+    assert "model_config" in tools["get_prompt"].output_schema["properties"]
+
+
+async def test_the_version_control_round_trip(mcp):
+    created = await ok(mcp, "create_prompt", prompt="support/refund", template="환불 절차를 안내하세요: {{ question }}",
+                       model_config={"model": "gpt-4o-mini", "temperature": 0.2}, description="refunds", message="first")
+    assert created["version"] == 1 and created["model_config"] == {"model": "gpt-4o-mini", "temperature": 0.2}
+    assert created["variables"][0]["name"] == "question" and created["source"] == "mcp"
+
+    v2 = await ok(mcp, "update_prompt", prompt="support/refund", template="환불을 친절하게 안내하세요: {{ question }}",
+                  message="kinder")
+    assert v2["version"] == 2 and v2["created"] is True and v2["model_config"]["temperature"] == 0.2
+    same = await ok(mcp, "update_prompt", prompt="support/refund", template="환불을 친절하게 안내하세요: {{ question }}")
+    assert same["created"] is False and same["version"] == 2
+    v3 = await ok(mcp, "update_prompt", prompt=created["prompt_id"], model_config={"model": "gpt-4o", "temperature": 0.5})
+    assert v3["version"] == 3 and v3["template"] == v2["template"]
+
+    got = await ok(mcp, "get_prompt", prompt="support/refund", version=1)
+    assert got["template"] == "환불 절차를 안내하세요: {{ question }}"
+    assert (await ok(mcp, "get_prompt", prompt=str(created["prompt_id"])))["version"] == 3
+
+    history = await ok(mcp, "get_history", prompt="support/refund")
+    assert [v["version"] for v in history["versions"]] == [3, 2, 1]
+    assert "template" not in history["versions"][0]
+
+    diff = await ok(mcp, "diff_versions", prompt="support/refund", from_version=1, to_version=3)
+    assert diff["added"] == 1 and diff["removed"] == 1 and "친절하게" in diff["unified"]
+    assert diff["config_changes"]["model"] == {"from": "gpt-4o-mini", "to": "gpt-4o"}
+
+    branch = await ok(mcp, "create_branch", prompt="support/refund", branch="experiment/short", from_version=3)
+    assert branch["head"] == 3
+    v4 = await ok(mcp, "update_prompt", prompt="support/refund", branch="experiment/short",
+                  template="환불: {{ question }}")
+    assert v4["branch"] == "experiment/short"
+    assert (await ok(mcp, "get_prompt", prompt="support/refund"))["version"] == 3  # main did not move
+    merged = await ok(mcp, "merge_branch", prompt="support/refund", branch="experiment/short")
+    assert merged["version"] == 5 and merged["template"] == "환불: {{ question }}" and merged["source"] == "merge"
+
+    move = await ok(mcp, "set_label", prompt="support/refund", label="production", version=2, reason="ship it")
+    assert move["from_version"] is None and move["to_version"] == 2 and move["reason"] == "ship it"
+    assert (await ok(mcp, "get_prompt", prompt="support/refund", label="production"))["version"] == 2
+
+    back = await ok(mcp, "rollback_prompt", prompt="support/refund", version=1, message="too short")
+    assert back["version"] == 6 and back["source"] == "rollback" and back["template"] == created["template"]
+
+    deleted = await ok(mcp, "delete_prompt", prompt="support/refund")
+    assert deleted["archived"] is True
+    assert (await ok(mcp, "list_prompts"))["prompts"] == []
+    assert [p["name"] for p in (await ok(mcp, "list_prompts", include_deleted=True))["prompts"]] == ["support/refund"]
+    restored = await ok(mcp, "restore_prompt", prompt="support/refund")
+    assert restored["archived"] is False and restored["versions"] == 6
+
+
+async def test_chat_templates_and_model_config_sent_as_json_text(mcp):
+    chat = [{"role": "system", "content": "You are polite."}, {"role": "user", "content": "{{ question }}"}]
+    created = await ok(mcp, "create_prompt", prompt="chat/support", template=chat)
+    assert created["kind"] == "chat" and created["template"] == chat
+    # Some clients send objects as JSON inside a string; the argument still arrives.
+    saved = await ok(mcp, "update_prompt", prompt="chat/support", model_config='{"model": "gpt-4o-mini"}')
+    assert saved["model_config"] == {"model": "gpt-4o-mini"}
+
+
+async def test_author_is_the_configured_user(mcp, client):
+    saved = await ok(mcp, "create_prompt", prompt="a/b", template="hi")
+    assert saved["author"] == "tester"  # PROMSTACK_USER, set by conftest
+    assert client.audit_log("a/b")[0]["actor"] == "tester"
+
+
+async def test_author_falls_back_to_the_client_name_and_is_never_empty(isolated_store, monkeypatch, client):
+    monkeypatch.delenv("PROMSTACK_USER")
+    server = build_server(isolated_store)
+    async with Client(server, client_info=Implementation(name="claude-ai", version="0.1")) as mcp:
+        saved = await ok(mcp, "create_prompt", prompt="a/b", template="hi")
+        assert saved["author"] == "claude-ai"
+        branch = await ok(mcp, "create_branch", prompt="a/b", branch="x")
+        assert branch["created_by"] == "claude-ai"
+    async with Client(server, client_info=Implementation(name=" \x00 ", version="0.1")) as mcp:
+        saved = await ok(mcp, "update_prompt", prompt="a/b", template="hello")
+        assert saved["author"].strip()
+    server.engine.close()
+
+
+BAD_INPUTS = [
+    ("list_prompts", {"include_deleted": "maybe"}, "argument 'include_deleted'"),
+    ("get_prompt", {"prompt": "support/refnd"}, "there is no prompt 'support/refnd' (did you mean 'support/refund'?)"),
+    ("get_prompt", {"prompt": "support/refund", "version": 99}, "has no version 99; its newest is 2"),
+    ("get_prompt", {"prompt": "support/refund", "version": "two"}, "argument 'version' of get_prompt"),
+    ("get_prompt", {"prompt": "support/refund", "label": "production"}, "has no label 'production'"),
+    ("get_prompt", {}, "get_prompt needs the argument 'prompt'"),
+    ("get_prompt", {"name": "support/refund"}, "get_prompt has no argument 'name'"),
+    ("create_prompt", {"prompt": "bad name!", "template": "x"}, "is not a valid prompt name"),
+    ("create_prompt", {"prompt": "evil", "template": "{{ ''.__class__.__mro__ }}"}, "private attribute"),
+    ("create_prompt", {"prompt": "support/refund", "template": "x"}, "exists already"),
+    ("update_prompt", {"prompt": "support/refund", "template": "{% if question %}unclosed"}, "does not parse"),
+    ("update_prompt", {"prompt": "support/refund", "template": 42}, "argument 'template' of update_prompt"),
+    ("update_prompt", {"prompt": "support/refund", "model_config": {"temperature": 9}}, "temperature must be a number from 0 to 2"),
+    ("update_prompt", {"prompt": "support/refund", "template": [{"role": "boss", "content": "x"}]}, "argument 'template"),
+    ("delete_prompt", {"prompt": 404}, "there is no prompt 404"),
+    ("restore_prompt", {"prompt": "support/refund"}, "is not deleted"),
+    ("get_history", {"prompt": "support/refund", "limit": 0}, "argument 'limit'"),
+    ("get_history", {"prompt": "support/refund", "branch": "nope"}, "has no branch 'nope'"),
+    ("diff_versions", {"prompt": "support/refund", "from_version": 7}, "has no version 7"),
+    ("diff_versions", {"prompt": "support/refund", "from_version": 0}, "argument 'from_version'"),
+    ("rollback_prompt", {"prompt": "support/refund", "version": 2}, "already the head"),
+    ("rollback_prompt", {"prompt": "support/refund", "version": 12}, "has no version 12"),
+    ("create_branch", {"prompt": "support/refund", "branch": "has space"}, "is not a valid branch name"),
+    ("create_branch", {"prompt": "support/refund", "branch": "main"}, "already has a branch 'main'"),
+    ("merge_branch", {"prompt": "support/refund", "branch": "nobranch"}, "has no branch 'nobranch'"),
+    ("merge_branch", {"prompt": "support/refund", "branch": "main"}, "into itself"),
+    ("set_label", {"prompt": "support/refund", "label": "production", "version": "two"}, "argument 'version'"),
+    ("set_label", {"prompt": "support/refund", "label": "latest", "version": 1}, "'latest' always follows"),
+    ("set_label", {"prompt": "support/refund", "label": "production", "version": 9}, "has no version 9"),
+]
+
+
+@pytest.mark.parametrize(("tool", "arguments", "expected"), BAD_INPUTS, ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(BAD_INPUTS)])
+async def test_bad_input_is_one_sentence_and_the_server_keeps_serving(mcp, refund, tool, arguments, expected):
+    await fails(mcp, tool, arguments, expected)
+
+
+def test_every_tool_has_a_bad_input_case():
+    assert {tool for tool, _, _ in BAD_INPUTS} == TOOLS
+
+
+async def test_a_bad_input_leaves_the_store_as_it_was(mcp, refund, client):
+    before = client.export()
+    await fails(mcp, "update_prompt", {"prompt": refund, "template": "{{ ''.__class__.__mro__ }}"}, "sandbox")
+    assert client.export() == before
+
+
+async def test_a_merge_conflict_says_where(mcp, refund):
+    await ok(mcp, "create_branch", prompt=refund, branch="x")
+    await ok(mcp, "update_prompt", prompt=refund, branch="x", template="브랜치: {{ question }}")
+    await ok(mcp, "update_prompt", prompt=refund, template="메인: {{ question }}")
+    await fails(mcp, "merge_branch", {"prompt": refund, "branch": "x"}, "conflicts")
+
+
+async def test_an_unexpected_error_does_not_leak_or_stop_the_server(mcp, refund, monkeypatch):
+    from promstack.client import Client as Engine_
+
+    def boom(self, *a, **k):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(Engine_, "history", boom)
+    result = await mcp.call_tool("get_history", {"prompt": refund})
+    assert result.is_error and "secret internals" not in result.content[0].text
+    monkeypatch.undo()
+    assert (await ok(mcp, "get_history", prompt=refund))["versions"]
+
+
+async def test_progress_from_the_engine_thread_reaches_the_client(isolated_store, refund):
+    def slow(call: Call, args: PromptOnlyArgs) -> tuple[PromptSummary, str]:
+        for done in range(3):
+            call.progress(done + 1, 3, f"step {done + 1} of 3")
+        found = next(p for p in call.client.list_prompts() if p.name == args.prompt)
+        return PromptSummary.model_validate(found.to_dict()), "done"
+
+    spec = ToolSpec(name="slow_tool", title="Slow", description="A long tool. Returns a summary.",
+                    args=PromptOnlyArgs, result=PromptSummary, handler=slow, read_only=True,
+                    idempotent=True, changes_prompts=False)
+    engine = Engine(isolated_store)
+    server = PromStackServer(engine, name="progress-test", tools=[build_tool(spec, engine)])
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    for mode in ("auto", "legacy"):
+        seen.clear()
+        async with Client(server, mode=mode) as mcp:
+            result = await mcp.call_tool("slow_tool", {"prompt": refund}, progress_callback=on_progress)
+        assert not result.is_error
+        assert [s[0] for s in seen] == [1, 2, 3] and seen[-1][2] == "step 3 of 3"
+    engine.close()
