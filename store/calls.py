@@ -136,10 +136,10 @@ def as_json(row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in COLUMNS:
         value = row.get(name)
-        if name == "latency_ms" and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        elif name == "latency_ms" and isinstance(value, float):
-            value = round(value, 3)
+        if name == "latency_ms" and value is not None:
+            value = int(round(value))  # the seed logs whole milliseconds
+        elif name == "timestamp" and isinstance(value, str) and "." in value:
+            value = value.split(".", 1)[0] + "Z"  # and whole seconds: "2026-01-09T12:00:00Z"
         out[name] = value
     return out
 

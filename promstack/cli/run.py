@@ -1,0 +1,191 @@
+"""The gateway's commands: run a prompt, read the call log, read and verify the audit log."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from store.errors import InvalidInput
+
+from . import EXIT_CHECK_FAILED, cli, command_context, emit_json
+
+
+def _parse_vars(pairs: tuple[str, ...], vars_json: str | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if vars_json is not None:
+        try:
+            parsed = json.loads(vars_json)
+        except ValueError as exc:
+            raise InvalidInput(f"--vars is not JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(parsed, dict):
+            raise InvalidInput('--vars must be a JSON object such as {"question": "환불하고 싶어요"}')
+        values.update(parsed)
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"--var {pair!r} must look like name=value")
+        values[name.strip()] = value
+    return values
+
+
+def _prompt_ref(prompt: str) -> int | str:
+    return int(prompt) if prompt.isdigit() else prompt
+
+
+@cli.command("run")
+@click.argument("prompt")
+@click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE", help="A template variable (repeatable).")
+@click.option("--vars", "vars_json", help='All variables as a JSON object.')
+@click.option("--version", type=int, help="Run this version.")
+@click.option("--label", help="Run the version this label points at (e.g. production).")
+@click.option("--branch", help="Run the head of this branch.")
+@click.option("--model", help="Override the version's model, e.g. gpt-4o-mini.")
+@click.option("--user", "user_id", help="Who this call is for (logged as user_id).")
+@click.option("--run-id", help="Group this call under a run id in the call log.")
+@click.option("--env", "environment", help="Environment to log (default: PROMSTACK_ENV or development).")
+@click.option("--no-cache", is_flag=True, help="Always call the model; do not read or fill the cache.")
+@command_context
+def run_prompt(state, prompt: str, pairs, vars_json, version, label, branch, model, user_id,
+               run_id, environment, no_cache) -> None:  # noqa: ANN001
+    """Render PROMPT (a name or id) with its variables and call its model.
+
+    \b
+    promstack run support/refund --var question="환불하고 싶어요"
+    promstack run 42 --label production --var question=hi --json
+    """
+    from promstack.guard import GuardBlocked
+    from promstack.llm import GatewayError
+
+    variables = _parse_vars(pairs, vars_json)
+    try:
+        result = state.client.run(
+            _prompt_ref(prompt), variables, version=version, label=label, branch=branch,
+            model=model, user_id=user_id, run_id=run_id, environment=environment,
+            cache=False if no_cache else None,
+        )
+    except (GatewayError, GuardBlocked) as exc:
+        if state.json:
+            detail = {"status": "blocked" if isinstance(exc, GuardBlocked) else "error",
+                      "error": str(exc), "call_id": exc.call_id}
+            if isinstance(exc, GatewayError):
+                detail.update(provider=exc.provider, cause=exc.cause)
+            else:
+                detail["guards"] = exc.report
+            emit_json(detail)
+        click.echo(f"promstack: {exc}", err=True)
+        sys.exit(EXIT_CHECK_FAILED)
+    if state.json:
+        emit_json(result.to_dict())
+        return
+    click.echo(result.output)
+    fired = [f"{name} {g.get('action')}" for name, g in result.guards.items()
+             if isinstance(g, dict) and g.get("action") not in (None, "passed", "off")]
+    footer = (f"{result.model} · {result.input_tokens}+{result.output_tokens} tokens · "
+              f"{result.latency_ms:.0f} ms · ${result.cost_usd:.6f}"
+              + (" · cache hit" if result.cache_hit else "")
+              + (f" · guards: {', '.join(fired)}" if fired else ""))
+    click.echo(footer, err=True)
+
+
+@cli.command("logs")
+@click.option("--prompt", help="Only calls of this prompt (name or id).")
+@click.option("--version", "prompt_version", type=int, help="Only calls of this prompt version.")
+@click.option("--model", help="Only calls to this model.")
+@click.option("--status", type=click.Choice(["ok", "error", "blocked"]), help="Only calls with this outcome.")
+@click.option("--user", "user_id", help="Only calls for this user_id.")
+@click.option("--run-id", help="Only calls of this run.")
+@click.option("--env", "environment", help="Only calls in this environment.")
+@click.option("--cache-hit/--cache-miss", "cache_hit", default=None, help="Only hits, or only misses.")
+@click.option("--since", help="Only calls at or after this ISO time, e.g. 2026-01-09T00:00:00Z.")
+@click.option("--until", help="Only calls before this ISO time.")
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many rows.")
+@command_context
+def logs_list(state, prompt, prompt_version, model, status, user_id, run_id, environment,
+              cache_hit, since, until, limit) -> None:  # noqa: ANN001
+    """The call log, newest first. --json prints each row in the seed's log shape
+    (timestamp, prompt_id, prompt_version, model, input_tokens, output_tokens, latency_ms,
+    user_id) followed by cost_usd, cache_hit, status, error, environment, run_id, guards.
+
+    \b
+    promstack logs --prompt 42 --status error
+    promstack logs --user user_123 --json
+    """
+    from store import calls
+
+    rows = state.client.call_log(
+        prompt=_prompt_ref(prompt) if prompt else None, prompt_version=prompt_version, model=model,
+        status=status, user_id=user_id, run_id=run_id, environment=environment,
+        cache_hit=cache_hit, since=since, until=until, limit=limit,
+    )
+    if state.json:
+        emit_json([calls.as_json(r) for r in rows])
+        return
+    if not rows:
+        click.echo("No calls logged yet.")
+        return
+    for r in rows:
+        where = f"{r['prompt_name'] or r['prompt_id'] or '-'}" + (f"@v{r['prompt_version']}" if r["prompt_version"] else "")
+        line = (f"{r['timestamp']}  {r['status']:<7} {where:<24} {r['model']:<24} "
+                f"{r['input_tokens']:>6}+{r['output_tokens']:<6} {r['latency_ms']:>8.0f} ms  "
+                f"${r['cost_usd']:.6f}{'  hit' if r['cache_hit'] else ''}"
+                f"{'  ' + r['user_id'] if r['user_id'] else ''}")
+        if r["error"]:
+            line += f"\n    {r['error']}"
+        click.echo(line)
+
+
+@cli.group("audit", invoke_without_command=True)
+@click.option("--prompt", help="Only rows about this prompt (name or id).")
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many rows.")
+@command_context
+def audit_group(state, prompt, limit) -> None:  # noqa: ANN001
+    """The audit log, newest first: who did or asked what, when, with which prompt version,
+    model, tokens and cost. `promstack audit verify` checks the hash chain.
+
+    \b
+    promstack audit --prompt support/refund
+    promstack audit verify
+    """
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = state.client.audit_log(_prompt_ref(prompt) if prompt else None, limit=limit)
+    if state.json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("The audit log is empty.")
+        return
+    for r in rows:
+        detail = r["detail"]
+        what = r["action"]
+        if r["action"] == "llm_call":
+            what += f" {detail.get('model', '')} {detail.get('status', '')}"
+            if detail.get("cache_hit"):
+                what += " (cache hit)"
+        target = ""
+        if r["prompt_id"] is not None:
+            target = f"{detail.get('name') or detail.get('prompt_name') or r['prompt_id']}" + (
+                f" v{r['version']}" if r["version"] is not None else "")
+        usage = ""
+        if r["input_tokens"] is not None or r["cost_usd"] is not None:
+            usage = f"  {r['input_tokens'] or 0}+{r['output_tokens'] or 0} tokens ${r['cost_usd'] or 0:.6f}"
+        click.echo(f"{r['at']}  {r['actor']:<12} {what:<40} {target}{usage}")
+
+
+@audit_group.command("verify")
+@command_context
+def audit_verify(state) -> None:  # noqa: ANN001
+    """Check that no audit row was edited or deleted (exit 1 if one was)."""
+    if getattr(state.client, "_gateway", None) is not None:
+        state.client.gateway.flush()
+    ok, message = state.client.verify_audit()
+    if state.json:
+        emit_json({"ok": ok, "message": message})
+    else:
+        click.echo(message)
+    if not ok:
+        sys.exit(EXIT_CHECK_FAILED)
