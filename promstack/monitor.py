@@ -1,0 +1,344 @@
+"""Metrics over the call log: any time window, any grouping.
+
+For each group: requests, errors, blocked calls, error rate, latency p50/p95/p99 (plus mean and
+max), input/output tokens, cost and cache hit rate.
+
+Definitions (the tests check them exactly):
+- `requests` counts every row in the window; `served` those that were not blocked before
+  reaching a model (status 'ok' or 'error'). Blocked calls (a guard or a budget refused them)
+  have no meaningful latency and no provider outcome, so latency, the error rate and the cache
+  hit rate are over `served`; `error_rate = errors / served`, `cache_hit_rate = cache_hits / served`.
+- Percentiles are exact, by the nearest-rank method: with the served latencies sorted
+  ascending, p_k is the value at 1-based rank ceil(k/100 * n). It is always a latency that was
+  observed (no interpolation), which is what "P95 > 5 s" means to an operator.
+- The window is [since, until): `since` is a duration back from now ("30m", "24h", "7d", "2w")
+  or an ISO time; `until` defaults to now.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from store.errors import InvalidInput, NotFound
+
+PERCENTILES = (50, 95, 99)
+
+# Group name -> SQL expressions (output column name, expression). Day and hour are UTC text
+# prefixes of the ISO timestamp, so they group without any date function.
+GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "prompt": (("prompt_id", "prompt_id"),),
+    "version": (("prompt_id", "prompt_id"), ("prompt_version", "prompt_version")),
+    "model": (("model", "model"),),
+    "environment": (("environment", "environment"),),
+    "user": (("user_id", "user_id"),),
+    "status": (("status", "status"),),
+    "day": (("day", "substr(timestamp, 1, 10)"),),
+    "hour": (("hour", "substr(timestamp, 1, 13) || ':00Z'"),),
+}
+GROUP_ALIASES = {"prompts": "prompt", "models": "model", "env": "environment", "users": "user",
+                 "user_id": "user", "prompt_version": "version", "versions": "version",
+                 "days": "day", "hours": "hour", "environments": "environment"}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def iso(moment: datetime) -> str:
+    """A datetime in the call log's format: UTC ISO 8601 with microseconds and Z."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(str(text))
+    if not match:
+        raise InvalidInput(
+            f"'{text}' is not a duration; write a number and a unit: 30m, 24h, 7d, 2w"
+        )
+    return timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+
+
+def parse_time(text: str | datetime | None, *, now: datetime | None = None) -> datetime | None:
+    """A duration back from `now` ("24h") or an ISO date/time; None stays None."""
+    if text is None or isinstance(text, datetime):
+        return text
+    now = now or datetime.now(UTC)
+    if _DURATION.match(str(text)):
+        return now - parse_duration(str(text))
+    try:
+        moment = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"'{text}' is neither a duration (24h, 7d) nor an ISO time (2026-01-09T12:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_groups(by: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    if not by:
+        return []
+    items = by.split(",") if isinstance(by, str) else list(by)
+    groups: list[str] = []
+    for raw in items:
+        name = raw.strip().lower()
+        if not name:
+            continue
+        name = GROUP_ALIASES.get(name, name)
+        if name not in GROUPS:
+            raise InvalidInput(
+                f"cannot group by '{raw.strip()}'; choose from {', '.join(GROUPS)}"
+            )
+        if name not in groups:
+            groups.append(name)
+    return groups
+
+
+def nearest_rank(sorted_values: list[float], pct: int) -> float | None:
+    """The nearest-rank percentile of an ascending list: the value at rank ceil(pct/100 * n)."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    rank = max(1, -(-pct * n // 100))  # integer ceil: no float rounding at exact ranks
+    return sorted_values[rank - 1]
+
+
+@dataclass
+class Window:
+    since: datetime | None
+    until: datetime
+
+    @property
+    def since_iso(self) -> str | None:
+        return iso(self.since) if self.since else None
+
+    @property
+    def until_iso(self) -> str:
+        return iso(self.until)
+
+
+def window(since: Any = "24h", until: Any = None, *, now: datetime | None = None) -> Window:
+    now = now or datetime.now(UTC)
+    start = parse_time(since, now=now) if since not in (None, "", "all") else None
+    end = parse_time(until, now=now) if until not in (None, "") else now
+    if start is not None and start >= end:  # type: ignore[operator]
+        raise InvalidInput(f"the window is empty: since {iso(start)} is not before until {iso(end)}")
+    return Window(start, end)  # type: ignore[arg-type]
+
+
+def resolve_prompt_id(db: sqlite_utils.Database, prompt: int | str | None) -> int | None:
+    """A prompt id from an id or a name; a name nobody has called is an error that says so."""
+    if prompt is None or prompt == "":
+        return None
+    if isinstance(prompt, int) or str(prompt).isdigit():
+        return int(prompt)
+    row = db.execute("SELECT id FROM prompts WHERE name = ?", [str(prompt)]).fetchone()
+    if row is None:
+        row = db.execute(
+            "SELECT prompt_id FROM calls WHERE prompt_name = ? AND prompt_id IS NOT NULL LIMIT 1",
+            [str(prompt)],
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no prompt named '{prompt}'; 'promstack prompt list' shows the names")
+    return int(row[0])
+
+
+def filters_sql(
+    db: sqlite_utils.Database,
+    win: Window,
+    *,
+    prompt: int | str | None = None,
+    version: int | None = None,
+    model: str | None = None,
+    environment: str | None = None,
+    user_id: str | None = None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (without the keyword) and its parameters for a window and filters."""
+    where = ["timestamp < ?"]
+    params: list[Any] = [win.until_iso]
+    if win.since is not None:
+        where.insert(0, "timestamp >= ?")
+        params.insert(0, win.since_iso)
+    prompt_id = resolve_prompt_id(db, prompt)
+    for column, value in (
+        ("prompt_id", prompt_id), ("prompt_version", version), ("model", model),
+        ("environment", environment), ("user_id", user_id),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    return " AND ".join(where), params
+
+
+def metrics(
+    db: sqlite_utils.Database,
+    *,
+    since: Any = "24h",
+    until: Any = None,
+    by: str | list[str] | None = None,
+    prompt: int | str | None = None,
+    version: int | None = None,
+    model: str | None = None,
+    environment: str | None = None,
+    user_id: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Metrics for the window, one row per group (one row in all when `by` is empty)."""
+    win = window(since, until, now=now)
+    groups = parse_groups(by)
+    where, params = filters_sql(
+        db, win, prompt=prompt, version=version, model=model, environment=environment,
+        user_id=user_id,
+    )
+    keys = _keys(groups)
+    key_exprs = [expr for _, expr in keys]
+    key_names = [name for name, _ in keys]
+    rows = _aggregate(db, where, params, key_exprs)
+    names = _prompt_names(db) if "prompt_id" in key_names else {}
+    out = []
+    for key, agg in rows.items():
+        item: dict[str, Any] = dict(zip(key_names, key, strict=True))
+        if "prompt_id" in item:
+            item["prompt_name"] = names.get(item["prompt_id"])
+        item.update(_finish(agg[:-1], _sorted_latencies(agg[-1])))
+        out.append(item)
+    out.sort(key=lambda r: (-r["requests"], [str(r[k]) for k in key_names]))
+    if not groups and not out:
+        out = [_finish(_EMPTY[:-1], [])]
+    return {
+        "since": win.since_iso,
+        "until": win.until_iso,
+        "by": groups,
+        "percentile_method": "nearest-rank",
+        "groups": out,
+    }
+
+
+def latency_percentiles(
+    db: sqlite_utils.Database,
+    *,
+    since: Any = "24h",
+    until: Any = None,
+    by: str | list[str] | None = None,
+    percentiles: tuple[int, ...] = PERCENTILES,
+    now: datetime | None = None,
+    **filters: Any,
+) -> list[dict[str, Any]]:
+    """Only the served latency percentiles per group: the lean path for "p95 per prompt"
+    and the latency alert rule (one grouped scan, no other aggregates)."""
+    win = window(since, until, now=now)
+    where, params = filters_sql(db, win, **filters)
+    keys = _keys(parse_groups(by))
+    exprs = [expr for _, expr in keys]
+    select = "".join(f"{e}, " for e in exprs)
+    group = f" GROUP BY {', '.join(exprs)}" if exprs else ""
+    sql = (
+        f"SELECT {select}COUNT(*), group_concat(latency_ms) FROM calls "
+        f"WHERE {where} AND status != 'blocked'{group}"
+    )
+    out = []
+    for row in db.execute(sql, params).fetchall():
+        if not row[-2]:
+            continue
+        values = _sorted_latencies(row[-1])
+        item: dict[str, Any] = dict(zip([name for name, _ in keys], row[:-2], strict=True))
+        item["served"] = len(values)
+        for pct in percentiles:
+            item[f"latency_p{pct}_ms"] = nearest_rank(values, pct)
+        out.append(item)
+    return out
+
+
+def _keys(groups: list[str]) -> list[tuple[str, str]]:
+    """Output columns and SQL expressions for groups; 'prompt' and 'version' share prompt_id."""
+    keys: list[tuple[str, str]] = []
+    for group in groups:
+        for pair in GROUPS[group]:
+            if pair not in keys:
+                keys.append(pair)
+    return keys
+
+
+_EMPTY = (0, 0, 0, 0, 0, 0, 0.0, None, None, None)
+
+
+def _aggregate(
+    db: sqlite_utils.Database, where: str, params: list[Any], key_exprs: list[str]
+) -> dict[tuple, tuple]:
+    select_keys = "".join(f"{e}, " for e in key_exprs)
+    group = f" GROUP BY {', '.join(key_exprs)}" if key_exprs else ""
+    sql = (
+        f"SELECT {select_keys}COUNT(*), "
+        "SUM(status = 'error'), SUM(status = 'blocked'), "
+        "SUM(cache_hit != 0 AND status != 'blocked'), "
+        "SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), "
+        "AVG(CASE WHEN status != 'blocked' THEN latency_ms END), "
+        "MAX(CASE WHEN status != 'blocked' THEN latency_ms END), "
+        # The served latencies ride along as text, so one scan of the table gives everything;
+        # SQLite renders a REAL with 15 significant digits, plenty for milliseconds.
+        "group_concat(CASE WHEN status != 'blocked' THEN latency_ms END) "
+        f"FROM calls WHERE {where}{group}"
+    )
+    n = len(key_exprs)
+    result = {}
+    for row in db.execute(sql, params).fetchall():
+        if row[n] == 0:
+            continue  # an aggregate with no group over no rows
+        result[tuple(row[:n])] = tuple(row[n:])
+    return result
+
+
+def _sorted_latencies(text: str | None) -> list[float]:
+    if not text:
+        return []
+    values = list(map(float, text.split(",")))
+    values.sort()
+    return values
+
+
+def _finish(agg: tuple, latencies: list[float]) -> dict[str, Any]:
+    requests, errors, blocked, hits, tin, tout, cost, avg, peak = agg
+    requests, errors, blocked, hits = (int(x or 0) for x in (requests, errors, blocked, hits))
+    tin, tout = int(tin or 0), int(tout or 0)
+    served = requests - blocked
+    out: dict[str, Any] = {
+        "requests": requests,
+        "served": served,
+        "errors": errors,
+        "blocked": blocked,
+        "error_rate": errors / served if served else 0.0,
+    }
+    for pct in PERCENTILES:
+        out[f"latency_p{pct}_ms"] = nearest_rank(latencies, pct)
+    out.update(
+        latency_mean_ms=avg,
+        latency_max_ms=peak,
+        input_tokens=tin,
+        output_tokens=tout,
+        total_tokens=tin + tout,
+        cost_usd=float(cost or 0.0),
+        cache_hits=hits,
+        cache_hit_rate=hits / served if served else 0.0,
+    )
+    return out
+
+
+def _prompt_names(db: sqlite_utils.Database) -> dict[int, str]:
+    return {row[0]: row[1] for row in db.execute("SELECT id, name FROM prompts").fetchall()}
+
+
+def total(
+    db: sqlite_utils.Database,
+    columns: str,
+    since: datetime | None,
+    until: datetime,
+    **filters: Any,
+) -> tuple:
+    """Raw sums for the alert and budget rules: `columns` is a SELECT list over `calls`."""
+    where, params = filters_sql(db, Window(since, until), **filters)
+    return db.execute(f"SELECT {columns} FROM calls WHERE {where}", params).fetchone()
