@@ -66,6 +66,7 @@ class Watcher:
         self._cond = threading.Condition()
         self._db_lock = threading.Lock()
         self._stopping = False
+        self._busy = False
         self._observer: Any = None
         self._thread: threading.Thread | None = None
 
@@ -113,7 +114,7 @@ class Watcher:
     def idle(self) -> bool:
         """True when no file waits to be synced (tests and benchmarks poll this)."""
         with self._cond:
-            return not self._pending
+            return not self._pending and not self._busy
 
     # ---- events -> the queue ----------------------------------------------------------
 
@@ -141,10 +142,14 @@ class Watcher:
                 due = [p for p, t in self._pending.items() if t <= now]
                 for p in due:
                     del self._pending[p]
+                self._busy = True
             try:
                 self._process(due)
             except Exception:  # the watcher must outlive one bad batch; say what happened
                 log.exception("the watcher could not process %s", ", ".join(due))
+            finally:
+                with self._cond:
+                    self._busy = False
 
     def _process(self, paths: list[str]) -> None:
         with self._db_lock:

@@ -84,6 +84,8 @@ def render(template: Any, model_config: dict[str, Any], *, description: str | No
             value = model
         elif key == "modelParameters":
             value = config_to_options(config, camel=is_camel(old_params)) or None
+            if value and "maxOutputTokens" in value:  # GitHub spells it maxTokens
+                value["maxTokens"] = value.pop("maxOutputTokens")
         elif key == "messages":
             value = [{"role": m["role"], "content": m["content"]} for m in template]
         elif key == "variables":

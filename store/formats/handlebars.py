@@ -21,6 +21,7 @@ _LITERAL = r"(?:\"[^\"]*\"|'[^']*'|-?\d+(?:\.\d+)?|true|false|null)"
 _ARG_RE = re.compile(rf"^(?:{_PATH}|{_LITERAL})$")
 _SPECIAL = {"@index": "loop.index0", "@first": "loop.first", "@last": "loop.last"}
 _BLOCKS = {"if", "unless", "each", "ifEquals", "unlessEquals"}
+_HELPERS = {"history", "media", "section", "role", "lookup", "log"}
 
 
 def _path(expr: str, where: str) -> str:
@@ -108,6 +109,8 @@ def to_jinja(source: str) -> str:
         if head == "json" and len(words) == 2:
             out.append(f"{{{{{lt} {_path(words[1], where)} | tojson {rt}}}}}")
             continue
+        if head in _HELPERS:
+            raise FormatError(f"{where}: the Dotprompt helper '{head}' is not supported")
         if len(words) == 1:
             if words[0].startswith("../"):
                 raise FormatError(f"{where}: parent paths ('{words[0]}') are not supported")
