@@ -10,8 +10,10 @@ Stdout carries the protocol, so this module (and everything it calls) logs to st
 from __future__ import annotations
 
 import functools
+import logging
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
@@ -20,8 +22,11 @@ from mcp_types import Prompt as MCPPrompt
 from mcp_types import Resource as MCPResource
 
 from . import prompts, resources, tools  # noqa: F401 - tools registers itself with the registry
-from .engine import Engine
+from .engine import Call, Engine, is_engine_error
 from .registry import TOOLS, build_tool
+
+log = logging.getLogger("promstack.mcp")
+T = TypeVar("T")
 
 INSTRUCTIONS = (
     "PromStack keeps LLM prompts under version control, like git: every change is an immutable "
@@ -40,7 +45,7 @@ class PromStackServer(MCPServer):
         super().__init__(**kwargs)
 
     async def list_prompts(self) -> list[MCPPrompt]:
-        return await self.engine.run(None, prompts.list_mcp_prompts)
+        return await self._listing(prompts.list_mcp_prompts)
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context | None = None
@@ -48,16 +53,18 @@ class PromStackServer(MCPServer):
         return await prompts.get_mcp_prompt(self.engine, context, name, arguments)
 
     async def list_resources(self) -> list[MCPResource]:
-        static = await super().list_resources()
-        try:
-            per_prompt = await self.engine.run(None, resources.resource_list)
-        except Exception as exc:
-            from .engine import is_engine_error
+        return [*await super().list_resources(), *await self._listing(resources.resource_list)]
 
-            if not is_engine_error(exc):  # e.g. no workspace yet: list what is static
+    async def _listing(self, fn: Callable[[Call], list[T]]) -> list[T]:
+        """Clients list on connect; with no workspace yet that is an empty list, not an error
+        (the tools say what to do)."""
+        try:
+            return await self.engine.run(None, fn)
+        except Exception as exc:
+            if not is_engine_error(exc):
                 raise
-            per_prompt = []
-        return [*static, *per_prompt]
+            log.warning("promstack: %s", exc)
+            return []
 
 
 def build_server(db: str | os.PathLike | None = None) -> PromStackServer:
