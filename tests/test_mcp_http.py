@@ -133,9 +133,11 @@ def test_a_network_bind_needs_the_token_on_every_request(networked):
 
 @pytest.mark.anyio
 async def test_an_mcp_client_with_the_token_is_served(networked):
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-        async with Client(streamable_http_client(f"{networked}/mcp", http_client=http)) as mcp:
-            assert not (await mcp.call_tool("get_prompt", {"prompt": "support/refund"})).is_error
+    async with (
+        httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http,
+        Client(streamable_http_client(f"{networked}/mcp", http_client=http)) as mcp,
+    ):
+        assert not (await mcp.call_tool("get_prompt", {"prompt": "support/refund"})).is_error
 
 
 def test_no_token_no_network_bind(isolated_store, monkeypatch):
