@@ -106,6 +106,8 @@ class CallResult:
     run_id: str | None = None
     environment: str | None = None
     logprobs: Any = None
+    # On a cache hit: the latency of the call that filled the cache (evals report it).
+    original_latency_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -237,10 +239,14 @@ def _unknown_model(model: str) -> InvalidInput:
 
 # ---- cache --------------------------------------------------------------------------------
 
-def cache_key(route: Route, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    """The seed's hash(prompt + input): the rendered messages, the model and its parameters."""
-    body = json.dumps([route.provider, route.upstream, route.api_base, messages, params],
-                      ensure_ascii=False, sort_keys=True, default=str)
+def cache_key(route: Route, messages: list[dict[str, Any]], params: dict[str, Any],
+              extra: str | None = None) -> str:
+    """The seed's hash(prompt + input): the rendered messages, the model and its parameters.
+    `extra` separates requests that are identical on purpose (an eval's repeat index)."""
+    parts: list[Any] = [route.provider, route.upstream, route.api_base, messages, params]
+    if extra:
+        parts.append(extra)
+    body = json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str)
     return "promstack:llm:" + hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -449,6 +455,7 @@ class Gateway:
         environment: str | None = None,
         cache: bool | None = None,
         model_config: dict[str, Any] | None = None,
+        cache_extra: str | None = None,
     ) -> CallResult:
         """Render a stored prompt version with `variables` and call its model."""
         conf = self.config()
@@ -473,7 +480,7 @@ class Gateway:
             self._log_failure(call, exc)
             raise
         messages = [{"role": "user", "content": rendered}] if isinstance(rendered, str) else rendered
-        return await self._execute(call, messages, merged, conf, settings, cache)
+        return await self._execute(call, messages, merged, conf, settings, cache, cache_extra)
 
     async def acomplete(
         self,
@@ -489,6 +496,7 @@ class Gateway:
         environment: str | None = None,
         cache: bool | None = None,
         guard_input: bool = True,
+        cache_extra: str | None = None,
     ) -> CallResult:
         """Call a model with ready messages (the judge, the arena): guards see the user turns."""
         conf = self.config()
@@ -510,7 +518,8 @@ class Gateway:
                 call.guards = exc.report
             self._log_failure(call, exc)
             raise
-        return await self._execute(call, messages, dict(model_config or {}), conf, settings, cache)
+        return await self._execute(call, messages, dict(model_config or {}), conf, settings, cache,
+                                   cache_extra)
 
     def run(self, prompt: int | str, variables: dict[str, Any] | None = None, **kwargs: Any) -> CallResult:
         return run_sync(self.arun(prompt, variables, **kwargs))
@@ -528,6 +537,7 @@ class Gateway:
         conf: config_module.Config,
         guard_settings: dict[str, Any],
         use_cache: bool | None,
+        cache_extra: str | None = None,
     ) -> CallResult:
         gw = self._gateway_settings(conf)
         secrets: tuple[str, ...] = ()
@@ -540,12 +550,14 @@ class Gateway:
             if model_config.get("cache") is False:
                 enabled = False
             backend = self._cache_backend(cache_settings) if enabled else None
-            key = cache_key(route, messages, params) if backend is not None else None
+            key = cache_key(route, messages, params, cache_extra) if backend is not None else None
             cached = await backend.get(key) if backend is not None else None
             if cached is not None:
-                return self._finish(call, route, cached["output"], cached.get("input_tokens", 0),
-                                    cached.get("output_tokens", 0), True, guard_settings,
-                                    model_config, cached.get("logprobs"))
+                hit = self._finish(call, route, cached["output"], cached.get("input_tokens", 0),
+                                   cached.get("output_tokens", 0), True, guard_settings,
+                                   model_config, cached.get("logprobs"))
+                hit.original_latency_ms = cached.get("latency_ms")
+                return hit
             api_key = os.environ.get(route.key_env) if route.key_env else None
             secrets = (api_key,) if api_key else ()
             timeout = float(model_config.get("timeout") or gw["timeout"])
@@ -564,7 +576,8 @@ class Gateway:
             if tokens_out is None:
                 tokens_out = pricing.count_tokens(output)
             if backend is not None:
-                value = {"output": output, "input_tokens": tokens_in, "output_tokens": tokens_out}
+                value = {"output": output, "input_tokens": tokens_in, "output_tokens": tokens_out,
+                         "latency_ms": round((time.perf_counter() - call.started) * 1000, 3)}
                 if logprobs is not None:
                     value["logprobs"] = logprobs
                 try:
