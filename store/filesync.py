@@ -195,7 +195,7 @@ class FileSync:
             with write(self.db):
                 for item in chunk:
                     results.append(self._apply_one(item))
-        results.extend(self.remove_many(gone))
+        results.extend(r for r in self.remove_many(gone) if r.action != "ignored")
         for r in results if record_errors else ():
             if r.action == "error":
                 self.record_error(r.path, r.error or "unknown error")
@@ -422,7 +422,7 @@ def open_errors(db: Any) -> list[dict[str, Any]]:
     return [dict(zip(["id", "path", "error", "at"], r, strict=True)) for r in cursor]
 
 
-def test_data(store: Any, prompt: int | str) -> dict[str, Any] | None:
+def prompt_test_data(store: Any, prompt: int | str) -> dict[str, Any] | None:
     """A prompt's test data from its .prompt.yml (`{"testData": [...], "evaluators": [...]}`), or None."""
     prompt_id = store.prompts.prompt_id(prompt)
     row = store.db.execute("SELECT test_data FROM prompt_files WHERE prompt_id = ?", [prompt_id]).fetchone()
