@@ -109,7 +109,7 @@ class PromptStore:
     def _prompt_row(self, prompt: PromptRef, *, archived_ok: bool = False) -> dict[str, Any]:
         if isinstance(prompt, bool) or not isinstance(prompt, int | str) or prompt == "":
             raise InvalidInput("name the prompt by its id (42) or its name ('support/refund')")
-        if isinstance(prompt, str) and prompt.isdigit():
+        if isinstance(prompt, str) and prompt.isascii() and prompt.isdigit():
             prompt = int(prompt)
         column = "id" if isinstance(prompt, int) else "name"
         row = self.db.execute(
@@ -179,7 +179,7 @@ class PromptStore:
         )
 
     def _version(self, prompt: dict[str, Any], number: Any) -> PromptVersion:
-        if isinstance(number, str) and number.isdigit():
+        if isinstance(number, str) and number.isascii() and number.isdigit():
             number = int(number)
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
             raise InvalidInput(f"a version is a whole number from 1; got {number!r}")
@@ -361,7 +361,7 @@ class PromptStore:
         return resolve
 
     def _resolve_include(self, name: str, selector: str) -> PromptVersion:
-        if selector.isdigit():
+        if selector.isascii() and selector.isdigit():
             found = self.get(name, version=int(selector))
         elif selector:
             found = self.get(name, label=selector)
@@ -423,7 +423,7 @@ class PromptStore:
         for inc_name, inc_selector in includes:
             # A pin to an existing version of the origin is no cycle: that version is
             # immutable and older than the one being saved, so it cannot include it.
-            pinned_old = inc_name == origin and inc_selector.isdecimal()
+            pinned_old = inc_name == origin and inc_selector.isascii() and inc_selector.isdigit()
             if (inc_name == origin and not pinned_old) or inc_name in path[1:-1]:
                 chain = " -> ".join([*path, inc_name])
                 raise InvalidInput(f"this include would form a cycle ({chain}); remove one of them")

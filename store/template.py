@@ -186,7 +186,13 @@ def analyse(template: Template) -> tuple[list[str], list[tuple[str, str]]]:
                     f"the template reaches for the private attribute {attr!r}, which the sandbox "
                     "forbids; use plain {{ variables }}"
                 )
-        for name in sorted(meta.find_undeclared_variables(ast)):
+        try:
+            # Introspection compiles the template, which is when Jinja checks filter and test
+            # names: an unknown one is a mistake in the template, not in PromStack.
+            undeclared = meta.find_undeclared_variables(ast)
+        except TemplateSyntaxError as exc:
+            raise InvalidInput(f"the template does not compile: {exc.message}; fix the Jinja") from None
+        for name in sorted(undeclared):
             if name not in used:
                 used.append(name)
         for ref in meta.find_referenced_templates(ast):
