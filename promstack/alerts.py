@@ -220,7 +220,7 @@ def measure(db: sqlite_utils.Database, rule: Rule, now: datetime) -> tuple[float
     return float(cost), {"budget": rule.limit, "used_ratio": cost / rule.limit}
 
 
-def _message(rule: Rule, value: float | None, firing: bool) -> str:
+def _message(rule: Rule, value: float | None, state: str) -> str:
     if value is None:
         shown = "no traffic"
     elif rule.name == "latency_p95":
@@ -231,8 +231,7 @@ def _message(rule: Rule, value: float | None, firing: bool) -> str:
         shown = f"{value:,.0f} tokens today ({value / rule.limit:.0%} of {rule.limit:,.0f})"
     else:
         shown = f"${value:,.4f} spent ({value / rule.limit:.0%} of ${rule.limit:,.2f})"
-    state = "FIRING" if firing else "resolved"
-    return f"[{state}] {rule.name} for {rule.scope}: {shown}; rule: {rule.describe()}"
+    return f"[{state}] {rule.name} for {rule.scope}: {shown}; fires when {rule.describe()}"
 
 
 def evaluate(
@@ -255,11 +254,11 @@ def evaluate(
     for rule in ruleset.rules:
         value, context = measure(db, rule, now)
         firing = value is not None and value > rule.threshold
-        message = _message(rule, value, firing)
         change = None
         alert_id = None
         detail = {"rule": asdict(rule), **context}
         if firing:
+            message = _message(rule, value, "FIRING")
             alert, opened = monitoring.fire(
                 db, rule.name, rule.scope, value=value, threshold=rule.threshold,
                 message=message, detail=detail, at=at,
@@ -270,6 +269,7 @@ def evaluate(
             closed = monitoring.resolve(db, rule.name, rule.scope, value=value, at=at)
             if closed is not None:
                 alert_id, change = closed["id"], "resolved"
+            message = _message(rule, value, "resolved" if closed is not None else "ok")
         result = {
             "rule": rule.name, "scope": rule.scope, "description": rule.describe(),
             "value": value, "threshold": rule.threshold, "limit": rule.limit,

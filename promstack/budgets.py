@@ -1,0 +1,207 @@
+"""Hard budgets: a call that would take spend (or tokens) over a hard limit is refused before it
+reaches the provider, and the refusal is logged.
+
+    [budgets]                              # the workspace
+    monthly_usd = 500
+    daily_usd = 30
+    hard = true                            # refuse, not only alert (the alert fires at 90%)
+    [limits]
+    daily_tokens = 2_000_000
+    hard = true
+    [prompts."support/refund".budgets]     # one prompt (not inherited from the workspace)
+    monthly_usd = 50
+    hard = true
+    [environments.production.budgets]      # one environment
+    daily_usd = 20
+    hard = true
+
+A call is checked against every hard budget whose scope it falls in (the workspace's, its
+prompt's, its environment's): spent so far in the period (UTC month or day) plus the call's
+estimated cost (prompt tokens priced, plus `max_tokens` of output when set) must stay within
+the budget. Refused calls are logged by the gateway as status 'blocked' rows whose error says
+which budget refused them, and each refusal is also written to the `promstack.budgets` logger.
+
+Spend is read from the call log incrementally: the first check sums the period, later checks add
+only rows with a higher id, so a check costs a fraction of a millisecond on a big log. Calls still
+queued in the call-log writer (up to ~50 ms) are not yet counted: several concurrent calls can
+overshoot a budget by their own cost, never more.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlite_utils
+
+from store.errors import InvalidInput, PromStackError
+
+from . import monitor
+
+log = logging.getLogger("promstack.budgets")
+log.addHandler(logging.NullHandler())
+
+
+class BudgetExceeded(PromStackError):
+    """A hard budget would be exceeded by this call; it was not sent."""
+
+    blocked = True  # the gateway logs it as a refusal (status 'blocked'), not a provider error
+
+    def __init__(self, message: str, budget: Budget | None = None, spent: float = 0.0,
+                 estimate: float = 0.0):
+        super().__init__(message)
+        self.budget = budget
+        self.spent = spent
+        self.estimate = estimate
+
+
+@dataclass(frozen=True)
+class Budget:
+    scope: str            # 'workspace', 'prompt:<name>', 'environment:<name>'
+    kind: str             # 'usd' or 'tokens'
+    period: str           # 'month' or 'day'
+    limit: float
+    filters: tuple[tuple[str, Any], ...] = ()
+
+    def describe(self) -> str:
+        per = "monthly" if self.period == "month" else "daily"
+        amount = f"${self.limit:,.2f}" if self.kind == "usd" else f"{self.limit:,.0f} tokens"
+        return f"the {per} {amount} budget of {self.scope.replace(':', ' ')}"
+
+
+def _entries(table: Any, where: str) -> list[tuple[str, str, float]]:
+    """(kind, period, limit) for a [budgets] or [limits] table that says hard = true."""
+    if not isinstance(table, dict) or not table.get("hard", False):
+        return []
+    out = []
+    for key, kind, period in (("monthly_usd", "usd", "month"), ("daily_usd", "usd", "day"),
+                              ("daily_tokens", "tokens", "day"), ("monthly_tokens", "tokens", "month")):
+        value = table.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise InvalidInput(f"{key} in [{where}] must be a non-negative number, not {value!r}")
+        out.append((kind, period, float(value)))
+    return out
+
+
+def hard_budgets(config: Any, *, prompt_name: str | None, environment: str | None) -> list[Budget]:
+    """Every hard budget that applies to a call of `prompt_name` in `environment`."""
+    data = getattr(config, "data", config) or {}
+    found: list[Budget] = []
+    scopes: list[tuple[str, dict[str, Any], tuple]] = [("workspace", data, ())]
+    if prompt_name:
+        table = (data.get("prompts") or {}).get(prompt_name)
+        if isinstance(table, dict):
+            scopes.append((f"prompt:{prompt_name}", table, (("prompt", prompt_name),)))
+    if environment:
+        table = (data.get("environments") or {}).get(environment)
+        if isinstance(table, dict):
+            scopes.append((f"environment:{environment}", table, (("environment", environment),)))
+    for scope, table, filters in scopes:
+        for section in ("budgets", "limits"):
+            for kind, period, limit in _entries(table.get(section), section):
+                found.append(Budget(scope, kind, period, limit, filters))
+    return found
+
+
+def period_start(period: str, now: datetime) -> datetime:
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day.replace(day=1) if period == "month" else day
+
+
+# Per connection: (scope filters, period start) -> [cost, tokens, last row id].
+_spend_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def spent(db: sqlite_utils.Database, budget: Budget, now: datetime | None = None) -> tuple[float, int]:
+    """(USD, tokens) used in the budget's current period and scope."""
+    now = now or datetime.now(UTC)
+    start = monitor.iso(period_start(budget.period, now))
+    filters = dict(budget.filters)
+    prompt_id = monitor.resolve_prompt_id(db, filters["prompt"]) if "prompt" in filters else None
+    where = ["timestamp >= ?"]
+    params: list[Any] = [start]
+    if prompt_id is not None:
+        where.append("prompt_id = ?")
+        params.append(prompt_id)
+    if "environment" in filters:
+        where.append("environment = ?")
+        params.append(filters["environment"])
+    key = (budget.filters, start)
+    with _lock:
+        per_db = _spend_cache.setdefault(db.conn, {})
+        cost, tokens, last_id = per_db.get(key, (0.0, 0, 0))
+    # Only rows newer than the last check: the rowid range makes this cheap on a big log. The
+    # upper bound is read first, so rows written meanwhile are left for the next check.
+    (top,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM calls").fetchone()
+    if top > last_id:
+        row = db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens + output_tokens), 0) "
+            f"FROM calls WHERE id > ? AND id <= ? AND {' AND '.join(where)}",
+            [last_id, top, *params],
+        ).fetchone()
+        cost, tokens, last_id = cost + float(row[0]), tokens + int(row[1]), int(top)
+    with _lock:
+        _spend_cache.setdefault(db.conn, {})[key] = (cost, tokens, last_id)
+    return cost, tokens
+
+
+def check_budget(
+    db: sqlite_utils.Database,
+    config: Any,
+    *,
+    prompt_name: str | None = None,
+    environment: str | None = None,
+    estimate: Callable[[], tuple[float, int]] | tuple[float, int] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Raise BudgetExceeded if the call would take any applicable hard budget over its limit.
+
+    `estimate` is (usd, tokens) for the call, or a function returning it, evaluated only when
+    a hard budget applies (counting tokens is not free). Calls with no hard budget cost nothing.
+    """
+    budgets = hard_budgets(config, prompt_name=prompt_name, environment=environment)
+    if not budgets:
+        return
+    usd, tokens = estimate() if callable(estimate) else (estimate or (0.0, 0))
+    for budget in budgets:
+        used_usd, used_tokens = spent(db, budget, now)
+        used, extra = (used_usd, usd) if budget.kind == "usd" else (used_tokens, tokens)
+        if used >= budget.limit or used + extra > budget.limit:
+            if budget.kind == "usd":
+                detail = f"${used:,.4f} spent + ${extra:,.4f} for this call > ${budget.limit:,.2f}"
+            else:
+                detail = f"{used:,.0f} tokens used + {extra:,.0f} for this call > {budget.limit:,.0f}"
+            message = (
+                f"refused: this call would exceed {budget.describe()} ({detail}); "
+                "raise the budget in .promstack/config.toml or wait for the next period"
+            )
+            log.warning(message)
+            raise BudgetExceeded(message, budget, used, extra)
+
+
+def estimate_call(model: str, messages: Any, model_config: dict[str, Any]) -> tuple[float, int]:
+    """(USD, tokens) a call may cost: its prompt tokens plus `max_tokens` of output if set."""
+    from . import pricing
+
+    tokens_in = pricing.count_tokens(messages)
+    tokens_out = int(model_config.get("max_tokens") or model_config.get("max_completion_tokens") or 0)
+    usd = pricing.cost(
+        model, tokens_in, tokens_out,
+        input_cost_per_token=model_config.get("input_cost_per_token"),
+        output_cost_per_token=model_config.get("output_cost_per_token"),
+    )
+    return usd, tokens_in + tokens_out
+
+
+def reset_cache() -> None:
+    """Forget cached spend (tests that rewrite the log under the same connection)."""
+    with _lock:
+        _spend_cache.clear()
