@@ -1,0 +1,379 @@
+"""What the faces call: import suites, run tests, judge a run, evaluate a prompt.
+
+The CLI, the MCP tools and the dashboard all use these functions; each async function has a
+sync twin for callers without an event loop.
+
+Which prompt a suite tests, when none is named (so that the seed's `promstack test --suite
+regression` works as written): `--prompt` if given; else the suite's own prompt (its sidecar
+`tests/prompts/<suite>.yml` says `prompt: 42`, a JSON suite's `"prompt"`, or
+`promstack suite import ... --prompt 42`); else the environment's `PROMPT_ID` (the seed's
+workflow sets it) or `PROMSTACK_PROMPT`; else an error that says how to tie one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from store.errors import InvalidInput, NotFound
+from store.evals import EvalStore
+from store.workspace import workspace_root
+
+from . import suites as S
+from .gateway import Gateway, LiveGateway
+from .judge import JudgeConfig, ensure_judge_prompts, load_judge
+from .runner import Plan, Progress, arun_plan, check_positive, count_unchecked, summarize
+
+PREFERRED_SUITE = "regression"
+
+
+def evals_of(client: Any) -> EvalStore:
+    found = getattr(client, "_evals", None)
+    if found is None:
+        found = EvalStore(client.store.db, actor=client.actor)
+        client._evals = found
+    return found
+
+
+def root_of(client: Any) -> Path | None:
+    path = getattr(client.store, "path", None)
+    return workspace_root(path) if path is not None else None
+
+
+# ---- suites ---------------------------------------------------------------------------------
+
+
+def import_suite(client: Any, source: str | os.PathLike | None = None, *, text: str | None = None,
+                 fmt: str | None = None, name: str | None = None, prompt: Any = None,
+                 config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Import a suite from a file (CSV/JSON/JSONL) or from text; replaces a suite of that name."""
+    evals = evals_of(client)
+    if (source is None) == (text is None):
+        raise InvalidInput("give a suite file, or the cases as text, not both")
+    settings: dict[str, Any] = dict(config or {})
+    if source is not None:
+        path = Path(source)
+        file_config, cases = S.parse_file(path, fmt)
+        sidecar = S.sidecar_for(path)
+        if sidecar is not None:
+            settings = {**S.read_sidecar(sidecar), **settings}
+        settings = {**file_config, **settings}
+        sha = S.file_sha(path)
+        if sidecar is not None:
+            # The suite changes when its settings do: the sidecar is part of its hash.
+            sha = hashlib.sha256((sha + S.file_sha(sidecar)).encode()).hexdigest()
+        fmt = S.detect_format(path, fmt)
+        name = S.validate_suite_name(name or path.stem)
+        origin = _origin(client, path)
+    else:
+        if not fmt:
+            raise InvalidInput("say the format of the cases: csv, json or jsonl")
+        name = S.validate_suite_name(name or "")
+        file_config, cases_list = S.parse_text(text, fmt, name=name)
+        settings = {**file_config, **settings}
+        cases = iter(cases_list)
+        sha = hashlib.sha256(text.encode()).hexdigest()
+        origin = "import"
+    prompt_ref = prompt if prompt is not None else settings.pop("prompt", None)
+    settings.pop("prompt", None)
+    prompt_id = client.store.prompts.prompt_id(prompt_ref) if prompt_ref not in (None, "") else None
+    if "judge" in settings and settings["judge"] is not None:
+        load_judge(settings["judge"])  # reject a bad judge at import, not at run time
+    return evals.save_suite(name, cases, fmt=fmt, source=origin, sha256=sha, prompt_id=prompt_id,
+                            config=settings)
+
+
+def _origin(client: Any, path: Path) -> str:
+    root = root_of(client)
+    try:
+        return "file:" + str(path.resolve().relative_to(root)) if root else f"file:{path}"
+    except ValueError:
+        return f"file:{path.resolve()}"
+
+
+def sync_workspace(client: Any, only: str | None = None) -> list[str]:
+    """(Re)import suites kept as files in tests/prompts/ whose bytes changed. Returns their names."""
+    root = root_of(client)
+    if root is None:
+        return []
+    evals = evals_of(client)
+    changed = []
+    for name, path in S.workspace_suite_files(root).items():
+        if only is not None and name != only:
+            continue
+        stored = evals.find_suite(name)
+        sha = S.file_sha(path)
+        sidecar = S.sidecar_for(path)
+        if sidecar is not None:
+            sha = hashlib.sha256((sha + S.file_sha(sidecar)).encode()).hexdigest()
+        if stored is not None and stored["sha256"] == sha:
+            continue
+        import_suite(client, path)
+        changed.append(name)
+    return changed
+
+
+def get_suite(client: Any, name: str) -> dict[str, Any]:
+    S.validate_suite_name(name)
+    sync_workspace(client, only=name)
+    return evals_of(client).suite(name)
+
+
+def list_suites(client: Any) -> list[dict[str, Any]]:
+    sync_workspace(client)
+    return evals_of(client).suites()
+
+
+def show_suite(client: Any, name: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+    suite = get_suite(client, name)
+    return {**suite, "cases": evals_of(client).cases(suite["id"], limit=limit, offset=offset)}
+
+
+# ---- plans ------------------------------------------------------------------------------------
+
+
+def resolve_prompt(client: Any, suite: dict[str, Any], prompt: Any) -> int:
+    if prompt not in (None, ""):
+        return client.store.prompts.prompt_id(prompt)
+    if suite.get("prompt_id"):
+        return suite["prompt_id"]
+    for var in ("PROMSTACK_PROMPT", "PROMPT_ID"):
+        value = os.environ.get(var)
+        if value:
+            return client.store.prompts.prompt_id(value)
+    raise InvalidInput(
+        f"suite {suite['name']!r} is not tied to a prompt: pass --prompt, or add 'prompt: <id or name>' "
+        f"to tests/prompts/{suite['name']}.yml, or import it with --prompt"
+    )
+
+
+def suite_for_prompt(client: Any, prompt_id: int) -> dict[str, Any]:
+    """A prompt's default suite: the one tied to it (named 'regression' if several)."""
+    sync_workspace(client)
+    evals = evals_of(client)
+    tied = evals.suites(prompt_id)
+    if not tied:
+        env_prompt = os.environ.get("PROMSTACK_PROMPT") or os.environ.get("PROMPT_ID")
+        untied = [s for s in evals.suites() if not s["prompt_id"]]
+        if env_prompt and client.store.prompts.prompt_id(env_prompt) == prompt_id:
+            tied = untied
+    if not tied:
+        raise NotFound(
+            f"no test suite is tied to prompt {prompt_id}: pass --suite, or add 'prompt: {prompt_id}' to "
+            "tests/prompts/<suite>.yml"
+        )
+    if len(tied) == 1:
+        return tied[0]
+    for suite in tied:
+        if suite["name"] == PREFERRED_SUITE:
+            return suite
+    raise InvalidInput(
+        f"prompt {prompt_id} has several suites ({', '.join(s['name'] for s in tied)}); pass --suite"
+    )
+
+
+def _needs_judge(evals: EvalStore, suite: dict[str, Any]) -> bool:
+    prefixes = " AND ".join(f"lower(ltrim(expected)) NOT LIKE '{p}:%'" for p in ("equals", "contains", "regex"))
+    row = evals.db.execute(
+        f"SELECT 1 FROM cases WHERE suite_id = ? AND ((expected IS NOT NULL AND trim(expected) != '' AND {prefixes})"
+        " OR assertions LIKE '%llm-rubric%' OR assertions LIKE '%\"expected\"%') LIMIT 1", [suite["id"]]
+    ).fetchone()
+    config_assertions = suite["config"].get("assertions") or []
+    return row is not None or any(a.get("type") in ("llm-rubric", "expected") for a in config_assertions)
+
+
+def build_plan(
+    client: Any,
+    suite: dict[str, Any],
+    *,
+    prompt: Any = None,
+    version: int | None = None,
+    label: str | None = None,
+    models: list[str] | None = None,
+    repeat: int = 1,
+    retries: int = 0,
+    concurrency: int = 10,
+    model_limits: dict[str, int] | None = None,
+    criteria: Any = None,
+    judge_model: str | None = None,
+    threshold: float | None = None,
+    judge_only: bool = False,
+) -> Plan:
+    check_positive("repeat", repeat)
+    check_positive("retries", retries, minimum=0)
+    check_positive("concurrency", concurrency)
+    prompt_id = resolve_prompt(client, suite, prompt)
+    found = client.get_prompt(prompt_id, version=version, label=label)
+    config = suite["config"]
+    models = [m for m in (models or config.get("models") or []) if m]
+    if not models:
+        model = found.model_config.get("model")
+        if not model:
+            raise InvalidInput(
+                f"prompt {found.name!r} version {found.version} names no model: pass --model"
+            )
+        models = [model]
+    if len(set(models)) != len(models):
+        raise InvalidInput("a model is named twice in --model")
+    judge_doc = criteria if criteria is not None else config.get("judge")
+    judge_cfg = load_judge(
+        judge_doc, model=judge_model or config.get("judge_model") or os.environ.get("PROMSTACK_JUDGE_MODEL"),
+        threshold=threshold if threshold is not None else config.get("threshold"),
+    )
+    evals = evals_of(client)
+    if judge_cfg.criteria or _needs_judge(evals, suite):
+        judge_cfg.prompt_version, judge_cfg.pair_prompt_version = ensure_judge_prompts(client)
+    if not judge_cfg.model:
+        judge_cfg.model = models[0]
+    limits = {m: check_positive(f"the concurrency limit of {m}", n) for m, n in (model_limits or {}).items()}
+    return Plan(
+        suite=suite, prompt_id=found.prompt_id, prompt_version=found.version, models=models,
+        repeat=repeat, retries=retries, concurrency=concurrency, model_limits=limits, judge=judge_cfg,
+        judge_model=judge_cfg.model, default_assertions=[] if judge_only else list(config.get("assertions") or []),
+        embedding_model=os.environ.get("PROMSTACK_EMBEDDING_MODEL"),
+    )
+
+
+def plan_from_run(client: Any, run: dict[str, Any], *, concurrency: int | None = None,
+                  retries: int | None = None) -> Plan:
+    """The plan a run was started with, as stored: a resume is exact."""
+    evals = evals_of(client)
+    suite = evals.suite(run["suite_name"])
+    cfg = run["config"]
+    judge = cfg.get("judge")
+    judge_cfg = load_judge({k: judge[k] for k in ("criteria", "scoring", "model", "threshold", "retries")
+                            if judge and k in judge}) if judge else JudgeConfig()
+    if judge:
+        judge_cfg.prompt_version = judge.get("prompt_version")
+        judge_cfg.pair_prompt_version = judge.get("pair_prompt_version")
+    return Plan(
+        suite=suite, prompt_id=run["prompt_id"], prompt_version=run["prompt_version"], models=run["models"],
+        repeat=run["repeat"], retries=cfg.get("retries", 0) if retries is None else retries,
+        concurrency=concurrency or cfg.get("concurrency", 10), model_limits=cfg.get("model_limits") or {},
+        judge=judge_cfg, judge_model=cfg.get("judge_model"), default_assertions=cfg.get("assertions") or [],
+        embedding_model=cfg.get("embedding_model"), source_run=cfg.get("source_run"),
+    )
+
+
+# ---- runs -------------------------------------------------------------------------------------
+
+
+async def arun_tests(
+    client: Any,
+    suite: str,
+    *,
+    gateway: Gateway | None = None,
+    progress: Progress | None = None,
+    warn: Any = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Start a test run of `suite` and run it to the end. Returns the run with its summary."""
+    evals = evals_of(client)
+    found = get_suite(client, suite)
+    plan = build_plan(client, found, **options)
+    judge_key = plan.judge.key() if plan.judge else ""
+    run = evals.create_run(
+        kind="test", suite=found, prompt_id=plan.prompt_id, prompt_version=plan.prompt_version,
+        models=plan.models, repeat=plan.repeat, config=plan.config(), judge_key=judge_key,
+        total=found["case_count"] * len(plan.models) * plan.repeat,
+    )
+    unchecked = count_unchecked(evals, found, plan)
+    if unchecked and warn is not None:
+        warn(f"{unchecked} case(s) of suite {found['name']!r} have nothing to check (no expected_output, "
+             "no assertion, no judge criteria): they will be reported as UNCHECKED and never pass")
+    return await _execute(client, run, plan, gateway, progress)
+
+
+async def aresume_run(client: Any, run_id: str, *, gateway: Gateway | None = None,
+                      progress: Progress | None = None, concurrency: int | None = None,
+                      retries: int | None = None, warn: Any = None) -> dict[str, Any]:
+    evals = evals_of(client)
+    run = evals.run(run_id)
+    if run["kind"] != "test":
+        raise InvalidInput(f"run {run_id} is an {run['kind']} run; resume it with its own command")
+    plan = plan_from_run(client, run, concurrency=concurrency, retries=retries)
+    if plan.suite["sha256"] != run["suite_sha"] and warn is not None:
+        warn(f"suite {run['suite_name']!r} changed since run {run_id} started: unchanged cases keep their "
+             "results, new or edited ones are run now")
+    return await _execute(client, run, plan, gateway, progress)
+
+
+async def _execute(client: Any, run: dict[str, Any], plan: Plan, gateway: Gateway | None,
+                   progress: Progress | None) -> dict[str, Any]:
+    evals = evals_of(client)
+    if run["total"] != plan.suite["case_count"] * len(plan.models) * plan.repeat:
+        from store.db import write
+
+        total = plan.suite["case_count"] * len(plan.models) * plan.repeat
+        with write(evals.db):
+            evals.db.execute("UPDATE runs SET total = ? WHERE id = ?", [total, run["id"]])
+        run = evals.run(run["id"])
+    gateway = gateway or LiveGateway(client)
+    await arun_plan(evals, gateway, plan, run, progress=progress)
+    return get_run(client, run["id"])
+
+
+def get_run(client: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
+    evals = evals_of(client)
+    run = evals.run(run_id)
+    if run["kind"] == "arena":
+        from .arena import arena_report
+
+        return {**run, "arena": arena_report(evals, run_id)}
+    summary = run["summary"] if run["status"] == "done" and run["summary"] else summarize(evals, run_id, failing=failing)
+    return {**run, "summary": summary}
+
+
+async def ajudge_run(client: Any, run_id: str, criteria: Any, *, gateway: Gateway | None = None,
+                     progress: Progress | None = None, judge_model: str | None = None,
+                     threshold: float | None = None, concurrency: int = 10) -> dict[str, Any]:
+    """Judge the outputs of a finished test run against `criteria`: a new run whose results
+    reuse the outputs (no model is called again, only the judge)."""
+    evals = evals_of(client)
+    source = evals.run(run_id)
+    if source["kind"] != "test":
+        raise InvalidInput(f"run {run_id} is an {source['kind']} run; judge_run judges test runs")
+    suite = evals.suite(source["suite_name"])
+    judge_cfg = load_judge(criteria, model=judge_model, threshold=threshold)
+    if not judge_cfg.criteria:
+        raise InvalidInput('judge_run needs criteria, e.g. {"criteria": ["응답이 질문에 적절한가?"], "scoring": "1-5"}')
+    judge_cfg.prompt_version, judge_cfg.pair_prompt_version = ensure_judge_prompts(client)
+    if not judge_cfg.model:
+        judge_cfg.model = source["config"].get("judge_model") or source["models"][0]
+    plan = Plan(suite=suite, prompt_id=source["prompt_id"], prompt_version=source["prompt_version"],
+                models=source["models"], repeat=source["repeat"], concurrency=concurrency,
+                judge=judge_cfg, judge_model=judge_cfg.model, source_run=run_id)
+    run = evals.create_run(kind="test", suite=suite, prompt_id=plan.prompt_id,
+                           prompt_version=plan.prompt_version, models=plan.models, repeat=plan.repeat,
+                           config=plan.config(), judge_key=judge_cfg.key(),
+                           total=suite["case_count"] * len(plan.models) * plan.repeat)
+    await arun_plan(evals, gateway or LiveGateway(client), plan, run, progress=progress)
+    return get_run(client, run["id"])
+
+
+async def aevaluate(client: Any, prompt: Any, *, suite: str | None = None, **options: Any) -> dict[str, Any]:
+    """Run the prompt's suite with its assertions and judge: a score 0-100 and the run."""
+    prompt_id = client.store.prompts.prompt_id(prompt)
+    found = get_suite(client, suite) if suite else suite_for_prompt(client, prompt_id)
+    result = await arun_tests(client, found["name"], prompt=prompt_id, **options)
+    summary = result["summary"]
+    return {"score": int(round(summary["score"])), "pass_rate": summary["pass_rate"], "run": result}
+
+
+def run_tests(client: Any, suite: str, **kwargs: Any) -> dict[str, Any]:
+    return asyncio.run(arun_tests(client, suite, **kwargs))
+
+
+def resume_run(client: Any, run_id: str, **kwargs: Any) -> dict[str, Any]:
+    return asyncio.run(aresume_run(client, run_id, **kwargs))
+
+
+def judge_run(client: Any, run_id: str, criteria: Any, **kwargs: Any) -> dict[str, Any]:
+    return asyncio.run(ajudge_run(client, run_id, criteria, **kwargs))
+
+
+def evaluate(client: Any, prompt: Any, **kwargs: Any) -> dict[str, Any]:
+    return asyncio.run(aevaluate(client, prompt, **kwargs))

@@ -1,0 +1,440 @@
+"""The LLM judge: scores an output against criteria, or picks the better of two outputs.
+
+The seed's judge file is accepted as it is:
+
+    {"criteria": ["응답이 질문에 적절한가?", "톤이 일관적인가?", "잘못된 정보가 없는가?"], "scoring": "1-5"}
+
+The judge's prompts are versioned prompts in the store (`promstack/judge`, `promstack/judge-pair`),
+created on first use and editable like any other; the version used is part of the judge key, so
+results judged by an edited judge are never mistaken for old ones. The judge runs at temperature
+0 and answers in JSON (a score and a one-sentence reason per criterion), validated with pydantic;
+a malformed judgement is asked again, then recorded as an error, never as a score. Where the
+provider returns log-probabilities, a criterion's score is the probability-weighted mean over
+the score tokens (G-Eval); `geval` says whether that happened or the raw score was used.
+Pass/fail always comes from the numeric score against the threshold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from store.errors import InvalidInput, NotFound
+
+from .gateway import GatewayError, Reply
+
+JUDGE_PROMPT = "promstack/judge"
+PAIR_PROMPT = "promstack/judge-pair"
+DEFAULT_THRESHOLD = 75.0  # 0-100: a 4 of 5 passes, a 3 does not
+DEFAULT_RETRIES = 2
+
+JUDGE_TEMPLATE = [
+    {
+        "role": "system",
+        "content": (
+            "You are a strict, fair evaluator of AI answers. Score the answer on each criterion "
+            "from {{ scale_min }} (worst) to {{ scale_max }} (best), with one sentence of reason per "
+            "criterion. Judge only what is asked; do not reward length.\n"
+            "Reply with JSON only, exactly in this shape:\n"
+            '{"scores": [{"criterion": 1, "score": <integer>, "reason": "<one sentence>"}, ...]}\n'
+            "with one entry per criterion, in order."
+        ),
+    },
+    {
+        "role": "user",
+        "content": (
+            "Question:\n{{ input }}\n\nAnswer to evaluate:\n{{ output }}\n"
+            "{% if reference %}\nReference answer (for comparison):\n{{ reference }}\n{% endif %}"
+            "\nCriteria:\n{{ criteria }}"
+        ),
+    },
+]
+
+PAIR_TEMPLATE = [
+    {
+        "role": "system",
+        "content": (
+            "You compare two AI answers to the same question, blind: you do not know which model "
+            "wrote which. Decide which answer is better overall{% if criteria %} on these criteria:\n"
+            "{{ criteria }}{% else %}.{% endif %}\nIgnore the order in which they are shown and their "
+            'length. Reply with JSON only: {"winner": "A" or "B" or "tie", "reason": "<one sentence>"}'
+        ),
+    },
+    {
+        "role": "user",
+        "content": "Question:\n{{ input }}\n\n[Answer A]\n{{ answer_a }}\n\n[Answer B]\n{{ answer_b }}",
+    },
+]
+
+
+# ---- configuration ---------------------------------------------------------------------------
+
+
+@dataclass
+class JudgeConfig:
+    criteria: list[str] = field(default_factory=list)
+    scale: tuple[int, int] = (1, 5)
+    model: str | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    retries: int = DEFAULT_RETRIES
+    prompt_version: int | None = None
+    pair_prompt_version: int | None = None
+
+    def key(self) -> str:
+        """What makes a judged result reusable: any change here is a different judge."""
+        body = json.dumps(
+            [self.criteria, list(self.scale), self.model, self.threshold, self.prompt_version,
+             self.pair_prompt_version], ensure_ascii=False,
+        )
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"criteria": self.criteria, "scoring": f"{self.scale[0]}-{self.scale[1]}",
+                "model": self.model, "threshold": self.threshold, "retries": self.retries,
+                "prompt_version": self.prompt_version, "pair_prompt_version": self.pair_prompt_version}
+
+
+def parse_scale(scoring: Any) -> tuple[int, int]:
+    if scoring is None:
+        return (1, 5)
+    match = re.fullmatch(r"\s*(\d+)\s*[-~]\s*(\d+)\s*", str(scoring))
+    if not match:
+        raise InvalidInput(f"'scoring' is a range such as \"1-5\"; got {scoring!r}")
+    lo, hi = int(match.group(1)), int(match.group(2))
+    if not 0 <= lo < hi <= 10:
+        raise InvalidInput(f"'scoring' must be a range of whole numbers within 0-10, such as \"1-5\"; got {scoring!r}")
+    return lo, hi
+
+
+def load_judge(document: Any, *, model: str | None = None, threshold: float | None = None,
+               retries: int | None = None) -> JudgeConfig:
+    """A judge config from the seed's JSON (or just a list of criteria)."""
+    if document is None:
+        document = {}
+    if isinstance(document, list):
+        document = {"criteria": document}
+    if not isinstance(document, dict):
+        raise InvalidInput('a judge is {"criteria": [...], "scoring": "1-5"}')
+    unknown = set(document) - {"criteria", "scoring", "model", "threshold", "retries"}
+    if unknown:
+        raise InvalidInput(f"unknown judge setting(s) {', '.join(sorted(unknown))}; known: criteria, scoring, model, threshold")
+    criteria = document.get("criteria") or []
+    if isinstance(criteria, str):
+        criteria = [criteria]
+    if not isinstance(criteria, list) or not all(isinstance(c, str | dict) for c in criteria):
+        raise InvalidInput("'criteria' is a list of questions, such as [\"응답이 질문에 적절한가?\"]")
+    texts = []
+    for c in criteria:
+        text = c if isinstance(c, str) else (c.get("description") or c.get("name") or "")
+        if not str(text).strip():
+            raise InvalidInput("a judge criterion cannot be empty")
+        texts.append(str(text).strip())
+    thr = threshold if threshold is not None else document.get("threshold", DEFAULT_THRESHOLD)
+    if isinstance(thr, bool) or not isinstance(thr, int | float) or not 0 <= thr <= 100:
+        raise InvalidInput("the judge threshold is a number from 0 to 100")
+    tries = retries if retries is not None else document.get("retries", DEFAULT_RETRIES)
+    if isinstance(tries, bool) or not isinstance(tries, int) or tries < 0:
+        raise InvalidInput("judge retries is a whole number from 0")
+    return JudgeConfig(
+        criteria=texts, scale=parse_scale(document.get("scoring")), model=model or document.get("model"),
+        threshold=float(thr), retries=tries,
+    )
+
+
+def load_judge_file(path: str) -> JudgeConfig:
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise NotFound(f"there is no judge file {path!r}")
+    try:
+        return load_judge(json.loads(p.read_text(encoding="utf-8-sig")))
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{p.name} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{p.name}: not UTF-8 text; save it as UTF-8") from None
+
+
+def ensure_judge_prompts(client: Any) -> tuple[int, int]:
+    """The judge prompts' current versions, creating them on first use."""
+    versions = []
+    for name, template in ((JUDGE_PROMPT, JUDGE_TEMPLATE), (PAIR_PROMPT, PAIR_TEMPLATE)):
+        try:
+            versions.append(client.get_prompt(name).version)
+        except NotFound:
+            try:
+                created = client.create_prompt(
+                    name, template, model_config={"temperature": 0},
+                    description="PromStack's LLM judge prompt; edit it to change how outputs are judged",
+                    message="Created on first use by the judge", author="promstack", source="promstack",
+                )
+            except InvalidInput:
+                # Created by a concurrent process in the meantime.
+                created = client.get_prompt(name)
+            versions.append(created.version)
+    return versions[0], versions[1]
+
+
+# ---- structured output -------------------------------------------------------------------------
+
+
+class CriterionScore(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    criterion: int | str | None = None
+    score: float
+    reason: str = Field(min_length=1)
+
+
+class Judgement(BaseModel):
+    # A "pass" or "verdict" field the judge adds is ignored: pass/fail is decided from the score.
+    model_config = ConfigDict(extra="ignore")
+    scores: list[CriterionScore]
+
+
+class PairJudgement(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    winner: Literal["A", "B", "tie"]
+    reason: str = ""
+
+
+JUDGEMENT_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "judgement",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["scores"],
+            "properties": {"scores": {"type": "array", "items": {
+                "type": "object", "additionalProperties": False,
+                "required": ["criterion", "score", "reason"],
+                "properties": {"criterion": {"type": "integer"}, "score": {"type": "integer"},
+                               "reason": {"type": "string"}},
+            }}},
+        },
+    },
+}
+PAIR_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "pair_judgement",
+        "strict": True,
+        "schema": {
+            "type": "object", "additionalProperties": False, "required": ["winner", "reason"],
+            "properties": {"winner": {"type": "string", "enum": ["A", "B", "tie"]},
+                           "reason": {"type": "string"}},
+        },
+    },
+}
+
+
+class MalformedJudgement(ValueError):
+    pass
+
+
+def _extract_json(text: str) -> Any:
+    text = text.strip()
+    fence = re.match(r"^```(?:json)?\s*\n(.*)\n```\s*$", text, re.S)
+    if fence:
+        text = fence.group(1)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        # A judge that wrapped its JSON in prose: take the outermost object.
+        start, end = text.find("{"), text.rfind("}")
+        if 0 <= start < end:
+            try:
+                return json.loads(text[start:end + 1])
+            except json.JSONDecodeError:
+                pass
+        raise MalformedJudgement(f"the judge did not answer in JSON: {text[:80]!r}") from None
+
+
+def parse_judgement(text: str, n_criteria: int, scale: tuple[int, int]) -> Judgement:
+    data = _extract_json(text)
+    try:
+        judgement = Judgement.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise MalformedJudgement(
+            f"the judgement does not fit the schema ({'.'.join(map(str, first['loc']))}: {first['msg']})"
+        ) from None
+    if len(judgement.scores) != n_criteria:
+        raise MalformedJudgement(
+            f"the judge scored {len(judgement.scores)} criteria where there are {n_criteria}"
+        )
+    lo, hi = scale
+    for item in judgement.scores:
+        if not math.isfinite(item.score) or not lo <= item.score <= hi:
+            raise MalformedJudgement(f"a score of {item.score} is outside the scale {lo}-{hi}")
+    return judgement
+
+
+def parse_pair(text: str) -> PairJudgement:
+    data = _extract_json(text)
+    if isinstance(data, dict) and isinstance(data.get("winner"), str):
+        data = {**data, "winner": {"a": "A", "b": "B", "tie": "tie"}.get(data["winner"].strip().lower(), data["winner"])}
+    try:
+        return PairJudgement.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise MalformedJudgement(
+            f"the pairwise judgement does not fit the schema ({'.'.join(map(str, first['loc']))}: {first['msg']})"
+        ) from None
+
+
+# ---- G-Eval ----------------------------------------------------------------------------------
+
+
+def geval_scores(text: str, logprobs: list[dict[str, Any]] | None, scale: tuple[int, int],
+                 n: int) -> list[float | None]:
+    """For each of the n `"score": <digit>` in the judge's text, the probability-weighted mean
+    over the score tokens the model considered there; None where that cannot be computed."""
+    found: list[float | None] = [None] * n
+    if not logprobs:
+        return found
+    offsets = []
+    position = 0
+    for item in logprobs:
+        token = item.get("token") or ""
+        offsets.append((position, position + len(token), item))
+        position += len(token)
+    joined = "".join(item.get("token") or "" for item in logprobs)
+    if joined != text:
+        # Tokens that don't reassemble the text cannot be aligned with the scores.
+        return found
+    lo, hi = scale
+    for i, match in enumerate(re.finditer(r'"score"\s*:\s*(\d+(?:\.\d+)?)', text)):
+        if i >= n:
+            break
+        at = match.start(1)
+        item = next((it for s, e, it in offsets if s <= at < e), None)
+        if item is None or (item.get("token") or "").strip() != match.group(1):
+            continue
+        candidates = item.get("top_logprobs") or [{"token": item.get("token"), "logprob": item.get("logprob")}]
+        weights: dict[int, float] = {}
+        for cand in candidates:
+            token = (cand.get("token") or "").strip()
+            if token.isdigit() and lo <= int(token) <= hi and cand.get("logprob") is not None:
+                weights[int(token)] = weights.get(int(token), 0.0) + math.exp(cand["logprob"])
+        total = sum(weights.values())
+        if total > 0:
+            found[i] = sum(v * p for v, p in weights.items()) / total
+    return found
+
+
+def to_percent(score: float, scale: tuple[int, int]) -> float:
+    lo, hi = scale
+    return (score - lo) / (hi - lo) * 100.0
+
+
+# ---- judging -------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    score: float | None  # 0-100, None when the judge failed
+    passed: bool
+    reason: str
+    criteria: list[dict[str, Any]] = field(default_factory=list)
+    geval: bool = False
+    error: str | None = None
+    attempts: int = 1
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class Judge:
+    """Judging through the gateway; one per run (it holds the judge config and prompt refs)."""
+
+    def __init__(self, gateway: Any, config: JudgeConfig, *, run_id: str | None = None,
+                 default_model: str | None = None):
+        self.gateway = gateway
+        self.config = config
+        self.run_id = run_id
+        self.model = config.model or default_model
+
+    def _criteria_text(self, criteria: list[str]) -> str:
+        return "\n".join(f"{i}. {c}" for i, c in enumerate(criteria, start=1))
+
+    async def score(self, *, input: str | None, output: str, criteria: list[str] | None = None,
+                    reference: str | None = None, threshold: float | None = None,
+                    cache_extra: str = "") -> Verdict:
+        criteria = criteria or self.config.criteria
+        if not criteria:
+            raise InvalidInput("the judge has no criteria: give --criteria FILE or a rubric")
+        scale = self.config.scale
+        threshold = self.config.threshold if threshold is None else threshold
+        variables = {"input": input or "", "output": output, "reference": reference or "",
+                     "criteria": self._criteria_text(criteria), "scale_min": scale[0], "scale_max": scale[1]}
+        usage = [0, 0, 0.0]
+        last_error = ""
+        for attempt in range(self.config.retries + 1):
+            try:
+                reply: Reply = await self.gateway.complete(
+                    prompt=JUDGE_PROMPT, version=self.config.prompt_version, variables=variables,
+                    model=self.model, run_id=self.run_id, temperature=0, response_format=JUDGEMENT_SCHEMA,
+                    logprobs=True, cache_extra=f"{cache_extra}|judge-attempt={attempt}",
+                )
+            except GatewayError as exc:
+                last_error = f"the judge call failed: {exc}"
+                continue
+            usage[0] += reply.input_tokens
+            usage[1] += reply.output_tokens
+            usage[2] += reply.cost_usd
+            try:
+                judgement = parse_judgement(reply.output, len(criteria), scale)
+            except MalformedJudgement as exc:
+                last_error = str(exc)
+                continue
+            weighted = geval_scores(reply.output, reply.logprobs, scale, len(criteria))
+            per = []
+            for text, item, w in zip(criteria, judgement.scores, weighted, strict=True):
+                value = w if w is not None else item.score
+                per.append({"criterion": text, "score": item.score, "weighted": None if w is None else round(w, 4),
+                            "percent": round(to_percent(value, scale), 2), "reason": item.reason})
+            geval = all(w is not None for w in weighted)
+            score = sum(p["percent"] for p in per) / len(per)
+            passed = score >= threshold
+            worst = min(per, key=lambda p: p["percent"])
+            reason = (f"judge score {score:.0f}/100 {'>=' if passed else '<'} {threshold:.0f}; "
+                      f"lowest: {worst['criterion']} -> {worst['score']:g} ({worst['reason']})")
+            return Verdict(round(score, 2), passed, reason, per, geval, None, attempt + 1, *usage)
+        return Verdict(None, False, f"judge error: {last_error}", [], False, last_error,
+                       self.config.retries + 1, *usage)
+
+    async def compare(self, *, input: str | None, answer_a: str, answer_b: str,
+                      cache_extra: str = "") -> tuple[str | None, str, str | None, list[float]]:
+        """('A' | 'B' | 'tie' | None on error, reason, error, [input_tokens, output_tokens, cost])."""
+        variables = {"input": input or "", "answer_a": answer_a, "answer_b": answer_b,
+                     "criteria": self._criteria_text(self.config.criteria) if self.config.criteria else ""}
+        usage = [0, 0, 0.0]
+        last_error = ""
+        for attempt in range(self.config.retries + 1):
+            try:
+                reply = await self.gateway.complete(
+                    prompt=PAIR_PROMPT, version=self.config.pair_prompt_version, variables=variables,
+                    model=self.model, run_id=self.run_id, temperature=0, response_format=PAIR_SCHEMA,
+                    cache_extra=f"{cache_extra}|pair-attempt={attempt}",
+                )
+            except GatewayError as exc:
+                last_error = f"the judge call failed: {exc}"
+                continue
+            usage[0] += reply.input_tokens
+            usage[1] += reply.output_tokens
+            usage[2] += reply.cost_usd
+            try:
+                pair = parse_pair(reply.output)
+            except MalformedJudgement as exc:
+                last_error = str(exc)
+                continue
+            return pair.winner, pair.reason, None, usage
+        return None, "", last_error, usage

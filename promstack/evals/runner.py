@@ -1,0 +1,365 @@
+"""The batch runner: every case x model x repeat through the gateway, in a bounded async pool.
+
+Memory stays flat on a large suite: cases are read from the store a page at a time and fed to
+the workers through a bounded queue; finished results go to a writer that commits whatever has
+accumulated in one transaction, so a result is stored moments after it finishes. A unit of work
+is done exactly when its result row exists: a call in flight when the run is interrupted (Ctrl-C,
+a cancelled task, kill -9) wrote nothing and is redone by `--resume`, and nothing finished is
+ever redone. Model errors become error results (retried `--retries` times first) and the run
+goes on; a case that has nothing to check is warned about and never passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from store.clock import now
+from store.errors import InvalidInput
+
+from . import assertions as A
+from .gateway import EmbeddingUnavailable, Gateway, GatewayError
+from .judge import Judge, JudgeConfig
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Plan:
+    """Everything a run needs, fixed when it starts and stored with it (so a resume is exact)."""
+
+    suite: dict[str, Any]
+    prompt_id: int
+    prompt_version: int
+    models: list[str]
+    repeat: int = 1
+    retries: int = 0
+    concurrency: int = 10
+    model_limits: dict[str, int] = field(default_factory=dict)
+    judge: JudgeConfig | None = None
+    judge_model: str | None = None
+    default_assertions: list[dict[str, Any]] = field(default_factory=list)
+    embedding_model: str | None = None
+    # Judging the outputs of an earlier run (judge_run): no model is called, only the judge.
+    source_run: str | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "source_run": self.source_run,
+            "retries": self.retries, "concurrency": self.concurrency, "model_limits": self.model_limits,
+            "judge": self.judge.to_dict() if self.judge else None, "judge_model": self.judge_model,
+            "assertions": self.default_assertions, "embedding_model": self.embedding_model,
+        }
+
+
+@dataclass
+class Warnings:
+    unchecked: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(self, evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
+                 progress: Progress | None = None):
+        self.evals = evals
+        self.gateway = gateway
+        self.plan = plan
+        self.run = run
+        self.run_id = run["id"]
+        self.progress = progress
+        judge_config = plan.judge or JudgeConfig()
+        self.judge = Judge(gateway, judge_config, run_id=self.run_id,
+                           default_model=plan.judge_model or (plan.models[0] if plan.models else None))
+        self.judge_key = run["judge_key"]
+        self.done = 0
+        self.total = 0
+        self.unchecked = 0
+        self._limits = {m: asyncio.Semaphore(n) for m, n in plan.model_limits.items() if n > 0}
+
+    # ---- the pool ----------------------------------------------------------------------
+
+    async def execute(self) -> None:
+        plan = self.plan
+        units: asyncio.Queue = asyncio.Queue(maxsize=max(2 * plan.concurrency, 16))
+        finished: asyncio.Queue = asyncio.Queue()
+        self.total = plan.suite["case_count"] * len(plan.models) * plan.repeat
+        already = self.evals.result_count(self.run_id)
+        self.done = already
+        if self.progress:
+            self.progress(self.done, self.total, "")
+        writer = asyncio.create_task(self._writer(finished))
+        workers = [asyncio.create_task(self._worker(units, finished)) for _ in range(plan.concurrency)]
+        try:
+            await self._produce(units)
+            for _ in workers:
+                await units.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            # Whatever finished before an interruption is kept; in-flight work wrote nothing.
+            await finished.put(None)
+            await asyncio.shield(writer)
+
+    async def _produce(self, units: asyncio.Queue) -> None:
+        page: list[dict[str, Any]] = []
+        for case in self.evals.iter_cases(self.plan.suite["id"]):
+            page.append(case)
+            if len(page) >= 200:
+                await self._enqueue(page, units)
+                page = []
+        if page:
+            await self._enqueue(page, units)
+
+    async def _enqueue(self, cases: list[dict[str, Any]], units: asyncio.Queue) -> None:
+        done = self.evals.done_keys(self.run_id, [c["case_key"] for c in cases])
+        for case in cases:
+            for model in self.plan.models:
+                for repeat in range(self.plan.repeat):
+                    if (case["case_key"], model, repeat) not in done:
+                        await units.put((case, model, repeat))
+
+    async def _worker(self, units: asyncio.Queue, finished: asyncio.Queue) -> None:
+        while True:
+            unit = await units.get()
+            if unit is None:
+                return
+            case, model, repeat = unit
+            limit = self._limits.get(model)
+            if limit is not None:
+                async with limit:
+                    row = await self.run_unit(case, model, repeat)
+            else:
+                row = await self.run_unit(case, model, repeat)
+            finished.put_nowait(row)
+
+    async def _writer(self, finished: asyncio.Queue) -> None:
+        closing = False
+        while not closing:
+            row = await finished.get()
+            batch = []
+            if row is None:
+                closing = True
+            else:
+                batch.append(row)
+            while not finished.empty():
+                more = finished.get_nowait()
+                if more is None:
+                    closing = True
+                else:
+                    batch.append(more)
+            if batch:
+                self.evals.add_results(batch)
+                self.done += len(batch)
+                if self.progress:
+                    for r in batch:
+                        self.progress(self.done, self.total, r["status"])
+            # Let workers run between commits: batches grow with the load, not the latency.
+            await asyncio.sleep(0)
+
+    # ---- one unit of work --------------------------------------------------------------
+
+    async def run_unit(self, case: dict[str, Any], model: str, repeat: int) -> dict[str, Any]:
+        plan = self.plan
+        variables = {**(case.get("variables") or {})}
+        if case.get("input") is not None:
+            variables.setdefault("input", case["input"])
+        row: dict[str, Any] = {
+            "run_id": self.run_id, "case_key": case["case_key"], "case_idx": case["idx"], "model": model,
+            "prompt_version": plan.prompt_version, "repeat": repeat, "judge_key": self.judge_key,
+            "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "cache_hit": False,
+        }
+        if plan.source_run is not None:
+            return await self._rejudge(case, model, repeat, row)
+        reply = None
+        error = None
+        attempts = 0
+        for _ in range(plan.retries + 1):
+            attempts += 1
+            try:
+                reply = await self.gateway.complete(
+                    prompt=plan.prompt_id, version=plan.prompt_version, variables=variables, model=model,
+                    run_id=self.run_id, cache_extra=f"repeat={repeat}" if repeat else "",
+                )
+                break
+            except GatewayError as exc:
+                error = str(exc)
+        row["attempts"] = attempts
+        if reply is None:
+            row.update(status="error", score=None, output=None, error=error, checks=[],
+                       reason=f"model error: {error}", latency_ms=None, finished_at=now())
+            return row
+        row.update(output=reply.output, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
+                   cost_usd=reply.cost_usd, latency_ms=reply.latency_ms, cache_hit=reply.cache_hit)
+        specs = A.case_assertions(case, plan.default_assertions)
+        return await self._finish(case, model, repeat, row, reply.output, specs)
+
+    async def _rejudge(self, case: dict[str, Any], model: str, repeat: int, row: dict[str, Any]) -> dict[str, Any]:
+        found = self.evals.db.execute(
+            "SELECT output, status, latency_ms, input_tokens, output_tokens, cost_usd, cache_hit FROM results"
+            " WHERE run_id = ? AND case_key = ? AND model = ? AND repeat = ?",
+            [self.plan.source_run, case["case_key"], model, repeat],
+        ).fetchone()
+        row["attempts"] = 1
+        if found is None or found[0] is None:
+            why = "no output" if found is None else f"the case ended as {found[1]}"
+            row.update(status="error", score=None, output=None, checks=[], latency_ms=None,
+                       error=f"run {self.plan.source_run}: {why}", reason=f"nothing to judge: {why}",
+                       finished_at=now())
+            return row
+        row.update(latency_ms=found[2])
+        return await self._finish(case, model, repeat, row, found[0], [])
+
+    async def _finish(self, case: dict[str, Any], model: str, repeat: int, row: dict[str, Any],
+                      output: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
+        row["output"] = output
+        checks, judge_error, usage = await self.check(case, output, specs, cache_extra=f"{case['case_key']}|{model}|{repeat}")
+        row["input_tokens"] += usage[0]
+        row["output_tokens"] += usage[1]
+        row["cost_usd"] += usage[2]
+        row["checks"] = [c.to_dict() for c in checks]
+        row["finished_at"] = now()
+        if judge_error is not None:
+            row.update(status="error", score=None, error=judge_error, reason=f"judge error: {judge_error}")
+            return row
+        if not checks:
+            self.unchecked += 1
+            row.update(status="unchecked", score=None, error=None,
+                       reason="nothing to check: the case has no expected_output, assertion or judge criteria")
+            return row
+        score = sum(c.score for c in checks) / len(checks) * 100
+        failed = [c for c in checks if not c.passed]
+        row.update(status="fail" if failed else "pass", score=round(score, 2), error=None,
+                   reason="; ".join(f"{c.type}: {c.reason}" for c in failed) if failed else "all checks passed")
+        return row
+
+    async def check(self, case: dict[str, Any], output: str, specs: list[dict[str, Any]], *,
+                    cache_extra: str = "") -> tuple[list[A.Check], str | None, list[float]]:
+        """Every assertion on one output. Judged ones share a single judge call."""
+        checks: list[A.Check] = []
+        judged: list[tuple[str, dict[str, Any] | None, str]] = []  # (kind, spec, criterion text)
+        usage = [0, 0, 0.0]
+        for spec in specs:
+            kind = spec["type"]
+            base = kind[4:] if kind.startswith("not-") else kind
+            if base in A.DETERMINISTIC:
+                checks.append(A.check_deterministic(spec, output))
+            elif kind == "similar":
+                checks.append(await self._similar(spec, output))
+            elif kind == "expected":
+                judged.append(("expected", spec, f"The answer satisfies this expectation: {spec['value']}"))
+            elif kind == "llm-rubric":
+                judged.append(("llm-rubric", spec, str(spec["value"])))
+        criteria = list(self.judge.config.criteria)
+        if not judged and not criteria:
+            return checks, None, usage
+        texts = criteria + [t for _, _, t in judged]
+        reference = case.get("expected") if any(k == "expected" for k, _, _ in judged) else None
+        verdict = await self.judge.score(input=case.get("input"), output=output, criteria=texts,
+                                         reference=reference, cache_extra=cache_extra)
+        usage = [verdict.input_tokens, verdict.output_tokens, verdict.cost_usd]
+        if verdict.error is not None:
+            return checks, verdict.error, usage
+        threshold = self.judge.config.threshold
+        per = verdict.criteria
+        if criteria:
+            part = per[: len(criteria)]
+            score = sum(p["percent"] for p in part) / len(part)
+            ok = score >= threshold
+            worst = min(part, key=lambda p: p["percent"])
+            checks.append(A.Check(
+                "judge", ok, score / 100,
+                f"criteria score {score:.0f}/100 {'>=' if ok else '<'} {threshold:.0f}"
+                + ("" if ok else f"; lowest: {worst['criterion']} ({worst['reason']})"),
+                detail={"criteria": part, "geval": verdict.geval},
+            ))
+        for (kind, spec, _), p in zip(judged, per[len(criteria):], strict=True):
+            limit = float(spec.get("threshold", threshold)) if spec else threshold
+            ok = p["percent"] >= limit
+            checks.append(A.Check(
+                kind, ok, p["percent"] / 100,
+                f"judge gave {p['score']:g} ({p['percent']:.0f}/100 {'>=' if ok else '<'} {limit:.0f}): {p['reason']}",
+                detail={"geval": p["weighted"] is not None, "weighted": p["weighted"]},
+            ))
+        return checks, None, usage
+
+    async def _similar(self, spec: dict[str, Any], output: str) -> A.Check:
+        model = spec.get("model") or self.plan.embedding_model
+        if model:
+            try:
+                vectors = await self.gateway.embed([str(spec["value"]), output], model=model, run_id=self.run_id)
+                return A.similarity_check(spec, A.cosine(vectors[0], vectors[1]), f"embedding {model}")
+            except EmbeddingUnavailable as exc:
+                check = A.similarity_check(spec, A.local_similarity(str(spec["value"]), output), "local char n-gram TF-IDF")
+                check.detail = {**(check.detail or {}), "fallback": f"embedding unavailable: {exc}"}
+                return check
+        return A.similarity_check(spec, A.local_similarity(str(spec["value"]), output), "local char n-gram TF-IDF")
+
+
+def count_unchecked(evals: Any, suite: dict[str, Any], plan: Plan) -> int:
+    """Cases that would have nothing to check (no expected output, assertion or judge criteria)."""
+    if plan.default_assertions or (plan.judge and plan.judge.criteria):
+        return 0
+    row = evals.db.execute(
+        "SELECT count(*) FROM cases WHERE suite_id = ? AND (expected IS NULL OR trim(expected) = '')"
+        " AND (assertions IS NULL OR assertions = '[]')", [suite["id"]]
+    ).fetchone()
+    return row[0]
+
+
+def run_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
+             progress: Progress | None = None) -> Runner:
+    """Run (or finish) `run` to the end in a fresh event loop; the run's status says how it ended."""
+    runner = Runner(evals, gateway, plan, run, progress=progress)
+    evals.reopen_run(run["id"])
+    status = "interrupted"
+    try:
+        asyncio.run(runner.execute())
+        status = "done"
+    finally:
+        evals.set_run_status(run["id"], status, summarize(evals, run["id"]) if status == "done" else None)
+    return runner
+
+
+async def arun_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
+                    progress: Progress | None = None) -> Runner:
+    runner = Runner(evals, gateway, plan, run, progress=progress)
+    evals.reopen_run(run["id"])
+    status = "interrupted"
+    try:
+        await runner.execute()
+        status = "done"
+    finally:
+        evals.set_run_status(run["id"], status, summarize(evals, run["id"]) if status == "done" else None)
+    return runner
+
+
+def summarize(evals: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
+    run = evals.run(run_id)
+    stats = evals.summary_stats(run_id)
+    n = stats["results"]
+    stats["total"] = run["total"]
+    stats["pass_rate"] = round(stats["passed"] / n, 4) if n else 0.0
+    stats["complete"] = n >= run["total"]
+    stats["failing"] = [
+        {"case": r["case_idx"], "model": r["model"], "repeat": r["repeat"], "status": r["status"],
+         "input": _clip(r.get("input")), "expected": _clip(r.get("expected")),
+         "output": _clip(r.get("output")), "why": r.get("reason") or r.get("error")}
+        for r in evals.failing(run_id, failing)
+    ]
+    return stats
+
+
+def _clip(text: Any, n: int = 160) -> Any:
+    if not isinstance(text, str):
+        return text
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def check_positive(name: str, value: int, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInput(f"{name} must be a whole number from {minimum}; got {value!r}")
+    return value

@@ -1,0 +1,351 @@
+"""Test suites: parsing CSV / JSON / JSONL into cases, and keeping them in the store.
+
+A case is `{input, expected, variables, assertions, line}`. In a CSV, the header names the
+columns: `input` is required, `expected_output` (or `expected`) is optional, an `assertions`
+column holds a JSON list, a column named `assert:<type>` adds that assertion with the cell as
+its value, and every other column is a template variable. The seed's file works as it is:
+
+    input,expected_output
+    "이 제품의 장점은?","긍정적 답변"
+
+Suites are files in the workspace (`tests/prompts/<suite>.csv|json|jsonl`, with an optional
+sidecar `tests/prompts/<suite>.yml` naming the prompt, judge and threshold) or rows in the
+store. A file is the source of truth when it exists: it is (re)imported when its bytes change.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from store.errors import InvalidInput, NotFound
+
+from .assertions import validate_assertion
+
+SUITE_DIR = Path("tests") / "prompts"
+FORMATS = ("csv", "json", "jsonl")
+NAME_RE = re.compile(r"^[\w][\w.-]*(/[\w][\w.-]*)*\Z")
+INPUT_COLUMNS = ("input",)
+EXPECTED_COLUMNS = ("expected_output", "expected")
+_SIDECAR_KEYS = {"prompt", "judge", "judge_model", "threshold", "models", "assertions", "description",
+                 "min_pass"}
+
+
+def validate_suite_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > 100:
+        raise InvalidInput(
+            f"{name!r} is not a valid suite name: use letters, digits, '_', '-', '.' (e.g. 'regression')"
+        )
+    return name
+
+
+def file_sha(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def detect_format(path: Path, fmt: str | None = None) -> str:
+    if fmt:
+        fmt = fmt.lower().lstrip(".")
+        if fmt not in FORMATS:
+            raise InvalidInput(f"suite format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+        return fmt
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise InvalidInput(
+            f"{path.name}: cannot tell the format from the extension; name it .csv, .json or .jsonl "
+            "(or pass --format)"
+        )
+    return suffix
+
+
+def check_utf8(path: Path) -> None:
+    """A streaming pass that names the first line that is not UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError as exc:
+                raise InvalidInput(
+                    f"{path.name} line {number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                    f"{exc.start + 1}); save the file as UTF-8"
+                ) from None
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{path.name}: the file ends inside a multi-byte character; save it as UTF-8") from None
+
+
+def parse_file(path: Path, fmt: str | None = None) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """(suite-level config found in the file, cases). Cases are yielded lazily; errors name the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"there is no file {str(path)!r}")
+    fmt = detect_format(path, fmt)
+    check_utf8(path)
+    if fmt == "csv":
+        header = _csv_header(path)
+        return {}, _csv_cases(path, header)
+    if fmt == "jsonl":
+        return {}, _jsonl_cases(path)
+    return _json_suite(path)
+
+
+def parse_text(text: str, fmt: str, *, name: str = "<cases>") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The same parsers over text handed in (MCP, stdin)."""
+    fmt = detect_format(Path(name + "." + fmt), fmt)
+    if fmt == "csv":
+        rows = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+        return {}, list(_csv_rows(rows, name))
+    if fmt == "jsonl":
+        return {}, list(_jsonl_lines(io.StringIO(text), name))
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{name} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    return _json_document(document, name)
+
+
+# ---- CSV ------------------------------------------------------------------------------------
+
+
+def _csv_header(path: Path) -> list[str]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        first = next(csv.reader(fh), None)
+    if not first:
+        raise InvalidInput(f"{path.name} line 1: the file is empty; the first line must name the columns (input,expected_output)")
+    return first
+
+
+def _csv_cases(path: Path, header: list[str]) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        yield from _csv_rows(csv.reader(fh), path.name)
+
+
+def _csv_rows(reader: Any, name: str) -> Iterator[dict[str, Any]]:
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InvalidInput(f"{name} line 1: the file is empty; the first line must name the columns (input,expected_output)") from None
+    except csv.Error as exc:
+        raise InvalidInput(f"{name} line 1: {exc}") from None
+    columns = [h.strip() for h in header]
+    lowered = [c.lower() for c in columns]
+    if "input" not in lowered:
+        raise InvalidInput(
+            f"{name} line 1: there is no 'input' column (the header is {','.join(columns)!r}); "
+            "the first line must name the columns, e.g. input,expected_output"
+        )
+    if len(set(lowered)) != len(lowered):
+        raise InvalidInput(f"{name} line 1: a column name appears twice in {','.join(columns)!r}")
+    previous_end = reader.line_num
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidInput(f"{name} line {previous_end + 1}: {exc}") from None
+        start = previous_end + 1
+        previous_end = reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        if len(row) != len(columns):
+            raise InvalidInput(
+                f"{name} line {start}: {len(row)} fields where the header has {len(columns)} "
+                f"({','.join(columns)}); quote cells that contain commas"
+            )
+        yield _case_from_mapping(dict(zip(columns, row, strict=True)), f"{name} line {start}", start)
+
+
+# ---- JSON / JSONL ---------------------------------------------------------------------------
+
+
+def _jsonl_cases(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8-sig") as fh:
+        yield from _jsonl_lines(fh, path.name)
+
+
+def _jsonl_lines(lines: Any, name: str) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{name} line {number}: not valid JSON ({exc.msg})") from None
+        yield _case_from_object(item, f"{name} line {number}", number)
+
+
+def _json_suite(path: Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path.name} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    config, cases = _json_document(document, path.name)
+    return config, iter(cases)
+
+
+def _json_document(document: Any, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    config: dict[str, Any] = {}
+    if isinstance(document, dict):
+        if "cases" not in document or not isinstance(document["cases"], list):
+            raise InvalidInput(f"{name}: a JSON suite is a list of cases, or an object with a 'cases' list")
+        config = check_config({k: v for k, v in document.items() if k != "cases"}, name)
+        items = document["cases"]
+    elif isinstance(document, list):
+        items = document
+    else:
+        raise InvalidInput(f"{name}: a JSON suite is a list of cases, or an object with a 'cases' list")
+    return config, [_case_from_object(item, f"{name} case {i + 1}", None) for i, item in enumerate(items)]
+
+
+def _case_from_object(item: Any, where: str, line: int | None) -> dict[str, Any]:
+    if isinstance(item, str):
+        item = {"input": item}
+    if not isinstance(item, dict):
+        raise InvalidInput(f"{where}: a case is an object such as {{\"input\": \"...\", \"expected_output\": \"...\"}}")
+    item = dict(item)
+    variables = item.pop("vars", None) or item.pop("variables", None) or {}
+    if not isinstance(variables, dict):
+        raise InvalidInput(f"{where}: 'vars' must be an object of template variables")
+    assertions = item.pop("assert", None) or item.pop("assertions", None) or []
+    mapping = {**{k: v for k, v in item.items()}, "__assertions": assertions, "__vars": variables}
+    return _case_from_mapping(mapping, where, line)
+
+
+def _case_from_mapping(row: dict[str, Any], where: str, line: int | None) -> dict[str, Any]:
+    input_value = None
+    expected = None
+    assertions: list[dict[str, Any]] = []
+    variables: dict[str, Any] = dict(row.pop("__vars", {}) or {})
+    extra = row.pop("__assertions", None)
+    if extra is not None:
+        if isinstance(extra, str):
+            extra = _json_cell(extra, where, "assertions") if extra.strip() else []
+        if not isinstance(extra, list):
+            extra = [extra]
+        assertions.extend(extra)
+    has_input = False
+    for column, value in row.items():
+        key = column.strip()
+        low = key.lower()
+        if low in INPUT_COLUMNS:
+            input_value, has_input = value, True
+        elif low in EXPECTED_COLUMNS:
+            expected = value if value not in ("", None) else None
+        elif low == "assertions":
+            if isinstance(value, str):
+                value = _json_cell(value, where, "assertions") if value.strip() else []
+            assertions.extend(value if isinstance(value, list) else [value])
+        elif low.startswith("assert:"):
+            if value not in ("", None):
+                assertions.append({"type": key.split(":", 1)[1].strip(), "value": value})
+        else:
+            variables[key] = value
+    if not has_input and not variables:
+        raise InvalidInput(f"{where}: the case has no 'input'")
+    if input_value is not None and not isinstance(input_value, str):
+        input_value = json.dumps(input_value, ensure_ascii=False)
+    if expected is not None and not isinstance(expected, str):
+        expected = json.dumps(expected, ensure_ascii=False)
+    checked = []
+    for spec in assertions:
+        try:
+            checked.append(validate_assertion(spec))
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}: {exc}") from None
+    return {"input": input_value, "expected": expected, "variables": variables, "assertions": checked,
+            "line": line}
+
+
+def _json_cell(text: str, where: str, column: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{where}: the {column!r} cell is not valid JSON ({exc.msg})") from None
+
+
+# ---- suite configuration ----------------------------------------------------------------------
+
+
+def check_config(config: dict[str, Any], where: str) -> dict[str, Any]:
+    """The suite-level settings: prompt, judge, judge_model, threshold, models, assertions."""
+    unknown = set(config) - _SIDECAR_KEYS - {"name", "format"}
+    if unknown:
+        raise InvalidInput(
+            f"{where}: unknown suite setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_SIDECAR_KEYS))}"
+        )
+    out = {k: v for k, v in config.items() if k in _SIDECAR_KEYS}
+    if "assertions" in out:
+        specs = out["assertions"] if isinstance(out["assertions"], list) else [out["assertions"]]
+        try:
+            out["assertions"] = [validate_assertion(s) for s in specs]
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}: {exc}") from None
+    if "models" in out:
+        models = out["models"]
+        if isinstance(models, str):
+            models = [m.strip() for m in models.split(",") if m.strip()]
+        if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+            raise InvalidInput(f"{where}: 'models' is a list of model names")
+        out["models"] = models
+    for key in ("threshold", "min_pass"):
+        if key in out and (isinstance(out[key], bool) or not isinstance(out[key], int | float)):
+            raise InvalidInput(f"{where}: {key!r} must be a number")
+    return out
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path.name}: not a valid YAML suite settings file ({exc})") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path.name}: suite settings are a mapping such as 'prompt: 42'")
+    config = check_config(data, path.name)
+    judge = config.get("judge")
+    if isinstance(judge, str):
+        # A path to a judge file (the seed's judge.json), relative to the sidecar.
+        judge_path = (path.parent / judge).resolve()
+        if not judge_path.is_file():
+            raise InvalidInput(f"{path.name}: judge file {judge!r} does not exist")
+        try:
+            config["judge"] = json.loads(judge_path.read_text(encoding="utf-8-sig"))
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{judge_path.name} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    return config
+
+
+def workspace_suite_files(root: Path) -> dict[str, Path]:
+    """Suite name -> file, for the suites kept as files under tests/prompts/."""
+    folder = root / SUITE_DIR
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower().lstrip(".") in FORMATS:
+            found.setdefault(path.stem, path)
+    return found
+
+
+def sidecar_for(path: Path) -> Path | None:
+    for suffix in (".yml", ".yaml"):
+        candidate = path.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return None
