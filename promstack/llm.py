@@ -650,6 +650,9 @@ class Gateway:
             kwargs["api_base"] = route.api_base
         if api_key:
             kwargs["api_key"] = api_key
+        elif route.api_base and route.provider in LEAN_PROVIDERS:
+            # a self-hosted OpenAI-compatible server needs no key, but the openai SDK wants one
+            kwargs["api_key"] = "no-key"
         try:
             response = await litellm.acompletion(**kwargs)
         except Exception as exc:
@@ -808,14 +811,19 @@ def _litellm_error(route: Route, exc: Exception) -> GatewayError:
     litellm = load_litellm()
     status = getattr(exc, "status_code", None)
     detail = str(getattr(exc, "message", None) or exc)[:200]
+    lowered = detail.lower()
     if isinstance(exc, litellm.Timeout):
         return _error(route.provider, route.model, "timeout", detail)
     if isinstance(exc, litellm.APIConnectionError):
-        lowered = detail.lower()
         if "json" in lowered or "decode" in lowered or "expecting" in lowered:
             return _error(route.provider, route.model, "malformed_response", detail)
         return _error(route.provider, route.model, "connection", detail)
     if isinstance(exc, litellm.APIResponseValidationError):
+        return _error(route.provider, route.model, "malformed_response", detail)
+    # litellm reports a body it could not parse, or one without choices, as a 500
+    if "no 'choices'" in lowered or "no choices" in lowered:
+        return _error(route.provider, route.model, "empty_response", detail)
+    if "expecting value" in lowered or "jsondecodeerror" in lowered or "unterminated string" in lowered:
         return _error(route.provider, route.model, "malformed_response", detail)
     if isinstance(exc, litellm.BadRequestError) and "LLM Provider NOT provided" in detail:
         return GatewayError(str(_unknown_model(route.model)), provider=route.provider, cause="unknown_model")

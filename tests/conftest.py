@@ -21,3 +21,44 @@ def client(isolated_store):
 
     with Client(isolated_store) as c:
         yield c
+
+
+# ---- the gateway's fixtures (promstack/llm.py): a fake OpenAI-compatible server, a real Redis --
+import os  # noqa: E402
+
+# Wherever litellm may load in a test: its local price map, never a hub download.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def _fake_llm_server():
+    from fake_llm import FakeLLM
+
+    server = FakeLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_llm(_fake_llm_server, isolated_store):
+    """The fake server, reset; the workspace's gateway set to retry fast."""
+    _fake_llm_server.reset()
+    config = isolated_store.parent / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("[gateway]\nretry_initial = 0.01\nretry_max_wait = 0.05\n", encoding="utf-8")
+    yield _fake_llm_server
+    _fake_llm_server.reset()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real redis-server on a free loopback port (`make test` installs Debian's)."""
+    from fake_llm import start_redis
+
+    server, url = start_redis()
+    if server is None:
+        pytest.skip(url)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
 import threading
@@ -88,6 +89,10 @@ class FakeLLM:
             ready.set()
             self._loop.run_forever()
             self._server.close()
+            pending = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.run_until_complete(self._server.wait_closed())
             self._loop.close()
 
@@ -134,8 +139,8 @@ class FakeLLM:
                 await writer.drain()
                 if not keep:
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
+            pass  # a client hung up, or the server is stopping
         finally:
             writer.close()
 
@@ -247,3 +252,33 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def start_redis():  # noqa: ANN201 - (Popen | None, url or the reason it could not start)
+    """Start redis-server on a free 127.0.0.1 port with no persistence; wait until it answers."""
+    import shutil
+    import socket
+    import subprocess
+
+    binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+    if binary is None:
+        return None, "redis-server is not installed (scripts/ensure-redis.sh installs it)"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--protected-mode", "yes"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as c:
+                c.sendall(b"PING\r\n")
+                if c.recv(16).startswith(b"+PONG"):
+                    return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    return None, "redis-server did not start within 10 s"
