@@ -115,7 +115,10 @@ def _scope_rules(
     if not settings.get("enabled", True):
         return []
     window = str(settings["window"])
-    monitor.parse_duration(window)  # a bad window is an error now, not at 3 a.m.
+    try:
+        monitor.parse_duration(window)  # a bad window is an error now, not at 3 a.m.
+    except InvalidInput as exc:
+        raise InvalidInput(f"window in [{where}alerts]: {exc}") from None
     min_calls = int(settings.get("min_calls") or 1)
     rules = []
     latency = _number(settings, "latency_p95_ms", f"{where}alerts")
