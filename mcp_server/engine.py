@@ -50,12 +50,15 @@ class Call:
 
 
 class Engine:
-    """Opens the store lazily, one `Client` per acting person, so every write is attributed."""
+    """Opens the store lazily: one `Client` per acting person for writes, so every write is
+    attributed, and one reader for the event loop."""
 
     def __init__(self, db: str | os.PathLike | None = None):
         self._db = Path(db) if db is not None else None
         self._clients: dict[str, Client] = {}
+        self._reader: Client | None = None
         self._lock = threading.Lock()
+        self._default_actor: str | None = None
 
     @property
     def db(self) -> Path:
@@ -78,6 +81,9 @@ class Engine:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def actor(self, ctx: Context | None) -> str:
         """Who a write is attributed to: PROMSTACK_USER, else the MCP client's name, else the OS
@@ -88,20 +94,32 @@ class Engine:
         name = _client_name(ctx)
         if name:
             return name
-        from store import default_actor
+        if self._default_actor is None:
+            from store import default_actor
 
-        return default_actor() or SOURCE
+            self._default_actor = default_actor() or SOURCE
+        return self._default_actor
 
     def run_sync(self, actor: str, fn: Callable[[Call], T], progress: Progress = _no_progress) -> T:
         with self._lock:
             return fn(Call(self.client(actor), actor, progress))
 
     async def run(self, ctx: Context | None, fn: Callable[[Call], T]) -> T:
-        """Run `fn(call)` on a worker thread. Engine errors (`PromStackError`) propagate for the
-        face to translate; progress reported from the thread reaches the client."""
+        """Run `fn(call)` on a worker thread: for writes, and for anything long (it may report
+        progress). Engine errors (`PromStackError`) propagate for the face to translate."""
         actor = self.actor(ctx)
         progress = _progress_for(ctx)
         return await anyio.to_thread.run_sync(self.run_sync, actor, fn, progress)
+
+    async def read(self, ctx: Context | None, fn: Callable[[Call], T]) -> T:
+        """Run a quick read on the event loop, on a connection of its own. In WAL mode a reader
+        never waits for a writer, so this cannot stall the loop behind the watcher or the CLI,
+        and it saves the thread hop that would otherwise dominate a sub-millisecond read."""
+        if self._reader is None:
+            from promstack.client import Client
+
+            self._reader = Client(self.db, actor=SOURCE)
+        return fn(Call(self._reader, self.actor(ctx)))
 
 
 def _client_name(ctx: Context | None) -> str:

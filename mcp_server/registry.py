@@ -17,6 +17,7 @@ engine's sentence. Anything else is a bug: the SDK logs it and answers "Error ex
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class ToolSpec:
     read_only: bool
     idempotent: bool
     changes_prompts: bool
+    long: bool = False  # may take more than a second: runs on a worker thread, reports progress
 
     @property
     def annotations(self) -> ToolAnnotations:
@@ -71,9 +73,10 @@ def tool(
     read_only: bool = False,
     idempotent: bool = False,
     changes_prompts: bool = False,
+    long: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Register an engine function as an MCP tool; its docstring is the model-facing description,
-    its annotations name the argument and result models."""
+    its annotations name the argument and result models. A `long` tool gets `call.progress`."""
 
     def register(fn: Handler) -> Handler:
         hints = get_type_hints(fn)
@@ -85,7 +88,7 @@ def tool(
         TOOLS.append(ToolSpec(
             name=fn.__name__, title=title, description=" ".join(description.split()),
             args=hints[params[1]], result=result, handler=fn,
-            read_only=read_only, idempotent=idempotent, changes_prompts=changes_prompts,
+            read_only=read_only, idempotent=idempotent, changes_prompts=changes_prompts, long=long,
         ))
         return fn
 
@@ -107,7 +110,8 @@ def build_tool(spec: ToolSpec, engine: Engine) -> Tool:
         except ValidationError as exc:
             raise ToolError(describe_validation_error(spec, exc)) from None
         try:
-            result, text = await engine.run(ctx, lambda call: spec.handler(call, args))
+            work = engine.read if spec.read_only and not spec.long else engine.run
+            result, text = await work(ctx, lambda call: spec.handler(call, args))
         except Exception as exc:
             if is_engine_error(exc):
                 raise ToolError(str(exc)) from None
@@ -120,7 +124,9 @@ def build_tool(spec: ToolSpec, engine: Engine) -> Tool:
         )
 
     run.__name__ = spec.name
-    metadata = _RawArguments(arg_model=_as_arg_model(spec.args), output_model=spec.result)
+    metadata = _RawArguments(
+        arg_model=_as_arg_model(spec.args), output_model=spec.result, output_schema=_schema(spec.result)
+    )
     return Tool(
         fn=run,
         name=spec.name,
@@ -132,6 +138,12 @@ def build_tool(spec: ToolSpec, engine: Engine) -> Tool:
         context_kwarg="ctx",
         annotations=spec.annotations,
     )
+
+
+@functools.cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A result model's JSON schema, made once however many tools return it (start-up time)."""
+    return model.model_json_schema(by_alias=True)
 
 
 def _as_arg_model(args: type[BaseModel]) -> type:

@@ -63,7 +63,7 @@ def _version(call: Call, prompt: str, version: int | None) -> str:
 
 async def _read(engine: Engine, ctx: Context | None, fn) -> str:  # noqa: ANN001 - Call -> str
     try:
-        return await engine.run(ctx, fn)
+        return await engine.read(ctx, fn)
     except Exception as exc:
         if not is_engine_error(exc):
             raise
@@ -103,11 +103,11 @@ def register(server: MCPServer, engine: Engine) -> None:
     async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
         if isinstance(ref, ResourceTemplateReference) and ref.uri in (PROMPT_TEMPLATE, VERSION_TEMPLATE):
             if argument.name == "prompt":
-                return await engine.run(None, lambda call: _complete_names(call, argument.value))
+                return await engine.read(None, lambda call: _complete_names(call, argument.value))
             if argument.name == "version":
                 chosen = (getattr(context, "arguments", None) or {}).get("prompt")
                 if chosen:
-                    return await engine.run(None, lambda call: _complete_versions(call, chosen, argument.value))
+                    return await engine.read(None, lambda call: _complete_versions(call, chosen, argument.value))
         if isinstance(ref, PromptReference):
             return None  # a prompt's variables are free text
         return None

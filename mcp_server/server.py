@@ -59,7 +59,7 @@ class PromStackServer(MCPServer):
         """Clients list on connect; with no workspace yet that is an empty list, not an error
         (the tools say what to do)."""
         try:
-            return await self.engine.run(None, fn)
+            return await self.engine.read(None, fn)
         except Exception as exc:
             if not is_engine_error(exc):
                 raise

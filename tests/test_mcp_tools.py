@@ -241,7 +241,7 @@ async def test_progress_from_the_engine_thread_reaches_the_client(isolated_store
 
     spec = ToolSpec(name="slow_tool", title="Slow", description="A long tool. Returns a summary.",
                     args=PromptOnlyArgs, result=PromptSummary, handler=slow, read_only=True,
-                    idempotent=True, changes_prompts=False)
+                    idempotent=True, changes_prompts=False, long=True)
     engine = Engine(isolated_store)
     server = PromStackServer(engine, name="progress-test", tools=[build_tool(spec, engine)])
     seen: list[tuple[float, float | None, str | None]] = []
