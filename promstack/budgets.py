@@ -136,7 +136,7 @@ def spent(db: sqlite_utils.Database, budget: Budget, now: datetime | None = None
         params.append(filters["environment"])
     key = (budget.filters, start)
     with _lock:
-        per_db = _spend_cache.setdefault(db.conn, {})
+        per_db = _spend_cache.setdefault(db, {})
         cost, tokens, last_id = per_db.get(key, (0.0, 0, 0))
     # Only rows newer than the last check: the rowid range makes this cheap on a big log. The
     # upper bound is read first, so rows written meanwhile are left for the next check.
@@ -149,7 +149,7 @@ def spent(db: sqlite_utils.Database, budget: Budget, now: datetime | None = None
         ).fetchone()
         cost, tokens, last_id = cost + float(row[0]), tokens + int(row[1]), int(top)
     with _lock:
-        _spend_cache.setdefault(db.conn, {})[key] = (cost, tokens, last_id)
+        _spend_cache.setdefault(db, {})[key] = (cost, tokens, last_id)
     return cost, tokens
 
 

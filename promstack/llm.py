@@ -43,8 +43,8 @@ from store.db import connect
 from store.errors import InvalidInput, PromStackError
 from store.workspace import DIRNAME, workspace_root
 
+from . import budgets, guard, pricing
 from . import config as config_module
-from . import guard, pricing
 
 # provider -> (default base URL or None when api_base is required, API-key variable or None)
 LEAN_PROVIDERS: dict[str, tuple[str | None, str | None]] = {
@@ -558,6 +558,11 @@ class Gateway:
                                    model_config, cached.get("logprobs"))
                 hit.original_latency_ms = cached.get("latency_ms")
                 return hit
+            # Hard budgets (promstack.budgets, monitoring): refuse before the provider is paid;
+            # the refusal is logged below by _log_failure as a 'blocked' row.
+            budgets.check_budget(
+                self.store.db, conf, prompt_name=call.prompt_name, environment=call.environment,
+                estimate=lambda: budgets.estimate_call(route.model, messages, model_config))
             api_key = os.environ.get(route.key_env) if route.key_env else None
             secrets = (api_key,) if api_key else ()
             timeout = float(model_config.get("timeout") or gw["timeout"])
@@ -691,7 +696,7 @@ class Gateway:
         return result
 
     def _log_failure(self, call: _Call, exc: BaseException, secrets: tuple[str, ...] = ()) -> None:
-        blocked = isinstance(exc, guard.GuardBlocked)
+        blocked = isinstance(exc, guard.GuardBlocked) or getattr(exc, "blocked", False) is True
         message = _redact(f"{type(exc).__name__}: {exc}" if not isinstance(exc, PromStackError) else str(exc), secrets)
         row = {
             "timestamp": call.timestamp, "prompt_id": call.prompt_id,
