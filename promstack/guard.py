@@ -93,8 +93,9 @@ _EMAIL = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
 )
 _RRN = re.compile(_D + r"(\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))(\s?-\s?|)([1-8]\d{6})" + _ND)
+_ND_PART = r"(?![0-9]|-[0-9])"  # nor a further group: 010-1234-5678-90 is not a phone
 _KR_MOBILE = re.compile(
-    r"(?<![0-9+])(?:\+82[-.\s]?1[016789]|01[016789])([-.\s]?)\d{3,4}\1\d{4}" + _ND
+    r"(?<![0-9+-])(?:\+82[-.\s]?1[016789]|01[016789])([-.\s]?)\d{3,4}\1\d{4}" + _ND_PART
 )
 _KR_LANDLINE = re.compile(
     r"(?<![0-9])(?:\+82[-.\s]?(?:2|[3-6][1-5])|0(?:2|[3-6][1-5]|70))([-.\s)])\s?\d{3,4}[-.\s]\d{4}" + _ND
@@ -166,8 +167,8 @@ def _accounts(text: str) -> list[Finding]:
     out = []
     for m in _ACCOUNT.finditer(text):
         n = len(_digits(m.group()))
-        if not 10 <= n <= 14:
-            continue
+        if not 10 <= n <= 14 or _KR_LANDLINE.fullmatch(m.group()) or _KR_MOBILE.fullmatch(m.group()):
+            continue  # a phone number in account clothing
         context = _ACCOUNT_CONTEXT.search(text, max(0, m.start() - 40), m.start())
         if context or n >= 12:
             out.append(Finding("ACCOUNT_NUMBER", m.start(), m.end(), 0.8 if context else 0.55))
@@ -184,7 +185,7 @@ def _ips(text: str) -> list[Finding]:
             out.append(Finding("IP_ADDRESS", m.start(), m.end(), 0.75))
     for m in _IPV6.finditer(text):
         candidate = m.group()
-        if candidate.count(":") >= 2 and any(c.isalnum() for c in candidate):
+        if candidate.count(":") >= 2 and sum(1 for g in candidate.split(":") if g) >= 2:
             try:
                 ipaddress.IPv6Address(candidate)
             except ValueError:
@@ -273,9 +274,9 @@ INJECTION_RULES: list[tuple[str, float, re.Pattern[str]]] = [
         r"(instructions?|rules?|guidelines?|programming|guardrails?|restrictions?|policies|policy)\b", _I)),
     ("reveal_prompt", 0.75, re.compile(
         r"\b(reveal|show|print|display|output|repeat|tell me|give me|leak|dump|expose|share|"
-        r"what (?:is|are|was|were)|write out|recite|spell out)\b.{0,40}?"
+        r"what (?:is|are|was|were) (?:your|the)|write out|recite|spell out)\b.{0,40}?"
         r"\b(system prompt|system message|initial prompt|hidden prompt|secret prompt|your (?:initial |original |hidden |secret )?instructions|"
-        r"your prompt|(?:the )?prompt above|your rules|original instructions|developer message|"
+        r"your prompt|(?:the )?prompt above|your rules|(?:original|initial|hidden|secret) instructions|developer message|"
         r"instructions above|text above)", _I)),
     ("system_prompt_mention", 0.3, re.compile(r"\b(system prompt|system message|developer message)\b", _I)),
     ("unrestricted_persona", 0.8, re.compile(
@@ -285,10 +286,12 @@ INJECTION_RULES: list[tuple[str, float, re.Pattern[str]]] = [
         r"no (?:restrictions|rules|limits|filters|guidelines|morals)|evil|amoral|free from)", _I)),
     ("persona_switch", 0.3, re.compile(
         r"\b(you are now|you're now|from now on,? you (?:are|will|must)|pretend (?:to be|you are)|roleplay as)\b", _I)),
-    ("jailbreak_name", 0.8, re.compile(
-        r"\b(?:DAN|STAN|DUDE)\b(?!\w)", 0)),
-    ("jailbreak_name_ci", 0.8, re.compile(r"\b(do anything now|developer mode|dev mode enabled|jailbreak|jailbroken|god mode|sudo mode|"
-        r"admin mode|maintenance mode)\b", _I)),
+    # a bare name or word is a hint (DAN may be a coworker, iPhones get jailbroken); a mode is not
+    ("jailbreak_name", 0.4, re.compile(r"\b(?:DAN|STAN|DUDE)\b(?!\w)", 0)),
+    ("jailbreak_word", 0.4, re.compile(r"\bjailbr(?:eak|oken)\b", _I)),
+    ("jailbreak_mode", 0.8, re.compile(
+        r"\b(do anything now|developer mode|dev mode enabled|jailbreak mode|jailbroken mode|god mode|"
+        r"sudo mode|admin mode|maintenance mode|(?:DAN|STAN) mode|you are (?:now )?(?:DAN|STAN))\b", _I)),
     ("special_tokens", 0.85, re.compile(
         r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>|\[/?INST\]|"
         r"<<\s*/?SYS\s*>>|<\s*/?\s*(?:system|sys)\s*>", _I)),
