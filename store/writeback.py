@@ -52,13 +52,19 @@ def write_back(store: Any, version: PromptVersion, *, root: str | os.PathLike | 
     try:
         with write(db):
             # Read again under the lock: another writer may have moved the file or written it.
-            row = db.execute("SELECT path, format, content_sha FROM prompt_files WHERE prompt_id = ? "
+            row = db.execute("SELECT path, format, content_sha, file_sha FROM prompt_files WHERE prompt_id = ? "
                              "AND missing_since IS NULL", [version.prompt_id]).fetchone()
             if row is None or row[2] == version.sha256:
                 return None
             rel, fmt = row[0], row[1]
             target = _safe_target(root, rel)
-            existing = target.read_text(encoding="utf-8") if target.exists() else None
+            current = target.read_bytes() if target.exists() else None
+            if current is not None and sha256(current) != row[3]:
+                # Someone edited the file since it was last synced: never overwrite an edit the
+                # store has not versioned. The watcher (or the next reconcile) versions it.
+                raise PromStackError("the file has edits that are not versioned yet; they were kept, "
+                                     "and 'promstack watch' versions them")
+            existing = current.decode("utf-8") if current is not None else None
             text = formats.render(fmt, version.template, version.model_config, existing=existing)
             data = text.encode("utf-8")
             db.execute(

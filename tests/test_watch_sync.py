@@ -252,3 +252,17 @@ def test_write_back_a_chat_version_to_a_prompt_md_is_recorded_not_written(isolat
         client.save("note", [{"role": "user", "content": "chat now"}])
         assert path.read_text() == "Text body"
         assert "not written" in open_errors(client.store.db)[0]["error"]
+
+
+def test_write_back_never_overwrites_an_edit_that_is_not_versioned(isolated_store, tmp_path, prompts_dir):
+    path = write(prompts_dir / "edit.txt", "synced")
+    with Client(isolated_store) as client:
+        sync = FileSync(client.store, prompts_dir, root=tmp_path)
+        sync.sync(path)
+        write(path, "edited in the editor, not yet versioned")
+        client.save("edit", "saved through the SDK")
+        assert path.read_text() == "edited in the editor, not yet versioned"
+        assert "not versioned yet" in open_errors(client.store.db)[0]["error"]
+        assert sync.sync(path).action == "saved"  # the edit becomes the newest version
+        assert [v.template for v in client.history("edit")][:2] == [
+            "edited in the editor, not yet versioned", "saved through the SDK"]
