@@ -61,7 +61,7 @@ def run_prompt(state, prompt: str, pairs, vars_json, version, label, branch, mod
 
     variables = _parse_vars(pairs, vars_json)
     try:
-        result = state.client.run(
+        result = _run_and_flush(state.client,
             _prompt_ref(prompt), variables, version=version, label=label, branch=branch,
             model=model, user_id=user_id, run_id=run_id, environment=environment,
             cache=False if no_cache else None,
@@ -88,6 +88,14 @@ def run_prompt(state, prompt: str, pairs, vars_json, version, label, branch, mod
               + (" · cache hit" if result.cache_hit else "")
               + (f" · guards: {', '.join(fired)}" if fired else ""))
     click.echo(footer, err=True)
+
+
+def _run_and_flush(client, *args, **kwargs):  # noqa: ANN001, ANN202
+    """A command is one call: its log row is in the store before the command returns."""
+    try:
+        return client.run(*args, **kwargs)
+    finally:
+        client.gateway.flush()
 
 
 @cli.command("logs")
