@@ -22,6 +22,7 @@ from store.errors import InvalidInput
 from . import assertions as A
 from .gateway import EmbeddingUnavailable, Gateway, GatewayError
 from .judge import Judge, JudgeConfig
+from .score import case_score
 
 Progress = Callable[[int, int, str], None]
 
@@ -230,9 +231,8 @@ class Runner:
             row.update(status="unchecked", score=None, error=None,
                        reason="nothing to check: the case has no expected_output, assertion or judge criteria")
             return row
-        score = sum(c.score for c in checks) / len(checks) * 100
         failed = [c for c in checks if not c.passed]
-        row.update(status="fail" if failed else "pass", score=round(score, 2), error=None,
+        row.update(status="fail" if failed else "pass", score=case_score([c.score for c in checks]), error=None,
                    reason="; ".join(f"{c.type}: {c.reason}" for c in failed) if failed else "all checks passed")
         return row
 

@@ -1,0 +1,469 @@
+"""Tests, the judge and the arena: `promstack suite|test|evaluate|judge|arena|runs|vote`.
+
+The seed's CI lines work as written:
+
+    promstack test --suite regression
+    score=$(promstack evaluate --prompt 42); if [ $score -lt 80 ]; then exit 1; fi
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail
+
+EXIT_INTERRUPTED = 130
+
+
+def _split_models(values: tuple[str, ...]) -> list[str]:
+    return [m.strip() for v in values for m in v.split(",") if m.strip()]
+
+
+def _limits(values: tuple[str, ...]) -> dict[str, int]:
+    out = {}
+    for item in values:
+        model, sep, n = item.rpartition("=")
+        if not sep or not model or not n.strip().isdigit():
+            fail(f"--model-limit {item!r} must look like MODEL=N, e.g. openai/gpt-4o=5")
+        out[model.strip()] = int(n)
+    return out
+
+
+def _criteria(path: str | None) -> Any:
+    if path is None:
+        return None
+    from promstack.evals.judge import load_judge_file
+
+    return load_judge_file(path).to_dict()
+
+
+def _warn(message: str) -> None:
+    click.secho(f"promstack: WARNING: {message}", err=True, fg="yellow", bold=True)
+
+
+@contextlib.contextmanager
+def _progress(label: str, quiet: bool = False) -> Iterator[Any]:
+    """A progress bar on a terminal (stderr); nothing when piped or quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    failed = [0]
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[failed]} not passed"), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None, failed=0)
+
+        def update(done: int, total: int, status: str) -> None:
+            if status and status != "pass":
+                failed[0] += 1
+            bar.update(task, completed=done, total=total, failed=failed[0])
+
+        yield update
+
+
+def _latest_interrupted(client: Any) -> str | None:
+    from promstack.evals.engine import evals_of
+
+    runs = evals_of(client).runs(limit=1)
+    return runs[0]["id"] if runs and runs[0]["status"] != "done" else None
+
+
+def _print_summary(run: dict[str, Any], *, out: Any = None) -> None:
+    echo = (lambda text="": click.echo(text, err=True)) if out == "err" else click.echo
+    s = run["summary"]
+    lat = s["latency_ms"]
+    models = ", ".join(run["models"])
+    echo(f"Run {run['id']}: suite {run['suite_name']!r}, prompt {run['prompt_id']} v{run['prompt_version']}, "
+         f"{models}" + (f", x{run['repeat']}" if run["repeat"] > 1 else ""))
+    echo(f"  passed {s['passed']}/{s['results']} ({s['pass_rate']:.0%})  failed {s['failed']}  "
+         f"errors {s['errors']}  unchecked {s['unchecked']}  score {s['score']:.1f}/100")
+    echo(f"  tokens {s['input_tokens']:,} in / {s['output_tokens']:,} out  cost ${s['cost_usd']:.4f}  "
+         f"cache hits {s['cache_hits']}")
+    if lat.get("p50") is not None:
+        echo(f"  latency p50 {lat['p50']:.0f} ms  p90 {lat['p90']:.0f} ms  p95 {lat['p95']:.0f} ms  "
+             f"p99 {lat['p99']:.0f} ms")
+    if len(s.get("models", {})) > 1:
+        for model, m in s["models"].items():
+            echo(f"  {model}: {m['passed']}/{m['results']} passed, score {m['score']:.1f}")
+    if s["failing"]:
+        echo("  Not passed:")
+        for f in s["failing"]:
+            where = f"case {f['case']}" + (f" #{f['repeat']}" if f["repeat"] else "") + f" [{f['model']}]"
+            echo(f"    {f['status'].upper():9} {where}: {f['input']!r}")
+            echo(f"              why: {f['why']}")
+        shown = len(s["failing"])
+        rest = s["results"] - s["passed"] - shown
+        if rest > 0:
+            echo(f"    ... and {rest} more (promstack runs {run['id']} --json, or --output results.json)")
+    if not s["complete"]:
+        echo(f"  INCOMPLETE: {s['results']} of {s['total']} done; finish with: promstack test --resume {run['id']}")
+
+
+# ---- suites -----------------------------------------------------------------------------------
+
+
+@cli.group("suite")
+def suite_group() -> None:
+    """Test suites: CSV (input,expected_output,...), JSON or JSONL.
+
+    \b
+    promstack suite import tests/prompts/regression.csv --prompt 42
+    promstack suite list
+    promstack suite show regression
+    """
+
+
+@suite_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--name", help="Suite name (default: the file's name without extension).")
+@click.option("--prompt", help="The prompt this suite tests by default (id or name).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), help="Default: from the extension.")
+@command_context
+def suite_import(ctx: Any, file: str, name: str | None, prompt: str | None, fmt: str | None) -> None:
+    """Import (or replace) a suite from FILE ('-' reads stdin; then give --name and --format)."""
+    from promstack.evals.engine import import_suite
+
+    if file == "-":
+        if not name or not fmt:
+            fail("reading cases from stdin needs --name and --format")
+        data = sys.stdin.buffer.read()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            fail(f"<stdin> line {line}: not UTF-8 text; save it as UTF-8")
+        suite = import_suite(ctx.client, text=text, fmt=fmt, name=name, prompt=prompt)
+    else:
+        suite = import_suite(ctx.client, file, fmt=fmt, name=name, prompt=prompt)
+    if ctx.json:
+        emit_json(suite)
+        return
+    tied = f", tied to prompt {suite['prompt_id']}" if suite["prompt_id"] else ""
+    click.echo(f"Imported suite {suite['name']!r}: {suite['case_count']} cases{tied}")
+
+
+@suite_group.command("list")
+@command_context
+def suite_list(ctx: Any) -> None:
+    """The suites in the store (and tests/prompts/ of the workspace)."""
+    from promstack.evals.engine import list_suites
+
+    suites = list_suites(ctx.client)
+    if ctx.json:
+        emit_json(suites)
+        return
+    if not suites:
+        click.echo("No suites yet: put one in tests/prompts/<name>.csv or run 'promstack suite import FILE'")
+    for s in suites:
+        tied = f"prompt {s['prompt_id']}" if s["prompt_id"] else "no prompt"
+        click.echo(f"{s['name']:24} {s['case_count']:>7} cases  {tied:12} {s['source']}")
+
+
+@suite_group.command("show")
+@click.argument("name")
+@click.option("--limit", default=20, show_default=True, help="Cases to show.")
+@command_context
+def suite_show(ctx: Any, name: str, limit: int) -> None:
+    """A suite's settings and its first cases."""
+    from promstack.evals.engine import show_suite
+
+    suite = show_suite(ctx.client, name, limit=limit)
+    if ctx.json:
+        emit_json(suite)
+        return
+    click.echo(f"Suite {suite['name']!r}: {suite['case_count']} cases from {suite['source']}"
+               + (f", prompt {suite['prompt_id']}" if suite["prompt_id"] else ""))
+    if suite["config"]:
+        click.echo(f"  settings: {json.dumps(suite['config'], ensure_ascii=False)}")
+    for case in suite["cases"]:
+        extra = f"  vars={json.dumps(case['variables'], ensure_ascii=False)}" if case["variables"] else ""
+        checks = f"  assert={len(case['assertions'])}" if case["assertions"] else ""
+        click.echo(f"  {case['idx']:>4}  {case['input']!r} -> {case['expected']!r}{extra}{checks}")
+
+
+# ---- test / evaluate / judge ----------------------------------------------------------------------
+
+
+def _run_options(func: Any) -> Any:
+    options = [
+        click.option("--prompt", help="Prompt id or name (default: the suite's prompt)."),
+        click.option("--version", type=int, help="Prompt version (default: head of main)."),
+        click.option("--label", help="Test the version a label points at (e.g. staging)."),
+        click.option("--model", "models", multiple=True, help="Model(s) to test; repeat or comma-separate."),
+        click.option("--concurrency", default=10, show_default=True, help="Calls in flight at once."),
+        click.option("--model-limit", "model_limits", multiple=True, help="Per-model limit, MODEL=N."),
+        click.option("--repeat", default=1, show_default=True, help="Runs of every case (flaky outputs)."),
+        click.option("--retries", default=0, show_default=True, help="Retries of a case whose call failed."),
+        click.option("--criteria", type=click.Path(dir_okay=False), help="Judge file: {\"criteria\": [...], \"scoring\": \"1-5\"}."),
+        click.option("--judge-model", help="Model that judges (default: the suite's, else the tested one)."),
+        click.option("--threshold", type=float, help="Judge score 0-100 that passes (default 75)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run_kwargs(prompt, version, label, models, concurrency, model_limits, repeat, retries, criteria,  # noqa: ANN001, ANN202
+                judge_model, threshold):
+    return dict(prompt=prompt, version=version, label=label, models=_split_models(models),
+                concurrency=concurrency, model_limits=_limits(model_limits), repeat=repeat, retries=retries,
+                criteria=_criteria(criteria), judge_model=judge_model, threshold=threshold)
+
+
+@cli.command("test")
+@click.option("--suite", help="Suite name (tests/prompts/<suite>.csv or the store).")
+@_run_options
+@click.option("--resume", "resume", metavar="RUN", help="Finish an interrupted run.")
+@click.option("--min-pass", default="100%", show_default=True, help="Pass rate under which the exit code is 1.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write results.json, junit.xml or results.csv.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@command_context
+def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concurrency, model_limits,  # noqa: ANN001
+             repeat, retries, criteria, judge_model, threshold, resume: str | None, min_pass: str,
+             output: str | None, quiet: bool) -> None:
+    """Run a test suite: every case x model through the gateway, judged, stored as a run.
+
+    \b
+    promstack test --suite regression
+    promstack test --suite regression --prompt 42 --model openai/gpt-4o-mini --model anthropic/claude-3-5-haiku-latest
+    promstack test --resume r20261125-193600-1a2b3c
+    Exit code 1 when the pass rate is under --min-pass (default 100%).
+    """
+    import asyncio
+
+    from promstack.evals import engine
+    from promstack.evals.report import write_report
+    from promstack.evals.score import parse_min_pass, passed
+
+    threshold_rate = parse_min_pass(min_pass)
+    if resume is None and not suite:
+        fail("say which suite: --suite NAME (or --resume RUN)")
+    try:
+        with _progress("testing", quiet or ctx.json) as progress:
+            if resume:
+                if suite or prompt or models or version or label:
+                    fail("--resume finishes a run as it was started: drop --suite/--prompt/--model/--version/--label")
+                run = asyncio.run(engine.aresume_run(ctx.client, resume, progress=progress, warn=_warn,
+                                                     retries=retries or None, concurrency=concurrency))
+            else:
+                run = asyncio.run(engine.arun_tests(
+                    ctx.client, suite, progress=progress, warn=_warn,
+                    **_run_kwargs(prompt, version, label, models, concurrency, model_limits, repeat,
+                                  retries, criteria, judge_model, threshold)))
+    except KeyboardInterrupt:
+        run_id = _latest_interrupted(ctx.client)
+        click.echo(f"promstack: interrupted; finished results are kept. Resume with: promstack test --resume {run_id}",
+                   err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if output:
+        path = write_report(engine.evals_of(ctx.client), run, output)
+        click.echo(f"promstack: wrote {path}", err=True)
+    ok = passed(run["summary"], threshold_rate)
+    if ctx.json:
+        emit_json({**run, "passed": ok, "min_pass": threshold_rate})
+    else:
+        _print_summary(run)
+        verdict = "PASSED" if ok else "FAILED"
+        click.echo(f"{verdict}: pass rate {run['summary']['pass_rate']:.0%} (minimum {threshold_rate:.0%})")
+    if not ok:
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+@cli.command("evaluate")
+@click.option("--prompt", required=True, help="Prompt id or name, e.g. 42.")
+@click.option("--suite", help="Suite (default: the one tied to the prompt).")
+@click.option("--version", type=int, help="Prompt version (default: head of main).")
+@click.option("--label", help="Evaluate the version a label points at.")
+@click.option("--model", "models", multiple=True, help="Model(s); repeat or comma-separate.")
+@click.option("--concurrency", default=10, show_default=True)
+@click.option("--retries", default=0, show_default=True)
+@click.option("--criteria", type=click.Path(dir_okay=False), help="Judge file (default: the suite's).")
+@click.option("--judge-model", help="Model that judges.")
+@click.option("--threshold", type=float, help="Judge score 0-100 that passes a case (default 75).")
+@command_context
+def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, models, concurrency, retries,  # noqa: ANN001
+                 criteria, judge_model, threshold) -> None:
+    """Score a prompt 0-100 on its suite: prints a bare integer on stdout, details on stderr.
+
+    \b
+    score=$(promstack evaluate --prompt 42)
+    if [ $score -lt 80 ]; then exit 1; fi
+    """
+    from promstack.evals import engine
+
+    result = engine.evaluate(
+        ctx.client, prompt, suite=suite, version=version, label=label, models=_split_models(models),
+        concurrency=concurrency, retries=retries, criteria=_criteria(criteria), judge_model=judge_model,
+        threshold=threshold, warn=_warn,
+    )
+    if ctx.json:
+        emit_json(result)
+        return
+    _print_summary(result["run"], out="err")
+    click.echo(f"score {result['score']}/100", err=True)
+    click.echo(str(result["score"]))
+
+
+@cli.command("judge")
+@click.argument("run_id", metavar="RUN")
+@click.option("--criteria", type=click.Path(dir_okay=False), required=True,
+              help='Judge file: {"criteria": [...], "scoring": "1-5"}.')
+@click.option("--judge-model", help="Model that judges (default: the run's).")
+@click.option("--threshold", type=float, help="Judge score 0-100 that passes (default 75).")
+@click.option("--concurrency", default=10, show_default=True)
+@command_context
+def judge_cmd(ctx: Any, run_id: str, criteria: str, judge_model: str | None, threshold: float | None,
+              concurrency: int) -> None:
+    """Judge the outputs of test run RUN against criteria (no model is called again).
+
+    \b
+    promstack judge r20261125-193600-1a2b3c --criteria judge.json
+    """
+    import asyncio
+
+    from promstack.evals import engine
+
+    with _progress("judging", ctx.json) as progress:
+        run = asyncio.run(engine.ajudge_run(ctx.client, run_id, _criteria(criteria), judge_model=judge_model,
+                                            threshold=threshold, concurrency=concurrency, progress=progress))
+    if ctx.json:
+        emit_json(run)
+        return
+    _print_summary(run)
+
+
+# ---- arena ----------------------------------------------------------------------------------------
+
+
+@cli.command("arena")
+@click.option("--prompt", help="Prompt id or name (default: the suite's prompt).")
+@click.option("--suite", help="Suite whose cases every model answers.")
+@click.option("--models", "models", multiple=True, help="Two or more models, comma-separated.")
+@click.option("--version", type=int, help="Prompt version (default: head of main).")
+@click.option("--label", help="Use the version a label points at.")
+@click.option("--criteria", type=click.Path(dir_okay=False), help="Judge file (default: the suite's).")
+@click.option("--judge-model", help="Model that judges (default: the suite's, else the first model).")
+@click.option("--concurrency", default=10, show_default=True)
+@click.option("--seed", type=int, help="Seed for the order shown to the judge (default: random).")
+@click.option("--resume", metavar="RUN", help="Finish an interrupted arena run.")
+@command_context
+def arena_cmd(ctx: Any, prompt, suite, models, version, label, criteria, judge_model, concurrency, seed,  # noqa: ANN001
+              resume) -> None:
+    """Blind model comparison: every pair answers every case; the judge sees both orders.
+
+    \b
+    promstack arena --prompt 42 --suite regression --models openai/gpt-4o,anthropic/claude-3-5-sonnet-latest,gemini/gemini-1.5-pro
+    """
+    import asyncio
+
+    from promstack.evals.arena import arun_arena
+
+    if not resume and not suite:
+        fail("say which suite: --suite NAME (or --resume RUN)")
+    try:
+        with _progress("arena", ctx.json) as progress:
+            run = asyncio.run(arun_arena(
+                ctx.client, suite=suite, models=_split_models(models), prompt=prompt, version=version,
+                label=label, criteria=_criteria(criteria), judge_model=judge_model, concurrency=concurrency,
+                seed=seed, resume=resume, progress=progress))
+    except KeyboardInterrupt:
+        run_id = _latest_interrupted(ctx.client)
+        click.echo(f"promstack: interrupted. Resume with: promstack arena --resume {run_id}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if ctx.json:
+        emit_json(run)
+        return
+    print_arena(run)
+
+
+def print_arena(run: dict[str, Any]) -> None:
+    a = run["arena"]
+    click.echo(f"Arena {run['id']}: suite {run['suite_name']!r}, prompt {run['prompt_id']} v{run['prompt_version']}, "
+               f"{a['judged']} matches judged ({a['errors']} errors)")
+    click.echo(a["headline"]["models"])
+    click.echo(f"승률 (win rate): {a['headline']['win_rates']}   share of wins: {a['headline']['shares']}")
+    click.echo("")
+    click.echo(f"{'model':36} {'win rate':>8} {'W-L-T':>11} {'rating':>7}  95% CI")
+    for model in sorted(a["models"], key=lambda m: -(a["overall"][m]["win_rate"] or 0)):
+        o, r = a["overall"][model], a["ratings"][model]
+        wlt = f"{o['wins']}-{o['losses']}-{o['ties']}"
+        ci = f"{r['ci_low']:.0f}..{r['ci_high']:.0f}" if r["ci_low"] is not None else "-"
+        rate = f"{100 * o['win_rate']:.0f}%" if o["win_rate"] is not None else "-"
+        human = a["human"]["overall"][model]
+        humans = f"  people: {100 * human['win_rate']:.0f}% of {human['matches']}" if human["matches"] else ""
+        click.echo(f"{model:36} {rate:>8} {wlt:>11} {r['rating']:>7.0f}  {ci}{humans}")
+    for pair in a["pairs"].values():
+        if pair["matches"]:
+            click.echo(f"  {pair['a']} vs {pair['b']}: {100 * pair['win_rate_a']:.0f}% / {100 * pair['win_rate_b']:.0f}% "
+                       f"({pair['wins_a']}-{pair['wins_b']}, {pair['ties']} ties)")
+    if a["order_flip_rate"] is not None:
+        click.echo(f"Judge order-flip rate: {a['order_flip_rate']:.0%} (verdicts that changed when the order was swapped; "
+                   "high means position bias)")
+    if a["human"]["votes"]:
+        agree = a["human"]["agreement_with_judge"]
+        click.echo(f"People's votes: {a['human']['votes']}" + (f", agreeing with the judge {agree:.0%}" if agree is not None else ""))
+
+
+@cli.command("vote")
+@click.argument("match_id", type=int)
+@click.argument("winner")
+@click.option("--voter", help="Who votes (default: you).")
+@command_context
+def vote_cmd(ctx: Any, match_id: int, winner: str, voter: str | None) -> None:
+    """Record a person's verdict on arena match MATCH_ID: a model's name or 'tie'."""
+    from promstack.evals.arena import record_vote
+
+    vote = record_vote(ctx.client, match_id, winner, voter=voter)
+    if ctx.json:
+        emit_json(vote)
+        return
+    click.echo(f"Recorded {vote['voter']}'s vote on match {match_id}: {winner}")
+
+
+@cli.command("runs")
+@click.argument("run_id", metavar="[RUN]", required=False)
+@click.option("--suite", help="Only runs of this suite.")
+@click.option("--limit", default=20, show_default=True)
+@command_context
+def runs_cmd(ctx: Any, run_id: str | None, suite: str | None, limit: int) -> None:
+    """List test and arena runs, or show one.
+
+    \b
+    promstack runs
+    promstack runs r20261125-193600-1a2b3c --json
+    """
+    from promstack.evals.engine import evals_of, get_run
+
+    if run_id:
+        run = get_run(ctx.client, run_id)
+        if ctx.json:
+            emit_json(run)
+        elif run["kind"] == "arena":
+            print_arena(run)
+        else:
+            _print_summary(run)
+        return
+    runs = evals_of(ctx.client).runs(suite=suite, limit=limit)
+    if ctx.json:
+        emit_json(runs)
+        return
+    for r in runs:
+        s = r["summary"] or {}
+        detail = f"pass {s.get('pass_rate', 0):.0%} score {s.get('score', 0):.0f}" if r["kind"] == "test" and s else ""
+        click.echo(f"{r['id']}  {r['kind']:5} {r['status']:11} {r['suite_name']:16} prompt {r['prompt_id']} "
+                   f"v{r['prompt_version']}  {','.join(r['models'])}  {detail}")

@@ -1,0 +1,344 @@
+"""The model arena: every pair of models answers every case; the judge picks the better answer blind.
+
+For each case and each pair (x, y), the judge sees the two answers as "A" and "B" with the model
+names hidden, twice: once in each order, the first order chosen at random. The two verdicts,
+mapped back to models, must agree for a win; when they disagree the match is a tie, and how
+often that happens (the order-flip rate) says how much the judge's preferences are position
+bias. Results: win rates per pair and per model as (wins + 0.5 ties) / matches, the share of
+all wins (the seed's "45% / 35% / 20%"), and Bradley-Terry ratings fitted by maximum likelihood
+with bootstrap 95% intervals. People's votes on the same matches are reported beside the judge's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import random
+from itertools import combinations
+from typing import Any
+
+from store.clock import now
+from store.errors import InvalidInput
+
+from .gateway import Gateway, GatewayError, LiveGateway
+from .judge import Judge, ensure_judge_prompts, load_judge
+from .runner import Progress, check_positive
+
+BOOTSTRAP = 1000
+PRIOR = 0.1  # virtual ties per pair that met: keeps a model that never won at a finite rating
+
+
+async def arun_arena(
+    client: Any,
+    *,
+    suite: str,
+    models: list[str],
+    prompt: Any = None,
+    version: int | None = None,
+    label: str | None = None,
+    criteria: Any = None,
+    judge_model: str | None = None,
+    concurrency: int = 10,
+    seed: int | None = None,
+    resume: str | None = None,
+    gateway: Gateway | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    from .engine import evals_of, get_run, get_suite, resolve_prompt
+
+    evals = evals_of(client)
+    if resume:
+        run = evals.run(resume)
+        if run["kind"] != "arena":
+            raise InvalidInput(f"run {resume} is a {run['kind']} run, not an arena run")
+        found = evals.suite(run["suite_name"])
+        cfg = run["config"]
+        judge_cfg = load_judge(cfg["judge"] and {k: cfg["judge"][k] for k in ("criteria", "scoring", "model", "threshold", "retries")})
+        judge_cfg.prompt_version = cfg["judge"]["prompt_version"]
+        judge_cfg.pair_prompt_version = cfg["judge"]["pair_prompt_version"]
+        models, seed = run["models"], cfg["seed"]
+        concurrency = cfg.get("concurrency", concurrency) if concurrency is None else concurrency
+    else:
+        models = [m.strip() for m in models if m and m.strip()]
+        if len(models) < 2:
+            raise InvalidInput("the arena needs at least two models, e.g. --models gpt-4o,claude-3-5-sonnet")
+        if len(set(models)) != len(models):
+            raise InvalidInput("a model is named twice in --models")
+        check_positive("concurrency", concurrency)
+        found = get_suite(client, suite)
+        prompt_id = resolve_prompt(client, found, prompt)
+        version_found = client.get_prompt(prompt_id, version=version, label=label)
+        judge_doc = criteria if criteria is not None else found["config"].get("judge")
+        judge_cfg = load_judge(judge_doc, model=judge_model or found["config"].get("judge_model"))
+        judge_cfg.prompt_version, judge_cfg.pair_prompt_version = ensure_judge_prompts(client)
+        if not judge_cfg.model:
+            judge_cfg.model = models[0]
+        seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+        run = evals.create_run(
+            kind="arena", suite=found, prompt_id=version_found.prompt_id, prompt_version=version_found.version,
+            models=models, repeat=1, config={"seed": seed, "judge": judge_cfg.to_dict(), "concurrency": concurrency},
+            judge_key=judge_cfg.key(), total=found["case_count"],
+        )
+    arena = _Arena(evals, gateway or LiveGateway(client), run, found, judge_cfg, seed, concurrency, progress)
+    evals.reopen_run(run["id"])
+    status = "interrupted"
+    try:
+        await arena.execute()
+        status = "done"
+    finally:
+        evals.set_run_status(run["id"], status, arena_report(evals, run["id"]) if status == "done" else None)
+    return get_run(client, run["id"])
+
+
+def run_arena(client: Any, **kwargs: Any) -> dict[str, Any]:
+    return asyncio.run(arun_arena(client, **kwargs))
+
+
+class _Arena:
+    def __init__(self, evals, gateway, run, suite, judge_cfg, seed, concurrency, progress):  # noqa: ANN001
+        self.evals = evals
+        self.gateway = gateway
+        self.run = run
+        self.suite = suite
+        self.models = run["models"]
+        self.seed = seed
+        self.judge = Judge(gateway, judge_cfg, run_id=run["id"])
+        self.calls = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self.progress = progress
+
+    async def execute(self) -> None:
+        done = self.evals.done_match_cases(self.run["id"])
+        total = self.suite["case_count"]
+        count = len(done)
+        if self.progress:
+            self.progress(count, total, "")
+        queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.concurrency)
+
+        async def worker() -> None:
+            nonlocal count
+            while True:
+                case = await queue.get()
+                if case is None:
+                    return
+                rows = await self.play(case)
+                self.evals.add_matches(rows)  # all pairs of a case at once: a case is done or not
+                count += 1
+                if self.progress:
+                    self.progress(count, total, "")
+
+        workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
+        try:
+            for case in self.evals.iter_cases(self.suite["id"]):
+                if case["case_key"] not in done:
+                    await queue.put(case)
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _answer(self, case: dict[str, Any], model: str) -> tuple[str | None, str | None]:
+        variables = {**(case.get("variables") or {})}
+        if case.get("input") is not None:
+            variables.setdefault("input", case["input"])
+        async with self.calls:
+            try:
+                reply = await self.gateway.complete(
+                    prompt=self.run["prompt_id"], version=self.run["prompt_version"], variables=variables,
+                    model=model, run_id=self.run["id"],
+                )
+            except GatewayError as exc:
+                return None, str(exc)
+        return reply.output, None
+
+    async def _compare(self, case: dict[str, Any], first: str, second: str) -> tuple[str | None, str, str | None]:
+        async with self.calls:
+            verdict, reason, error, _usage = await self.judge.compare(
+                input=case.get("input"), answer_a=first, answer_b=second,
+                cache_extra=f"arena|{case['case_key']}",
+            )
+        return verdict, reason, error
+
+    async def play(self, case: dict[str, Any]) -> list[dict[str, Any]]:
+        answers = await asyncio.gather(*(self._answer(case, m) for m in self.models))
+        by_model = dict(zip(self.models, answers, strict=True))
+        pairs = list(combinations(self.models, 2))
+        return list(await asyncio.gather(*(self._match(case, a, b, by_model) for a, b in pairs)))
+
+    async def _match(self, case: dict[str, Any], a: str, b: str, answers: dict[str, Any]) -> dict[str, Any]:
+        out_a, err_a = answers[a]
+        out_b, err_b = answers[b]
+        row: dict[str, Any] = {
+            "run_id": self.run["id"], "case_key": case["case_key"], "case_idx": case["idx"],
+            "model_a": a, "model_b": b, "output_a": out_a, "output_b": out_b, "at": now(),
+        }
+        if err_a or err_b:
+            row.update(error=f"{a if err_a else b} failed to answer: {err_a or err_b}", winner=None)
+            return row
+        # The order shown first is random (seeded per run, case and pair, so a resume is stable).
+        digest = hashlib.sha256(f"{self.seed}|{case['case_key']}|{a}|{b}".encode()).digest()
+        row["first"] = "ab" if digest[0] % 2 == 0 else "ba"
+        ab, ba = await asyncio.gather(self._compare(case, out_a, out_b), self._compare(case, out_b, out_a))
+        (v_ab, reason_ab, e_ab), (v_ba, reason_ba, e_ba) = ab, ba
+        if e_ab or e_ba:
+            row.update(error=f"judge error: {e_ab or e_ba}", winner=None)
+            return row
+        # In terms of models: with a shown as A, "A" means a; with b shown as A, "A" means b.
+        first_pick = {"A": "a", "B": "b", "tie": "tie"}[v_ab]
+        second_pick = {"A": "b", "B": "a", "tie": "tie"}[v_ba]
+        row["verdict_ab"], row["verdict_ba"] = first_pick, second_pick
+        flipped = first_pick != second_pick
+        pick = first_pick if not flipped else "tie"
+        row["flipped"] = int(flipped)
+        row["winner"] = {"a": a, "b": b, "tie": "tie"}[pick]
+        row["reason"] = reason_ab if not flipped else f"the orders disagreed: {reason_ab} / {reason_ba}"
+        return row
+
+
+# ---- ratings ---------------------------------------------------------------------------------
+
+
+def _counts(matches: list[tuple[int, int, float]], k: int) -> tuple[list[list[float]], list[list[float]]]:
+    """wins[i][j]: i's wins over j (ties as half); games[i][j]: matches between them."""
+    wins = [[0.0] * k for _ in range(k)]
+    games = [[0.0] * k for _ in range(k)]
+    for i, j, score_i in matches:
+        wins[i][j] += score_i
+        wins[j][i] += 1.0 - score_i
+        games[i][j] += 1
+        games[j][i] += 1
+    return wins, games
+
+
+def bradley_terry(wins: list[list[float]], games: list[list[float]], *, iterations: int = 500,
+                  tol: float = 1e-10) -> list[float]:
+    """Strengths by maximum likelihood (Hunter's MM iteration), geometric mean 1. Ties count as
+    half a win each way; a weak prior of PRIOR virtual ties per pair that met keeps every
+    strength finite when a model never won."""
+    k = len(wins)
+    w = [[wins[i][j] + (PRIOR / 2 if games[i][j] else 0.0) for j in range(k)] for i in range(k)]
+    n = [[games[i][j] + (PRIOR if games[i][j] else 0.0) for j in range(k)] for i in range(k)]
+    p = [1.0] * k
+    for _ in range(iterations):
+        new = []
+        for i in range(k):
+            total_w = sum(w[i])
+            denom = sum(n[i][j] / (p[i] + p[j]) for j in range(k) if j != i and n[i][j])
+            new.append(total_w / denom if denom and total_w > 0 else p[i])
+        g = math.exp(sum(math.log(x) for x in new) / k)
+        new = [x / g for x in new]
+        change = max(abs(a - b) for a, b in zip(new, p, strict=True))
+        p = new
+        if change < tol:
+            break
+    return p
+
+
+def to_rating(strength: float) -> float:
+    """An Elo-like scale: 1000 at the geometric mean, +400 per tenfold strength."""
+    return 1000.0 + 400.0 * math.log10(strength)
+
+
+def ratings(models: list[str], matches: list[tuple[str, str, str]], *, resamples: int = BOOTSTRAP,
+            seed: int = 0) -> dict[str, dict[str, float]]:
+    """Bradley-Terry ratings with bootstrap 95% intervals. `matches` are (a, b, winner|'tie')."""
+    index = {m: i for i, m in enumerate(models)}
+    coded = [(index[a], index[b], 1.0 if w == a else 0.0 if w == b else 0.5) for a, b, w in matches]
+    k = len(models)
+    point = bradley_terry(*_counts(coded, k))
+    samples: list[list[float]] = [[] for _ in range(k)]
+    rng = random.Random(seed)
+    if coded:
+        for _ in range(resamples):
+            draw = [coded[rng.randrange(len(coded))] for _ in range(len(coded))]
+            strengths = bradley_terry(*_counts(draw, k), iterations=200, tol=1e-8)
+            for i, s in enumerate(strengths):
+                samples[i].append(to_rating(s))
+    out = {}
+    for m, i in index.items():
+        values = sorted(samples[i])
+        lo = values[int(0.025 * (len(values) - 1))] if values else None
+        hi = values[int(math.ceil(0.975 * (len(values) - 1)))] if values else None
+        out[m] = {"strength": round(point[i], 4), "rating": round(to_rating(point[i]), 1),
+                  "ci_low": None if lo is None else round(lo, 1), "ci_high": None if hi is None else round(hi, 1)}
+    return out
+
+
+def win_rates(models: list[str], matches: list[tuple[str, str, str]]) -> tuple[dict, dict]:
+    """Per pair and per model: wins, losses, ties, matches, (wins + 0.5 ties) / matches."""
+    pairs: dict[str, dict[str, Any]] = {}
+    overall = {m: {"wins": 0, "losses": 0, "ties": 0, "matches": 0} for m in models}
+    for a, b in combinations(models, 2):
+        pairs[f"{a} vs {b}"] = {"a": a, "b": b, "wins_a": 0, "wins_b": 0, "ties": 0, "matches": 0}
+    for a, b, w in matches:
+        key = f"{a} vs {b}" if f"{a} vs {b}" in pairs else f"{b} vs {a}"
+        entry = pairs[key]
+        entry["matches"] += 1
+        if w == "tie":
+            entry["ties"] += 1
+        elif w == entry["a"]:
+            entry["wins_a"] += 1
+        else:
+            entry["wins_b"] += 1
+        for m in (a, b):
+            overall[m]["matches"] += 1
+            if w == "tie":
+                overall[m]["ties"] += 1
+            elif w == m:
+                overall[m]["wins"] += 1
+            else:
+                overall[m]["losses"] += 1
+    for entry in pairs.values():
+        n = entry["matches"]
+        entry["win_rate_a"] = round((entry["wins_a"] + 0.5 * entry["ties"]) / n, 4) if n else None
+        entry["win_rate_b"] = round((entry["wins_b"] + 0.5 * entry["ties"]) / n, 4) if n else None
+    for entry in overall.values():
+        n = entry["matches"]
+        entry["win_rate"] = round((entry["wins"] + 0.5 * entry["ties"]) / n, 4) if n else None
+    total = sum(e["win_rate"] or 0 for e in overall.values())
+    for entry in overall.values():
+        entry["share"] = round((entry["win_rate"] or 0) / total, 4) if total else None
+    return pairs, overall
+
+
+def arena_report(evals: Any, run_id: str, *, resamples: int = BOOTSTRAP) -> dict[str, Any]:
+    run = evals.run(run_id)
+    models = run["models"]
+    rows = evals.matches(run_id)
+    valid = [r for r in rows if r["winner"] is not None]
+    judged = [(r["model_a"], r["model_b"], r["winner"]) for r in valid]
+    pairs, overall = win_rates(models, judged)
+    flips = sum(1 for r in valid if r["flipped"])
+    votes = evals.votes(run_id)
+    human = [(v["model_a"], v["model_b"], v["winner"]) for v in votes]
+    human_pairs, human_overall = win_rates(models, human)
+    by_match = {r["id"]: r["winner"] for r in valid}
+    agree = [v for v in votes if v["match_id"] in by_match]
+    order = sorted(models, key=lambda m: -(overall[m]["win_rate"] or 0))
+    return {
+        "models": models,
+        "matches": len(rows),
+        "judged": len(valid),
+        "errors": len(rows) - len(valid),
+        "order_flip_rate": round(flips / len(valid), 4) if valid else None,
+        "pairs": pairs,
+        "overall": overall,
+        "ratings": ratings(models, judged, resamples=resamples, seed=int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16)),
+        "headline": {"models": " vs ".join(order),
+                     "win_rates": " / ".join(f"{100 * (overall[m]['win_rate'] or 0):.0f}%" for m in order),
+                     "shares": " / ".join(f"{100 * (overall[m]['share'] or 0):.0f}%" for m in order)},
+        "human": {"votes": len(votes), "pairs": human_pairs, "overall": human_overall,
+                  "agreement_with_judge": round(sum(1 for v in agree if v["winner"] == by_match[v["match_id"]]) / len(agree), 4)
+                  if agree else None},
+        "error_examples": [r["error"] for r in rows if r["error"]][:5],
+    }
+
+
+def record_vote(client: Any, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
+    from .engine import evals_of
+
+    return evals_of(client).record_vote(match_id, winner, voter=voter)
