@@ -2,38 +2,112 @@
 
 Two eras of the protocol deliver this differently: 2026-07-28 clients open a
 `subscriptions/listen` stream and get events from the server's subscription bus; handshake-era
-clients (Claude Desktop, VS Code today) get `notifications/prompts/list_changed` on the
-connection. A write through MCP notifies both; delivery is best effort and never fails a tool.
+clients (Claude Desktop, VS Code today) get `notifications/prompts/list_changed` on their
+connection. Changes come from two places: this server's own tools (told at once), and other
+processes writing the same store, the watcher and the CLI (noticed by a cheap poll of SQLite's
+`data_version`). Delivery is best effort and never fails a tool.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+import anyio
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    PromptsListChanged,
+    ResourcesListChanged,
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from .engine import Call, is_engine_error
+
 if TYPE_CHECKING:
+    from mcp.server.context import ServerRequestContext
     from mcp.server.mcpserver import Context
+    from mcp.server.session import ServerSession
+
+    from .engine import Engine
 
 log = logging.getLogger("promstack.mcp")
+POLL_SECONDS = 1.0
+MAX_SESSIONS = 256
 
 
-async def prompts_changed(ctx: Context) -> None:
-    """The set of prompts, or what one of them renders, changed."""
-    try:
-        await ctx.notify_prompts_changed()
-        await ctx.notify_resources_changed()
-    except Exception:  # no bus outside a request
-        log.debug("list_changed not published", exc_info=True)
-    try:
-        request = ctx.request_context
-    except ValueError:
-        return
-    if request.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        return
-    try:
-        await request.session.send_prompt_list_changed()
-        await request.session.send_resource_list_changed()
-    except Exception:  # a client with no standing stream (stateless HTTP) simply misses it
-        log.debug("list_changed notification not delivered", exc_info=True)
+class ChangeWatch:
+    """Knows the handshake-era connections and tells them, and the subscription bus, about
+    changes to the prompt list."""
+
+    def __init__(self, engine: Engine, bus: InMemorySubscriptionBus, interval: float = POLL_SECONDS):
+        self.engine = engine
+        self.bus = bus
+        self.interval = interval
+        # Handshake-era connections by their (connection-scoped) initialize params.
+        self._sessions: OrderedDict[int, tuple[Any, ServerSession]] = OrderedDict()
+        self._last: tuple | None = None
+        self._data_version: int | None = None
+        self._absorb = False
+
+    async def middleware(self, ctx: ServerRequestContext, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Server middleware: remember each handshake-era connection that talks to us."""
+        params = getattr(ctx.session, "client_params", None)
+        if params is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            key = id(params)
+            if key not in self._sessions:
+                self._sessions[key] = (params, ctx.session)
+                while len(self._sessions) > MAX_SESSIONS:
+                    self._sessions.popitem(last=False)
+        return await call_next(ctx)
+
+    async def changed_here(self, ctx: Context) -> None:
+        """A tool of ours changed the prompts: tell everyone now (the poll then stays quiet)."""
+        self._absorb = True
+        await self.broadcast()
+
+    async def broadcast(self) -> None:
+        for event in (PromptsListChanged(), ResourcesListChanged()):
+            await self.bus.publish(event)
+        for key, (_, session) in list(self._sessions.items()):
+            try:
+                await session.send_prompt_list_changed()
+                await session.send_resource_list_changed()
+            except Exception:  # the connection is gone: forget it
+                log.debug("list_changed not delivered; forgetting the connection", exc_info=True)
+                self._sessions.pop(key, None)
+
+    async def poll_once(self) -> bool:
+        """Look for changes by other processes; True when clients were told."""
+        try:
+            found = await self.engine.read(None, self._fingerprint)
+        except Exception as exc:
+            if is_engine_error(exc):  # no workspace yet, or the store is busy: look again later
+                return False
+            raise
+        if found is None:
+            return False
+        previous, self._last = self._last, found
+        absorb, self._absorb = self._absorb, False
+        if previous is None or absorb or previous == found:
+            return False
+        await self.broadcast()
+        return True
+
+    def _fingerprint(self, call: Call) -> tuple | None:
+        """What the prompt listing depends on; None when nothing was committed since last time
+        (SQLite's data_version moves on every commit by another connection: a cheap check)."""
+        version = call.client.store.db.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return None
+        self._data_version = version
+        return tuple((p.id, p.name, p.archived, p.head) for p in call.client.list_prompts(include_archived=True))
+
+    async def run(self) -> None:
+        while True:
+            await anyio.sleep(self.interval)
+            try:
+                await self.poll_once()
+            except Exception:  # a watcher must outlive any one bad poll
+                log.exception("promstack: watching the store for changes failed")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_type_hints
 
@@ -30,7 +30,6 @@ from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
-from . import notify
 from .engine import Call, is_engine_error
 
 if TYPE_CHECKING:
@@ -103,7 +102,10 @@ class _RawArguments(FuncMetadata):
         return {"arguments": self.pre_parse_json(arguments_to_validate)}
 
 
-def build_tool(spec: ToolSpec, engine: Engine) -> Tool:
+def build_tool(
+    spec: ToolSpec, engine: Engine, on_change: Callable[[Context], Awaitable[None]] | None = None
+) -> Tool:
+    """The SDK tool for `spec`; `on_change(ctx)` runs after a tool that changes prompts."""
     async def run(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
         try:
             args = spec.args.model_validate(arguments)
@@ -116,8 +118,8 @@ def build_tool(spec: ToolSpec, engine: Engine) -> Tool:
             if is_engine_error(exc):
                 raise ToolError(str(exc)) from None
             raise
-        if spec.changes_prompts:
-            await notify.prompts_changed(ctx)
+        if spec.changes_prompts and on_change is not None:
+            await on_change(ctx)
         return CallToolResult(
             content=[TextContent(type="text", text=text)],
             structured_content=result.model_dump(mode="json", by_alias=True),

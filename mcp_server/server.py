@@ -9,20 +9,24 @@ Stdout carries the protocol, so this module (and everything it calls) logs to st
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
+import anyio
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp_types import GetPromptResult
 from mcp_types import Prompt as MCPPrompt
 from mcp_types import Resource as MCPResource
 
 from . import prompts, resources, tools  # noqa: F401 - tools registers itself with the registry
 from .engine import Call, Engine, is_engine_error
+from .notify import POLL_SECONDS, ChangeWatch
 from .registry import TOOLS, build_tool
 
 log = logging.getLogger("promstack.mcp")
@@ -39,6 +43,8 @@ INSTRUCTIONS = (
 class PromStackServer(MCPServer):
     """An `MCPServer` whose prompt and resource listings come from the store on every request,
     since other processes (the watcher, the CLI) change it while the server runs."""
+
+    watch: ChangeWatch | None = None
 
     def __init__(self, engine: Engine, **kwargs: Any):
         self.engine = engine
@@ -67,21 +73,35 @@ class PromStackServer(MCPServer):
             return []
 
 
-def build_server(db: str | os.PathLike | None = None) -> PromStackServer:
+def build_server(db: str | os.PathLike | None = None, *, poll_seconds: float = POLL_SECONDS) -> PromStackServer:
     """The server over the store at `db` (None: PROMSTACK_DB, else the workspace's), opened on
-    the first request."""
+    the first request. Every `poll_seconds` it looks for changes other processes made."""
     from promstack import __version__
 
     engine = Engine(db)
+    bus = InMemorySubscriptionBus()
+    watch = ChangeWatch(engine, bus, poll_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(server: MCPServer) -> AsyncIterator[dict[str, Any]]:
+        async with anyio.create_task_group() as background:
+            background.start_soon(watch.run)
+            yield {}
+            background.cancel_scope.cancel()
+
     server = PromStackServer(
         engine,
         name="promstack",
         title="PromStack",
         version=__version__,
         instructions=INSTRUCTIONS,
-        tools=[build_tool(spec, engine) for spec in TOOLS],
+        tools=[build_tool(spec, engine, watch.changed_here) for spec in TOOLS],
+        subscriptions=bus,
+        middleware=[watch.middleware],
+        lifespan=lifespan,
         log_level="WARNING",
     )
+    server.watch = watch
     resources.register(server, engine)
     _advertise_list_changed(server)
     return server

@@ -182,3 +182,41 @@ async def test_listening_clients_get_prompts_list_changed(server, refund):
             async for event in subscription:
                 assert "Prompts" in type(event).__name__
                 break
+
+
+async def test_changes_by_other_processes_are_announced(isolated_store, refund, client):
+    server = build_server(isolated_store, poll_seconds=0.02)
+    seen: list[str] = []
+
+    async def on_message(message) -> None:
+        method = getattr(message, "method", None) or getattr(getattr(message, "root", None), "method", None)
+        if method:
+            seen.append(method)
+
+    async def wait_for(method: str) -> None:
+        with anyio.fail_after(5):
+            while method not in seen:
+                await anyio.sleep(0.01)
+
+    async with Client(server, mode="legacy", message_handler=on_message) as mcp:
+        await mcp.list_prompts()  # the connection introduces itself
+        await anyio.sleep(0.1)  # the watch takes its baseline
+        assert "notifications/prompts/list_changed" not in seen
+        client.create_prompt("from/the-cli", "hi {{ x }}")  # another connection, as the CLI or watcher
+        await wait_for("notifications/prompts/list_changed")
+        assert "from/the-cli" in [p.name for p in (await mcp.list_prompts(cache_mode="bypass")).prompts]
+
+        # Our own write is announced once, at once; the poll does not repeat it.
+        seen.clear()
+        assert not (await mcp.call_tool("delete_prompt", {"prompt": "from/the-cli"})).is_error
+        await wait_for("notifications/prompts/list_changed")
+        await anyio.sleep(0.2)
+        assert seen.count("notifications/prompts/list_changed") == 1
+
+    async with Client(server) as mcp, mcp.listen(prompts_list_changed=True) as subscription:
+        client.save("support/refund", "새 버전: {{ question }}")
+        with anyio.fail_after(5):
+            async for event in subscription:
+                assert "Prompts" in type(event).__name__
+                break
+    server.engine.close()
