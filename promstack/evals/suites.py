@@ -106,7 +106,7 @@ def parse_text(text: str, fmt: str, *, name: str = "<cases>") -> tuple[dict[str,
     """The same parsers over text handed in (MCP, stdin)."""
     fmt = detect_format(Path(name + "." + fmt), fmt)
     if fmt == "csv":
-        rows = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+        rows = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
         return {}, list(_csv_rows(rows, name))
     if fmt == "jsonl":
         return {}, list(_jsonl_lines(io.StringIO(text), name))
@@ -130,7 +130,7 @@ def _csv_header(path: Path) -> list[str]:
 
 def _csv_cases(path: Path, header: list[str]) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        yield from _csv_rows(csv.reader(fh), path.name)
+        yield from _csv_rows(csv.reader(fh, strict=True), path.name)
 
 
 def _csv_rows(reader: Any, name: str) -> Iterator[dict[str, Any]]:
