@@ -48,6 +48,28 @@ class Call:
     progress: Progress = _no_progress
     source: str = SOURCE
 
+    def workspace_file(self, path: str) -> Path:
+        """A file a client named (a test-case CSV, a prompt file), confined to the workspace:
+        relative to its root, and refused if it leaves it (`..`, an absolute path, a symlink)."""
+        return workspace_file(self.client.store.path, path)
+
+
+def workspace_file(db: Path | None, path: str) -> Path:
+    from mcp.shared.path_security import PathEscapeError, safe_join
+
+    from store.errors import InvalidInput
+    from store.workspace import workspace_root
+
+    if db is None:
+        raise InvalidInput("this store is in memory; it has no workspace folder to read files from")
+    root = workspace_root(Path(db))
+    try:
+        return safe_join(root, path)
+    except (PathEscapeError, ValueError):
+        raise InvalidInput(
+            f"{path!r} is outside the workspace; name a file under {root.name}/ with a relative path"
+        ) from None
+
 
 class Engine:
     """Opens the store lazily: one `Client` per acting person for writes, so every write is

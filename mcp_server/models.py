@@ -10,17 +10,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_TEMPLATE_CHARS = 1_000_000
 
 # ---- argument pieces ----------------------------------------------------------------------
 
+
+def _not_a_bool(value: Any) -> Any:
+    # pydantic would read true as 1: a model that sends a boolean for a number meant something else.
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number such as 3, not true or false")
+    return value
+
+
+WholeNumber = Annotated[int, Field(ge=1), BeforeValidator(_not_a_bool)]
 PromptRef = Annotated[
-    Annotated[int, Field(ge=1)] | Annotated[str, Field(min_length=1, max_length=200)],
+    WholeNumber | Annotated[str, Field(min_length=1, max_length=200)],
     Field(description="The prompt's id (e.g. 42) or its name (e.g. 'support/refund')."),
 ]
-Version = Annotated[int, Field(ge=1, description="A version number of the prompt (1, 2, 3, ...).")]
+Version = Annotated[WholeNumber, Field(description="A version number of the prompt (1, 2, 3, ...).")]
 RefName = Annotated[str, Field(min_length=1, max_length=100)]
 
 

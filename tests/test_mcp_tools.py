@@ -169,6 +169,7 @@ BAD_INPUTS = [
     ("get_prompt", {"prompt": "support/refnd"}, "there is no prompt 'support/refnd' (did you mean 'support/refund'?)"),
     ("get_prompt", {"prompt": "support/refund", "version": 99}, "has no version 99; its newest is 2"),
     ("get_prompt", {"prompt": "support/refund", "version": "two"}, "argument 'version' of get_prompt"),
+    ("get_prompt", {"prompt": True}, "not true or false"),
     ("get_prompt", {"prompt": "support/refund", "label": "production"}, "has no label 'production'"),
     ("get_prompt", {}, "get_prompt needs the argument 'prompt'"),
     ("get_prompt", {"name": "support/refund"}, "get_prompt has no argument 'name'"),
@@ -256,3 +257,16 @@ async def test_progress_from_the_engine_thread_reaches_the_client(isolated_store
         assert not result.is_error
         assert [s[0] for s in seen] == [1, 2, 3] and seen[-1][2] == "step 3 of 3"
     engine.close()
+
+
+def test_files_named_by_a_client_stay_in_the_workspace(client, isolated_store, tmp_path):
+    from store.errors import InvalidInput
+
+    call = Call(client, "tester")
+    root = isolated_store.parent.parent
+    (root / "suites").mkdir()
+    assert call.workspace_file("suites/regression.csv") == (root / "suites" / "regression.csv").resolve()
+    (root / "escape").symlink_to("/etc")
+    for bad in ("../outside.csv", "/etc/passwd", "suites/../../x", "escape/passwd", "a\x00b"):
+        with pytest.raises(InvalidInput, match="outside the workspace"):
+            call.workspace_file(bad)
