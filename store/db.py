@@ -33,7 +33,7 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
         conn = sqlite3.connect(
             str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        _set_wal(conn)
     # NORMAL in WAL mode: a committed write survives a crash of the process; a power loss can
     # lose the last transactions but never corrupts the file. PROMSTACK_SYNC=full trades speed
     # for power-loss durability.
@@ -48,10 +48,30 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
     return db
 
 
+def _set_wal(conn: sqlite3.Connection) -> None:
+    # Switching a new file to WAL needs a moment alone with it and does not wait on the busy
+    # timeout: a process opening the store while another creates it retries instead of failing.
+    for attempt in range(WRITE_RETRIES):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or attempt == WRITE_RETRIES - 1:
+                raise
+            _backoff(attempt)
+
+
 def _migrate(db: sqlite_utils.Database) -> None:
-    if not migrations.pending(db):
+    pending = migrations.pending(db)
+    if not pending:
         return
-    # Two processes opening a fresh store at once would both try to migrate: serialise them.
+    if all(m.transactional for m in pending):
+        # Two processes opening a fresh store at once would both run the same migration ("table
+        # prompts already exists"): apply under the write lock, where apply() reads what is
+        # pending again; each migration becomes a savepoint inside it.
+        with write(db):
+            migrations.apply(db)
+        return
     with write(db):
         pass
     for attempt in range(WRITE_RETRIES):
