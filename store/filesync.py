@@ -77,6 +77,7 @@ class _Read:
     fmt: str
     file_sha: str
     parsed: ParsedPrompt
+    stamp: tuple[int, int] = (0, 0)  # (size, mtime_ns) when read
 
 
 class FileSync:
@@ -172,7 +173,7 @@ class FileSync:
             parsed = formats.parse(fmt, text)
         except FormatError as exc:
             return SyncResult(rel, "error", error=str(exc))
-        return _Read(rel, name, fmt, file_sha, parsed)
+        return _Read(rel, name, fmt, file_sha, parsed, (after.st_size, after.st_mtime_ns))
 
     # ---- applying ---------------------------------------------------------------------
 
@@ -224,6 +225,10 @@ class FileSync:
         if mapping and mapping["file_sha"] == item.file_sha and not mapping["missing_since"]:
             self._resolve_errors(rel)
             return SyncResult(rel, "unchanged", self._name(mapping["prompt_id"]), mapping["version"])
+        if self._stamp(rel) != item.stamp:
+            # Changed since it was read (outside the lock): another watcher may already hold the
+            # newer bytes. Read it again rather than version what is no longer in the file.
+            return SyncResult(rel, "retry", item.name)
         action = "saved"
         prompt_id = mapping["prompt_id"] if mapping else None
         if prompt_id is None:
@@ -312,6 +317,13 @@ class FileSync:
             if not self.absolute(path).exists():
                 return path, prompt_id
         return None
+
+    def _stamp(self, rel: str) -> tuple[int, int] | None:
+        try:
+            st = self.absolute(rel).stat()
+        except OSError:
+            return None
+        return (st.st_size, st.st_mtime_ns)
 
     def _name(self, prompt_id: int) -> str:
         return self.db.execute("SELECT name FROM prompts WHERE id = ?", [prompt_id]).fetchone()[0]
