@@ -158,3 +158,151 @@ def alerts_list(state, which: str, limit: int) -> None:  # noqa: ANN001
         ("resolved at", "resolved_at", "text"), ("value", "last_value", "text"),
         ("threshold", "threshold", "text"),
     ])
+
+
+@cli.group("cost", invoke_without_command=True)
+@click.option("--since", default="30d", show_default=True, help="Window: a duration back from now or an ISO time.")
+@click.option("--until", help="End of the window (default now).")
+@click.option("--by", default="prompt", show_default=True, help="Group by prompt, model, environment, user (comma-separated).")
+@command_context
+def cost_group(state, since: str, until: str | None, by: str) -> None:  # noqa: ANN001
+    """Spend by prompt, model, environment or user, with the trend against the window before.
+
+    \b
+    promstack cost                          # the last 30 days by prompt
+    promstack cost --since 7d --by model,environment --json
+    promstack cost recommend --prompt support/refund
+    promstack cost compare --prompt support/refund 3 4
+    promstack cost tokens --prompt support/refund
+    promstack cost shorter --prompt support/refund --model gpt-4o-mini
+    """
+    if click.get_current_context().invoked_subcommand is not None:
+        return
+    from promstack import costs
+
+    report = costs.cost_report(state.client.store.db, since=since, until=until, by=by)
+    if state.json:
+        emit_json(report)
+        return
+    change = report["change"]
+    click.echo(f"{report['since']} .. {report['until']}: ${report['total_usd']:,.4f} "
+               f"({'new' if change is None else f'{change:+.1%}'} against the window before)")
+    rows = [{**g, "trend_text": g["trend"] + ("" if g["change"] is None else f" {g['change']:+.0%}")}
+            for g in report["groups"]]
+    _table(rows, _group_columns(report["by"]) + [
+        ("requests", "requests", "int"), ("cost", "cost_usd", "usd"), ("share", "share", "pct"),
+        ("before", "previous_cost_usd", "usd"), ("trend", "trend_text", "text"),
+    ])
+
+
+@cost_group.command("recommend")
+@click.option("--prompt", required=True, help="The prompt (id or name).")
+@click.option("--tolerance", default=2.0, show_default=True, help="Score points (0-100) a cheaper model may lose.")
+@click.option("--days", default=30, show_default=True, help="Days of traffic to project from.")
+@command_context
+def cost_recommend(state, prompt: str, tolerance: float, days: int) -> None:  # noqa: ANN001
+    """The cheapest tested model scoring within TOLERANCE of the best, and the monthly saving.
+
+    \b
+    promstack cost recommend --prompt 42 --tolerance 3
+    """
+    from promstack import costs
+
+    result = costs.recommend_model(state.client, prompt, tolerance=tolerance, days=days)
+    if state.json:
+        emit_json(result)
+        return
+    click.echo(f"{result['prompt_name']}: scores from {result['basis']}; "
+               f"{result['traffic']['monthly_calls']:,.0f} paid calls a month")
+    rows = [{**c, "mark": ("<- recommended" if c["model"] == result["recommended"] else "")
+             + (" (current)" if c["current"] else "")} for c in result["candidates"]]
+    _table(rows, [("model", "model", "text"), ("score", "score", "text"),
+                  ("per call", "per_call_usd", "usd"), ("per month", "monthly_usd", "usd"),
+                  ("", "mark", "text")])
+    click.echo(result.get("advice") or result.get("note", ""))
+
+
+@cost_group.command("compare")
+@click.option("--prompt", required=True, help="The prompt (id or name).")
+@click.argument("a", type=int)
+@click.argument("b", type=int)
+@click.option("--model", help="Price with this model (default: the one in use).")
+@command_context
+def cost_compare(state, prompt: str, a: int, b: int, model: str | None) -> None:  # noqa: ANN001
+    """What version B costs against version A at current traffic.
+
+    \b
+    promstack cost compare --prompt support/refund 3 4
+    """
+    from promstack import costs
+
+    result = costs.compare_versions(state.client, prompt, a, b, model=model)
+    if state.json:
+        emit_json(result)
+        return
+    change = result["template_token_change"]
+    click.echo(f"{result['prompt_name']} with {result['model']} ({result['tokenizer']}):")
+    for side in ("a", "b"):
+        item = result[side]
+        click.echo(f"  v{item['version']}: {item['template_tokens']:,} tokens, "
+                   f"{_fmt(item['per_call_usd'], 'usd')} a call, {_fmt(item['monthly_usd'], 'usd')} a month")
+    if change is not None:
+        click.echo(f"  template tokens {change:+.1%}; "
+                   + ("price unknown for this model" if result.get("cost_change") is None else
+                      f"cost per call {result['cost_change']:+.1%}, "
+                      f"{_fmt(result['monthly_saving_usd'], 'usd')} saved a month"))
+
+
+@cost_group.command("tokens")
+@click.option("--prompt", required=True, help="The prompt (id or name).")
+@click.option("--model", help="Count with this model's tokenizer (default: each version's model).")
+@command_context
+def cost_tokens(state, prompt: str, model: str | None) -> None:  # noqa: ANN001
+    """Tokens of every version's template, with its model's tokenizer.
+
+    \b
+    promstack cost tokens --prompt support/refund
+    """
+    from promstack import costs
+
+    result = costs.version_tokens(state.client, prompt, model=model)
+    if state.json:
+        emit_json(result)
+        return
+    _table(result["versions"], [("version", "version", "text"), ("branch", "branch", "text"),
+                                ("model", "model", "text"), ("tokenizer", "tokenizer", "text"),
+                                ("tokens", "tokens", "int"), ("chars", "characters", "int")])
+
+
+@cost_group.command("shorter")
+@click.option("--prompt", required=True, help="The prompt (id or name).")
+@click.option("--model", help="The model that writes the rewrite (default: the prompt's).")
+@click.option("--version", type=int, help="Rewrite this version (default: main's head).")
+@click.option("--suite", help="Test with this suite (default: the prompt's).")
+@click.option("--no-test", is_flag=True, help="Save the rewrite on a branch without running the suite.")
+@command_context
+def cost_shorter(state, prompt: str, model: str | None, version: int | None, suite: str | None,  # noqa: ANN001
+                 no_test: bool) -> None:
+    """Ask a model for a shorter rewrite, save it on a branch, and test it against the current one.
+
+    Nothing is adopted: merge the branch yourself if the verdict is 'adoptable'.
+
+    \b
+    promstack cost shorter --prompt support/refund --model gpt-4o-mini
+    """
+    from promstack import costs
+
+    result = costs.suggest_shorter(state.client, prompt, model=model, version=version, suite=suite,
+                                   run_suite=not no_test)
+    if state.json:
+        emit_json(result)
+    else:
+        click.echo(f"{result['tokens_before']} -> {result['tokens_after']} tokens; verdict: {result['verdict']}")
+        if result.get("branch"):
+            click.echo(f"saved as v{result['version']} on branch {result['branch']}")
+        if result.get("reason"):
+            click.echo(result["reason"])
+        click.echo("---")
+        click.echo(result["candidate"])
+    if result["verdict"] == "rejected":
+        sys.exit(EXIT_CHECK_FAILED)
