@@ -204,7 +204,8 @@ def _json_schema(schema: Any, output: str) -> tuple[bool, str]:
 
 
 def _ngrams(text: str, sizes: tuple[int, ...] = (1, 2, 3)) -> Counter:
-    text = " ".join(text.casefold().split())
+    # Spacing and punctuation vary without changing meaning (Korean spacing above all).
+    text = re.sub(r"[\W_]+", "", text.casefold())
     grams: Counter = Counter()
     for n in sizes:
         for i in range(max(0, len(text) - n + 1)):
