@@ -19,9 +19,10 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -95,11 +96,31 @@ def tool(
 
 
 class _RawArguments(FuncMetadata):
-    """Hands the tool the arguments as sent (after the SDK's JSON-in-a-string repair), so that
-    validation, and its error sentence, happen in `_make_fn`."""
+    """Hands the tool the arguments as sent, so that validation, and its error sentence, happen
+    in the tool. The SDK's repair of objects sent as JSON text (some clients do) applies only to
+    arguments that cannot be text: a template that happens to be JSON stays the text it is."""
 
     def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
-        return {"arguments": self.pre_parse_json(arguments_to_validate)}
+        repaired = self.pre_parse_json(arguments_to_validate)
+        for name in _text_arguments(self.arg_model):
+            if name in arguments_to_validate:
+                repaired[name] = arguments_to_validate[name]
+        return {"arguments": repaired}
+
+
+@functools.cache
+def _text_arguments(model: type[BaseModel]) -> frozenset[str]:
+    def accepts_text(annotation: Any) -> bool:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            return accepts_text(get_args(annotation)[0])
+        if origin is Union or origin is types.UnionType:
+            return any(accepts_text(arg) for arg in get_args(annotation))
+        return annotation is str
+
+    return frozenset(
+        field.alias or name for name, field in model.model_fields.items() if accepts_text(field.annotation)
+    )
 
 
 def build_tool(

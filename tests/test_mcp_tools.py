@@ -142,6 +142,13 @@ async def test_chat_templates_and_model_config_sent_as_json_text(mcp):
     # Some clients send objects as JSON inside a string; the argument still arrives.
     saved = await ok(mcp, "update_prompt", prompt="chat/support", model_config='{"model": "gpt-4o-mini"}')
     assert saved["model_config"] == {"model": "gpt-4o-mini"}
+    # ... but a text template that happens to be JSON stays text.
+    json_text = '{"instruction": "answer {{ question }}", "format": "json"}'
+    made = await ok(mcp, "create_prompt", prompt="json/shaped", template=json_text)
+    assert made["kind"] == "text" and made["template"] == json_text
+    # A chat template sent as JSON text is still a chat template (the engine reads it so).
+    as_text = await ok(mcp, "create_prompt", prompt="chat/as-text", template='[{"role": "user", "content": "hi"}]')
+    assert as_text["kind"] == "chat"
 
 
 async def test_author_is_the_configured_user(mcp, client):
