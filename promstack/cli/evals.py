@@ -38,9 +38,9 @@ def _limits(values: tuple[str, ...]) -> dict[str, int]:
 def _criteria(path: str | None) -> Any:
     if path is None:
         return None
-    from promstack.evals.judge import load_judge_file
+    from promstack.evals.judge import read_judge_file
 
-    return load_judge_file(path).to_dict()
+    return read_judge_file(path)
 
 
 def _warn(message: str) -> None:

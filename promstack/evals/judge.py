@@ -147,18 +147,24 @@ def load_judge(document: Any, *, model: str | None = None, threshold: float | No
     )
 
 
-def load_judge_file(path: str) -> JudgeConfig:
+def read_judge_file(path: str) -> dict[str, Any]:
+    """A judge file (the seed's judge.json), checked; returns the document itself."""
     from pathlib import Path
 
     p = Path(path)
     if not p.is_file():
         raise NotFound(f"there is no judge file {path!r}")
     try:
-        return load_judge(json.loads(p.read_text(encoding="utf-8-sig")))
+        document = json.loads(p.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{p.name} line {exc.lineno}: not valid JSON ({exc.msg})") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{p.name}: not UTF-8 text; save it as UTF-8") from None
+    try:
+        load_judge(document)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{p.name}: {exc}") from None
+    return document
 
 
 def ensure_judge_prompts(client: Any) -> tuple[int, int]:
