@@ -277,3 +277,16 @@ def test_files_named_by_a_client_stay_in_the_workspace(client, isolated_store, t
     for bad in ("../outside.csv", "/etc/passwd", "suites/../../x", "escape/passwd", "a\x00b"):
         with pytest.raises(InvalidInput, match="outside the workspace"):
             call.workspace_file(bad)
+
+
+def test_a_tool_is_a_plain_function_over_the_engine(client, refund):
+    from mcp_server import tools
+    from mcp_server.models import GetPromptArgs, UpdatePromptArgs
+
+    call = Call(client, "tester")
+    result, text = tools.get_prompt(call, GetPromptArgs(prompt=refund, version=1))
+    assert result.version == 1 and result.config == {"model": "gpt-4o-mini"}
+    assert text.startswith("support/refund v1 on main") and "{{ question }}" in text
+    saved, text = tools.update_prompt(call, UpdatePromptArgs(prompt=refund, model_config={"temperature": 0.1}))
+    assert saved.created and saved.source == "mcp" and saved.author == "tester"
+    assert saved.model_dump(mode="json", by_alias=True)["model_config"] == {"temperature": 0.1}
