@@ -43,7 +43,7 @@ from store.db import connect
 from store.errors import InvalidInput, PromStackError
 from store.workspace import DIRNAME, workspace_root
 
-from . import budgets, guard, pricing
+from . import budgets, guard, otel, pricing
 from . import config as config_module
 
 # provider -> (default base URL or None when api_base is required, API-key variable or None)
@@ -390,6 +390,7 @@ class Gateway:
         if store.path is not None:
             path = store.path
             self.log = CallLogWriter(lambda: connect(path))
+            otel.start_background(path)  # opt-in OTLP export of the call log (promstack.otel)
         else:
             self.log = CallLogWriter(db=store.db)
 

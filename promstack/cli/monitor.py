@@ -306,3 +306,36 @@ def cost_shorter(state, prompt: str, model: str | None, version: int | None, sui
         click.echo(result["candidate"])
     if result["verdict"] == "rejected":
         sys.exit(EXIT_CHECK_FAILED)
+
+
+@cli.group("otel")
+def otel_group() -> None:
+    """OpenTelemetry export of the call log (OTLP/HTTP JSON; opt-in by OTEL_EXPORTER_OTLP_ENDPOINT).
+
+    \b
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 promstack otel export
+    """
+
+
+@otel_group.command("export")
+@click.option("--endpoint", help="Traces URL (default: from OTEL_EXPORTER_OTLP_ENDPOINT, + /v1/traces).")
+@command_context
+def otel_export(state, endpoint: str | None) -> None:  # noqa: ANN001
+    """Send every call-log row not sent yet as a span; exit 1 if the collector refused.
+
+    \b
+    promstack otel export --endpoint http://127.0.0.1:4318/v1/traces
+    """
+    from promstack import otel
+    from store.errors import InvalidInput
+
+    if endpoint is None and not otel.enabled():
+        raise InvalidInput("set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://127.0.0.1:4318) or pass --endpoint")
+    result = otel.export_pending(state.client.store.db, endpoint=endpoint)
+    if state.json:
+        emit_json(result)
+    else:
+        click.echo(f"sent {result['sent']} span(s) in {result['batches']} batch(es)"
+                   + (f"; stopped: {result['error']}" if result["error"] else ""))
+    if result["error"]:
+        sys.exit(EXIT_CHECK_FAILED)
