@@ -52,6 +52,9 @@ async def arun_arena(
         run = evals.run(resume)
         if run["kind"] != "arena":
             raise InvalidInput(f"run {resume} is a {run['kind']} run, not an arena run")
+        from .engine import check_not_running
+
+        check_not_running(run)
         found = evals.suite(run["suite_name"])
         cfg = run["config"]
         judge_cfg = load_judge(cfg["judge"] and {k: cfg["judge"][k] for k in ("criteria", "scoring", "model", "threshold", "retries")})

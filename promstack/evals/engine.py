@@ -294,11 +294,26 @@ async def aresume_run(client: Any, run_id: str, *, gateway: Gateway | None = Non
     run = evals.run(run_id)
     if run["kind"] != "test":
         raise InvalidInput(f"run {run_id} is an {run['kind']} run; resume it with its own command")
+    check_not_running(run)
     plan = plan_from_run(client, run, concurrency=concurrency, retries=retries)
     if plan.suite["sha256"] != run["suite_sha"] and warn is not None:
         warn(f"suite {run['suite_name']!r} changed since run {run_id} started: unchanged cases keep their "
              "results, new or edited ones are run now")
     return await _execute(client, run, plan, gateway, progress)
+
+
+def check_not_running(run: dict[str, Any]) -> None:
+    """A run still being worked on by a live process must not be resumed beside it."""
+    pid = run.get("pid")
+    if run["status"] != "running" or not pid or pid == os.getpid():
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return  # that process is gone (killed): the run is resumable
+    except PermissionError:
+        pass
+    raise InvalidInput(f"run {run['id']} is still running in process {pid}; wait for it or stop it first")
 
 
 async def _execute(client: Any, run: dict[str, Any], plan: Plan, gateway: Gateway | None,
