@@ -23,6 +23,9 @@ TOOLS = {
     "get_history", "diff_versions", "rollback_prompt", "create_branch", "merge_branch", "set_label",
 }
 READS = {"list_prompts", "get_prompt", "get_history", "diff_versions"}
+# The monitoring and cost tools (mcp_server/tools_monitor.py; their own tests: test_monitor_mcp.py)
+TOOLS |= {"get_metrics", "check_alerts", "cost_report", "recommend_model", "suggest_shorter"}
+READS |= {"get_metrics", "cost_report", "recommend_model"}
 
 
 @pytest.fixture
@@ -202,6 +205,14 @@ BAD_INPUTS = [
     ("set_label", {"prompt": "support/refund", "label": "production", "version": "two"}, "argument 'version'"),
     ("set_label", {"prompt": "support/refund", "label": "latest", "version": 1}, "'latest' always follows"),
     ("set_label", {"prompt": "support/refund", "label": "production", "version": 9}, "has no version 9"),
+]
+BAD_INPUTS += [
+    ("get_metrics", {"since": "yesterday-ish"}, "is neither a duration"),
+    ("get_metrics", {"by": ["colour"]}, "argument 'by"),
+    ("check_alerts", {"notify": "loudly"}, "argument 'notify'"),
+    ("cost_report", {"since": "soon"}, "is neither a duration"),
+    ("recommend_model", {"prompt": "support/refund"}, "no test or arena results"),
+    ("suggest_shorter", {"prompt": 404}, "no prompt 404"),
 ]
 
 

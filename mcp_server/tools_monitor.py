@@ -1,0 +1,189 @@
+"""The monitoring and cost tools: each a few lines over promstack.monitor / alerts / costs.
+
+Groups and reports are open-ended tables (the grouping decides their keys), so results carry
+them as lists of objects; the fixed parts (window, totals, what fired) are typed fields.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .engine import Call
+from .models import Args, PromptRef
+from .registry import tool
+
+Duration = Annotated[str, Field(min_length=1, max_length=40)]
+GroupName = Literal["prompt", "version", "model", "environment", "user", "day", "hour", "status"]
+
+
+class GetMetricsArgs(Args):
+    since: Duration = Field(default="24h", description="Window start: a duration back from now ('1h', '24h', '7d') or an ISO time.")
+    until: Duration | None = Field(default=None, description="Window end (ISO time or duration back); omit for now.")
+    by: list[GroupName] = Field(default_factory=list, max_length=4, description="Group by these, e.g. ['prompt', 'model']; empty for one total.")
+    prompt: PromptRef | None = Field(default=None, description="Only this prompt's calls (id or name).")
+    version: int | None = Field(default=None, ge=1, description="Only this prompt version.")
+    model: str | None = Field(default=None, max_length=200, description="Only this model.")
+    environment: str | None = Field(default=None, max_length=100, description="Only this environment, e.g. 'production'.")
+    user_id: str | None = Field(default=None, max_length=200, description="Only this user's calls.")
+
+
+class MetricsResult(BaseModel):
+    since: str | None
+    until: str
+    by: list[str]
+    percentile_method: str = Field(description="How p50/p95/p99 are computed: nearest rank over served calls.")
+    groups: list[dict[str, Any]] = Field(description="One row per group: requests, error_rate, latency_p50/p95/p99_ms, tokens, cost_usd, cache_hit_rate.")
+
+
+class CheckAlertsArgs(Args):
+    notify: bool = Field(default=True, description="Send notifications (stderr, webhooks) for alerts that fire or resolve now.")
+
+
+class AlertsResult(BaseModel):
+    checked_at: str
+    firing: bool = Field(description="True while any alert is firing.")
+    rules: int
+    results: list[dict[str, Any]] = Field(description="Each rule and scope: value, threshold, firing, change ('fired', 'resolved' or null).")
+
+
+class CostReportArgs(Args):
+    since: Duration = Field(default="30d", description="Window start: a duration back from now ('7d', '30d') or an ISO time.")
+    by: list[Literal["prompt", "model", "environment", "user", "version", "day"]] = Field(
+        default_factory=lambda: ["prompt"], max_length=3, description="Group spend by these (default prompt).")
+    prompt: PromptRef | None = Field(default=None, description="Only this prompt's spend.")
+    environment: str | None = Field(default=None, max_length=100, description="Only this environment.")
+
+
+class CostReportResult(BaseModel):
+    since: str | None
+    until: str
+    total_usd: float
+    previous_total_usd: float = Field(description="Spend in the window of the same length just before.")
+    change: float | None = Field(description="Relative change against the previous window (0.25 is +25%).")
+    trend: str
+    groups: list[dict[str, Any]]
+    daily: list[dict[str, Any]]
+
+
+class RecommendModelArgs(Args):
+    prompt: PromptRef
+    tolerance: float = Field(default=2.0, ge=0, le=100, description="Score points (0-100) a cheaper model may lose against the best.")
+
+
+class RecommendModelResult(BaseModel):
+    prompt_id: int
+    prompt_name: str
+    basis: str
+    current_model: str | None
+    recommended: str | None
+    best_score: float
+    monthly_saving_usd: float | None
+    candidates: list[dict[str, Any]]
+    advice: str | None = None
+
+
+class SuggestShorterArgs(Args):
+    prompt: PromptRef
+    model: str | None = Field(default=None, max_length=200, description="The model that writes the rewrite; omit for the prompt's own.")
+    version: int | None = Field(default=None, ge=1, description="Rewrite this version; omit for the head of main.")
+    suite: str | None = Field(default=None, max_length=200, description="Test with this suite; omit for the prompt's own.")
+    run_suite: bool = Field(default=True, description="Run the suite on the rewrite and on the current version before judging.")
+
+
+class SuggestShorterResult(BaseModel):
+    prompt_id: int
+    from_version: int
+    candidate: str
+    tokens_before: int
+    tokens_after: int
+    version: int | None = Field(description="The rewrite's version number, on its own branch; null if rejected.")
+    branch: str | None
+    verdict: str = Field(description="'adoptable', 'rejected' or 'untested'; adopting is a merge_branch a person asks for.")
+    reason: str | None = None
+    runs: dict[str, Any] | None = None
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
+
+
+@tool(title="Call metrics", read_only=True, idempotent=True)
+def get_metrics(call: Call, args: GetMetricsArgs) -> tuple[MetricsResult, str]:
+    """Measure logged model calls over a time window, optionally grouped by prompt, version, model,
+    environment, user, day or hour. Returns requests, error rate, latency p50/p95/p99, tokens,
+    cost and cache hit rate per group."""
+    from promstack import monitor
+
+    found = monitor.metrics(
+        call.client.store.db, since=args.since, until=args.until, by=list(args.by), prompt=args.prompt,
+        version=args.version, model=args.model, environment=args.environment, user_id=args.user_id,
+    )
+    lines = [f"{found['since'] or 'start'} .. {found['until']}"]
+    for g in found["groups"][:20]:
+        key = ", ".join(f"{k}={g.get('prompt_name') or g[k] if k == 'prompt_id' else g[k]}"
+                        for k in g if k in ("prompt_id", "prompt_version", "model", "environment",
+                                            "user_id", "day", "hour", "status"))
+        lines.append(f"{key or 'all'}: {g['requests']} calls, errors {g['error_rate']:.1%}, "
+                     f"p95 {_ms(g['latency_p95_ms'])}, ${g['cost_usd']:.4f}, cache {g['cache_hit_rate']:.0%}")
+    return MetricsResult.model_validate(found), "\n".join(lines)
+
+
+@tool(title="Check alerts", idempotent=True)
+def check_alerts(call: Call, args: CheckAlertsArgs) -> tuple[AlertsResult, str]:
+    """Evaluate the workspace's alert rules now (latency p95, error rate, daily tokens, budget) and
+    record what fired or resolved; an alert already open does not fire again. Returns whether
+    any alert is firing and each rule's value against its threshold."""
+    from promstack import alerts
+
+    found = alerts.check(call.client.store.db, call.client.store.path, notify=args.notify)
+    text = "\n".join(r["message"] for r in found["results"]) or "No rules to check."
+    return AlertsResult.model_validate(found), text
+
+
+@tool(title="Cost report", read_only=True, idempotent=True)
+def cost_report(call: Call, args: CostReportArgs) -> tuple[CostReportResult, str]:
+    """Report spend on model calls over a window by prompt, model, environment or user, each with
+    its share and its trend against the window before. Returns totals, groups and a daily series."""
+    from promstack import costs
+
+    filters = {"prompt": args.prompt} if args.prompt is not None else {}
+    if args.environment:
+        filters["environment"] = args.environment
+    found = costs.cost_report(call.client.store.db, since=args.since, by=list(args.by), **filters)
+    change = "new" if found["change"] is None else f"{found['change']:+.1%}"
+    lines = [f"${found['total_usd']:,.4f} since {found['since']} ({change} against the window before)"]
+    for g in found["groups"][:20]:
+        key = g.get("prompt_name") or ", ".join(str(g[k]) for k in g if k in (
+            "prompt_id", "prompt_version", "model", "environment", "user_id", "day"))
+        lines.append(f"{key}: ${g['cost_usd']:,.4f} ({g['share']:.0%}), {g['trend']}")
+    return CostReportResult.model_validate(found), "\n".join(lines)
+
+
+@tool(title="Recommend a cheaper model", read_only=True, idempotent=True)
+def recommend_model(call: Call, args: RecommendModelArgs) -> tuple[RecommendModelResult, str]:
+    """Name the cheapest model whose test score on a prompt's suite is within a tolerance of the
+    best model's, priced at the prompt's current traffic. Returns each tested model's score and
+    monthly cost, the recommendation and the projected monthly saving."""
+    from promstack import costs
+
+    found = costs.recommend_model(call.client, args.prompt, tolerance=args.tolerance)
+    return RecommendModelResult.model_validate(found), found.get("advice") or found.get("note", "")
+
+
+@tool(title="Suggest a shorter prompt", long=True, changes_prompts=True)
+def suggest_shorter(call: Call, args: SuggestShorterArgs) -> tuple[SuggestShorterResult, str]:
+    """Ask a model for a shorter rewrite of a prompt, save it as a version on its own branch (main
+    is untouched) and run the prompt's test suite on it and on the current version. Returns the
+    rewrite, tokens before and after, both scores and whether it is adoptable."""
+    from promstack import costs
+
+    call.progress(0, 3, "asking for a shorter rewrite")
+    found = costs.suggest_shorter(call.client, args.prompt, model=args.model, version=args.version,
+                                  suite=args.suite, run_suite=args.run_suite)
+    call.progress(3, 3, found["verdict"])
+    text = (f"{found['tokens_before']} -> {found['tokens_after']} tokens; verdict {found['verdict']}"
+            + (f" (v{found['version']} on branch {found['branch']})" if found.get("branch") else "")
+            + (f": {found['reason']}" if found.get("reason") else ""))
+    return SuggestShorterResult.model_validate(found), text
