@@ -218,14 +218,14 @@ def _counts(matches: list[tuple[int, int, float]], k: int) -> tuple[list[list[fl
 
 
 def bradley_terry(wins: list[list[float]], games: list[list[float]], *, iterations: int = 500,
-                  tol: float = 1e-10) -> list[float]:
+                  tol: float = 1e-10, start: list[float] | None = None) -> list[float]:
     """Strengths by maximum likelihood (Hunter's MM iteration), geometric mean 1. Ties count as
     half a win each way; a weak prior of PRIOR virtual ties per pair that met keeps every
     strength finite when a model never won."""
     k = len(wins)
     w = [[wins[i][j] + (PRIOR / 2 if games[i][j] else 0.0) for j in range(k)] for i in range(k)]
     n = [[games[i][j] + (PRIOR if games[i][j] else 0.0) for j in range(k)] for i in range(k)]
-    p = [1.0] * k
+    p = list(start) if start else [1.0] * k
     for _ in range(iterations):
         new = []
         for i in range(k):
@@ -258,7 +258,8 @@ def ratings(models: list[str], matches: list[tuple[str, str, str]], *, resamples
     if coded:
         for _ in range(resamples):
             draw = [coded[rng.randrange(len(coded))] for _ in range(len(coded))]
-            strengths = bradley_terry(*_counts(draw, k), iterations=200, tol=1e-8)
+            # Warm-started from the point estimate: a resample is close to it.
+            strengths = bradley_terry(*_counts(draw, k), iterations=200, tol=1e-6, start=point)
             for i, s in enumerate(strengths):
                 samples[i].append(to_rating(s))
     out = {}
@@ -316,13 +317,8 @@ def arena_report(evals: Any, run_id: str, *, resamples: int = BOOTSTRAP) -> dict
     judged = [(r["model_a"], r["model_b"], r["winner"]) for r in valid]
     pairs, overall = win_rates(models, judged)
     flips = sum(1 for r in valid if r["flipped"])
-    votes = evals.votes(run_id)
-    human = [(v["model_a"], v["model_b"], v["winner"]) for v in votes]
-    human_pairs, human_overall = win_rates(models, human)
-    by_match = {r["id"]: r["winner"] for r in valid}
-    agree = [v for v in votes if v["match_id"] in by_match]
     order = sorted(models, key=lambda m: -(overall[m]["win_rate"] or 0))
-    return {
+    report = {
         "models": models,
         "matches": len(rows),
         "judged": len(valid),
@@ -334,11 +330,25 @@ def arena_report(evals: Any, run_id: str, *, resamples: int = BOOTSTRAP) -> dict
         "headline": {"models": " vs ".join(order),
                      "win_rates": " / ".join(f"{100 * (overall[m]['win_rate'] or 0):.0f}%" for m in order),
                      "shares": " / ".join(f"{100 * (overall[m]['share'] or 0):.0f}%" for m in order)},
-        "human": {"votes": len(votes), "pairs": human_pairs, "overall": human_overall,
-                  "agreement_with_judge": round(sum(1 for v in agree if v["winner"] == by_match[v["match_id"]]) / len(agree), 4)
-                  if agree else None},
         "error_examples": [r["error"] for r in rows if r["error"]][:5],
     }
+    report["human"] = human_report(evals, run_id, report, rows)
+    return report
+
+
+def human_report(evals: Any, run_id: str, report: dict[str, Any],
+                 rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """People's votes on the run's matches, as win rates, and how often they agree with the judge."""
+    models = report["models"]
+    votes = evals.votes(run_id)
+    human_pairs, human_overall = win_rates(models, [(v["model_a"], v["model_b"], v["winner"]) for v in votes])
+    rows = rows if rows is not None else evals.matches(run_id)
+    by_match = {r["id"]: r["winner"] for r in rows if r["winner"] is not None}
+    agree = [v for v in votes if v["match_id"] in by_match]
+    agreement = (round(sum(1 for v in agree if v["winner"] == by_match[v["match_id"]]) / len(agree), 4)
+                 if agree else None)
+    return {"votes": len(votes), "pairs": human_pairs, "overall": human_overall,
+            "agreement_with_judge": agreement}
 
 
 def record_vote(client: Any, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:

@@ -335,8 +335,11 @@ def get_run(client: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
     evals = evals_of(client)
     run = evals.run(run_id)
     if run["kind"] == "arena":
-        from .arena import arena_report
+        from .arena import arena_report, human_report
 
+        if run["status"] == "done" and run["summary"]:
+            # Ratings were fitted when the run finished; votes may have come since.
+            return {**run, "arena": {**run["summary"], "human": human_report(evals, run_id, run["summary"])}}
         return {**run, "arena": arena_report(evals, run_id)}
     summary = run["summary"] if run["status"] == "done" and run["summary"] else summarize(evals, run_id, failing=failing)
     return {**run, "summary": summary}
