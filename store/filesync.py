@@ -98,6 +98,7 @@ class FileSync:
             )
         self.watch_dir = watch
         self.branch = branch or workspace_branch()
+        self._gone: list[tuple] | None = None
 
     # ---- paths ------------------------------------------------------------------------
 
@@ -194,6 +195,7 @@ class FileSync:
         for start in range(0, len(reads), BATCH):
             chunk = reads[start:start + BATCH]
             with write(self.db):
+                self._gone = None
                 for item in chunk:
                     results.append(self._apply_one(item))
         results.extend(r for r in self.remove_many(gone) if r.action != "ignored")
@@ -302,19 +304,24 @@ class FileSync:
         return row[0], "saved"
 
     def _renamed_from(self, item: _Read) -> tuple[str, int] | None:
+        if self._gone is None:
+            # Tracked paths whose file is gone: the only candidates for a rename. Found once per
+            # transaction, so a reconcile of many new files stays linear.
+            rows = self.db.execute(
+                "SELECT path, prompt_id, file_sha, content_sha FROM prompt_files "
+                "ORDER BY missing_since IS NULL, synced_at DESC").fetchall()
+            self._gone = [r for r in rows if not self.absolute(r[0]).exists()]
+        if not self._gone:
+            return None
         content_sha = None
         if item.parsed.model_config is not None:
             try:
                 content_sha = content_hash(normalize(item.parsed.template), item.parsed.model_config)
             except InvalidInput:
                 content_sha = None
-        rows = self.db.execute(
-            "SELECT path, prompt_id FROM prompt_files WHERE path != ? AND (file_sha = ? OR content_sha = ?) "
-            "ORDER BY missing_since IS NULL, synced_at DESC",
-            [item.rel, item.file_sha, content_sha or ""],
-        ).fetchall()
-        for path, prompt_id in rows:
-            if not self.absolute(path).exists():
+        for i, (path, prompt_id, file_sha, old_content) in enumerate(self._gone):
+            if path != item.rel and (file_sha == item.file_sha or (content_sha and old_content == content_sha)):
+                del self._gone[i]
                 return path, prompt_id
         return None
 

@@ -51,9 +51,13 @@ def split_front_matter(text: str, *, required: bool = False) -> tuple[dict[str, 
     return data, body
 
 
+# libyaml's loader when PyYAML was built with it: the reconcile pass parses a thousand files.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(text: str, what: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
