@@ -266,3 +266,22 @@ def test_write_back_never_overwrites_an_edit_that_is_not_versioned(isolated_stor
         assert sync.sync(path).action == "saved"  # the edit becomes the newest version
         assert [v.template for v in client.history("edit")][:2] == [
             "edited in the editor, not yet versioned", "saved through the SDK"]
+
+
+def test_a_slower_store_never_versions_bytes_that_left_the_file(isolated_store, tmp_path, prompts_dir):
+    from store.db import write as transaction
+
+    path = write(prompts_dir / "race.txt", "one")
+    a, b = Store(isolated_store), Store(isolated_store)
+    try:
+        sa, sb = FileSync(a, prompts_dir, root=tmp_path), FileSync(b, prompts_dir, root=tmp_path)
+        sa.sync(path)
+        stale = sa.read(path)  # a reads, then is slow to take the lock
+        write(path, "two, newer")
+        assert sb.sync(path).action == "saved"
+        with transaction(a.db):
+            assert sa._apply_one(stale).action == "retry"
+        assert [v.template for v in a.prompts.history("race")] == ["two, newer", "one"]
+    finally:
+        a.close()
+        b.close()
