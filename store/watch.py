@@ -58,7 +58,11 @@ class Watcher:
         if not watch.is_absolute():
             watch = (Path.cwd() / watch) if (Path.cwd() / watch).resolve().is_relative_to(root.resolve()) \
                 else root / watch
-        self.sync = FileSync(self.store, watch, root=root, branch=branch)
+        try:
+            self.sync = FileSync(self.store, watch, root=root, branch=branch)
+        except BaseException:
+            self.store.close()
+            raise
         self.debounce = debounce
         self.on_result = on_result
         self._pending: dict[str, float] = {}
