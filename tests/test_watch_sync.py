@@ -285,3 +285,18 @@ def test_a_slower_store_never_versions_bytes_that_left_the_file(isolated_store, 
     finally:
         a.close()
         b.close()
+
+
+def test_rename_prompt_keeps_id_and_history_and_is_audited(store):
+    from store.errors import InvalidInput
+
+    first = store.prompts.create_prompt("old/name", "v1")
+    store.prompts.save("old/name", "v2")
+    store.prompts.create_prompt("taken", "x")
+    with pytest.raises(InvalidInput, match="has that name"):
+        store.prompts.rename_prompt("old/name", "taken")
+    renamed = store.prompts.rename_prompt("old/name", "new/name")
+    assert renamed.id == first.prompt_id and renamed.versions == 2
+    assert store.prompts.get("new/name").version == 2
+    entry = store.db.execute("SELECT action, detail FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    assert entry[0] == "rename_prompt" and '"to": "new/name"' in entry[1]
