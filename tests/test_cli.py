@@ -172,3 +172,24 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("promstack: there is no prompt 'missing'")
     assert "Traceback" not in proc.stderr
+
+
+def test_db_flag_wins_over_the_environment(run, tmp_path):
+    other = tmp_path / "other.db"
+    run("--db", str(other), "prompt", "create", "elsewhere", "-t", "x")
+    run("prompt", "create", "here", "-t", "y")
+    assert [p["name"] for p in json.loads(run("prompt", "list", "--db", str(other), "--json").stdout)] == ["elsewhere"]
+    assert [p["name"] for p in json.loads(run("--db", str(other), "prompt", "list", "--json").stdout)] == ["elsewhere"]
+    assert [p["name"] for p in json.loads(run("prompt", "list", "--json").stdout)] == ["here"]
+
+
+def test_history_checkpoints_folds_unnamed_saves(run, refund):
+    for i in range(3):
+        run("prompt", "update", refund, "-t", f"draft {i} {{{{ question }}}}")
+    run("prompt", "update", refund, "-t", "final {{ question }}", "-m", "ready for review")
+    run("prompt", "update", refund, "-t", "final! {{ question }}")
+    folded = json.loads(run("history", refund, "--checkpoints", "--json").stdout)
+    kinds = [(e["kind"], e["version"]["version"] if e["kind"] == "version" else e["count"]) for e in folded]
+    assert kinds == [("version", 7), ("version", 6), ("folded", 3), ("version", 2), ("version", 1)]
+    text = run("history", refund, "--checkpoints").stdout
+    assert "3 unnamed saves (v3-v5)" in text

@@ -62,9 +62,11 @@ def handle_errors(func: Callable) -> Callable:
 
 
 def db_option(func: Callable) -> Callable:
+    # No envvar here: PROMSTACK_DB is read where the store is opened, so an explicit --db
+    # (before or after the command name) always wins over the environment.
     return click.option(
-        "--db", "db", envvar="PROMSTACK_DB", type=click.Path(dir_okay=False),
-        help="Store file (default: the nearest .promstack/promstack.db).",
+        "--db", "db", type=click.Path(dir_okay=False),
+        help="Store file (default: PROMSTACK_DB, else the nearest .promstack/promstack.db).",
     )(func)
 
 

@@ -250,13 +250,19 @@ def prompt_restore(state, prompt) -> None:  # noqa: ANN001
 @click.argument("prompt")
 @click.option("--branch", "-b", help="Only this branch's line of ancestry.")
 @click.option("--limit", "-n", type=int, help="Show at most N versions.")
+@click.option("--checkpoints", is_flag=True,
+              help="Fold unnamed saves: show named, labelled, first and newest versions.")
 @command_context
-def history(state, prompt, branch, limit) -> None:  # noqa: ANN001
+def history(state, prompt, branch, limit, checkpoints) -> None:  # noqa: ANN001
     """Versions of PROMPT, newest first.
 
     \b
     promstack history support/refund -n 10
+    promstack history support/refund --checkpoints
     """
+    if checkpoints:
+        _folded_history(state, prompt, branch)
+        return
     versions = state.client.history(prompt, branch=branch, limit=limit)
     if state.json:
         emit_json([v.to_dict() for v in versions])
@@ -268,6 +274,25 @@ def history(state, prompt, branch, limit) -> None:  # noqa: ANN001
         tags = f" [{', '.join(labels[v.version])}]" if v.version in labels else ""
         click.echo(f"v{v.version:<4} {v.created_at[:19].replace('T', ' ')}  {v.branch:<12} "
                    f"{v.author:<12} {v.source:<10} {v.message or ''}{tags}")
+
+
+def _folded_history(state, prompt, branch) -> None:  # noqa: ANN001
+    from store.checkpoints import fold_history
+
+    entries = fold_history(state.client.store, prompt, branch=branch)
+    if state.json:
+        emit_json([{**e, "version": e["version"].to_dict()} if e["kind"] == "version" else e
+                   for e in entries])
+        return
+    for e in entries:
+        if e["kind"] == "folded":
+            plural = "s" if e["count"] > 1 else ""
+            click.echo(f"      ... {e['count']} unnamed save{plural} (v{e['from_version']}-v{e['to_version']})")
+            continue
+        v = e["version"]
+        names = "; ".join(e["checkpoints"]) or v.message or ""
+        tags = f" [{', '.join(e['labels'])}]" if e["labels"] else ""
+        click.echo(f"v{v.version:<4} {v.created_at[:19].replace('T', ' ')}  {v.author:<12} {names}{tags}")
 
 
 @cli.command("diff")
