@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_TEMPLATE_CHARS = 1_000_000
@@ -64,8 +65,9 @@ Message = Annotated[
 ]
 
 
-class Args(BaseModel):
-    """Base of every tool's arguments: unknown names are refused, so a typo is reported."""
+class Args(ArgModelBase):
+    """Base of every tool's arguments: unknown names are refused, so a typo is reported. (The
+    SDK's argument base, so that its repair of objects sent as JSON text can read the fields.)"""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
 

@@ -127,6 +127,7 @@ def build_tool(
     spec: ToolSpec, engine: Engine, on_change: Callable[[Context], Awaitable[None]] | None = None
 ) -> Tool:
     """The SDK tool for `spec`; `on_change(ctx)` runs after a tool that changes prompts."""
+
     async def run(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
         try:
             args = spec.args.model_validate(arguments)
@@ -148,7 +149,7 @@ def build_tool(
 
     run.__name__ = spec.name
     metadata = _RawArguments(
-        arg_model=_as_arg_model(spec.args), output_model=spec.result, output_schema=_schema(spec.result)
+        arg_model=spec.args, output_model=spec.result, output_schema=_schema(spec.result)
     )
     return Tool(
         fn=run,
@@ -167,14 +168,6 @@ def build_tool(
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
     """A result model's JSON schema, made once however many tools return it (start-up time)."""
     return model.model_json_schema(by_alias=True)
-
-
-def _as_arg_model(args: type[BaseModel]) -> type:
-    """FuncMetadata wants an `ArgModelBase`; only its field table (for the JSON-string repair) is
-    used, so a subclass that also inherits the declared fields serves."""
-    from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
-
-    return type(f"{args.__name__}Wire", (args, ArgModelBase), {})
 
 
 _TYPE_TAGS = {"int", "str", "float", "bool", "list", "dict", "none"}
