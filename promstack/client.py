@@ -88,9 +88,19 @@ class Client:
         label: str | None = None,
         branch: str | None = None,
         resolved: bool = False,
+        user_id: str | None = None,
     ) -> PromptVersion:
-        """Head of main by default; `resolved=True` expands `{% include %}`s in the template."""
-        found = self._prompts.get(prompt, id=id, version=version, label=label, branch=branch)
+        """Head of main by default; `resolved=True` expands `{% include %}`s in the template.
+        `label` with `user_id`: the version that user is served there, A/B arm or rollout share
+        included (promstack.deploy.Resolver, cached for a few seconds)."""
+        if user_id is not None and label is not None and version is None and branch is None:
+            from promstack.deploy import resolver_for
+
+            if prompt is not None and id is not None:
+                self._prompts.get(prompt, id=id)  # the same checks as without a user id
+            found = resolver_for(self).get(id if id is not None else prompt, label, str(user_id))
+        else:
+            found = self._prompts.get(prompt, id=id, version=version, label=label, branch=branch)
         if resolved:
             found = dataclasses.replace(found, template=self._prompts.resolved_template(found))
         return found

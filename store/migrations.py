@@ -330,3 +330,62 @@ def m004_evals(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m006_deploy(db: sqlite_utils.Database) -> None:
+    # Deployments move labels through the environments. A deployment row records the gate's
+    # checks, who asked, who approved and what happened; the label move itself stays in
+    # labels/label_history. deploy_locks holds one row per prompt while a deploy runs its gate,
+    # so two deploys of one prompt cannot interleave (the loser is told who holds it). splits
+    # are A/B tests and gradual rollouts: a second version served to a stable share of users;
+    # the partial unique index allows one active split per prompt and environment.
+    db.executescript(
+        """
+        CREATE TABLE deployments (
+            id INTEGER PRIMARY KEY,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            environment TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            from_version INTEGER,
+            to_version INTEGER,
+            status TEXT NOT NULL,
+            forced INTEGER NOT NULL DEFAULT 0,
+            skipped TEXT NOT NULL DEFAULT '[]',
+            gate TEXT NOT NULL DEFAULT '{}',
+            reason TEXT,
+            requested_by TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            decided_by TEXT,
+            decided_at TEXT,
+            error TEXT
+        );
+        CREATE INDEX deployments_env ON deployments (prompt_id, environment, id);
+        CREATE TABLE deploy_locks (
+            prompt_id INTEGER PRIMARY KEY REFERENCES prompts(id),
+            deployment_id INTEGER,
+            holder TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            acquired_at TEXT NOT NULL
+        );
+        CREATE TABLE splits (
+            id INTEGER PRIMARY KEY,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            environment TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('ab', 'rollout')),
+            version_a INTEGER NOT NULL,
+            version_b INTEGER NOT NULL,
+            percent REAL NOT NULL,
+            salt TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            started_by TEXT NOT NULL,
+            ended_at TEXT,
+            ended_by TEXT,
+            outcome TEXT,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE UNIQUE INDEX splits_one_active ON splits (prompt_id, environment) WHERE status = 'active';
+        """
+    )

@@ -1,0 +1,300 @@
+"""A/B tests in staging: two versions, users split between them by a stable hash of their id.
+
+    promstack ab start --prompt 42 --a 3 --b 4 --split 50     # 50% of users get B
+    promstack ab report --prompt 42                           # latency, errors, cost, judge score
+    promstack ab stop --prompt 42 --winner b                  # staging serves B; the test ends
+
+While a test runs, `get_prompt(42, label="staging", user_id=...)` (SDK and REST) serves each user
+their arm (promstack.deploy.Resolver); without a user id it serves what the label points at.
+
+Which calls belong to which arm: the two arms are two versions, and the call log records the
+version of every call, so the report counts the test's calls by `prompt_version` between its
+start and its end, in its environment (`PROMSTACK_ENV=staging` in the staging app; when no call
+carries that environment, calls from every environment are counted and the report says so).
+The judge score per arm comes from each version's latest finished test run of the prompt's
+suite (`ab report --evaluate` runs the missing ones).
+
+Tests: latency by Mann-Whitney U (latencies are skewed), cost and judge score by Welch's t,
+error rate by a two-proportion z-test; alpha 0.05, two-sided.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from store import audit
+from store import deploy as rows
+from store.clock import now
+from store.db import write
+from store.errors import InvalidInput, NotFound
+
+ALPHA = 0.05
+DEFAULT_ENV = "staging"
+MIN_SAMPLES = 5
+# name, lower is better, shown as
+METRICS = (("score", False, "score"), ("latency", True, "latency"), ("error_rate", True, "error rate"),
+           ("cost", True, "cost"))
+
+
+@dataclass
+class Arm:
+    latencies: list[float] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)
+    errors: int = 0
+    calls: int = 0
+    scores: list[float] = field(default_factory=list)
+
+
+def _env(client: Any, env: str | None) -> str:
+    from .deploy import environment, environments
+
+    names = [e.name for e in environments(client)]
+    return environment(client, env or (DEFAULT_ENV if DEFAULT_ENV in names else None)).name
+
+
+def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: float = 50,
+          env: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    """Start serving B to `split`% of users (and A to the rest) under `env`'s label."""
+    from .deploy import _label, _prompt, forget
+
+    target = _env(client, env)
+    row = _prompt(client, prompt)
+    if a is None:
+        a = _label(client, row["id"], target)
+        if a is None:
+            raise InvalidInput(f"{target} serves no version of {row['name']!r}: give --a as well as --b")
+    va = client.store.prompts.get(row["id"], version=a).version
+    vb = client.store.prompts.get(row["id"], version=b).version
+    if va == vb:
+        raise InvalidInput(f"A and B are both v{va}; an A/B test compares two different versions")
+    if isinstance(split, bool) or not isinstance(split, int | float) or not 0 < split < 100:
+        raise InvalidInput(f"--split is the percentage of users who get B, above 0 and below 100; got {split!r}")
+    db = client.store.db
+    with write(db):
+        found = rows.active_split(db, row["id"], target)
+        if found is not None:
+            what = "an A/B test" if found["kind"] == "ab" else "a rollout"
+            raise InvalidInput(f"{what} (id {found['id']}) of {row['name']!r} is running in {target}; "
+                               f"stop it first ('promstack {'ab stop' if found['kind'] == 'ab' else 'rollout abort'} "
+                               f"--prompt {row['id']}')")
+        split_id = rows.insert_split(
+            db, prompt_id=row["id"], environment=target, kind="ab", version_a=va, version_b=vb,
+            percent=float(split), salt=secrets.token_hex(8), status="active", started_by=client.actor,
+            detail={"reason": reason} if reason else {},
+        )
+        audit.record(db, client.actor, "ab_start", prompt_id=row["id"], version=vb,
+                     detail={"split": split_id, "environment": target, "a": va, "b": vb, "percent_b": split})
+    forget(client)
+    return {**rows.split(db, split_id), "name": row["name"]}  # type: ignore[dict-item]
+
+
+def _find(client: Any, prompt: Any, env: str | None, *, active_only: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    from .deploy import _prompt
+
+    target = _env(client, env)
+    row = _prompt(client, prompt)
+    found = rows.active_split(client.store.db, row["id"], target)
+    if found is None or found["kind"] != "ab":
+        found = None if active_only else next(
+            (s for s in rows.splits(client.store.db, prompt_id=row["id"], kind="ab") if s["environment"] == target), None)
+    if found is None:
+        raise NotFound(f"no A/B test of {row['name']!r} is {'running' if active_only else 'recorded'} in {target}; "
+                       f"start one with 'promstack ab start --prompt {row['id']} --a N --b M --split 50'")
+    return row, found
+
+
+def stop(client: Any, prompt: Any, *, winner: str | None = None, env: str | None = None,
+         reason: str | None = None) -> dict[str, Any]:
+    """End the test; with a winner ('a' or 'b') the environment's label moves to it (recorded
+    as a deployment, with the label's history and audit rows), in the same transaction."""
+    from .deploy import _label, _move_label, forget
+
+    if winner is not None and winner.lower() not in ("a", "b"):
+        raise InvalidInput(f"--winner is a or b, not {winner!r} (leave it out to stop without a winner)")
+    row, split = _find(client, prompt, env, active_only=True)
+    db = client.store.db
+    with write(db):
+        current = rows.split(db, split["id"])
+        if current is None or current["status"] != "active":
+            raise InvalidInput(f"A/B test {split['id']} was stopped meanwhile")
+        outcome = f"winner {winner.lower()}" if winner else "stopped without a winner"
+        rows.update_split(db, split["id"], status="stopped", ended_at=now(), ended_by=client.actor, outcome=outcome)
+        deployment_id = None
+        if winner:
+            version = split[f"version_{winner.lower()}"]
+            before = _label(client, row["id"], split["environment"])
+            why = reason or f"A/B test {split['id']}: {winner.upper()} (v{version}) won"
+            deployment_id = rows.insert_deployment(
+                db, prompt_id=row["id"], environment=split["environment"], kind="ab_winner",
+                from_version=before, to_version=version, status="deployed", reason=why,
+                requested_by=client.actor, decided_at=now(), gate={"ab_test": split["id"]},
+            )
+            if before != version:
+                _move_label(client, row, split["environment"], version, why)
+        audit.record(db, client.actor, "ab_stop", prompt_id=row["id"], version=split["version_b"],
+                     detail={"split": split["id"], "environment": split["environment"], "outcome": outcome,
+                             **({"deployment": deployment_id} if deployment_id else {})})
+    forget(client)
+    return {**rows.split(db, split["id"]), "name": row["name"], "deployment": deployment_id}  # type: ignore[dict-item]
+
+
+# ---- the report -------------------------------------------------------------------------------
+
+
+def _collect(client: Any, split: dict[str, Any]) -> tuple[dict[str, Arm], str | None]:
+    if getattr(client, "_gateway", None) is not None:
+        client._gateway.flush()
+    db = client.store.db
+    where = "prompt_id = ? AND prompt_version IN (?, ?) AND timestamp >= ? AND status != 'blocked'"
+    params: list[Any] = [split["prompt_id"], split["version_a"], split["version_b"], split["started_at"]]
+    if split["ended_at"]:
+        where += " AND timestamp <= ?"
+        params.append(split["ended_at"])
+    note = None
+    in_env = db.execute(f"SELECT count(*) FROM calls WHERE {where} AND environment = ?",
+                        [*params, split["environment"]]).fetchone()[0]
+    if in_env:
+        where += " AND environment = ?"
+        params.append(split["environment"])
+    else:
+        note = (f"no call was logged with environment {split['environment']!r}; calls from every environment "
+                f"are counted (set PROMSTACK_ENV={split['environment']} in the {split['environment']} app)")
+    arms = {"a": Arm(), "b": Arm()}
+    version_arm = {split["version_a"]: "a", split["version_b"]: "b"}
+    for version, status, latency, cost in db.execute(
+        f"SELECT prompt_version, status, latency_ms, cost_usd FROM calls WHERE {where}", params
+    ):
+        arm = arms[version_arm[version]]
+        arm.calls += 1
+        if status == "error":
+            arm.errors += 1
+        else:
+            arm.latencies.append(float(latency))
+            arm.costs.append(float(cost))
+    return arms, note
+
+
+def _scores(client: Any, prompt_id: int, version: int, evaluate: bool) -> tuple[list[float], str | None]:
+    from .evals import engine
+
+    try:
+        suite = engine.suite_for_prompt(client, prompt_id)
+    except Exception as exc:  # no suite: the report says so and compares the calls
+        return [], str(exc)
+    run = client.store.db.execute(
+        "SELECT id FROM runs WHERE kind = 'test' AND status = 'done' AND prompt_id = ? AND prompt_version = ? "
+        "AND suite_name = ? ORDER BY started_at DESC LIMIT 1", [prompt_id, version, suite["name"]],
+    ).fetchone()
+    run_id = run[0] if run else None
+    if run_id is None and evaluate:
+        run_id = engine.evaluate(client, prompt_id, suite=suite["name"], version=version)["run"]["id"]
+    if run_id is None:
+        return [], f"v{version} has no finished run of suite {suite['name']!r} (ab report --evaluate runs it)"
+    values = [r[0] for r in client.store.db.execute(
+        "SELECT score FROM results WHERE run_id = ? AND score IS NOT NULL", [run_id])]
+    return [float(v) for v in values], None
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def compare(a: Arm, b: Arm, *, alpha: float = ALPHA) -> dict[str, Any]:
+    """Each metric's means, test, p-value and which arm is better (None: not significant)."""
+    from scipy import stats
+
+    out: dict[str, Any] = {}
+
+    def numeric(name: str, xa: list[float], xb: list[float], test: str) -> None:
+        item = {"a": _mean(xa), "b": _mean(xb), "n_a": len(xa), "n_b": len(xb), "test": test, "p": None,
+                "better": None, "significant": False}
+        if len(xa) >= MIN_SAMPLES and len(xb) >= MIN_SAMPLES:
+            if test == "mann-whitney":
+                p = stats.mannwhitneyu(xa, xb, alternative="two-sided").pvalue
+            elif len(set(xa)) == 1 and len(set(xb)) == 1:  # no variance: equal or certainly different
+                p = 1.0 if xa[0] == xb[0] else 0.0
+            else:
+                p = stats.ttest_ind(xa, xb, equal_var=False).pvalue
+            item["p"] = None if p is None or math.isnan(p) else float(p)
+        out[name] = item
+
+    numeric("score", a.scores, b.scores, "welch-t")
+    numeric("latency", a.latencies, b.latencies, "mann-whitney")
+    # error rate: two-proportion z-test
+    item = {"a": a.errors / a.calls if a.calls else None, "b": b.errors / b.calls if b.calls else None,
+            "n_a": a.calls, "n_b": b.calls, "test": "two-proportion-z", "p": None, "better": None,
+            "significant": False}
+    if a.calls >= MIN_SAMPLES and b.calls >= MIN_SAMPLES:
+        pooled = (a.errors + b.errors) / (a.calls + b.calls)
+        se = math.sqrt(pooled * (1 - pooled) * (1 / a.calls + 1 / b.calls))
+        if se == 0:
+            item["p"] = 1.0
+        else:
+            z = (item["a"] - item["b"]) / se
+            item["p"] = float(2 * stats.norm.sf(abs(z)))
+    out["error_rate"] = item
+    numeric("cost", a.costs, b.costs, "welch-t")
+    for name, lower_better, _shown in METRICS:
+        item = out[name]
+        if item["p"] is not None and item["p"] < alpha and item["a"] != item["b"]:
+            b_lower = item["b"] < item["a"]
+            item["better"] = "b" if b_lower == lower_better else "a"
+            item["significant"] = True
+    return out
+
+
+def verdict(results: dict[str, Any]) -> str:
+    """One sentence: "B is better on score, p=0.010; not significant on latency (p=0.41) ..."."""
+    better, flat, thin = [], [], []
+    for name, _lower, shown in METRICS:
+        item = results[name]
+        if item["p"] is None:
+            thin.append(shown)
+        elif item["significant"]:
+            better.append(f"{item['better'].upper()} is better on {shown}, p={_p(item['p'])}")
+        else:
+            flat.append(f"{shown} (p={_p(item['p'])})")
+    parts = list(better)
+    if flat:
+        parts.append("not significant on " + ", ".join(flat))
+    if thin:
+        parts.append(f"too little data for {', '.join(thin)} (fewer than {MIN_SAMPLES} per arm)")
+    sentence = "; ".join(parts) + "."
+    return sentence[0].upper() + sentence[1:]
+
+
+def recommendation(results: dict[str, Any]) -> str | None:
+    wins = {item["better"] for item in results.values() if item["significant"]}
+    if wins == {"b"}:
+        return "b"
+    if wins == {"a"}:
+        return "a"
+    return None
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def report(client: Any, prompt: Any, *, env: str | None = None, evaluate: bool = False) -> dict[str, Any]:
+    """The running (else the latest) A/B test of `prompt` in `env`, compared arm by arm."""
+    row, split = _find(client, prompt, env, active_only=False)
+    arms, note = _collect(client, split)
+    notes = [note] if note else []
+    for arm in ("a", "b"):
+        scores, why = _scores(client, row["id"], split[f"version_{arm}"], evaluate)
+        arms[arm].scores = scores
+        if why:
+            notes.append(why)
+    results = compare(arms["a"], arms["b"])
+    pick = recommendation(results)
+    return {
+        "split": split, "name": row["name"], "environment": split["environment"],
+        "a": {"version": split["version_a"], "calls": arms["a"].calls, "errors": arms["a"].errors},
+        "b": {"version": split["version_b"], "calls": arms["b"].calls, "errors": arms["b"].errors},
+        "metrics": results, "verdict": verdict(results), "recommend": pick, "notes": notes,
+        "alpha": ALPHA,
+    }
