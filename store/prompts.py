@@ -528,18 +528,23 @@ class PromptStore:
     ) -> PromptVersion:
         """A new version on `branch`; content identical to the branch head returns the head."""
         row = self._prompt_row(prompt)
-        head = self.get(row["id"], branch=branch)
         if template is None and model_config is None:
             raise InvalidInput("give a new template, a new model_config, or both")
-        prepared = self._prepare(
-            row["name"],
-            head.template if template is None else template,
-            head.model_config if model_config is None else model_config,
-        )
+        # Content given in full is validated before the lock is taken; a part left out comes
+        # from the head as it is under the lock, or a save made meanwhile would be reverted.
+        prepared = (self._prepare(row["name"], template, model_config)
+                    if template is not None and model_config is not None else None)
         with write(self.db):
-            # Re-read the head inside the lock: another process may have saved since.
+            # Read the head inside the lock: another process may have saved since.
             current = self._branch_head(row["id"], row["name"], branch)
             head_row = self._version_row(row["id"], current)
+            if prepared is None:
+                head = self._load(row["name"], head_row)
+                prepared = self._prepare(
+                    row["name"],
+                    head.template if template is None else template,
+                    head.model_config if model_config is None else model_config,
+                )
             if head_row[7] == prepared[4]:
                 return self._load(row["name"], head_row, created=False)
             return self._insert_version(
@@ -552,18 +557,25 @@ class PromptStore:
         if not required:
             return []
         warnings = []
+        # One query for every live label, reading only the variables (not whole templates):
+        # this runs inside every save's write transaction.
+        live_rows = {
+            label: (number, variables) for label, number, variables in self.db.execute(
+                f"SELECT l.name, l.version, v.variables FROM labels l JOIN versions v "
+                f"ON v.prompt_id = l.prompt_id AND v.number = l.version "
+                f"WHERE l.prompt_id = ? AND l.name IN ({', '.join('?' * len(LIVE_LABELS))})",
+                [prompt["id"], *LIVE_LABELS],
+            )
+        }
         for label in LIVE_LABELS:
-            target = self.db.execute(
-                "SELECT version FROM labels WHERE prompt_id = ? AND name = ?", [prompt["id"], label]
-            ).fetchone()
-            if not target:
+            if label not in live_rows:
                 continue
-            live = self._version(prompt, target[0])
-            new = sorted(required - {v["name"] for v in live.variables})
+            live_version, live_variables = live_rows[label]
+            new = sorted(required - {v["name"] for v in json.loads(live_variables)})
             if new:
                 names = ", ".join(repr(n) for n in new)
                 warnings.append(
-                    f"version {saved.version} requires {names}, which {label} (version {live.version}) "
+                    f"version {saved.version} requires {names}, which {label} (version {live_version}) "
                     f"does not: callers of {label} do not pass it yet; give it a default or update "
                     f"them before moving the label"
                 )

@@ -178,33 +178,62 @@ def analyse(template: Template) -> tuple[list[str], list[tuple[str, str]]]:
     used: list[str] = []
     includes: list[tuple[str, str]] = []
     for source in template.sources():
-        ast = _parse(source)
-        for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-            attr = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
-            if isinstance(attr, str) and attr.startswith("_"):
-                raise InvalidInput(
-                    f"the template reaches for the private attribute {attr!r}, which the sandbox "
-                    "forbids; use plain {{ variables }}"
-                )
-        try:
-            # Introspection compiles the template, which is when Jinja checks filter and test
-            # names: an unknown one is a mistake in the template, not in PromStack.
-            undeclared = meta.find_undeclared_variables(ast)
-        except TemplateSyntaxError as exc:
-            raise InvalidInput(f"the template does not compile: {exc.message}; fix the Jinja") from None
-        for name in sorted(undeclared):
-            if name not in used:
-                used.append(name)
-        for ref in meta.find_referenced_templates(ast):
-            if ref is None:
-                raise InvalidInput(
-                    "an {% include %} must name its prompt as a quoted string, e.g. "
-                    '{% include "shared/tone" %}'
-                )
-            parsed = split_reference(ref)
-            if parsed not in includes:
-                includes.append(parsed)
+        part_used, part_includes = _analyse_source(source)
+        used.extend(name for name in part_used if name not in used)
+        includes.extend(ref for ref in part_includes if ref not in includes)
     return used, includes
+
+
+# Analyses by template structure (the Jinja tokens without the literal text between them).
+# Successive versions of a prompt mostly edit the text and keep the same {{ }} and {% %}, and
+# parsing plus the compile that variable detection needs is most of the cost of a save.
+_by_structure: dict[tuple, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {}
+_STRUCTURES_KEPT = 1024
+
+
+def _analyse_source(source: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    if "{" not in source:  # every Jinja delimiter ({{ {% {#) starts with one
+        return (), ()
+    try:
+        key = tuple((kind, value) for _, kind, value in _env.lex(source) if kind != "data")
+    except TemplateSyntaxError:
+        key = None  # _analyse_parsed raises the error with its line
+    if key is not None and (known := _by_structure.get(key)) is not None:
+        return known
+    result = _analyse_parsed(source)
+    if key is not None:
+        if len(_by_structure) >= _STRUCTURES_KEPT:
+            _by_structure.clear()
+        _by_structure[key] = result
+    return result
+
+
+def _analyse_parsed(source: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    ast = _parse(source)
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        attr = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        if isinstance(attr, str) and attr.startswith("_"):
+            raise InvalidInput(
+                f"the template reaches for the private attribute {attr!r}, which the sandbox "
+                "forbids; use plain {{ variables }}"
+            )
+    try:
+        # Introspection compiles the template, which is when Jinja checks filter and test
+        # names: an unknown one is a mistake in the template, not in PromStack.
+        undeclared = meta.find_undeclared_variables(ast)
+    except TemplateSyntaxError as exc:
+        raise InvalidInput(f"the template does not compile: {exc.message}; fix the Jinja") from None
+    includes: list[tuple[str, str]] = []
+    for ref in meta.find_referenced_templates(ast):
+        if ref is None:
+            raise InvalidInput(
+                "an {% include %} must name its prompt as a quoted string, e.g. "
+                '{% include "shared/tone" %}'
+            )
+        parsed = split_reference(ref)
+        if parsed not in includes:
+            includes.append(parsed)
+    return tuple(sorted(undeclared)), tuple(includes)
 
 
 def declare(used: list[str], model_config: dict[str, Any]) -> list[dict[str, Any]]:

@@ -152,3 +152,27 @@ def test_processes_opening_a_new_store_at_once_both_migrate_safely(tmp_path):
             assert proc.returncode == 0, err
         with Client(db) as client:
             assert sorted(p.name for p in client.list_prompts()) == ["p0", "p1", "p2"]
+
+
+def test_a_template_only_save_keeps_a_config_saved_meanwhile(isolated_store, monkeypatch):
+    """Save A gives only a template, so it takes the model config from the head. If save B
+    changes the config between A reading the head and A taking the write lock, A must build on
+    B's version, not silently revert B's config."""
+    import store.prompts
+
+    with Client(isolated_store) as a, Client(isolated_store) as b:
+        a.create_prompt("p", "one", model_config={"model": "old"})
+        real_write, fired = store.prompts.write, []
+
+        def b_saves_first(db):
+            if not fired:
+                fired.append(True)
+                b.save("p", model_config={"model": "new"})
+            return real_write(db)
+
+        monkeypatch.setattr(store.prompts, "write", b_saves_first)
+        saved = a.save("p", "two")
+        assert fired
+        assert (saved.version, saved.parent) == (3, 2)
+        assert saved.model_config == {"model": "new"}
+        assert a.get_prompt("p").model_config == {"model": "new"}
