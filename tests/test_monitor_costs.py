@@ -188,3 +188,20 @@ def test_cli_cost_commands(client, answer):
     assert [v["version"] for v in json.loads(tokens.stdout)["versions"]] == [1, 2]
     missing = runner.invoke(cli, ["cost", "recommend", "--prompt", "nope"])
     assert missing.exit_code == 2
+
+
+def test_recommendation_from_arena_when_there_are_no_test_runs(client, answer):
+    db = client.store.db
+    add(db, [row(NOW - timedelta(hours=i + 1)) for i in range(30)])
+    db.execute("INSERT INTO runs (id, kind, suite_name, prompt_id, prompt_version, models, status, total, "
+               "started_at, actor) VALUES ('arena-1', 'arena', 'regression', 1, 1, ?, 'done', 10, "
+               "'2026-01-01T00:00:00Z', 't')", [json.dumps(["gpt-4o", "gpt-4o-mini"])])
+    for i in range(10):
+        db.execute("INSERT INTO arena_matches (run_id, case_key, model_a, model_b, winner, at) "
+                   "VALUES ('arena-1', ?, 'gpt-4o', 'gpt-4o-mini', ?, '2026-01-01T00:00:00Z')",
+                   [f"c{i}", "gpt-4o" if i < 6 else "gpt-4o-mini"])
+    rec = costs.recommend_model(client, "support/answer", tolerance=25, now=NOW)
+    assert rec["basis"].startswith("arena run arena-1")
+    assert {c["model"]: c["score"] for c in rec["candidates"]} == {"gpt-4o": 60.0, "gpt-4o-mini": 40.0}
+    assert rec["recommended"] == "gpt-4o-mini"
+    assert costs.recommend_model(client, "support/answer", tolerance=10, now=NOW)["recommended"] == "gpt-4o"
