@@ -268,9 +268,11 @@ async def arun_tests(
     gateway: Gateway | None = None,
     progress: Progress | None = None,
     warn: Any = None,
+    started: Any = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Start a test run of `suite` and run it to the end. Returns the run with its summary."""
+    """Start a test run of `suite` and run it to the end. Returns the run with its summary.
+    `started(run)` is called once the run exists (the dashboard follows it live by its id)."""
     evals = evals_of(client)
     found = get_suite(client, suite)
     plan = build_plan(client, found, **options)
@@ -280,6 +282,8 @@ async def arun_tests(
         models=plan.models, repeat=plan.repeat, config=plan.config(), judge_key=judge_key,
         total=found["case_count"] * len(plan.models) * plan.repeat,
     )
+    if started is not None:
+        started(run)
     unchecked = count_unchecked(evals, found, plan)
     if unchecked and warn is not None:
         warn(f"{unchecked} case(s) of suite {found['name']!r} have nothing to check (no expected_output, "
