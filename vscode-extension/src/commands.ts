@@ -1,0 +1,393 @@
+// Every PromStack command. Each resolves its target (tree node, file, or a pick), makes one or
+// two tool calls through the connection, and shows the result with the editor's own UI.
+import type { Connection } from './connection';
+import { formatMetrics, formatRunResult, runSummary, testSummary } from './format';
+import type { PromptTreeProvider } from './promptTree';
+import type { Targets, VersionTarget } from './targets';
+import { previousVersion } from './tree';
+import type { TestRun, Variable } from './types';
+import { diffTitle, versionUri } from './uris';
+import type { ResultPanels } from './webviews';
+import { vscode } from './vs';
+
+const LABELS = ['production', 'staging', 'test', 'development'];
+const CRITERIA = [
+  'Does the answer address the question?',
+  'Is the answer factually correct and free of made-up details?',
+  'Is the tone polite and professional?',
+  'Is the answer concise?',
+  'Does it follow the instructions in the prompt?',
+];
+
+export interface CommandDeps {
+  connection: Connection;
+  tree: PromptTreeProvider;
+  treeView: vscode.TreeView<unknown>;
+  targets: Targets;
+  panels: ResultPanels;
+  output: vscode.OutputChannel;
+}
+
+export function registerCommands(context: vscode.ExtensionContext, deps: CommandDeps): void {
+  const c = new Commands(deps);
+  const table: Record<string, (arg?: unknown) => unknown> = {
+    'promstack.refresh': () => c.refresh(),
+    'promstack.showHistory': (a) => c.showHistory(a),
+    'promstack.diffWithPrevious': (a) => c.diffWithPrevious(a),
+    'promstack.diffVersions': (a) => c.diffVersions(a),
+    'promstack.openVersion': (a) => c.openVersion(a),
+    'promstack.rollback': (a) => c.rollback(a),
+    'promstack.createBranch': (a) => c.createBranch(a),
+    'promstack.mergeBranch': (a) => c.mergeBranch(a),
+    'promstack.setLabel': (a) => c.setLabel(a),
+    'promstack.runPrompt': (a) => c.runPrompt(a),
+    'promstack.runTests': (a) => c.runTests(a),
+    'promstack.judge': (a) => c.judge(a),
+    'promstack.arena': (a) => c.arena(a),
+    'promstack.showMetrics': (a) => c.showMetrics(a),
+    'promstack.showOutput': () => deps.output.show(),
+  };
+  for (const [id, fn] of Object.entries(table)) {
+    context.subscriptions.push(vscode.commands.registerCommand(id, fn));
+  }
+}
+
+class Commands {
+  private lastRun?: TestRun;
+
+  constructor(private readonly d: CommandDeps) {}
+
+  private get run() {
+    return this.d.connection.run.bind(this.d.connection);
+  }
+
+  refresh(): void {
+    this.d.connection.storeChanged();
+  }
+
+  private async openUri(uri: string, preview = true): Promise<void> {
+    const doc = await vscode.workspace.openTextDocument(vscode.Uri.parse(uri));
+    await vscode.window.showTextDocument(doc, { preview });
+  }
+
+  private diff(name: string, left: number, right: number): Thenable<unknown> {
+    return vscode.commands.executeCommand('vscode.diff', vscode.Uri.parse(versionUri(name, left)), vscode.Uri.parse(versionUri(name, right)), diffTitle(name, left, right));
+  }
+
+  private async reveal(name: string): Promise<void> {
+    const node = await this.d.tree.promptNode(name);
+    if (node) {
+      await this.d.treeView.reveal(node, { select: true, focus: false, expand: true }).then(undefined, () => undefined);
+    }
+  }
+
+  async showHistory(arg: unknown): Promise<void> {
+    const name = await this.d.targets.prompt(arg, 'Show the history of which prompt?');
+    if (!name) {
+      return;
+    }
+    void this.reveal(name);
+    const picked = await this.d.targets.pickVersion(name, `History of ${name}, newest first: pick a version to open it`);
+    if (picked) {
+      await this.openUri(versionUri(name, picked.version));
+    }
+  }
+
+  /** The head of main (with its parent) when the argument names a prompt but no version. */
+  private async headOrArg(arg: unknown): Promise<VersionTarget | undefined> {
+    const direct = this.d.targets.versionFromArg(arg);
+    if (direct) {
+      return direct;
+    }
+    const name = await this.d.targets.prompt(arg);
+    if (!name) {
+      return undefined;
+    }
+    const history = await this.run((c) => c.getHistory(name));
+    const head = (await this.d.targets.promptSummary(name))?.head;
+    const summary = history?.versions.find((v) => v.version === head) ?? history?.versions[0];
+    return summary ? { name, version: summary.version, summary } : undefined;
+  }
+
+  async diffWithPrevious(arg: unknown): Promise<void> {
+    const target = await this.headOrArg(arg);
+    if (!target) {
+      return;
+    }
+    let summary = target.summary;
+    if (!summary) {
+      summary = (await this.run((c) => c.getHistory(target.name)))?.versions.find((v) => v.version === target.version);
+    }
+    const previous = summary ? previousVersion(summary) : target.version - 1;
+    if (!previous) {
+      void vscode.window.showInformationMessage(`PromStack: ${target.name} v${target.version} is the first version; there is nothing before it.`);
+      return;
+    }
+    await this.diff(target.name, previous, target.version);
+  }
+
+  async diffVersions(arg: unknown): Promise<void> {
+    const first = this.d.targets.versionFromArg(arg) ?? (await this.d.targets.version(arg, 'Compare from which version (the older)?'));
+    if (!first) {
+      return;
+    }
+    const second = await this.d.targets.pickVersion(first.name, `Compare ${first.name} v${first.version} with which version?`, first.version);
+    if (!second) {
+      return;
+    }
+    const [left, right] = first.version < second.version ? [first.version, second.version] : [second.version, first.version];
+    await this.diff(first.name, left, right);
+  }
+
+  async openVersion(arg: unknown): Promise<void> {
+    const target = await this.d.targets.version(arg, 'Open which version?');
+    if (target) {
+      await this.openUri(versionUri(target.name, target.version));
+    }
+  }
+
+  async rollback(arg: unknown): Promise<void> {
+    const target = await this.d.targets.version(arg, 'Roll back to which version?');
+    if (!target) {
+      return;
+    }
+    const ok = await vscode.window.showWarningMessage(
+      `Roll back ${target.name} to v${target.version}?`,
+      { modal: true, detail: `A new version with v${target.version}'s content becomes the head of main. Nothing is deleted; the history keeps every version.` },
+      'Roll Back',
+    );
+    if (ok !== 'Roll Back') {
+      return;
+    }
+    const made = await this.run((c) => c.rollback(target.name, target.version, { message: `Rolled back to v${target.version} from VS Code` }));
+    if (made) {
+      this.d.connection.storeChanged();
+      void vscode.window.showInformationMessage(made.created ? `PromStack: ${made.name} rolled back to v${target.version}: new head v${made.version}.` : `PromStack: ${made.name} v${made.version} already has v${target.version}'s content; no version was made.`);
+    }
+  }
+
+  async createBranch(arg: unknown): Promise<void> {
+    const name = await this.d.targets.prompt(arg, 'Branch which prompt?');
+    if (!name) {
+      return;
+    }
+    const from = this.d.targets.versionFromArg(arg)?.version;
+    const branch = await vscode.window.showInputBox({
+      prompt: `New branch of ${name}${from ? ` from v${from}` : ' from the head of main'}`,
+      placeHolder: 'experiment/shorter',
+      validateInput: (v) => (/^[\w.\-/]{1,100}$/.test(v.trim()) ? undefined : "Letters, digits, '_', '-', '.', '/'"),
+    });
+    if (!branch) {
+      return;
+    }
+    const made = await this.run((c) => c.createBranch(name, branch.trim(), from));
+    if (made) {
+      this.d.connection.storeChanged();
+      void vscode.window.showInformationMessage(`PromStack: branch ${made.name} of ${name} starts at v${made.head}. Save to it with the watcher's --branch or update_prompt.`);
+    }
+  }
+
+  async mergeBranch(arg: unknown): Promise<void> {
+    const name = await this.d.targets.prompt(arg, 'Merge a branch of which prompt?');
+    if (!name) {
+      return;
+    }
+    const branches = (await this.d.targets.promptSummary(name))?.branches.filter((b) => b !== 'main') ?? [];
+    if (branches.length === 0) {
+      void vscode.window.showInformationMessage(`PromStack: ${name} has no branches besides main. Create Branch makes one.`);
+      return;
+    }
+    const branch = await vscode.window.showQuickPick(branches, { placeHolder: `Merge which branch of ${name} into main?` });
+    if (!branch) {
+      return;
+    }
+    const made = await this.run((c) => c.mergeBranch(name, branch, { message: `Merged ${branch} from VS Code` }));
+    if (made) {
+      this.d.connection.storeChanged();
+      void vscode.window.showInformationMessage(`PromStack: merged ${branch} into main: ${made.name} v${made.version}.`);
+    }
+  }
+
+  async setLabel(arg: unknown): Promise<void> {
+    const target = await this.d.targets.version(arg, 'Label (deploy) which version?');
+    if (!target) {
+      return;
+    }
+    const picked = await vscode.window.showQuickPick(
+      [...LABELS.map((l) => ({ label: l, description: l === 'production' ? 'what production apps get by default' : '' })), { label: 'Other label…', description: '' }],
+      { placeHolder: `Point which label at ${target.name} v${target.version}?` },
+    );
+    if (!picked) {
+      return;
+    }
+    const label = picked.label === 'Other label…' ? await vscode.window.showInputBox({ prompt: 'Label name', placeHolder: 'canary' }) : picked.label;
+    if (!label) {
+      return;
+    }
+    const reason = await vscode.window.showInputBox({ prompt: `Why does ${label} move to v${target.version}? (kept in the label's history)`, placeHolder: 'tone approved by support' });
+    if (reason === undefined) {
+      return;
+    }
+    const moved = await this.run((c) => c.setLabel(target.name, label, target.version, reason || undefined));
+    if (moved) {
+      this.d.connection.storeChanged();
+      const before = moved.from_version ? `v${moved.from_version}` : 'nothing';
+      void vscode.window.showInformationMessage(`PromStack: ${target.name} ${label}: ${before} → v${moved.to_version}.`);
+    }
+  }
+
+  private async askVariables(variables: Variable[]): Promise<Record<string, unknown> | undefined> {
+    const values: Record<string, unknown> = {};
+    for (const v of variables) {
+      const value = await vscode.window.showInputBox({
+        prompt: `{{ ${v.name} }}${v.description ? `: ${v.description}` : ''}${v.required === false ? ' (optional)' : ''}`,
+        value: v.default === undefined || v.default === null ? '' : String(v.default),
+        ignoreFocusOut: true,
+      });
+      if (value === undefined) {
+        return undefined;
+      }
+      if (value !== '' || v.required !== false) {
+        values[v.name] = value;
+      }
+    }
+    return values;
+  }
+
+  async runPrompt(arg: unknown): Promise<void> {
+    const name = await this.d.targets.prompt(arg, 'Run which prompt?');
+    if (!name) {
+      return;
+    }
+    const pinned = this.d.targets.versionFromArg(arg)?.version;
+    const version = await this.run((c) => c.getPrompt(name, { version: pinned }));
+    if (!version) {
+      return;
+    }
+    const variables = await this.askVariables(version.variables);
+    if (!variables) {
+      return;
+    }
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Running ${name} v${version.version}`, cancellable: true },
+      (_progress, token) => this.run((c) => c.runPrompt(name, variables, { version: version.version }, { signal: abortOn(token) })),
+    );
+    if (!result) {
+      return;
+    }
+    const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: formatRunResult(name, { prompt_version: version.version, ...result }) });
+    await vscode.window.showTextDocument(doc, { preview: true, viewColumn: vscode.ViewColumn.Beside });
+    void vscode.window.showInformationMessage(`PromStack: ${name} — ${runSummary(result)}`);
+  }
+
+  private async withRunProgress(title: string, fn: (signal: AbortSignal, report: (done: number, total?: number, message?: string) => void) => Promise<TestRun | undefined>): Promise<TestRun | undefined> {
+    return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
+      let last = 0;
+      return fn(abortOn(token), (done, total, message) => {
+        if (total) {
+          const pct = (100 * done) / total;
+          progress.report({ increment: pct - last, message: message || `${done}/${total}` });
+          last = pct;
+        } else if (message) {
+          progress.report({ message });
+        }
+      });
+    });
+  }
+
+  async runTests(arg: unknown): Promise<void> {
+    const name = this.d.targets.nameFromArg(arg);
+    const suite = await vscode.window.showInputBox({
+      prompt: `Run which test suite${name ? ` against ${name}` : ''}?`,
+      placeHolder: 'regression',
+      value: this.lastRun?.suite_name ?? 'regression',
+    });
+    if (!suite) {
+      return;
+    }
+    const run = await this.withRunProgress(`Testing ${name ?? ''} with suite ${suite}`, (signal, report) =>
+      this.run((c) => c.runTests({ suite, prompt: name }, { signal, onProgress: report })));
+    if (run) {
+      this.lastRun = run;
+      this.d.panels.showTestRun(run);
+      void vscode.window.showInformationMessage(`PromStack: ${testSummary(run)}`);
+    }
+  }
+
+  async judge(arg: unknown): Promise<void> {
+    const runId = this.lastRun?.id ?? (await vscode.window.showInputBox({ prompt: 'Judge which test run? (its id, from Run Test Suite or `promstack runs`)' }));
+    if (!runId) {
+      return;
+    }
+    const picked = await vscode.window.showQuickPick(
+      [...CRITERIA.map((c) => ({ label: c })), { label: 'Custom criterion…' }],
+      { canPickMany: true, placeHolder: `Judge run ${runId} on which criteria?` },
+    );
+    if (!picked || picked.length === 0) {
+      return;
+    }
+    const criteria = picked.filter((p) => p.label !== 'Custom criterion…').map((p) => p.label);
+    if (picked.some((p) => p.label === 'Custom criterion…')) {
+      const custom = await vscode.window.showInputBox({ prompt: 'Your criterion, as a question the judge answers', placeHolder: 'Does it mention the refund window?' });
+      if (custom) {
+        criteria.push(custom);
+      }
+    }
+    void arg;
+    const run = await this.withRunProgress(`Judging run ${runId}`, (signal, report) =>
+      this.run((c) => c.judgeRun(runId, { criteria, scoring: '1-5' }, { signal, onProgress: report })));
+    if (run) {
+      this.lastRun = run;
+      this.d.panels.showTestRun(run);
+    }
+  }
+
+  async arena(arg: unknown): Promise<void> {
+    const name = await this.d.targets.prompt(arg, 'Compare models on which prompt?');
+    if (!name) {
+      return;
+    }
+    const head = await this.run((c) => c.getPrompt(name));
+    const own = typeof head?.model_config?.model === 'string' ? [head.model_config.model] : [];
+    const known = [...new Set([...own, 'gpt-4o-mini', 'gpt-4o', 'claude-sonnet-4-5', 'claude-haiku-4-5', 'gemini-2.5-flash'])];
+    const picked = await vscode.window.showQuickPick([...known.map((m) => ({ label: m, picked: own.includes(m) })), { label: 'Other model…' }], { canPickMany: true, placeHolder: 'Which models compete? (two or more)' });
+    if (!picked) {
+      return;
+    }
+    const models = picked.filter((p) => p.label !== 'Other model…').map((p) => p.label);
+    if (picked.some((p) => p.label === 'Other model…')) {
+      const other = await vscode.window.showInputBox({ prompt: 'Model names, comma-separated (as litellm names them)' });
+      models.push(...(other ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+    }
+    if (models.length < 2) {
+      void vscode.window.showWarningMessage('PromStack: an arena needs at least two models.');
+      return;
+    }
+    const suite = await vscode.window.showInputBox({ prompt: 'On which test suite?', value: this.lastRun?.suite_name ?? 'regression' });
+    if (!suite) {
+      return;
+    }
+    const run = await this.withRunProgress(`Arena: ${models.join(' vs ')}`, (signal, report) =>
+      this.run((c) => c.runArena({ prompt: name, models, suite }, { signal, onProgress: report })));
+    if (run?.arena) {
+      this.d.panels.showArena(run.id, run.arena);
+    } else if (run) {
+      void vscode.window.showWarningMessage(`PromStack: arena run ${run.id} finished with status ${run.status ?? '?'} and no leaderboard.`);
+    }
+  }
+
+  async showMetrics(arg: unknown): Promise<void> {
+    const name = this.d.targets.nameFromArg(arg);
+    const metrics = await this.run((c) => c.getMetrics({ prompt: name }));
+    if (metrics) {
+      const doc = await vscode.workspace.openTextDocument({ language: 'plaintext', content: formatMetrics(metrics as Record<string, unknown>, `PromStack metrics${name ? ` for ${name}` : ''}`) });
+      await vscode.window.showTextDocument(doc, { preview: true });
+    }
+  }
+}
+
+function abortOn(token: vscode.CancellationToken): AbortSignal {
+  const controller = new AbortController();
+  token.onCancellationRequested(() => controller.abort());
+  return controller.signal;
+}

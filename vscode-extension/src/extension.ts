@@ -1,0 +1,45 @@
+// PromStack for VS Code: a thin client of `promstack mcp`. activate() only wires things up.
+import { registerCommands } from './commands';
+import { Connection } from './connection';
+import { registerMcpDefinitions } from './mcpDefinition';
+import { PromptTreeProvider } from './promptTree';
+import { PromptStatusBar } from './statusBar';
+import { Targets } from './targets';
+import { VersionDocumentProvider } from './versionDocuments';
+import { vscode } from './vs';
+import { ResultPanels } from './webviews';
+
+export function activate(context: vscode.ExtensionContext): void {
+  const output = vscode.window.createOutputChannel('PromStack');
+  const connection = new Connection(output);
+  const tree = new PromptTreeProvider(connection);
+  const treeView = vscode.window.createTreeView('promstack.prompts', { treeDataProvider: tree, showCollapseAll: true });
+  const documents = new VersionDocumentProvider(connection);
+  const status = new PromptStatusBar(connection, tree);
+  const panels = new ResultPanels();
+  const mcp = registerMcpDefinitions(context);
+  context.subscriptions.push(
+    output, connection, treeView, status, panels,
+    vscode.workspace.registerTextDocumentContentProvider(VersionDocumentProvider.scheme, documents),
+    connection.onDidChangeStore(() => {
+      tree.refresh();
+      status.refresh();
+    }),
+    vscode.window.onDidChangeActiveTextEditor(() => status.refresh(0)),
+    vscode.workspace.onDidChangeTextDocument((e) => e.document === vscode.window.activeTextEditor?.document && status.refresh()),
+    vscode.workspace.onDidSaveTextDocument(() => status.refresh()),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('promstack')) {
+        documents.refresh();
+        mcp?.refresh();
+        void connection.restart();
+      }
+    }),
+  );
+  registerCommands(context, { connection, tree, treeView: treeView as vscode.TreeView<unknown>, targets: new Targets(connection, tree), panels, output });
+  status.refresh(0);
+}
+
+export function deactivate(): void {
+  // Disposables in context.subscriptions close the server.
+}
