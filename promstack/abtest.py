@@ -295,6 +295,6 @@ def report(client: Any, prompt: Any, *, env: str | None = None, evaluate: bool =
         "split": split, "name": row["name"], "environment": split["environment"],
         "a": {"version": split["version_a"], "calls": arms["a"].calls, "errors": arms["a"].errors},
         "b": {"version": split["version_b"], "calls": arms["b"].calls, "errors": arms["b"].errors},
-        "metrics": results, "verdict": verdict(results), "recommend": pick, "notes": notes,
+        "metrics": results, "verdict": verdict(results), "recommend": pick, "notes": list(dict.fromkeys(notes)),
         "alpha": ALPHA,
     }

@@ -1,0 +1,473 @@
+"""Deployments: `promstack deploy`, `deploy approve|reject|list|status`, `ab ...`, `rollout ...`, `ci init`.
+
+    promstack deploy --prompt 42                          # head of main -> production, through the gate
+    promstack deploy --prompt 42 --version 3 --env staging
+    promstack deploy --prompt 42 --rollback               # production back to its previous version
+    promstack deploy approve 7
+    promstack ab start --prompt 42 --a 3 --b 4 --split 50
+    promstack rollout promote --prompt 42
+
+Exit codes: 0 deployed (or waiting for approval), 1 the gate refused or another deploy of the
+prompt is running, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail
+
+WORKFLOW = """\
+# PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init).
+# The store of record is .promstack/promstack.db, committed with the prompts
+# (git add -f .promstack/promstack.db); the deploy job commits the moved label back.
+name: Prompt Deployment
+on:
+  push:
+    paths: ['prompts/**']
+env:
+  PROMPT_ID: {prompt_id}
+  PROMSTACK_USER: github-actions
+  OPENAI_API_KEY: ${{{{ secrets.OPENAI_API_KEY }}}}
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: '3.12'
+      - name: Install PromStack
+        run: pip install promstack
+      - name: Version the prompt files
+        run: find prompts -type f -exec promstack import {{}} +
+      - name: Run batch tests
+        run: promstack test --suite regression
+      - name: Check quality score
+        run: |
+          score=$(promstack evaluate --prompt ${{{{ env.PROMPT_ID }}}})
+          if [ $score -lt 80 ]; then exit 1; fi
+  deploy:
+    needs: test
+    runs-on: ubuntu-latest
+    permissions:
+      contents: write
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: '3.12'
+      - name: Install PromStack
+        run: pip install promstack
+      - name: Version the prompt files
+        run: find prompts -type f -exec promstack import {{}} +
+      - name: Deploy to production
+        run: promstack deploy --prompt ${{{{ env.PROMPT_ID }}}}
+      - name: Keep the deployment
+        run: |
+          git config user.name github-actions
+          git config user.email github-actions@users.noreply.github.com
+          git add -f .promstack/promstack.db
+          git commit -m "promstack: deploy prompt $PROMPT_ID" || exit 0
+          git push
+"""
+
+
+def workflow_text(prompt_id: str | int = 42) -> str:
+    return WORKFLOW.format(prompt_id=prompt_id)
+
+
+def _progress(quiet: bool, json_output: bool) -> Any:
+    from .evals import _progress as bar
+
+    return bar("gate", quiet or json_output)
+
+
+def _warn(message: str) -> None:
+    click.secho(f"promstack: WARNING: {message}", err=True, fg="yellow", bold=True)
+
+
+def print_deployment(d: dict[str, Any]) -> None:
+    frm = f"v{d['from_version']}" if d.get("from_version") is not None else "nothing"
+    what = f"{d['name']} v{d['to_version']} to {d['environment']}"
+    status = d["status"]
+    if status == "unchanged":
+        click.echo(d["message"])
+        return
+    for check in d.get("gate", {}).get("checks", []):
+        mark = "SKIPPED" if check.get("skipped") else "ok" if check["passed"] else "FAILED"
+        click.echo(f"  {check['check']:7} {mark:8} {check['detail']}")
+    if status == "deployed" and d["kind"] == "rollback":
+        click.echo(f"Rolled back {d['environment']} of {d['name']}: v{d['from_version']} -> v{d['to_version']} "
+                   f"(deployment {d['id']})")
+    elif status == "deployed":
+        forced = " (FORCED: " + ", ".join(d["skipped"]) + " skipped)" if d["skipped"] else ""
+        click.echo(f"Deployed {what} (was {frm}){forced}: deployment {d['id']}")
+    elif status == "refused":
+        click.echo(f"REFUSED: {what} did not pass the gate; {d['environment']} still serves {frm} "
+                   f"(deployment {d['id']}; --force skips the gate, audited)")
+    elif status == "pending_approval":
+        click.echo(f"Deployment {d['id']} of {what} passed the gate and waits for approval: "
+                   f"promstack deploy approve {d['id']}")
+    elif status == "rolling_out":
+        click.echo(f"Rolling out {what}: {d['gate'].get('rollout'):g}% of users (deployment {d['id']}); "
+                   f"step up with: promstack rollout promote --prompt {d['prompt_id']} --env {d['environment']}")
+    else:
+        click.echo(f"Deployment {d['id']} of {what}: {status}")
+
+
+def _exit_for(d: dict[str, Any]) -> None:
+    if d["status"] == "refused":
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+def _busy(func: Any) -> Any:
+    """Another deploy running is a check that failed (exit 1), not bad input."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from promstack.deploy import DeployBusy
+
+        try:
+            return func(*args, **kwargs)
+        except DeployBusy as exc:
+            fail(str(exc), EXIT_CHECK_FAILED)
+
+    return wrapper
+
+
+@cli.group("deploy", invoke_without_command=True)
+@click.option("--prompt", help="Prompt id or name, e.g. 42.")
+@click.option("--version", type=int, help="Version to deploy (default: the head of main).")
+@click.option("--env", "env", help="Environment (default: the last one, production).")
+@click.option("--force", is_flag=True, help="Skip the gate (all checks, or those named by --skip); audited.")
+@click.option("--skip", multiple=True, type=click.Choice(["tests", "score", "alerts"]),
+              help="Skip one gate check (needs --force).")
+@click.option("--rollback", is_flag=True, help="Put the environment back on its previous version.")
+@click.option("--rollout", type=float, metavar="PERCENT", help="Serve the new version to this share of users first.")
+@click.option("--reason", help="Why: kept in the label's history and the audit log.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@command_context
+@_busy
+def deploy_cmd(ctx: Any, prompt: str | None, version: int | None, env: str | None, force: bool,
+               skip: tuple[str, ...], rollback: bool, rollout: float | None, reason: str | None, quiet: bool) -> None:
+    """Deploy a prompt version to an environment through its gate (tests, judge score, alerts).
+
+    \b
+    promstack deploy --prompt 42
+    promstack deploy --prompt 42 --version 3 --env staging --reason "fixes refunds"
+    promstack deploy --prompt 42 --force --skip score --reason "judge is down"
+    promstack deploy --prompt 42 --rollback
+    promstack deploy --prompt 42 --version 4 --rollout 10
+    promstack deploy approve 7
+    """
+    if click.get_current_context().invoked_subcommand is not None:
+        return
+    from promstack import deploy
+
+    if not prompt:
+        fail("say which prompt: promstack deploy --prompt 42")
+    if rollback:
+        if version is not None or force or skip or rollout is not None:
+            fail("--rollback goes back one step: drop --version/--force/--skip/--rollout")
+        result = deploy.rollback(ctx.client, prompt, env=env, reason=reason)
+    else:
+        with _progress(quiet, ctx.json) as progress:
+            result = deploy.deploy(ctx.client, prompt, version=version, env=env, force=force, skip=skip,
+                                   reason=reason, rollout=rollout, progress=progress, warn=_warn)
+    if ctx.json:
+        emit_json(result)
+    else:
+        print_deployment(result)
+    _exit_for(result)
+
+
+@deploy_cmd.command("approve")
+@click.argument("deployment_id", type=int, metavar="ID")
+@click.option("--reason", help="Why (kept in the audit log).")
+@command_context
+@_busy
+def deploy_approve(ctx: Any, deployment_id: int, reason: str | None) -> None:
+    """Approve a deployment that waits for it: its label moves now.
+
+    \b
+    promstack deploy approve 7
+    """
+    from promstack import deploy
+
+    result = deploy.approve(ctx.client, deployment_id, reason=reason)
+    emit_json(result) if ctx.json else print_deployment(result)
+
+
+@deploy_cmd.command("reject")
+@click.argument("deployment_id", type=int, metavar="ID")
+@click.option("--reason", help="Why (kept in the audit log).")
+@command_context
+def deploy_reject(ctx: Any, deployment_id: int, reason: str | None) -> None:
+    """Reject a deployment that waits for approval."""
+    from promstack import deploy
+
+    result = deploy.reject(ctx.client, deployment_id, reason=reason)
+    emit_json(result) if ctx.json else click.echo(f"Rejected deployment {deployment_id}")
+
+
+@deploy_cmd.command("list")
+@click.option("--prompt", help="Only this prompt.")
+@click.option("--env", "env", help="Only this environment.")
+@click.option("--status", help="Only this status (e.g. pending_approval).")
+@click.option("--limit", default=20, show_default=True)
+@command_context
+def deploy_list(ctx: Any, prompt: str | None, env: str | None, status: str | None, limit: int) -> None:
+    """Deployments, newest first."""
+    from promstack import deploy
+
+    found = deploy.list_deployments(ctx.client, prompt, env=env, status=status, limit=limit)
+    if ctx.json:
+        emit_json(found)
+        return
+    for d in found:
+        frm = f"v{d['from_version']}" if d["from_version"] is not None else "-"
+        forced = " forced" if d["forced"] else ""
+        click.echo(f"#{d['id']:<4} prompt {d['prompt_id']} {d['environment']:<12} {frm:>4} -> v{d['to_version']:<4} "
+                   f"{d['kind']:<9} {d['status']:<17}{forced} by {d['requested_by']} {d['requested_at']}"
+                   + (f"  {d['reason']}" if d["reason"] else ""))
+    if not found:
+        click.echo("No deployments yet.")
+
+
+@deploy_cmd.command("status")
+@click.option("--prompt", required=True, help="Prompt id or name.")
+@command_context
+def deploy_status(ctx: Any, prompt: str) -> None:
+    """Which version each environment serves, its gate, and any A/B test or rollout there."""
+    from promstack import deploy
+
+    found = deploy.status(ctx.client, prompt)
+    if ctx.json:
+        emit_json(found)
+        return
+    click.echo(f"{found['name']} (#{found['prompt_id']})")
+    for e in found["environments"]:
+        version = f"v{e['version']}" if e["version"] is not None else "-"
+        gate = ", ".join(e["checks"]) or "no gate"
+        extra = ""
+        if e["split"]:
+            s = e["split"]
+            extra = (f"  A/B: v{s['version_a']} / v{s['version_b']} at {s['percent']:g}% B" if s["kind"] == "ab"
+                     else f"  rollout: v{s['version_b']} to {s['percent']:g}% of users")
+        click.echo(f"  {e['environment']:<12} {version:<5} gate: {gate}{' + approval' if e['approval'] else ''}{extra}")
+
+
+# ---- A/B tests ----------------------------------------------------------------------------------
+
+
+@cli.group("ab")
+def ab_group() -> None:
+    """A/B tests: two versions under one label, users split by a stable hash of their id.
+
+    \b
+    promstack ab start --prompt 42 --a 3 --b 4 --split 50
+    promstack ab report --prompt 42
+    promstack ab stop --prompt 42 --winner b
+    """
+
+
+@ab_group.command("start")
+@click.option("--prompt", required=True, help="Prompt id or name.")
+@click.option("--a", "a", type=int, help="Version A, the control (default: what the environment serves).")
+@click.option("--b", "b", type=int, required=True, help="Version B.")
+@click.option("--split", default=50.0, show_default=True, help="Percentage of users who get B.")
+@click.option("--env", "env", help="Environment (default: staging).")
+@click.option("--reason", help="Why (kept in the audit log).")
+@command_context
+def ab_start(ctx: Any, prompt: str, a: int | None, b: int, split: float, env: str | None, reason: str | None) -> None:
+    """Start an A/B test: get_prompt(..., label=ENV, user_id=...) serves A or B."""
+    from promstack import abtest
+
+    found = abtest.start(ctx.client, prompt, a=a, b=b, split=split, env=env, reason=reason)
+    if ctx.json:
+        emit_json(found)
+        return
+    click.echo(f"A/B test {found['id']} of {found['name']} in {found['environment']}: A = v{found['version_a']} "
+               f"({100 - found['percent']:g}% of users), B = v{found['version_b']} ({found['percent']:g}%)")
+
+
+def _fmt(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if name == "latency":
+        return f"{value:,.0f} ms"
+    if name == "error_rate":
+        return f"{value:.2%}"
+    if name == "cost":
+        return f"${value:.6f}"
+    return f"{value:.1f}"
+
+
+@ab_group.command("report")
+@click.option("--prompt", required=True, help="Prompt id or name.")
+@click.option("--env", "env", help="Environment (default: staging).")
+@click.option("--evaluate", is_flag=True, help="Run the suite for an arm that has no finished run (judge score).")
+@command_context
+def ab_report(ctx: Any, prompt: str, env: str | None, evaluate: bool) -> None:
+    """Compare the arms on judge score, latency, error rate and cost, with significance tests."""
+    from promstack import abtest
+
+    found = abtest.report(ctx.client, prompt, env=env, evaluate=evaluate)
+    if ctx.json:
+        emit_json(found)
+        return
+    s = found["split"]
+    click.echo(f"A/B test {s['id']} of {found['name']} in {found['environment']} ({s['status']}, since {s['started_at']})")
+    click.echo(f"  A = v{found['a']['version']}: {found['a']['calls']} calls   "
+               f"B = v{found['b']['version']}: {found['b']['calls']} calls")
+    click.echo(f"  {'metric':<11} {'A':>14} {'B':>14}  {'test':<17} {'p':>7}  better")
+    for name, item in found["metrics"].items():
+        p = "-" if item["p"] is None else f"{item['p']:.3f}"
+        better = item["better"].upper() if item["better"] else "-"
+        click.echo(f"  {name:<11} {_fmt(name, item['a']):>14} {_fmt(name, item['b']):>14}  {item['test']:<17} {p:>7}  {better}")
+    for note in found["notes"]:
+        click.echo(f"  note: {note}")
+    click.echo(found["verdict"])
+    if found["recommend"]:
+        click.echo(f"Recommendation: promstack ab stop --prompt {s['prompt_id']} --winner {found['recommend']}")
+
+
+@ab_group.command("stop")
+@click.option("--prompt", required=True, help="Prompt id or name.")
+@click.option("--winner", type=click.Choice(["a", "b"], case_sensitive=False), help="Promote this arm.")
+@click.option("--env", "env", help="Environment (default: staging).")
+@click.option("--reason", help="Why (kept in the label's history and the audit log).")
+@command_context
+def ab_stop(ctx: Any, prompt: str, winner: str | None, env: str | None, reason: str | None) -> None:
+    """End the A/B test; --winner moves the environment's label to that arm's version."""
+    from promstack import abtest
+
+    found = abtest.stop(ctx.client, prompt, winner=winner, env=env, reason=reason)
+    if ctx.json:
+        emit_json(found)
+        return
+    if winner:
+        version = found[f"version_{winner.lower()}"]
+        click.echo(f"A/B test {found['id']} stopped: {winner.upper()} won; {found['environment']} serves "
+                   f"{found['name']} v{version} (deployment {found['deployment']})")
+    else:
+        click.echo(f"A/B test {found['id']} stopped without a winner; {found['environment']} is unchanged")
+
+
+# ---- rollouts -----------------------------------------------------------------------------------
+
+
+@cli.group("rollout")
+def rollout_group() -> None:
+    """Gradual rollout: start one with `promstack deploy --prompt 42 --version 4 --rollout 10`.
+
+    \b
+    promstack rollout status --prompt 42
+    promstack rollout promote --prompt 42            # 10 -> 25 -> 50 -> 100
+    promstack rollout check                          # halt any rollout whose new version alerts
+    promstack rollout abort --prompt 42
+    """
+
+
+def _print_split(found: dict[str, Any]) -> None:
+    if found.get("halted") or found["status"] == "halted":
+        click.echo(f"HALTED: rollout {found['id']} of {found['name']}; everyone is back on v{found['version_a']} "
+                   f"({found['outcome']})")
+    elif found["status"] == "completed":
+        click.echo(f"Rollout {found['id']} complete: {found['environment']} serves {found['name']} v{found['version_b']}")
+    else:
+        click.echo(f"Rollout {found['id']} of {found['name']} in {found['environment']}: v{found['version_b']} serves "
+                   f"{found['percent']:g}% of users, v{found['version_a']} the rest")
+
+
+@rollout_group.command("status")
+@click.option("--prompt", required=True)
+@click.option("--env", "env", help="Environment (default: production).")
+@command_context
+def rollout_status(ctx: Any, prompt: str, env: str | None) -> None:
+    """The running rollout of a prompt."""
+    from promstack import rollout
+
+    found = rollout.status(ctx.client, prompt, env=env)
+    emit_json(found) if ctx.json else _print_split(found)
+
+
+@rollout_group.command("promote")
+@click.option("--prompt", required=True)
+@click.option("--env", "env", help="Environment (default: production).")
+@click.option("--to", "to", type=float, metavar="PERCENT", help="Share to step up to (default: the next step).")
+@command_context
+def rollout_promote(ctx: Any, prompt: str, env: str | None, to: float | None) -> None:
+    """Serve the new version to more users; at 100% the label moves. Halts instead if it alerts."""
+    from promstack import rollout
+
+    found = rollout.promote(ctx.client, prompt, env=env, to=to)
+    emit_json(found) if ctx.json else _print_split(found)
+    if found.get("halted"):
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+@rollout_group.command("check")
+@command_context
+def rollout_check(ctx: Any) -> None:
+    """Check every running rollout; halt (and roll back) those whose new version alerts. Exit 1 if any halted."""
+    from promstack import rollout
+
+    found = rollout.check_all(ctx.client)
+    if ctx.json:
+        emit_json(found)
+    else:
+        for item in found:
+            _print_split(item)
+        if not found:
+            click.echo("No rollout is running.")
+    if any(item["halted"] for item in found):
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+@rollout_group.command("abort")
+@click.option("--prompt", required=True)
+@click.option("--env", "env", help="Environment (default: production).")
+@click.option("--reason", help="Why (kept in the audit log).")
+@command_context
+def rollout_abort(ctx: Any, prompt: str, env: str | None, reason: str | None) -> None:
+    """Stop a rollout: everyone back on the stable version."""
+    from promstack import rollout
+
+    found = rollout.abort(ctx.client, prompt, env=env, reason=reason)
+    emit_json(found) if ctx.json else _print_split(found)
+
+
+# ---- CI ----------------------------------------------------------------------------------------
+
+
+@cli.group("ci")
+def ci_group() -> None:
+    """Continuous integration: the seed's GitHub Actions job."""
+
+
+@ci_group.command("init")
+@click.option("--prompt", "prompt_id", default="42", show_default=True, help="The PROMPT_ID the workflow deploys.")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="The repository's root.")
+@click.option("--force", is_flag=True, help="Overwrite an existing workflow file.")
+def ci_init(prompt_id: str, folder: str, force: bool) -> None:
+    """Write .github/workflows/prompts.yml: on push to prompts/**, test, gate on the score, deploy.
+
+    \b
+    promstack ci init --prompt 42
+    """
+    if not str(prompt_id).strip() or any(c in str(prompt_id) for c in "\n\r:{}#'\""):
+        fail(f"--prompt {prompt_id!r} is not a prompt id or name the workflow can carry")
+    path = Path(folder) / ".github" / "workflows" / "prompts.yml"
+    if path.exists() and not force:
+        fail(f"{path} exists; --force overwrites it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(workflow_text(prompt_id), encoding="utf-8")
+    click.echo(f"Wrote {path}: commit it with your prompts (and .promstack/promstack.db: git add -f)")
