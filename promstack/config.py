@@ -43,6 +43,17 @@ class Config:
     def __init__(self, data: dict[str, Any] | None = None, path: Path | None = None):
         self.data = data or {}
         self.path = path
+        self._views: dict[tuple, dict[str, Any]] = {}
+
+    def view(self, name: str, defaults: dict[str, Any] | None = None, prompt: str | None = None) -> dict[str, Any]:
+        """`for_prompt` (or `section`), computed once per loaded file: for hot paths that only
+        read. Do not change the dict it returns; use `section()` for a copy."""
+        key = (name, prompt, id(defaults))
+        found = self._views.get(key)
+        if found is None:
+            found = self.for_prompt(prompt, name, defaults)
+            self._views[key] = found
+        return found
 
     def section(self, name: str, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
         value = self.data.get(name, {})

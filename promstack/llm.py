@@ -4,7 +4,9 @@ Two routes behind one interface and one error model:
 
 - the lean route: providers that speak OpenAI's chat-completions API (OpenAI, vLLM, Ollama,
   LM Studio, OpenRouter, Groq, Together, DeepSeek, Mistral, any server given as `api_base`) go
-  through one pooled async httpx client per event loop: ~1 ms of CPU a call;
+  through one pooled aiohttp session. (httpx was the first choice; measured here, its pool
+  serialises 100 concurrent requests on reused keep-alive connections, ~35 ms each, the known
+  encode/httpx#3215, while aiohttp overlaps them: see docs/gateway.md);
 - the litellm route: everything that needs translation (Anthropic, Gemini, Bedrock, Azure, ...)
   goes through `litellm.acompletion`. litellm takes seconds to import and ~5 ms of CPU a call,
   so it is imported here only, lazily, the first time such a model is called.
@@ -23,6 +25,8 @@ message: every error text goes through `_redact` first.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import hashlib
 import json
 import os
@@ -330,8 +334,9 @@ def warm_litellm() -> threading.Thread:
 # ---- the sync bridge -----------------------------------------------------------------------
 
 class _Portal:
-    """One long-lived event loop on a daemon thread, so sync callers reuse the pooled HTTP
-    connections of that loop instead of opening new ones per `asyncio.run`."""
+    """One long-lived event loop on a daemon thread where every gateway call runs, sync or
+    async: the HTTP pool, the Redis client and the cache live on one loop for the life of the
+    process, whatever loops (or `asyncio.run`s) the callers come from."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -346,13 +351,29 @@ _portal: _Portal | None = None
 _portal_lock = threading.Lock()
 
 
-def run_sync(coro: Awaitable[Any]) -> Any:
+def portal() -> _Portal:
     global _portal
     if _portal is None:
         with _portal_lock:
             if _portal is None:
                 _portal = _Portal()
-    return _portal.run(coro)
+    return _portal
+
+
+def run_sync(coro: Awaitable[Any]) -> Any:
+    here = portal()
+    if threading.current_thread() is here.thread:
+        coro.close()
+        raise RuntimeError("a sync gateway call from inside the gateway's own loop; await arun/acomplete")
+    return here.run(coro)
+
+
+async def on_portal(coro: Awaitable[Any]) -> Any:
+    """Await `coro` on the gateway's loop from any loop (cancellation carries across)."""
+    here = portal()
+    if asyncio.get_running_loop() is here.loop:
+        return await coro
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, here.loop))
 
 
 # ---- the gateway -----------------------------------------------------------------------------
@@ -384,9 +405,10 @@ class Gateway:
         self.store = store
         self.root = workspace_root(store.path) if store.path is not None else None
         self._environment = environment
-        self._http: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._http = None  # one aiohttp session, on the portal's loop
         self._cache = None
         self._cache_made = False
+        _live_gateways.add(self)
         if store.path is not None:
             path = store.path
             self.log = CallLogWriter(lambda: connect(path))
@@ -400,7 +422,7 @@ class Gateway:
         return config_module.load(self.root)
 
     def _gateway_settings(self, conf: config_module.Config) -> dict[str, Any]:
-        return conf.section("gateway", GATEWAY_DEFAULTS)
+        return conf.view("gateway", GATEWAY_DEFAULTS)
 
     def environment(self, conf: config_module.Config) -> str:
         return (self._environment or os.environ.get("PROMSTACK_ENV")
@@ -424,25 +446,29 @@ class Gateway:
                 raise InvalidInput(f"[cache] backend {backend!r} is not one of disk, redis, off")
         return self._cache
 
-    def _client(self, max_connections: int):  # noqa: ANN202 - httpx.AsyncClient for this loop
-        loop = asyncio.get_running_loop()
-        client = self._http.get(loop)
-        if client is None:
-            import httpx
+    def _session(self, max_connections: int):  # noqa: ANN202 - aiohttp.ClientSession
+        if self._http is None or self._http.closed:
+            import aiohttp
 
-            client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=max_connections,
-                                    max_keepalive_connections=max_connections),
-                # connection failures retry inside the transport too, before any byte is sent
-                transport=httpx.AsyncHTTPTransport(retries=1, limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections)),
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=max_connections,
+                                               ttl_dns_cache=300),
             )
-            self._http[loop] = client
-        return client
+        return self._http
 
     # ---- the public calls ---------------------------------------------------------------
 
-    async def arun(
+    async def arun(self, prompt: int | str, variables: dict[str, Any] | None = None, **kwargs: Any) -> CallResult:
+        """Render a stored prompt version with `variables` and call its model; keyword
+        arguments as `_arun` (version, label, branch, model, user_id, run_id, environment,
+        cache, model_config, cache_extra)."""
+        return await on_portal(self._arun(prompt, variables, **kwargs))
+
+    async def acomplete(self, messages: list[dict[str, Any]] | str, **kwargs: Any) -> CallResult:
+        """Call a model with ready messages; keyword arguments as `_acomplete`."""
+        return await on_portal(self._acomplete(messages, **kwargs))
+
+    async def _arun(
         self,
         prompt: int | str,
         variables: dict[str, Any] | None = None,
@@ -468,7 +494,7 @@ class Gateway:
             call.prompt_id, call.prompt_version, call.prompt_name = found.prompt_id, found.version, found.name
             merged = {**found.model_config, **(model_config or {})}
             call.model = model or merged.get("model") or ""
-            settings = conf.for_prompt(found.name, "guard", guard.DEFAULTS)
+            settings = conf.view("guard", guard.DEFAULTS, found.name)
             try:
                 clean, call.guards = guard.sanitize_input(dict(variables or {}), settings)
             except guard.GuardBlocked as exc:
@@ -483,7 +509,7 @@ class Gateway:
         messages = [{"role": "user", "content": rendered}] if isinstance(rendered, str) else rendered
         return await self._execute(call, messages, merged, conf, settings, cache, cache_extra)
 
-    async def acomplete(
+    async def _acomplete(
         self,
         messages: list[dict[str, Any]] | str,
         *,
@@ -505,7 +531,7 @@ class Gateway:
                      prompt_name, user_id, run_id, environment or self.environment(conf))
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
-        settings = conf.for_prompt(prompt_name, "guard", guard.DEFAULTS)
+        settings = conf.view("guard", guard.DEFAULTS, prompt_name)
         try:
             if guard_input:
                 users = {str(i): m["content"] for i, m in enumerate(messages)
@@ -523,10 +549,10 @@ class Gateway:
                                    cache_extra)
 
     def run(self, prompt: int | str, variables: dict[str, Any] | None = None, **kwargs: Any) -> CallResult:
-        return run_sync(self.arun(prompt, variables, **kwargs))
+        return run_sync(self._arun(prompt, variables, **kwargs))
 
     def complete(self, messages: list[dict[str, Any]] | str, **kwargs: Any) -> CallResult:
-        return run_sync(self.acomplete(messages, **kwargs))
+        return run_sync(self._acomplete(messages, **kwargs))
 
     # ---- one call ---------------------------------------------------------------------
 
@@ -543,10 +569,10 @@ class Gateway:
         gw = self._gateway_settings(conf)
         secrets: tuple[str, ...] = ()
         try:
-            route = resolve_route(call.model, model_config, conf.section("providers"))
+            route = resolve_route(call.model, model_config, conf.view("providers"))
             call.provider, call.route = route.provider, route.route
             params = {k: model_config[k] for k in REQUEST_PARAMS if k in model_config}
-            cache_settings = conf.section("cache", CACHE_DEFAULTS)
+            cache_settings = conf.view("cache", CACHE_DEFAULTS)
             enabled = cache_settings.get("enabled", True) if use_cache is None else use_cache
             if model_config.get("cache") is False:
                 enabled = False
@@ -622,30 +648,36 @@ class Gateway:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _lean_once(self, route, messages, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
-        import httpx
+        import aiohttp
 
-        client = self._client(int(gw["max_connections"]))
+        session = self._session(int(gw["max_connections"]))
         extra_body = params.get("extra_body") or {}
         body = {"model": route.upstream, "messages": messages,
                 **{k: v for k, v in params.items() if k != "extra_body"}, **extra_body}
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        headers = {"content-type": "application/json"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
         try:
-            response = await client.post(f"{route.api_base}/chat/completions", json=body,
-                                         headers=headers, timeout=timeout)
-        except httpx.TimeoutException:
+            async with session.post(f"{route.api_base}/chat/completions",
+                                    data=json.dumps(body, ensure_ascii=False).encode(), headers=headers,
+                                    timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                status = response.status
+                raw = await response.read()
+                retry_after = response.headers.get("retry-after")
+        except TimeoutError:
             raise _error(route.provider, route.model, "timeout", f"no answer within {timeout:g} s") from None
-        except httpx.TransportError as exc:
+        except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
+            raise _error(route.provider, route.model, "malformed_response", type(exc).__name__) from None
+        except aiohttp.ClientError as exc:
             raise _error(route.provider, route.model, "connection", f"{type(exc).__name__} to {route.api_base}") from None
-        status = response.status_code
         if status >= 400:
-            raise _status_error(route, status, _provider_message(response.content),
-                                _retry_after(response.headers.get("retry-after")))
+            raise _status_error(route, status, _provider_message(raw), _retry_after(retry_after))
         try:
-            data = response.json()
+            data = json.loads(raw)
             choices = data["choices"]
         except (ValueError, KeyError, TypeError):
             raise _error(route.provider, route.model, "malformed_response",
-                         f"not a chat completion: {response.text[:120]!r}") from None
+                         f"not a chat completion: {raw[:120].decode('utf-8', 'replace')!r}") from None
         return _parse_choice(route, choices, data.get("usage"))
 
     async def _litellm_once(self, route, messages, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
@@ -741,22 +773,29 @@ class Gateway:
 
     def close(self) -> None:
         self.log.close()
-        for loop, client in list(self._http.items()):
-            if not loop.is_closed():
-                try:
-                    if loop.is_running():
-                        asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=5)
-                    else:
-                        loop.run_until_complete(client.aclose())
-                except Exception:  # closing sockets of a dying loop: nothing left to lose
-                    pass
-        self._http = weakref.WeakKeyDictionary()
+        if self._http is not None and not self._http.closed and _portal is not None:
+            # closing idle sockets at shutdown: a failure leaves nothing to lose
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._http.close(), _portal.loop).result(timeout=5)
+        self._http = None
         if self._cache is not None:
             self._cache.close()
 
 
+_live_gateways: weakref.WeakSet[Gateway] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_sessions_at_exit() -> None:
+    # the HTTP pool's sockets, closed on their own loop rather than warned about by aiohttp
+    for gateway in list(_live_gateways):
+        if gateway._http is not None and not gateway._http.closed and _portal is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(gateway._http.close(), _portal.loop).result(timeout=2)
+
+
 def _audit_input(variables: dict[str, Any] | None, conf: config_module.Config) -> Any:
-    if not variables or not conf.section("gateway", GATEWAY_DEFAULTS).get("record_input", True):
+    if not variables or not conf.view("gateway", GATEWAY_DEFAULTS).get("record_input", True):
         return None
     text = json.dumps(variables, ensure_ascii=False, default=str)
     return variables if len(text) <= _AUDIT_INPUT_LIMIT else text[:_AUDIT_INPUT_LIMIT] + "…"
