@@ -631,6 +631,11 @@ class Resolver:
         return state
 
     def resolve(self, prompt: Any, label: str, user_id: str | None = None) -> Resolution:
+        from store.prompts import LATEST
+
+        if label == LATEST:  # not a stored label: it follows the head of main
+            found = self.client.store.prompts.get(prompt, label=LATEST)
+            return Resolution(found.prompt_id, label, found.version)
         row, version, split = self._state(prompt, label)
         if split is not None:
             in_b = user_id is not None and bucket(split["salt"], str(user_id)) < split["percent"]

@@ -151,8 +151,10 @@ def create_app(
         if engine is not None:
             engine.close()
 
+    from .api import make_routes as api_routes  # the REST API (promstack/web/api.py)
+
     return Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"]), *routes, *mcp_http.routes],
+        routes=[Route("/healthz", healthz, methods=["GET"]), *api_routes(db), *routes, *mcp_http.routes],
         middleware=[Middleware(RequestGuard, token=token or None, loopback_only=is_loopback(host))],
         lifespan=lifespan,
     )

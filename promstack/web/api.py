@@ -1,0 +1,130 @@
+"""The REST API production apps call (and the TypeScript SDK): reads, resolved like the SDK.
+
+    GET /api/prompts                                          every active prompt
+    GET /api/prompts/{prompt}                                 the production label (the default here)
+    GET /api/prompts/{prompt}?version=3                       one version
+    GET /api/prompts/{prompt}?label=staging&user_id=u123      that user's A/B arm or rollout share
+    GET /api/prompts/{prompt}?branch=experiment               a branch's head
+    GET /api/prompts/{prompt}/deployments                     which version each environment serves
+
+`{prompt}` is an id (42) or a name (support/refund: the slash is part of the path). Errors are
+JSON `{"error": "<a sentence>"}`: 400 for bad input (version and label together), 404 for an
+unknown prompt, version or label. Labels resolve through promstack.deploy.Resolver, the same
+code and the same short TTL cache as `Client.get_prompt(..., label=, user_id=)`. The app's
+RequestGuard (Origin, Host, token) stands in front of every route here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from store.errors import InvalidInput, NotFound, PromStackError
+
+DEFAULT_LABEL = "production"
+_SELECTORS = ("version", "label", "branch")
+
+
+class _Api:
+    """One client over the store for every request, used one request at a time (sync endpoints
+    run on Starlette's thread pool; a SQLite connection is not for two threads at once)."""
+
+    def __init__(self, db: str | os.PathLike | None):
+        self.db = db
+        self._client = None
+        self.lock = threading.Lock()
+
+    @property
+    def client(self):  # noqa: ANN201 - promstack.Client
+        if self._client is None:
+            from promstack.client import Client
+
+            self._client = Client(self.db, actor="api")
+        return self._client
+
+
+def _error(exc: Exception) -> JSONResponse:
+    status = 404 if isinstance(exc, NotFound) else 400
+    return JSONResponse({"error": str(exc)}, status_code=status)
+
+
+def version_json(found: Any, resolution: Any = None, label: str | None = None) -> dict[str, Any]:
+    data = found.to_dict()
+    data.pop("created", None)
+    data.pop("warnings", None)
+    data["id"] = data["prompt_id"]
+    data["label"] = label
+    data["resolved"] = (
+        {"arm": resolution.arm, "split_id": resolution.split_id, "kind": resolution.kind}
+        if resolution is not None and resolution.split_id is not None else None
+    )
+    return data
+
+
+def _version_param(value: str) -> int:
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise InvalidInput(f"version is a whole number from 1; got {value!r}")
+    return int(value)
+
+
+def make_routes(db: str | os.PathLike | None = None) -> list[Route]:
+    api = _Api(db)
+
+    def list_prompts(request: Request) -> JSONResponse:
+        with api.lock:
+            try:
+                prompts = api.client.list_prompts()
+            except PromStackError as exc:
+                return _error(exc)
+        return JSONResponse({"prompts": [p.to_dict() for p in prompts]})
+
+    def get_prompt(request: Request) -> JSONResponse:
+        ref = request.path_params["prompt"]
+        if ref.endswith("/deployments"):
+            return deployments(ref.removesuffix("/deployments"))
+        params = request.query_params
+        unknown = [k for k in params if k not in (*_SELECTORS, "user_id")]
+        if unknown:
+            return _error(InvalidInput(f"unknown parameter {unknown[0]!r}; use version, label, branch or user_id"))
+        given = [s for s in _SELECTORS if params.get(s) not in (None, "")]
+        if len(given) > 1:
+            return _error(InvalidInput(f"give one of version, label or branch, not {' and '.join(given)}"))
+        user_id = params.get("user_id") or None
+        with api.lock:
+            client = api.client
+            try:
+                if "version" in given:
+                    found = client.get_prompt(ref, version=_version_param(params["version"]))
+                    return JSONResponse(version_json(found))
+                if "branch" in given:
+                    return JSONResponse(version_json(client.get_prompt(ref, branch=params["branch"])))
+                from promstack.deploy import resolver_for
+
+                label = params.get("label") or DEFAULT_LABEL
+                resolver = resolver_for(client)
+                resolution = resolver.resolve(ref, label, user_id)
+                found = client.get_prompt(resolution.prompt_id, version=resolution.version)
+            except PromStackError as exc:
+                return _error(exc)
+            ttl = resolver.ttl
+        return JSONResponse(version_json(found, resolution, label),
+                            headers={"Cache-Control": f"private, max-age={int(ttl)}"})
+
+    def deployments(ref: str) -> JSONResponse:
+        from promstack import deploy
+
+        with api.lock:
+            try:
+                return JSONResponse(deploy.status(api.client, ref))
+            except PromStackError as exc:
+                return _error(exc)
+
+    return [
+        Route("/api/prompts", list_prompts, methods=["GET"]),
+        Route("/api/prompts/{prompt:path}", get_prompt, methods=["GET"]),
+    ]
