@@ -38,9 +38,11 @@ def test_seed_csv_verbatim(client, tmp_path):
     assert case_assertions(cases[1]) == [{"type": "expected", "value": "환불 절차 안내"}]
 
 
-def test_examples_file_is_the_seed_csv(client):
+def test_examples_suite_with_its_sidecar(client):
+    client.create_prompt("support/answer", "{{ input }}", id=42)
     suite = engine.import_suite(client, EXAMPLES / "tests" / "prompts" / "regression.csv")
-    assert suite["case_count"] == 3
+    assert suite["case_count"] == 3 and suite["prompt_id"] == 42
+    assert suite["config"]["judge"]["criteria"][0] == "응답이 질문에 적절한가?"
 
 
 def test_bom_multiline_and_extra_columns_are_variables(client, tmp_path):

@@ -83,13 +83,16 @@ async def arun_arena(
             models=models, repeat=1, config={"seed": seed, "judge": judge_cfg.to_dict(), "concurrency": concurrency},
             judge_key=judge_cfg.key(), total=found["case_count"],
         )
-    arena = _Arena(evals, gateway or LiveGateway(client), run, found, judge_cfg, seed, concurrency, progress)
+    live = gateway or LiveGateway(client)
+    arena = _Arena(evals, live, run, found, judge_cfg, seed, concurrency, progress)
     evals.reopen_run(run["id"])
     status = "interrupted"
     try:
         await arena.execute()
         status = "done"
     finally:
+        if gateway is None:
+            live.close()
         evals.set_run_status(run["id"], status, arena_report(evals, run["id"]) if status == "done" else None)
     return get_run(client, run["id"])
 

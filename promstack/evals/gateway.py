@@ -51,9 +51,28 @@ class LiveGateway:
 
     def __init__(self, client: Any, *, environment: str | None = None, user_id: str | None = None):
         self.client = client
-        self.gateway = client.gateway
         self.environment = environment
         self.user_id = user_id
+        self._own = None
+        path = getattr(client.store, "path", None)
+        if path is not None:
+            # A gateway over its own connection: the gateway may read the store (the prompt
+            # version, its includes) on a thread of its own while the runner writes results
+            # on this one, and one sqlite3 connection must not be used by two threads at once.
+            from promstack.llm import Gateway as _Gateway
+            from store import Store
+
+            self._own = _Gateway(Store(path, actor=client.actor), environment=environment)
+            self.gateway = self._own
+        else:
+            self.gateway = client.gateway
+
+    def close(self) -> None:
+        """Drain the call log and close the private connection (if this gateway made one)."""
+        if self._own is not None:
+            self._own.close()
+            self._own.store.close()
+            self._own = None
 
     async def complete(
         self, *, prompt: int | str, version: int | None = None, variables: dict[str, Any] | None = None,

@@ -12,6 +12,8 @@ goes on; a case that has nothing to check is warned about and never passes.
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,8 +65,10 @@ class Warnings:
 
 class Runner:
     def __init__(self, evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, db_path: Any = None):
         self.evals = evals
+        self.db_path = db_path
+        self._sink: _ThreadWriter | None = None
         self.gateway = gateway
         self.plan = plan
         self.run = run
@@ -90,7 +94,11 @@ class Runner:
         self.done = already
         if self.progress:
             self.progress(self.done, self.total, "")
-        writer = asyncio.create_task(self._writer(finished))
+        # With a store file, results are committed on a thread with its own connection, so a
+        # commit never holds up the event loop (and the calls waiting on it); an in-memory
+        # store is written from the loop.
+        self._sink = _ThreadWriter(self.db_path) if self.db_path else None
+        writer = asyncio.create_task(self._writer(finished)) if self._sink is None else None
         workers = [asyncio.create_task(self._worker(units, finished)) for _ in range(plan.concurrency)]
         try:
             await self._produce(units)
@@ -102,8 +110,11 @@ class Runner:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             # Whatever finished before an interruption is kept; in-flight work wrote nothing.
-            await finished.put(None)
-            await asyncio.shield(writer)
+            if self._sink is not None:
+                self._sink.close()
+            else:
+                await finished.put(None)
+                await asyncio.shield(writer)
 
     async def _produce(self, units: asyncio.Queue) -> None:
         page: list[dict[str, Any]] = []
@@ -135,7 +146,13 @@ class Runner:
                     row = await self.run_unit(case, model, repeat)
             else:
                 row = await self.run_unit(case, model, repeat)
-            finished.put_nowait(row)
+            if self._sink is None:
+                finished.put_nowait(row)
+                continue
+            self._sink.submit(row)
+            self.done += 1
+            if self.progress:
+                self.progress(self.done, self.total, row["status"])
 
     async def _writer(self, finished: asyncio.Queue) -> None:
         closing = False
@@ -299,6 +316,59 @@ class Runner:
         return A.similarity_check(spec, A.local_similarity(str(spec["value"]), output), "local char n-gram TF-IDF")
 
 
+class _ThreadWriter:
+    """Commits finished results in batches on its own thread and connection. `close()` waits
+    until every submitted result is committed (and re-raises a failure to write)."""
+
+    def __init__(self, path: Any):
+        self.path = path
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="promstack-results", daemon=True)
+        self.thread.start()
+
+    def submit(self, row: dict[str, Any]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(row)
+
+    def _loop(self) -> None:
+        from store.db import connect
+        from store.evals import EvalStore
+
+        db = None
+        try:
+            db = connect(self.path)
+            evals = EvalStore(db, actor="promstack")
+            closing = False
+            while not closing:
+                first = self.queue.get()
+                batch = [] if first is None else [first]
+                closing = first is None
+                while True:
+                    try:
+                        more = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        closing = True
+                    else:
+                        batch.append(more)
+                if batch:
+                    evals.add_results(batch)
+        except BaseException as exc:  # reported to the run by submit() / close()
+            self.error = exc
+        finally:
+            if db is not None:
+                db.close()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def count_unchecked(evals: Any, suite: dict[str, Any], plan: Plan) -> int:
     """Cases that would have nothing to check (no expected output, assertion or judge criteria)."""
     if plan.default_assertions or (plan.judge and plan.judge.criteria):
@@ -311,9 +381,9 @@ def count_unchecked(evals: Any, suite: dict[str, Any], plan: Plan) -> int:
 
 
 def run_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
-             progress: Progress | None = None) -> Runner:
+             progress: Progress | None = None, db_path: Any = None) -> Runner:
     """Run (or finish) `run` to the end in a fresh event loop; the run's status says how it ended."""
-    runner = Runner(evals, gateway, plan, run, progress=progress)
+    runner = Runner(evals, gateway, plan, run, progress=progress, db_path=db_path)
     evals.reopen_run(run["id"])
     status = "interrupted"
     try:
@@ -325,8 +395,8 @@ def run_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
 
 
 async def arun_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
-                    progress: Progress | None = None) -> Runner:
-    runner = Runner(evals, gateway, plan, run, progress=progress)
+                    progress: Progress | None = None, db_path: Any = None) -> Runner:
+    runner = Runner(evals, gateway, plan, run, progress=progress, db_path=db_path)
     evals.reopen_run(run["id"])
     status = "interrupted"
     try:
