@@ -31,7 +31,7 @@ export function formatCost(usd: number | null | undefined): string {
   if (usd === 0) {
     return '$0';
   }
-  return usd < 0.01 ? `$${usd.toFixed(6).replace(/0+$/, '')}` : `$${usd.toFixed(4)}`;
+  return usd < 0.01 ? `$${usd.toFixed(8).replace(/0+$/, '')}` : `$${usd.toFixed(4)}`;
 }
 
 export function formatMs(ms: number | null | undefined): string {

@@ -12,6 +12,10 @@ function posix(path: string): string {
   return path.replace(/\\/g, '/');
 }
 
+function isAbsolute(path: string): boolean {
+  return /^([a-zA-Z]:)?\//.test(path);
+}
+
 /**
  * The prompt name of `filePath` (absolute, or relative to the workspace) when it lies under
  * `promptsFolder` (absolute, or relative to `workspaceRoot`) and has a prompt suffix.
@@ -19,11 +23,11 @@ function posix(path: string): string {
 export function promptNameForFile(filePath: string, workspaceRoot: string, promptsFolder = 'prompts'): string | undefined {
   const root = posix(workspaceRoot).replace(/\/+$/, '');
   let folder = posix(promptsFolder).replace(/\/+$/, '').replace(/^\.\//, '');
-  if (!folder.startsWith('/')) {
+  if (!isAbsolute(folder)) {
     folder = `${root}/${folder}`;
   }
   let file = posix(filePath);
-  if (!file.startsWith('/')) {
+  if (!isAbsolute(file)) {
     file = `${root}/${file}`;
   }
   if (!file.startsWith(folder + '/')) {
