@@ -53,8 +53,14 @@ def _error(exc: Exception) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=status)
 
 
-def version_json(found: Any, resolution: Any = None, label: str | None = None) -> dict[str, Any]:
+def version_json(found: Any, resolution: Any = None, label: str | None = None, *,
+                 resolved_template: Any = None) -> dict[str, Any]:
+    """A version as JSON. `template` has its `{% include %}`s expanded (a caller renders it with
+    its own variables and no store at hand); `source_template` is the version as saved."""
     data = found.to_dict()
+    data["source_template"] = data["template"]
+    if resolved_template is not None:
+        data["template"] = resolved_template
     data.pop("created", None)
     data.pop("warnings", None)
     data["id"] = data["prompt_id"]
@@ -70,6 +76,10 @@ def _version_param(value: str) -> int:
     if not value.isascii() or not value.isdigit() or int(value) < 1:
         raise InvalidInput(f"version is a whole number from 1; got {value!r}")
     return int(value)
+
+
+def _expanded(client: Any, found: Any) -> Any:
+    return client.store.prompts.resolved_template(found)
 
 
 def make_routes(db: str | os.PathLike | None = None) -> list[Route]:
@@ -100,19 +110,23 @@ def make_routes(db: str | os.PathLike | None = None) -> list[Route]:
             try:
                 if "version" in given:
                     found = client.get_prompt(ref, version=_version_param(params["version"]))
-                    return JSONResponse(version_json(found))
+                    return JSONResponse(version_json(found, resolved_template=_expanded(client, found)))
                 if "branch" in given:
-                    return JSONResponse(version_json(client.get_prompt(ref, branch=params["branch"])))
+                    found = client.get_prompt(ref, branch=params["branch"])
+                    return JSONResponse(version_json(found, resolved_template=_expanded(client, found)))
                 from promstack.deploy import resolver_for
 
                 label = params.get("label") or DEFAULT_LABEL
                 resolver = resolver_for(client)
                 resolution = resolver.resolve(ref, label, user_id)
-                found = client.get_prompt(resolution.prompt_id, version=resolution.version)
+                found = resolver.get(resolution.prompt_id, label, user_id)
+                if found.version != resolution.version:  # the state changed between the two reads
+                    found = client.get_prompt(resolution.prompt_id, version=resolution.version)
+                expanded = _expanded(client, found)
             except PromStackError as exc:
                 return _error(exc)
             ttl = resolver.ttl
-        return JSONResponse(version_json(found, resolution, label),
+        return JSONResponse(version_json(found, resolution, label, resolved_template=expanded),
                             headers={"Cache-Control": f"private, max-age={int(ttl)}"})
 
     def deployments(ref: str) -> JSONResponse:
