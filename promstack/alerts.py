@@ -34,7 +34,7 @@ from typing import Any
 import sqlite_utils
 
 from store import monitoring
-from store.errors import InvalidInput
+from store.errors import InvalidInput, NotFound
 
 from . import monitor
 
@@ -255,7 +255,16 @@ def evaluate(
     results = []
     changes = []
     for rule in ruleset.rules:
-        value, context = measure(db, rule, now)
+        try:
+            value, context = measure(db, rule, now)
+        except NotFound as exc:  # a prompt named in config.toml that does not exist (yet)
+            results.append({
+                "rule": rule.name, "scope": rule.scope, "description": rule.describe(),
+                "value": None, "threshold": rule.threshold, "limit": rule.limit, "firing": False,
+                "change": None, "alert_id": None, "error": str(exc),
+                "message": f"[error] {rule.name} for {rule.scope}: {exc}",
+            })
+            continue
         firing = value is not None and value > rule.threshold
         change = None
         alert_id = None

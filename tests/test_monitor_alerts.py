@@ -235,3 +235,12 @@ def test_cli_alerts_check_exit_codes_and_list(db, isolated_store):
     config.write_text('[alerts]\nlatency_p95_ms = 10000\n')
     assert runner.invoke(cli, ["alerts", "check"]).exit_code == 0
     assert runner.invoke(cli, ["alerts", "list", "--state", "resolved", "--json"]).exit_code == 0
+
+
+def test_a_scope_for_an_unknown_prompt_does_not_stop_the_others(db):
+    config = {"prompts": {"typo/name": {"alerts": {"latency_p95_ms": 1}}}}
+    add(db, [row(latency_ms=9000.0)])
+    result = alerts.evaluate(db, config, now=NOW, notify=False)
+    assert by_rule(result, "latency_p95")["firing"]
+    broken = by_rule(result, "latency_p95", "prompt:typo/name")
+    assert not broken["firing"] and "no prompt named 'typo/name'" in broken["error"]
