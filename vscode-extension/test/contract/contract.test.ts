@@ -1,0 +1,254 @@
+// The extension's client module (src/client.ts) against a real `promstack mcp` subprocess on a
+// temporary store: the tool call behind every command, and the shape of what comes back.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { MissingToolError, PromStackClient, ToolError } from '../../src/client';
+import { versionDocument } from '../../src/format';
+import { explainStartFailure, resolveLaunch } from '../../src/launch';
+import { buildTree, versionNodes } from '../../src/tree';
+import { promstackCommand, pythonCommand, startFakeLlm, tempWorkspace } from './server';
+
+const ws = tempWorkspace();
+let fake: { url: string; stop: () => void } | undefined;
+let client: PromStackClient;
+const stderr: string[] = [];
+let changes = 0;
+
+function launchFor(extraEnv: Record<string, string> = {}) {
+  const launch = resolveLaunch({ command: promstackCommand(), pythonPath: '', store: ws.db }, ws.dir);
+  launch.env = { ...launch.env, ...extraEnv };
+  return launch;
+}
+
+function keys(value: object): string[] {
+  return Object.keys(value).sort();
+}
+
+const VERSION_KEYS = ['author', 'branch', 'created', 'created_at', 'kind', 'merge_parent', 'message', 'model_config', 'name', 'parent', 'prompt_id', 'sha256', 'source', 'template', 'variables', 'version', 'warnings'];
+
+before(async () => {
+  execFileSync(promstackCommand(), ['init'], { cwd: ws.dir, env: { ...process.env, PROMSTACK_DB: ws.db }, stdio: 'ignore' });
+  fake = await startFakeLlm().catch(() => undefined);
+  const env: Record<string, string> = { PROMSTACK_USER: 'contract-test', OPENAI_API_KEY: 'sk-test' };
+  if (fake) {
+    Object.assign(env, { OPENAI_API_BASE: fake.url, OPENAI_BASE_URL: fake.url });
+  }
+  client = new PromStackClient(launchFor(env), {
+    onStderr: (line) => stderr.push(line),
+    onPromptsChanged: () => changes++,
+  });
+});
+
+after(async () => {
+  if (process.env.PROMSTACK_TEST_DEBUG && stderr.length) {
+    console.error(`promstack mcp stderr:\n${stderr.join('\n')}`);
+  }
+  await client?.close();
+  fake?.stop();
+  ws.cleanup();
+});
+
+describe('version control (tree, history, diff, open, rollback, branch, merge, label)', () => {
+  it('list_prompts on an empty store is an empty tree', async () => {
+    assert.deepEqual(await client.listPrompts(), []);
+    assert.deepEqual(buildTree([]), []);
+  });
+
+  it('create_prompt and update_prompt make versions 1..3', async () => {
+    const v1 = await client.createPrompt('support/refund', 'Explain our refund policy for {{ product }}.', { model_config: { model: 'gpt-4o-mini', temperature: 0.2 }, message: 'first' });
+    assert.deepEqual(keys(v1), VERSION_KEYS);
+    assert.equal(v1.version, 1);
+    assert.equal(v1.created, true);
+    assert.deepEqual(v1.variables.map((v) => v.name), ['product']);
+    const v2 = await client.updatePrompt('support/refund', { template: 'Politely explain our refund policy for {{ product }}.', message: 'polite' });
+    const v3 = await client.updatePrompt('support/refund', { template: 'Politely explain our 30-day refund policy for {{ product }}.', message: '30 days' });
+    assert.deepEqual([v2.version, v3.version], [2, 3]);
+    const same = await client.updatePrompt('support/refund', { template: v3.template as string });
+    assert.equal(same.created, false, 'identical content makes no version');
+    await client.createPrompt('greeting', [{ role: 'system', content: 'Greet {{ name }}.' }]);
+  });
+
+  it('list_prompts gives what the tree is built from', async () => {
+    const prompts = await client.listPrompts();
+    const refund = prompts.find((p) => p.name === 'support/refund')!;
+    assert.deepEqual(keys(refund), ['archived', 'branches', 'created_at', 'created_by', 'description', 'head', 'id', 'labels', 'name', 'versions']);
+    assert.deepEqual([refund.head, refund.versions, refund.branches], [3, 3, ['main']]);
+    const tree = buildTree(prompts);
+    assert.deepEqual(tree.map((n) => n.kind), ['folder', 'prompt']);
+  });
+
+  it('get_history (Show History, the tree\'s versions) is newest first with the row fields', async () => {
+    const h = await client.getHistory('support/refund');
+    assert.deepEqual(keys(h), ['name', 'prompt_id', 'versions']);
+    assert.deepEqual(h.versions.map((v) => v.version), [3, 2, 1]);
+    assert.deepEqual(keys(h.versions[0]), ['author', 'branch', 'created_at', 'merge_parent', 'message', 'parent', 'sha256', 'source', 'version']);
+    assert.equal(h.versions[0].author, 'contract-test');
+    assert.equal(h.versions[0].parent, 2);
+    const nodes = versionNodes(h.name, h.versions, {}, 3);
+    assert.equal(nodes[0].isHead, true);
+  });
+
+  it('get_prompt by version (Open Version, the promstack: documents, Diff editors)', async () => {
+    const v1 = await client.getPrompt('support/refund', { version: 1 });
+    assert.equal(versionDocument(v1), '---\nmodel: gpt-4o-mini\ntemperature: 0.2\n---\nExplain our refund policy for {{ product }}.\n');
+    const chat = await client.getPrompt('greeting');
+    assert.equal(chat.kind, 'chat');
+    assert.equal(versionDocument(chat), '[system]\nGreet {{ name }}.\n');
+    const byId = await client.getPrompt(v1.prompt_id, { version: 2 });
+    assert.equal(byId.message, 'polite');
+  });
+
+  it('diff_versions answers with a unified diff and counts', async () => {
+    const d = await client.diffVersions('support/refund', 1, 3);
+    assert.deepEqual(keys(d), ['added', 'added_words', 'config_changes', 'from_version', 'name', 'prompt_id', 'removed', 'removed_words', 'to_version', 'unified']);
+    assert.deepEqual([d.from_version, d.to_version, d.added, d.removed], [1, 3, 1, 1]);
+    assert.match(d.unified, /^-Explain our refund policy/m);
+    assert.match(d.unified, /^\+Politely explain our 30-day/m);
+  });
+
+  it('rollback_prompt appends a version with the old content (Roll Back to This Version)', async () => {
+    const v4 = await client.rollback('support/refund', 1, { message: 'Rolled back to v1 from VS Code' });
+    assert.deepEqual([v4.version, v4.created, v4.source, v4.template], [4, true, 'rollback', 'Explain our refund policy for {{ product }}.']);
+    const h = await client.getHistory('support/refund');
+    assert.deepEqual(h.versions.map((v) => v.version), [4, 3, 2, 1], 'history is never rewritten');
+  });
+
+  it('create_branch, update on the branch, merge_branch (Create Branch, Merge Branch)', async () => {
+    const b = await client.createBranch('support/refund', 'exp/short');
+    assert.deepEqual(keys(b), ['created_at', 'created_by', 'forked_from', 'head', 'name', 'prompt_id']);
+    assert.deepEqual([b.name, b.head], ['exp/short', 4]);
+    const onBranch = await client.updatePrompt('support/refund', { template: 'Explain our refund policy for {{ product }} in one sentence.', branch: 'exp/short' });
+    assert.equal(onBranch.branch, 'exp/short');
+    assert.equal((await client.getPrompt('support/refund')).version, 4, 'work on a branch never moves main');
+    const merged = await client.mergeBranch('support/refund', 'exp/short', { message: 'Merged exp/short from VS Code' });
+    assert.equal(merged.branch, 'main');
+    assert.equal(merged.template, 'Explain our refund policy for {{ product }} in one sentence.');
+    assert.deepEqual((await client.listPrompts()).find((p) => p.name === 'support/refund')!.branches.sort(), ['exp/short', 'main']);
+  });
+
+  it('set_label moves a label and says where from (Set Label / Deploy)', async () => {
+    const first = await client.setLabel('support/refund', 'production', 3, 'approved');
+    assert.deepEqual(keys(first), ['actor', 'at', 'from_version', 'label', 'prompt_id', 'reason', 'to_version']);
+    assert.deepEqual([first.from_version, first.to_version, first.reason], [null, 3, 'approved']);
+    const second = await client.setLabel('support/refund', 'production', 1);
+    assert.deepEqual([second.from_version, second.to_version], [3, 1]);
+    assert.equal((await client.listPrompts()).find((p) => p.name === 'support/refund')!.labels.production, 1);
+    assert.equal((await client.getPrompt('support/refund', { label: 'production' })).version, 1);
+  });
+
+  it('delete_prompt archives and restore_prompt brings back', async () => {
+    assert.equal((await client.deletePrompt('greeting')).archived, true);
+    assert.equal((await client.listPrompts()).some((p) => p.name === 'greeting'), false);
+    assert.equal((await client.restorePrompt('greeting')).archived, false);
+  });
+
+  it('a bad argument is a ToolError with a sentence a person can act on', async () => {
+    await assert.rejects(client.getPrompt('support/refund', { version: 99 }), (e: unknown) => e instanceof ToolError && /99/.test(e.message) && /newest|head|has no version|versions/i.test(e.message));
+    await assert.rejects(client.getPrompt('no/such/prompt'), (e: unknown) => e instanceof ToolError && /no\/such\/prompt/.test(e.message));
+    await assert.rejects(client.mergeBranch('support/refund', 'nope'), ToolError);
+    await assert.rejects(client.call('no_such_tool', {}), MissingToolError);
+  });
+});
+
+describe('store changes reach the extension', () => {
+  it('a write by another process (here a second server, as the watcher or CLI would) announces prompts changed', async () => {
+    const before = changes;
+    const other = new PromStackClient(launchFor());
+    try {
+      await other.createPrompt('from/elsewhere', 'Made by another process.');
+    } finally {
+      await other.close();
+    }
+    const deadline = Date.now() + 8000;
+    while (changes === before && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(changes > before, 'notifications/prompts/list_changed arrived');
+    assert.ok((await client.listPrompts()).some((p) => p.name === 'from/elsewhere'));
+  });
+});
+
+describe('running and evaluating (Run Prompt, Run Test Suite, Judge, Arena, Show Metrics)', () => {
+  const needs = async (t: { skip: (m: string) => void }, tool: string): Promise<boolean> => {
+    if (!(await client.hasTool(tool))) {
+      t.skip(`this server has no ${tool} tool yet`);
+      return false;
+    }
+    if (!fake) {
+      t.skip('tests/fake_llm.py did not start');
+      return false;
+    }
+    return true;
+  };
+
+  it('run_prompt returns output, tokens, cost and latency', async (t) => {
+    if (!(await needs(t, 'run_prompt'))) {
+      return;
+    }
+    const r = await client.runPrompt('support/refund', { product: 'shoes' });
+    assert.equal(typeof r.output, 'string');
+    for (const k of ['model', 'input_tokens', 'output_tokens', 'latency_ms']) {
+      assert.ok(k in r, `run_prompt result has ${k}`);
+    }
+  });
+
+  it('get_metrics returns the call log\'s figures', async (t) => {
+    if (!(await needs(t, 'get_metrics'))) {
+      return;
+    }
+    const m = await client.getMetrics({ prompt: 'support/refund' });
+    assert.equal(typeof m, 'object');
+  });
+
+  it('import_test_cases, run_tests, get_run, judge_run', async (t) => {
+    if (!(await needs(t, 'run_tests')) || !(await needs(t, 'import_test_cases'))) {
+      return;
+    }
+    await client.call('import_test_cases', { suite: 'regression', prompt: 'support/refund', cases: [{ variables: { product: 'shoes' }, expected: 'shoes' }] });
+    const run = await client.runTests({ suite: 'regression', prompt: 'support/refund' });
+    assert.equal(typeof run.id, 'string');
+    assert.ok(run.summary && typeof run.summary.passed === 'number');
+    const again = await client.getRun(run.id);
+    assert.equal(again.id, run.id);
+    if (await client.hasTool('judge_run')) {
+      const judged = await client.judgeRun(run.id, { criteria: ['Is it relevant?'], scoring: '1-5' });
+      assert.equal(typeof judged.id, 'string');
+    }
+  });
+
+  it('run_arena returns a leaderboard', async (t) => {
+    if (!(await needs(t, 'run_arena'))) {
+      return;
+    }
+    const run = await client.runArena({ prompt: 'support/refund', models: ['gpt-4o-mini', 'gpt-4o'], suite: 'regression' });
+    assert.ok(run.arena && Array.isArray(run.arena.models));
+  });
+});
+
+describe('when the server cannot start', () => {
+  it('a missing command is ENOENT, explained with the setting that fixes it', async () => {
+    const launch = resolveLaunch({ command: 'promstack-not-installed-here', pythonPath: '', store: '' }, ws.dir);
+    const broken = new PromStackClient(launch, { timeoutMs: 10_000 });
+    const error = await broken.connect().then(() => undefined, (e: unknown) => e);
+    await broken.close();
+    assert.ok(error, 'connect failed');
+    const f = explainStartFailure(launch, error, broken.recentStderr);
+    assert.match(f.message, /was not found/);
+    assert.equal(f.setting, 'promstack.command');
+  });
+
+  it('an interpreter without PromStack is explained from its stderr', async () => {
+    const launch = resolveLaunch({ command: '', pythonPath: '/usr/bin/python3', store: '' }, ws.dir);
+    assert.notEqual(pythonCommand(), '', 'python exists');
+    const broken = new PromStackClient(launch, { timeoutMs: 10_000 });
+    const error = await broken.connect().then(() => undefined, (e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 200)); // let the last stderr lines arrive
+    await broken.close();
+    assert.ok(error, 'connect failed');
+    const f = explainStartFailure(launch, error, broken.recentStderr);
+    assert.match(f.message, /has no PromStack installed/, `${f.message} / ${broken.recentStderr}`);
+    assert.equal(f.setting, 'promstack.pythonPath');
+  });
+
+});
