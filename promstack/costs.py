@@ -198,7 +198,8 @@ def version_tokens(client: Any, prompt: Any, *, model: str | None = None) -> dic
 
 
 def traffic(db: sqlite_utils.Database, prompt_id: int, *, days: int = DAYS_PER_MONTH,
-            version: int | None = None, now: datetime | None = None) -> dict[str, Any]:
+            version: int | None = None, now: datetime | None = None,
+            prefer_model: str | None = None) -> dict[str, Any]:
     """The prompt's paid calls (served, not cache hits) over the last `days`, scaled to a month."""
     now = now or datetime.now(UTC)
     since = monitor.iso(now - timedelta(days=days))
@@ -211,8 +212,10 @@ def traffic(db: sqlite_utils.Database, prompt_id: int, *, days: int = DAYS_PER_M
         f"SELECT COUNT(*), AVG(input_tokens), AVG(output_tokens), COALESCE(SUM(cost_usd), 0) "
         f"FROM calls WHERE {where}", params).fetchone()
     model = db.execute(
-        f"SELECT model FROM calls WHERE {where} GROUP BY model ORDER BY COUNT(*) DESC LIMIT 1",
-        params).fetchone()
+        # the model in use: the most called; on a tie, the one the prompt names
+        f"SELECT model FROM calls WHERE {where} GROUP BY model "
+        "ORDER BY COUNT(*) DESC, model = ? DESC, model LIMIT 1",
+        [*params, prefer_model]).fetchone()
     return {
         "days": days, "calls": calls, "monthly_calls": calls * DAYS_PER_MONTH / days,
         "avg_input_tokens": float(tin or 0.0), "avg_output_tokens": float(tout or 0.0),
@@ -295,7 +298,7 @@ def recommend_model(
             f"prompt {head.name!r} has no test or arena results to compare models on; run "
             f"'promstack test --suite <suite> --prompt {head.prompt_id} --model A --model B' first"
         )
-    load = traffic(db, head.prompt_id, days=days, now=now)
+    load = traffic(db, head.prompt_id, days=days, now=now, prefer_model=head.model_config.get("model"))
     current = load["model"] or head.model_config.get("model")
     tin, tout = load["avg_input_tokens"], load["avg_output_tokens"]
     if not load["calls"]:  # no traffic yet: price the eval's request shape, save nothing

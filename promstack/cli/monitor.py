@@ -17,8 +17,11 @@ def _fmt(value: Any, kind: str) -> str:
         return f"{value:,.0f}"
     if kind == "pct":
         return f"{value:.1%}"
-    if kind == "usd":
-        return f"${value:,.4f}"
+    if kind == "usd":  # per-call costs are fractions of a cent: keep their digits
+        return f"${value:,.2f}" if abs(value) >= 100 else f"${value:,.4f}" if abs(value) >= 0.01 \
+            or value == 0 else f"${value:,.6f}"
+    if kind == "num":
+        return f"{value:,.6g}"
     if kind == "int":
         return f"{int(value):,}"
     return str(value)
@@ -155,8 +158,8 @@ def alerts_list(state, which: str, limit: int) -> None:  # noqa: ANN001
     _table(rows, [
         ("id", "id", "text"), ("state", "state", "text"), ("rule", "rule", "text"),
         ("scope", "scope", "text"), ("fired at", "fired_at", "text"),
-        ("resolved at", "resolved_at", "text"), ("value", "last_value", "text"),
-        ("threshold", "threshold", "text"),
+        ("resolved at", "resolved_at", "text"), ("value", "last_value", "num"),
+        ("threshold", "threshold", "num"),
     ])
 
 
