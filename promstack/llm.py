@@ -408,7 +408,6 @@ class Gateway:
         self._http = None  # one aiohttp session, on the portal's loop
         self._cache = None
         self._cache_made = False
-        _live_gateways.add(self)
         if store.path is not None:
             path = store.path
             self.log = CallLogWriter(lambda: connect(path))
@@ -454,6 +453,7 @@ class Gateway:
                 connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=max_connections,
                                                ttl_dns_cache=300),
             )
+            _open_sessions.add(self._http)  # closed at exit even if this gateway is collected
         return self._http
 
     # ---- the public calls ---------------------------------------------------------------
@@ -777,21 +777,23 @@ class Gateway:
             # closing idle sockets at shutdown: a failure leaves nothing to lose
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(self._http.close(), _portal.loop).result(timeout=5)
+            _open_sessions.discard(self._http)
         self._http = None
         if self._cache is not None:
             self._cache.close()
 
 
-_live_gateways: weakref.WeakSet[Gateway] = weakref.WeakSet()
+_open_sessions: set[Any] = set()
 
 
 @atexit.register
 def _close_sessions_at_exit() -> None:
     # the HTTP pool's sockets, closed on their own loop rather than warned about by aiohttp
-    for gateway in list(_live_gateways):
-        if gateway._http is not None and not gateway._http.closed and _portal is not None:
+    for session in list(_open_sessions):
+        if not session.closed and _portal is not None:
             with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(gateway._http.close(), _portal.loop).result(timeout=2)
+                asyncio.run_coroutine_threadsafe(session.close(), _portal.loop).result(timeout=2)
+    _open_sessions.clear()
 
 
 def _audit_input(variables: dict[str, Any] | None, conf: config_module.Config) -> Any:
