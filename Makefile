@@ -19,6 +19,7 @@ test: $(STAMP)
 	sh scripts/ensure-redis.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+	cd sdk/typescript && npm ci --no-audit --no-fund && PROMSTACK_BIN=$(abspath $(BIN))/promstack npm test
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
