@@ -194,10 +194,7 @@ _STRUCTURES_KEPT = 1024
 def _analyse_source(source: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     if "{" not in source:  # every Jinja delimiter ({{ {% {#) starts with one
         return (), ()
-    try:
-        key = tuple((kind, value) for _, kind, value in _env.lex(source) if kind != "data")
-    except TemplateSyntaxError:
-        key = None  # _analyse_parsed raises the error with its line
+    key = _structure(source)
     if key is not None and (known := _by_structure.get(key)) is not None:
         return known
     result = _analyse_parsed(source)
@@ -206,6 +203,24 @@ def _analyse_source(source: str) -> tuple[tuple[str, ...], tuple[tuple[str, str]
             _by_structure.clear()
         _by_structure[key] = result
     return result
+
+
+# A tag with no quote or brace inside ends at its first }} or %}, for Jinja as for this pattern.
+_SIMPLE_TAG = re.compile(r"\{\{[^{}'\"]*\}\}|\{%[^{}'\"]*%\}")
+
+
+def _structure(source: str) -> tuple | None:
+    """The source's tags without its literal text; None when it does not even lex."""
+    # Fast and exact when only simple tags are present and the text between has no brace
+    # left: Jinja then cuts the source where the pattern does. Not so for {% raw %}, whose
+    # end Jinja looks for in the text itself.
+    tags = _SIMPLE_TAG.findall(source)
+    if "{" not in _SIMPLE_TAG.sub("", source) and not any("raw" in tag for tag in tags):
+        return ("tags", *tags)
+    try:
+        return ("tokens", *((kind, value) for _, kind, value in _env.lex(source) if kind != "data"))
+    except TemplateSyntaxError:
+        return None  # _analyse_parsed raises the error with its line
 
 
 def _analyse_parsed(source: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promstack import InvalidInput, NotFound
 
@@ -233,3 +235,28 @@ def test_chat_message_validation(client):
     with pytest.raises(InvalidInput, match="content of message 1 is empty"):
         client.create_prompt("p", [{"role": "user", "content": "  "}])
     assert client.list_prompts() == []
+
+
+_bits = st.sampled_from([
+    "{{ x }}", "{{ y }}", "{{ x.y }}", "{{x}}", "{", "}", "{{", "}}", "{%", "%}", "{% if x %}", "{% endif %}",
+    "{% for i in xs %}", "{% endfor %}", "text", " ", "\n", '"', "'", "{# c #}", "{% raw %}", "{% endraw %}",
+    "{{ x.__class__ }}", "{% include 'shared/a' %}", '{% include "b@2" %}', "{{ x | upper }}", "{{ x | nope }}",
+    "{%- if y -%}", "#", "%", "{{ '}}' }}", "{{ {'a': 1} }}",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(sources=st.lists(st.lists(_bits, max_size=8).map("".join), min_size=2, max_size=8))
+def test_analysis_cached_by_structure_equals_a_fresh_parse(sources):
+    """Saves reuse the analysis of an earlier template with the same tags; it must be exactly
+    what parsing this template afresh gives, errors included."""
+    from store.template import _analyse_parsed, _analyse_source
+
+    def outcome(analyse):
+        try:
+            return analyse(source)
+        except InvalidInput:
+            return "invalid"
+
+    for source in sources:
+        assert outcome(_analyse_source) == outcome(_analyse_parsed), source
