@@ -38,6 +38,22 @@ def echo(text: str) -> str:
 server.run("stdio")
 '''
 
+# Where `promstack mcp`'s start-up goes, stage by stage, in a fresh interpreter.
+STAGES = """
+import json, sys, time
+marks = [time.perf_counter()]
+import mcp.server.mcpserver
+marks.append(time.perf_counter())
+import promstack.cli
+marks.append(time.perf_counter())
+import mcp_server.server
+marks.append(time.perf_counter())
+mcp_server.server.build_server()
+marks.append(time.perf_counter())
+print(json.dumps([b - a for a, b in zip(marks, marks[1:])]))
+"""
+STAGE_NAMES = ("import the SDK", "import promstack.cli (store, click)", "import mcp_server", "build the server")
+
 INITIALIZE = {
     "jsonrpc": "2.0", "id": 0, "method": "initialize",
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
@@ -141,6 +157,10 @@ def main() -> None:
                 starts[name].append(server.start())
                 server.stop()
 
+        stages = [json.loads(subprocess.run([sys.executable, "-c", STAGES], env=env, check=True,
+                                            capture_output=True, text=True).stdout)
+                  for _ in range(5)]
+
         trips: dict[str, list[float]] = {}
         for name, (server, tool, arguments) in servers.items():
             server.start()
@@ -156,6 +176,9 @@ def main() -> None:
               f"   (min {min(starts[name]) * 1000:.1f}, max {max(starts[name]) * 1000:.1f})")
     ratio = statistics.median(starts[ours]) / statistics.median(starts[bare])
     print(f"  ratio to the ideal: {ratio:.2f}x (goal <= 1.2x)")
+    print("  where promstack mcp's start-up goes (median of 5):")
+    for i, name in enumerate(STAGE_NAMES):
+        print(f"    {name:38} {statistics.median(s[i] for s in stages) * 1000:7.1f} ms")
     print(f"\nround trip over stdio ({options.calls} calls after 20 warm-up):")
     for name, (_, tool, _) in servers.items():
         print(f"  {name:16} {tool:11} p50 {percentile(trips[name], 0.5) * 1000:6.2f} ms"
