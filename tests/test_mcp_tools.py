@@ -26,6 +26,9 @@ READS = {"list_prompts", "get_prompt", "get_history", "diff_versions"}
 # The monitoring and cost tools (mcp_server/tools_monitor.py; their own tests: test_monitor_mcp.py)
 TOOLS |= {"get_metrics", "check_alerts", "cost_report", "recommend_model", "suggest_shorter"}
 READS |= {"get_metrics", "cost_report", "recommend_model"}
+# The test, judge and arena tools (mcp_server/tools_evals.py; their own tests: test_evals_mcp.py)
+TOOLS |= {"import_test_cases", "run_tests", "get_run", "judge_run", "run_arena", "evaluate_prompt", "record_vote"}
+READS |= {"get_run"}
 
 
 @pytest.fixture
@@ -213,6 +216,15 @@ BAD_INPUTS += [
     ("cost_report", {"since": "soon"}, "is neither a duration"),
     ("recommend_model", {"prompt": "support/refund"}, "no test or arena results"),
     ("suggest_shorter", {"prompt": 404}, "no prompt 404"),
+]
+BAD_INPUTS += [
+    ("import_test_cases", {"suite": "s", "cases": "question\nhi\n"}, "there is no 'input' column"),
+    ("run_tests", {"suite": "nope"}, "there is no test suite 'nope'"),
+    ("get_run", {"run_id": "r-nope"}, "there is no run 'r-nope'"),
+    ("judge_run", {"run_id": "r-nope", "criteria": ["ok?"]}, "there is no run 'r-nope'"),
+    ("run_arena", {"suite": "s", "models": ["openai/a"]}, "argument 'models'"),
+    ("evaluate_prompt", {"prompt": 404}, "no prompt 404"),
+    ("record_vote", {"match_id": 1, "winner": "x"}, "there is no arena match 1"),
 ]
 
 

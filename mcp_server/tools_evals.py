@@ -1,0 +1,350 @@
+"""The test, judge and arena tools: each a few lines over promstack.evals (the same engine as
+`promstack test|evaluate|judge|arena`). Long ones report progress as cases finish."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .engine import Call
+from .models import Args, PromptRef, Version
+from .registry import tool
+
+SuiteName = Annotated[str, Field(min_length=1, max_length=100, description="The suite's name, e.g. 'regression' (tests/prompts/regression.csv).")]
+Models = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=20)]
+Criteria = Annotated[
+    dict[str, Any] | list[str] | None,
+    Field(default=None, description='Judge criteria as the seed writes them: {"criteria": ["응답이 질문에 적절한가?", ...], "scoring": "1-5"}, or just the list of questions.'),
+]
+RunId = Annotated[str, Field(min_length=1, max_length=100, description="A run id as returned by run_tests or run_arena, e.g. 'r20261125-193600-1a2b3c'.")]
+
+
+class ImportTestCasesArgs(Args):
+    suite: SuiteName
+    file: str | None = Field(default=None, max_length=1000, description="A CSV, JSON or JSONL file in the workspace, relative to its root (e.g. 'tests/prompts/regression.csv').")
+    cases: str | list[dict[str, Any]] | None = Field(default=None, description="The cases themselves instead of a file: CSV text with an 'input' column (and 'expected_output'), or a list of {input, expected_output, vars, assert} objects.")
+    format: Literal["csv", "json", "jsonl"] | None = Field(default=None, description="Format of 'cases' when it is text (default csv) or of the file (default: its extension).")
+    prompt: PromptRef | None = Field(default=None, description="The prompt this suite tests by default (id or name).")
+
+
+class SuiteResult(BaseModel):
+    suite: str
+    cases: int
+    prompt_id: int | None
+    source: str
+    settings: dict[str, Any]
+
+
+class RunTestsArgs(Args):
+    suite: SuiteName
+    prompt: PromptRef | None = Field(default=None, description="The prompt to test (id or name); omit for the suite's own prompt.")
+    version: Version | None = Field(default=None, description="The version to test; omit for the head of main.")
+    label: str | None = Field(default=None, max_length=100, description="Test the version this label points at (e.g. 'staging').")
+    models: Models | None = Field(default=None, description="Models to run every case on, e.g. ['openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest']; omit for the prompt's model.")
+    criteria: Criteria
+    judge_model: str | None = Field(default=None, max_length=200, description="The model that judges; omit for the suite's or the tested model.")
+    repeat: int = Field(default=1, ge=1, le=20, description="Runs of every case, for flaky outputs.")
+    retries: int = Field(default=0, ge=0, le=10, description="Retries of a case whose model call failed.")
+    concurrency: int = Field(default=10, ge=1, le=200, description="Model calls in flight at once.")
+    min_pass: float = Field(default=1.0, ge=0, le=1, description="Pass rate (0-1) under which the run counts as failed.")
+
+
+class FailingCase(BaseModel):
+    case: int | None
+    model: str
+    repeat: int = 0
+    status: str
+    input: str | None = None
+    expected: str | None = None
+    output: str | None = None
+    why: str | None = None
+
+
+class RunResult(BaseModel):
+    run_id: str
+    kind: str
+    status: str = Field(description="done, running or interrupted.")
+    suite: str
+    prompt_id: int | None
+    prompt_version: int | None
+    models: list[str]
+    passed: bool | None = Field(default=None, description="Whether the pass rate reached min_pass (run_tests only).")
+    pass_rate: float
+    score: float = Field(description="Mean case score 0-100; errors and unchecked cases count 0.")
+    results: int
+    total: int
+    failed: int
+    errors: int
+    unchecked: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_ms: dict[str, float | None]
+    per_model: dict[str, dict[str, Any]]
+    failing: list[FailingCase]
+
+
+class GetRunArgs(Args):
+    run_id: RunId
+    failing: int = Field(default=20, ge=0, le=200, description="How many not-passed cases to list.")
+
+
+class GetRunResult(BaseModel):
+    run_id: str
+    kind: str
+    test: RunResult | None = None
+    arena: dict[str, Any] | None = Field(default=None, description="For an arena run: win rates, ratings with 95% CIs, order-flip rate, votes.")
+
+
+class JudgeRunArgs(Args):
+    run_id: RunId
+    criteria: Criteria
+    judge_model: str | None = Field(default=None, max_length=200, description="The model that judges; omit for the run's judge model.")
+    threshold: float | None = Field(default=None, ge=0, le=100, description="Judge score 0-100 that passes (default 75).")
+
+
+class RunArenaArgs(Args):
+    suite: SuiteName
+    models: Models = Field(min_length=2, description="Two or more models to compare, e.g. ['openai/gpt-4o', 'anthropic/claude-3-5-sonnet-latest', 'gemini/gemini-1.5-pro'].")
+    prompt: PromptRef | None = Field(default=None, description="The prompt (id or name); omit for the suite's own prompt.")
+    version: Version | None = Field(default=None, description="The version; omit for the head of main.")
+    criteria: Criteria
+    judge_model: str | None = Field(default=None, max_length=200, description="The model that judges the pairs; omit for the suite's or the first model.")
+    seed: int | None = Field(default=None, description="Seed for the order answers are shown in; omit for random.")
+    concurrency: int = Field(default=10, ge=1, le=200, description="Model calls in flight at once.")
+
+
+class ArenaResult(BaseModel):
+    run_id: str
+    suite: str
+    models: list[str]
+    headline: dict[str, str] = Field(description="Models by win rate, as the seed prints it: 'a vs b vs c' and '45% / 35% / 20%'.")
+    overall: dict[str, dict[str, Any]] = Field(description="Per model: wins, losses, ties, matches, win_rate = (wins + 0.5 ties) / matches, share.")
+    pairs: dict[str, dict[str, Any]]
+    ratings: dict[str, dict[str, Any]] = Field(description="Bradley-Terry rating per model with a bootstrap 95% interval.")
+    order_flip_rate: float | None = Field(description="Share of matches where the judge's verdict changed with the order: position bias.")
+    matches: int
+    errors: int
+    human: dict[str, Any]
+
+
+class EvaluatePromptArgs(Args):
+    prompt: PromptRef
+    suite: SuiteName | None = Field(default=None, description="The suite; omit for the one tied to the prompt.")
+    version: Version | None = Field(default=None, description="The version to score; omit for the head of main.")
+    label: str | None = Field(default=None, max_length=100, description="Score the version this label points at.")
+    models: Models | None = Field(default=None, description="Models; omit for the prompt's model.")
+    criteria: Criteria
+    judge_model: str | None = Field(default=None, max_length=200, description="The model that judges.")
+
+
+class EvaluateResult(BaseModel):
+    score: int = Field(description="0-100, as `promstack evaluate` prints it (the seed's CI fails under 80).")
+    pass_rate: float
+    run: RunResult
+
+
+class RecordVoteArgs(Args):
+    match_id: int = Field(ge=1, description="An arena match id (get_run on an arena run lists them).")
+    winner: str = Field(min_length=1, max_length=200, description="The better answer's model name, or 'tie'.")
+    voter: str | None = Field(default=None, max_length=100, description="Who votes; omit for the caller.")
+
+
+class VoteResult(BaseModel):
+    match_id: int
+    voter: str
+    winner: str
+
+
+# ---- shaping -------------------------------------------------------------------------------------
+
+
+def _run_result(run: dict[str, Any], min_pass: float | None = None) -> RunResult:
+    s = run["summary"]
+    passed = None
+    if min_pass is not None:
+        from promstack.evals.score import passed as passes
+
+        passed = passes(s, min_pass)
+    return RunResult(
+        run_id=run["id"], kind=run["kind"], status=run["status"], suite=run["suite_name"],
+        prompt_id=run["prompt_id"], prompt_version=run["prompt_version"], models=run["models"], passed=passed,
+        pass_rate=s["pass_rate"], score=s["score"], results=s["results"], total=s["total"], failed=s["failed"],
+        errors=s["errors"], unchecked=s["unchecked"], input_tokens=s["input_tokens"],
+        output_tokens=s["output_tokens"], cost_usd=s["cost_usd"], latency_ms=s["latency_ms"],
+        per_model=s.get("models", {}), failing=[FailingCase.model_validate(f) for f in s["failing"]],
+    )
+
+
+def _run_text(r: RunResult) -> str:
+    lines = [
+        f"Run {r.run_id} ({r.status}): suite '{r.suite}' on prompt {r.prompt_id} v{r.prompt_version} with "
+        f"{', '.join(r.models)}.",
+        f"Passed {r.results - r.failed - r.errors - r.unchecked}/{r.results} ({r.pass_rate:.0%}), score "
+        f"{r.score:.0f}/100; failed {r.failed}, errors {r.errors}, unchecked {r.unchecked}.",
+        f"Tokens {r.input_tokens:,} in / {r.output_tokens:,} out, cost ${r.cost_usd:.4f}, latency p50 "
+        f"{_ms(r.latency_ms.get('p50'))}, p95 {_ms(r.latency_ms.get('p95'))}.",
+    ]
+    if r.passed is not None:
+        lines.append("Verdict: PASSED." if r.passed else "Verdict: FAILED (pass rate under the minimum).")
+    for f in r.failing[:10]:
+        lines.append(f"- {f.status} case {f.case} [{f.model}] {f.input!r}: {f.why}")
+    if r.results < r.total:
+        lines.append(f"Incomplete: {r.results} of {r.total}; finish it with `promstack test --resume {r.run_id}`.")
+    return "\n".join(lines)
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
+
+
+def _arena_result(run: dict[str, Any]) -> ArenaResult:
+    a = run["arena"]
+    return ArenaResult(
+        run_id=run["id"], suite=run["suite_name"], models=a["models"], headline=a["headline"],
+        overall=a["overall"], pairs=a["pairs"], ratings=a["ratings"], order_flip_rate=a["order_flip_rate"],
+        matches=a["matches"], errors=a["errors"], human=a["human"],
+    )
+
+
+def _arena_text(r: ArenaResult) -> str:
+    lines = [f"Arena {r.run_id}: {r.headline['models']}", f"Win rate: {r.headline['win_rates']} "
+             f"(share of wins {r.headline['shares']})."]
+    for model, rating in sorted(r.ratings.items(), key=lambda kv: -kv[1]["rating"]):
+        lines.append(f"- {model}: rating {rating['rating']:.0f} (95% CI {rating['ci_low']}..{rating['ci_high']})")
+    if r.order_flip_rate is not None:
+        lines.append(f"Judge order-flip rate {r.order_flip_rate:.0%}; {r.errors} matches errored.")
+    if r.human.get("votes"):
+        lines.append(f"{r.human['votes']} human votes, agreeing with the judge {r.human['agreement_with_judge']}.")
+    return "\n".join(lines)
+
+
+def _criteria(value: Any) -> Any:
+    return None if value is None else value
+
+
+def _progress(call: Call, what: str):  # noqa: ANN202
+    """At most a few notifications a second: each one is a round trip to the server's loop."""
+    last = [0.0]
+
+    def report(done: int, total: int, status: str) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < 0.25:
+            return
+        last[0] = now
+        call.progress(done, total or None, f"{what}: {done} of {total}")
+
+    return report
+
+
+# ---- tools ---------------------------------------------------------------------------------------
+
+
+@tool(title="Import test cases", idempotent=True)
+def import_test_cases(call: Call, args: ImportTestCasesArgs) -> tuple[SuiteResult, str]:
+    """Create or replace a test suite from a CSV/JSON/JSONL file in the workspace or from cases
+    given inline (the seed's `input,expected_output` CSV works as is; extra columns become template
+    variables). Returns the suite's name, case count and the prompt it is tied to."""
+    from promstack.evals import engine
+    from store.errors import InvalidInput
+
+    if (args.file is None) == (args.cases is None):
+        raise InvalidInput("give either 'file' (a path in the workspace) or 'cases' (CSV text or a list), not both")
+    if args.file is not None:
+        suite = engine.import_suite(call.client, call.workspace_file(args.file), fmt=args.format,
+                                    name=args.suite, prompt=args.prompt)
+    elif isinstance(args.cases, list):
+        suite = engine.import_suite(call.client, text=json.dumps(args.cases, ensure_ascii=False), fmt="json",
+                                    name=args.suite, prompt=args.prompt)
+    else:
+        suite = engine.import_suite(call.client, text=args.cases, fmt=args.format or "csv", name=args.suite,
+                                    prompt=args.prompt)
+    result = SuiteResult(suite=suite["name"], cases=suite["case_count"], prompt_id=suite["prompt_id"],
+                         source=suite["source"], settings=suite["config"])
+    tied = f", tied to prompt {result.prompt_id}" if result.prompt_id else ""
+    return result, f"Suite '{result.suite}': {result.cases} cases{tied}."
+
+
+@tool(title="Run tests", long=True)
+def run_tests(call: Call, args: RunTestsArgs) -> tuple[RunResult, str]:
+    """Run a test suite: every case on every model through the gateway, checked by its assertions
+    and the LLM judge, stored as a run that can be resumed. Returns pass rate, score 0-100,
+    tokens, cost, latency percentiles and the failing cases with why."""
+    from promstack.evals import engine
+
+    run = engine.run_tests(
+        call.client, args.suite, prompt=args.prompt, version=args.version, label=args.label,
+        models=args.models, repeat=args.repeat, retries=args.retries, concurrency=args.concurrency,
+        criteria=_criteria(args.criteria), judge_model=args.judge_model, progress=_progress(call, "cases"),
+    )
+    result = _run_result(run, args.min_pass)
+    return result, _run_text(result)
+
+
+@tool(title="Get a test or arena run", read_only=True, idempotent=True, long=True)
+def get_run(call: Call, args: GetRunArgs) -> tuple[GetRunResult, str]:
+    """Fetch a test or arena run by id, with its summary. Returns pass rate, score and failing cases
+    for a test run, or win rates, ratings and votes for an arena run."""
+    from promstack.evals import engine
+
+    run = engine.get_run(call.client, args.run_id, failing=args.failing)
+    if run["kind"] == "arena":
+        arena = _arena_result(run)
+        return GetRunResult(run_id=run["id"], kind="arena", arena=arena.model_dump()), _arena_text(arena)
+    result = _run_result(run)
+    return GetRunResult(run_id=run["id"], kind="test", test=result), _run_text(result)
+
+
+@tool(title="Judge a run", long=True)
+def judge_run(call: Call, args: JudgeRunArgs) -> tuple[RunResult, str]:
+    """Judge the outputs of an earlier test run against criteria (1-5 per criterion with a reason),
+    without calling the tested model again. Returns a new run with the judge's score 0-100 per
+    case and overall."""
+    from promstack.evals import engine
+
+    run = engine.judge_run(call.client, args.run_id, _criteria(args.criteria), judge_model=args.judge_model,
+                           threshold=args.threshold, progress=_progress(call, "judged"))
+    result = _run_result(run)
+    return result, _run_text(result)
+
+
+@tool(title="Model arena", long=True)
+def run_arena(call: Call, args: RunArenaArgs) -> tuple[ArenaResult, str]:
+    """Compare models blind: every pair answers every case of a suite and the judge picks the better
+    answer with the names hidden, in both orders. Returns win rates per pair and overall,
+    Bradley-Terry ratings with 95% intervals and the judge's order-flip rate."""
+    from promstack.evals.arena import run_arena as arena
+
+    run = arena(call.client, suite=args.suite, models=args.models, prompt=args.prompt, version=args.version,
+                criteria=_criteria(args.criteria), judge_model=args.judge_model, seed=args.seed,
+                concurrency=args.concurrency, progress=_progress(call, "cases"))
+    result = _arena_result(run)
+    return result, _arena_text(result)
+
+
+@tool(title="Evaluate a prompt", long=True)
+def evaluate_prompt(call: Call, args: EvaluatePromptArgs) -> tuple[EvaluateResult, str]:
+    """Score a prompt 0-100 on its test suite with its assertions and the judge, as the seed's CI
+    does before a deploy. Returns the score, the pass rate and the run."""
+    from promstack.evals import engine
+
+    found = engine.evaluate(call.client, args.prompt, suite=args.suite, version=args.version, label=args.label,
+                            models=args.models, criteria=_criteria(args.criteria), judge_model=args.judge_model,
+                            progress=_progress(call, "cases"))
+    run = _run_result(found["run"])
+    result = EvaluateResult(score=found["score"], pass_rate=found["pass_rate"], run=run)
+    return result, f"Score {result.score}/100.\n" + _run_text(run)
+
+
+@tool(title="Vote on an arena match")
+def record_vote(call: Call, args: RecordVoteArgs) -> tuple[VoteResult, str]:
+    """Record a person's verdict on one arena match: the better answer's model, or 'tie'. Voting
+    again on the same match replaces the earlier vote; returns the vote as stored."""
+    from promstack.evals.arena import record_vote as vote
+
+    found = vote(call.client, args.match_id, args.winner, voter=args.voter or call.actor)
+    result = VoteResult.model_validate(found)
+    return result, f"Recorded {result.voter}'s vote on match {result.match_id}: {result.winner}."
