@@ -385,8 +385,11 @@ class PromptStore:
     def resolved_template(self, version: PromptVersion) -> str | list[dict[str, str]]:
         """The template with every {% include %} expanded and the rest left as it is."""
         if version.kind != "text":
-            return version.template
-        text = version.template
+            # Chat messages include other prompts too: expand each message's content.
+            return [{**m, "content": self._expand_includes(m["content"])} for m in version.template]
+        return self._expand_includes(version.template)
+
+    def _expand_includes(self, text: str) -> str:
         seen = 0
         pattern = re.compile(r"{%-?\s*include\s+(['\"])([^'\"]+)\1\s*-?%}")
         while (match := pattern.search(text)) and seen < MAX_INCLUDES_PER_RENDER:

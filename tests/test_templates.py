@@ -260,3 +260,16 @@ def test_analysis_cached_by_structure_equals_a_fresh_parse(sources):
 
     for source in sources:
         assert outcome(_analyse_source) == outcome(_analyse_parsed), source
+
+
+def test_resolved_chat_prompt_expands_includes_in_each_message(client):
+    client.create_prompt("shared/tone", "Be warm.")
+    client.create_prompt(
+        "chat", [{"role": "system", "content": 'Rules. {% include "shared/tone" %}'},
+                 {"role": "user", "content": "{{ q }}"}],
+    )
+    assert client.get_prompt("chat", resolved=True).template == [
+        {"role": "system", "content": "Rules. Be warm."},
+        {"role": "user", "content": "{{ q }}"},
+    ]
+    assert client.get_prompt("chat").template[0]["content"] == 'Rules. {% include "shared/tone" %}'
