@@ -3,7 +3,8 @@
 An alert is one episode: it opens when a rule fires for a scope and closes when the rule stops
 firing. A partial unique index allows one open alert per (rule, scope), so two checkers racing
 (cron and a dashboard) cannot both open it: the loser sees the winner's row. Every opening,
-closing and notification outcome is an append-only row in `alert_events`.
+closing and notification outcome is an append-only row in `alert_events`; openings and closings
+also write an audit row, in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from typing import Any
 
 import sqlite_utils
 
+from . import audit
 from .clock import now
 from .db import write
+
+ACTOR = "promstack-alerts"
 
 _ALERT_COLUMNS = (
     "id", "rule", "scope", "fired_at", "resolved_at", "value", "threshold", "last_value",
@@ -73,6 +77,7 @@ def fire(
     message: str,
     detail: dict[str, Any] | None = None,
     at: str | None = None,
+    actor: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Open an alert for (rule, scope) unless one is open; returns (alert, newly_opened)."""
     at = at or now()
@@ -96,11 +101,14 @@ def fire(
             return open_alert(db, rule, scope), False  # type: ignore[return-value]
         alert_id = cursor.lastrowid
         _event(db, alert_id, "fired", {"value": value, "threshold": threshold, "message": message}, at)
+        audit.record(db, actor or ACTOR, "alert_fired", detail={
+            "alert_id": alert_id, "rule": rule, "scope": scope, "value": value, "threshold": threshold})
     return open_alert(db, rule, scope) or {}, True
 
 
 def resolve(
-    db: sqlite_utils.Database, rule: str, scope: str, *, value: float | None, at: str | None = None
+    db: sqlite_utils.Database, rule: str, scope: str, *, value: float | None, at: str | None = None,
+    actor: str | None = None,
 ) -> dict[str, Any] | None:
     """Close the open alert for (rule, scope); returns it, or None when none was open."""
     at = at or now()
@@ -113,6 +121,8 @@ def resolve(
             [at, value, at, existing["id"]],
         )
         _event(db, existing["id"], "resolved", {"value": value}, at)
+        audit.record(db, actor or ACTOR, "alert_resolved", detail={
+            "alert_id": existing["id"], "rule": rule, "scope": scope, "value": value})
     existing.update(resolved_at=at, last_value=value, last_checked_at=at, state="resolved")
     return existing
 

@@ -244,3 +244,15 @@ def test_a_scope_for_an_unknown_prompt_does_not_stop_the_others(db):
     assert by_rule(result, "latency_p95")["firing"]
     broken = by_rule(result, "latency_p95", "prompt:typo/name")
     assert not broken["firing"] and "no prompt named 'typo/name'" in broken["error"]
+
+
+def test_firing_and_resolution_are_audited(db):
+    from store import audit
+
+    add(db, [row(latency_ms=9000.0)])
+    alerts.evaluate(db, {}, now=NOW, notify=False)
+    alerts.evaluate(db, {}, now=NOW + timedelta(minutes=1), notify=False)
+    alerts.evaluate(db, {}, now=NOW + timedelta(hours=3), notify=False)
+    actions = [r[0] for r in db.execute("SELECT action FROM audit ORDER BY id").fetchall()]
+    assert actions == ["alert_fired", "alert_resolved"]
+    assert audit.verify(db)[0] is True
