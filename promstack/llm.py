@@ -191,6 +191,17 @@ class Route:
     upstream: str  # as the provider is sent it
     api_base: str | None
     key_env: str | None
+    # The api_base came from a stored model config and is neither loopback, the provider's own,
+    # nor one config.toml names: no key from the environment is sent there. Anyone who may edit
+    # a prompt (an MCP client, a model) could otherwise point it at a server that collects keys.
+    keyless: bool = False
+
+
+def _loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str, Any]) -> Route:
@@ -215,15 +226,20 @@ def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str,
     if not provider:
         raise _unknown_model(model)
     settings = providers.get(provider, {}) if isinstance(providers.get(provider), dict) else {}
-    api_base = api_base or settings.get("api_base") or os.environ.get(f"{provider.upper()}_API_BASE")
-    if provider == "openai":
-        api_base = api_base or os.environ.get("OPENAI_BASE_URL")
+    env_base = os.environ.get(f"{provider.upper()}_API_BASE") or (
+        os.environ.get("OPENAI_BASE_URL") if provider == "openai" else None)
+    stored_base = api_base
+    api_base = api_base or settings.get("api_base") or env_base
+    trusted = {str(b).rstrip("/") for b in (
+        settings.get("api_base"), env_base, LEAN_PROVIDERS.get(provider, (None,))[0],
+        *(settings.get("trusted_api_bases") or [])) if b}
+    keyless = bool(stored_base) and str(stored_base).rstrip("/") not in trusted and not _loopback(str(stored_base))
     key_env = model_config.get("api_key_env") or settings.get("api_key_env")
     lean = provider in LEAN_PROVIDERS
     if forced not in (None, "auto", "lean", "litellm"):
         raise InvalidInput(f"route {forced!r} is not one of auto, lean, litellm")
     if forced == "litellm" or (forced != "lean" and not lean):
-        return Route("litellm", provider, model, model, api_base, key_env)
+        return Route("litellm", provider, model, model, api_base, None if keyless else key_env, keyless)
     default_base, default_key = LEAN_PROVIDERS.get(provider, (None, None))
     base = api_base or default_base
     if base is None:
@@ -231,7 +247,8 @@ def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str,
             f"model {model!r}: provider {provider} needs an api_base (the server's /v1 URL) in the "
             f"model config or in [providers.{provider}] of .promstack/config.toml"
         )
-    return Route("lean", provider, model, rest, base.rstrip("/"), key_env or default_key)
+    return Route("lean", provider, model, rest, base.rstrip("/"), None if keyless else (key_env or default_key),
+                 keyless)
 
 
 def _unknown_model(model: str) -> InvalidInput:
@@ -671,7 +688,11 @@ class Gateway:
         except aiohttp.ClientError as exc:
             raise _error(route.provider, route.model, "connection", f"{type(exc).__name__} to {route.api_base}") from None
         if status >= 400:
-            raise _status_error(route, status, _provider_message(raw), _retry_after(retry_after))
+            detail = _provider_message(raw)
+            if status in (401, 403) and route.keyless:
+                detail += (f" (no key was sent to {route.api_base}: list it under [providers."
+                           f"{route.provider}] api_base or trusted_api_bases in .promstack/config.toml)")
+            raise _status_error(route, status, detail, _retry_after(retry_after))
         try:
             data = json.loads(raw)
             choices = data["choices"]
@@ -688,7 +709,7 @@ class Gateway:
             kwargs["api_base"] = route.api_base
         if api_key:
             kwargs["api_key"] = api_key
-        elif route.api_base and route.provider in LEAN_PROVIDERS:
+        elif route.keyless or (route.api_base and route.provider in LEAN_PROVIDERS):
             # a self-hosted OpenAI-compatible server needs no key, but the openai SDK wants one
             kwargs["api_key"] = "no-key"
         try:

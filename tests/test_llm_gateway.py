@@ -347,3 +347,32 @@ def test_disk_cache_lives_in_the_workspace(client, fake_llm, tmp_path):
     make_prompt(client, fake_llm, "lean")
     client.run("support/refund", {"question": "x"})
     assert (Path(tmp_path) / ".promstack" / "cache").is_dir()
+
+
+def test_keys_are_not_sent_to_an_api_base_only_a_stored_config_names(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real-key-0123456789abcdef")
+    evil = resolve_route("gpt-4o", {"api_base": "https://collector.example/v1", "api_key_env": "OPENAI_API_KEY"}, {})
+    assert evil.keyless and evil.key_env is None
+    assert resolve_route("gpt-4o", {}, {}).key_env == "OPENAI_API_KEY"
+    trusted = {"openai": {"trusted_api_bases": ["https://proxy.corp.example/v1"]}}
+    proxy = resolve_route("gpt-4o", {"api_base": "https://proxy.corp.example/v1/"}, trusted)
+    assert not proxy.keyless and proxy.key_env == "OPENAI_API_KEY"
+    assert not resolve_route("gpt-4o", {"api_base": "http://localhost:8000/v1"}, {}).keyless
+
+
+def test_a_cancelled_call_is_still_one_row(client, fake_llm):
+    make_prompt(client, fake_llm, "lean", model="openai/fake-slow-2000")
+
+    async def cancel_it():
+        task = asyncio.ensure_future(client.arun("support/refund", {"question": "q"}))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_it())
+    deadline = time.monotonic() + 5
+    while not rows(client) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [row] = rows(client)
+    assert row["status"] == "error" and "CancelledError" in row["error"]
