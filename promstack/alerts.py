@@ -14,7 +14,8 @@ Thresholds, windows, limits and budgets come from `.promstack/config.toml`, for 
 per environment (`[environments.production.alerts]`...). A prompt or environment scope takes the
 workspace's `[alerts]` thresholds unless it sets its own; limits and budgets are never inherited
 (a workspace budget of $500 is not also a budget of $500 for each prompt). A rule whose limit or
-budget is not configured is not evaluated.
+budget is not configured is not evaluated. With `per_prompt = true` in `[alerts]`, the latency
+and error rules are also evaluated for every prompt that had traffic in the window.
 
 `evaluate()` records each firing and each resolution (store.monitoring: one open alert per rule
 and scope, so a rule that stays over its threshold never fires twice) and notifies only on those
@@ -85,6 +86,8 @@ class RuleSet:
     rules: list[Rule]
     webhooks: list[str] = field(default_factory=list)
     webhook_timeout: float = WEBHOOK_TIMEOUT_S
+    # `[alerts] per_prompt = true`: latency and error rules also for every prompt with traffic
+    per_prompt: list[Rule] = field(default_factory=list)
 
 
 # ---- configuration --------------------------------------------------------------------------
@@ -168,7 +171,10 @@ def rules_from_config(config: Any) -> RuleSet:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise InvalidInput(f"webhook {url!r} in [alerts] must be an http:// or https:// URL")
     timeout = _number(alerts, "webhook_timeout", "alerts") or WEBHOOK_TIMEOUT_S
-    return RuleSet(rules, list(webhooks), min(timeout, 30.0))
+    per_prompt = []
+    if alerts.get("per_prompt"):
+        per_prompt = [r for r in rules if r.scope == "workspace" and r.name in ("latency_p95", "error_rate")]
+    return RuleSet(rules, list(webhooks), min(timeout, 30.0), per_prompt)
 
 
 def load_rules(db_path: Any = None) -> RuleSet:
@@ -223,6 +229,28 @@ def measure(db: sqlite_utils.Database, rule: Rule, now: datetime) -> tuple[float
     return float(cost), {"budget": rule.limit, "used_ratio": cost / rule.limit}
 
 
+def _per_prompt_rules(db: sqlite_utils.Database, ruleset: RuleSet, now: datetime) -> list[Rule]:
+    """The workspace's latency and error rules for each prompt with traffic in their window, or
+    with such an alert open (so it resolves when the traffic stops); configured scopes win."""
+    if not ruleset.per_prompt:
+        return []
+    configured = {r.scope for r in ruleset.rules}
+    longest = max(monitor.parse_duration(r.window or "1h") for r in ruleset.per_prompt)
+    names = {row[0] for row in db.execute(
+        "SELECT DISTINCT prompt_name FROM calls WHERE timestamp >= ? AND timestamp < ? "
+        "AND prompt_name IS NOT NULL", [monitor.iso(now - longest), monitor.iso(now)]).fetchall()}
+    names |= {a["scope"].split(":", 1)[1] for a in monitoring.open_alerts(db)
+              if a["scope"].startswith("prompt:")}
+    out = []
+    for name in sorted(names):
+        scope = f"prompt:{name}"
+        if scope in configured:
+            continue
+        out += [Rule(r.name, scope, r.threshold, r.window, r.min_calls, filters={"prompt": name})
+                for r in ruleset.per_prompt]
+    return out
+
+
 def _message(rule: Rule, value: float | None, state: str) -> str:
     if value is None:
         shown = "no traffic"
@@ -254,7 +282,7 @@ def evaluate(
     at = monitor.iso(now)
     results = []
     changes = []
-    for rule in ruleset.rules:
+    for rule in ruleset.rules + _per_prompt_rules(db, ruleset, now):
         try:
             value, context = measure(db, rule, now)
         except NotFound as exc:  # a prompt named in config.toml that does not exist (yet)

@@ -256,3 +256,17 @@ def test_firing_and_resolution_are_audited(db):
     actions = [r[0] for r in db.execute("SELECT action FROM audit ORDER BY id").fetchall()]
     assert actions == ["alert_fired", "alert_resolved"]
     assert audit.verify(db)[0] is True
+
+
+def test_per_prompt_rules_find_the_slow_prompt(db):
+    db.execute("INSERT INTO prompts (id, name, created_at, created_by) VALUES (7, 'faq', '2026-01-01T00:00:00Z', 't')")
+    config = {"alerts": {"per_prompt": True}}
+    add(db, [row(latency_ms=100.0) for _ in range(95)])                      # support/refund: fast
+    add(db, [row(latency_ms=8000.0, prompt_id=7, prompt_name="faq") for _ in range(5)])  # faq: slow
+    result = alerts.evaluate(db, config, now=NOW, notify=False)
+    assert not by_rule(result, "latency_p95")["firing"]                      # 95% of all calls are fast
+    assert by_rule(result, "latency_p95", "prompt:faq")["firing"]
+    assert not by_rule(result, "latency_p95", "prompt:support/refund")["firing"]
+    # no more faq traffic: its open alert is still evaluated, and resolves
+    later = alerts.evaluate(db, config, now=NOW + timedelta(hours=2), notify=False)
+    assert by_rule(later, "latency_p95", "prompt:faq")["change"] == "resolved"
