@@ -29,6 +29,8 @@ READS |= {"get_metrics", "cost_report", "recommend_model"}
 # The test, judge and arena tools (mcp_server/tools_evals.py; their own tests: test_evals_mcp.py)
 TOOLS |= {"import_test_cases", "run_tests", "get_run", "judge_run", "run_arena", "evaluate_prompt", "record_vote"}
 READS |= {"get_run"}
+# The deploy tool (mcp_server/tools_deploy.py; its own tests: test_deploy_gate.py)
+TOOLS |= {"deploy_prompt"}
 
 
 @pytest.fixture
@@ -225,6 +227,9 @@ BAD_INPUTS += [
     ("run_arena", {"suite": "s", "models": ["openai/a"]}, "argument 'models'"),
     ("evaluate_prompt", {"prompt": 404}, "no prompt 404"),
     ("record_vote", {"match_id": 1, "winner": "x"}, "there is no arena match 1"),
+]
+BAD_INPUTS += [
+    ("deploy_prompt", {"prompt": "support/refund", "environment": "prod"}, "there is no environment 'prod'"),
 ]
 
 
