@@ -156,7 +156,7 @@ def build_tool(
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=spec.args.model_json_schema(by_alias=True),
+        parameters=_schema(spec.args),
         fn_metadata=metadata,
         is_async=True,
         context_kwarg="ctx",
@@ -166,7 +166,7 @@ def build_tool(
 
 @functools.cache
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A result model's JSON schema, made once however many tools return it (start-up time)."""
+    """A model's JSON schema (wire names), made once however many tools use it."""
     return model.model_json_schema(by_alias=True)
 
 
