@@ -452,3 +452,40 @@ def compare_runs(client: Any, run_a: str, run_b: str) -> dict[str, Any]:
         rows.append({"case_idx": k[0], "case_key": k[1], "repeat": k[2], "input": first.get("input"),
                      "expected": first.get("expected"), "a": a, "b": b, "change": change})
     return {"a": runs[0], "b": runs[1], "rows": rows, "counts": counts}
+
+
+def compare_runs(client: Any, run_a: str, run_b: str) -> dict[str, Any]:
+    """Two test runs (two versions, two models) side by side, case by case: each side's result
+    and whether the case was fixed, broke or changed. Cases pair up by case, repeat and model
+    (the n-th model of one run with the n-th of the other when their models differ)."""
+    evals = evals_of(client)
+    runs = [get_run(client, run_a), get_run(client, run_b)]
+    for run in runs:
+        if run["kind"] != "test":
+            raise InvalidInput(f"run {run['id']} is an {run['kind']} run; only test runs compare case by case")
+    same_models = set(runs[0]["models"]) == set(runs[1]["models"])
+
+    def key(run: dict[str, Any], row: dict[str, Any]) -> tuple:
+        model = row["model"] if same_models else run["models"].index(row["model"])
+        return (row["case_idx"], row["case_key"], row["repeat"], model)
+
+    sides = [{key(run, r): r for r in evals.iter_results(run["id"])} for run in runs]
+    rows = []
+    counts = {"fixed": 0, "broke": 0, "changed": 0, "same": 0, "only_a": 0, "only_b": 0}
+    for k in sorted(set(sides[0]) | set(sides[1]), key=lambda k: (k[0], k[1], k[2], str(k[3]))):
+        a, b = sides[0].get(k), sides[1].get(k)
+        if a is None or b is None:
+            change = "only_b" if a is None else "only_a"
+        elif a["status"] != "pass" and b["status"] == "pass":
+            change = "fixed"
+        elif a["status"] == "pass" and b["status"] != "pass":
+            change = "broke"
+        elif a["status"] != b["status"] or a["output"] != b["output"]:
+            change = "changed"
+        else:
+            change = "same"
+        counts[change] += 1
+        first = a or b
+        rows.append({"case_idx": k[0], "case_key": k[1], "repeat": k[2], "input": first.get("input"),
+                     "expected": first.get("expected"), "a": a, "b": b, "change": change})
+    return {"a": runs[0], "b": runs[1], "rows": rows, "counts": counts}

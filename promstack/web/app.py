@@ -152,9 +152,11 @@ def create_app(
             engine.close()
 
     from .api import make_routes as api_routes  # the REST API (promstack/web/api.py)
+    from .dashboard import dashboard_routes  # the HTML pages (promstack/web/dashboard.py)
 
     return Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"]), *api_routes(db), *routes, *mcp_http.routes],
+        routes=[Route("/healthz", healthz, methods=["GET"]), *api_routes(db), *routes,
+                *dashboard_routes(db), *mcp_http.routes],
         middleware=[Middleware(RequestGuard, token=token or None, loopback_only=is_loopback(host))],
         lifespan=lifespan,
     )

@@ -1,0 +1,672 @@
+"""The dashboard: HTML pages over the engine, mounted by `create_app` (`promstack serve`).
+
+    Prompts     /prompts, /prompts/{id}, /prompts/{id}/diff?a=&b=
+    Runs        /runs, /runs/{id}, /runs/{id}/live, /runs/compare?a=&b=
+    Arena       /arena, /arena/{id}
+    Monitoring  /monitoring?since=24h&prompt=&model=&environment=
+
+Pages only read and present: every number comes from the engine function the CLI and MCP use
+(`Client`, `promstack.evals.engine`, `promstack.monitor`, `promstack.alerts`, ...), and every
+button is a POST that calls the same engine function as the matching CLI command, so it is
+audited there. A POST needs the page's CSRF token (a per-process secret that only a page
+served by this process carries; foreign Origins are already refused by `RequestGuard`).
+
+The engine is synchronous SQLite: handlers run it on worker threads, each thread with its own
+`Client` (one SQLite connection per thread). HTML is rendered by Jinja2 with autoescape on;
+charts are uPlot, shipped in `static/uplot/` (no CDN, so the pages work offline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import math
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from store.errors import InvalidInput, NotFound, PromStackError
+
+HERE = Path(__file__).parent
+FLASH_COOKIE = "promstack_flash"
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+MAX_CASES = 2000  # rows a run page shows; the rest are one filter away (?status=fail)
+WINDOWS = ("1h", "6h", "24h", "7d", "30d")
+LABELS = ("development", "test", "staging", "production")
+
+
+# ---- formatting helpers used by the templates --------------------------------------------------
+
+
+def _pct(value: Any, digits: int = 0) -> str:
+    return "–" if value is None else f"{100 * float(value):.{digits}f}%"
+
+
+def _ms(value: Any) -> str:
+    if value is None:
+        return "–"
+    value = float(value)
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+
+
+def _usd(value: Any) -> str:
+    if value is None:
+        return "–"
+    value = float(value)
+    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def _when(value: Any) -> str:
+    return "" if not value else str(value).replace("T", " ")[:19]
+
+
+def _text(template: Any) -> str:
+    """A version's template as text (chat messages one per block)."""
+    if isinstance(template, str):
+        return template
+    return "\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in template or [])
+
+
+def _templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(pct=_pct, ms=_ms, usd=_usd, when=_when, text=_text)
+    env.globals.update(cos_deg=lambda d: round(math.cos(math.radians(d)), 4),
+                       sin_deg=lambda d: round(math.sin(math.radians(d)), 4))
+    return env
+
+
+# ---- the engine, per worker thread --------------------------------------------------------------
+
+
+class Engine:
+    """Which store; one `Client` per worker thread, opened on first use."""
+
+    def __init__(self, db: str | os.PathLike | None):
+        self.db = db
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
+
+    def client(self) -> Any:
+        found = getattr(self._local, "client", None)
+        if found is None:
+            from promstack.client import Client
+
+            found = self._local.client = Client(self.db)
+            with self._lock:
+                self._clients.append(found)
+        return found
+
+    def new_client(self) -> Any:
+        """A client of its own, for a background run on its own thread (closed by the caller)."""
+        from promstack.client import Client
+
+        return Client(self.db)
+
+    async def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await run_in_threadpool(lambda: fn(self.client(), *args, **kwargs))
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for c in clients:
+            # A connection made on another thread may refuse: the process is ending anyway.
+            with contextlib.suppress(Exception):
+                c.close()
+
+
+# ---- data the pages need (all through engine functions) -----------------------------------------
+
+
+def prompts_page(client: Any, query: str) -> dict[str, Any]:
+    found = client.list_prompts()
+    q = query.strip().lower()
+    if q:
+        found = [p for p in found if q in p.name.lower() or q in (p.description or "").lower()
+                 or q == str(p.id)]
+    return {"prompts": found, "q": query}
+
+
+def prompt_page(client: Any, ref: int) -> dict[str, Any]:
+    from promstack.evals import engine
+
+    head = client.get_prompt(ref)
+    history = client.history(ref)
+    labels = client.labels(ref)
+    by_version: dict[int, list[str]] = {}
+    for name, number in labels.items():
+        by_version.setdefault(number, []).append(name)
+    branches = client.list_branches(ref)
+    heads = {b.head: b.name for b in branches}
+    branch_names = sorted({v.branch for v in history}, key=lambda b: (b != "main", b))
+    suites = [s for s in engine.list_suites(client) if s.get("prompt_id") in (None, head.prompt_id)]
+    runs = [r for r in engine.evals_of(client).runs(limit=200) if r["prompt_id"] == head.prompt_id][:10]
+    try:
+        from promstack import deploy
+
+        envs = [e.name for e in deploy.environments(client)]
+    except Exception:  # deploys not configured or not available: labels still work
+        envs = list(LABELS)
+    return {
+        "head": head, "history": history, "labels": labels, "by_version": by_version,
+        "branches": branches, "branch_names": branch_names, "heads": heads,
+        "label_moves": client.label_history(ref)[:20], "suites": suites, "runs": runs,
+        "environments": envs, "label_choices": sorted(set(LABELS) | set(labels)),
+    }
+
+
+def diff_page(client: Any, ref: int, a: int | None, b: int | None) -> dict[str, Any]:
+    history = client.history(ref)
+    numbers = sorted(v.version for v in history)
+    if len(numbers) < 2 and (a is None or b is None):
+        raise InvalidInput(f"prompt {ref} has one version; there is nothing to compare yet")
+    b = b if b is not None else numbers[-1]
+    a = a if a is not None else max((n for n in numbers if n < b), default=numbers[0])
+    diff = client.diff(ref, a, b)
+    left: list[tuple[str, str]] = []
+    right: list[tuple[str, str]] = []
+    for op, text in diff.words:
+        if op <= 0:
+            left.append(("del" if op < 0 else "", text))
+        if op >= 0:
+            right.append(("ins" if op > 0 else "", text))
+    return {"diff": diff, "left": left, "right": right, "numbers": numbers, "a": a, "b": b,
+            "name": diff.name, "prompt_id": diff.prompt_id}
+
+
+def _run_row(evals: Any, run: dict[str, Any]) -> dict[str, Any]:
+    summary = run.get("summary")
+    if run["kind"] == "test" and not summary:
+        from promstack.evals.runner import summarize
+
+        summary = summarize(evals, run["id"], failing=0)
+    return {**run, "summary": summary or {}}
+
+
+def runs_page(client: Any) -> dict[str, Any]:
+    from promstack.evals import engine
+
+    evals = engine.evals_of(client)
+    runs = [_run_row(evals, r) for r in evals.runs(limit=200)]
+    names = {p.id: p.name for p in client.list_prompts(include_archived=True)}
+    return {"runs": [r for r in runs if r["kind"] == "test"],
+            "arena_runs": [r for r in runs if r["kind"] == "arena"], "names": names}
+
+
+def run_page(client: Any, run_id: str, status: str | None) -> dict[str, Any]:
+    from promstack.evals import engine
+
+    run = engine.get_run(client, run_id, failing=0)
+    evals = engine.evals_of(client)
+    cases = []
+    for row in evals.iter_results(run_id, status=status or None):
+        cases.append(row)
+        if len(cases) >= MAX_CASES:
+            break
+    cases.sort(key=lambda r: (r["case_idx"], r["model"], r["repeat"]))
+    others = [r for r in evals.runs(suite=run["suite_name"], limit=50) if r["id"] != run_id
+              and r["kind"] == "test"]
+    return {"run": run, "cases": cases, "status": status or "", "capped": len(cases) >= MAX_CASES,
+            "others": others, "prompt_name": _prompt_name(client, run["prompt_id"])}
+
+
+def _prompt_name(client: Any, prompt_id: int | None) -> str | None:
+    if prompt_id is None:
+        return None
+    try:
+        return client.store.prompts._summary(prompt_id).name
+    except StopIteration:
+        return None
+
+
+def live_data(client: Any, run_id: str) -> dict[str, Any]:
+    from promstack.evals import engine
+
+    run = engine.get_run(client, run_id, failing=10)
+    summary = run.get("summary") or {}
+    return {
+        "id": run["id"], "status": run["status"], "total": run["total"],
+        "done": summary.get("results", 0), "passed": summary.get("passed", 0),
+        "failed": summary.get("failed", 0), "errors": summary.get("errors", 0),
+        "unchecked": summary.get("unchecked", 0), "pass_rate": summary.get("pass_rate"),
+        "score": summary.get("score"), "cost_usd": summary.get("cost_usd"),
+        "latency_ms": summary.get("latency_ms"), "failing": summary.get("failing", []),
+        "finished_at": run["finished_at"],
+    }
+
+
+def arena_page(client: Any, run_id: str | None) -> dict[str, Any]:
+    from promstack.evals import engine
+
+    evals = engine.evals_of(client)
+    runs = [r for r in evals.runs(limit=200) if r["kind"] == "arena"]
+    if run_id is None:
+        return {"runs": runs, "run": None}
+    run = engine.get_run(client, run_id)
+    if run["kind"] != "arena":
+        raise InvalidInput(f"run {run_id} is a {run['kind']} run, not an arena run")
+    arena = run["arena"]
+    models = sorted(arena["models"], key=lambda m: -(arena["ratings"].get(m, {}).get("rating") or 0))
+    matrix = []
+    for row_model in models:
+        cells = []
+        for col_model in models:
+            cells.append(None if row_model == col_model else _win_rate(arena["pairs"], row_model, col_model))
+        matrix.append((row_model, cells))
+    ratings = [{"model": m, **arena["ratings"].get(m, {}), **arena["overall"].get(m, {})} for m in models]
+    lo = min((r.get("ci_low", r.get("rating", 0)) or 0 for r in ratings), default=0)
+    hi = max((r.get("ci_high", r.get("rating", 0)) or 0 for r in ratings), default=1)
+    span = (hi - lo) or 1.0
+    for r in ratings:  # positions of each rating and its CI on a 0-100% bar
+        r["bar"] = {k: round(100 * ((r.get(k) or 0) - lo) / span, 2) for k in ("ci_low", "rating", "ci_high")}
+    matches = evals.matches(run_id)
+    return {"runs": runs, "run": run, "arena": arena, "models": models, "matrix": matrix,
+            "ratings": ratings, "matches": matches, "prompt_name": _prompt_name(client, run["prompt_id"])}
+
+
+def _win_rate(pairs: dict[str, Any], a: str, b: str) -> dict[str, Any] | None:
+    for entry in pairs.values():
+        if entry.get("a") == a and entry.get("b") == b:
+            return {"rate": entry["win_rate_a"], "n": entry["matches"]}
+        if entry.get("a") == b and entry.get("b") == a:
+            return {"rate": entry["win_rate_b"], "n": entry["matches"]}
+    return None
+
+
+def _buckets(since: datetime, until: datetime, step: timedelta) -> list[datetime]:
+    start = since.replace(minute=0, second=0, microsecond=0)
+    if step >= timedelta(days=1):
+        start = start.replace(hour=0)
+    out = []
+    while start < until:
+        out.append(start)
+        start += step
+    return out
+
+
+def monitoring_page(client: Any, since: str, prompt: str | None, model: str | None,
+                    environment: str | None, now: datetime | None = None) -> dict[str, Any]:
+    from promstack import alerts, budgets, config, monitor
+    from store.workspace import workspace_root
+
+    db = client.store.db
+    now = now or datetime.now(UTC)
+    win = monitor.window(since, now=now)
+    by = "hour" if now - win.since <= timedelta(hours=48) else "day"
+    step = timedelta(hours=1) if by == "hour" else timedelta(days=1)
+    filters = {"prompt": prompt or None, "model": model or None, "environment": environment or None}
+    found = monitor.metrics(db, since=since, by=by, now=now, **filters)
+    rows = {r[by]: r for r in found["groups"]}
+    keys = [(t, t.strftime("%Y-%m-%dT%H:00Z") if by == "hour" else t.strftime("%Y-%m-%d"))
+            for t in _buckets(win.since, now, step)]
+    series: dict[str, list[Any]] = {k: [] for k in ("t", "requests", "p50", "p95", "error_rate", "input_tokens",
+                                                     "output_tokens", "cost")}
+    for moment, key in keys:
+        row = rows.get(key)
+        series["t"].append(int(moment.timestamp()))
+        series["requests"].append(row["requests"] if row else 0)
+        series["p50"].append(row.get("latency_p50_ms") if row else None)
+        series["p95"].append(row.get("latency_p95_ms") if row else None)
+        series["error_rate"].append(row.get("error_rate") if row else None)
+        series["input_tokens"].append(row.get("input_tokens", 0) if row else 0)
+        series["output_tokens"].append(row.get("output_tokens", 0) if row else 0)
+        series["cost"].append(row.get("cost_usd", 0) if row else 0)
+    totals = monitor.metrics(db, since=since, now=now, **filters)["groups"][0]
+    everything = monitor.metrics(db, since="all", now=now, by=["prompt", "model", "environment"])["groups"]
+    choices = {
+        "prompts": sorted({(g["prompt_id"], g.get("prompt_name") or str(g["prompt_id"]))
+                           for g in everything if g.get("prompt_id") is not None}, key=lambda p: p[1]),
+        "models": sorted({g["model"] for g in everything if g.get("model")}),
+        "environments": sorted({g["environment"] for g in everything if g.get("environment")}),
+    }
+    ruleset = alerts.load_rules(client.store.path)
+    scope = "workspace"
+    if prompt:
+        pid = monitor.resolve_prompt_id(db, prompt)
+        name = next((n for i, n in choices["prompts"] if i == pid), prompt)
+        scope = f"prompt:{name}"
+    elif environment:
+        scope = f"environment:{environment}"
+    scoped = {r.name: r for r in ruleset.rules if r.scope == "workspace"}
+    scoped.update({r.name: r for r in ruleset.rules if r.scope == scope})
+    thresholds = {
+        "latency": scoped["latency_p95"].threshold if "latency_p95" in scoped else None,
+        "error_rate": scoped["error_rate"].threshold if "error_rate" in scoped else None,
+    }
+    gauges = []
+    for rule in ruleset.rules:
+        if rule.limit is None:
+            continue
+        value, context = alerts.measure(db, rule, now)
+        gauges.append({"title": _gauge_title(rule), "scope": rule.scope, "value": value or 0.0,
+                       "limit": rule.limit, "ratio": (value or 0.0) / rule.limit if rule.limit else 0.0,
+                       "warn_at": rule.ratio, "kind": "tokens" if rule.name == "token_usage" else "usd",
+                       "hard": False})
+    root = workspace_root(client.store.path) if client.store.path else None
+    for budget in budgets.hard_budgets(config.load(root), prompt_name=None, environment=None):
+        cost, tokens = budgets.spent(db, budget, now)
+        value = cost if budget.kind == "usd" else tokens
+        gauges.append({"title": budget.describe(), "scope": budget.scope, "value": value, "limit": budget.limit,
+                       "ratio": value / budget.limit if budget.limit else 0.0, "warn_at": None,
+                       "kind": budget.kind, "hard": True})
+    return {
+        "series": series, "by": by, "since": since, "filters": filters, "choices": choices,
+        "thresholds": thresholds, "scope": scope, "totals": totals, "gauges": gauges,
+        "alerts": alerts.history(db, limit=50), "rules": [r for r in ruleset.rules if r.scope == scope
+                                                           or r.scope == "workspace"],
+        "windows": WINDOWS,
+    }
+
+
+def _gauge_title(rule: Any) -> str:
+    if rule.name == "token_usage":
+        return "Tokens today"
+    return "Cost today" if rule.name == "cost_budget_daily" else "Cost this month"
+
+
+# ---- actions (the same engine calls as the CLI and MCP) ----------------------------------------
+
+
+def do_rollback(client: Any, ref: int, version: int, branch: str) -> str:
+    found = client.rollback(ref, version, branch=branch or "main", message=f"rolled back to v{version} from the dashboard")
+    return f"Rolled back to v{version}: new version v{found.version} on {found.branch}"
+
+
+def do_label(client: Any, ref: int, label: str, version: int, reason: str | None) -> str:
+    move = client.set_label(ref, label.strip(), version, reason=reason or "set from the dashboard")
+    before = f"v{move.from_version}" if move.from_version else "nothing"
+    return f"Label {move.label}: {before} → v{move.to_version}"
+
+
+def do_deploy(client: Any, ref: int, version: int, env: str, reason: str | None) -> str:
+    from promstack import deploy
+
+    result = deploy.deploy(client, ref, version=version, env=env or None, reason=reason or None)
+    status = result.get("status")
+    if status == "refused":
+        failed = [c.get("check") for c in (result.get("gate") or {}).get("checks", []) if not c.get("passed")]
+        raise InvalidInput(f"the {result.get('environment', env)} gate refused v{version}: "
+                           f"{', '.join(map(str, failed)) or 'a check failed'}")
+    return result.get("message") or f"Deploy of v{version} to {result.get('environment', env)}: {status}"
+
+
+class BackgroundRuns:
+    """Test runs started from the page, each on a thread of its own with its own `Client`;
+    the page follows them by id (`/runs/{id}/live`) while they run."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.threads: dict[str, threading.Thread] = {}
+
+    def start(self, suite: str, prompt: int, version: int | None, timeout: float = 60.0) -> str:
+        from promstack.evals import engine as evals_engine
+
+        started = threading.Event()
+        box: dict[str, Any] = {}
+
+        def on_start(run: dict[str, Any]) -> None:
+            box["run"] = run["id"]
+            started.set()
+
+        def work() -> None:
+            client = self.engine.new_client()
+            try:
+                asyncio.run(evals_engine.arun_tests(client, suite, prompt=prompt, version=version,
+                                                    started=on_start))
+            except BaseException as exc:  # reported to the page if the run never began
+                box.setdefault("error", exc)
+            finally:
+                client.close()
+                started.set()
+
+        thread = threading.Thread(target=work, name=f"promstack-run-{suite}", daemon=True)
+        thread.start()
+        started.wait(timeout)
+        if "run" not in box:
+            error = box.get("error")
+            if isinstance(error, PromStackError):
+                raise error
+            raise InvalidInput(f"the run of suite {suite!r} did not start: {error or 'timed out'}")
+        self.threads[box["run"]] = thread
+        return box["run"]
+
+
+# ---- the routes -----------------------------------------------------------------------------------
+
+
+def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
+    """The dashboard's routes over the store at `db` (None: PROMSTACK_DB, else the workspace's)."""
+    engine = Engine(db)
+    templates = _templates()
+    csrf = secrets.token_urlsafe(32)
+    background = BackgroundRuns(engine)
+
+    def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+        flash = request.cookies.get(FLASH_COOKIE)
+        message = None
+        if flash:
+            try:
+                message = json.loads(unquote(flash))
+            except ValueError:
+                message = None
+        html = templates.get_template(name).render(
+            request=request, csrf=csrf, flash=message, nav=name.split(".")[0].split("_")[0], **context)
+        response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
+        if flash:
+            response.delete_cookie(FLASH_COOKIE, path="/")
+        return response
+
+    def error_page(request: Request, exc: Exception) -> HTMLResponse:
+        status = 404 if isinstance(exc, NotFound) else 400
+        return page(request, "error.html", {"message": str(exc)}, status=status)
+
+    def redirect(to: str, kind: str, message: str) -> RedirectResponse:
+        response = RedirectResponse(to, status_code=303)
+        response.set_cookie(FLASH_COOKIE, quote(json.dumps({"kind": kind, "text": message}), safe=""),
+                            path="/", httponly=True, samesite="strict")
+        return response
+
+    def view(fn: Callable[..., Any], template: str, *params: Callable[[Request], Any]):  # noqa: ANN202
+        async def endpoint(request: Request) -> Response:
+            try:
+                context = await engine(fn, *(p(request) for p in params))
+            except PromStackError as exc:
+                return error_page(request, exc)
+            return page(request, template, context)
+        return endpoint
+
+    async def form(request: Request) -> dict[str, str]:
+        body = (await request.body()).decode("utf-8", "replace")
+        fields = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
+        sent = fields.get("csrf", "")
+        if not hmac.compare_digest(sent.encode(), csrf.encode()):
+            raise PermissionError("this form is stale or came from another site: reload the page and try again")
+        return fields
+
+    def action(fn: Callable[..., str], back: Callable[[Request, dict[str, str]], str],
+               args: Callable[[Request, dict[str, str]], tuple]):  # noqa: ANN202
+        async def endpoint(request: Request) -> Response:
+            try:
+                fields = await form(request)
+            except PermissionError as exc:
+                return forbidden(str(exc))
+            to = back(request, fields)
+            try:
+                message = await engine(fn, *args(request, fields))
+            except (PromStackError, ValueError) as exc:
+                return redirect(to, "error", str(exc))
+            return redirect(to, "ok", message)
+        return endpoint
+
+    def prompt_ref(request: Request) -> int:
+        return int(request.path_params["prompt_id"])
+
+    def optional_int(value: Any, what: str) -> int | None:
+        if value in (None, ""):
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{what} must be a version number, not {value!r}") from None
+
+    def required_int(fields: dict[str, str], key: str) -> int:
+        value = optional_int(fields.get(key), key)
+        if value is None:
+            raise InvalidInput(f"choose a {key}")
+        return value
+
+    async def index(request: Request) -> Response:
+        return RedirectResponse("/prompts", status_code=307)
+
+    async def diff(request: Request) -> Response:
+        try:
+            a = optional_int(request.query_params.get("a"), "a")
+            b = optional_int(request.query_params.get("b"), "b")
+            context = await engine(diff_page, prompt_ref(request), a, b)
+        except PromStackError as exc:
+            return error_page(request, exc)
+        return page(request, "diff.html", context)
+
+    async def run_detail(request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            context = await engine(run_page, run_id, request.query_params.get("status"))
+        except PromStackError as exc:
+            return error_page(request, exc)
+        if context["run"]["kind"] == "arena":
+            return RedirectResponse(f"/arena/{quote(run_id)}", status_code=307)
+        return page(request, "run.html", context)
+
+    async def compare(request: Request) -> Response:
+        from promstack.evals.engine import compare_runs
+
+        a, b = request.query_params.get("a"), request.query_params.get("b")
+        if not a or not b:
+            return error_page(request, InvalidInput("choose two runs to compare: /runs/compare?a=RUN&b=RUN"))
+        try:
+            context = await engine(compare_runs, a, b)
+        except PromStackError as exc:
+            return error_page(request, exc)
+        return page(request, "compare.html", context)
+
+    async def live(request: Request) -> Response:
+        try:
+            data = await engine(live_data, request.path_params["run_id"])
+        except PromStackError as exc:
+            return error_page(request, exc)
+        return page(request, "live.html", {"live": data})
+
+    async def live_json(request: Request) -> Response:
+        try:
+            data = await engine(live_data, request.path_params["run_id"])
+        except PromStackError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404 if isinstance(exc, NotFound) else 400)
+        return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
+    async def arena(request: Request) -> Response:
+        try:
+            context = await engine(arena_page, request.path_params.get("run_id"))
+        except PromStackError as exc:
+            return error_page(request, exc)
+        if context["run"] is None and context["runs"]:
+            return RedirectResponse(f"/arena/{quote(context['runs'][0]['id'])}", status_code=307)
+        return page(request, "arena.html", context)
+
+    async def monitoring(request: Request) -> Response:
+        q = request.query_params
+        since = q.get("since") or "24h"
+        try:
+            context = await engine(monitoring_page, since, q.get("prompt"), q.get("model"), q.get("environment"))
+        except PromStackError as exc:
+            return error_page(request, exc)
+        return page(request, "monitoring.html", context)
+
+    async def start_run(request: Request) -> Response:
+        try:
+            fields = await form(request)
+        except PermissionError as exc:
+            return forbidden(str(exc))
+        ref = prompt_ref(request)
+        try:
+            version = optional_int(fields.get("version"), "version")
+            suite = (fields.get("suite") or "").strip()
+            if not suite:
+                raise InvalidInput("choose a suite to run")
+            run_id = await run_in_threadpool(background.start, suite, ref, version)
+        except PromStackError as exc:
+            return redirect(f"/prompts/{ref}", "error", str(exc))
+        return redirect(f"/runs/{quote(run_id)}/live", "ok", f"Started run {run_id} of suite {suite}")
+
+    async def vote(request: Request) -> Response:
+        from promstack.evals.arena import record_vote
+
+        try:
+            fields = await form(request)
+        except PermissionError as exc:
+            return forbidden(str(exc))
+        match_id = int(request.path_params["match_id"])
+        back = f"/arena/{quote(fields.get('run', ''))}#match-{match_id}"
+        try:
+            done = await engine(record_vote, match_id, fields.get("winner", ""))
+        except PromStackError as exc:
+            return redirect(back, "error", str(exc))
+        return redirect(back, "ok", f"Vote recorded on match {match_id}: {done['winner']}")
+
+    def back_to_prompt(request: Request, fields: dict[str, str]) -> str:
+        return f"/prompts/{prompt_ref(request)}"
+
+    routes: list[BaseRoute] = [
+        Route("/", index, methods=["GET"]),
+        Route("/prompts", view(prompts_page, "prompts.html", lambda r: r.query_params.get("q", "")),
+              methods=["GET"]),
+        Route("/prompts/{prompt_id:int}", view(prompt_page, "prompt.html", prompt_ref), methods=["GET"]),
+        Route("/prompts/{prompt_id:int}/diff", diff, methods=["GET"]),
+        Route("/prompts/{prompt_id:int}/rollback", action(
+            do_rollback, back_to_prompt,
+            lambda r, f: (prompt_ref(r), required_int(f, "version"), f.get("branch", "main"))), methods=["POST"]),
+        Route("/prompts/{prompt_id:int}/label", action(
+            do_label, back_to_prompt,
+            lambda r, f: (prompt_ref(r), f.get("label", ""), required_int(f, "version"), f.get("reason"))),
+            methods=["POST"]),
+        Route("/prompts/{prompt_id:int}/deploy", action(
+            do_deploy, back_to_prompt,
+            lambda r, f: (prompt_ref(r), required_int(f, "version"), f.get("environment", ""), f.get("reason"))),
+            methods=["POST"]),
+        Route("/prompts/{prompt_id:int}/test", start_run, methods=["POST"]),
+        Route("/runs", view(runs_page, "runs.html"), methods=["GET"]),
+        Route("/runs/compare", compare, methods=["GET"]),
+        Route("/runs/{run_id}", run_detail, methods=["GET"]),
+        Route("/runs/{run_id}/live", live, methods=["GET"]),
+        Route("/runs/{run_id}/live.json", live_json, methods=["GET"]),
+        Route("/arena", arena, methods=["GET"]),
+        Route("/arena/{run_id}", arena, methods=["GET"]),
+        Route("/arena/matches/{match_id:int}/vote", vote, methods=["POST"]),
+        Route("/monitoring", monitoring, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return routes
+
+
+def forbidden(message: str) -> Response:
+    return Response(message + "\n", status_code=403, media_type="text/plain; charset=utf-8")
+
