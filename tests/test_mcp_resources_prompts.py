@@ -220,3 +220,19 @@ async def test_changes_by_other_processes_are_announced(isolated_store, refund, 
                 assert "Prompts" in type(event).__name__
                 break
     server.engine.close()
+
+
+async def test_a_bug_behind_a_prompt_or_resource_does_not_stop_the_server(mcp, refund, monkeypatch):
+    from promstack.client import Client as Engine_
+
+    def boom(self, *a, **k):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(Engine_, "get_prompt", boom)
+    for attempt in (mcp.get_prompt("support/refund", {"question": "x"}),
+                    mcp.read_resource("promstack://prompts/support/refund", cache_mode="bypass")):
+        with pytest.raises(MCPError) as raised:
+            await attempt
+        assert "secret internals" not in raised.value.message
+    monkeypatch.undo()
+    assert (await mcp.get_prompt("support/refund", {"question": "x"})).messages
