@@ -237,6 +237,11 @@ def _acquire(client: Any, prompt: dict[str, Any], **deployment: Any) -> int:
         if lock is not None and lock["pid"] == os.getpid() and lock["host"] == socket.gethostname():
             raise DeployBusy(f"prompt {prompt['name']!r} is already being deployed by this process "
                              f"(deployment {lock['deployment_id']})")
+        if lock is not None and lock["deployment_id"] is not None:  # a stale lock: its deploy died mid-gate
+            stale = rows.deployment(db, lock["deployment_id"])
+            if stale is not None and stale["status"] == "running":
+                rows.update_deployment(db, stale["id"], status="abandoned", decided_at=now(),
+                                       error=f"its process ({lock['host']} pid {lock['pid']}) ended before it finished")
         deployment_id = rows.insert_deployment(db, prompt_id=prompt["id"], requested_by=client.actor, **deployment)
         rows.take_lock(db, prompt["id"], client.actor, deployment_id)
     return deployment_id
