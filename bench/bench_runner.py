@@ -136,7 +136,11 @@ def _time(cmd: list[str]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.bench_runner", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Skip the 10,000-case and 100,000-case runs.")
+    parser.add_argument("--memory", type=int, metavar="CASES", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory:
+        memory(args.memory)
+        return 0
     os.environ.setdefault("PROMSTACK_USER", "bench")
     print("promstack test: the batch runner against the ideal (issue 6)")
     print("process start-up (not part of the runs below):")
@@ -157,14 +161,21 @@ def main(argv: list[str] | None = None) -> int:
         report(cases, concurrency, latency, wall, cpu, run, "the runner alone (gateway stand-in)")
         client.close()
     if not args.quick:
-        print("memory (gateway stand-in, no latency):")
+        print("memory (gateway stand-in, no latency; each size in a fresh process):")
         for cases in (10_000, 100_000):
-            client, _ = make_workspace("http://127.0.0.1:9/v1", cases)
-            wall, cpu, run = timed_run(client, 200, SleepGateway(0.0))
-            print(f"  {cases:>7,} cases: peak RSS {max_rss_mb():7.1f} MB, {run['summary']['results']:,} stored, "
-                  f"{wall:.1f} s, CPU {cpu / cases * 1000:.3f} ms per case")
-            client.close()
+            out = subprocess.run([sys.executable, "-m", "bench.bench_runner", "--memory", str(cases)],
+                                 cwd=ROOT, capture_output=True, text=True, check=True)
+            print(out.stdout.rstrip())
     return 0
+
+
+def memory(cases: int) -> None:
+    client, _ = make_workspace("http://127.0.0.1:9/v1", cases)
+    after_import = max_rss_mb()
+    wall, cpu, run = timed_run(client, 200, SleepGateway(0.0))
+    print(f"  {cases:>7,} cases: peak RSS {after_import:6.1f} MB after the import, {max_rss_mb():6.1f} MB after "
+          f"the run; {run['summary']['results']:,} stored in {wall:.1f} s")
+    client.close()
 
 
 if __name__ == "__main__":

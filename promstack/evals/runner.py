@@ -27,6 +27,7 @@ from .judge import Judge, JudgeConfig
 from .score import case_score
 
 Progress = Callable[[int, int, str], None]
+WRITE_BACKLOG = 2000  # finished results waiting to be committed before the workers slow down
 
 
 @dataclass
@@ -149,6 +150,10 @@ class Runner:
             if self._sink is None:
                 finished.put_nowait(row)
                 continue
+            # Backpressure: when results finish faster than they can be committed, the workers
+            # wait rather than the queue growing without bound.
+            while self._sink.backlog() > WRITE_BACKLOG:
+                await asyncio.sleep(0.002)
             self._sink.submit(row)
             self.done += 1
             if self.progress:
@@ -326,6 +331,9 @@ class _ThreadWriter:
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._loop, name="promstack-results", daemon=True)
         self.thread.start()
+
+    def backlog(self) -> int:
+        return self.queue.qsize()
 
     def submit(self, row: dict[str, Any]) -> None:
         if self.error is not None:
