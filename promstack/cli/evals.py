@@ -306,11 +306,12 @@ def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, model
     """
     from promstack.evals import engine
 
-    result = engine.evaluate(
-        ctx.client, prompt, suite=suite, version=version, label=label, models=_split_models(models),
-        concurrency=concurrency, retries=retries, criteria=_criteria(criteria), judge_model=judge_model,
-        threshold=threshold, warn=_warn,
-    )
+    with _progress("evaluating", ctx.json) as progress:
+        result = engine.evaluate(
+            ctx.client, prompt, suite=suite, version=version, label=label, models=_split_models(models),
+            concurrency=concurrency, retries=retries, criteria=_criteria(criteria), judge_model=judge_model,
+            threshold=threshold, warn=_warn, progress=progress,
+        )
     if ctx.json:
         emit_json(result)
         return
