@@ -205,3 +205,30 @@ def test_every_call_is_logged_with_the_run_id(workspace, client, scripted):
     rows = client.store.db.execute("SELECT model, status FROM calls WHERE run_id = ?", [run["id"]]).fetchall()
     assert sorted(m for m, _ in rows) == ["openai/good"] * 3 + ["openai/judge"] * 3
     assert {s for _, s in rows} == {"ok"}
+
+
+def test_progress_bar_on_a_terminal_only(workspace, client, scripted, isolated_store):
+    import pty
+
+    env = {**os.environ, "PROMSTACK_DB": str(isolated_store), "COLUMNS": "100"}
+    piped = subprocess.run([PROMSTACK, "test", "--suite", "regression"], cwd=workspace, env=env,
+                           capture_output=True, timeout=60)
+    assert piped.returncode == 0 and b"\x1b[" not in piped.stderr and b"testing" not in piped.stderr
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([PROMSTACK, "test", "--suite", "regression"], cwd=workspace, env=env,
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    stdout = proc.stdout.read()
+    proc.wait(timeout=60)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 0 and b"PASSED" in stdout
+    assert b"testing" in seen and b"3/3" in seen
