@@ -22,9 +22,10 @@ the budget. Refused calls are logged by the gateway as status 'blocked' rows who
 which budget refused them, and each refusal is also written to the `promstack.budgets` logger.
 
 Spend is read from the call log incrementally: the first check sums the period, later checks add
-only rows with a higher id, so a check costs a fraction of a millisecond on a big log. Calls still
-queued in the call-log writer (up to ~50 ms) are not yet counted: several concurrent calls can
-overshoot a budget by their own cost, never more.
+only rows with a higher id, so a check costs a fraction of a millisecond on a big log. A call this
+process allowed counts with its estimate until its own row (written ~50 ms behind the call, with
+the actual cost) is in the log, so concurrent calls in one process cannot overshoot together.
+Calls in flight in other processes are not seen until their rows are written.
 """
 
 from __future__ import annotations
@@ -153,6 +154,45 @@ def spent(db: sqlite_utils.Database, budget: Budget, now: datetime | None = None
     return cost, tokens
 
 
+# Calls allowed by this process whose call-log row is not visible yet: call_id -> (reserved at,
+# usd, tokens, budget keys). They count against the budget until their row (with the actual
+# cost) appears, so concurrent calls in one process cannot overshoot; rows never written (a
+# crash mid-call) stop counting after RESERVATION_TTL_S.
+_reservations: dict[str, tuple[float, float, int, frozenset]] = {}
+RESERVATION_TTL_S = 600.0
+
+
+def _budget_key(db: sqlite_utils.Database, budget: Budget) -> tuple:
+    return (id(db), budget.scope, budget.kind, budget.period)
+
+
+def _pending(db: sqlite_utils.Database) -> dict[tuple, tuple[float, int]]:
+    """Reserved (usd, tokens) per budget key, after dropping calls whose row has arrived."""
+    import time
+
+    with _lock:
+        items = list(_reservations.items())
+    if not items:
+        return {}
+    ids = [call_id for call_id, _ in items]
+    arrived: set[str] = set()
+    for offset in range(0, len(ids), 500):
+        chunk = ids[offset:offset + 500]
+        arrived |= {r[0] for r in db.execute(
+            f"SELECT call_id FROM calls WHERE call_id IN ({', '.join('?' * len(chunk))})", chunk).fetchall()}
+    cutoff = time.monotonic() - RESERVATION_TTL_S
+    totals: dict[tuple, tuple[float, int]] = {}
+    with _lock:
+        for call_id, (at, usd, tokens, keys) in items:
+            if call_id in arrived or at < cutoff:
+                _reservations.pop(call_id, None)
+                continue
+            for key in keys:
+                was = totals.get(key, (0.0, 0))
+                totals[key] = (was[0] + usd, was[1] + tokens)
+    return totals
+
+
 def check_budget(
     db: sqlite_utils.Database,
     config: Any,
@@ -160,31 +200,43 @@ def check_budget(
     prompt_name: str | None = None,
     environment: str | None = None,
     estimate: Callable[[], tuple[float, int]] | tuple[float, int] | None = None,
+    call_id: str | None = None,
     now: datetime | None = None,
 ) -> None:
     """Raise BudgetExceeded if the call would take any applicable hard budget over its limit.
 
     `estimate` is (usd, tokens) for the call, or a function returning it, evaluated only when
     a hard budget applies (counting tokens is not free). Calls with no hard budget cost nothing.
+    With `call_id`, an allowed call's estimate is reserved until its call-log row appears.
     """
+    import time
+
     budgets = hard_budgets(config, prompt_name=prompt_name, environment=environment)
     if not budgets:
         return
     usd, tokens = estimate() if callable(estimate) else (estimate or (0.0, 0))
+    pending = _pending(db)
     for budget in budgets:
         used_usd, used_tokens = spent(db, budget, now)
-        used, extra = (used_usd, usd) if budget.kind == "usd" else (used_tokens, tokens)
-        if used >= budget.limit or used + extra > budget.limit:
-            if budget.kind == "usd":
-                detail = f"${used:,.4f} spent + ${extra:,.4f} for this call > ${budget.limit:,.2f}"
-            else:
-                detail = f"{used:,.0f} tokens used + {extra:,.0f} for this call > {budget.limit:,.0f}"
+        held_usd, held_tokens = pending.get(_budget_key(db, budget), (0.0, 0))
+        if budget.kind == "usd":
+            used, held, extra = used_usd, held_usd, usd
+        else:
+            used, held, extra = used_tokens, held_tokens, tokens
+        if used + held >= budget.limit or used + held + extra > budget.limit:
+            unit = (lambda v: f"${v:,.4f}") if budget.kind == "usd" else (lambda v: f"{v:,.0f} tokens")
+            detail = f"{unit(used)} used" + (f" + {unit(held)} in flight" if held else "") \
+                + f" + {unit(extra)} for this call > {unit(budget.limit)}"
             message = (
                 f"refused: this call would exceed {budget.describe()} ({detail}); "
                 "raise the budget in .promstack/config.toml or wait for the next period"
             )
             log.warning(message)
-            raise BudgetExceeded(message, budget, used, extra)
+            raise BudgetExceeded(message, budget, used + held, extra)
+    if call_id is not None:
+        keys = frozenset(_budget_key(db, b) for b in budgets)
+        with _lock:
+            _reservations[call_id] = (time.monotonic(), float(usd), int(tokens), keys)
 
 
 def estimate_call(model: str, messages: Any, model_config: dict[str, Any]) -> tuple[float, int]:
@@ -202,6 +254,7 @@ def estimate_call(model: str, messages: Any, model_config: dict[str, Any]) -> tu
 
 
 def reset_cache() -> None:
-    """Forget cached spend (tests that rewrite the log under the same connection)."""
+    """Forget cached spend and reservations (tests that rewrite the log under one connection)."""
     with _lock:
         _spend_cache.clear()
+        _reservations.clear()

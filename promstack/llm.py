@@ -606,7 +606,8 @@ class Gateway:
             # the refusal is logged below by _log_failure as a 'blocked' row.
             budgets.check_budget(
                 self.store.db, conf, prompt_name=call.prompt_name, environment=call.environment,
-                estimate=lambda: budgets.estimate_call(route.model, messages, model_config))
+                estimate=lambda: budgets.estimate_call(route.model, messages, model_config),
+                call_id=call.call_id)
             api_key = os.environ.get(route.key_env) if route.key_env else None
             secrets = (api_key,) if api_key else ()
             timeout = float(model_config.get("timeout") or gw["timeout"])

@@ -93,7 +93,7 @@ def test_check_budget_tokens_environment_and_incremental_spend(isolated_store):
         budgets.check_budget(db, config, environment="production", estimate=(2.0, 0), now=now)
     # rows after the cached total are added, so the next check sees them
     add(cost_usd=1.5, environment="production")
-    with pytest.raises(BudgetExceeded, match=r"\$10.0000 spent"):
+    with pytest.raises(BudgetExceeded, match=r"\$10.0000 used"):
         budgets.check_budget(db, config, environment="production", estimate=(0.0, 0), now=now)
     assert budgets.spent(db, budgets.hard_budgets(config, prompt_name=None, environment="production")[1],
                          now) == (10.0, 900)
@@ -103,3 +103,50 @@ def test_check_budget_tokens_environment_and_incremental_spend(isolated_store):
     budgets.reset_cache()
     assert budgets.spent(db, budgets.Budget("workspace", "usd", "month", 1.0), now) == (10.0, 900)
     db.close()
+
+
+def test_calls_in_flight_count_until_their_row_arrives(isolated_store):
+    budgets.reset_cache()
+    db = connect(isolated_store)
+    config = {"budgets": {"daily_usd": 1.0, "hard": True}}
+    now = datetime.now(UTC)
+    budgets.check_budget(db, config, estimate=(0.4, 0), call_id="c1", now=now)
+    budgets.check_budget(db, config, estimate=(0.4, 0), call_id="c2", now=now)
+    with pytest.raises(BudgetExceeded, match=r"\$0.8000 in flight"):
+        budgets.check_budget(db, config, estimate=(0.4, 0), call_id="c3", now=now)
+    # c1 finished and cost less than estimated: its actual cost replaces the reservation
+    calls.insert(db, [({"call_id": "c1", "timestamp": monitor.iso(now - timedelta(seconds=1)),
+                        "model": "m", "status": "ok", "cost_usd": 0.1}, None)])
+    budgets.check_budget(db, config, estimate=(0.4, 0), call_id="c3", now=now)   # 0.1 + 0.4 + 0.4
+    with pytest.raises(BudgetExceeded):
+        budgets.check_budget(db, config, estimate=(0.2, 0), call_id="c4", now=now)
+    budgets.reset_cache()
+    db.close()
+
+
+def test_concurrent_gateway_calls_do_not_overshoot(client, fake_llm, isolated_store):
+    import asyncio
+
+    budgets.reset_cache()
+    write_config(isolated_store, "[budgets]\nmonthly_usd = 1.0\nhard = true\n")
+    make_prompt(client, fake_llm, max_tokens=300)
+    fake_llm.usage = (1, 300)             # each costs $0.301; estimated from its prompt + max_tokens
+    fake_llm.latency = 0.05
+
+    async def many():
+        return await asyncio.gather(*(client.arun("support/refund", {"question": f"q{i}"}, cache=False)
+                                      for i in range(6)), return_exceptions=True)
+
+    from promstack.llm import run_sync
+
+    estimate, _ = budgets.estimate_call(
+        "openai/fake-model", [{"role": "user", "content": "환불 절차를 안내하세요: q0"}],
+        {"max_tokens": 300, **PRICES})
+    assert 0.301 <= estimate < 1.0 / 3     # so three fit in the budget, a fourth does not
+    results = run_sync(many())
+    done = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BudgetExceeded)]
+    # without reservations all six would pass: each check would see nothing spent yet
+    assert len(done) == 3 and len(refused) == 3
+    assert sum(r.cost_usd for r in done) <= 1.0
+    budgets.reset_cache()
