@@ -49,7 +49,6 @@ class ChangeWatch:
         self._sessions: OrderedDict[int, tuple[Any, ServerSession]] = OrderedDict()
         self._last: tuple | None = None
         self._data_version: int | None = None
-        self._absorb = False
 
     async def middleware(self, ctx: ServerRequestContext, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
         """Server middleware: remember each handshake-era connection that talks to us."""
@@ -63,8 +62,19 @@ class ChangeWatch:
         return await call_next(ctx)
 
     async def changed_here(self, ctx: Context) -> None:
-        """A tool of ours changed the prompts: tell everyone now (the poll then stays quiet)."""
-        self._absorb = True
+        """A tool of ours wrote to the store: tell everyone now if the listing changed. The poll
+        may have run while the write was in flight and told them already; then this stays quiet,
+        and the poll stays quiet after it, since both compare against the same last listing."""
+        try:
+            found = await self.engine.read(None, lambda call: self._fingerprint(call, always=True))
+        except Exception as exc:
+            if not is_engine_error(exc):
+                raise
+            found = None
+        if found is not None:
+            if found == self._last:
+                return
+            self._last = found
         await self.broadcast()
 
     async def broadcast(self) -> None:
@@ -89,17 +99,16 @@ class ChangeWatch:
         if found is None:
             return False
         previous, self._last = self._last, found
-        absorb, self._absorb = self._absorb, False
-        if previous is None or absorb or previous == found:
+        if previous is None or previous == found:
             return False
         await self.broadcast()
         return True
 
-    def _fingerprint(self, call: Call) -> tuple | None:
+    def _fingerprint(self, call: Call, always: bool = False) -> tuple | None:
         """What the prompt listing depends on; None when nothing was committed since last time
         (SQLite's data_version moves on every commit by another connection: a cheap check)."""
         version = call.client.store.db.conn.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._data_version:
+        if version == self._data_version and not always:
             return None
         self._data_version = version
         return tuple((p.id, p.name, p.archived, p.head) for p in call.client.list_prompts(include_archived=True))
