@@ -124,6 +124,7 @@
     ], [s.input_tokens, s.output_tokens]);
     chart("chart-cost", xs, [{ label: "USD", stroke: "#d9480f", fill: "rgba(217,72,15,.15)",
       value: function (u, v) { return v === null ? "–" : "$" + v.toFixed(4); } }], [s.cost]);
+    document.body.dataset.charts = "ready";
   }
 
   // ---- live run -----------------------------------------------------------------------------------
