@@ -518,6 +518,8 @@ def rollback(client: Any, prompt: Any, *, env: str | None = None, reason: str | 
     with write(db):
         current = _label(client, row["id"], target_env.name)
         split = _end_split(client, row["id"], target_env.name, "halted", "rolled back")
+        if split is not None and split["detail"].get("deployment") is not None:  # a rollout's deployment
+            rows.update_deployment(db, split["detail"]["deployment"], status="rolled_back")
         last = next((d for d in rows.deployments(db, prompt_id=row["id"], environment=target_env.name, limit=200)
                      if d["status"] == "deployed" and d["kind"] != "rollback"
                      and d["to_version"] == current and d["from_version"] is not None), None)
