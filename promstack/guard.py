@@ -367,6 +367,9 @@ def escape_injection(text: str) -> str:
     return _SPECIAL.sub(lambda m: m.group().replace("<", "‹").replace(">", "›").replace("[", "(").replace("]", ")"), text)
 
 
+escape_prompt_injection = escape_injection  # the seed's name
+
+
 # ---- output -------------------------------------------------------------------------------
 
 _HARMFUL = re.compile(
@@ -431,11 +434,15 @@ def _map_strings(value: Any, fn) -> Any:  # noqa: ANN001
 
 
 def sanitize_input(
-    variables: dict[str, Any], settings: dict[str, Any] | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    variables: dict[str, Any] | str, settings: dict[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
     """The seed's sanitizeInput over a call's variables (the user's input; the template is the
-    team's own text): PII masked, injection scored and control tokens defused. Returns the
-    variables to render with and the guards' report; raises GuardBlocked in block mode."""
+    team's own text), or over one text: PII masked, injection scored and control tokens
+    defused. Returns what to render with and the guards' report; raises GuardBlocked in block
+    mode."""
+    if isinstance(variables, str):
+        clean, report = sanitize_input({"input": variables}, settings)
+        return clean["input"], report
     settings = settings or DEFAULTS
     report: dict[str, Any] = {}
     pii_mode = settings.get("pii", "mask")
