@@ -17,6 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	sh scripts/ensure-redis.sh
+	sh scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 	cd sdk/typescript && npm ci --no-audit --no-fund && PROMSTACK_BIN=$(abspath $(BIN))/promstack npm test

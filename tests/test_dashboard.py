@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dashboard_fixtures import (
+from test_dashboard_fixtures import (
     CALLS_PER_HOUR,
     LATENCY_THRESHOLD_MS,
     V1,

@@ -1,6 +1,6 @@
-"""A workspace for the dashboard tests, filled through the fake model server, and a real server.
+"""A workspace for the dashboard tests (no tests here), filled through the fake model server, and a server.
 
-`fill_workspace(root, base_url)` makes what a person would see after a few days of use, all
+`fill_workspace(root, fake)` makes what a person would see after a few days of use, all
 through the engine: prompt 42 with versions on main and a branch, labels, the seed's regression
 suite run on two versions and two models (judged with the seed's criteria), an arena of three
 models, calls from the gateway in two environments with some errors, alert rules that fired,
