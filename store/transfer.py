@@ -15,7 +15,7 @@ import sqlite_utils
 from . import audit
 from .db import write
 from .errors import InvalidInput
-from .prompts import content_hash, validate_name, validate_ref_name
+from .prompts import _check_model_config, content_hash, validate_name, validate_ref_name
 from .template import analyse, declare, normalize
 
 FORMAT = "promstack/1"
@@ -69,6 +69,68 @@ def _variables(version: dict[str, Any], used: list[str], config: dict[str, Any])
     return declare(used, config)
 
 
+def _check_prompt(p: Any) -> None:
+    """The shape of one exported prompt, checked before any of it is written: a hand-edited or
+    truncated file gets a sentence naming the place, never a KeyError or a store whose
+    branches and labels point at versions that do not exist."""
+    if not isinstance(p, dict):
+        raise InvalidInput("each entry of 'prompts' must be an object; is this a file written by 'promstack export'?")
+    name = validate_name(_need(p, "name", "a prompt"))
+    where = f"prompt {name!r}"
+    pid = p.get("id")
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid < 1):
+        raise InvalidInput(f"{where} has id {pid!r}; an id is a positive whole number")
+    versions = _need(p, "versions", where)
+    if not isinstance(versions, list) or not versions or not all(isinstance(v, dict) for v in versions):
+        raise InvalidInput(f"{where} needs 'versions', a non-empty list of objects")
+    numbers = [_need(v, "version", where) for v in versions]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise InvalidInput(f"{where} has versions numbered {numbers[:10]}...; they must run 1, 2, 3... in order")
+    known = set(numbers)
+
+    def version_ref(value: Any, what: str, *, optional: bool = True) -> None:
+        if (value is None and optional) or (
+                isinstance(value, int) and not isinstance(value, bool) and value in known):
+            return
+        raise InvalidInput(f"{where}: {what} points at version {value!r}, which the file does not hold")
+
+    for v in versions:
+        here = f"{where} version {v['version']}"
+        version_ref(v.get("parent"), f"the parent of version {v['version']}")
+        version_ref(v.get("merge_parent"), f"the merge parent of version {v['version']}")
+        _check_model_config(v.get("model_config"))
+        if not isinstance(_need(v, "created_at", here), str):
+            raise InvalidInput(f"{here}: 'created_at' must be a time as text")
+    for key, fields in (("branches", ("name", "head", "created_at", "created_by")),
+                        ("labels", ("name", "version", "updated_at", "updated_by")),
+                        ("label_history", ("label", "actor", "at"))):
+        items = p.get(key, [] if key != "branches" else None)
+        if items is None:
+            _need(p, key, where)
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise InvalidInput(f"{where}: {key!r} must be a list of objects")
+        for item in items:
+            for field in fields:
+                _need(item, field, f"{where}, an entry of {key!r},")
+    for key, field in (("branches", "name"), ("labels", "name")):
+        names = [item[field] for item in p.get(key, [])]
+        if len(names) != len(set(map(str, names))):
+            raise InvalidInput(f"{where} lists a {key[:-1]} twice in {key!r}")
+    branches = p["branches"]
+    if "main" not in {b["name"] for b in branches}:
+        raise InvalidInput(f"{where} has no branch 'main'; every prompt has one")
+    for b in branches:
+        validate_ref_name(b["name"], "branch")
+        version_ref(b["head"], f"branch {b['name']!r}", optional=False)
+        version_ref(b.get("forked_from"), f"the fork point of branch {b['name']!r}")
+    for label in p.get("labels", []):
+        validate_ref_name(label["name"], "label")
+        version_ref(label["version"], f"label {label['name']!r}", optional=False)
+    for move in p.get("label_history", []):
+        version_ref(move.get("from_version"), f"a move of label {move['label']!r}")
+        version_ref(move.get("to_version"), f"a move of label {move['label']!r}")
+
+
 def import_(db: sqlite_utils.Database, document: Any, *, actor: str) -> dict[str, int]:
     """Add every prompt of an exported document; returns counts. All or nothing."""
     if not isinstance(document, dict) or document.get("format") != FORMAT:
@@ -79,7 +141,8 @@ def import_(db: sqlite_utils.Database, document: Any, *, actor: str) -> dict[str
     counts = {"prompts": 0, "versions": 0, "labels": 0}
     with write(db):
         for p in prompts:
-            name = validate_name(_need(p, "name", "a prompt"))
+            _check_prompt(p)
+            name = p["name"]
             where = f"prompt {name!r}"
             taken = db.execute("SELECT id, name FROM prompts WHERE name = ? OR id = ?",
                                [name, p.get("id")]).fetchone()

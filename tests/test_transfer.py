@@ -117,3 +117,62 @@ def test_an_export_without_variables_still_imports(client, tmp_path):
     with Client(tmp_path / "fresh.db") as fresh:
         fresh.import_(document)
         assert fresh.get_prompt("p").variables == client.get_prompt("p").variables
+
+
+def _set(path, value):
+    def change(document):
+        *where, last = path
+        item = document["prompts"][0]
+        for key in where:
+            item = item[key]
+        if value is _DELETE:
+            del item[last]
+        else:
+            item[last] = value
+    return change
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (_set(["versions", 1, "version"], 1), "numbered"),
+        (_set(["versions", 1, "version"], "two"), "numbered"),
+        (_set(["versions"], []), "non-empty list"),
+        (_set(["versions"], 5), "non-empty list"),
+        (_set(["versions", 0, "template"], _DELETE), "'template'"),
+        (_set(["versions", 1, "parent"], 9), "parent of version 2"),
+        (_set(["versions", 1, "model_config"], {"temperature": 9}), "temperature"),
+        (_set(["branches", 0, "head"], _DELETE), "'head'"),
+        (_set(["branches", 0, "head"], 99), "branch 'exp' points at version 99"),
+        (_set(["branches", 0, "head"], [1]), "points at version [1]"),
+        (_set(["branches", 1, "name"], "exp"), "twice"),
+        (_set(["branches"], _DELETE), "'branches'"),
+        (_set(["branches", 1, "name"], "trunk"), "no branch 'main'"),
+        (_set(["labels", 0, "version"], 99), "label 'production' points at version 99"),
+        (_set(["labels", 0, "version"], _DELETE), "'version'"),
+        (_set(["labels", 0, "name"], "live now"), "label name"),
+        (_set(["label_history", 0, "actor"], _DELETE), "'actor'"),
+        (_set(["label_history", 0, "to_version"], 7), "move of label 'production'"),
+        (_set(["id"], "abc"), "id 'abc'"),
+        (_set(["id"], 0), "id 0"),
+        (lambda d: d["prompts"].append("x"), "must be an object"),
+    ],
+)
+def test_import_of_a_damaged_export_names_the_place_and_writes_nothing(client, tmp_path, change, words):
+    client.create_prompt("p", "one")
+    client.save("p", "two")
+    client.create_branch("p", "exp")
+    client.set_label("p", "production", 1)
+    document = json.loads(json.dumps(client.export()))
+    assert [b["name"] for b in document["prompts"][0]["branches"]] == ["exp", "main"]
+    change(document)
+    with Client(tmp_path / "fresh.db") as fresh:
+        fresh.create_prompt("mine", "kept", id=900)
+        before = (fresh.export(), len(fresh.audit_log()))
+        with pytest.raises(InvalidInput) as caught:
+            fresh.import_(document)
+        assert words in str(caught.value)
+        assert (fresh.export(), len(fresh.audit_log())) == before
