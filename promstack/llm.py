@@ -642,6 +642,91 @@ class Gateway:
             self._log_failure(call, exc, secrets)
             raise
 
+    # ---- embeddings (evals' semantic similarity) -----------------------------------------
+
+    async def aembed(self, texts: list[str], *, model: str, **kwargs: Any) -> list[list[float]]:
+        """Embedding vectors for `texts`, one call-log row; PII is masked first. Keyword
+        arguments: model_config, run_id, user_id, environment."""
+        return await on_portal(self._aembed(list(texts), model=model, **kwargs))
+
+    def embed(self, texts: list[str], *, model: str, **kwargs: Any) -> list[list[float]]:
+        return run_sync(self._aembed(list(texts), model=model, **kwargs))
+
+    async def _aembed(
+        self, texts: list[str], *, model: str, model_config: dict[str, Any] | None = None,
+        run_id: str | None = None, user_id: str | None = None, environment: str | None = None,
+    ) -> list[list[float]]:
+        conf = self.config()
+        call = _Call(uuid.uuid4().hex, now(), time.perf_counter(), model, user_id=user_id,
+                     run_id=run_id, environment=environment or self.environment(conf))
+        model_config = dict(model_config or {})
+        secrets: tuple[str, ...] = ()
+        try:
+            settings = conf.view("guard", guard.DEFAULTS)
+            if settings.get("pii", "mask") == "mask":
+                masked = [guard.mask_pii(t, settings.get("pii_entities"))[0] for t in texts]
+                if masked != texts:
+                    call.guards = {"pii": {"action": "masked"}}
+                texts = masked
+            route = resolve_route(model, model_config, conf.view("providers"))
+            call.provider, call.route = route.provider, route.route
+            api_key = os.environ.get(route.key_env) if route.key_env else None
+            secrets = (api_key,) if api_key else ()
+            gw = self._gateway_settings(conf)
+            timeout = float(model_config.get("timeout") or gw["timeout"])
+            once = self._lean_embed_once if route.route == "lean" else self._litellm_embed_once
+            vectors, tokens, _, _ = await self._with_retries(once, route, texts, {}, api_key, timeout, gw)
+        except BaseException as exc:
+            if isinstance(exc, GatewayError):
+                exc.args = (_redact(str(exc), secrets),)
+            self._log_failure(call, exc, secrets)
+            raise
+        self._finish(call, route, "", tokens or 0, 0, False, {"output": "off"}, model_config, None)
+        return vectors
+
+    async def _lean_embed_once(self, route, texts, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
+        import aiohttp
+
+        session = self._session(int(gw["max_connections"]))
+        headers = {"content-type": "application/json"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        try:
+            async with session.post(f"{route.api_base}/embeddings",
+                                    data=json.dumps({"model": route.upstream, "input": texts}).encode(),
+                                    headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                status, raw = response.status, await response.read()
+                retry_after = response.headers.get("retry-after")
+        except TimeoutError:
+            raise _error(route.provider, route.model, "timeout", f"no answer within {timeout:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise _error(route.provider, route.model, "connection", f"{type(exc).__name__} to {route.api_base}") from None
+        if status >= 400:
+            raise _status_error(route, status, _provider_message(raw), _retry_after(retry_after))
+        try:
+            data = json.loads(raw)
+            vectors = [item["embedding"] for item in sorted(data["data"], key=lambda d: d.get("index", 0))]
+        except (ValueError, KeyError, TypeError):
+            raise _error(route.provider, route.model, "malformed_response", "not an embeddings list") from None
+        return vectors, (data.get("usage") or {}).get("prompt_tokens"), 0, None
+
+    async def _litellm_embed_once(self, route, texts, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
+        litellm = load_litellm()
+        kwargs: dict[str, Any] = {"model": route.upstream, "input": texts, "timeout": timeout}
+        if route.api_base:
+            kwargs["api_base"] = route.api_base
+        if api_key:
+            kwargs["api_key"] = api_key
+        elif route.keyless or (route.api_base and route.provider in LEAN_PROVIDERS):
+            kwargs["api_key"] = "no-key"
+        try:
+            response = await litellm.aembedding(**kwargs)
+        except Exception as exc:
+            raise _litellm_error(route, exc) from None
+        data = response.model_dump() if hasattr(response, "model_dump") else dict(response)
+        vectors = [item["embedding"] for item in data.get("data") or []]
+        return vectors, (data.get("usage") or {}).get("prompt_tokens"), 0, None
+
     async def _with_retries(self, once, route, messages, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
         import tenacity
 

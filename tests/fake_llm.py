@@ -162,6 +162,8 @@ class FakeLLM:
     async def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes):
         if method == "GET" and path.rstrip("/").endswith("/models"):
             return 200, {}, json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
+        if method == "POST" and path.rstrip("/").endswith("/embeddings"):
+            return self._embeddings(body)
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
             return 404, {}, _error("not found", "invalid_request_error")
         try:
@@ -219,6 +221,27 @@ class FakeLLM:
             },
         }
         return 200, {}, json.dumps(data, ensure_ascii=False).encode()
+
+
+    def _embeddings(self, body: bytes):  # noqa: ANN202
+        """Deterministic 8-dimensional vectors from each text's sha256."""
+        import hashlib
+
+        request = json.loads(body or b"{}")
+        if self.record:
+            with self._lock:
+                self.requests.append({"path": "/v1/embeddings", "headers": {}, "json": request})
+        texts = request.get("input") or []
+        texts = [texts] if isinstance(texts, str) else texts
+        data = []
+        for i, text in enumerate(texts):
+            digest = hashlib.sha256(str(text).encode()).digest()
+            data.append({"object": "embedding", "index": i,
+                         "embedding": [round(b / 255 - 0.5, 4) for b in digest[:8]]})
+        tokens = sum(len(str(t).split()) for t in texts)
+        payload = {"object": "list", "data": data, "model": request.get("model"),
+                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return 200, {}, json.dumps(payload).encode()
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",

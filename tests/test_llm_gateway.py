@@ -376,3 +376,12 @@ def test_a_cancelled_call_is_still_one_row(client, fake_llm):
         time.sleep(0.05)
     [row] = rows(client)
     assert row["status"] == "error" and "CancelledError" in row["error"]
+
+
+def test_embeddings_are_one_logged_call_with_pii_masked(client, fake_llm):
+    vectors = client.gateway.embed(["환불 문의 a@b.co", "배송"], model="openai/embed-small",
+                                   model_config={"api_base": fake_llm.base_url}, run_id="r1")
+    assert len(vectors) == 2 and len(vectors[0]) == 8
+    assert fake_llm.requests[-1]["json"]["input"] == ["환불 문의 <EMAIL_ADDRESS>", "배송"]
+    [row] = rows(client, run_id="r1")
+    assert row["status"] == "ok" and row["input_tokens"] == 4 and row["guards"]["pii"]["action"] == "masked"
