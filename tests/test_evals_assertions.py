@@ -152,3 +152,14 @@ def test_every_assertion_type_through_a_real_run(workspace, client, scripted):
     assert len(statuses) == 7
     assert [by_case[i]["status"] for i in range(7)] == ["pass", "pass", "pass", "fail", "fail", "fail", "fail"]
     assert "judge gave 1" in by_case[3]["reason"] and "is-json" in by_case[5]["reason"]
+
+
+def test_similar_through_the_gateways_embeddings(workspace, client, scripted, monkeypatch):
+    monkeypatch.setenv("PROMSTACK_EMBEDDING_MODEL", "openai/embed")
+    cases = [{"input": "a", "assert": [{"type": "similar", "value": "bad answer", "threshold": 0.99}]}]
+    (workspace / "tests/prompts/emb.json").write_text(json.dumps(cases), encoding="utf-8")
+    run = engine.run_tests(client, "emb", prompt=42, models=["openai/bad"])
+    (result,) = engine.evals_of(client).iter_results(run["id"])
+    (check,) = result["checks"]
+    assert result["status"] == "pass" and check["detail"]["method"] == "embedding openai/embed"
+    assert any(r["path"] == "/v1/embeddings" for r in scripted.requests)
