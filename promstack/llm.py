@@ -827,11 +827,10 @@ class Gateway:
             prompt_name=call.prompt_name, provider=route.provider, route=route.route,
             user_id=call.user_id, run_id=call.run_id, environment=call.environment, logprobs=logprobs,
         )
-        row = {**{k: getattr(result, k) for k in (
-            "timestamp", "prompt_id", "prompt_version", "model", "input_tokens", "output_tokens",
-            "latency_ms", "user_id", "cost_usd", "cache_hit", "status", "environment", "run_id",
-            "guards", "call_id", "prompt_name", "provider", "route") if hasattr(result, k)},
-            "timestamp": call.timestamp, "error": None}
+        row = {"timestamp": call.timestamp, "error": None, **{k: getattr(result, k) for k in (
+            "prompt_id", "prompt_version", "model", "input_tokens", "output_tokens", "latency_ms",
+            "user_id", "cost_usd", "cache_hit", "status", "environment", "run_id", "guards",
+            "call_id", "prompt_name", "provider", "route")}}
         self.log.submit(row, self._audit_entry(call, row))
         return result
 
