@@ -385,3 +385,12 @@ def test_embeddings_are_one_logged_call_with_pii_masked(client, fake_llm):
     assert fake_llm.requests[-1]["json"]["input"] == ["환불 문의 <EMAIL_ADDRESS>", "배송"]
     [row] = rows(client, run_id="r1")
     assert row["status"] == "ok" and row["input_tokens"] == 4 and row["guards"]["pii"]["action"] == "masked"
+
+
+def test_the_fake_servers_error_rate_is_retried_away(client, fake_llm):
+    make_prompt(client, fake_llm, "lean")
+    fake_llm.error_rate = 0.3
+    results = [client.run("support/refund", {"question": f"q{i}"}) for i in range(10)]
+    assert all(r.status == "ok" for r in results)
+    assert len(fake_llm.requests) > 10  # some 500s were retried
+    assert len(rows(client)) == 10
