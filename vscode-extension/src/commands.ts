@@ -11,6 +11,7 @@ import type { ResultPanels } from './webviews';
 import { vscode } from './vs';
 
 const LABELS = ['production', 'staging', 'test', 'development'];
+const ENVIRONMENTS = new Set(LABELS);
 const CRITERIA = [
   'Does the answer address the question?',
   'Is the answer factually correct and free of made-up details?',
@@ -228,12 +229,37 @@ class Commands {
     if (reason === undefined) {
       return;
     }
+    if (ENVIRONMENTS.has(label) && (await this.run((c) => c.hasTool('deploy_prompt')))) {
+      await this.deploy(target, label, reason || undefined);
+      return;
+    }
     const moved = await this.run((c) => c.setLabel(target.name, label, target.version, reason || undefined));
     if (moved) {
       this.d.connection.storeChanged();
       const before = moved.from_version ? `v${moved.from_version}` : 'nothing';
       void vscode.window.showInformationMessage(`PromStack: ${target.name} ${label}: ${before} → v${moved.to_version}.`);
     }
+  }
+
+  /** An environment label moves through deploy_prompt, so its gate (tests, score, alerts) applies. */
+  private async deploy(target: VersionTarget, environment: string, reason: string | undefined, force = false): Promise<void> {
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Deploying ${target.name} v${target.version} to ${environment}` },
+      () => this.run((c) => c.deployPrompt(target.name, { environment, version: target.version, reason, force: force || undefined })),
+    );
+    if (!result) {
+      return;
+    }
+    this.d.connection.storeChanged();
+    const checks = result.checks.map((c) => `${c.passed ? '✓' : c.skipped ? '–' : '✗'} ${c.check}: ${c.detail}`).join('; ');
+    if (result.status === 'refused') {
+      const choice = await vscode.window.showWarningMessage(`PromStack: the ${environment} gate refused ${target.name} v${target.version}. ${result.message}${checks ? ` (${checks})` : ''}`, 'Deploy Anyway (audited)');
+      if (choice === 'Deploy Anyway (audited)') {
+        await this.deploy(target, environment, reason ?? 'forced from VS Code', true);
+      }
+      return;
+    }
+    void vscode.window.showInformationMessage(`PromStack: ${result.name} ${environment}: ${result.status}${result.from_version ? ` (v${result.from_version} → v${result.to_version})` : result.to_version ? ` (v${result.to_version})` : ''}. ${result.message}`);
   }
 
   private async askVariables(variables: Variable[]): Promise<Record<string, unknown> | undefined> {
@@ -300,7 +326,7 @@ class Commands {
     const suite = await vscode.window.showInputBox({
       prompt: `Run which test suite${name ? ` against ${name}` : ''}?`,
       placeHolder: 'regression',
-      value: this.lastRun?.suite_name ?? 'regression',
+      value: this.lastRun?.suite ?? 'regression',
     });
     if (!suite) {
       return;
@@ -308,14 +334,20 @@ class Commands {
     const run = await this.withRunProgress(`Testing ${name ?? ''} with suite ${suite}`, (signal, report) =>
       this.run((c) => c.runTests({ suite, prompt: name }, { signal, onProgress: report })));
     if (run) {
-      this.lastRun = run;
-      this.d.panels.showTestRun(run);
-      void vscode.window.showInformationMessage(`PromStack: ${testSummary(run)}`);
+      this.showRun(run);
     }
   }
 
+  private showRun(run: TestRun): void {
+    this.lastRun = run;
+    this.d.panels.showTestRun(run);
+    const say = run.passed === false || run.errors > 0 ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
+    void say(`PromStack: ${testSummary(run)}`);
+  }
+
   async judge(arg: unknown): Promise<void> {
-    const runId = this.lastRun?.id ?? (await vscode.window.showInputBox({ prompt: 'Judge which test run? (its id, from Run Test Suite or `promstack runs`)' }));
+    void arg;
+    const runId = await vscode.window.showInputBox({ prompt: 'Judge which test run? (its id, from Run Test Suite or `promstack runs`)', value: this.lastRun?.run_id ?? '' });
     if (!runId) {
       return;
     }
@@ -333,12 +365,10 @@ class Commands {
         criteria.push(custom);
       }
     }
-    void arg;
     const run = await this.withRunProgress(`Judging run ${runId}`, (signal, report) =>
       this.run((c) => c.judgeRun(runId, { criteria, scoring: '1-5' }, { signal, onProgress: report })));
     if (run) {
-      this.lastRun = run;
-      this.d.panels.showTestRun(run);
+      this.showRun(run);
     }
   }
 
@@ -363,24 +393,33 @@ class Commands {
       void vscode.window.showWarningMessage('PromStack: an arena needs at least two models.');
       return;
     }
-    const suite = await vscode.window.showInputBox({ prompt: 'On which test suite?', value: this.lastRun?.suite_name ?? 'regression' });
+    const suite = await vscode.window.showInputBox({ prompt: 'On which test suite?', value: this.lastRun?.suite ?? 'regression' });
     if (!suite) {
       return;
     }
-    const run = await this.withRunProgress(`Arena: ${models.join(' vs ')}`, (signal, report) =>
-      this.run((c) => c.runArena({ prompt: name, models, suite }, { signal, onProgress: report })));
-    if (run?.arena) {
-      this.d.panels.showArena(run.id, run.arena);
-    } else if (run) {
-      void vscode.window.showWarningMessage(`PromStack: arena run ${run.id} finished with status ${run.status ?? '?'} and no leaderboard.`);
+    const report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Arena: ${models.join(' vs ')}`, cancellable: true }, (progress, token) => {
+      let last = 0;
+      return this.run((c) => c.runArena({ prompt: name, models, suite }, {
+        signal: abortOn(token),
+        onProgress: (done, total, message) => {
+          if (total) {
+            progress.report({ increment: (100 * done) / total - last, message: message || `${done}/${total}` });
+            last = (100 * done) / total;
+          }
+        },
+      }));
+    });
+    if (report) {
+      this.d.panels.showArena(report);
+      void vscode.window.showInformationMessage(`PromStack: ${report.headline.models}: ${report.headline.win_rates}`);
     }
   }
 
   async showMetrics(arg: unknown): Promise<void> {
     const name = this.d.targets.nameFromArg(arg);
-    const metrics = await this.run((c) => c.getMetrics({ prompt: name }));
+    const metrics = await this.run((c) => c.getMetrics({ prompt: name, since: '24h', by: ['model'] }));
     if (metrics) {
-      const doc = await vscode.workspace.openTextDocument({ language: 'plaintext', content: formatMetrics(metrics as Record<string, unknown>, `PromStack metrics${name ? ` for ${name}` : ''}`) });
+      const doc = await vscode.workspace.openTextDocument({ language: 'plaintext', content: formatMetrics(metrics, `PromStack metrics${name ? ` for ${name}` : ''}, last 24 h by model`) });
       await vscode.window.showTextDocument(doc, { preview: true });
     }
   }

@@ -1,6 +1,6 @@
 // Turning tool results into text people read: version documents, run output, metrics, and the
 // rows of the test-results and arena tables. No `vscode` import.
-import type { ArenaReport, FailingCase, PromptVersion, RunResult, TestRun } from './types';
+import type { ArenaReport, MetricsResult, PromptVersion, RunResult, TestRun } from './types';
 
 function scalar(value: unknown): string {
   return typeof value === 'string' && /^[\w./:@ -]*$/.test(value) && value.trim() === value && value !== ''
@@ -59,10 +59,9 @@ export function runSummary(r: RunResult): string {
 }
 
 export interface ResultRow {
-  case: number;
+  case: number | null;
   model: string;
   status: string;
-  passed: boolean;
   input: string;
   expected: string;
   output: string;
@@ -76,39 +75,42 @@ function text(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
-const PASSING = new Set(['pass', 'passed', 'ok']);
+// Worst first: a crash hides more than a wrong answer, which says more than an unchecked case.
+const SEVERITY: Record<string, number> = { error: 0, fail: 1, failed: 1, unchecked: 2 };
 
 /**
- * The test results table's rows, failures (and errors) first, then by case and model. Takes
- * the run's full results when the server sends them, else the summary's failing cases.
+ * The test results table's rows: the cases that did not pass (the server lists those, worst
+ * first), errors before failures before unchecked, then by case and model.
  */
-export function testResultRows(run: TestRun): ResultRow[] {
-  const raw: Array<Record<string, unknown>> = run.results ?? (run.summary?.failing as FailingCase[] | undefined as Array<Record<string, unknown>> | undefined) ?? [];
-  const rows = raw.map((r) => {
-    const status = text(r.status ?? (r.passed === true ? 'pass' : r.passed === false ? 'fail' : ''));
-    return {
-      case: Number(r.case ?? r.case_idx ?? 0),
-      model: text(r.model),
-      status,
-      passed: PASSING.has(status.toLowerCase()),
-      input: text(r.input),
-      expected: text(r.expected),
-      output: text(r.output),
-      why: text(r.why ?? r.reason ?? r.error),
-    };
-  });
-  return rows.sort((a, b) => Number(a.passed) - Number(b.passed) || a.case - b.case || a.model.localeCompare(b.model));
+export function testResultRows(run: Pick<TestRun, 'failing'>): ResultRow[] {
+  const rows = (run.failing ?? []).map((f) => ({
+    case: f.case,
+    model: text(f.model),
+    status: text(f.status),
+    input: text(f.input),
+    expected: text(f.expected),
+    output: text(f.output),
+    why: text(f.why),
+  }));
+  const rank = (r: ResultRow) => SEVERITY[r.status.toLowerCase()] ?? 3;
+  return rows.sort((a, b) => rank(a) - rank(b) || (a.case ?? -1) - (b.case ?? -1) || a.model.localeCompare(b.model));
 }
 
-/** "12/15 passed (80%)": the line above the table and in the notification. */
+/** The cases that passed: results less the failed, errored and unchecked ones. */
+export function passedCount(run: Pick<TestRun, 'results' | 'failed' | 'errors' | 'unchecked'>): number {
+  return Math.max(0, run.results - run.failed - run.errors - run.unchecked);
+}
+
+/** "regression: 12/15 passed (80%), score 81": the line above the table and in the notification. */
 export function testSummary(run: TestRun): string {
-  const s = run.summary ?? {};
-  const passed = s.passed ?? 0;
-  const total = s.total ?? s.results ?? run.total ?? 0;
-  const rate = s.pass_rate !== undefined ? Math.round(100 * s.pass_rate) : total ? Math.round((100 * passed) / total) : 0;
-  const score = s.score !== undefined ? `, score ${Math.round(Number(s.score))}` : '';
-  const incomplete = s.complete === false ? ' (incomplete)' : '';
-  return `${run.suite_name ?? 'suite'}: ${passed}/${total} passed (${rate}%)${score}${incomplete}`;
+  const verdict = run.passed === true ? ' — PASSED' : run.passed === false ? ' — FAILED' : '';
+  const incomplete = run.results < run.total ? ` (incomplete: ${run.results} of ${run.total} ran)` : '';
+  return `${run.suite}: ${passedCount(run)}/${run.results} passed (${Math.round(100 * run.pass_rate)}%), score ${Math.round(run.score)}${verdict}${incomplete}`;
+}
+
+/** Tokens, cost and latency of a run, for under the summary. */
+export function testCosts(run: TestRun): string {
+  return `${run.input_tokens} in / ${run.output_tokens} out tokens · ${formatCost(run.cost_usd)} · p50 ${formatMs(run.latency_ms?.p50)} · p95 ${formatMs(run.latency_ms?.p95)}`;
 }
 
 export interface LeaderRow {
@@ -122,27 +124,16 @@ export interface LeaderRow {
 }
 
 function ratingOf(report: ArenaReport, model: string): string {
-  const r = report.ratings as unknown;
-  let entry: Record<string, unknown> | undefined;
-  if (Array.isArray(r)) {
-    entry = r.find((x) => (x as Record<string, unknown>).model === model) as Record<string, unknown> | undefined;
-  } else if (r && typeof r === 'object') {
-    entry = (r as Record<string, Record<string, unknown>>)[model];
-  }
-  if (!entry) {
+  const entry = report.ratings?.[model];
+  if (!entry || typeof entry.rating !== 'number') {
     return '';
   }
-  const value = Number(entry.rating ?? entry.score ?? entry.elo);
-  if (Number.isNaN(value)) {
-    return '';
-  }
-  const low = Number(entry.low ?? (entry.ci as number[] | undefined)?.[0]);
-  const high = Number(entry.high ?? (entry.ci as number[] | undefined)?.[1]);
-  const ci = Number.isNaN(low) || Number.isNaN(high) ? '' : ` (${low.toFixed(0)}–${high.toFixed(0)})`;
-  return `${value.toFixed(0)}${ci}`;
+  const { ci_low: low, ci_high: high } = entry;
+  const ci = typeof low === 'number' && typeof high === 'number' ? ` (${low.toFixed(0)}–${high.toFixed(0)})` : '';
+  return `${entry.rating.toFixed(0)}${ci}`;
 }
 
-/** The arena leaderboard, best win rate first. */
+/** The arena leaderboard, best win rate first (then rating). */
 export function leaderboardRows(report: ArenaReport): LeaderRow[] {
   const rows = report.models.map((model) => {
     const o = report.overall?.[model] ?? {};
@@ -154,27 +145,33 @@ export function leaderboardRows(report: ArenaReport): LeaderRow[] {
       losses: Number(o.losses ?? 0),
       ties: Number(o.ties ?? 0),
       rating: ratingOf(report, model),
+      score: report.ratings?.[model]?.rating ?? -Infinity,
     };
   });
-  rows.sort((a, b) => (b.winRate ?? -1) - (a.winRate ?? -1) || a.model.localeCompare(b.model));
-  rows.forEach((row, i) => (row.rank = i + 1));
-  return rows;
+  rows.sort((a, b) => (b.winRate ?? -1) - (a.winRate ?? -1) || b.score - a.score || a.model.localeCompare(b.model));
+  return rows.map(({ score: _score, ...row }, i) => ({ ...row, rank: i + 1 }));
 }
 
-/** Show Metrics: the call log's totals as aligned `key  value` lines, nested keys dotted. */
-export function formatMetrics(metrics: Record<string, unknown>, title = 'PromStack metrics'): string {
-  const lines: string[] = [title, '='.repeat(title.length)];
-  const walk = (prefix: string, value: unknown) => {
-    if (value && typeof value === 'object' && !Array.isArray(value)) {
-      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-        walk(prefix ? `${prefix}.${k}` : k, v);
-      }
-    } else if (Array.isArray(value) && value.every((x) => x && typeof x === 'object')) {
-      value.forEach((x, i) => walk(`${prefix}[${i}]`, x));
-    } else {
-      lines.push(`${prefix.padEnd(32)} ${text(value)}`);
-    }
-  };
-  walk('', metrics);
+function cell(value: unknown): string {
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? String(value) : value.toFixed(4).replace(/0+$/, '').replace(/\.$/, '');
+  }
+  return text(value);
+}
+
+/** Show Metrics: the window, then one aligned row per group of the call log. */
+export function formatMetrics(m: MetricsResult, title = 'PromStack metrics'): string {
+  const lines = [title, '='.repeat(title.length), `window: ${m.since ?? 'the beginning'} .. ${m.until}${m.by.length ? `, by ${m.by.join(', ')}` : ''}`, ''];
+  if (m.groups.length === 0) {
+    lines.push('No model calls in this window.');
+    return lines.join('\n') + '\n';
+  }
+  const columns = [...new Set(m.groups.flatMap((g) => Object.keys(g)))];
+  const table = [columns, ...m.groups.map((g) => columns.map((c) => cell(g[c])))];
+  const widths = columns.map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  for (const row of table) {
+    lines.push(row.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd());
+  }
+  lines.push('', `percentiles: ${m.percentile_method}`);
   return lines.join('\n') + '\n';
 }

@@ -1,7 +1,7 @@
 // The webviews' HTML, built as strings so it is tested without VS Code. Everything from the
 // store is escaped: prompt outputs are untrusted text. Scripts are off (no `enableScripts`), and
 // the content security policy allows only inline styles.
-import { leaderboardRows, testResultRows, testSummary } from './format';
+import { leaderboardRows, passedCount, testCosts, testResultRows, testSummary } from './format';
 import type { ArenaReport, TestRun } from './types';
 
 export function escapeHtml(value: unknown): string {
@@ -32,29 +32,38 @@ function page(title: string, body: string): string {
 <body>${body}</body></html>`;
 }
 
-/** The test results table, failures first. */
+/** The test results: summary, per-model figures, then the cases that did not pass, worst first. */
 export function testResultsHtml(run: TestRun): string {
   const rows = testResultRows(run);
-  const body = rows.map((r) => `<tr class="${r.passed ? 'pass' : 'fail'}">
-<td>${r.case}</td><td>${escapeHtml(r.model)}</td><td class="status">${escapeHtml(r.status)}</td>
+  const body = rows.map((r) => `<tr class="fail">
+<td>${r.case ?? ''}</td><td>${escapeHtml(r.model)}</td><td class="status">${escapeHtml(r.status)}</td>
 <td class="text">${escapeHtml(r.input)}</td><td class="text">${escapeHtml(r.expected)}</td>
 <td class="text">${escapeHtml(r.output)}</td><td class="text">${escapeHtml(r.why)}</td></tr>`).join('\n');
-  const none = rows.length ? '' : '<p>No failing cases.</p>';
-  return page(`Test run ${run.id}`, `<h2>Test run <code>${escapeHtml(run.id)}</code></h2>
-<p class="summary">${escapeHtml(testSummary(run))}</p>
+  const models = Object.entries(run.per_model ?? {}).map(([model, m]) => `<tr><td>${escapeHtml(model)}</td>${['pass_rate', 'score', 'results', 'failed', 'errors', 'cost_usd'].map((k) => `<td>${escapeHtml(m[k] ?? '')}</td>`).join('')}</tr>`).join('\n');
+  const passed = passedCount(run);
+  const cases = rows.length
+    ? `<h3>Cases that did not pass (${rows.length})</h3>
 <table><thead><tr><th>case</th><th>model</th><th>status</th><th>input</th><th>expected</th><th>output</th><th>why</th></tr></thead>
-<tbody>${body}</tbody></table>${none}`);
+<tbody>${body}</tbody></table>
+<p>${passed} passed case${passed === 1 ? '' : 's'} not listed.</p>`
+    : `<p>All ${passed} cases passed.</p>`;
+  return page(`Test run ${run.run_id}`, `<h2>Test run <code>${escapeHtml(run.run_id)}</code> (${escapeHtml(run.status)})</h2>
+<p class="summary">${escapeHtml(testSummary(run))}</p>
+<p>${escapeHtml(testCosts(run))}</p>
+${cases}
+${models ? `<h3>Per model</h3><table><thead><tr><th>model</th><th>pass rate</th><th>score</th><th>results</th><th>failed</th><th>errors</th><th>cost (USD)</th></tr></thead><tbody>${models}</tbody></table>` : ''}`);
 }
 
 /** The arena leaderboard. */
-export function arenaHtml(runId: string, report: ArenaReport): string {
+export function arenaHtml(report: ArenaReport): string {
   const rows = leaderboardRows(report);
   const body = rows.map((r) => `<tr><td>${r.rank}</td><td>${escapeHtml(r.model)}</td>
 <td>${r.winRate === null ? '–' : `${(100 * r.winRate).toFixed(0)}%`}</td><td>${r.wins}</td><td>${r.losses}</td><td>${r.ties}</td>
 <td>${escapeHtml(r.rating)}</td></tr>`).join('\n');
-  const headline = report.headline ? `<p class="summary">${escapeHtml(report.headline.models)}: ${escapeHtml(report.headline.win_rates)}</p>` : '';
-  return page(`Arena ${runId}`, `<h2>Arena <code>${escapeHtml(runId)}</code></h2>${headline}
-<p>${report.matches} matches, ${report.judged} judged, ${report.errors} errors</p>
+  const flip = report.order_flip_rate === null ? '' : `, judge order-flip rate ${(100 * report.order_flip_rate).toFixed(0)}%`;
+  return page(`Arena ${report.run_id}`, `<h2>Arena <code>${escapeHtml(report.run_id)}</code> on suite ${escapeHtml(report.suite)}</h2>
+<p class="summary">${escapeHtml(report.headline?.models ?? '')}: ${escapeHtml(report.headline?.win_rates ?? '')}</p>
+<p>${report.matches} matches, ${report.errors} errors${flip}</p>
 <table><thead><tr><th>#</th><th>model</th><th>win rate</th><th>wins</th><th>losses</th><th>ties</th><th>rating (95% CI)</th></tr></thead>
 <tbody>${body}</tbody></table>`);
 }

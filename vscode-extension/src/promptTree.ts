@@ -1,6 +1,6 @@
 // The PromStack view: folders -> prompts -> versions, reloaded when the store changes.
 import type { Connection } from './connection';
-import { buildTree, presentVersion, versionNodes, type PromptNode, type TreeNode } from './tree';
+import { buildTree, presentVersion, shownLabels, versionNodes, type PromptNode, type TreeNode } from './tree';
 import type { PromptSummary } from './types';
 import { versionUri } from './uris';
 import { vscode } from './vs';
@@ -48,7 +48,7 @@ export class PromptTreeProvider implements vscode.TreeDataProvider<TreeNode> {
       item.id = id;
       item.contextValue = 'prompt';
       item.iconPath = new vscode.ThemeIcon('symbol-string');
-      const labels = Object.entries(p.labels).map(([l, v]) => `${l}=v${v}`).join(' ');
+      const labels = shownLabels(p.labels).map(([l, v]) => `${l}=v${v}`).join(' ');
       item.description = `v${p.head ?? '?'}${labels ? ` · ${labels}` : ''}`;
       item.tooltip = `${p.name} (#${p.id}): ${p.versions} versions, head v${p.head ?? '?'}\nbranches: ${p.branches.join(', ')}${p.description ? `\n${p.description}` : ''}`;
       return item;

@@ -63,10 +63,18 @@ export function buildTree(prompts: PromptSummary[]): TreeNode[] {
   return root.children;
 }
 
+/** The store's `latest` label always follows main's head, which the tree marks anyway. */
+export const IMPLIED_LABELS = new Set(['latest']);
+
+/** Labels worth a badge: `production=v1`, not the implied `latest`. */
+export function shownLabels(labels: Record<string, number>): Array<[string, number]> {
+  return Object.entries(labels).filter(([l]) => !IMPLIED_LABELS.has(l)).sort(([a], [b]) => a.localeCompare(b));
+}
+
 /** A prompt's version nodes, newest first, each with the labels pointing at it. */
 export function versionNodes(name: string, versions: VersionSummary[], labels: Record<string, number>, head: number | null): VersionNode[] {
   const byVersion = new Map<number, string[]>();
-  for (const [label, version] of Object.entries(labels)) {
+  for (const [label, version] of shownLabels(labels)) {
     byVersion.set(version, [...(byVersion.get(version) ?? []), label]);
   }
   return [...versions]

@@ -113,55 +113,97 @@ export interface RunResult {
 }
 
 export interface FailingCase {
-  case: number;
-  model?: string;
+  case: number | null;
+  model: string;
   repeat?: number;
   status: string;
-  input?: unknown;
-  expected?: unknown;
-  output?: unknown;
+  input?: string | null;
+  expected?: string | null;
+  output?: string | null;
   why?: string | null;
 }
 
-/** run_tests / get_run / judge_run: a run with its summary. */
+/** run_tests, judge_run (and get_run's `test`): a run's summary with its failing cases. */
 export interface TestRun {
-  id: string;
-  kind?: string;
-  status?: string;
-  suite_name?: string;
-  prompt_id?: number;
-  prompt_version?: number;
-  models?: string[];
-  total?: number;
-  summary?: {
-    results?: number;
-    passed?: number;
-    failed?: number;
-    errors?: number;
-    total?: number;
-    pass_rate?: number;
-    score?: number;
-    complete?: boolean;
-    failing?: FailingCase[];
-    [key: string]: unknown;
-  } | null;
-  results?: Array<Record<string, unknown>>;
-  arena?: ArenaReport;
-  [key: string]: unknown;
-}
-
-export interface ArenaReport {
+  run_id: string;
+  kind: string;
+  status: string;
+  suite: string;
+  prompt_id: number | null;
+  prompt_version: number | null;
   models: string[];
-  matches: number;
-  judged: number;
+  passed?: boolean | null;
+  pass_rate: number;
+  score: number;
+  results: number;
+  total: number;
+  failed: number;
   errors: number;
-  overall: Record<string, { wins?: number; losses?: number; ties?: number; win_rate?: number | null; share?: number | null; [k: string]: unknown }>;
-  ratings?: Record<string, { rating?: number; low?: number; high?: number; [k: string]: unknown }> | Array<Record<string, unknown>>;
-  headline?: { models: string; win_rates: string; shares: string };
-  [key: string]: unknown;
+  unchecked: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  latency_ms: Record<string, number | null>;
+  per_model: Record<string, Record<string, unknown>>;
+  failing: FailingCase[];
 }
 
-/** get_metrics: totals and groups of the call log. */
+export interface SuiteResult {
+  suite: string;
+  cases: number;
+  prompt_id: number | null;
+  source: string;
+  settings: Record<string, unknown>;
+}
+
+/** run_arena (and get_run's `arena`). */
+export interface ArenaReport {
+  run_id: string;
+  suite: string;
+  models: string[];
+  headline: { models: string; win_rates: string; shares: string };
+  overall: Record<string, { wins?: number; losses?: number; ties?: number; matches?: number; win_rate?: number | null; share?: number | null }>;
+  pairs: Record<string, Record<string, unknown>>;
+  ratings: Record<string, { rating: number; ci_low?: number | null; ci_high?: number | null }>;
+  order_flip_rate: number | null;
+  matches: number;
+  errors: number;
+  human: Record<string, unknown>;
+}
+
+export interface GetRunResult {
+  run_id: string;
+  kind: 'test' | 'arena' | string;
+  test?: TestRun | null;
+  arena?: ArenaReport | null;
+}
+
+/** get_metrics: the call log over a window, one row per group. */
 export interface MetricsResult {
-  [key: string]: unknown;
+  since: string | null;
+  until: string;
+  by: string[];
+  percentile_method: string;
+  groups: Array<Record<string, unknown>>;
+}
+
+export interface GateCheck {
+  check: string;
+  passed: boolean;
+  skipped?: boolean;
+  detail: string;
+}
+
+/** deploy_prompt. */
+export interface DeployResult {
+  status: string; // deployed, refused, pending_approval, rolling_out, unchanged
+  deployment_id?: number | null;
+  prompt_id: number;
+  name: string;
+  environment: string;
+  from_version?: number | null;
+  to_version?: number | null;
+  forced?: boolean;
+  checks: GateCheck[];
+  message: string;
 }

@@ -20,11 +20,11 @@ export class ResultPanels implements vscode.Disposable {
   }
 
   showTestRun(run: TestRun): void {
-    this.show('tests', `Tests: ${run.suite_name ?? run.id}`, testResultsHtml(run));
+    this.show('tests', `Tests: ${run.suite}`, testResultsHtml(run));
   }
 
-  showArena(runId: string, report: ArenaReport): void {
-    this.show('arena', `Arena: ${report.models.join(' vs ')}`, arenaHtml(runId, report));
+  showArena(report: ArenaReport): void {
+    this.show('arena', `Arena: ${report.models.join(' vs ')}`, arenaHtml(report));
   }
 
   dispose(): void {

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { MissingToolError, PromStackClient, ToolError } from '../../src/client';
-import { versionDocument } from '../../src/format';
+import { formatMetrics, leaderboardRows, testResultRows, versionDocument } from '../../src/format';
+import { testResultsHtml } from '../../src/html';
 import { explainStartFailure, resolveLaunch } from '../../src/launch';
 import { buildTree, versionNodes } from '../../src/tree';
 import { promstackCommand, pythonCommand, startFakeLlm, tempWorkspace } from './server';
@@ -193,36 +194,59 @@ describe('running and evaluating (Run Prompt, Run Test Suite, Judge, Arena, Show
     }
   });
 
-  it('get_metrics returns the call log\'s figures', async (t) => {
+  it('get_metrics returns the window and groups (Show Metrics)', async (t) => {
     if (!(await needs(t, 'get_metrics'))) {
       return;
     }
-    const m = await client.getMetrics({ prompt: 'support/refund' });
-    assert.equal(typeof m, 'object');
+    const m = await client.getMetrics({ prompt: 'support/refund', since: '24h', by: ['model'] });
+    assert.deepEqual(keys(m), ['by', 'groups', 'percentile_method', 'since', 'until']);
+    assert.ok(Array.isArray(m.groups));
+    assert.match(formatMetrics(m), /^PromStack metrics/);
   });
 
-  it('import_test_cases, run_tests, get_run, judge_run', async (t) => {
+  it('import_test_cases, run_tests, get_run, judge_run (Run Test Suite, Judge)', async (t) => {
     if (!(await needs(t, 'run_tests')) || !(await needs(t, 'import_test_cases'))) {
       return;
     }
-    await client.call('import_test_cases', { suite: 'regression', prompt: 'support/refund', cases: [{ variables: { product: 'shoes' }, expected: 'shoes' }] });
-    const run = await client.runTests({ suite: 'regression', prompt: 'support/refund' });
-    assert.equal(typeof run.id, 'string');
-    assert.ok(run.summary && typeof run.summary.passed === 'number');
-    const again = await client.getRun(run.id);
-    assert.equal(again.id, run.id);
+    const suite = await client.importTestCases({ suite: 'regression', prompt: 'support/refund', cases: 'input,expected_output,product\nshoes?,refund,shoes\nhats?,zzz-not-in-the-echo,hats\n' });
+    assert.deepEqual(keys(suite), ['cases', 'prompt_id', 'settings', 'source', 'suite']);
+    assert.equal(suite.cases, 2);
+    const progress: number[] = [];
+    const run = await client.runTests({ suite: 'regression', prompt: 'support/refund' }, { onProgress: (done) => progress.push(done) });
+    assert.deepEqual(keys(run), ['cost_usd', 'errors', 'failed', 'failing', 'input_tokens', 'kind', 'latency_ms', 'models', 'output_tokens', 'pass_rate', 'passed', 'per_model', 'prompt_id', 'prompt_version', 'results', 'run_id', 'score', 'status', 'suite', 'total', 'unchecked']);
+    assert.equal(run.total, 2);
+    assert.ok(typeof run.run_id === 'string' && run.run_id.length > 0);
+    assert.ok(run.failing.length >= 1, 'the case whose expected text is not in the answer fails');
+    assert.ok(testResultRows(run).length === run.failing.length);
+    assert.match(testResultsHtml(run), /Cases that did not pass/);
+    const again = await client.getRun(run.run_id);
+    assert.deepEqual([again.run_id, again.kind, again.test?.run_id], [run.run_id, 'test', run.run_id]);
     if (await client.hasTool('judge_run')) {
-      const judged = await client.judgeRun(run.id, { criteria: ['Is it relevant?'], scoring: '1-5' });
-      assert.equal(typeof judged.id, 'string');
+      const judged = await client.judgeRun(run.run_id, { criteria: ['Is it relevant?'], scoring: '1-5' });
+      assert.equal(typeof judged.run_id, 'string');
+      assert.notEqual(judged.run_id, run.run_id, 'judging makes a new run');
     }
   });
 
-  it('run_arena returns a leaderboard', async (t) => {
+  it('run_arena returns a leaderboard (Arena)', async (t) => {
     if (!(await needs(t, 'run_arena'))) {
       return;
     }
-    const run = await client.runArena({ prompt: 'support/refund', models: ['gpt-4o-mini', 'gpt-4o'], suite: 'regression' });
-    assert.ok(run.arena && Array.isArray(run.arena.models));
+    const report = await client.runArena({ suite: 'regression', prompt: 'support/refund', models: ['gpt-4o-mini', 'gpt-4o'] });
+    assert.deepEqual(keys(report), ['errors', 'headline', 'human', 'matches', 'models', 'order_flip_rate', 'overall', 'pairs', 'ratings', 'run_id', 'suite']);
+    assert.deepEqual(report.models, ['gpt-4o-mini', 'gpt-4o']);
+    assert.equal(leaderboardRows(report).length, 2);
+    const again = await client.getRun(report.run_id);
+    assert.equal(again.kind, 'arena');
+  });
+
+  it('deploy_prompt moves an environment through its gate (Set Label / Deploy)', async (t) => {
+    if (!(await needs(t, 'deploy_prompt'))) {
+      return;
+    }
+    const result = await client.deployPrompt('support/refund', { environment: 'staging', version: 2, reason: 'contract test', force: true });
+    assert.ok(['status', 'prompt_id', 'name', 'environment', 'checks', 'message'].every((k) => k in result));
+    assert.equal(result.environment, 'staging');
   });
 });
 

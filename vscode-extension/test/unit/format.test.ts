@@ -1,7 +1,7 @@
 // Result formatting and the webviews' HTML.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatCost, formatMetrics, formatRunResult, leaderboardRows, testResultRows, testSummary, versionDocument } from '../../src/format';
+import { formatCost, formatMetrics, formatRunResult, leaderboardRows, testCosts, testResultRows, testSummary, versionDocument } from '../../src/format';
 import { arenaHtml, escapeHtml, testResultsHtml } from '../../src/html';
 import type { ArenaReport, TestRun } from '../../src/types';
 
@@ -32,47 +32,48 @@ describe('run results', () => {
 });
 
 const run: TestRun = {
-  id: 'r1', suite_name: 'regression', total: 4,
-  summary: { results: 4, passed: 2, total: 4, pass_rate: 0.5, score: 61.7, complete: true,
-    failing: [{ case: 3, model: 'm', status: 'fail', input: { q: '<b>hi</b>' }, expected: 'x', output: 'y', why: 'contains: missing x' }] },
-  results: [
-    { case_idx: 1, model: 'm', status: 'pass', input: 'a', expected: 'a', output: 'a' },
-    { case_idx: 3, model: 'm', status: 'fail', input: '<b>hi</b>', output: '<script>x</script>', reason: 'contains: missing x' },
-    { case_idx: 2, model: 'm', status: 'error', input: 'c', error: 'timeout' },
-    { case_idx: 0, model: 'm', status: 'pass', input: 'd' },
+  run_id: 'r1', kind: 'test', status: 'done', suite: 'regression', prompt_id: 1, prompt_version: 3, models: ['m'],
+  passed: false, pass_rate: 0.5, score: 61.7, results: 6, total: 6, failed: 2, errors: 1, unchecked: 0,
+  input_tokens: 600, output_tokens: 120, cost_usd: 0.0123, latency_ms: { p50: 420, p95: 1300 },
+  per_model: { m: { pass_rate: 0.5, score: 61.7, results: 6, failed: 2, errors: 1, cost_usd: 0.0123 } },
+  failing: [
+    { case: 3, model: 'm', status: 'fail', input: '<b>hi</b>', expected: 'x', output: '<script>x</script>', why: 'contains: missing x' },
+    { case: 1, model: 'm', status: 'fail', input: 'a', expected: 'b', output: 'c', why: 'equals' },
+    { case: 2, model: 'm', status: 'error', input: 'c', why: 'timeout' },
   ],
 };
 
 describe('test results', () => {
-  it('puts failures and errors first, then by case', () => {
-    assert.deepEqual(testResultRows(run).map((r) => [r.case, r.status]), [[2, 'error'], [3, 'fail'], [0, 'pass'], [1, 'pass']]);
+  it('puts errors first, then failures by case', () => {
+    assert.deepEqual(testResultRows(run).map((r) => [r.case, r.status]), [[2, 'error'], [1, 'fail'], [3, 'fail']]);
   });
 
-  it('falls back to the summary\'s failing cases', () => {
-    const rows = testResultRows({ ...run, results: undefined });
-    assert.deepEqual(rows.map((r) => [r.case, r.input, r.why]), [[3, '{"q":"<b>hi</b>"}', 'contains: missing x']]);
+  it('summarises with the verdict, and says when a run is incomplete', () => {
+    assert.equal(testSummary(run), 'regression: 3/6 passed (50%), score 62 — FAILED');
+    assert.equal(testSummary({ ...run, passed: null, results: 4 }), 'regression: 1/4 passed (50%), score 62 (incomplete: 4 of 6 ran)');
+    assert.equal(testCosts(run), '600 in / 120 out tokens · $0.0123 · p50 420 ms · p95 1.30 s');
   });
 
-  it('summarises', () => {
-    assert.equal(testSummary(run), 'regression: 2/4 passed (50%), score 62');
-  });
-
-  it('renders an escaped table, failures first, no scripts', () => {
+  it('renders an escaped table, worst first, no scripts', () => {
     const html = testResultsHtml(run);
-    assert.ok(html.indexOf('timeout') < html.indexOf('>a<'), 'the error row comes before the passes');
+    assert.ok(html.indexOf('timeout') < html.indexOf('contains: missing x'), 'the error row comes before the failures');
     assert.ok(!html.includes('<script>x'), 'outputs are escaped');
     assert.ok(html.includes('&lt;script&gt;x&lt;/script&gt;'));
     assert.match(html, /default-src 'none'/);
-    assert.match(html, /<tr class="fail">/);
+    assert.match(html, /Cases that did not pass \(3\)/);
+    assert.match(html, /3 passed cases not listed/);
+    assert.match(html, /<h3>Per model<\/h3>/);
+    assert.match(testResultsHtml({ ...run, failing: [], failed: 0, errors: 0 }), /All 6 cases passed/);
   });
 });
 
 describe('arena', () => {
   const report: ArenaReport = {
-    models: ['a', 'b', 'c'], matches: 30, judged: 28, errors: 2,
+    run_id: 'r9', suite: 'regression', models: ['a', 'b', 'c'], matches: 30, errors: 2, order_flip_rate: 0.1,
     overall: { a: { wins: 5, losses: 10, ties: 1, win_rate: 0.33 }, b: { wins: 12, losses: 4, ties: 0, win_rate: 0.75 }, c: { win_rate: null } },
-    ratings: { b: { rating: 1061.4, low: 1020, high: 1100.2 }, a: { rating: 980 } },
+    ratings: { b: { rating: 1061.4, ci_low: 1020, ci_high: 1100.2 }, a: { rating: 980 } },
     headline: { models: 'b vs a vs c', win_rates: '75% / 33% / 0%', shares: '' },
+    pairs: {}, human: {},
   };
 
   it('ranks by win rate', () => {
@@ -80,17 +81,27 @@ describe('arena', () => {
   });
 
   it('renders the leaderboard', () => {
-    const html = arenaHtml('r9', report);
+    const html = arenaHtml(report);
     assert.ok(html.indexOf('>b<') < html.indexOf('>a<'));
     assert.match(html, /75%/);
-    assert.match(html, /30 matches, 28 judged, 2 errors/);
+    assert.match(html, /30 matches, 2 errors, judge order-flip rate 10%/);
   });
 });
 
 describe('metrics and escaping', () => {
-  it('flattens nested metrics into aligned lines', () => {
-    const text = formatMetrics({ calls: 10, latency_ms: { p50: 120, p95: 400 }, by: [{ model: 'm', calls: 10 }] }, 'M');
-    assert.equal(text, ['M', '=', `${'calls'.padEnd(32)} 10`, `${'latency_ms.p50'.padEnd(32)} 120`, `${'latency_ms.p95'.padEnd(32)} 400`, `${'by[0].model'.padEnd(32)} m`, `${'by[0].calls'.padEnd(32)} 10`].join('\n') + '\n');
+  it('prints the window and one aligned row per group', () => {
+    const text = formatMetrics({ since: '2026-01-01T00:00:00Z', until: '2026-01-02T00:00:00Z', by: ['model'], percentile_method: 'nearest rank', groups: [
+      { model: 'gpt-4o-mini', requests: 10, error_rate: 0.1, latency_p50_ms: 120 },
+      { model: 'm', requests: 2, error_rate: 0, latency_p50_ms: null },
+    ] }, 'M');
+    assert.equal(text, [
+      'M', '=', 'window: 2026-01-01T00:00:00Z .. 2026-01-02T00:00:00Z, by model', '',
+      'model        requests  error_rate  latency_p50_ms',
+      'gpt-4o-mini  10        0.1         120',
+      'm            2         0',
+      '', 'percentiles: nearest rank',
+    ].join('\n') + '\n');
+    assert.match(formatMetrics({ since: null, until: 'now', by: [], percentile_method: '', groups: [] }), /No model calls in this window/);
   });
 
   it('escapes all five characters', () => {

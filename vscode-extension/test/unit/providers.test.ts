@@ -19,7 +19,7 @@ const fakeClient = {
   listPrompts: async () => {
     calls.push('list_prompts');
     return [
-      { id: 1, name: 'support/refund', description: null, created_at: '', created_by: 'a', archived: false, head: 2, versions: 2, labels: { production: 1 }, branches: ['main'] },
+      { id: 1, name: 'support/refund', description: null, created_at: '', created_by: 'a', archived: false, head: 2, versions: 2, labels: { production: 1, latest: 2 }, branches: ['main'] },
       { id: 2, name: 'greeting', description: null, created_at: '', created_by: 'a', archived: false, head: 1, versions: 1, labels: {}, branches: ['main'] },
     ];
   },

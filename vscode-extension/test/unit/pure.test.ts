@@ -105,7 +105,7 @@ describe('the tree', () => {
   });
 
   it('lists versions newest first with the labels that point at them', () => {
-    const nodes = versionNodes('p', [version(1), version(3), version(2)], { production: 2, staging: 3, test: 2 }, 3);
+    const nodes = versionNodes('p', [version(1), version(3), version(2)], { production: 2, staging: 3, test: 2, latest: 3 }, 3);
     assert.deepEqual(nodes.map((n) => [n.version.version, n.labels, n.isHead]), [[3, ['staging'], true], [2, ['production', 'test'], false], [1, [], false]]);
   });
 

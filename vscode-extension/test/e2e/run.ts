@@ -1,0 +1,326 @@
+// End-to-end in real VS Code: code-server (Code-OSS from the npm registry, on Node 24) with the
+// packaged extension installed, driven by playwright-core in Debian's chromium. It opens a
+// workspace whose store has two versions of support/refund, runs Show History and Diff with
+// Previous from the command palette, checks the diff editor shows both versions, rolls back and
+// sees the new version in the tree, and saves screenshots. It stops every process it starts.
+//
+//   node out/test/e2e/run.js --vsix X.vsix --node24 /path/to/node --code-server /path/to/bin/code-server
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { PromStackClient } from '../../src/client';
+import { resolveLaunch } from '../../src/launch';
+import { promstackCommand } from '../contract/server';
+
+const REPO = path.resolve(__dirname, '../../../..');
+const SHOTS = path.join(REPO, 'docs', 'screenshots');
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+function arg(name: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0 || !process.argv[i + 1]) {
+    throw new Error(`missing --${name}`);
+  }
+  return process.argv[i + 1];
+}
+
+function log(message: string): void {
+  process.stderr.write(`[e2e ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await fn();
+      if (value) {
+        return value;
+      }
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+}
+
+/** Processes this test started, each the leader of its own process group. */
+const started: ChildProcess[] = [];
+
+function startGroup(command: string, args: string[], options: { env: NodeJS.ProcessEnv; logFile: string }): ChildProcess {
+  const out = fs.openSync(options.logFile, 'a');
+  const child = spawn(command, args, { env: options.env, detached: true, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  started.push(child);
+  return child;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM each group (code-server, its extension host, and the promstack server under it), then SIGKILL what is left. */
+async function stopAll(): Promise<void> {
+  for (const child of started) {
+    if (child.pid && alive(child.pid)) {
+      process.kill(-child.pid, 'SIGTERM');
+    }
+  }
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && started.some((c) => c.pid && alive(c.pid))) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const child of started) {
+    if (child.pid && alive(child.pid)) {
+      log(`process group ${child.pid} ignored SIGTERM; killing it`);
+      process.kill(-child.pid, 'SIGKILL');
+    }
+  }
+}
+
+async function makeWorkspace(root: string): Promise<string> {
+  const ws = path.join(root, 'workspace');
+  fs.mkdirSync(path.join(ws, 'prompts', 'support'), { recursive: true });
+  fs.mkdirSync(path.join(ws, '.vscode'), { recursive: true });
+  const env: NodeJS.ProcessEnv = { ...process.env, PROMSTACK_USER: 'ana' };
+  delete env.PROMSTACK_DB;
+  execFileSync(promstackCommand(), ['init'], { cwd: ws, env, stdio: 'ignore' });
+  const launch = resolveLaunch({ command: promstackCommand(), pythonPath: '', store: '' }, ws);
+  launch.env = { PROMSTACK_USER: 'ana' };
+  const client = new PromStackClient(launch, { env });
+  try {
+    await client.createPrompt('support/refund', 'Explain our refund policy for {{ product }}.\nKeep it short.', { message: 'first draft' });
+    await client.updatePrompt('support/refund', { template: 'Politely explain our 30-day refund policy for {{ product }}.\nKeep it short.', message: 'polite, 30 days' });
+    await client.createPrompt('greeting', 'Say hello to {{ name }}.', { message: 'hello' });
+    await client.setLabel('support/refund', 'production', 1, 'launch');
+  } finally {
+    await client.close();
+  }
+  fs.writeFileSync(path.join(ws, 'prompts', 'support', 'refund.txt'), 'Politely explain our 30-day refund policy for {{ product }}.\nKeep it short.\n');
+  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'promstack.command': promstackCommand() }, null, 2));
+  return ws;
+}
+
+function userSettings(userDataDir: string): void {
+  const dir = path.join(userDataDir, 'User');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'settings.json'), JSON.stringify({
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'workbench.enableExperiments': false,
+    'security.workspace.trust.enabled': false,
+    'telemetry.telemetryLevel': 'off',
+    'update.mode': 'none',
+    'extensions.autoCheckUpdates': false,
+    'extensions.autoUpdate': false,
+    'chat.disableAIFeatures': true,
+    'workbench.colorTheme': 'Default Dark Modern',
+    'window.commandCenter': false,
+    'workbench.secondarySideBar.defaultVisibility': 'hidden',
+    'diffEditor.renderSideBySide': true,
+    'diffEditor.useInlineViewWhenSpaceIsLimited': false,
+  }, null, 2));
+}
+
+async function palette(page: Page, command: string): Promise<void> {
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(`>${command}`);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: command }).first();
+  await row.waitFor({ state: 'visible', timeout: 15_000 });
+  await page.keyboard.press('Enter');
+}
+
+/** Picks `label` in the open quick pick (a prompt or a version). */
+async function pick(page: Page, label: string, placeholder?: RegExp): Promise<void> {
+  const widget = page.locator('.quick-input-widget');
+  if (placeholder) {
+    await waitFor(`quick pick "${placeholder}"`, async () => placeholder.test((await widget.locator('input').getAttribute('placeholder')) ?? ''), 20_000);
+  }
+  await widget.locator('input').fill(label);
+  const row = widget.locator('.quick-input-list .monaco-list-row', { hasText: label }).first();
+  await row.waitFor({ state: 'visible', timeout: 20_000 });
+  await row.click();
+}
+
+async function quickPickLabels(page: Page): Promise<string[]> {
+  return page.locator('.quick-input-widget .quick-input-list .monaco-list-row .label-name').allInnerTexts();
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, name) });
+  log(`screenshot docs/screenshots/${name}`);
+}
+
+async function editorText(page: Page, selector: string): Promise<string> {
+  return (await page.locator(selector).first().innerText()).replace(/\u00a0/g, ' ');
+}
+
+async function main(): Promise<void> {
+  const vsix = path.resolve(arg('vsix'));
+  const node24 = path.resolve(arg('node24'));
+  const codeServer = path.resolve(arg('code-server'));
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'promstack-e2e-'));
+  const userDataDir = path.join(root, 'user-data');
+  const extensionsDir = path.join(root, 'extensions');
+  const codeLog = path.join(root, 'code-server.log');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${path.dirname(node24)}:${process.env.PATH}`,
+    HOME: root, // code-server writes its config under $HOME/.config; keep it in the temp dir
+    XDG_CONFIG_HOME: path.join(root, 'config'),
+    XDG_DATA_HOME: path.join(root, 'data'),
+    PROMSTACK_USER: 'ana',
+    // No marketplace: code-server would query open-vsx.org at start; point it at a closed
+    // loopback port so nothing leaves the machine.
+    EXTENSIONS_GALLERY: JSON.stringify({ serviceUrl: 'http://127.0.0.1:9/gallery', itemUrl: 'http://127.0.0.1:9/items', resourceUrlTemplate: 'http://127.0.0.1:9/resource' }),
+  };
+  delete env.PROMSTACK_DB;
+  delete env.PASSWORD;
+  let context: BrowserContext | undefined;
+  let ok = false;
+  const t0 = Date.now();
+  try {
+    const ws = await makeWorkspace(root);
+    userSettings(userDataDir);
+    log(`workspace ${ws}; installing ${path.basename(vsix)}`);
+    execFileSync(codeServer, ['--user-data-dir', userDataDir, '--extensions-dir', extensionsDir, '--install-extension', vsix], { env, stdio: 'pipe', timeout: 120_000 });
+    const port = await freePort();
+    startGroup(codeServer, [
+      '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-telemetry', '--disable-update-check',
+      '--disable-workspace-trust', '--disable-getting-started-override', '--user-data-dir', userDataDir,
+      '--extensions-dir', extensionsDir, '--ignore-last-opened', ws,
+    ], { env, logFile: codeLog });
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor('code-server to answer', async () => (await fetch(`${base}/healthz`)).ok, 90_000);
+    log(`code-server up on ${base} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    context = await chromium.launchPersistentContext(path.join(root, 'chromium-profile'), {
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: CHROMIUM_FLAGS,
+      viewport: { width: 1400, height: 860 },
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(`${base}/?folder=${encodeURIComponent(ws)}`);
+    await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 90_000 });
+    // The extension activates on the store in the workspace; its view container appears.
+    const activity = page.locator('.activitybar [aria-label^="PromStack"]').first();
+    await activity.waitFor({ state: 'visible', timeout: 60_000 });
+    await activity.click();
+    await page.locator('.monaco-list-row', { hasText: 'support' }).first().waitFor({ timeout: 60_000 });
+    log('PromStack view shows the store');
+
+    // Show History from the command palette.
+    await palette(page, 'PromStack: Show History');
+    await pick(page, 'support/refund', /Show the history/);
+    await waitFor('the history quick pick', async () => (await quickPickLabels(page)).some((l) => l.startsWith('v2')), 30_000);
+    const history = await quickPickLabels(page);
+    log(`history: ${history.join(' | ')}`);
+    assertTrue(history[0].startsWith('v2 · polite, 30 days') && history[1].startsWith('v1 · first draft'), `history lists v2 then v1: ${history.join(' | ')}`);
+    await shot(page, 'vscode-history.png');
+    await page.keyboard.press('Escape');
+
+    // Diff with Previous: v1 (left) against v2 (right) in the built-in diff editor.
+    await palette(page, 'PromStack: Diff with Previous');
+    await pick(page, 'support/refund', /Which prompt/);
+    const diff = page.locator('.monaco-diff-editor').first();
+    await diff.waitFor({ state: 'visible', timeout: 30_000 });
+    const original = await waitFor('the left side of the diff', async () => {
+      const text = await editorText(page, '.monaco-diff-editor .editor.original .view-lines');
+      return text.includes('Explain our refund policy') ? text : undefined;
+    }, 30_000);
+    const modified = await waitFor('the right side of the diff', async () => {
+      const text = await editorText(page, '.monaco-diff-editor .editor.modified .view-lines');
+      return text.includes('30-day') ? text : undefined;
+    }, 30_000);
+    assertTrue(!original.includes('30-day') && modified.includes('Politely'), 'left is v1, right is v2');
+    const tab = await page.locator('.tabs-container .tab.active').first().innerText();
+    assertTrue(tab.includes('support/refund v1 ↔ v2'), `the diff tab is titled "support/refund v1 ↔ v2" (got "${tab}")`);
+    log('diff editor shows v1 and v2');
+    await shot(page, 'vscode-diff.png');
+
+    // Roll back to v1 from the tree's context menu; the new version v3 appears in the tree.
+    const v1Row = page.locator('.monaco-list-row', { hasText: 'v1 · first draft' }).first();
+    await v1Row.click({ button: 'right' });
+    const menuItem = page.locator('.monaco-menu .action-item', { hasText: 'Roll Back to This Version' }).first();
+    await menuItem.waitFor({ state: 'visible', timeout: 15_000 });
+    await menuItem.click();
+    const confirm = page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Roll Back' }).first();
+    await confirm.waitFor({ state: 'visible', timeout: 20_000 });
+    await shot(page, 'vscode-rollback-confirm.png');
+    await confirm.click();
+    const newRow = page.locator('.monaco-list-row', { hasText: 'v3 · Rolled back to v1' }).first();
+    await newRow.waitFor({ state: 'visible', timeout: 30_000 });
+    log('the tree shows v3, the rollback');
+    await page.locator('.notifications-toasts .notification-toast', { hasText: 'new head v3' }).first().waitFor({ timeout: 15_000 });
+    await shot(page, 'vscode-rollback.png');
+
+    // The status bar for the prompt file: name and head version.
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Control+P');
+    await page.locator('.quick-input-widget input').fill('refund.txt');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'refund.txt' }).first().click();
+    const status = page.locator('.statusbar-item', { hasText: 'support/refund v3' }).first();
+    await status.waitFor({ state: 'visible', timeout: 30_000 });
+    log(`status bar: ${(await status.innerText()).trim()}`);
+    await shot(page, 'vscode-status-bar.png');
+    ok = true;
+  } catch (error) {
+    const page = context?.pages()[0];
+    if (page) {
+      await page.screenshot({ path: path.join(os.tmpdir(), 'promstack-e2e-failure.png') }).catch(() => undefined);
+      log(`failure screenshot: ${path.join(os.tmpdir(), 'promstack-e2e-failure.png')}`);
+    }
+    throw error;
+  } finally {
+    await context?.close().catch(() => undefined);
+    await stopAll();
+    if (!ok && fs.existsSync(codeLog)) {
+      log(`code-server log (last lines):\n${fs.readFileSync(codeLog, 'utf8').split('\n').slice(-40).join('\n')}`);
+    }
+    fs.rmSync(root, { recursive: true, force: true });
+    log(`${ok ? 'passed' : 'FAILED'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+}
+
+function assertTrue(condition: boolean, what: string): void {
+  if (!condition) {
+    throw new Error(`e2e check failed: ${what}`);
+  }
+  log(`ok: ${what}`);
+}
+
+main().then(
+  () => {
+    console.log('1 passed, 0 failed');
+  },
+  (error) => {
+    console.error(error);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  },
+);
