@@ -21,6 +21,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 	cd sdk/typescript && npm ci --no-audit --no-fund && PROMSTACK_BIN=$(abspath $(BIN))/promstack npm test
+	PROMSTACK_COMMAND=$(abspath $(BIN))/promstack sh scripts/vscode-tests.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
