@@ -34,6 +34,7 @@ MAIN = "main"
 LATEST = "latest"
 LIVE_LABELS = ("production", "staging")
 MAX_INCLUDES_PER_RENDER = 64
+SQLITE_MAX_INT = 2**63 - 1  # a bigger Python int cannot even be a query parameter
 
 PromptRef = int | str
 
@@ -112,7 +113,7 @@ class PromptStore:
         if isinstance(prompt, str) and prompt.isascii() and prompt.isdigit():
             prompt = int(prompt)
         column = "id" if isinstance(prompt, int) else "name"
-        row = self.db.execute(
+        row = None if column == "id" and abs(prompt) > SQLITE_MAX_INT else self.db.execute(
             f"SELECT id, name, description, created_at, created_by, archived_at FROM prompts WHERE {column} = ?",
             [prompt],
         ).fetchone()
@@ -183,7 +184,7 @@ class PromptStore:
             number = int(number)
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
             raise InvalidInput(f"a version is a whole number from 1; got {number!r}")
-        row = self._version_row(prompt["id"], number)
+        row = self._version_row(prompt["id"], number) if number <= SQLITE_MAX_INT else None
         if row is None:
             newest = self._newest(prompt["id"])
             raise NotFound(
@@ -261,7 +262,7 @@ class PromptStore:
         row = self._prompt_row(prompt, archived_ok=True)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise InvalidInput("limit must be a positive whole number")
-        cap = limit if limit is not None else -1
+        cap = min(limit, SQLITE_MAX_INT) if limit is not None else -1
         if branch is None:
             rows = self.db.execute(
                 f"SELECT {_VERSION_COLUMNS} FROM versions WHERE prompt_id = ? ORDER BY number DESC LIMIT ?",
@@ -489,8 +490,8 @@ class PromptStore:
         id: int | None = None,
     ) -> PromptVersion:
         validate_name(name)
-        if id is not None and (isinstance(id, bool) or not isinstance(id, int) or id < 1):
-            raise InvalidInput("a prompt id is a positive whole number")
+        if id is not None and (isinstance(id, bool) or not isinstance(id, int) or not 1 <= id <= SQLITE_MAX_INT):
+            raise InvalidInput(f"a prompt id is a positive whole number below 2**63; got {id!r}")
         prepared = self._prepare(name, template, model_config)
         with write(self.db):
             existing = self.db.execute(

@@ -66,6 +66,18 @@ def test_a_version_that_is_not_a_number(seeded, version):
             repr(version))
 
 
+def test_numbers_too_big_for_sqlite(seeded):
+    huge = 2**70
+    refused(seeded, lambda: seeded.get_prompt(id=huge), NotFound, str(huge))
+    refused(seeded, lambda: seeded.get_prompt("9" * 30), NotFound, "9" * 30)
+    refused(seeded, lambda: seeded.get_prompt("support/refund", version=huge), NotFound,
+            f"no version {huge}; its newest is 2")
+    refused(seeded, lambda: seeded.set_label("support/refund", "production", huge), NotFound, str(huge))
+    refused(seeded, lambda: seeded.rollback("support/refund", huge), NotFound, str(huge))
+    refused(seeded, lambda: seeded.create_prompt("new", "x", id=huge), InvalidInput, str(huge))
+    assert len(seeded.history("support/refund", limit=huge)) == 2
+
+
 def test_unknown_branch_and_label(seeded):
     refused(seeded, lambda: seeded.save("support/refund", "x", branch="nope"), NotFound, "'nope'")
     refused(seeded, lambda: seeded.merge("support/refund", "nope"), NotFound, "'nope'")
