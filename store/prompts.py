@@ -75,7 +75,7 @@ def _check_model_config(model_config: Any) -> dict[str, Any]:
     if not isinstance(model_config, dict):
         raise InvalidInput("model_config must be an object such as {\"model\": \"gpt-4o\", \"temperature\": 0.2}")
     try:
-        json.dumps(model_config)
+        json.dumps(model_config, allow_nan=False)  # NaN and Infinity are not JSON
     except (TypeError, ValueError):
         raise InvalidInput("model_config must contain only JSON values (text, numbers, lists, objects)") from None
     temperature = model_config.get("temperature")

@@ -160,6 +160,8 @@ def test_bad_jinja(seeded):
         ({"max_tokens": 1.5}, "max_tokens"),
         ({"model": ""}, "model"),
         ({"model": "m", "x": object()}, "JSON values"),
+        ({"top_p": float("nan")}, "JSON values"),
+        ({"stop": [float("inf")]}, "JSON values"),
         ({"variables": {"x": {"type": "date"}}}, "'date'"),
     ],
 )
