@@ -224,7 +224,14 @@ def _structure(source: str) -> tuple | None:
 
 
 def _analyse_parsed(source: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-    ast = _parse(source)
+    try:
+        return _analyse_tree(_parse(source))
+    except RecursionError:
+        # Jinja parses and compiles recursively: thousands of nested brackets or blocks.
+        raise InvalidInput("the template nests too deeply to parse; flatten its expressions and blocks") from None
+
+
+def _analyse_tree(ast: nodes.Template) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         attr = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
         if isinstance(attr, str) and attr.startswith("_"):

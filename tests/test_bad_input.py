@@ -151,6 +151,18 @@ def test_bad_jinja(seeded):
 
 
 @pytest.mark.parametrize(
+    "template",
+    [
+        "{{ " + "(" * 3000 + "x" + ")" * 3000 + " }}",
+        "{% if x %}" * 500 + "y" + "{% endif %}" * 500,
+        "{{ x" + ".a" * 20000 + " }}",
+    ],
+)
+def test_templates_nested_too_deeply(seeded, template):
+    refused(seeded, lambda: seeded.save("support/refund", template), InvalidInput, "nests too deeply")
+
+
+@pytest.mark.parametrize(
     ("config", "words"),
     [
         ("gpt-4o", "model_config must be an object"),
