@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from test_evals_fake import _scripted_server, respond, scripted, workspace  # noqa: F401 - fixtures
+from test_deploy_fixtures import _scripted_server, respond, scripted, workspace  # noqa: F401 - fixtures
 
 from promstack import Client, deploy
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from test_evals_fake import _scripted_server, scripted, workspace  # noqa: F401 - fixtures
+from test_deploy_fixtures import _scripted_server, scripted, workspace  # noqa: F401 - fixtures
 
 from promstack import Client, InvalidInput, NotFound, deploy
 from promstack.cli import cli

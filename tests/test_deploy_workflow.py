@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from test_evals_fake import SEED_CSV, _scripted_server, respond, scripted, write_config  # noqa: F401 - fixtures
+from test_deploy_fixtures import _scripted_server, respond, scripted  # noqa: F401 - fixtures
+from test_evals_fake import SEED_CSV, write_config
 
 from promstack import Client
 from promstack.cli import cli
