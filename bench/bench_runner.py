@@ -102,6 +102,32 @@ def report(cases: int, concurrency: int, latency: float, wall: float, cpu: float
     print(f"  results stored   {stored:,} of {cases:,}, passed {s['passed']:,}, errors {s['errors']}")
 
 
+def http_floor(base: str, cases: int, concurrency: int) -> float:
+    """The same number of requests from a bare aiohttp client at the same concurrency: what the
+    fake server and this machine allow at all, with no gateway and no runner."""
+    import json
+
+    import aiohttp
+
+    body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "질문: 환불하고 싶어요"}]}).encode()
+
+    async def go() -> float:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+            gate = asyncio.Semaphore(concurrency)
+
+            async def one() -> None:
+                async with gate, session.post(f"{base}/chat/completions", data=body,
+                                              headers={"content-type": "application/json"}) as response:
+                    await response.read()
+
+            await asyncio.gather(*(one() for _ in range(min(cases, 2 * concurrency))))  # warm
+            start = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(cases)))
+            return time.perf_counter() - start
+
+    return asyncio.run(go())
+
+
 class SleepGateway:
     """Stands in for the gateway: waits the latency and answers; no HTTP, no call log."""
 
@@ -159,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             wall, cpu, run = timed_run(client, concurrency)
             report(cases, concurrency, latency, wall, cpu, run, "through the gateway (HTTP, call log)")
             client.close()
+            floor = http_floor(base, cases, concurrency)
+            print(f"  bare HTTP floor  {floor:7.2f} s   (a bare aiohttp client, same server and concurrency: "
+                  f"ideal x {floor / (cases / concurrency * latency):.3f}; the run is floor x {wall / floor:.3f})")
         finally:
             stop(server)
         client, _ = make_workspace("http://127.0.0.1:9/v1", cases)
