@@ -114,7 +114,13 @@ export class PromStackClient {
         this.options.onClose?.();
       }
     };
-    await client.connect(transport, { timeout: this.options.timeoutMs ?? 30_000 });
+    try {
+      await client.connect(transport, { timeout: this.options.timeoutMs ?? 30_000 });
+    } catch (error) {
+      // A server that started but failed the handshake must not linger.
+      await transport.close().catch(() => undefined);
+      throw error;
+    }
     this.client = client;
     this.transport = transport;
     return client;

@@ -1,6 +1,7 @@
 // The extension's PromStack server: one `promstack mcp` process per window, started on first
 // use from the settings, restarted when they change, its stderr in the output channel, and
 // every failure turned into a message with a fix.
+import * as os from 'node:os';
 import { MissingToolError, PromStackClient, ToolError } from './client';
 import { explainStartFailure, explainToolError, resolveLaunch, type Launch, type ServerSettings } from './launch';
 import { vscode } from './vs';
@@ -24,6 +25,14 @@ export function currentLaunch(): Launch {
   return resolveLaunch(readSettings(), workspaceRoot(), process.env.HOME);
 }
 
+function safeUserName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return 'vscode';
+  }
+}
+
 export class Connection implements vscode.Disposable {
   private client?: PromStackClient;
   private readonly changed = new vscode.EventEmitter<void>();
@@ -36,6 +45,8 @@ export class Connection implements vscode.Disposable {
   get(): PromStackClient {
     if (!this.client) {
       const launch = currentLaunch();
+      // Versions made here are the person's, as the watcher's are (not the MCP client's name).
+      launch.env.PROMSTACK_USER ??= process.env.PROMSTACK_USER || safeUserName();
       this.output.appendLine(`[promstack] starting ${launch.display}${launch.env.PROMSTACK_DB ? ` (PROMSTACK_DB=${launch.env.PROMSTACK_DB})` : ''} in ${launch.cwd ?? process.cwd()}`);
       this.client = new PromStackClient(launch, {
         onStderr: (line) => this.output.appendLine(line),
