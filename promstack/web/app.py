@@ -7,11 +7,13 @@ Every request passes `RequestGuard` first, so what is added here later (the dash
 API) is guarded the same way: a request whose Origin is not this machine is refused (a web page
 elsewhere must not drive a local server: DNS rebinding, as the MCP specification warns), a
 loopback-bound server also refuses a Host that is not loopback, and with a token every request
-must carry `Authorization: Bearer <token>`.
+must carry `Authorization: Bearer <token>` (a browser on the dashboard sends it as the password of
+HTTP Basic authentication, which it asks for itself; its pages' own forms post back same-origin).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hmac
 import ipaddress
@@ -59,6 +61,22 @@ def _host_name(host_header: str) -> str:
         return ""
 
 
+def _same_origin(origin: str, host_header: str) -> bool:
+    """A page this server served (a dashboard form posting back), reached by any name."""
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(host_header) and parts.netloc.lower() == host_header.lower()
+
+
+def _basic_password(value: str) -> str:
+    try:
+        return base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
 class RequestGuard:
     """Origin, Host and token checks in front of every route (pure ASGI, so streaming
     responses such as MCP's SSE pass through untouched)."""
@@ -81,7 +99,7 @@ class RequestGuard:
 
     def refusal(self, headers: dict[str, str]) -> PlainTextResponse | None:
         origin = headers.get("origin")
-        if origin is not None and not is_local_origin(origin):
+        if origin is not None and not is_local_origin(origin) and not _same_origin(origin, headers.get("host", "")):
             return PlainTextResponse(
                 "Origin not allowed: this PromStack server answers pages on this machine only\n", 403
             )
@@ -90,11 +108,19 @@ class RequestGuard:
         if self.token is not None:
             sent = headers.get("authorization", "")
             scheme, _, value = sent.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), self.token.encode()):
-                return PlainTextResponse(
-                    "Missing or wrong token: send 'Authorization: Bearer <PROMSTACK_TOKEN>'\n", 401,
+            if scheme.lower() == "basic":  # a browser on the dashboard: any user name, the token as password
+                value = _basic_password(value)
+            elif scheme.lower() != "bearer":
+                value = ""
+            if not hmac.compare_digest(value.strip().encode(), self.token.encode()):
+                refused = PlainTextResponse(
+                    "Missing or wrong token: send 'Authorization: Bearer <PROMSTACK_TOKEN>'"
+                    " (in a browser, sign in with the token as the password)\n", 401,
                     headers={"WWW-Authenticate": 'Bearer realm="promstack"'},
                 )
+                # A second challenge, so a browser asks for the token (as a password) itself.
+                refused.raw_headers.append((b"www-authenticate", b'Basic realm="promstack", charset="UTF-8"'))
+                return refused
         return None
 
 
