@@ -77,7 +77,7 @@ def config_path(root: str | os.PathLike) -> Path:
     return Path(root) / DIRNAME / FILENAME
 
 
-_cache: dict[Path, tuple[float, Config]] = {}
+_cache: dict[Path, tuple[int | None, Config]] = {}
 _lock = threading.Lock()
 
 
@@ -87,13 +87,18 @@ def load(root: str | os.PathLike | None) -> Config:
         return Config()
     path = config_path(root)
     try:
-        mtime = path.stat().st_mtime_ns
+        mtime: int | None = path.stat().st_mtime_ns
     except FileNotFoundError:
-        return Config(path=path)
+        mtime = None  # no file: an empty config, kept like a loaded one so its views are too
     with _lock:
         cached = _cache.get(path)
         if cached and cached[0] == mtime:
             return cached[1]
+    if mtime is None:
+        config = Config(path=path)
+        with _lock:
+            _cache[path] = (None, config)
+        return config
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
