@@ -232,3 +232,30 @@ def test_progress_bar_on_a_terminal_only(workspace, client, scripted, isolated_s
     os.close(master)
     assert proc.returncode == 0 and b"PASSED" in stdout
     assert b"testing" in seen and b"3/3" in seen
+
+
+def test_ctrl_c_keeps_finished_results_and_says_how_to_resume(workspace, client, scripted, isolated_store):
+    _suite(workspace, "sigint", 80)
+    scripted.latency = 0.03
+    env = {**os.environ, "PROMSTACK_DB": str(isolated_store)}
+    proc = subprocess.Popen([PROMSTACK, "test", "--suite", "sigint", "--concurrency", "4"],
+                            cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    watcher = sqlite3.connect(isolated_store, timeout=10)
+    deadline = time.monotonic() + 60
+    count = 0
+    while count < 8 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+        try:
+            count = watcher.execute("SELECT count(*) FROM results").fetchone()[0]
+        except sqlite3.OperationalError:
+            count = 0
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    run_id, status = watcher.execute("SELECT id, status FROM runs").fetchone()
+    kept = watcher.execute("SELECT count(*) FROM results").fetchone()[0]
+    watcher.close()
+    assert proc.returncode == 130, stderr.decode()
+    assert status == "interrupted" and 8 <= kept < 80
+    assert f"promstack test --resume {run_id}" in stderr.decode()
+    finished = engine.resume_run(client, run_id)
+    assert finished["summary"]["results"] == 80 and finished["status"] == "done"
