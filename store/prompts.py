@@ -750,6 +750,10 @@ class PromptStore:
         validate_ref_name(label, "label")
         if label == LATEST:
             raise InvalidInput("'latest' always follows the head of main; it cannot be set")
+        if label.isdigit():
+            raise InvalidInput(
+                f"a label cannot be only digits ({label!r}): 'name@{label}' already means version {label}"
+            )
         target = self._version(row, version)
         with write(self.db):
             return self._move_label(row, label, target.version, reason=reason, actor=actor)

@@ -251,6 +251,10 @@ def test_rolling_back_to_a_version_equal_to_the_head(seeded):
             "same content as version 3")
 
 
+def test_a_label_of_only_digits(seeded):
+    refused(seeded, lambda: seeded.set_label("support/refund", "3", 1), InvalidInput, "'3'", "version 3")
+
+
 def test_setting_latest(seeded):
     refused(seeded, lambda: seeded.set_label("support/refund", "latest", 1), InvalidInput, "'latest'")
 
