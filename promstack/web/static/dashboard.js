@@ -104,14 +104,16 @@
     const s = data.series, t = data.thresholds, xs = s.t;
     const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined;
     chart("chart-requests", xs, [{ label: "requests", stroke: "#3b5bdb", fill: "rgba(59,91,219,.35)", paths: bars }], [s.requests]);
-    const latency = [{ label: "p50 ms", stroke: "#3b5bdb", width: 2 }, { label: "p95 ms", stroke: "#e67700", width: 2 }];
+    // Hours without calls have no latency or error rate: the lines bridge them (spanGaps).
+    const latency = [{ label: "p50 ms", stroke: "#3b5bdb", width: 2, spanGaps: true },
+      { label: "p95 ms", stroke: "#e67700", width: 2, spanGaps: true }];
     const latencyData = [s.p50, s.p95];
     if (t.latency !== null && t.latency !== undefined) {
       latency.push({ label: "p95 alert", stroke: "#c92a2a", dash: [6, 4], width: 1.5, points: { show: false } });
       latencyData.push(constant(xs, t.latency));
     }
     chart("chart-latency", xs, latency, latencyData);
-    const errors = [{ label: "error rate %", stroke: "#c92a2a", width: 2 }];
+    const errors = [{ label: "error rate %", stroke: "#c92a2a", width: 2, spanGaps: true }];
     const errorData = [s.error_rate.map(function (v) { return v === null ? null : 100 * v; })];
     if (t.error_rate !== null && t.error_rate !== undefined) {
       errors.push({ label: "alert %", stroke: "#862e9c", dash: [6, 4], width: 1.5, points: { show: false } });
@@ -123,7 +125,10 @@
       { label: "output", stroke: "#ae3ec9", fill: "rgba(174,62,201,.12)" },
     ], [s.input_tokens, s.output_tokens]);
     chart("chart-cost", xs, [{ label: "USD", stroke: "#d9480f", fill: "rgba(217,72,15,.15)",
-      value: function (u, v) { return v === null ? "–" : "$" + v.toFixed(4); } }], [s.cost]);
+      value: function (u, v) { return v === null ? "–" : "$" + v.toFixed(4); } }], [s.cost], {
+      axes: [{}, { size: 70, values: function (u, vals) {
+        return vals.map(function (v) { return "$" + (v < 0.01 ? v.toFixed(4) : v.toFixed(2)); }); } }],
+    });
     document.body.dataset.charts = "ready";
   }
 
@@ -167,6 +172,10 @@
     if (filter) makeFilterable(filter);
     const pick = document.getElementById("arena-run");
     if (pick) pick.addEventListener("change", function () { window.location = "/arena/" + encodeURIComponent(pick.value); });
+    const reveal = document.getElementById("reveal-models");
+    if (reveal) reveal.addEventListener("change", function () {
+      document.getElementById("matches-table").classList.toggle("blind", !reveal.checked);
+    });
     drawCharts();
     const live = document.getElementById("live");
     if (live) followRun(live);
