@@ -77,6 +77,9 @@ def test_garbage_judgements_are_retried_then_errors_never_scores(workspace, clie
     assert all(r["score"] is None and "did not answer in JSON" in r["reason"] for r in results)
     assert scripted.counts["judge-garbage"] == 3 * 3  # the first try and two retries, per case
     assert run["summary"]["score"] == 0 and run["status"] == "done"
+    again = engine.run_tests(client, "regression", judge_model="openai/judge-garbage")
+    assert again["summary"]["errors"] == 3
+    assert scripted.counts["judge-garbage"] == 9 + 3 * 2  # the garbage may come from the cache; retries never do
 
 
 def test_pass_comes_from_the_score_not_from_the_judge(workspace, client, scripted):

@@ -38,6 +38,7 @@ class Gateway(Protocol):
         self, *, prompt: int | str, version: int | None = None, variables: dict[str, Any] | None = None,
         model: str | None = None, run_id: str | None = None, temperature: float | None = None,
         response_format: dict[str, Any] | None = None, logprobs: bool = False, cache_extra: str = "",
+        cache: bool | None = None,
     ) -> Reply: ...
 
     async def embed(self, texts: list[str], *, model: str | None = None, run_id: str | None = None) -> list[list[float]]: ...
@@ -45,8 +46,8 @@ class Gateway(Protocol):
 
 class LiveGateway:
     """Over `promstack.llm.Gateway`: the run id tags every call-log row; `cache_extra` (the
-    repeat index, the judge attempt) is part of the cache key, so a repeat is a fresh sample
-    and a re-asked judge is not served its own malformed answer from the cache. Errors are
+    repeat index) is part of the cache key, so a repeat is a fresh sample; `cache=False` (a
+    re-asked judge) skips the cache, so a malformed answer is never served back. Errors are
     never cached by the gateway; a cache hit reports the latency of the call that filled it."""
 
     def __init__(self, client: Any, *, environment: str | None = None, user_id: str | None = None):
@@ -78,6 +79,7 @@ class LiveGateway:
         self, *, prompt: int | str, version: int | None = None, variables: dict[str, Any] | None = None,
         model: str | None = None, run_id: str | None = None, temperature: float | None = None,
         response_format: dict[str, Any] | None = None, logprobs: bool = False, cache_extra: str = "",
+        cache: bool | None = None,
     ) -> Reply:
         from store.errors import PromStackError
 
@@ -93,7 +95,7 @@ class LiveGateway:
             result = await self.gateway.arun(
                 prompt, variables or {}, version=version, model=model, run_id=run_id,
                 environment=self.environment, user_id=self.user_id,
-                model_config=overrides or None, cache_extra=cache_extra or None,
+                model_config=overrides or None, cache_extra=cache_extra or None, cache=cache,
             )
         except PromStackError as exc:
             # A failed or blocked call (already in the call log), or a case whose variables

@@ -388,7 +388,9 @@ class Judge:
                 reply: Reply = await self.gateway.complete(
                     prompt=JUDGE_PROMPT, version=self.config.prompt_version, variables=variables,
                     model=self.model, run_id=self.run_id, temperature=0, response_format=JUDGEMENT_SCHEMA,
-                    logprobs=True, cache_extra=f"{cache_extra}|judge-attempt={attempt}",
+                    logprobs=True, cache_extra=cache_extra,
+                    # A retry asks the model again: the cache may hold the malformed answer.
+                    **({"cache": False} if attempt else {}),
                 )
             except GatewayError as exc:
                 last_error = f"the judge call failed: {exc}"
@@ -429,7 +431,7 @@ class Judge:
                 reply = await self.gateway.complete(
                     prompt=PAIR_PROMPT, version=self.config.pair_prompt_version, variables=variables,
                     model=self.model, run_id=self.run_id, temperature=0, response_format=PAIR_SCHEMA,
-                    cache_extra=f"{cache_extra}|pair-attempt={attempt}",
+                    cache_extra=cache_extra, **({"cache": False} if attempt else {}),
                 )
             except GatewayError as exc:
                 last_error = f"the judge call failed: {exc}"
