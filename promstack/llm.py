@@ -595,7 +595,12 @@ class Gateway:
                 enabled = False
             backend = self._cache_backend(cache_settings) if enabled else None
             key = cache_key(route, messages, params, cache_extra) if backend is not None else None
-            cached = await backend.get(key) if backend is not None else None
+            cached = None
+            if backend is not None:
+                try:
+                    cached = await backend.get(key)
+                except Exception as exc:  # a cache that is down costs a miss, not the call
+                    call.guards = {**call.guards, "cache_error": _redact(f"{type(exc).__name__}: {exc}")[:200]}
             if cached is not None:
                 hit = self._finish(call, route, cached["output"], cached.get("input_tokens", 0),
                                    cached.get("output_tokens", 0), True, guard_settings,

@@ -394,3 +394,16 @@ def test_the_fake_servers_error_rate_is_retried_away(client, fake_llm):
     assert all(r.status == "ok" for r in results)
     assert len(fake_llm.requests) > 10  # some 500s were retried
     assert len(rows(client)) == 10
+
+
+def test_a_cache_that_is_down_costs_a_miss_not_the_call(client, fake_llm, monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    monkeypatch.setenv("PROMSTACK_REDIS_URL", f"redis://127.0.0.1:{dead_port}/0")
+    make_prompt(client, fake_llm, "lean")
+    result = client.run("support/refund", {"question": "x"})
+    assert result.status == "ok" and not result.cache_hit
+    assert "cache_error" in rows(client)[0]["guards"]
