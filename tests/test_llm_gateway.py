@@ -408,3 +408,18 @@ def test_a_cache_that_is_down_costs_a_miss_not_the_call(client, fake_llm, monkey
     result = client.run("support/refund", {"question": "x"})
     assert result.status == "ok" and not result.cache_hit
     assert "cache_error" in rows(client)[0]["guards"]
+
+
+def test_chat_prompts_send_their_messages(client, fake_llm):
+    client.create_prompt("support/chat", [
+        {"role": "system", "content": "당신은 상담원입니다. 문의: help@shop.example"},
+        {"role": "user", "content": "{{ question }}"},
+    ], model_config={"model": "gpt-4o-mini", "api_base": fake_llm.base_url, "temperature": 0.2, "max_tokens": 50})
+    result = client.run("support/chat", {"question": "주문 취소 010-2222-3333"})
+    sent = fake_llm.requests[-1]["json"]
+    assert sent["messages"] == [
+        {"role": "system", "content": "당신은 상담원입니다. 문의: help@shop.example"},
+        {"role": "user", "content": "주문 취소 <KR_PHONE>"},
+    ]
+    assert (sent["temperature"], sent["max_tokens"], sent["model"]) == (0.2, 50, "gpt-4o-mini")
+    assert result.output == "echo: 주문 취소 <KR_PHONE>" and result.cost_usd > 0
