@@ -54,6 +54,7 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
 }
 CHECKS = ("tests", "score", "alerts")
 DEFAULT_CACHE_TTL = 5.0
+ROLLOUT_CHECK_EVERY = 5.0
 LOCK_TIMEOUT = timedelta(hours=2)
 RUN_REUSE = timedelta(hours=24)
 
@@ -612,11 +613,15 @@ class Resolver:
         self.ttl = ttl
         self._states: TTLCache = TTLCache(maxsize=4096, ttl=ttl or 1e-9)
         self._versions: LRUCache = LRUCache(maxsize=1024)
+        # When each rollout's alerts were last checked: at most every few seconds per process,
+        # even with the cache off (a check writes the alert state).
+        self._checked: TTLCache = TTLCache(maxsize=1024, ttl=max(ttl, ROLLOUT_CHECK_EVERY))
         self._lock = threading.RLock()
 
     def clear(self) -> None:
         with self._lock:
             self._states.clear()
+            self._checked.clear()
 
     def _state(self, prompt: Any, label: str) -> tuple[dict[str, Any], int | None, dict[str, Any] | None]:
         key = (prompt if isinstance(prompt, int) else str(prompt), label)
@@ -627,9 +632,11 @@ class Resolver:
         row = _prompt(self.client, prompt)
         version = _label(self.client, row["id"], label)
         split = rows.active_split(self.client.store.db, row["id"], label)
-        if split is not None and split["kind"] == "rollout":
+        if split is not None and split["kind"] == "rollout" and split["id"] not in self._checked:
             from .rollout import auto_check
 
+            with self._lock:
+                self._checked[split["id"]] = True
             split = auto_check(self.client, row, split)
         state = (row, version, split)
         if self.ttl:
