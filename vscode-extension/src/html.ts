@@ -18,7 +18,7 @@ body { font-family: var(--vscode-font-family); color: var(--vscode-foreground); 
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid var(--vscode-panel-border, #8884); }
 th { position: sticky; top: 0; background: var(--vscode-editor-background); }
-td.text { white-space: pre-wrap; max-width: 28em; overflow-wrap: anywhere; font-family: var(--vscode-editor-font-family); }
+td.text { white-space: pre-wrap; min-width: 10em; max-width: 28em; overflow-wrap: anywhere; font-family: var(--vscode-editor-font-family); }
 tr.fail td.status { color: var(--vscode-testing-iconFailed, #f14c4c); font-weight: bold; }
 tr.pass td.status { color: var(--vscode-testing-iconPassed, #73c991); }
 .summary { font-size: 1.1em; margin: 0.8em 0; }
@@ -39,7 +39,7 @@ export function testResultsHtml(run: TestRun): string {
 <td>${r.case ?? ''}</td><td>${escapeHtml(r.model)}</td><td class="status">${escapeHtml(r.status)}</td>
 <td class="text">${escapeHtml(r.input)}</td><td class="text">${escapeHtml(r.expected)}</td>
 <td class="text">${escapeHtml(r.output)}</td><td class="text">${escapeHtml(r.why)}</td></tr>`).join('\n');
-  const models = Object.entries(run.per_model ?? {}).map(([model, m]) => `<tr><td>${escapeHtml(model)}</td>${['pass_rate', 'score', 'results', 'failed', 'errors', 'cost_usd'].map((k) => `<td>${escapeHtml(m[k] ?? '')}</td>`).join('')}</tr>`).join('\n');
+  const models = Object.entries(run.per_model ?? {}).map(([model, m]) => `<tr><td>${escapeHtml(model)}</td>${['results', 'passed', 'pass_rate', 'score', 'cost_usd'].map((k) => `<td>${escapeHtml(m[k] ?? '')}</td>`).join('')}</tr>`).join('\n');
   const passed = passedCount(run);
   const cases = rows.length
     ? `<h3>Cases that did not pass (${rows.length})</h3>
@@ -51,7 +51,7 @@ export function testResultsHtml(run: TestRun): string {
 <p class="summary">${escapeHtml(testSummary(run))}</p>
 <p>${escapeHtml(testCosts(run))}</p>
 ${cases}
-${models ? `<h3>Per model</h3><table><thead><tr><th>model</th><th>pass rate</th><th>score</th><th>results</th><th>failed</th><th>errors</th><th>cost (USD)</th></tr></thead><tbody>${models}</tbody></table>` : ''}`);
+${models ? `<h3>Per model</h3><table><thead><tr><th>model</th><th>results</th><th>passed</th><th>pass rate</th><th>score</th><th>cost (USD)</th></tr></thead><tbody>${models}</tbody></table>` : ''}`);
 }
 
 /** The arena leaderboard. */

@@ -208,7 +208,7 @@ describe('running and evaluating (Run Prompt, Run Test Suite, Judge, Arena, Show
     if (!(await needs(t, 'run_tests')) || !(await needs(t, 'import_test_cases'))) {
       return;
     }
-    const suite = await client.importTestCases({ suite: 'regression', prompt: 'support/refund', cases: 'input,expected_output,product\nshoes?,refund,shoes\nhats?,zzz-not-in-the-echo,hats\n' });
+    const suite = await client.importTestCases({ suite: 'regression', prompt: 'support/refund', cases: 'input,product,assert:contains\nshoes?,shoes,shoes\nhats?,hats,zzz-not-in-the-echo\n' });
     assert.deepEqual(keys(suite), ['cases', 'prompt_id', 'settings', 'source', 'suite']);
     assert.equal(suite.cases, 2);
     const progress: number[] = [];
@@ -216,7 +216,8 @@ describe('running and evaluating (Run Prompt, Run Test Suite, Judge, Arena, Show
     assert.deepEqual(keys(run), ['cost_usd', 'errors', 'failed', 'failing', 'input_tokens', 'kind', 'latency_ms', 'models', 'output_tokens', 'pass_rate', 'passed', 'per_model', 'prompt_id', 'prompt_version', 'results', 'run_id', 'score', 'status', 'suite', 'total', 'unchecked']);
     assert.equal(run.total, 2);
     assert.ok(typeof run.run_id === 'string' && run.run_id.length > 0);
-    assert.ok(run.failing.length >= 1, 'the case whose expected text is not in the answer fails');
+    assert.deepEqual([run.results, run.failed, run.errors, run.failing.length], [2, 1, 0, 1], 'the case whose expected text is not in the echo fails');
+    assert.equal(run.failing[0].status, 'fail');
     assert.ok(testResultRows(run).length === run.failing.length);
     assert.match(testResultsHtml(run), /Cases that did not pass/);
     const again = await client.getRun(run.run_id);

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { PromStackClient } from '../../src/client';
 import { resolveLaunch } from '../../src/launch';
-import { promstackCommand } from '../contract/server';
+import { promstackCommand, startFakeLlm } from '../contract/server';
 
 const REPO = path.resolve(__dirname, '../../../..');
 const SHOTS = path.join(REPO, 'docs', 'screenshots');
@@ -109,10 +109,12 @@ async function makeWorkspace(root: string): Promise<string> {
   launch.env = { PROMSTACK_USER: 'ana' };
   const client = new PromStackClient(launch, { env });
   try {
-    await client.createPrompt('support/refund', 'Explain our refund policy for {{ product }}.\nKeep it short.', { message: 'first draft' });
+    await client.createPrompt('support/refund', 'Explain our refund policy for {{ product }}.\nKeep it short.', { message: 'first draft', model_config: { model: 'gpt-4o-mini' } });
     await client.updatePrompt('support/refund', { template: 'Politely explain our 30-day refund policy for {{ product }}.\nKeep it short.', message: 'polite, 30 days' });
     await client.createPrompt('greeting', 'Say hello to {{ name }}.', { message: 'hello' });
     await client.setLabel('support/refund', 'production', 1, 'launch');
+    // The fake model echoes the request, so the first case passes and the second fails.
+    await client.importTestCases({ suite: 'regression', prompt: 'support/refund', cases: 'input,product,assert:contains\nshoes?,shoes,shoes\nhats?,hats,store credit only\n' });
   } finally {
     await client.close();
   }
@@ -201,9 +203,14 @@ async function main(): Promise<void> {
   delete env.PROMSTACK_DB;
   delete env.PASSWORD;
   let context: BrowserContext | undefined;
+  let fake: { url: string; stop: () => void } | undefined;
   let ok = false;
   const t0 = Date.now();
   try {
+    // Run Test Suite calls a model: tests/fake_llm.py on 127.0.0.1, reached by the server that
+    // the extension starts (it inherits code-server's environment).
+    fake = await startFakeLlm();
+    Object.assign(env, { OPENAI_API_BASE: fake.url, OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: 'sk-e2e' });
     const ws = await makeWorkspace(root);
     userSettings(userDataDir);
     log(`workspace ${ws}; installing ${path.basename(vsix)}`);
@@ -222,7 +229,7 @@ async function main(): Promise<void> {
       executablePath: '/usr/bin/chromium',
       headless: true,
       args: CHROMIUM_FLAGS,
-      viewport: { width: 1400, height: 860 },
+      viewport: { width: 1600, height: 900 },
     });
     const page = context.pages()[0] ?? (await context.newPage());
     await page.goto(`${base}/?folder=${encodeURIComponent(ws)}`);
@@ -288,6 +295,20 @@ async function main(): Promise<void> {
     await status.waitFor({ state: 'visible', timeout: 30_000 });
     log(`status bar: ${(await status.innerText()).trim()}`);
     await shot(page, 'vscode-status-bar.png');
+
+    // Run Test Suite on the active prompt file: progress, then the results panel.
+    await palette(page, 'PromStack: Run Test Suite');
+    const suiteInput = page.locator('.quick-input-widget input');
+    await waitFor('the suite input box', async () => (await suiteInput.inputValue()) === 'regression', 20_000);
+    await page.keyboard.press('Enter');
+    await page.locator('.tabs-container .tab', { hasText: 'Tests: regression' }).first().waitFor({ timeout: 60_000 });
+    const notice = page.locator('.notifications-toasts .notification-toast', { hasText: 'regression: 1/2 passed' }).first();
+    await notice.waitFor({ timeout: 20_000 });
+    const panel = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+    await panel.locator('text=Cases that did not pass (1)').waitFor({ timeout: 20_000 });
+    const failedRow = await panel.locator('tbody tr.fail').first().innerText();
+    assertTrue(failedRow.includes('store credit only') && failedRow.includes('fail'), `the results table lists the failing case first (${failedRow.replace(/\s+/g, ' ').slice(0, 80)}...)`);
+    await shot(page, 'vscode-test-results.png');
     ok = true;
   } catch (error) {
     const page = context?.pages()[0];
@@ -299,6 +320,7 @@ async function main(): Promise<void> {
   } finally {
     await context?.close().catch(() => undefined);
     await stopAll();
+    fake?.stop();
     if (!ok && fs.existsSync(codeLog)) {
       log(`code-server log (last lines):\n${fs.readFileSync(codeLog, 'utf8').split('\n').slice(-40).join('\n')}`);
     }

@@ -35,7 +35,7 @@ const run: TestRun = {
   run_id: 'r1', kind: 'test', status: 'done', suite: 'regression', prompt_id: 1, prompt_version: 3, models: ['m'],
   passed: false, pass_rate: 0.5, score: 61.7, results: 6, total: 6, failed: 2, errors: 1, unchecked: 0,
   input_tokens: 600, output_tokens: 120, cost_usd: 0.0123, latency_ms: { p50: 420, p95: 1300 },
-  per_model: { m: { pass_rate: 0.5, score: 61.7, results: 6, failed: 2, errors: 1, cost_usd: 0.0123 } },
+  per_model: { m: { results: 6, passed: 3, pass_rate: 0.5, score: 61.7, cost_usd: 0.0123 } },
   failing: [
     { case: 3, model: 'm', status: 'fail', input: '<b>hi</b>', expected: 'x', output: '<script>x</script>', why: 'contains: missing x' },
     { case: 1, model: 'm', status: 'fail', input: 'a', expected: 'b', output: 'c', why: 'equals' },
@@ -63,6 +63,7 @@ describe('test results', () => {
     assert.match(html, /Cases that did not pass \(3\)/);
     assert.match(html, /3 passed cases not listed/);
     assert.match(html, /<h3>Per model<\/h3>/);
+    assert.match(html, /<td>m<\/td><td>6<\/td><td>3<\/td><td>0.5<\/td>/);
     assert.match(testResultsHtml({ ...run, failing: [], failed: 0, errors: 0 }), /All 6 cases passed/);
   });
 });
