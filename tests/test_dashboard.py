@@ -7,6 +7,7 @@ PROMSTACK_SCREENSHOTS). Without Chromium or Playwright these tests skip and say 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -101,7 +102,8 @@ def test_every_page_loads_without_console_errors(site, page):
             page.wait_for_selector("body[data-charts=ready]")
         if name == "run-cases":  # open the first failing case, as a person would
             page.click("#cases-table tr.case:has(.status-fail)")
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        if name != "live":  # the live view is pictured while a run is in progress (below)
+            page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     assert page.errors == []
 
 
@@ -165,6 +167,18 @@ def test_a_label_set_from_the_page_moves_it(site, page):
         assert client.label_history(42, "test")[0].reason == "from the browser test"
 
 
+def test_a_deploy_from_the_page_moves_the_environments_label(site, page):
+    url, facts, _ = site
+    page.goto(url + "/prompts/42")
+    page.select_option("#deploy-form select[name=version]", "2")
+    page.select_option("#deploy-form select[name=environment]", "development")
+    page.click("#deploy-form button[type=submit]")
+    page.wait_for_selector(".flash.ok")
+    assert "Deployed v2 to development" in page.inner_text(".flash.ok")
+    with _client(facts) as client:
+        assert client.labels(42)["development"] == 2
+
+
 def test_a_chart_has_a_point_per_hour_and_the_alert_threshold(site, page):
     url, facts, _ = site
     page.goto(url + "/monitoring?since=24h", wait_until="networkidle")
@@ -224,6 +238,8 @@ def test_a_failing_case_opens_and_the_table_sorts_and_filters(site, page):
 
 
 def test_a_run_started_from_the_page_updates_live(site, page):
+    from playwright.sync_api import expect
+
     url, facts, fake = site
     fake.gate.clear()  # the model answers nothing until the page shows the run in progress
     try:
@@ -236,6 +252,12 @@ def test_a_run_started_from_the_page_updates_live(site, page):
         page.evaluate("window.__sameDocument = true")
         assert page.get_attribute("#live", "data-status") == "running"
         assert page.inner_text("#live-done") == "0"
+        # Three model answers and one judgement: at least one case finishes, never all three.
+        fake.allow(4)
+        expect(page.locator("#live-done")).to_have_text(re.compile(r"^[12]$"), timeout=30_000)
+        assert page.get_attribute("#live", "data-status") == "running"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "live.png"), full_page=True)
     finally:
         fake.gate.set()
     page.wait_for_selector("#live[data-status=done]", timeout=60_000)

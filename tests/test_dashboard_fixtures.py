@@ -160,7 +160,8 @@ def series_of(page_text: str) -> dict[str, Any]:
 
 def gated_llm() -> Any:
     """The eval tests' scripted model server, with a gate: while `gate` is clear, answers wait
-    (on the server's loop, so the run in progress stays in progress until the test opens it)."""
+    (on the server's loop, so a run stays in progress until the test lets it go on), except
+    `allow(n)` more of them."""
     from test_evals_fake import ScriptedLLM
 
     class GatedLLM(ScriptedLLM):
@@ -168,10 +169,17 @@ def gated_llm() -> Any:
             super().__init__()
             self.gate = threading.Event()
             self.gate.set()
+            self.allowance = 0
+
+        def allow(self, n: int) -> None:
+            self.allowance += n
 
         async def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes):  # noqa: ANN202
             deadline = time.monotonic() + 60
             while not self.gate.is_set() and time.monotonic() < deadline:
+                if self.allowance > 0:  # the server's one loop: no other request runs in between
+                    self.allowance -= 1
+                    break
                 await asyncio.sleep(0.01)
             return await super()._respond(method, path, headers, body)
 

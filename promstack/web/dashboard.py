@@ -402,12 +402,17 @@ def do_deploy(client: Any, ref: int, version: int, env: str, reason: str | None)
     from promstack import deploy
 
     result = deploy.deploy(client, ref, version=version, env=env or None, reason=reason or None)
-    status = result.get("status")
+    status, where = result.get("status"), result.get("environment", env)
     if status == "refused":
-        failed = [c.get("check") for c in (result.get("gate") or {}).get("checks", []) if not c.get("passed")]
-        raise InvalidInput(f"the {result.get('environment', env)} gate refused v{version}: "
-                           f"{', '.join(map(str, failed)) or 'a check failed'}")
-    return result.get("message") or f"Deploy of v{version} to {result.get('environment', env)}: {status}"
+        failed = [c for c in (result.get("gate") or {}).get("checks", []) if not c.get("passed")]
+        why = "; ".join(str(c.get("reason") or c.get("check")) for c in failed) or "a check failed"
+        raise InvalidInput(f"the {where} gate refused v{version}: {why}")
+    if status == "deployed":
+        before = f"v{result['from_version']}" if result.get("from_version") else "nothing"
+        return f"Deployed v{version} to {where} (was {before})"
+    if status == "pending_approval":
+        return f"v{version} passed the {where} gate and waits for approval: promstack deploy approve {result.get('id')}"
+    return result.get("message") or f"Deploy of v{version} to {where}: {status}"
 
 
 class BackgroundRuns:
