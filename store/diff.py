@@ -65,12 +65,42 @@ def _tokens_to_chars(a: list[str], b: list[str]) -> tuple[str, str, list[str]]:
 
 
 def _word_segments(old: str, new: str) -> list[tuple[int, str]]:
+    """A word-level diff with semantic cleanup. A part rewritten almost entirely is one deletion
+    and one insertion: aligning its few shared words shows nothing useful and costs
+    diff-match-patch most of its time (a 100 KB rewrite took a second)."""
+    old_tokens, new_tokens = _WORD.findall(old), _WORD.findall(new)
+    if old and new and _rewritten(old_tokens, new_tokens):
+        return [(DELETE, old), (INSERT, new)]
     dmp = _dmp()
-    a, b, table = _tokens_to_chars(_WORD.findall(old), _WORD.findall(new))
+    a, b, table = _tokens_to_chars(old_tokens, new_tokens)
     diffs = dmp.diff_main(a, b, False)
     decoded = [(op, "".join(table[ord(c)] for c in text)) for op, text in diffs]
     dmp.diff_cleanupSemantic(decoded)
     return decoded
+
+
+def _rewritten(old_tokens: list[str], new_tokens: list[str]) -> bool:
+    old_words = {t for t in old_tokens if not t.isspace()}
+    new_words = {t for t in new_tokens if not t.isspace()}
+    if min(len(old_words), len(new_words)) < 4:
+        return False  # a few words: diff-match-patch is quick, and the detail helps
+    return len(old_words & new_words) * 5 < min(len(old_words), len(new_words))  # < 20% shared
+
+
+# Characters on both sides of one changed hunk beyond which words are not aligned across the
+# whole hunk: diff-match-patch is quadratic there, and a 100 KB rewrite took its 2 s timeout.
+HUNK_WORD_LIMIT = 20_000
+
+
+def _pieces(old_lines: list[str], new_lines: list[str]) -> list[tuple[str, str]]:
+    """A changed hunk as the parts to diff word by word: the hunk itself when small; line by
+    line when it is large and has as many lines on each side; else whole lines out and in."""
+    old, new = "".join(old_lines), "".join(new_lines)
+    if len(old) + len(new) <= HUNK_WORD_LIMIT:
+        return [(old, new)]
+    if len(old_lines) == len(new_lines):
+        return list(zip(old_lines, new_lines, strict=True))
+    return [(old, ""), ("", new)]
 
 
 def word_diff(old: str, new: str) -> WordDiff:
@@ -85,7 +115,8 @@ def word_diff(old: str, new: str) -> WordDiff:
             continue
         removed += i2 - i1
         added += j2 - j1
-        segments.extend(_word_segments("".join(a_lines[i1:i2]), "".join(b_lines[j1:j2])))
+        for old_part, new_part in _pieces(a_lines[i1:i2], b_lines[j1:j2]):
+            segments.extend(_word_segments(old_part, new_part))
     merged: list[tuple[int, str]] = []
     for op, text in segments:
         if not text:
@@ -133,20 +164,18 @@ def _edits(base: str, other: str) -> list[_Edit]:
         if tag == "equal":
             continue
         i1, i2, j1, j2 = i1 + lo, i2 + lo, j1 + lo, j2 + lo
-        old, new = "".join(a_lines[i1:i2]), "".join(b_lines[j1:j2])
         if tag == "replace":
-            edits.extend(_word_edits(old, new, offsets[i1]))
+            pos = offsets[i1]
+            for old_part, new_part in _pieces(a_lines[i1:i2], b_lines[j1:j2]):
+                edits.extend(_word_edits(old_part, new_part, pos))
+                pos += len(old_part)
         else:
-            edits.append(_Edit(offsets[i1], offsets[i2], new))
+            edits.append(_Edit(offsets[i1], offsets[i2], "".join(b_lines[j1:j2])))
     return edits
 
 
 def _word_edits(base: str, other: str, offset: int) -> list[_Edit]:
-    dmp = _dmp()
-    a, b, table = _tokens_to_chars(_WORD.findall(base), _WORD.findall(other))
-    diffs = dmp.diff_main(a, b, False)
-    diffs = [(op, "".join(table[ord(c)] for c in text)) for op, text in diffs]
-    dmp.diff_cleanupSemantic(diffs)
+    diffs = _word_segments(base, other)
     edits: list[_Edit] = []
     pos = offset
     for op, text in diffs:

@@ -160,3 +160,46 @@ def test_merge3_of_repeated_lines_is_exact_or_a_conflict(data, base_lines):
     result = merge3(base, ours, theirs)
     if result.clean:
         assert sorted(result.text.splitlines()) == sorted(expected.splitlines())
+
+
+def _big(seed: int, lines: int = 1500) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    words = ["refund", "order", "policy", "days", "receipt", "store", "credit", "card", "label", "the"]
+    return [" ".join(rng.choice(words) for _ in range(10)) + "\n" for _ in range(lines)]
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        lambda ls: ["".join(reversed(line.split())) + "\n" for line in ls],  # same count, reordered
+        lambda ls: [line.replace("the", "THE") for line in ls],  # a word in many lines
+        lambda ls: [f"brand new line {i} with other words entirely\n" for i in range(len(ls))],
+        lambda ls: [f"fewer, new lines {i}\n" for i in range(len(ls) // 3)],  # a big hunk, other count
+        lambda ls: ls[::2],
+    ],
+)
+def test_word_diff_of_large_rewrites_is_exact(rewrite):
+    old_lines = _big(1)
+    old, new = "".join(old_lines), "".join(rewrite(old_lines))
+    d = word_diff(old, new)
+    assert "".join(t for op, t in d.segments if op != 1) == old
+    assert "".join(t for op, t in d.segments if op != -1) == new
+
+
+def test_a_line_rewritten_entirely_is_one_deletion_and_one_insertion():
+    d = word_diff("keep\nalpha beta gamma delta epsilon\n", "keep\none two three four five six\n")
+    assert d.segments == [
+        (0, "keep\n"), (-1, "alpha beta gamma delta epsilon\n"), (1, "one two three four five six\n"),
+    ]
+    assert (d.added_words, d.removed_words) == (6, 5)
+
+
+def test_merge3_of_a_large_rewrite_and_a_distant_edit():
+    base = _big(2)
+    ours = [f"rewritten opening {i}\n" for i in range(700)] + base[1000:]  # 1000 lines -> 700
+    theirs = base[:-1] + ["the last line, edited\n"]
+    result = merge3("".join(base), "".join(ours), "".join(theirs))
+    assert result.clean
+    assert result.text == "".join(ours[:-1] + ["the last line, edited\n"])
