@@ -76,6 +76,7 @@ export function makeStub(workspaceRoot: string, settings: Record<string, unknown
     workspace: {
       workspaceFolders: [{ uri: Uri.file(workspaceRoot) }],
       getConfiguration: () => ({ get: <T>(key: string, fallback: T): T => (key in settings ? settings[key] as T : fallback) }),
+      registerTextDocumentContentProvider: () => ({ dispose() {} }),
     },
     commands: { executeCommand: async () => undefined },
   };
