@@ -157,8 +157,16 @@ def split_reference(reference: str) -> tuple[str, str]:
     return name, selector
 
 
-@functools.lru_cache(maxsize=512)
+# Parsed and compiled templates are kept for reuse, but only small ones: 512 sources of up to
+# 1 MB each, with their trees, would hold gigabytes in a long-running server or watcher.
+CACHED_SOURCE_MAX = 64_000
+
+
 def _parse(source: str) -> nodes.Template:
+    return _parse_cached(source) if len(source) <= CACHED_SOURCE_MAX else _parse_now(source)
+
+
+def _parse_now(source: str) -> nodes.Template:
     try:
         return _env.parse(source)
     except TemplateSyntaxError as exc:
@@ -167,8 +175,15 @@ def _parse(source: str) -> nodes.Template:
         ) from None
 
 
-@functools.lru_cache(maxsize=512)
+_parse_cached = functools.lru_cache(maxsize=512)(_parse_now)
+
+
 def _compile(source: str):  # noqa: ANN202 - a Jinja Template
+    return _compile_cached(source) if len(source) <= CACHED_SOURCE_MAX else _env.from_string(source)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_cached(source: str):  # noqa: ANN202 - a Jinja Template
     return _env.from_string(source)
 
 
