@@ -124,30 +124,33 @@ class Client:
     ) -> PromptVersion:
         return self._written(self._prompts.rollback(prompt, to_version, branch=branch, message=message, author=author))
 
-    def delete_prompt(self, prompt: PromptRef) -> Prompt:
-        return self._prompts.delete_prompt(prompt)
+    def delete_prompt(self, prompt: PromptRef, *, author: str | None = None) -> Prompt:
+        return self._prompts.delete_prompt(prompt, actor=author)
 
-    def restore_prompt(self, prompt: PromptRef) -> Prompt:
-        return self._prompts.restore_prompt(prompt)
+    def restore_prompt(self, prompt: PromptRef, *, author: str | None = None) -> Prompt:
+        return self._prompts.restore_prompt(prompt, actor=author)
 
     def dependents(self, prompt: PromptRef) -> list[dict[str, Any]]:
         return self._prompts.dependents(prompt)
 
     # ---- branches ---------------------------------------------------------------------
 
-    def create_branch(self, prompt: PromptRef, name: str, *, from_version: int | None = None) -> Branch:
-        return self._prompts.create_branch(prompt, name, from_version=from_version)
+    def create_branch(self, prompt: PromptRef, name: str, *, from_version: int | None = None,
+                      author: str | None = None) -> Branch:
+        return self._prompts.create_branch(prompt, name, from_version=from_version, author=author)
 
     def list_branches(self, prompt: PromptRef) -> list[Branch]:
         return self._prompts.list_branches(prompt)
 
-    def merge(self, prompt: PromptRef, branch: str, *, into: str = "main", message: str | None = None) -> PromptVersion:
-        return self._written(self._prompts.merge(prompt, branch, into=into, message=message))
+    def merge(self, prompt: PromptRef, branch: str, *, into: str = "main", message: str | None = None,
+              author: str | None = None) -> PromptVersion:
+        return self._written(self._prompts.merge(prompt, branch, into=into, message=message, author=author))
 
     # ---- labels -----------------------------------------------------------------------
 
-    def set_label(self, prompt: PromptRef, label: str, version: int, *, reason: str | None = None) -> LabelMove:
-        return self._prompts.set_label(prompt, label, version, reason=reason)
+    def set_label(self, prompt: PromptRef, label: str, version: int, *, reason: str | None = None,
+                  author: str | None = None) -> LabelMove:
+        return self._prompts.set_label(prompt, label, version, reason=reason, actor=author)
 
     def remove_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
         return self._prompts.remove_label(prompt, label, reason=reason)
@@ -188,9 +191,19 @@ class Client:
         **options: Any,
     ):  # noqa: ANN201 - promstack.llm.CallResult
         """Render a version with `variables`, guard it, call its model (cached, logged, audited).
+        With `label` and `user_id`, the version that user is served (A/B arm, rollout share).
         `options`: run_id, environment, cache (False skips the cache), model_config overrides."""
+        version, label, options = self._serving(prompt, version, label, branch, user_id, options)
         return self.gateway.run(prompt, variables, version=version, label=label, branch=branch,
                                 model=model, user_id=user_id, **options)
+
+    def _serving(self, prompt, version, label, branch, user_id, options):  # noqa: ANN001, ANN202
+        """A label asked for on behalf of a user resolves as `get_prompt` does (A/B arms and
+        rollouts), and the call is logged under that label's environment."""
+        if label is None or user_id is None or version is not None or branch is not None:
+            return version, label, options
+        served = self.get_prompt(prompt, label=label, user_id=user_id)
+        return served.version, None, {"environment": label, **options}
 
     async def arun(
         self,
@@ -205,6 +218,7 @@ class Client:
         **options: Any,
     ):  # noqa: ANN201 - promstack.llm.CallResult
         """`run`, awaitable."""
+        version, label, options = self._serving(prompt, version, label, branch, user_id, options)
         return await self.gateway.arun(prompt, variables, version=version, label=label, branch=branch,
                                        model=model, user_id=user_id, **options)
 

@@ -24,7 +24,7 @@ def ensure_workspace(folder: str | Path | None = None) -> Path:
         with Client(path) as client:
             counts = client.import_(json.loads(EXAMPLE.read_text(encoding="utf-8")))
         print(
-            f"promstack: new workspace at {path.parent} with the examples "
+            f"promstack: new workspace in {path.parent.parent} with the examples "
             f"({counts['prompts']} prompts, {counts['versions']} versions)",
             file=sys.stderr,
         )

@@ -184,3 +184,25 @@ def test_cli_start_and_stop(prompt42):
     assert out.exit_code == 0 and json.loads(out.output)["outcome"] == "winner b"
     out = runner.invoke(cli, ["deploy", "status", "--prompt", "42"])
     assert "staging      v1" in out.output
+
+
+def test_run_serves_each_user_their_arm_and_logs_it_under_the_label(prompt42, fake_llm):
+    client = prompt42
+    client.save(42, "v4 {{ input }}", model_config={"model": "gpt-4o-mini", "api_base": fake_llm.base_url})
+    client.save(42, "v5 {{ input }}")
+    client.set_label(42, "staging", 5)
+    abtest.start(client, 42, a=5, b=4, split=50)
+    served = {}
+    for i in range(40):
+        user = f"user_{i}"
+        result = client.run(42, {"input": "hi"}, label="staging", user_id=user, cache=False)
+        served[user] = result.prompt_version
+        assert result.prompt_version == client.get_prompt(42, label="staging", user_id=user).version
+    assert set(served.values()) == {4, 5}
+    client.close()
+    from promstack import Client
+
+    with Client(client.store.path) as again:
+        rows = again.call_log(prompt=42)
+    assert {r["environment"] for r in rows} == {"staging"}
+    assert {(r["user_id"], r["prompt_version"]) for r in rows} == set(served.items())

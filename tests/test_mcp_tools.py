@@ -5,8 +5,10 @@ sentence while the server keeps serving."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from mcp_types import Implementation
@@ -31,6 +33,8 @@ TOOLS |= {"import_test_cases", "run_tests", "get_run", "judge_run", "run_arena",
 READS |= {"get_run"}
 # The deploy tool (mcp_server/tools_deploy.py; its own tests: test_deploy_gate.py)
 TOOLS |= {"deploy_prompt"}
+# The gateway's tool (mcp_server/tools_run.py)
+TOOLS |= {"run_prompt"}
 
 
 @pytest.fixture
@@ -231,6 +235,10 @@ BAD_INPUTS += [
 BAD_INPUTS += [
     ("deploy_prompt", {"prompt": "support/refund", "environment": "prod"}, "there is no environment 'prod'"),
 ]
+BAD_INPUTS += [
+    ("run_prompt", {"prompt": "support/refund"}, "needs the variable 'question'"),
+    ("run_prompt", {"prompt": "support/refund", "variables": "question=hi"}, "argument 'variables'"),
+]
 
 
 @pytest.mark.parametrize(("tool", "arguments", "expected"), BAD_INPUTS, ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(BAD_INPUTS)])
@@ -318,3 +326,21 @@ def test_a_tool_is_a_plain_function_over_the_engine(client, refund):
     saved, text = tools.update_prompt(call, UpdatePromptArgs(prompt=refund, model_config={"temperature": 0.1}))
     assert saved.created and saved.source == "mcp" and saved.author == "tester"
     assert saved.model_dump(mode="json", by_alias=True)["model_config"] == {"temperature": 0.1}
+
+
+async def test_run_prompt_answers_through_the_gateway_and_logs_the_call(mcp, client, fake_llm):
+    client.create_prompt("support/answer", "질문: {{ input }}",
+                         model_config={"model": "gpt-4o-mini", "api_base": fake_llm.base_url})
+    fake_llm.usage = (150, 200)
+    first = await ok(mcp, "run_prompt", prompt="support/answer", variables={"input": "환불하고 싶어요"},
+                     user_id="user_123")
+    assert first["output"] and first["model"] == "gpt-4o-mini"
+    assert (first["input_tokens"], first["output_tokens"], first["cache_hit"]) == (150, 200, False)
+    again = await ok(mcp, "run_prompt", prompt="support/answer", variables={"input": "환불하고 싶어요"})
+    assert again["cache_hit"] is True and again["cost_usd"] == 0
+    # The server's gateway writes its call log in batches (within ~50 ms): wait for both rows.
+    deadline = time.monotonic() + 5
+    while len(rows := client.call_log(prompt="support/answer")) < 2 and time.monotonic() < deadline:
+        await anyio.sleep(0.02)
+    assert len(rows) == 2 and {r["user_id"] for r in rows} == {"user_123", None}
+    assert "환불하고 싶어요" in fake_llm.requests[-1]["json"]["messages"][0]["content"]
