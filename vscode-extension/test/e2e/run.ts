@@ -272,12 +272,18 @@ async function main(): Promise<void> {
 
     // Roll back to v1 from the tree's context menu; the new version v3 appears in the tree.
     const v1Row = page.locator('.monaco-list-row', { hasText: 'v1 · first draft' }).first();
-    await v1Row.click({ button: 'right' });
     const menuItem = page.locator('.monaco-menu .action-item', { hasText: 'Roll Back to This Version' }).first();
-    await menuItem.waitFor({ state: 'visible', timeout: 15_000 });
-    await menuItem.click();
     const confirm = page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Roll Back' }).first();
-    await confirm.waitFor({ state: 'visible', timeout: 20_000 });
+    // A context menu sometimes drops a click that lands while it is still opening: try again.
+    await waitFor('the roll-back confirmation', async () => {
+      if (!(await menuItem.isVisible())) {
+        await v1Row.click({ button: 'right' });
+        await menuItem.waitFor({ state: 'visible', timeout: 10_000 });
+      }
+      await menuItem.hover();
+      await menuItem.click();
+      return confirm.waitFor({ state: 'visible', timeout: 5000 }).then(() => true, () => false);
+    }, 45_000, 0);
     await shot(page, 'vscode-rollback-confirm.png');
     await confirm.click();
     const newRow = page.locator('.monaco-list-row', { hasText: 'v3 · Rolled back to v1' }).first();
