@@ -84,14 +84,16 @@ def test_429_with_retry_after_is_waited_out(workspace, client, scripted):
 
 def test_repeat_index_is_part_of_the_cache_key(workspace, client, scripted):
     _suite(workspace, "rep", 2)
+    scripted.latency = 0.05
     first = engine.run_tests(client, "rep", repeat=3)
+    scripted.latency = 0.0
     assert first["summary"]["results"] == 6 and first["summary"]["cache_hits"] == 0
     assert scripted.counts["good"] == 6  # three fresh samples per case
     again = engine.run_tests(client, "rep", repeat=3)
     assert again["summary"]["cache_hits"] == 6 and scripted.counts["good"] == 6
     hit = _results(client, again["id"])[0]
-    original = _results(client, first["id"])[0]
-    assert hit["cache_hit"] and hit["latency_ms"] == pytest.approx(original["latency_ms"], rel=0.5)
+    # a hit reports the latency of the call that filled the cache (at least the server's 50 ms)
+    assert hit["cache_hit"] and hit["latency_ms"] >= 50
 
 
 def test_cancel_mid_run_then_resume_exactly(workspace, client, scripted):
