@@ -103,7 +103,7 @@ def test_every_page_loads_without_console_errors(site, page):
         if name == "run-cases":  # open the first failing case, as a person would
             page.click("#cases-table tr.case:has(.status-fail)")
         if name != "live":  # the live view is pictured while a run is in progress (below)
-            page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+            page.screenshot(path=str(SHOTS / f"dashboard-{name}.png"), full_page=True)
     assert page.errors == []
 
 
@@ -257,7 +257,7 @@ def test_a_run_started_from_the_page_updates_live(site, page):
         expect(page.locator("#live-done")).to_have_text(re.compile(r"^[12]$"), timeout=30_000)
         assert page.get_attribute("#live", "data-status") == "running"
         SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "live.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / "dashboard-live.png"), full_page=True)
     finally:
         fake.gate.set()
     page.wait_for_selector("#live[data-status=done]", timeout=60_000)

@@ -233,10 +233,7 @@ def run_page(client: Any, run_id: str, status: str | None) -> dict[str, Any]:
 def _prompt_name(client: Any, prompt_id: int | None) -> str | None:
     if prompt_id is None:
         return None
-    try:
-        return client.store.prompts._summary(prompt_id).name
-    except StopIteration:
-        return None
+    return next((p.name for p in client.list_prompts(include_archived=True) if p.id == prompt_id), None)
 
 
 def live_data(client: Any, run_id: str) -> dict[str, Any]:

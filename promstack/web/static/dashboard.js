@@ -150,11 +150,18 @@
           set("live-failed", d.failed); set("live-errors", d.errors); set("live-cost", money(d.cost_usd));
           document.getElementById("live-bar").style.width = (d.total ? 100 * d.done / d.total : 0) + "%";
           const list = document.getElementById("live-failing");
-          list.replaceChildren.apply(list, d.failing.map(function (f) {
+          const items = d.failing.map(function (f) {
             const li = document.createElement("li");
             li.textContent = "#" + f.case + " " + f.model + ": " + (f.why || f.status);
             return li;
-          }));
+          });
+          if (!items.length) {
+            const none = document.createElement("li");
+            none.className = "muted";
+            none.textContent = "none yet";
+            items.push(none);
+          }
+          list.replaceChildren.apply(list, items);
           box.dataset.status = d.status;
           box.dataset.updates = String(Number(box.dataset.updates || 0) + 1);
           if (d.status === "running") setTimeout(tick, 700);
