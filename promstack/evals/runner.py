@@ -1,8 +1,9 @@
 """The batch runner: every case x model x repeat through the gateway, in a bounded async pool.
 
 Memory stays flat on a large suite: cases are read from the store a page at a time and fed to
-the workers through a bounded queue; finished results go to a writer that commits whatever has
-accumulated in one transaction, so a result is stored moments after it finishes. A unit of work
+the workers through a bounded queue; finished results go to a writer thread (its own connection)
+that commits whatever has accumulated in one transaction, so a result is stored moments after it
+finishes and a commit never holds up the event loop. A unit of work
 is done exactly when its result row exists: a call in flight when the run is interrupted (Ctrl-C,
 a cancelled task, kill -9) wrote nothing and is redone by `--resume`, and nothing finished is
 ever redone. Model errors become error results (retried `--retries` times first) and the run
@@ -58,13 +59,9 @@ class Plan:
         }
 
 
-@dataclass
-class Warnings:
-    unchecked: int = 0
-    messages: list[str] = field(default_factory=list)
-
-
 class Runner:
+    """One run's pool: workers, per-model limits, the judge, and the writer of results."""
+
     def __init__(self, evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
                  progress: Progress | None = None, db_path: Any = None):
         self.evals = evals
@@ -386,20 +383,6 @@ def count_unchecked(evals: Any, suite: dict[str, Any], plan: Plan) -> int:
         " AND (assertions IS NULL OR assertions = '[]')", [suite["id"]]
     ).fetchone()
     return row[0]
-
-
-def run_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
-             progress: Progress | None = None, db_path: Any = None) -> Runner:
-    """Run (or finish) `run` to the end in a fresh event loop; the run's status says how it ended."""
-    runner = Runner(evals, gateway, plan, run, progress=progress, db_path=db_path)
-    evals.reopen_run(run["id"])
-    status = "interrupted"
-    try:
-        asyncio.run(runner.execute())
-        status = "done"
-    finally:
-        evals.set_run_status(run["id"], status, summarize(evals, run["id"]) if status == "done" else None)
-    return runner
 
 
 async def arun_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
