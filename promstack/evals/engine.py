@@ -27,7 +27,15 @@ from store.workspace import workspace_root
 from . import suites as S
 from .gateway import Gateway, LiveGateway
 from .judge import JudgeConfig, ensure_judge_prompts, load_judge
-from .runner import Plan, Progress, arun_plan, check_positive, count_unchecked, summarize
+from .runner import (
+    Plan,
+    Progress,
+    arun_plan,
+    check_positive,
+    count_unchecked,
+    failing_cases,
+    summarize,
+)
 
 PREFERRED_SUITE = "regression"
 
@@ -360,7 +368,12 @@ def get_run(client: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
             # Ratings were fitted when the run finished; votes may have come since.
             return {**run, "arena": {**run["summary"], "human": human_report(evals, run_id, run["summary"])}}
         return {**run, "arena": arena_report(evals, run_id)}
-    summary = run["summary"] if run["status"] == "done" and run["summary"] else summarize(evals, run_id, failing=failing)
+    if run["status"] == "done" and run["summary"]:
+        summary = run["summary"]
+        if failing != len(summary.get("failing") or []):
+            summary = {**summary, "failing": failing_cases(evals, run_id, failing)}
+    else:
+        summary = summarize(evals, run_id, failing=failing)
     return {**run, "summary": summary}
 
 

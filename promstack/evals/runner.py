@@ -405,13 +405,18 @@ def summarize(evals: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
     stats["total"] = run["total"]
     stats["pass_rate"] = round(stats["passed"] / n, 4) if n else 0.0
     stats["complete"] = n >= run["total"]
-    stats["failing"] = [
+    stats["failing"] = failing_cases(evals, run_id, failing)
+    return stats
+
+
+def failing_cases(evals: Any, run_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The first `limit` results that did not pass, with why."""
+    return [
         {"case": r["case_idx"], "model": r["model"], "repeat": r["repeat"], "status": r["status"],
          "input": _clip(r.get("input")), "expected": _clip(r.get("expected")),
          "output": _clip(r.get("output")), "why": r.get("reason") or r.get("error")}
-        for r in evals.failing(run_id, failing)
+        for r in evals.failing(run_id, limit)
     ]
-    return stats
 
 
 def _clip(text: Any, n: int = 160) -> Any:
