@@ -24,6 +24,7 @@ import hmac
 import json
 import math
 import os
+import queue
 import secrets
 import threading
 from collections.abc import Callable
@@ -99,40 +100,40 @@ def _templates() -> Environment:
 
 
 class Engine:
-    """Which store; one `Client` per worker thread, opened on first use."""
+    """Which store, and a pool of `Client`s: a request's work runs on a worker thread with a
+    client of its own (one SQLite connection is never used by two threads at once); the pool
+    grows to the peak number of concurrent requests and no further."""
 
     def __init__(self, db: str | os.PathLike | None):
         self.db = db
-        self._local = threading.local()
-        self._clients: list[Any] = []
-        self._lock = threading.Lock()
-
-    def client(self) -> Any:
-        found = getattr(self._local, "client", None)
-        if found is None:
-            from promstack.client import Client
-
-            found = self._local.client = Client(self.db)
-            with self._lock:
-                self._clients.append(found)
-        return found
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
 
     def new_client(self) -> Any:
-        """A client of its own, for a background run on its own thread (closed by the caller)."""
         from promstack.client import Client
 
         return Client(self.db)
 
+    def _with_client(self, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+        try:
+            client = self._idle.get_nowait()
+        except queue.Empty:
+            client = self.new_client()
+        try:
+            return fn(client, *args, **kwargs)
+        finally:
+            self._idle.put(client)
+
     async def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await run_in_threadpool(lambda: fn(self.client(), *args, **kwargs))
+        return await run_in_threadpool(self._with_client, fn, args, kwargs)
 
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = self._clients, []
-        for c in clients:
-            # A connection made on another thread may refuse: the process is ending anyway.
+        while True:
+            try:
+                client = self._idle.get_nowait()
+            except queue.Empty:
+                return
             with contextlib.suppress(Exception):
-                c.close()
+                client.close()
 
 
 # ---- data the pages need (all through engine functions) -----------------------------------------
@@ -449,6 +450,7 @@ class BackgroundRuns:
             if isinstance(error, PromStackError):
                 raise error
             raise InvalidInput(f"the run of suite {suite!r} did not start: {error or 'timed out'}")
+        self.threads = {k: t for k, t in self.threads.items() if t.is_alive()}
         self.threads[box["run"]] = thread
         return box["run"]
 
