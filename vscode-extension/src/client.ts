@@ -172,7 +172,8 @@ export class PromStackClient {
       .map((c) => c.text)
       .join('\n');
     if (result.isError) {
-      throw new ToolError(tool, texts || `${tool} failed`);
+      // The SDK prefixes the server's sentence; the person needs only the sentence.
+      throw new ToolError(tool, texts.replace(/^Error executing tool \w+: /, '') || `${tool} failed`);
     }
     if (result.structuredContent === undefined) {
       // A result model that is not an object travels as JSON text; a tool without one, as text.

@@ -44,18 +44,27 @@ export function formatMs(ms: number | null | undefined): string {
 /** Run Prompt's report: the output first, then model, tokens, cost and latency. */
 export function formatRunResult(name: string, r: RunResult): string {
   const tokens = `${r.input_tokens ?? '?'} in / ${r.output_tokens ?? '?'} out tokens`;
+  const guards = firedGuards(r.guards);
   const lines = [
     `# ${name}${r.prompt_version ? ` v${r.prompt_version}` : ''} on ${r.model ?? 'the default model'}`,
-    `# ${tokens} · ${formatCost(r.cost_usd as number | null | undefined)} · ${formatMs(r.latency_ms)}${r.cache_hit ? ' · cache hit' : ''}`,
+    `# ${tokens} · ${formatCost(r.cost_usd)} · ${formatMs(r.latency_ms)}${r.cache_hit ? ' · cache hit' : ''}`,
+    ...(guards.length ? [`# guards: ${guards.join(', ')}`] : []),
     '',
     String(r.output ?? ''),
   ];
   return lines.join('\n') + '\n';
 }
 
+/** The guards that found something (a non-empty finding), by name. */
+export function firedGuards(guards: Record<string, unknown> | undefined): string[] {
+  return Object.entries(guards ?? {})
+    .filter(([, found]) => Boolean(found) && (typeof found !== 'object' || Object.values(found as object).some(Boolean)))
+    .map(([name]) => name);
+}
+
 /** The one-line summary of Run Prompt for a notification. */
 export function runSummary(r: RunResult): string {
-  return `${r.model ?? 'model'}: ${r.input_tokens ?? '?'}+${r.output_tokens ?? '?'} tokens, ${formatCost(r.cost_usd as number | null | undefined)}, ${formatMs(r.latency_ms)}`;
+  return `${r.model ?? 'model'}: ${r.input_tokens ?? '?'}+${r.output_tokens ?? '?'} tokens, ${formatCost(r.cost_usd)}, ${formatMs(r.latency_ms)}`;
 }
 
 export interface ResultRow {

@@ -101,15 +101,19 @@ export interface LabelResult {
 
 /** run_prompt: the gateway's CallResult. */
 export interface RunResult {
-  output?: string;
-  model?: string;
-  input_tokens?: number;
-  output_tokens?: number;
-  latency_ms?: number;
-  cost_usd?: number | null;
-  cache_hit?: boolean;
-  prompt_version?: number;
-  [key: string]: unknown;
+  output: string;
+  model: string;
+  prompt_id?: number | null;
+  prompt_version?: number | null;
+  input_tokens: number;
+  output_tokens: number;
+  latency_ms: number;
+  cost_usd: number | null;
+  cache_hit: boolean;
+  status?: string;
+  call_id?: string;
+  /** What each guard found and did (PII masked, injection flagged, output filtered). */
+  guards?: Record<string, unknown>;
 }
 
 export interface FailingCase {

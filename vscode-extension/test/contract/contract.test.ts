@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { MissingToolError, PromStackClient, ToolError } from '../../src/client';
-import { formatMetrics, leaderboardRows, testResultRows, versionDocument } from '../../src/format';
+import { formatMetrics, formatRunResult, leaderboardRows, testResultRows, versionDocument } from '../../src/format';
 import { testResultsHtml } from '../../src/html';
-import { explainStartFailure, resolveLaunch } from '../../src/launch';
+import { explainStartFailure, explainToolError, resolveLaunch } from '../../src/launch';
 import { buildTree, versionNodes } from '../../src/tree';
 import { promstackCommand, pythonCommand, startFakeLlm, tempWorkspace } from './server';
 
@@ -188,10 +188,10 @@ describe('running and evaluating (Run Prompt, Run Test Suite, Judge, Arena, Show
       return;
     }
     const r = await client.runPrompt('support/refund', { product: 'shoes' });
-    assert.equal(typeof r.output, 'string');
-    for (const k of ['model', 'input_tokens', 'output_tokens', 'latency_ms']) {
-      assert.ok(k in r, `run_prompt result has ${k}`);
-    }
+    assert.deepEqual(keys(r), ['cache_hit', 'call_id', 'cost_usd', 'guards', 'input_tokens', 'latency_ms', 'model', 'output', 'output_tokens', 'prompt_id', 'prompt_version', 'status']);
+    assert.match(String(r.output), /shoes/, 'the fake model echoes the rendered prompt');
+    assert.match(formatRunResult('support/refund', r), /^# support\/refund v\d+ on gpt-4o-mini\n# \d+ in \/ \d+ out tokens · /);
+    await assert.rejects(client.runPrompt('support/refund', {}), (e: unknown) => e instanceof ToolError && /product/.test(e.message), 'a missing variable is named');
   });
 
   it('get_metrics returns the window and groups (Show Metrics)', async (t) => {
@@ -261,6 +261,22 @@ describe('when the server cannot start', () => {
     const f = explainStartFailure(launch, error, broken.recentStderr);
     assert.match(f.message, /was not found/);
     assert.equal(f.setting, 'promstack.command');
+  });
+
+  it('a workspace without a store gets the command that makes one', async () => {
+    const empty = tempWorkspace();
+    const env = { ...process.env };
+    delete env.PROMSTACK_DB;
+    const bare = new PromStackClient(resolveLaunch({ command: promstackCommand(), pythonPath: '', store: '' }, empty.dir), { env });
+    try {
+      const error = await bare.listPrompts().then(() => undefined, (e: unknown) => e);
+      assert.ok(error instanceof ToolError, String(error));
+      assert.match(error.message, /^no PromStack workspace.*promstack init/);
+      assert.match(explainToolError(error.message), /set promstack\.store\)$/);
+    } finally {
+      await bare.close();
+      empty.cleanup();
+    }
   });
 
   it('an interpreter without PromStack is explained from its stderr', async () => {
