@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import getpass
+import importlib
 import os
 from pathlib import Path
+from typing import Any
 
-from . import audit
-from .db import connect, write
 from .errors import Busy, InvalidInput, MergeConflict, NotFound, PromStackError
 from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
-from .prompts import PromptStore
 
 __all__ = [
     "Branch", "Busy", "Diff", "InvalidInput", "LabelMove", "MergeConflict", "NotFound", "Prompt",
     "PromptStore", "PromptVersion", "PromStackError", "Store", "audit", "connect", "default_actor", "write",
 ]
+
+# sqlite-utils (and numpy, which it imports when installed) load only when a store is opened,
+# so `promstack mcp` and `promstack --help` start as fast as a bare server.
+_LAZY = {"audit": ("store.audit", None), "connect": ("store.db", "connect"),
+         "write": ("store.db", "write"), "PromptStore": ("store.prompts", "PromptStore")}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'store' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    loaded = importlib.import_module(module)
+    return loaded if attribute is None else getattr(loaded, attribute)
 
 
 def default_actor() -> str:
@@ -33,6 +45,9 @@ class Store:
     """One open store: the database and the models over it."""
 
     def __init__(self, path: str | os.PathLike | None, *, actor: str | None = None):
+        from .db import connect
+        from .prompts import PromptStore
+
         self.path = Path(path) if path not in (None, ":memory:") else None
         self.db = connect(path)
         self.actor = actor or default_actor()
