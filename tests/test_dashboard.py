@@ -154,6 +154,26 @@ def test_a_roll_back_from_the_page_creates_the_version(site, page):
     assert page.locator("#timeline li").first.get_attribute("data-version") == str(head.version)
 
 
+def test_a_refused_action_says_why_and_changes_nothing(site, page):
+    url, facts, _ = site
+    with _client(facts) as client:
+        if client.get_prompt(42).sha256 != client.get_prompt(42, version=1).sha256:
+            client.rollback(42, 1)  # the head now has v1's content: rolling back to v1 is a no-op
+        head = client.get_prompt(42)
+    page.goto(url + "/prompts/42")
+    page.fill("#label-form input[name=label]", "no spaces allowed")
+    page.click("#label-form button[type=submit]")
+    page.wait_for_selector(".flash.error")
+    assert "label" in page.inner_text(".flash.error")
+    page.select_option("#rollback-form select[name=version]", "1")
+    page.click("#rollback-form button[type=submit]")
+    page.wait_for_selector(".flash.error")
+    assert "nothing to roll back" in page.inner_text(".flash.error")
+    with _client(facts) as client:
+        assert client.get_prompt(42).version == head.version
+        assert "no spaces allowed" not in client.labels(42)
+
+
 def test_a_label_set_from_the_page_moves_it(site, page):
     url, facts, _ = site
     page.goto(url + "/prompts/42")
