@@ -15,6 +15,7 @@ from promstack.evals import engine
 from promstack.evals.assertions import case_assertions
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+pytest_plugins = ("test_evals_fake",)
 
 
 def _write(tmp_path: Path, name: str, data: str | bytes) -> Path:
@@ -143,3 +144,43 @@ def test_suite_cli_import_list_show(client, tmp_path):
     assert bad.exit_code == 2 and "line 1: there is no 'input' column" in bad.stderr
     piped = runner.invoke(cli, ["suite", "import", "-", "--name", "piped", "--format", "csv"], input=SEED_CSV)
     assert piped.exit_code == 0, piped.stderr
+
+
+PROMPT_YML = """name: Refund answer
+model: openai/good
+messages:
+  - role: user
+    content: "질문: {{input}}"
+testData:
+  - input: 환불하고 싶어요
+    expected: GOOD answer
+  - input: 교환 되나요?
+    expected: GOOD answer
+evaluators:
+  - name: starts well
+    string:
+      startsWith: '{{expected}}'
+  - name: similar to the reference
+    uses: github/similarity
+"""
+
+
+def test_a_prompt_yml_carries_its_own_suite(client, tmp_path, scripted):
+    from store.filesync import FileSync
+
+    folder = tmp_path / "prompts" / "support"
+    folder.mkdir(parents=True)
+    (folder / "refund.prompt.yml").write_text(PROMPT_YML, encoding="utf-8")
+    FileSync(client.store, tmp_path / "prompts", root=tmp_path).reconcile()
+    prompt = client.get_prompt("support/refund")
+    suite = engine.suite_for_prompt(client, prompt.prompt_id)
+    assert suite["name"] == "support/refund" and suite["case_count"] == 2 and suite["prompt_id"] == prompt.prompt_id
+    (case, _) = engine.evals_of(client).cases(suite["id"])
+    assert case["input"] == "환불하고 싶어요" and case["expected"] is None
+    assert case["assertions"] == [{"type": "regex", "value": "^GOOD\\ answer"},
+                                  {"type": "similar", "value": "GOOD answer"}]
+    result = CliRunner().invoke(cli, ["test", "--prompt", "support/refund", "--json"], catch_exceptions=False)
+    run = json.loads(result.stdout)
+    assert result.exit_code == 1 and run["suite_name"] == "support/refund"
+    assert run["summary"]["results"] == 2  # the regex passes; "GOOD answer: 질문: ..." is not similar enough
+    assert engine.suite_for_prompt(client, prompt.prompt_id)["id"] == suite["id"]  # unchanged: not re-imported

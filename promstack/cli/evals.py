@@ -226,7 +226,7 @@ def _run_kwargs(prompt, version, label, models, concurrency, model_limits, repea
 
 
 @cli.command("test")
-@click.option("--suite", help="Suite name (tests/prompts/<suite>.csv or the store).")
+@click.option("--suite", help="Suite name (tests/prompts/<suite>.csv or the store); default: the prompt's.")
 @_run_options
 @click.option("--resume", "resume", metavar="RUN", help="Finish an interrupted run.")
 @click.option("--min-pass", default="100%", show_default=True, help="Pass rate under which the exit code is 1.")
@@ -251,8 +251,8 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
     from promstack.evals.score import parse_min_pass, passed
 
     threshold_rate = parse_min_pass(min_pass)
-    if resume is None and not suite:
-        fail("say which suite: --suite NAME (or --resume RUN)")
+    if resume is None and not suite and not prompt:
+        fail("say which suite: --suite NAME, or --prompt P for the suite tied to it (or --resume RUN)")
     try:
         with _progress("testing", quiet or ctx.json) as progress:
             if resume:

@@ -160,11 +160,38 @@ def resolve_prompt(client: Any, suite: dict[str, Any], prompt: Any) -> int:
     )
 
 
+def prompt_file_suite(client: Any, prompt_id: int) -> dict[str, Any] | None:
+    """The suite a prompt's own .prompt.yml carries (testData + evaluators, kept by the file
+    watcher), named after the prompt and refreshed when the test data changes; None if none."""
+    import json
+
+    from store.filesync import prompt_test_data
+
+    test_data = prompt_test_data(client.store, prompt_id)
+    if not test_data or not test_data.get("testData"):
+        return None
+    name = client.get_prompt(prompt_id).name
+    body = json.dumps(test_data, ensure_ascii=False, sort_keys=True)
+    sha = hashlib.sha256(body.encode()).hexdigest()
+    evals = evals_of(client)
+    found = evals.find_suite(name)
+    if found is not None and found["sha256"] == sha:
+        return found
+    cases = S.cases_from_prompt_yml(test_data, name)
+    return evals.save_suite(name, iter(cases), fmt="prompt.yml", source=f"prompt:{name}", sha256=sha,
+                            prompt_id=prompt_id)
+
+
 def suite_for_prompt(client: Any, prompt_id: int) -> dict[str, Any]:
-    """A prompt's default suite: the one tied to it (named 'regression' if several)."""
+    """A prompt's default suite: the one tied to it (named 'regression' if several), else the
+    test data of its own .prompt.yml file."""
     sync_workspace(client)
     evals = evals_of(client)
     tied = evals.suites(prompt_id)
+    if not tied:
+        own = prompt_file_suite(client, prompt_id)
+        if own is not None:
+            tied = [own]
     if not tied:
         env_prompt = os.environ.get("PROMSTACK_PROMPT") or os.environ.get("PROMPT_ID")
         untied = [s for s in evals.suites() if not s["prompt_id"]]
@@ -273,7 +300,7 @@ def plan_from_run(client: Any, run: dict[str, Any], *, concurrency: int | None =
 
 async def arun_tests(
     client: Any,
-    suite: str,
+    suite: str | None,
     *,
     gateway: Gateway | None = None,
     progress: Progress | None = None,
@@ -284,7 +311,12 @@ async def arun_tests(
     """Start a test run of `suite` and run it to the end. Returns the run with its summary.
     `started(run)` is called once the run exists (the dashboard follows it live by its id)."""
     evals = evals_of(client)
-    found = get_suite(client, suite)
+    if suite:
+        found = get_suite(client, suite)
+    elif options.get("prompt") not in (None, ""):
+        found = suite_for_prompt(client, client.store.prompts.prompt_id(options["prompt"]))
+    else:
+        raise InvalidInput("say which suite to run, or which prompt (its suite is then the one tied to it)")
     plan = build_plan(client, found, **options)
     judge_key = plan.judge.key() if plan.judge else ""
     run = evals.create_run(

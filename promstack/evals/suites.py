@@ -349,3 +349,63 @@ def sidecar_for(path: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+# ---- a GitHub .prompt.yml's own testData ---------------------------------------------------------
+
+_TEMPLATE_VAR = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
+
+
+def cases_from_prompt_yml(test_data: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """Cases from a .prompt.yml's `testData` and `evaluators` (GitHub Models' format, kept by the
+    file watcher): each item's keys are template variables; `evaluators` become assertions on
+    every case ({{ var }} in their values filled from the case). Without evaluators, an item's
+    `expected` is checked by the judge, as a CSV's expected_output is."""
+    items = test_data.get("testData") or []
+    evaluators = test_data.get("evaluators") or []
+    cases = []
+    for i, item in enumerate(items, start=1):
+        where = f"{name} testData item {i}"
+        if not isinstance(item, dict):
+            raise InvalidInput(f"{where}: an item is a mapping of variables such as {{input: ..., expected: ...}}")
+        variables = {str(k): v for k, v in item.items()}
+        expected = variables.get("expected")
+        checks = [_from_evaluator(e, variables, f"{name} evaluator {n}") for n, e in enumerate(evaluators, start=1)]
+        case = {
+            "input": None if variables.get("input") is None else str(variables.pop("input")),
+            "expected": None if evaluators or expected is None else str(expected),
+            "variables": variables if evaluators else {k: v for k, v in variables.items() if k != "expected"},
+            "assertions": [c for c in checks if c is not None],
+            "line": None,
+        }
+        cases.append(case)
+    return cases
+
+
+def _from_evaluator(evaluator: Any, variables: dict[str, Any], where: str) -> dict[str, Any] | None:
+    def fill(text: Any) -> str:
+        return _TEMPLATE_VAR.sub(lambda m: str(variables.get(m.group(1), m.group(0))), str(text))
+
+    if not isinstance(evaluator, dict):
+        raise InvalidInput(f"{where}: an evaluator is a mapping such as {{name: ..., string: {{contains: ...}}}}")
+    label = str(evaluator.get("name") or "evaluator")
+    string = evaluator.get("string")
+    if isinstance(string, dict) and string:
+        kind, value = next(iter(string.items()))
+        value = fill(value)
+        if kind in ("contains", "equals"):
+            return validate_assertion({"type": kind, "value": value})
+        if kind == "startsWith":
+            return validate_assertion({"type": "regex", "value": "^" + re.escape(value)})
+        if kind == "endsWith":
+            return validate_assertion({"type": "regex", "value": re.escape(value) + r"\s*$"})
+        raise InvalidInput(f"{where}: string evaluator {kind!r} is not one of contains, equals, startsWith, endsWith")
+    uses = str(evaluator.get("uses") or "")
+    if uses.endswith("/similarity"):
+        if variables.get("expected") is None:
+            return None
+        return validate_assertion({"type": "similar", "value": str(variables["expected"])})
+    if uses:
+        quality = uses.rsplit("/", 1)[-1]
+        return validate_assertion({"type": "llm-rubric", "value": f"{label} (the answer's {quality})"})
+    raise InvalidInput(f"{where}: an evaluator has 'string' or 'uses'")
