@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 import click
 
 from . import Context, cli, db_option, fail, handle_errors
@@ -12,11 +16,35 @@ def _db(ctx: click.Context, db: str | None) -> str | None:
     return db or (parent.db if parent else None)
 
 
+@contextlib.contextmanager
+def _watching(db: str | None, folder: str | None) -> Iterator[None]:
+    """Run the file watcher (store/watch.py) beside a server while it serves; `folder` None
+    means no watcher. It writes through its own connection, so it never blocks a request."""
+    if folder is None:
+        yield
+        return
+    from store.watch import start_watcher
+    from store.workspace import require_db, workspace_root
+
+    path = Path(db) if db else require_db()
+    target = Path(folder) if Path(folder).is_absolute() else workspace_root(path) / folder
+    if not target.is_dir():
+        fail(f"there is no folder {target} to watch; create it or pass --watch DIR")
+    watcher = start_watcher(path, target)
+    click.echo(f"promstack: watching {target} for prompt files", err=True)
+    try:
+        yield
+    finally:
+        watcher.stop()
+
+
 @cli.command("mcp")
 @db_option
+@click.option("--watch", "watch_dir", is_flag=False, flag_value="prompts", default=None,
+              help="Also version saves of prompt files in DIR (default prompts/) while serving.")
 @click.pass_context
 @handle_errors
-def server_mcp(ctx: click.Context, db: str | None) -> None:
+def server_mcp(ctx: click.Context, db: str | None, watch_dir: str | None) -> None:
     """Serve MCP on stdio, for Claude Desktop, VS Code and Claude Code.
 
     Run it from inside a workspace, or point it at one with --db or PROMSTACK_DB. Versions saved
@@ -28,7 +56,8 @@ def server_mcp(ctx: click.Context, db: str | None) -> None:
     # Imported here: the engine loads on the first request, so `initialize` is answered fast.
     from mcp_server.server import main
 
-    main(_db(ctx, db))
+    with _watching(_db(ctx, db), watch_dir):
+        main(_db(ctx, db))
 
 
 @cli.command("serve")
@@ -38,9 +67,13 @@ def server_mcp(ctx: click.Context, db: str | None) -> None:
 @click.option("--port", default=8787, type=click.IntRange(1, 65535), show_default=True, help="Port to bind.")
 @click.option("--token", envvar="PROMSTACK_TOKEN", default=None,
               help="Require 'Authorization: Bearer TOKEN' on every request (env: PROMSTACK_TOKEN).")
+@click.option("--watch", "watch_dir", default="prompts", show_default=True,
+              help="Version saves of prompt files in this folder of the workspace (when it exists).")
+@click.option("--no-watch", is_flag=True, help="Serve without the file watcher.")
 @click.pass_context
 @handle_errors
-def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token: str | None) -> None:
+def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token: str | None,
+                 watch_dir: str, no_watch: bool) -> None:
     """Serve the MCP endpoint (/mcp) and the dashboard over HTTP, on http://127.0.0.1:8787.
 
     Outside a workspace, a new one is made here with the examples. Binding another address
@@ -61,6 +94,11 @@ def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token
         path = str(ensure_workspace())
     import uvicorn
 
+    from store.workspace import workspace_root
+
+    folder = Path(watch_dir)
+    folder = folder if folder.is_absolute() else workspace_root(Path(path)) / folder
     app = create_app(path, host=host, token=token)
     click.echo(f"promstack: serving {path} on http://{host}:{port} (MCP at /mcp)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    with _watching(path, None if no_watch or not folder.is_dir() else str(folder)):
+        uvicorn.run(app, host=host, port=port, log_level="warning")
