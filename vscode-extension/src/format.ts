@@ -55,11 +55,12 @@ export function formatRunResult(name: string, r: RunResult): string {
   return lines.join('\n') + '\n';
 }
 
-/** The guards that found something (a non-empty finding), by name. */
+/** The guards that acted (`pii masked`, `injection flagged`); `passed` is nothing to report. */
 export function firedGuards(guards: Record<string, unknown> | undefined): string[] {
   return Object.entries(guards ?? {})
-    .filter(([, found]) => Boolean(found) && (typeof found !== 'object' || Object.values(found as object).some(Boolean)))
-    .map(([name]) => name);
+    .map(([name, report]) => [name, (report as { action?: unknown } | null)?.action] as const)
+    .filter(([, action]) => typeof action === 'string' && action !== 'passed')
+    .map(([name, action]) => `${name} ${action}`);
 }
 
 /** The one-line summary of Run Prompt for a notification. */

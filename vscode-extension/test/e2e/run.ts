@@ -315,6 +315,19 @@ async function main(): Promise<void> {
     const failedRow = await panel.locator('tbody tr.fail').first().innerText();
     assertTrue(failedRow.includes('store credit only') && failedRow.includes('fail'), `the results table lists the failing case first (${failedRow.replace(/\s+/g, ' ').slice(0, 80)}...)`);
     await shot(page, 'vscode-test-results.png');
+
+    // Run Prompt on the prompt file: it asks for {{ product }}, then shows output, tokens, cost, latency.
+    await page.locator('.tabs-container .tab', { hasText: 'refund.txt' }).first().click();
+    await palette(page, 'PromStack: Run Prompt');
+    const variableBox = page.locator('.quick-input-widget', { hasText: '{{ product }}' });
+    await variableBox.waitFor({ state: 'visible', timeout: 20_000 });
+    await variableBox.locator('input').fill('shoes');
+    await page.keyboard.press('Enter');
+    const output = page.locator('.monaco-editor .view-lines', { hasText: 'on gpt-4o-mini' }).first();
+    await output.waitFor({ state: 'visible', timeout: 60_000 });
+    const shown = (await output.innerText()).replace(/\u00a0/g, ' ');
+    assertTrue(/# support\/refund v3 on gpt-4o-mini/.test(shown) && /\d+ in \/ \d+ out tokens · \$[\d.]+ · \d+ ms/.test(shown) && shown.includes('refund policy for shoes'), `Run Prompt shows the output with tokens, cost and latency (${shown.split('\n')[1]})`);
+    await shot(page, 'vscode-run-prompt.png');
     ok = true;
   } catch (error) {
     const page = context?.pages()[0];

@@ -27,8 +27,8 @@ describe('run results', () => {
     const text = formatRunResult('support/refund', { output: 'Refunds take 5 days.', model: 'gpt-4o-mini', input_tokens: 42, output_tokens: 7, cost_usd: 0.0000105, latency_ms: 812.4, prompt_version: 3, cache_hit: false });
     assert.equal(text, '# support/refund v3 on gpt-4o-mini\n# 42 in / 7 out tokens · $0.0000105 · 812 ms\n\nRefunds take 5 days.\n');
     assert.equal(formatCost(null), 'unknown cost');
-    const guarded = formatRunResult('p', { output: 'x', model: 'm', input_tokens: 1, output_tokens: 1, cost_usd: 0, latency_ms: 5, cache_hit: true, guards: { pii: { masked: 2 }, injection: { flagged: false }, output: null } });
-    assert.equal(guarded, '# p on m\n# 1 in / 1 out tokens · $0 · 5 ms · cache hit\n# guards: pii\n\nx\n');
+    const guarded = formatRunResult('p', { output: 'x', model: 'm', input_tokens: 1, output_tokens: 1, cost_usd: 0, latency_ms: 5, cache_hit: true, guards: { pii: { action: 'masked', entities: { email: 1 } }, injection: { action: 'passed', score: 0 }, output: null, cache_error: 'x' } });
+    assert.equal(guarded, '# p on m\n# 1 in / 1 out tokens · $0 · 5 ms · cache hit\n# guards: pii masked\n\nx\n');
     assert.equal(formatCost(1.23456), '$1.2346');
   });
 });
