@@ -342,3 +342,16 @@ def total(
     """Raw sums for the alert and budget rules: `columns` is a SELECT list over `calls`."""
     where, params = filters_sql(db, Window(since, until), **filters)
     return db.execute(f"SELECT {columns} FROM calls WHERE {where}", params).fetchone()
+
+
+def dimensions(db: sqlite_utils.Database) -> dict[str, list[Any]]:
+    """What the call log can be filtered by: its prompts (id, name), models and environments,
+    each sorted (one DISTINCT scan, no aggregates; the dashboard's filter menus)."""
+    names = _prompt_names(db)
+    rows = db.execute("SELECT DISTINCT prompt_id, prompt_name, model, environment FROM calls").fetchall()
+    prompts = {(pid, names.get(pid) or name or str(pid)) for pid, name, _, _ in rows if pid is not None}
+    return {
+        "prompts": sorted(prompts, key=lambda p: p[1]),
+        "models": sorted({m for _, _, m, _ in rows if m}),
+        "environments": sorted({e for _, _, _, e in rows if e}),
+    }

@@ -308,3 +308,16 @@ def test_arena_leaderboard_matrix_and_a_vote(site, page):
         from promstack.evals.engine import evals_of
 
         assert [v["winner"] for v in evals_of(client).votes(facts["arena"])] == ["tie"]
+
+
+def test_the_filter_menus_offer_what_the_call_log_holds(site, page):
+    url, facts, _ = site
+    from promstack import monitor
+
+    with _client(facts) as client:
+        found = monitor.dimensions(client.store.db)
+    assert found["environments"] == ["development", "production", "staging"]
+    assert (42, "support/answer") in found["prompts"] and "openai/gpt-4o-mini" in found["models"]
+    page.goto(url + "/monitoring")
+    options = page.locator("#monitor-filters select[name=model] option").all_inner_texts()
+    assert options == ["all", *found["models"]]

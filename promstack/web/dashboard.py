@@ -330,13 +330,7 @@ def monitoring_page(client: Any, since: str, prompt: str | None, model: str | No
         series["output_tokens"].append(row.get("output_tokens", 0) if row else 0)
         series["cost"].append(row.get("cost_usd", 0) if row else 0)
     totals = monitor.metrics(db, since=since, now=now, **filters)["groups"][0]
-    everything = monitor.metrics(db, since="all", now=now, by=["prompt", "model", "environment"])["groups"]
-    choices = {
-        "prompts": sorted({(g["prompt_id"], g.get("prompt_name") or str(g["prompt_id"]))
-                           for g in everything if g.get("prompt_id") is not None}, key=lambda p: p[1]),
-        "models": sorted({g["model"] for g in everything if g.get("model")}),
-        "environments": sorted({g["environment"] for g in everything if g.get("environment")}),
-    }
+    choices = monitor.dimensions(db)
     ruleset = alerts.load_rules(client.store.path)
     scope = "workspace"
     if prompt:
