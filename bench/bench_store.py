@@ -14,6 +14,7 @@ runs; a ratio >= 1.00 means the goal is met.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import random
@@ -22,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 SAVE_RATIO_GOAL = 0.5
@@ -36,11 +37,25 @@ TEMPLATE = (
 )
 
 
+@contextlib.contextmanager
+def _sync(mode: str) -> Iterator[None]:
+    """PROMSTACK_SYNC for the stores opened inside (it is read when a store opens), then as it was."""
+    previous = os.environ.get("PROMSTACK_SYNC")
+    os.environ["PROMSTACK_SYNC"] = mode
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PROMSTACK_SYNC", None)
+        else:
+            os.environ["PROMSTACK_SYNC"] = previous
+
+
 def _open_store(path: Path, sync: str):
-    os.environ["PROMSTACK_SYNC"] = sync
     from store import Store
 
-    return Store(path, actor="bench")
+    with _sync(sync):
+        return Store(path, actor="bench")
 
 
 def ours(folder: Path, saves: int, sync: str) -> float:
@@ -60,10 +75,11 @@ def ours(folder: Path, saves: int, sync: str) -> float:
 
 def ours_sdk(folder: Path, saves: int, sync: str) -> float:
     """The same through the SDK's Client.save (which also checks for a prompt file to write)."""
-    os.environ["PROMSTACK_SYNC"] = sync
     from promstack import Client
 
-    with Client(folder / f"sdk-{sync}-{time.monotonic_ns()}.db", actor="bench") as client:
+    with _sync(sync):
+        client = Client(folder / f"sdk-{sync}-{time.monotonic_ns()}.db", actor="bench")
+    with client:
         client.create_prompt("support/refund", TEMPLATE.format(i=0))
         start = time.perf_counter()
         for i in range(1, saves + 1):
@@ -236,27 +252,20 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {load:.1f} at start")
     print("  (ratio: goal / measured for times, measured / goal for rates; >= 1.00 meets the goal)")
     missed = False
-    previous_sync = os.environ.get("PROMSTACK_SYNC")
     with tempfile.TemporaryDirectory(prefix="promstack-bench-store-") as tmp:
         folder = Path(tmp)
-        try:
-            for sync, saves in (("NORMAL", args.saves), ("FULL", args.full_saves)):
-                figures = side_by_side(folder, saves, sync, args.runs)
-                print(f"saves, WAL + synchronous={sync}, {saves:,} distinct versions of one prompt, "
-                      f"median of {args.runs} interleaved runs")
-                print(_row("bare sqlite3 INSERT + COMMIT", f"{figures['bare']:,.0f} /s", "", None))
-                print(_row("PromptStore.save (version + audit row)", f"{figures['ours']:,.0f} /s", "", None))
-                ratio_goal = figures["ratio"] / SAVE_RATIO_GOAL
-                print(_row("ours / bare", f"{figures['ratio']:.2f}x", ">= 0.50x bare", ratio_goal))
-                missed |= ratio_goal < 1
-                if sync == "NORMAL":
-                    sdk = statistics.median(ours_sdk(folder, min(saves, 2000), sync) for _ in range(args.runs))
-                    print(_row("Client.save (SDK: + prompt-file check)", f"{sdk:,.0f} /s", "", None))
-        finally:
-            if previous_sync is None:
-                os.environ.pop("PROMSTACK_SYNC", None)
-            else:
-                os.environ["PROMSTACK_SYNC"] = previous_sync
+        for sync, saves in (("NORMAL", args.saves), ("FULL", args.full_saves)):
+            figures = side_by_side(folder, saves, sync, args.runs)
+            print(f"saves, WAL + synchronous={sync}, {saves:,} distinct versions of one prompt, "
+                  f"median of {args.runs} interleaved runs")
+            print(_row("bare sqlite3 INSERT + COMMIT", f"{figures['bare']:,.0f} /s", "", None))
+            print(_row("PromptStore.save (version + audit row)", f"{figures['ours']:,.0f} /s", "", None))
+            ratio_goal = figures["ratio"] / SAVE_RATIO_GOAL
+            print(_row("ours / bare", f"{figures['ratio']:.2f}x", ">= 0.50x bare", ratio_goal))
+            missed |= ratio_goal < 1
+            if sync == "NORMAL":
+                sdk = statistics.median(ours_sdk(folder, min(saves, 2000), sync) for _ in range(args.runs))
+                print(_row("Client.save (SDK: + prompt-file check)", f"{sdk:,.0f} /s", "", None))
         pages = wal_pages_per_save(folder)
         print(_row("WAL pages written per save: bare / ours", f"{pages['bare']:.1f} / {pages['ours']:.1f}",
                    "(version, branch,", None))
