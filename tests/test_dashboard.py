@@ -24,7 +24,8 @@ from test_dashboard_fixtures import (
 
 CHROMIUM = os.environ.get("PROMSTACK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]  # containers often have a tiny /dev/shm
 SHOTS = Path(os.environ.get("PROMSTACK_SCREENSHOTS") or Path(__file__).parent.parent / "docs" / "screenshots")
 
 

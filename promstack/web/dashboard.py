@@ -277,7 +277,7 @@ def arena_page(client: Any, run_id: str | None) -> dict[str, Any]:
     span = (hi - lo) or 1.0
     for r in ratings:  # positions of each rating and its CI on a 0-100% bar
         r["bar"] = {k: round(100 * ((r.get(k) or 0) - lo) / span, 2) for k in ("ci_low", "rating", "ci_high")}
-    matches = evals.matches(run_id)
+    matches = evals.matches(run_id)[:MAX_CASES]
     return {"runs": runs, "run": run, "arena": arena, "models": models, "matrix": matrix,
             "ratings": ratings, "matches": matches, "prompt_name": _prompt_name(client, run["prompt_id"])}
 
