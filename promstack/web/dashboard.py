@@ -1,8 +1,9 @@
 """The dashboard: HTML pages over the engine, mounted by `create_app` (`promstack serve`).
 
-    Prompts     /prompts, /prompts/{id}, /prompts/{id}/diff?a=&b=
-    Runs        /runs, /runs/{id}, /runs/{id}/live, /runs/compare?a=&b=
-    Arena       /arena, /arena/{id}
+    Prompts     /prompts?q=, /prompts/{id}, /prompts/{id}/diff?a=&b=
+                POST /prompts/{id}/rollback, /label, /deploy, /test (starts a run, opens its live view)
+    Runs        /runs, /runs/{id}?status=, /runs/compare?a=&b=, /runs/{id}/live (polls live.json)
+    Arena       /arena, /arena/{id}; POST /arena/matches/{id}/vote
     Monitoring  /monitoring?since=24h&prompt=&model=&environment=
 
 Pages only read and present: every number comes from the engine function the CLI and MCP use
@@ -11,8 +12,9 @@ button is a POST that calls the same engine function as the matching CLI command
 audited there. A POST needs the page's CSRF token (a per-process secret that only a page
 served by this process carries; foreign Origins are already refused by `RequestGuard`).
 
-The engine is synchronous SQLite: handlers run it on worker threads, each thread with its own
-`Client` (one SQLite connection per thread). HTML is rendered by Jinja2 with autoescape on;
+The engine is synchronous SQLite: handlers run it on worker threads, each call with a `Client`
+from a small pool (a connection is never shared by two threads at once); a run started from a
+page runs on a thread of its own. HTML is rendered by Jinja2 with autoescape on;
 charts are uPlot, shipped in `static/uplot/` (no CDN, so the pages work offline).
 """
 
