@@ -419,7 +419,11 @@ class Gateway:
     """The gateway over one store. `Client.run` uses one; engines (tests, judge, arena) too."""
 
     def __init__(self, store: Store, *, environment: str | None = None):
-        self.store = store
+        # The gateway reads on its own loop thread while its caller keeps using the caller's
+        # store: one SQLite connection must not serve two threads at once, so a file store
+        # gets a connection of the gateway's own (an in-memory one can only be shared).
+        self._own_store = store.path is not None
+        self.store = Store(store.path, actor=store.actor) if self._own_store else store
         self.root = workspace_root(store.path) if store.path is not None else None
         self._environment = environment
         self._http = None  # one aiohttp session, on the portal's loop
@@ -884,6 +888,8 @@ class Gateway:
 
     def close(self) -> None:
         self.log.close()
+        if self._own_store:
+            self.store.close()
         if self._http is not None and not self._http.closed and _portal is not None:
             # closing idle sockets at shutdown: a failure leaves nothing to lose
             with contextlib.suppress(Exception):

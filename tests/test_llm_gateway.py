@@ -423,3 +423,32 @@ def test_chat_prompts_send_their_messages(client, fake_llm):
     ]
     assert (sent["temperature"], sent["max_tokens"], sent["model"]) == (0.2, 50, "gpt-4o-mini")
     assert result.output == "echo: 주문 취소 <KR_PHONE>" and result.cost_usd > 0
+
+
+def test_the_caller_can_use_its_store_while_the_gateway_runs(client, fake_llm):
+    """The gateway reads on its own thread: it must not share the caller's SQLite connection."""
+    import threading
+
+    make_prompt(client, fake_llm, "lean")
+    assert client.gateway.store.db.conn is not client.store.db.conn
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                client.history("support/refund")
+                client.list_prompts()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(40):
+            assert client.run("support/refund", {"question": f"q{i}"}, cache=False).status == "ok"
+    finally:
+        stop.set()
+        thread.join()
+    assert failures == []
+    assert len(rows(client, prompt="support/refund")) == 40
