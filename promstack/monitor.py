@@ -25,6 +25,7 @@ from typing import Any
 import sqlite_utils
 
 from store.errors import InvalidInput, NotFound
+from store.refs import prompt_ref
 
 PERCENTILES = (50, 95, 99)
 
@@ -135,7 +136,7 @@ def resolve_prompt_id(db: sqlite_utils.Database, prompt: int | str | None) -> in
     """A prompt id from an id or a name; a name nobody has called is an error that says so."""
     if prompt is None or prompt == "":
         return None
-    if isinstance(prompt, int) or str(prompt).isdigit():
+    if isinstance(prompt_ref(prompt), int):
         return int(prompt)
     row = db.execute("SELECT id FROM prompts WHERE name = ?", [str(prompt)]).fetchone()
     if row is None:

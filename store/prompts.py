@@ -21,6 +21,7 @@ from .diff import line_diff as unified_diff
 from .diff import merge3, word_diff
 from .errors import InvalidInput, MergeConflict, NotFound
 from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
+from .refs import prompt_ref
 from .template import Template, analyse, declare, normalize, render, split_reference
 
 # Names are opaque to the API, but validated: they appear in listings, file paths and MCP
@@ -110,8 +111,7 @@ class PromptStore:
     def _prompt_row(self, prompt: PromptRef, *, archived_ok: bool = False) -> dict[str, Any]:
         if isinstance(prompt, bool) or not isinstance(prompt, int | str) or prompt == "":
             raise InvalidInput("name the prompt by its id (42) or its name ('support/refund')")
-        if isinstance(prompt, str) and prompt.isascii() and prompt.isdigit():
-            prompt = int(prompt)
+        prompt = prompt_ref(prompt)
         column = "id" if isinstance(prompt, int) else "name"
         row = None if column == "id" and abs(prompt) > SQLITE_MAX_INT else self.db.execute(
             f"SELECT id, name, description, created_at, created_by, archived_at FROM prompts WHERE {column} = ?",
@@ -837,6 +837,18 @@ class PromptStore:
                 raise InvalidInput(
                     f"cannot rename {row['name']!r} to {new_name!r}: prompt {taken[0]} has that name; "
                     "pick another name or delete that prompt first"
+                )
+            # Versions are immutable, so an include by the old name could never be mended.
+            users = self.db.execute(
+                "SELECT DISTINCT p.name FROM dependencies d JOIN prompts p ON p.id = d.prompt_id "
+                "WHERE d.depends_on = ? AND d.prompt_id != ? ORDER BY p.name",
+                [row["name"], row["id"]],
+            ).fetchall()
+            if users:
+                names = ", ".join(repr(u[0]) for u in users)
+                raise InvalidInput(
+                    f"cannot rename {row['name']!r}: {names} include it by that name, and their "
+                    "stored versions would stop rendering; keep the name, or copy it to a new prompt"
                 )
             self.db.execute("UPDATE prompts SET name = ? WHERE id = ?", [new_name, row["id"]])
             audit.record(self.db, actor or self.actor, "rename_prompt", prompt_id=row["id"],

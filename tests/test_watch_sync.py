@@ -300,3 +300,15 @@ def test_rename_prompt_keeps_id_and_history_and_is_audited(store):
     assert store.prompts.get("new/name").version == 2
     entry = store.db.execute("SELECT action, detail FROM audit ORDER BY id DESC LIMIT 1").fetchone()
     assert entry[0] == "rename_prompt" and '"to": "new/name"' in entry[1]
+
+
+def test_a_prompt_others_include_is_not_renamed(store):
+    from store.errors import InvalidInput
+
+    store.prompts.create_prompt("shared/tone", "Be kind.")
+    store.prompts.create_prompt("support/answer", '{% include "shared/tone" %} {{ q }}')
+    before = store.db.execute("SELECT count(*) FROM audit").fetchone()[0]
+    with pytest.raises(InvalidInput, match="'support/answer' include it"):
+        store.prompts.rename_prompt("shared/tone", "shared/voice")
+    assert store.prompts.get("support/answer").render(q="hi") == "Be kind. hi"
+    assert store.db.execute("SELECT count(*) FROM audit").fetchone()[0] == before

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from store.errors import InvalidInput
+from store.refs import prompt_ref
 
 from . import EXIT_CHECK_FAILED, cli, command_context, emit_json
 
@@ -29,10 +30,6 @@ def _parse_vars(pairs: tuple[str, ...], vars_json: str | None) -> dict[str, Any]
             raise InvalidInput(f"--var {pair!r} must look like name=value")
         values[name.strip()] = value
     return values
-
-
-def _prompt_ref(prompt: str) -> int | str:
-    return int(prompt) if prompt.isdigit() else prompt
 
 
 @cli.command("run")
@@ -62,7 +59,7 @@ def run_prompt(state, prompt: str, pairs, vars_json, version, label, branch, mod
     variables = _parse_vars(pairs, vars_json)
     try:
         result = _run_and_flush(state.client,
-            _prompt_ref(prompt), variables, version=version, label=label, branch=branch,
+            prompt_ref(prompt), variables, version=version, label=label, branch=branch,
             model=model, user_id=user_id, run_id=run_id, environment=environment,
             cache=False if no_cache else None,
         )
@@ -124,7 +121,7 @@ def logs_list(state, prompt, prompt_version, model, status, user_id, run_id, env
     from store import calls
 
     rows = state.client.call_log(
-        prompt=_prompt_ref(prompt) if prompt else None, prompt_version=prompt_version, model=model,
+        prompt=prompt_ref(prompt) if prompt else None, prompt_version=prompt_version, model=model,
         status=status, user_id=user_id, run_id=run_id, environment=environment,
         cache_hit=cache_hit, since=since, until=until, limit=limit,
     )
@@ -160,7 +157,7 @@ def audit_group(state, prompt, limit) -> None:  # noqa: ANN001
     ctx = click.get_current_context()
     if ctx.invoked_subcommand is not None:
         return
-    rows = state.client.audit_log(_prompt_ref(prompt) if prompt else None, limit=limit)
+    rows = state.client.audit_log(prompt_ref(prompt) if prompt else None, limit=limit)
     if state.json:
         emit_json(rows)
         return
