@@ -36,18 +36,19 @@ def write_back(store: Any, version: PromptVersion, *, root: str | os.PathLike | 
     `watch_errors` and the file is left as it is."""
     if version.branch != (branch or workspace_branch()):
         return None
-    if root is None:
-        if getattr(store, "path", None) is None:
-            return None
-        root = workspace_root(Path(store.path))
-    root = Path(root).resolve()
     db = store.db
+    # The cheap question first: most prompts have no file, and every save asks.
     row = db.execute(
         "SELECT path, format, content_sha, missing_since FROM prompt_files WHERE prompt_id = ?",
         [version.prompt_id],
     ).fetchone()
     if row is None or row[3] is not None or row[2] == version.sha256:
         return None
+    if root is None:
+        if getattr(store, "path", None) is None:
+            return None
+        root = workspace_root(Path(store.path))
+    root = Path(root).resolve()
     rel, fmt = row[0], row[1]
     try:
         with write(db):
