@@ -43,7 +43,7 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
     'promstack.setLabel': (a) => c.setLabel(a),
     'promstack.runPrompt': (a) => c.runPrompt(a),
     'promstack.runTests': (a) => c.runTests(a),
-    'promstack.judge': (a) => c.judge(a),
+    'promstack.judge': () => c.judge(),
     'promstack.arena': (a) => c.arena(a),
     'promstack.showMetrics': (a) => c.showMetrics(a),
     'promstack.showOutput': () => deps.output.show(),
@@ -345,8 +345,8 @@ class Commands {
     void say(`PromStack: ${testSummary(run)}`);
   }
 
-  async judge(arg: unknown): Promise<void> {
-    void arg;
+  /** Judges a test run (the last one run here, by default): it takes a run, not a prompt. */
+  async judge(): Promise<void> {
     const runId = await vscode.window.showInputBox({ prompt: 'Judge which test run? (its id, from Run Test Suite or `promstack runs`)', value: this.lastRun?.run_id ?? '' });
     if (!runId) {
       return;
