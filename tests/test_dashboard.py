@@ -22,6 +22,8 @@ from test_dashboard_fixtures import (
     serve,
 )
 
+from store.errors import InvalidInput
+
 CHROMIUM = os.environ.get("PROMSTACK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -326,3 +328,19 @@ def test_the_filter_menus_offer_what_the_call_log_holds(site, page):
     page.goto(url + "/monitoring")
     options = page.locator("#monitor-filters select[name=model] option").all_inner_texts()
     assert options == ["all", *found["models"]]
+
+
+def test_compare_runs_pairs_cases_across_models(site):
+    """The engine function behind /runs/compare: v2 on openai/good against v4 on openai/bad."""
+    _, facts, _ = site
+    from promstack.evals.engine import compare_runs
+
+    good, bad = facts["runs"]
+    with _client(facts) as client:
+        found = compare_runs(client, good, bad)
+        assert found["counts"]["broke"] == 3 and sum(found["counts"].values()) == 3
+        assert [r["case_idx"] for r in found["rows"]] == [0, 1, 2]
+        assert all(r["a"]["status"] == "pass" and r["b"]["status"] == "fail" for r in found["rows"])
+        assert compare_runs(client, bad, good)["counts"]["fixed"] == 3
+        with pytest.raises(InvalidInput, match="arena run"):
+            compare_runs(client, good, facts["arena"])
