@@ -240,6 +240,16 @@ async function main(): Promise<void> {
     await activity.click();
     await page.locator('.monaco-list-row', { hasText: 'support' }).first().waitFor({ timeout: 60_000 });
     log('PromStack view shows the store');
+    // Widen the side bar so the version rows read in full in the screenshots (cosmetic only).
+    const sidebar = await page.locator('.part.sidebar').first().boundingBox();
+    if (sidebar) {
+      const x = sidebar.x + sidebar.width + 1;
+      const y = sidebar.y + sidebar.height / 2;
+      await page.mouse.move(x, y);
+      await page.mouse.down();
+      await page.mouse.move(x + 180, y, { steps: 8 });
+      await page.mouse.up();
+    }
 
     // Show History from the command palette.
     await palette(page, 'PromStack: Show History');
