@@ -1,6 +1,6 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright against the app
 `promstack serve` runs, on a free 127.0.0.1 port, over a store filled through the fake model
-server (tests/dashboard_fixtures.py). Screenshots of each page go to docs/screenshots/ (or to
+server (tests/test_dashboard_fixtures.py). Screenshots of each page go to docs/screenshots/dashboard-*.png (or to
 PROMSTACK_SCREENSHOTS). Without Chromium or Playwright these tests skip and say why;
 `make test` installs both."""
 
