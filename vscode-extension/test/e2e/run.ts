@@ -365,6 +365,14 @@ function assertTrue(condition: boolean, what: string): void {
   log(`ok: ${what}`);
 }
 
+// Interrupted (Ctrl-C, a CI timeout): still stop code-server and what it started.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping what this test started`);
+    void stopAll().finally(() => process.exit(1));
+  });
+}
+
 main().then(
   () => {
     console.log('1 passed, 0 failed');
