@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Refresh the committed dashboard screenshots (a plain `make test` writes them under build/).
+screenshots: $(STAMP)
+	sh scripts/ensure-chromium.sh
+	PROMSTACK_SCREENSHOTS=$(abspath docs/screenshots) $(BIN)/python -m pytest -q tests/test_dashboard.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

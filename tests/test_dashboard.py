@@ -1,7 +1,7 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright against the app
 `promstack serve` runs, on a free 127.0.0.1 port, over a store filled through the fake model
-server (tests/test_dashboard_fixtures.py). Screenshots of each page go to docs/screenshots/dashboard-*.png (or to
-PROMSTACK_SCREENSHOTS). Without Chromium or Playwright these tests skip and say why;
+server (tests/test_dashboard_fixtures.py). Screenshots of each page go to build/screenshots/dashboard-*.png (or to
+PROMSTACK_SCREENSHOTS; `make screenshots` refreshes docs/screenshots/). Without Chromium or Playwright these tests skip and say why;
 `make test` installs both."""
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ CHROMIUM = os.environ.get("PROMSTACK_CHROMIUM") or shutil.which("chromium") or "
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]  # containers often have a tiny /dev/shm
-SHOTS = Path(os.environ.get("PROMSTACK_SCREENSHOTS") or Path(__file__).parent.parent / "docs" / "screenshots")
+# `make screenshots` refreshes the committed ones in docs/screenshots/; a plain test run writes
+# them under build/ so that `make test` leaves the work tree as it found it.
+SHOTS = Path(os.environ.get("PROMSTACK_SCREENSHOTS") or Path(__file__).parent.parent / "build" / "screenshots")
 
 
 @pytest.fixture(scope="module")
