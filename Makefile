@@ -26,10 +26,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-# Refresh the committed dashboard screenshots (a plain `make test` writes them under build/).
+# Refresh the committed screenshots of the dashboard and the VS Code extension (a plain
+# `make test` writes them under build/).
 screenshots: $(STAMP)
 	sh scripts/ensure-chromium.sh
 	PROMSTACK_SCREENSHOTS=$(abspath docs/screenshots) $(BIN)/python -m pytest -q tests/test_dashboard.py
+	PROMSTACK_SCREENSHOTS=$(abspath docs/screenshots) PROMSTACK_COMMAND=$(abspath $(BIN))/promstack sh scripts/vscode-tests.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

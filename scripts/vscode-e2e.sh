@@ -1,7 +1,7 @@
 #!/bin/sh
 # The VS Code extension's end-to-end test: installs what it needs (scripts/vscode-e2e-setup.sh),
 # packages the extension as a .vsix, and drives it in code-server with Debian's chromium
-# (vscode-extension/test/e2e/run.ts). Screenshots land in docs/screenshots/.
+# (vscode-extension/test/e2e/run.ts). Screenshots land in build/screenshots/ (PROMSTACK_SCREENSHOTS overrides).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 EXT="$ROOT/vscode-extension"

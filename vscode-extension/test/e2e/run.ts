@@ -16,7 +16,9 @@ import { resolveLaunch } from '../../src/launch';
 import { promstackCommand, startFakeLlm } from '../contract/server';
 
 const REPO = path.resolve(__dirname, '../../../..');
-const SHOTS = path.join(REPO, 'docs', 'screenshots');
+// `make screenshots` refreshes the committed ones (PROMSTACK_SCREENSHOTS=docs/screenshots); a plain
+// test run writes them under build/ so that `make test` leaves the work tree as it found it.
+const SHOTS = process.env.PROMSTACK_SCREENSHOTS || path.join(REPO, 'build', 'screenshots');
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 function arg(name: string): string {
@@ -174,7 +176,7 @@ async function quickPickLabels(page: Page): Promise<string[]> {
 async function shot(page: Page, name: string): Promise<void> {
   fs.mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SHOTS, name) });
-  log(`screenshot docs/screenshots/${name}`);
+  log(`screenshot ${path.join(SHOTS, name)}`);
 }
 
 async function editorText(page: Page, selector: string): Promise<string> {
