@@ -8,7 +8,9 @@ from pathlib import Path
 
 from store.workspace import find_db, init
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "workspace.json"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLE = EXAMPLES / "workspace.json"
+SUITE = EXAMPLES / "tests" / "prompts" / "regression.csv"
 
 
 def ensure_workspace(folder: str | Path | None = None) -> Path:
@@ -20,12 +22,16 @@ def ensure_workspace(folder: str | Path | None = None) -> Path:
     path = init(folder)
     if EXAMPLE.exists():
         from promstack.client import Client
+        from promstack.evals.engine import import_suite
 
         with Client(path) as client:
             counts = client.import_(json.loads(EXAMPLE.read_text(encoding="utf-8")))
+            # The seed's CSV as the regression suite of prompt 42, with the seed's judge.
+            suite = import_suite(client, SUITE)
         print(
             f"promstack: new workspace in {path.parent.parent} with the examples "
-            f"({counts['prompts']} prompts, {counts['versions']} versions)",
+            f"({counts['prompts']} prompts, {counts['versions']} versions, suite "
+            f"{suite['name']!r} of {suite['case_count']} cases)",
             file=sys.stderr,
         )
     return path
