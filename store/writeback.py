@@ -74,7 +74,7 @@ def write_back(store: Any, version: PromptVersion, *, root: str | os.PathLike | 
                 [sha256(data), version.sha256, version.version, now(), rel],
             )
             if existing is None or existing.encode("utf-8") != data:
-                _atomic_write(target, data)
+                _atomic_write(target, data, expected=None if current is None else row[3])
     except (PromStackError, OSError, UnicodeDecodeError) as exc:
         reason = str(exc) if isinstance(exc, PromStackError) else f"{exc.__class__.__name__}: {exc}"
         _record(db, rel, f"version {version.version} was not written to the file: {reason}")
@@ -90,12 +90,18 @@ def _safe_target(root: Path, rel: str) -> Path:
     return target
 
 
-def _atomic_write(target: Path, data: bytes) -> None:
+def _atomic_write(target: Path, data: bytes, *, expected: str | None = None) -> None:
+    """Write `data` to `target` by rename. `expected`: the sha256 the file must still hold. An
+    editor may save while the temp file is written and synced, so the file is checked again
+    just before the rename, through a hard link to it kept until after the rename: an edit
+    written into the old file in that window is seen there afterwards and put back. (An editor
+    that saves by rename in the microseconds between the check and ours is the window left.)"""
     mode = None
     with contextlib.suppress(OSError):
         mode = target.stat().st_mode & 0o777
     # Hidden and ending in .tmp: the watcher ignores the temp file by its name.
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    old = None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -103,11 +109,29 @@ def _atomic_write(target: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
+        if expected is not None:
+            old = f"{tmp}.old"
+            try:
+                os.link(target, old)
+            except OSError:  # a file system without hard links: the check alone
+                old = None
+            if sha256(Path(old or target).read_bytes()) != expected:
+                raise PromStackError(_EDITED)
         os.replace(tmp, target)
+        if old is not None and sha256(Path(old).read_bytes()) != expected:
+            os.replace(old, target)  # the edit landed in the file we replaced: it wins
+            raise PromStackError(_EDITED)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        if old is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(old)
+
+
+_EDITED = "the file was edited while it was being written; the edit was kept, and 'promstack watch' versions it"
 
 
 def _record(db: Any, rel: str, error: str) -> None:
