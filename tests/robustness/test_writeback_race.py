@@ -49,7 +49,7 @@ def test_an_edit_written_into_the_old_file_at_the_rename_is_put_back(prompt_file
     monkeypatch.setattr(writeback.os, "replace", editor_writes_then_rename)
     with pytest.raises(PromStackError, match="edited while it was being written"):
         writeback._atomic_write(prompt_file, b"the new version", expected=sha256(b"known to the store"))
-    assert prompt_file.read_bytes() == b"EDIT to the store"
+    assert prompt_file.read_bytes() == b"EDITn to the store"  # the editor's bytes, not ours
     assert [p.name for p in prompt_file.parent.iterdir()] == ["p.txt"]
 
 
