@@ -30,7 +30,7 @@ class PromptVersion:
     warnings: list[str] = field(default_factory=list)
     _renderer: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
-    def render(self, **variables: Any) -> str | list[dict[str, str]]:
+    def render(self, /, **variables: Any) -> str | list[dict[str, str]]:  # `self` may be a variable
         """The template with `variables` filled in (chat prompts render every message)."""
         if self._renderer is None:
             raise RuntimeError("this version was not loaded from a store")

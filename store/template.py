@@ -22,6 +22,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from .errors import InvalidInput, NotFound
 
 MAX_TEMPLATE_BYTES = 1_000_000
+MAX_RENDERED_CHARS = 10_000_000  # what one render may produce (a template is at most 1 MB)
+MAX_POWER_BITS = 100_000
 CHAT_ROLES = ("system", "user", "assistant", "developer", "tool")
 INCLUDE_DEPTH = 16
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
@@ -138,6 +140,10 @@ class _StoreLoader(BaseLoader):
 
 
 class _Environment(SandboxedEnvironment):
+    # The sandbox bounds range() but not `'x' * 10**10` or `10**10**10`, which take all the
+    # memory or CPU there is: those two operators are checked before they run.
+    intercepted_binops = frozenset(["*", "**"])
+
     def __init__(self) -> None:
         super().__init__(
             loader=_StoreLoader(),
@@ -146,6 +152,17 @@ class _Environment(SandboxedEnvironment):
             keep_trailing_newline=True,
             cache_size=0,
         )
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:  # noqa: ANN001 - Jinja's
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_RENDERED_CHARS:
+                    raise SecurityError(f"a repetition of {len(seq) * times:,} items is over the limit of "
+                                        f"{MAX_RENDERED_CHARS:,}")
+        elif (isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0
+              and right * left.bit_length() > MAX_POWER_BITS):
+            raise SecurityError(f"{left} ** {right} is too large a number to compute")
+        return super().call_binop(context, operator, left, right)
 
 
 _env = _Environment()
@@ -331,7 +348,14 @@ def render(
 
 def _render_one(source: str, context: dict[str, Any], label: str) -> str:
     try:
-        return _compile(source).render(context)
+        size, parts = 0, []
+        for part in _compile(source).generate(context):
+            size += len(part)
+            if size > MAX_RENDERED_CHARS:
+                raise InvalidInput(f"{label} renders to more than {MAX_RENDERED_CHARS:,} characters; "
+                                   "a loop or a repetition in the template runs away")
+            parts.append(part)
+        return "".join(parts)
     except UndefinedError as exc:
         match = _UNDEFINED_NAME.search(str(exc))
         if match is None:  # e.g. "'dict object' has no attribute 'id'": a value lacks a field
