@@ -26,30 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.fake_server import start_server, stop
+
 ROOT = Path(__file__).resolve().parent.parent
 CPU_GOAL_MS = 2.0
 HIT_GOAL_MS = 5.0
-
-
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fake_llm.py"), "--port", "0", "--latency", str(latency),
-         "--usage", "150,200"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    line = proc.stdout.readline().strip()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise RuntimeError(f"fake server did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{line.split()[1]}/v1"
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 MISSED: list[str] = []

@@ -27,31 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.fake_server import start_server, stop
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RATIO_GOAL = 1.15
 CPU_GOAL_MS = 2.0
-
-
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fake_llm.py"), "--port", "0", "--latency", str(latency),
-         "--usage", "150,200"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    first = proc.stdout.readline().strip()
-    if not first.startswith("PORT "):
-        proc.kill()
-        raise RuntimeError(f"fake server did not start: {first!r}")
-    return proc, f"http://127.0.0.1:{first.split()[1]}/v1"
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def make_workspace(base: str, cases: int, *, cache: bool = False):  # noqa: ANN201 - (Client, root)
