@@ -415,6 +415,19 @@ class _Call:
     audit_input: Any = None
 
 
+def _litellm_kwargs(route: Any, api_key: str | None, **request: Any) -> dict[str, Any]:
+    """A litellm call's arguments: the request, the endpoint, and the key."""
+    kwargs: dict[str, Any] = {"model": route.upstream, **request}
+    if route.api_base:
+        kwargs["api_base"] = route.api_base
+    if api_key:
+        kwargs["api_key"] = api_key
+    elif route.keyless or (route.api_base and route.provider in LEAN_PROVIDERS):
+        # a self-hosted OpenAI-compatible server needs no key, but the openai SDK wants one
+        kwargs["api_key"] = "no-key"
+    return kwargs
+
+
 class Gateway:
     """The gateway over one store. `Client.run` uses one; engines (tests, judge, arena) too."""
 
@@ -721,13 +734,7 @@ class Gateway:
 
     async def _litellm_embed_once(self, route, texts, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
         litellm = load_litellm()
-        kwargs: dict[str, Any] = {"model": route.upstream, "input": texts, "timeout": timeout}
-        if route.api_base:
-            kwargs["api_base"] = route.api_base
-        if api_key:
-            kwargs["api_key"] = api_key
-        elif route.keyless or (route.api_base and route.provider in LEAN_PROVIDERS):
-            kwargs["api_key"] = "no-key"
+        kwargs = _litellm_kwargs(route, api_key, input=texts, timeout=timeout)
         try:
             response = await litellm.aembedding(**kwargs)
         except Exception as exc:
@@ -798,15 +805,8 @@ class Gateway:
 
     async def _litellm_once(self, route, messages, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
         litellm = load_litellm()
-        kwargs: dict[str, Any] = {"model": route.upstream, "messages": messages, "timeout": timeout,
-                                  "max_retries": 0, "num_retries": 0, "caching": False, **params}
-        if route.api_base:
-            kwargs["api_base"] = route.api_base
-        if api_key:
-            kwargs["api_key"] = api_key
-        elif route.keyless or (route.api_base and route.provider in LEAN_PROVIDERS):
-            # a self-hosted OpenAI-compatible server needs no key, but the openai SDK wants one
-            kwargs["api_key"] = "no-key"
+        kwargs = _litellm_kwargs(route, api_key, **{"messages": messages, "timeout": timeout, "max_retries": 0,
+                                                    "num_retries": 0, "caching": False, **params})
         try:
             response = await litellm.acompletion(**kwargs)
         except Exception as exc:
