@@ -24,6 +24,7 @@ from .errors import InvalidInput, NotFound
 MAX_TEMPLATE_BYTES = 1_000_000
 MAX_RENDERED_CHARS = 10_000_000  # what one render may produce (a template is at most 1 MB)
 MAX_POWER_BITS = 100_000
+MAX_LOOP_ITERATIONS = 1_000_000  # all {% for %} iterations of one render, includes included
 CHAT_ROLES = ("system", "user", "assistant", "developer", "tool")
 INCLUDE_DEPTH = 16
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
@@ -153,6 +154,14 @@ class _Environment(SandboxedEnvironment):
             cache_size=0,
         )
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        # Every {% for %} iterates through a counter: nested loops that print nothing
+        # ({% for i in range(10**5) %}{% for j in range(10**5) %}...) would otherwise spin for hours.
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, "_promstack_counted", [], [], None, None, lineno=loop.lineno)
+        return tree
+
     def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:  # noqa: ANN001 - Jinja's
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
@@ -165,7 +174,23 @@ class _Environment(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+_loop_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("promstack_loop_budget", default=None)
+
+
+def _counted(iterable: Any) -> Any:
+    """The loop's items, counted against the render's budget of MAX_LOOP_ITERATIONS."""
+    budget = _loop_budget.get()
+    if budget is None:
+        budget = [MAX_LOOP_ITERATIONS]
+    for item in iterable:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise SecurityError(f"the template's loops ran more than {MAX_LOOP_ITERATIONS:,} times")
+        yield item
+
+
 _env = _Environment()
+_env.filters["_promstack_counted"] = _counted
 
 
 def split_reference(reference: str) -> tuple[str, str]:
@@ -347,6 +372,7 @@ def render(
 
 
 def _render_one(source: str, context: dict[str, Any], label: str) -> str:
+    token = _loop_budget.set([MAX_LOOP_ITERATIONS])
     try:
         size, parts = 0, []
         for part in _compile(source).generate(context):
@@ -373,3 +399,5 @@ def _render_one(source: str, context: dict[str, Any], label: str) -> str:
         raise InvalidInput(f"{label} includes itself in a loop; remove the cycle") from None
     except TemplateSyntaxError as exc:
         raise InvalidInput(f"an included prompt does not parse: {exc.message}") from None
+    finally:
+        _loop_budget.reset(token)

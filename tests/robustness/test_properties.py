@@ -133,3 +133,9 @@ def test_any_pasted_cases_import_or_say_why(client, text, fmt):
         engine.import_suite(client, text=text, fmt=fmt, name="pasted")
     except PromStackError as exc:
         _sentence(exc)
+
+
+def test_a_variable_named_self_is_a_variable(client):
+    """Found by the property above: render(**values) took `self` as its own argument."""
+    version = client.create_prompt("s", "{{ self_ }} and {{ other }}")
+    assert version.render(self=1, self_="a", other="b") == "a and b"
