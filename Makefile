@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint screenshots clean
+.PHONY: run test bench torture lint screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The fault and bad-input suite alone (it also runs in `make test`); prints what it tried and the
+# pytest counts. bench/RESULTS.md has the counts of the last run.
+torture: $(STAMP)
+	mkdir -p build
+	$(BIN)/python -m pytest tests/robustness -q -s -p no:cacheprovider > build/torture.log 2>&1; status=$$?; \
+		grep -E "saves: |100,000-row|worked|passed|failed|error" build/torture.log | sed 's/^[.]*//'; exit $$status
 
 # Refresh the committed screenshots of the dashboard and the VS Code extension (a plain
 # `make test` writes them under build/).
