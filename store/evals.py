@@ -360,7 +360,8 @@ class EvalStore:
         return [dict(zip(("id", *MATCH_COLUMNS), r, strict=True)) for r in rows]
 
     def match(self, match_id: int) -> dict[str, Any]:
-        row = self.db.execute(
+        # An id past SQLite's 64 bits names no match, and cannot even be a query parameter.
+        row = None if not -(2**63) <= match_id < 2**63 else self.db.execute(
             f"SELECT id, {', '.join(MATCH_COLUMNS)} FROM arena_matches WHERE id = ?", [match_id]
         ).fetchone()
         if row is None:

@@ -8,6 +8,8 @@ machine. One hand-written bad input per tool: tests/test_mcp_tools.py."""
 
 from __future__ import annotations
 
+import os
+
 import anyio.from_thread
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +21,7 @@ from promstack import Client
 
 from .helpers import integrity_ok, version_invariants
 
-EXAMPLES = 60
+EXAMPLES = int(os.environ.get("PROMSTACK_FUZZ_EXAMPLES", "60"))
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -176,3 +178,10 @@ def data_strategy_tool():
         print(f"{tool}: {outcomes}")
 
     return run
+
+
+def test_a_match_id_past_64_bits_is_no_match(mcp_portal):
+    """Found by the fuzz above: record_vote(match_id=2**63) crashed inside SQLite's binding."""
+    portal, mcp, _ = mcp_portal
+    result = portal.call(mcp.call_tool, "record_vote", {"match_id": 2**63, "winner": "tie"})
+    assert result.is_error and "there is no arena match" in result.content[0].text
