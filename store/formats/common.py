@@ -55,6 +55,17 @@ def split_front_matter(text: str, *, required: bool = False) -> tuple[dict[str, 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def existing_front_matter(existing: str | None) -> dict[str, Any]:
+    """The front matter a file holds now, for a writer to keep what PromStack does not model;
+    none (or one that no longer parses) is an empty mapping: the writer starts afresh."""
+    if existing is None:
+        return {}
+    try:
+        return split_front_matter(existing)[0] or {}
+    except FormatError:
+        return {}
+
+
 def load_yaml(text: str, what: str) -> dict[str, Any]:
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader

@@ -18,6 +18,7 @@ from .common import (
     FormatError,
     ParsedPrompt,
     config_to_options,
+    existing_front_matter,
     mapping,
     options_to_config,
     split_front_matter,
@@ -95,12 +96,7 @@ def parse(text: str) -> ParsedPrompt:
 
 def render(template: Any, model_config: dict[str, Any], *, description: str | None = None,
            existing: str | None = None) -> str:
-    front: dict[str, Any] = {}
-    if existing is not None:
-        try:
-            front = split_front_matter(existing)[0] or {}
-        except FormatError:
-            front = {}
+    front = existing_front_matter(existing)
     before = copy.deepcopy(front)
     front.pop("message", None)
     config = dict(model_config)

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import FormatError, ParsedPrompt, split_front_matter, text_field, with_front_matter
+from .common import (
+    FormatError,
+    ParsedPrompt,
+    existing_front_matter,
+    split_front_matter,
+    text_field,
+    with_front_matter,
+)
 
 CONFIG_KEYS = ("model", "temperature", "max_tokens", "top_p", "top_k", "stop", "frequency_penalty",
                "presence_penalty", "seed", "variables")
@@ -35,12 +42,7 @@ def render(template: Any, model_config: dict[str, Any], *, description: str | No
     if not isinstance(template, str):
         raise FormatError("a .prompt.md file holds a text prompt; this version is chat messages "
                           "(keep it in a .prompty or .prompt.yml file)")
-    front: dict[str, Any] = {}
-    if existing is not None:
-        try:
-            front = split_front_matter(existing)[0] or {}
-        except FormatError:
-            front = {}
+    front = existing_front_matter(existing)
     front.pop("message", None)
     for key in CONFIG_KEYS:
         front.pop(key, None) if key not in model_config else None

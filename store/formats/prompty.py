@@ -21,6 +21,7 @@ from .common import (
     ParsedPrompt,
     clean,
     config_to_options,
+    existing_front_matter,
     join_role_sections,
     mapping,
     options_to_config,
@@ -109,12 +110,7 @@ def _is_v1(front: dict[str, Any]) -> bool:
 
 def render(template: Any, model_config: dict[str, Any], *, description: str | None = None,
            existing: str | None = None) -> str:
-    front: dict[str, Any] = {}
-    if existing is not None:
-        try:
-            front = split_front_matter(existing)[0] or {}
-        except FormatError:
-            front = {}
+    front = existing_front_matter(existing)
     before = copy.deepcopy(front)
     front.pop("message", None)
     config = dict(model_config)
