@@ -444,7 +444,7 @@ class Gateway:
         self._cache_made = False
         if store.path is not None:
             path = store.path
-            self.log = CallLogWriter(lambda: connect(path))
+            self.log = CallLogWriter(lambda: connect(path), journal=Path(path).parent / "journal")
             otel.start_background(path)  # opt-in OTLP export of the call log (promstack.otel)
         else:
             self.log = CallLogWriter(db=store.db)

@@ -5,18 +5,28 @@ that a background thread drains in batches, each batch one `BEGIN IMMEDIATE` tra
 the calls and their hash-chained audit rows. A batch that fails (the store is locked, the disk
 is full) stays queued and is retried; `flush()`/`close()` (and interpreter exit) wait for the
 queue to drain, so rows are delayed, never dropped.
+
+A process killed outright (kill -9) never drains its queue, so each row is also appended to a
+journal file of the writer's own before it is queued (one `write()`: the kernel keeps it when
+the process dies). The journal is emptied whenever the queue has drained, and the next writer
+that opens on the store replays the journals of processes that are gone: rows whose call id
+is not in the store yet, each with its audit row.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
+import os
+import secrets
 import sys
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -159,9 +169,15 @@ class CallLogWriter:
         db: sqlite_utils.Database | None = None,
         interval: float = 0.05,
         max_batch: int = 500,
+        journal: str | os.PathLike | None = None,
     ):
         if open_db is None and db is None:
             raise ValueError("CallLogWriter needs open_db or db")
+        self._journal_dir = Path(journal) if journal is not None and open_db is not None else None
+        self._journal_fd: int | None = None
+        self._journal_path: Path | None = None
+        if self._journal_dir is not None:
+            recover(open_db, self._journal_dir)
         self._open_db = open_db
         self._sync_db = db if open_db is None else None
         self._interval = interval
@@ -186,6 +202,8 @@ class CallLogWriter:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the call log writer is closed")
+            if self._journal_dir is not None:
+                self._journal(row, audit_entry)
             self._pending.append((row, audit_entry))
             self._submitted += 1
             if self._thread is None:
@@ -222,6 +240,21 @@ class CallLogWriter:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
+            with contextlib.suppress(OSError):
+                self._journal_path.unlink()
+
+    def _journal(self, row: dict[str, Any], audit_entry: dict[str, Any] | None) -> None:
+        """Append one row to this writer's journal (under the queue's lock, so a truncation after
+        a drain never cuts a row that is still queued)."""
+        if self._journal_fd is None:
+            self._journal_dir.mkdir(parents=True, exist_ok=True)
+            self._journal_path = self._journal_dir / f"{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+            self._journal_fd = os.open(self._journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        line = json.dumps([row, audit_entry], ensure_ascii=False, default=str) + "\n"
+        os.write(self._journal_fd, line.encode("utf-8"))
 
     # ---- the writer thread ------------------------------------------------------------
 
@@ -250,9 +283,59 @@ class CallLogWriter:
             with self._cond:
                 self._written += len(batch)
                 self._error = None
+                if self._journal_fd is not None and self._written == self._submitted:
+                    os.ftruncate(self._journal_fd, 0)  # every journalled row is in the store
                 self._cond.notify_all()
         if db is not None:
             db.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(open_db: Callable[[], sqlite_utils.Database], journal_dir: Path) -> int:
+    """Replay the journals that processes now gone left behind; returns the rows recovered."""
+    try:
+        orphans = [p for p in journal_dir.glob("*.jsonl")
+                   if p.name.split("-", 1)[0].isdigit() and int(p.name.split("-", 1)[0]) != os.getpid()
+                   and not _alive(int(p.name.split("-", 1)[0]))]
+    except OSError:
+        return 0
+    if not orphans:
+        return 0
+    recovered = 0
+    db = open_db()
+    try:
+        for path in orphans:
+            entries = []
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    row, entry = json.loads(line)
+                except ValueError:
+                    continue  # the last line of a process killed in mid-write
+                entries.append((row, entry))
+            with write(db):
+                for row, entry in entries:
+                    if db.execute("SELECT 1 FROM calls WHERE call_id = ?", [row.get("call_id")]).fetchone():
+                        continue
+                    db.execute(_INSERT, _values(row))
+                    if entry is not None:
+                        audit.record(db, **entry)
+                    recovered += 1
+            with contextlib.suppress(OSError):
+                path.unlink()
+    finally:
+        db.close()
+    if recovered:
+        print(f"promstack: recovered {recovered} call-log rows of a process that was killed", file=sys.stderr)
+    return recovered
 
 
 _live_writers: weakref.WeakSet[CallLogWriter] = weakref.WeakSet()
