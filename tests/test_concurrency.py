@@ -22,6 +22,7 @@ WRITER = textwrap.dedent(
 
     tag, count, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     client = Client()
+    open(f"{go}.{tag}.ready", "w").close()  # imported and open: only the start signal is left
     while not os.path.exists(go):
         time.sleep(0.001)
     i = 0
@@ -65,6 +66,13 @@ def test_two_processes_saving_500_times_each_lose_nothing(client, isolated_store
     client.create_prompt("p", "start {{ question }}")
     go = tmp_path / "go"
     writers = {tag: _writer(tag, SAVES, go, isolated_store) for tag in ("a", "b")}
+    # Start both at once, only when both are ready: a slow start under load must not let one
+    # writer finish before the other begins.
+    deadline = time.monotonic() + 120
+    while not all(os.path.exists(f"{go}.{tag}.ready") for tag in writers):
+        assert time.monotonic() < deadline, "the writers did not start"
+        assert all(proc.poll() is None for proc in writers.values())
+        time.sleep(0.01)
     go.touch()
     outputs = {tag: proc.communicate(timeout=300) for tag, proc in writers.items()}
     for tag, (_, err) in outputs.items():
