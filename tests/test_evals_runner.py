@@ -34,6 +34,26 @@ def _results(client, run_id):
     return list(engine.evals_of(client).iter_results(run_id))
 
 
+def _run_until(workspace, suite, cases, results, db, scripted):
+    """`promstack test` on a new suite of `cases` in its own process, returned once it has
+    stored `results` results (or ended, or a minute passed), with a connection to watch it."""
+    _suite(workspace, suite, cases)
+    scripted.latency = 0.03
+    env = {**os.environ, "PROMSTACK_DB": str(db)}
+    proc = subprocess.Popen([PROMSTACK, "test", "--suite", suite, "--concurrency", "4"],
+                            cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    watcher = sqlite3.connect(db, timeout=10)
+    deadline = time.monotonic() + 60
+    count = 0
+    while count < results and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+        try:
+            count = watcher.execute("SELECT count(*) FROM results").fetchone()[0]
+        except sqlite3.OperationalError:
+            count = 0
+    return proc, watcher
+
+
 def _answer_inputs(scripted, model="good"):
     return [r["json"]["messages"][-1]["content"].split("질문: ")[-1].strip()
             for r in scripted.requests if r["json"]["model"] == model]
@@ -124,20 +144,7 @@ def test_cancel_mid_run_then_resume_exactly(workspace, client, scripted):
 
 
 def test_kill_9_mid_run_then_resume(workspace, client, scripted, isolated_store):
-    _suite(workspace, "big", 120)
-    scripted.latency = 0.03
-    env = {**os.environ, "PROMSTACK_DB": str(isolated_store)}
-    proc = subprocess.Popen([PROMSTACK, "test", "--suite", "big", "--concurrency", "4"],
-                            cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    watcher = sqlite3.connect(isolated_store, timeout=10)
-    deadline = time.monotonic() + 60
-    count = 0
-    while count < 12 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-        try:
-            count = watcher.execute("SELECT count(*) FROM results").fetchone()[0]
-        except sqlite3.OperationalError:
-            count = 0
+    proc, watcher = _run_until(workspace, "big", 120, 12, isolated_store, scripted)
     assert proc.poll() is None, proc.stderr.read().decode()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -237,20 +244,7 @@ def test_progress_bar_on_a_terminal_only(workspace, client, scripted, isolated_s
 
 
 def test_ctrl_c_keeps_finished_results_and_says_how_to_resume(workspace, client, scripted, isolated_store):
-    _suite(workspace, "sigint", 80)
-    scripted.latency = 0.03
-    env = {**os.environ, "PROMSTACK_DB": str(isolated_store)}
-    proc = subprocess.Popen([PROMSTACK, "test", "--suite", "sigint", "--concurrency", "4"],
-                            cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    watcher = sqlite3.connect(isolated_store, timeout=10)
-    deadline = time.monotonic() + 60
-    count = 0
-    while count < 8 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-        try:
-            count = watcher.execute("SELECT count(*) FROM results").fetchone()[0]
-        except sqlite3.OperationalError:
-            count = 0
+    proc, watcher = _run_until(workspace, "sigint", 80, 8, isolated_store, scripted)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     run_id, status = watcher.execute("SELECT id, status FROM runs").fetchone()
