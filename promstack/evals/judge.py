@@ -381,16 +381,39 @@ class Judge:
         threshold = self.config.threshold if threshold is None else threshold
         variables = {"input": input or "", "output": output, "reference": reference or "",
                      "criteria": self._criteria_text(criteria), "scale_min": scale[0], "scale_max": scale[1]}
+        judgement, reply, error, usage, tries = await self._ask(
+            parse=lambda text: parse_judgement(text, len(criteria), scale), cache_extra=cache_extra,
+            prompt=JUDGE_PROMPT, version=self.config.prompt_version, variables=variables,
+            response_format=JUDGEMENT_SCHEMA, logprobs=True,
+        )
+        if judgement is None:
+            return Verdict(None, False, f"judge error: {error}", [], False, error, tries, *usage)
+        weighted = geval_scores(reply.output, reply.logprobs, scale, len(criteria))
+        per = []
+        for text, item, w in zip(criteria, judgement.scores, weighted, strict=True):
+            value = w if w is not None else item.score
+            per.append({"criterion": text, "score": item.score, "weighted": None if w is None else round(w, 4),
+                        "percent": round(to_percent(value, scale), 2), "reason": item.reason})
+        geval = all(w is not None for w in weighted)
+        score = sum(p["percent"] for p in per) / len(per)
+        passed = score >= threshold
+        worst = min(per, key=lambda p: p["percent"])
+        reason = (f"judge score {score:.0f}/100 {'>=' if passed else '<'} {threshold:.0f}; "
+                  f"lowest: {worst['criterion']} -> {worst['score']:g} ({worst['reason']})")
+        return Verdict(round(score, 2), passed, reason, per, geval, None, tries, *usage)
+
+    async def _ask(self, *, parse: Any, cache_extra: str, **request: Any) -> tuple[Any, Any, str | None, list, int]:
+        """Ask the judge model (temperature 0) until `parse` accepts its answer, at most
+        1 + retries times. Returns (parsed or None, the reply, the last error or None,
+        [input_tokens, output_tokens, cost] over every attempt, attempts made)."""
         usage = [0, 0, 0.0]
         last_error = ""
         for attempt in range(self.config.retries + 1):
             try:
                 reply: Reply = await self.gateway.complete(
-                    prompt=JUDGE_PROMPT, version=self.config.prompt_version, variables=variables,
-                    model=self.model, run_id=self.run_id, temperature=0, response_format=JUDGEMENT_SCHEMA,
-                    logprobs=True, cache_extra=cache_extra,
+                    model=self.model, run_id=self.run_id, temperature=0, cache_extra=cache_extra,
                     # A retry asks the model again: the cache may hold the malformed answer.
-                    **({"cache": False} if attempt else {}),
+                    **({"cache": False} if attempt else {}), **request,
                 )
             except GatewayError as exc:
                 last_error = f"the judge call failed: {exc}"
@@ -399,50 +422,20 @@ class Judge:
             usage[1] += reply.output_tokens
             usage[2] += reply.cost_usd
             try:
-                judgement = parse_judgement(reply.output, len(criteria), scale)
+                return parse(reply.output), reply, None, usage, attempt + 1
             except MalformedJudgement as exc:
                 last_error = str(exc)
-                continue
-            weighted = geval_scores(reply.output, reply.logprobs, scale, len(criteria))
-            per = []
-            for text, item, w in zip(criteria, judgement.scores, weighted, strict=True):
-                value = w if w is not None else item.score
-                per.append({"criterion": text, "score": item.score, "weighted": None if w is None else round(w, 4),
-                            "percent": round(to_percent(value, scale), 2), "reason": item.reason})
-            geval = all(w is not None for w in weighted)
-            score = sum(p["percent"] for p in per) / len(per)
-            passed = score >= threshold
-            worst = min(per, key=lambda p: p["percent"])
-            reason = (f"judge score {score:.0f}/100 {'>=' if passed else '<'} {threshold:.0f}; "
-                      f"lowest: {worst['criterion']} -> {worst['score']:g} ({worst['reason']})")
-            return Verdict(round(score, 2), passed, reason, per, geval, None, attempt + 1, *usage)
-        return Verdict(None, False, f"judge error: {last_error}", [], False, last_error,
-                       self.config.retries + 1, *usage)
+        return None, None, last_error, usage, self.config.retries + 1
 
     async def compare(self, *, input: str | None, answer_a: str, answer_b: str,
                       cache_extra: str = "") -> tuple[str | None, str, str | None, list[float]]:
         """('A' | 'B' | 'tie' | None on error, reason, error, [input_tokens, output_tokens, cost])."""
         variables = {"input": input or "", "answer_a": answer_a, "answer_b": answer_b,
                      "criteria": self._criteria_text(self.config.criteria) if self.config.criteria else ""}
-        usage = [0, 0, 0.0]
-        last_error = ""
-        for attempt in range(self.config.retries + 1):
-            try:
-                reply = await self.gateway.complete(
-                    prompt=PAIR_PROMPT, version=self.config.pair_prompt_version, variables=variables,
-                    model=self.model, run_id=self.run_id, temperature=0, response_format=PAIR_SCHEMA,
-                    cache_extra=cache_extra, **({"cache": False} if attempt else {}),
-                )
-            except GatewayError as exc:
-                last_error = f"the judge call failed: {exc}"
-                continue
-            usage[0] += reply.input_tokens
-            usage[1] += reply.output_tokens
-            usage[2] += reply.cost_usd
-            try:
-                pair = parse_pair(reply.output)
-            except MalformedJudgement as exc:
-                last_error = str(exc)
-                continue
-            return pair.winner, pair.reason, None, usage
-        return None, "", last_error, usage
+        pair, _, error, usage, _ = await self._ask(
+            parse=parse_pair, cache_extra=cache_extra, prompt=PAIR_PROMPT,
+            version=self.config.pair_prompt_version, variables=variables, response_format=PAIR_SCHEMA,
+        )
+        if pair is None:
+            return None, "", error, usage
+        return pair.winner, pair.reason, None, usage
