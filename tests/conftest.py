@@ -62,3 +62,18 @@ def redis_url():
     yield url
     server.terminate()
     server.wait(timeout=10)
+
+
+@pytest.fixture
+async def mcp(isolated_store):
+    """The MCP server over the test's store, through the SDK's in-memory client (async tests;
+    files whose server needs more set-up define their own)."""
+    from mcp import Client as MCPClient
+    from mcp_types import Implementation
+
+    from mcp_server.server import build_server
+
+    server = build_server(isolated_store)
+    async with MCPClient(server, client_info=Implementation(name="pytest-client", version="1")) as client:
+        yield client
+    server.engine.close()

@@ -43,14 +43,6 @@ def anyio_backend():
 
 
 @pytest.fixture
-async def mcp(isolated_store):
-    server = build_server(isolated_store)
-    async with Client(server, client_info=Implementation(name="pytest-client", version="1")) as client:
-        yield client
-    server.engine.close()
-
-
-@pytest.fixture
 def refund(client):
     client.create_prompt("support/refund", "환불 절차를 안내하세요: {{ question }}", model_config={"model": "gpt-4o-mini"})
     client.save("support/refund", "환불 절차를 친절하게 안내하세요: {{ question }}", message="kinder")

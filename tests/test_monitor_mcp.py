@@ -6,10 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from mcp import Client
-from mcp_types import Implementation
 
-from mcp_server.server import build_server
 from promstack import monitor
 from store import calls
 from store.db import connect
@@ -20,14 +17,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-@pytest.fixture
-async def mcp(isolated_store):
-    server = build_server(isolated_store)
-    async with Client(server, client_info=Implementation(name="pytest-client", version="1")) as client:
-        yield client
-    server.engine.close()
 
 
 @pytest.fixture
