@@ -7,3 +7,13 @@ def prompt_ref(prompt: int | str) -> int | str:
     if isinstance(prompt, str) and prompt.isascii() and prompt.isdigit():
         return int(prompt)
     return prompt
+
+
+# PromStack keeps its own prompts (the judge's) under this prefix: they are versioned like any
+# prompt, so a team can tune them, but they are not the user's prompts and their calls are
+# evaluation spend, not the prompts' own.
+INTERNAL_PREFIX = "promstack/"
+
+
+def is_internal(name: str | None) -> bool:
+    return bool(name) and name.startswith(INTERNAL_PREFIX)
