@@ -25,7 +25,7 @@ from typing import Any
 import sqlite_utils
 
 from store.errors import InvalidInput, NotFound
-from store.refs import prompt_ref
+from store.refs import SQLITE_MAX_INT, prompt_ref
 
 PERCENTILES = (50, 95, 99)
 
@@ -132,12 +132,18 @@ def window(since: Any = "24h", until: Any = None, *, now: datetime | None = None
     return Window(start, end)  # type: ignore[arg-type]
 
 
+def _sqlite_int(value: int, what: str) -> int:
+    if not 0 <= value <= SQLITE_MAX_INT:  # a bigger int cannot even be a query parameter
+        raise InvalidInput(f"{what} is a whole number from 0 to 2**63-1; got {value}")
+    return value
+
+
 def resolve_prompt_id(db: sqlite_utils.Database, prompt: int | str | None) -> int | None:
     """A prompt id from an id or a name; a name nobody has called is an error that says so."""
     if prompt is None or prompt == "":
         return None
     if isinstance(prompt_ref(prompt), int):
-        return int(prompt)
+        return _sqlite_int(int(prompt), "a prompt id")
     row = db.execute("SELECT id FROM prompts WHERE name = ?", [str(prompt)]).fetchone()
     if row is None:
         row = db.execute(
@@ -166,6 +172,8 @@ def filters_sql(
         where.insert(0, "timestamp >= ?")
         params.insert(0, win.since_iso)
     prompt_id = resolve_prompt_id(db, prompt)
+    if version is not None:
+        version = _sqlite_int(version, "a version")
     for column, value in (
         ("prompt_id", prompt_id), ("prompt_version", version), ("model", model),
         ("environment", environment), ("user_id", user_id),

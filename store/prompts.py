@@ -21,7 +21,7 @@ from .diff import line_diff as unified_diff
 from .diff import merge3, word_diff
 from .errors import InvalidInput, MergeConflict, NotFound
 from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
-from .refs import prompt_ref
+from .refs import SQLITE_MAX_INT, prompt_ref
 from .template import Template, analyse, declare, normalize, render, split_reference
 
 # Names are opaque to the API, but validated: they appear in listings, file paths and MCP
@@ -35,7 +35,6 @@ MAIN = "main"
 LATEST = "latest"
 LIVE_LABELS = ("production", "staging")
 MAX_INCLUDES_PER_RENDER = 64
-SQLITE_MAX_INT = 2**63 - 1  # a bigger Python int cannot even be a query parameter
 
 PromptRef = int | str
 

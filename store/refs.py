@@ -2,6 +2,8 @@
 
 Kept apart from store/prompts.py so that faces can use it without loading SQLite."""
 
+SQLITE_MAX_INT = 2**63 - 1  # a bigger Python int cannot even be a query parameter
+
 
 def prompt_ref(prompt: int | str) -> int | str:
     if isinstance(prompt, str) and prompt.isascii() and prompt.isdigit():

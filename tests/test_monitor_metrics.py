@@ -180,3 +180,10 @@ def test_cli_metrics_table_and_json(db, isolated_store):
     assert "support/refund" in table.output and "$1.5000" in table.output
     bad = runner.invoke(cli, ["metrics", "--by", "colour"])
     assert bad.exit_code == 2 and "cannot group by" in bad.output
+
+
+@pytest.mark.parametrize("filters", [{"prompt": 2**63}, {"prompt": str(2**63)}, {"version": 2**63}])
+def test_an_id_past_64_bits_is_a_sentence_not_an_overflow(db, filters):
+    # Found by the MCP fuzz: SQLite cannot take such an int as a parameter at all.
+    with pytest.raises(InvalidInput, match="2\\*\\*63-1"):
+        monitor.metrics(db, now=NOW, **filters)
