@@ -424,11 +424,14 @@ def print_arena(run: dict[str, Any]) -> None:
     click.echo(a["headline"]["models"])
     click.echo(f"승률 (win rate): {a['headline']['win_rates']}   share of wins: {a['headline']['shares']}")
     click.echo("")
-    click.echo(f"{'model':36} {'win rate':>8} {'W-L-T':>11} {'rating':>7}  95% CI")
+    why = a.get("no_separation")
+    if why:
+        click.echo(why[0].upper() + why[1:] + "; the ratings below do not rank the models.")
+    click.echo(f"{'model':36} {'win rate':>8} {'W-L-T':>11} {'rating':>7}  " + ("" if why else "95% CI"))
     for model in sorted(a["models"], key=lambda m: -(a["overall"][m]["win_rate"] or 0)):
         o, r = a["overall"][model], a["ratings"][model]
         wlt = f"{o['wins']}-{o['losses']}-{o['ties']}"
-        ci = f"{r['ci_low']:.0f}..{r['ci_high']:.0f}" if r["ci_low"] is not None else "-"
+        ci = f"{r['ci_low']:.0f}..{r['ci_high']:.0f}" if r["ci_low"] is not None else ("" if why else "-")
         rate = f"{100 * o['win_rate']:.0f}%" if o["win_rate"] is not None else "-"
         human = a["human"]["overall"][model]
         humans = f"  people: {100 * human['win_rate']:.0f}% of {human['matches']}" if human["matches"] else ""

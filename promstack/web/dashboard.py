@@ -211,7 +211,7 @@ def runs_page(client: Any) -> dict[str, Any]:
 
     evals = engine.evals_of(client)
     runs = [_run_row(evals, r) for r in evals.runs(limit=200)]
-    names = {p.id: p.name for p in client.list_prompts(include_archived=True)}
+    names = {p.id: p.name for p in client.list_prompts(include_archived=True, include_internal=True)}
     return {"runs": [r for r in runs if r["kind"] == "test"],
             "arena_runs": [r for r in runs if r["kind"] == "arena"], "names": names}
 
@@ -236,7 +236,8 @@ def run_page(client: Any, run_id: str, status: str | None) -> dict[str, Any]:
 def _prompt_name(client: Any, prompt_id: int | None) -> str | None:
     if prompt_id is None:
         return None
-    return next((p.name for p in client.list_prompts(include_archived=True) if p.id == prompt_id), None)
+    return next((p.name for p in client.list_prompts(include_archived=True, include_internal=True)
+                 if p.id == prompt_id), None)
 
 
 def live_data(client: Any, run_id: str) -> dict[str, Any]:
