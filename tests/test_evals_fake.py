@@ -13,6 +13,8 @@ Models (the part after `openai/`):
 - `judge-logprobs`: scores 4, with logprobs putting 0.6 on "4" and 0.4 on "5";
 - `judge-badonce`: the first time it sees a question, a reply of the wrong shape (one score too
   few); asked again, the `judge` answer;  `judge-short`: always one score too few;
+- `judge-four`: scores 4 of 5 (75/100) on every criterion;
+- `judge-tie`: (pairwise) calls every match a tie;
 - `judge-biased`: (pairwise) picks the better answer when qualities differ by 2 or more, else "A".
 """
 
@@ -132,6 +134,8 @@ def respond(request: dict[str, Any]) -> str | None:
                 {"criterion": i + 1, "score": 1, "reason": "Poor."} for i in range(n)]})
         if model == "judge-logprobs":
             return json.dumps({"scores": [{"criterion": i + 1, "score": 4, "reason": "Fine."} for i in range(n)]})
+        if model == "judge-four":
+            return json.dumps({"scores": [{"criterion": i + 1, "score": 4, "reason": "Mostly."} for i in range(n)]})
         if model in ("judge-badonce", "judge-short"):
             with _seen_lock:
                 first = user not in _seen
@@ -148,6 +152,8 @@ def respond(request: dict[str, Any]) -> str | None:
         b = _quality(user.split("[Answer B]", 1)[-1])
         if model == "judge-garbage":
             return "Both are nice."
+        if model == "judge-tie":
+            return json.dumps({"winner": "tie", "reason": "Equally good."})
         if model == "judge-biased" and abs(a - b) < 2:
             return json.dumps({"winner": "A", "reason": "The first one."})
         winner = "A" if a > b else "B" if b > a else "tie"

@@ -11,7 +11,6 @@ from test_evals_fake import SEED_JUDGE
 from promstack import InvalidInput
 from promstack.cli import cli
 from promstack.evals import engine
-from promstack.evals.score import PASS_SCORE
 from promstack.evals.judge import (
     JUDGE_PROMPT,
     MalformedJudgement,
@@ -20,6 +19,7 @@ from promstack.evals.judge import (
     parse_judgement,
     parse_pair,
 )
+from promstack.evals.score import PASS_SCORE
 
 pytest_plugins = ("test_evals_fake",)
 

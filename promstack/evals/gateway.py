@@ -7,8 +7,8 @@ gateway, and tests may hand the runner any object with the same two coroutines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
