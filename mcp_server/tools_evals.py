@@ -381,7 +381,10 @@ def evaluate_prompt(call: Call, args: EvaluatePromptArgs) -> tuple[EvaluateResul
         head = (f"No score: the judge could not score {result.unscored} case(s) ({result.unscored_reason}); "
                 "fix that and evaluate again.\n")
     else:
-        head = f"Score {result.score}/100.\n"
+        from promstack.evals.score import score_verdict
+
+        said = score_verdict(found["run"]["summary"])[1]
+        head = f"{said[0].upper()}{said[1:]} (the deploy gate's default minimum).\n"
     return result, head + _run_text(run)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from promstack.evals.score import PASS_SCORE, unscored_sentence
+from promstack.evals.score import PASS_SCORE, score_verdict, unscored_sentence
 
 from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail
 
@@ -340,7 +340,7 @@ def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, model
         fail(f"no score for prompt {prompt}: the judge could not score {result['unscored']} case(s) "
              f"({result.get('unscored_reason') or 'no reason recorded'}); see promstack runs {result['run']['id']}",
              EXIT_CHECK_FAILED)
-    click.echo(f"score {result['score']}/100 (the deploy gate's default minimum is {PASS_SCORE:g})", err=True)
+    click.echo(f"{score_verdict(result['run']['summary'])[1]} (the deploy gate's default minimum)", err=True)
     click.echo(str(result["score"]))
 
 
