@@ -266,8 +266,10 @@ def test_the_arena_default_judge_is_never_a_contestant(workspace, client, script
     assert run["config"]["judge"]["model"] == "openai/judge"
     assert run["arena"]["judged"] == 3 and "judge" in scripted.counts
     monkeypatch.delenv("PROMSTACK_JUDGE_MODEL")
+    before = len(engine.evals_of(client).runs(limit=100))
     with pytest.raises(InvalidInput, match="a judge model that is not one of the models it compares"):
         run_arena(client, suite="regression", models=["openai/q1", "openai/good"])
+    assert len(engine.evals_of(client).runs(limit=100)) == before  # refused before anything was written
     out = CliRunner().invoke(cli, ["arena", "--suite", "regression", "--models", "openai/q1,openai/good"])
     assert out.exit_code == 2 and "not one of the models it compares" in out.stderr
     # Named explicitly, any judge is used as asked.
