@@ -52,15 +52,30 @@ class RunTestsArgs(Args):
     min_pass: float = Field(default=1.0, ge=0, le=1, description="Pass rate (0-1) under which the run counts as failed.")
 
 
+class CriterionScore(BaseModel):
+    criterion: str = Field(description="The criterion as the judge was given it.")
+    score: float = Field(description="The judge's score on the criterion's scale (e.g. 1-5).")
+    percent: float = Field(description="The same score as 0-100.")
+    reason: str = Field(description="The judge's one-sentence reason.")
+
+
+class CriterionMean(BaseModel):
+    criterion: str = Field(description="The criterion as the judge was given it.")
+    percent: float = Field(description="Mean judge score 0-100 over the judged cases.")
+    score: float = Field(description="Mean judge score on the criterion's scale (e.g. 1-5).")
+    judged: int = Field(description="How many results the judge scored on it.")
+
+
 class FailingCase(BaseModel):
     case: int | None
     model: str
     repeat: int = 0
-    status: str
+    status: str = Field(description="fail, unchecked, or error (unscored: the model or the judge gave nothing to score).")
     input: str | None = None
     expected: str | None = None
     output: str | None = None
     why: str | None = None
+    criteria: list[CriterionScore] = Field(default_factory=list, description="The judge's score and reason per criterion for this case.")
 
 
 class RunResult(BaseModel):
@@ -71,9 +86,14 @@ class RunResult(BaseModel):
     prompt_id: int | None
     prompt_version: int | None
     models: list[str]
-    passed: bool | None = Field(default=None, description="Whether the pass rate reached min_pass (run_tests only).")
+    passed: bool | None = Field(default=None, description="Whether the run passed: every case scored and the pass rate at least min_pass (run_tests only).")
+    verdict: str | None = Field(default=None, description="The verdict in words, with its thresholds (run_tests only).")
+    threshold: float = Field(description="The judge score 0-100 at which a judged case passes (80 unless the run set another).")
     pass_rate: float
-    score: float = Field(description="Mean case score 0-100; errors and unchecked cases count 0.")
+    score: float | None = Field(description="Mean case score 0-100 (an unchecked case counts 0); null when any case is unscored.")
+    unscored: int = Field(default=0, description="Cases that could not be scored (the model call failed or the judge's replies never fit); they never count as 0.")
+    unscored_reason: str | None = Field(default=None, description="Why cases went unscored, when any did.")
+    criteria: list[CriterionMean] = Field(default_factory=list, description="The judge's mean score per criterion over the run: how it did on each.")
     results: int
     total: int
     failed: int
@@ -103,7 +123,7 @@ class JudgeRunArgs(Args):
     run_id: RunId
     criteria: Criteria
     judge_model: str | None = Field(default=None, max_length=200, description="The model that judges; omit for the run's judge model.")
-    threshold: float | None = Field(default=None, ge=0, le=100, description="Judge score 0-100 that passes (default 75).")
+    threshold: float | None = Field(default=None, ge=0, le=100, description="Judge score 0-100 at which a case passes (default 80).")
 
 
 class RunArenaArgs(Args):
@@ -126,6 +146,8 @@ class ArenaResult(BaseModel):
     pairs: dict[str, dict[str, Any]]
     ratings: dict[str, dict[str, Any]] = Field(description="Bradley-Terry rating per model with a bootstrap 95% interval.")
     order_flip_rate: float | None = Field(description="Share of matches where the judge's verdict changed with the order: position bias.")
+    separated: bool = Field(default=True, description="False when the judge's verdicts do not rank the models (it preferred a position, or every match tied): then there are no intervals.")
+    no_separation: str | None = Field(default=None, description="Why the models are not separated, when they are not.")
     matches: int
     errors: int
     human: dict[str, Any]
@@ -142,7 +164,9 @@ class EvaluatePromptArgs(Args):
 
 
 class EvaluateResult(BaseModel):
-    score: int = Field(description="0-100, as `promstack evaluate` prints it (the seed's CI fails under 80).")
+    score: int | None = Field(description="0-100 (a deploy needs 80 by default); null when any case could not be scored: then there is no score, not a 0.")
+    unscored: int = Field(default=0, description="Cases the judge could not score.")
+    unscored_reason: str | None = Field(default=None, description="Why, when any case went unscored.")
     pass_rate: float
     run: RunResult
 
@@ -163,15 +187,18 @@ class VoteResult(BaseModel):
 
 
 def _run_result(run: dict[str, Any], min_pass: float | None = None) -> RunResult:
-    s = run["summary"]
-    passed = None
-    if min_pass is not None:
-        from promstack.evals.score import passed as passes
+    from promstack.evals.score import case_threshold, run_verdict
 
-        passed = passes(s, min_pass)
+    s = run["summary"]
+    passed = verdict = None
+    if min_pass is not None:
+        found = run_verdict(run, min_pass)
+        passed, verdict = found["passed"], found["text"]
     return RunResult(
         run_id=run["id"], kind=run["kind"], status=run["status"], suite=run["suite_name"],
         prompt_id=run["prompt_id"], prompt_version=run["prompt_version"], models=run["models"], passed=passed,
+        verdict=verdict, threshold=case_threshold(run), unscored=s.get("unscored", 0),
+        unscored_reason=s.get("unscored_reason"), criteria=s.get("criteria") or [],
         pass_rate=s["pass_rate"], score=s["score"], results=s["results"], total=s["total"], failed=s["failed"],
         errors=s["errors"], unchecked=s["unchecked"], input_tokens=s["input_tokens"],
         output_tokens=s["output_tokens"], cost_usd=s["cost_usd"], latency_ms=s["latency_ms"],
@@ -180,18 +207,27 @@ def _run_result(run: dict[str, Any], min_pass: float | None = None) -> RunResult
 
 
 def _run_text(r: RunResult) -> str:
+    score = "no score" if r.score is None else f"score {r.score:.0f}/100"
     lines = [
         f"Run {r.run_id} ({r.status}): suite '{r.suite}' on prompt {r.prompt_id} v{r.prompt_version} with "
         f"{', '.join(r.models)}.",
-        f"Passed {r.results - r.failed - r.errors - r.unchecked}/{r.results} ({r.pass_rate:.0%}), score "
-        f"{r.score:.0f}/100; failed {r.failed}, errors {r.errors}, unchecked {r.unchecked}.",
+        f"Passed {r.results - r.failed - r.errors - r.unchecked}/{r.results} ({r.pass_rate:.0%}), "
+        f"{score}; failed {r.failed}, unscored {r.unscored}, unchecked {r.unchecked}.",
         f"Tokens {r.input_tokens:,} in / {r.output_tokens:,} out, cost ${r.cost_usd:.4f}, latency p50 "
         f"{_ms(r.latency_ms.get('p50'))}, p95 {_ms(r.latency_ms.get('p95'))}.",
     ]
-    if r.passed is not None:
-        lines.append("Verdict: PASSED." if r.passed else "Verdict: FAILED (pass rate under the minimum).")
+    if r.unscored:
+        lines.append(f"Could not score {r.unscored} case(s): {r.unscored_reason}.")
+    if r.verdict is not None:
+        lines.append(f"Verdict: {r.verdict}.")
+    if r.criteria:
+        lines.append("Judge per criterion: " + "; ".join(
+            f"{c.criterion} {c.percent:.0f}/100" for c in r.criteria) + ".")
     for f in r.failing[:10]:
-        lines.append(f"- {f.status} case {f.case} [{f.model}] {f.input!r}: {f.why}")
+        status = "unscored" if f.status == "error" else f.status
+        lines.append(f"- {status} case {f.case} [{f.model}] {f.input!r}: {f.why}")
+        for c in f.criteria:
+            lines.append(f"  {c.criterion}: {c.score:g} ({c.reason})")
     if r.results < r.total:
         lines.append(f"Incomplete: {r.results} of {r.total}; finish it with `promstack test --resume {r.run_id}`.")
     return "\n".join(lines)
@@ -206,6 +242,7 @@ def _arena_result(run: dict[str, Any]) -> ArenaResult:
     return ArenaResult(
         run_id=run["id"], suite=run["suite_name"], models=a["models"], headline=a["headline"],
         overall=a["overall"], pairs=a["pairs"], ratings=a["ratings"], order_flip_rate=a["order_flip_rate"],
+        separated=a.get("separated", True), no_separation=a.get("no_separation"),
         matches=a["matches"], errors=a["errors"], human=a["human"],
     )
 
@@ -213,8 +250,11 @@ def _arena_result(run: dict[str, Any]) -> ArenaResult:
 def _arena_text(r: ArenaResult) -> str:
     lines = [f"Arena {r.run_id}: {r.headline['models']}", f"Win rate: {r.headline['win_rates']} "
              f"(share of wins {r.headline['shares']})."]
+    if r.no_separation:
+        lines.append(r.no_separation[0].upper() + r.no_separation[1:] + "; the ratings do not rank the models.")
     for model, rating in sorted(r.ratings.items(), key=lambda kv: -kv[1]["rating"]):
-        lines.append(f"- {model}: rating {rating['rating']:.0f} (95% CI {rating['ci_low']}..{rating['ci_high']})")
+        ci = "" if rating.get("ci_low") is None else f" (95% CI {rating['ci_low']}..{rating['ci_high']})"
+        lines.append(f"- {model}: rating {rating['rating']:.0f}{ci}")
     if r.order_flip_rate is not None:
         lines.append(f"Judge order-flip rate {r.order_flip_rate:.0%}; {r.errors} matches errored.")
     if r.human.get("votes"):
@@ -335,8 +375,17 @@ def evaluate_prompt(call: Call, args: EvaluatePromptArgs) -> tuple[EvaluateResul
                             models=args.models, criteria=_criteria(args.criteria), judge_model=args.judge_model,
                             progress=_progress(call, "cases"))
     run = _run_result(found["run"])
-    result = EvaluateResult(score=found["score"], pass_rate=found["pass_rate"], run=run)
-    return result, f"Score {result.score}/100.\n" + _run_text(run)
+    result = EvaluateResult(score=found["score"], unscored=found.get("unscored", 0),
+                            unscored_reason=found.get("unscored_reason"), pass_rate=found["pass_rate"], run=run)
+    if result.score is None:
+        head = (f"No score: the judge could not score {result.unscored} case(s) ({result.unscored_reason}); "
+                "fix that and evaluate again.\n")
+    else:
+        from promstack.evals.score import score_verdict
+
+        said = score_verdict(found["run"]["summary"])[1]
+        head = f"{said[0].upper()}{said[1:]} (the deploy gate's default minimum).\n"
+    return result, head + _run_text(run)
 
 
 @tool(title="Vote on an arena match")

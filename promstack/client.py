@@ -8,6 +8,7 @@ from typing import Any
 
 from store import Store, audit, transfer
 from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
+from store.refs import is_internal
 from store.workspace import require_db
 
 PromptRef = int | str
@@ -108,8 +109,12 @@ class Client:
     def render(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **selector: Any):
         return self._prompts.render(self.get_prompt(prompt, **selector), variables)
 
-    def list_prompts(self, *, include_archived: bool = False) -> list[Prompt]:
-        return self._prompts.list_prompts(include_archived=include_archived)
+    def list_prompts(self, *, include_archived: bool = False, include_internal: bool = False) -> list[Prompt]:
+        """The workspace's prompts. PromStack's own (the judge's, under `promstack/`) are left
+        out unless `include_internal`: they are not the user's prompts, though `get_prompt`
+        reaches them by name for anyone tuning the judge."""
+        found = self._prompts.list_prompts(include_archived=include_archived)
+        return found if include_internal else [p for p in found if not is_internal(p.name)]
 
     def history(self, prompt: PromptRef, *, branch: str | None = None, limit: int | None = None) -> list[PromptVersion]:
         """Newest first."""

@@ -278,6 +278,7 @@ def _reusable_run(client: Any, prompt_id: int, version: int, suite: dict[str, An
 def _suite_result(client: Any, prompt: dict[str, Any], version: int, env: Environment,
                   progress: Any, warn: Any) -> dict[str, Any]:
     from .evals import engine
+    from .evals.score import run_score
 
     suite = engine.get_suite(client, env.suite) if env.suite else engine.suite_for_prompt(client, prompt["id"])
     reuse = _reusable_run(client, prompt["id"], version, suite) if not env.models else None
@@ -286,11 +287,13 @@ def _suite_result(client: Any, prompt: dict[str, Any], version: int, env: Enviro
         summary = run["summary"]
         if summary.get("complete", True) and summary.get("results"):
             return {"run_id": reuse, "suite": suite["name"], "reused": True,
-                    "pass_rate": summary["pass_rate"], "score": int(round(summary["score"]))}
+                    "pass_rate": summary["pass_rate"], "score": run_score(summary),
+                    "unscored": summary.get("unscored", 0), "unscored_reason": summary.get("unscored_reason")}
     result = engine.evaluate(client, prompt["id"], suite=suite["name"], version=version,
                              models=env.models or None, progress=progress, warn=warn)
     return {"run_id": result["run"]["id"], "suite": suite["name"], "reused": False,
-            "pass_rate": result["pass_rate"], "score": result["score"]}
+            "pass_rate": result["pass_rate"], "score": result["score"],
+            "unscored": result.get("unscored", 0), "unscored_reason": result.get("unscored_reason")}
 
 
 def version_alerts(client: Any, prompt: dict[str, Any], version: int, env: str | None) -> list[dict[str, Any]]:
@@ -334,11 +337,12 @@ def run_gate(client: Any, prompt: dict[str, Any], version: int, env: Environment
                                "detail": f"suite {result['suite']!r}: pass rate {result['pass_rate']:.0%} "
                                          f"{'>=' if ok else '<'} {env.min_pass:.0%} ({where})"})
             if "score" in wanted:
-                ok = result["score"] >= env.min_score
+                from .evals.score import score_verdict
+
+                ok, said = score_verdict(result, env.min_score)
                 checks.append({"check": "score", "passed": ok, "run_id": result["run_id"],
                                "value": result["score"], "threshold": env.min_score,
-                               "detail": f"judge score {result['score']}/100 {'>=' if ok else '<'} "
-                                         f"{env.min_score:g} ({where})"})
+                               "detail": f"judge {said} ({where})"})
     if "alerts" in wanted:
         previous = previous_environment(client, env)
         firing = version_alerts(client, prompt, version, previous.name if previous else None)

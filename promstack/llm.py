@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -517,8 +517,10 @@ class Gateway:
         cache: bool | None = None,
         model_config: dict[str, Any] | None = None,
         cache_extra: str | None = None,
+        cache_accept: Callable[[str], bool] | None = None,
     ) -> CallResult:
-        """Render a stored prompt version with `variables` and call its model."""
+        """Render a stored prompt version with `variables` and call its model. `cache_accept`
+        (the judge's validator) decides whether a reply may be cached, or served from the cache."""
         conf = self.config()
         call = _Call(uuid.uuid4().hex, now(), time.perf_counter(), model or "",
                      user_id=user_id, run_id=run_id,
@@ -541,7 +543,7 @@ class Gateway:
             self._log_failure(call, exc)
             raise
         messages = [{"role": "user", "content": rendered}] if isinstance(rendered, str) else rendered
-        return await self._execute(call, messages, merged, conf, settings, cache, cache_extra)
+        return await self._execute(call, messages, merged, conf, settings, cache, cache_extra, cache_accept)
 
     async def _acomplete(
         self,
@@ -599,6 +601,7 @@ class Gateway:
         guard_settings: dict[str, Any],
         use_cache: bool | None,
         cache_extra: str | None = None,
+        cache_accept: Callable[[str], bool] | None = None,
     ) -> CallResult:
         gw = self._gateway_settings(conf)
         secrets: tuple[str, ...] = ()
@@ -618,6 +621,8 @@ class Gateway:
                     cached = await backend.get(key)
                 except Exception as exc:  # a cache that is down costs a miss, not the call
                     call.guards = {**call.guards, "cache_error": _redact(f"{type(exc).__name__}: {exc}")[:200]}
+            if cached is not None and cache_accept is not None and not cache_accept(cached["output"]):
+                cached = None  # a reply its caller rejects (a malformed judgement) is asked again
             if cached is not None:
                 hit = self._finish(call, route, cached["output"], cached.get("input_tokens", 0),
                                    cached.get("output_tokens", 0), True, guard_settings,
@@ -647,7 +652,7 @@ class Gateway:
                 tokens_in = pricing.count_tokens(messages)
             if tokens_out is None:
                 tokens_out = pricing.count_tokens(output)
-            if backend is not None:
+            if backend is not None and (cache_accept is None or cache_accept(output)):
                 value = {"output": output, "input_tokens": tokens_in, "output_tokens": tokens_out,
                          "latency_ms": round((time.perf_counter() - call.started) * 1000, 3)}
                 if logprobs is not None:

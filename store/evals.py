@@ -26,7 +26,7 @@ from .errors import InvalidInput, NotFound
 RESULT_COLUMNS = (
     "run_id", "case_key", "case_idx", "model", "prompt_version", "repeat", "judge_key", "status",
     "score", "output", "reason", "checks", "input_tokens", "output_tokens", "cost_usd",
-    "latency_ms", "cache_hit", "attempts", "error", "finished_at",
+    "latency_ms", "cache_hit", "attempts", "error", "finished_at", "criteria",
 )
 MATCH_COLUMNS = (
     "run_id", "case_key", "case_idx", "model_a", "model_b", "output_a", "output_b", "first",
@@ -282,30 +282,53 @@ class EvalStore:
             last = rows[-1][0]
 
     def summary_stats(self, run_id: str) -> dict[str, Any]:
-        """Aggregates computed by SQLite, so a 100,000-result run is never held in memory."""
+        """Aggregates computed by SQLite, so a 100,000-result run is never held in memory.
+        `score` is the mean over the results that have one or cannot get one (an unchecked case
+        counts 0); an error result (unscored) is left out of it, never counted as 0."""
         row = self.db.execute(
             "SELECT count(*), sum(status = 'pass'), sum(status = 'fail'), sum(status = 'error'),"
-            " sum(status = 'unchecked'), avg(coalesce(score, 0)), sum(input_tokens), sum(output_tokens),"
+            " sum(status = 'unchecked'), avg(CASE WHEN status != 'error' THEN coalesce(score, 0) END),"
+            " sum(input_tokens), sum(output_tokens),"
             " sum(cost_usd), sum(cache_hit) FROM results WHERE run_id = ?", [run_id]
         ).fetchone()
         n = row[0] or 0
         stats = {
             "results": n, "passed": row[1] or 0, "failed": row[2] or 0, "errors": row[3] or 0,
-            "unchecked": row[4] or 0, "score": round(row[5], 2) if n else 0.0,
+            "unchecked": row[4] or 0, "score": round(row[5], 2) if row[5] is not None else 0.0,
             "input_tokens": row[6] or 0, "output_tokens": row[7] or 0,
             "cost_usd": round(row[8] or 0.0, 6), "cache_hits": row[9] or 0,
         }
         stats["latency_ms"] = self._percentiles(run_id)
         per_model = self.db.execute(
-            "SELECT model, count(*), sum(status = 'pass'), avg(coalesce(score, 0)), sum(cost_usd)"
+            "SELECT model, count(*), sum(status = 'pass'),"
+            " avg(CASE WHEN status != 'error' THEN coalesce(score, 0) END), sum(cost_usd), sum(status = 'error')"
             " FROM results WHERE run_id = ? GROUP BY model ORDER BY model", [run_id]
         ).fetchall()
         stats["models"] = {
             m: {"results": c, "passed": p or 0, "pass_rate": round((p or 0) / c, 4) if c else 0.0,
-                "score": round(s or 0, 2), "cost_usd": round(cost or 0, 6)}
-            for m, c, p, s, cost in per_model
+                "score": round(s or 0, 2), "cost_usd": round(cost or 0, 6), "unscored": e or 0}
+            for m, c, p, s, cost, e in per_model
         }
         return stats
+
+    def criteria_stats(self, run_id: str) -> list[dict[str, Any]]:
+        """The judge's mean per criterion over a run's results, in the order first judged."""
+        rows = self.db.execute(
+            "SELECT json_extract(j.value, '$.criterion') AS criterion, avg(json_extract(j.value, '$.percent')),"
+            " avg(json_extract(j.value, '$.score')), count(*), min(r.id * 1000 + j.key)"
+            " FROM results r, json_each(r.criteria) j WHERE r.run_id = ? AND r.criteria IS NOT NULL"
+            " GROUP BY criterion ORDER BY 5", [run_id]
+        ).fetchall()
+        return [{"criterion": c, "percent": round(p, 2), "score": round(s, 2), "judged": n}
+                for c, p, s, n, _ in rows]
+
+    def error_reasons(self, run_id: str) -> list[tuple[str, int]]:
+        """Why this run's error results could not be scored, commonest first."""
+        rows = self.db.execute(
+            "SELECT coalesce(error, 'no reason recorded'), count(*) FROM results"
+            " WHERE run_id = ? AND status = 'error' GROUP BY 1 ORDER BY 2 DESC, 1", [run_id]
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
 
     def _percentiles(self, run_id: str) -> dict[str, float | None]:
         n = self.db.execute(
@@ -421,5 +444,6 @@ def _case_dict(row: tuple) -> dict[str, Any]:
 def _result_dict(row: tuple) -> dict[str, Any]:
     data = dict(zip(("id", *RESULT_COLUMNS, "input", "expected"), row, strict=True))
     data["checks"] = json.loads(data["checks"]) if data["checks"] else []
+    data["criteria"] = json.loads(data["criteria"]) if data["criteria"] else []
     data["cache_hit"] = bool(data["cache_hit"])
     return data

@@ -389,3 +389,11 @@ def m006_deploy(db: sqlite_utils.Database) -> None:
         CREATE UNIQUE INDEX splits_one_active ON splits (prompt_id, environment) WHERE status = 'active';
         """
     )
+
+
+@migrations()
+def m009_result_criteria(db: sqlite_utils.Database) -> None:
+    # The judge's score and one-sentence reason per criterion, kept with each result (a JSON
+    # list of {criterion, score, percent, reason}), so "how did it do on tone?" has an answer
+    # for a case and, averaged with json_each, for a run. Older results have none (NULL).
+    db.execute("ALTER TABLE results ADD COLUMN criteria TEXT")

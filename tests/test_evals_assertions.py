@@ -107,13 +107,13 @@ def test_similar_by_embedding_and_local_fallback():
     spec = A.validate_assertion({"type": "similar", "value": "ref", "threshold": 0.9})
     by_embedding = _runner(StubGateway("out", embeddings={"ref": [1.0, 0.0], "out": [1.0, 0.1]}),
                            embedding_model="openai/text-embedding-3-small")
-    checks, error, _ = asyncio.run(by_embedding.check({}, "out", [spec]))
+    checks, error, _, _ = asyncio.run(by_embedding.check({}, "out", [spec]))
     assert error is None and checks[0].passed and checks[0].detail["method"].startswith("embedding")
     fallback = _runner(StubGateway("out"), embedding_model="openai/text-embedding-3-small")
-    checks, _, _ = asyncio.run(fallback.check({}, "completely different", [spec]))
+    checks, _, _, _ = asyncio.run(fallback.check({}, "completely different", [spec]))
     assert not checks[0].passed and "fallback" in checks[0].detail
     local = _runner(StubGateway("out"))
-    checks, _, _ = asyncio.run(local.check({}, "ref", [spec]))
+    checks, _, _, _ = asyncio.run(local.check({}, "ref", [spec]))
     assert checks[0].passed and checks[0].detail["method"].startswith("local")
 
 
@@ -123,12 +123,13 @@ def test_judged_assertions_share_one_judge_call():
     specs = [{"type": "expected", "value": "환불 절차 안내"},
              A.validate_assertion({"type": "llm-rubric", "value": "공손한가?", "threshold": 90}),
              A.validate_assertion("contains:answer")]
-    checks, error, _ = asyncio.run(runner.check({"input": "q", "expected": "환불 절차 안내"}, "answer", specs))
+    checks, error, _, _ = asyncio.run(runner.check({"input": "q", "expected": "환불 절차 안내"}, "answer", specs))
     assert error is None
     by_type = {c.type: c for c in checks}
     assert by_type["contains"].passed
-    assert by_type["judge"].passed and by_type["judge"].score == 0.75  # 4 of 1-5 is 75/100
-    assert by_type["expected"].passed  # 75 >= the default threshold 75
+    # 4 of 1-5 is 75/100: under the one pass threshold, 80 (the deploy gate's), so it fails.
+    assert not by_type["judge"].passed and by_type["judge"].score == 0.75
+    assert not by_type["expected"].passed and "75/100 < 80" in by_type["expected"].reason
     assert not by_type["llm-rubric"].passed  # its own threshold, 90
     judge_calls = [c for c in gateway.calls if c[0] == "promstack/judge"]
     assert len(judge_calls) == 1

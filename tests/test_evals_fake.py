@@ -11,6 +11,10 @@ Models (the part after `openai/`):
 - `judge`: scores 5 on every criterion for an answer containing GOOD, else 1;
 - `judge-garbage`: answers prose, never JSON;  `judge-passfield`: score 1 with "pass": true;
 - `judge-logprobs`: scores 4, with logprobs putting 0.6 on "4" and 0.4 on "5";
+- `judge-badonce`: the first time it sees a question, a reply of the wrong shape (one score too
+  few); asked again, the `judge` answer;  `judge-short`: always one score too few;
+- `judge-four`: scores 4 of 5 (75/100) on every criterion;
+- `judge-tie`: (pairwise) calls every match a tie;
 - `judge-biased`: (pairwise) picks the better answer when qualities differ by 2 or more, else "A".
 """
 
@@ -28,6 +32,8 @@ import pytest
 from fake_llm import FakeLLM
 
 _reply: contextvars.ContextVar[str | None] = contextvars.ContextVar("scripted_reply", default=None)
+_seen: set[str] = set()  # judge-badonce: the questions it has answered badly once
+_seen_lock = threading.Lock()
 
 
 class ScriptedLLM(FakeLLM):
@@ -53,6 +59,8 @@ class ScriptedLLM(FakeLLM):
     def reset(self) -> None:
         super().reset()
         self.responder = respond
+        with _seen_lock:
+            _seen.clear()
         with self._count_lock:
             self.counts = {}
             self.peak = 0
@@ -126,6 +134,15 @@ def respond(request: dict[str, Any]) -> str | None:
                 {"criterion": i + 1, "score": 1, "reason": "Poor."} for i in range(n)]})
         if model == "judge-logprobs":
             return json.dumps({"scores": [{"criterion": i + 1, "score": 4, "reason": "Fine."} for i in range(n)]})
+        if model == "judge-four":
+            return json.dumps({"scores": [{"criterion": i + 1, "score": 4, "reason": "Mostly."} for i in range(n)]})
+        if model in ("judge-badonce", "judge-short"):
+            with _seen_lock:
+                first = user not in _seen
+                _seen.add(user)
+            if first or model == "judge-short":
+                return json.dumps({"scores": [{"criterion": i + 1, "score": 3, "reason": "Meh."}
+                                              for i in range(n - 1)]})
         score = 5 if "GOOD" in answer else 1
         return json.dumps({"scores": [
             {"criterion": i + 1, "score": score, "reason": "Good." if score == 5 else "Off target."}
@@ -135,6 +152,8 @@ def respond(request: dict[str, Any]) -> str | None:
         b = _quality(user.split("[Answer B]", 1)[-1])
         if model == "judge-garbage":
             return "Both are nice."
+        if model == "judge-tie":
+            return json.dumps({"winner": "tie", "reason": "Equally good."})
         if model == "judge-biased" and abs(a - b) < 2:
             return json.dumps({"winner": "A", "reason": "The first one."})
         winner = "A" if a > b else "B" if b > a else "tie"

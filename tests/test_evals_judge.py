@@ -19,13 +19,14 @@ from promstack.evals.judge import (
     parse_judgement,
     parse_pair,
 )
+from promstack.evals.score import PASS_SCORE
 
 pytest_plugins = ("test_evals_fake",)
 
 
 def test_seed_judge_json_as_is():
     config = load_judge(SEED_JUDGE)
-    assert config.criteria == SEED_JUDGE["criteria"] and config.scale == (1, 5) and config.threshold == 75
+    assert config.criteria == SEED_JUDGE["criteria"] and config.scale == (1, 5) and config.threshold == PASS_SCORE == 80
     assert load_judge(["정확한가?"]).criteria == ["정확한가?"]
     for bad, message in [({"criteria": ["a"], "scoring": "five"}, "scoring"),
                          ({"criteria": ["a"], "scoring": "5-1"}, "scoring"),
@@ -70,16 +71,22 @@ def _results(client, run_id):
     return list(engine.evals_of(client).iter_results(run_id))
 
 
-def test_garbage_judgements_are_retried_then_errors_never_scores(workspace, client, scripted):
+def test_garbage_judgements_are_retried_then_unscored_never_zero(workspace, client, scripted):
     run = engine.run_tests(client, "regression", judge_model="openai/judge-garbage")
     results = _results(client, run["id"])
     assert [r["status"] for r in results] == ["error"] * 3
     assert all(r["score"] is None and "did not answer in JSON" in r["reason"] for r in results)
+    assert all("after 3 tries" in r["reason"] for r in results)  # the retries are counted
     assert scripted.counts["judge-garbage"] == 3 * 3  # the first try and two retries, per case
-    assert run["summary"]["score"] == 0 and run["status"] == "done"
+    # Unscored, not 0: the run has no score, and says how many cases and why.
+    summary = run["summary"]
+    assert summary["score"] is None and run["status"] == "done"
+    assert summary["unscored"] == 3
+    assert summary["unscored_reason"] == "the judge's replies did not match the schema after 3 tries"
     again = engine.run_tests(client, "regression", judge_model="openai/judge-garbage")
     assert again["summary"]["errors"] == 3
-    assert scripted.counts["judge-garbage"] == 9 + 3 * 2  # the garbage may come from the cache; retries never do
+    # Garbage is never cached: every try of the second run asks the judge again.
+    assert scripted.counts["judge-garbage"] == 9 + 9
 
 
 def test_pass_comes_from_the_score_not_from_the_judge(workspace, client, scripted):

@@ -51,7 +51,7 @@ async def test_import_run_get_and_evaluate(mcp, scripted, workspace):
     got, text = await call(mcp, "get_run", run_id=run["run_id"])
     assert got["kind"] == "test" and got["test"]["results"] == 6 and run["run_id"] in text
     scored, text = await call(mcp, "evaluate_prompt", prompt=42)
-    assert scored["score"] == 100 and text.startswith("Score 100/100.")
+    assert scored["score"] == 100 and text.startswith("Score 100/100 >= 80 (the deploy gate's default minimum).")
 
 
 async def test_judge_run_with_the_seed_criteria(mcp, scripted):

@@ -27,6 +27,12 @@ EXPECTED = {
         "output_tokens", "cost_usd", "prev_hash", "hash",
     ],
     "_sqlite_migrations": ["id", "migration_set", "name", "applied_at"],
+    # m002 creates results; m009 adds the judge's score and reason per criterion.
+    "results": [
+        "id", "run_id", "case_key", "case_idx", "model", "prompt_version", "repeat", "judge_key",
+        "status", "score", "output", "reason", "checks", "input_tokens", "output_tokens", "cost_usd",
+        "latency_ms", "cache_hit", "attempts", "error", "finished_at", "criteria",
+    ],
 }
 
 

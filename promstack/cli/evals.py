@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from promstack.evals.score import PASS_SCORE, score_verdict, unscored_sentence
+
 from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail
 
 EXIT_INTERRUPTED = 130
@@ -90,8 +92,11 @@ def _print_summary(run: dict[str, Any], *, out: Any = None) -> None:
     models = ", ".join(run["models"])
     echo(f"Run {run['id']}: suite {run['suite_name']!r}, prompt {run['prompt_id']} v{run['prompt_version']}, "
          f"{models}" + (f", x{run['repeat']}" if run["repeat"] > 1 else ""))
+    score = "unscored" if s.get("score") is None else f"{s['score']:.1f}/100"
     echo(f"  passed {s['passed']}/{s['results']} ({s['pass_rate']:.0%})  failed {s['failed']}  "
-         f"errors {s['errors']}  unchecked {s['unchecked']}  score {s['score']:.1f}/100")
+         f"errors {s['errors']}  unchecked {s['unchecked']}  score {score}")
+    if s.get("unscored"):
+        echo(f"  {unscored_sentence(s)}")
     echo(f"  tokens {s['input_tokens']:,} in / {s['output_tokens']:,} out  cost ${s['cost_usd']:.4f}  "
          f"cache hits {s['cache_hits']}")
     if lat.get("p50") is not None:
@@ -99,13 +104,21 @@ def _print_summary(run: dict[str, Any], *, out: Any = None) -> None:
              f"p99 {lat['p99']:.0f} ms")
     if len(s.get("models", {})) > 1:
         for model, m in s["models"].items():
-            echo(f"  {model}: {m['passed']}/{m['results']} passed, score {m['score']:.1f}")
+            score = "unscored" if m.get("score") is None else f"{m['score']:.1f}"
+            echo(f"  {model}: {m['passed']}/{m['results']} passed, score {score}")
+    if s.get("criteria"):
+        echo("  Judge, per criterion (mean over the judged cases):")
+        for c in s["criteria"]:
+            echo(f"    {c['percent']:5.1f}/100  (mean {c['score']:.2f})  {c['criterion']}")
     if s["failing"]:
         echo("  Not passed:")
         for f in s["failing"]:
             where = f"case {f['case']}" + (f" #{f['repeat']}" if f["repeat"] else "") + f" [{f['model']}]"
-            echo(f"    {f['status'].upper():9} {where}: {f['input']!r}")
+            status = "UNSCORED" if f["status"] == "error" else f["status"].upper()
+            echo(f"    {status:9} {where}: {f['input']!r}")
             echo(f"              why: {f['why']}")
+            for c in f.get("criteria") or []:
+                echo(f"              {c['score']:g} ({c['percent']:.0f}/100) {c['criterion']}: {c['reason']}")
         shown = len(s["failing"])
         rest = s["results"] - s["passed"] - shown
         if rest > 0:
@@ -211,7 +224,8 @@ def _run_options(func: Any) -> Any:
         click.option("--retries", default=0, show_default=True, help="Retries of a case whose call failed."),
         click.option("--criteria", type=click.Path(dir_okay=False), help="Judge file: {\"criteria\": [...], \"scoring\": \"1-5\"}."),
         click.option("--judge-model", help="Model that judges (default: the suite's, else the tested one)."),
-        click.option("--threshold", type=float, help="Judge score 0-100 that passes (default 75)."),
+        click.option("--threshold", type=float,
+                     help=f"Judge score 0-100 at which a case passes (default {PASS_SCORE:g}, the deploy gate's)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -248,7 +262,7 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
 
     from promstack.evals import engine
     from promstack.evals.report import write_report
-    from promstack.evals.score import parse_min_pass, passed
+    from promstack.evals.score import parse_min_pass, run_verdict
 
     threshold_rate = parse_min_pass(min_pass)
     if resume is None and not suite and not prompt:
@@ -273,13 +287,14 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
     if output:
         path = write_report(engine.evals_of(ctx.client), run, output)
         click.echo(f"promstack: wrote {path}", err=True)
-    ok = passed(run["summary"], threshold_rate)
+    verdict = run_verdict(run, threshold_rate)
+    ok = verdict["passed"]
     if ctx.json:
-        emit_json({**run, "passed": ok, "min_pass": threshold_rate})
+        emit_json({**run, "passed": ok, "min_pass": threshold_rate, "threshold": verdict["threshold"],
+                   "verdict": verdict["text"]})
     else:
         _print_summary(run)
-        verdict = "PASSED" if ok else "FAILED"
-        click.echo(f"{verdict}: pass rate {run['summary']['pass_rate']:.0%} (minimum {threshold_rate:.0%})")
+        click.echo(verdict["text"])
     if not ok:
         sys.exit(EXIT_CHECK_FAILED)
 
@@ -294,7 +309,8 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
 @click.option("--retries", default=0, show_default=True)
 @click.option("--criteria", type=click.Path(dir_okay=False), help="Judge file (default: the suite's).")
 @click.option("--judge-model", help="Model that judges.")
-@click.option("--threshold", type=float, help="Judge score 0-100 that passes a case (default 75).")
+@click.option("--threshold", type=float,
+              help=f"Judge score 0-100 at which a case passes (default {PASS_SCORE:g}).")
 @command_context
 def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, models, concurrency, retries,  # noqa: ANN001
                  criteria, judge_model, threshold) -> None:
@@ -303,6 +319,8 @@ def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, model
     \b
     score=$(promstack evaluate --prompt 42)
     if [ $score -lt 80 ]; then exit 1; fi
+    When the judge (or the model) could not score a case, nothing is printed on stdout, the
+    reason goes to stderr and the exit code is 1, so a `bash -e` job stops there.
     """
     from promstack.evals import engine
 
@@ -314,9 +332,15 @@ def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, model
         )
     if ctx.json:
         emit_json(result)
+        if result["score"] is None:
+            sys.exit(EXIT_CHECK_FAILED)
         return
     _print_summary(result["run"], out="err")
-    click.echo(f"score {result['score']}/100", err=True)
+    if result["score"] is None:
+        fail(f"no score for prompt {prompt}: the judge could not score {result['unscored']} case(s) "
+             f"({result.get('unscored_reason') or 'no reason recorded'}); see promstack runs {result['run']['id']}",
+             EXIT_CHECK_FAILED)
+    click.echo(f"{score_verdict(result['run']['summary'])[1]} (the deploy gate's default minimum)", err=True)
     click.echo(str(result["score"]))
 
 
@@ -325,7 +349,8 @@ def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, model
 @click.option("--criteria", type=click.Path(dir_okay=False), required=True,
               help='Judge file: {"criteria": [...], "scoring": "1-5"}.')
 @click.option("--judge-model", help="Model that judges (default: the run's).")
-@click.option("--threshold", type=float, help="Judge score 0-100 that passes (default 75).")
+@click.option("--threshold", type=float,
+              help=f"Judge score 0-100 at which a case passes (default {PASS_SCORE:g}).")
 @click.option("--concurrency", default=10, show_default=True)
 @command_context
 def judge_cmd(ctx: Any, run_id: str, criteria: str, judge_model: str | None, threshold: float | None,
@@ -399,11 +424,14 @@ def print_arena(run: dict[str, Any]) -> None:
     click.echo(a["headline"]["models"])
     click.echo(f"승률 (win rate): {a['headline']['win_rates']}   share of wins: {a['headline']['shares']}")
     click.echo("")
-    click.echo(f"{'model':36} {'win rate':>8} {'W-L-T':>11} {'rating':>7}  95% CI")
+    why = a.get("no_separation")
+    if why:
+        click.echo(why[0].upper() + why[1:] + "; the ratings below do not rank the models.")
+    click.echo(f"{'model':36} {'win rate':>8} {'W-L-T':>11} {'rating':>7}  " + ("" if why else "95% CI"))
     for model in sorted(a["models"], key=lambda m: -(a["overall"][m]["win_rate"] or 0)):
         o, r = a["overall"][model], a["ratings"][model]
         wlt = f"{o['wins']}-{o['losses']}-{o['ties']}"
-        ci = f"{r['ci_low']:.0f}..{r['ci_high']:.0f}" if r["ci_low"] is not None else "-"
+        ci = f"{r['ci_low']:.0f}..{r['ci_high']:.0f}" if r["ci_low"] is not None else ("" if why else "-")
         rate = f"{100 * o['win_rate']:.0f}%" if o["win_rate"] is not None else "-"
         human = a["human"]["overall"][model]
         humans = f"  people: {100 * human['win_rate']:.0f}% of {human['matches']}" if human["matches"] else ""
@@ -465,6 +493,7 @@ def runs_cmd(ctx: Any, run_id: str | None, suite: str | None, limit: int) -> Non
         return
     for r in runs:
         s = r["summary"] or {}
-        detail = f"pass {s.get('pass_rate', 0):.0%} score {s.get('score', 0):.0f}" if r["kind"] == "test" and s else ""
+        score = "unscored" if s.get("score") is None else f"{s['score']:.0f}"
+        detail = f"pass {s.get('pass_rate', 0):.0%} score {score}" if r["kind"] == "test" and s else ""
         click.echo(f"{r['id']}  {r['kind']:5} {r['status']:11} {r['suite_name']:16} prompt {r['prompt_id']} "
                    f"v{r['prompt_version']}  {','.join(r['models'])}  {detail}")

@@ -157,7 +157,7 @@ def import_files(state, files, name, base) -> None:  # noqa: ANN001
         fmt, parsed = read_prompt_file(path)
         prompt_name = name or import_name(path, base_dir)
         source = f"file:{_shown(path, root)}"
-        exists = any(p.name == prompt_name for p in client.list_prompts(include_archived=True))
+        exists = any(p.name == prompt_name for p in client.list_prompts(include_archived=True, include_internal=True))
         if exists:
             saved = client.save(prompt_name, parsed.template, model_config=parsed.model_config,
                                 message=parsed.message, source=source)

@@ -7,6 +7,13 @@ often that happens (the order-flip rate) says how much the judge's preferences a
 bias. Results: win rates per pair and per model as (wins + 0.5 ties) / matches, the share of
 all wins (the seed's "45% / 35% / 20%"), and Bradley-Terry ratings fitted by maximum likelihood
 with bootstrap 95% intervals. People's votes on the same matches are reported beside the judge's.
+
+The judge is never, by default, one of the models it compares (a model prefers its own answers):
+when no judge model is named, the suite's judge model, PROMSTACK_JUDGE_MODEL or the prompt's own
+model is used, the first of them that is not competing. And a leaderboard only separates models
+when the judge does: when more than FLIP_LIMIT of the judged matches flipped with the order (the
+judge prefers a position, not an answer) or every match tied, the report says "no separation"
+and gives no intervals, rather than intervals of zero width around noise.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import os
 import random
 from itertools import combinations
 from typing import Any
@@ -26,6 +34,7 @@ from .judge import Judge, ensure_judge_prompts, load_judge
 from .runner import Progress, check_positive
 
 BOOTSTRAP = 1000
+FLIP_LIMIT = 0.5  # more than half the judged matches changed with the order: position, not answers
 PRIOR = 0.1  # virtual ties per pair that met: keeps a model that never won at a finite rating
 
 
@@ -73,10 +82,10 @@ async def arun_arena(
         prompt_id = resolve_prompt(client, found, prompt)
         version_found = client.get_prompt(prompt_id, version=version, label=label)
         judge_doc = criteria if criteria is not None else found["config"].get("judge")
-        judge_cfg = load_judge(judge_doc, model=judge_model or found["config"].get("judge_model"))
+        judge_cfg = load_judge(judge_doc, model=judge_model or default_judge_model(
+            models, found["config"].get("judge_model"), os.environ.get("PROMSTACK_JUDGE_MODEL"),
+            version_found.model_config.get("model")))
         judge_cfg.prompt_version, judge_cfg.pair_prompt_version = ensure_judge_prompts(client)
-        if not judge_cfg.model:
-            judge_cfg.model = models[0]
         seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
         run = evals.create_run(
             kind="arena", suite=found, prompt_id=version_found.prompt_id, prompt_version=version_found.version,
@@ -95,6 +104,18 @@ async def arun_arena(
             live.close()
         evals.set_run_status(run["id"], status, arena_report(evals, run["id"]) if status == "done" else None)
     return get_run(client, run["id"])
+
+
+def default_judge_model(models: list[str], *candidates: str | None) -> str:
+    """The first candidate judge that is not one of the contestants."""
+    for candidate in candidates:
+        if candidate and candidate not in models:
+            return candidate
+    named = ", ".join(dict.fromkeys(c for c in candidates if c)) or "none configured"
+    raise InvalidInput(
+        f"the arena needs a judge model that is not one of the models it compares (the defaults: {named}); "
+        "name one, e.g. a stronger model from another provider"
+    )
 
 
 def run_arena(client: Any, **kwargs: Any) -> dict[str, Any]:
@@ -370,15 +391,23 @@ def arena_report(evals: Any, run_id: str, *, resamples: int = BOOTSTRAP) -> dict
     pairs, overall = win_rates(models, judged)
     flips = sum(1 for r in valid if r["flipped"])
     order = sorted(models, key=lambda m: -(overall[m]["win_rate"] or 0))
+    flip_rate = round(flips / len(valid), 4) if valid else None
+    why = no_separation(flip_rate, judged)
+    fitted = ratings(models, judged, resamples=resamples, seed=int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16))
+    if why:
+        for entry in fitted.values():
+            entry["ci_low"] = entry["ci_high"] = None  # no interval: there is nothing to bound
     report = {
         "models": models,
         "matches": len(rows),
         "judged": len(valid),
         "errors": len(rows) - len(valid),
-        "order_flip_rate": round(flips / len(valid), 4) if valid else None,
+        "order_flip_rate": flip_rate,
+        "separated": not why,
+        "no_separation": why,
         "pairs": pairs,
         "overall": overall,
-        "ratings": ratings(models, judged, resamples=resamples, seed=int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16)),
+        "ratings": fitted,
         "headline": {"models": " vs ".join(order),
                      "win_rates": " / ".join(f"{100 * (overall[m]['win_rate'] or 0):.0f}%" for m in order),
                      "shares": " / ".join(f"{100 * (overall[m]['share'] or 0):.0f}%" for m in order)},
@@ -386,6 +415,18 @@ def arena_report(evals: Any, run_id: str, *, resamples: int = BOOTSTRAP) -> dict
     }
     report["human"] = human_report(evals, run_id, report, rows)
     return report
+
+
+def no_separation(flip_rate: float | None, judged: list[tuple[str, str, str]]) -> str | None:
+    """Why the judge's verdicts do not separate the models, or None when they do."""
+    if not judged:
+        return "no separation: no match was judged"
+    if flip_rate is not None and flip_rate > FLIP_LIMIT:
+        return (f"no separation: the judge changed its verdict when the order was swapped in {flip_rate:.0%} "
+                f"of the matches (over {FLIP_LIMIT:.0%}): it prefers a position, not an answer")
+    if all(w == "tie" for _, _, w in judged):
+        return "no separation: every match was a tie"
+    return None
 
 
 def human_report(evals: Any, run_id: str, report: dict[str, Any],

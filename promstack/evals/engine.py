@@ -438,12 +438,20 @@ async def ajudge_run(client: Any, run_id: str, criteria: Any, *, gateway: Gatewa
 
 
 async def aevaluate(client: Any, prompt: Any, *, suite: str | None = None, **options: Any) -> dict[str, Any]:
-    """Run the prompt's suite with its assertions and judge: a score 0-100 and the run."""
+    """Run the prompt's suite with its assertions and judge: a score 0-100 and the run. When
+    any case could not be scored the score is None, with `unscored` (how many) and
+    `unscored_reason` (why); otherwise `unscored` is 0."""
+    from .score import run_score
+
     prompt_id = client.store.prompts.prompt_id(prompt)
     found = get_suite(client, suite) if suite else suite_for_prompt(client, prompt_id)
     result = await arun_tests(client, found["name"], prompt=prompt_id, **options)
     summary = result["summary"]
-    return {"score": int(round(summary["score"])), "pass_rate": summary["pass_rate"], "run": result}
+    out = {"score": run_score(summary), "pass_rate": summary["pass_rate"],
+           "unscored": summary.get("unscored", 0), "run": result}
+    if out["unscored"]:
+        out["unscored_reason"] = summary.get("unscored_reason") or ""
+    return out
 
 
 def run_tests(client: Any, suite: str, **kwargs: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ gateway, and tests may hand the runner any object with the same two coroutines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,7 +39,7 @@ class Gateway(Protocol):
         self, *, prompt: int | str, version: int | None = None, variables: dict[str, Any] | None = None,
         model: str | None = None, run_id: str | None = None, temperature: float | None = None,
         response_format: dict[str, Any] | None = None, logprobs: bool = False, cache_extra: str = "",
-        cache: bool | None = None,
+        cache: bool | None = None, cache_accept: Callable[[str], bool] | None = None,
     ) -> Reply: ...
 
     async def embed(self, texts: list[str], *, model: str | None = None, run_id: str | None = None) -> list[list[float]]: ...
@@ -47,7 +48,8 @@ class Gateway(Protocol):
 class LiveGateway:
     """Over `promstack.llm.Gateway`: the run id tags every call-log row; `cache_extra` (the
     repeat index) is part of the cache key, so a repeat is a fresh sample; `cache=False` (a
-    re-asked judge) skips the cache, so a malformed answer is never served back. Errors are
+    caller that wants it) skips the cache; `cache_accept` (the judge's validator) keeps a reply that
+    fails validation out of the cache, so a malformed judgement is never cached and a good retry is. Errors are
     never cached by the gateway; a cache hit reports the latency of the call that filled it."""
 
     def __init__(self, client: Any, *, environment: str | None = None, user_id: str | None = None):
@@ -79,7 +81,7 @@ class LiveGateway:
         self, *, prompt: int | str, version: int | None = None, variables: dict[str, Any] | None = None,
         model: str | None = None, run_id: str | None = None, temperature: float | None = None,
         response_format: dict[str, Any] | None = None, logprobs: bool = False, cache_extra: str = "",
-        cache: bool | None = None,
+        cache: bool | None = None, cache_accept: Callable[[str], bool] | None = None,
     ) -> Reply:
         from store.errors import PromStackError
 
@@ -96,6 +98,7 @@ class LiveGateway:
                 prompt, variables or {}, version=version, model=model, run_id=run_id,
                 environment=self.environment, user_id=self.user_id,
                 model_config=overrides or None, cache_extra=cache_extra or None, cache=cache,
+                cache_accept=cache_accept,
             )
         except PromStackError as exc:
             # A failed or blocked call (already in the call log), or a case whose variables

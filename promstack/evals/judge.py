@@ -7,8 +7,10 @@ The seed's judge file is accepted as it is:
 The judge's prompts are versioned prompts in the store (`promstack/judge`, `promstack/judge-pair`),
 created on first use and editable like any other; the version used is part of the judge key, so
 results judged by an edited judge are never mistaken for old ones. The judge runs at temperature
-0 and answers in JSON (a score and a one-sentence reason per criterion), validated with pydantic;
-a malformed judgement is asked again, then recorded as an error, never as a score. Where the
+0 and answers in JSON whose shape its structured-output schema fixes: exactly one entry per
+criterion (an array with minItems = maxItems = the number of criteria), each an integer score in
+the scale and a one-sentence reason. A reply of another shape is asked again (the attempts are
+counted) and never cached; a case the judge still could not score is *unscored*, never 0. Where the
 provider returns log-probabilities, a criterion's score is the probability-weighted mean over
 the score tokens (G-Eval); `geval` says whether that happened or the raw score was used.
 Pass/fail always comes from the numeric score against the threshold.
@@ -28,10 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from store.errors import InvalidInput, NotFound
 
 from .gateway import GatewayError, Reply
+from .score import PASS_SCORE
 
 JUDGE_PROMPT = "promstack/judge"
 PAIR_PROMPT = "promstack/judge-pair"
-DEFAULT_THRESHOLD = 75.0  # 0-100: a 4 of 5 passes, a 3 does not
+DEFAULT_THRESHOLD = PASS_SCORE  # 0-100: the one pass threshold, the deploy gate's too
 DEFAULT_RETRIES = 2
 
 JUDGE_TEMPLATE = [
@@ -193,7 +196,7 @@ def ensure_judge_prompts(client: Any) -> tuple[int, int]:
 class CriterionScore(BaseModel):
     model_config = ConfigDict(extra="ignore")
     criterion: int | str | None = None
-    score: float
+    score: int  # the scale is whole numbers: 4.5 does not fit the schema
     reason: str = Field(min_length=1)
 
 
@@ -209,24 +212,35 @@ class PairJudgement(BaseModel):
     reason: str = ""
 
 
-JUDGEMENT_SCHEMA = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "judgement",
-        "strict": True,
-        "schema": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["scores"],
-            "properties": {"scores": {"type": "array", "items": {
-                "type": "object", "additionalProperties": False,
-                "required": ["criterion", "score", "reason"],
-                "properties": {"criterion": {"type": "integer"}, "score": {"type": "integer"},
-                               "reason": {"type": "string"}},
-            }}},
+def judgement_schema(n_criteria: int, scale: tuple[int, int]) -> dict[str, Any]:
+    """The response format that fixes the answer's shape: exactly one entry per criterion
+    (minItems = maxItems = n), each criterion numbered 1..n and an integer score in the scale."""
+    lo, hi = scale
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "judgement",
+            "strict": True,
+            "schema": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["scores"],
+                "properties": {"scores": {
+                    "type": "array", "minItems": n_criteria, "maxItems": n_criteria,
+                    "items": {
+                        "type": "object", "additionalProperties": False,
+                        "required": ["criterion", "score", "reason"],
+                        "properties": {
+                            "criterion": {"type": "integer", "minimum": 1, "maximum": n_criteria},
+                            "score": {"type": "integer", "minimum": lo, "maximum": hi},
+                            "reason": {"type": "string"},
+                        },
+                    },
+                }},
+            },
         },
-    },
-}
+    }
+
 PAIR_SCHEMA = {
     "type": "json_schema",
     "json_schema": {
@@ -243,6 +257,17 @@ PAIR_SCHEMA = {
 
 class MalformedJudgement(ValueError):
     pass
+
+
+@dataclass
+class JudgeFailure:
+    """Why the judge could not score: a short reason, and the last reply's fault."""
+
+    why: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.why} (last: {self.detail})" if self.detail else self.why
 
 
 def _extract_json(text: str) -> Any:
@@ -277,9 +302,12 @@ def parse_judgement(text: str, n_criteria: int, scale: tuple[int, int]) -> Judge
             f"the judge scored {len(judgement.scores)} criteria where there are {n_criteria}"
         )
     lo, hi = scale
-    for item in judgement.scores:
-        if not math.isfinite(item.score) or not lo <= item.score <= hi:
+    for i, item in enumerate(judgement.scores, start=1):
+        if not lo <= item.score <= hi:
             raise MalformedJudgement(f"a score of {item.score} is outside the scale {lo}-{hi}")
+        if isinstance(item.criterion, int) and item.criterion != i:
+            raise MalformedJudgement(
+                f"the judge's entry {i} is for criterion {item.criterion}: one score per criterion, in order")
     return judgement
 
 
@@ -384,10 +412,10 @@ class Judge:
         judgement, reply, error, usage, tries = await self._ask(
             parse=lambda text: parse_judgement(text, len(criteria), scale), cache_extra=cache_extra,
             prompt=JUDGE_PROMPT, version=self.config.prompt_version, variables=variables,
-            response_format=JUDGEMENT_SCHEMA, logprobs=True,
+            response_format=judgement_schema(len(criteria), scale), logprobs=True,
         )
         if judgement is None:
-            return Verdict(None, False, f"judge error: {error}", [], False, error, tries, *usage)
+            return Verdict(None, False, f"unscored: {error}", [], False, error.why, tries, *usage)
         weighted = geval_scores(reply.output, reply.logprobs, scale, len(criteria))
         per = []
         for text, item, w in zip(criteria, judgement.scores, weighted, strict=True):
@@ -398,24 +426,38 @@ class Judge:
         score = sum(p["percent"] for p in per) / len(per)
         passed = score >= threshold
         worst = min(per, key=lambda p: p["percent"])
-        reason = (f"judge score {score:.0f}/100 {'>=' if passed else '<'} {threshold:.0f}; "
+        reason = (f"judge score {score:.0f}/100 {'>=' if passed else '<'} {threshold:g}; "
                   f"lowest: {worst['criterion']} -> {worst['score']:g} ({worst['reason']})")
         return Verdict(round(score, 2), passed, reason, per, geval, None, tries, *usage)
 
     async def _ask(self, *, parse: Any, cache_extra: str, **request: Any) -> tuple[Any, Any, str | None, list, int]:
         """Ask the judge model (temperature 0) until `parse` accepts its answer, at most
-        1 + retries times. Returns (parsed or None, the reply, the last error or None,
-        [input_tokens, output_tokens, cost] over every attempt, attempts made)."""
+        1 + retries times. Returns (parsed or None, the reply, why it failed or None,
+        [input_tokens, output_tokens, cost] over every attempt, attempts made).
+
+        Only a reply `parse` accepts is cached (and only such a cached reply is served), so a
+        malformed judgement is never cached, a retry really asks the model again, and its good
+        answer is cached for the next run."""
         usage = [0, 0, 0.0]
+        malformed = failed = 0
         last_error = ""
-        for attempt in range(self.config.retries + 1):
+        tries = self.config.retries + 1
+
+        def acceptable(text: str) -> bool:
+            try:
+                parse(text)
+            except MalformedJudgement:
+                return False
+            return True
+
+        for attempt in range(tries):
             try:
                 reply: Reply = await self.gateway.complete(
                     model=self.model, run_id=self.run_id, temperature=0, cache_extra=cache_extra,
-                    # A retry asks the model again: the cache may hold the malformed answer.
-                    **({"cache": False} if attempt else {}), **request,
+                    cache_accept=acceptable, **request,
                 )
             except GatewayError as exc:
+                failed += 1
                 last_error = f"the judge call failed: {exc}"
                 continue
             usage[0] += reply.input_tokens
@@ -424,8 +466,15 @@ class Judge:
             try:
                 return parse(reply.output), reply, None, usage, attempt + 1
             except MalformedJudgement as exc:
+                malformed += 1
                 last_error = str(exc)
-        return None, None, last_error, usage, self.config.retries + 1
+        # A short, stable reason (a run's unscored cases are counted by it); the last reply's
+        # fault goes into the case's reason.
+        if malformed:
+            why = f"the judge's replies did not match the schema after {tries} tries"
+        else:
+            why = f"the judge could not be reached after {tries} tries"
+        return None, None, JudgeFailure(why, last_error), usage, tries
 
     async def compare(self, *, input: str | None, answer_a: str, answer_b: str,
                       cache_extra: str = "") -> tuple[str | None, str, str | None, list[float]]:
@@ -437,5 +486,5 @@ class Judge:
             version=self.config.pair_prompt_version, variables=variables, response_format=PAIR_SCHEMA,
         )
         if pair is None:
-            return None, "", error, usage
+            return None, "", str(error), usage
         return pair.winner, pair.reason, None, usage

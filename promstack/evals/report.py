@@ -75,7 +75,7 @@ def _junit(evals: Any, run: dict[str, Any], fh: Any) -> None:
              f"timestamp={quoteattr(run.get('started_at') or '')}>\n")
     fh.write(f"    <properties><property name=\"run\" value={quoteattr(run['id'])}/>"
              f"<property name=\"prompt\" value=\"{run['prompt_id']}@{run['prompt_version']}\"/>"
-             f"<property name=\"score\" value=\"{summary.get('score', 0)}\"/></properties>\n")
+             f"<property name=\"score\" value=\"{_score(summary)}\"/></properties>\n")
     for row in _rows(evals, run["id"]):
         label = f"case {row['case']}" + (f" #{row['repeat']}" if row["repeat"] else "")
         seconds = (row["latency_ms"] or 0) / 1000
@@ -97,3 +97,9 @@ def _junit(evals: Any, run: dict[str, Any], fh: Any) -> None:
 def _line(text: Any) -> str:
     text = str(text or "").replace("\n", " ")
     return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _score(summary: dict[str, Any]) -> str:
+    """The run's score, or 'unscored' when a case could not be scored (never a 0)."""
+    score = summary.get("score")
+    return "unscored" if score is None and summary.get("unscored") else str(score if score is not None else 0)

@@ -6,8 +6,10 @@ that commits whatever has accumulated in one transaction, so a result is stored 
 finishes and a commit never holds up the event loop. A unit of work
 is done exactly when its result row exists: a call in flight when the run is interrupted (Ctrl-C,
 a cancelled task, kill -9) wrote nothing and is redone by `--resume`, and nothing finished is
-ever redone. Model errors become error results (retried `--retries` times first) and the run
-goes on; a case that has nothing to check is warned about and never passes.
+ever redone. Model errors and cases the judge could not score become error results (retried
+first) and the run goes on: such a case is *unscored*, never 0, and a run with any unscored case
+has no score (`promstack.evals.score`). A case that has nothing to check is warned about and
+never passes. Each judged result keeps the judge's score and reason per criterion.
 """
 
 from __future__ import annotations
@@ -209,8 +211,9 @@ class Runner:
                 error = str(exc)
         row["attempts"] = attempts
         if reply is None:
-            row.update(status="error", score=None, output=None, error=error, checks=[],
-                       reason=f"model error: {error}", latency_ms=None, finished_at=now())
+            row.update(status="error", score=None, output=None, error=f"the model call failed: {error}",
+                       checks=[], criteria=[], reason=f"unscored: the model call failed: {error}",
+                       latency_ms=None, finished_at=now())
             return row
         row.update(output=reply.output, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
                    cost_usd=reply.cost_usd, latency_ms=reply.latency_ms, cache_hit=reply.cache_hit)
@@ -226,9 +229,9 @@ class Runner:
         row["attempts"] = 1
         if found is None or found[0] is None:
             why = "no output" if found is None else f"the case ended as {found[1]}"
-            row.update(status="error", score=None, output=None, checks=[], latency_ms=None,
-                       error=f"run {self.plan.source_run}: {why}", reason=f"nothing to judge: {why}",
-                       finished_at=now())
+            row.update(status="error", score=None, output=None, checks=[], criteria=[], latency_ms=None,
+                       error=f"nothing to judge: {why} in run {self.plan.source_run}",
+                       reason=f"unscored: nothing to judge: {why}", finished_at=now())
             return row
         row.update(latency_ms=found[2])
         return await self._finish(case, model, repeat, row, found[0], [])
@@ -236,14 +239,16 @@ class Runner:
     async def _finish(self, case: dict[str, Any], model: str, repeat: int, row: dict[str, Any],
                       output: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
         row["output"] = output
-        checks, judge_error, usage = await self.check(case, output, specs, cache_extra=f"{case['case_key']}|{model}|{repeat}")
+        checks, judge_error, usage, criteria = await self.check(
+            case, output, specs, cache_extra=f"{case['case_key']}|{model}|{repeat}")
         row["input_tokens"] += usage[0]
         row["output_tokens"] += usage[1]
         row["cost_usd"] += usage[2]
         row["checks"] = [c.to_dict() for c in checks]
+        row["criteria"] = criteria
         row["finished_at"] = now()
         if judge_error is not None:
-            row.update(status="error", score=None, error=judge_error, reason=f"judge error: {judge_error}")
+            row.update(status="error", score=None, error=judge_error[0], reason=judge_error[1])
             return row
         if not checks:
             self.unchecked += 1
@@ -256,8 +261,11 @@ class Runner:
         return row
 
     async def check(self, case: dict[str, Any], output: str, specs: list[dict[str, Any]], *,
-                    cache_extra: str = "") -> tuple[list[A.Check], str | None, list[float]]:
-        """Every assertion on one output. Judged ones share a single judge call."""
+                    cache_extra: str = "") -> tuple[list[A.Check], tuple[str, str] | None, list[float],
+                                                   list[dict[str, Any]]]:
+        """Every assertion on one output. Judged ones share a single judge call. Returns the
+        checks, (error, reason) when the judge could not score, the usage, and the judge's score
+        and reason per criterion (criteria first, then each judged assertion)."""
         checks: list[A.Check] = []
         judged: list[tuple[str, dict[str, Any] | None, str]] = []  # (kind, spec, criterion text)
         usage = [0, 0, 0.0]
@@ -274,14 +282,14 @@ class Runner:
                 judged.append(("llm-rubric", spec, str(spec["value"])))
         criteria = list(self.judge.config.criteria)
         if not judged and not criteria:
-            return checks, None, usage
+            return checks, None, usage, []
         texts = criteria + [t for _, _, t in judged]
         reference = case.get("expected") if any(k == "expected" for k, _, _ in judged) else None
         verdict = await self.judge.score(input=case.get("input"), output=output, criteria=texts,
                                          reference=reference, cache_extra=cache_extra)
         usage = [verdict.input_tokens, verdict.output_tokens, verdict.cost_usd]
         if verdict.error is not None:
-            return checks, verdict.error, usage
+            return checks, (verdict.error, verdict.reason), usage, []
         threshold = self.judge.config.threshold
         per = verdict.criteria
         if criteria:
@@ -291,7 +299,7 @@ class Runner:
             worst = min(part, key=lambda p: p["percent"])
             checks.append(A.Check(
                 "judge", ok, score / 100,
-                f"criteria score {score:.0f}/100 {'>=' if ok else '<'} {threshold:.0f}"
+                f"criteria score {score:.0f}/100 {'>=' if ok else '<'} {threshold:g}"
                 + ("" if ok else f"; lowest: {worst['criterion']} ({worst['reason']})"),
                 detail={"criteria": part, "geval": verdict.geval},
             ))
@@ -300,10 +308,12 @@ class Runner:
             ok = p["percent"] >= limit
             checks.append(A.Check(
                 kind, ok, p["percent"] / 100,
-                f"judge gave {p['score']:g} ({p['percent']:.0f}/100 {'>=' if ok else '<'} {limit:.0f}): {p['reason']}",
+                f"judge gave {p['score']:g} ({p['percent']:.0f}/100 {'>=' if ok else '<'} {limit:g}): {p['reason']}",
                 detail={"geval": p["weighted"] is not None, "weighted": p["weighted"]},
             ))
-        return checks, None, usage
+        per_criterion = [{"criterion": p["criterion"], "score": p["score"], "percent": p["percent"],
+                          "reason": p["reason"]} for p in per]
+        return checks, None, usage, per_criterion
 
     async def _similar(self, spec: dict[str, Any], output: str) -> A.Check:
         model = spec.get("model") or self.plan.embedding_model
@@ -399,14 +409,37 @@ async def arun_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any
 
 
 def summarize(evals: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
+    """A run's summary. `score` is the mean case score (an unchecked case counts 0: it can never
+    pass), or None when any case is unscored, with `unscored` (how many) and `unscored_reason`
+    (the commonest reason); `criteria` is the judge's mean per criterion."""
     run = evals.run(run_id)
     stats = evals.summary_stats(run_id)
     n = stats["results"]
     stats["total"] = run["total"]
     stats["pass_rate"] = round(stats["passed"] / n, 4) if n else 0.0
     stats["complete"] = n >= run["total"]
+    stats["unscored"] = stats["errors"]
+    if stats["unscored"]:
+        stats["score"] = None
+        stats["unscored_reason"] = unscored_reason(evals, run_id)
+    for per_model in stats["models"].values():
+        if per_model.pop("unscored", 0):
+            per_model["score"] = None
+    stats["criteria"] = evals.criteria_stats(run_id)
     stats["failing"] = failing_cases(evals, run_id, failing)
     return stats
+
+
+def unscored_reason(evals: Any, run_id: str) -> str:
+    """The commonest reason a case of this run went unscored (and how many others there are)."""
+    reasons = evals.error_reasons(run_id)
+    if not reasons:
+        return ""
+    (first, count), rest = reasons[0], reasons[1:]
+    text = first if not rest else f"{count} of them: {first}"
+    if rest:
+        text += f"; and {len(rest)} other reason(s)"
+    return text
 
 
 def failing_cases(evals: Any, run_id: str, limit: int = 20) -> list[dict[str, Any]]:
@@ -414,7 +447,8 @@ def failing_cases(evals: Any, run_id: str, limit: int = 20) -> list[dict[str, An
     return [
         {"case": r["case_idx"], "model": r["model"], "repeat": r["repeat"], "status": r["status"],
          "input": _clip(r.get("input")), "expected": _clip(r.get("expected")),
-         "output": _clip(r.get("output")), "why": r.get("reason") or r.get("error")}
+         "output": _clip(r.get("output")), "why": r.get("reason") or r.get("error"),
+         "criteria": r.get("criteria") or []}
         for r in evals.failing(run_id, limit)
     ]
 

@@ -211,7 +211,7 @@ def runs_page(client: Any) -> dict[str, Any]:
 
     evals = engine.evals_of(client)
     runs = [_run_row(evals, r) for r in evals.runs(limit=200)]
-    names = {p.id: p.name for p in client.list_prompts(include_archived=True)}
+    names = {p.id: p.name for p in client.list_prompts(include_archived=True, include_internal=True)}
     return {"runs": [r for r in runs if r["kind"] == "test"],
             "arena_runs": [r for r in runs if r["kind"] == "arena"], "names": names}
 
@@ -229,14 +229,20 @@ def run_page(client: Any, run_id: str, status: str | None) -> dict[str, Any]:
     cases.sort(key=lambda r: (r["case_idx"], r["model"], r["repeat"]))
     others = [r for r in evals.runs(suite=run["suite_name"], limit=50) if r["id"] != run_id
               and r["kind"] == "test"]
+    from promstack.evals.score import case_threshold, score_verdict
+
+    summary = run.get("summary") or {}
+    verdict = score_verdict(summary)[1] if summary.get("results") else ""
     return {"run": run, "cases": cases, "status": status or "", "capped": len(cases) >= MAX_CASES,
-            "others": others, "prompt_name": _prompt_name(client, run["prompt_id"])}
+            "others": others, "prompt_name": _prompt_name(client, run["prompt_id"]),
+            "verdict": verdict, "threshold": case_threshold(run)}
 
 
 def _prompt_name(client: Any, prompt_id: int | None) -> str | None:
     if prompt_id is None:
         return None
-    return next((p.name for p in client.list_prompts(include_archived=True) if p.id == prompt_id), None)
+    return next((p.name for p in client.list_prompts(include_archived=True, include_internal=True)
+                 if p.id == prompt_id), None)
 
 
 def live_data(client: Any, run_id: str) -> dict[str, Any]:
@@ -249,7 +255,8 @@ def live_data(client: Any, run_id: str) -> dict[str, Any]:
         "done": summary.get("results", 0), "passed": summary.get("passed", 0),
         "failed": summary.get("failed", 0), "errors": summary.get("errors", 0),
         "unchecked": summary.get("unchecked", 0), "pass_rate": summary.get("pass_rate"),
-        "score": summary.get("score"), "cost_usd": summary.get("cost_usd"),
+        "score": summary.get("score"), "unscored": summary.get("unscored", 0),
+        "unscored_reason": summary.get("unscored_reason"), "cost_usd": summary.get("cost_usd"),
         "latency_ms": summary.get("latency_ms"), "failing": summary.get("failing", []),
         "finished_at": run["finished_at"],
     }
@@ -274,8 +281,8 @@ def arena_page(client: Any, run_id: str | None) -> dict[str, Any]:
             cells.append(None if row_model == col_model else _win_rate(arena["pairs"], row_model, col_model))
         matrix.append((row_model, cells))
     ratings = [{"model": m, **arena["ratings"].get(m, {}), **arena["overall"].get(m, {})} for m in models]
-    lo = min((r.get("ci_low", r.get("rating", 0)) or 0 for r in ratings), default=0)
-    hi = max((r.get("ci_high", r.get("rating", 0)) or 0 for r in ratings), default=1)
+    lo = min((r.get("ci_low") or r.get("rating") or 0 for r in ratings), default=0)
+    hi = max((r.get("ci_high") or r.get("rating") or 0 for r in ratings), default=1)
     span = (hi - lo) or 1.0
     for r in ratings:  # positions of each rating and its CI on a 0-100% bar
         r["bar"] = {k: round(100 * ((r.get(k) or 0) - lo) / span, 2) for k in ("ci_low", "rating", "ci_high")}
