@@ -142,6 +142,14 @@ def test_cost_alerts_and_budget_gauges_say_how_many_calls_they_could_not_price(c
     assert page["totals"]["unpriced"].startswith("2 calls unpriced (model claude-9)")
     checked = CliRunner().invoke(cli, ["alerts", "check", "--no-notify"])
     assert "2 calls unpriced (model claude-9)" in checked.stdout
+    from starlette.testclient import TestClient
+
+    from promstack.web.app import create_app
+
+    with TestClient(create_app(client.store.path), base_url="http://127.0.0.1") as http:
+        html = http.get("/monitoring?since=24h").text
+    assert html.count("2 calls unpriced (model claude-9): add a price in config") >= 3  # total, 2 gauges
+    assert "evaluation cost" in html
 
 
 def test_recommend_counts_production_traffic_and_starts_from_the_configured_model(client, answer):

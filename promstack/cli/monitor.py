@@ -194,7 +194,7 @@ def cost_group(state, since: str, until: str | None, by: str) -> None:  # noqa: 
         emit_json(report)
         return
     change = report["change"]
-    click.echo(f"{report['since']} .. {report['until']}: ${report['total_usd']:,.4f} "
+    click.echo(f"{report['since']} .. {report['until']}: ${report['total_usd']:,.4f} of the prompts' own calls "
                f"({'new' if change is None else f'{change:+.1%}'} against the window before)")
     rows = [{**g, "trend_text": g["trend"] + ("" if g["change"] is None else f" {g['change']:+.0%}")}
             for g in report["groups"]]
