@@ -163,3 +163,14 @@ async def test_mcp_tools_say_the_sentence(mcp, client, unpriced):
     report = await mcp.call_tool("cost_report", {"since": "1d"})
     assert "1 call unpriced (model openai/fake-model)" in report.content[0].text
     assert report.structured_content["unpriced_models"] == ["openai/fake-model"]
+
+
+def test_a_bare_shipped_id_routes_to_its_provider_and_exports_without_a_made_up_cost():
+    from promstack import otel
+    from promstack.llm import resolve_route
+
+    route = resolve_route("claude-3-5-haiku-latest", {}, {})
+    assert (route.provider, route.route) == ("anthropic", "litellm")
+    span = otel.span({"call_id": "a" * 32, "timestamp": "2026-01-09T12:00:00Z", "model": "x",
+                      "latency_ms": 1.0, "status": "ok", "cost_usd": None})
+    assert "promstack.cost_usd" not in {a["key"] for a in span["attributes"]}  # unknown, not 0
