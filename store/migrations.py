@@ -405,6 +405,10 @@ def m008_unpriced_calls(db: sqlite_utils.Database) -> None:
     extras = [sql for (sql,) in db.execute(
         "SELECT sql FROM sqlite_master WHERE tbl_name = 'calls' AND type IN ('index', 'trigger') "
         "AND sql IS NOT NULL").fetchall()]
+    # Views that read calls are dropped and re-made around the swap (SQLite checks them on RENAME).
+    views = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' AND sql LIKE '%calls%'").fetchall()
+    for name, _ in views:
+        db.execute(f'DROP VIEW "{name}"')
     columns = ", ".join(f'"{c.name}"' for c in db["calls"].columns)
     new_sql = table_sql.replace(old, "cost_usd REAL DEFAULT 0", 1)
     new_sql = new_sql.replace("CREATE TABLE calls", "CREATE TABLE calls_m008", 1).replace(
@@ -413,7 +417,7 @@ def m008_unpriced_calls(db: sqlite_utils.Database) -> None:
     db.execute(f"INSERT INTO calls_m008 ({columns}) SELECT {columns} FROM calls ORDER BY id")
     db.execute("DROP TABLE calls")
     db.execute("ALTER TABLE calls_m008 RENAME TO calls")
-    for sql in extras:
+    for sql in extras + [sql for _, sql in views]:
         db.execute(sql)
     # Rows logged before: a served call (not a cache hit) that used tokens and cost exactly 0 was
     # a model without a price, priced at $0 by the old rule; it is unpriced. (A model that is

@@ -106,6 +106,7 @@ def test_m008_makes_call_cost_nullable_and_keeps_rows_indexes_and_checks(tmp_pat
     db.execute(insert, ["silent-zero", "claude-3-5-sonnet-20241022", 10, 10, 0.0, 0, "ok"])
     db.execute(insert, ["hit", "claude-3-5-sonnet-20241022", 10, 10, 0.0, 1, "ok"])
     db.execute(insert, ["failed", "claude-3-5-sonnet-20241022", 0, 0, 0.0, 0, "error"])
+    db.execute("CREATE VIEW paid AS SELECT call_id FROM calls WHERE cost_usd > 0")  # a later one's view
     before = {r[1] for r in db.execute("SELECT type, name FROM sqlite_master WHERE tbl_name = 'calls'")}
     migrations.apply(db)
     after = {r[1] for r in db.execute("SELECT type, name FROM sqlite_master WHERE tbl_name = 'calls'")}
@@ -114,6 +115,7 @@ def test_m008_makes_call_cost_nullable_and_keeps_rows_indexes_and_checks(tmp_pat
     costs = dict(db.execute("SELECT call_id, cost_usd FROM calls ORDER BY id").fetchall())
     # the $0 of a served call that used tokens was the old silent price of an unpriced model
     assert costs == {"priced": 0.5, "silent-zero": None, "hit": 0.0, "failed": 0.0}
+    assert db.execute("SELECT call_id FROM paid").fetchall() == [("priced",)]
     with pytest.raises(sqlite3.IntegrityError):
         db.execute(insert, ["bad", "m", 1, 1, None, 0, "maybe"])  # the status CHECK survived
     with pytest.raises(sqlite3.IntegrityError):
