@@ -34,7 +34,10 @@ class MetricsResult(BaseModel):
     until: str
     by: list[str]
     percentile_method: str = Field(description="How p50/p95/p99 are computed: nearest rank over served calls.")
-    groups: list[dict[str, Any]] = Field(description="One row per group: requests, error_rate, latency_p50/p95/p99_ms, tokens, cost_usd, cache_hit_rate.")
+    groups: list[dict[str, Any]] = Field(description="One row per group: requests, error_rate, latency_p50/p95/p99_ms, tokens, cost_usd (own_cost_usd + evaluation_cost_usd), unpriced_calls, cache_hit_rate.")
+    unpriced_calls: int = Field(default=0, description="Calls whose model has no price: their cost is unknown and not in cost_usd.")
+    unpriced_models: list[str] = Field(default_factory=list)
+    unpriced: str | None = Field(default=None, description="The sentence to show when unpriced_calls > 0.")
 
 
 class CheckAlertsArgs(Args):
@@ -63,8 +66,12 @@ class CostReportResult(BaseModel):
     previous_total_usd: float = Field(description="Spend in the window of the same length just before.")
     change: float | None = Field(description="Relative change against the previous window (0.25 is +25%).")
     trend: str
-    groups: list[dict[str, Any]]
+    groups: list[dict[str, Any]] = Field(description="The prompts' own spend per group (test, arena and judge calls are in evaluation).")
     daily: list[dict[str, Any]]
+    unpriced_calls: int = Field(default=0, description="Own calls whose model has no price: their cost is unknown and not in total_usd.")
+    unpriced_models: list[str] = Field(default_factory=list)
+    unpriced: str | None = Field(default=None, description="The sentence to show when unpriced_calls > 0.")
+    evaluation: dict[str, Any] = Field(default_factory=dict, description="Evaluation spend (test runs, arena, judge), apart from total_usd: cost_usd, requests, by_kind, unpriced.")
 
 
 class RecommendModelArgs(Args):
@@ -82,6 +89,7 @@ class RecommendModelResult(BaseModel):
     monthly_saving_usd: float | None
     candidates: list[dict[str, Any]]
     advice: str | None = None
+    unpriced: str | None = Field(default=None, description="Models that could not be priced, and how to add a price.")
 
 
 class SuggestShorterArgs(Args):
@@ -126,7 +134,10 @@ def get_metrics(call: Call, args: GetMetricsArgs) -> tuple[MetricsResult, str]:
                         for k in g if k in ("prompt_id", "prompt_version", "model", "environment",
                                             "user_id", "day", "hour", "status"))
         lines.append(f"{key or 'all'}: {g['requests']} calls, errors {g['error_rate']:.1%}, "
-                     f"p95 {_ms(g['latency_p95_ms'])}, ${g['cost_usd']:.4f}, cache {g['cache_hit_rate']:.0%}")
+                     f"p95 {_ms(g['latency_p95_ms'])}, ${g['own_cost_usd']:.4f} own + "
+                     f"${g['evaluation_cost_usd']:.4f} evaluation, cache {g['cache_hit_rate']:.0%}")
+    if found["unpriced"]:
+        lines.append(found["unpriced"])
     return MetricsResult.model_validate(found), "\n".join(lines)
 
 
@@ -145,7 +156,8 @@ def check_alerts(call: Call, args: CheckAlertsArgs) -> tuple[AlertsResult, str]:
 @tool(title="Cost report", read_only=True, idempotent=True)
 def cost_report(call: Call, args: CostReportArgs) -> tuple[CostReportResult, str]:
     """Report spend on model calls over a window by prompt, model, environment or user, each with
-    its share and its trend against the window before. Returns totals, groups and a daily series."""
+    its share and its trend against the window before. Returns the prompts' own totals, groups and
+    a daily series, evaluation spend (tests, arena, judge) apart, and calls that have no price."""
     from promstack import costs
 
     filters = {"prompt": args.prompt} if args.prompt is not None else {}
@@ -158,6 +170,13 @@ def cost_report(call: Call, args: CostReportArgs) -> tuple[CostReportResult, str
         key = g.get("prompt_name") or ", ".join(str(g[k]) for k in g if k in (
             "prompt_id", "prompt_version", "model", "environment", "user_id", "day"))
         lines.append(f"{key}: ${g['cost_usd']:,.4f} ({g['share']:.0%}), {g['trend']}")
+    if found["unpriced"]:
+        lines.append(found["unpriced"])
+    evaluation = found["evaluation"]
+    lines.append(f"evaluation (tests, arena, judge; not in the total): ${evaluation['cost_usd']:,.4f} "
+                 f"in {evaluation['requests']} calls")
+    if evaluation["unpriced"]:
+        lines.append(f"evaluation: {evaluation['unpriced']}")
     return CostReportResult.model_validate(found), "\n".join(lines)
 
 
@@ -169,7 +188,10 @@ def recommend_model(call: Call, args: RecommendModelArgs) -> tuple[RecommendMode
     from promstack import costs
 
     found = costs.recommend_model(call.client, args.prompt, tolerance=args.tolerance)
-    return RecommendModelResult.model_validate(found), found.get("advice") or found.get("note", "")
+    text = found.get("advice") or found.get("note", "")
+    if found.get("unpriced") and found.get("advice"):
+        text += "\n" + found["unpriced"]
+    return RecommendModelResult.model_validate(found), text
 
 
 @tool(title="Suggest a shorter prompt", long=True, changes_prompts=True)

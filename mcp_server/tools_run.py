@@ -31,7 +31,9 @@ class RunPromptResult(BaseModel):
     input_tokens: int
     output_tokens: int
     latency_ms: float
-    cost_usd: float
+    cost_usd: float | None = Field(description="USD; null when the model has no price (see unpriced), never a silent 0.")
+    priced: bool = True
+    unpriced: str | None = Field(default=None, description="Why the cost is unknown and how to add a price; null when priced.")
     cache_hit: bool
     status: str
     call_id: str
@@ -57,6 +59,7 @@ def run_prompt(call: Call, args: RunPromptArgs) -> tuple[RunPromptResult, str]:
     text = (
         f"{result.prompt_name} v{found.prompt_version} on {found.model}{cached}: "
         f"{found.input_tokens}+{found.output_tokens} tokens, {found.latency_ms:.0f} ms, "
-        f"${found.cost_usd:.6f}{_guard_note(found.guards)}\n\n{found.output}"
+        f"{'cost unknown' if found.cost_usd is None else f'${found.cost_usd:.6f}'}{_guard_note(found.guards)}"
+        f"{'; ' + found.unpriced if found.unpriced else ''}\n\n{found.output}"
     )
     return found, text

@@ -14,7 +14,10 @@ Thresholds, windows, limits and budgets come from `.promstack/config.toml`, for 
 per environment (`[environments.production.alerts]`...). A prompt or environment scope takes the
 workspace's `[alerts]` thresholds unless it sets its own; limits and budgets are never inherited
 (a workspace budget of $500 is not also a budget of $500 for each prompt). A rule whose limit or
-budget is not configured is not evaluated. With `per_prompt = true` in `[alerts]`, the latency
+budget is not configured is not evaluated. Cost rules count every paid call (the prompts' own and
+evaluation alike: both are billed); a call whose model has no price adds nothing it could be proven
+to cost, so the value is a lower bound and the result says "N calls unpriced (model X): add a
+price in config" (`unpriced_calls`, `unpriced_models`, `unpriced`). With `per_prompt = true` in `[alerts]`, the latency
 and error rules are also evaluated for every prompt that had traffic in the window.
 
 `evaluate()` records each firing and each resolution (store.monitoring: one open alert per rule
@@ -225,8 +228,13 @@ def measure(db: sqlite_utils.Database, rule: Rule, now: datetime) -> tuple[float
         )
         return float(tokens), {"limit": rule.limit, "used_ratio": tokens / rule.limit}
     start = _day_start(now) if rule.name == "cost_budget_daily" else _month_start(now)
-    (cost,) = monitor.total(db, "COALESCE(SUM(cost_usd), 0)", start, now, **rule.filters)
-    return float(cost), {"budget": rule.limit, "used_ratio": cost / rule.limit}
+    cost, unpriced, models = monitor.total(
+        db, "COALESCE(SUM(cost_usd), 0), COALESCE(SUM(cost_usd IS NULL), 0), "
+        "group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END)", start, now, **rule.filters)
+    # Unpriced calls add nothing they could be proven to cost: the value is a lower bound, and
+    # the result (and its message) says how many calls it could not price.
+    return float(cost), {"budget": rule.limit, "used_ratio": cost / rule.limit,
+                         **monitor.unpriced_fields(int(unpriced), monitor.split_models(models))}
 
 
 def _per_prompt_rules(db: sqlite_utils.Database, ruleset: RuleSet, now: datetime) -> list[Rule]:
@@ -251,7 +259,7 @@ def _per_prompt_rules(db: sqlite_utils.Database, ruleset: RuleSet, now: datetime
     return out
 
 
-def _message(rule: Rule, value: float | None, state: str) -> str:
+def _message(rule: Rule, value: float | None, state: str, context: dict[str, Any] | None = None) -> str:
     if value is None:
         shown = "no traffic"
     elif rule.name == "latency_p95":
@@ -262,6 +270,9 @@ def _message(rule: Rule, value: float | None, state: str) -> str:
         shown = f"{value:,.0f} tokens today ({value / rule.limit:.0%} of {rule.limit:,.0f})"
     else:
         shown = f"${value:,.4f} spent ({value / rule.limit:.0%} of ${rule.limit:,.2f})"
+    unpriced = (context or {}).get("unpriced")
+    if unpriced:
+        shown += f", and {unpriced}"
     return f"[{state}] {rule.name} for {rule.scope}: {shown}; fires when {rule.describe()}"
 
 
@@ -298,7 +309,7 @@ def evaluate(
         alert_id = None
         detail = {"rule": asdict(rule), **context}
         if firing:
-            message = _message(rule, value, "FIRING")
+            message = _message(rule, value, "FIRING", context)
             alert, opened = monitoring.fire(
                 db, rule.name, rule.scope, value=value, threshold=rule.threshold,
                 message=message, detail=detail, at=at,
@@ -309,12 +320,13 @@ def evaluate(
             closed = monitoring.resolve(db, rule.name, rule.scope, value=value, at=at)
             if closed is not None:
                 alert_id, change = closed["id"], "resolved"
-            message = _message(rule, value, "resolved" if closed is not None else "ok")
+            message = _message(rule, value, "resolved" if closed is not None else "ok", context)
         result = {
             "rule": rule.name, "scope": rule.scope, "description": rule.describe(),
             "value": value, "threshold": rule.threshold, "limit": rule.limit,
             "firing": firing, "change": change, "alert_id": alert_id, "message": message,
-            **{k: v for k, v in context.items() if k in ("served", "errors", "used_ratio")},
+            **{k: v for k, v in context.items() if k in ("served", "errors", "used_ratio", "unpriced_calls",
+                                                         "unpriced_models", "unpriced")},
         }
         results.append(result)
         if change:

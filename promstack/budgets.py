@@ -21,6 +21,13 @@ estimated cost (prompt tokens priced, plus `max_tokens` of output when set) must
 the budget. Refused calls are logged by the gateway as status 'blocked' rows whose error says
 which budget refused them, and each refusal is also written to the `promstack.budgets` logger.
 
+A call to a model that has no price (promstack.pricing) cannot be proven to fit a dollar budget,
+so where a hard dollar budget applies it is refused, with a sentence that names the model and
+says to add a price in config; token budgets count its tokens as usual. Unpriced calls already in
+the log (logged before a budget existed, or reported by an app) add nothing to the dollars spent
+(their cost is unknown): `unpriced` counts them, and the budget's alert and the dashboard's
+gauge say "N calls unpriced (model X)", so spent is a lower bound, never a silent pass.
+
 Spend is read from the call log incrementally: the first check sums the period, later checks add
 only rows with a higher id, so a check costs a fraction of a millisecond on a big log. A call this
 process allowed counts with its estimate until its own row (written ~50 ms behind the call, with
@@ -202,6 +209,7 @@ def check_budget(
     estimate: Callable[[], tuple[float, int]] | tuple[float, int] | None = None,
     call_id: str | None = None,
     now: datetime | None = None,
+    model: str | None = None,
 ) -> None:
     """Raise BudgetExceeded if the call would take any applicable hard budget over its limit.
 
@@ -215,6 +223,16 @@ def check_budget(
     if not budgets:
         return
     usd, tokens = estimate() if callable(estimate) else (estimate or (0.0, 0))
+    if usd is None:
+        dollars = [b for b in budgets if b.kind == "usd"]
+        if dollars:
+            what = f"model {model}" if model else "this call's model"
+            message = (f"refused: {what} has no price, so this call cannot be checked against "
+                       f"{dollars[0].describe()}; add a price in config ([prices] in "
+                       ".promstack/config.toml; 'promstack cost prices' shows the table)")
+            log.warning(message)
+            raise BudgetExceeded(message, dollars[0], 0.0, 0.0)
+        usd = 0.0
     pending = _pending(db)
     for budget in budgets:
         used_usd, used_tokens = spent(db, budget, now)
@@ -239,18 +257,28 @@ def check_budget(
             _reservations[call_id] = (time.monotonic(), float(usd), int(tokens), keys)
 
 
-def estimate_call(model: str, messages: Any, model_config: dict[str, Any]) -> tuple[float, int]:
-    """(USD, tokens) a call may cost: its prompt tokens plus `max_tokens` of output if set."""
+def estimate_call(model: str, messages: Any, model_config: dict[str, Any],
+                  price: Any = None) -> tuple[float | None, int]:
+    """(USD, tokens) a call may cost: its prompt tokens plus `max_tokens` of output if set.
+    USD is None when the model has no price (`price` is the gateway's `pricing.Price`)."""
     from . import pricing
 
     tokens_in = pricing.count_tokens(messages)
     tokens_out = int(model_config.get("max_tokens") or model_config.get("max_completion_tokens") or 0)
-    usd = pricing.cost(
-        model, tokens_in, tokens_out,
-        input_cost_per_token=model_config.get("input_cost_per_token"),
-        output_cost_per_token=model_config.get("output_cost_per_token"),
-    )
+    if price is None:
+        price = pricing.price(model, model_config=model_config)
+    usd = None if price is None else price.cost(tokens_in, tokens_out)
     return usd, tokens_in + tokens_out
+
+
+def unpriced(db: sqlite_utils.Database, budget: Budget, now: datetime | None = None) -> tuple[int, list[str]]:
+    """(calls, models) in the budget's current period and scope whose cost is unknown."""
+    now = now or datetime.now(UTC)
+    filters = dict(budget.filters)
+    count, models = monitor.total(
+        db, "COUNT(*), group_concat(DISTINCT model)", period_start(budget.period, now), now,
+        prompt=filters.get("prompt"), environment=filters.get("environment"), unpriced=True)
+    return int(count or 0), sorted((models or "").split(",")) if models else []
 
 
 def reset_cache() -> None:

@@ -3,7 +3,12 @@ shorter prompt saves.
 
 - `cost_report`: spend by prompt, model, environment or user over a window, each group with the
   previous window of the same length (the trend), plus the daily series.
-- `recommend_model`: the seed's "작업 복잡도별 추천 모델" table as a measured answer for one
+Spend is split (`monitor.EVALUATION_SQL`, one definition): the report's groups and totals are the
+prompts' own traffic; test, arena and judge calls are reported apart as evaluation spend. A call
+whose model has no price has an unknown cost: every total carries how many such calls it could
+not count and their models (`unpriced`), never a silent $0.
+
+- `recommend_model`: the guide's "작업 복잡도별 추천 모델" table as a measured answer for one
   prompt: among the models tested on its suite (test runs; arena runs when there are none), the
   cheapest whose score is within `tolerance` points (0-100) of the best, priced at the prompt's
   current traffic, with the projected monthly saving against the model in use.
@@ -26,7 +31,9 @@ from typing import Any
 import sqlite_utils
 
 from store.errors import InvalidInput, NotFound
+from store.refs import INTERNAL_PREFIX
 
+from . import config as config_module
 from . import monitor, pricing
 
 DAYS_PER_MONTH = 30
@@ -43,7 +50,9 @@ def _spend(db: sqlite_utils.Database, win: monitor.Window, keys: list[tuple[str,
     select = "".join(f"{e}, " for e in exprs)
     group = f" GROUP BY {', '.join(exprs)}" if exprs else ""
     sql = (f"SELECT {select}COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens), 0), "
-           f"COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cache_hit != 0), 0) FROM calls WHERE {where}{group}")
+           f"COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cache_hit != 0), 0), "
+           "COALESCE(SUM(cost_usd IS NULL), 0), group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END) "
+           f"FROM calls WHERE {where}{group}")
     n = len(exprs)
     out = {}
     for row in db.execute(sql, params).fetchall():
@@ -51,8 +60,23 @@ def _spend(db: sqlite_utils.Database, win: monitor.Window, keys: list[tuple[str,
             continue
         out[tuple(row[:n])] = {"requests": row[n], "cost_usd": float(row[n + 1]),
                                "input_tokens": int(row[n + 2]), "output_tokens": int(row[n + 3]),
-                               "cache_hits": int(row[n + 4])}
+                               "cache_hits": int(row[n + 4]),
+                               **monitor.unpriced_fields(int(row[n + 5]), monitor.split_models(row[n + 6]))}
     return out
+
+
+def _sum_unpriced(groups: Any) -> dict[str, Any]:
+    groups = list(groups)
+    return monitor.unpriced_fields(sum(g["unpriced_calls"] for g in groups),
+                                   sorted({m for g in groups for m in g["unpriced_models"]}))
+
+
+# What kind of evaluation a call belongs to, for the evaluation side of the report.
+_EVAL_KIND = (
+    f"CASE WHEN COALESCE(substr(prompt_name, 1, {len(INTERNAL_PREFIX)}) = '{INTERNAL_PREFIX}', 0) "
+    "THEN 'judge' "
+    "ELSE COALESCE((SELECT kind FROM runs WHERE runs.id = calls.run_id), 'test') END"
+)
 
 
 def _change(now: float, before: float) -> float | None:
@@ -77,15 +101,18 @@ def cost_report(
     groups = monitor.parse_groups(by)
     keys = monitor._keys(groups)
     names = [n for n, _ in keys]
-    current = _spend(db, win, keys, filters)
-    before = _spend(db, previous, keys, filters)
+    filters = {k: v for k, v in filters.items() if k not in ("traffic", "unpriced")}
+    current = _spend(db, win, keys, {**filters, "traffic": "own"})
+    before = _spend(db, previous, keys, {**filters, "traffic": "own"})
     total = sum(g["cost_usd"] for g in current.values())
     total_before = sum(g["cost_usd"] for g in before.values())
+    evaluation = _spend(db, win, [("kind", _EVAL_KIND)], {**filters, "traffic": "evaluation"})
+    evaluation_before = _spend(db, previous, [], {**filters, "traffic": "evaluation"})
     prompt_names = monitor._prompt_names(db) if "prompt_id" in names else {}
     rows = []
     for key in set(current) | set(before):
         now_g = current.get(key, {"requests": 0, "cost_usd": 0.0, "input_tokens": 0,
-                                  "output_tokens": 0, "cache_hits": 0})
+                                  "output_tokens": 0, "cache_hits": 0, **monitor.unpriced_fields(0, [])})
         was = before.get(key, {}).get("cost_usd", 0.0)
         item: dict[str, Any] = dict(zip(names, key, strict=True))
         if "prompt_id" in item:
@@ -97,16 +124,30 @@ def cost_report(
         item["trend"] = _trend(now_g["cost_usd"], was)
         rows.append(item)
     rows.sort(key=lambda r: (-r["cost_usd"], -r["previous_cost_usd"], [str(r[k]) for k in names]))
-    daily = _spend(db, win, monitor._keys(["day"]), filters)
+    daily = _spend(db, win, monitor._keys(["day"]), {**filters, "traffic": "own"})
+    daily_eval = _spend(db, win, monitor._keys(["day"]), {**filters, "traffic": "evaluation"})
+    eval_total = sum(g["cost_usd"] for g in evaluation.values())
     return {
         "since": win.since_iso, "until": win.until_iso,
         "previous": {"since": previous.since_iso, "until": previous.until_iso},
         "by": groups,
+        # the prompts' own spend: test, arena and judge calls are in "evaluation" below
         "total_usd": total, "previous_total_usd": total_before,
         "change": _change(total, total_before), "trend": _trend(total, total_before),
+        **_sum_unpriced(current.values()),
         "groups": rows,
-        "daily": [{"day": k[0], "cost_usd": v["cost_usd"], "requests": v["requests"]}
-                  for k, v in sorted(daily.items())],
+        "daily": [{"day": day, "cost_usd": daily.get((day,), {}).get("cost_usd", 0.0),
+                   "requests": daily.get((day,), {}).get("requests", 0),
+                   "evaluation_cost_usd": daily_eval.get((day,), {}).get("cost_usd", 0.0)}
+                  for (day,) in sorted(set(daily) | set(daily_eval))],
+        "evaluation": {
+            "cost_usd": eval_total,
+            "previous_cost_usd": sum(g["cost_usd"] for g in evaluation_before.values()),
+            "requests": sum(g["requests"] for g in evaluation.values()),
+            "by_kind": {k[0]: {"cost_usd": g["cost_usd"], "requests": g["requests"]}
+                        for k, g in sorted(evaluation.items())},
+            **_sum_unpriced(evaluation.values()),
+        },
     }
 
 
@@ -200,16 +241,19 @@ def version_tokens(client: Any, prompt: Any, *, model: str | None = None) -> dic
 def traffic(db: sqlite_utils.Database, prompt_id: int, *, days: int = DAYS_PER_MONTH,
             version: int | None = None, now: datetime | None = None,
             prefer_model: str | None = None) -> dict[str, Any]:
-    """The prompt's paid calls (served, not cache hits) over the last `days`, scaled to a month."""
+    """The prompt's paid production calls (its own traffic, `monitor.OWN_SQL`: no test, arena or
+    judge call; served, not cache hits) over the last `days`, scaled to a month."""
     now = now or datetime.now(UTC)
     since = monitor.iso(now - timedelta(days=days))
-    where = "prompt_id = ? AND timestamp >= ? AND timestamp < ? AND status != 'blocked' AND cache_hit = 0"
+    where = ("prompt_id = ? AND timestamp >= ? AND timestamp < ? AND status != 'blocked' AND cache_hit = 0 "
+             f"AND {monitor.OWN_SQL}")
     params: list[Any] = [prompt_id, since, monitor.iso(now)]
     if version is not None:
         where += " AND prompt_version = ?"
         params.append(version)
-    calls, tin, tout, cost = db.execute(
-        f"SELECT COUNT(*), AVG(input_tokens), AVG(output_tokens), COALESCE(SUM(cost_usd), 0) "
+    calls, tin, tout, cost, unpriced, unpriced_models = db.execute(
+        f"SELECT COUNT(*), AVG(input_tokens), AVG(output_tokens), COALESCE(SUM(cost_usd), 0), "
+        "COALESCE(SUM(cost_usd IS NULL), 0), group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END) "
         f"FROM calls WHERE {where}", params).fetchone()
     model = db.execute(
         # the model in use: the most called; on a tie, the one the prompt names
@@ -221,20 +265,25 @@ def traffic(db: sqlite_utils.Database, prompt_id: int, *, days: int = DAYS_PER_M
         "avg_input_tokens": float(tin or 0.0), "avg_output_tokens": float(tout or 0.0),
         "cost_usd": float(cost), "monthly_cost_usd": float(cost) * DAYS_PER_MONTH / days,
         "model": model[0] if model else None,
+        **monitor.unpriced_fields(int(unpriced or 0), monitor.split_models(unpriced_models)),
     }
 
 
-def _prices(model: str) -> tuple[float | None, float | None]:
-    entry = pricing.lookup(model) or {}
-    return entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
+def workspace_config(client: Any) -> config_module.Config:
+    """The config of the client's workspace (its `[prices]` price projections too)."""
+    from store.workspace import workspace_root
+
+    path = getattr(client.store, "path", None)
+    return config_module.load(workspace_root(path) if path is not None else None)
 
 
-def per_call_cost(model: str, input_tokens: float, output_tokens: float) -> float | None:
-    """USD for one call of this shape, or None when the price map does not know the model."""
-    pin, pout = _prices(model)
-    if pin is None and pout is None:
+def per_call_cost(model: str, input_tokens: float, output_tokens: float, *,
+                  config: Any = None, model_config: dict[str, Any] | None = None) -> float | None:
+    """USD for one call of this shape, or None when the model has no price."""
+    found = pricing.price(model, config=config, model_config=model_config)
+    if found is None:
         return None
-    return (pin or 0.0) * input_tokens + (pout or 0.0) * output_tokens
+    return found.input * input_tokens + found.output * output_tokens
 
 
 # ---- model recommendation -------------------------------------------------------------------
@@ -298,30 +347,39 @@ def recommend_model(
             f"prompt {head.name!r} has no test or arena results to compare models on; run "
             f"'promstack test --suite <suite> --prompt {head.prompt_id} --model A --model B' first"
         )
-    load = traffic(db, head.prompt_id, days=days, now=now, prefer_model=head.model_config.get("model"))
-    current = load["model"] or head.model_config.get("model")
+    conf = workspace_config(client)
+    configured = head.model_config.get("model")
+    load = traffic(db, head.prompt_id, days=days, now=now, prefer_model=configured)
+    # Start from the model the prompt is configured with (what the next call will use), not the
+    # one the log shows most: old traffic of a model since replaced must not be the baseline.
+    current = configured or load["model"]
     tin, tout = load["avg_input_tokens"], load["avg_output_tokens"]
     if not load["calls"]:  # no traffic yet: price the eval's request shape, save nothing
         tin = max((s.get("eval_input_tokens") or 0) for s in scored)
         tout = max((s.get("eval_output_tokens") or 0) for s in scored)
     best = max(s["score"] for s in scored)
     for s in scored:
-        s["per_call_usd"] = per_call_cost(s["model"], tin, tout)
+        s["per_call_usd"] = per_call_cost(s["model"], tin, tout, config=conf,
+                                          model_config=head.model_config if s["model"] == configured else None)
         s["monthly_usd"] = None if s["per_call_usd"] is None else s["per_call_usd"] * load["monthly_calls"]
         s["within_tolerance"] = s["score"] >= best - tolerance
         s["current"] = s["model"] == current
     priced = [s for s in scored if s["within_tolerance"] and s["per_call_usd"] is not None]
     scored.sort(key=lambda s: (-s["score"], s["per_call_usd"] if s["per_call_usd"] is not None else float("inf")))
-    current_per_call = per_call_cost(current, tin, tout) if current else None
+    current_per_call = per_call_cost(current, tin, tout, config=conf, model_config=head.model_config
+                                     if current == configured else None) if current else None
     current_monthly = None if current_per_call is None else current_per_call * load["monthly_calls"]
     result: dict[str, Any] = {
         "prompt_id": head.prompt_id, "prompt_name": head.name, "basis": basis,
         "tolerance": tolerance, "best_score": best, "current_model": current,
         "traffic": load, "current_monthly_usd": current_monthly, "candidates": scored,
         "recommended": None, "monthly_saving_usd": None, "saving_ratio": None,
+        "unpriced": pricing.no_price_note(
+            {s["model"] for s in scored if s["per_call_usd"] is None}
+            | ({current} if current and current_per_call is None else set())),
     }
     if not priced:
-        result["note"] = "no model within the tolerance has a known price"
+        result["note"] = "no model within the tolerance has a known price: " + (result["unpriced"] or "")
         return result
     pick = min(priced, key=lambda s: (s["per_call_usd"], -s["score"], s["model"]))
     result["recommended"] = pick["model"]
@@ -359,20 +417,25 @@ def compare_versions(
     va, vb = client.get_prompt(prompt, version=a), client.get_prompt(prompt, version=b)
     db = client.store.db
     load = traffic(db, va.prompt_id, days=days, now=now)
-    used = model or load["model"] or vb.model_config.get("model") or va.model_config.get("model")
+    # The model the versions are configured with (b's, else a's), not the log's most called one.
+    configured = vb.model_config.get("model") or va.model_config.get("model")
+    used = model or configured or load["model"]
     if not used:
         raise InvalidInput("no model to price with: the prompt has no traffic and names no model; pass --model")
     ta, tb = (count_tokens(template_text(v.template), used) for v in (va, vb))
-    pin, pout = _prices(used)
+    conf = workspace_config(client)
+    own_config = next((v.model_config for v in (vb, va) if v.model_config.get("model") == used), None)
+    price_known = pricing.price(used, config=conf, model_config=own_config) is not None
     base_in = load["avg_input_tokens"] if load["calls"] else float(ta)
     shape_a = (base_in, load["avg_output_tokens"])
     shape_b = (max(0.0, base_in - ta + tb), load["avg_output_tokens"])
-    cost_a = per_call_cost(used, *shape_a)
-    cost_b = per_call_cost(used, *shape_b)
+    cost_a = per_call_cost(used, *shape_a, config=conf, model_config=own_config)
+    cost_b = per_call_cost(used, *shape_b, config=conf, model_config=own_config)
     monthly = load["monthly_calls"]
     out: dict[str, Any] = {
         "prompt_id": va.prompt_id, "prompt_name": va.name, "model": used,
-        "tokenizer": tokenizer_name(used), "price_known": pin is not None or pout is not None,
+        "tokenizer": tokenizer_name(used), "price_known": price_known,
+        "unpriced": None if price_known else pricing.no_price_note([used]),
         "a": {"version": a, "template_tokens": ta, "per_call_usd": cost_a,
               "monthly_usd": None if cost_a is None else cost_a * monthly},
         "b": {"version": b, "template_tokens": tb, "per_call_usd": cost_b,
@@ -391,7 +454,9 @@ def compare_versions(
             out[side]["measured"] = {
                 "calls": measured["calls"], "avg_input_tokens": measured["avg_input_tokens"],
                 "avg_output_tokens": measured["avg_output_tokens"],
-                "per_call_usd": measured["cost_usd"] / measured["calls"],
+                "per_call_usd": (measured["cost_usd"] / measured["calls"]
+                                 if not measured["unpriced_calls"] else None),
+                "unpriced": measured["unpriced"],
             }
     return out
 

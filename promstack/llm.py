@@ -11,7 +11,9 @@ Two routes behind one interface and one error model:
   goes through `litellm.acompletion`. litellm takes seconds to import and ~5 ms of CPU a call,
   so it is imported here only, lazily, the first time such a model is called.
 
-Prices come from litellm's packaged price map, read as JSON (`promstack.pricing`). Retries for
+Prices come from the model config, the workspace's `[prices]`, the prices PromStack ships, then
+litellm's packaged price map read as JSON (`promstack.pricing`); a model none of them prices is
+logged with an unknown cost (NULL, `CallResult.priced` False), never $0. Retries for
 429/5xx/timeouts are tenacity's, bounded in attempts and time, and honour Retry-After. The
 cache is ours for both routes (disk under `.promstack/cache`, or Redis at PROMSTACK_REDIS_URL):
 litellm's cache would need litellm imported on the lean route, and 1.110 dropped its disk
@@ -96,7 +98,7 @@ class CallResult:
     input_tokens: int
     output_tokens: int
     latency_ms: float
-    cost_usd: float
+    cost_usd: float | None  # None: the model has no price (see `priced`), never a silent $0
     cache_hit: bool
     guards: dict[str, Any]
     call_id: str
@@ -113,8 +115,17 @@ class CallResult:
     # On a cache hit: the latency of the call that filled the cache (evals report it).
     original_latency_ms: float | None = None
 
+    @property
+    def priced(self) -> bool:
+        """False when the model has no price: `cost_usd` is None and `unpriced` says what to do."""
+        return self.cost_usd is not None
+
+    @property
+    def unpriced(self) -> str | None:
+        return None if self.priced else pricing.unpriced_note(1, [self.model])
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "priced": self.priced, "unpriced": self.unpriced}
 
 
 class GatewayError(PromStackError):
@@ -219,7 +230,8 @@ def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str,
         provider, _, rest = model.partition("/")
     else:
         entry = pricing.lookup(model)
-        provider = (entry or {}).get("litellm_provider") or ("openai" if api_base else "")
+        provider = ((entry or {}).get("litellm_provider") or pricing.shipped_provider(model)
+                    or ("openai" if api_base else ""))
         rest = model
         if provider in ("text-completion-openai", "azure_text"):
             provider = "openai"
@@ -609,6 +621,8 @@ class Gateway:
             route = resolve_route(call.model, model_config, conf.view("providers"))
             call.provider, call.route = route.provider, route.route
             params = {k: model_config[k] for k in REQUEST_PARAMS if k in model_config}
+            # Priced before the call: a bad [prices] table refuses it rather than being paid for.
+            price = pricing.price(route.model, config=conf, model_config=model_config)
             cache_settings = conf.view("cache", CACHE_DEFAULTS)
             enabled = cache_settings.get("enabled", True) if use_cache is None else use_cache
             if model_config.get("cache") is False:
@@ -626,15 +640,15 @@ class Gateway:
             if cached is not None:
                 hit = self._finish(call, route, cached["output"], cached.get("input_tokens", 0),
                                    cached.get("output_tokens", 0), True, guard_settings,
-                                   model_config, cached.get("logprobs"))
+                                   price, cached.get("logprobs"))
                 hit.original_latency_ms = cached.get("latency_ms")
                 return hit
             # Hard budgets (promstack.budgets, monitoring): refuse before the provider is paid;
             # the refusal is logged below by _log_failure as a 'blocked' row.
             budgets.check_budget(
                 self.store.db, conf, prompt_name=call.prompt_name, environment=call.environment,
-                estimate=lambda: budgets.estimate_call(route.model, messages, model_config),
-                call_id=call.call_id)
+                estimate=lambda: budgets.estimate_call(route.model, messages, model_config, price),
+                call_id=call.call_id, model=route.model)
             api_key = os.environ.get(route.key_env) if route.key_env else None
             secrets = (api_key,) if api_key else ()
             timeout = float(model_config.get("timeout") or gw["timeout"])
@@ -662,7 +676,7 @@ class Gateway:
                 except Exception as exc:  # a cache that fails costs a hit later, not this call
                     call.guards = {**call.guards, "cache_error": _redact(str(exc))}
             return self._finish(call, route, output, tokens_in, tokens_out, False, guard_settings,
-                                model_config, logprobs)
+                                price, logprobs)
         except BaseException as exc:
             if isinstance(exc, GatewayError):
                 exc.args = (_redact(str(exc), secrets),)
@@ -697,6 +711,7 @@ class Gateway:
                 texts = masked
             route = resolve_route(model, model_config, conf.view("providers"))
             call.provider, call.route = route.provider, route.route
+            price = pricing.price(route.model, config=conf, model_config=model_config)
             api_key = os.environ.get(route.key_env) if route.key_env else None
             secrets = (api_key,) if api_key else ()
             gw = self._gateway_settings(conf)
@@ -708,7 +723,7 @@ class Gateway:
                 exc.args = (_redact(str(exc), secrets),)
             self._log_failure(call, exc, secrets)
             raise
-        self._finish(call, route, "", tokens or 0, 0, False, {"output": "off"}, model_config, None)
+        self._finish(call, route, "", tokens or 0, 0, False, {"output": "off"}, price, None)
         return vectors
 
     async def _lean_embed_once(self, route, texts, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
@@ -825,14 +840,11 @@ class Gateway:
 
     # ---- finishing ----------------------------------------------------------------------
 
-    def _finish(self, call, route, output, tokens_in, tokens_out, hit, guard_settings, model_config, logprobs):  # noqa: ANN001, ANN202
+    def _finish(self, call, route, output, tokens_in, tokens_out, hit, guard_settings, price, logprobs):  # noqa: ANN001, ANN202
         shown, out_report = guard.filter_output(output, guard_settings)
         guards = {**call.guards, "output": out_report}
-        cost = 0.0 if hit else pricing.cost(
-            route.model, tokens_in, tokens_out,
-            input_cost_per_token=model_config.get("input_cost_per_token"),
-            output_cost_per_token=model_config.get("output_cost_per_token"),
-        )
+        # A cache hit paid nothing; an unpriced model's call cost is unknown (None, logged NULL).
+        cost = 0.0 if hit else (None if price is None else price.cost(tokens_in, tokens_out))
         latency = (time.perf_counter() - call.started) * 1000
         result = CallResult(
             output=shown, model=route.model, input_tokens=int(tokens_in), output_tokens=int(tokens_out),

@@ -13,6 +13,17 @@ Definitions (the tests check them exactly):
   observed (no interpolation), which is what "P95 > 5 s" means to an operator.
 - The window is [since, until): `since` is a duration back from now ("30m", "24h", "7d", "2w")
   or an ISO time; `until` defaults to now.
+- Cost: `cost_usd` sums the calls whose cost is known. A call to a model without a price has an
+  unknown cost (NULL in the log): `unpriced_calls` counts them, `unpriced_models` names their
+  models and `unpriced` is the sentence to show ("3 calls unpriced (model X): add a price in
+  config"), so no total silently counts them as $0.
+- Evaluation spend (`EVALUATION_SQL`, the one definition): a call made by a test or arena run
+  (its `run_id` names a row of `runs`) or by one of PromStack's own prompts (the judge's,
+  `store.refs.is_internal`). Every other call is the prompts' own traffic (`OWN_SQL`): what
+  `cost_usd` splits into `own_cost_usd` and `evaluation_cost_usd`, what the cost report's
+  groups count, and the "production traffic" `cost recommend` and `cost compare` project from.
+  (`--run-id` on `promstack run` only groups calls: a run id no test or arena run made is
+  the prompt's own traffic.)
 """
 
 from __future__ import annotations
@@ -25,9 +36,20 @@ from typing import Any
 import sqlite_utils
 
 from store.errors import InvalidInput, NotFound
-from store.refs import SQLITE_MAX_INT, prompt_ref
+from store.refs import INTERNAL_PREFIX, SQLITE_MAX_INT, prompt_ref
+
+from . import pricing
 
 PERCENTILES = (50, 95, 99)
+
+# Which calls are evaluation spend (see the module's docstring); every SQL over `calls` that
+# splits spend uses these two fragments. The prefix test is store.refs' rule (is_internal) in SQL.
+EVALUATION_SQL = (
+    "(COALESCE(run_id IN (SELECT id FROM runs), 0) OR "
+    f"COALESCE(substr(prompt_name, 1, {len(INTERNAL_PREFIX)}) = '{INTERNAL_PREFIX}', 0))"
+)
+OWN_SQL = f"(NOT {EVALUATION_SQL})"
+TRAFFIC = {"own": OWN_SQL, "evaluation": EVALUATION_SQL}
 
 # Group name -> SQL expressions (output column name, expression). Day and hour are UTC text
 # prefixes of the ISO timestamp, so they group without any date function.
@@ -164,8 +186,11 @@ def filters_sql(
     model: str | None = None,
     environment: str | None = None,
     user_id: str | None = None,
+    traffic: str | None = None,
+    unpriced: bool | None = None,
 ) -> tuple[str, list[Any]]:
-    """The WHERE clause (without the keyword) and its parameters for a window and filters."""
+    """The WHERE clause (without the keyword) and its parameters for a window and filters;
+    `traffic` 'own' or 'evaluation' keeps one side of the split, `unpriced` only unknown costs."""
     where = ["timestamp < ?"]
     params: list[Any] = [win.until_iso]
     if win.since is not None:
@@ -181,6 +206,12 @@ def filters_sql(
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    if traffic is not None:
+        if traffic not in TRAFFIC:
+            raise InvalidInput(f"traffic '{traffic}' is not one of {', '.join(TRAFFIC)}")
+        where.append(TRAFFIC[traffic])
+    if unpriced is not None:
+        where.append("cost_usd IS NULL" if unpriced else "cost_usd IS NOT NULL")
     return " AND ".join(where), params
 
 
@@ -219,12 +250,15 @@ def metrics(
     out.sort(key=lambda r: (-r["requests"], [str(r[k]) for k in key_names]))
     if not groups and not out:
         out = [_finish(_EMPTY[:-1], [])]
+    count = sum(g["unpriced_calls"] for g in out)
+    models = sorted({m for g in out for m in g["unpriced_models"]})
     return {
         "since": win.since_iso,
         "until": win.until_iso,
         "by": groups,
         "percentile_method": "nearest-rank",
         "groups": out,
+        **unpriced_fields(count, models),
     }
 
 
@@ -273,7 +307,7 @@ def _keys(groups: list[str]) -> list[tuple[str, str]]:
     return keys
 
 
-_EMPTY = (0, 0, 0, 0, 0, 0, 0.0, None, None, None)
+_EMPTY = (0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, None, None, None, None)
 
 
 def _aggregate(
@@ -286,6 +320,8 @@ def _aggregate(
         "SUM(status = 'error'), SUM(status = 'blocked'), "
         "SUM(cache_hit != 0 AND status != 'blocked'), "
         "SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), "
+        f"SUM(CASE WHEN {EVALUATION_SQL} THEN cost_usd END), "
+        "SUM(cost_usd IS NULL), group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END), "
         "AVG(CASE WHEN status != 'blocked' THEN latency_ms END), "
         "MAX(CASE WHEN status != 'blocked' THEN latency_ms END), "
         # The served latencies ride along as text, so one scan of the table gives everything;
@@ -311,7 +347,7 @@ def _sorted_latencies(text: str | None) -> list[float]:
 
 
 def _finish(agg: tuple, latencies: list[float]) -> dict[str, Any]:
-    requests, errors, blocked, hits, tin, tout, cost, avg, peak = agg
+    requests, errors, blocked, hits, tin, tout, cost, evaluation, unpriced, unpriced_models, avg, peak = agg
     requests, errors, blocked, hits = (int(x or 0) for x in (requests, errors, blocked, hits))
     tin, tout = int(tin or 0), int(tout or 0)
     served = requests - blocked
@@ -331,10 +367,24 @@ def _finish(agg: tuple, latencies: list[float]) -> dict[str, Any]:
         output_tokens=tout,
         total_tokens=tin + tout,
         cost_usd=float(cost or 0.0),
+        own_cost_usd=float(cost or 0.0) - float(evaluation or 0.0),
+        evaluation_cost_usd=float(evaluation or 0.0),
+        **unpriced_fields(int(unpriced or 0), split_models(unpriced_models)),
         cache_hits=hits,
         cache_hit_rate=hits / served if served else 0.0,
     )
     return out
+
+
+def split_models(text: str | None) -> list[str]:
+    """A `group_concat(DISTINCT model)` as a sorted list."""
+    return sorted(set(text.split(","))) if text else []
+
+
+def unpriced_fields(calls: int, models: list[str]) -> dict[str, Any]:
+    """The three fields every total that may include unpriced calls carries."""
+    return {"unpriced_calls": calls, "unpriced_models": models,
+            "unpriced": pricing.unpriced_note(calls, models)}
 
 
 def _prompt_names(db: sqlite_utils.Database) -> dict[int, str]:

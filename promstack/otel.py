@@ -128,7 +128,8 @@ def span(row: dict[str, Any]) -> dict[str, Any]:
         "promstack.prompt.id": row.get("prompt_id"),
         "promstack.prompt.name": row.get("prompt_name"),
         "promstack.prompt.version": row.get("prompt_version"),
-        "promstack.cost_usd": float(row.get("cost_usd") or 0.0),
+        # absent when the model has no price: an unknown cost is not $0
+        "promstack.cost_usd": None if row.get("cost_usd") is None else float(row["cost_usd"]),
         "promstack.cache_hit": bool(row.get("cache_hit")),
         "promstack.status": status,
         "promstack.run_id": row.get("run_id"),

@@ -59,8 +59,9 @@ def _values(row: dict[str, Any]) -> list[Any]:
             value = 1 if value else 0
         elif name in ("input_tokens", "output_tokens") and value is None:
             value = 0
-        elif name in ("cost_usd", "latency_ms") and value is None:
+        elif name == "latency_ms" and value is None:
             value = 0.0
+        # cost_usd None stays NULL: the model has no price, so the cost is unknown (not $0)
         values.append(value)
     return values
 

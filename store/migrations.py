@@ -392,6 +392,42 @@ def m006_deploy(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m008_unpriced_calls(db: sqlite_utils.Database) -> None:
+    # A call to a model nobody has priced has an unknown cost, not a cost of $0: $0 let budgets and
+    # cost alerts undercount in silence. `calls.cost_usd` becomes nullable (NULL = unpriced).
+    # SQLite cannot drop a NOT NULL in place, so the table is rebuilt from its own stored
+    # definition (whatever earlier migrations made it, CHECKs and UNIQUE included), rows copied
+    # in order with their ids, and its indexes and triggers re-created from their stored SQL.
+    table_sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'calls'").fetchone()[0]
+    old = "cost_usd REAL NOT NULL DEFAULT 0"
+    if old not in table_sql:
+        raise RuntimeError("m008: calls.cost_usd is not defined as m003 made it; refusing to guess")
+    extras = [sql for (sql,) in db.execute(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'calls' AND type IN ('index', 'trigger') "
+        "AND sql IS NOT NULL").fetchall()]
+    # Views that read calls are dropped and re-made around the swap (SQLite checks them on RENAME).
+    views = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' AND sql LIKE '%calls%'").fetchall()
+    for name, _ in views:
+        db.execute(f'DROP VIEW "{name}"')
+    columns = ", ".join(f'"{c.name}"' for c in db["calls"].columns)
+    new_sql = table_sql.replace(old, "cost_usd REAL DEFAULT 0", 1)
+    new_sql = new_sql.replace("CREATE TABLE calls", "CREATE TABLE calls_m008", 1).replace(
+        'CREATE TABLE "calls"', "CREATE TABLE calls_m008", 1)
+    db.execute(new_sql)
+    db.execute(f"INSERT INTO calls_m008 ({columns}) SELECT {columns} FROM calls ORDER BY id")
+    db.execute("DROP TABLE calls")
+    db.execute("ALTER TABLE calls_m008 RENAME TO calls")
+    for sql in extras + [sql for _, sql in views]:
+        db.execute(sql)
+    # Rows logged before: a served call (not a cache hit) that used tokens and cost exactly 0 was
+    # a model without a price, priced at $0 by the old rule; it is unpriced. (A model that is
+    # really free gets a price of 0 in config; its new calls are priced 0.)
+    db.execute(
+        "UPDATE calls SET cost_usd = NULL WHERE cost_usd = 0 AND status = 'ok' AND cache_hit = 0 "
+        "AND input_tokens + output_tokens > 0")
+
+
+@migrations()
 def m009_result_criteria(db: sqlite_utils.Database) -> None:
     # The judge's score and one-sentence reason per criterion, kept with each result (a JSON
     # list of {criterion, score, percent, reason}), so "how did it do on tone?" has an answer

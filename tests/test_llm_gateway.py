@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -341,7 +342,14 @@ def test_api_base_from_config_providers(client, fake_llm, tmp_path):
     client.create_prompt("p", "hi {{ x }}", model_config={"model": "hosted_vllm/llama-3"})
     result = client.run("p", {"x": "2"})
     assert result.route == "lean" and fake_llm.requests[-1]["json"]["model"] == "llama-3"
-    assert result.cost_usd == 0.0  # not in the price map: a local model
+    # A model nobody priced has an unknown cost, not $0 (this test used to expect 0.0 here)...
+    assert result.cost_usd is None and not result.priced and "add a price in config" in result.unpriced
+    # ...until the workspace says what it costs (a local model: free).
+    with (tmp_path / ".promstack" / "config.toml").open("a", encoding="utf-8") as f:
+        f.write('[prices."hosted_vllm/llama-3"]\ninput_per_million = 0\noutput_per_million = 0\n')
+    os.utime(tmp_path / ".promstack" / "config.toml", ns=(1, 1))
+    again = client.run("p", {"x": "3"})
+    assert again.cost_usd == 0.0 and again.priced
 
 
 def test_disk_cache_lives_in_the_workspace(client, fake_llm, tmp_path):

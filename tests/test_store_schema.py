@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+import sqlite_utils
 
 from store import connect
 from store.migrations import migrations
@@ -98,3 +99,36 @@ def test_reopening_does_not_rerun_migrations(tmp_path):
         assert db.execute("SELECT name FROM prompts WHERE id = 7").fetchone() == ("kept",)
     finally:
         db.close()
+
+
+def test_m008_makes_call_cost_nullable_and_keeps_rows_indexes_and_checks(tmp_path):
+    """An unpriced call has an unknown cost (NULL), not $0; the rebuild keeps everything else."""
+    db = sqlite_utils.Database(sqlite3.connect(tmp_path / "old.db", isolation_level=None))
+    migrations.apply(db, stop_before="m008_unpriced_calls")
+    assert db["calls"].columns_dict and not _nullable(db, "cost_usd")
+    insert = ("INSERT INTO calls (call_id, timestamp, model, input_tokens, output_tokens, cost_usd, "
+              "cache_hit, status) VALUES (?, '2026-01-01T00:00:00Z', ?, ?, ?, ?, ?, ?)")
+    db.execute(insert, ["priced", "gpt-4o", 10, 10, 0.5, 0, "ok"])
+    db.execute(insert, ["silent-zero", "claude-3-5-sonnet-20241022", 10, 10, 0.0, 0, "ok"])
+    db.execute(insert, ["hit", "claude-3-5-sonnet-20241022", 10, 10, 0.0, 1, "ok"])
+    db.execute(insert, ["failed", "claude-3-5-sonnet-20241022", 0, 0, 0.0, 0, "error"])
+    db.execute("CREATE VIEW paid AS SELECT call_id FROM calls WHERE cost_usd > 0")  # a later one's view
+    before = {r[1] for r in db.execute("SELECT type, name FROM sqlite_master WHERE tbl_name = 'calls'")}
+    migrations.apply(db)
+    after = {r[1] for r in db.execute("SELECT type, name FROM sqlite_master WHERE tbl_name = 'calls'")}
+    assert before == after and {"calls_time", "calls_prompt", "calls_run"} <= after
+    assert _nullable(db, "cost_usd")
+    costs = dict(db.execute("SELECT call_id, cost_usd FROM calls ORDER BY id").fetchall())
+    # the $0 of a served call that used tokens was the old silent price of an unpriced model
+    assert costs == {"priced": 0.5, "silent-zero": None, "hit": 0.0, "failed": 0.0}
+    assert db.execute("SELECT call_id FROM paid").fetchall() == [("priced",)]
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute(insert, ["bad", "m", 1, 1, None, 0, "maybe"])  # the status CHECK survived
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute(insert, ["priced", "m", 1, 1, None, 0, "ok"])  # and call_id's UNIQUE
+    db.execute(insert, ["unpriced", "m", 1, 1, None, 0, "ok"])
+    assert db.execute("SELECT cost_usd FROM calls WHERE call_id = 'unpriced'").fetchone() == (None,)
+
+
+def _nullable(db, column):
+    return {c[1]: not c[3] for c in db.execute("PRAGMA table_info(calls)").fetchall()}[column]

@@ -96,9 +96,11 @@ def metrics_command(state, since: str, by: str, until: str | None, prompt: str |
         ("requests", "requests", "int"), ("errors", "error_rate", "pct"),
         ("p50 ms", "latency_p50_ms", "ms"), ("p95 ms", "latency_p95_ms", "ms"),
         ("p99 ms", "latency_p99_ms", "ms"), ("in tok", "input_tokens", "int"),
-        ("out tok", "output_tokens", "int"), ("cost", "cost_usd", "usd"),
-        ("cache", "cache_hit_rate", "pct"),
+        ("out tok", "output_tokens", "int"), ("own cost", "own_cost_usd", "usd"),
+        ("eval cost", "evaluation_cost_usd", "usd"), ("cache", "cache_hit_rate", "pct"),
     ])
+    if result["unpriced"]:
+        click.echo(result["unpriced"])
 
 
 @cli.group("alerts")
@@ -171,6 +173,9 @@ def alerts_list(state, which: str, limit: int) -> None:  # noqa: ANN001
 def cost_group(state, since: str, until: str | None, by: str) -> None:  # noqa: ANN001
     """Spend by prompt, model, environment or user, with the trend against the window before.
 
+    The groups are the prompts' own calls; test, arena and judge calls are shown apart as
+    evaluation spend. Calls to a model without a price are counted and named, never taken as $0.
+
     \b
     promstack cost                          # the last 30 days by prompt
     promstack cost --since 7d --by model,environment --json
@@ -178,6 +183,7 @@ def cost_group(state, since: str, until: str | None, by: str) -> None:  # noqa: 
     promstack cost compare --prompt support/refund 3 4
     promstack cost tokens --prompt support/refund
     promstack cost shorter --prompt support/refund --model gpt-4o-mini
+    promstack cost prices                   # the price of each model, and where it comes from
     """
     if click.get_current_context().invoked_subcommand is not None:
         return
@@ -188,7 +194,7 @@ def cost_group(state, since: str, until: str | None, by: str) -> None:  # noqa: 
         emit_json(report)
         return
     change = report["change"]
-    click.echo(f"{report['since']} .. {report['until']}: ${report['total_usd']:,.4f} "
+    click.echo(f"{report['since']} .. {report['until']}: ${report['total_usd']:,.4f} of the prompts' own calls "
                f"({'new' if change is None else f'{change:+.1%}'} against the window before)")
     rows = [{**g, "trend_text": g["trend"] + ("" if g["change"] is None else f" {g['change']:+.0%}")}
             for g in report["groups"]]
@@ -196,6 +202,14 @@ def cost_group(state, since: str, until: str | None, by: str) -> None:  # noqa: 
         ("requests", "requests", "int"), ("cost", "cost_usd", "usd"), ("share", "share", "pct"),
         ("before", "previous_cost_usd", "usd"), ("trend", "trend_text", "text"),
     ])
+    if report["unpriced"]:
+        click.echo(report["unpriced"])
+    evaluation = report["evaluation"]
+    kinds = ", ".join(f"{kind} {_fmt(v['cost_usd'], 'usd')}" for kind, v in evaluation["by_kind"].items())
+    click.echo(f"evaluation (tests, arena, judge; not in the total above): {_fmt(evaluation['cost_usd'], 'usd')} "
+               f"in {evaluation['requests']:,} calls" + (f" ({kinds})" if kinds else ""))
+    if evaluation["unpriced"]:
+        click.echo(f"evaluation: {evaluation['unpriced']}")
 
 
 @cost_group.command("recommend")
@@ -223,6 +237,8 @@ def cost_recommend(state, prompt: str, tolerance: float, days: int) -> None:  # 
                   ("per call", "per_call_usd", "usd"), ("per month", "monthly_usd", "usd"),
                   ("", "mark", "text")])
     click.echo(result.get("advice") or result.get("note", ""))
+    if result.get("unpriced") and result.get("advice"):
+        click.echo(result["unpriced"])
 
 
 @cost_group.command("compare")
@@ -251,9 +267,38 @@ def cost_compare(state, prompt: str, a: int, b: int, model: str | None) -> None:
                    f"{_fmt(item['per_call_usd'], 'usd')} a call, {_fmt(item['monthly_usd'], 'usd')} a month")
     if change is not None:
         click.echo(f"  template tokens {change:+.1%}; "
-                   + ("price unknown for this model" if result.get("cost_change") is None else
+                   + ((result.get("unpriced") or "price unknown") if result.get("cost_change") is None else
                       f"cost per call {result['cost_change']:+.1%}, "
                       f"{_fmt(result['monthly_saving_usd'], 'usd')} saved a month"))
+
+
+@cost_group.command("prices")
+@click.option("--model", "models", multiple=True, help="Only this model (repeatable); any model id, priced or not.")
+@command_context
+def cost_prices(state, models: tuple[str, ...]) -> None:  # noqa: ANN001
+    """The price of each model (USD per million tokens) and where it comes from.
+
+    Order: a prompt's model config, then [prices] in .promstack/config.toml, then the prices
+    PromStack ships (the file shown), then litellm's price map. A model none of them prices is
+    logged as unpriced. To change a price, copy its table from the shipped file into config.toml.
+
+    \b
+    promstack cost prices
+    promstack cost prices --model anthropic/claude-3-5-sonnet-latest --json
+    """
+    from promstack import costs, pricing
+
+    rows = pricing.price_table(costs.workspace_config(state.client), list(models) or None)
+    if state.json:
+        emit_json({"shipped_file": str(pricing.SHIPPED_FILE),
+                   "workspace_file": str(costs.workspace_config(state.client).path or ""), "prices": rows})
+        return
+    _table([{**r, "source": r["source"] or "unpriced: add a price in config"} for r in rows], [
+        ("model", "model", "text"), ("input $/1M", "input_per_million", "num"),
+        ("output $/1M", "output_per_million", "num"), ("source", "source", "text")])
+    click.echo(f"shipped prices: {pricing.SHIPPED_FILE}")
+    click.echo("override or add one in .promstack/config.toml: [prices.\"<model>\"] input_per_million = ..., "
+               "output_per_million = ...")
 
 
 @cost_group.command("tokens")

@@ -80,11 +80,19 @@ def run_prompt(state, prompt: str, pairs, vars_json, version, label, branch, mod
     click.echo(result.output)
     fired = [f"{name} {g.get('action')}" for name, g in result.guards.items()
              if isinstance(g, dict) and g.get("action") not in (None, "passed", "off")]
+    cost = "cost unknown" if result.cost_usd is None else f"${result.cost_usd:.6f}"
     footer = (f"{result.model} · {result.input_tokens}+{result.output_tokens} tokens · "
-              f"{result.latency_ms:.0f} ms · ${result.cost_usd:.6f}"
+              f"{result.latency_ms:.0f} ms · {cost}"
               + (" · cache hit" if result.cache_hit else "")
               + (f" · guards: {', '.join(fired)}" if fired else ""))
     click.echo(footer, err=True)
+    if result.unpriced:
+        click.echo(result.unpriced, err=True)
+
+
+def _usd(value: float | None) -> str:
+    """A logged cost; None is a call whose model has no price, not $0."""
+    return "unpriced" if value is None else f"${value:.6f}"
 
 
 def _run_and_flush(client, *args, **kwargs):  # noqa: ANN001, ANN202
@@ -135,7 +143,7 @@ def logs_list(state, prompt, prompt_version, model, status, user_id, run_id, env
         where = f"{r['prompt_name'] or r['prompt_id'] or '-'}" + (f"@v{r['prompt_version']}" if r["prompt_version"] else "")
         line = (f"{r['timestamp']}  {r['status']:<7} {where:<24} {r['model']:<24} "
                 f"{r['input_tokens']:>6}+{r['output_tokens']:<6} {r['latency_ms']:>8.0f} ms  "
-                f"${r['cost_usd']:.6f}{'  hit' if r['cache_hit'] else ''}"
+                f"{_usd(r['cost_usd'])}{'  hit' if r['cache_hit'] else ''}"
                 f"{'  ' + r['user_id'] if r['user_id'] else ''}")
         if r["error"]:
             line += f"\n    {r['error']}"
@@ -177,7 +185,7 @@ def audit_group(state, prompt, limit) -> None:  # noqa: ANN001
                 f" v{r['version']}" if r["version"] is not None else "")
         usage = ""
         if r["input_tokens"] is not None or r["cost_usd"] is not None:
-            usage = f"  {r['input_tokens'] or 0}+{r['output_tokens'] or 0} tokens ${r['cost_usd'] or 0:.6f}"
+            usage = f"  {r['input_tokens'] or 0}+{r['output_tokens'] or 0} tokens {_usd(r['cost_usd'])}"
         click.echo(f"{r['at']}  {r['actor']:<12} {what:<40} {target}{usage}")
 
 

@@ -313,7 +313,7 @@ def _buckets(since: datetime, until: datetime, step: timedelta) -> list[datetime
 
 def monitoring_page(client: Any, since: str, prompt: str | None, model: str | None,
                     environment: str | None, now: datetime | None = None) -> dict[str, Any]:
-    from promstack import alerts, budgets, config, monitor
+    from promstack import alerts, budgets, config, monitor, pricing
     from store.workspace import workspace_root
 
     db = client.store.db
@@ -327,7 +327,7 @@ def monitoring_page(client: Any, since: str, prompt: str | None, model: str | No
     keys = [(t, t.strftime("%Y-%m-%dT%H:00Z") if by == "hour" else t.strftime("%Y-%m-%d"))
             for t in _buckets(win.since, now, step)]
     series: dict[str, list[Any]] = {k: [] for k in ("t", "requests", "p50", "p95", "error_rate", "input_tokens",
-                                                     "output_tokens", "cost")}
+                                                     "output_tokens", "cost", "evaluation_cost")}
     for moment, key in keys:
         row = rows.get(key)
         series["t"].append(int(moment.timestamp()))
@@ -337,7 +337,9 @@ def monitoring_page(client: Any, since: str, prompt: str | None, model: str | No
         series["error_rate"].append(row.get("error_rate") if row else None)
         series["input_tokens"].append(row.get("input_tokens", 0) if row else 0)
         series["output_tokens"].append(row.get("output_tokens", 0) if row else 0)
-        series["cost"].append(row.get("cost_usd", 0) if row else 0)
+        # the prompts' own spend and evaluation spend (tests, arena, judge), apart
+        series["cost"].append(row.get("own_cost_usd", 0) if row else 0)
+        series["evaluation_cost"].append(row.get("evaluation_cost_usd", 0) if row else 0)
     totals = monitor.metrics(db, since=since, now=now, **filters)["groups"][0]
     choices = monitor.dimensions(db)
     ruleset = alerts.load_rules(client.store.path)
@@ -362,14 +364,15 @@ def monitoring_page(client: Any, since: str, prompt: str | None, model: str | No
         gauges.append({"title": _gauge_title(rule), "scope": rule.scope, "value": value or 0.0,
                        "limit": rule.limit, "ratio": (value or 0.0) / rule.limit if rule.limit else 0.0,
                        "warn_at": rule.ratio, "kind": "tokens" if rule.name == "token_usage" else "usd",
-                       "hard": False})
+                       "hard": False, "unpriced": context.get("unpriced")})
     root = workspace_root(client.store.path) if client.store.path else None
     for budget in budgets.hard_budgets(config.load(root), prompt_name=None, environment=None):
         cost, tokens = budgets.spent(db, budget, now)
         value = cost if budget.kind == "usd" else tokens
+        unpriced = pricing.unpriced_note(*budgets.unpriced(db, budget, now)) if budget.kind == "usd" else None
         gauges.append({"title": budget.describe(), "scope": budget.scope, "value": value, "limit": budget.limit,
                        "ratio": value / budget.limit if budget.limit else 0.0, "warn_at": None,
-                       "kind": budget.kind, "hard": True})
+                       "kind": budget.kind, "hard": True, "unpriced": unpriced})
     return {
         "series": series, "by": by, "since": since, "filters": filters, "choices": choices,
         "thresholds": thresholds, "scope": scope, "totals": totals, "gauges": gauges,

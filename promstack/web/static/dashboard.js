@@ -124,8 +124,11 @@
       { label: "input", stroke: "#2b8a3e", fill: "rgba(43,138,62,.15)" },
       { label: "output", stroke: "#ae3ec9", fill: "rgba(174,62,201,.12)" },
     ], [s.input_tokens, s.output_tokens]);
-    chart("chart-cost", xs, [{ label: "USD", stroke: "#d9480f", fill: "rgba(217,72,15,.15)",
-      value: function (u, v) { return v === null ? "–" : "$" + v.toFixed(4); } }], [s.cost], {
+    const usd = function (u, v) { return v === null ? "–" : "$" + v.toFixed(4); };
+    chart("chart-cost", xs, [
+      { label: "own", stroke: "#d9480f", fill: "rgba(217,72,15,.15)", value: usd },
+      { label: "evaluation", stroke: "#1971c2", fill: "rgba(25,113,194,.12)", value: usd },
+    ], [s.cost, s.evaluation_cost || s.cost.map(function () { return 0; })], {
       axes: [{}, { size: 70, values: function (u, vals) {
         return vals.map(function (v) { return "$" + (v < 0.01 ? v.toFixed(4) : v.toFixed(2)); }); } }],
     });
