@@ -102,6 +102,8 @@ class RunResult(BaseModel):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    unpriced_note: str | None = Field(
+        default=None, description="How many of the run's calls had no price (left out of cost_usd), and what to do.")
     latency_ms: dict[str, float | None]
     per_model: dict[str, dict[str, Any]]
     failing: list[FailingCase]
@@ -201,7 +203,8 @@ def _run_result(run: dict[str, Any], min_pass: float | None = None) -> RunResult
         unscored_reason=s.get("unscored_reason"), criteria=s.get("criteria") or [],
         pass_rate=s["pass_rate"], score=s["score"], results=s["results"], total=s["total"], failed=s["failed"],
         errors=s["errors"], unchecked=s["unchecked"], input_tokens=s["input_tokens"],
-        output_tokens=s["output_tokens"], cost_usd=s["cost_usd"], latency_ms=s["latency_ms"],
+        output_tokens=s["output_tokens"], cost_usd=s["cost_usd"], unpriced_note=s.get("unpriced_note"),
+        latency_ms=s["latency_ms"],
         per_model=s.get("models", {}), failing=[FailingCase.model_validate(f) for f in s["failing"]],
     )
 
@@ -216,6 +219,8 @@ def _run_text(r: RunResult) -> str:
         f"Tokens {r.input_tokens:,} in / {r.output_tokens:,} out, cost ${r.cost_usd:.4f}, latency p50 "
         f"{_ms(r.latency_ms.get('p50'))}, p95 {_ms(r.latency_ms.get('p95'))}.",
     ]
+    if r.unpriced_note:
+        lines.append(f"The cost leaves out {r.unpriced_note}.")
     if r.unscored:
         lines.append(f"Could not score {r.unscored} case(s): {r.unscored_reason}.")
     if r.verdict is not None:

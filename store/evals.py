@@ -311,6 +311,15 @@ class EvalStore:
         }
         return stats
 
+    def unpriced_calls(self, run_id: str) -> tuple[int, list[str]]:
+        """The run's calls (the model's and the judge's) that had no price, and their models:
+        the run's cost leaves them out, and says so."""
+        rows = self.db.execute(
+            "SELECT model, count(*) FROM calls WHERE run_id = ? AND status = 'ok' AND cost_usd IS NULL "
+            "GROUP BY model ORDER BY model", [run_id]
+        ).fetchall()
+        return sum(n for _, n in rows), [m for m, _ in rows]
+
     def criteria_stats(self, run_id: str) -> list[dict[str, Any]]:
         """The judge's mean per criterion over a run's results, in the order first judged."""
         rows = self.db.execute(

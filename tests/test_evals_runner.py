@@ -255,3 +255,21 @@ def test_ctrl_c_keeps_finished_results_and_says_how_to_resume(workspace, client,
     assert f"promstack test --resume {run_id}" in stderr.decode()
     finished = engine.resume_run(client, run_id)
     assert finished["summary"]["results"] == 80 and finished["status"] == "done"
+
+
+def test_a_runs_cost_names_the_calls_it_could_not_price(workspace, client, scripted):
+    # openai/good and openai/judge (the fake server's) have no price anywhere: the run's cost
+    # is what the priced calls cost, and the summary says how many calls it leaves out.
+    run = engine.run_tests(client, "regression")
+    s = run["summary"]
+    assert s["unpriced"] == 6 and s["cost_usd"] == 0  # three answers and three judgements
+    assert "6 calls unpriced" in s["unpriced_note"] and "add a price in config" in s["unpriced_note"]
+    shown = CliRunner().invoke(cli, ["runs", run["id"]])
+    assert "cost leaves out 6 calls unpriced" in shown.output
+    (workspace / ".promstack" / "config.toml").open("a", encoding="utf-8").write(
+        '\n[prices."openai/good"]\ninput_per_million = 1.0\noutput_per_million = 2.0\n')
+    os.utime(workspace / ".promstack" / "config.toml", ns=(time.time_ns() + 10**9,) * 2)
+    # repeat 2: the first repeat is served from the cache (free, so priced), the second is new
+    priced = engine.run_tests(client, "regression", repeat=2)["summary"]
+    assert priced["unpriced"] == 3 and priced["cost_usd"] > 0  # the judge's new calls still have none
+    assert "(model judge)" in priced["unpriced_note"] or "openai/judge" in priced["unpriced_note"]

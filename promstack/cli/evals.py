@@ -99,6 +99,8 @@ def _print_summary(run: dict[str, Any], *, out: Any = None) -> None:
         echo(f"  {unscored_sentence(s)}")
     echo(f"  tokens {s['input_tokens']:,} in / {s['output_tokens']:,} out  cost ${s['cost_usd']:.4f}  "
          f"cache hits {s['cache_hits']}")
+    if s.get("unpriced_note"):
+        echo(f"  cost leaves out {s['unpriced_note']}")
     if lat.get("p50") is not None:
         echo(f"  latency p50 {lat['p50']:.0f} ms  p90 {lat['p90']:.0f} ms  p95 {lat['p95']:.0f} ms  "
              f"p99 {lat['p99']:.0f} ms")

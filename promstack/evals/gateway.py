@@ -70,6 +70,10 @@ class LiveGateway:
         else:
             self.gateway = client.gateway
 
+    def flush(self) -> None:
+        """Wait until every call so far is in the call log (a run's summary reads it)."""
+        self.gateway.flush()
+
     def close(self) -> None:
         """Drain the call log and close the private connection (if this gateway made one)."""
         if self._own is not None:

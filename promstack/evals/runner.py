@@ -24,6 +24,7 @@ from typing import Any
 from store.clock import now
 from store.errors import InvalidInput
 
+from ..pricing import unpriced_note
 from . import assertions as A
 from .gateway import EmbeddingUnavailable, Gateway, GatewayError
 from .judge import Judge, JudgeConfig
@@ -403,6 +404,9 @@ async def arun_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any
     try:
         await runner.execute()
         status = "done"
+        flush = getattr(gateway, "flush", None)
+        if flush is not None:
+            flush()  # the summary counts the run's unpriced calls from the call log
     finally:
         evals.set_run_status(run["id"], status, summarize(evals, run["id"]) if status == "done" else None)
     return runner
@@ -426,6 +430,8 @@ def summarize(evals: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
         if per_model.pop("unscored", 0):
             per_model["score"] = None
     stats["criteria"] = evals.criteria_stats(run_id)
+    stats["unpriced"], stats["unpriced_models"] = evals.unpriced_calls(run_id)
+    stats["unpriced_note"] = unpriced_note(stats["unpriced"], stats["unpriced_models"])
     stats["failing"] = failing_cases(evals, run_id, failing)
     return stats
 
