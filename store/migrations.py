@@ -389,3 +389,24 @@ def m006_deploy(db: sqlite_utils.Database) -> None:
         CREATE UNIQUE INDEX splits_one_active ON splits (prompt_id, environment) WHERE status = 'active';
         """
     )
+
+
+@migrations()
+def m007_audit_key(db: sqlite_utils.Database) -> None:
+    # The audit chain becomes an HMAC with a key kept outside the database, so the database file
+    # alone is not enough to rewrite history. Rows written before have a plain SHA-256 chain;
+    # this one row says where the keyed chain begins and the hash it continues from, sealed with
+    # the key (seal), and which key that is (key_id: an HMAC of a constant, never the key). The
+    # row is written when the store is first opened with a key (store/audit.py, open_chain).
+    db.executescript(
+        """
+        CREATE TABLE audit_keyed (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            from_row INTEGER NOT NULL,
+            from_hash TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            seal TEXT NOT NULL,
+            started_at TEXT NOT NULL
+        );
+        """
+    )
