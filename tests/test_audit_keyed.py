@@ -277,9 +277,8 @@ def test_a_store_created_with_the_key_in_the_environment_makes_no_file(tmp_path,
 def test_an_attacker_with_a_key_of_their_own_cannot_verify_their_rewrite(client, isolated_store, monkeypatch):
     _history(client)
     (isolated_store.parent / "audit.key").write_text("0" * 64)
-    with Client(isolated_store) as other:
-        with pytest.raises(InvalidInput, match="is not this store's key"):
-            other.verify_audit()
+    with Client(isolated_store) as other, pytest.raises(InvalidInput, match="is not this store's key"):
+        other.verify_audit()
 
 
 # ---- a store from before keys ----------------------------------------------------------------
