@@ -61,8 +61,9 @@ def _key_id(key: bytes) -> str:
     return hmac.new(key, b"promstack audit key", hashlib.sha256).hexdigest()
 
 
-def _seal(key: bytes, from_row: int, from_hash: str) -> str:
-    body = json.dumps(["promstack audit chain starts after", from_row, from_hash])
+def _seal(key: bytes, start: dict[str, Any]) -> str:
+    body = json.dumps(["promstack audit chain starts after", start["from_row"], start["from_hash"],
+                       start["from_version_id"], start["from_move_id"]])
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
@@ -131,7 +132,8 @@ def _db_file(db: sqlite_utils.Database) -> str:
 
 
 def _start_row(db: sqlite_utils.Database) -> dict[str, Any] | None:
-    cursor = db.execute("SELECT from_row, from_hash, key_id, seal, started_at FROM audit_keyed WHERE id = 1")
+    cursor = db.execute("SELECT from_row, from_hash, from_version_id, from_move_id, key_id, seal, started_at "
+                        "FROM audit_keyed WHERE id = 1")
     row = cursor.fetchone()
     return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
 
@@ -153,12 +155,17 @@ def open_chain(db: sqlite_utils.Database, path: str | os.PathLike | None) -> Non
             key = _create_key(file_key) if file_key else secrets.token_hex(32).encode()
         with write(db):
             if _start_row(db) is None:
-                from_row, _, from_hash = head(db).partition(":")
-                from_row = int(from_row)
+                count, _, from_hash = head(db).partition(":")
+                start = {
+                    "from_row": int(count), "from_hash": from_hash,
+                    # What came before may not be in the chain in detail: only these are let off.
+                    "from_version_id": db.execute("SELECT coalesce(max(id), 0) FROM versions").fetchone()[0],
+                    "from_move_id": db.execute("SELECT coalesce(max(id), 0) FROM label_history").fetchone()[0],
+                }
                 db.execute(
-                    "INSERT INTO audit_keyed (id, from_row, from_hash, key_id, seal, started_at) "
-                    "VALUES (1, ?, ?, ?, ?, ?)",
-                    [from_row, from_hash, _key_id(key), _seal(key, from_row, from_hash), now()],
+                    "INSERT INTO audit_keyed (id, from_row, from_hash, from_version_id, from_move_id, key_id, "
+                    "seal, started_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+                    [*start.values(), _key_id(key), _seal(key, start), now()],
                 )
     start = _start_row(db) or {}
     if key is None:
@@ -284,7 +291,7 @@ def _walk(db: sqlite_utils.Database, chain: _Chain) -> tuple[list[dict[str, Any]
     """Every row, oldest first, and the first break in the chain (None if it holds)."""
     start = chain.start
     from_row = start.get("from_row", 0)
-    if start and not hmac.compare_digest(_seal(chain.key, from_row, start["from_hash"]), start["seal"]):
+    if start and not hmac.compare_digest(_seal(chain.key, start), start["seal"]):
         return [], ("the record of where the keyed audit chain begins was edited: "
                     "someone is passing keyed rows off as older, unkeyed ones")
     prev_hash = GENESIS
@@ -347,7 +354,7 @@ def verify(db: sqlite_utils.Database, *, expect: str | None = None) -> Report:
             problems.append(f"audit row {n} does not match the head you expected ({n}:{want[:12]}...): "
                             "the log was rewritten")
     if not broken:
-        summary, content_problems = check_contents(db, rows)
+        summary, content_problems = check_contents(db, rows, chain.start)
         problems.extend(content_problems)
     if problems:
         return Report(False, problems[0], count, current, tuple(problems))

@@ -49,8 +49,11 @@ def _moves(db: sqlite_utils.Database, pid: int) -> list[list[Any]]:
         "WHERE prompt_id = ? ORDER BY id", [pid])]
 
 
-def check_contents(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
-    """(a summary, the problems found) for the chain `rows`, oldest first, already verified."""
+def check_contents(db: sqlite_utils.Database, rows: list[dict[str, Any]],
+                   start: dict[str, Any]) -> tuple[str, list[str]]:
+    """(a summary, the problems found) for the chain `rows`, oldest first, already verified.
+    `start` says which versions and moves predate the keyed chain: only those may be missing
+    from it (an old import recorded only how much it brought in)."""
     names = dict(db.execute("SELECT id, name FROM prompts").fetchall())
     recorded: dict[tuple[int, int], str] = {}
     covered: set[int] = set()  # prompts whose whole life the chain records
@@ -73,9 +76,10 @@ def check_contents(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> tup
                 expected[pid].append(("import", r["id"], info))
     problems: list[str] = []
     counts = {"versions": 0, "moves": 0, "old_versions": 0, "old_moves": 0}
-    _check_versions(db, names, recorded, covered, problems, counts)
+    old = (start.get("from_version_id", 0), start.get("from_move_id", 0))
+    _check_versions(db, names, recorded, covered, old[0], problems, counts)
     for pid in sorted(names):
-        _check_labels(db, pid, names[pid], expected.get(pid, []), pid in covered, problems, counts)
+        _check_labels(db, pid, names[pid], expected.get(pid, []), pid in covered, old[1], problems, counts)
     summary = f"{counts['versions']} versions and {counts['moves']} label moves match it"
     if counts["old_versions"] or counts["old_moves"]:
         summary += (f"; {counts['old_versions']} versions and {counts['old_moves']} label moves from before "
@@ -83,10 +87,11 @@ def check_contents(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> tup
     return summary, problems
 
 
-def _check_versions(db, names, recorded, covered, problems, counts) -> None:  # noqa: ANN001
+def _check_versions(db, names, recorded, covered, old_id, problems, counts) -> None:  # noqa: ANN001
     present = set()
-    for pid, number, kind, text, config, sha in db.execute(
-            "SELECT prompt_id, number, kind, template, model_config, sha256 FROM versions ORDER BY prompt_id, number"):
+    for row_id, pid, number, kind, text, config, sha in db.execute(
+            "SELECT id, prompt_id, number, kind, template, model_config, sha256 FROM versions "
+            "ORDER BY prompt_id, number"):
         present.add((pid, number))
         name = names.get(pid, pid)
         try:
@@ -99,7 +104,7 @@ def _check_versions(db, names, recorded, covered, problems, counts) -> None:  # 
             continue
         chained = recorded.get((pid, number))
         if chained is None:
-            if pid in covered:
+            if pid in covered or row_id > old_id:
                 problems.append(f"version {number} of {name!r} is not in the audit log: it was added to the "
                                 "database directly")
             else:
@@ -114,11 +119,12 @@ def _check_versions(db, names, recorded, covered, problems, counts) -> None:  # 
                         "database: it was deleted")
 
 
-def _check_labels(db, pid, name, expected, covered, problems, counts) -> None:  # noqa: ANN001
+def _check_labels(db, pid, name, expected, covered, old_id, problems, counts) -> None:  # noqa: ANN001
     history = _moves(db, pid)
     wanted = sum(e[2]["moves"] if e[0] == "import" else 1 for e in expected)
     skip = len(history) - wanted if not covered else 0
-    if skip < 0 or (covered and len(history) != wanted):
+    old = sum(1 for m in history if m[0] <= old_id) if not covered else 0
+    if skip < 0 or skip > old or (covered and len(history) != wanted):
         problems.append(f"the label history of {name!r} has {len(history)} moves where the audit log records "
                         f"{wanted}: moves were deleted or added in the database")
         return

@@ -378,3 +378,20 @@ def test_cli_without_the_key_is_one_sentence_and_exit_2(client, isolated_store):
         changed = subprocess.run([PROMSTACK, *command], capture_output=True, text=True, timeout=60,
                                  env=dict(os.environ), check=False)
         assert changed.returncode == 2 and "PROMSTACK_AUDIT_KEY" in changed.stderr, changed.stderr
+
+
+def test_emptying_the_log_of_a_store_with_versions_is_caught_even_without_a_head(client, isolated_store):
+    _history(client)
+    _sql(isolated_store, "DELETE FROM audit")
+    ok, message = client.verify_audit()
+    assert not ok and "version 1 of 'p' is not in the audit log" in message
+
+
+def test_moves_after_the_keyed_start_cannot_pass_as_old_ones(isolated_store):
+    _make_old_store(isolated_store)
+    with Client(isolated_store) as client:
+        client.set_label("imported", "staging", 1)
+    _sql(isolated_store, "DELETE FROM audit WHERE action = 'set_label' AND id > 3")
+    with Client(isolated_store) as client:
+        ok, message = client.verify_audit()
+    assert not ok and "the label history of 'imported' has 2 moves where the audit log records 0" in message

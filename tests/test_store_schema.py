@@ -26,7 +26,9 @@ EXPECTED = {
         "id", "at", "actor", "action", "prompt_id", "version", "detail", "input_tokens",
         "output_tokens", "cost_usd", "prev_hash", "hash",
     ],
-    "audit_keyed": ["id", "from_row", "from_hash", "key_id", "seal", "started_at"],
+    "audit_keyed": [
+        "id", "from_row", "from_hash", "from_version_id", "from_move_id", "key_id", "seal", "started_at",
+    ],
     "_sqlite_migrations": ["id", "migration_set", "name", "applied_at"],
 }
 
