@@ -250,5 +250,10 @@ class Client:
         pid = self._prompts.prompt_id(prompt) if prompt is not None else None
         return audit.entries(self.store.db, prompt_id=pid, limit=limit)
 
-    def verify_audit(self) -> tuple[bool, str]:
-        return audit.verify(self.store.db)
+    def verify_audit(self, *, expect: str | None = None) -> tuple[bool, str]:
+        """(ok, message): the keyed chain, versions and label history; `expect` a head COUNT:HASH."""
+        return tuple(audit.verify(self.store.db, expect=expect)[:2])
+
+    def audit_report(self, *, expect: str | None = None) -> audit.Report:
+        """`verify_audit` with the head (COUNT:HASH) and every problem found."""
+        return audit.verify(self.store.db, expect=expect)

@@ -45,6 +45,9 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
     conn.execute("PRAGMA foreign_keys=ON")
     db = sqlite_utils.Database(conn, execute_plugins=False)
     _migrate(db)
+    from .audit import open_chain  # audit imports this module for write()
+
+    open_chain(db, path)
     return db
 
 

@@ -392,6 +392,31 @@ def m006_deploy(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m007_audit_key(db: sqlite_utils.Database) -> None:
+    # The audit chain becomes an HMAC with a key kept outside the database, so the database file
+    # alone is not enough to rewrite history. Rows written before have a plain SHA-256 chain;
+    # this one row says where the keyed chain begins and the hash it continues from, and the last
+    # version and label move the old chain may not have recorded in detail (from_version_id,
+    # from_move_id), sealed with the key (seal), and which key that is (key_id: an HMAC of a
+    # constant, never the key). The row is written when the store is first opened with a key
+    # (store/audit.py, open_chain).
+    db.executescript(
+        """
+        CREATE TABLE audit_keyed (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            from_row INTEGER NOT NULL,
+            from_hash TEXT NOT NULL,
+            from_version_id INTEGER NOT NULL,
+            from_move_id INTEGER NOT NULL,
+            key_id TEXT NOT NULL,
+            seal TEXT NOT NULL,
+            started_at TEXT NOT NULL
+        );
+        """
+    )
+
+
+@migrations()
 def m008_unpriced_calls(db: sqlite_utils.Database) -> None:
     # A call to a model nobody has priced has an unknown cost, not a cost of $0: $0 let budgets and
     # cost alerts undercount in silence. `calls.cost_usd` becomes nullable (NULL = unpriced).

@@ -15,6 +15,7 @@ import sqlite_utils
 from . import audit
 from .db import write
 from .errors import InvalidInput
+from .integrity import import_record
 from .prompts import _check_model_config, content_hash, validate_name, validate_ref_name
 from .template import analyse, declare, normalize
 
@@ -139,6 +140,7 @@ def import_(db: sqlite_utils.Database, document: Any, *, actor: str) -> dict[str
     if not isinstance(prompts, list):
         raise InvalidInput("'prompts' must be a list")
     counts = {"prompts": 0, "versions": 0, "labels": 0}
+    imported: list[int] = []
     with write(db):
         for p in prompts:
             _check_prompt(p)
@@ -194,5 +196,8 @@ def import_(db: sqlite_utils.Database, document: Any, *, actor: str) -> dict[str
                            [pid, move["label"], move.get("from_version"), move.get("to_version"),
                             move["actor"], move.get("reason"), move["at"]])
             counts["prompts"] += 1
-        audit.record(db, actor, "import", detail=counts)
+            imported.append(pid)
+        # What came in, as the chain will remember it: `audit verify` holds these versions,
+        # label moves and labels up against it as it does for those saved one by one.
+        audit.record(db, actor, "import", detail={**counts, "prompts": import_record(db, imported)})
     return counts

@@ -52,3 +52,17 @@ def init(folder: str | os.PathLike | None = None) -> Path:
         # The store is local state, like .git: never committed by accident.
         ignore.write_text("*\n")
     return path
+
+
+def keep_out_of_git(path: Path) -> None:
+    """Make sure git ignores `path` (a secret) when it lives in a workspace's `.promstack/`,
+    even one made without `init` or whose .gitignore a person trimmed to let the store in."""
+    if path.parent.name != DIRNAME:
+        return
+    ignore = path.parent / ".gitignore"
+    lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.exists() else []
+    if "*" in lines or path.name in lines:
+        return
+    with ignore.open("a", encoding="utf-8") as out:
+        out.write(("\n" if lines and not ignore.read_text(encoding="utf-8").endswith("\n") else "")
+                  + path.name + "\n")

@@ -11,6 +11,7 @@ def isolated_store(tmp_path, monkeypatch):
     path = tmp_path / ".promstack" / "promstack.db"
     monkeypatch.setenv("PROMSTACK_DB", str(path))
     monkeypatch.setenv("PROMSTACK_USER", "tester")
+    monkeypatch.delenv("PROMSTACK_AUDIT_KEY", raising=False)  # each store makes its own key file
     monkeypatch.chdir(tmp_path)
     return path
 

@@ -2,7 +2,8 @@
 job's `run:` steps execute with bash, in fresh clones of a temporary git repository, against the
 scripted fake model server. Steps that only exist on GitHub's runners (`uses:` actions and
 `pip install promstack`: PromStack is already installed here) are skipped; `${{ env.X }}` and
-`${{ secrets.X }}` are substituted as Actions would (secrets are empty)."""
+`${{ secrets.X }}` are substituted as Actions would (secrets are empty unless a test sets them:
+the repository's PROMSTACK_AUDIT_KEY secret holds the key of the store's audit log)."""
 
 from __future__ import annotations
 
@@ -35,20 +36,22 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
 
 
-def substitute(text: str, env: dict[str, str]) -> str:
+def substitute(text: str, env: dict[str, str], secrets: dict[str, str] | None = None) -> str:
     def value(match: re.Match) -> str:
         scope, name = match.group(1), match.group(2)
-        return env.get(name, "") if scope == "env" else ""
+        return env.get(name, "") if scope == "env" else (secrets or {}).get(name, "")
 
     return re.sub(r"\$\{\{\s*(env|secrets)\.(\w+)\s*\}\}", value, text)
 
 
-def run_job(workflow: dict, job: str, cwd: Path) -> list[tuple[str, subprocess.CompletedProcess]]:
+def run_job(workflow: dict, job: str, cwd: Path,
+            secrets: dict[str, str] | None = None) -> list[tuple[str, subprocess.CompletedProcess]]:
     """Run a job's `run:` steps like Actions' default shell (bash -eo pipefail); stop at the first failure."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PROMSTACK_DB", "PROMSTACK_USER")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PROMSTACK_DB", "PROMSTACK_USER", "PROMSTACK_AUDIT_KEY")}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     workflow_env = {k: str(v) for k, v in (workflow.get("env") or {}).items()}
-    env.update({k: substitute(v, {**env, **workflow_env}) for k, v in workflow_env.items()})
+    env.update({k: substitute(v, {**env, **workflow_env}, secrets) for k, v in workflow_env.items()})
     env.update({"GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
                 "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com"})
     done = []
@@ -92,6 +95,11 @@ def repo(scripted, tmp_path, monkeypatch):  # noqa: F811
     return origin, dev
 
 
+def audit_secret(dev: Path) -> dict[str, str]:
+    """The repository's secrets as the developer set them: the store's audit key (never in git)."""
+    return {"PROMSTACK_AUDIT_KEY": (dev / ".promstack" / "audit.key").read_text(encoding="utf-8").strip()}
+
+
 def push_change(dev: Path, text: str) -> None:
     (dev / "prompts" / "support" / "answer.txt").write_text(text, encoding="utf-8")
     git(dev, "commit", "-q", "-am", "edit the prompt")
@@ -123,16 +131,20 @@ def test_the_workflow_tests_gates_and_deploys_a_pushed_prompt(repo, tmp_path):
     push_change(dev, "전문가로서 답변하세요. 예시 포함.\n질문: {{ input }}\n")
     workflow = yaml.safe_load((dev / ".github" / "workflows" / "prompts.yml").read_text(encoding="utf-8"))
 
-    test_job = run_job(workflow, "test", fresh_clone(origin, tmp_path / "runner-test"))
+    test_job = run_job(workflow, "test", fresh_clone(origin, tmp_path / "runner-test"), audit_secret(dev))
     for name, result in test_job:
         assert result.returncode == 0, (name, result.stdout, result.stderr)
     assert [name for name, _ in test_job] == ["Version the prompt files", "Run batch tests", "Check quality score"]
     assert "PASSED" in test_job[1][1].stdout
 
-    deploy_job = run_job(workflow, "deploy", fresh_clone(origin, tmp_path / "runner-deploy"))
+    deploy_job = run_job(workflow, "deploy", fresh_clone(origin, tmp_path / "runner-deploy"), audit_secret(dev))
     for name, result in deploy_job:
         assert result.returncode == 0, (name, result.stdout, result.stderr)
     assert "Deployed support/answer v2 to production (was v1)" in deploy_job[1][1].stdout
+    # The audit log's head went into the job's log, outside the database.
+    name, verified = deploy_job[2]
+    assert name == "Verify the audit log and print its head"
+    printed = re.search(r"^audit head (\d+:[0-9a-f]{64})$", verified.stdout, re.M).group(1)
 
     # The deployment reached the repository: a new commit with the store, production -> v2.
     check = fresh_clone(origin, tmp_path / "after")
@@ -142,6 +154,30 @@ def test_the_workflow_tests_gates_and_deploys_a_pushed_prompt(repo, tmp_path):
         move = client.label_history(42, "production")[0]
         assert (move.from_version, move.to_version, move.actor) == (1, 2, "github-actions")
         assert client.get_prompt(42, label="production").template.startswith("전문가로서 답변하세요. 예시 포함.")
+    # With the key the developer holds, the committed store matches the head the log printed.
+    shutil.copy(dev / ".promstack" / "audit.key", check / ".promstack" / "audit.key")
+    with Client(check / ".promstack" / "promstack.db") as client:
+        assert client.audit_report(expect=printed).ok
+        assert client.audit_report().head == printed
+
+
+def test_without_the_audit_key_secret_the_workflow_stops_and_writes_nothing(repo, tmp_path):
+    origin, dev = repo
+    push_change(dev, "전문가로서 답변하세요. 예시 포함.\n질문: {{ input }}\n")
+    workflow = yaml.safe_load((dev / ".github" / "workflows" / "prompts.yml").read_text(encoding="utf-8"))
+    runner = fresh_clone(origin, tmp_path / "runner-test")
+    before = (runner / ".promstack" / "promstack.db").read_bytes()
+    (name, failed), = run_job(workflow, "test", runner)  # the secret is not set
+    assert name == "Version the prompt files" and failed.returncode != 0
+    assert "PROMSTACK_AUDIT_KEY" in failed.stderr and "Traceback" not in failed.stderr
+    assert (runner / ".promstack" / "promstack.db").read_bytes() == before
+    # No second chain was started with a key of the runner's own, and no key file was made.
+    assert not (runner / ".promstack" / "audit.key").exists()
+    with Client(runner / ".promstack" / "promstack.db") as client:
+        assert [v.version for v in client.history(42)] == [1]
+    shutil.copy(dev / ".promstack" / "audit.key", runner / ".promstack" / "audit.key")
+    with Client(runner / ".promstack" / "promstack.db") as client:
+        assert client.verify_audit()[0]
 
 
 def test_a_failing_quality_score_stops_the_workflow(repo, tmp_path, scripted):  # noqa: F811
@@ -150,13 +186,13 @@ def test_a_failing_quality_score_stops_the_workflow(repo, tmp_path, scripted):  
     # The model under test now answers badly; the judge still judges.
     scripted.responder = lambda request: "bad answer" if request.get("model") == "good" else respond(request)
     workflow = yaml.safe_load((dev / ".github" / "workflows" / "prompts.yml").read_text(encoding="utf-8"))
-    test_job = run_job(workflow, "test", fresh_clone(origin, tmp_path / "runner-test"))
+    test_job = run_job(workflow, "test", fresh_clone(origin, tmp_path / "runner-test"), audit_secret(dev))
     name, failed = test_job[-1]
     assert name == "Run batch tests" and failed.returncode == 1 and "FAILED" in failed.stdout
     # The score gate on its own refuses too (the seed's `[ $score -lt 80 ]`).
     score_step = next(s["run"] for s in workflow["jobs"]["test"]["steps"] if s.get("name") == "Check quality score")
     fake_job = {"env": workflow["env"], "jobs": {"t": {"steps": [{"name": "score", "run": score_step}]}}}
-    (_, result), = run_job(fake_job, "t", tmp_path / "runner-test")
+    (_, result), = run_job(fake_job, "t", tmp_path / "runner-test", audit_secret(dev))
     assert result.returncode == 1
     # `needs: test`: the deploy job does not run; production still serves v1 in the repository.
     check = fresh_clone(origin, tmp_path / "after")

@@ -10,7 +10,7 @@ import sqlite_utils
 from store import connect
 from store.migrations import migrations
 
-# The columns m001_initial creates, in order: a rename or a dropped column fails here.
+# The columns m001_initial (and m007_audit_key) create, in order: a rename or a dropped column fails here.
 EXPECTED = {
     "prompts": ["id", "name", "description", "created_at", "created_by", "archived_at"],
     "versions": [
@@ -26,6 +26,9 @@ EXPECTED = {
     "audit": [
         "id", "at", "actor", "action", "prompt_id", "version", "detail", "input_tokens",
         "output_tokens", "cost_usd", "prev_hash", "hash",
+    ],
+    "audit_keyed": [
+        "id", "from_row", "from_hash", "from_version_id", "from_move_id", "key_id", "seal", "started_at",
     ],
     "_sqlite_migrations": ["id", "migration_set", "name", "applied_at"],
     # m002 creates results; m009 adds the judge's score and reason per criterion.

@@ -25,6 +25,10 @@ WORKFLOW = """\
 # PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init).
 # The store of record is .promstack/promstack.db, committed with the prompts
 # (git add -f .promstack/promstack.db); the deploy job commits the moved label back.
+# Its audit log is keyed with .promstack/audit.key, which is never committed: store that file as
+# the repository secret PROMSTACK_AUDIT_KEY (gh secret set PROMSTACK_AUDIT_KEY < .promstack/audit.key).
+# After each deploy the log's head (COUNT:HASH) is printed here, so the history of heads lives
+# outside the database: `promstack audit verify --expect COUNT:HASH` catches rows cut off since.
 name: Prompt Deployment
 on:
   push:
@@ -33,6 +37,7 @@ env:
   PROMPT_ID: {prompt_id}
   PROMSTACK_USER: github-actions
   OPENAI_API_KEY: ${{{{ secrets.OPENAI_API_KEY }}}}
+  PROMSTACK_AUDIT_KEY: ${{{{ secrets.PROMSTACK_AUDIT_KEY }}}}
 jobs:
   test:
     runs-on: ubuntu-latest
@@ -67,6 +72,8 @@ jobs:
         run: find prompts -type f -exec promstack import {{}} +
       - name: Deploy to production
         run: promstack deploy --prompt ${{{{ env.PROMPT_ID }}}}
+      - name: Verify the audit log and print its head
+        run: promstack audit verify
       - name: Keep the deployment
         run: |
           git config user.name github-actions
@@ -470,4 +477,5 @@ def ci_init(prompt_id: str, folder: str, force: bool) -> None:
         fail(f"{path} exists; --force overwrites it")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(workflow_text(prompt_id), encoding="utf-8")
-    click.echo(f"Wrote {path}: commit it with your prompts (and .promstack/promstack.db: git add -f)")
+    click.echo(f"Wrote {path}: commit it with your prompts (and .promstack/promstack.db: git add -f), and "
+               "store .promstack/audit.key as the repository secret PROMSTACK_AUDIT_KEY, never in git")

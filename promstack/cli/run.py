@@ -156,7 +156,7 @@ def logs_list(state, prompt, prompt_version, model, status, user_id, run_id, env
 @command_context
 def audit_group(state, prompt, limit) -> None:  # noqa: ANN001
     """The audit log, newest first: who did or asked what, when, with which prompt version,
-    model, tokens and cost. `promstack audit verify` checks the hash chain.
+    model, tokens and cost. `promstack audit verify` checks it and prints its head.
 
     \b
     promstack audit --prompt support/refund
@@ -190,15 +190,29 @@ def audit_group(state, prompt, limit) -> None:  # noqa: ANN001
 
 
 @audit_group.command("verify")
+@click.option("--expect", metavar="COUNT:HASH",
+              help="A head printed by an earlier 'audit verify': fail if the log no longer starts with it "
+                   "(rows cut off its end, or history rewritten).")
 @command_context
-def audit_verify(state) -> None:  # noqa: ANN001
-    """Check that no audit row was edited or deleted (exit 1 if one was)."""
+def audit_verify(state, expect) -> None:  # noqa: ANN001
+    """Check the audit log: the keyed hash chain, every version's sha256 against its content and
+    the log, and the label history against the label moves the log recorded (exit 1 if anything
+    was edited, deleted or added behind PromStack's back). Prints the head, COUNT:HASH: keep it
+    somewhere the database's writers cannot reach (a CI log) and pass it back with --expect.
+
+    \b
+    promstack audit verify
+    promstack audit verify --expect 12:3fa4...
+    """
     if getattr(state.client, "_gateway", None) is not None:
         state.client.gateway.flush()
-    ok, message = state.client.verify_audit()
+    report = state.client.audit_report(expect=expect)
     if state.json:
-        emit_json({"ok": ok, "message": message})
+        emit_json({"ok": report.ok, "message": report.message, "count": report.count, "head": report.head,
+                   "problems": list(report.problems)})
     else:
-        click.echo(message)
-    if not ok:
+        for problem in report.problems or (report.message,):
+            click.echo(problem)
+        click.echo(f"audit head {report.head}")
+    if not report.ok:
         sys.exit(EXIT_CHECK_FAILED)

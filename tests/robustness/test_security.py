@@ -233,9 +233,13 @@ def test_an_api_key_never_reaches_the_cli_output(client, fake_llm, isolated_stor
     "UPDATE audit SET actor = 'mallory' WHERE id = 2",
     "UPDATE audit SET detail = detail || ' ' WHERE id = (SELECT max(id) FROM audit)",
     "DELETE FROM audit WHERE id = 2",
-    # (Deleting the newest rows is not caught: the chain has no anchor outside the database;
-    # bench/RESULTS.md names it as a known limit.)
+    # (Deleting the newest rows is caught against a head remembered outside the database:
+    # `audit verify --expect COUNT:HASH`, tests/test_audit_keyed.py.)
     "UPDATE audit SET at = '2001-01-01T00:00:00Z' WHERE id = 1",
+    "UPDATE audit SET id = id + 100",
+    "UPDATE versions SET template = 'pwned' WHERE number = 1",
+    "UPDATE label_history SET to_version = 2",
+    "UPDATE labels SET version = 2",
 ])
 def test_audit_tampering_is_caught_by_the_cli(client, isolated_store, tamper):
     client.create_prompt("p", "one")
