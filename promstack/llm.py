@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from store import Store
+from store import Store, audit
 from store.calls import CallLogWriter
 from store.clock import now
 from store.db import connect
@@ -533,6 +533,8 @@ class Gateway:
     ) -> CallResult:
         """Render a stored prompt version with `variables` and call its model. `cache_accept`
         (the judge's validator) decides whether a reply may be cached, or served from the cache."""
+        # A store whose audit key is not here cannot log the call: refuse before paying for it.
+        audit.require_key(self.store.db)
         conf = self.config()
         call = _Call(uuid.uuid4().hex, now(), time.perf_counter(), model or "",
                      user_id=user_id, run_id=run_id,

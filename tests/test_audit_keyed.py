@@ -395,3 +395,14 @@ def test_moves_after_the_keyed_start_cannot_pass_as_old_ones(isolated_store):
     with Client(isolated_store) as client:
         ok, message = client.verify_audit()
     assert not ok and "the label history of 'imported' has 2 moves where the audit log records 0" in message
+
+
+def test_without_its_key_a_model_call_is_refused_before_the_model_is_paid(client, isolated_store, fake_llm):
+    # The call's log row carries an audit row: with no key it could not be written, so the
+    # gateway refuses up front instead of calling the model and losing the record of it.
+    client.create_prompt("ask", "Say {{ x }}", model_config={"model": "openai/fake-model",
+                                                             "api_base": fake_llm.base_url})
+    (isolated_store.parent / "audit.key").unlink()
+    with Client(isolated_store) as keyless, pytest.raises(InvalidInput, match="PROMSTACK_AUDIT_KEY"):
+        keyless.run("ask", {"x": "hi"})
+    assert fake_llm.requests == []
