@@ -196,9 +196,21 @@ def merge_branch(call: Call, args: MergeBranchArgs) -> tuple[PromptVersionResult
 
 @tool(title="Move a label")
 def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
-    """Point a label such as production or staging at a version, which is how a version is
-    deployed; every move is recorded with who, when and why. Returns the move, including the
-    version the label pointed at before."""
-    move = call.client.set_label(args.prompt, args.label, args.version, reason=args.reason)
+    """Point a label at a version; every move is recorded with who, when and why. A gated
+    environment's label (staging, production) moves only if the version passes that
+    environment's gate (tests, judge score, alerts), as deploy_prompt runs it; a refusal is an
+    error with the failing checks. Returns the move, including the version the label pointed at
+    before."""
+    from promstack import deploy
+
+    from .tools_deploy import refusal
+
+    result = deploy.move_label(call.client, args.prompt, args.label, args.version, reason=args.reason,
+                               force=args.force, rerun=args.rerun)
+    if result["status"] == "refused":
+        raise deploy.GateFailed(refusal(result["deployment"]) + "; force with a reason moves it anyway (audited)")
+    if result["status"] == "pending_approval":
+        raise deploy.DeployPending(deploy.pending(result["deployment"]))
+    move = result["move"]
     before = f"v{move.from_version}" if move.from_version else "nothing"
     return LabelResult.model_validate(move.to_dict()), f"Label {move.label}: {before} -> v{move.to_version}"

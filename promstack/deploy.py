@@ -6,6 +6,8 @@ is a label; `.promstack/config.toml` says their order and what gates each one:
     [deploy]
     environments = ["development", "test", "staging", "production"]   # the default
     cache_ttl = 5                      # seconds the resolver keeps a label's state
+    require_previous = false           # true: a version reaches an environment only after
+                                       # passing the one before it
     [environments.production]
     suite = "regression"               # default: the suite tied to the prompt
     min_pass = "100%"                  # the batch tests must pass at this rate (omit: no check)
@@ -19,6 +21,12 @@ is refused with who holds it), then moves the label, its history, the deployment
 audit rows in one write transaction: a label is never half-moved. `--force` skips the gate and
 says so in the audit log. `rollback()` puts the environment back on the version it had before
 its last deployment, in one step.
+
+A gated environment (one with a check or an approval) is reached only through its gate: every
+other way a label moves (`Client.set_label` and the faces over it, an A/B test's winner, a
+rollout reaching 100%, an import) either runs the gate, checks the gate was passed, or is
+forced with a reason. `label_guard()` is the store's side of that rule (`Client` installs it):
+a label move the engine has not cleared is refused when the label is a gated environment.
 
 `Resolver` is the one place that turns (prompt, label, user id) into a version: the label, or
 the A/B arm or rollout share the user falls in (promstack.abtest, promstack.rollout). The SDK
@@ -44,15 +52,18 @@ from store.db import write
 from store.errors import InvalidInput, NotFound, PromStackError
 
 DEFAULT_ENVIRONMENTS = ["development", "test", "staging", "production"]
-# The seed's gates: batch tests at the test stage, the quality score (`evaluate`, >= 80) before
-# staging and production, and no alert firing on the version being promoted.
+# The guide's pipeline: batch tests at the test stage, the quality score (`evaluate`, >= 80)
+# before staging, and before production all three: the batch tests pass, the score is high
+# enough and no alert fires on the version being promoted.
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "development": {},
     "test": {"min_pass": "100%"},
     "staging": {"min_score": 80, "check_alerts": True},
-    "production": {"min_score": 80, "check_alerts": True},
+    "production": {"min_pass": "100%", "min_score": 80, "check_alerts": True},
 }
-CHECKS = ("tests", "score", "alerts")
+CHECKS = ("previous", "tests", "score", "alerts")
+# Deployment statuses in which a version reached its environment through the gate.
+REACHED = ("deployed", "rolled_back", "rolling_out")
 DEFAULT_CACHE_TTL = 5.0
 ROLLOUT_CHECK_EVERY = 5.0
 LOCK_TIMEOUT = timedelta(hours=2)
@@ -66,6 +77,14 @@ class DeployBusy(PromStackError):
 class GateFailed(PromStackError):
     """The gate refused a deployment (returned, not raised, by `deploy`; raised by callers who want it)."""
 
+    exit_code = 1  # the CLI: a check failed, not bad input
+
+
+class DeployPending(PromStackError):
+    """The gate passed, and the move waits for a person's approval (`deploy approve ID`)."""
+
+    exit_code = 0
+
 
 @dataclass
 class Environment:
@@ -78,10 +97,13 @@ class Environment:
     approval: bool = False
     allow_self_approval: bool = False
     models: list[str] = field(default_factory=list)
+    after: str | None = None  # with [deploy] require_previous: the environment a version must pass first
 
     @property
     def checks(self) -> list[str]:
         out = []
+        if self.after is not None:
+            out.append("previous")
         if self.min_pass is not None:
             out.append("tests")
         if self.min_score is not None:
@@ -90,8 +112,13 @@ class Environment:
             out.append("alerts")
         return out
 
+    @property
+    def gated(self) -> bool:
+        """Whether the label moves only through the gate (any check, or an approval)."""
+        return bool(self.checks) or self.approval
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "checks": self.checks}
+        return {**asdict(self), "checks": self.checks, "gated": self.gated}
 
 
 # ---- configuration ----------------------------------------------------------------------------
@@ -122,6 +149,9 @@ def environments(client: Any) -> list[Environment]:
     if len(set(names)) != len(names):
         raise InvalidInput("[deploy] environments names an environment twice")
     tables = conf.data.get("environments", {})
+    ordered = conf.section("deploy").get("require_previous", False)
+    if not isinstance(ordered, bool):
+        raise InvalidInput(f"require_previous in [deploy] must be true or false, not {ordered!r}")
     out = []
     for index, name in enumerate(names):
         table = tables.get(name) if isinstance(tables, dict) else None
@@ -145,6 +175,8 @@ def environments(client: Any) -> list[Environment]:
             setattr(env, key, value)
         models = settings.get("models") or []
         env.models = [models] if isinstance(models, str) else list(models)
+        if ordered and index > 0:
+            env.after = names[index - 1]
         out.append(env)
     return out
 
@@ -164,6 +196,27 @@ def environment(client: Any, name: str | None) -> Environment:
 
 def previous_environment(client: Any, env: Environment) -> Environment | None:
     return environments(client)[env.index - 1] if env.index > 0 else None
+
+
+def gated_environment(client: Any, label: str) -> Environment | None:
+    """The environment `label` names when it has a gate; None for any other label."""
+    return next((e for e in environments(client) if e.name == label and e.gated), None)
+
+
+def passed(client: Any, prompt_id: int, env: Environment, version: int) -> bool:
+    """Whether `version` reached `env` through its gate (a deployment that was not forced), or,
+    for an environment without a gate, was ever put there."""
+    db = client.store.db
+    if db.execute(
+        f"SELECT 1 FROM deployments WHERE prompt_id = ? AND environment = ? AND to_version = ? AND forced = 0 "
+        f"AND kind != 'rollback' AND status IN ({', '.join('?' * len(REACHED))}) LIMIT 1",
+        [prompt_id, env.name, version, *REACHED],
+    ).fetchone():
+        return True
+    if env.gated:
+        return False
+    return db.execute("SELECT 1 FROM label_history WHERE prompt_id = ? AND label = ? AND to_version = ? LIMIT 1",
+                      [prompt_id, env.name, version]).fetchone() is not None
 
 
 # ---- small shared pieces ----------------------------------------------------------------------
@@ -187,9 +240,10 @@ def _label(client: Any, prompt_id: int, env: str) -> int | None:
     return row[0] if row else None
 
 
-def _move_label(client: Any, prompt: dict[str, Any], env: str, version: int, reason: str) -> None:
-    """Inside the caller's transaction: the store's own label move (history + audit row)."""
-    client.store.prompts.set_label(prompt["id"], env, version, reason=reason)
+def _move_label(client: Any, prompt: dict[str, Any], env: str, version: int, reason: str, *, cleared: str) -> None:
+    """Inside the caller's transaction: the store's own label move (history + audit row).
+    `cleared` says what allowed it (the deployment whose gate passed, a forced one, a rollback)."""
+    client.store.prompts.set_label(prompt["id"], env, version, reason=reason, cleared=cleared)
 
 
 def forget(client: Any) -> None:
@@ -264,33 +318,74 @@ def _release(client: Any, prompt_id: int, deployment_id: int, **changes: Any) ->
 # ---- the gate ---------------------------------------------------------------------------------
 
 
-def _reusable_run(client: Any, prompt_id: int, version: int, suite: dict[str, Any]) -> str | None:
-    """A finished test run of exactly this version and suite from the last day (CI just ran it)."""
+def _passes(summary: dict[str, Any], env: Environment, wanted: list[str]) -> bool:
+    """Whether a finished run meets `env`'s thresholds for the checks wanted."""
+    if not summary.get("complete", True) or not summary.get("results"):
+        return False
+    if "tests" in wanted and not (summary.get("pass_rate") or 0) + 1e-12 >= (env.min_pass or 0):
+        return False
+    if "score" in wanted:
+        score = summary.get("score")  # None when the judge could not score every case
+        if score is None or int(round(score)) < (env.min_score or 0):
+            return False
+    return True
+
+
+def _reusable_run(client: Any, prompt_id: int, version: int, suite: dict[str, Any], env: Environment,
+                  wanted: list[str]) -> str | None:
+    """A finished, *passing* test run of exactly this version, suite, judge and models from the
+    last day (CI just ran it). A failing run is never reused: the gate runs the suite again, so
+    a fixed judge or a flaky model gets a fresh chance and a refusal is never a day old."""
+    import json
+
+    from .evals import engine
+
     since = (datetime.now(UTC) - RUN_REUSE).isoformat().replace("+00:00", "Z")
-    row = client.store.db.execute(
-        "SELECT id FROM runs WHERE kind = 'test' AND status = 'done' AND prompt_id = ? AND prompt_version = ? "
-        "AND suite_name = ? AND suite_sha = ? AND started_at >= ? ORDER BY started_at DESC LIMIT 1",
+    candidates = client.store.db.execute(
+        "SELECT id, models, judge_key FROM runs WHERE kind = 'test' AND status = 'done' AND prompt_id = ? "
+        "AND prompt_version = ? AND suite_name = ? AND suite_sha = ? AND started_at >= ? "
+        "ORDER BY started_at DESC LIMIT 20",
         [prompt_id, version, suite["name"], suite["sha256"], since],
-    ).fetchone()
-    return row[0] if row else None
+    ).fetchall()
+    if not candidates:
+        return None
+    # What a fresh run would be: the same judge (criteria, model, prompt) and the same models.
+    plan = engine.build_plan(client, suite, prompt=prompt_id, version=version, models=env.models or None)
+    judge_key = plan.judge.key() if plan.judge else ""
+    for run_id, models, key in candidates:
+        if key != judge_key or json.loads(models or "[]") != plan.models:
+            continue
+        if _passes(engine.get_run(client, run_id)["summary"], env, wanted):
+            return run_id
+    return None
 
 
 def _suite_result(client: Any, prompt: dict[str, Any], version: int, env: Environment,
-                  progress: Any, warn: Any) -> dict[str, Any]:
+                  progress: Any, warn: Any, *, wanted: list[str] | None = None, rerun: bool = False) -> dict[str, Any]:
     from .evals import engine
 
     suite = engine.get_suite(client, env.suite) if env.suite else engine.suite_for_prompt(client, prompt["id"])
-    reuse = _reusable_run(client, prompt["id"], version, suite) if not env.models else None
+    wanted = wanted if wanted is not None else [c for c in env.checks if c in ("tests", "score")]
+    reuse = None if rerun else _reusable_run(client, prompt["id"], version, suite, env, wanted)
     if reuse is not None:
-        run = engine.get_run(client, reuse)
-        summary = run["summary"]
-        if summary.get("complete", True) and summary.get("results"):
-            return {"run_id": reuse, "suite": suite["name"], "reused": True,
-                    "pass_rate": summary["pass_rate"], "score": int(round(summary["score"]))}
+        summary = engine.get_run(client, reuse)["summary"]
+        score = summary.get("score")
+        return {"run_id": reuse, "suite": suite["name"], "reused": True,
+                "pass_rate": summary["pass_rate"], "score": None if score is None else int(round(score))}
     result = engine.evaluate(client, prompt["id"], suite=suite["name"], version=version,
                              models=env.models or None, progress=progress, warn=warn)
     return {"run_id": result["run"]["id"], "suite": suite["name"], "reused": False,
-            "pass_rate": result["pass_rate"], "score": result["score"]}
+            "pass_rate": result["pass_rate"], "score": result.get("score")}
+
+
+def previous_check(client: Any, prompt: dict[str, Any], version: int, env: Environment) -> dict[str, Any]:
+    """[deploy] require_previous: has `version` passed the environment before `env`?"""
+    before = environment(client, env.after)
+    ok = passed(client, prompt["id"], before, version)
+    detail = (f"v{version} passed {before.name}" if ok else
+              f"v{version} has not passed {before.name}; run `promstack deploy --prompt {prompt['id']} "
+              f"--version {version} --env {before.name}` first")
+    return {"check": "previous", "passed": ok, "environment": before.name, "version": version, "detail": detail}
 
 
 def version_alerts(client: Any, prompt: dict[str, Any], version: int, env: str | None) -> list[dict[str, Any]]:
@@ -314,22 +409,34 @@ def version_alerts(client: Any, prompt: dict[str, Any], version: int, env: str |
 
 
 def run_gate(client: Any, prompt: dict[str, Any], version: int, env: Environment, *,
-             skip: tuple[str, ...] = (), progress: Any = None, warn: Any = None) -> dict[str, Any]:
-    """Every check of `env` for `version`: {"passed", "checks": [{"check", "passed", "detail"}]}."""
+             skip: tuple[str, ...] = (), progress: Any = None, warn: Any = None,
+             rerun: bool = False) -> dict[str, Any]:
+    """Every check of `env` for `version`: {"passed", "checks": [{"check", "passed", "detail"}],
+    "run": {"id", "reused"} (the test run the tests and score checks read, when they ran)}.
+    `rerun` runs the suite afresh instead of reusing a passing run of the last day."""
     checks: list[dict[str, Any]] = []
     wanted = [c for c in env.checks if c not in skip]
+    used: dict[str, Any] | None = None
+    if "previous" in wanted:
+        checks.append(previous_check(client, prompt, version, env))
+        if not checks[-1]["passed"]:  # out of order: nothing else is worth a model call
+            return {"passed": False, "checks": checks + [
+                {"check": name, "passed": True, "skipped": True, "detail": "skipped with --force"} for name in skip]}
     if "tests" in wanted or "score" in wanted:
         try:
-            result = _suite_result(client, prompt, version, env, progress, warn)
+            result = _suite_result(client, prompt, version, env, progress, warn,
+                                   wanted=[c for c in wanted if c in ("tests", "score")], rerun=rerun)
         except PromStackError as exc:
             for name in ("tests", "score"):
                 if name in wanted:
                     checks.append({"check": name, "passed": False, "detail": f"could not run the suite: {exc}"})
         else:
+            used = {"id": result["run_id"], "reused": result["reused"], "suite": result["suite"]}
             where = f"run {result['run_id']}" + (" (reused)" if result["reused"] else "")
             if "tests" in wanted:
                 ok = result["pass_rate"] + 1e-12 >= env.min_pass
                 checks.append({"check": "tests", "passed": ok, "run_id": result["run_id"],
+                               "reused": result["reused"],
                                "value": result["pass_rate"], "threshold": env.min_pass,
                                "detail": f"suite {result['suite']!r}: pass rate {result['pass_rate']:.0%} "
                                          f"{'>=' if ok else '<'} {env.min_pass:.0%} ({where})"})
@@ -347,7 +454,10 @@ def run_gate(client: Any, prompt: dict[str, Any], version: int, env: Environment
                        else f"no alert firing on v{version}" + (f" (thresholds of {previous.name})" if previous else "")})
     for name in skip:
         checks.append({"check": name, "passed": True, "skipped": True, "detail": "skipped with --force"})
-    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+    gate: dict[str, Any] = {"passed": all(c["passed"] for c in checks), "checks": checks}
+    if used is not None:
+        gate["run"] = used
+    return gate
 
 
 # ---- deploy, approve, reject, rollback --------------------------------------------------------
@@ -372,10 +482,14 @@ def deploy(
     skip: tuple[str, ...] | list[str] = (),
     reason: str | None = None,
     rollout: float | None = None,
+    rerun: bool = False,
     progress: Callable[..., Any] | None = None,
     warn: Callable[[str], Any] | None = None,
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """Run `env`'s gate for `version` (default: the head of main) and move the label if it passes.
+    `rerun` runs the suite afresh rather than reuse a passing run of the last day; `kind` names
+    the way in for the deployment list ('label' when a label was set through the gate).
 
     Returns the deployment: status 'deployed', 'refused' (the gate said no), 'pending_approval',
     'rolling_out' (with `rollout`, a percentage of users) or 'unchanged'. Raises DeployBusy when
@@ -400,12 +514,13 @@ def deploy(
         raise InvalidInput(f"{target_env.name} already serves v{current}; roll out another version")
     why = reason or f"deploy v{found.version} to {target_env.name}"
     deployment_id = _acquire(
-        client, row, environment=target_env.name, kind="rollout" if rollout is not None else "deploy",
+        client, row, environment=target_env.name, kind=kind or ("rollout" if rollout is not None else "deploy"),
         from_version=current, to_version=found.version, status="running", forced=bool(skipped) and force,
         skipped=list(skipped), reason=reason,
     )
     try:
-        gate = run_gate(client, row, found.version, target_env, skip=skipped, progress=progress, warn=warn)
+        gate = run_gate(client, row, found.version, target_env, skip=skipped, progress=progress, warn=warn,
+                        rerun=rerun)
         if rollout is not None:
             gate["rollout"] = rollout
         db = client.store.db
@@ -461,7 +576,7 @@ def _finish(client: Any, prompt: dict[str, Any], deployment_id: int, env: str, c
                      detail={**detail, "percent": rollout, "split": split_id})
         return
     _end_split(client, prompt["id"], env, "superseded", f"deployment {deployment_id} moved {env} to v{version}")
-    _move_label(client, prompt, env, version, why)
+    _move_label(client, prompt, env, version, why, cleared=f"deployment {deployment_id}")
     rows.update_deployment(db, deployment_id, status="deployed", gate=gate, decided_at=now(),
                            decided_by=approved_by)
     if skipped:
@@ -548,7 +663,7 @@ def rollback(client: Any, prompt: Any, *, env: str | None = None, reason: str | 
         if last is not None:
             rows.update_deployment(db, last["id"], status="rolled_back")
         if previous != current:
-            _move_label(client, row, target_env.name, previous, why)
+            _move_label(client, row, target_env.name, previous, why, cleared=f"rollback {deployment_id}")
         audit.record(db, client.actor, "deploy_rollback", prompt_id=row["id"], version=previous,
                      detail={"deployment": deployment_id, "environment": target_env.name, "from": current,
                              "to": previous, "reason": why, **({"split": split["id"]} if split else {})})
@@ -579,6 +694,140 @@ def status(client: Any, prompt: Any) -> dict[str, Any]:
         out.append({"environment": env.name, "version": _label(client, row["id"], env.name),
                     "checks": env.checks, "approval": env.approval, "split": split})
     return {"prompt_id": row["id"], "name": row["name"], "environments": out}
+
+
+# ---- every other way a label moves -------------------------------------------------------------
+
+
+def need_reason(env: str, reason: str | None) -> str:
+    """A forced move past a gate needs a reason: it is what the audit log keeps."""
+    if reason is None or not str(reason).strip():
+        raise InvalidInput(f"forcing {env} past its gate needs a reason; it is kept with the deployment "
+                           "and in the audit log")
+    return str(reason).strip()
+
+
+def refusal(d: dict[str, Any]) -> str:
+    """One sentence for a refused deployment: which checks failed, with the run each used."""
+    failed = "; ".join(c["detail"] for c in d.get("gate", {}).get("checks", []) if not c["passed"])
+    serves = f"v{d['from_version']}" if d.get("from_version") is not None else "nothing"
+    return (f"the {d['environment']} gate refused {d['name']} v{d['to_version']}: {failed}; {d['environment']} "
+            f"still serves {serves} (deployment {d['id']})")
+
+
+def pending(d: dict[str, Any]) -> str:
+    return (f"{d['name']} v{d['to_version']} passed the {d['environment']} gate and waits for approval "
+            f"(deployment {d['id']}: promstack deploy approve {d['id']}); the label has not moved yet")
+
+
+def move_label(client: Any, prompt: Any, label: str, version: Any, *, force: bool = False,
+               reason: str | None = None, actor: str | None = None, rerun: bool = False,
+               progress: Callable[..., Any] | None = None,
+               warn: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """Point `label` at `version` the way every face does (`Client.set_label`, `label set`, MCP
+    `set_label`, the dashboard's form). A gated environment's label moves through its gate (a
+    deployment of kind 'label'), or with `force` and a reason (a forced deployment, audited);
+    any other label moves at once. Returns {"status": "moved" | "unchanged" | "refused" |
+    "pending_approval", "move": LabelMove | None, "deployment": dict | None}."""
+    from store.models import LabelMove
+
+    env = gated_environment(client, label) if isinstance(label, str) else None
+    if env is None:
+        move = client.store.prompts.set_label(prompt, label, version, reason=reason, actor=actor)
+        forget(client)
+        return {"status": "moved", "move": move, "deployment": None}
+    if version is None:
+        raise InvalidInput(f"say which version {label} should serve")
+    if force:
+        reason = need_reason(label, reason)
+    row = _prompt(client, prompt)
+    target = client.store.prompts.get(row["id"], version=version)  # NotFound before anything runs
+    found = deploy(client, row["id"], version=target.version, env=env.name, force=force, reason=reason,
+                   rerun=rerun, progress=progress, warn=warn, kind="label")
+    status = found["status"]
+    if status == "unchanged":
+        at = client.store.db.execute("SELECT updated_at, updated_by FROM labels WHERE prompt_id = ? AND name = ?",
+                                     [row["id"], env.name]).fetchone()
+        move = LabelMove(row["id"], env.name, target.version, target.version, at[1], reason, at[0])
+        return {"status": "unchanged", "move": move, "deployment": None}
+    if status == "deployed":
+        return {"status": "moved", "move": client.store.prompts.label_history(row["id"], env.name)[0],
+                "deployment": found}
+    return {"status": status, "move": None, "deployment": found}
+
+
+def set_label(client: Any, prompt: Any, label: str, version: Any, **options: Any) -> Any:
+    """`move_label` for callers that want the move or an exception: GateFailed when the gate
+    refused (its reasons, the run it used), DeployPending when it waits for approval."""
+    result = move_label(client, prompt, label, version, **options)
+    if result["status"] == "refused":
+        raise GateFailed(refusal(result["deployment"]))
+    if result["status"] == "pending_approval":
+        raise DeployPending(pending(result["deployment"]))
+    return result["move"]
+
+
+def label_guard(client: Any) -> Callable[..., None]:
+    """The store's label guard for `client` (PromptStore.label_guard): a move the engine has not
+    cleared may not point a gated environment's label at a version. Removing a label puts no
+    version in front of anyone, so it stays allowed (and recorded)."""
+
+    def guard(prompt: dict[str, Any], label: str, from_version: int | None, to_version: int | None,
+              how: str) -> None:
+        if to_version is None:
+            return
+        env = gated_environment(client, label)
+        if env is None:
+            return
+        gate = ", ".join(env.checks + (["approval"] if env.approval else []))
+        if how == "import":
+            raise InvalidInput(
+                f"the document points {label} of {prompt['name']!r} at v{to_version}, and {label} is a gated "
+                f"environment ({gate}); import it forced with a reason to take its labels as they are "
+                "(recorded as forced deployments), or remove those labels from the document; nothing was imported"
+            )
+        raise InvalidInput(
+            f"{label} is a gated environment ({gate}): its label moves only through the gate (deploy "
+            f"v{to_version} of {prompt['name']!r} there), or forced with a reason; nothing moved"
+        )
+
+    return guard
+
+
+def import_store(client: Any, document: Any, *, force: bool = False, reason: str | None = None) -> dict[str, int]:
+    """Import a whole-store document. Labels of gated environments in it are refused (nothing is
+    imported) unless `force` with a reason: then each is recorded as a forced deployment of kind
+    'import', with a `deploy_forced` audit row, in the import's transaction."""
+    from store import transfer
+
+    if not force:
+        return transfer.import_(client.store.db, document, actor=client.actor,
+                                label_guard=client.store.prompts.label_guard)
+    why = reason if reason is not None and str(reason).strip() else None
+    if why is None:
+        raise InvalidInput("a forced import needs a reason; it is kept with each forced deployment and in "
+                           "the audit log")
+    db = client.store.db
+    taken: list[tuple[dict[str, Any], Environment, int]] = []
+
+    def collect(prompt: dict[str, Any], label: str, _from: int | None, to_version: int | None, _how: str) -> None:
+        env = gated_environment(client, label)
+        if env is not None and to_version is not None:
+            taken.append((dict(prompt), env, to_version))
+
+    with write(db):  # the import and its forced deployments commit together (import_ nests)
+        counts = transfer.import_(db, document, actor=client.actor, label_guard=collect)
+        for prompt, env, version in taken:
+            deployment_id = rows.insert_deployment(
+                db, prompt_id=prompt["id"], environment=env.name, kind="import", from_version=None,
+                to_version=version, status="deployed", forced=True, skipped=env.checks, reason=why,
+                requested_by=client.actor, decided_at=now(), gate={"passed": False, "imported": True, "checks": []},
+            )
+            audit.record(db, client.actor, "deploy_forced", prompt_id=prompt["id"], version=version,
+                         detail={"deployment": deployment_id, "environment": env.name, "from": None,
+                                 "to": version, "reason": why, "skipped": env.checks, "via": "import"})
+    forget(client)
+    return counts
 
 
 # ---- resolution: label -> version, with A/B arms and rollouts ---------------------------------
