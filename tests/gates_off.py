@@ -14,5 +14,7 @@ def gates_off(store_path: Path) -> None:
     """Append the gate-free environments to the config of the workspace `store_path` is in."""
     config = Path(store_path).parent / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
+    if config.exists() and GATES_OFF in config.read_text(encoding="utf-8"):
+        return  # once: TOML allows a table only once
     with config.open("a", encoding="utf-8") as out:
         out.write(GATES_OFF)
