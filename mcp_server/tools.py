@@ -196,11 +196,10 @@ def merge_branch(call: Call, args: MergeBranchArgs) -> tuple[PromptVersionResult
 
 @tool(title="Move a label")
 def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
-    """Point a label at a version; every move is recorded with who, when and why. A gated
-    environment's label (staging, production) moves only if the version passes that
-    environment's gate (tests, judge score, alerts), as deploy_prompt runs it; a refusal is an
-    error with the failing checks. Returns the move, including the version the label pointed at
-    before."""
+    """Point a label at a version, recording who, when and why. A gated environment's label
+    (staging, production) moves only if the version passes that environment's gate (tests,
+    judge score, alerts, as deploy_prompt runs it), else the error lists the failing checks.
+    Returns the move, including the version the label pointed at before."""
     from promstack import deploy
 
     from .tools_deploy import refusal
