@@ -205,11 +205,13 @@ def gated_environment(client: Any, label: str) -> Environment | None:
 
 def passed(client: Any, prompt_id: int, env: Environment, version: int) -> bool:
     """Whether `version` reached `env` through its gate (a deployment that was not forced), or,
-    for an environment without a gate, was ever put there."""
+    for an environment without a gate, was ever put there. A rollout halted there (its version
+    alerted) did not pass; one rolled back later by hand had."""
     db = client.store.db
     if db.execute(
         f"SELECT 1 FROM deployments WHERE prompt_id = ? AND environment = ? AND to_version = ? AND forced = 0 "
-        f"AND kind != 'rollback' AND status IN ({', '.join('?' * len(REACHED))}) LIMIT 1",
+        f"AND kind != 'rollback' AND status IN ({', '.join('?' * len(REACHED))}) "
+        "AND NOT (kind = 'rollout' AND status = 'rolled_back' AND error IS NOT NULL) LIMIT 1",
         [prompt_id, env.name, version, *REACHED],
     ).fetchone():
         return True
