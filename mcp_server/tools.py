@@ -200,16 +200,16 @@ def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
     (staging, production) moves only if the version passes that environment's gate (tests,
     judge score, alerts, as deploy_prompt runs it), else the error lists the failing checks.
     Returns the move, including the version the label pointed at before."""
-    from promstack import deploy
+    from promstack import deploy, gates
 
     from .tools_deploy import refusal
 
-    result = deploy.move_label(call.client, args.prompt, args.label, args.version, reason=args.reason,
+    result = gates.move_label(call.client, args.prompt, args.label, args.version, reason=args.reason,
                                force=args.force, rerun=args.rerun)
     if result["status"] == "refused":
         raise deploy.GateFailed(refusal(result["deployment"]) + "; force with a reason moves it anyway (audited)")
     if result["status"] == "pending_approval":
-        raise deploy.DeployPending(deploy.pending(result["deployment"]))
+        raise deploy.DeployPending(gates.pending(result["deployment"]))
     move = result["move"]
     before = f"v{move.from_version}" if move.from_version else "nothing"
     return LabelResult.model_validate(move.to_dict()), f"Label {move.label}: {before} -> v{move.to_version}"

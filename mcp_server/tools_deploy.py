@@ -54,11 +54,11 @@ def _detail(check: dict[str, Any], prompt_id: Any) -> str:
 
 
 def refusal(d: dict[str, Any]) -> str:
-    """promstack.deploy.refusal, with each check in this face's words."""
-    from promstack import deploy
+    """promstack.gates.refusal, with each check in this face's words."""
+    from promstack import gates
 
     checks = [{**c, "detail": _detail(c, d["prompt_id"])} for c in d.get("gate", {}).get("checks", [])]
-    return deploy.refusal({**d, "gate": {**d.get("gate", {}), "checks": checks}})
+    return gates.refusal({**d, "gate": {**d.get("gate", {}), "checks": checks}})
 
 
 def _message(d: dict[str, Any]) -> str:

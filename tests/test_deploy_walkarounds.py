@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from test_deploy_fixtures import _scripted_server, scripted, workspace  # noqa: F401 - fixtures
 
-from promstack import Client, InvalidInput, abtest, deploy, rollout
+from promstack import Client, InvalidInput, abtest, deploy, gates, rollout
 from promstack.cli import cli
 from promstack.deploy import GateFailed
 from promstack.evals import engine
@@ -346,7 +346,7 @@ def test_a_failing_run_is_not_reused(seeded, client):
     result = deploy.deploy(client, 42, version=2, env="staging")
     assert result["status"] == "refused"
     assert result["gate"]["run"]["id"] != failing and result["gate"]["run"]["reused"] is False  # ran afresh
-    assert f"(run {result['gate']['run']['id']})" in deploy.refusal(result)
+    assert f"(run {result['gate']['run']['id']})" in gates.refusal(result)
 
 
 def test_a_passing_run_is_reused_and_rerun_runs_afresh(seeded, client, scripted):  # noqa: F811

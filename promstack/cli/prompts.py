@@ -427,13 +427,13 @@ def label_set(state, prompt, label, version, reason, force, rerun) -> None:  # n
     promstack label set support/refund production 3 -r "passed regression"
     promstack label set support/refund production 2 --force -r "hotfix, judge is down"
     """
-    from promstack import deploy
+    from promstack import gates
 
     from .deploy import print_deployment
 
     if force and not (reason or "").strip():
         fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
-    result = deploy.move_label(state.client, prompt, label, version, reason=reason, force=force, rerun=rerun)
+    result = gates.move_label(state.client, prompt, label, version, reason=reason, force=force, rerun=rerun)
     move, found = result["move"], result["deployment"]
     if state.json:  # the move as before; a deployment that moved nothing instead
         emit_json({**move.to_dict(), "deployment": found["id"] if found else None} if move else found)

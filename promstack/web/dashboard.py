@@ -401,7 +401,9 @@ def do_deploy(client: Any, ref: int, version: int, env: str, reason: str | None)
     result = deploy.deploy(client, ref, version=version, env=env or None, reason=reason or None)
     status, where = result.get("status"), result.get("environment", env)
     if status == "refused":
-        raise deploy.GateFailed(deploy.refusal(result))
+        from promstack.gates import refusal
+
+        raise deploy.GateFailed(refusal(result))
     if status == "deployed":
         before = f"v{result['from_version']}" if result.get("from_version") else "nothing"
         return f"Deployed v{version} to {where} (was {before})"
