@@ -194,7 +194,7 @@ def merge_branch(call: Call, args: MergeBranchArgs) -> tuple[PromptVersionResult
     return version_result(found), _version_text(found, f"Merged {args.branch}: ")
 
 
-@tool(title="Move a label")
+@tool(title="Move a label", long=True)  # a gated environment runs its gate
 def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
     """Point a label at a version, recording who, when and why. A gated environment's label
     (staging, production) moves only if the version passes that environment's gate (tests,
