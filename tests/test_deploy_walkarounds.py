@@ -379,3 +379,14 @@ def test_a_run_that_misses_this_environments_bar_is_not_reused(seeded, client):
     assert production["status"] == "refused"
     assert production["gate"]["run"]["id"] != staging["gate"]["run"]["id"]
     assert production["gate"]["run"]["reused"] is False
+
+
+@pytest.mark.anyio
+async def test_mcp_deploy_prompt_can_rerun(seeded, client, mcp):
+    passing = engine.evaluate(client, 42, version=1)["run"]["id"]
+    reused = await mcp.call_tool("deploy_prompt", {"prompt": 42, "version": 1, "environment": "staging"})
+    assert f"run {passing} (reused)" in json.dumps(reused.structured_content, ensure_ascii=False)
+    fresh = await mcp.call_tool("deploy_prompt", {"prompt": 42, "version": 1, "environment": "production",
+                                                  "rerun": True})
+    assert fresh.structured_content["status"] == "deployed"
+    assert "(reused)" not in json.dumps(fresh.structured_content, ensure_ascii=False)
