@@ -383,7 +383,9 @@ def test_a_run_that_misses_this_environments_bar_is_not_reused(seeded, client):
 
 @pytest.mark.anyio
 async def test_mcp_deploy_prompt_can_rerun(seeded, client, mcp):
-    passing = engine.evaluate(client, 42, version=1)["run"]["id"]
+    import anyio
+
+    passing = (await anyio.to_thread.run_sync(lambda: engine.evaluate(client, 42, version=1)))["run"]["id"]
     reused = await mcp.call_tool("deploy_prompt", {"prompt": 42, "version": 1, "environment": "staging"})
     assert f"run {passing} (reused)" in json.dumps(reused.structured_content, ensure_ascii=False)
     fresh = await mcp.call_tool("deploy_prompt", {"prompt": 42, "version": 1, "environment": "production",
