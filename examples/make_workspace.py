@@ -41,8 +41,9 @@ def build(path: Path) -> dict:
         client.save(42, LONG + '{% include "shared/tone" %}' + QUESTION, message="Include the shared tone")
         client.save(42, SHORT + '{% include "shared/tone" %}' + QUESTION,
                     message="30% shorter: same instructions, fewer tokens")
-        client.set_label(42, "production", 2, reason="passed regression")
-        client.set_label(42, "staging", 3, reason="A/B against production")
+        # Gated environments: forced with a reason (building the examples calls no model).
+        client.set_label(42, "production", 2, reason="passed regression", force=True)
+        client.set_label(42, "staging", 3, reason="A/B against production", force=True)
         client.create_prompt(
             "support/refund",
             [

@@ -142,7 +142,13 @@ class SetLabelArgs(Args):
     prompt: PromptRef
     label: RefName = Field(description="The label to move, e.g. 'production' or 'staging'.")
     version: Version = Field(description="The version the label should point at.")
-    reason: str | None = Field(default=None, max_length=2000, description="Why the label moves, kept in its history.")
+    reason: str | None = Field(default=None, max_length=2000,
+                               description="Why the label moves, kept in its history; required with force.")
+    force: bool = Field(default=False, description=(
+        "Move a gated environment's label (e.g. production) without running its gate; needs a reason and is "
+        "recorded as a forced deployment. Only when a person asked for it."))
+    rerun: bool = Field(default=False, description=(
+        "Run the gate's test suite afresh instead of reusing a passing run of the same version from the last day."))
 
 
 # ---- results ------------------------------------------------------------------------------

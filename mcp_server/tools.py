@@ -194,11 +194,22 @@ def merge_branch(call: Call, args: MergeBranchArgs) -> tuple[PromptVersionResult
     return version_result(found), _version_text(found, f"Merged {args.branch}: ")
 
 
-@tool(title="Move a label")
+@tool(title="Move a label", long=True)  # a gated environment runs its gate
 def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
-    """Point a label such as production or staging at a version, which is how a version is
-    deployed; every move is recorded with who, when and why. Returns the move, including the
-    version the label pointed at before."""
-    move = call.client.set_label(args.prompt, args.label, args.version, reason=args.reason)
+    """Point a label at a version, recording who, when and why. A gated environment's label
+    (staging, production) moves only if the version passes that environment's gate (tests,
+    judge score, alerts, as deploy_prompt runs it), else the error lists the failing checks.
+    Returns the move, including the version the label pointed at before."""
+    from promstack import deploy, gates
+
+    from .tools_deploy import refusal
+
+    result = gates.move_label(call.client, args.prompt, args.label, args.version, reason=args.reason,
+                               force=args.force, rerun=args.rerun)
+    if result["status"] == "refused":
+        raise deploy.GateFailed(refusal(result["deployment"]) + "; force with a reason moves it anyway (audited)")
+    if result["status"] == "pending_approval":
+        raise deploy.DeployPending(gates.pending(result["deployment"]))
+    move = result["move"]
     before = f"v{move.from_version}" if move.from_version else "nothing"
     return LabelResult.model_validate(move.to_dict()), f"Label {move.label}: {before} -> v{move.to_version}"

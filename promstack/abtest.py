@@ -7,6 +7,10 @@
 While a test runs, `get_prompt(42, label="staging", user_id=...)` (SDK and REST) serves each user
 their arm (promstack.deploy.Resolver); without a user id it serves what the label points at.
 
+In a gated environment a test puts B in front of real users, so `start` runs the environment's
+gate for each arm the environment does not already serve and refuses when one fails; `stop`
+with a winner moves the label only for a version that passed (or a test forced with a reason).
+
 Which calls belong to which arm: the two arms are two versions, and the call log records the
 version of every call, so the report counts the test's calls by `prompt_version` between its
 start and its end, in its environment (`PROMSTACK_ENV=staging` in the staging app; when no call
@@ -56,9 +60,21 @@ def _env(client: Any, env: str | None) -> str:
 
 
 def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: float = 50,
-          env: str | None = None, reason: str | None = None) -> dict[str, Any]:
-    """Start serving B to `split`% of users (and A to the rest) under `env`'s label."""
-    from .deploy import _label, _prompt, forget
+          env: str | None = None, reason: str | None = None, force: bool = False, rerun: bool = False,
+          progress: Any = None, warn: Any = None) -> dict[str, Any]:
+    """Start serving B to `split`% of users (and A to the rest) under `env`'s label. In a gated
+    environment each arm it does not serve yet must pass its gate first (GateFailed names the
+    failing checks and the run they used); `force` with a reason skips that, audited."""
+    from .deploy import (
+        GateFailed,
+        _label,
+        _prompt,
+        forget,
+        gated_environment,
+        need_reason,
+        passed,
+        run_gate,
+    )
 
     target = _env(client, env)
     row = _prompt(client, prompt)
@@ -72,6 +88,30 @@ def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: floa
         raise InvalidInput(f"A and B are both v{va}; an A/B test compares two different versions")
     if isinstance(split, bool) or not isinstance(split, int | float) or not 0 < split < 100:
         raise InvalidInput(f"--split is the percentage of users who get B, above 0 and below 100; got {split!r}")
+    gated = gated_environment(client, target)
+    gates: dict[str, Any] = {}
+    if gated is not None and force:
+        reason = need_reason(target, reason)
+    elif gated is not None:
+        serving = _label(client, row["id"], target)
+        for arm, version in (("a", va), ("b", vb)):
+            if version == serving:
+                continue  # the environment serves it already
+            if gated.approval and not passed(client, row["id"], gated, version):
+                raise InvalidInput(f"{target} needs a person's approval for each version it serves, and "
+                                   f"v{version} (arm {arm.upper()}) has none there: deploy it to {target} first, "
+                                   "or start the test forced with a reason")
+            gate = run_gate(client, row, version, gated, rerun=rerun, progress=progress, warn=warn)
+            gates[arm] = gate
+            if not gate["passed"]:
+                failed = "; ".join(c["detail"] for c in gate["checks"] if not c["passed"])
+                raise GateFailed(f"v{version} (arm {arm.upper()}) did not pass the {target} gate: {failed}; "
+                                 "no A/B test was started")
+    detail: dict[str, Any] = {"reason": reason} if reason else {}
+    if gates:
+        detail["gates"] = gates
+    if gated is not None and force:
+        detail["forced"] = True
     db = client.store.db
     with write(db):
         found = rows.active_split(db, row["id"], target)
@@ -83,10 +123,15 @@ def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: floa
         split_id = rows.insert_split(
             db, prompt_id=row["id"], environment=target, kind="ab", version_a=va, version_b=vb,
             percent=float(split), salt=secrets.token_hex(8), status="active", started_by=client.actor,
-            detail={"reason": reason} if reason else {},
+            detail=detail,
         )
+        if detail.get("forced"):
+            audit.record(db, client.actor, "deploy_forced", prompt_id=row["id"], version=vb,
+                         detail={"split": split_id, "environment": target, "a": va, "b": vb, "reason": reason,
+                                 "skipped": gated.checks, "via": "ab start"})
         audit.record(db, client.actor, "ab_start", prompt_id=row["id"], version=vb,
-                     detail={"split": split_id, "environment": target, "a": va, "b": vb, "percent_b": split})
+                     detail={"split": split_id, "environment": target, "a": va, "b": vb, "percent_b": split,
+                             **({"forced": True, "reason": reason} if detail.get("forced") else {})})
     forget(client)
     return {**rows.split(db, split_id), "name": row["name"]}  # type: ignore[dict-item]
 
@@ -106,15 +151,52 @@ def _find(client: Any, prompt: Any, env: str | None, *, active_only: bool) -> tu
     return row, found
 
 
+def _winner_cleared(client: Any, row: dict[str, Any], split: dict[str, Any], arm: str) -> dict[str, Any] | None:
+    """Why the winner may take a gated environment's label: the gate it passed when the test
+    started, a test forced with a reason, or a deployment there that passed. None: it did not."""
+    from .deploy import gated_environment, passed
+
+    env = gated_environment(client, split["environment"])
+    version = split[f"version_{arm}"]
+    if env is None:
+        return {"ab_test": split["id"]}
+    gate = split["detail"].get("gates", {}).get(arm)
+    if gate is not None and gate.get("passed"):
+        return {"ab_test": split["id"], **gate}
+    if split["detail"].get("forced"):
+        return {"ab_test": split["id"], "forced_at_start": True, "passed": False, "checks": []}
+    if passed(client, row["id"], env, version):
+        return {"ab_test": split["id"], "passed": True, "checks": [],
+                "detail": f"v{version} reached {env.name} through its gate before"}
+    return None
+
+
 def stop(client: Any, prompt: Any, *, winner: str | None = None, env: str | None = None,
-         reason: str | None = None) -> dict[str, Any]:
+         reason: str | None = None, force: bool = False) -> dict[str, Any]:
     """End the test; with a winner ('a' or 'b') the environment's label moves to it (recorded
-    as a deployment, with the label's history and audit rows), in the same transaction."""
-    from .deploy import _label, _move_label, forget
+    as a deployment, with the label's history and audit rows), in the same transaction. In a
+    gated environment the winner must have passed the gate (at `start`, or deployed there
+    before); else GateFailed, unless `force` with a reason (a forced deployment, audited)."""
+    from .deploy import GateFailed, _label, _move_label, forget, need_reason
 
     if winner is not None and winner.lower() not in ("a", "b"):
         raise InvalidInput(f"--winner is a or b, not {winner!r} (leave it out to stop without a winner)")
     row, split = _find(client, prompt, env, active_only=True)
+    gate: dict[str, Any] | None = {"ab_test": split["id"]}
+    forced = False
+    if winner:
+        arm = winner.lower()
+        version = split[f"version_{arm}"]
+        before = _label(client, row["id"], split["environment"])
+        gate = _winner_cleared(client, row, split, arm) if before != version else {"ab_test": split["id"]}
+        if gate is None and not force:
+            raise GateFailed(f"v{version} (arm {arm.upper()}) has not passed the {split['environment']} gate, so "
+                             f"it cannot take {split['environment']}'s label; deploy it through the gate, or stop "
+                             "the test forced with a reason; the test is still running")
+        if gate is None:
+            reason = need_reason(split["environment"], reason)
+            gate = {"ab_test": split["id"], "passed": False, "checks": []}
+        forced = bool(gate.get("forced_at_start")) or force and gate.get("passed") is False
     db = client.store.db
     with write(db):
         current = rows.split(db, split["id"])
@@ -130,10 +212,15 @@ def stop(client: Any, prompt: Any, *, winner: str | None = None, env: str | None
             deployment_id = rows.insert_deployment(
                 db, prompt_id=row["id"], environment=split["environment"], kind="ab_winner",
                 from_version=before, to_version=version, status="deployed", reason=why,
-                requested_by=client.actor, decided_at=now(), gate={"ab_test": split["id"]},
+                requested_by=client.actor, decided_at=now(), gate=gate, forced=forced,
             )
+            if forced:
+                audit.record(db, client.actor, "deploy_forced", prompt_id=row["id"], version=version,
+                             detail={"deployment": deployment_id, "environment": split["environment"],
+                                     "from": before, "to": version, "reason": why, "split": split["id"],
+                                     "via": "ab stop"})
             if before != version:
-                _move_label(client, row, split["environment"], version, why)
+                _move_label(client, row, split["environment"], version, why, cleared=f"deployment {deployment_id}")
         audit.record(db, client.actor, "ab_stop", prompt_id=row["id"], version=split["version_b"],
                      detail={"split": split["id"], "environment": split["environment"], "outcome": outcome,
                              **({"deployment": deployment_id} if deployment_id else {})})

@@ -20,6 +20,14 @@ class Client:
     def __init__(self, db: str | os.PathLike | None = None, *, actor: str | None = None):
         self.store = Store(db if db is not None else require_db(), actor=actor)
         self._prompts = self.store.prompts
+        # A gated environment's label moves only through its gate (promstack.gates.label_guard):
+        # the store asks this on every label move the engine has not cleared.
+        self._prompts.label_guard = self._label_guard
+
+    def _label_guard(self, *args: Any) -> None:
+        from promstack.gates import label_guard
+
+        label_guard(self)(*args)
 
     @property
     def actor(self) -> str:
@@ -154,8 +162,15 @@ class Client:
     # ---- labels -----------------------------------------------------------------------
 
     def set_label(self, prompt: PromptRef, label: str, version: int, *, reason: str | None = None,
-                  author: str | None = None) -> LabelMove:
-        return self._prompts.set_label(prompt, label, version, reason=reason, actor=author)
+                  author: str | None = None, force: bool = False, rerun: bool = False) -> LabelMove:
+        """Point `label` at `version`. A gated environment's label (production, staging, ...)
+        moves only through that environment's gate: raises GateFailed with its reasons when it
+        refuses, DeployPending when it waits for approval; `force=True` with a `reason` moves it
+        anyway as a forced deployment (audited). `rerun` runs the gate's suite afresh."""
+        from promstack import gates
+
+        return gates.set_label(self, prompt, label, version, reason=reason, actor=author, force=force,
+                                rerun=rerun)
 
     def remove_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
         return self._prompts.remove_label(prompt, label, reason=reason)
@@ -243,8 +258,12 @@ class Client:
     def export(self) -> dict[str, Any]:
         return transfer.export(self.store.db)
 
-    def import_(self, document: dict[str, Any]) -> dict[str, int]:
-        return transfer.import_(self.store.db, document, actor=self.actor)
+    def import_(self, document: dict[str, Any], *, force: bool = False, reason: str | None = None) -> dict[str, int]:
+        """Import a whole-store document (all or nothing). Labels of gated environments in it
+        are refused unless `force=True` with a `reason` (each recorded as a forced deployment)."""
+        from promstack import gates
+
+        return gates.import_store(self, document, force=force, reason=reason)
 
     def audit_log(self, prompt: PromptRef | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
         pid = self._prompts.prompt_id(prompt) if prompt is not None else None

@@ -6,6 +6,8 @@ is a label; `.promstack/config.toml` says their order and what gates each one:
     [deploy]
     environments = ["development", "test", "staging", "production"]   # the default
     cache_ttl = 5                      # seconds the resolver keeps a label's state
+    require_previous = false           # true: a version reaches an environment only after
+                                       # passing the one before it
     [environments.production]
     suite = "regression"               # default: the suite tied to the prompt
     min_pass = "100%"                  # the batch tests must pass at this rate (omit: no check)
@@ -19,6 +21,11 @@ is refused with who holds it), then moves the label, its history, the deployment
 audit rows in one write transaction: a label is never half-moved. `--force` skips the gate and
 says so in the audit log. `rollback()` puts the environment back on the version it had before
 its last deployment, in one step.
+
+A gated environment (one with a check or an approval) is reached only through its gate: every
+other way a label moves (`Client.set_label` and the faces over it, an A/B test's winner, a
+rollout reaching 100%, an import) either runs the gate, checks the gate was passed, or is
+forced with a reason (promstack.gates: `move_label`, the store's `label_guard`, `import_store`).
 
 `Resolver` is the one place that turns (prompt, label, user id) into a version: the label, or
 the A/B arm or rollout share the user falls in (promstack.abtest, promstack.rollout). The SDK
@@ -44,15 +51,18 @@ from store.db import write
 from store.errors import InvalidInput, NotFound, PromStackError
 
 DEFAULT_ENVIRONMENTS = ["development", "test", "staging", "production"]
-# The seed's gates: batch tests at the test stage, the quality score (`evaluate`, >= 80) before
-# staging and production, and no alert firing on the version being promoted.
+# The guide's pipeline: batch tests at the test stage, the quality score (`evaluate`, >= 80)
+# before staging, and before production all three: the batch tests pass, the score is high
+# enough and no alert fires on the version being promoted.
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "development": {},
     "test": {"min_pass": "100%"},
     "staging": {"min_score": 80, "check_alerts": True},
-    "production": {"min_score": 80, "check_alerts": True},
+    "production": {"min_pass": "100%", "min_score": 80, "check_alerts": True},
 }
-CHECKS = ("tests", "score", "alerts")
+CHECKS = ("previous", "tests", "score", "alerts")
+# Deployment statuses in which a version reached its environment through the gate.
+REACHED = ("deployed", "rolled_back", "rolling_out")
 DEFAULT_CACHE_TTL = 5.0
 ROLLOUT_CHECK_EVERY = 5.0
 LOCK_TIMEOUT = timedelta(hours=2)
@@ -66,6 +76,14 @@ class DeployBusy(PromStackError):
 class GateFailed(PromStackError):
     """The gate refused a deployment (returned, not raised, by `deploy`; raised by callers who want it)."""
 
+    exit_code = 1  # the CLI: a check failed, not bad input
+
+
+class DeployPending(PromStackError):
+    """The gate passed, and the move waits for a person's approval (`deploy approve ID`)."""
+
+    exit_code = 0
+
 
 @dataclass
 class Environment:
@@ -78,10 +96,13 @@ class Environment:
     approval: bool = False
     allow_self_approval: bool = False
     models: list[str] = field(default_factory=list)
+    after: str | None = None  # with [deploy] require_previous: the environment a version must pass first
 
     @property
     def checks(self) -> list[str]:
         out = []
+        if self.after is not None:
+            out.append("previous")
         if self.min_pass is not None:
             out.append("tests")
         if self.min_score is not None:
@@ -90,8 +111,13 @@ class Environment:
             out.append("alerts")
         return out
 
+    @property
+    def gated(self) -> bool:
+        """Whether the label moves only through the gate (any check, or an approval)."""
+        return bool(self.checks) or self.approval
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "checks": self.checks}
+        return {**asdict(self), "checks": self.checks, "gated": self.gated}
 
 
 # ---- configuration ----------------------------------------------------------------------------
@@ -122,6 +148,9 @@ def environments(client: Any) -> list[Environment]:
     if len(set(names)) != len(names):
         raise InvalidInput("[deploy] environments names an environment twice")
     tables = conf.data.get("environments", {})
+    ordered = conf.section("deploy").get("require_previous", False)
+    if not isinstance(ordered, bool):
+        raise InvalidInput(f"require_previous in [deploy] must be true or false, not {ordered!r}")
     out = []
     for index, name in enumerate(names):
         table = tables.get(name) if isinstance(tables, dict) else None
@@ -145,6 +174,8 @@ def environments(client: Any) -> list[Environment]:
             setattr(env, key, value)
         models = settings.get("models") or []
         env.models = [models] if isinstance(models, str) else list(models)
+        if ordered and index > 0:
+            env.after = names[index - 1]
         out.append(env)
     return out
 
@@ -164,6 +195,37 @@ def environment(client: Any, name: str | None) -> Environment:
 
 def previous_environment(client: Any, env: Environment) -> Environment | None:
     return environments(client)[env.index - 1] if env.index > 0 else None
+
+
+def gated_environment(client: Any, label: str) -> Environment | None:
+    """The environment `label` names when it has a gate; None for any other label."""
+    return next((e for e in environments(client) if e.name == label and e.gated), None)
+
+
+def passed(client: Any, prompt_id: int, env: Environment, version: int) -> bool:
+    """Whether `version` reached `env` through its gate (a deployment that was not forced), or,
+    for an environment without a gate, was ever put there. A rollout halted there (its version
+    alerted) did not pass; one rolled back later by hand had."""
+    db = client.store.db
+    if db.execute(
+        f"SELECT 1 FROM deployments WHERE prompt_id = ? AND environment = ? AND to_version = ? AND forced = 0 "
+        f"AND kind != 'rollback' AND status IN ({', '.join('?' * len(REACHED))}) "
+        "AND NOT (kind = 'rollout' AND status = 'rolled_back' AND error IS NOT NULL) LIMIT 1",
+        [prompt_id, env.name, version, *REACHED],
+    ).fetchone():
+        return True
+    if env.gated:
+        return False
+    return db.execute("SELECT 1 FROM label_history WHERE prompt_id = ? AND label = ? AND to_version = ? LIMIT 1",
+                      [prompt_id, env.name, version]).fetchone() is not None
+
+
+def need_reason(env: str, reason: str | None) -> str:
+    """A forced move past a gate needs a reason: it is what the audit log keeps."""
+    if reason is None or not str(reason).strip():
+        raise InvalidInput(f"forcing {env} past its gate needs a reason; it is kept with the deployment "
+                           "and in the audit log")
+    return str(reason).strip()
 
 
 # ---- small shared pieces ----------------------------------------------------------------------
@@ -187,9 +249,10 @@ def _label(client: Any, prompt_id: int, env: str) -> int | None:
     return row[0] if row else None
 
 
-def _move_label(client: Any, prompt: dict[str, Any], env: str, version: int, reason: str) -> None:
-    """Inside the caller's transaction: the store's own label move (history + audit row)."""
-    client.store.prompts.set_label(prompt["id"], env, version, reason=reason)
+def _move_label(client: Any, prompt: dict[str, Any], env: str, version: int, reason: str, *, cleared: str) -> None:
+    """Inside the caller's transaction: the store's own label move (history + audit row).
+    `cleared` says what allowed it (the deployment whose gate passed, a forced one, a rollback)."""
+    client.store.prompts.set_label(prompt["id"], env, version, reason=reason, cleared=cleared)
 
 
 def forget(client: Any) -> None:
@@ -264,36 +327,76 @@ def _release(client: Any, prompt_id: int, deployment_id: int, **changes: Any) ->
 # ---- the gate ---------------------------------------------------------------------------------
 
 
-def _reusable_run(client: Any, prompt_id: int, version: int, suite: dict[str, Any]) -> str | None:
-    """A finished test run of exactly this version and suite from the last day (CI just ran it)."""
+def _passes(summary: dict[str, Any], env: Environment, wanted: list[str]) -> bool:
+    """Whether a finished run meets `env`'s thresholds for the checks wanted."""
+    if not summary.get("complete", True) or not summary.get("results"):
+        return False
+    if "tests" in wanted and not (summary.get("pass_rate") or 0) + 1e-12 >= (env.min_pass or 0):
+        return False
+    if "score" in wanted:
+        score = summary.get("score")  # None when the judge could not score every case
+        if score is None or int(round(score)) < (env.min_score or 0):
+            return False
+    return True
+
+
+def _reusable_run(client: Any, prompt_id: int, version: int, suite: dict[str, Any], env: Environment,
+                  wanted: list[str]) -> str | None:
+    """A finished, *passing* test run of exactly this version, suite, judge and models from the
+    last day (CI just ran it). A failing run is never reused: the gate runs the suite again, so
+    a fixed judge or a flaky model gets a fresh chance and a refusal is never a day old."""
+    import json
+
+    from .evals import engine
+
     since = (datetime.now(UTC) - RUN_REUSE).isoformat().replace("+00:00", "Z")
-    row = client.store.db.execute(
-        "SELECT id FROM runs WHERE kind = 'test' AND status = 'done' AND prompt_id = ? AND prompt_version = ? "
-        "AND suite_name = ? AND suite_sha = ? AND started_at >= ? ORDER BY started_at DESC LIMIT 1",
+    candidates = client.store.db.execute(
+        "SELECT id, models, judge_key FROM runs WHERE kind = 'test' AND status = 'done' AND prompt_id = ? "
+        "AND prompt_version = ? AND suite_name = ? AND suite_sha = ? AND started_at >= ? "
+        "ORDER BY started_at DESC LIMIT 20",
         [prompt_id, version, suite["name"], suite["sha256"], since],
-    ).fetchone()
-    return row[0] if row else None
+    ).fetchall()
+    if not candidates:
+        return None
+    # What a fresh run would be: the same judge (criteria, model, prompt) and the same models.
+    plan = engine.build_plan(client, suite, prompt=prompt_id, version=version, models=env.models or None)
+    judge_key = plan.judge.key() if plan.judge else ""
+    for run_id, models, key in candidates:
+        if key != judge_key or json.loads(models or "[]") != plan.models:
+            continue
+        if _passes(engine.get_run(client, run_id)["summary"], env, wanted):
+            return run_id
+    return None
 
 
 def _suite_result(client: Any, prompt: dict[str, Any], version: int, env: Environment,
-                  progress: Any, warn: Any) -> dict[str, Any]:
+                  progress: Any, warn: Any, *, wanted: list[str] | None = None, rerun: bool = False) -> dict[str, Any]:
     from .evals import engine
     from .evals.score import run_score
 
     suite = engine.get_suite(client, env.suite) if env.suite else engine.suite_for_prompt(client, prompt["id"])
-    reuse = _reusable_run(client, prompt["id"], version, suite) if not env.models else None
+    wanted = wanted if wanted is not None else [c for c in env.checks if c in ("tests", "score")]
+    reuse = None if rerun else _reusable_run(client, prompt["id"], version, suite, env, wanted)
     if reuse is not None:
-        run = engine.get_run(client, reuse)
-        summary = run["summary"]
-        if summary.get("complete", True) and summary.get("results"):
-            return {"run_id": reuse, "suite": suite["name"], "reused": True,
-                    "pass_rate": summary["pass_rate"], "score": run_score(summary),
-                    "unscored": summary.get("unscored", 0), "unscored_reason": summary.get("unscored_reason")}
+        summary = engine.get_run(client, reuse)["summary"]
+        return {"run_id": reuse, "suite": suite["name"], "reused": True,
+                "pass_rate": summary["pass_rate"], "score": run_score(summary),
+                "unscored": summary.get("unscored", 0), "unscored_reason": summary.get("unscored_reason")}
     result = engine.evaluate(client, prompt["id"], suite=suite["name"], version=version,
                              models=env.models or None, progress=progress, warn=warn)
     return {"run_id": result["run"]["id"], "suite": suite["name"], "reused": False,
             "pass_rate": result["pass_rate"], "score": result["score"],
             "unscored": result.get("unscored", 0), "unscored_reason": result.get("unscored_reason")}
+
+
+def previous_check(client: Any, prompt: dict[str, Any], version: int, env: Environment) -> dict[str, Any]:
+    """[deploy] require_previous: has `version` passed the environment before `env`?"""
+    before = environment(client, env.after)
+    ok = passed(client, prompt["id"], before, version)
+    detail = (f"v{version} passed {before.name}" if ok else
+              f"v{version} has not passed {before.name}; run `promstack deploy --prompt {prompt['id']} "
+              f"--version {version} --env {before.name}` first")
+    return {"check": "previous", "passed": ok, "environment": before.name, "version": version, "detail": detail}
 
 
 def version_alerts(client: Any, prompt: dict[str, Any], version: int, env: str | None) -> list[dict[str, Any]]:
@@ -317,22 +420,34 @@ def version_alerts(client: Any, prompt: dict[str, Any], version: int, env: str |
 
 
 def run_gate(client: Any, prompt: dict[str, Any], version: int, env: Environment, *,
-             skip: tuple[str, ...] = (), progress: Any = None, warn: Any = None) -> dict[str, Any]:
-    """Every check of `env` for `version`: {"passed", "checks": [{"check", "passed", "detail"}]}."""
+             skip: tuple[str, ...] = (), progress: Any = None, warn: Any = None,
+             rerun: bool = False) -> dict[str, Any]:
+    """Every check of `env` for `version`: {"passed", "checks": [{"check", "passed", "detail"}],
+    "run": {"id", "reused"} (the test run the tests and score checks read, when they ran)}.
+    `rerun` runs the suite afresh instead of reusing a passing run of the last day."""
     checks: list[dict[str, Any]] = []
     wanted = [c for c in env.checks if c not in skip]
+    used: dict[str, Any] | None = None
+    if "previous" in wanted:
+        checks.append(previous_check(client, prompt, version, env))
+        if not checks[-1]["passed"]:  # out of order: nothing else is worth a model call
+            return {"passed": False, "checks": checks + [
+                {"check": name, "passed": True, "skipped": True, "detail": "skipped with --force"} for name in skip]}
     if "tests" in wanted or "score" in wanted:
         try:
-            result = _suite_result(client, prompt, version, env, progress, warn)
+            result = _suite_result(client, prompt, version, env, progress, warn,
+                                   wanted=[c for c in wanted if c in ("tests", "score")], rerun=rerun)
         except PromStackError as exc:
             for name in ("tests", "score"):
                 if name in wanted:
                     checks.append({"check": name, "passed": False, "detail": f"could not run the suite: {exc}"})
         else:
+            used = {"id": result["run_id"], "reused": result["reused"], "suite": result["suite"]}
             where = f"run {result['run_id']}" + (" (reused)" if result["reused"] else "")
             if "tests" in wanted:
                 ok = result["pass_rate"] + 1e-12 >= env.min_pass
                 checks.append({"check": "tests", "passed": ok, "run_id": result["run_id"],
+                               "reused": result["reused"],
                                "value": result["pass_rate"], "threshold": env.min_pass,
                                "detail": f"suite {result['suite']!r}: pass rate {result['pass_rate']:.0%} "
                                          f"{'>=' if ok else '<'} {env.min_pass:.0%} ({where})"})
@@ -351,7 +466,10 @@ def run_gate(client: Any, prompt: dict[str, Any], version: int, env: Environment
                        else f"no alert firing on v{version}" + (f" (thresholds of {previous.name})" if previous else "")})
     for name in skip:
         checks.append({"check": name, "passed": True, "skipped": True, "detail": "skipped with --force"})
-    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+    gate: dict[str, Any] = {"passed": all(c["passed"] for c in checks), "checks": checks}
+    if used is not None:
+        gate["run"] = used
+    return gate
 
 
 # ---- deploy, approve, reject, rollback --------------------------------------------------------
@@ -376,10 +494,14 @@ def deploy(
     skip: tuple[str, ...] | list[str] = (),
     reason: str | None = None,
     rollout: float | None = None,
+    rerun: bool = False,
     progress: Callable[..., Any] | None = None,
     warn: Callable[[str], Any] | None = None,
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """Run `env`'s gate for `version` (default: the head of main) and move the label if it passes.
+    `rerun` runs the suite afresh rather than reuse a passing run of the last day; `kind` names
+    the way in for the deployment list ('label' when a label was set through the gate).
 
     Returns the deployment: status 'deployed', 'refused' (the gate said no), 'pending_approval',
     'rolling_out' (with `rollout`, a percentage of users) or 'unchanged'. Raises DeployBusy when
@@ -404,12 +526,13 @@ def deploy(
         raise InvalidInput(f"{target_env.name} already serves v{current}; roll out another version")
     why = reason or f"deploy v{found.version} to {target_env.name}"
     deployment_id = _acquire(
-        client, row, environment=target_env.name, kind="rollout" if rollout is not None else "deploy",
+        client, row, environment=target_env.name, kind=kind or ("rollout" if rollout is not None else "deploy"),
         from_version=current, to_version=found.version, status="running", forced=bool(skipped) and force,
         skipped=list(skipped), reason=reason,
     )
     try:
-        gate = run_gate(client, row, found.version, target_env, skip=skipped, progress=progress, warn=warn)
+        gate = run_gate(client, row, found.version, target_env, skip=skipped, progress=progress, warn=warn,
+                        rerun=rerun)
         if rollout is not None:
             gate["rollout"] = rollout
         db = client.store.db
@@ -465,7 +588,7 @@ def _finish(client: Any, prompt: dict[str, Any], deployment_id: int, env: str, c
                      detail={**detail, "percent": rollout, "split": split_id})
         return
     _end_split(client, prompt["id"], env, "superseded", f"deployment {deployment_id} moved {env} to v{version}")
-    _move_label(client, prompt, env, version, why)
+    _move_label(client, prompt, env, version, why, cleared=f"deployment {deployment_id}")
     rows.update_deployment(db, deployment_id, status="deployed", gate=gate, decided_at=now(),
                            decided_by=approved_by)
     if skipped:
@@ -552,7 +675,7 @@ def rollback(client: Any, prompt: Any, *, env: str | None = None, reason: str | 
         if last is not None:
             rows.update_deployment(db, last["id"], status="rolled_back")
         if previous != current:
-            _move_label(client, row, target_env.name, previous, why)
+            _move_label(client, row, target_env.name, previous, why, cleared=f"rollback {deployment_id}")
         audit.record(db, client.actor, "deploy_rollback", prompt_id=row["id"], version=previous,
                      detail={"deployment": deployment_id, "environment": target_env.name, "from": current,
                              "to": previous, "reason": why, **({"split": split["id"]} if split else {})})

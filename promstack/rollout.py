@@ -127,6 +127,24 @@ def check_all(client: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _check_cleared(client: Any, prompt: dict[str, Any], env: str, split: dict[str, Any]) -> None:
+    """Before the label moves at 100%: the rollout's deployment passed the gate (or was forced
+    with a reason). A rollout starts only through `deploy`, so this holds unless its record does not."""
+    from .deploy import GateFailed, gated_environment
+
+    if gated_environment(client, env) is None:
+        return
+    found = split["detail"].get("deployment")
+    deployment = rows.deployment(client.store.db, found) if found is not None else None
+    if deployment is None or deployment["status"] != "rolling_out" or not (
+            deployment["forced"] or deployment["gate"].get("passed")):
+        raise GateFailed(
+            f"rollout {split['id']} of {prompt['name']!r} has no passing {env} gate on record for "
+            f"v{split['version_b']}, so it cannot take {env}'s label; abort it and deploy "
+            f"v{split['version_b']} through the gate; the rollout is unchanged"
+        )
+
+
 def promote(client: Any, prompt: Any, *, env: str | None = None, to: float | None = None) -> dict[str, Any]:
     """Step the share up (to the next of [deploy] rollout_steps, or `to`); at 100% the label moves
     to the new version and the rollout completes. An alert on the new version halts it instead."""
@@ -149,10 +167,12 @@ def promote(client: Any, prompt: Any, *, env: str | None = None, to: float | Non
         steps = [*current["detail"].get("steps", []), {"percent": to, "at": now(), "by": client.actor}]
         detail = {**current["detail"], "steps": steps}
         if to >= 100:
+            _check_cleared(client, row, target, current)
             why = f"rollout {split['id']} complete: v{split['version_b']} serves everyone"
             rows.update_split(db, split["id"], percent=100.0, status="completed", ended_at=now(),
                               ended_by=client.actor, outcome="completed", detail=detail)
-            _move_label(client, row, target, split["version_b"], why)
+            _move_label(client, row, target, split["version_b"], why,
+                        cleared=f"deployment {detail.get('deployment')}")
             if detail.get("deployment") is not None:
                 rows.update_deployment(db, detail["deployment"], status="deployed", decided_at=now())
         else:

@@ -25,7 +25,10 @@ def ensure_workspace(folder: str | Path | None = None) -> Path:
         from promstack.evals.engine import import_suite
 
         with Client(path) as client:
-            counts = client.import_(json.loads(EXAMPLE.read_text(encoding="utf-8")))
+            # The examples' production and staging labels are taken as they are: a forced import,
+            # recorded with this reason (no model has been asked anything yet).
+            counts = client.import_(json.loads(EXAMPLE.read_text(encoding="utf-8")), force=True,
+                                    reason="the example workspace")
             # The seed's CSV as the regression suite of prompt 42, with the seed's judge.
             suite = import_suite(client, SUITE)
         print(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
@@ -37,6 +38,10 @@ LIVE_LABELS = ("production", "staging")
 MAX_INCLUDES_PER_RENDER = 64
 
 PromptRef = int | str
+# The engine's policy on label moves (promstack.deploy installs one through `Client`): called
+# inside the move's transaction with (prompt row, label, from_version, to_version, how), it
+# raises to refuse. `how` is 'set', 'remove' or 'import'. The store knows no environments.
+LabelGuard = Callable[[dict[str, Any], str, "int | None", "int | None", str], None]
 
 
 def validate_name(name: Any) -> str:
@@ -104,6 +109,7 @@ class PromptStore:
     def __init__(self, db: sqlite_utils.Database, *, actor: str):
         self.db = db
         self.actor = actor
+        self.label_guard: LabelGuard | None = None
 
     # ---- resolving names --------------------------------------------------------------
 
@@ -744,7 +750,10 @@ class PromptStore:
         *,
         reason: str | None = None,
         actor: str | None = None,
+        cleared: str | None = None,
     ) -> LabelMove:
+        """Point `label` at `version`. `cleared` is the engine saying why this move may skip the
+        label guard (the gate passed, a forced deployment, a rollback); faces never pass it."""
         row = self._prompt_row(prompt)
         validate_ref_name(label, "label")
         if label == LATEST:
@@ -755,13 +764,16 @@ class PromptStore:
             )
         target = self._version(row, version)
         with write(self.db):
-            return self._move_label(row, label, target.version, reason=reason, actor=actor)
+            return self._move_label(row, label, target.version, reason=reason, actor=actor, cleared=cleared)
 
-    def _move_label(self, prompt, label, to_version, *, reason, actor) -> LabelMove:  # noqa: ANN001
+    def _move_label(self, prompt, label, to_version, *, reason, actor, cleared=None,  # noqa: ANN001
+                    how: str = "set") -> LabelMove:
         current = self.db.execute(
             "SELECT version FROM labels WHERE prompt_id = ? AND name = ?", [prompt["id"], label]
         ).fetchone()
         from_version = current[0] if current else None
+        if self.label_guard is not None and not cleared:
+            self.label_guard(prompt, label, from_version, to_version, how)
         stamp, who = now(), actor or self.actor
         if to_version is None:
             self.db.execute("DELETE FROM labels WHERE prompt_id = ? AND name = ?", [prompt["id"], label])
@@ -788,7 +800,7 @@ class PromptStore:
         row = self._prompt_row(prompt)
         with write(self.db):
             self._label_target(row, label)
-            return self._move_label(row, label, None, reason=reason, actor=actor)
+            return self._move_label(row, label, None, reason=reason, actor=actor, how="remove")
 
     def rollback_label(self, prompt: PromptRef, label: str, *, reason: str | None = None,
                        actor: str | None = None) -> LabelMove:
@@ -804,7 +816,10 @@ class PromptStore:
                 raise InvalidInput(
                     f"label {label!r} of {row['name']!r} has pointed only at version {current}; nothing to roll back to"
                 )
-            return self._move_label(row, label, last[0], reason=reason or f"roll back {label}", actor=actor)
+            # Back to the version this label served before its last move: the way out, never
+            # a way in, so no gate (promstack.deploy.rollback is the same rule for environments).
+            return self._move_label(row, label, last[0], reason=reason or f"roll back {label}", actor=actor,
+                                    cleared="rollback")
 
     def delete_prompt(self, prompt: PromptRef, *, actor: str | None = None) -> Prompt:
         row = self._prompt_row(prompt)

@@ -2,7 +2,9 @@
 
 Export keeps ids, version numbers, branches, labels and the label history exactly, so an
 imported store answers `get_prompt(id=42, version=3)` as the original did. Import is one
-transaction: a name or id that is taken already stops it, and nothing is written.
+transaction: a name or id that is taken already stops it, and nothing is written. Each label
+the document sets passes the store's label guard (`PromptStore.label_guard`, the engine's
+policy: a gated environment's label is refused unless the import was forced with a reason).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from . import audit
 from .db import write
 from .errors import InvalidInput
 from .integrity import import_record
-from .prompts import _check_model_config, content_hash, validate_name, validate_ref_name
+from .prompts import LabelGuard, _check_model_config, content_hash, validate_name, validate_ref_name
 from .template import analyse, declare, normalize
 
 FORMAT = "promstack/1"
@@ -132,18 +134,21 @@ def _check_prompt(p: Any) -> None:
         version_ref(move.get("to_version"), f"a move of label {move['label']!r}")
 
 
-def import_(db: sqlite_utils.Database, document: Any, *, actor: str) -> dict[str, int]:
-    """Add every prompt of an exported document; returns counts. All or nothing."""
+def import_(db: sqlite_utils.Database, document: Any, *, actor: str,
+            label_guard: LabelGuard | None = None) -> dict[str, int]:
+    """Add every prompt of an exported document; returns counts. All or nothing: a label the
+    guard refuses (it raises) stops the import too."""
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise InvalidInput(f"this is not a PromStack export (expected \"format\": \"{FORMAT}\")")
     prompts = _need(document, "prompts", "the document")
     if not isinstance(prompts, list):
         raise InvalidInput("'prompts' must be a list")
+    for p in prompts:  # the whole document's shape first: a damaged file is named before any rule applies
+        _check_prompt(p)
     counts = {"prompts": 0, "versions": 0, "labels": 0}
     imported: list[int] = []
     with write(db):
         for p in prompts:
-            _check_prompt(p)
             name = p["name"]
             where = f"prompt {name!r}"
             taken = db.execute("SELECT id, name FROM prompts WHERE name = ? OR id = ?",
@@ -186,6 +191,8 @@ def import_(db: sqlite_utils.Database, document: Any, *, actor: str) -> dict[str
                            "VALUES (?, ?, ?, ?, ?, ?)",
                            [pid, b["name"], b["head"], b.get("forked_from"), b["created_at"], b["created_by"]])
             for label in p.get("labels", []):
+                if label_guard is not None:
+                    label_guard({"id": pid, "name": name}, label["name"], None, label["version"], "import")
                 db.execute("INSERT INTO labels (prompt_id, name, version, updated_at, updated_by) "
                            "VALUES (?, ?, ?, ?, ?)",
                            [pid, label["name"], label["version"], label["updated_at"], label["updated_by"]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from gates_off import gates_off
 
 from promstack import InvalidInput
 from store import audit
@@ -14,7 +15,8 @@ def _rows(client):
     return list(reversed(client.audit_log(limit=10_000)))  # oldest first
 
 
-def test_one_audit_row_per_mutation(client):
+def test_one_audit_row_per_mutation(client, isolated_store):
+    gates_off(isolated_store)  # production as a plain label: a gated move adds deployment rows
     expected = []
 
     def did(action, prompt_id=None, version=None):
@@ -87,6 +89,7 @@ def test_audit_log_per_prompt_newest_first(client):
 def test_actor_is_who_the_client_was_opened_as(isolated_store):
     from promstack import Client
 
+    gates_off(isolated_store)  # production as a plain label
     with Client(isolated_store, actor="deploy-bot") as bot:
         bot.create_prompt("p", "x")
         bot.set_label("p", "production", 1)

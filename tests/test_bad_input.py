@@ -22,7 +22,7 @@ def seeded(client):
     client.create_prompt("support/refund", "Refund {{ order }}\nThanks.\n", model_config={"model": "m"})
     client.save("support/refund", "Refund {{ order }} now\nThanks.\n")
     client.create_branch("support/refund", "exp")
-    client.set_label("support/refund", "production", 1)
+    client.set_label("support/refund", "production", 1, force=True, reason="first release")  # no suite to pass
     return client
 
 

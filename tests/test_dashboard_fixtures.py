@@ -65,8 +65,8 @@ def fill_workspace(root: Path, fake: Any) -> dict[str, Any]:
         client.create_branch(42, "experiment", from_version=2)
         client.save(42, V2 + "한국어로 답하세요.\n", branch="experiment", message="try: answer in Korean")
         client.save(42, V3, message="ask for short answers")
-        client.set_label(42, "production", 2, reason="passed the regression suite")
-        client.set_label(42, "staging", 4, reason="trying v4")
+        client.set_label(42, "production", 2, reason="passed the regression suite", force=True)
+        client.set_label(42, "staging", 4, reason="trying v4", force=True)
         client.create_prompt("support/refund", "환불 절차를 안내하세요: {{ input }}", message="refund helper",
                              model_config={"model": "openai/gpt-4o-mini"})
         client.save("support/refund", "환불 절차를 단계별로 안내하세요: {{ input }}", message="step by step")

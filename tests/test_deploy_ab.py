@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
+from gates_off import gates_off
 
 from promstack import InvalidInput, NotFound, abtest, deploy
 from promstack.abtest import Arm, compare, verdict
@@ -18,8 +19,11 @@ from store.clock import now
 
 
 @pytest.fixture
-def prompt42(client):
-    """Prompt 42 with versions 1-3, staging -> 3 (as in examples/workspace.json)."""
+def prompt42(client, isolated_store):
+    """Prompt 42 with versions 1-3, staging -> 3 (as in examples/workspace.json). The subject
+    here is the split itself: staging and production have no gate (test_deploy_walkarounds.py
+    tests an A/B test against the gates)."""
+    gates_off(isolated_store)
     client.create_prompt("support/answer", "v1 {{ input }}", id=42, model_config={"model": "openai/good"})
     client.save(42, "v2 {{ input }}")
     client.save(42, "v3 {{ input }}")
@@ -190,6 +194,7 @@ def test_run_serves_each_user_their_arm_and_logs_it_under_the_label(prompt42, fa
     client = prompt42
     client.save(42, "v4 {{ input }}", model_config={"model": "gpt-4o-mini", "api_base": fake_llm.base_url})
     client.save(42, "v5 {{ input }}")
+    gates_off(client.store.path)  # the fake_llm fixture wrote a config of its own
     client.set_label(42, "staging", 5)
     abtest.start(client, 42, a=5, b=4, split=50)
     served = {}

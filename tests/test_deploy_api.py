@@ -15,8 +15,9 @@ def store(client, isolated_store):
     client.create_prompt("support/answer", "v1 {{ input }}", id=42)
     client.save(42, "v2 {% include 'shared/tone' %} {{ input }}")
     client.save(42, "v3 {{ input }}")
-    client.set_label(42, "production", 2)
-    client.set_label(42, "staging", 3)
+    # The subject is reading labels: they are put in place forced (these versions have no suite)
+    client.set_label(42, "production", 2, force=True, reason="set up the reads")
+    client.set_label(42, "staging", 3, force=True, reason="set up the reads")
     return isolated_store
 
 
@@ -55,7 +56,7 @@ def test_errors_are_json_sentences(http, query, status, sentence):
 
 def test_ab_arms_resolve_per_user(http, store):
     with Client(store) as client:
-        abtest.start(client, 42, a=3, b=1, split=50)
+        abtest.start(client, 42, a=3, b=1, split=50, force=True, reason="set up the arms")
         expected = {f"u{i}": client.get_prompt(42, label="staging", user_id=f"u{i}").version for i in range(40)}
     got = {u: http.get(f"/api/prompts/42?label=staging&user_id={u}").json() for u in expected}
     assert {u: b["version"] for u, b in got.items()} == expected
@@ -76,7 +77,7 @@ def test_resolved_labels_are_cached_for_the_ttl(store, client):
     (store.parent / "config.toml").write_text("[deploy]\ncache_ttl = 3600\n", encoding="utf-8")
     with Client(store) as app:
         assert app.get_prompt(42, label="production", user_id="u1").version == 2
-        client.set_label(42, "production", 1)  # another connection moves the label
+        client.set_label(42, "production", 1, force=True, reason="move")  # another connection moves the label
         assert app.get_prompt(42, label="production", user_id="u1").version == 2  # cached
         assert app.get_prompt(42, label="production").version == 1  # without a user id: read through
         from promstack import deploy
@@ -86,5 +87,5 @@ def test_resolved_labels_are_cached_for_the_ttl(store, client):
     (store.parent / "config.toml").write_text("[deploy]\ncache_ttl = 0\n", encoding="utf-8")
     with Client(store) as app:
         assert app.get_prompt(42, label="production", user_id="u1").version == 1
-        client.set_label(42, "production", 3)
+        client.set_label(42, "production", 3, force=True, reason="move")
         assert app.get_prompt(42, label="production", user_id="u1").version == 3

@@ -82,7 +82,7 @@ def repo(scripted, tmp_path, monkeypatch):  # noqa: F811
     with Client(db) as client:
         client.create_prompt("support/answer", "전문가로서 답변하세요.\n질문: {{ input }}\n", id=42,
                              model_config={"model": "openai/good"})
-        client.set_label(42, "production", 1)
+        client.set_label(42, "production", 1, force=True, reason="the first release, before any suite")
     (dev / "tests" / "prompts").mkdir(parents=True)
     (dev / "tests" / "prompts" / "regression.csv").write_text(SEED_CSV, encoding="utf-8")
     (dev / "tests" / "prompts" / "regression.yml").write_text("prompt: 42\njudge_model: openai/judge\n", encoding="utf-8")

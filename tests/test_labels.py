@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 
 import pytest
+from gates_off import gates_off
 
 from promstack import InvalidInput, NotFound
 from store.clock import now
 
 
 @pytest.fixture
-def three(client):
+def three(client, isolated_store):
+    # Labels as pointers: staging and production without their gates here (those are
+    # test_deploy_walkarounds.py's subject: with the default gates these moves are refused).
+    gates_off(isolated_store)
     client.create_prompt("p", "v1")
     client.save("p", "v2")
     client.save("p", "v3")

@@ -224,7 +224,7 @@ def test_logprobs_come_back_when_asked(client, fake_llm):
 def test_version_label_branch_and_model_override(client, fake_llm):
     make_prompt(client, fake_llm, "lean")
     client.save("support/refund", "v2: {{ question }}")
-    client.set_label("support/refund", "production", 1)
+    client.set_label("support/refund", "production", 1, force=True, reason="release")  # no suite: forced
     assert client.run("support/refund", {"question": "x"}).output == "echo: v2: x"
     by_label = client.run("support/refund", {"question": "x"}, label="production")
     assert by_label.prompt_version == 1

@@ -51,7 +51,8 @@ async def test_every_tool_resource_and_prompt_over_stdio(isolated_store, tmp_pat
         await call(mcp, "create_branch", prompt="support/refund", branch="exp")
         await call(mcp, "update_prompt", prompt="support/refund", branch="exp", template="환불: {{ question }}")
         assert (await call(mcp, "merge_branch", prompt="support/refund", branch="exp"))["version"] == 4
-        assert (await call(mcp, "set_label", prompt="support/refund", label="production", version=2))["to_version"] == 2
+        assert (await call(mcp, "set_label", prompt="support/refund", label="production", version=2,
+                           force=True, reason="ship it"))["to_version"] == 2
         assert (await call(mcp, "rollback_prompt", prompt="support/refund", version=2))["version"] == 5
         await call(mcp, "delete_prompt", prompt="support/refund")
         await call(mcp, "restore_prompt", prompt="support/refund")

@@ -124,7 +124,14 @@ async def test_the_version_control_round_trip(mcp):
     merged = await ok(mcp, "merge_branch", prompt="support/refund", branch="experiment/short")
     assert merged["version"] == 5 and merged["template"] == "환불: {{ question }}" and merged["source"] == "merge"
 
-    move = await ok(mcp, "set_label", prompt="support/refund", label="production", version=2, reason="ship it")
+    # production is gated: with no suite to pass the move is refused with the gate's reasons;
+    # force needs a reason; forced with one it moves (a forced deployment, audited).
+    await fails(mcp, "set_label", {"prompt": "support/refund", "label": "production", "version": 2},
+                "the production gate refused support/refund v2")
+    await fails(mcp, "set_label", {"prompt": "support/refund", "label": "production", "version": 2, "force": True},
+                "needs a reason")
+    move = await ok(mcp, "set_label", prompt="support/refund", label="production", version=2, reason="ship it",
+                    force=True)
     assert move["from_version"] is None and move["to_version"] == 2 and move["reason"] == "ship it"
     assert (await ok(mcp, "get_prompt", prompt="support/refund", label="production"))["version"] == 2
 

@@ -123,12 +123,12 @@ def test_include_pinned_to_a_version_or_a_label(client):
     client.create_prompt("shared/tone", "Be warm.")
     client.save("shared/tone", "Be brief.")
     client.save("shared/tone", "Be loud.")
-    client.set_label("shared/tone", "production", 2)
+    client.set_label("shared/tone", "production", 2, force=True, reason="release")  # no suite: forced
     v = client.create_prompt(
         "p", '{% include "shared/tone@1" %} / {% include "shared/tone@production" %} / {% include "shared/tone" %}'
     )
     assert v.render() == "Be warm. / Be brief. / Be loud."
-    client.set_label("shared/tone", "production", 3)
+    client.set_label("shared/tone", "production", 3, force=True, reason="release")
     assert v.render() == "Be warm. / Be loud. / Be loud."
 
 
@@ -197,7 +197,7 @@ def test_get_prompt_raw_or_resolved(client):
 def test_dependency_rows_are_recorded(client):
     client.create_prompt("shared/tone", "Be warm.")
     client.create_prompt("shared/sign", "Bye.")
-    client.set_label("shared/tone", "production", 1)
+    client.set_label("shared/tone", "production", 1, force=True, reason="release")  # no suite: forced
     client.create_prompt("p", '{% include "shared/tone" %}')
     client.save("p", '{% include "shared/tone@production" %} {% include "shared/sign@1" %}')
     assert client.dependents("shared/tone") == [

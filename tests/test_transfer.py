@@ -19,8 +19,9 @@ def _fill(client):
     client.create_branch(42, "exp")
     client.save(42, "Refund order {{ order }} now.", branch="exp")
     client.save(42, model_config={"model": "gpt-4o-mini"})
-    client.set_label(42, "production", 2, reason="first release")
-    client.set_label(42, "production", 4)
+    # production is a gated environment: with no suite to pass, these moves are forced (with a reason)
+    client.set_label(42, "production", 2, reason="first release", force=True)
+    client.set_label(42, "production", 4, reason="second release", force=True)
     client.create_prompt("chat", [{"role": "system", "content": "Hi {{ name }}"}])
     client.create_prompt("old", "gone soon")
     client.delete_prompt("old")
@@ -45,7 +46,8 @@ def test_roundtrip_preserves_everything(client, tmp_path):
     _fill(client)
     document = json.loads(json.dumps(client.export()))  # through real JSON text
     with Client(tmp_path / "fresh.db") as fresh:
-        counts = fresh.import_(document)
+        # the document points production at v4: taken only forced, with a reason
+        counts = fresh.import_(document, force=True, reason="restore the backup")
         assert counts == {"prompts": 4, "versions": 7, "labels": 1}
         assert fresh.export() == document
         assert _everything(fresh) == _everything(client)
@@ -57,7 +59,7 @@ def test_roundtrip_preserves_everything(client, tmp_path):
         assert fresh.save(42, model_config={"model": "gpt-4o", "temperature": 0}).version == 5
         merged = fresh.merge(42, "exp")
         assert (merged.version, merged.template) == (6, "Refund order {{ order }} now.")
-        assert [a["action"] for a in fresh.audit_log()][-1] == "import"
+        assert [a["action"] for a in fresh.audit_log()][-2:] == ["deploy_forced", "import"]
         assert fresh.verify_audit()[0]
 
 
@@ -69,7 +71,7 @@ def test_import_clash_leaves_the_store_unchanged(client, tmp_path):
         other.create_prompt("chat", "taken name", id=101)  # a name the document uses too
         before = (other.export(), len(other.audit_log(limit=1000)))
         with pytest.raises(InvalidInput, match="'chat' \\(id 43\\) clashes with prompt 'chat' \\(id 101\\).*nothing was imported"):
-            other.import_(document)
+            other.import_(document, force=True, reason="restore")
         assert (other.export(), len(other.audit_log(limit=1000))) == before
 
 
@@ -165,7 +167,7 @@ def test_import_of_a_damaged_export_names_the_place_and_writes_nothing(client, t
     client.create_prompt("p", "one")
     client.save("p", "two")
     client.create_branch("p", "exp")
-    client.set_label("p", "production", 1)
+    client.set_label("p", "production", 1, force=True, reason="first release")
     document = json.loads(json.dumps(client.export()))
     assert [b["name"] for b in document["prompts"][0]["branches"]] == ["exp", "main"]
     change(document)

@@ -88,10 +88,13 @@ class VersionModel(RuleBasedStateMachine):
     @rule(label=st.sampled_from(["production", "staging", "canary"]), data=st.data())
     def set_label(self, label, data):
         to = data.draw(st.sampled_from(sorted(self.versions)))
-        move = self.client.set_label("p", label, to)
+        # production and staging are gated environments: they move forced, with a reason, as a
+        # forced deployment (deploy_forced, set_label and deploy rows; none when unchanged)
+        gated = label != "canary"
+        move = self.client.set_label("p", label, to, force=gated, reason="model" if gated else None)
         assert (move.from_version, move.to_version) == (self.labels.get(label), to)
+        self.audit_rows += 3 if gated and self.labels.get(label) != to else 0 if gated else 1
         self.labels[label] = to
-        self.audit_rows += 1
 
     @precondition(lambda self: len(self.heads) > 1)
     @rule(data=st.data())

@@ -155,7 +155,7 @@ def test_delete_archives_and_restore_brings_back(client):
     client.create_prompt("keep", "k")
     client.create_prompt("p", "one")
     client.save("p", "two")
-    client.set_label("p", "production", 1)
+    client.set_label("p", "production", 1, force=True, reason="release")  # no suite: forced
     deleted = client.delete_prompt("p")
     assert deleted.archived is True
     assert [p.name for p in client.list_prompts()] == ["keep"]

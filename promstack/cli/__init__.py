@@ -51,8 +51,8 @@ def handle_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except MergeConflict as exc:
             fail(str(exc), EXIT_CHECK_FAILED)
-        except PromStackError as exc:
-            fail(str(exc), EXIT_USAGE)
+        except PromStackError as exc:  # a gate that refused says so (exit 1); else bad input
+            fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
         except Exception as exc:
             if os.environ.get("PROMSTACK_DEBUG") or "pytest" in sys.modules:
                 raise

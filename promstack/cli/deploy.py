@@ -116,7 +116,7 @@ def print_deployment(d: dict[str, Any]) -> None:
         click.echo(f"Deployed {what} (was {frm}){forced}: deployment {d['id']}")
     elif status == "refused":
         click.echo(f"REFUSED: {what} did not pass the gate; {d['environment']} still serves {frm} "
-                   f"(deployment {d['id']}; --force skips the gate, audited)")
+                   f"(deployment {d['id']}; --force with --reason skips the gate, audited)")
     elif status == "pending_approval":
         click.echo(f"Deployment {d['id']} of {what} passed the gate and waits for approval: "
                    f"promstack deploy approve {d['id']}")
@@ -153,16 +153,18 @@ def _busy(func: Any) -> Any:
 @click.option("--version", type=int, help="Version to deploy (default: the head of main).")
 @click.option("--env", "env", help="Environment (default: the last one, production).")
 @click.option("--force", is_flag=True, help="Skip the gate (all checks, or those named by --skip); audited.")
-@click.option("--skip", multiple=True, type=click.Choice(["tests", "score", "alerts"]),
+@click.option("--skip", multiple=True, type=click.Choice(["previous", "tests", "score", "alerts"]),
               help="Skip one gate check (needs --force).")
 @click.option("--rollback", is_flag=True, help="Put the environment back on its previous version.")
 @click.option("--rollout", type=float, metavar="PERCENT", help="Serve the new version to this share of users first.")
 @click.option("--reason", help="Why: kept in the label's history and the audit log.")
+@click.option("--rerun", is_flag=True, help="Run the suite afresh instead of reusing a passing run of the last 24 hours.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @command_context
 @_busy
 def deploy_cmd(ctx: Any, prompt: str | None, version: int | None, env: str | None, force: bool,
-               skip: tuple[str, ...], rollback: bool, rollout: float | None, reason: str | None, quiet: bool) -> None:
+               skip: tuple[str, ...], rollback: bool, rollout: float | None, reason: str | None, rerun: bool,
+               quiet: bool) -> None:
     """Deploy a prompt version to an environment through its gate (tests, judge score, alerts).
 
     \b
@@ -180,13 +182,13 @@ def deploy_cmd(ctx: Any, prompt: str | None, version: int | None, env: str | Non
     if not prompt:
         fail("say which prompt: promstack deploy --prompt 42")
     if rollback:
-        if version is not None or force or skip or rollout is not None:
-            fail("--rollback goes back one step: drop --version/--force/--skip/--rollout")
+        if version is not None or force or skip or rollout is not None or rerun:
+            fail("--rollback goes back one step: drop --version/--force/--skip/--rollout/--rerun")
         result = deploy.rollback(ctx.client, prompt, env=env, reason=reason)
     else:
         with _progress(quiet, ctx.json) as progress:
             result = deploy.deploy(ctx.client, prompt, version=version, env=env, force=force, skip=skip,
-                                   reason=reason, rollout=rollout, progress=progress, warn=_warn)
+                                   reason=reason, rollout=rollout, rerun=rerun, progress=progress, warn=_warn)
     if ctx.json:
         emit_json(result)
     else:
@@ -290,13 +292,22 @@ def ab_group() -> None:
 @click.option("--b", "b", type=int, required=True, help="Version B.")
 @click.option("--split", default=50.0, show_default=True, help="Percentage of users who get B.")
 @click.option("--env", "env", help="Environment (default: staging).")
-@click.option("--reason", help="Why (kept in the audit log).")
+@click.option("--reason", help="Why (kept in the audit log; required with --force).")
+@click.option("--force", is_flag=True, help="Start without running the environment's gate on the arms; needs --reason, audited.")
+@click.option("--rerun", is_flag=True, help="Run the gate's suite afresh instead of reusing a passing run.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @command_context
-def ab_start(ctx: Any, prompt: str, a: int | None, b: int, split: float, env: str | None, reason: str | None) -> None:
-    """Start an A/B test: get_prompt(..., label=ENV, user_id=...) serves A or B."""
+def ab_start(ctx: Any, prompt: str, a: int | None, b: int, split: float, env: str | None, reason: str | None,
+             force: bool, rerun: bool, quiet: bool) -> None:
+    """Start an A/B test: get_prompt(..., label=ENV, user_id=...) serves A or B. In a gated
+    environment each arm it does not serve yet must pass its gate first (exit 1 if one fails)."""
     from promstack import abtest
 
-    found = abtest.start(ctx.client, prompt, a=a, b=b, split=split, env=env, reason=reason)
+    if force and not (reason or "").strip():
+        fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
+    with _progress(quiet, ctx.json) as progress:
+        found = abtest.start(ctx.client, prompt, a=a, b=b, split=split, env=env, reason=reason, force=force,
+                             rerun=rerun, progress=progress, warn=_warn)
     if ctx.json:
         emit_json(found)
         return
@@ -349,13 +360,17 @@ def ab_report(ctx: Any, prompt: str, env: str | None, evaluate: bool) -> None:
 @click.option("--prompt", required=True, help="Prompt id or name.")
 @click.option("--winner", type=click.Choice(["a", "b"], case_sensitive=False), help="Promote this arm.")
 @click.option("--env", "env", help="Environment (default: staging).")
-@click.option("--reason", help="Why (kept in the label's history and the audit log).")
+@click.option("--reason", help="Why (kept in the label's history and the audit log; required with --force).")
+@click.option("--force", is_flag=True, help="Let a winner that has not passed the gate take the label; needs --reason, audited.")
 @command_context
-def ab_stop(ctx: Any, prompt: str, winner: str | None, env: str | None, reason: str | None) -> None:
-    """End the A/B test; --winner moves the environment's label to that arm's version."""
+def ab_stop(ctx: Any, prompt: str, winner: str | None, env: str | None, reason: str | None, force: bool) -> None:
+    """End the A/B test; --winner moves the environment's label to that arm's version (in a
+    gated environment only a version that passed its gate, unless --force --reason)."""
     from promstack import abtest
 
-    found = abtest.stop(ctx.client, prompt, winner=winner, env=env, reason=reason)
+    if force and not (reason or "").strip():
+        fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
+    found = abtest.stop(ctx.client, prompt, winner=winner, env=env, reason=reason, force=force)
     if ctx.json:
         emit_json(found)
         return

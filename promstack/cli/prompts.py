@@ -11,7 +11,7 @@ import click
 
 from store.errors import InvalidInput
 
-from . import cli, command_context, emit_json, handle_errors
+from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail, handle_errors
 
 
 def _read_template(template: str | None, file: str | None) -> Any:
@@ -415,20 +415,38 @@ def label_group() -> None:
 @click.argument("prompt")
 @click.argument("label")
 @click.argument("version", type=int)
-@click.option("--reason", "-r", help="Why, for the record.")
+@click.option("--reason", "-r", help="Why, for the record (required with --force).")
+@click.option("--force", is_flag=True, help="Move a gated environment's label without its gate; needs --reason, audited.")
+@click.option("--rerun", is_flag=True, help="Run the gate's suite afresh instead of reusing a passing run.")
 @command_context
-def label_set(state, prompt, label, version, reason) -> None:  # noqa: ANN001
-    """Point LABEL of PROMPT at VERSION.
+def label_set(state, prompt, label, version, reason, force, rerun) -> None:  # noqa: ANN001
+    """Point LABEL of PROMPT at VERSION. A gated environment's label (staging, production, ...)
+    moves only if VERSION passes that environment's gate, as `promstack deploy` runs it.
 
     \b
     promstack label set support/refund production 3 -r "passed regression"
+    promstack label set support/refund production 2 --force -r "hotfix, judge is down"
     """
-    move = state.client.set_label(prompt, label, version, reason=reason)
-    if state.json:
-        emit_json(move.to_dict())
+    from promstack import gates
+
+    from .deploy import _progress, _warn, print_deployment
+
+    if force and not (reason or "").strip():
+        fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
+    with _progress(False, state.json) as progress:  # a gate's suite may take a while: a bar on a terminal
+        result = gates.move_label(state.client, prompt, label, version, reason=reason, force=force, rerun=rerun,
+                                  progress=progress, warn=_warn)
+    move, found = result["move"], result["deployment"]
+    if state.json:  # the move as before; a deployment that moved nothing instead
+        emit_json({**move.to_dict(), "deployment": found["id"] if found else None} if move else found)
+    elif found is not None and result["status"] != "moved":
+        print_deployment(found)
     else:
         was = f" (was v{move.from_version})" if move.from_version else ""
-        click.echo(f"{label} -> v{move.to_version}{was}")
+        forced = " (FORCED past the gate, audited)" if found and found.get("forced") else ""
+        click.echo(f"{label} -> v{move.to_version}{was}{forced}")
+    if result["status"] == "refused":
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 @label_group.command("list")

@@ -125,8 +125,11 @@ def checkpoint(state, prompt, message, version, branch) -> None:  # noqa: ANN001
 @click.option("--name", help="Prompt name for a single FILE (default: its path under prompts/, without the suffix).")
 @click.option("--base", type=click.Path(file_okay=False), default=None,
               help="Folder that names are relative to (default: the workspace's prompts/).")
+@click.option("--force", is_flag=True,
+              help="Take a whole-store JSON's labels of gated environments as they are; needs --reason, audited.")
+@click.option("--reason", help="Why the labels are taken without their gates (required with --force).")
 @command_context
-def import_files(state, files, name, base) -> None:  # noqa: ANN001
+def import_files(state, files, name, base, force, reason) -> None:  # noqa: ANN001
     """Add prompt files to the store, or a whole-store JSON written by 'promstack export'.
 
     Prompt files are read by the watcher's parsers (.txt .md .j2, .prompt.md, .prompt.yml,
@@ -135,12 +138,19 @@ def import_files(state, files, name, base) -> None:  # noqa: ANN001
     \b
     promstack import prompts/support/refund.prompt.md
     promstack import backup.json
+    promstack import backup.json --force --reason "restore after disk loss"
+
+    A whole-store JSON that points a gated environment (staging, production, ...) at a version
+    is refused, nothing imported, unless --force --reason: each such label is then recorded
+    as a forced deployment.
     """
     from store.filesync import import_name, read_prompt_file
     from store.workspace import workspace_root
 
     if name and len(files) > 1:
         raise InvalidInput("--name names one file; import several files without it")
+    if force and not (reason or "").strip():
+        raise InvalidInput("--force needs --reason: say why the labels skip their gates (it goes into the audit log)")
     client = state.client
     root = workspace_root(client.store.path) if client.store.path else Path.cwd()
     base_dir = Path(base).resolve() if base else root / "prompts"
@@ -149,7 +159,7 @@ def import_files(state, files, name, base) -> None:  # noqa: ANN001
         path = Path(file)
         if path.suffix.lower() == ".json":
             document = _load_json(path)
-            counts = client.import_(document)
+            counts = client.import_(document, force=force, reason=reason)
             done.append({"file": file, "imported": counts})
             if not state.json:
                 click.echo(f"Imported {file}: {counts['prompts']} prompts, {counts['versions']} versions")

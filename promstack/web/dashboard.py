@@ -396,10 +396,13 @@ def do_rollback(client: Any, ref: int, version: int, branch: str) -> str:
     return f"Rolled back to v{version}: new version v{found.version} on {found.branch}"
 
 
-def do_label(client: Any, ref: int, label: str, version: int, reason: str | None) -> str:
-    move = client.set_label(ref, label.strip(), version, reason=reason or "set from the dashboard")
+def do_label(client: Any, ref: int, label: str, version: int, reason: str | None, force: bool = False) -> str:
+    """A gated environment's label moves through its gate (GateFailed: the refusal, shown on the
+    page), or forced with the reason typed in the form."""
+    move = client.set_label(ref, label.strip(), version, force=force,
+                            reason=reason if force else reason or "set from the dashboard")
     before = f"v{move.from_version}" if move.from_version else "nothing"
-    return f"Label {move.label}: {before} → v{move.to_version}"
+    return f"Label {move.label}: {before} → v{move.to_version}" + (" (forced past the gate)" if force else "")
 
 
 def do_deploy(client: Any, ref: int, version: int, env: str, reason: str | None) -> str:
@@ -408,9 +411,9 @@ def do_deploy(client: Any, ref: int, version: int, env: str, reason: str | None)
     result = deploy.deploy(client, ref, version=version, env=env or None, reason=reason or None)
     status, where = result.get("status"), result.get("environment", env)
     if status == "refused":
-        failed = [c for c in (result.get("gate") or {}).get("checks", []) if not c.get("passed")]
-        why = "; ".join(str(c.get("reason") or c.get("check")) for c in failed) or "a check failed"
-        raise InvalidInput(f"the {where} gate refused v{version}: {why}")
+        from promstack.gates import refusal
+
+        raise deploy.GateFailed(refusal(result))
     if status == "deployed":
         before = f"v{result['from_version']}" if result.get("from_version") else "nothing"
         return f"Deployed v{version} to {where} (was {before})"
@@ -656,7 +659,8 @@ def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
             lambda r, f: (prompt_ref(r), required_int(f, "version"), f.get("branch", "main"))), methods=["POST"]),
         Route("/prompts/{prompt_id:int}/label", action(
             do_label, back_to_prompt,
-            lambda r, f: (prompt_ref(r), f.get("label", ""), required_int(f, "version"), f.get("reason"))),
+            lambda r, f: (prompt_ref(r), f.get("label", ""), required_int(f, "version"), f.get("reason"),
+                          f.get("force") in ("on", "1", "true"))),
             methods=["POST"]),
         Route("/prompts/{prompt_id:int}/deploy", action(
             do_deploy, back_to_prompt,

@@ -39,7 +39,7 @@ LOOP = textwrap.dedent(
     for i in itertools.count():
         version = 1 + i % 3
         if kind == "label":
-            client.set_label("p", "production", version, reason=f"move {i}")
+            client.set_label("p", "production", version, reason=f"move {i}", force=True)
         else:
             deploy.deploy(client, "p", version=version, env="development", force=True, reason=f"deploy {i}")
         print(i, flush=True)
@@ -108,7 +108,7 @@ def test_kill_9_mid_label_move(three_versions, isolated_store):
     # and the store keeps working
     before = client.labels("p")["production"]
     after = 1 + before % 3
-    client.set_label("p", "production", after, reason="after the crashes")
+    client.set_label("p", "production", after, reason="after the crashes", force=True)
     assert client.labels("p")["production"] == after
     _labels_consistent(client, isolated_store)
 

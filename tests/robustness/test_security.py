@@ -244,7 +244,7 @@ def test_an_api_key_never_reaches_the_cli_output(client, fake_llm, isolated_stor
 def test_audit_tampering_is_caught_by_the_cli(client, isolated_store, tamper):
     client.create_prompt("p", "one")
     client.save("p", "two")
-    client.set_label("p", "production", 1)
+    client.set_label("p", "production", 1, force=True, reason="release")  # no suite: forced
     ok = subprocess.run([PROMSTACK, "audit", "verify"], capture_output=True, text=True, timeout=60,
                         env=dict(os.environ), check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -266,7 +266,7 @@ def networked(isolated_store):
 
     with Client(isolated_store) as client:
         client.create_prompt("p", "hello {{ q }}")
-        client.set_label("p", "production", 1)
+        client.set_label("p", "production", 1, force=True, reason="release")  # no suite: forced
     with serve(create_app(isolated_store, host="0.0.0.0", token="tok-123")) as url:
         yield url
 

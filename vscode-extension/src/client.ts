@@ -246,8 +246,10 @@ export class PromStackClient {
     return this.call('merge_branch', { prompt, branch, ...opts });
   }
 
-  setLabel(prompt: PromptRef, label: string, version: number, reason?: string): Promise<LabelResult> {
-    return this.call('set_label', { prompt, label, version, reason });
+  /** A gated environment's label (staging, production) moves only through its gate; `force`
+   *  (with a reason, audited) moves it anyway. */
+  setLabel(prompt: PromptRef, label: string, version: number, reason?: string, force?: boolean): Promise<LabelResult> {
+    return this.call('set_label', { prompt, label, version, reason, ...(force ? { force } : {}) });
   }
 
   // ---- running and evaluating -----------------------------------------------------------

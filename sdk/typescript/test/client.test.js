@@ -70,7 +70,8 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), "promstack-sdk-"));
   db = join(tmp, ".promstack", "promstack.db");
   execFileSync(BIN, ["init"], { cwd: tmp, env: baseEnv() });
-  cli("import", join(repo, "examples", "workspace.json"));
+  // Its production and staging labels are taken as they are: forced, with a reason (audited).
+  cli("import", join(repo, "examples", "workspace.json"), "--force", "--reason", "the examples");
   // The server's label cache off: the A/B test started below is seen at once.
   writeFileSync(join(tmp, ".promstack", "config.toml"), "[deploy]\ncache_ttl = 0\n");
   baseUrl = await serve();
@@ -147,7 +148,7 @@ describe("getPrompt", () => {
   });
 
   test("an A/B test in staging serves each user one arm, stably", async () => {
-    cli("ab", "start", "--prompt", "42", "--a", "3", "--b", "1", "--split", "50");
+    cli("ab", "start", "--prompt", "42", "--a", "3", "--b", "1", "--split", "50", "--force", "--reason", "SDK test");
     const client = new PromStack({ baseUrl, cacheTtlMs: 0 });
     const seen = new Map();
     for (let i = 0; i < 60; i++) {

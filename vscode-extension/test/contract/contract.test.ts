@@ -129,10 +129,13 @@ describe('version control (tree, history, diff, open, rollback, branch, merge, l
   });
 
   it('set_label moves a label and says where from (Set Label / Deploy)', async () => {
-    const first = await client.setLabel('support/refund', 'production', 3, 'approved');
+    // production is a gated environment: with no suite to pass, the move is refused with the gate's reasons
+    await assert.rejects(client.setLabel('support/refund', 'production', 3, 'approved'),
+      (e: unknown) => e instanceof ToolError && /production gate refused/.test(e.message));
+    const first = await client.setLabel('support/refund', 'production', 3, 'approved', true);
     assert.deepEqual(keys(first), ['actor', 'at', 'from_version', 'label', 'prompt_id', 'reason', 'to_version']);
     assert.deepEqual([first.from_version, first.to_version, first.reason], [null, 3, 'approved']);
-    const second = await client.setLabel('support/refund', 'production', 1);
+    const second = await client.setLabel('support/refund', 'production', 1, 'back to v1', true);
     assert.deepEqual([second.from_version, second.to_version], [3, 1]);
     assert.equal((await client.listPrompts()).find((p) => p.name === 'support/refund')!.labels.production, 1);
     assert.equal((await client.getPrompt('support/refund', { label: 'production' })).version, 1);

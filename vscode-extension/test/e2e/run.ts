@@ -114,7 +114,7 @@ async function makeWorkspace(root: string): Promise<string> {
     await client.createPrompt('support/refund', 'Explain our refund policy for {{ product }}.\nKeep it short.', { message: 'first draft', model_config: { model: 'gpt-4o-mini' } });
     await client.updatePrompt('support/refund', { template: 'Politely explain our 30-day refund policy for {{ product }}.\nKeep it short.', message: 'polite, 30 days' });
     await client.createPrompt('greeting', 'Say hello to {{ name }}.', { message: 'hello' });
-    await client.setLabel('support/refund', 'production', 1, 'launch');
+    await client.setLabel('support/refund', 'production', 1, 'launch', true);  // no suite yet: forced, with a reason
     // The fake model echoes the request, so the first case passes and the second fails.
     await client.importTestCases({ suite: 'regression', prompt: 'support/refund', cases: 'input,product,assert:contains\nshoes?,shoes,shoes\nhats?,hats,store credit only\n' });
   } finally {
