@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from gates_off import gates_off
 
 from promstack import Client, InvalidInput
 from store import audit
@@ -23,6 +24,13 @@ from store.prompts import content_hash
 from store.template import normalize
 
 PROMSTACK = str(Path(sys.executable).parent / "promstack")
+
+
+@pytest.fixture(autouse=True)
+def _labels_as_pointers(isolated_store):
+    # production as a plain label here: these tests are about the chain, not the gates (a
+    # forced move through a gate is checked against the chain below).
+    gates_off(isolated_store)
 
 
 def _sql(path, *statements):
@@ -406,3 +414,14 @@ def test_without_its_key_a_model_call_is_refused_before_the_model_is_paid(client
     with Client(isolated_store) as keyless, pytest.raises(InvalidInput, match="PROMSTACK_AUDIT_KEY"):
         keyless.run("ask", {"x": "hi"})
     assert fake_llm.requests == []
+
+
+def test_a_forced_move_through_a_gate_matches_the_chain(isolated_store):
+    (isolated_store.parent / "config.toml").write_text("", encoding="utf-8")  # the default gates
+    with Client(isolated_store) as c:
+        c.create_prompt("gated", "one")
+        c.set_label("gated", "production", 1, force=True, reason="hotfix approved by the on-call lead")
+        report = c.audit_report()
+        assert report.ok, report.message
+        actions = [row["action"] for row in c.audit_log("gated")]
+        assert "deploy_forced" in actions and "set_label" in actions
