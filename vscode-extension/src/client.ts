@@ -274,11 +274,11 @@ export class PromStackClient {
     return this.call('judge_run', { run_id: runId, criteria }, { timeoutMs: 3_600_000, ...options });
   }
 
-  runArena(args: { suite: string; models: string[]; prompt?: PromptRef; version?: number; criteria?: unknown }, options?: CallOptions): Promise<ArenaReport> {
+  runArena(args: { suite: string; models: string[]; prompt?: PromptRef; version?: number; criteria?: unknown; judge_model?: string }, options?: CallOptions): Promise<ArenaReport> {
     return this.call('run_arena', args, { timeoutMs: 3_600_000, ...options });
   }
 
-  evaluatePrompt(prompt: PromptRef, args: { suite?: string; version?: number } = {}, options?: CallOptions): Promise<{ score: number; pass_rate: number; run: TestRun }> {
+  evaluatePrompt(prompt: PromptRef, args: { suite?: string; version?: number } = {}, options?: CallOptions): Promise<{ score: number | null; pass_rate: number; run: TestRun }> {
     return this.call('evaluate_prompt', { prompt, ...args }, { timeoutMs: 3_600_000, ...options });
   }
 

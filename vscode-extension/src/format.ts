@@ -26,7 +26,7 @@ export function versionDocument(v: Pick<PromptVersion, 'kind' | 'template' | 'mo
 
 export function formatCost(usd: number | null | undefined): string {
   if (usd === null || usd === undefined || Number.isNaN(usd)) {
-    return 'unknown cost';
+    return 'unpriced';
   }
   if (usd === 0) {
     return '$0';
@@ -113,14 +113,19 @@ export function passedCount(run: Pick<TestRun, 'results' | 'failed' | 'errors' |
 
 /** "regression: 12/15 passed (80%), score 81": the line above the table and in the notification. */
 export function testSummary(run: TestRun): string {
-  const verdict = run.passed === true ? ' — PASSED' : run.passed === false ? ' — FAILED' : '';
+  const verdict = run.verdict ? ` — ${run.verdict}` : run.passed === true ? ' — PASSED' : run.passed === false ? ' — FAILED' : '';
   const incomplete = run.results < run.total ? ` (incomplete: ${run.results} of ${run.total} ran)` : '';
-  return `${run.suite}: ${passedCount(run)}/${run.results} passed (${Math.round(100 * run.pass_rate)}%), score ${Math.round(run.score)}${verdict}${incomplete}`;
+  // An unscored case is not a 0: a run with one has no score at all, and says why.
+  const score = run.score === null || run.score === undefined
+    ? `unscored (${run.unscored ?? 0} case(s): ${run.unscored_reason ?? 'no reason recorded'})`
+    : `score ${Math.round(run.score)}`;
+  return `${run.suite}: ${passedCount(run)}/${run.results} passed (${Math.round(100 * run.pass_rate)}%), ${score}${verdict}${incomplete}`;
 }
 
 /** Tokens, cost and latency of a run, for under the summary. */
 export function testCosts(run: TestRun): string {
-  return `${run.input_tokens} in / ${run.output_tokens} out tokens · ${formatCost(run.cost_usd)} · p50 ${formatMs(run.latency_ms?.p50)} · p95 ${formatMs(run.latency_ms?.p95)}`;
+  const unpriced = run.unpriced_note ? ` (leaves out ${run.unpriced_note})` : '';
+  return `${run.input_tokens} in / ${run.output_tokens} out tokens · ${formatCost(run.cost_usd)}${unpriced} · p50 ${formatMs(run.latency_ms?.p50)} · p95 ${formatMs(run.latency_ms?.p95)}`;
 }
 
 export interface LeaderRow {
@@ -154,7 +159,7 @@ export function leaderboardRows(report: ArenaReport): LeaderRow[] {
       wins: Number(o.wins ?? 0),
       losses: Number(o.losses ?? 0),
       ties: Number(o.ties ?? 0),
-      rating: ratingOf(report, model),
+      rating: report.no_separation ? '–' : ratingOf(report, model),
       score: report.ratings?.[model]?.rating ?? -Infinity,
     };
   });

@@ -64,6 +64,7 @@ export function arenaHtml(report: ArenaReport): string {
   return page(`Arena ${report.run_id}`, `<h2>Arena <code>${escapeHtml(report.run_id)}</code> on suite ${escapeHtml(report.suite)}</h2>
 <p class="summary">${escapeHtml(report.headline?.models ?? '')}: ${escapeHtml(report.headline?.win_rates ?? '')}</p>
 <p>${report.matches} matches, ${report.errors} errors${flip}</p>
+${report.no_separation ? `<p class="summary">${escapeHtml(report.no_separation)}</p>` : ''}
 <table><thead><tr><th>#</th><th>model</th><th>win rate</th><th>wins</th><th>losses</th><th>ties</th><th>rating (95% CI)</th></tr></thead>
 <tbody>${body}</tbody></table>`);
 }

@@ -108,7 +108,10 @@ export interface RunResult {
   input_tokens: number;
   output_tokens: number;
   latency_ms: number;
+  /** null when the model has no price (`unpriced` says so), never a silent $0. */
   cost_usd: number | null;
+  priced?: boolean;
+  unpriced?: string | null;
   cache_hit: boolean;
   status?: string;
   call_id?: string;
@@ -137,8 +140,15 @@ export interface TestRun {
   prompt_version: number | null;
   models: string[];
   passed?: boolean | null;
+  /** The server's verdict with the thresholds it was held to (one wording for every face). */
+  verdict?: string | null;
+  threshold?: number;
   pass_rate: number;
-  score: number;
+  /** null when the judge (or the model) could not score a case: never 0. */
+  score: number | null;
+  unscored?: number;
+  unscored_reason?: string | null;
+  criteria?: Array<Record<string, unknown>>;
   results: number;
   total: number;
   failed: number;
@@ -147,6 +157,8 @@ export interface TestRun {
   input_tokens: number;
   output_tokens: number;
   cost_usd: number;
+  /** How many calls the cost leaves out for want of a price. */
+  unpriced_note?: string | null;
   latency_ms: Record<string, number | null>;
   per_model: Record<string, Record<string, unknown>>;
   failing: FailingCase[];
@@ -170,6 +182,9 @@ export interface ArenaReport {
   pairs: Record<string, Record<string, unknown>>;
   ratings: Record<string, { rating: number; ci_low?: number | null; ci_high?: number | null }>;
   order_flip_rate: number | null;
+  separated?: boolean;
+  /** Why the leaderboard separates nobody (the judge preferred a position, or all tied). */
+  no_separation?: string | null;
   matches: number;
   errors: number;
   human: Record<string, unknown>;
@@ -189,6 +204,9 @@ export interface MetricsResult {
   by: string[];
   percentile_method: string;
   groups: Array<Record<string, unknown>>;
+  unpriced?: string | null;
+  unpriced_calls?: number;
+  unpriced_models?: string[];
 }
 
 export interface GateCheck {

@@ -191,7 +191,7 @@ describe('running and evaluating (Run Prompt, Run Test Suite, Judge, Arena, Show
       return;
     }
     const r = await client.runPrompt('support/refund', { product: 'shoes' });
-    assert.deepEqual(keys(r), ['cache_hit', 'call_id', 'cost_usd', 'guards', 'input_tokens', 'latency_ms', 'model', 'output', 'output_tokens', 'prompt_id', 'prompt_version', 'status']);
+    assert.deepEqual(keys(r), ['cache_hit', 'call_id', 'cost_usd', 'guards', 'input_tokens', 'latency_ms', 'model', 'output', 'output_tokens', 'priced', 'prompt_id', 'prompt_version', 'status', 'unpriced']);
     assert.match(String(r.output), /shoes/, 'the fake model echoes the rendered prompt');
     assert.match(formatRunResult('support/refund', r), /^# support\/refund v\d+ on gpt-4o-mini\n# \d+ in \/ \d+ out tokens · /);
     await assert.rejects(client.runPrompt('support/refund', {}), (e: unknown) => e instanceof ToolError && /product/.test(e.message), 'a missing variable is named');
@@ -202,7 +202,7 @@ describe('running and evaluating (Run Prompt, Run Test Suite, Judge, Arena, Show
       return;
     }
     const m = await client.getMetrics({ prompt: 'support/refund', since: '24h', by: ['model'] });
-    assert.deepEqual(keys(m), ['by', 'groups', 'percentile_method', 'since', 'until']);
+    assert.deepEqual(keys(m), ['by', 'groups', 'percentile_method', 'since', 'unpriced', 'unpriced_calls', 'unpriced_models', 'until']);
     assert.ok(Array.isArray(m.groups));
     assert.match(formatMetrics(m), /^PromStack metrics/);
   });
@@ -216,7 +216,7 @@ describe('running and evaluating (Run Prompt, Run Test Suite, Judge, Arena, Show
     assert.equal(suite.cases, 2);
     const progress: number[] = [];
     const run = await client.runTests({ suite: 'regression', prompt: 'support/refund' }, { onProgress: (done) => progress.push(done) });
-    assert.deepEqual(keys(run), ['cost_usd', 'errors', 'failed', 'failing', 'input_tokens', 'kind', 'latency_ms', 'models', 'output_tokens', 'pass_rate', 'passed', 'per_model', 'prompt_id', 'prompt_version', 'results', 'run_id', 'score', 'status', 'suite', 'total', 'unchecked']);
+    assert.deepEqual(keys(run), ['cost_usd', 'criteria', 'errors', 'failed', 'failing', 'input_tokens', 'kind', 'latency_ms', 'models', 'output_tokens', 'pass_rate', 'passed', 'per_model', 'prompt_id', 'prompt_version', 'results', 'run_id', 'score', 'status', 'suite', 'threshold', 'total', 'unchecked', 'unpriced_note', 'unscored', 'unscored_reason', 'verdict']);
     assert.equal(run.total, 2);
     assert.ok(typeof run.run_id === 'string' && run.run_id.length > 0);
     assert.deepEqual([run.results, run.failed, run.errors, run.failing.length], [2, 1, 0, 1], 'the case whose expected text is not in the echo fails');
@@ -236,8 +236,11 @@ describe('running and evaluating (Run Prompt, Run Test Suite, Judge, Arena, Show
     if (!(await needs(t, 'run_arena'))) {
       return;
     }
-    const report = await client.runArena({ suite: 'regression', prompt: 'support/refund', models: ['gpt-4o-mini', 'gpt-4o'] });
-    assert.deepEqual(keys(report), ['errors', 'headline', 'human', 'matches', 'models', 'order_flip_rate', 'overall', 'pairs', 'ratings', 'run_id', 'suite']);
+    // The prompt's own model (gpt-4o-mini) competes, so it cannot also be the judge: a sentence, not a self-judged board.
+    await assert.rejects(client.runArena({ suite: 'regression', prompt: 'support/refund', models: ['gpt-4o-mini', 'gpt-4o'] }),
+      (e: unknown) => e instanceof ToolError && /judge model that is not one of the models it compares/.test(e.message));
+    const report = await client.runArena({ suite: 'regression', prompt: 'support/refund', models: ['gpt-4o-mini', 'gpt-4o'], judge_model: 'gpt-4.1' });
+    assert.deepEqual(keys(report), ['errors', 'headline', 'human', 'matches', 'models', 'no_separation', 'order_flip_rate', 'overall', 'pairs', 'ratings', 'run_id', 'separated', 'suite']);
     assert.deepEqual(report.models, ['gpt-4o-mini', 'gpt-4o']);
     assert.equal(leaderboardRows(report).length, 2);
     const again = await client.getRun(report.run_id);

@@ -26,7 +26,7 @@ describe('run results', () => {
   it('shows output, tokens, cost and latency', () => {
     const text = formatRunResult('support/refund', { output: 'Refunds take 5 days.', model: 'gpt-4o-mini', input_tokens: 42, output_tokens: 7, cost_usd: 0.0000105, latency_ms: 812.4, prompt_version: 3, cache_hit: false });
     assert.equal(text, '# support/refund v3 on gpt-4o-mini\n# 42 in / 7 out tokens · $0.0000105 · 812 ms\n\nRefunds take 5 days.\n');
-    assert.equal(formatCost(null), 'unknown cost');
+    assert.equal(formatCost(null), 'unpriced', 'a model without a price is not $0');
     const guarded = formatRunResult('p', { output: 'x', model: 'm', input_tokens: 1, output_tokens: 1, cost_usd: 0, latency_ms: 5, cache_hit: true, guards: { pii: { action: 'masked', entities: { email: 1 } }, injection: { action: 'passed', score: 0 }, output: null, cache_error: 'x' } });
     assert.equal(guarded, '# p on m\n# 1 in / 1 out tokens · $0 · 5 ms · cache hit\n# guards: pii masked\n\nx\n');
     assert.equal(formatCost(1.23456), '$1.2346');
@@ -54,6 +54,16 @@ describe('test results', () => {
     assert.equal(testSummary(run), 'regression: 3/6 passed (50%), score 62 — FAILED');
     assert.equal(testSummary({ ...run, passed: null, results: 4 }), 'regression: 1/4 passed (50%), score 62 (incomplete: 4 of 6 ran)');
     assert.equal(testCosts(run), '600 in / 120 out tokens · $0.0123 · p50 420 ms · p95 1.30 s');
+  });
+
+  it('says unscored, never score 0, and words the verdict as the server does', () => {
+    const unscored = { ...run, score: null, unscored: 2, unscored_reason: 'the judge did not answer in JSON',
+      verdict: 'FAILED: pass rate 50% < minimum 100% (a judged case passes at 80/100)' };
+    assert.equal(testSummary(unscored), 'regression: 3/6 passed (50%), unscored (2 case(s): the judge did not answer in JSON)'
+      + ' — FAILED: pass rate 50% < minimum 100% (a judged case passes at 80/100)');
+    assert.doesNotMatch(testSummary(unscored), /score 0/);
+    assert.match(testCosts({ ...run, unpriced_note: '3 calls unpriced (model m): add a price in config' }),
+      /\$0\.0123 \(leaves out 3 calls unpriced \(model m\): add a price in config\)/);
   });
 
   it('renders an escaped table, worst first, no scripts', () => {
