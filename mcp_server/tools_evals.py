@@ -134,7 +134,7 @@ class RunArenaArgs(Args):
     prompt: PromptRef | None = Field(default=None, description="The prompt (id or name); omit for the suite's own prompt.")
     version: Version | None = Field(default=None, description="The version; omit for the head of main.")
     criteria: Criteria
-    judge_model: str | None = Field(default=None, max_length=200, description="The model that judges the pairs; omit for the suite's or the first model.")
+    judge_model: str | None = Field(default=None, max_length=200, description="The model that judges the pairs, never one of the models compared; omit for the suite's judge model or the prompt's own model, whichever is not competing.")
     seed: int | None = Field(default=None, description="Seed for the order answers are shown in; omit for random.")
     concurrency: int = Field(default=10, ge=1, le=200, description="Model calls in flight at once.")
 

@@ -385,7 +385,7 @@ def judge_cmd(ctx: Any, run_id: str, criteria: str, judge_model: str | None, thr
 @click.option("--version", type=int, help="Prompt version (default: head of main).")
 @click.option("--label", help="Use the version a label points at.")
 @click.option("--criteria", type=click.Path(dir_okay=False), help="Judge file (default: the suite's).")
-@click.option("--judge-model", help="Model that judges (default: the suite's, else the first model).")
+@click.option("--judge-model", help="Model that judges, never one of those compared (default: the suite's judge model, else the prompt's own model, whichever is not competing).")
 @click.option("--concurrency", default=10, show_default=True)
 @click.option("--seed", type=int, help="Seed for the order shown to the judge (default: random).")
 @click.option("--resume", metavar="RUN", help="Finish an interrupted arena run.")
