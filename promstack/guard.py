@@ -8,13 +8,20 @@ masks look like Presidio's default replacement, `<EMAIL_ADDRESS>`.
 
 Python's `\\b` treats Hangul as word characters, so `test@example.com으로` has no boundary after
 `com`; every pattern uses explicit ASCII look-arounds instead.
+
+Recognizers match a folded copy of the text (`fold`): full-width forms, other scripts' digits,
+every dash and every space become their ASCII twins, and zero-width characters go; findings are
+mapped back onto the original, so `９００１０１－１２３４５６８` or `010–1234–5678` is masked where
+it stands. Input masking and the output filter share this one recognizer set.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import numbers
 import re
 import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +32,9 @@ INAPPROPRIATE = "[부적절한 응답]"  # the seed's marker for harmful output
 
 ENTITIES = (
     "KR_RRN", "CREDIT_CARD", "EMAIL_ADDRESS", "KR_PHONE", "PHONE_NUMBER", "ACCOUNT_NUMBER",
-    "IP_ADDRESS", "API_KEY",
+    "IP_ADDRESS", "API_KEY", "PRIVATE_KEY",
 )
-OUTPUT_SENSITIVE = ("KR_RRN", "CREDIT_CARD", "ACCOUNT_NUMBER", "API_KEY")
+OUTPUT_SENSITIVE = ("KR_RRN", "CREDIT_CARD", "ACCOUNT_NUMBER", "API_KEY", "PRIVATE_KEY")
 
 DEFAULTS: dict[str, Any] = {
     "pii": "mask",  # mask | detect | off
@@ -83,6 +90,62 @@ def rrn_check_ok(digits: str) -> bool:
     return (11 - total % 11) % 10 == int(digits[12])
 
 
+# ---- folding: the forms people type, onto the forms the patterns know -------------------------
+
+_ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+# Dashes outside Unicode's Pd: the minus signs, and the Hangul vowel ㅡ that Korean keyboards
+# turn a dash into when the IME is left on.
+_DASH_LIKE = "\u2212\u02d7\u2796\ufe63\u3161"
+
+
+class _FoldTable(dict):
+    """A `str.translate` table filled on first sight of each code point (one dict lookup per
+    character afterwards): every character maps to one character, except zero-width ones."""
+
+    def __missing__(self, cp: int) -> int | str | None:
+        ch = chr(cp)
+        if cp < 128:
+            out: int | str | None = cp
+        elif ch in _ZERO_WIDTH_CHARS:
+            out = None
+        elif 0xFF01 <= cp <= 0xFF5E:  # full-width ASCII: １２３, －, ＠, ａｂｃ
+            out = chr(cp - 0xFEE0)
+        else:
+            category = unicodedata.category(ch)
+            if category == "Nd":
+                out = str(unicodedata.decimal(ch))
+            elif category == "Pd" or ch in _DASH_LIKE:
+                out = "-"
+            elif category == "Zs":
+                out = " "
+            else:
+                out = cp
+        self[cp] = out
+        return out
+
+
+_FOLD = _FoldTable()
+
+
+def fold(text: str) -> tuple[str, list[int] | None]:
+    """The text the recognizers read, and where each of its characters came from (None when
+    every character stayed in place, the common case: nothing but one-for-one replacements)."""
+    if text.isascii():
+        return text, None
+    folded = text.translate(_FOLD)
+    if len(folded) == len(text):
+        return folded, None
+    chars: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        out = _FOLD[ord(ch)]
+        if out is None:
+            continue
+        chars.append(out if isinstance(out, str) else ch)
+        origin.append(i)
+    return "".join(chars), origin
+
+
 # ---- recognizers ------------------------------------------------------------------------
 
 _D = r"(?<![0-9])"  # no digit before
@@ -92,10 +155,13 @@ _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
 )
-_RRN = re.compile(_D + r"(\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))(\s?-\s?|)([1-8]\d{6})" + _ND)
+# Patterns read folded text (`fold`), so ASCII classes are enough: a full-width hyphen, an en
+# dash or ㅡ is "-" by then, a full-width digit a digit, an ideographic space a space.
+_RRN = re.compile(_D + r"(\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))([ \t]*-[ \t]*|[ \t]|)([1-8]\d{6})" + _ND)
+_RRN_CONTEXT = re.compile(r"(주민|등록번호|외국인등록|생년월일|RRN|resident registration)", re.IGNORECASE)
 _ND_PART = r"(?![0-9]|-[0-9])"  # nor a further group: 010-1234-5678-90 is not a phone
 _KR_MOBILE = re.compile(
-    r"(?<![0-9+-])(?:\+82[-.\s]?1[016789]|01[016789])([-.\s]?)\d{3,4}\1\d{4}" + _ND_PART
+    r"(?<![0-9+-])(?:\+82[-.\s]?1[016789]|01[016789])[-.\s]?\d{3,4}[-.\s]?\d{4}" + _ND_PART
 )
 _KR_LANDLINE = re.compile(
     r"(?<![0-9])(?:\+82[-.\s]?(?:2|[3-6][1-5])|0(?:2|[3-6][1-5]|70))([-.\s)])\s?\d{3,4}[-.\s]\d{4}" + _ND
@@ -117,7 +183,14 @@ _ACCOUNT_CONTEXT = re.compile(
 )
 _API_KEY = re.compile(
     r"(?<![A-Za-z0-9])(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|"
-    r"gh[pousr]_[A-Za-z0-9]{36,}|xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"
+    r"github_pat_[A-Za-z0-9_]{22,}|gh[pousr]_[A-Za-z0-9]{36,}|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|"
+    r"xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"
+)
+# A PEM private key (RSA, EC, DSA, OPENSSH, ENCRYPTED, PGP's block), to its END line or, cut
+# short, to the end of the text.
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+    r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)"
 )
 _VERSION_BEFORE = re.compile(r"(?:v|version|ver\.?|버전)\s*$", re.IGNORECASE)
 
@@ -132,8 +205,12 @@ def _rrn(text: str) -> list[Finding]:
         digits = m.group(1) + m.group(3)
         if rrn_check_ok(digits):
             out.append(Finding("KR_RRN", m.start(), m.end(), 0.95))
-        elif m.group(2):  # the hyphenated form is distinctive even without the check digit
+        elif m.group(2):  # the separated form is distinctive even without the check digit
             out.append(Finding("KR_RRN", m.start(), m.end(), 0.6))
+        elif _RRN_CONTEXT.search(text, max(0, m.start() - 30), m.start()):
+            # 13 bare digits without the check digit (issued since Oct 2020) only where the
+            # text says what they are: otherwise any order number with a date in it would go
+            out.append(Finding("KR_RRN", m.start(), m.end(), 0.5))
     return out
 
 
@@ -198,6 +275,12 @@ def _api_keys(text: str) -> list[Finding]:
     return [Finding("API_KEY", m.start(), m.end(), 0.9) for m in _API_KEY.finditer(text)]
 
 
+def _private_keys(text: str) -> list[Finding]:
+    if "PRIVATE KEY" not in text:
+        return []
+    return [Finding("PRIVATE_KEY", m.start(), m.end(), 0.99) for m in _PRIVATE_KEY.finditer(text)]
+
+
 RECOGNIZERS = {
     "KR_RRN": _rrn,
     "CREDIT_CARD": _cards,
@@ -207,6 +290,7 @@ RECOGNIZERS = {
     "ACCOUNT_NUMBER": _accounts,
     "IP_ADDRESS": _ips,
     "API_KEY": _api_keys,
+    "PRIVATE_KEY": _private_keys,
 }
 _PRIORITY = {name: i for i, name in enumerate(RECOGNIZERS)}
 # Digit-free text cannot hold most entities: skip their regexes (the common case for chat).
@@ -218,6 +302,8 @@ def detect_pii(text: str, entities: list[str] | tuple[str, ...] | None = None) -
     """Non-overlapping findings, in text order; where two overlap the surer one wins."""
     if not text:
         return []
+    original = text
+    text, origin = fold(text)
     has_digit = _HAS_DIGIT.search(text) is not None
     found: list[Finding] = []
     for name in entities or ENTITIES:
@@ -229,14 +315,18 @@ def detect_pii(text: str, entities: list[str] | tuple[str, ...] | None = None) -
         if recognizer is None:
             raise ValueError(f"unknown PII entity {name!r}; known: {', '.join(ENTITIES)}")
         found.extend(recognizer(text))
-    if len(found) < 2:
-        return found
-    found.sort(key=lambda f: (-f.score, _PRIORITY[f.entity], -len(f)))
-    kept: list[Finding] = []
-    for f in found:
-        if all(f.end <= k.start or f.start >= k.end for k in kept):
-            kept.append(f)
-    return sorted(kept, key=lambda f: f.start)
+    if len(found) >= 2:
+        found.sort(key=lambda f: (-f.score, _PRIORITY[f.entity], -len(f)))
+        kept: list[Finding] = []
+        for f in found:
+            if all(f.end <= k.start or f.start >= k.end for k in kept):
+                kept.append(f)
+        found = sorted(kept, key=lambda f: f.start)
+    if origin is not None:  # back onto the original text, zero-width characters included
+        origin.append(len(original))
+        found = [Finding(f.entity, origin[f.start], origin[f.end - 1] + 1 if f.end > f.start else origin[f.start],
+                         f.score) for f in found]
+    return found
 
 
 def mask_pii(text: str, entities: list[str] | tuple[str, ...] | None = None) -> tuple[str, list[Finding]]:
@@ -411,26 +501,57 @@ def filter_output(text: str, settings: dict[str, Any] | None = None) -> tuple[st
 
 # ---- the input side as one step ------------------------------------------------------------
 
-def _strings(value: Any):  # noqa: ANN202 - yields (setter, text)
-    """Every string inside a variable value (str, list, dict), with a way to replace it."""
+def _texts(value: Any):  # noqa: ANN202 - yields str
+    """Every text a template can see inside a variable value: strings, numbers by their
+    string form, and dictionary keys as well as values, however deep."""
     if isinstance(value, str):
         yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _texts(k)
+            yield from _texts(v)
+    elif isinstance(value, list | tuple | set | frozenset):
         for v in value:
-            yield from _strings(v)
+            yield from _texts(v)
+    elif isinstance(value, numbers.Number):
+        yield str(value)
 
 
-def _map_strings(value: Any, fn) -> Any:  # noqa: ANN001
+def map_texts(value: Any, fn: Callable[[str], str]) -> Any:
+    """`value` with `fn` applied to every text a template can see (see `_texts`). A number
+    `fn` leaves alone stays a number; one it changes (a card or an RRN typed as a number)
+    becomes the changed text. A dictionary key that two keys would share after `fn` gets a
+    ` #2` suffix rather than losing a value."""
     if isinstance(value, str):
         return fn(value)
-    if isinstance(value, dict):
-        return {k: _map_strings(v, fn) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_map_strings(v, fn) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            key = map_texts(k, fn)
+            if key in out:
+                n = 2
+                while f"{key} #{n}" in out:
+                    n += 1
+                key = f"{key} #{n}"
+            out[key] = map_texts(v, fn)
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        # a list either way: JSON has nothing else, and a masked set could lose members
+        return [map_texts(v, fn) for v in value]
+    if isinstance(value, numbers.Number):
+        text = str(value)
+        changed = fn(text)
+        return value if changed == text else changed
     return value
+
+
+def mask_value(value: Any, entities: list[str] | tuple[str, ...] | None = None) -> Any:
+    """`value` (a variable, or all of them) with PII masked wherever a template could see it."""
+    return map_texts(value, lambda text: mask_pii(text, entities)[0])
 
 
 def sanitize_input(
@@ -456,7 +577,8 @@ def sanitize_input(
                 counts[f.entity] = counts.get(f.entity, 0) + 1
             return masked if pii_mode == "mask" else text
 
-        variables = {k: _map_strings(v, mask) for k, v in variables.items()}
+        # keys too: a template can loop over a dictionary's items, and the audit row keeps them
+        variables = map_texts(variables, mask)
         report["pii"] = {
             "action": ("masked" if pii_mode == "mask" else "detected") if counts else "passed",
             "entities": counts,
@@ -464,11 +586,10 @@ def sanitize_input(
     inj_mode = settings.get("injection", "block")
     if inj_mode != "off":
         best = InjectionResult(0.0)
-        for value in variables.values():
-            for text in _strings(value):
-                result = injection_score(text)
-                if result.score > best.score:
-                    best = result
+        for text in _texts(variables):
+            result = injection_score(text)
+            if result.score > best.score:
+                best = result
         threshold = float(settings.get("injection_threshold", 0.5))
         hit = best.score >= threshold
         action = ("blocked" if inj_mode == "block" else "flagged") if hit else "passed"
@@ -480,5 +601,5 @@ def sanitize_input(
                 "Set [guard] injection = \"flag\" in .promstack/config.toml to let such input through",
                 report,
             )
-        variables = {k: _map_strings(v, escape_injection) for k, v in variables.items()}
+        variables = map_texts(variables, escape_injection)
     return variables, report
