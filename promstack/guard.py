@@ -573,8 +573,10 @@ def map_texts(value: Any, fn: Callable[[str], str]) -> Any:
                 key = f"{key} #{n}"
             out[key] = map_texts(v, fn)
         return out
-    if isinstance(value, list | tuple | set | frozenset):
-        # a list either way: JSON has nothing else, and a masked set could lose members
+    if isinstance(value, tuple):
+        return tuple(map_texts(v, fn) for v in value)
+    if isinstance(value, list | set | frozenset):
+        # a set becomes a list: two members masked alike would otherwise merge into one
         return [map_texts(v, fn) for v in value]
     if isinstance(value, numbers.Number):
         text = str(value)
