@@ -551,7 +551,7 @@ class Gateway:
                 call.guards = exc.report
                 call.audit_input = _audit_input(variables, conf)  # masked there: never the raw ones
                 raise
-            call.audit_input = _audit_input(clean, conf)
+            call.audit_input = _audit_input(clean, conf, settings)
             rendered = self.store.prompts.render(found, clean)
         except BaseException as exc:
             self._log_failure(call, exc)
@@ -591,7 +591,7 @@ class Gateway:
                 clean, call.guards = guard.sanitize_input(users, settings)
                 messages = [{**m, "content": clean[str(i)]} if str(i) in clean else m
                             for i, m in enumerate(messages)]
-                call.audit_input = _audit_input(clean, conf)
+                call.audit_input = _audit_input(clean, conf, settings)
         except BaseException as exc:
             if isinstance(exc, guard.GuardBlocked):
                 call.guards = exc.report
@@ -952,13 +952,18 @@ def _close_sessions_at_exit() -> None:
     _open_sessions.clear()
 
 
-def _audit_input(variables: dict[str, Any] | None, conf: config_module.Config) -> Any:
+def _audit_input(variables: dict[str, Any] | None, conf: config_module.Config,
+                 masked_with: dict[str, Any] | None = None) -> Any:
     """What the audit row keeps of a call's variables: PII masked with every recognizer, whatever
     the prompt's [guard] says (the audit log is append-only: what lands there stays), and
-    whether or not the call went out (a blocked one never did; its input is still masked)."""
+    whether or not the call went out (a blocked one never did; its input is still masked).
+    `masked_with`: the guard settings the variables were already masked under, if they were."""
     if not variables or not conf.view("gateway", GATEWAY_DEFAULTS).get("record_input", True):
         return None
-    variables = guard.mask_value(variables)
+    done = (masked_with is not None and masked_with.get("pii", "mask") == "mask"
+            and set(masked_with.get("pii_entities") or guard.ENTITIES) >= set(guard.ENTITIES))
+    if not done:
+        variables = guard.mask_value(variables)
     text = json.dumps(variables, ensure_ascii=False, default=str)
     return variables if len(text) <= _AUDIT_INPUT_LIMIT else text[:_AUDIT_INPUT_LIMIT] + "…"
 

@@ -210,6 +210,20 @@ def test_a_call_blocked_for_injection_audits_the_masked_variables(client, fake_l
         assert raw not in dump
 
 
+def test_the_audit_row_is_masked_even_where_the_guard_only_detects(client, fake_llm, isolated_store):
+    root = _workspace(isolated_store, fake_llm)
+    (root / ".promstack" / "config.toml").write_text(
+        (root / ".promstack" / "config.toml").read_text(encoding="utf-8") + '\n[guard]\npii = "detect"\n',
+        encoding="utf-8")
+    client.create_prompt("pii/detect", "{{ q }}", model_config={"model": "openai/fake"})
+    result = client.run("pii/detect", {"q": "메일 kim@example.com"})
+    assert result.guards["pii"]["action"] == "detected"
+    assert "kim@example.com" in _sent(fake_llm)  # detect mode sends it, as configured
+    client.gateway.flush()
+    [row] = [a for a in client.audit_log(limit=10) if a["action"] == "llm_call"]
+    assert row["detail"]["input"] == {"q": "메일 <EMAIL_ADDRESS>"}
+
+
 def _cache_values(root: Path) -> str:
     import diskcache
 
