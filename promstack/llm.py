@@ -680,7 +680,7 @@ class Gateway:
             if tokens_out is None:
                 tokens_out = pricing.count_tokens(output)
             # Filtered before it is cached: a reply the output filter blocked or masked is kept
-            # as the caller was shown it, never raw (the cache is a file anyone on the box reads).
+            # as the caller was shown it, never raw (the cache outlives the call, on disk or in Redis).
             shown = guard.filter_output(output, guard_settings)
             if backend is not None and (cache_accept is None or cache_accept(shown[0])):
                 value = {"output": shown[0], "input_tokens": tokens_in, "output_tokens": tokens_out,
