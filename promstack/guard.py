@@ -8,13 +8,20 @@ masks look like Presidio's default replacement, `<EMAIL_ADDRESS>`.
 
 Python's `\\b` treats Hangul as word characters, so `test@example.com으로` has no boundary after
 `com`; every pattern uses explicit ASCII look-arounds instead.
+
+Recognizers match a folded copy of the text (`fold`): full-width forms, other scripts' digits,
+every dash and every space become their ASCII twins, and zero-width characters go; findings are
+mapped back onto the original, so `９００１０１－１２３４５６８` or `010–1234–5678` is masked where
+it stands. Input masking and the output filter share this one recognizer set.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import numbers
 import re
 import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +32,9 @@ INAPPROPRIATE = "[부적절한 응답]"  # the seed's marker for harmful output
 
 ENTITIES = (
     "KR_RRN", "CREDIT_CARD", "EMAIL_ADDRESS", "KR_PHONE", "PHONE_NUMBER", "ACCOUNT_NUMBER",
-    "IP_ADDRESS", "API_KEY",
+    "IP_ADDRESS", "API_KEY", "PRIVATE_KEY",
 )
-OUTPUT_SENSITIVE = ("KR_RRN", "CREDIT_CARD", "ACCOUNT_NUMBER", "API_KEY")
+OUTPUT_SENSITIVE = ("KR_RRN", "CREDIT_CARD", "ACCOUNT_NUMBER", "API_KEY", "PRIVATE_KEY")
 
 DEFAULTS: dict[str, Any] = {
     "pii": "mask",  # mask | detect | off
@@ -83,6 +90,62 @@ def rrn_check_ok(digits: str) -> bool:
     return (11 - total % 11) % 10 == int(digits[12])
 
 
+# ---- folding: the forms people type, onto the forms the patterns know -------------------------
+
+_ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+# Dashes outside Unicode's Pd: the minus signs, and the Hangul vowel ㅡ that Korean keyboards
+# turn a dash into when the IME is left on.
+_DASH_LIKE = "\u2212\u02d7\u2796\ufe63\u3161"
+
+
+class _FoldTable(dict):
+    """A `str.translate` table filled on first sight of each code point (one dict lookup per
+    character afterwards): every character maps to one character, except zero-width ones."""
+
+    def __missing__(self, cp: int) -> int | str | None:
+        ch = chr(cp)
+        if cp < 128:
+            out: int | str | None = cp
+        elif ch in _ZERO_WIDTH_CHARS:
+            out = None
+        elif 0xFF01 <= cp <= 0xFF5E:  # full-width ASCII: １２３, －, ＠, ａｂｃ
+            out = chr(cp - 0xFEE0)
+        else:
+            category = unicodedata.category(ch)
+            if category == "Nd":
+                out = str(unicodedata.decimal(ch))
+            elif category == "Pd" or ch in _DASH_LIKE:
+                out = "-"
+            elif category == "Zs":
+                out = " "
+            else:
+                out = cp
+        self[cp] = out
+        return out
+
+
+_FOLD = _FoldTable()
+
+
+def fold(text: str) -> tuple[str, list[int] | None]:
+    """The text the recognizers read, and where each of its characters came from (None when
+    every character stayed in place, the common case: nothing but one-for-one replacements)."""
+    if text.isascii():
+        return text, None
+    folded = text.translate(_FOLD)
+    if len(folded) == len(text):
+        return folded, None
+    chars: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        out = _FOLD[ord(ch)]
+        if out is None:
+            continue
+        chars.append(out if isinstance(out, str) else ch)
+        origin.append(i)
+    return "".join(chars), origin
+
+
 # ---- recognizers ------------------------------------------------------------------------
 
 _D = r"(?<![0-9])"  # no digit before
@@ -92,10 +155,13 @@ _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
 )
-_RRN = re.compile(_D + r"(\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))(\s?-\s?|)([1-8]\d{6})" + _ND)
+# Patterns read folded text (`fold`), so ASCII classes are enough: a full-width hyphen, an en
+# dash or ㅡ is "-" by then, a full-width digit a digit, an ideographic space a space.
+_RRN = re.compile(_D + r"(\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))([ \t]*-[ \t]*|[ \t]|)([1-8]\d{6})" + _ND)
+_RRN_CONTEXT = re.compile(r"(주민|등록번호|외국인등록|생년월일|RRN|resident registration)", re.IGNORECASE)
 _ND_PART = r"(?![0-9]|-[0-9])"  # nor a further group: 010-1234-5678-90 is not a phone
 _KR_MOBILE = re.compile(
-    r"(?<![0-9+-])(?:\+82[-.\s]?1[016789]|01[016789])([-.\s]?)\d{3,4}\1\d{4}" + _ND_PART
+    r"(?<![0-9+-])(?:\+82[-.\s]?1[016789]|01[016789])[-.\s]?\d{3,4}[-.\s]?\d{4}" + _ND_PART
 )
 _KR_LANDLINE = re.compile(
     r"(?<![0-9])(?:\+82[-.\s]?(?:2|[3-6][1-5])|0(?:2|[3-6][1-5]|70))([-.\s)])\s?\d{3,4}[-.\s]\d{4}" + _ND
@@ -117,7 +183,14 @@ _ACCOUNT_CONTEXT = re.compile(
 )
 _API_KEY = re.compile(
     r"(?<![A-Za-z0-9])(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|"
-    r"gh[pousr]_[A-Za-z0-9]{36,}|xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"
+    r"github_pat_[A-Za-z0-9_]{22,}|gh[pousr]_[A-Za-z0-9]{36,}|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|"
+    r"xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"
+)
+# A PEM private key (RSA, EC, DSA, OPENSSH, ENCRYPTED, PGP's block), to its END line or, cut
+# short, to the end of the text.
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+    r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)"
 )
 _VERSION_BEFORE = re.compile(r"(?:v|version|ver\.?|버전)\s*$", re.IGNORECASE)
 
@@ -132,8 +205,12 @@ def _rrn(text: str) -> list[Finding]:
         digits = m.group(1) + m.group(3)
         if rrn_check_ok(digits):
             out.append(Finding("KR_RRN", m.start(), m.end(), 0.95))
-        elif m.group(2):  # the hyphenated form is distinctive even without the check digit
+        elif m.group(2):  # the separated form is distinctive even without the check digit
             out.append(Finding("KR_RRN", m.start(), m.end(), 0.6))
+        elif _RRN_CONTEXT.search(text, max(0, m.start() - 30), m.start()):
+            # 13 bare digits without the check digit (issued since Oct 2020) only where the
+            # text says what they are: otherwise any order number with a date in it would go
+            out.append(Finding("KR_RRN", m.start(), m.end(), 0.5))
     return out
 
 
@@ -198,6 +275,12 @@ def _api_keys(text: str) -> list[Finding]:
     return [Finding("API_KEY", m.start(), m.end(), 0.9) for m in _API_KEY.finditer(text)]
 
 
+def _private_keys(text: str) -> list[Finding]:
+    if "PRIVATE KEY" not in text:
+        return []
+    return [Finding("PRIVATE_KEY", m.start(), m.end(), 0.99) for m in _PRIVATE_KEY.finditer(text)]
+
+
 RECOGNIZERS = {
     "KR_RRN": _rrn,
     "CREDIT_CARD": _cards,
@@ -207,6 +290,7 @@ RECOGNIZERS = {
     "ACCOUNT_NUMBER": _accounts,
     "IP_ADDRESS": _ips,
     "API_KEY": _api_keys,
+    "PRIVATE_KEY": _private_keys,
 }
 _PRIORITY = {name: i for i, name in enumerate(RECOGNIZERS)}
 # Digit-free text cannot hold most entities: skip their regexes (the common case for chat).
@@ -218,6 +302,8 @@ def detect_pii(text: str, entities: list[str] | tuple[str, ...] | None = None) -
     """Non-overlapping findings, in text order; where two overlap the surer one wins."""
     if not text:
         return []
+    original = text
+    text, origin = fold(text)
     has_digit = _HAS_DIGIT.search(text) is not None
     found: list[Finding] = []
     for name in entities or ENTITIES:
@@ -229,14 +315,18 @@ def detect_pii(text: str, entities: list[str] | tuple[str, ...] | None = None) -
         if recognizer is None:
             raise ValueError(f"unknown PII entity {name!r}; known: {', '.join(ENTITIES)}")
         found.extend(recognizer(text))
-    if len(found) < 2:
-        return found
-    found.sort(key=lambda f: (-f.score, _PRIORITY[f.entity], -len(f)))
-    kept: list[Finding] = []
-    for f in found:
-        if all(f.end <= k.start or f.start >= k.end for k in kept):
-            kept.append(f)
-    return sorted(kept, key=lambda f: f.start)
+    if len(found) >= 2:
+        found.sort(key=lambda f: (-f.score, _PRIORITY[f.entity], -len(f)))
+        kept: list[Finding] = []
+        for f in found:
+            if all(f.end <= k.start or f.start >= k.end for k in kept):
+                kept.append(f)
+        found = sorted(kept, key=lambda f: f.start)
+    if origin is not None:  # back onto the original text, zero-width characters included
+        origin.append(len(original))
+        found = [Finding(f.entity, origin[f.start], origin[f.end - 1] + 1 if f.end > f.start else origin[f.start],
+                         f.score) for f in found]
+    return found
 
 
 def mask_pii(text: str, entities: list[str] | tuple[str, ...] | None = None) -> tuple[str, list[Finding]]:
@@ -262,15 +352,36 @@ _I = re.IGNORECASE
 # weak hints (role-play, "system prompt") only count together.
 INJECTION_RULES: list[tuple[str, float, re.Pattern[str]]] = [
     ("ignore_previous", 0.9, re.compile(
-        r"\b(ignore|disregard|forget|skip|bypass|override|overlook|drop|abandon|set aside)\s+"
+        r"\b(ignore|disregard|forget|skip|bypass|override|overlook|drop|abandon|set aside|discard|"
+        r"pay no attention to|never\s?mind|stop following|do not follow|don't follow|no longer follow)\s+"
         r"(?:all\s+|any\s+|the\s+|your\s+|my\s+|these\s+|those\s+|of\s+|everything\s+)*"
         r"(previous|prior|above|earlier|preceding|initial|original|system|existing|former|old|"
         r"everything)\b.{0,30}?\b(instructions?|prompts?|rules?|directions?|guidelines?|context|"
         r"messages?|constraints?|commands?|directives?|said|told)", _I)),
+    ("ignore_instructions_above", 0.85, re.compile(
+        r"\b(ignore|disregard|forget|discard|never\s?mind|pay no attention to|override)\s+"
+        r"(?:all\s+|any\s+|the\s+|your\s+|these\s+|those\s+|of\s+)*"
+        r"(?:instructions?|rules|prompts?|directions|guidelines|context|messages)\s+"
+        r"(?:above|before|so far|given (?:above|earlier|before)|you (?:were|have been) given)", _I)),
+    # "disregard the above" with nothing after it, or with an order after it; not "disregard
+    # the above, I sent it by mistake" nor "ignore the typo above"
+    ("ignore_above", 0.85, re.compile(
+        r"\b(ignore|disregard|forget|discard|never\s?mind|pay no attention to)\s+(?:all\s+(?:of\s+)?)?"
+        r"(?:the\s+|that\s+|this\s+|everything\s+)?(?:above|foregoing|preceding)"
+        r"(?:\s*[.!]*\s*$|(?:\s*[.,;:!-]+\s*|\s+and\s+(?:then\s+)?)(?:instead\s*,?\s*)?(?:just\s+|now\s+|please\s+)?"
+        r"(?:say|print|write|output|respond|reply|answer|tell|translate|act|pretend|you|from now|return|"
+        r"repeat|show|give|list|reveal|do|follow|enter|switch|start|begin|only|obey|type|send)\b)", _I)),
+    # "your previous instructions are void", "the rules above no longer apply"
+    ("instructions_void", 0.85, re.compile(
+        r"(?:\b(?:previous|prior|above|earlier|original|old|initial|system|your|all)\b[^.\n]{0,20}?"
+        r"\b(?:instructions?|rules|prompts?|guidelines|directions|constraints|commands)(?:\s+(?:above|before))?|"
+        r"\b(?:instructions?|rules|prompts?|guidelines|directions|constraints|commands)\s+(?:above|before))\s+"
+        r"(?:(?:are|is|were)\s+(?:now\s+|hereby\s+)?(?:void|null|cancel+ed|revoked|obsolete|invalid|suspended|"
+        r"lifted|disabled)|(?:are\s+|is\s+)?no longer (?:valid|apply|applicable|in effect|active))\b(?!.{0,40}\?\s*$)", _I)),
     ("ignore_everything", 0.8, re.compile(
         r"\b(ignore|disregard|forget)\s+(everything|all)\s+(above|before|that came before|you (were|have been) told)", _I)),
     ("ignore_rules", 0.6, re.compile(
-        r"\b(ignore|disregard|forget|stop following|do not follow|don't follow)\s+(?:all\s+|any\s+|the\s+|your\s+)*"
+        r"\b(ignore|disregard|forget|override|stop following|do not follow|don't follow)\s+(?:all\s+|any\s+|the\s+|your\s+)*"
         r"(instructions?|rules?|guidelines?|programming|guardrails?|restrictions?|policies|policy)\b", _I)),
     ("reveal_prompt", 0.75, re.compile(
         r"\b(reveal|show|print|display|output|repeat|tell me|give me|leak|dump|expose|share|"
@@ -284,6 +395,12 @@ INJECTION_RULES: list[tuple[str, float, re.Pattern[str]]] = [
         r"roleplay as|behave as|become)\b.{0,60}?\b(unrestricted|unfiltered|uncensored|jailbroken|"
         r"without (?:any )?(?:restrictions|rules|limits|filters|guidelines|morals|ethics)|"
         r"no (?:restrictions|rules|limits|filters|guidelines|morals)|evil|amoral|free from)", _I)),
+    # a new role handed to the model ("you are now an assistant that ..."), not a notice to a
+    # customer ("you are now a member", "you are now connected")
+    ("role_reassign", 0.55, re.compile(
+        r"\b(?:you are now|you're now|from now on,? you (?:are|will be))\s+(?:a|an|my|the)\s+"
+        r"(?!(?:member|customer|subscriber|user|participant|winner|owner|registered|verified|premium|vip|"
+        r"part|proud|lucky|happy|new (?:member|customer|owner|subscriber))\b)", _I)),
     ("persona_switch", 0.3, re.compile(
         r"\b(you are now|you're now|from now on,? you (?:are|will|must)|pretend (?:to be|you are)|roleplay as)\b", _I)),
     # a bare name or word is a hint (DAN may be a coworker, iPhones get jailbroken); a mode is not
@@ -311,15 +428,22 @@ INJECTION_RULES: list[tuple[str, float, re.Pattern[str]]] = [
         r"!\[[^\]]*\]\(https?://[^)]*\?[^)]*=", _I)),
     # Korean
     ("ko_ignore_previous", 0.9, re.compile(
-        r"(이전|앞의|앞에|위의|위에|위|기존|모든|앞서|지금까지|원래|처음|상기|이전에|앞선|먼저)\s*(?:의\s*)?(?:받은\s*|주어진\s*|말한\s*|있는\s*|나온\s*|모든\s*)*"
-        r"(지시|지침|명령|규칙|프롬프트|설정|대화|내용|안내|요청|instructions?|rules?)"
+        r"(이전|앞의|앞에서|앞에|위의|위에서|위에|위|기존|모든|앞서|지금까지|원래|처음|상기|이전에|앞선|먼저|방금|아까)"
+        r"\s*(?:의\s*)?(?:(?:받은|주어진|말한|있는|나온|모든|쓴|적은|한|보낸|준|했던|써\s*둔|작성한)\s*)*"
+        r"(지시|지침|명령|규칙|프롬프트|설정|대화|내용|안내|요청|말|것|건|거|글|부분|instructions?|rules?)"
         r"(?:사항|문|어|들)?\s*(?:은|는|을|를|이|가|도)?\s*(?:모두\s*|전부\s*|다\s*|싹\s*|완전히\s*)?"
-        r"(무시|잊어|잊고|잊으|취소|무효|따르지\s*마|따르지\s*말|지워)")),
+        # "무시하셔도 됩니다" (you may ignore it: I sent it by mistake) gives leave, it is no order
+        r"(무시(?!하셔도|해도|하셔도|하셨|했)|잊어|잊고|잊으|취소|무효|따르지\s*마|따르지\s*말|따르지\s*않|지워|"
+        r"신경\s*(?:쓰지|끄|꺼)|상관\s*(?:하지|말|마|없이)|개의치|없던\s*(?:걸로|것으로|일로))")),
     ("ko_ignore_generic", 0.35, re.compile(r"(무시하고|무시해|잊어버리고|잊어버려|무시하세요|무시하십시오)")),
     ("ko_reveal_prompt", 0.8, re.compile(
         r"(시스템|system|초기|숨겨진|숨은|비밀|내부|원래)\s*(?:의\s*)?(프롬프트|메시지|지시|지침|설정|명령|prompt)"
         r"(?:문|어|사항)?\s*(?:을|를|이|가|은|는)?\s*.{0,20}?(알려|보여|출력|공개|말해|누설|유출|반복|그대로|적어|복사|뭐야|무엇)")),
     ("ko_system_prompt_mention", 0.3, re.compile(r"시스템\s*프롬프트")),
+    ("ko_obey_only", 0.6, re.compile(r"(내|제|나의|저의)\s*(말|명령|지시)\s*만\s*(따르|따라|들어|복종)")),
+    ("ko_role_reassign", 0.55, re.compile(
+        r"(너는|당신은|넌)\s*(?:이제|지금부터|앞으로|이제부터)\s*.{0,30}?"
+        r"(역할|AI|봇|인공지능|어시스턴트|비서|해커|캐릭터)\s*(?:이야|야|입니다|이다|이에요|예요|로서|로|을|를)")),
     ("ko_persona_switch", 0.35, re.compile(r"(너는|당신은|넌|너)\s*(이제|지금부터|앞으로)|지금부터\s*(너는|당신은|넌)")),
     ("ko_unrestricted", 0.8, re.compile(
         r"(제한|규칙|필터|검열|윤리|제약|규제)(?:이|가|도|은|는)?\s*(?:전혀\s*|아무\s*|하나도\s*)?(없는|없이|없다고|없어|받지\s*않는)")),
@@ -411,26 +535,59 @@ def filter_output(text: str, settings: dict[str, Any] | None = None) -> tuple[st
 
 # ---- the input side as one step ------------------------------------------------------------
 
-def _strings(value: Any):  # noqa: ANN202 - yields (setter, text)
-    """Every string inside a variable value (str, list, dict), with a way to replace it."""
+def _texts(value: Any):  # noqa: ANN202 - yields str
+    """Every text a template can see inside a variable value: strings, numbers by their
+    string form, and dictionary keys as well as values, however deep."""
     if isinstance(value, str):
         yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _texts(k)
+            yield from _texts(v)
+    elif isinstance(value, list | tuple | set | frozenset):
         for v in value:
-            yield from _strings(v)
+            yield from _texts(v)
+    elif isinstance(value, numbers.Number):
+        yield str(value)
 
 
-def _map_strings(value: Any, fn) -> Any:  # noqa: ANN001
+def map_texts(value: Any, fn: Callable[[str], str]) -> Any:
+    """`value` with `fn` applied to every text a template can see (see `_texts`). A number
+    `fn` leaves alone stays a number; one it changes (a card or an RRN typed as a number)
+    becomes the changed text. A dictionary key that two keys would share after `fn` gets a
+    ` #2` suffix rather than losing a value."""
     if isinstance(value, str):
         return fn(value)
-    if isinstance(value, dict):
-        return {k: _map_strings(v, fn) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_map_strings(v, fn) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            key = map_texts(k, fn)
+            if key in out:
+                n = 2
+                while f"{key} #{n}" in out:
+                    n += 1
+                key = f"{key} #{n}"
+            out[key] = map_texts(v, fn)
+        return out
+    if isinstance(value, tuple):
+        return tuple(map_texts(v, fn) for v in value)
+    if isinstance(value, list | set | frozenset):
+        # a set becomes a list: two members masked alike would otherwise merge into one
+        return [map_texts(v, fn) for v in value]
+    if isinstance(value, numbers.Number):
+        text = str(value)
+        changed = fn(text)
+        return value if changed == text else changed
     return value
+
+
+def mask_value(value: Any, entities: list[str] | tuple[str, ...] | None = None) -> Any:
+    """`value` (a variable, or all of them) with PII masked wherever a template could see it."""
+    return map_texts(value, lambda text: mask_pii(text, entities)[0])
 
 
 def sanitize_input(
@@ -456,7 +613,8 @@ def sanitize_input(
                 counts[f.entity] = counts.get(f.entity, 0) + 1
             return masked if pii_mode == "mask" else text
 
-        variables = {k: _map_strings(v, mask) for k, v in variables.items()}
+        # keys too: a template can loop over a dictionary's items, and the audit row keeps them
+        variables = map_texts(variables, mask)
         report["pii"] = {
             "action": ("masked" if pii_mode == "mask" else "detected") if counts else "passed",
             "entities": counts,
@@ -464,11 +622,10 @@ def sanitize_input(
     inj_mode = settings.get("injection", "block")
     if inj_mode != "off":
         best = InjectionResult(0.0)
-        for value in variables.values():
-            for text in _strings(value):
-                result = injection_score(text)
-                if result.score > best.score:
-                    best = result
+        for text in _texts(variables):
+            result = injection_score(text)
+            if result.score > best.score:
+                best = result
         threshold = float(settings.get("injection_threshold", 0.5))
         hit = best.score >= threshold
         action = ("blocked" if inj_mode == "block" else "flagged") if hit else "passed"
@@ -480,5 +637,5 @@ def sanitize_input(
                 "Set [guard] injection = \"flag\" in .promstack/config.toml to let such input through",
                 report,
             )
-        variables = {k: _map_strings(v, escape_injection) for k, v in variables.items()}
+        variables = map_texts(variables, escape_injection)
     return variables, report

@@ -549,9 +549,9 @@ class Gateway:
                 clean, call.guards = guard.sanitize_input(dict(variables or {}), settings)
             except guard.GuardBlocked as exc:
                 call.guards = exc.report
-                call.audit_input = _audit_input(variables, conf)
+                call.audit_input = _audit_input(variables, conf)  # masked there: never the raw ones
                 raise
-            call.audit_input = _audit_input(clean, conf)
+            call.audit_input = _audit_input(clean, conf, settings)
             rendered = self.store.prompts.render(found, clean)
         except BaseException as exc:
             self._log_failure(call, exc)
@@ -582,17 +582,20 @@ class Gateway:
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         settings = conf.view("guard", guard.DEFAULTS, prompt_name)
+        users: dict[str, Any] = {}
         try:
             if guard_input:
+                # a turn's content is a text or a list of parts ({"type": "text", "text": ...})
                 users = {str(i): m["content"] for i, m in enumerate(messages)
-                         if m.get("role") == "user" and isinstance(m.get("content"), str)}
+                         if m.get("role") == "user" and isinstance(m.get("content"), str | list)}
                 clean, call.guards = guard.sanitize_input(users, settings)
                 messages = [{**m, "content": clean[str(i)]} if str(i) in clean else m
                             for i, m in enumerate(messages)]
-                call.audit_input = _audit_input(clean, conf)
+                call.audit_input = _audit_input(clean, conf, settings)
         except BaseException as exc:
             if isinstance(exc, guard.GuardBlocked):
                 call.guards = exc.report
+                call.audit_input = _audit_input(users, conf)
             self._log_failure(call, exc)
             raise
         return await self._execute(call, messages, dict(model_config or {}), conf, settings, cache,
@@ -639,10 +642,18 @@ class Gateway:
                     call.guards = {**call.guards, "cache_error": _redact(f"{type(exc).__name__}: {exc}")[:200]}
             if cached is not None and cache_accept is not None and not cache_accept(cached["output"]):
                 cached = None  # a reply its caller rejects (a malformed judgement) is asked again
+            shown_before = None
+            if cached is not None and cached.get("output_guard") is not None:
+                # The entry holds what the output filter let through, not the reply: valid only
+                # under the filter settings it was made with (the raw reply is not there to redo it).
+                if cached.get("output_rule") == _output_rule(guard_settings):
+                    shown_before = (cached["output"], cached["output_guard"])
+                else:
+                    cached = None
             if cached is not None:
                 hit = self._finish(call, route, cached["output"], cached.get("input_tokens", 0),
                                    cached.get("output_tokens", 0), True, guard_settings,
-                                   price, cached.get("logprobs"))
+                                   price, cached.get("logprobs"), shown_before)
                 hit.original_latency_ms = cached.get("latency_ms")
                 return hit
             # Hard budgets (promstack.budgets, monitoring): refuse before the provider is paid;
@@ -668,17 +679,22 @@ class Gateway:
                 tokens_in = pricing.count_tokens(messages)
             if tokens_out is None:
                 tokens_out = pricing.count_tokens(output)
-            if backend is not None and (cache_accept is None or cache_accept(output)):
-                value = {"output": output, "input_tokens": tokens_in, "output_tokens": tokens_out,
+            # Filtered before it is cached: a reply the output filter blocked or masked is kept
+            # as the caller was shown it, never raw (the cache outlives the call, on disk or in Redis).
+            shown = guard.filter_output(output, guard_settings)
+            if backend is not None and (cache_accept is None or cache_accept(shown[0])):
+                value = {"output": shown[0], "input_tokens": tokens_in, "output_tokens": tokens_out,
                          "latency_ms": round((time.perf_counter() - call.started) * 1000, 3)}
-                if logprobs is not None:
+                if shown[0] != output:
+                    value.update(output_guard=shown[1], output_rule=_output_rule(guard_settings))
+                elif logprobs is not None:  # a filtered reply's token log-probabilities spell it out
                     value["logprobs"] = logprobs
                 try:
                     await backend.set(key, value, float(cache_settings.get("ttl", 3600)))
                 except Exception as exc:  # a cache that fails costs a hit later, not this call
                     call.guards = {**call.guards, "cache_error": _redact(str(exc))}
             return self._finish(call, route, output, tokens_in, tokens_out, False, guard_settings,
-                                price, logprobs)
+                                price, logprobs, shown)
         except BaseException as exc:
             if isinstance(exc, GatewayError):
                 exc.args = (_redact(str(exc), secrets),)
@@ -842,8 +858,12 @@ class Gateway:
 
     # ---- finishing ----------------------------------------------------------------------
 
-    def _finish(self, call, route, output, tokens_in, tokens_out, hit, guard_settings, price, logprobs):  # noqa: ANN001, ANN202
-        shown, out_report = guard.filter_output(output, guard_settings)
+    def _finish(self, call, route, output, tokens_in, tokens_out, hit, guard_settings, price, logprobs,  # noqa: ANN001, ANN202
+                shown=None):
+        # `shown`: the output filter's (text, report), when the caller has it already
+        shown, out_report = shown or guard.filter_output(output, guard_settings)
+        if shown != output:
+            logprobs = None  # token by token they would spell out what the filter took away
         guards = {**call.guards, "output": out_report}
         # A cache hit paid nothing; an unpriced model's call cost is unknown (None, logged NULL).
         cost = 0.0 if hit else (None if price is None else price.cost(tokens_in, tokens_out))
@@ -932,11 +952,27 @@ def _close_sessions_at_exit() -> None:
     _open_sessions.clear()
 
 
-def _audit_input(variables: dict[str, Any] | None, conf: config_module.Config) -> Any:
+def _audit_input(variables: dict[str, Any] | None, conf: config_module.Config,
+                 masked_with: dict[str, Any] | None = None) -> Any:
+    """What the audit row keeps of a call's variables: PII masked with every recognizer, whatever
+    the prompt's [guard] says (the audit log is append-only: what lands there stays), and
+    whether or not the call went out (a blocked one never did; its input is still masked).
+    `masked_with`: the guard settings the variables were already masked under, if they were."""
     if not variables or not conf.view("gateway", GATEWAY_DEFAULTS).get("record_input", True):
         return None
+    done = (masked_with is not None and masked_with.get("pii", "mask") == "mask"
+            and set(masked_with.get("pii_entities") or guard.ENTITIES) >= set(guard.ENTITIES))
+    if not done:
+        variables = guard.mask_value(variables)
     text = json.dumps(variables, ensure_ascii=False, default=str)
     return variables if len(text) <= _AUDIT_INPUT_LIMIT else text[:_AUDIT_INPUT_LIMIT] + "…"
+
+
+def _output_rule(settings: dict[str, Any]) -> str:
+    """The output filter's settings as one string: a cache entry holding a filtered reply is
+    served only under the rule that filtered it."""
+    return json.dumps([settings.get("output", "filter"),
+                       sorted(settings.get("output_sensitive") or guard.OUTPUT_SENSITIVE)])
 
 
 def _retry_after(value: str | None) -> float | None:
