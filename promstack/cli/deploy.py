@@ -471,7 +471,7 @@ def rollout_abort(ctx: Any, prompt: str, env: str | None, reason: str | None) ->
 
 @cli.group("ci")
 def ci_group() -> None:
-    """Continuous integration: the seed's GitHub Actions job."""
+    """Continuous integration: the GitHub Actions job of the guide's pipeline (test, score, deploy)."""
 
 
 @ci_group.command("init")

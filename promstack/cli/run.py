@@ -118,7 +118,7 @@ def _run_and_flush(client, *args, **kwargs):  # noqa: ANN001, ANN202
 @command_context
 def logs_list(state, prompt, prompt_version, model, status, user_id, run_id, environment,
               cache_hit, since, until, limit) -> None:  # noqa: ANN001
-    """The call log, newest first. --json prints each row in the seed's log shape
+    """The call log, newest first. --json prints each row in the guide's call-log shape
     (timestamp, prompt_id, prompt_version, model, input_tokens, output_tokens, latency_ms,
     user_id) followed by cost_usd, cache_hit, status, error, environment, run_id, guards.
 
