@@ -29,11 +29,13 @@ _ASSIGNED = re.compile(
     r"(?i)\b([A-Za-z0-9_.-]*(?:key|token|secret|passw(?:or)?d|pwd|credentials?|auth)(?:[_.-][A-Za-z0-9_.-]*)?)"
     r"(\s*=\s*)(['\"]?)[^\s'\",;&]+"
 )
-# Field names that hold a secret. `api_key_env` names a variable and is allowed (it ends in
-# `_env`); `max_tokens` counts tokens (plural, no separator before `token`).
+# Field names that hold a secret: `api_key`, `*_key`, `secret`, `password`, `token` and the
+# kinds of token that authenticate (`access_token`, ...). `api_key_env` names a variable and is
+# allowed (it ends in `_env`); `max_tokens` and `input_cost_per_token` count tokens.
 _SECRET_NAME = re.compile(
-    r"(?i)(?:^|[_\-.])(?:api_?key|key|token|secret|client_secret|passw(?:or)?d|pwd|credentials?"
-    r"|authorization|auth|bearer|cookie|private_key)$"
+    r"(?i)^(?:.*[_\-.])?(?:api_?key|key|secret|passw(?:or)?d|pwd|passphrase|credentials?|authorization"
+    r"|auth|bearer|cookie)$"
+    r"|^(?:.*[_\-.])?(?:access|auth|api|bearer|refresh|id|session|oauth|pat|github|hf)[_\-.]?token$|^token$"
 )
 # Names that match the pattern above but are no secret.
 _NOT_SECRET = frozenset({"prompt_cache_key", "cache_key", "idempotency_key"})
