@@ -835,11 +835,7 @@ class Gateway:
         except aiohttp.ClientError as exc:
             raise _error(route.provider, route.model, "connection", f"{type(exc).__name__} to {route.api_base}") from None
         if status >= 400:
-            detail = _provider_message(raw)
-            if status in (401, 403) and route.keyless:
-                detail += (f" (no key was sent to {route.api_base}: list it under [providers."
-                           f"{route.provider}] api_base or trusted_api_bases in .promstack/config.toml)")
-            raise _status_error(route, status, detail, _retry_after(retry_after))
+            raise _status_error(route, status, _provider_message(raw), _retry_after(retry_after))
         try:
             data = json.loads(raw)
             choices = data["choices"]
@@ -981,6 +977,9 @@ def _provider_message(body: bytes) -> str:
 
 
 def _status_error(route: Route, status: int, detail: str, retry_after: float | None = None) -> GatewayError:
+    if status in (401, 403) and route.keyless:
+        detail += (f" (no key was sent to {route.api_base}, which only the model config names: list it "
+                   f"under [providers.{route.provider}] trusted_api_bases in .promstack/config.toml)")
     if status == 429:
         cause = "rate_limited"
     elif status in (401, 403):

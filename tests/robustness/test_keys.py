@@ -27,7 +27,8 @@ from mcp import Client as MCPClient
 
 from mcp_server.server import build_server
 from promstack import Client, InvalidInput
-from promstack.llm import resolve_route
+from promstack.llm import GatewayError, resolve_route
+from store.filesync import open_errors
 from store.watch import Watcher
 
 PROMSTACK = str(Path(sys.executable).with_name("promstack"))
@@ -189,6 +190,21 @@ def test_a_base_the_server_config_lists_gets_the_key(client, keys_in_env, record
     assert recorder.requests[-1]["authorization"] == f"Bearer {OPENAI_KEY}"
 
 
+@pytest.mark.parametrize("route", ["lean", "litellm"])
+def test_a_401_from_an_untrusted_base_says_how_to_trust_it(client, fake_llm, route, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    fake_llm.require_key = OPENAI_KEY
+    config = {"model": "openai/fake-model", "api_base": fake_llm.base_url}
+    if route == "litellm":
+        config["route"] = "litellm"
+    client.create_prompt("p", "Hi {{ q }}", model_config=config)
+    with pytest.raises(GatewayError) as caught:
+        client.run("p", {"q": "x"})
+    assert caught.value.cause == "auth" and "trusted_api_bases" in str(caught.value), str(caught.value)
+    assert OPENAI_KEY not in str(caught.value)
+    assert all(r["headers"].get("authorization") != f"Bearer {OPENAI_KEY}" for r in fake_llm.requests)
+
+
 HOSTILE_BASES = [
     "http://127.attacker.test/v1",
     "https://api.openai.com.evil.test/v1",
@@ -316,6 +332,8 @@ def test_a_key_in_a_model_config_is_refused_on_every_way_in(client, isolated_sto
         pass
     tried += 1
     assert sorted(p.name for p in client.list_prompts()) == ["ok", "v"]
+    [error] = open_errors(client.store.db)
+    assert "api_key_env" in json.dumps(error) and OPENAI_KEY not in json.dumps(error), error
     assert OPENAI_KEY.encode() not in _db_bytes(isolated_store).replace(b"''", b"'")
     print(f"keys: a key in a model config tried on {tried} ways in (MCP create/update, CLI, import, watcher): "
           "all refused")
