@@ -73,17 +73,21 @@ def normalise(url: Any) -> str | None:
     return f"{scheme}://{host}:{port or _DEFAULT_PORTS[scheme]}{path}"
 
 
+def env_base(provider: str) -> str | None:
+    """The provider's base URL as the server's environment sets it (`NAME_API_BASE`)."""
+    return os.environ.get(f"{provider.upper()}_API_BASE") or (
+        os.environ.get("OPENAI_BASE_URL") if provider == "openai" else None)
+
+
 def trusted_bases(provider: str, settings: dict[str, Any], default_base: str | None) -> list[str]:
     """The base URLs that may receive `provider`'s key, as the server's owner spelled them:
     the provider's default, config.toml's `[providers.NAME] api_base` and `trusted_api_bases`,
     and the provider's base URL variable in the server's environment."""
-    env_base = os.environ.get(f"{provider.upper()}_API_BASE") or (
-        os.environ.get("OPENAI_BASE_URL") if provider == "openai" else None)
     listed = settings.get("trusted_api_bases") or []
     if isinstance(listed, str):
         listed = [listed]
     return [str(b) for b in (default_base, *LITELLM_DEFAULT_BASES.get(provider, ()), settings.get("api_base"),
-                             env_base, *listed) if b]
+                             env_base(provider), *listed) if b]
 
 
 def trusted(base: Any, bases: Iterable[str]) -> str | None:

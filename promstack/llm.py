@@ -248,9 +248,7 @@ def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str,
         api_base = keys.trusted(stored_base, bases)
         keyless = api_base is None
         api_base = api_base or stored_base
-    env_base = os.environ.get(f"{provider.upper()}_API_BASE") or (
-        os.environ.get("OPENAI_BASE_URL") if provider == "openai" else None)
-    api_base = api_base or settings.get("api_base") or env_base
+    api_base = api_base or settings.get("api_base") or keys.env_base(provider)
     key_env = model_config.get("api_key_env")
     if key_env:
         keys.check_key_env(key_env, provider, settings, gateway or {}, default_key)

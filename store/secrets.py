@@ -55,16 +55,26 @@ def secret_name(name: str) -> bool:
     return name.lower() not in _NOT_SECRET and bool(_SECRET_NAME.search(name))
 
 
-def find(value: Any, where: str = "model_config") -> list[str]:
+# Under these keys, names are names: a JSON schema's fields (`{"properties": {"token": {"type":
+# "string"}}}`) and the prompt's own `variables` (a template may well ask for a `{{ token }}`).
+_SCHEMA_KEYS = frozenset({"properties", "patternProperties", "$defs", "definitions", "variables"})
+
+
+def _holds_secret(key: Any, value: Any, in_schema: bool) -> bool:
+    return (isinstance(key, str) and not in_schema and secret_name(key)
+            and value is not None and not isinstance(value, bool))
+
+
+def find(value: Any, where: str = "model_config", _in_schema: bool = False) -> list[str]:
     """Dotted paths of the fields of `value` that hold (or look like) a secret."""
     found: list[str] = []
     if isinstance(value, dict):
         for key, item in value.items():
             here = f"{where}.{key}"
-            if isinstance(key, str) and secret_name(key):
+            if _holds_secret(key, item, _in_schema):
                 found.append(here)
             else:
-                found.extend(find(item, here))
+                found.extend(find(item, here, not _in_schema and key in _SCHEMA_KEYS))
     elif isinstance(value, list):
         for i, item in enumerate(value):
             found.extend(find(item, f"{where}[{i}]"))
@@ -73,13 +83,13 @@ def find(value: Any, where: str = "model_config") -> list[str]:
     return found
 
 
-def mask(value: Any) -> Any:
+def mask(value: Any, _in_schema: bool = False) -> Any:
     """A copy of `value` whose secret fields read MASK: for a config stored before they were
     refused. Returns `value` itself when there is nothing to hide."""
-    if not find(value):
+    if not find(value, _in_schema=_in_schema):
         return value
     if isinstance(value, dict):
-        return {k: (MASK if isinstance(k, str) and secret_name(k) else mask(v))
+        return {k: (MASK if _holds_secret(k, v, _in_schema) else mask(v, not _in_schema and k in _SCHEMA_KEYS))
                 for k, v in value.items()}
     if isinstance(value, list):
         return [mask(v) for v in value]

@@ -298,6 +298,20 @@ def test_a_key_in_a_model_config_is_refused_by_the_sdk(client, config):
     assert [v.version for v in client.history("p")] == [1]
 
 
+def test_a_config_that_only_names_secrets_is_kept(client):
+    """No false alarm on configs that talk about tokens and keys without holding one."""
+    config = {
+        "model": "openai/gpt-4o-mini", "max_tokens": 10, "max_completion_tokens": 20,
+        "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6, "prompt_cache_key": "support",
+        "api_key_env": "OPENAI_API_KEY", "api_key": None,
+        "variables": {"token": {"description": "the reset token the user pasted"}},
+        "response_format": {"type": "json_schema", "json_schema": {"name": "reset", "schema": {
+            "type": "object", "properties": {"password": {"type": "string"}, "api_key": {"type": "string"}}}}},
+    }
+    saved = client.create_prompt("p", "Reset with {{ token }}", model_config=config)
+    assert client.get_prompt("p").model_config == saved.model_config == config
+
+
 def test_a_key_in_a_model_config_is_refused_on_every_way_in(client, isolated_store, tmp_path):
     keyed = {"model": "gpt-4o-mini", "api_key": OPENAI_KEY}
     tried = 0
