@@ -75,23 +75,24 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
 _SECRET_DIRS = {".promstack", ".git", ".ssh", ".gnupg", ".aws"}
 _SECRET_NAMES = re.compile(
     r"(?i)^(?:\.env.*|.*\.env|.*\.(?:key|pem|p12|pfx|crt|der|keystore|jks|kdbx)|id_[a-z0-9_]+(?:\.pub)?"
-    r"|\.netrc|\.npmrc|\.pypirc|\.pgpass|credentials(?:\..*)?|.*secrets?\..*|audit\.key)$"
+    r"|\.netrc|\.npmrc|\.pypirc|\.pgpass|credentials|audit\.key)$"
 )
 READABLE_SUFFIXES = (*FORMATS, "txt", "tsv")
 
 
-def check_readable(path: Path, what: str = "a suite file") -> None:
+def check_readable(path: Path, what: str = "a suite file", suffixes: tuple[str, ...] = READABLE_SUFFIXES) -> None:
     """Refuse, before reading, a file no import may read: by name (`.env*`, keys, `.promstack/`,
-    `.git/`) and by kind (only suite files)."""
+    `.git/`) and by kind (only `suffixes`)."""
+    kinds = ", ".join(f".{s}" for s in suffixes)
     for candidate in (Path(path), Path(path).resolve()):
         parts = candidate.parts
         if any(part in _SECRET_DIRS for part in parts[:-1]) or _SECRET_NAMES.match(candidate.name):
             raise InvalidInput(
                 f"{Path(path).name!r} is not {what}: environment files, keys, the .promstack folder and "
-                f".git are never read by an import; name a .csv, .json or .jsonl file of test cases"
+                f".git are never read by an import; name a {kinds} file"
             )
-    if Path(path).suffix.lower().lstrip(".") not in READABLE_SUFFIXES:
-        raise InvalidInput(f"{Path(path).name!r} is not {what}: name a .csv, .json or .jsonl file of test cases")
+    if Path(path).suffix.lower().lstrip(".") not in suffixes:
+        raise InvalidInput(f"{Path(path).name!r} is not {what}: name a {kinds} file")
 
 
 def check_utf8(path: Path) -> None:
@@ -348,9 +349,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     if isinstance(judge, str):
         # A path to a judge file (the seed's judge.json), relative to the sidecar.
         judge_path = (path.parent / judge).resolve()
-        check_readable(judge_path, "a judge file")
-        if judge_path.suffix.lower() != ".json":
-            raise InvalidInput(f"{path.name}: judge file {judge!r} must be a .json file such as judge.json")
+        check_readable(judge_path, "a judge file", ("json",))
         if not judge_path.is_file():
             raise InvalidInput(f"{path.name}: judge file {judge!r} does not exist")
         try:

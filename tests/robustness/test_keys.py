@@ -27,6 +27,7 @@ from mcp import Client as MCPClient
 
 from mcp_server.server import build_server
 from promstack import Client, InvalidInput
+from promstack.evals import engine
 from promstack.llm import GatewayError, resolve_route
 from store.filesync import open_errors
 from store.watch import Watcher
@@ -438,3 +439,16 @@ def test_an_error_that_quotes_a_file_redacts_its_secrets(client, isolated_store)
         assert cli.returncode == 2 and cli.stderr.strip(), cli.stderr
         assert OPENAI_KEY not in cli.stderr + cli.stdout and DB_PASSWORD not in cli.stderr + cli.stdout, cli.stderr
     print("keys: .env, keys, the store and .git refused by name on import; quoted file text redacted")
+
+
+def test_a_suite_sidecar_cannot_name_env_as_its_judge(client, isolated_store):
+    root = isolated_store.parent.parent
+    (root / ".env").write_text('{"criteria": "' + OPENAI_KEY + '"}\n', encoding="utf-8")
+    suites = root / "tests" / "prompts"
+    suites.mkdir(parents=True)
+    (suites / "s.csv").write_text("input,expected_output\nhi,hello\n", encoding="utf-8")
+    (suites / "s.yml").write_text("judge: ../../.env\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="never read") as caught:
+        engine.import_suite(client, suites / "s.csv")
+    assert OPENAI_KEY not in str(caught.value)
+    assert OPENAI_KEY.encode() not in _db_bytes(isolated_store)
