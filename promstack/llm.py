@@ -21,7 +21,8 @@ backend. Every call, hit or miss, success or failure, is one call-log row plus o
 written in batches off the calling thread (`store.calls.CallLogWriter`).
 
 API keys are read from the environment at call time and never stored, logged or put in an error
-message: every error text goes through `_redact` first.
+message: every error text goes through `_redact` first. A key goes only to a base URL the
+server trusts, from a variable it allows (`promstack.keys`, docs/security.md).
 """
 
 from __future__ import annotations

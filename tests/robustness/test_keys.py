@@ -246,6 +246,7 @@ def test_api_key_env_naming_any_other_variable_is_refused_when_saved(client, key
         "prompt": "p", "template": "Hi {{ q }}", "model_config": {"model": "openai/gpt-4o-mini", "api_key_env": "DB_PASSWORD"}}))
     assert is_error and "allowed_key_env" in text and DB_PASSWORD not in text, text
     assert client.list_prompts() == []
+    print("keys: api_key_env naming a password or another provider's key refused when saved (SDK, MCP)")
 
 
 def test_api_key_env_naming_any_other_variable_is_refused_at_run_time(client, keys_in_env, recorder, isolated_store):
@@ -264,6 +265,7 @@ def test_api_key_env_naming_any_other_variable_is_refused_at_run_time(client, ke
     with pytest.raises(InvalidInput, match="allowed_key_env"):
         client.run("p", {"q": "x"})
     assert DB_PASSWORD not in recorder.sent() and not recorder.requests
+    print("keys: api_key_env = DB_PASSWORD from a prompt file refused at run time, nothing sent")
 
 
 def test_a_variable_the_server_allows_is_sent(client, keys_in_env, recorder, monkeypatch):
