@@ -23,6 +23,18 @@ class Client:
         # A gated environment's label moves only through its gate (promstack.gates.label_guard):
         # the store asks this on every label move the engine has not cleared.
         self._prompts.label_guard = self._label_guard
+        # A model config may name as its key only variables the server's config allows
+        # (promstack.keys); checked when saved, and again by the gateway when called.
+        self._prompts.config_check = self._config_check
+
+    def _config_check(self, model_config: dict[str, Any]) -> None:
+        if model_config.get("api_key_env"):
+            from promstack import config as config_module
+            from promstack.llm import check_model_config
+            from store.workspace import workspace_root
+
+            root = workspace_root(self.store.path) if self.store.path is not None else None
+            check_model_config(model_config, config_module.load(root))
 
     def _label_guard(self, *args: Any) -> None:
         from promstack.gates import label_guard

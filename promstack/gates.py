@@ -129,7 +129,8 @@ def import_store(client: Any, document: Any, *, force: bool = False, reason: str
 
     if not force:
         return transfer.import_(client.store.db, document, actor=client.actor,
-                                label_guard=client.store.prompts.label_guard)
+                                label_guard=client.store.prompts.label_guard,
+                                config_check=client.store.prompts.config_check)
     why = reason if reason is not None and str(reason).strip() else None
     if why is None:
         raise InvalidInput("a forced import needs a reason; it is kept with each forced deployment and in "
@@ -143,7 +144,8 @@ def import_store(client: Any, document: Any, *, force: bool = False, reason: str
             taken.append((dict(prompt), env, to_version))
 
     with write(db):  # the import and its forced deployments commit together (import_ nests)
-        counts = transfer.import_(db, document, actor=client.actor, label_guard=collect)
+        counts = transfer.import_(db, document, actor=client.actor, label_guard=collect,
+                                  config_check=client.store.prompts.config_check)
         for prompt, env, version in taken:
             deployment_id = rows.insert_deployment(
                 db, prompt_id=prompt["id"], environment=env.name, kind="import", from_version=None,

@@ -21,7 +21,8 @@ backend. Every call, hit or miss, success or failure, is one call-log row plus o
 written in batches off the calling thread (`store.calls.CallLogWriter`).
 
 API keys are read from the environment at call time and never stored, logged or put in an error
-message: every error text goes through `_redact` first.
+message: every error text goes through `_redact` first. A key goes only to a base URL the
+server trusts, from a variable it allows (`promstack.keys`, docs/security.md).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import threading
 import time
 import uuid
@@ -42,14 +42,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from store import Store, audit
+from store import Store, audit, secrets
 from store.calls import CallLogWriter
 from store.clock import now
 from store.db import connect
 from store.errors import InvalidInput, PromStackError
 from store.workspace import DIRNAME, workspace_root
 
-from . import budgets, guard, otel, pricing
+from . import budgets, guard, keys, otel, pricing
 from . import config as config_module
 
 # provider -> (default base URL or None when api_base is required, API-key variable or None)
@@ -181,15 +181,8 @@ def _error(provider: str, model: str, cause: str, detail: str = "", *, status: i
                         retryable=cause in _RETRYABLE, retry_after=retry_after)
 
 
-_KEYLIKE = re.compile(r"(?:sk-|ghp_|AKIA|AIza|xox[abpr]-)[A-Za-z0-9_\-]{8,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,}")
-
-
-def _redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """No API key leaves through an error message: known keys and anything key-shaped go."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _KEYLIKE.sub("***", text)
+# The one redaction (store.secrets): known keys, anything key-shaped, `NAME=secret` lines.
+_redact = secrets.redact
 
 
 # ---- routing ------------------------------------------------------------------------------
@@ -202,57 +195,70 @@ class Route:
     upstream: str  # as the provider is sent it
     api_base: str | None
     key_env: str | None
-    # The api_base came from a stored model config and is neither loopback, the provider's own,
-    # nor one config.toml names: no key from the environment is sent there. Anyone who may edit
+    # The api_base came from a stored model config and is neither the provider's own nor one
+    # config.toml lists (promstack.keys): it is called with no key at all. Anyone who may edit
     # a prompt (an MCP client, a model) could otherwise point it at a server that collects keys.
     keyless: bool = False
 
 
-def _loopback(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str, Any]) -> Route:
-    """Which route and endpoint serve `model`. `providers` is config.toml's [providers] table."""
-    if not isinstance(model, str) or not model.strip():
-        raise InvalidInput("no model to call: give --model, or set 'model' in the prompt's model config")
-    if "api_key" in model_config:
-        raise InvalidInput(
-            "model configs must not hold API keys (they are stored and versioned); put the key in "
-            "an environment variable and name it with 'api_key_env'"
-        )
-    forced = model_config.get("route")
-    api_base = model_config.get("api_base") or model_config.get("base_url")
+def provider_of(model: str, api_base: Any = None) -> tuple[str, str]:
+    """(provider, the model's name at that provider) for `model`, as routing reads it."""
     if "/" in model:
         provider, _, rest = model.partition("/")
-    else:
-        entry = pricing.lookup(model)
-        provider = ((entry or {}).get("litellm_provider") or pricing.shipped_provider(model)
-                    or ("openai" if api_base else ""))
-        rest = model
-        if provider in ("text-completion-openai", "azure_text"):
-            provider = "openai"
+        return provider, rest
+    entry = pricing.lookup(model)
+    provider = ((entry or {}).get("litellm_provider") or pricing.shipped_provider(model)
+                or ("openai" if api_base else ""))
+    if provider in ("text-completion-openai", "azure_text"):
+        provider = "openai"
+    return provider, model
+
+
+def _refuse_secrets(model_config: dict[str, Any]) -> None:
+    found = secrets.find(model_config)
+    if found:
+        raise InvalidInput(
+            f"model configs must not hold API keys (they are stored and versioned), and {found[0]} "
+            "looks like one; put the key in an environment variable on the server and name it with "
+            "'api_key_env'"
+        )
+
+
+def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str, Any],
+                  gateway: dict[str, Any] | None = None) -> Route:
+    """Which route and endpoint serve `model`, and which key goes there. `providers` is
+    config.toml's [providers] table, `gateway` its [gateway] table (allowed_key_env)."""
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidInput("no model to call: give --model, or set 'model' in the prompt's model config")
+    _refuse_secrets(model_config)
+    forced = model_config.get("route")
+    stored_base = model_config.get("api_base") or model_config.get("base_url")
+    if stored_base is not None and not isinstance(stored_base, str):
+        raise InvalidInput("model_config.api_base must be a URL such as 'http://localhost:8000/v1'")
+    provider, rest = provider_of(model, stored_base)
     if not provider:
         raise _unknown_model(model)
     settings = providers.get(provider, {}) if isinstance(providers.get(provider), dict) else {}
-    env_base = os.environ.get(f"{provider.upper()}_API_BASE") or (
-        os.environ.get("OPENAI_BASE_URL") if provider == "openai" else None)
-    stored_base = api_base
-    api_base = api_base or settings.get("api_base") or env_base
-    trusted = {str(b).rstrip("/") for b in (
-        settings.get("api_base"), env_base, LEAN_PROVIDERS.get(provider, (None,))[0],
-        *(settings.get("trusted_api_bases") or [])) if b}
-    keyless = bool(stored_base) and str(stored_base).rstrip("/") not in trusted and not _loopback(str(stored_base))
-    key_env = model_config.get("api_key_env") or settings.get("api_key_env")
+    default_base, default_key = LEAN_PROVIDERS.get(provider, (None, None))
+    # A stored base gets a key only if it is one the server trusts; then the request goes to
+    # the server's own spelling of it, so no URL parser can read the two differently.
+    bases = keys.trusted_bases(provider, settings, default_base)
+    api_base = None
+    keyless = False
+    if stored_base:
+        api_base = keys.trusted(stored_base, bases)
+        keyless = api_base is None
+        api_base = api_base or stored_base
+    api_base = api_base or settings.get("api_base") or keys.env_base(provider)
+    key_env = model_config.get("api_key_env")
+    if key_env:
+        keys.check_key_env(key_env, provider, settings, gateway or {}, default_key)
+    key_env = key_env or settings.get("api_key_env")
     lean = provider in LEAN_PROVIDERS
     if forced not in (None, "auto", "lean", "litellm"):
         raise InvalidInput(f"route {forced!r} is not one of auto, lean, litellm")
     if forced == "litellm" or (forced != "lean" and not lean):
         return Route("litellm", provider, model, model, api_base, None if keyless else key_env, keyless)
-    default_base, default_key = LEAN_PROVIDERS.get(provider, (None, None))
     base = api_base or default_base
     if base is None:
         raise InvalidInput(
@@ -261,6 +267,22 @@ def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str,
         )
     return Route("lean", provider, model, rest, base.rstrip("/"), None if keyless else (key_env or default_key),
                  keyless)
+
+
+def check_model_config(model_config: dict[str, Any], conf: config_module.Config) -> None:
+    """What the store cannot check when a model config is saved, because it needs the server's
+    config: an `api_key_env` the server does not allow for the config's provider."""
+    name = model_config.get("api_key_env")
+    if not name:
+        return
+    model = model_config.get("model")
+    provider = None
+    if isinstance(model, str) and model.strip():
+        provider = provider_of(model, model_config.get("api_base") or model_config.get("base_url"))[0] or None
+    providers = conf.view("providers")
+    settings = providers.get(provider, {}) if provider and isinstance(providers.get(provider), dict) else {}
+    keys.check_key_env(name, provider, settings, conf.view("gateway", GATEWAY_DEFAULTS),
+                       LEAN_PROVIDERS.get(provider or "", (None, None))[1])
 
 
 def _unknown_model(model: str) -> InvalidInput:
@@ -623,7 +645,7 @@ class Gateway:
         gw = self._gateway_settings(conf)
         secrets: tuple[str, ...] = ()
         try:
-            route = resolve_route(call.model, model_config, conf.view("providers"))
+            route = resolve_route(call.model, model_config, conf.view("providers"), self._gateway_settings(conf))
             call.provider, call.route = route.provider, route.route
             params = {k: model_config[k] for k in REQUEST_PARAMS if k in model_config}
             # Priced before the call: a bad [prices] table refuses it rather than being paid for.
@@ -727,7 +749,7 @@ class Gateway:
                 if masked != texts:
                     call.guards = {"pii": {"action": "masked"}}
                 texts = masked
-            route = resolve_route(model, model_config, conf.view("providers"))
+            route = resolve_route(model, model_config, conf.view("providers"), self._gateway_settings(conf))
             call.provider, call.route = route.provider, route.route
             price = pricing.price(route.model, config=conf, model_config=model_config)
             api_key = os.environ.get(route.key_env) if route.key_env else None
@@ -828,11 +850,7 @@ class Gateway:
         except aiohttp.ClientError as exc:
             raise _error(route.provider, route.model, "connection", f"{type(exc).__name__} to {route.api_base}") from None
         if status >= 400:
-            detail = _provider_message(raw)
-            if status in (401, 403) and route.keyless:
-                detail += (f" (no key was sent to {route.api_base}: list it under [providers."
-                           f"{route.provider}] api_base or trusted_api_bases in .promstack/config.toml)")
-            raise _status_error(route, status, detail, _retry_after(retry_after))
+            raise _status_error(route, status, _provider_message(raw), _retry_after(retry_after))
         try:
             data = json.loads(raw)
             choices = data["choices"]
@@ -994,6 +1012,9 @@ def _provider_message(body: bytes) -> str:
 
 
 def _status_error(route: Route, status: int, detail: str, retry_after: float | None = None) -> GatewayError:
+    if status in (401, 403) and route.keyless:
+        detail += (f" (no key was sent to {route.api_base}, which only the model config names: list it "
+                   f"under [providers.{route.provider}] trusted_api_bases in .promstack/config.toml)")
     if status == 429:
         cause = "rate_limited"
     elif status in (401, 403):

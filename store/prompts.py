@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import audit
+from . import audit, secrets
 from .clock import now
 from .db import write
 from .diff import line_diff as unified_diff
@@ -94,6 +94,22 @@ def _check_model_config(model_config: Any) -> dict[str, Any]:
     model = model_config.get("model")
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise InvalidInput("model_config.model must be a model name such as 'gpt-4o-mini'")
+    # Every way in (SDK, CLI, MCP, REST, import, the watcher's prompt files) passes here: a
+    # config is versioned, exported and shown to every reader, so it never holds a key.
+    found = secrets.find(model_config)
+    if found:
+        raise InvalidInput(
+            f"{found[0]} looks like a secret (an API key, token or password); a model config is "
+            "stored, versioned and shown to everyone who can read the prompt, so keys are never "
+            "kept in it: put the key in an environment variable on the server and name that "
+            "variable with 'api_key_env'"
+        )
+    key_env = model_config.get("api_key_env")
+    if key_env is not None and (not isinstance(key_env, str) or not secrets.ENV_NAME.match(key_env)):
+        raise InvalidInput(
+            "model_config.api_key_env names an environment variable (such as 'OPENAI_API_KEY'), "
+            "not a key: letters, digits and '_'"
+        )
     return model_config
 
 
@@ -110,6 +126,9 @@ class PromptStore:
         self.db = db
         self.actor = actor
         self.label_guard: LabelGuard | None = None
+        # The engine's check of a model config against the server's config (which key variables
+        # it may name); `Client` installs it. The store's own checks run with or without it.
+        self.config_check: Callable[[dict[str, Any]], None] | None = None
 
     # ---- resolving names --------------------------------------------------------------
 
@@ -171,7 +190,9 @@ class PromptStore:
             branch=branch,
             kind=kind,
             template=template if kind == "text" else json.loads(template),
-            model_config=json.loads(model_config),
+            # A key saved before keys were refused is never served (nor sent: the gateway
+            # refuses a config with a secret field).
+            model_config=secrets.mask(json.loads(model_config)),
             variables=json.loads(variables),
             sha256=sha,
             parent=parent,
@@ -412,6 +433,8 @@ class PromptStore:
         """Validate content before any transaction opens; nothing is written if this raises."""
         tmpl = normalize(template)
         config = _check_model_config(model_config)
+        if self.config_check is not None and config:
+            self.config_check(config)
         used, includes = analyse(tmpl)
         variables = declare(used, config)
         names = {v["name"] for v in variables}

@@ -10,11 +10,12 @@ policy: a gated environment's label is refused unless the import was forced with
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
 
-from . import audit
+from . import audit, secrets
 from .db import write
 from .errors import InvalidInput
 from .integrity import import_record
@@ -38,7 +39,9 @@ def export(db: sqlite_utils.Database) -> dict[str, Any]:
             versions.append({
                 "version": v["number"], "branch": v["branch"],
                 "template": v["template"] if v["kind"] == "text" else json.loads(v["template"]),
-                "model_config": json.loads(v["model_config"]), "variables": json.loads(v["variables"]),
+                # a key stored before keys were refused is not exported (store.secrets)
+                "model_config": secrets.mask(json.loads(v["model_config"])),
+                "variables": json.loads(v["variables"]),
                 "sha256": v["sha256"],
                 "parent": v["parent"], "merge_parent": v["merge_parent"], "message": v["message"],
                 "author": v["author"], "source": v["source"], "created_at": v["created_at"],
@@ -135,9 +138,11 @@ def _check_prompt(p: Any) -> None:
 
 
 def import_(db: sqlite_utils.Database, document: Any, *, actor: str,
-            label_guard: LabelGuard | None = None) -> dict[str, int]:
+            label_guard: LabelGuard | None = None,
+            config_check: Callable[[dict[str, Any]], None] | None = None) -> dict[str, int]:
     """Add every prompt of an exported document; returns counts. All or nothing: a label the
-    guard refuses (it raises) stops the import too."""
+    guard refuses (it raises) stops the import too, and so does a model config the engine's
+    `config_check` refuses (PromptStore.config_check)."""
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise InvalidInput(f"this is not a PromStack export (expected \"format\": \"{FORMAT}\")")
     prompts = _need(document, "prompts", "the document")
@@ -145,6 +150,11 @@ def import_(db: sqlite_utils.Database, document: Any, *, actor: str,
         raise InvalidInput("'prompts' must be a list")
     for p in prompts:  # the whole document's shape first: a damaged file is named before any rule applies
         _check_prompt(p)
+    if config_check is not None:
+        for p in prompts:
+            for v in p["versions"]:
+                if v.get("model_config"):
+                    config_check(v["model_config"])
     counts = {"prompts": 0, "versions": 0, "labels": 0}
     imported: list[int] = []
     with write(db):

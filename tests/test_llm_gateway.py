@@ -117,6 +117,11 @@ def test_a_slow_provider_times_out(client, fake_llm, route, tmp_path):
 def test_api_keys_never_reach_the_store_logs_or_errors(client, fake_llm, route, monkeypatch, isolated_store):
     secret = "sk-test-SECRET0123456789abcdefXYZ"
     monkeypatch.setenv("FAKE_PROVIDER_KEY", secret)
+    # A key goes to a base and from a variable the server's config trusts (promstack.keys);
+    # this test used to rely on any loopback base and any variable being trusted.
+    with (isolated_store.parent / "config.toml").open("a", encoding="utf-8") as f:
+        f.write(f'allowed_key_env = ["FAKE_PROVIDER_KEY"]\n[providers.openai]\n'
+                f'trusted_api_bases = ["{fake_llm.base_url}"]\n')
     make_prompt(client, fake_llm, route, api_key_env="FAKE_PROVIDER_KEY")
     fake_llm.require_key = secret
     ok = client.run("support/refund", {"question": "q"})
@@ -136,9 +141,13 @@ def test_api_keys_never_reach_the_store_logs_or_errors(client, fake_llm, route, 
 
 
 def test_a_model_config_holding_a_key_is_refused(client, fake_llm):
-    client.create_prompt("p", "hi {{ x }}", model_config={"model": "gpt-4o", "api_key": "sk-abcdefghijklmnopqrstuvwxyz"})
+    # Refused when saved now (it used to be stored, then refused at run time).
+    with pytest.raises(InvalidInput, match="api_key_env") as caught:
+        client.create_prompt("p", "hi {{ x }}", model_config={"model": "gpt-4o", "api_key": "sk-abcdefghijklmnopqrstuvwxyz"})
+    assert "sk-abc" not in str(caught.value) and client.list_prompts() == []
+    client.create_prompt("p", "hi {{ x }}", model_config={"model": "gpt-4o"})
     with pytest.raises(InvalidInput, match="api_key_env"):
-        client.run("p", {"x": "1"})
+        client.run("p", {"x": "1"}, model_config={"api_key": "sk-abcdefghijklmnopqrstuvwxyz"})
     [row] = rows(client)
     assert row["status"] == "error" and "sk-abc" not in row["error"]
 
@@ -366,7 +375,8 @@ def test_keys_are_not_sent_to_an_api_base_only_a_stored_config_names(monkeypatch
     trusted = {"openai": {"trusted_api_bases": ["https://proxy.corp.example/v1"]}}
     proxy = resolve_route("gpt-4o", {"api_base": "https://proxy.corp.example/v1/"}, trusted)
     assert not proxy.keyless and proxy.key_env == "OPENAI_API_KEY"
-    assert not resolve_route("gpt-4o", {"api_base": "http://localhost:8000/v1"}, {}).keyless
+    # A loopback base is no reason to send a key (this test used to expect one for localhost).
+    assert resolve_route("gpt-4o", {"api_base": "http://localhost:8000/v1"}, {}).keyless
 
 
 def test_a_cancelled_call_is_still_one_row(client, fake_llm):

@@ -20,8 +20,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from store.errors import InvalidInput, NotFound
+from store.errors import InvalidInput, NotFound, PromStackError
 from store.evals import EvalStore
+from store.secrets import redact
 from store.workspace import workspace_root
 
 from . import suites as S
@@ -59,7 +60,21 @@ def root_of(client: Any) -> Path | None:
 def import_suite(client: Any, source: str | os.PathLike | None = None, *, text: str | None = None,
                  fmt: str | None = None, name: str | None = None, prompt: Any = None,
                  config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Import a suite from a file (CSV/JSON/JSONL) or from text; replaces a suite of that name."""
+    """Import a suite from a file (CSV/JSON/JSONL) or from text; replaces a suite of that name.
+    A file that is no suite (`.env`, a key, the store) is refused before it is read, and an
+    error that quotes what was read has its secrets redacted."""
+    try:
+        return _import_suite(client, source, text=text, fmt=fmt, name=name, prompt=prompt, config=config)
+    except PromStackError as exc:
+        shown = redact(str(exc))
+        if shown != str(exc):
+            exc.args = (shown,)
+        raise
+
+
+def _import_suite(client: Any, source: str | os.PathLike | None = None, *, text: str | None = None,
+                  fmt: str | None = None, name: str | None = None, prompt: Any = None,
+                  config: dict[str, Any] | None = None) -> dict[str, Any]:
     evals = evals_of(client)
     if (source is None) == (text is None):
         raise InvalidInput("give a suite file, or the cases as text, not both")

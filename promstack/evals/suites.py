@@ -69,6 +69,32 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     return suffix
 
 
+# Files no import reads, whatever the caller names them as: environment files, keys, the store
+# (its database, audit key, cache and journal) and git's own folder. Checked by name before a byte
+# is read, on the path as given and on the file it resolves to (a link named cases.csv to .env).
+_SECRET_DIRS = {".promstack", ".git", ".ssh", ".gnupg", ".aws"}
+_SECRET_NAMES = re.compile(
+    r"(?i)^(?:\.env.*|.*\.env|.*\.(?:key|pem|p12|pfx|crt|der|keystore|jks|kdbx)|id_[a-z0-9_]+(?:\.pub)?"
+    r"|\.netrc|\.npmrc|\.pypirc|\.pgpass|credentials|audit\.key)$"
+)
+READABLE_SUFFIXES = (*FORMATS, "txt", "tsv")
+
+
+def check_readable(path: Path, what: str = "a suite file", suffixes: tuple[str, ...] = READABLE_SUFFIXES) -> None:
+    """Refuse, before reading, a file no import may read: by name (`.env*`, keys, `.promstack/`,
+    `.git/`) and by kind (only `suffixes`)."""
+    kinds = ", ".join(f".{s}" for s in suffixes)
+    for candidate in (Path(path), Path(path).resolve()):
+        parts = candidate.parts
+        if any(part in _SECRET_DIRS for part in parts[:-1]) or _SECRET_NAMES.match(candidate.name):
+            raise InvalidInput(
+                f"{Path(path).name!r} is not {what}: environment files, keys, the .promstack folder and "
+                f".git are never read by an import; name a {kinds} file"
+            )
+    if Path(path).suffix.lower().lstrip(".") not in suffixes:
+        raise InvalidInput(f"{Path(path).name!r} is not {what}: name a {kinds} file")
+
+
 def check_utf8(path: Path) -> None:
     """A streaming pass that names the first line that is not UTF-8."""
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -90,6 +116,7 @@ def check_utf8(path: Path) -> None:
 def parse_file(path: Path, fmt: str | None = None) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     """(suite-level config found in the file, cases). Cases are yielded lazily; errors name the line."""
     path = Path(path)
+    check_readable(path)
     if not path.is_file():
         raise NotFound(f"there is no file {str(path)!r}")
     fmt = detect_format(path, fmt)
@@ -322,6 +349,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     if isinstance(judge, str):
         # A path to a judge file (the seed's judge.json), relative to the sidecar.
         judge_path = (path.parent / judge).resolve()
+        check_readable(judge_path, "a judge file", ("json",))
         if not judge_path.is_file():
             raise InvalidInput(f"{path.name}: judge file {judge!r} does not exist")
         try:

@@ -216,6 +216,11 @@ def test_a_huge_cell_or_line_is_a_sentence_not_a_crash(client, tmp_path):
 def test_an_api_key_never_reaches_the_cli_output(client, fake_llm, isolated_store, monkeypatch):
     secret = "sk-live-TOPSECRET-0123456789abcdef"
     monkeypatch.setenv("FAKE_PROVIDER_KEY", secret)
+    # The key is sent only to a base and from a variable the server's config trusts (this test
+    # relied on any loopback base and any variable being trusted before promstack.keys).
+    with (isolated_store.parent / "config.toml").open("a", encoding="utf-8") as f:
+        f.write(f'allowed_key_env = ["FAKE_PROVIDER_KEY"]\n[providers.openai]\n'
+                f'trusted_api_bases = ["{fake_llm.base_url}"]\n')
     client.create_prompt("k", "Q: {{ q }}", model_config={"model": "openai/fake-model", "api_base": fake_llm.base_url,
                                                            "api_key_env": "FAKE_PROVIDER_KEY"})
     fake_llm.require_key = "another-key"
