@@ -57,7 +57,7 @@ ModelConfig = Annotated[
     Field(
         default=None,
         alias="model_config",
-        description="E.g. {model: gpt-4o-mini, temperature: 0.2}.",
+        description="E.g. {model: gpt-4o-mini, temperature: 0.2, variables: {name: {type, description, default}}}.",
     ),
 ]
 Message = Annotated[
@@ -97,7 +97,9 @@ class Args(ArgModelBase):
         return {**rest, "options": {**options, **moved}}
 
 
-class Options(BaseModel):
+class Options(ArgModelBase):
+    """A tool's `options` object (an argument base too, so the SDK's JSON-text repair reads it)."""
+
     model_config = ConfigDict(extra="forbid")
 
 

@@ -108,11 +108,30 @@ class _RawArguments(FuncMetadata):
     arguments that cannot be text: a template that happens to be JSON stays the text it is."""
 
     def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
-        repaired = self.pre_parse_json(arguments_to_validate)
-        for name in _text_arguments(self.arg_model):
-            if name in arguments_to_validate:
-                repaired[name] = arguments_to_validate[name]
+        repaired = _repaired(self, arguments_to_validate)
+        options = _options(self.arg_model)
+        if options is not None:
+            # The same repair inside `options`, and for its knobs sent on their own (as before).
+            folded = {k: v for k, v in repaired.items() if k in self.arg_model.FOLDED}
+            repaired.update(_repaired(options, folded))
+            if isinstance(repaired.get("options"), dict):
+                repaired["options"] = _repaired(options, repaired["options"])
         return {"arguments": repaired}
+
+
+def _repaired(metadata: FuncMetadata, arguments: dict[str, Any]) -> dict[str, Any]:
+    repaired = metadata.pre_parse_json(arguments)
+    for name in _text_arguments(metadata.arg_model):
+        if name in arguments:
+            repaired[name] = arguments[name]
+    return repaired
+
+
+@functools.cache
+def _options(model: type[BaseModel]) -> FuncMetadata | None:
+    if not getattr(model, "FOLDED", None):
+        return None
+    return FuncMetadata(arg_model=model.model_fields["options"].annotation)
 
 
 @functools.cache

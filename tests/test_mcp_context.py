@@ -210,3 +210,23 @@ def test_the_model_facing_schema_is_the_validated_one_made_compact():
         assert list(compact["properties"]) == list(full["properties"]), spec.name
         assert compact.get("required", []) == full.get("required", []), spec.name
         assert '"title"' not in json.dumps(compact), spec.name
+
+
+def test_options_sent_as_json_text_are_understood():
+    """Some clients send objects and arrays as JSON inside a string; inside options too."""
+    from mcp_server.registry import TOOLS, build_tool
+    from mcp_server.server import build_server
+
+    server = build_server(None)
+    spec = next(s for s in TOOLS if s.name == "deploy_prompt")
+    metadata = build_tool(spec, server.engine).fn_metadata
+    for sent in ({"prompt": "p", "options": '{"skip": ["score"], "rerun": true}'},
+                 {"prompt": "p", "options": {"skip": '["score"]', "rerun": True}},
+                 {"prompt": "p", "skip": '["score"]', "rerun": True}):
+        args = spec.args.model_validate(metadata.validate_arguments(sent)["arguments"])
+        assert args.options.skip == ["score"] and args.options.rerun is True, sent
+    metrics = next(s for s in TOOLS if s.name == "get_metrics")
+    metadata = build_tool(metrics, server.engine).fn_metadata
+    kept = metadata.validate_arguments({"options": {"user_id": '["not", "a", "list"]'}})["arguments"]
+    assert kept["options"]["user_id"] == '["not", "a", "list"]'  # text stays text
+    server.engine.close()
