@@ -213,11 +213,17 @@ def describe_validation_error(spec: ToolSpec, exc: ValidationError) -> str:
     path = _location(first["loc"])
     if first["type"] == "missing":
         return f"{spec.name} needs the argument '{path}'; call it again with a value for it"
+    if first["type"] == "given_twice":
+        return f"{spec.name}: {first['msg']}"
     if first["type"] == "extra_forbidden":
-        known = [(field.alias or name) for name, field in spec.args.model_fields.items()]
-        close = difflib.get_close_matches(path, known, n=1)
+        options = _options(spec.args)
+        inside = options is not None and len(first["loc"]) == 2 and first["loc"][0] == "options"
+        model, what = (options.arg_model, "option") if inside else (spec.args, "argument")
+        name = str(first["loc"][-1]) if inside else path
+        known = [(field.alias or n) for n, field in model.model_fields.items()]
+        close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"{spec.name} has no argument '{path}'{hint}; its arguments are: {', '.join(known)}"
+        return f"{spec.name} has no {what} '{name}'{hint}; its {what}s are: {', '.join(known)}"
     shown = repr(first.get("input"))
     if len(shown) > 60:
         shown = shown[:57] + "..."
