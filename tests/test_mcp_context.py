@@ -234,3 +234,26 @@ def test_options_sent_as_json_text_are_understood():
     kept = metadata.validate_arguments({"options": {"user_id": '["not", "a", "list"]'}})["arguments"]
     assert kept["options"]["user_id"] == '["not", "a", "list"]'  # text stays text
     server.engine.close()
+
+
+def test_the_real_inspector_strict_when_it_is_installed(tmp_path):
+    """The same check with MCP Inspector itself, when PROMSTACK_INSPECTOR names its binary
+    (`npm install @modelcontextprotocol/inspector` somewhere, then
+    `PROMSTACK_INSPECTOR=<that folder>/node_modules/.bin/mcp-inspector`); skipped otherwise, so
+    `make test` needs neither Node nor the network."""
+    import os
+    import subprocess
+
+    inspector = os.environ.get("PROMSTACK_INSPECTOR")
+    if not inspector:
+        pytest.skip("PROMSTACK_INSPECTOR is not set")
+    promstack = str(Path(sys.executable).with_name("promstack"))
+    env = {**os.environ, "PROMSTACK_DB": str(tmp_path / ".promstack" / "promstack.db")}
+    # The inspector starts the server with a minimal environment: pass on what it needs.
+    passed = [f"{name}={env[name]}" for name in ("PROMSTACK_DB", "PYTHONPATH") if env.get(name)]
+    done = subprocess.run([inspector, "--cli", "--strict", "--method", "tools/list",
+                           *[arg for pair in passed for arg in ("-e", pair)], promstack, "mcp"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["tools"]) == 26
+    assert "Warning" not in done.stderr and "Error" not in done.stderr, done.stderr
