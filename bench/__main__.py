@@ -32,6 +32,7 @@ RUNNER = "import sys, {module} as m; sys.exit(m.main() or 0)"
 QUICK = {
     "bench_gateway": ["--calls", "150", "--no-litellm"],
     "bench_mcp": ["--starts", "3", "--calls", "100"],
+    "bench_mcp_context": ["--no-references"],
     "bench_monitor": ["--rows", "100000"],
     "bench_runner": ["--quick"],
     "bench_store": ["--saves", "2000", "--full-saves", "200", "--runs", "1"],

@@ -8,10 +8,11 @@ sentence for the model to act on; the results are what `structuredContent` carri
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
 MAX_TEMPLATE_CHARS = 1_000_000
 
@@ -26,80 +27,107 @@ def _not_a_bool(value: Any) -> Any:
 
 
 WholeNumber = Annotated[int, Field(ge=1), BeforeValidator(_not_a_bool)]
+# Descriptions are for the model that fills the arguments, and it reads them in every
+# conversation: only what the name does not say (bench/bench_mcp_context.py counts them).
+# A prompt is advertised as text ("42" or "support/refund"): half the tokens of an integer-or-
+# string union, on 21 tools. A JSON integer is accepted all the same.
 PromptRef = Annotated[
     WholeNumber | Annotated[str, Field(min_length=1, max_length=200)],
-    Field(description="The prompt's id (e.g. 42) or its name (e.g. 'support/refund')."),
+    WithJsonSchema({"type": "string"}),
+    Field(description="Id or name."),
 ]
-Version = Annotated[WholeNumber, Field(description="A version number of the prompt (1, 2, 3, ...).")]
+Version = WholeNumber
 RefName = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["system", "user", "assistant", "developer", "tool"] = Field(
-        description="Who speaks: system, user, assistant, developer or tool."
-    )
-    content: str = Field(max_length=MAX_TEMPLATE_CHARS, description="The message text; may use {{ variables }}.")
-    name: str | None = Field(default=None, max_length=100, description="Optional speaker name.")
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str = Field(max_length=MAX_TEMPLATE_CHARS)
+    name: str | None = Field(default=None, max_length=100)
 
 
 Template = Annotated[
     Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE_CHARS)] | Annotated[list[ChatMessage], Field(min_length=1)],
-    Field(
-        description="The prompt text with {{ variable }} placeholders (Jinja2), or a list of chat "
-        "messages [{role, content}]."
-    ),
+    Field(description="Text with {{ variables }}, or chat messages."),
 ]
 ModelConfig = Annotated[
     dict[str, Any] | None,
     Field(
         default=None,
         alias="model_config",
-        description="Model settings such as {\"model\": \"gpt-4o-mini\", \"temperature\": 0.2, "
-        "\"max_tokens\": 500}; an optional \"variables\" object types and describes variables.",
+        description="E.g. {model: gpt-4o-mini, temperature: 0.2, variables: {name: {type, description, default}}}.",
     ),
 ]
 Message = Annotated[
-    str | None, Field(default=None, max_length=2000, description="Why this change was made, like a commit message.")
+    str | None, Field(default=None, max_length=2000, description="Commit message.")
 ]
 
 
 class Args(ArgModelBase):
     """Base of every tool's arguments: unknown names are refused, so a typo is reported. (The
-    SDK's argument base, so that its repair of objects sent as JSON text can read the fields.)"""
+    SDK's argument base, so that its repair of objects sent as JSON text can read the fields.)
+
+    Rarely used knobs live in one optional `options` object, so the model reads one argument,
+    not five, in every conversation. `FOLDED` names the knobs that were top-level arguments
+    before: a client that still sends them there is understood (they move into `options`)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
+    FOLDED: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_into_options(cls, data: Any) -> Any:
+        if not cls.FOLDED or not isinstance(data, dict) or not cls.FOLDED & data.keys():
+            return data
+        options = data.get("options")
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            return data  # the check of `options` itself says what is wrong
+        moved = {name: value for name, value in data.items() if name in cls.FOLDED}
+        twice = sorted(moved.keys() & options.keys())
+        if twice:
+            raise PydanticCustomError(
+                "given_twice", "{name} is given both on its own and in options; send it once, in options",
+                {"name": twice[0]},
+            )
+        rest = {name: value for name, value in data.items() if name not in cls.FOLDED}
+        return {**rest, "options": {**options, **moved}}
+
+
+class Options(ArgModelBase):
+    """A tool's `options` object (an argument base too, so the SDK's JSON-text repair reads it)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ListPromptsArgs(Args):
-    include_deleted: bool = Field(default=False, description="Also list deleted (archived) prompts.")
+    include_deleted: bool = False
 
 
 class GetPromptArgs(Args):
     prompt: PromptRef
-    version: Version | None = Field(default=None, description="A version number; omit for the head of main.")
-    label: RefName | None = Field(default=None, description="A label such as 'production'; omit for the head of main.")
-    branch: RefName | None = Field(default=None, description="A branch name; omit for main.")
+    version: Version | None = None
+    label: RefName | None = None
+    branch: RefName | None = None
 
 
 class CreatePromptArgs(Args):
-    prompt: Annotated[str, Field(min_length=1, max_length=200)] = Field(
-        description="The new prompt's name: segments of letters, digits, '_', '-', '.' joined by '/', "
-        "e.g. 'support/refund'."
-    )
+    prompt: Annotated[str, Field(min_length=1, max_length=200)] = Field(description="New name, e.g. 'support/refund'.")
     template: Template
     config: ModelConfig
-    description: str | None = Field(default=None, max_length=2000, description="What the prompt is for.")
+    description: str | None = Field(default=None, max_length=2000)
     message: Message
 
 
 class UpdatePromptArgs(Args):
     prompt: PromptRef
-    template: Template | None = Field(default=None, description="The new template; omit to keep the current one.")
+    template: Template | None = None
     config: ModelConfig
     message: Message
-    branch: RefName = Field(default="main", description="The branch to save on (default main).")
+    branch: RefName = "main"
 
 
 class PromptOnlyArgs(Args):
@@ -108,47 +136,47 @@ class PromptOnlyArgs(Args):
 
 class GetHistoryArgs(Args):
     prompt: PromptRef
-    branch: RefName | None = Field(default=None, description="Only this branch's line of ancestry; omit for every version.")
-    limit: int = Field(default=20, ge=1, le=500, description="At most this many versions, newest first.")
+    branch: RefName | None = None
+    limit: int = Field(default=20, ge=1, le=500)
 
 
 class DiffVersionsArgs(Args):
     prompt: PromptRef
-    from_version: Version = Field(description="The older version to compare from.")
-    to_version: Version | None = Field(default=None, description="The newer version; omit for the head of main.")
+    from_version: Version
+    to_version: Version | None = Field(default=None, description="Default: main's head.")
 
 
 class RollbackPromptArgs(Args):
     prompt: PromptRef
-    version: Version = Field(description="The version whose content becomes the new head.")
-    branch: RefName = Field(default="main", description="The branch to roll back (default main).")
+    version: Version = Field(description="Its content becomes the new head.")
+    branch: RefName = "main"
     message: Message
 
 
 class CreateBranchArgs(Args):
     prompt: PromptRef
-    branch: RefName = Field(description="The new branch's name, e.g. 'experiment/shorter'.")
-    from_version: Version | None = Field(default=None, description="Fork from this version; omit for the head of main.")
+    branch: RefName = Field(description="New branch name.")
+    from_version: Version | None = Field(default=None, description="Default: main's head.")
 
 
 class MergeBranchArgs(Args):
     prompt: PromptRef
-    branch: RefName = Field(description="The branch whose changes to merge.")
-    into: RefName = Field(default="main", description="The branch to merge into (default main).")
+    branch: RefName
+    into: RefName = "main"
     message: Message
+
+
+FORCE = "Skip the gate; audited. Only if a person asks."
+RERUN = "Rerun the gate's tests, not reuse a passing run."
 
 
 class SetLabelArgs(Args):
     prompt: PromptRef
-    label: RefName = Field(description="The label to move, e.g. 'production' or 'staging'.")
-    version: Version = Field(description="The version the label should point at.")
-    reason: str | None = Field(default=None, max_length=2000,
-                               description="Why the label moves, kept in its history; required with force.")
-    force: bool = Field(default=False, description=(
-        "Move a gated environment's label (e.g. production) without running its gate; needs a reason and is "
-        "recorded as a forced deployment. Only when a person asked for it."))
-    rerun: bool = Field(default=False, description=(
-        "Run the gate's test suite afresh instead of reusing a passing run of the same version from the last day."))
+    label: RefName
+    version: Version
+    reason: str | None = Field(default=None, max_length=2000, description="Required with force.")
+    force: bool = Field(default=False, description=FORCE)
+    rerun: bool = Field(default=False, description=RERUN)
 
 
 # ---- results ------------------------------------------------------------------------------
@@ -158,12 +186,20 @@ class Result(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
+# Any JSON value, spelled so that a strict client sees a schema that constrains (a bare `{}`
+# is "accepts anything" and MCP Inspector's --strict warns about it).
+JsonValue = Annotated[Any, WithJsonSchema({"anyOf": [
+    {"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "array"}, {"type": "object"},
+    {"type": "null"},
+]})]
+
+
 class Variable(Result):
     name: str
     type: str = "string"
     required: bool = True
     description: str | None = None
-    default: Any = None
+    default: JsonValue = None
 
 
 class PromptVersionResult(Result):

@@ -1,11 +1,11 @@
 """How a PromStack tool is declared and turned into an SDK `Tool`.
 
 A tool is an engine function `(call, args) -> (result, text)` plus a pydantic argument model, a
-pydantic result model, a two-sentence description and honest annotations:
+pydantic result model, a one-sentence description and honest annotations:
 
-    @tool(read_only=True)
+    @tool(title="Get a prompt version", read_only=True)
     def get_prompt(call: Call, args: GetPromptArgs) -> tuple[PromptVersionResult, str]:
-        \"\"\"Fetch one version of a stored prompt ... Returns its template, model_config ...\"\"\"
+        \"\"\"Get a prompt's template and model_config: main's head, or a version, label or branch.\"\"\"
 
 The SDK would derive arguments from the function signature, but `model_config` (a DESIGN
 argument name) is reserved by pydantic, and its validation errors arrive as a multi-line dump.
@@ -32,6 +32,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
 from .engine import Call, is_engine_error
+from .schema import compact
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -51,6 +52,9 @@ class ToolSpec:
     idempotent: bool
     changes_prompts: bool
     long: bool = False  # may take more than a second: runs on a worker thread, reports progress
+    # Reaches past the workspace: calls a model provider (paid, and the answer is not ours to
+    # predict) or posts to a webhook. A client may ask a person before such a call.
+    open_world: bool = False
 
     @property
     def annotations(self) -> ToolAnnotations:
@@ -60,7 +64,7 @@ class ToolSpec:
             read_only_hint=self.read_only,
             destructive_hint=False,
             idempotent_hint=self.idempotent,
-            open_world_hint=False,
+            open_world_hint=self.open_world,
         )
 
 
@@ -74,9 +78,11 @@ def tool(
     idempotent: bool = False,
     changes_prompts: bool = False,
     long: bool = False,
+    open_world: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Register an engine function as an MCP tool; its docstring is the model-facing description,
-    its annotations name the argument and result models. A `long` tool gets `call.progress`."""
+    its annotations name the argument and result models. A `long` tool gets `call.progress`; an
+    `open_world` one calls a model provider or a webhook."""
 
     def register(fn: Handler) -> Handler:
         hints = get_type_hints(fn)
@@ -89,6 +95,7 @@ def tool(
             name=fn.__name__, title=title, description=" ".join(description.split()),
             args=hints[params[1]], result=result, handler=fn,
             read_only=read_only, idempotent=idempotent, changes_prompts=changes_prompts, long=long,
+            open_world=open_world,
         ))
         return fn
 
@@ -101,11 +108,30 @@ class _RawArguments(FuncMetadata):
     arguments that cannot be text: a template that happens to be JSON stays the text it is."""
 
     def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
-        repaired = self.pre_parse_json(arguments_to_validate)
-        for name in _text_arguments(self.arg_model):
-            if name in arguments_to_validate:
-                repaired[name] = arguments_to_validate[name]
+        repaired = _repaired(self, arguments_to_validate)
+        options = _options(self.arg_model)
+        if options is not None:
+            # The same repair inside `options`, and for its knobs sent on their own (as before).
+            folded = {k: v for k, v in repaired.items() if k in self.arg_model.FOLDED}
+            repaired.update(_repaired(options, folded))
+            if isinstance(repaired.get("options"), dict):
+                repaired["options"] = _repaired(options, repaired["options"])
         return {"arguments": repaired}
+
+
+def _repaired(metadata: FuncMetadata, arguments: dict[str, Any]) -> dict[str, Any]:
+    repaired = metadata.pre_parse_json(arguments)
+    for name in _text_arguments(metadata.arg_model):
+        if name in arguments:
+            repaired[name] = arguments[name]
+    return repaired
+
+
+@functools.cache
+def _options(model: type[BaseModel]) -> FuncMetadata | None:
+    if not getattr(model, "FOLDED", None):
+        return None
+    return FuncMetadata(arg_model=model.model_fields["options"].annotation)
 
 
 @functools.cache
@@ -156,7 +182,7 @@ def build_tool(
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=_schema(spec.args),
+        parameters=input_schema(spec.args),
         fn_metadata=metadata,
         is_async=True,
         context_kwarg="ctx",
@@ -170,6 +196,12 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema(by_alias=True)
 
 
+@functools.cache
+def input_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The arguments' schema as the model reads it (see schema.py)."""
+    return compact(_schema(model))
+
+
 _TYPE_TAGS = {"int", "str", "float", "bool", "list", "dict", "none"}
 
 
@@ -181,11 +213,17 @@ def describe_validation_error(spec: ToolSpec, exc: ValidationError) -> str:
     path = _location(first["loc"])
     if first["type"] == "missing":
         return f"{spec.name} needs the argument '{path}'; call it again with a value for it"
+    if first["type"] == "given_twice":
+        return f"{spec.name}: {first['msg']}"
     if first["type"] == "extra_forbidden":
-        known = [(field.alias or name) for name, field in spec.args.model_fields.items()]
-        close = difflib.get_close_matches(path, known, n=1)
+        options = _options(spec.args)
+        inside = options is not None and len(first["loc"]) == 2 and first["loc"][0] == "options"
+        model, what = (options.arg_model, "option") if inside else (spec.args, "argument")
+        name = str(first["loc"][-1]) if inside else path
+        known = [(field.alias or n) for n, field in model.model_fields.items()]
+        close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"{spec.name} has no argument '{path}'{hint}; its arguments are: {', '.join(known)}"
+        return f"{spec.name} has no {what} '{name}'{hint}; its {what}s are: {', '.join(known)}"
     shown = repr(first.get("input"))
     if len(shown) > 60:
         shown = shown[:57] + "..."

@@ -1,7 +1,7 @@
 """The version-control tools: each is a few lines over one `promstack.Client` call.
 
-A tool's docstring is what the model reads to choose it: when to use it, what it returns, in two
-sentences, and never any stored prompt text. Later issues add their tools (run_prompt, run_tests,
+A tool's docstring is what the model reads to choose it, in every conversation: one sentence on
+when to use it and what it returns, and never any stored prompt text. Later issues add their tools (run_prompt, run_tests,
 ...) the same way: an argument model and a result model in models.py, a function here (or in a
 module of its own imported by server.py) under `@tool`.
 """
@@ -68,9 +68,7 @@ def _summary_text(p: Any) -> str:
 
 @tool(title="List prompts", read_only=True, idempotent=True)
 def list_prompts(call: Call, args: ListPromptsArgs) -> tuple[PromptListResult, str]:
-    """List every prompt stored in this PromStack workspace; use it first to learn which prompts
-    exist and their ids. Returns each prompt's id, name, head version, number of versions,
-    labels (such as production) and branches."""
+    """List the prompts with their ids, head versions, labels and branches."""
     prompts = call.client.list_prompts(include_archived=args.include_deleted)
     result = PromptListResult(prompts=[PromptSummary.model_validate(p.to_dict()) for p in prompts])
     text = "\n".join(_summary_text(p) for p in prompts) or "No prompts yet; create_prompt makes one."
@@ -79,18 +77,14 @@ def list_prompts(call: Call, args: ListPromptsArgs) -> tuple[PromptListResult, s
 
 @tool(title="Get a prompt version", read_only=True, idempotent=True)
 def get_prompt(call: Call, args: GetPromptArgs) -> tuple[PromptVersionResult, str]:
-    """Fetch one version of a stored prompt: the head of main by default, or a given version,
-    label (e.g. production) or branch. Returns its template, model_config, declared variables,
-    author, message and version number."""
+    """Get a prompt version's template and model_config (default: main's head)."""
     found = call.client.get_prompt(args.prompt, version=args.version, label=args.label, branch=args.branch)
     return version_result(found), f"{_version_text(found)}\n\n{_show_template(found)}"
 
 
 @tool(title="Create a prompt", idempotent=True, changes_prompts=True)
 def create_prompt(call: Call, args: CreatePromptArgs) -> tuple[PromptVersionResult, str]:
-    """Create a new prompt under version control, with its first version on main; use
-    update_prompt to change an existing one. Returns version 1 with the variables detected in
-    the template."""
+    """Create a prompt under version control (version 1 on main)."""
     found = call.client.create_prompt(
         args.prompt, _template(args.template), model_config=args.config,
         description=args.description, message=args.message, author=call.actor, source=call.source,
@@ -100,9 +94,7 @@ def create_prompt(call: Call, args: CreatePromptArgs) -> tuple[PromptVersionResu
 
 @tool(title="Save a new version", idempotent=True, changes_prompts=True)
 def update_prompt(call: Call, args: UpdatePromptArgs) -> tuple[PromptVersionResult, str]:
-    """Save a new version of an existing prompt with a changed template and/or model_config, on
-    main or another branch; content identical to the branch head makes no version. Returns the
-    saved version (created is false when nothing changed) and warnings for live labels."""
+    """Save a new version of a prompt (template and/or model_config); identical content saves none."""
     found = call.client.save(
         args.prompt, _template(args.template), model_config=args.config, message=args.message,
         branch=args.branch, author=call.actor, source=call.source,
@@ -115,25 +107,21 @@ def update_prompt(call: Call, args: UpdatePromptArgs) -> tuple[PromptVersionResu
 
 @tool(title="Delete (archive) a prompt", idempotent=True, changes_prompts=True)
 def delete_prompt(call: Call, args: PromptOnlyArgs) -> tuple[PromptSummary, str]:
-    """Archive a prompt so it no longer appears in listings or resolves by name; its history is
-    kept and restore_prompt brings it back. Returns the prompt's summary, marked archived."""
+    """Archive a prompt; restore_prompt brings it back."""
     found = call.client.delete_prompt(args.prompt)
     return PromptSummary.model_validate(found.to_dict()), f"Deleted {found.name} (restore_prompt brings it back)"
 
 
 @tool(title="Restore a deleted prompt", idempotent=True, changes_prompts=True)
 def restore_prompt(call: Call, args: PromptOnlyArgs) -> tuple[PromptSummary, str]:
-    """Bring back a prompt that delete_prompt archived, with all its versions, branches and
-    labels. Returns the prompt's summary."""
+    """Bring back a prompt that delete_prompt archived."""
     found = call.client.restore_prompt(args.prompt)
     return PromptSummary.model_validate(found.to_dict()), f"Restored {found.name}"
 
 
 @tool(title="Version history", read_only=True, idempotent=True)
 def get_history(call: Call, args: GetHistoryArgs) -> tuple[HistoryResult, str]:
-    """Show how a prompt changed over time, newest version first, optionally along one branch.
-    Returns each version's number, branch, parent, author, source, message and time, without
-    the templates (use get_prompt or diff_versions for those)."""
+    """List a prompt's versions, newest first."""
     versions = call.client.history(args.prompt, branch=args.branch, limit=args.limit)
     first = versions[0] if versions else None
     pid = first.prompt_id if first else call.client.get_prompt(args.prompt).prompt_id
@@ -151,9 +139,7 @@ def get_history(call: Call, args: GetHistoryArgs) -> tuple[HistoryResult, str]:
 
 @tool(title="Diff two versions", read_only=True, idempotent=True)
 def diff_versions(call: Call, args: DiffVersionsArgs) -> tuple[DiffResult, str]:
-    """Compare two versions of a prompt, e.g. to answer "what changed since version 3"; omit
-    to_version to compare with the head of main. Returns a unified line diff, counts of added
-    and removed lines and words, and the model_config keys that changed."""
+    """Diff two versions of a prompt (template and model_config)."""
     diff = call.client.diff(args.prompt, args.from_version, args.to_version)
     data = diff.to_dict()
     data.pop("words", None)
@@ -168,8 +154,7 @@ def diff_versions(call: Call, args: DiffVersionsArgs) -> tuple[DiffResult, str]:
 
 @tool(title="Roll back to a version", idempotent=True, changes_prompts=True)
 def rollback_prompt(call: Call, args: RollbackPromptArgs) -> tuple[PromptVersionResult, str]:
-    """Undo changes by appending a new version whose content equals an earlier version; history
-    is never rewritten. Returns the new head version."""
+    """Append a version equal to an earlier one; history is kept."""
     found = call.client.rollback(
         args.prompt, args.version, branch=args.branch, message=args.message, author=call.actor,
     )
@@ -178,28 +163,22 @@ def rollback_prompt(call: Call, args: RollbackPromptArgs) -> tuple[PromptVersion
 
 @tool(title="Create a branch", idempotent=True)
 def create_branch(call: Call, args: CreateBranchArgs) -> tuple[BranchResult, str]:
-    """Start a branch of a prompt to try changes without moving main, from main's head or a
-    given version; save to it with update_prompt(branch=...). Returns the branch and the version
-    it starts from."""
+    """Branch a prompt to try changes without moving main."""
     branch = call.client.create_branch(args.prompt, args.branch, from_version=args.from_version)
     return BranchResult.model_validate(branch.to_dict()), f"Branch {branch.name} starts at v{branch.head}"
 
 
 @tool(title="Merge a branch", idempotent=True, changes_prompts=True)
 def merge_branch(call: Call, args: MergeBranchArgs) -> tuple[PromptVersionResult, str]:
-    """Apply a branch's changes since it forked onto main (or another branch) with a 3-way merge;
-    a conflict is reported with where it is, and nothing is written. Returns the merged new
-    version."""
+    """Merge a branch into main (3-way); a conflict is reported and nothing written."""
     found = call.client.merge(args.prompt, args.branch, into=args.into, message=args.message)
     return version_result(found), _version_text(found, f"Merged {args.branch}: ")
 
 
-@tool(title="Move a label", long=True)  # a gated environment runs its gate
+@tool(title="Move a label", long=True, open_world=True)  # a gated environment runs its gate: the suite on models
 def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
-    """Point a label at a version, recording who, when and why. A gated environment's label
-    (staging, production) moves only if the version passes that environment's gate (tests,
-    judge score, alerts, as deploy_prompt runs it), else the error lists the failing checks.
-    Returns the move, including the version the label pointed at before."""
+    """Point a label at a version; a gated environment's label (staging, production) moves only if
+    the version passes its gate."""
     from promstack import deploy, gates
 
     from .tools_deploy import refusal

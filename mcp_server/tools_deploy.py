@@ -7,21 +7,26 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .engine import Call
-from .models import Args, PromptRef, RefName, Version
+from .models import FORCE, RERUN, Args, Options, PromptRef, RefName, Version
 from .registry import tool
 
 
+class DeployOptions(Options):
+    skip: list[Literal["previous", "tests", "score", "alerts"]] = Field(
+        default_factory=list, description="Gate checks force skips; default all.")
+    rerun: bool = Field(default=False, description=RERUN)
+
+
 class DeployPromptArgs(Args):
+    FOLDED = frozenset(DeployOptions.model_fields)
+
     prompt: PromptRef
-    version: Version | None = Field(default=None, description="The version to deploy; omit for the head of main.")
-    environment: RefName | None = Field(
-        default=None, description="Where to deploy: development, test, staging or production (the default)."
-    )
-    rollback: bool = Field(default=False, description="Instead of deploying, put the environment back on its previous version.")
-    force: bool = Field(default=False, description="Skip the gate (or the checks named in skip); recorded in the audit log. Only when a person asked for it.")
-    skip: list[Literal["previous", "tests", "score", "alerts"]] = Field(default_factory=list, description="Gate checks to skip; needs force.")
-    reason: str | None = Field(default=None, max_length=2000, description="Why, kept in the label's history and the audit log.")
-    rerun: bool = Field(default=False, description="Run the test suite afresh instead of reusing a passing run of the same version from the last day.")
+    version: Version | None = None
+    environment: RefName | None = Field(default=None, description="development, test, staging or production (default).")
+    rollback: bool = Field(default=False, description="Back to the environment's previous version instead.")
+    force: bool = Field(default=False, description=FORCE)
+    reason: str | None = Field(default=None, max_length=2000, description="Kept in the audit log.")
+    options: DeployOptions = Field(default_factory=DeployOptions)
 
 
 class GateCheck(BaseModel):
@@ -78,19 +83,18 @@ def _message(d: dict[str, Any]) -> str:
     return f"Deployment {d['id']} of {what}: {status}"
 
 
-@tool(title="Deploy a prompt", long=True)
+@tool(title="Deploy a prompt", long=True, open_world=True)  # the gate runs the suite on models
 def deploy_prompt(call: Call, args: DeployPromptArgs) -> tuple[DeployResult, str]:
-    """Deploy a prompt version to an environment (production by default) through its gate: the
-    test suite, the judge score and the alerts must pass before the label moves; or roll the
-    environment back one step. Returns the outcome (deployed, refused with the failing checks,
-    or waiting for approval)."""
+    """Deploy a prompt version to an environment (default production) through its gate (tests,
+    judge score, alerts), or roll it back."""
     from promstack import deploy
 
     if args.rollback:
         found = deploy.rollback(call.client, args.prompt, env=args.environment, reason=args.reason)
     else:
         found = deploy.deploy(call.client, args.prompt, version=args.version, env=args.environment,
-                              force=args.force, skip=tuple(args.skip), reason=args.reason, rerun=args.rerun)
+                              force=args.force, skip=tuple(args.options.skip), reason=args.reason,
+                              rerun=args.options.rerun)
     text = _message(found)
     result = DeployResult(
         status=found["status"], deployment_id=found.get("id"), prompt_id=found["prompt_id"], name=found["name"],

@@ -10,24 +10,26 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from .engine import Call
-from .models import Args, PromptRef, Version
+from .models import Args, Options, PromptRef, Version
 from .registry import tool
 
-SuiteName = Annotated[str, Field(min_length=1, max_length=100, description="The suite's name, e.g. 'regression' (tests/prompts/regression.csv).")]
+SuiteName = Annotated[str, Field(min_length=1, max_length=100)]
 Models = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=20)]
 Criteria = Annotated[
     dict[str, Any] | list[str] | None,
-    Field(default=None, description='Judge criteria as the seed writes them: {"criteria": ["응답이 질문에 적절한가?", ...], "scoring": "1-5"}, or just the list of questions.'),
+    Field(default=None, description="Questions for the judge, or {criteria: [...], scoring: 1-5}."),
 ]
-RunId = Annotated[str, Field(min_length=1, max_length=100, description="A run id as returned by run_tests or run_arena, e.g. 'r20261125-193600-1a2b3c'.")]
+RunId = Annotated[str, Field(min_length=1, max_length=100)]
+JudgeModel = Annotated[str | None, Field(default=None, max_length=200)]
+OwnPrompt = Field(default=None, description="Default: the suite's prompt.")
 
 
 class ImportTestCasesArgs(Args):
     suite: SuiteName
-    file: str | None = Field(default=None, max_length=1000, description="A CSV, JSON or JSONL file in the workspace, relative to its root (e.g. 'tests/prompts/regression.csv').")
-    cases: str | list[dict[str, Any]] | None = Field(default=None, description="The cases themselves instead of a file: CSV text with an 'input' column (and 'expected_output'), or a list of {input, expected_output, vars, assert} objects.")
-    format: Literal["csv", "json", "jsonl"] | None = Field(default=None, description="Format of 'cases' when it is text (default csv) or of the file (default: its extension).")
-    prompt: PromptRef | None = Field(default=None, description="The prompt this suite tests by default (id or name).")
+    file: str | None = Field(default=None, max_length=1000, description="Path under the workspace root, e.g. 'tests/prompts/regression.csv'.")
+    cases: str | list[dict[str, Any]] | None = Field(default=None, description="Instead of file: CSV text, or [{input, expected_output, vars, assert}].")
+    format: Literal["csv", "json", "jsonl"] | None = Field(default=None, description="Default: csv, or the file's extension.")
+    prompt: PromptRef | None = Field(default=None, description="The prompt it tests by default.")
 
 
 class SuiteResult(BaseModel):
@@ -38,18 +40,27 @@ class SuiteResult(BaseModel):
     settings: dict[str, Any]
 
 
+Concurrency = Field(default=10, ge=1, le=200, description="Model calls at once.")
+
+
+class RunTestsOptions(Options):
+    repeat: int = Field(default=1, ge=1, le=20, description="Runs of each case.")
+    retries: int = Field(default=0, ge=0, le=10, description="Retries of a failed model call.")
+    concurrency: int = Concurrency
+    min_pass: float = Field(default=1.0, ge=0, le=1, description="Pass rate 0-1 the run needs.")
+
+
 class RunTestsArgs(Args):
+    FOLDED = frozenset(RunTestsOptions.model_fields)
+
     suite: SuiteName
-    prompt: PromptRef | None = Field(default=None, description="The prompt to test (id or name); omit for the suite's own prompt.")
-    version: Version | None = Field(default=None, description="The version to test; omit for the head of main.")
-    label: str | None = Field(default=None, max_length=100, description="Test the version this label points at (e.g. 'staging').")
-    models: Models | None = Field(default=None, description="Models to run every case on, e.g. ['openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest']; omit for the prompt's model.")
+    prompt: PromptRef | None = OwnPrompt
+    version: Version | None = None
+    label: str | None = Field(default=None, max_length=100)
+    models: Models | None = Field(default=None, description="Default: the prompt's model.")
     criteria: Criteria
-    judge_model: str | None = Field(default=None, max_length=200, description="The model that judges; omit for the suite's or the tested model.")
-    repeat: int = Field(default=1, ge=1, le=20, description="Runs of every case, for flaky outputs.")
-    retries: int = Field(default=0, ge=0, le=10, description="Retries of a case whose model call failed.")
-    concurrency: int = Field(default=10, ge=1, le=200, description="Model calls in flight at once.")
-    min_pass: float = Field(default=1.0, ge=0, le=1, description="Pass rate (0-1) under which the run counts as failed.")
+    judge_model: JudgeModel
+    options: RunTestsOptions = Field(default_factory=RunTestsOptions)
 
 
 class CriterionScore(BaseModel):
@@ -111,7 +122,7 @@ class RunResult(BaseModel):
 
 class GetRunArgs(Args):
     run_id: RunId
-    failing: int = Field(default=20, ge=0, le=200, description="How many not-passed cases to list.")
+    failing: int = Field(default=20, ge=0, le=200, description="How many failing cases to list.")
 
 
 class GetRunResult(BaseModel):
@@ -124,26 +135,32 @@ class GetRunResult(BaseModel):
 class JudgeRunArgs(Args):
     run_id: RunId
     criteria: Criteria
-    judge_model: str | None = Field(default=None, max_length=200, description="The model that judges; omit for the run's judge model.")
-    threshold: float | None = Field(default=None, ge=0, le=100, description="Judge score 0-100 at which a case passes (default 80).")
+    judge_model: JudgeModel
+    threshold: float | None = Field(default=None, ge=0, le=100, description="Score 0-100 a case needs (default 80).")
+
+
+class RunArenaOptions(Options):
+    seed: int | None = Field(default=None, description="Fixes the random order answers are shown in.")
+    concurrency: int = Concurrency
 
 
 class RunArenaArgs(Args):
+    FOLDED = frozenset(RunArenaOptions.model_fields)
+
     suite: SuiteName
-    models: Models = Field(min_length=2, description="Two or more models to compare, e.g. ['openai/gpt-4o', 'anthropic/claude-3-5-sonnet-latest', 'gemini/gemini-1.5-pro'].")
-    prompt: PromptRef | None = Field(default=None, description="The prompt (id or name); omit for the suite's own prompt.")
-    version: Version | None = Field(default=None, description="The version; omit for the head of main.")
+    models: Models = Field(min_length=2, description="Two or more.")
+    prompt: PromptRef | None = OwnPrompt
+    version: Version | None = None
     criteria: Criteria
-    judge_model: str | None = Field(default=None, max_length=200, description="The model that judges the pairs, never one of the models compared; omit for the suite's judge model or the prompt's own model, whichever is not competing.")
-    seed: int | None = Field(default=None, description="Seed for the order answers are shown in; omit for random.")
-    concurrency: int = Field(default=10, ge=1, le=200, description="Model calls in flight at once.")
+    judge_model: str | None = Field(default=None, max_length=200, description="Not one of the models.")
+    options: RunArenaOptions = Field(default_factory=RunArenaOptions)
 
 
 class ArenaResult(BaseModel):
     run_id: str
     suite: str
     models: list[str]
-    headline: dict[str, str] = Field(description="Models by win rate, as the seed prints it: 'a vs b vs c' and '45% / 35% / 20%'.")
+    headline: dict[str, str] = Field(description="Models by win rate as the arena prints them: 'a vs b vs c' and '45% / 35% / 20%'.")
     overall: dict[str, dict[str, Any]] = Field(description="Per model: wins, losses, ties, matches, win_rate = (wins + 0.5 ties) / matches, share.")
     pairs: dict[str, dict[str, Any]]
     ratings: dict[str, dict[str, Any]] = Field(description="Bradley-Terry rating per model with a bootstrap 95% interval.")
@@ -157,12 +174,12 @@ class ArenaResult(BaseModel):
 
 class EvaluatePromptArgs(Args):
     prompt: PromptRef
-    suite: SuiteName | None = Field(default=None, description="The suite; omit for the one tied to the prompt.")
-    version: Version | None = Field(default=None, description="The version to score; omit for the head of main.")
-    label: str | None = Field(default=None, max_length=100, description="Score the version this label points at.")
-    models: Models | None = Field(default=None, description="Models; omit for the prompt's model.")
+    suite: SuiteName | None = Field(default=None, description="Default: the prompt's suite.")
+    version: Version | None = None
+    label: str | None = Field(default=None, max_length=100)
+    models: Models | None = Field(default=None, description="Default: the prompt's model.")
     criteria: Criteria
-    judge_model: str | None = Field(default=None, max_length=200, description="The model that judges.")
+    judge_model: JudgeModel
 
 
 class EvaluateResult(BaseModel):
@@ -174,9 +191,9 @@ class EvaluateResult(BaseModel):
 
 
 class RecordVoteArgs(Args):
-    match_id: int = Field(ge=1, description="An arena match id (get_run on an arena run lists them).")
-    winner: str = Field(min_length=1, max_length=200, description="The better answer's model name, or 'tie'.")
-    voter: str | None = Field(default=None, max_length=100, description="Who votes; omit for the caller.")
+    match_id: int = Field(ge=1, description="From get_run on an arena run.")
+    winner: str = Field(min_length=1, max_length=200, description="Model name or 'tie'.")
+    voter: str | None = Field(default=None, max_length=100)
 
 
 class VoteResult(BaseModel):
@@ -290,9 +307,8 @@ def _progress(call: Call, what: str):  # noqa: ANN202
 
 @tool(title="Import test cases", idempotent=True)
 def import_test_cases(call: Call, args: ImportTestCasesArgs) -> tuple[SuiteResult, str]:
-    """Create or replace a test suite from a CSV/JSON/JSONL file in the workspace or from cases
-    given inline (the seed's `input,expected_output` CSV works as is; extra columns become template
-    variables). Returns the suite's name, case count and the prompt it is tied to."""
+    """Create or replace a test suite from a workspace file or inline: CSV `input,expected_output`
+    (other columns are template variables), JSON or JSONL."""
     from promstack.evals import engine
     from store.errors import InvalidInput
 
@@ -313,26 +329,25 @@ def import_test_cases(call: Call, args: ImportTestCasesArgs) -> tuple[SuiteResul
     return result, f"Suite '{result.suite}': {result.cases} cases{tied}."
 
 
-@tool(title="Run tests", long=True)
+@tool(title="Run tests", long=True, open_world=True)  # the tested models and the judge
 def run_tests(call: Call, args: RunTestsArgs) -> tuple[RunResult, str]:
-    """Run a test suite: every case on every model through the gateway, checked by its assertions
-    and the LLM judge, stored as a run that can be resumed. Returns pass rate, score 0-100,
-    tokens, cost, latency percentiles and the failing cases with why."""
+    """Run a test suite with assertions and the LLM judge; returns pass rate, score 0-100, cost and
+    failing cases."""
     from promstack.evals import engine
 
     run = engine.run_tests(
         call.client, args.suite, prompt=args.prompt, version=args.version, label=args.label,
-        models=args.models, repeat=args.repeat, retries=args.retries, concurrency=args.concurrency,
-        criteria=_criteria(args.criteria), judge_model=args.judge_model, progress=_progress(call, "cases"),
+        models=args.models, repeat=args.options.repeat, retries=args.options.retries,
+        concurrency=args.options.concurrency, criteria=_criteria(args.criteria), judge_model=args.judge_model,
+        progress=_progress(call, "cases"),
     )
-    result = _run_result(run, args.min_pass)
+    result = _run_result(run, args.options.min_pass)
     return result, _run_text(result)
 
 
 @tool(title="Get a test or arena run", read_only=True, idempotent=True, long=True)
 def get_run(call: Call, args: GetRunArgs) -> tuple[GetRunResult, str]:
-    """Fetch a test or arena run by id, with its summary. Returns pass rate, score and failing cases
-    for a test run, or win rates, ratings and votes for an arena run."""
+    """Get a test or arena run's summary by id."""
     from promstack.evals import engine
 
     run = engine.get_run(call.client, args.run_id, failing=args.failing)
@@ -343,11 +358,9 @@ def get_run(call: Call, args: GetRunArgs) -> tuple[GetRunResult, str]:
     return GetRunResult(run_id=run["id"], kind="test", test=result), _run_text(result)
 
 
-@tool(title="Judge a run", long=True)
+@tool(title="Judge a run", long=True, open_world=True)  # the judge model
 def judge_run(call: Call, args: JudgeRunArgs) -> tuple[RunResult, str]:
-    """Judge the outputs of an earlier test run against criteria (1-5 per criterion with a reason),
-    without calling the tested model again. Returns a new run with the judge's score 0-100 per
-    case and overall."""
+    """Judge an earlier test run's outputs against criteria without rerunning the model."""
     from promstack.evals import engine
 
     run = engine.judge_run(call.client, args.run_id, _criteria(args.criteria), judge_model=args.judge_model,
@@ -356,24 +369,22 @@ def judge_run(call: Call, args: JudgeRunArgs) -> tuple[RunResult, str]:
     return result, _run_text(result)
 
 
-@tool(title="Model arena", long=True)
+@tool(title="Model arena", long=True, open_world=True)  # the models and the judge
 def run_arena(call: Call, args: RunArenaArgs) -> tuple[ArenaResult, str]:
-    """Compare models blind: every pair answers every case of a suite and the judge picks the better
-    answer with the names hidden, in both orders. Returns win rates per pair and overall,
-    Bradley-Terry ratings with 95% intervals and the judge's order-flip rate."""
+    """Compare models blind on a suite, a judge picking the better answer of each pair; returns win
+    rates and ratings."""
     from promstack.evals.arena import run_arena as arena
 
     run = arena(call.client, suite=args.suite, models=args.models, prompt=args.prompt, version=args.version,
-                criteria=_criteria(args.criteria), judge_model=args.judge_model, seed=args.seed,
-                concurrency=args.concurrency, progress=_progress(call, "cases"))
+                criteria=_criteria(args.criteria), judge_model=args.judge_model, seed=args.options.seed,
+                concurrency=args.options.concurrency, progress=_progress(call, "cases"))
     result = _arena_result(run)
     return result, _arena_text(result)
 
 
-@tool(title="Evaluate a prompt", long=True)
+@tool(title="Evaluate a prompt", long=True, open_world=True)  # the model and the judge
 def evaluate_prompt(call: Call, args: EvaluatePromptArgs) -> tuple[EvaluateResult, str]:
-    """Score a prompt 0-100 on its test suite with its assertions and the judge, as the seed's CI
-    does before a deploy. Returns the score, the pass rate and the run."""
+    """Score a prompt 0-100 on its test suite (assertions and judge), as the deploy gate does."""
     from promstack.evals import engine
 
     found = engine.evaluate(call.client, args.prompt, suite=args.suite, version=args.version, label=args.label,
@@ -395,8 +406,7 @@ def evaluate_prompt(call: Call, args: EvaluatePromptArgs) -> tuple[EvaluateResul
 
 @tool(title="Vote on an arena match")
 def record_vote(call: Call, args: RecordVoteArgs) -> tuple[VoteResult, str]:
-    """Record a person's verdict on one arena match: the better answer's model, or 'tie'. Voting
-    again on the same match replaces the earlier vote; returns the vote as stored."""
+    """Record a person's verdict on an arena match."""
     from promstack.evals.arena import record_vote as vote
 
     found = vote(call.client, args.match_id, args.winner, voter=args.voter or call.actor)

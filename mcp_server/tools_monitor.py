@@ -11,22 +11,31 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from .engine import Call
-from .models import Args, PromptRef
+from .models import Args, Options, PromptRef
 from .registry import tool
 
 Duration = Annotated[str, Field(min_length=1, max_length=40)]
 GroupName = Literal["prompt", "version", "model", "environment", "user", "day", "hour", "status"]
 
 
-class GetMetricsArgs(Args):
-    since: Duration = Field(default="24h", description="Window start: a duration back from now ('1h', '24h', '7d') or an ISO time.")
-    until: Duration | None = Field(default=None, description="Window end (ISO time or duration back); omit for now.")
-    by: list[GroupName] = Field(default_factory=list, max_length=4, description="Group by these, e.g. ['prompt', 'model']; empty for one total.")
-    prompt: PromptRef | None = Field(default=None, description="Only this prompt's calls (id or name).")
-    version: int | None = Field(default=None, ge=1, description="Only this prompt version.")
-    model: str | None = Field(default=None, max_length=200, description="Only this model.")
-    environment: str | None = Field(default=None, max_length=100, description="Only this environment, e.g. 'production'.")
+SINCE = "A duration back ('1h', '7d') or an ISO time."
+
+
+class MetricsOptions(Options):
+    until: Duration | None = Field(default=None, description="Window end, like since; default now.")
+    model: str | None = Field(default=None, max_length=200, description="Only this model's calls.")
     user_id: str | None = Field(default=None, max_length=200, description="Only this user's calls.")
+
+
+class GetMetricsArgs(Args):
+    FOLDED = frozenset(MetricsOptions.model_fields)
+
+    since: Duration = Field(default="24h", description=SINCE)
+    by: list[GroupName] = Field(default_factory=list, max_length=4)
+    prompt: PromptRef | None = None
+    version: int | None = Field(default=None, ge=1)
+    environment: str | None = Field(default=None, max_length=100)
+    options: MetricsOptions = Field(default_factory=MetricsOptions)
 
 
 class MetricsResult(BaseModel):
@@ -41,7 +50,7 @@ class MetricsResult(BaseModel):
 
 
 class CheckAlertsArgs(Args):
-    notify: bool = Field(default=True, description="Send notifications (stderr, webhooks) for alerts that fire or resolve now.")
+    notify: bool = Field(default=True, description="Send notifications (webhooks) for changes.")
 
 
 class AlertsResult(BaseModel):
@@ -52,11 +61,11 @@ class AlertsResult(BaseModel):
 
 
 class CostReportArgs(Args):
-    since: Duration = Field(default="30d", description="Window start: a duration back from now ('7d', '30d') or an ISO time.")
+    since: Duration = Field(default="30d", description=SINCE)
     by: list[Literal["prompt", "model", "environment", "user", "version", "day"]] = Field(
-        default_factory=lambda: ["prompt"], max_length=3, description="Group spend by these (default prompt).")
-    prompt: PromptRef | None = Field(default=None, description="Only this prompt's spend.")
-    environment: str | None = Field(default=None, max_length=100, description="Only this environment.")
+        default_factory=lambda: ["prompt"], max_length=3)
+    prompt: PromptRef | None = None
+    environment: str | None = Field(default=None, max_length=100)
 
 
 class CostReportResult(BaseModel):
@@ -76,7 +85,7 @@ class CostReportResult(BaseModel):
 
 class RecommendModelArgs(Args):
     prompt: PromptRef
-    tolerance: float = Field(default=2.0, ge=0, le=100, description="Score points (0-100) a cheaper model may lose against the best.")
+    tolerance: float = Field(default=2.0, ge=0, le=100, description="Score points (0-100) it may lose.")
 
 
 class RecommendModelResult(BaseModel):
@@ -94,10 +103,10 @@ class RecommendModelResult(BaseModel):
 
 class SuggestShorterArgs(Args):
     prompt: PromptRef
-    model: str | None = Field(default=None, max_length=200, description="The model that writes the rewrite; omit for the prompt's own.")
-    version: int | None = Field(default=None, ge=1, description="Rewrite this version; omit for the head of main.")
-    suite: str | None = Field(default=None, max_length=200, description="Test with this suite; omit for the prompt's own.")
-    run_suite: bool = Field(default=True, description="Run the suite on the rewrite and on the current version before judging.")
+    model: str | None = Field(default=None, max_length=200, description="Writes it; default the prompt's model.")
+    version: int | None = Field(default=None, ge=1)
+    suite: str | None = Field(default=None, max_length=200, description="Default: the prompt's suite.")
+    run_suite: bool = Field(default=True, description="Test both versions.")
 
 
 class SuggestShorterResult(BaseModel):
@@ -119,14 +128,14 @@ def _ms(value: Any) -> str:
 
 @tool(title="Call metrics", read_only=True, idempotent=True)
 def get_metrics(call: Call, args: GetMetricsArgs) -> tuple[MetricsResult, str]:
-    """Measure logged model calls over a time window, optionally grouped by prompt, version, model,
-    environment, user, day or hour. Returns requests, error rate, latency p50/p95/p99, tokens,
-    cost and cache hit rate per group."""
+    """Requests, errors, latency percentiles, tokens, cost and cache hits of logged model calls,
+    optionally grouped."""
     from promstack import monitor
 
     found = monitor.metrics(
-        call.client.store.db, since=args.since, until=args.until, by=list(args.by), prompt=args.prompt,
-        version=args.version, model=args.model, environment=args.environment, user_id=args.user_id,
+        call.client.store.db, since=args.since, until=args.options.until, by=list(args.by), prompt=args.prompt,
+        version=args.version, model=args.options.model, environment=args.environment,
+        user_id=args.options.user_id,
     )
     lines = [f"{found['since'] or 'start'} .. {found['until']}"]
     for g in found["groups"][:20]:
@@ -141,11 +150,10 @@ def get_metrics(call: Call, args: GetMetricsArgs) -> tuple[MetricsResult, str]:
     return MetricsResult.model_validate(found), "\n".join(lines)
 
 
-@tool(title="Check alerts", idempotent=True)
+@tool(title="Check alerts", idempotent=True, open_world=True)  # posts to the webhooks
 def check_alerts(call: Call, args: CheckAlertsArgs) -> tuple[AlertsResult, str]:
-    """Evaluate the workspace's alert rules now (latency p95, error rate, daily tokens, budget) and
-    record what fired or resolved; an alert already open does not fire again. Returns whether
-    any alert is firing and each rule's value against its threshold."""
+    """Evaluate the alert rules (latency, errors, tokens, budget) now and notify what fired or
+    resolved."""
     from promstack import alerts
 
     found = alerts.check(call.client.store.db, call.client.store.path, notify=args.notify)
@@ -155,9 +163,7 @@ def check_alerts(call: Call, args: CheckAlertsArgs) -> tuple[AlertsResult, str]:
 
 @tool(title="Cost report", read_only=True, idempotent=True)
 def cost_report(call: Call, args: CostReportArgs) -> tuple[CostReportResult, str]:
-    """Report spend on model calls over a window by prompt, model, environment or user, each with
-    its share and its trend against the window before. Returns the prompts' own totals, groups and
-    a daily series, evaluation spend (tests, arena, judge) apart, and calls that have no price."""
+    """Model spend over a window, grouped, with its trend."""
     from promstack import costs
 
     filters = {"prompt": args.prompt} if args.prompt is not None else {}
@@ -182,9 +188,8 @@ def cost_report(call: Call, args: CostReportArgs) -> tuple[CostReportResult, str
 
 @tool(title="Recommend a cheaper model", read_only=True, idempotent=True)
 def recommend_model(call: Call, args: RecommendModelArgs) -> tuple[RecommendModelResult, str]:
-    """Name the cheapest model whose test score on a prompt's suite is within a tolerance of the
-    best model's, priced at the prompt's current traffic. Returns each tested model's score and
-    monthly cost, the recommendation and the projected monthly saving."""
+    """Name the cheapest model scoring close to the best on a prompt's tests, with the monthly
+    saving."""
     from promstack import costs
 
     found = costs.recommend_model(call.client, args.prompt, tolerance=args.tolerance)
@@ -194,11 +199,10 @@ def recommend_model(call: Call, args: RecommendModelArgs) -> tuple[RecommendMode
     return RecommendModelResult.model_validate(found), text
 
 
-@tool(title="Suggest a shorter prompt", long=True, changes_prompts=True)
+@tool(title="Suggest a shorter prompt", long=True, changes_prompts=True, open_world=True)  # the writer and the suite
 def suggest_shorter(call: Call, args: SuggestShorterArgs) -> tuple[SuggestShorterResult, str]:
-    """Ask a model for a shorter rewrite of a prompt, save it as a version on its own branch (main
-    is untouched) and run the prompt's test suite on it and on the current version. Returns the
-    rewrite, tokens before and after, both scores and whether it is adoptable."""
+    """Have a model write a shorter version of a prompt on a branch, tested against the current
+    one."""
     from promstack import costs
 
     call.progress(0, 3, "asking for a shorter rewrite")

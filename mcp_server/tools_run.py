@@ -13,14 +13,12 @@ from .registry import tool
 
 class RunPromptArgs(Args):
     prompt: PromptRef
-    variables: dict[str, Any] = Field(
-        default_factory=dict, description="Values for the template's {{ variables }}, e.g. {\"input\": \"환불하고 싶어요\"}."
-    )
-    version: Version | None = Field(default=None, description="A version number; omit for the head of main.")
-    label: RefName | None = Field(default=None, description="A label such as 'production'; omit for the head of main.")
-    branch: RefName | None = Field(default=None, description="A branch name; omit for main.")
-    model: str | None = Field(default=None, max_length=200, description="Another model than the prompt's own, e.g. 'gpt-4o-mini'.")
-    user_id: str | None = Field(default=None, max_length=200, description="The end user the call is made for (logged; picks A/B arms).")
+    variables: dict[str, Any] = Field(default_factory=dict, description="Values for the template's variables.")
+    version: Version | None = None
+    label: RefName | None = None
+    branch: RefName | None = None
+    model: str | None = Field(default=None, max_length=200, description="Instead of the prompt's own model.")
+    user_id: str | None = Field(default=None, max_length=200, description="The end user (logged; picks A/B arms).")
 
 
 class RunPromptResult(BaseModel):
@@ -45,11 +43,10 @@ def _guard_note(guards: dict[str, Any]) -> str:
     return f"; guards: {', '.join(fired)}" if fired else ""
 
 
-@tool(title="Run a prompt", long=True)
+@tool(title="Run a prompt", long=True, open_world=True)  # calls the model
 def run_prompt(call: Call, args: RunPromptArgs) -> tuple[RunPromptResult, str]:
-    """Run a stored prompt version with variable values through its model and return the model's
-    answer; use it to try a prompt or compare versions. Returns the output with tokens, latency,
-    cost, whether it came from the cache, and what the PII and injection guards did."""
+    """Run a prompt with variable values through the logged gateway; returns the answer, tokens,
+    cost and guard findings."""
     result = call.client.run(
         args.prompt, args.variables, version=args.version, label=args.label, branch=args.branch,
         model=args.model, user_id=args.user_id,
