@@ -46,7 +46,7 @@ from store import Store, audit
 from store.calls import CallLogWriter
 from store.clock import now
 from store.db import connect
-from store.errors import InvalidInput, PromStackError
+from store.errors import InvalidInput, PromStackError, Step
 from store.workspace import DIRNAME, workspace_root
 
 from . import budgets, guard, otel, pricing
@@ -218,7 +218,7 @@ def _loopback(url: str) -> bool:
 def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str, Any]) -> Route:
     """Which route and endpoint serve `model`. `providers` is config.toml's [providers] table."""
     if not isinstance(model, str) or not model.strip():
-        raise InvalidInput("no model to call: give --model, or set 'model' in the prompt's model config")
+        raise InvalidInput("no model to call: give ", Step.arg("model"), ", or set 'model' in the prompt's model config")
     if "api_key" in model_config:
         raise InvalidInput(
             "model configs must not hold API keys (they are stored and versioned); put the key in "

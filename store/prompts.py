@@ -20,7 +20,7 @@ from .clock import now
 from .db import write
 from .diff import line_diff as unified_diff
 from .diff import merge3, word_diff
-from .errors import InvalidInput, MergeConflict, NotFound
+from .errors import InvalidInput, MergeConflict, NotFound, Step
 from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
 from .refs import SQLITE_MAX_INT, prompt_ref
 from .template import Template, analyse, declare, normalize, render, split_reference
@@ -124,11 +124,12 @@ class PromptStore:
         ).fetchone()
         if row is None:
             hint = self._suggest(prompt) if isinstance(prompt, str) else ""
-            raise NotFound(f"there is no prompt {prompt!r}{hint}; list_prompts shows the ones that exist")
+            raise NotFound(f"there is no prompt {prompt!r}{hint}; ", Step("list_prompts"), " shows the ones that exist")
         data = dict(zip(("id", "name", "description", "created_at", "created_by", "archived_at"), row, strict=True))
         if data["archived_at"] and not archived_ok:
             raise NotFound(
-                f"prompt {data['name']!r} was deleted (archived at {data['archived_at']}); restore_prompt brings it back"
+                f"prompt {data['name']!r} was deleted (archived at {data['archived_at']}); ",
+                Step("restore_prompt", prompt=data["name"]), " brings it back",
             )
         return data
 
@@ -147,7 +148,8 @@ class PromptStore:
             "SELECT head FROM branches WHERE prompt_id = ? AND name = ?", [prompt_id, branch]
         ).fetchone()
         if row is None:
-            raise NotFound(f"prompt {name!r} has no branch {branch!r}; create_branch makes one")
+            raise NotFound(f"prompt {name!r} has no branch {branch!r}; ",
+                           Step("create_branch", prompt=name, branch=branch), " makes one")
         return row[0]
 
     def _version_row(self, prompt_id: int, number: int) -> tuple | None:
@@ -503,9 +505,9 @@ class PromptStore:
                 "SELECT id, archived_at FROM prompts WHERE name = ?", [name]
             ).fetchone()
             if existing:
-                hint = ("it is archived: restore_prompt brings it back" if existing[1]
-                        else "save a new version of it instead")
-                raise InvalidInput(f"prompt {name!r} exists already (id {existing[0]}); {hint}")
+                hint = (("it is archived: ", Step("restore_prompt", prompt=name), " brings it back")
+                        if existing[1] else ("save a new version of it instead",))
+                raise InvalidInput(f"prompt {name!r} exists already (id {existing[0]}); ", *hint)
             if id is not None and self.db.execute("SELECT 1 FROM prompts WHERE id = ?", [id]).fetchone():
                 raise InvalidInput(f"prompt id {id} is taken; leave the id out to get a free one")
             stamp = now()

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from store.errors import InvalidInput, NotFound
+from store.errors import InvalidInput, NotFound, Step
 
 from .assertions import validate_assertion
 
@@ -64,7 +64,7 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     if suffix not in FORMATS:
         raise InvalidInput(
             f"{path.name}: cannot tell the format from the extension; name it .csv, .json or .jsonl "
-            "(or pass --format)"
+            "(or give ", Step.arg("format"), ")",
         )
     return suffix
 
