@@ -497,7 +497,7 @@ def suggest_shorter(
     version on the prompt's suite. Nothing reaches main: adopting it is `promstack merge`."""
     current = client.get_prompt(prompt, version=version)
     if not isinstance(current.template, str):
-        raise InvalidInput("suggest_shorter rewrites text templates; this version is a chat template")
+        raise InvalidInput("only a text template can be rewritten shorter; this version is a chat template")
     writer = model or os.environ.get("PROMSTACK_SLIM_MODEL") or current.model_config.get("model")
     if not writer:
         raise InvalidInput("name the model that should write the shorter version: give ", Step.arg("model"))

@@ -51,6 +51,9 @@ _SDK_ACTIONS = {
     "judge_run": "promstack.evals.engine.judge_run(client, RUN, criteria)",
     "list_deployments": "promstack.deploy.list_deployments(client)",
     "start_rollout": "promstack.deploy.deploy(client, {prompt!r}, version=N, env={environment!r}, rollout=10)",
+    "start_ab_test": "promstack.abtest.start(client, {prompt!r}, a=N, b=M, split=50)",
+    "stop_ab_test": "promstack.abtest.stop(client, {prompt!r})",
+    "abort_rollout": "promstack.rollout.abort(client, {prompt!r})",
     "list_prompts": "Client.list_prompts()",
     "restore_prompt": "Client.restore_prompt({prompt!r})",
     "create_branch": "Client.create_branch({prompt!r}, {branch!r})",
@@ -62,7 +65,7 @@ def sdk_words(step: Step) -> str:
     if step.action == ARG:
         example = step.params.get("example")
         name = step.params["name"]
-        return f"{name}={example!r}" if example is not None else f"{name}=..."
+        return f"{name}={example!r}" if example is not None else f"the argument {name!r}"
     return word_step(_SDK_ACTIONS, step, plain_words)
 
 

@@ -246,9 +246,12 @@ class FileSync:
         else:
             self._restore(prompt_id)
             message = parsed.message if parsed.message and parsed.message != (mapping or {}).get("message") else None
+            # A file sets the model config keys it carries; those it leaves out (a .prompt.md
+            # without front matter, a .prompty without a model section) are kept, or the next
+            # test of the prompt would find no model.
             saved = self.prompts.save(
                 prompt_id, parsed.template, model_config=parsed.model_config, message=message,
-                branch=self.branch, author=self.actor, source=source,
+                branch=self.branch, author=self.actor, source=source, keep_config=True,
             )
             if message and saved.created:
                 self._checkpoint(prompt_id, saved.version, message)

@@ -536,21 +536,26 @@ class PromptStore:
         branch: str = MAIN,
         author: str | None = None,
         source: str = "sdk",
+        keep_config: bool = False,
     ) -> PromptVersion:
-        """A new version on `branch`; content identical to the branch head returns the head."""
+        """A new version on `branch`; content identical to the branch head returns the head.
+        `keep_config`: `model_config` sets the keys it holds and the head's other keys are kept,
+        as when a prompt file that carries no (or part of a) model config is saved."""
         row = self._prompt_row(prompt)
         if template is None and model_config is None:
             raise InvalidInput("give a new template, a new model_config, or both")
         # Content given in full is validated before the lock is taken; a part left out comes
         # from the head as it is under the lock, or a save made meanwhile would be reverted.
         prepared = (self._prepare(row["name"], template, model_config)
-                    if template is not None and model_config is not None else None)
+                    if template is not None and model_config is not None and not keep_config else None)
         with write(self.db):
             # Read the head inside the lock: another process may have saved since.
             current = self._branch_head(row["id"], row["name"], branch)
             head_row = self._version_row(row["id"], current)
             if prepared is None:
                 head = self._load(row["name"], head_row)
+                if keep_config and model_config is not None:
+                    model_config = {**head.model_config, **model_config}
                 prepared = self._prepare(
                     row["name"],
                     head.template if template is None else template,

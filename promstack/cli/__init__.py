@@ -48,6 +48,9 @@ CLI_ACTIONS = {
     "judge_run": "'promstack judge'",
     "list_deployments": "'promstack deploy list'",
     "start_rollout": "'promstack deploy --prompt {prompt} --version N --env {environment} --rollout 10'",
+    "start_ab_test": "'promstack ab start --prompt {prompt} --a N --b M --split 50'",
+    "stop_ab_test": "'promstack ab stop --prompt {prompt}'",
+    "abort_rollout": "'promstack rollout abort --prompt {prompt}'",
 }
 # An argument's flag; "<of>.<name>" when one command spells it differently.
 CLI_FLAGS = {
