@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from promstack.cli import cli
-from store.errors import InvalidInput, NotFound, Step
+from store.errors import NotFound
 
 # Every MCP tool name; none may reach a CLI user.
 MCP_TOOLS = re.compile(
@@ -105,6 +105,7 @@ def test_the_sdk_is_told_methods_and_keywords(seeded):
 def test_a_step_is_worded_by_each_face_from_one_error():
     from mcp_server.registry import error_text as mcp_text
     from promstack.cli import error_text as cli_text
+    from store.errors import InvalidInput, Step
 
     exc = InvalidInput("the arena needs at least two models: give ",
                        Step.arg("models", of="arena", example=["gpt-4o", "claude-3-5-sonnet"]))
