@@ -91,7 +91,7 @@ def test_a_suite_without_cases_is_refused_in_every_format(client, tmp_path, name
         engine.import_suite(client, _write(tmp_path, name, data))
 
 
-def test_cli_and_mcp_text_say_what_to_fix_in_a_csv(client, tmp_path):
+def test_the_cli_and_a_text_import_say_what_to_fix_in_a_csv(client, tmp_path):
     unclosed = _write(tmp_path, "broken.csv", 'input,expected_output\n"abc,def\n')
     result = CliRunner().invoke(cli, ["suite", "import", str(unclosed)])
     assert result.exit_code == 2
