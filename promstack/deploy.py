@@ -161,7 +161,7 @@ def environments(client: Any) -> list[Environment]:
         env = Environment(name, index)
         env.suite = settings.get("suite") or None
         if settings.get("min_pass") is not None:
-            env.min_pass = parse_min_pass(settings["min_pass"])
+            env.min_pass = parse_min_pass(settings["min_pass"], f"min_pass in {where}")
         if settings.get("min_score") is not None:
             score = settings["min_score"]
             if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 100:

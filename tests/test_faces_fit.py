@@ -209,3 +209,18 @@ def test_a_command_piped_into_head_exits_quietly(isolated_store, client):
         )
         assert proc.stdout.count("\n") == 1, proc.stdout
         assert proc.stderr == "", proc.stderr  # no "unexpected error: BrokenPipeError", no "Exception ignored"
+
+
+def test_the_rest_api_names_neither_a_cli_command_nor_a_tool(seeded, isolated_store):
+    from starlette.testclient import TestClient
+
+    from promstack.web.app import create_app
+
+    with TestClient(create_app(isolated_store), base_url="http://127.0.0.1") as http:
+        missing = http.get("/api/prompts/missing")
+        gone = http.get("/api/prompts/gone", params={"version": 1})
+    assert missing.status_code == 404 and gone.status_code == 404
+    for response in (missing, gone):
+        text = response.json()["error"]
+        assert not CLI_WORDS.search(text) and not MCP_TOOLS.search(text) and "Client." not in text, text
+    assert "GET /api/prompts" in missing.json()["error"]
