@@ -29,7 +29,7 @@ from typing import Any
 from . import audit, formats
 from .clock import now
 from .db import write
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput, NotFound, plain_words
 from .formats import FormatError, ParsedPrompt
 from .prompts import MAIN, content_hash
 from .template import normalize
@@ -211,7 +211,8 @@ class FileSync:
             with self.db.atomic():  # a savepoint: one bad file never undoes the others
                 return self._apply(item)
         except (InvalidInput, NotFound) as exc:
-            return SyncResult(item.rel, "error", prompt=item.name, error=str(exc))
+            # Kept in the store and shown by every face: in no face's words.
+            return SyncResult(item.rel, "error", prompt=item.name, error=exc.worded(plain_words))
 
     def _mapping(self, where: str, params: list[Any]) -> dict[str, Any] | None:
         cursor = self.db.execute(f"SELECT * FROM prompt_files WHERE {where}", params)

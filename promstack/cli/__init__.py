@@ -162,7 +162,8 @@ def main() -> None:
         # click answers a closed pipe itself (exit 1) but leaves the unwritten output buffered;
         # flushing it at exit would print "Exception ignored ... BrokenPipeError".
         try:
-            sys.__stdout__.flush()
+            if sys.__stdout__ is not None:
+                sys.__stdout__.flush()
         except (BrokenPipeError, ValueError):
             _reader_gone()
 
@@ -172,6 +173,8 @@ def _reader_gone() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, sys.__stdout__.fileno())
+    except (OSError, ValueError):  # stdout already closed: nothing is left to flush
+        pass
     finally:
         os.close(devnull)
 
