@@ -172,7 +172,7 @@ MCP_ACTIONS = {
     "create_branch": "create_branch",
     "import_suite": "import_test_cases",
     "get_run": "get_run",
-    "run_tests": "run_tests (with two or more 'models')",
+    "run_tests": "run_tests with 'models'",
     "judge_run": "judge_run",
 }
 # An argument's name in the tool's arguments; "<of>.<name>" when one tool spells it differently.

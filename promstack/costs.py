@@ -344,8 +344,8 @@ def recommend_model(
     basis, scored = model_scores(db, head.prompt_id)
     if not scored:
         raise NotFound(
-            f"prompt {head.name!r} has no test or arena results to compare models on; run ",
-            Step("run_tests", prompt=head.prompt_id, models=["A", "B"]), " first",
+            f"prompt {head.name!r} has no test or arena results to compare models on; test it on two "
+            "or more models first: ", Step("run_tests", prompt=head.prompt_id),
         )
     conf = workspace_config(client)
     configured = head.model_config.get("model")

@@ -224,3 +224,8 @@ def test_the_rest_api_names_neither_a_cli_command_nor_a_tool(seeded, isolated_st
         text = response.json()["error"]
         assert not CLI_WORDS.search(text) and not MCP_TOOLS.search(text) and "Client." not in text, text
     assert "GET /api/prompts" in missing.json()["error"]
+
+
+def test_a_cost_recommendation_says_what_to_run_in_the_cli_words(seeded):
+    text = cli_error("cost", "recommend", "--prompt", "support/refund")
+    assert "two or more models first: 'promstack test --suite SUITE --prompt 1 --model A --model B'" in text, text
