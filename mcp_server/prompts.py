@@ -18,6 +18,7 @@ from mcp_types import INVALID_PARAMS, GetPromptResult, PromptArgument, PromptMes
 from mcp_types import Prompt as MCPPrompt
 
 from .engine import Call, is_engine_error
+from .registry import error_text
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
@@ -106,5 +107,5 @@ async def get_mcp_prompt(engine: Engine, ctx: Context | None, name: str, argumen
         return await engine.read(ctx, lambda call: render_mcp_prompt(call, name, dict(arguments or {})))
     except Exception as exc:
         if is_engine_error(exc):
-            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+            raise MCPError(code=INVALID_PARAMS, message=error_text(exc)) from None
         raise

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import json
 import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -164,7 +165,7 @@ def build_tool(
             result, text = await work(ctx, lambda call: spec.handler(call, args))
         except Exception as exc:
             if is_engine_error(exc):
-                raise ToolError(str(exc)) from None
+                raise ToolError(error_text(exc)) from None
             raise
         if spec.changes_prompts and on_change is not None:
             await on_change(ctx)
@@ -188,6 +189,38 @@ def build_tool(
         context_kwarg="ctx",
         annotations=spec.annotations,
     )
+
+
+# The steps an engine error suggests (store.errors.Step), as a model takes them: a tool, an argument.
+MCP_ACTIONS = {
+    "list_prompts": "list_prompts",
+    "restore_prompt": "restore_prompt",
+    "create_branch": "create_branch",
+    "import_suite": "import_test_cases",
+    "get_run": "get_run",
+    "run_tests": "run_tests with 'models'",
+    "judge_run": "judge_run",
+}
+# An argument's name in the tool's arguments; "<of>.<name>" when one tool spells it differently.
+MCP_ARGUMENTS = {"import_suite.prompt": "prompt"}
+
+
+def mcp_words(step: Any) -> str:
+    from store.errors import ARG, plain_words, word_step
+
+    if step.action != ARG:
+        return word_step(MCP_ACTIONS, step, plain_words)
+    name, of, example = step.params["name"], step.params.get("of"), step.params.get("example")
+    argument = MCP_ARGUMENTS.get(f"{of}.{name}") or MCP_ARGUMENTS.get(name) or name
+    if example is None:
+        return f"the argument '{argument}'"
+    return f"'{argument}': {json.dumps(example, ensure_ascii=False)}"
+
+
+def error_text(exc: BaseException) -> str:
+    """An engine error's sentence in MCP's words (tools and their arguments), for a model to act on."""
+    worded = getattr(exc, "worded", None)
+    return worded(mcp_words) if worded is not None else str(exc)
 
 
 @functools.cache

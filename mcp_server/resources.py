@@ -24,6 +24,7 @@ from mcp_types import Resource as MCPResource
 
 from .engine import Call, is_engine_error
 from .prompts import safe_name
+from .registry import error_text
 from .tools import version_result
 
 if TYPE_CHECKING:
@@ -70,8 +71,8 @@ async def _read(engine: Engine, ctx: Context | None, fn) -> str:  # noqa: ANN001
         from store.errors import NotFound
 
         if isinstance(exc, NotFound):
-            raise ResourceNotFoundError(str(exc)) from None
-        raise ResourceError(str(exc)) from None
+            raise ResourceNotFoundError(error_text(exc)) from None
+        raise ResourceError(error_text(exc)) from None
 
 
 def register(server: MCPServer, engine: Engine) -> None:

@@ -33,7 +33,7 @@ from store import audit
 from store import deploy as rows
 from store.clock import now
 from store.db import write
-from store.errors import InvalidInput, NotFound
+from store.errors import InvalidInput, NotFound, Step
 
 ALPHA = 0.05
 DEFAULT_ENV = "staging"
@@ -81,13 +81,15 @@ def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: floa
     if a is None:
         a = _label(client, row["id"], target)
         if a is None:
-            raise InvalidInput(f"{target} serves no version of {row['name']!r}: give --a as well as --b")
+            raise InvalidInput(f"{target} serves no version of {row['name']!r}: give ", Step.arg("a"),
+                               " as well as ", Step.arg("b"))
     va = client.store.prompts.get(row["id"], version=a).version
     vb = client.store.prompts.get(row["id"], version=b).version
     if va == vb:
         raise InvalidInput(f"A and B are both v{va}; an A/B test compares two different versions")
     if isinstance(split, bool) or not isinstance(split, int | float) or not 0 < split < 100:
-        raise InvalidInput(f"--split is the percentage of users who get B, above 0 and below 100; got {split!r}")
+        raise InvalidInput(Step.arg("split"), f" is the percentage of users who get B, above 0 and below 100; "
+                           f"got {split!r}")
     gated = gated_environment(client, target)
     gates: dict[str, Any] = {}
     if gated is not None and force:
@@ -117,9 +119,9 @@ def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: floa
         found = rows.active_split(db, row["id"], target)
         if found is not None:
             what = "an A/B test" if found["kind"] == "ab" else "a rollout"
+            stop = Step("stop_ab_test" if found["kind"] == "ab" else "abort_rollout", prompt=row["id"])
             raise InvalidInput(f"{what} (id {found['id']}) of {row['name']!r} is running in {target}; "
-                               f"stop it first ('promstack {'ab stop' if found['kind'] == 'ab' else 'rollout abort'} "
-                               f"--prompt {row['id']}')")
+                               "stop it first (", stop, ")")
         split_id = rows.insert_split(
             db, prompt_id=row["id"], environment=target, kind="ab", version_a=va, version_b=vb,
             percent=float(split), salt=secrets.token_hex(8), status="active", started_by=client.actor,
@@ -147,7 +149,7 @@ def _find(client: Any, prompt: Any, env: str | None, *, active_only: bool) -> tu
             (s for s in rows.splits(client.store.db, prompt_id=row["id"], kind="ab") if s["environment"] == target), None)
     if found is None:
         raise NotFound(f"no A/B test of {row['name']!r} is {'running' if active_only else 'recorded'} in {target}; "
-                       f"start one with 'promstack ab start --prompt {row['id']} --a N --b M --split 50'")
+                       "start one with ", Step("start_ab_test", prompt=row["id"]))
     return row, found
 
 
@@ -180,7 +182,7 @@ def stop(client: Any, prompt: Any, *, winner: str | None = None, env: str | None
     from .deploy import GateFailed, _label, _move_label, forget, need_reason
 
     if winner is not None and winner.lower() not in ("a", "b"):
-        raise InvalidInput(f"--winner is a or b, not {winner!r} (leave it out to stop without a winner)")
+        raise InvalidInput(Step.arg("winner"), f" is a or b, not {winner!r} (leave it out to stop without a winner)")
     row, split = _find(client, prompt, env, active_only=True)
     gate: dict[str, Any] | None = {"ab_test": split["id"]}
     forced = False

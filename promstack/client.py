@@ -93,11 +93,13 @@ class Client:
         branch: str = "main",
         author: str | None = None,
         source: str = "sdk",
+        keep_config: bool = False,
     ) -> PromptVersion:
-        """A new version; identical content returns the head with `.created` False."""
+        """A new version; identical content returns the head with `.created` False.
+        `keep_config=True`: `model_config` sets its keys and the head's others are kept."""
         return self._written(self._prompts.save(
             prompt, template, model_config=model_config, message=message, branch=branch,
-            author=author, source=source,
+            author=author, source=source, keep_config=keep_config,
         ))
 
     def get_prompt(

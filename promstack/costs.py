@@ -30,7 +30,7 @@ from typing import Any
 
 import sqlite_utils
 
-from store.errors import InvalidInput, NotFound
+from store.errors import InvalidInput, NotFound, Step
 from store.refs import INTERNAL_PREFIX
 
 from . import config as config_module
@@ -95,7 +95,7 @@ def cost_report(
     """Spend per group in [since, until) and in the window of the same length before it."""
     win = monitor.window(since, until, now=now)
     if win.since is None:
-        raise InvalidInput("a cost report needs a window with a start, such as --since 30d")
+        raise InvalidInput("a cost report needs a window with a start, such as ", Step.arg("since", example="30d"))
     length = win.until - win.since
     previous = monitor.Window(win.since - length, win.since)
     groups = monitor.parse_groups(by)
@@ -344,8 +344,8 @@ def recommend_model(
     basis, scored = model_scores(db, head.prompt_id)
     if not scored:
         raise NotFound(
-            f"prompt {head.name!r} has no test or arena results to compare models on; run "
-            f"'promstack test --suite <suite> --prompt {head.prompt_id} --model A --model B' first"
+            f"prompt {head.name!r} has no test or arena results to compare models on; test it on two "
+            "or more models first: ", Step("run_tests", prompt=head.prompt_id),
         )
     conf = workspace_config(client)
     configured = head.model_config.get("model")
@@ -421,7 +421,8 @@ def compare_versions(
     configured = vb.model_config.get("model") or va.model_config.get("model")
     used = model or configured or load["model"]
     if not used:
-        raise InvalidInput("no model to price with: the prompt has no traffic and names no model; pass --model")
+        raise InvalidInput("no model to price with: the prompt has no traffic and names no model; give ",
+                           Step.arg("model"))
     ta, tb = (count_tokens(template_text(v.template), used) for v in (va, vb))
     conf = workspace_config(client)
     own_config = next((v.model_config for v in (vb, va) if v.model_config.get("model") == used), None)
@@ -496,10 +497,10 @@ def suggest_shorter(
     version on the prompt's suite. Nothing reaches main: adopting it is `promstack merge`."""
     current = client.get_prompt(prompt, version=version)
     if not isinstance(current.template, str):
-        raise InvalidInput("suggest_shorter rewrites text templates; this version is a chat template")
+        raise InvalidInput("only a text template can be rewritten shorter; this version is a chat template")
     writer = model or os.environ.get("PROMSTACK_SLIM_MODEL") or current.model_config.get("model")
     if not writer:
-        raise InvalidInput("name the model that should write the shorter version (--model)")
+        raise InvalidInput("name the model that should write the shorter version: give ", Step.arg("model"))
     reply = client.gateway.complete(
         [{"role": "system", "content": SHORTER_INSTRUCTIONS},
          {"role": "user", "content": current.template}],

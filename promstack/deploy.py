@@ -48,7 +48,7 @@ from store import audit
 from store import deploy as rows
 from store.clock import now
 from store.db import write
-from store.errors import InvalidInput, NotFound, PromStackError
+from store.errors import InvalidInput, NotFound, PromStackError, Step
 
 DEFAULT_ENVIRONMENTS = ["development", "test", "staging", "production"]
 # The guide's pipeline: batch tests at the test stage, the quality score (`evaluate`, >= 80)
@@ -161,7 +161,7 @@ def environments(client: Any) -> list[Environment]:
         env = Environment(name, index)
         env.suite = settings.get("suite") or None
         if settings.get("min_pass") is not None:
-            env.min_pass = parse_min_pass(settings["min_pass"])
+            env.min_pass = parse_min_pass(settings["min_pass"], f"min_pass in {where}")
         if settings.get("min_score") is not None:
             score = settings["min_score"]
             if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 100:
@@ -480,7 +480,8 @@ def _check_skip(skip: tuple[str, ...] | list[str], force: bool, env: Environment
     if unknown:
         raise InvalidInput(f"there is no gate check {unknown[0]!r}; the checks are {', '.join(CHECKS)}")
     if skip and not force:
-        raise InvalidInput(f"skipping the {', '.join(skip)} check needs --force (a forced deploy is audited)")
+        raise InvalidInput(f"skipping the {', '.join(skip)} check needs ", Step.arg("force", example=True),
+                           " (a forced deploy is audited)")
     return tuple(env.checks) if force and not skip else tuple(skip)
 
 
@@ -686,7 +687,7 @@ def rollback(client: Any, prompt: Any, *, env: str | None = None, reason: str | 
 def get_deployment(client: Any, deployment_id: int) -> dict[str, Any]:
     found = rows.deployment(client.store.db, int(deployment_id))
     if found is None:
-        raise NotFound(f"there is no deployment {deployment_id}; 'promstack deploy list' shows them")
+        raise NotFound(f"there is no deployment {deployment_id}; ", Step("list_deployments"), " shows them")
     found["name"] = client.store.prompts._prompt_row(found["prompt_id"], archived_ok=True)["name"]  # noqa: SLF001
     return found
 

@@ -46,7 +46,7 @@ from store import Store, audit, secrets
 from store.calls import CallLogWriter
 from store.clock import now
 from store.db import connect
-from store.errors import InvalidInput, PromStackError
+from store.errors import InvalidInput, PromStackError, Step
 from store.workspace import DIRNAME, workspace_root
 
 from . import budgets, guard, keys, otel, pricing
@@ -229,7 +229,7 @@ def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str,
     """Which route and endpoint serve `model`, and which key goes there. `providers` is
     config.toml's [providers] table, `gateway` its [gateway] table (allowed_key_env)."""
     if not isinstance(model, str) or not model.strip():
-        raise InvalidInput("no model to call: give --model, or set 'model' in the prompt's model config")
+        raise InvalidInput("no model to call: give ", Step.arg("model"), ", or set 'model' in the prompt's model config")
     _refuse_secrets(model_config)
     forced = model_config.get("route")
     stored_base = model_config.get("api_base") or model_config.get("base_url")
@@ -661,7 +661,7 @@ class Gateway:
                 try:
                     cached = await backend.get(key)
                 except Exception as exc:  # a cache that is down costs a miss, not the call
-                    call.guards = {**call.guards, "cache_error": _redact(f"{type(exc).__name__}: {exc}")[:200]}
+                    call.guards = {**call.guards, "cache_error": _shorten(_redact(f"{type(exc).__name__}: {exc}"), 200)}
             if cached is not None and cache_accept is not None and not cache_accept(cached["output"]):
                 cached = None  # a reply its caller rejects (a malformed judgement) is asked again
             shown_before = None
@@ -856,7 +856,7 @@ class Gateway:
             choices = data["choices"]
         except (ValueError, KeyError, TypeError):
             raise _error(route.provider, route.model, "malformed_response",
-                         f"not a chat completion: {raw[:120].decode('utf-8', 'replace')!r}") from None
+                         f"not a chat completion: {_shorten(raw[:480].decode('utf-8', 'replace'), 120)!r}") from None
         return _parse_choice(route, choices, data.get("usage"))
 
     async def _litellm_once(self, route, messages, params, api_key, timeout, gw):  # noqa: ANN001, ANN202
@@ -1002,13 +1002,33 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: fall back to our own backoff
 
 
+DETAIL_LIMIT = 400  # characters of a provider's message kept in an error (and the call log)
+
+
+def _shorten(text: str, limit: int = DETAIL_LIMIT) -> str:
+    """At most `limit` characters, cut after a sentence or between words, never inside one: a
+    word cut in half reads as the real value ("Please set ANTHROPIC_API_KEY or ANTHR"), and a key
+    cut short no longer looks like a key to the redaction that runs after this."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    sentence = max(head.rfind(". "), head.rfind("; "), head.rfind("! "), head.rfind("? "))
+    if sentence >= limit // 2:
+        return head[: sentence + 1] + " …"
+    space = head.rfind(" ")
+    if space >= limit // 4:
+        return head[:space].rstrip(",;:") + " …"
+    return head + "…"  # one unbroken run (a blob): there is no word to keep whole
+
+
 def _provider_message(body: bytes) -> str:
     try:
         data = json.loads(body)
         message = data.get("error", {}).get("message") if isinstance(data.get("error"), dict) else data.get("error")
-        return str(message or "")[:200]
+        return _shorten(str(message or ""))
     except (ValueError, AttributeError):
-        return body[:120].decode("utf-8", "replace")
+        return _shorten(body[: DETAIL_LIMIT * 4].decode("utf-8", "replace"))
 
 
 def _status_error(route: Route, status: int, detail: str, retry_after: float | None = None) -> GatewayError:
@@ -1050,7 +1070,7 @@ def _litellm_error(route: Route, exc: Exception) -> GatewayError:
     """litellm's exceptions (openai's underneath) in our one error model."""
     litellm = load_litellm()
     status = getattr(exc, "status_code", None)
-    detail = str(getattr(exc, "message", None) or exc)[:200]
+    detail = _shorten(str(getattr(exc, "message", None) or exc))
     lowered = detail.lower()
     if isinstance(exc, litellm.Timeout):
         return _error(route.provider, route.model, "timeout", detail)

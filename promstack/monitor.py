@@ -35,7 +35,7 @@ from typing import Any
 
 import sqlite_utils
 
-from store.errors import InvalidInput, NotFound
+from store.errors import InvalidInput, NotFound, Step
 from store.refs import INTERNAL_PREFIX, SQLITE_MAX_INT, prompt_ref
 
 from . import pricing
@@ -173,7 +173,7 @@ def resolve_prompt_id(db: sqlite_utils.Database, prompt: int | str | None) -> in
             [str(prompt)],
         ).fetchone()
     if row is None:
-        raise NotFound(f"no prompt named '{prompt}'; 'promstack prompt list' shows the names")
+        raise NotFound(f"no prompt named '{prompt}'; ", Step("list_prompts"), " shows the names")
     return int(row[0])
 
 

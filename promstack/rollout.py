@@ -23,7 +23,7 @@ from store import audit
 from store import deploy as rows
 from store.clock import now
 from store.db import write
-from store.errors import InvalidInput, NotFound
+from store.errors import InvalidInput, NotFound, Step
 
 DEFAULT_STEPS = [10, 25, 50, 100]
 
@@ -65,8 +65,8 @@ def _active(client: Any, prompt: Any, env: str | None) -> tuple[dict[str, Any], 
     target = environment(client, env).name
     split = rows.active_split(client.store.db, row["id"], target)
     if split is None or split["kind"] != "rollout":
-        raise NotFound(f"no rollout of {row['name']!r} is running in {target}; start one with "
-                       f"'promstack deploy --prompt {row['id']} --version N --env {target} --rollout 10'")
+        raise NotFound(f"no rollout of {row['name']!r} is running in {target}; start one with ",
+                       Step("start_rollout", prompt=row["id"], environment=target))
     return row, target, split
 
 

@@ -21,7 +21,7 @@ import sqlite_utils
 
 from .clock import now
 from .db import write
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput, NotFound, Step
 
 RESULT_COLUMNS = (
     "run_id", "case_key", "case_idx", "model", "prompt_version", "repeat", "judge_key", "status",
@@ -135,8 +135,8 @@ class EvalStore:
             known = [r[0] for r in self.db.execute("SELECT name FROM suites ORDER BY name")]
             listing = ", ".join(known) if known else "none yet"
             raise NotFound(
-                f"there is no test suite {name!r} (suites in the store: {listing}); import one with "
-                f"'promstack suite import FILE --name {name}' or put it in tests/prompts/{name}.csv"
+                f"there is no test suite {name!r} (suites in the store: {listing}); import one with ",
+                Step("import_suite", suite=name), f" or put it in tests/prompts/{name}.csv",
             )
         return _suite_dict(row)
 
@@ -397,7 +397,8 @@ class EvalStore:
             f"SELECT id, {', '.join(MATCH_COLUMNS)} FROM arena_matches WHERE id = ?", [match_id]
         ).fetchone()
         if row is None:
-            raise NotFound(f"there is no arena match {match_id}; get_run on an arena run lists its matches")
+            raise NotFound(f"there is no arena match {match_id}; ", Step("get_run", kind="arena"),
+                           " on an arena run lists its matches")
         return dict(zip(("id", *MATCH_COLUMNS), row, strict=True))
 
     def record_vote(self, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:

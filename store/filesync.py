@@ -29,7 +29,7 @@ from typing import Any
 from . import audit, formats
 from .clock import now
 from .db import write
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput, NotFound, plain_words
 from .formats import FormatError, ParsedPrompt
 from .prompts import MAIN, content_hash
 from .template import normalize
@@ -211,7 +211,8 @@ class FileSync:
             with self.db.atomic():  # a savepoint: one bad file never undoes the others
                 return self._apply(item)
         except (InvalidInput, NotFound) as exc:
-            return SyncResult(item.rel, "error", prompt=item.name, error=str(exc))
+            # Kept in the store and shown by every face: in no face's words.
+            return SyncResult(item.rel, "error", prompt=item.name, error=exc.worded(plain_words))
 
     def _mapping(self, where: str, params: list[Any]) -> dict[str, Any] | None:
         cursor = self.db.execute(f"SELECT * FROM prompt_files WHERE {where}", params)
@@ -246,9 +247,12 @@ class FileSync:
         else:
             self._restore(prompt_id)
             message = parsed.message if parsed.message and parsed.message != (mapping or {}).get("message") else None
+            # A file sets the model config keys it carries; those it leaves out (a .prompt.md
+            # without front matter, a .prompty without a model section) are kept, or the next
+            # test of the prompt would find no model.
             saved = self.prompts.save(
                 prompt_id, parsed.template, model_config=parsed.model_config, message=message,
-                branch=self.branch, author=self.actor, source=source,
+                branch=self.branch, author=self.actor, source=source, keep_config=True,
             )
             if message and saved.created:
                 self._checkpoint(prompt_id, saved.version, message)

@@ -20,7 +20,7 @@ from .clock import now
 from .db import write
 from .diff import line_diff as unified_diff
 from .diff import merge3, word_diff
-from .errors import InvalidInput, MergeConflict, NotFound
+from .errors import InvalidInput, MergeConflict, NotFound, Step
 from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
 from .refs import SQLITE_MAX_INT, prompt_ref
 from .template import Template, analyse, declare, normalize, render, split_reference
@@ -143,11 +143,12 @@ class PromptStore:
         ).fetchone()
         if row is None:
             hint = self._suggest(prompt) if isinstance(prompt, str) else ""
-            raise NotFound(f"there is no prompt {prompt!r}{hint}; list_prompts shows the ones that exist")
+            raise NotFound(f"there is no prompt {prompt!r}{hint}; ", Step("list_prompts"), " shows the ones that exist")
         data = dict(zip(("id", "name", "description", "created_at", "created_by", "archived_at"), row, strict=True))
         if data["archived_at"] and not archived_ok:
             raise NotFound(
-                f"prompt {data['name']!r} was deleted (archived at {data['archived_at']}); restore_prompt brings it back"
+                f"prompt {data['name']!r} was deleted (archived at {data['archived_at']}); ",
+                Step("restore_prompt", prompt=data["name"]), " brings it back",
             )
         return data
 
@@ -166,7 +167,8 @@ class PromptStore:
             "SELECT head FROM branches WHERE prompt_id = ? AND name = ?", [prompt_id, branch]
         ).fetchone()
         if row is None:
-            raise NotFound(f"prompt {name!r} has no branch {branch!r}; create_branch makes one")
+            raise NotFound(f"prompt {name!r} has no branch {branch!r}; ",
+                           Step("create_branch", prompt=name, branch=branch), " makes one")
         return row[0]
 
     def _version_row(self, prompt_id: int, number: int) -> tuple | None:
@@ -526,9 +528,9 @@ class PromptStore:
                 "SELECT id, archived_at FROM prompts WHERE name = ?", [name]
             ).fetchone()
             if existing:
-                hint = ("it is archived: restore_prompt brings it back" if existing[1]
-                        else "save a new version of it instead")
-                raise InvalidInput(f"prompt {name!r} exists already (id {existing[0]}); {hint}")
+                hint = (("it is archived: ", Step("restore_prompt", prompt=name), " brings it back")
+                        if existing[1] else ("save a new version of it instead",))
+                raise InvalidInput(f"prompt {name!r} exists already (id {existing[0]}); ", *hint)
             if id is not None and self.db.execute("SELECT 1 FROM prompts WHERE id = ?", [id]).fetchone():
                 raise InvalidInput(f"prompt id {id} is taken; leave the id out to get a free one")
             stamp = now()
@@ -557,21 +559,26 @@ class PromptStore:
         branch: str = MAIN,
         author: str | None = None,
         source: str = "sdk",
+        keep_config: bool = False,
     ) -> PromptVersion:
-        """A new version on `branch`; content identical to the branch head returns the head."""
+        """A new version on `branch`; content identical to the branch head returns the head.
+        `keep_config`: `model_config` sets the keys it holds and the head's other keys are kept,
+        as when a prompt file that carries no (or part of a) model config is saved."""
         row = self._prompt_row(prompt)
         if template is None and model_config is None:
             raise InvalidInput("give a new template, a new model_config, or both")
         # Content given in full is validated before the lock is taken; a part left out comes
         # from the head as it is under the lock, or a save made meanwhile would be reverted.
         prepared = (self._prepare(row["name"], template, model_config)
-                    if template is not None and model_config is not None else None)
+                    if template is not None and model_config is not None and not keep_config else None)
         with write(self.db):
             # Read the head inside the lock: another process may have saved since.
             current = self._branch_head(row["id"], row["name"], branch)
             head_row = self._version_row(row["id"], current)
             if prepared is None:
                 head = self._load(row["name"], head_row)
+                if keep_config and model_config is not None:
+                    model_config = {**head.model_config, **model_config}
                 prepared = self._prepare(
                     row["name"],
                     head.template if template is None else template,

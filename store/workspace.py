@@ -15,13 +15,32 @@ def find_db(start: str | os.PathLike | None = None) -> Path | None:
     """PROMSTACK_DB if set, else the nearest `.promstack/promstack.db` at or above `start`."""
     env = os.environ.get("PROMSTACK_DB")
     if env:
-        return Path(env)
+        return _configured(Path(env))
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / DIRNAME / DBNAME
         if candidate.exists():
             return candidate
     return None
+
+
+def _configured(path: Path) -> Path:
+    """PROMSTACK_DB as given, if its folder exists. A store file is made on first use (that is
+    what `init` leaves), but a missing folder is a typo: a silent new empty store there would
+    look like every prompt is gone."""
+    path = path.expanduser()
+    folder = path.parent
+    if folder.is_dir():
+        return path
+    if folder.name == DIRNAME:
+        raise NotFound(
+            f"PROMSTACK_DB is {str(path)!r}, but there is no workspace at {str(folder.parent)!r}; "
+            f"fix PROMSTACK_DB, or run 'promstack init' in {str(folder.parent)!r} to start one there"
+        )
+    raise NotFound(
+        f"PROMSTACK_DB is {str(path)!r}, but the folder {str(folder)!r} does not exist; fix "
+        "PROMSTACK_DB, or run 'promstack init' in your project and point it at .promstack/promstack.db"
+    )
 
 
 def require_db(start: str | os.PathLike | None = None) -> Path:

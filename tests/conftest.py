@@ -9,6 +9,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def isolated_store(tmp_path, monkeypatch):
     path = tmp_path / ".promstack" / "promstack.db"
+    path.parent.mkdir()  # a PROMSTACK_DB whose folder is missing is refused as a typo
     monkeypatch.setenv("PROMSTACK_DB", str(path))
     monkeypatch.setenv("PROMSTACK_USER", "tester")
     monkeypatch.delenv("PROMSTACK_AUDIT_KEY", raising=False)  # each store makes its own key file

@@ -146,6 +146,7 @@ OPENER = textwrap.dedent(
 def test_processes_opening_a_new_store_at_once_both_migrate_safely(tmp_path):
     for attempt in range(3):
         db = tmp_path / f"fresh{attempt}" / "promstack.db"
+        db.parent.mkdir()  # PROMSTACK_DB into a missing folder is refused as a typo
         go = tmp_path / f"go{attempt}"
         env = {**os.environ, "PROMSTACK_DB": str(db)}
         procs = [

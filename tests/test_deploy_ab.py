@@ -166,7 +166,7 @@ def test_bad_input(prompt42):
     with pytest.raises(NotFound, match="no version 9"):
         abtest.start(client, 42, b=9)
     for split in (0, 100, -5):
-        with pytest.raises(InvalidInput, match="--split"):
+        with pytest.raises(InvalidInput, match="the argument 'split' is the percentage"):
             abtest.start(client, 42, b=1, split=split)
     with pytest.raises(InvalidInput, match="no environment 'qa'"):
         abtest.start(client, 42, b=1, env="qa")
@@ -175,7 +175,7 @@ def test_bad_input(prompt42):
     abtest.start(client, 42, b=1)
     with pytest.raises(InvalidInput, match="is running in staging; stop it first"):
         abtest.start(client, 42, b=2)
-    with pytest.raises(InvalidInput, match="--winner is a or b"):
+    with pytest.raises(InvalidInput, match="the argument 'winner' is a or b"):
         abtest.stop(client, 42, winner="c")
 
 

@@ -76,7 +76,7 @@ def test_a_finished_run_of_the_same_version_is_reused(seeded, client, scripted):
 
 
 def test_force_skips_the_gate_and_is_audited(seeded, client):
-    with pytest.raises(InvalidInput, match="needs --force"):
+    with pytest.raises(InvalidInput, match="needs force=True"):
         deploy.deploy(client, 42, version=2, env="staging", skip=["score"])
     result = deploy.deploy(client, 42, version=2, env="staging", force=True, skip=["score"], reason="judge down")
     assert result["status"] == "deployed" and result["forced"] and result["skipped"] == ["score"]

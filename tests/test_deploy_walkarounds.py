@@ -252,6 +252,7 @@ def test_cli_import_of_a_store_needs_force_and_a_reason(seeded, client, tmp_path
     client.set_label(42, "production", 1)
     backup = tmp_path / "backup.json"
     backup.write_text(json.dumps(client.export()), encoding="utf-8")
+    (tmp_path / "other" / ".promstack").mkdir(parents=True)
     monkeypatch.setenv("PROMSTACK_DB", str(tmp_path / "other" / ".promstack" / "promstack.db"))
     Client().close()
     runner = CliRunner()

@@ -67,7 +67,10 @@ def test_expected_prefixes_make_deterministic_checks():
     ('input,expected_output\n"a","b"\n"c","d","e"\n', "line 3: 3 fields where the header has 2"),
     ('question,expected_output\n"a","b"\n', "line 1: there is no 'input' column"),
     (b'input,expected_output\n"a","b"\n"\xff\xfe","x"\n', "line 3: not UTF-8"),
-    ('input,expected_output\n"a","b"\n"c","d\n', "line 3"),
+    ('input,expected_output\n"a","b"\n"c","d\n', "line 3: a quoted cell is not closed"),
+    ('input,expected_output\n"a"x,"b"\n', "line 2: a quoted cell has text after its closing quote"),
+    ("input,expected_output\n", "has no cases: below the header (input,expected_output) add one line per case"),
+    ("input,expected_output\n\n\n", "has no cases"),
     ("", "line 1: the file is empty"),
     ('input,assertions\n"a","[{""type"": ""nope""}]"\n', "line 2: unknown assertion type 'nope'"),
     ('input,assert:regex\n"a","(unclosed"\n', "line 2: the regex"),
@@ -79,6 +82,27 @@ def test_bad_csv_names_the_line(client, tmp_path, data, message):
     assert message in str(err.value)
     # the suite that was there is untouched
     assert engine.evals_of(client).suite("keep")["case_count"] == 3
+
+
+@pytest.mark.parametrize(("name", "data"), [("empty.jsonl", "\n"), ("empty.json", "[]"),
+                                           ("empty.json", '{"cases": []}')])
+def test_a_suite_without_cases_is_refused_in_every_format(client, tmp_path, name, data):
+    with pytest.raises(InvalidInput, match="has no cases"):
+        engine.import_suite(client, _write(tmp_path, name, data))
+
+
+def test_the_cli_and_a_text_import_say_what_to_fix_in_a_csv(client, tmp_path):
+    unclosed = _write(tmp_path, "broken.csv", 'input,expected_output\n"abc,def\n')
+    result = CliRunner().invoke(cli, ["suite", "import", str(unclosed)])
+    assert result.exit_code == 2
+    assert "broken.csv line 2: a quoted cell is not closed" in result.stderr
+    assert "unexpected end of data" not in result.stderr
+    header_only = _write(tmp_path, "nothing.csv", "input,expected_output\n")
+    result = CliRunner().invoke(cli, ["suite", "import", str(header_only)])
+    assert result.exit_code == 2 and "nothing.csv has no cases" in result.stderr
+    with pytest.raises(InvalidInput, match="has no cases"):
+        engine.import_suite(client, name="typed", text="input,expected_output\n", fmt="csv")
+    assert [s["name"] for s in engine.list_suites(client)] == []
 
 
 def test_ragged_row_in_the_middle_leaves_the_old_suite(client, tmp_path):

@@ -38,7 +38,7 @@ def test_token_counts_offline():
 
 
 def test_config_sections_and_per_prompt_overrides(tmp_path):
-    (tmp_path / ".promstack").mkdir()
+    (tmp_path / ".promstack").mkdir(exist_ok=True)
     path = config.config_path(tmp_path)
     path.write_text('[cache]\nttl = 60\n[guard]\ninjection = "flag"\n'
                     '[prompts."support/refund".guard]\ninjection = "block"\n[other]\nkept = 1\n',

@@ -106,7 +106,7 @@ def test_recommendation_known_answer(client, answer):
 
 
 def test_recommendation_without_results_says_what_to_run(client, answer):
-    with pytest.raises(NotFound, match="promstack test"):
+    with pytest.raises(NotFound, match=r"two or more models first: promstack\.evals\.engine\.run_tests\(client, SUITE, prompt="):
         costs.recommend_model(client, "support/answer")
 
 

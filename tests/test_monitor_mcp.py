@@ -58,4 +58,5 @@ async def test_check_alerts_fires_once(mcp, traffic):
 
 async def test_recommend_model_says_what_to_run(mcp, traffic):
     result = await mcp.call_tool("recommend_model", {"prompt": "support/refund"})
-    assert result.is_error and "promstack test" in result.content[0].text
+    text = result.content[0].text
+    assert result.is_error and "two or more models first: run_tests with 'models'" in text and "promstack" not in text

@@ -44,6 +44,7 @@ def test_unknown_version_names_the_newest(client):
 
 def test_client_finds_the_store_through_promstack_db(isolated_store, tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere" / "store.db"
+    elsewhere.parent.mkdir()
     monkeypatch.setenv("PROMSTACK_DB", str(elsewhere))
     with Client() as c:
         c.create_prompt("p", "x")

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from store.errors import MergeConflict, PromStackError
+from store.errors import ARG, MergeConflict, PromStackError, Step, plain_words, word_step
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -37,6 +37,45 @@ class Context:
         return self._client
 
 
+# The steps an engine error suggests (store.errors.Step), as a CLI user takes them.
+CLI_ACTIONS = {
+    "list_prompts": "'promstack prompt list'",
+    "restore_prompt": "'promstack prompt restore {prompt}'",
+    "create_branch": "'promstack branch create {prompt} {branch}'",
+    "import_suite": "'promstack suite import FILE --name {suite}'",
+    "get_run": "'promstack runs RUN'",
+    "run_tests": "'promstack test --suite SUITE --prompt {prompt} --model A --model B'",
+    "judge_run": "'promstack judge'",
+    "list_deployments": "'promstack deploy list'",
+    "start_rollout": "'promstack deploy --prompt {prompt} --version N --env {environment} --rollout 10'",
+    "start_ab_test": "'promstack ab start --prompt {prompt} --a N --b M --split 50'",
+    "stop_ab_test": "'promstack ab stop --prompt {prompt}'",
+    "abort_rollout": "'promstack rollout abort --prompt {prompt}'",
+}
+# An argument's flag; "<of>.<name>" when one command spells it differently.
+CLI_FLAGS = {
+    "models": "--model",
+    "arena.models": "--models",
+    "environment": "--env",
+    "criteria": "--criteria FILE",
+}
+
+
+def cli_words(step: Step) -> str:
+    if step.action != ARG:
+        return word_step(CLI_ACTIONS, step, plain_words)
+    name, of, example = step.params["name"], step.params.get("of"), step.params.get("example")
+    flag = CLI_FLAGS.get(f"{of}.{name}") or CLI_FLAGS.get(name) or "--" + name.replace("_", "-")
+    if example is None or example is True:
+        return flag
+    return f"{flag} {','.join(example) if isinstance(example, list) else example}"
+
+
+def error_text(exc: BaseException) -> str:
+    """An engine error's sentence in the CLI's words (commands and flags)."""
+    return exc.worded(cli_words) if isinstance(exc, PromStackError) else str(exc)
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     click.echo(f"promstack: {message}", err=True)
     sys.exit(code)
@@ -50,9 +89,11 @@ def handle_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except MergeConflict as exc:
-            fail(str(exc), EXIT_CHECK_FAILED)
+            fail(error_text(exc), EXIT_CHECK_FAILED)
         except PromStackError as exc:  # a gate that refused says so (exit 1); else bad input
-            fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
+            fail(error_text(exc), getattr(exc, "exit_code", EXIT_USAGE))
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): main() ends quietly
         except Exception as exc:
             if os.environ.get("PROMSTACK_DEBUG") or "pytest" in sys.modules:
                 raise
@@ -112,7 +153,30 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="promstack")
+    try:
+        cli(prog_name="promstack")
+    except BrokenPipeError:
+        _reader_gone()
+        sys.exit(EXIT_CHECK_FAILED)
+    finally:
+        # click answers a closed pipe itself (exit 1) but leaves the unwritten output buffered;
+        # flushing it at exit would print "Exception ignored ... BrokenPipeError".
+        try:
+            if sys.__stdout__ is not None:
+                sys.__stdout__.flush()
+        except (BrokenPipeError, ValueError):
+            _reader_gone()
+
+
+def _reader_gone() -> None:
+    """Python's recipe for SIGPIPE: whatever is left goes to devnull, so nothing is reported."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.__stdout__.fileno())
+    except (OSError, ValueError):  # stdout already closed: nothing is left to flush
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _register_commands() -> None:

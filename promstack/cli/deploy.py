@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail
+from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, error_text, fail
 
 WORKFLOW = """\
 # PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init).
@@ -143,7 +143,7 @@ def _busy(func: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except DeployBusy as exc:
-            fail(str(exc), EXIT_CHECK_FAILED)
+            fail(error_text(exc), EXIT_CHECK_FAILED)
 
     return wrapper
 

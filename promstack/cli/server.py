@@ -55,7 +55,10 @@ def server_mcp(ctx: click.Context, db: str | None, watch_dir: str | None) -> Non
     """
     # Imported here: the engine loads on the first request, so `initialize` is answered fast.
     from mcp_server.server import main
+    from store.workspace import find_db
 
+    if _db(ctx, db) is None:
+        find_db()  # a PROMSTACK_DB into a missing folder is a typo: say so now, not "no prompts"
     with _watching(_db(ctx, db), watch_dir):
         main(_db(ctx, db))
 

@@ -170,7 +170,7 @@ def import_files(state, files, name, base, force, reason) -> None:  # noqa: ANN0
         exists = any(p.name == prompt_name for p in client.list_prompts(include_archived=True, include_internal=True))
         if exists:
             saved = client.save(prompt_name, parsed.template, model_config=parsed.model_config,
-                                message=parsed.message, source=source)
+                                message=parsed.message, source=source, keep_config=True)
         else:
             saved = client.create_prompt(prompt_name, parsed.template, model_config=parsed.model_config or {},
                                          description=parsed.description, message=parsed.message, source=source)

@@ -27,7 +27,7 @@ from itertools import combinations
 from typing import Any
 
 from store.clock import now
-from store.errors import InvalidInput
+from store.errors import InvalidInput, Step
 
 from .gateway import Gateway, GatewayError, LiveGateway
 from .judge import Judge, ensure_judge_prompts, load_judge
@@ -74,9 +74,10 @@ async def arun_arena(
     else:
         models = [m.strip() for m in models if m and m.strip()]
         if len(models) < 2:
-            raise InvalidInput("the arena needs at least two models, e.g. --models gpt-4o,claude-3-5-sonnet")
+            raise InvalidInput("the arena needs at least two models: give ",
+                               Step.arg("models", of="arena", example=["gpt-4o", "claude-3-5-sonnet"]))
         if len(set(models)) != len(models):
-            raise InvalidInput("a model is named twice in --models")
+            raise InvalidInput("a model is named twice in ", Step.arg("models", of="arena"))
         check_positive("concurrency", concurrency)
         found = get_suite(client, suite)
         prompt_id = resolve_prompt(client, found, prompt)

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from store.errors import InvalidInput, NotFound, PromStackError
+from store.errors import InvalidInput, NotFound, PromStackError, Step
 from store.evals import EvalStore
 from store.secrets import redact
 from store.workspace import workspace_root
@@ -170,8 +170,9 @@ def resolve_prompt(client: Any, suite: dict[str, Any], prompt: Any) -> int:
         if value:
             return client.store.prompts.prompt_id(value)
     raise InvalidInput(
-        f"suite {suite['name']!r} is not tied to a prompt: pass --prompt, or add 'prompt: <id or name>' "
-        f"to tests/prompts/{suite['name']}.yml, or import it with --prompt"
+        f"suite {suite['name']!r} is not tied to a prompt: give ", Step.arg("prompt"),
+        f", or add 'prompt: <id or name>' to tests/prompts/{suite['name']}.yml, or import it again with ",
+        Step.arg("prompt", of="import_suite"),
     )
 
 
@@ -214,8 +215,8 @@ def suite_for_prompt(client: Any, prompt_id: int) -> dict[str, Any]:
             tied = untied
     if not tied:
         raise NotFound(
-            f"no test suite is tied to prompt {prompt_id}: pass --suite, or add 'prompt: {prompt_id}' to "
-            "tests/prompts/<suite>.yml"
+            f"no test suite is tied to prompt {prompt_id}: give ", Step.arg("suite"),
+            f", or add 'prompt: {prompt_id}' to tests/prompts/<suite>.yml",
         )
     if len(tied) == 1:
         return tied[0]
@@ -223,7 +224,8 @@ def suite_for_prompt(client: Any, prompt_id: int) -> dict[str, Any]:
         if suite["name"] == PREFERRED_SUITE:
             return suite
     raise InvalidInput(
-        f"prompt {prompt_id} has several suites ({', '.join(s['name'] for s in tied)}); pass --suite"
+        f"prompt {prompt_id} has several suites ({', '.join(s['name'] for s in tied)}); give ",
+        Step.arg("suite"),
     )
 
 
@@ -265,11 +267,12 @@ def build_plan(
         model = found.model_config.get("model")
         if not model:
             raise InvalidInput(
-                f"prompt {found.name!r} version {found.version} names no model: pass --model"
+                f"prompt {found.name!r} version {found.version} names no model: give ", Step.arg("models"),
+                ", or set 'model' in the prompt's model config",
             )
         models = [model]
     if len(set(models)) != len(models):
-        raise InvalidInput("a model is named twice in --model")
+        raise InvalidInput("a model is named twice in ", Step.arg("models"))
     judge_doc = criteria if criteria is not None else config.get("judge")
     judge_cfg = load_judge(
         judge_doc, model=judge_model or config.get("judge_model") or os.environ.get("PROMSTACK_JUDGE_MODEL"),
@@ -432,11 +435,11 @@ async def ajudge_run(client: Any, run_id: str, criteria: Any, *, gateway: Gatewa
     evals = evals_of(client)
     source = evals.run(run_id)
     if source["kind"] != "test":
-        raise InvalidInput(f"run {run_id} is an {source['kind']} run; judge_run judges test runs")
+        raise InvalidInput(f"run {run_id} is an {source['kind']} run; ", Step("judge_run"), " judges test runs")
     suite = evals.suite(source["suite_name"])
     judge_cfg = load_judge(criteria, model=judge_model, threshold=threshold)
     if not judge_cfg.criteria:
-        raise InvalidInput('judge_run needs criteria, e.g. {"criteria": ["응답이 질문에 적절한가?"], "scoring": "1-5"}')
+        raise InvalidInput("judging needs criteria: give ", Step.arg("criteria"))
     judge_cfg.prompt_version, judge_cfg.pair_prompt_version = ensure_judge_prompts(client)
     if not judge_cfg.model:
         judge_cfg.model = source["config"].get("judge_model") or source["models"][0]

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from store.errors import InvalidInput, NotFound
+from store.errors import InvalidInput, NotFound, Step
 
 from .gateway import GatewayError, Reply
 from .score import PASS_SCORE
@@ -404,7 +404,7 @@ class Judge:
                     cache_extra: str = "") -> Verdict:
         criteria = criteria or self.config.criteria
         if not criteria:
-            raise InvalidInput("the judge has no criteria: give --criteria FILE or a rubric")
+            raise InvalidInput("the judge has no criteria: give ", Step.arg("criteria"), " or a rubric")
         scale = self.config.scale
         threshold = self.config.threshold if threshold is None else threshold
         variables = {"input": input or "", "output": output, "reference": reference or "",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from store.errors import InvalidInput
+from store.errors import InvalidInput, Step
 
 # The guide's CI line `[ $score -lt 80 ]`: the score a run (and a judged case) needs to pass.
 PASS_SCORE = 80.0
@@ -40,19 +40,21 @@ def unscored_sentence(summary: dict[str, Any]) -> str:
     return f"could not score: {n} case(s) unscored ({reason})"
 
 
-def parse_min_pass(value: Any) -> float:
-    """`--min-pass` as a fraction: 0.9, 90 and 90% all mean nine in ten."""
+def parse_min_pass(value: Any, where: str | None = None) -> float:
+    """A minimum pass rate as a fraction: 0.9, 90 and 90% all mean nine in ten. `where` names a
+    config file's key; else the argument is named in the caller's face's words."""
+    name: Any = where or Step.arg("min_pass")
     if value is None:
         return 1.0
     text = str(value).strip().rstrip("%")
     try:
         number = float(text)
     except ValueError:
-        raise InvalidInput(f"--min-pass is a pass rate such as 0.9 or 90%; got {value!r}") from None
+        raise InvalidInput(name, f" is a pass rate such as 0.9 or 90%; got {value!r}") from None
     if str(value).strip().endswith("%") or number > 1:
         number /= 100
     if not 0 <= number <= 1:
-        raise InvalidInput(f"--min-pass must be between 0 and 100%; got {value!r}")
+        raise InvalidInput(name, f" must be between 0 and 100%; got {value!r}")
     return number
 
 

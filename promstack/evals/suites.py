@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from store.errors import InvalidInput, NotFound
+from store.errors import InvalidInput, NotFound, Step
 
 from .assertions import validate_assertion
 
@@ -64,7 +64,7 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     if suffix not in FORMATS:
         raise InvalidInput(
             f"{path.name}: cannot tell the format from the extension; name it .csv, .json or .jsonl "
-            "(or pass --format)"
+            "(or give ", Step.arg("format"), ")",
         )
     return suffix
 
@@ -166,7 +166,7 @@ def _csv_rows(reader: Any, name: str) -> Iterator[dict[str, Any]]:
     except StopIteration:
         raise InvalidInput(f"{name} line 1: the file is empty; the first line must name the columns (input,expected_output)") from None
     except csv.Error as exc:
-        raise InvalidInput(f"{name} line 1: {exc}") from None
+        raise InvalidInput(f"{name} line 1: {_csv_fix(exc)}") from None
     columns = [h.strip() for h in header]
     lowered = [c.lower() for c in columns]
     if "input" not in lowered:
@@ -177,13 +177,18 @@ def _csv_rows(reader: Any, name: str) -> Iterator[dict[str, Any]]:
     if len(set(lowered)) != len(lowered):
         raise InvalidInput(f"{name} line 1: a column name appears twice in {','.join(columns)!r}")
     previous_end = reader.line_num
+    cases = 0
     while True:
         try:
             row = next(reader)
         except StopIteration:
+            if not cases:
+                raise InvalidInput(
+                    f"{name} has no cases: below the header ({','.join(columns)}) add one line per case"
+                ) from None
             return
         except csv.Error as exc:
-            raise InvalidInput(f"{name} line {previous_end + 1}: {exc}") from None
+            raise InvalidInput(f"{name} line {previous_end + 1}: {_csv_fix(exc)}") from None
         start = previous_end + 1
         previous_end = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
@@ -193,7 +198,27 @@ def _csv_rows(reader: Any, name: str) -> Iterator[dict[str, Any]]:
                 f"{name} line {start}: {len(row)} fields where the header has {len(columns)} "
                 f"({','.join(columns)}); quote cells that contain commas"
             )
+        cases += 1
         yield _case_from_mapping(dict(zip(columns, row, strict=True)), f"{name} line {start}", start)
+
+
+def _csv_fix(exc: csv.Error) -> str:
+    """What the csv module's complaint means for the person editing the file."""
+    text = str(exc)
+    if "unexpected end of data" in text:
+        return ('a quoted cell is not closed; add the closing " (a quote inside a quoted cell is '
+                'written twice: "")')
+    if "expected after" in text:
+        return ('a quoted cell has text after its closing quote; write a quote inside a quoted cell '
+                'twice ("") and put a comma right after the closing one')
+    if "field larger than field limit" in text:
+        return (f"a cell is longer than {csv.field_size_limit():,} characters, the most a CSV cell "
+                "may hold here; shorten it or use a JSONL suite")
+    if "NUL" in text:
+        return "the line holds a NUL byte, which is not text; save the file as UTF-8 text"
+    if "new-line character seen in unquoted field" in text:
+        return "a line break inside a cell; put the cell in double quotes"
+    return f"{text}; check the quotes and commas on this line"
 
 
 # ---- JSON / JSONL ---------------------------------------------------------------------------
@@ -205,6 +230,7 @@ def _jsonl_cases(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _jsonl_lines(lines: Any, name: str) -> Iterator[dict[str, Any]]:
+    cases = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -212,7 +238,11 @@ def _jsonl_lines(lines: Any, name: str) -> Iterator[dict[str, Any]]:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{name} line {number}: not valid JSON ({exc.msg})") from None
+        cases += 1
         yield _case_from_object(item, f"{name} line {number}", number)
+    if not cases:
+        raise InvalidInput(f"{name} has no cases: write one JSON object per line, e.g. "
+                           '{"input": "...", "expected_output": "..."}')
 
 
 def _json_suite(path: Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
@@ -236,6 +266,8 @@ def _json_document(document: Any, name: str) -> tuple[dict[str, Any], list[dict[
         items = document
     else:
         raise InvalidInput(f"{name}: a JSON suite is a list of cases, or an object with a 'cases' list")
+    if not items:
+        raise InvalidInput(f"{name} has no cases: its list of cases is empty")
     return config, [_case_from_object(item, f"{name} case {i + 1}", None) for i, item in enumerate(items)]
 
 

@@ -12,4 +12,27 @@ def create_app(*args: Any, **kwargs: Any):  # noqa: ANN201 - a Starlette app, im
     return create(*args, **kwargs)
 
 
-__all__ = ["create_app"]
+# The steps an engine error suggests (store.errors.Step), for a person in the browser or a
+# program on the REST API: pages and routes, not CLI commands or MCP tools.
+WEB_ACTIONS = {
+    "list_prompts": "the prompt list (GET /api/prompts)",
+    "restore_prompt": "restoring it",
+    "import_suite": "a suite file in tests/prompts/",
+}
+
+
+def web_words(step: Any) -> str:
+    from store.errors import ARG, plain_words, word_step
+
+    if step.action == ARG:
+        return f"the {step.params['name']!r} field"
+    return word_step(WEB_ACTIONS, step, plain_words)
+
+
+def error_text(exc: BaseException) -> str:
+    """An engine error's sentence in the web's words."""
+    worded = getattr(exc, "worded", None)
+    return worded(web_words) if worded is not None else str(exc)
+
+
+__all__ = ["create_app", "error_text"]

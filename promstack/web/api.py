@@ -26,6 +26,8 @@ from starlette.routing import Route
 
 from store.errors import InvalidInput, NotFound, PromStackError
 
+from . import error_text
+
 DEFAULT_LABEL = "production"
 _SELECTORS = ("version", "label", "branch")
 
@@ -50,7 +52,7 @@ class _Api:
 
 def _error(exc: Exception) -> JSONResponse:
     status = 404 if isinstance(exc, NotFound) else 400
-    return JSONResponse({"error": str(exc)}, status_code=status)
+    return JSONResponse({"error": error_text(exc)}, status_code=status)
 
 
 def version_json(found: Any, resolution: Any = None, label: str | None = None, *,

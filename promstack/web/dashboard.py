@@ -44,6 +44,8 @@ from starlette.staticfiles import StaticFiles
 
 from store.errors import InvalidInput, NotFound, PromStackError
 
+from . import error_text
+
 HERE = Path(__file__).parent
 FLASH_COOKIE = "promstack_flash"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -491,7 +493,7 @@ def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
 
     def error_page(request: Request, exc: Exception) -> HTMLResponse:
         status = 404 if isinstance(exc, NotFound) else 400
-        return page(request, "error.html", {"message": str(exc)}, status=status)
+        return page(request, "error.html", {"message": error_text(exc)}, status=status)
 
     def redirect(to: str, kind: str, message: str) -> RedirectResponse:
         response = RedirectResponse(to, status_code=303)
@@ -527,7 +529,7 @@ def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
             try:
                 message = await engine(fn, *args(request, fields))
             except (PromStackError, ValueError) as exc:
-                return redirect(to, "error", str(exc))
+                return redirect(to, "error", error_text(exc))
             return redirect(to, "ok", message)
         return endpoint
 
@@ -593,7 +595,7 @@ def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
         try:
             data = await engine(live_data, request.path_params["run_id"])
         except PromStackError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=404 if isinstance(exc, NotFound) else 400)
+            return JSONResponse({"error": error_text(exc)}, status_code=404 if isinstance(exc, NotFound) else 400)
         return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
     async def arena(request: Request) -> Response:
@@ -627,7 +629,7 @@ def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
                 raise InvalidInput("choose a suite to run")
             run_id = await run_in_threadpool(background.start, suite, ref, version)
         except PromStackError as exc:
-            return redirect(f"/prompts/{ref}", "error", str(exc))
+            return redirect(f"/prompts/{ref}", "error", error_text(exc))
         return redirect(f"/runs/{quote(run_id)}/live", "ok", f"Started run {run_id} of suite {suite}")
 
     async def vote(request: Request) -> Response:
@@ -642,7 +644,7 @@ def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
         try:
             done = await engine(record_vote, match_id, fields.get("winner", ""))
         except PromStackError as exc:
-            return redirect(back, "error", str(exc))
+            return redirect(back, "error", error_text(exc))
         return redirect(back, "ok", f"Vote recorded on match {match_id}: {done['winner']}")
 
     def back_to_prompt(request: Request, fields: dict[str, str]) -> str:

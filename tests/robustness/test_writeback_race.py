@@ -16,7 +16,8 @@ from store.filesync import sha256
 
 @pytest.fixture
 def prompt_file(tmp_path):
-    target = tmp_path / "p.txt"
+    target = tmp_path / "prompts" / "p.txt"  # a folder of its own: the store's is beside it
+    target.parent.mkdir()
     target.write_bytes(b"known to the store")
     return target
 
