@@ -92,8 +92,6 @@ def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token
         from promstack.workspace import ensure_workspace
 
         path = str(ensure_workspace())
-    import uvicorn
-
     from store.workspace import workspace_root
 
     folder = Path(watch_dir)
@@ -101,4 +99,24 @@ def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token
     app = create_app(path, host=host, token=token)
     click.echo(f"promstack: serving {path} on http://{host}:{port} (MCP at /mcp)", err=True)
     with _watching(path, None if no_watch or not folder.is_dir() else str(folder)):
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        _run(app, host, port)
+
+
+SHUTDOWN_GRACE_S = 5  # seconds a stopping server gives requests in flight (and open streams)
+
+
+def _run(app, host: str, port: int) -> None:  # noqa: ANN001 - a Starlette app
+    """uvicorn's server, except that on SIGTERM or Ctrl-C every render in progress stops at its
+    next step: a slow template must not keep the server, or its event loop, from stopping."""
+    import uvicorn
+
+    from store.sandbox import abort_renders
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame) -> None:  # noqa: ANN001 - uvicorn's signature
+            abort_renders()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    Server(config).run()
