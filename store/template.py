@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import BaseLoader, TemplateNotFound, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 
+from .bounds import check_json
 from .errors import InvalidInput, NotFound
 from .sandbox import (  # noqa: F401 - the limits, public here too
     MAX_CALL_DEPTH,
@@ -76,7 +77,7 @@ def normalize(template: Any, *, what: str = "template") -> Template:
             # A chat prompt handed over as JSON text (from the CLI or a file) is still a chat prompt.
             try:
                 parsed = json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or brackets nested thousands deep
                 parsed = None
             if isinstance(parsed, list) and parsed and all(
                 isinstance(m, dict) and "role" in m for m in parsed
@@ -317,6 +318,7 @@ def render(
     label: str,
 ) -> str | list[dict[str, str]]:
     """Render with the declared defaults filled in; a missing variable names itself."""
+    check_json(values, "a variable's value")  # a value nested thousands deep fails in Python's recursion
     context = {v["name"]: v["default"] for v in declared if "default" in v}
     context.update(values)
     missing = [v["name"] for v in declared if v["required"] and v["name"] not in context]

@@ -18,6 +18,7 @@ import click
 from store.errors import MergeConflict, PromStackError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+NESTED_TOO_DEEP = "the input nests lists, objects or brackets too deeply to read; flatten it"
 
 
 class Context:
@@ -53,6 +54,8 @@ def handle_errors(func: Callable) -> Callable:
             fail(str(exc), EXIT_CHECK_FAILED)
         except PromStackError as exc:  # a gate that refused says so (exit 1); else bad input
             fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
+        except RecursionError:  # only input nested thousands deep gets here: it is bad input
+            fail(NESTED_TOO_DEEP)
         except Exception as exc:
             if os.environ.get("PROMSTACK_DEBUG") or "pytest" in sys.modules:
                 raise

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
+from store.bounds import parse_json
 from store.errors import InvalidInput
 from store.refs import prompt_ref
 
@@ -17,10 +17,7 @@ from . import EXIT_CHECK_FAILED, cli, command_context, emit_json
 def _parse_vars(pairs: tuple[str, ...], vars_json: str | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if vars_json is not None:
-        try:
-            parsed = json.loads(vars_json)
-        except ValueError as exc:
-            raise InvalidInput(f"--vars is not JSON ({exc.msg} at column {exc.colno})") from None
+        parsed = parse_json(vars_json, "--vars")
         if not isinstance(parsed, dict):
             raise InvalidInput('--vars must be a JSON object such as {"question": "환불하고 싶어요"}')
         values.update(parsed)
