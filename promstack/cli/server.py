@@ -66,7 +66,8 @@ def server_mcp(ctx: click.Context, db: str | None, watch_dir: str | None) -> Non
               help="Address to bind; anything but loopback requires a token.")
 @click.option("--port", default=8787, type=click.IntRange(1, 65535), show_default=True, help="Port to bind.")
 @click.option("--token", envvar="PROMSTACK_TOKEN", default=None,
-              help="Require 'Authorization: Bearer TOKEN' on every request (env: PROMSTACK_TOKEN).")
+              help="Require 'Authorization: Bearer TOKEN' on every request (env: PROMSTACK_TOKEN); "
+                   "16 characters or more.")
 @click.option("--watch", "watch_dir", default="prompts", show_default=True,
               help="Version saves of prompt files in this folder of the workspace (when it exists).")
 @click.option("--no-watch", is_flag=True, help="Serve without the file watcher.")
@@ -81,10 +82,13 @@ def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token
 
     \b
     promstack serve
-    PROMSTACK_TOKEN=s3cret promstack serve --host 0.0.0.0
+    PROMSTACK_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))') promstack serve --host 0.0.0.0
     """
-    from promstack.web.app import create_app, is_loopback
+    from promstack.web.app import create_app, is_loopback, token_problem
 
+    problem = token_problem(token)
+    if problem is not None:
+        fail(f"--token (or PROMSTACK_TOKEN) refused: {problem}")
     if not is_loopback(host) and not token:
         fail(f"serving on {host} exposes the store to the network; set PROMSTACK_TOKEN or pass --token")
     path = _db(ctx, db)

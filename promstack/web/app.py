@@ -34,6 +34,24 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 
 
+MIN_TOKEN_CHARS = 16
+MAKE_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def token_problem(token: str | None) -> str | None:
+    """Why `token` cannot guard a server (blank, short, or padded with spaces), or None."""
+    if token is None:
+        return None
+    if not token.strip():
+        return f"the token is blank; make one with: {MAKE_TOKEN}"
+    if token != token.strip():
+        return f"the token starts or ends with spaces, which an Authorization header drops; make one with: {MAKE_TOKEN}"
+    if len(token) < MIN_TOKEN_CHARS:
+        return (f"the token is {len(token)} characters, fewer than the {MIN_TOKEN_CHARS} a server token needs "
+                f"to resist guessing; make one with: {MAKE_TOKEN}")
+    return None
+
+
 def is_loopback(host: str) -> bool:
     name = host.strip("[]").lower()
     if name == "localhost":
@@ -219,6 +237,8 @@ def create_app(
         raise ValueError(
             f"serving on {host} exposes the store to the network; set PROMSTACK_TOKEN or pass --token"
         )
+    if token is not None and not token.strip():
+        raise ValueError(token_problem(token))
     if mcp_server is None:
         from mcp_server.server import build_server
 
