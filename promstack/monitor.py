@@ -111,7 +111,11 @@ def parse_time(text: str | datetime | None, *, now: datetime | None = None) -> d
         raise InvalidInput(
             f"'{text}' is neither a duration (24h, 7d) nor an ISO time (2026-01-09T12:00:00Z)"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-12:00 is past the last UTC moment there is
+        raise InvalidInput(f"'{text}' is outside the years 1 to 9999 once in UTC; give a time inside them") from None
 
 
 def parse_groups(by: str | list[str] | tuple[str, ...] | None) -> list[str]:
