@@ -24,6 +24,9 @@ def check_json(value: Any, what: str, max_bytes: int | None = None) -> None:
     """Refuse `value` when it nests deeper than MAX_JSON_DEPTH or would take more than
     `max_bytes` as JSON (an estimate that never undercounts text: each string counts its
     characters, each other value a few bytes)."""
+    if max_bytes is None:
+        _check_depth(value, what)
+        return
     size = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -47,6 +50,25 @@ def check_json(value: Any, what: str, max_bytes: int | None = None) -> None:
             raise InvalidInput(
                 f"{what} is over the limit of {max_bytes:,} bytes once stored; make it smaller"
             )
+
+
+def _check_depth(value: Any, what: str) -> None:
+    """The depth alone, visiting only lists and objects (a render's values: it must be quick)."""
+    containers = (dict, list, tuple)
+    level = [value] if isinstance(value, containers) else []
+    seen: set[int] = set()  # one shared list (a YAML alias) is looked into once, not once per use
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidInput(f"{what} nests lists and objects more than {MAX_JSON_DEPTH} deep; flatten it")
+        inner = []
+        for item in level:
+            for child in (item.values() if isinstance(item, dict) else item):
+                if isinstance(child, containers) and id(child) not in seen:
+                    seen.add(id(child))
+                    inner.append(child)
+        level = inner
 
 
 def parse_json(text: str | bytes, what: str) -> Any:

@@ -41,7 +41,7 @@ MAX_LOOP_ITERATIONS = 1_000_000  # all {% for %} iterations of one render, inclu
 MAX_RENDER_STEPS = 2_000_000  # calls, filters, lookups and loop turns of one render
 MAX_CALL_DEPTH = 64  # macro (and other) calls in progress at once
 RENDER_TIMEOUT_S = 5.0  # wall-clock seconds per render; PROMSTACK_RENDER_TIMEOUT overrides
-_DEADLINE_EVERY = 64  # steps between two looks at the clock
+_CHECK_EVERY = 64  # steps between two looks at the budget, the clock and the abort flag (a power of 2)
 
 
 class RenderLimit(SecurityError):
@@ -93,23 +93,36 @@ def end_render(token: contextvars.Token) -> None:
     _budget.reset(token)
 
 
-def _spend(steps: int = 1) -> None:
-    if _aborted:
-        raise RenderLimit("the server is shutting down, so the render was stopped; try again once it is back")
+def _spend() -> None:
+    """One step of the render in progress; every _CHECK_EVERY steps, a look at the budget, the
+    clock and the abort flag (this runs for every lookup, so it must be cheap)."""
     budget = _budget.get()
     if budget is None:
+        if _aborted:
+            raise _shutting_down()
         return
-    budget.steps -= steps
+    budget.steps -= 1
+    if not budget.steps & (_CHECK_EVERY - 1):
+        _check(budget)
+
+
+def _check(budget: _Budget) -> None:
+    if _aborted:
+        raise _shutting_down()
     if budget.steps < 0:
         raise RenderLimit(
             f"the template took more than {MAX_RENDER_STEPS:,} steps (calls, filters, lookups and loop "
             "turns); a recursive macro or nested loops run away, so make it do less work"
         )
-    if budget.steps % _DEADLINE_EVERY == 0 and time.monotonic() > budget.deadline:
+    if time.monotonic() > budget.deadline:
         raise RenderLimit(
             f"the template ran longer than the {budget.timeout:g}-second limit for one render "
             "(PROMSTACK_RENDER_TIMEOUT); make it do less work"
         )
+
+
+def _shutting_down() -> RenderLimit:
+    return RenderLimit("the server is shutting down, so the render was stopped; try again once it is back")
 
 
 def _too_big(what: str, size: int) -> RenderLimit:
@@ -340,11 +353,11 @@ class Environment(SandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         _spend()
-        return super().getattr(obj, attribute)
+        return SandboxedEnvironment.getattr(self, obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         _spend()
-        return super().getitem(obj, argument)
+        return SandboxedEnvironment.getitem(self, obj, argument)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         wrapped = super().wrap_str_format(value)

@@ -78,7 +78,8 @@ SLOW = "{% for i in range(100000) %}{{ ('x' * 1000000)|replace('x', 'yz')|length
     (DOUBLING, "steps"),
     (ENDLESS, "deep"),
 ])
-def test_a_recursive_macro_stops_with_a_sentence(client, template, words):
+def test_a_recursive_macro_stops_with_a_sentence(client, monkeypatch, template, words):
+    monkeypatch.setenv("PROMSTACK_RENDER_TIMEOUT", "600")  # the step and depth limits stop these, not the clock
     saved = client.create_prompt("p", template)
     started = time.monotonic()
     with pytest.raises(InvalidInput, match=words) as caught:
