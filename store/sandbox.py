@@ -14,7 +14,7 @@ Jinja's SandboxedEnvironment stops templates from reaching Python internals and 
   `%` or `format`, a `*` repetition, a `join`, a `replace`, a concatenation) may produce more than
   MAX_OUTPUT_CHARS characters, the most a whole render may produce;
 - `abort_renders()`, which a server calls when it shuts down: every render in progress, on any
-  thread, stops at its next step.
+  thread, stops within a few steps (the flag is looked at every _CHECK_EVERY steps).
 
 A limit reached is a `RenderLimit` (a SecurityError) with a sentence naming the limit; the
 caller (store/template.py) turns it into InvalidInput.
