@@ -11,8 +11,9 @@ Jinja's SandboxedEnvironment stops templates from reaching Python internals and 
 - a deadline: PROMSTACK_RENDER_TIMEOUT seconds (default RENDER_TIMEOUT_S) of wall-clock time,
   checked in the same hooks, so it works in any thread and without signals;
 - size checks before allocation: no single operation (a width in `center`, `ljust`, `indent`,
-  `%` or `format`, a `*` repetition, a `join`, a `replace`, a concatenation) may produce more than
-  MAX_OUTPUT_CHARS characters, the most a whole render may produce;
+  `%` or `format`, a `*` repetition, a `join`, a `replace`, a concatenation, a list or dict
+  written out whole) may produce more than MAX_OUTPUT_CHARS characters, the most a whole render
+  may produce, and no list grows past MAX_COLLECTION_ITEMS items (`*`, `extend`, `update`);
 - `abort_renders()`, which a server calls when it shuts down: every render in progress, on any
   thread, stops within a few steps (the flag is looked at every _CHECK_EVERY steps).
 
@@ -39,6 +40,7 @@ MAX_OUTPUT_CHARS = 10_000_000  # what one render, and any one operation in it, m
 MAX_POWER_BITS = 100_000
 MAX_LOOP_ITERATIONS = 1_000_000  # all {% for %} iterations of one render, includes included
 MAX_RENDER_STEPS = 2_000_000  # calls, filters, lookups and loop turns of one render
+MAX_COLLECTION_ITEMS = 1_000_000  # items a list, dict or set may reach by `*`, extend or update
 MAX_CALL_DEPTH = 64  # macro (and other) calls in progress at once
 RENDER_TIMEOUT_S = 5.0  # wall-clock seconds per render; PROMSTACK_RENDER_TIMEOUT overrides
 _CHECK_EVERY = 64  # steps between two looks at the budget, the clock and the abort flag (a power of 2)
@@ -218,6 +220,17 @@ def _join_size(separator: str, items: Any) -> int:
     return len(separator) * max(len(items) - 1, 0) + sum(_str_len(item) for item in items)
 
 
+def _check_growth(obj: Any, args: tuple) -> None:
+    """`list.extend`, `dict.update`, `set.update`: a template doubling a list in a loop would
+    reach billions of items in a few dozen steps."""
+    target, name = obj.__self__, obj.__name__
+    if name in ("extend", "update", "union", "__iadd__", "__ior__") and args:
+        added = sum(len(a) for a in args if hasattr(a, "__len__"))
+        if len(target) + added > MAX_COLLECTION_ITEMS:
+            raise RenderLimit(f"{name}() would make a collection of {len(target) + added:,} items, over the "
+                              f"limit of {MAX_COLLECTION_ITEMS:,}; add less")
+
+
 def _check_str_method(obj: Any, args: tuple, kwargs: dict) -> None:
     text, name = obj.__self__, obj.__name__
     first = args[0] if args else None
@@ -268,7 +281,84 @@ def _bounded_filters(filters: dict[str, Callable]) -> dict[str, Callable]:
     for name, fn in (("replace", replace), ("join", join)):
         fn.jinja_pass_arg = original[name].jinja_pass_arg  # type: ignore[attr-defined]
         checked[name] = fn
+    # Filters that make as many lists as they are told (`slice`, `batch` with a filler), indent
+    # JSON by any width, or write out a whole structure: checked on their arguments first.
+    for name, check in _ARGUMENT_CHECKS.items():
+        if name in original:
+            checked[name] = _prechecked(original[name], check)
     return {name: _stepping(checked.get(name, fn)) for name, fn in original.items()}
+
+
+def _count_arg(what: str) -> Callable[[tuple, dict], None]:
+    def check(args: tuple, kwargs: dict) -> None:
+        number = _as_int(args[1]) if len(args) > 1 else None
+        if number is not None and number > MAX_OUTPUT_CHARS:
+            raise RenderLimit(f"{what}({number:,}) asks for more than the {MAX_OUTPUT_CHARS:,} items one render "
+                              "may make; use a smaller number")
+
+    return check
+
+
+def _tojson_args(args: tuple, kwargs: dict) -> None:
+    indent = kwargs.get("indent", args[1] if len(args) > 1 else None)
+    if args:
+        check_structure(args[0], "tojson")
+    number = _as_int(indent)
+    if number is not None and number > 1_000:
+        raise RenderLimit(f"tojson(indent={number:,}) is over the limit of 1,000 spaces; use a smaller number")
+
+
+def _whole_value(what: str) -> Callable[[tuple, dict], None]:
+    def check(args: tuple, kwargs: dict) -> None:
+        if args:
+            check_structure(args[0], what)
+
+    return check
+
+
+_ARGUMENT_CHECKS: dict[str, Callable[[tuple, dict], None]] = {
+    "slice": _count_arg("slice"),
+    "batch": _count_arg("batch"),
+    "tojson": _tojson_args,
+    "pprint": _whole_value("pprint"),
+    "string": _whole_value("string"),
+}
+
+
+def _prechecked(fn: Callable, check: Callable[[tuple, dict], None]) -> Callable:
+    passes_context = getattr(fn, "jinja_pass_arg", None) is not None
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        check(args[1:] if passes_context else args, kwargs)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def check_structure(value: Any, what: str) -> None:
+    """A list, tuple, set or dict about to be written out whole: refused when the text would be
+    over MAX_OUTPUT_CHARS (measured with an early stop, so a list of ten million references to
+    one long text costs no more than the limit)."""
+    if not isinstance(value, list | tuple | dict | set | frozenset):
+        return
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item) + 4
+        elif isinstance(item, dict):
+            size += 2 + len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            size += 2 + len(item)
+            stack.extend(item)
+        else:
+            size += 8
+        if size > MAX_OUTPUT_CHARS:
+            raise _too_big(what, size)
 
 
 def _stepping(fn: Callable) -> Callable:
@@ -312,6 +402,7 @@ class Environment(SandboxedEnvironment):
             autoescape=False,
             keep_trailing_newline=True,
             cache_size=0,
+            finalize=_printable,
         )
         self.filters = _bounded_filters(self.filters)
         self.filters["_promstack_counted"] = counted
@@ -336,6 +427,9 @@ class Environment(SandboxedEnvironment):
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and isinstance(times, int) and not isinstance(times, bool):
+                    if not isinstance(seq, str) and len(seq) * times > MAX_COLLECTION_ITEMS:
+                        raise RenderLimit(f"a repetition of {len(seq) * times:,} items is over the limit of "
+                                          f"{MAX_COLLECTION_ITEMS:,} for a list; repeat less")
                     unit = len(seq) if isinstance(seq, str) else sum(max(_str_len(x), 1) for x in seq)
                     if unit * times > MAX_OUTPUT_CHARS:
                         raise RenderLimit(f"a repetition of {unit * times:,} items is over the limit of "
@@ -378,8 +472,11 @@ class Environment(SandboxedEnvironment):
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's
         _spend()
-        if getattr(__obj, "__name__", None) and isinstance(getattr(__obj, "__self__", None), str):
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
             _check_str_method(__obj, args, kwargs)
+        elif isinstance(owner, list | dict | set):
+            _check_growth(__obj, args)
         budget = _budget.get()
         if budget is None:
             return super().call(__context, __obj, *args, **kwargs)
@@ -393,6 +490,13 @@ class Environment(SandboxedEnvironment):
             return super().call(__context, __obj, *args, **kwargs)
         finally:
             budget.depth -= 1
+
+
+def _printable(value: Any) -> Any:
+    """Every {{ expression }}'s value before it is made text: a whole list or dict is measured
+    first (`str()` of ten million references to one long text would be terabytes)."""
+    check_structure(value, "printing this list or dict")
+    return value
 
 
 def _checked_concat(node: nodes.Concat) -> nodes.Filter:

@@ -110,6 +110,12 @@ def test_a_slow_render_stops_at_its_deadline(client, monkeypatch):
     "{{ '{:.1000000000000f}'.format(1.5) }}",
     "{{ ('x' * 10**7).replace('x', 'xx') }}",
     "{{ (['x' * 10**6] * 100)|join }}",
+    "{{ [1]|slice(10**12)|list|length }}",
+    "{{ [1]|batch(10**12, 'x')|list|length }}",
+    "{{ [1, 2]|tojson(indent=10**12) }}",
+    "{% set l = ['x' * 10**6] %}{% for i in range(40) %}{% set _ = l.extend(l) %}{% endfor %}{{ l|length }}",
+    "{% set l = ['x' * 10**6] %}{% for i in range(10) %}{% set _ = l.extend(l) %}{% endfor %}{{ l }}",
+    "{% set l = ['x' * 10**6] %}{% for i in range(10) %}{% set _ = l.extend(l) %}{% endfor %}{{ l|tojson }}",
 ])
 def test_huge_widths_are_refused_before_they_allocate(client, template):
     saved = client.create_prompt("p", template)
@@ -117,13 +123,13 @@ def test_huge_widths_are_refused_before_they_allocate(client, template):
     # or an HTTP 500, or the memory itself. Now each is refused before it allocates.
     tracemalloc.start()
     try:
-        with pytest.raises(InvalidInput, match="over the limit") as caught:
+        with pytest.raises(InvalidInput, match="over the limit|more than the") as caught:
             saved.render()
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 30_000_000, f"{template} allocated {peak:,} bytes before refusing"
-    assert "use a smaller number" in str(caught.value) or "repeat less" in str(caught.value)
+    assert any(w in str(caught.value) for w in ("use a smaller number", "repeat less", "add less")), caught.value
     _report(f"{template}", "refused before allocating")
 
 
@@ -221,6 +227,20 @@ def test_a_yaml_alias_bomb_is_refused_and_the_watcher_keeps_running(isolated_sto
     assert isolated_store.stat().st_size < 5_000_000
     integrity_ok(isolated_store)
     _report("a 475-byte YAML alias bomb through the watcher", f"refused: {errors[0]['error'][:60]}...")
+
+
+@pytest.mark.parametrize(("fmt", "text"), [
+    ("prompt.md", "---\nmodel: gpt-4o\n{bomb}---\nhi {{{{ q }}}}\n"),
+    ("prompty", "---\nname: p\n{bomb}---\nsystem:\nhi {{{{ q }}}}\n"),
+    ("dotprompt", "---\nmodel: gpt-4o\n{bomb}---\nhi {{{{ q }}}}\n"),
+])
+def test_an_alias_bomb_in_any_front_matter_is_refused(fmt, text):
+    from store import formats
+
+    bomb = "x:\n" + _bomb(9).split("modelParameters:\n", 1)[1]
+    with pytest.raises(InvalidInput, match="aliases"):
+        within(30, lambda: formats.parse(fmt, text.format(bomb=bomb)), f"reading a {fmt} alias bomb")
+    _report(f"an alias bomb in {fmt} front matter", "refused")
 
 
 def test_what_one_version_may_store_is_bounded(client, tmp_path):
