@@ -495,8 +495,12 @@ class Environment(SandboxedEnvironment):
 def _printable(value: Any) -> Any:
     """Every {{ expression }}'s value before it is made text: a whole list or dict is measured
     first (`str()` of ten million references to one long text would be terabytes)."""
-    check_structure(value, "printing this list or dict")
+    if value.__class__ not in _SCALARS:
+        check_structure(value, "printing this list or dict")
     return value
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _checked_concat(node: nodes.Concat) -> nodes.Filter:
