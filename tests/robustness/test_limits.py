@@ -313,6 +313,19 @@ def test_json_nested_very_deep_gets_a_sentence_on_the_cli(isolated_store, args):
     _report(" ".join(a for a in args if len(a) < 30) + " JSON nested 20,000+ deep", "a sentence, exit 2")
 
 
+@pytest.mark.parametrize("args", [["import", "{file}"], ["suite", "import", "{file}", "--name", "s"]],
+                         ids=["import", "suite import"])
+def test_a_json_file_nested_100000_deep_gets_a_sentence(isolated_store, tmp_path, args):
+    with Client(isolated_store):
+        pass
+    file = tmp_path / "deep.json"
+    file.write_text('{"a": ' * 100_000 + "1" + "}" * 100_000, encoding="utf-8")
+    result = _run(*[a.format(file=file) for a in args])
+    assert result.returncode == 2, (result.returncode, result.stderr[-300:])
+    assert "deep" in result.stderr and "unexpected error" not in result.stderr, result.stderr[-300:]
+    _report(f"promstack {' '.join(a for a in args if a.isalpha() and len(a) > 1)} of JSON nested 100,000 deep", "a sentence, exit 2")
+
+
 def test_a_template_file_of_brackets_nested_100000_deep_works_or_says_why(isolated_store, tmp_path):
     with Client(isolated_store):
         pass
