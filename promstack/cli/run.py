@@ -109,8 +109,8 @@ def _run_and_flush(client, *args, **kwargs):  # noqa: ANN001, ANN202
 @click.option("--run-id", help="Only calls of this run.")
 @click.option("--env", "environment", help="Only calls in this environment.")
 @click.option("--cache-hit/--cache-miss", "cache_hit", default=None, help="Only hits, or only misses.")
-@click.option("--since", help="Only calls at or after this ISO time, e.g. 2026-01-09T00:00:00Z.")
-@click.option("--until", help="Only calls before this ISO time.")
+@click.option("--since", help="Only calls at or after this time: a duration back (24h, 7d) or an ISO time.")
+@click.option("--until", help="Only calls before this time: a duration back or an ISO time.")
 @click.option("--limit", type=int, default=50, show_default=True, help="At most this many rows.")
 @command_context
 def logs_list(state, prompt, prompt_version, model, status, user_id, run_id, environment,

@@ -351,6 +351,8 @@ def test_out_of_range_durations_and_numbers_never_exit_70(isolated_store, args):
         client.create_prompt("p", "hi {{ q }}")
     result = _run(*args)
     assert result.returncode in (0, 2), (args, result.returncode, result.stderr[-300:])
+    if "--since" in args or "--until" in args:
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (args, result.stderr)
     assert "unexpected error" not in result.stderr, result.stderr[-300:]
     _report(" ".join(args), "exit 0" if result.returncode == 0 else f"exit 2: {result.stderr.strip()[:70]}")
 
