@@ -73,7 +73,7 @@ def _value(raw: Any, kind: str) -> Any:
         return raw
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested thousands deep: the text as given
         return raw
 
 
