@@ -31,7 +31,7 @@ bench: $(STAMP)
 torture: $(STAMP)
 	mkdir -p build
 	$(BIN)/python -m pytest tests/robustness -q -s -p no:cacheprovider > build/torture.log 2>&1; status=$$?; \
-		grep -E "saves: |100,000-row|keys: |worked|passed|failed|error" build/torture.log | sed 's/^[.]*//'; exit $$status
+		grep -E "saves: |100,000-row|keys: |limits: |worked|passed|failed|error" build/torture.log | sed 's/^[.]*//'; exit $$status
 
 # Refresh the committed screenshots of the dashboard and the VS Code extension (a plain
 # `make test` writes them under build/).

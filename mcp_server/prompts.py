@@ -74,7 +74,7 @@ def _value(raw: Any, kind: str) -> Any:
         return raw
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested thousands deep: the text as given
         return raw
 
 
@@ -104,7 +104,9 @@ async def get_mcp_prompt(engine: Engine, ctx: Context | None, name: str, argumen
     if not safe_name(name):
         raise MCPError(code=INVALID_PARAMS, message=f"{name!r} is not a PromStack prompt name")
     try:
-        return await engine.read(ctx, lambda call: render_mcp_prompt(call, name, dict(arguments or {})))
+        # A worker thread, not the event loop: a render may take seconds (up to its deadline), and
+        # the loop serves every other request meanwhile.
+        return await engine.run(ctx, lambda call: render_mcp_prompt(call, name, dict(arguments or {})))
     except Exception as exc:
         if is_engine_error(exc):
             raise MCPError(code=INVALID_PARAMS, message=error_text(exc)) from None

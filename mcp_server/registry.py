@@ -163,6 +163,8 @@ def build_tool(
         try:
             work = engine.read if spec.read_only and not spec.long else engine.run
             result, text = await work(ctx, lambda call: spec.handler(call, args))
+        except RecursionError:  # arguments nested thousands deep: the caller can fix that
+            raise ToolError(f"the arguments of {spec.name} nest too deeply to handle; flatten them") from None
         except Exception as exc:
             if is_engine_error(exc):
                 raise ToolError(error_text(exc)) from None

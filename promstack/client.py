@@ -265,6 +265,12 @@ class Client:
         if "prompt" in filters:
             prompt = filters.pop("prompt")
             filters["prompt_id"] = self._prompts.prompt_id(prompt) if prompt is not None else None
+        for bound in ("since", "until"):
+            if isinstance(filters.get(bound), str) and filters[bound].strip():
+                # "24h" or an ISO time, as `metrics` reads them; one out of range is a sentence
+                from promstack import monitor
+
+                filters[bound] = monitor.iso(monitor.parse_time(filters[bound]))
         return calls.query(self.store.db, **filters)
 
     # ---- the whole store --------------------------------------------------------------

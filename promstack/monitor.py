@@ -68,6 +68,8 @@ GROUP_ALIASES = {"prompts": "prompt", "models": "model", "env": "environment", "
                  "days": "day", "hours": "hour", "environments": "environment"}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+# About a century: any window of the call log fits, and now minus it is still a date.
+MAX_DURATION = timedelta(days=36_600)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -84,7 +86,16 @@ def parse_duration(text: str) -> timedelta:
         raise InvalidInput(
             f"'{text}' is not a duration; write a number and a unit: 30m, 24h, 7d, 2w"
         )
-    return timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+    try:
+        delta = timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+    except OverflowError:
+        delta = None
+    if delta is None or delta > MAX_DURATION:
+        raise InvalidInput(
+            f"'{text}' is longer than {MAX_DURATION.days:,} days, the longest duration there is here; "
+            "use a shorter one such as 365d"
+        )
+    return delta
 
 
 def parse_time(text: str | datetime | None, *, now: datetime | None = None) -> datetime | None:
@@ -100,7 +111,11 @@ def parse_time(text: str | datetime | None, *, now: datetime | None = None) -> d
         raise InvalidInput(
             f"'{text}' is neither a duration (24h, 7d) nor an ISO time (2026-01-09T12:00:00Z)"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-12:00 is past the last UTC moment there is
+        raise InvalidInput(f"'{text}' is outside the years 1 to 9999 once in UTC; give a time inside them") from None
 
 
 def parse_groups(by: str | list[str] | tuple[str, ...] | None) -> list[str]:

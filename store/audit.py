@@ -31,6 +31,7 @@ import sqlite_utils
 
 from .clock import now
 from .errors import InvalidInput
+from .refs import sql_int
 from .workspace import keep_out_of_git
 
 GENESIS = "0" * 64
@@ -248,7 +249,7 @@ def entries(
     """Newest first."""
     where, params = ("WHERE prompt_id = ?", [prompt_id]) if prompt_id is not None else ("", [])
     rows = db.execute(
-        f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+        f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ?", [*params, sql_int(limit)]
     ).fetchall()
     cols = [d[0] for d in db.execute("SELECT * FROM audit LIMIT 0").description]
     out = []

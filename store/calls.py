@@ -33,6 +33,7 @@ import sqlite_utils
 
 from . import audit
 from .db import write
+from .refs import sql_int
 
 # The seed's log record, in the seed's order; the rest follow it in every JSON we print.
 SEED_FIELDS = (
@@ -113,7 +114,7 @@ def query(
     ):
         if value is not None:
             where.append(f"{column} = ?")
-            params.append(value)
+            params.append(sql_int(value) if isinstance(value, int) else value)
     if cache_hit is not None:
         where.append("cache_hit = ?")
         params.append(1 if cache_hit else 0)
@@ -129,7 +130,7 @@ def query(
     sql += " ORDER BY id " + ("ASC" if oldest_first else "DESC")
     if limit is not None:
         sql += " LIMIT ?"
-        params.append(int(limit))
+        params.append(sql_int(limit))
     cursor = db.execute(sql, params)
     cols = [d[0] for d in cursor.description]
     return [_decode(cols, values) for values in cursor.fetchall()]

@@ -15,6 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from .clock import now
+from .refs import sql_int
 
 _DEPLOY_COLUMNS = (
     "id", "prompt_id", "environment", "kind", "from_version", "to_version", "status", "forced",
@@ -84,7 +85,7 @@ def deployments(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id DESC LIMIT ?"
-    return [_deployment(r) for r in db.execute(sql, [*params, int(limit)]).fetchall()]
+    return [_deployment(r) for r in db.execute(sql, [*params, sql_int(limit)]).fetchall()]
 
 
 # ---- locks ------------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ def splits(db: sqlite_utils.Database, *, prompt_id: int | None = None, kind: str
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id DESC LIMIT ?"
-    return [_split(r) for r in db.execute(sql, [*params, int(limit)]).fetchall()]
+    return [_split(r) for r in db.execute(sql, [*params, sql_int(limit)]).fetchall()]
 
 
 def insert_split(db: sqlite_utils.Database, **row: Any) -> int:

@@ -22,6 +22,7 @@ import sqlite_utils
 from .clock import now
 from .db import write
 from .errors import InvalidInput, NotFound, Step
+from .refs import sql_int
 
 RESULT_COLUMNS = (
     "run_id", "case_key", "case_idx", "model", "prompt_version", "repeat", "judge_key", "status",
@@ -214,7 +215,7 @@ class EvalStore:
     def runs(self, *, suite: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         where, args = ("WHERE suite_name = ?", [suite]) if suite else ("", [])
         ids = [r[0] for r in self.db.execute(
-            f"SELECT id FROM runs {where} ORDER BY started_at DESC LIMIT ?", [*args, limit])]
+            f"SELECT id FROM runs {where} ORDER BY started_at DESC LIMIT ?", [*args, sql_int(limit)])]
         return [self.run(i) for i in ids]
 
     def set_run_status(self, run_id: str, status: str, summary: dict[str, Any] | None = None) -> None:

@@ -18,6 +18,7 @@ import sqlite_utils
 from . import audit
 from .clock import now
 from .db import write
+from .refs import sql_int
 
 ACTOR = "promstack-alerts"
 
@@ -63,7 +64,7 @@ def list_alerts(
     params: list[Any] = []
     if limit is not None:
         sql += " LIMIT ?"
-        params.append(int(limit))
+        params.append(sql_int(limit))
     return [_alert(r) for r in db.execute(sql, params).fetchall()]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from . import audit, secrets
+from .bounds import MAX_CONFIG_BYTES, check_json
 from .clock import now
 from .db import write
 from .diff import line_diff as unified_diff
@@ -79,6 +80,7 @@ def _check_model_config(model_config: Any) -> dict[str, Any]:
         return {}
     if not isinstance(model_config, dict):
         raise InvalidInput("model_config must be an object such as {\"model\": \"gpt-4o\", \"temperature\": 0.2}")
+    check_json(model_config, "model_config", MAX_CONFIG_BYTES)  # before json.dumps: deep or huge
     try:
         json.dumps(model_config, allow_nan=False)  # NaN and Infinity are not JSON
     except (TypeError, ValueError):

@@ -5,6 +5,12 @@ Kept apart from store/prompts.py so that faces can use it without loading SQLite
 SQLITE_MAX_INT = 2**63 - 1  # a bigger Python int cannot even be a query parameter
 
 
+def sql_int(value: int) -> int:
+    """An int as SQLite takes it: a limit past 2**63-1 means everything, and a version or id
+    that large exists nowhere, so clamping changes no answer (and is no OverflowError)."""
+    return max(-SQLITE_MAX_INT, min(int(value), SQLITE_MAX_INT))
+
+
 def prompt_ref(prompt: int | str) -> int | str:
     if isinstance(prompt, str) and prompt.isascii() and prompt.isdigit():
         return int(prompt)

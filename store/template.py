@@ -15,16 +15,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError, meta, nodes
+from jinja2 import BaseLoader, TemplateNotFound, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
 
+from .bounds import check_json
 from .errors import InvalidInput, NotFound
+from .sandbox import (  # noqa: F401 - the limits, public here too
+    MAX_CALL_DEPTH,
+    MAX_LOOP_ITERATIONS,
+    MAX_OUTPUT_CHARS,
+    MAX_POWER_BITS,
+    MAX_RENDER_STEPS,
+    Environment,
+    RenderLimit,
+    end_render,
+    start_render,
+)
+
+MAX_RENDERED_CHARS = MAX_OUTPUT_CHARS  # what one render may produce (a template is at most 1 MB)
 
 MAX_TEMPLATE_BYTES = 1_000_000
-MAX_RENDERED_CHARS = 10_000_000  # what one render may produce (a template is at most 1 MB)
-MAX_POWER_BITS = 100_000
-MAX_LOOP_ITERATIONS = 1_000_000  # all {% for %} iterations of one render, includes included
 CHAT_ROLES = ("system", "user", "assistant", "developer", "tool")
 INCLUDE_DEPTH = 16
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
@@ -67,7 +77,7 @@ def normalize(template: Any, *, what: str = "template") -> Template:
             # A chat prompt handed over as JSON text (from the CLI or a file) is still a chat prompt.
             try:
                 parsed = json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or brackets nested thousands deep
                 parsed = None
             if isinstance(parsed, list) and parsed and all(
                 isinstance(m, dict) and "role" in m for m in parsed
@@ -140,57 +150,12 @@ class _StoreLoader(BaseLoader):
         return resolver(name, selector), template, lambda: False  # never up to date: labels move
 
 
-class _Environment(SandboxedEnvironment):
-    # The sandbox bounds range() but not `'x' * 10**10` or `10**10**10`, which take all the
-    # memory or CPU there is: those two operators are checked before they run.
-    intercepted_binops = frozenset(["*", "**"])
-
+class _Environment(Environment):
     def __init__(self) -> None:
-        super().__init__(
-            loader=_StoreLoader(),
-            undefined=StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=True,
-            cache_size=0,
-        )
-
-    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        # Every {% for %} iterates through a counter: nested loops that print nothing
-        # ({% for i in range(10**5) %}{% for j in range(10**5) %}...) would otherwise spin for hours.
-        tree = super()._parse(source, name, filename)
-        for loop in tree.find_all(nodes.For):
-            loop.iter = nodes.Filter(loop.iter, "_promstack_counted", [], [], None, None, lineno=loop.lineno)
-        return tree
-
-    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:  # noqa: ANN001 - Jinja's
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_RENDERED_CHARS:
-                    raise SecurityError(f"a repetition of {len(seq) * times:,} items is over the limit of "
-                                        f"{MAX_RENDERED_CHARS:,}")
-        elif (isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0
-              and right * left.bit_length() > MAX_POWER_BITS):
-            raise SecurityError(f"{left} ** {right} is too large a number to compute")
-        return super().call_binop(context, operator, left, right)
-
-
-_loop_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("promstack_loop_budget", default=None)
-
-
-def _counted(iterable: Any) -> Any:
-    """The loop's items, counted against the render's budget of MAX_LOOP_ITERATIONS."""
-    budget = _loop_budget.get()
-    if budget is None:
-        budget = [MAX_LOOP_ITERATIONS]
-    for item in iterable:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise SecurityError(f"the template's loops ran more than {MAX_LOOP_ITERATIONS:,} times")
-        yield item
+        super().__init__(loader=_StoreLoader())
 
 
 _env = _Environment()
-_env.filters["_promstack_counted"] = _counted
 
 
 def split_reference(reference: str) -> tuple[str, str]:
@@ -353,6 +318,7 @@ def render(
     label: str,
 ) -> str | list[dict[str, str]]:
     """Render with the declared defaults filled in; a missing variable names itself."""
+    check_json(values, "a variable's value")  # a value nested thousands deep fails in Python's recursion
     context = {v["name"]: v["default"] for v in declared if "default" in v}
     context.update(values)
     missing = [v["name"] for v in declared if v["required"] and v["name"] not in context]
@@ -372,7 +338,7 @@ def render(
 
 
 def _render_one(source: str, context: dict[str, Any], label: str) -> str:
-    token = _loop_budget.set([MAX_LOOP_ITERATIONS])
+    token = start_render()
     try:
         size, parts = 0, []
         for part in _compile(source).generate(context):
@@ -391,13 +357,18 @@ def _render_one(source: str, context: dict[str, Any], label: str) -> str:
         # The template's own expressions failed on the values given ({{ 1/0 }}, {{ text + 1 }},
         # a range over the sandbox's limit): the template or the values are wrong, not PromStack.
         raise InvalidInput(f"{label} could not render: {exc}") from None
+    except RenderLimit as exc:
+        raise InvalidInput(f"{label} was stopped: {exc}") from None
     except SecurityError as exc:
         raise InvalidInput(f"{label} tried something the template sandbox forbids: {exc}") from None
     except TemplateNotFound as exc:
         raise NotFound(f"{label} includes {exc.name!r}, which is not a stored prompt") from None
     except RecursionError:
-        raise InvalidInput(f"{label} includes itself in a loop; remove the cycle") from None
+        raise InvalidInput(f"{label} nests macro calls or includes too deeply (one calls or includes "
+                           "itself?); remove the cycle") from None
+    except MemoryError:
+        raise InvalidInput(f"{label} asked for more memory than there is; make it produce less") from None
     except TemplateSyntaxError as exc:
         raise InvalidInput(f"an included prompt does not parse: {exc.message}") from None
     finally:
-        _loop_budget.reset(token)
+        end_render(token)

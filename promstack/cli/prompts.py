@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from store.bounds import parse_json, read_bounded
 from store.errors import InvalidInput
 
 from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail, handle_errors
@@ -20,13 +21,13 @@ def _read_template(template: str | None, file: str | None) -> Any:
     files, so the engine can tell a non-UTF-8 or binary file from text."""
     if template is not None and file is not None:
         raise InvalidInput("give the template with --template or --file, not both")
+    # Measured before it is read: a template is at most 1 MB, and a prompt file at most 2 MB.
+    from store.filesync import MAX_FILE_BYTES
+
     if file == "-":
-        return sys.stdin.buffer.read()
+        return read_bounded(sys.stdin.buffer, MAX_FILE_BYTES, "standard input")
     if file is not None:
-        try:
-            return Path(file).read_bytes()
-        except OSError as exc:
-            raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
+        return read_bounded(file, MAX_FILE_BYTES, file)
     return template
 
 
@@ -35,10 +36,7 @@ def _model_config(config: str | None, model: str | None, temperature: float | No
         return None
     parsed: dict[str, Any] = {}
     if config is not None:
-        try:
-            parsed = json.loads(config)
-        except ValueError as exc:
-            raise InvalidInput(f"--config is not JSON ({exc.msg} at column {exc.colno})") from None
+        parsed = parse_json(config, "--config")
         if not isinstance(parsed, dict):
             raise InvalidInput('--config must be a JSON object such as {"model": "gpt-4o-mini"}')
     if model is not None:

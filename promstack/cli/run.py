@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
+from store.bounds import parse_json
 from store.errors import InvalidInput
 from store.refs import prompt_ref
 
@@ -17,10 +17,7 @@ from . import EXIT_CHECK_FAILED, cli, command_context, emit_json
 def _parse_vars(pairs: tuple[str, ...], vars_json: str | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if vars_json is not None:
-        try:
-            parsed = json.loads(vars_json)
-        except ValueError as exc:
-            raise InvalidInput(f"--vars is not JSON ({exc.msg} at column {exc.colno})") from None
+        parsed = parse_json(vars_json, "--vars")
         if not isinstance(parsed, dict):
             raise InvalidInput('--vars must be a JSON object such as {"question": "환불하고 싶어요"}')
         values.update(parsed)
@@ -112,8 +109,8 @@ def _run_and_flush(client, *args, **kwargs):  # noqa: ANN001, ANN202
 @click.option("--run-id", help="Only calls of this run.")
 @click.option("--env", "environment", help="Only calls in this environment.")
 @click.option("--cache-hit/--cache-miss", "cache_hit", default=None, help="Only hits, or only misses.")
-@click.option("--since", help="Only calls at or after this ISO time, e.g. 2026-01-09T00:00:00Z.")
-@click.option("--until", help="Only calls before this ISO time.")
+@click.option("--since", help="Only calls at or after this time: a duration back (24h, 7d) or an ISO time.")
+@click.option("--until", help="Only calls before this time: a duration back or an ISO time.")
 @click.option("--limit", type=int, default=50, show_default=True, help="At most this many rows.")
 @command_context
 def logs_list(state, prompt, prompt_version, model, status, user_id, run_id, environment,

@@ -69,7 +69,8 @@ def server_mcp(ctx: click.Context, db: str | None, watch_dir: str | None) -> Non
               help="Address to bind; anything but loopback requires a token.")
 @click.option("--port", default=8787, type=click.IntRange(1, 65535), show_default=True, help="Port to bind.")
 @click.option("--token", envvar="PROMSTACK_TOKEN", default=None,
-              help="Require 'Authorization: Bearer TOKEN' on every request (env: PROMSTACK_TOKEN).")
+              help="Require 'Authorization: Bearer TOKEN' on every request (env: PROMSTACK_TOKEN); "
+                   "16 characters or more.")
 @click.option("--watch", "watch_dir", default="prompts", show_default=True,
               help="Version saves of prompt files in this folder of the workspace (when it exists).")
 @click.option("--no-watch", is_flag=True, help="Serve without the file watcher.")
@@ -84,10 +85,13 @@ def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token
 
     \b
     promstack serve
-    PROMSTACK_TOKEN=s3cret promstack serve --host 0.0.0.0
+    PROMSTACK_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))') promstack serve --host 0.0.0.0
     """
-    from promstack.web.app import create_app, is_loopback
+    from promstack.web.app import create_app, is_loopback, token_problem
 
+    problem = token_problem(token)
+    if problem is not None:
+        fail(f"--token (or PROMSTACK_TOKEN) refused: {problem}")
     if not is_loopback(host) and not token:
         fail(f"serving on {host} exposes the store to the network; set PROMSTACK_TOKEN or pass --token")
     path = _db(ctx, db)
@@ -95,8 +99,6 @@ def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token
         from promstack.workspace import ensure_workspace
 
         path = str(ensure_workspace())
-    import uvicorn
-
     from store.workspace import workspace_root
 
     folder = Path(watch_dir)
@@ -104,4 +106,24 @@ def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token
     app = create_app(path, host=host, token=token)
     click.echo(f"promstack: serving {path} on http://{host}:{port} (MCP at /mcp)", err=True)
     with _watching(path, None if no_watch or not folder.is_dir() else str(folder)):
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        _run(app, host, port)
+
+
+SHUTDOWN_GRACE_S = 5  # seconds a stopping server gives requests in flight (and open streams)
+
+
+def _run(app, host: str, port: int) -> None:  # noqa: ANN001 - a Starlette app
+    """uvicorn's server, except that on SIGTERM or Ctrl-C every render in progress stops at its
+    next step: a slow template must not keep the server, or its event loop, from stopping."""
+    import uvicorn
+
+    from store.sandbox import abort_renders
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame) -> None:  # noqa: ANN001 - uvicorn's signature
+            abort_renders()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    Server(config).run()

@@ -370,8 +370,16 @@ def check_config(config: dict[str, Any], where: str) -> dict[str, Any]:
 def read_sidecar(path: Path) -> dict[str, Any]:
     import yaml
 
+    from store.formats.common import FormatError, check_aliases
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+        text = path.read_text(encoding="utf-8-sig")
+        check_aliases(text, f"{path.name}")
+        data = yaml.safe_load(text) or {}
+    except FormatError as exc:
+        raise InvalidInput(str(exc)) from None
+    except RecursionError:
+        raise InvalidInput(f"{path.name}: suite settings nest too deeply to read; flatten them") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path.name}: not a valid YAML suite settings file ({exc})") from None
     if not isinstance(data, dict):

@@ -34,6 +34,24 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 
 
+MIN_TOKEN_CHARS = 16
+MAKE_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def token_problem(token: str | None) -> str | None:
+    """Why `token` cannot guard a server (blank, short, or padded with spaces), or None."""
+    if token is None:
+        return None
+    if not token.strip():
+        return f"the token is blank; make one with: {MAKE_TOKEN}"
+    if token != token.strip():
+        return f"the token starts or ends with spaces, which an Authorization header drops; make one with: {MAKE_TOKEN}"
+    if len(token) < MIN_TOKEN_CHARS:
+        return (f"the token is {len(token)} characters, fewer than the {MIN_TOKEN_CHARS} a server token needs "
+                f"to resist guessing; make one with: {MAKE_TOKEN}")
+    return None
+
+
 def is_loopback(host: str) -> bool:
     name = host.strip("[]").lower()
     if name == "localhost":
@@ -124,6 +142,65 @@ class RequestGuard:
         return None
 
 
+MAX_REQUEST_BYTES = 16_000_000  # a request body: a template is at most 1 MB, a prompt file 2 MB
+
+
+class BodyLimit:
+    """Refuses a request body over MAX_REQUEST_BYTES (413), by its Content-Length before a byte
+    is read, or as it streams in: no request can fill the server's memory."""
+
+    def __init__(self, app: ASGIApp, *, limit: int = MAX_REQUEST_BYTES):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key.lower() == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await self._refuse(scope, receive, send)
+                return
+        seen = 0
+
+        async def bounded() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        started = False
+
+        async def watched(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded, watched)
+        except _TooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = PlainTextResponse(
+            f"Request body too large: the limit is {self.limit:,} bytes\n", 413, headers={"Connection": "close"}
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _nested_too_deeply(request: Request, exc: Exception) -> JSONResponse:
+    # Only input nested thousands deep reaches this: the request is wrong, not the server.
+    return JSONResponse({"error": "the request nests lists, objects or brackets too deeply to read; flatten it"},
+                        status_code=400)
+
+
 def _transport_security(host: str) -> Any:
     from mcp.server.transport_security import TransportSecuritySettings
 
@@ -160,6 +237,8 @@ def create_app(
         raise ValueError(
             f"serving on {host} exposes the store to the network; set PROMSTACK_TOKEN or pass --token"
         )
+    if token is not None and not token.strip():
+        raise ValueError(token_problem(token))
     if mcp_server is None:
         from mcp_server.server import build_server
 
@@ -183,6 +262,8 @@ def create_app(
     return Starlette(
         routes=[Route("/healthz", healthz, methods=["GET"]), *api_routes(db), *routes,
                 *dashboard_routes(db), *mcp_http.routes],
-        middleware=[Middleware(RequestGuard, token=token or None, loopback_only=is_loopback(host))],
+        middleware=[Middleware(RequestGuard, token=token or None, loopback_only=is_loopback(host)),
+                    Middleware(BodyLimit)],
+        exception_handlers={RecursionError: _nested_too_deeply},
         lifespan=lifespan,
     )

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..bounds import MAX_CONFIG_BYTES, MAX_TEST_DATA_BYTES, check_json
+from ..errors import InvalidInput
 from . import dotprompt, github, plain, promptmd, prompty
 from .common import FormatError, ParsedPrompt
 
@@ -68,7 +70,16 @@ def parse(fmt: str, text: str) -> ParsedPrompt:
     """Read a file's text; raises FormatError with a sentence naming what to fix."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    return _MODULES[fmt].parse(text.replace("\r\n", "\n"))
+    parsed = _MODULES[fmt].parse(text.replace("\r\n", "\n"))
+    # What a file may store, checked before anything is written or hashed.
+    try:
+        if parsed.model_config is not None:
+            check_json(parsed.model_config, "the model config", MAX_CONFIG_BYTES)
+        if parsed.test_data is not None:
+            check_json(parsed.test_data, "the file's testData and evaluators", MAX_TEST_DATA_BYTES)
+    except InvalidInput as exc:
+        raise FormatError(str(exc)) from None
+    return parsed
 
 
 def render(

@@ -66,9 +66,60 @@ def existing_front_matter(existing: str | None) -> dict[str, Any]:
         return {}
 
 
+# Aliases (`*name`) repeat what an anchor (`&name`) holds without copying it in the file: nine
+# levels of nine aliases make a 400-byte file that expands to gigabytes once it is stored as
+# JSON (a "billion laughs"). Anchors are allowed (merge keys share defaults between test cases),
+# but all the aliases of a file together may add at most this much: characters of text, plus
+# one for each value.
+MAX_YAML_ALIAS_EXPANSION = 1_000_000
+
+
+def check_aliases(text: str, what: str) -> None:
+    """Refuse YAML whose aliases expand past MAX_YAML_ALIAS_EXPANSION, or refer to themselves,
+    from the parser's events alone: nothing is built before the verdict."""
+    if "*" not in text:  # no alias without one
+        return
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = [[None, 0]]  # [anchor, size so far] of each open collection
+    added = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.ScalarEvent):
+                size = len(event.value) + 1
+                stack[-1][1] += size
+                if event.anchor:
+                    sizes[event.anchor] = size
+            elif isinstance(event, yaml.CollectionStartEvent):
+                stack.append([event.anchor, 1])
+            elif isinstance(event, yaml.CollectionEndEvent) and len(stack) > 1:
+                anchor, size = stack.pop()
+                stack[-1][1] += size
+                if anchor:
+                    sizes[anchor] = size
+            elif isinstance(event, yaml.AliasEvent):
+                if any(open_anchor == event.anchor for open_anchor, _ in stack):
+                    raise FormatError(f"{what} has an alias *{event.anchor} inside its own anchor "
+                                      f"&{event.anchor}, which never ends; write the value out")
+                size = sizes.get(event.anchor, 1)
+                stack[-1][1] += size
+                added += size
+                if added > MAX_YAML_ALIAS_EXPANSION:
+                    raise FormatError(
+                        f"{what} has aliases (*name) that expand to more than {MAX_YAML_ALIAS_EXPANSION:,} "
+                        "characters; write the values out or use fewer aliases"
+                    )
+    except yaml.YAMLError:
+        return  # load_yaml reports the syntax error with its line
+
+
 def load_yaml(text: str, what: str) -> dict[str, Any]:
+    """A YAML mapping from text a person wrote; FormatError with a sentence when it is not one,
+    or when its aliases expand too far (check_aliases)."""
+    check_aliases(text, what)
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except RecursionError:
+        raise FormatError(f"{what} nests too deeply to read; flatten it") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

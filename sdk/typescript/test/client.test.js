@@ -176,9 +176,9 @@ describe("getPrompt", () => {
 
 describe("the token", () => {
   test("a server with a token refuses requests without it", async () => {
-    const url = await serve({ PROMSTACK_TOKEN: "s3cret" });
+    const url = await serve({ PROMSTACK_TOKEN: "s3cret-token-of-16+" });
     await assert.rejects(new PromStack({ baseUrl: url }).getPrompt({ id: 42 }), (err) => err.status === 401);
-    const prompt = await new PromStack({ baseUrl: url, token: "s3cret" }).getPrompt({ id: 42 });
+    const prompt = await new PromStack({ baseUrl: url, token: "s3cret-token-of-16+" }).getPrompt({ id: 42 });
     assert.equal(prompt.version, 2);
   });
 });
