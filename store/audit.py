@@ -168,6 +168,10 @@ def open_chain(db: sqlite_utils.Database, path: str | os.PathLike | None) -> Non
                     "seal, started_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
                     [*start.values(), _key_id(key), _seal(key, start), now()],
                 )
+    if key is None and file_key:
+        # Another process creating the same store links its key into place before it records
+        # the chain's start: having seen the start, the key is there to read now.
+        key = _read_key(file_key)
     start = _start_row(db) or {}
     if key is None:
         problem = (f"this store's audit log is keyed and its key is not here: set {KEY_ENV} (on a server or "
