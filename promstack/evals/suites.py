@@ -421,9 +421,6 @@ def sidecar_for(path: Path) -> Path | None:
 
 # ---- a GitHub .prompt.yml's own testData ---------------------------------------------------------
 
-_TEMPLATE_VAR = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
-
-
 def cases_from_prompt_yml(test_data: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """Cases from a .prompt.yml's `testData` and `evaluators` (GitHub Models' format, kept by the
     file watcher): each item's keys are template variables; `evaluators` become assertions on
@@ -450,30 +447,61 @@ def cases_from_prompt_yml(test_data: dict[str, Any], name: str) -> list[dict[str
     return cases
 
 
-def _from_evaluator(evaluator: Any, variables: dict[str, Any], where: str) -> dict[str, Any] | None:
-    def fill(text: Any) -> str:
-        return _TEMPLATE_VAR.sub(lambda m: str(variables.get(m.group(1), m.group(0))), str(text))
+# GitHub Models' built-in `uses: github/<name>` evaluators: each is an LLM grader of one quality.
+GITHUB_EVALUATORS = ("similarity", "coherence", "fluency", "relevance", "groundedness")
 
+
+def _fill(text: Any, variables: dict[str, Any]) -> str:
+    """`{{key}}` replaced by the case's value, exactly as GitHub Models fills it (no spaces, no
+    expressions; an unknown key stays as written)."""
+    out = str(text)
+    for key, value in variables.items():
+        out = out.replace("{{" + key + "}}", str(value))
+    return out
+
+
+def _from_evaluator(evaluator: Any, variables: dict[str, Any], where: str) -> dict[str, Any] | None:
     if not isinstance(evaluator, dict):
         raise InvalidInput(f"{where}: an evaluator is a mapping such as {{name: ..., string: {{contains: ...}}}}")
     label = str(evaluator.get("name") or "evaluator")
     string = evaluator.get("string")
     if isinstance(string, dict) and string:
-        kind, value = next(iter(string.items()))
-        value = fill(value)
-        if kind in ("contains", "equals"):
-            return validate_assertion({"type": kind, "value": value})
+        # GitHub Models checks the first of equals, contains, startsWith, endsWith that is set;
+        # all but equals ignore case.
+        for kind in ("equals", "contains", "startsWith", "endsWith"):
+            if string.get(kind) not in (None, ""):
+                value = _fill(string[kind], variables)
+                break
+        else:
+            raise InvalidInput(f"{where}: a string evaluator needs one of equals, contains, startsWith, "
+                               f"endsWith; it has {', '.join(map(str, string))}")
+        if kind == "equals":
+            return validate_assertion({"type": "equals", "value": value})
+        if kind == "contains":
+            return validate_assertion({"type": "icontains", "value": value})
         if kind == "startsWith":
-            return validate_assertion({"type": "regex", "value": "^" + re.escape(value)})
-        if kind == "endsWith":
-            return validate_assertion({"type": "regex", "value": re.escape(value) + r"\s*$"})
-        raise InvalidInput(f"{where}: string evaluator {kind!r} is not one of contains, equals, startsWith, endsWith")
+            return validate_assertion({"type": "regex", "value": "(?i)\\A" + re.escape(value)})
+        return validate_assertion({"type": "regex", "value": "(?i)" + re.escape(value) + "\\Z"})
+    llm = evaluator.get("llm")
+    if isinstance(llm, dict) and llm.get("prompt"):
+        # The judge scores against the grader's own prompt; a choice worth more than 0 passes.
+        choices = ", ".join(f"{c.get('choice')!s} ({c.get('score')})" for c in llm.get("choices") or []
+                            if isinstance(c, dict))
+        rubric = _fill(llm["prompt"], {k: v for k, v in variables.items() if k != "completion"})
+        rubric = rubric.replace("{{completion}}", "(the answer)")
+        tail = f" Choices and their scores: {choices}; a choice scoring above 0 passes." if choices else ""
+        return validate_assertion({"type": "llm-rubric", "value": f"{label}: {rubric}{tail}"})
     uses = str(evaluator.get("uses") or "")
-    if uses.endswith("/similarity"):
-        if variables.get("expected") is None:
-            return None
-        return validate_assertion({"type": "similar", "value": str(variables["expected"])})
-    if uses:
-        quality = uses.rsplit("/", 1)[-1]
+    quality = uses.removeprefix("github/")
+    if uses.startswith("github/") and quality in GITHUB_EVALUATORS:
+        if quality == "similarity":
+            if variables.get("expected") is None:
+                return None
+            return validate_assertion({"type": "similar", "value": str(variables["expected"])})
         return validate_assertion({"type": "llm-rubric", "value": f"{label} (the answer's {quality})"})
-    raise InvalidInput(f"{where}: an evaluator has 'string' or 'uses'")
+    if uses:
+        raise InvalidInput(
+            f"{where} ({label!r}) uses {uses!r}, which is not a GitHub Models built-in evaluator "
+            f"(github/{', github/'.join(GITHUB_EVALUATORS)}) and cannot run here; remove it or use one of those"
+        )
+    raise InvalidInput(f"{where}: an evaluator has 'string', 'llm' or 'uses'")
