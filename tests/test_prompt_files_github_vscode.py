@@ -148,11 +148,8 @@ def test_prompt_yml_four_space_lists_keep_their_indentation():
     messages = [dict(m) for m in parsed.template]
     messages[0]["content"] = "You rate jokes: funny or not funny."
     text = formats.render("github", messages, parsed.model_config, existing=GITHUB_FOUR_SPACES)
-    assert changed_lines(GITHUB_FOUR_SPACES, text) == [
-        "-      content: |", "-        You rate jokes as funny or not funny.",
-        "+      content: |-", "+        You rate jokes: funny or not funny."] or changed_lines(
-        GITHUB_FOUR_SPACES, text) == ["-        You rate jokes as funny or not funny.",
-                                      "+        You rate jokes: funny or not funny."]
+    assert changed_lines(GITHUB_FOUR_SPACES, text) == ["-        You rate jokes as funny or not funny.",
+                                                       "+        You rate jokes: funny or not funny."]
     assert formats.parse("github", text).template == messages
 
 
@@ -288,3 +285,17 @@ def test_status_lists_the_refused_evaluation_only_file(isolated_store, tmp_path)
         (error,) = open_errors(client.store.db)
     assert error["path"] == "prompts/checks.prompt.yml" and "no 'messages'" in error["error"]
     assert "tool" not in error["error"]
+
+
+def test_prompt_yml_messages_are_read_with_github_models_placeholders_only():
+    """GitHub Models replaces `{{key}}` for each key of a test case and sends every other byte."""
+    text = ("messages:\n  - role: user\n    content: \"Step {{step-name}} of {{ spaced }}: {% if x %}"
+            " {{input}} ${{ github.token }}\"\n")
+    template = normalize(formats.parse("github", text).template)
+    assert analyse(template)[0] == ["input", "step_name"]
+    (case,) = cases_from_prompt_yml({"testData": [{"input": "go", "step-name": "2"}], "evaluators": []}, "p")
+    rendered = render_template(template, case["variables"] | {"input": case["input"]}, [], None, label="p")
+    assert rendered[0]["content"] == "Step 2 of {{ spaced }}: {% if x %} go ${{ github.token }}"
+    # Written back in the file's own spelling.
+    again = formats.render("github", template.value, {}, existing=text)
+    assert again == text

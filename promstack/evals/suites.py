@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from store.errors import InvalidInput, NotFound, Step
+from store.formats.placeholders import variable
 
 from .assertions import validate_assertion
 
@@ -434,6 +435,8 @@ def cases_from_prompt_yml(test_data: dict[str, Any], name: str) -> list[dict[str
         if not isinstance(item, dict):
             raise InvalidInput(f"{where}: an item is a mapping of variables such as {{input: ..., expected: ...}}")
         variables = {str(k): v for k, v in item.items()}
+        # A key Jinja cannot spell ({{step-name}}) is the template's variable step_name.
+        variables.update({variable(k): v for k, v in list(variables.items()) if variable(k) not in variables})
         expected = variables.get("expected")
         checks = [_from_evaluator(e, variables, f"{name} evaluator {n}") for n, e in enumerate(evaluators, start=1)]
         case = {

@@ -20,6 +20,7 @@ from .common import (
     options_to_config,
     text_field,
 )
+from .placeholders import GITHUB, to_jinja, to_text
 from .yamlrt import update
 
 
@@ -37,7 +38,7 @@ def parse(text: str) -> ParsedPrompt:
         content = m["content"]
         if not isinstance(content, str):
             raise FormatError(f"message {i} in 'messages' needs 'content' as text")
-        template.append({"role": str(m["role"]), "content": content.rstrip("\n")})
+        template.append({"role": str(m["role"]), "content": to_jinja(content.rstrip("\n"), syntax=GITHUB)})
     config = options_to_config(mapping(data, "modelParameters", "modelParameters"))
     if data.get("model") is not None:
         config["model"] = str(data["model"])
@@ -123,12 +124,14 @@ def render(template: Any, model_config: dict[str, Any], *, description: str | No
     if same_shape:
         for i, (old, new) in enumerate(zip(old_messages, messages, strict=True)):
             content = old.get("content")
-            if not isinstance(content, str) or content.rstrip("\n") != new["content"]:
+            old_text = content.rstrip("\n") if isinstance(content, str) else None
+            if old_text is None or to_jinja(old_text, syntax=GITHUB) != new["content"]:
                 # A block scalar's trailing newline is how the file wrote it, not part of the edit.
-                keep = content[len(content.rstrip("\n")):] if isinstance(content, str) else ""
-                changes[("messages", i, "content")] = new["content"] + keep
+                keep = content[len(old_text):] if old_text is not None else ""
+                text = to_text(new["content"], existing=old_text, syntax=GITHUB)
+                changes[("messages", i, "content")] = text + keep
     else:
-        changes[("messages",)] = messages
+        changes[("messages",)] = [{**m, "content": to_text(m["content"], syntax=GITHUB)} for m in messages]
     return update(existing, changes, deletes)
 
 
@@ -155,7 +158,7 @@ def _fresh(messages: list[dict[str, str]], model: Any, variables: Any, config: d
     params = _spelled(config, camel=True)
     if params:
         out["modelParameters"] = params
-    out["messages"] = messages
+    out["messages"] = [{**m, "content": to_text(m["content"], syntax=GITHUB)} for m in messages]
     if variables is not None:
         out["variables"] = variables
     return dump_yaml(out)

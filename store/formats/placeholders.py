@@ -31,6 +31,9 @@ from jinja2.exceptions import TemplateSyntaxError
 from .common import FormatError
 
 INPUT = re.compile(r"\$\{input:([^}:\s]+)(?::([^}]*))?\}")
+# GitHub Models fills `{{key}}` for each key of a test case, by plain replacement: no spaces, no
+# expressions, no tags.
+GITHUB = re.compile(r"\{\{([^{}\s]+)\}\}")
 _DELIMITER = re.compile(r"\{[{%#]")
 _ENDRAW = re.compile(r"\{%[-+]?\s*endraw")
 _IDENT = re.compile(r"[A-Za-z_]\w*\Z")
@@ -63,31 +66,34 @@ def _literal(text: str, before_tag: bool) -> str:
     return re.sub(r"\{(?=[{%#])|\{\Z" if before_tag else r"\{(?=[{%#])", '{{ "{" }}', text)
 
 
-def to_jinja(body: str, *, jinja: bool = False) -> str:
-    """A .prompt.md body as the store's template."""
+def to_jinja(body: str, *, jinja: bool = False, syntax: re.Pattern[str] = INPUT) -> str:
+    """A .prompt.md body (or, with `syntax=GITHUB`, a .prompt.yml message) as the store's template."""
     out, pos = [], 0
-    for m in INPUT.finditer(body):
+    for m in syntax.finditer(body):
         part = body[pos:m.start()]
         out.append(part if jinja else _literal(part, before_tag=True))
-        out.append("{{ " + variable(m.group(1)) + " }}")
+        name = variable(m.group(1))
+        out.append("{{" + name + "}}" if syntax is GITHUB and name == m.group(1) else "{{ " + name + " }}")
         pos = m.end()
     tail = body[pos:]
     out.append(tail if jinja else _literal(tail, before_tag=False))
     return "".join(out)
 
 
-def to_text(template: str, *, existing: str | None = None, jinja: bool = False) -> str:
-    """The store's template as a .prompt.md body; `existing` (the body the file has now) keeps
-    each placeholder's own spelling (`${input:topic:Which topic?}`) where the name still is."""
-    if existing is not None and to_jinja(existing, jinja=jinja) == template:
+def to_text(template: str, *, existing: str | None = None, jinja: bool = False,
+            syntax: re.Pattern[str] = INPUT) -> str:
+    """The store's template as a .prompt.md body (or a .prompt.yml message); `existing` (the
+    text the file has now) keeps each placeholder's own spelling (`${input:topic:Which topic?}`)
+    where the name still is."""
+    if existing is not None and to_jinja(existing, jinja=jinja, syntax=syntax) == template:
         return existing
     forms: dict[str, list[str]] = {}
-    for m in INPUT.finditer(existing or ""):
+    for m in syntax.finditer(existing or ""):
         forms.setdefault(variable(m.group(1)), []).append(m.group(0))
     used: dict[str, int] = {}
 
     def placeholder(name: str) -> str:
-        seen = forms.get(name) or [f"${{input:{name}}}"]
+        seen = forms.get(name) or [f"${{input:{name}}}" if syntax is INPUT else "{{" + name + "}}"]
         n = used.get(name, 0)
         used[name] = n + 1
         return seen[min(n, len(seen) - 1)]
@@ -97,7 +103,7 @@ def to_text(template: str, *, existing: str | None = None, jinja: bool = False) 
     try:
         tokens = list(_lexer.lex(template))
     except TemplateSyntaxError as exc:
-        raise FormatError(_not_text(f"Jinja that does not parse ({exc.message})")) from None
+        raise FormatError(_not_text(f"Jinja that does not parse ({exc.message})", syntax)) from None
     out: list[str] = []
     i = 0
     while i < len(tokens):
@@ -127,14 +133,17 @@ def to_text(template: str, *, existing: str | None = None, jinja: bool = False) 
             if len(inner) == 1 and inner[0][1] == "string":
                 out.append(ast.literal_eval(inner[0][2]))
                 continue
-            raise FormatError(_not_text("an expression {{ ... }} other than a plain variable"))
+            raise FormatError(_not_text("an expression {{ ... }} other than a plain variable", syntax))
         if kind == "comment_begin":
-            raise FormatError(_not_text("a Jinja comment {# ... #}"))
-        raise FormatError(_not_text("a Jinja tag {% ... %}"))
+            raise FormatError(_not_text("a Jinja comment {# ... #}", syntax))
+        raise FormatError(_not_text("a Jinja tag {% ... %}", syntax))
     return "".join(out)
 
 
-def _not_text(what: str) -> str:
+def _not_text(what: str, syntax: re.Pattern[str]) -> str:
+    if syntax is GITHUB:
+        return (f"the new version uses {what}, which GitHub Models would send as text: a .prompt.yml "
+                "message is text with {{name}} placeholders; keep to those")
     return (f"the new version uses {what}, which VS Code would send as text: a .prompt.md body is "
             f"text with ${{input:name}} placeholders unless its front matter says '{JINJA_KEY}: jinja2'; "
             "add that line to the file, or keep to {{ name }} placeholders")
