@@ -299,3 +299,17 @@ def test_prompt_yml_messages_are_read_with_github_models_placeholders_only():
     # Written back in the file's own spelling.
     again = formats.render("github", template.value, {}, existing=text)
     assert again == text
+
+
+def test_jinja_saved_through_the_sdk_is_not_written_to_a_text_prompt_md(isolated_store, tmp_path):
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    path = prompts / "note.prompt.md"
+    path.write_text(VSCODE_FILE, encoding="utf-8")
+    with Client(isolated_store) as client:
+        FileSync(client.store, prompts, root=tmp_path).sync(path)
+        client.save("note", "{% if vip %}Dear ${input:name}{% endif %}")
+        (error,) = open_errors(client.store.db)
+    assert path.read_text(encoding="utf-8") == VSCODE_FILE
+    assert "template_format: jinja2" in error["error"] and "tool" not in error["error"]
+    assert "--" not in error["error"]  # no CLI flag either: the watcher is no face

@@ -1,8 +1,10 @@
 """`.prompt.yml` / `.prompt.yaml`, as GitHub Models stores prompts in a repository.
 
 `name`, `description`, `model`, `modelParameters` (temperature, max_tokens or maxTokens,
-top_p or topP, stop, ...), `messages: [{role, content}]`. `testData` and `evaluators` are kept
-as the prompt's test data for the test suites. Every other key stays in the file.
+top_p or topP, stop, ...), `messages: [{role, content}]`. A message's content is read with
+GitHub Models' own placeholders, `{{key}}` and nothing else (placeholders.GITHUB). `testData`
+and `evaluators` are kept as the prompt's test data for the test suites. A write-back changes
+only the values that changed, in place (yamlrt): every other key, comment and byte stays.
 """
 
 from __future__ import annotations
@@ -73,7 +75,6 @@ def _no_messages(data: dict[str, Any]) -> str:
             "prompt file needs them")
 
 
-# The keys a write-back may change; every other key, comment and byte stays as the file has it.
 def render(template: Any, model_config: dict[str, Any], *, description: str | None = None,
            existing: str | None = None) -> str:
     if isinstance(template, str):
