@@ -313,3 +313,13 @@ def test_jinja_saved_through_the_sdk_is_not_written_to_a_text_prompt_md(isolated
     assert path.read_text(encoding="utf-8") == VSCODE_FILE
     assert "template_format: jinja2" in error["error"] and "tool" not in error["error"]
     assert "--" not in error["error"]  # no CLI flag either: the watcher is no face
+
+
+def test_prompt_yml_added_message_rewrites_only_the_messages_list():
+    parsed = formats.parse("github", GITHUB_FILE)
+    messages = [*parsed.template, {"role": "assistant", "content": "billing"}]
+    text = formats.render("github", messages, parsed.model_config, existing=GITHUB_FILE)
+    before, after = GITHUB_FILE.split("messages:\n"), text.split("messages:\n")
+    assert after[0] == before[0]  # comment, quotes, parameter order, list-valued variables
+    assert after[1].split("testData:\n")[1] == before[1].split("testData:\n")[1]
+    assert formats.parse("github", text).template == messages

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .common import FormatError
+from .common import FormatError, dump_yaml
 
 Path = tuple[str | int, ...]
 _DELETE = object()
@@ -112,7 +112,7 @@ def _splice_for(text: str, root: yaml.Node, path: Path, value: Any) -> tuple[int
     if node is None and parent is not None and parent.value:
         return _add_key(text, parent, path[-1], value)
     if not isinstance(value, _SCALARS):
-        return None
+        return _block_for(text, node, value)
     if not isinstance(node, yaml.ScalarNode):
         return None
     start, end = node.start_mark.index, node.end_mark.index
@@ -140,6 +140,27 @@ def _splice_for(text: str, root: yaml.Node, path: Path, value: Any) -> tuple[int
     if block:
         new = new if new.endswith("\n") else new + "\n"
         return start, end, new + tail
+    return start, end, new.removesuffix("\n")
+
+
+def _block_for(text: str, node: yaml.Node | None, value: Any) -> tuple[int, int, str] | None:
+    """A block list or mapping written afresh where the old one was, at its indentation."""
+    if not isinstance(node, yaml.SequenceNode | yaml.MappingNode) or node.flow_style or not value:
+        return None
+    if not isinstance(value, list if isinstance(node, yaml.SequenceNode) else dict):
+        return None
+    start, end = node.start_mark.index, node.end_mark.index
+    line_start = text.rfind("\n", 0, start) + 1
+    if text[line_start:start].strip(" -"):
+        return None  # shares its line with its key: let the dumper decide
+    pad = " " * node.start_mark.column
+    lines = dump_yaml(value).rstrip("\n").split("\n")
+    new = "\n".join([lines[0], *((pad + ln) if ln else "" for ln in lines[1:])]) + "\n"
+    if text[start:end].endswith("\n"):
+        tail = text[start:end]
+        body = tail.rstrip("\n ")
+        rest = tail[len(body):]
+        return start, end, new + rest[rest.find("\n") + 1:]
     return start, end, new.removesuffix("\n")
 
 
