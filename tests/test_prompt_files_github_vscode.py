@@ -323,3 +323,19 @@ def test_prompt_yml_added_message_rewrites_only_the_messages_list():
     assert after[0] == before[0]  # comment, quotes, parameter order, list-valued variables
     assert after[1].split("testData:\n")[1] == before[1].split("testData:\n")[1]
     assert formats.parse("github", text).template == messages
+
+
+def test_an_evaluation_only_prompt_yml_imports_as_a_suite(client, tmp_path):
+    from promstack.evals import engine
+
+    client.create_prompt("triage", [{"role": "user", "content": "Mail: {{mail}}"}])
+    path = tmp_path / "checks.prompt.yml"
+    path.write_text("# checks kept apart from the prompt\ntestData:\n  - mail: charged twice\n    expected: billing\n"
+                    "evaluators:\n  - name: queue\n    string:\n      contains: '{{expected}}'\n", encoding="utf-8")
+    with pytest.raises(FormatError, match="import the file as a suite"):
+        formats.parse("github", path.read_text(encoding="utf-8"))
+    suite = engine.import_suite(client, path, prompt="triage")
+    assert suite["name"] == "checks" and suite["prompt_id"] == client.get_prompt("triage").prompt_id
+    (case,) = cases_from_prompt_yml({"testData": [{"mail": "charged twice", "expected": "billing"}],
+                                     "evaluators": [{"name": "queue", "string": {"contains": "{{expected}}"}}]}, "c")
+    assert case["assertions"] == [{"type": "icontains", "value": "billing"}]

@@ -55,7 +55,26 @@ def file_sha(path: Path) -> str:
     return digest.hexdigest()
 
 
+PROMPT_YML_SUFFIXES = (".prompt.yml", ".prompt.yaml")
+
+
+def is_prompt_yml(path: Path) -> bool:
+    """A GitHub Models prompt file, whose testData and evaluators import as a suite."""
+    return Path(path).name.lower().endswith(PROMPT_YML_SUFFIXES)
+
+
+def suite_name_of(path: Path) -> str:
+    """The suite a file imports as by default: its name without the extension(s)."""
+    name = Path(path).name
+    for suffix in PROMPT_YML_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
 def detect_format(path: Path, fmt: str | None = None) -> str:
+    if fmt in (None, "", "prompt.yml") and is_prompt_yml(path):
+        return "prompt.yml"
     if fmt:
         fmt = fmt.lower().lstrip(".")
         if fmt not in FORMATS:
@@ -92,7 +111,8 @@ def check_readable(path: Path, what: str = "a suite file", suffixes: tuple[str, 
                 f"{Path(path).name!r} is not {what}: environment files, keys, the .promstack folder and "
                 f".git are never read by an import; name a {kinds} file"
             )
-    if Path(path).suffix.lower().lstrip(".") not in suffixes:
+    if Path(path).suffix.lower().lstrip(".") not in suffixes and not (suffixes is READABLE_SUFFIXES
+                                                                       and is_prompt_yml(path)):
         raise InvalidInput(f"{Path(path).name!r} is not {what}: name a {kinds} file")
 
 
@@ -122,6 +142,8 @@ def parse_file(path: Path, fmt: str | None = None) -> tuple[dict[str, Any], Iter
         raise NotFound(f"there is no file {str(path)!r}")
     fmt = detect_format(path, fmt)
     check_utf8(path)
+    if fmt == "prompt.yml":
+        return {}, iter(prompt_yml_cases(path.read_text(encoding="utf-8"), path.name))
     if fmt == "csv":
         header = _csv_header(path)
         return {}, _csv_cases(path, header)
@@ -413,6 +435,8 @@ def workspace_suite_files(root: Path) -> dict[str, Path]:
 
 
 def sidecar_for(path: Path) -> Path | None:
+    if is_prompt_yml(path):
+        return None  # it is YAML itself, and its own settings
     for suffix in (".yml", ".yaml"):
         candidate = path.with_suffix(suffix)
         if candidate.is_file():
@@ -448,6 +472,20 @@ def cases_from_prompt_yml(test_data: dict[str, Any], name: str) -> list[dict[str
         }
         cases.append(case)
     return cases
+
+
+def prompt_yml_cases(text: str, name: str) -> list[dict[str, Any]]:
+    """The cases of a .prompt.yml's testData and evaluators, with or without its messages (GitHub
+    Models' evaluation-only files run against the prompt the suite is tied to)."""
+    from store.formats.common import load_yaml
+
+    data = load_yaml(text.lstrip("\ufeff"), name)
+    cases, evaluators = data.get("testData") or [], data.get("evaluators") or []
+    if not isinstance(cases, list) or not isinstance(evaluators, list):
+        raise InvalidInput(f"{name}: 'testData' and 'evaluators' must be lists")
+    if not cases:
+        raise InvalidInput(f"{name} has no 'testData' items to import as cases")
+    return cases_from_prompt_yml({"testData": cases, "evaluators": evaluators}, name)
 
 
 # GitHub Models' built-in `uses: github/<name>` evaluators: each is an LLM grader of one quality.

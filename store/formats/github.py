@@ -69,8 +69,8 @@ def _no_messages(data: dict[str, Any]) -> str:
         n = len(cases) if isinstance(cases, list) else 0
         m = len(evaluators) if isinstance(evaluators, list) else 0
         return (f"it has no 'messages', only test data ({n} testData item{'s' * (n != 1)}, {m} evaluator"
-                f"{'s' * (m != 1)}), so there is no prompt to version or to run them against; add "
-                "'messages' (a list of {role, content}) with the prompt to test")
+                f"{'s' * (m != 1)}), so there is no prompt to version; add 'messages' (a list of "
+                "{role, content}) with the prompt to test, or import the file as a suite for another prompt")
     return ("it has no 'messages' (a list of {role, content}), so it holds no prompt; a GitHub Models "
             "prompt file needs them")
 
