@@ -201,7 +201,7 @@ def test_a_prompt_yml_carries_its_own_suite(client, tmp_path, scripted):
     assert suite["name"] == "support/refund" and suite["case_count"] == 2 and suite["prompt_id"] == prompt.prompt_id
     (case, _) = engine.evals_of(client).cases(suite["id"])
     assert case["input"] == "환불하고 싶어요" and case["expected"] is None
-    assert case["assertions"] == [{"type": "regex", "value": "^GOOD\\ answer"},
+    assert case["assertions"] == [{"type": "regex", "value": "(?i)\\AGOOD\\ answer"},
                                   {"type": "similar", "value": "GOOD answer"}]
     result = CliRunner().invoke(cli, ["test", "--prompt", "support/refund", "--json"], catch_exceptions=False)
     run = json.loads(result.stdout)

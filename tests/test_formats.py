@@ -56,7 +56,7 @@ model: gpt-4o
 temperature: 0.3
 message: first cut
 ---
-Explain the refund policy for {{ product }}.
+Explain the refund policy for ${input:product:Which product?}.
 """
 
 
@@ -72,6 +72,7 @@ def test_prompt_md_front_matter_and_body():
 def test_prompt_md_write_back_keeps_unknown_keys_and_drops_the_message():
     parsed = formats.parse("prompt.md", VSCODE)
     text = formats.render("prompt.md", "New body {{ product }}\n", {"model": "gpt-4o-mini"}, existing=VSCODE)
+    assert text.endswith("---\nNew body ${input:product:Which product?}\n")
     assert "mode: agent" in text and "codebase" in text and "message" not in text
     again = formats.parse("prompt.md", text)
     assert again.model_config == {"model": "gpt-4o-mini"}

@@ -34,9 +34,9 @@ def sync(store, tmp_path, prompts_dir):
 
 # (file name, first text, an edit that carries no model config)
 NO_CONFIG = [
-    ("refund.prompt.md", "Refund {{ item }}\n", "Refund the {{ item }} today\n"),
-    ("refund.prompt.md", "---\ndescription: refunds\n---\nRefund {{ item }}\n",
-     "---\ndescription: refunds, kindly\n---\nRefund {{ item }} kindly\n"),
+    ("refund.prompt.md", "Refund ${input:item}\n", "Refund the ${input:item} today\n"),
+    ("refund.prompt.md", "---\ndescription: refunds\n---\nRefund ${input:item}\n",
+     "---\ndescription: refunds, kindly\n---\nRefund ${input:item} kindly\n"),
     ("refund.prompty", "---\nname: refund\n---\nsystem:\nYou help.\n\nuser:\nRefund {{ item }}\n",
      "---\nname: refund\n---\nsystem:\nYou help kindly.\n\nuser:\nRefund {{ item }}\n"),
     ("refund.prompt", "Refund {{item}}\n", "Refund the {{item}} now\n"),
@@ -84,7 +84,7 @@ def test_promstack_test_still_finds_the_model_after_a_bare_save(sync, store, pro
 def test_importing_a_bare_file_over_a_prompt_keeps_its_config(client, tmp_path):
     client.create_prompt("refund", "Refund {{ item }}", model_config=CONFIG)
     bare = tmp_path / "refund.prompt.md"
-    bare.write_text("Refund the {{ item }} now\n", encoding="utf-8")
+    bare.write_text("Refund the ${input:item} now\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["import", str(bare), "--name", "refund"])
     assert result.exit_code == 0, result.output
     head = client.get_prompt("refund")

@@ -30,7 +30,7 @@ def prompts_dir(tmp_path):
 
 def test_import_prompt_files_by_their_path_under_prompts(prompts_dir, isolated_store):
     (prompts_dir / "support").mkdir()
-    (prompts_dir / "support" / "refund.prompt.md").write_text("---\nmodel: gpt-4o\n---\nRefund {{ item }}\n")
+    (prompts_dir / "support" / "refund.prompt.md").write_text("---\nmodel: gpt-4o\n---\nRefund ${input:item}\n")
     (prompts_dir / "sum.prompt.yml").write_text("model: gpt-4o-mini\nmessages:\n  - role: user\n    content: '{{input}}'\n")
     result = run("import", "prompts/support/refund.prompt.md", "prompts/sum.prompt.yml")
     assert result.exit_code == 0, result.output

@@ -39,7 +39,7 @@ def write(path, text):
 
 
 def test_reconcile_versions_new_and_changed_files_once(sync, store, prompts_dir):
-    write(prompts_dir / "support" / "refund.prompt.md", "---\nmodel: gpt-4o\n---\nRefund {{ item }}\n")
+    write(prompts_dir / "support" / "refund.prompt.md", "---\nmodel: gpt-4o\n---\nRefund ${input:item}\n")
     write(prompts_dir / "hello.txt", "Hello {{ name }}")
     write(prompts_dir / "notes.json", "{}")
     write(prompts_dir / ".hidden.txt", "x")

@@ -91,7 +91,7 @@ def _import_suite(client: Any, source: str | os.PathLike | None = None, *, text:
             # The suite changes when its settings do: the sidecar is part of its hash.
             sha = hashlib.sha256((sha + S.file_sha(sidecar)).encode()).hexdigest()
         fmt = S.detect_format(path, fmt)
-        name = S.validate_suite_name(name or path.stem)
+        name = S.validate_suite_name(name or S.suite_name_of(path))
         origin = _origin(client, path)
     else:
         if not fmt:

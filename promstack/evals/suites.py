@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from store.errors import InvalidInput, NotFound, Step
+from store.formats.placeholders import variable
 
 from .assertions import validate_assertion
 
@@ -54,7 +55,26 @@ def file_sha(path: Path) -> str:
     return digest.hexdigest()
 
 
+PROMPT_YML_SUFFIXES = (".prompt.yml", ".prompt.yaml")
+
+
+def is_prompt_yml(path: Path) -> bool:
+    """A GitHub Models prompt file, whose testData and evaluators import as a suite."""
+    return Path(path).name.lower().endswith(PROMPT_YML_SUFFIXES)
+
+
+def suite_name_of(path: Path) -> str:
+    """The suite a file imports as by default: its name without the extension(s)."""
+    name = Path(path).name
+    for suffix in PROMPT_YML_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
 def detect_format(path: Path, fmt: str | None = None) -> str:
+    if fmt in (None, "", "prompt.yml") and is_prompt_yml(path):
+        return "prompt.yml"
     if fmt:
         fmt = fmt.lower().lstrip(".")
         if fmt not in FORMATS:
@@ -91,7 +111,8 @@ def check_readable(path: Path, what: str = "a suite file", suffixes: tuple[str, 
                 f"{Path(path).name!r} is not {what}: environment files, keys, the .promstack folder and "
                 f".git are never read by an import; name a {kinds} file"
             )
-    if Path(path).suffix.lower().lstrip(".") not in suffixes:
+    if Path(path).suffix.lower().lstrip(".") not in suffixes and not (suffixes is READABLE_SUFFIXES
+                                                                       and is_prompt_yml(path)):
         raise InvalidInput(f"{Path(path).name!r} is not {what}: name a {kinds} file")
 
 
@@ -121,6 +142,8 @@ def parse_file(path: Path, fmt: str | None = None) -> tuple[dict[str, Any], Iter
         raise NotFound(f"there is no file {str(path)!r}")
     fmt = detect_format(path, fmt)
     check_utf8(path)
+    if fmt == "prompt.yml":
+        return {}, iter(prompt_yml_cases(path.read_text(encoding="utf-8"), path.name))
     if fmt == "csv":
         header = _csv_header(path)
         return {}, _csv_cases(path, header)
@@ -412,6 +435,8 @@ def workspace_suite_files(root: Path) -> dict[str, Path]:
 
 
 def sidecar_for(path: Path) -> Path | None:
+    if is_prompt_yml(path):
+        return None  # it is YAML itself, and its own settings
     for suffix in (".yml", ".yaml"):
         candidate = path.with_suffix(suffix)
         if candidate.is_file():
@@ -420,9 +445,6 @@ def sidecar_for(path: Path) -> Path | None:
 
 
 # ---- a GitHub .prompt.yml's own testData ---------------------------------------------------------
-
-_TEMPLATE_VAR = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
-
 
 def cases_from_prompt_yml(test_data: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """Cases from a .prompt.yml's `testData` and `evaluators` (GitHub Models' format, kept by the
@@ -437,6 +459,8 @@ def cases_from_prompt_yml(test_data: dict[str, Any], name: str) -> list[dict[str
         if not isinstance(item, dict):
             raise InvalidInput(f"{where}: an item is a mapping of variables such as {{input: ..., expected: ...}}")
         variables = {str(k): v for k, v in item.items()}
+        # A key Jinja cannot spell ({{step-name}}) is the template's variable step_name.
+        variables.update({variable(k): v for k, v in list(variables.items()) if variable(k) not in variables})
         expected = variables.get("expected")
         checks = [_from_evaluator(e, variables, f"{name} evaluator {n}") for n, e in enumerate(evaluators, start=1)]
         case = {
@@ -450,30 +474,75 @@ def cases_from_prompt_yml(test_data: dict[str, Any], name: str) -> list[dict[str
     return cases
 
 
-def _from_evaluator(evaluator: Any, variables: dict[str, Any], where: str) -> dict[str, Any] | None:
-    def fill(text: Any) -> str:
-        return _TEMPLATE_VAR.sub(lambda m: str(variables.get(m.group(1), m.group(0))), str(text))
+def prompt_yml_cases(text: str, name: str) -> list[dict[str, Any]]:
+    """The cases of a .prompt.yml's testData and evaluators, with or without its messages (GitHub
+    Models' evaluation-only files run against the prompt the suite is tied to)."""
+    from store.formats.common import load_yaml
 
+    data = load_yaml(text.lstrip("\ufeff"), name)
+    cases, evaluators = data.get("testData") or [], data.get("evaluators") or []
+    if not isinstance(cases, list) or not isinstance(evaluators, list):
+        raise InvalidInput(f"{name}: 'testData' and 'evaluators' must be lists")
+    if not cases:
+        raise InvalidInput(f"{name} has no 'testData' items to import as cases")
+    return cases_from_prompt_yml({"testData": cases, "evaluators": evaluators}, name)
+
+
+# GitHub Models' built-in `uses: github/<name>` evaluators: each is an LLM grader of one quality.
+GITHUB_EVALUATORS = ("similarity", "coherence", "fluency", "relevance", "groundedness")
+
+
+def _fill(text: Any, variables: dict[str, Any]) -> str:
+    """`{{key}}` replaced by the case's value, exactly as GitHub Models fills it (no spaces, no
+    expressions; an unknown key stays as written)."""
+    out = str(text)
+    for key, value in variables.items():
+        out = out.replace("{{" + key + "}}", str(value))
+    return out
+
+
+def _from_evaluator(evaluator: Any, variables: dict[str, Any], where: str) -> dict[str, Any] | None:
     if not isinstance(evaluator, dict):
         raise InvalidInput(f"{where}: an evaluator is a mapping such as {{name: ..., string: {{contains: ...}}}}")
     label = str(evaluator.get("name") or "evaluator")
     string = evaluator.get("string")
     if isinstance(string, dict) and string:
-        kind, value = next(iter(string.items()))
-        value = fill(value)
-        if kind in ("contains", "equals"):
-            return validate_assertion({"type": kind, "value": value})
+        # GitHub Models checks the first of equals, contains, startsWith, endsWith that is set;
+        # all but equals ignore case.
+        for kind in ("equals", "contains", "startsWith", "endsWith"):
+            if string.get(kind) not in (None, ""):
+                value = _fill(string[kind], variables)
+                break
+        else:
+            raise InvalidInput(f"{where}: a string evaluator needs one of equals, contains, startsWith, "
+                               f"endsWith; it has {', '.join(map(str, string))}")
+        if kind == "equals":
+            return validate_assertion({"type": "equals", "value": value})
+        if kind == "contains":
+            return validate_assertion({"type": "icontains", "value": value})
         if kind == "startsWith":
-            return validate_assertion({"type": "regex", "value": "^" + re.escape(value)})
-        if kind == "endsWith":
-            return validate_assertion({"type": "regex", "value": re.escape(value) + r"\s*$"})
-        raise InvalidInput(f"{where}: string evaluator {kind!r} is not one of contains, equals, startsWith, endsWith")
+            return validate_assertion({"type": "regex", "value": "(?i)\\A" + re.escape(value)})
+        return validate_assertion({"type": "regex", "value": "(?i)" + re.escape(value) + "\\Z"})
+    llm = evaluator.get("llm")
+    if isinstance(llm, dict) and llm.get("prompt"):
+        # The judge scores against the grader's own prompt; a choice worth more than 0 passes.
+        choices = ", ".join(f"{c.get('choice')!s} ({c.get('score')})" for c in llm.get("choices") or []
+                            if isinstance(c, dict))
+        rubric = _fill(llm["prompt"], {k: v for k, v in variables.items() if k != "completion"})
+        rubric = rubric.replace("{{completion}}", "(the answer)")
+        tail = f" Choices and their scores: {choices}; a choice scoring above 0 passes." if choices else ""
+        return validate_assertion({"type": "llm-rubric", "value": f"{label}: {rubric}{tail}"})
     uses = str(evaluator.get("uses") or "")
-    if uses.endswith("/similarity"):
-        if variables.get("expected") is None:
-            return None
-        return validate_assertion({"type": "similar", "value": str(variables["expected"])})
-    if uses:
-        quality = uses.rsplit("/", 1)[-1]
+    quality = uses.removeprefix("github/")
+    if uses.startswith("github/") and quality in GITHUB_EVALUATORS:
+        if quality == "similarity":
+            if variables.get("expected") is None:
+                return None
+            return validate_assertion({"type": "similar", "value": str(variables["expected"])})
         return validate_assertion({"type": "llm-rubric", "value": f"{label} (the answer's {quality})"})
-    raise InvalidInput(f"{where}: an evaluator has 'string' or 'uses'")
+    if uses:
+        raise InvalidInput(
+            f"{where} ({label!r}) uses {uses!r}, which is not a GitHub Models built-in evaluator "
+            f"(github/{', github/'.join(GITHUB_EVALUATORS)}) and cannot run here; remove it or use one of those"
+        )
+    raise InvalidInput(f"{where}: an evaluator has 'string', 'llm' or 'uses'")

@@ -4,23 +4,34 @@ Front matter keys read into the version: `description`, `model`, the model param
 `temperature`, `max_tokens`, `top_p`, `top_k`, `stop`, `frequency_penalty`, `presence_penalty`,
 `seed`, PromStack's `variables` block, and `message` (names this save). Every other key (VS
 Code's `name`, `agent`/`mode`, `tools`, `argument-hint`, ...) stays in the file as it is.
+
+The body is text with VS Code's `${input:name}` placeholders, not Jinja, unless the front matter
+says `template_format: jinja2` (see placeholders.py). A write-back rewrites the body and only the
+front-matter values that changed, in place: quotes, flow lists, wrapped lines and comments stay.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .common import (
     FormatError,
     ParsedPrompt,
-    existing_front_matter,
     split_front_matter,
     text_field,
     with_front_matter,
 )
+from .placeholders import JINJA_KEY, JINJA_VALUES, to_jinja, to_text
+from .yamlrt import update
 
 CONFIG_KEYS = ("model", "temperature", "max_tokens", "top_p", "top_k", "stop", "frequency_penalty",
                "presence_penalty", "seed", "variables")
+
+
+def templated(front: dict[str, Any]) -> bool:
+    """Whether the file opted in to Jinja (`template_format: jinja2`)."""
+    return str(front.get(JINJA_KEY) or "").strip().lower() in JINJA_VALUES
 
 
 def parse(text: str) -> ParsedPrompt:
@@ -30,11 +41,27 @@ def parse(text: str) -> ParsedPrompt:
     if "variables" in config and not isinstance(config["variables"], dict):
         raise FormatError("'variables' in the front matter must map each name to {type, description, default}")
     return ParsedPrompt(
-        template=body,
+        template=to_jinja(body, jinja=templated(front)),
         model_config=config,
         description=text_field(front, "description"),
         message=text_field(front, "message"),
     )
+
+
+_OPEN = re.compile(r"^---[ \t]*\n")
+_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.M)
+
+
+def _raw_parts(text: str) -> tuple[str, str, str, str] | None:
+    """(opening fence, front matter YAML, closing fence line, body) as bytes of the file; None when it has no front matter."""
+    opening = _OPEN.match(text)
+    if opening is None:
+        return None
+    close = _CLOSE.search(text, opening.end())
+    if close is None:
+        return None
+    end = close.end()
+    return text[:opening.end()], text[opening.end():close.start()], text[close.start():end], text[end:]
 
 
 def render(template: Any, model_config: dict[str, Any], *, description: str | None = None,
@@ -42,15 +69,31 @@ def render(template: Any, model_config: dict[str, Any], *, description: str | No
     if not isinstance(template, str):
         raise FormatError("a .prompt.md file holds a text prompt; this version is chat messages "
                           "(keep it in a .prompty or .prompt.yml file)")
-    front = existing_front_matter(existing)
-    front.pop("message", None)
+    front: dict[str, Any] = {}
+    parts = None
+    if existing is not None:
+        try:
+            front = split_front_matter(existing)[0] or {}
+            parts = _raw_parts(existing)
+        except FormatError:
+            front, parts = {}, None
+    old_body = parts[3] if parts else (existing if existing is not None and not front else None)
+    body = to_text(template, existing=old_body, jinja=templated(front))
+    wanted = dict(front)
+    wanted.pop("message", None)
     for key in CONFIG_KEYS:
-        front.pop(key, None) if key not in model_config else None
+        if key not in model_config:
+            wanted.pop(key, None)
     if description is not None:
-        front["description"] = description
-    unknown = {k: v for k, v in model_config.items() if k not in CONFIG_KEYS}
-    for key in CONFIG_KEYS:
-        if key in model_config:
-            front[key] = model_config[key]
-    front.update(unknown)
-    return with_front_matter(front, template)
+        wanted["description"] = description
+    wanted.update(model_config)
+    if parts is None:
+        return with_front_matter(wanted, body)
+    changes = {(k,): v for k, v in wanted.items() if k not in front or front[k] != v}
+    deletes = [(k,) for k in front if k not in wanted]
+    opening, yaml_text, closing, _ = parts
+    if changes or deletes:
+        yaml_text = update(yaml_text, changes, deletes)
+        if yaml_text and not yaml_text.endswith("\n"):
+            yaml_text += "\n"
+    return opening + yaml_text + closing + body

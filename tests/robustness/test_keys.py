@@ -344,7 +344,7 @@ def test_a_key_in_a_model_config_is_refused_on_every_way_in(client, isolated_sto
     prompts.mkdir()
     (prompts / "w.prompt").write_text(f"---\nmodel: openai/gpt-4o-mini\nconfig:\n  api_key: {OPENAI_KEY}\n---\n"
                                       "Hi {{q}}\n", encoding="utf-8")
-    (prompts / "v.prompt.md").write_text("---\nmodel: gpt-4o-mini\n---\nHi {{ q }}\n", encoding="utf-8")
+    (prompts / "v.prompt.md").write_text("---\nmodel: gpt-4o-mini\n---\nHi ${input:q}\n", encoding="utf-8")
     with Watcher(isolated_store, prompts):
         pass
     tried += 1

@@ -230,7 +230,7 @@ def test_a_yaml_alias_bomb_is_refused_and_the_watcher_keeps_running(isolated_sto
 
 
 @pytest.mark.parametrize(("fmt", "text"), [
-    ("prompt.md", "---\nmodel: gpt-4o\n{bomb}---\nhi {{{{ q }}}}\n"),
+    ("prompt.md", "---\nmodel: gpt-4o\n{bomb}---\nhi ${{input:q}}\n"),
     ("prompty", "---\nname: p\n{bomb}---\nsystem:\nhi {{{{ q }}}}\n"),
     ("dotprompt", "---\nmodel: gpt-4o\n{bomb}---\nhi {{{{ q }}}}\n"),
 ])
