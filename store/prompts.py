@@ -21,6 +21,7 @@ from .clock import now
 from .db import write
 from .diff import line_diff as unified_diff
 from .diff import merge3, word_diff
+from .formats import prompty
 from .errors import InvalidInput, MergeConflict, NotFound, Step
 from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
 from .refs import SQLITE_MAX_INT, prompt_ref
@@ -405,13 +406,17 @@ class PromptStore:
     def render(self, version: PromptVersion, variables: dict[str, Any] | None = None):  # noqa: ANN201
         template = Template(version.kind, version.template if version.kind == "text"
                             else json.dumps(version.template, ensure_ascii=False, indent=1))
-        return render(
+        rendered = render(
             template,
             dict(variables or {}),
             version.variables,
             self._resolver(),
             label=f"prompt {version.name!r} v{version.version}",
         )
+        if isinstance(rendered, str) and (version.model_config or {}).get(prompty.ROLES_KEY) == "prompty":
+            # A .prompty whose role lines come out of the rendering: split as its runtime does.
+            return prompty.split_rendered(rendered)
+        return rendered
 
     def resolved_template(self, version: PromptVersion) -> str | list[dict[str, str]]:
         """The template with every {% include %} expanded and the rest left as it is."""
