@@ -21,7 +21,6 @@ from .clock import now
 from .db import write
 from .diff import line_diff as unified_diff
 from .diff import merge3, word_diff
-from .formats import prompty
 from .errors import InvalidInput, MergeConflict, NotFound, Step
 from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
 from .refs import SQLITE_MAX_INT, prompt_ref
@@ -413,9 +412,11 @@ class PromptStore:
             self._resolver(),
             label=f"prompt {version.name!r} v{version.version}",
         )
-        if isinstance(rendered, str) and (version.model_config or {}).get(prompty.ROLES_KEY) == "prompty":
+        if isinstance(rendered, str) and (version.model_config or {}).get("template_roles") == "prompty":
             # A .prompty whose role lines come out of the rendering: split as its runtime does.
-            return prompty.split_rendered(rendered)
+            from .formats.prompty import split_rendered
+
+            return split_rendered(rendered)
         return rendered
 
     def resolved_template(self, version: PromptVersion) -> str | list[dict[str, str]]:

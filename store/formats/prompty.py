@@ -25,14 +25,20 @@ matter (comments, key order, quoting, `tools`, `connection`) stays byte for byte
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from . import variables as var
 from .common import (
     CAMEL,
     FormatError,
     ParsedPrompt,
+    check_aliases,
     clean,
     config_to_options,
     dump_yaml,
@@ -145,14 +151,75 @@ def _inputs(front: dict[str, Any]) -> dict[str, Any]:
     return declared
 
 
+MAX_REFERENCED_BYTES = 1_000_000
+
+
+def _load_file(reference: str, field: str, path: str | os.PathLike | None, root: str | os.PathLike | None) -> Any:
+    rel = reference.strip()[len("${file:"):].rstrip("}").strip()
+    if path is None:
+        raise FormatError(f"'{field}' refers to a file ({reference}), which PromStack reads only for a "
+                          "file in the workspace; write the value in the front matter")
+    here = Path(path).resolve().parent
+    limit = Path(root).resolve() if root is not None else here
+    target = (here / rel).resolve()
+    if target != limit and not target.is_relative_to(limit):
+        raise FormatError(f"'{field}' refers to {rel}, outside the workspace; PromStack reads only files inside it")
+    try:
+        if target.stat().st_size > MAX_REFERENCED_BYTES:
+            raise FormatError(f"'{field}' refers to {rel}, over the {MAX_REFERENCED_BYTES:,}-byte limit")
+        data = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc))
+        raise FormatError(f"'{field}' refers to {rel}, which cannot be read ({why})") from None
+    if target.suffix.lower() == ".json":
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            raise FormatError(f"'{field}' refers to {rel}, which is not valid JSON") from None
+    if target.suffix.lower() in (".yml", ".yaml"):
+        check_aliases(data, f"{rel} (from '{field}')")
+        try:
+            return yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe
+        except (yaml.YAMLError, RecursionError):
+            raise FormatError(f"'{field}' refers to {rel}, which is not valid YAML") from None
+    return data
+
+
+def _with_files(front: dict[str, Any], path: Any, root: Any) -> dict[str, Any]:
+    """The front matter with the `${file:...}` references PromStack reads (model, its options,
+    configuration and connection, the inputs) replaced by the files' contents, as the runtime
+    does; the file itself keeps the reference."""
+    def deref(value: Any, field: str) -> Any:
+        if isinstance(value, str) and value.strip().startswith("${file:"):
+            return _load_file(value, field, path, root)
+        return value
+
+    front = dict(front)
+    for key in ("model", "inputs", "inputSchema"):
+        if key in front:
+            front[key] = deref(front[key], key)
+    model = front.get("model")
+    if isinstance(model, dict):
+        model = dict(model)
+        for key in ("options", "parameters", "configuration", "connection"):
+            if key in model:
+                model[key] = deref(model[key], f"model.{key}")
+        front["model"] = model
+    schema = front.get("inputSchema")
+    if isinstance(schema, dict) and "properties" in schema:
+        front["inputSchema"] = {**schema, "properties": deref(schema["properties"], "inputSchema.properties")}
+    return front
+
+
 def _check_template(front: dict[str, Any]) -> None:
     template = front.get("template")
     engine = template.get("format", template.get("type")) if isinstance(template, dict) else template
     if isinstance(engine, dict):
         engine = engine.get("kind", engine.get("type"))
-    if engine is not None and str(engine).lower() not in ("jinja2", "jinja"):
-        raise FormatError(f"'template: {engine}' is not supported: PromStack renders Prompty bodies as "
-                          "Jinja2 only, so write the body in Jinja2 and remove the key")
+    # Nunjucks (the TypeScript runtime's engine) is Jinja2's syntax.
+    if engine is not None and str(engine).lower() not in ("jinja2", "jinja", "nunjucks"):
+        raise FormatError(f"'template.format: {engine}' is not supported: PromStack renders Prompty bodies "
+                          "as Jinja2 (or Nunjucks) only, so write the body in Jinja2")
     if "base" in front:
         raise FormatError("'base' (a prompty built on another prompty file) is not supported; copy the "
                           "base file's keys into this one")
@@ -208,9 +275,11 @@ def split_rendered(text: str) -> str | list[dict[str, str]]:
     return messages
 
 
-def parse(text: str) -> ParsedPrompt:
+def parse(text: str, *, path: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> ParsedPrompt:
+    """`path`: where the file is, for `${file:...}` references (resolved next to it, confined
+    to `root`, the workspace; to the file's own folder without one)."""
     front, body = split_front_matter(text)
-    front = front or {}
+    front = _with_files(front or {}, path, root)
     _check_template(front)
     config = _model(front)
     declared = _inputs(front)
