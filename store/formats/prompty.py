@@ -213,12 +213,13 @@ def _with_files(front: dict[str, Any], path: Any, root: Any) -> dict[str, Any]:
 
 def _check_template(front: dict[str, Any]) -> None:
     template = front.get("template")
-    engine = template.get("format", template.get("type")) if isinstance(template, dict) else template
+    field, engine = ("template.format", template.get("format", template.get("type"))) \
+        if isinstance(template, dict) else ("template", template)
     if isinstance(engine, dict):
-        engine = engine.get("kind", engine.get("type"))
+        field, engine = f"{field}.kind", engine.get("kind", engine.get("type"))
     # Nunjucks (the TypeScript runtime's engine) is Jinja2's syntax.
     if engine is not None and str(engine).lower() not in ("jinja2", "jinja", "nunjucks"):
-        raise FormatError(f"'template.format: {engine}' is not supported: PromStack renders Prompty bodies "
+        raise FormatError(f"'{field}: {engine}' is not supported: PromStack renders Prompty bodies "
                           "as Jinja2 (or Nunjucks) only, so write the body in Jinja2")
     if "base" in front:
         raise FormatError("'base' (a prompty built on another prompty file) is not supported; copy the "
