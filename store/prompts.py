@@ -405,19 +405,22 @@ class PromptStore:
     def render(self, version: PromptVersion, variables: dict[str, Any] | None = None):  # noqa: ANN201
         template = Template(version.kind, version.template if version.kind == "text"
                             else json.dumps(version.template, ensure_ascii=False, indent=1))
+        values = dict(variables or {})
+        after = version.kind == "text" and (version.model_config or {}).get("template_roles") == "prompty"
+        if after:
+            # A .prompty whose messages come out of the rendering (role lines printed by a loop,
+            # thread inputs): rendered whole, then split at role lines as its runtime does.
+            from .formats import prompty
+
+            values = prompty.thread_values(values, version.model_config)
         rendered = render(
             template,
-            dict(variables or {}),
+            values,
             version.variables,
             self._resolver(),
             label=f"prompt {version.name!r} v{version.version}",
         )
-        if isinstance(rendered, str) and (version.model_config or {}).get("template_roles") == "prompty":
-            # A .prompty whose role lines come out of the rendering: split as its runtime does.
-            from .formats.prompty import split_rendered
-
-            return split_rendered(rendered)
-        return rendered
+        return prompty.split_rendered(rendered) if after else rendered
 
     def resolved_template(self, version: PromptVersion) -> str | list[dict[str, str]]:
         """The template with every {% include %} expanded and the rest left as it is."""

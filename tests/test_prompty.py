@@ -329,3 +329,40 @@ def test_a_refused_file_is_listed_with_its_sentence_in_the_watchers_words(store,
     reason = errors[0]["error"]
     assert reason.startswith("'base' (a prompty built on another prompty file) is not supported")
     assert reason.count(". ") == 0 and "update_prompt" not in reason and "--" not in reason
+
+
+THREADED = """---
+name: threaded-chat
+model:
+  id: gpt-4
+  apiType: chat
+inputs:
+  - name: question
+    kind: string
+    default: Hello
+  - name: conversation
+    kind: thread
+---
+system:
+You are a helpful assistant.
+
+{{conversation}}
+
+user:
+{{question}}
+"""
+
+
+def test_a_thread_input_becomes_messages_where_the_template_prints_it(store):
+    conversation = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    assert _render(store, THREADED, {"conversation": conversation, "question": "Refunds?"}) == [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Refunds?"},
+    ]
+    # No conversation yet: it renders empty, as in the runtime.
+    assert _render(store, THREADED, name="t2") == [
+        {"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hello"}]
+    parsed = formats.parse("prompty", THREADED)
+    assert formats.render("prompty", parsed.template, parsed.model_config, existing=THREADED) == THREADED

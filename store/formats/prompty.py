@@ -211,6 +211,19 @@ def _with_files(front: dict[str, Any], path: Any, root: Any) -> dict[str, Any]:
     return front
 
 
+def _threads(front: dict[str, Any]) -> list[str]:
+    """The inputs of kind `thread`: a conversation's messages, spliced in where they are printed."""
+    inputs = front.get("inputs")
+    if isinstance(front.get("inputSchema"), dict):
+        inputs = front["inputSchema"].get("properties")
+    if isinstance(inputs, dict):
+        inputs = [{"name": k, **v} for k, v in inputs.items() if isinstance(v, dict)]
+    if not isinstance(inputs, list):
+        return []
+    return [str(p["name"]) for p in inputs if isinstance(p, dict) and p.get("name")
+            and str(p.get("kind", p.get("type", ""))).lower() == "thread"]
+
+
 def _check_template(front: dict[str, Any]) -> None:
     template = front.get("template")
     field, engine = ("template.format", template.get("format", template.get("type"))) \
@@ -276,6 +289,26 @@ def split_rendered(text: str) -> str | list[dict[str, str]]:
     return messages
 
 
+THREADS_KEY = "template_threads"
+
+
+def thread_values(values: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Values with each thread input's messages written as role lines, so that the split after
+    rendering makes them messages where the template places them (the runtime splices a thread's
+    messages in at its marker)."""
+    names = config.get(THREADS_KEY) or []
+    out = dict(values)
+    for name in names:
+        value = out.get(name)
+        if value in ({}, [], None):
+            out[name] = ""  # no conversation yet
+        elif isinstance(value, list) and all(isinstance(m, dict) and "role" in m for m in value):
+            out[name] = "\n".join(
+                f"{m['role']}:\n{m.get('content') if isinstance(m.get('content'), str) else json.dumps(m.get('content'))}\n"
+                for m in value)
+    return out
+
+
 def parse(text: str, *, path: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> ParsedPrompt:
     """`path`: where the file is, for `${file:...}` references (resolved next to it, confined
     to `root`, the workspace; to the file's own folder without one)."""
@@ -286,7 +319,10 @@ def parse(text: str, *, path: str | os.PathLike | None = None, root: str | os.Pa
     declared = _inputs(front)
     if declared:
         config["variables"] = declared
-    if roles_after_render(body):
+    threads = _threads(front)
+    if threads:
+        config[THREADS_KEY] = threads
+    if threads or roles_after_render(body):
         template: Any = body
         config[ROLES_KEY] = "prompty"
     else:
@@ -313,6 +349,7 @@ def render(template: Any, model_config: dict[str, Any], *, description: str | No
            existing: str | None = None) -> str:
     config = dict(model_config)
     config.pop(ROLES_KEY, None)
+    config.pop(THREADS_KEY, None)
     body = template if isinstance(template, str) else join_messages(template)
     if existing is not None:
         kept = _rewrite(existing, template, config, description, body)
@@ -355,6 +392,7 @@ def _rewrite(existing: str, template: Any, config: dict[str, Any], description: 
         return None
     old_config = dict(old.model_config or {})
     old_config.pop(ROLES_KEY, None)
+    old_config.pop(THREADS_KEY, None)
     if old_config == config and (description is None or description == old.description):
         front_text = existing[: match.end()]
     else:
@@ -519,4 +557,4 @@ def _write_inputs(declared: dict[str, Any], old: Any) -> list[dict[str, Any]]:
     return props
 
 
-__all__ = ["ROLES_KEY", "dump_yaml", "join_messages", "parse", "render", "roles_after_render", "split_rendered"]
+__all__ = ["ROLES_KEY", "THREADS_KEY", "thread_values", "dump_yaml", "join_messages", "parse", "render", "roles_after_render", "split_rendered"]
