@@ -366,3 +366,65 @@ def test_a_thread_input_becomes_messages_where_the_template_prints_it(store):
         {"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hello"}]
     parsed = formats.parse("prompty", THREADED)
     assert formats.render("prompty", parsed.template, parsed.model_config, existing=THREADED) == THREADED
+
+
+# Shaped like the runtime's docs samples: a folded plain scalar under `sample`, sequences at the
+# margin, double quotes on an empty default.
+DOCS_SHAPE = """---
+name: ExamplePrompt
+description: A prompt that uses context to ground an incoming question
+authors:
+- Seth Juarez
+model:
+  api: chat
+  configuration:
+    type: azure_openai
+    azure_deployment: gpt-4o
+  parameters:
+    max_tokens: 3000
+inputs:
+  context:
+    type: string
+    sample: ""
+  question:
+    type: string
+    description: what is asked
+    sample: What kind of clothing do you suggest?
+sample:
+  context: >
+    The Alpine Explorer Tent boasts a detachable divider for privacy, 
+    numerous mesh windows and adjustable vents for ventilation.
+  note: plain text folded
+    over two lines
+---
+system:
+Use the context: {{context}}
+
+user:
+{{question}}
+"""
+
+
+def test_changes_rewrite_only_their_lines_in_a_docs_shaped_file():
+    parsed = formats.parse("prompty", DOCS_SHAPE)
+    config = {**parsed.model_config, "max_tokens": 1000}
+    assert formats.render("prompty", parsed.template, config, existing=DOCS_SHAPE) == \
+        DOCS_SHAPE.replace("max_tokens: 3000", "max_tokens: 1000")
+    variables = dict(config["variables"])
+    variables["question"] = {**variables["question"], "description": "the customer's question"}
+    changed = formats.render("prompty", parsed.template, {**config, "variables": variables}, existing=DOCS_SHAPE)
+    assert changed == DOCS_SHAPE.replace("max_tokens: 3000", "max_tokens: 1000") \
+        .replace("description: what is asked", "description: the customer's question")
+
+
+def test_a_change_is_not_written_over_a_reference(tmp_path):
+    (tmp_path / "schema.json").write_text('[{"name": "q", "kind": "string", "default": "x"}]')
+    path = tmp_path / "ref.prompty"
+    text = "---\nmodel:\n  id: gpt-4\ninputs: ${file:schema.json}\n---\nuser:\n{{q}}\n"
+    parsed = formats.parse("prompty", text, path=path, root=tmp_path)
+    edited = formats.render("prompty", [{"role": "user", "content": "Q: {{q}}"}], parsed.model_config,
+                            existing=text, path=path, root=tmp_path)
+    assert edited == text.replace("{{q}}", "Q: {{q}}")
+    with pytest.raises(FormatError, match=r"^'inputs' in the file is a reference \(\$\{file:schema.json\}\)"):
+        formats.render("prompty", parsed.template, {**parsed.model_config, "variables": {}},
+                       existing=text, path=path, root=tmp_path)

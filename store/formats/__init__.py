@@ -94,12 +94,18 @@ def render(
     *,
     description: str | None = None,
     existing: str | None = None,
+    path: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
 ) -> str:
-    """The file text for a version, keeping what `existing` holds that PromStack does not model."""
+    """The file text for a version, keeping what `existing` holds that PromStack does not model.
+    `path`/`root`: where the file is, as for `parse`."""
     if existing is not None:
         if existing.startswith("\ufeff"):
             existing = existing[1:]
         existing = existing.replace("\r\n", "\n")
+    if fmt == "prompty":
+        return prompty.render(template, dict(model_config or {}), description=description, existing=existing,
+                              path=path, root=root)
     return _MODULES[fmt].render(template, dict(model_config or {}), description=description, existing=existing)
 
 

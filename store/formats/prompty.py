@@ -28,6 +28,7 @@ import io
 import json
 import os
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -346,13 +347,14 @@ def join_messages(messages: list[dict[str, str]]) -> str:
 # ---- writing ---------------------------------------------------------------------------
 
 def render(template: Any, model_config: dict[str, Any], *, description: str | None = None,
-           existing: str | None = None) -> str:
+           existing: str | None = None, path: str | os.PathLike | None = None,
+           root: str | os.PathLike | None = None) -> str:
     config = dict(model_config)
     config.pop(ROLES_KEY, None)
     config.pop(THREADS_KEY, None)
     body = template if isinstance(template, str) else join_messages(template)
     if existing is not None:
-        kept = _rewrite(existing, template, config, description, body)
+        kept = _rewrite(existing, template, config, description, body, path, root)
         if kept is not None:
             return kept
     return with_front_matter(_fresh_front(config, description), body)
@@ -380,16 +382,16 @@ _FRONT = re.compile(r"\A(---[ \t]*\n)(.*?\n)?((?:---|\.\.\.)[ \t]*\n?)", re.S)
 
 
 def _rewrite(existing: str, template: Any, config: dict[str, Any], description: str | None,
-             body: str) -> str | None:
+             body: str, path: Any, root: Any) -> str | None:
     """The existing file with its body replaced and only the changed config keys rewritten;
-    None when the file has no readable front matter (a fresh one is written)."""
+    None when the file has no front matter (a fresh one is written)."""
     match = _FRONT.match(existing)
     if match is None:
         return None
     try:
-        old = parse(existing)
-    except FormatError:
-        return None
+        old = parse(existing, path=path, root=root)
+    except FormatError as exc:
+        raise FormatError(f"the file's front matter cannot be read ({exc}), so it was left as it is") from None
     old_config = dict(old.model_config or {})
     old_config.pop(ROLES_KEY, None)
     old_config.pop(THREADS_KEY, None)
@@ -430,12 +432,80 @@ def _edit_yaml(text: str, old: dict[str, Any], new: dict[str, Any], description:
     doc.pop("message", None)
     old, new = dict(old), dict(new)
     old_vars, new_vars = old.pop("variables", None) or {}, new.pop("variables", None) or {}
-    _edit_model(doc, old, new)
+    if old != new:
+        _not_a_reference(doc, "model")
+        for key in ("options", "parameters"):
+            _not_a_reference(doc.get("model"), key, "model.")
+        _edit_model(doc, old, new)
     if old_vars != new_vars:
+        _not_a_reference(doc, "inputs")
+        _not_a_reference(doc, "inputSchema")
         _edit_inputs(doc, new_vars)
     out = io.StringIO()
     yaml.dump(doc, out)
-    return out.getvalue()
+    return _splice(text.splitlines(keepends=True), out.getvalue().splitlines(keepends=True))
+
+
+# ruamel keeps comments, order and quoting, but re-emits what it dumps: a multi-line plain
+# scalar is folded onto one line, a sequence re-indented. So the dump is used only for the
+# blocks whose value changed; every block that loads to the same value keeps the file's lines.
+_KEY = re.compile(r"^( *)(?![ #\-])([^:\n]+?)[ \t]*:(?:[ \t]|$)")
+
+
+def _blocks(lines: list[str], indent: int) -> list[tuple[str | None, list[str]]]:
+    blocks: list[tuple[str | None, list[str]]] = [(None, [])]
+    for line in lines:
+        match = _KEY.match(line)
+        if match and len(match.group(1)) == indent:
+            blocks.append((match.group(2), [line]))
+        else:
+            blocks[-1][1].append(line)
+    return blocks
+
+
+def _value(lines: list[str]) -> Any:
+    try:
+        return yaml.load(textwrap.dedent("".join(lines)), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+    except yaml.YAMLError:
+        return _Unreadable()
+
+
+class _Unreadable:
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = object.__hash__
+
+
+def _splice(old: list[str], new: list[str], indent: int = 0) -> str:
+    old_blocks = dict(_blocks(old, indent))
+    out: list[str] = []
+    for key, lines in _blocks(new, indent):
+        prior = old_blocks.get(key)
+        if prior is None or not lines:
+            out.extend(lines)
+        elif _value(prior) == _value(lines):  # (the None block: what comes before the first key)
+            out.extend(prior)
+        elif key is not None and prior[0] == lines[0] and len(lines) > 1 and (child := _indent_of(lines[1:])) > indent:
+            out.append(lines[0])
+            out.append(_splice(prior[1:], lines[1:], child))
+        else:
+            out.extend(lines)
+    return "".join(out)
+
+
+def _indent_of(lines: list[str]) -> int:
+    for line in lines:
+        if line.strip() and not line.lstrip().startswith("#"):
+            return len(line) - len(line.lstrip(" "))
+    return -1
+
+
+def _not_a_reference(mapping: Any, key: str, prefix: str = "") -> None:
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    if _is_ref(value):
+        raise FormatError(f"'{prefix}{key}' in the file is a reference ({value}); the change was not "
+                          "written over it: make it in the referenced file or the front matter")
 
 
 def _edit_model(doc: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -512,47 +582,57 @@ def _edit_inputs(doc: Any, declared: dict[str, Any]) -> None:
         doc["inputs"] = _write_inputs(declared, doc.get("inputs"))
 
 
+def _put(mapping: Any, key: str, value: Any) -> None:
+    """Set only what differs: an equal value keeps the file's spelling (quotes, style)."""
+    if key not in mapping or mapping[key] != value or isinstance(mapping[key], bool) != isinstance(value, bool):
+        mapping[key] = value
+
+
 def _write_v1_inputs(declared: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    from ruamel.yaml.comments import CommentedMap
+
+    out = CommentedMap()
     for name, spec in declared.items():
-        prior = old.get(name) if isinstance(old.get(name), dict) else {}
-        item = dict(prior)
-        if var.kind(prior.get("type")) != spec.get("type", "string"):
+        prior = old.get(name)
+        item = prior if isinstance(prior, dict) else CommentedMap()
+        if var.kind(item.get("type")) != spec.get("type", "string") or "type" not in item:
             item["type"] = spec.get("type", "string")
         if "description" in spec:
-            item["description"] = spec["description"]
+            _put(item, "description", spec["description"])
         else:
             item.pop("description", None)
-        item.pop("default" if "sample" in prior else "sample", None)
+        key = "sample" if "sample" in item else "default"
         if "default" in spec:
-            item["sample" if "sample" in prior else "default"] = spec["default"]
+            _put(item, key, spec["default"])
         else:
-            item.pop("default", None)
-            item.pop("sample", None)
+            item.pop(key, None)
         out[name] = item
     return out
 
 
 def _write_inputs(declared: dict[str, Any], old: Any) -> list[dict[str, Any]]:
+    from ruamel.yaml.comments import CommentedMap
+
     prior_by_name = {p.get("name"): p for p in old if isinstance(p, dict)} if isinstance(old, list) else {}
     props = []
     for name, spec in declared.items():
-        prior = dict(prior_by_name.get(name, {}))
-        item = {"name": name, **{k: v for k, v in prior.items() if k != "name"}}
-        if var.kind(prior.get("kind")) != spec.get("type", "string") or "kind" not in prior:
+        item = prior_by_name.get(name)
+        if item is None:
+            item = CommentedMap(name=name)
+        if var.kind(item.get("kind")) != spec.get("type", "string") or "kind" not in item:
             item["kind"] = spec.get("type", "string")
         if "description" in spec:
-            item["description"] = spec["description"]
+            _put(item, "description", spec["description"])
         else:
             item.pop("description", None)
-        if spec.get("default") == "" and not prior.get("required") and "default" not in prior:
+        if spec.get("default") == "" and not item.get("required") and "default" not in item:
             pass  # optional without a value: the runtime renders it empty
         elif "default" in spec:
-            item["default"] = spec["default"]
+            _put(item, "default", spec["default"])
             item.pop("required", None)
         else:
             item.pop("default", None)
-            item["required"] = True
+            _put(item, "required", True)
         props.append(item)
     return props
 
