@@ -392,7 +392,7 @@ inputs:
     sample: What kind of clothing do you suggest?
 sample:
   context: >
-    The Alpine Explorer Tent boasts a detachable divider for privacy, 
+    The Alpine Explorer Tent boasts a detachable divider for privacy,<SP>
     numerous mesh windows and adjustable vents for ventilation.
   note: plain text folded
     over two lines
@@ -402,7 +402,7 @@ Use the context: {{context}}
 
 user:
 {{question}}
-"""
+""".replace("<SP>", " ")  # a trailing space, as the docs sample has
 
 
 def test_changes_rewrite_only_their_lines_in_a_docs_shaped_file():
@@ -428,3 +428,18 @@ def test_a_change_is_not_written_over_a_reference(tmp_path):
     with pytest.raises(FormatError, match=r"^'inputs' in the file is a reference \(\$\{file:schema.json\}\)"):
         formats.render("prompty", parsed.template, {**parsed.model_config, "variables": {}},
                        existing=text, path=path, root=tmp_path)
+
+
+def test_the_gateway_sends_the_runtimes_messages(client, fake_llm):
+    parsed = formats.parse("prompty", HISTORY.replace("user:\n{{question}}", 'user[name="Alice"]:\n{{question}}'))
+    config = {**parsed.model_config, "model": "openai/fake-model", "api_base": fake_llm.base_url,
+              "input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06}
+    client.create_prompt("history", parsed.template, model_config=config)
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    client.run("history", {"history": history, "question": "Refunds?"})
+    assert fake_llm.requests[-1]["json"]["messages"] == [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "name": "Alice", "content": "Refunds?"},
+    ]
