@@ -443,3 +443,11 @@ def test_the_gateway_sends_the_runtimes_messages(client, fake_llm):
         {"role": "assistant", "content": "Hello!"},
         {"role": "user", "name": "Alice", "content": "Refunds?"},
     ]
+
+
+def test_a_write_back_removes_only_the_message_line():
+    text = "---\nname: p  # keep\nmessage: tone approved\nmodel:\n  id: gpt-4o\n---\nuser:\nhi\n"
+    parsed = formats.parse("prompty", text)
+    assert parsed.message == "tone approved"
+    assert formats.render("prompty", parsed.template, parsed.model_config, existing=text) == \
+        text.replace("message: tone approved\n", "")

@@ -378,7 +378,7 @@ def _fresh_front(config: dict[str, Any], description: str | None) -> dict[str, A
     return front
 
 
-_FRONT = re.compile(r"\A(---[ \t]*\n)(.*?\n)?((?:---|\.\.\.)[ \t]*\n?)", re.S)
+_FRONT = re.compile(r"\A(---[ \t]*\n)(.*?\n)?((?:---|\.\.\.)[ \t]*(?:\n|\Z))", re.S)
 
 
 def _rewrite(existing: str, template: Any, config: dict[str, Any], description: str | None,
@@ -395,7 +395,8 @@ def _rewrite(existing: str, template: Any, config: dict[str, Any], description: 
     old_config = dict(old.model_config or {})
     old_config.pop(ROLES_KEY, None)
     old_config.pop(THREADS_KEY, None)
-    if old_config == config and (description is None or description == old.description):
+    # A `message:` names one save: a write-back removes it (the only key it removes).
+    if old_config == config and (description is None or description == old.description) and old.message is None:
         front_text = existing[: match.end()]
     else:
         front_text = match.group(1) + _edit_yaml(match.group(2) or "", old_config, config, description) \
@@ -421,6 +422,16 @@ def _yaml():  # noqa: ANN202 - a ruamel YAML
 
 
 def _edit_yaml(text: str, old: dict[str, Any], new: dict[str, Any], description: str | None) -> str:
+    try:
+        return _edit_yaml_now(text, old, new, description)
+    except FormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ruamel's errors: the file is left as it is
+        raise FormatError(f"the front matter could not be rewritten in place ({exc.__class__.__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}), so the file was left as it is") from None
+
+
+def _edit_yaml_now(text: str, old: dict[str, Any], new: dict[str, Any], description: str | None) -> str:
     yaml = _yaml()
     doc = yaml.load(text) if text.strip() else None
     if doc is None:
