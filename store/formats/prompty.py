@@ -42,7 +42,6 @@ from .common import (
     check_aliases,
     clean,
     config_to_options,
-    dump_yaml,
     is_camel,
     options_to_config,
     split_front_matter,
@@ -648,4 +647,4 @@ def _write_inputs(declared: dict[str, Any], old: Any) -> list[dict[str, Any]]:
     return props
 
 
-__all__ = ["ROLES_KEY", "THREADS_KEY", "thread_values", "dump_yaml", "join_messages", "parse", "render", "roles_after_render", "split_rendered"]
+__all__ = ["ROLES_KEY", "THREADS_KEY", "thread_values", "join_messages", "parse", "render", "roles_after_render", "split_rendered"]
