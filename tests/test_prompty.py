@@ -451,3 +451,21 @@ def test_a_write_back_removes_only_the_message_line():
     assert parsed.message == "tone approved"
     assert formats.render("prompty", parsed.template, parsed.model_config, existing=text) == \
         text.replace("message: tone approved\n", "")
+
+
+@pytest.mark.anyio
+async def test_an_update_through_mcp_rewrites_only_the_body(mcp, isolated_store):
+    root = isolated_store.parent.parent
+    prompts_dir = root / "prompts"
+    prompts_dir.mkdir(exist_ok=True)
+    path = prompts_dir / "docs.prompty"
+    path.write_text(DOCS_SHAPE)
+    store = Store(isolated_store)
+    try:
+        FileSync(store, prompts_dir, root=root).sync(path)
+    finally:
+        store.close()
+    template = '[{"role": "system", "content": "Use only the context: {{context}}"}, {"role": "user", "content": "{{question}}"}]'
+    result = await mcp.call_tool("update_prompt", {"prompt": "docs", "template": template})
+    assert not result.is_error
+    assert path.read_text() == DOCS_SHAPE.replace("Use the context:", "Use only the context:")
