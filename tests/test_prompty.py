@@ -354,10 +354,10 @@ user:
 
 
 def test_a_thread_input_becomes_messages_where_the_template_prints_it(store):
-    conversation = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    conversation = [{"role": "user", "name": "Bo", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
     assert _render(store, THREADED, {"conversation": conversation, "question": "Refunds?"}) == [
         {"role": "system", "content": "You are a helpful assistant."},
-        {"role": "user", "content": "Hi"},
+        {"role": "user", "name": "Bo", "content": "Hi"},
         {"role": "assistant", "content": "Hello!"},
         {"role": "user", "content": "Refunds?"},
     ]

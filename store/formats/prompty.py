@@ -304,7 +304,8 @@ def thread_values(values: dict[str, Any], config: dict[str, Any]) -> dict[str, A
             out[name] = ""  # no conversation yet
         elif isinstance(value, list) and all(isinstance(m, dict) and "role" in m for m in value):
             out[name] = "\n".join(
-                f"{m['role']}:\n{m.get('content') if isinstance(m.get('content'), str) else json.dumps(m.get('content'))}\n"
+                (f'{m["role"]}[name="{m["name"]}"]:' if m.get("name") else f"{m['role']}:") + "\n"
+                + (m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content"))) + "\n"
                 for m in value)
     return out
 
