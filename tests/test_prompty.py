@@ -469,3 +469,12 @@ async def test_an_update_through_mcp_rewrites_only_the_body(mcp, isolated_store)
     result = await mcp.call_tool("update_prompt", {"prompt": "docs", "template": template})
     assert not result.is_error
     assert path.read_text() == DOCS_SHAPE.replace("Use the context:", "Use only the context:")
+
+
+def test_options_under_additional_properties_are_read_and_left_where_they_are():
+    text = ("---\nmodel:\n  id: gpt-4o\n  options:\n    temperature: 0.5\n    additionalProperties:\n"
+            "      seed: 7\n---\nuser:\nhi\n")
+    parsed = formats.parse("prompty", text)
+    assert parsed.model_config == {"model": "gpt-4o", "temperature": 0.5, "seed": 7}
+    changed = formats.render("prompty", parsed.template, {**parsed.model_config, "temperature": 0.1}, existing=text)
+    assert changed == text.replace("temperature: 0.5", "temperature: 0.1")

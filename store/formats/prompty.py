@@ -448,6 +448,8 @@ def _edit_yaml_now(text: str, old: dict[str, Any], new: dict[str, Any], descript
         for key in ("options", "parameters"):
             _not_a_reference(doc.get("model"), key, "model.")
         _edit_model(doc, old, new)
+        if doc.get("model") == {}:
+            del doc["model"]
     if old_vars != new_vars:
         _not_a_reference(doc, "inputs")
         _not_a_reference(doc, "inputSchema")
@@ -570,8 +572,9 @@ def _edit_model(doc: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
     for k in old:
         if k not in new and k in spelled:
             del options[spelled[k]]
+    missing = object()
     for k, v in new.items():
-        if old.get(k, object()) != v or k not in spelled:
+        if old.get(k, missing) != v:  # unchanged keys (also those under additionalProperties) stay
             options[spelled.get(k, CAMEL.get(k, k) if camel else k)] = v
     if not options:
         del model[key]
