@@ -171,7 +171,7 @@ class FileSync:
         fmt = formats.format_of(path.name)
         try:
             name = self.name_for(path)
-            parsed = formats.parse(fmt, text)
+            parsed = formats.parse(fmt, text, path=path, root=self.root)
         except FormatError as exc:
             return SyncResult(rel, "error", error=str(exc))
         return _Read(rel, name, fmt, file_sha, parsed, (after.st_size, after.st_mtime_ns))
@@ -476,7 +476,7 @@ def read_prompt_file(path: str | os.PathLike) -> tuple[str, ParsedPrompt]:
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path} is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8") from None
     try:
-        return fmt, formats.parse(fmt, text)
+        return fmt, formats.parse(fmt, text, path=path)
     except FormatError as exc:
         raise InvalidInput(f"{path}: {exc}") from None
 

@@ -405,13 +405,22 @@ class PromptStore:
     def render(self, version: PromptVersion, variables: dict[str, Any] | None = None):  # noqa: ANN201
         template = Template(version.kind, version.template if version.kind == "text"
                             else json.dumps(version.template, ensure_ascii=False, indent=1))
-        return render(
+        values = dict(variables or {})
+        after = version.kind == "text" and (version.model_config or {}).get("template_roles") == "prompty"
+        if after:
+            # A .prompty whose messages come out of the rendering (role lines printed by a loop,
+            # thread inputs): rendered whole, then split at role lines as its runtime does.
+            from .formats import prompty
+
+            values = prompty.thread_values(values, version.model_config)
+        rendered = render(
             template,
-            dict(variables or {}),
+            values,
             version.variables,
             self._resolver(),
             label=f"prompt {version.name!r} v{version.version}",
         )
+        return prompty.split_rendered(rendered) if after else rendered
 
     def resolved_template(self, version: PromptVersion) -> str | list[dict[str, str]]:
         """The template with every {% include %} expanded and the rest left as it is."""

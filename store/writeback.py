@@ -66,7 +66,8 @@ def write_back(store: Any, version: PromptVersion, *, root: str | os.PathLike | 
                 raise PromStackError("the file has edits that are not versioned yet; they were kept, "
                                      "and 'promstack watch' versions them")
             existing = current.decode("utf-8") if current is not None else None
-            text = formats.render(fmt, version.template, version.model_config, existing=existing)
+            text = formats.render(fmt, version.template, version.model_config, existing=existing,
+                                  path=target, root=root)
             data = text.encode("utf-8")
             db.execute(
                 "UPDATE prompt_files SET file_sha = ?, content_sha = ?, version = ?, message = NULL, "

@@ -209,7 +209,8 @@ def test_prompty_new_keys():
     assert parsed.model_config["max_tokens"] == 1000
     assert parsed.model_config["variables"] == {
         "firstName": {"type": "string", "default": "Jane"},
-        "question": {"type": "string", "description": "what to answer"},
+        # Neither a default nor `required: true`: the Prompty runtime renders it empty.
+        "question": {"type": "string", "description": "what to answer", "default": ""},
     }
     text, _ = roundtrip("prompty", parsed, PROMPTY_NEW)
     assert "apiKey" in text and "maxOutputTokens" in text

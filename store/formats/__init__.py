@@ -16,6 +16,7 @@ text, if any, so that front-matter keys PromStack does not model (VS Code's `too
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ..bounds import MAX_CONFIG_BYTES, MAX_TEST_DATA_BYTES, check_json
@@ -66,11 +67,15 @@ def name_for(relative: str) -> str:
     raise FormatError(f"{relative!r} is not a prompt file (known suffixes: {', '.join(s for s, _ in SUFFIXES)})")
 
 
-def parse(fmt: str, text: str) -> ParsedPrompt:
-    """Read a file's text; raises FormatError with a sentence naming what to fix."""
+def parse(fmt: str, text: str, *, path: str | os.PathLike | None = None,
+          root: str | os.PathLike | None = None) -> ParsedPrompt:
+    """Read a file's text; raises FormatError with a sentence naming what to fix. `path` (and
+    `root`, the workspace it is confined to): where the file is, for the references a format
+    resolves next to it (Prompty's `${file:...}`)."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    parsed = _MODULES[fmt].parse(text.replace("\r\n", "\n"))
+    text = text.replace("\r\n", "\n")
+    parsed = prompty.parse(text, path=path, root=root) if fmt == "prompty" else _MODULES[fmt].parse(text)
     # What a file may store, checked before anything is written or hashed.
     try:
         if parsed.model_config is not None:
@@ -89,12 +94,18 @@ def render(
     *,
     description: str | None = None,
     existing: str | None = None,
+    path: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
 ) -> str:
-    """The file text for a version, keeping what `existing` holds that PromStack does not model."""
+    """The file text for a version, keeping what `existing` holds that PromStack does not model.
+    `path`/`root`: where the file is, as for `parse`."""
     if existing is not None:
         if existing.startswith("\ufeff"):
             existing = existing[1:]
         existing = existing.replace("\r\n", "\n")
+    if fmt == "prompty":
+        return prompty.render(template, dict(model_config or {}), description=description, existing=existing,
+                              path=path, root=root)
     return _MODULES[fmt].render(template, dict(model_config or {}), description=description, existing=existing)
 
 

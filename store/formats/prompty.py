@@ -4,57 +4,122 @@
 Both generations of the front matter are read:
 - v1: `model: {api, configuration: {type, azure_deployment | name}, parameters: {max_tokens, ...}}`,
   `inputs: {name: {type, description, sample | default} | value}`;
-- newer: `model: {id, provider, apiType, connection, options: {maxOutputTokens, topP, ...}}`,
-  `inputSchema: {properties: [{name, kind, description, default}]}`.
-A write-back keeps the generation the file is written in (new files get the newer keys) and
-every key PromStack does not model (connection, metadata, template, tools, ...).
+- newer: `model: gpt-4o` or `model: {id, provider, apiType, connection, options: {maxOutputTokens, topP, ...}}`,
+  `inputs: [{name, kind, description, default, required}]` or `inputSchema: {properties: [...]}`.
+
+The runtime renders the whole body first and splits the result into messages at role lines
+afterwards. A body whose role lines are all plain lines at the top level splits the same either
+way, so it is stored as chat messages; one whose role lines come out of a loop or a condition
+(a history printed as `user:` / `assistant:` lines) is stored as text with
+`model_config["template_roles"] = "prompty"`, and the store splits it after rendering
+(`split_rendered`).
+
+`${env:VAR}` and `${file:path}` references are left in the file and never resolved into the
+store (an `${env:...}` may hold a secret): PromStack reads only the keys it models, and a
+reference where it needs a value (the model name, the options, the inputs) is refused with a
+sentence naming the field. A write-back rewrites the body and, when the model config changed,
+only the keys that changed, through ruamel.yaml's round trip, so everything else in the front
+matter (comments, key order, quoting, `tools`, `connection`) stays byte for byte.
 """
 
 from __future__ import annotations
 
-import copy
+import io
+import json
+import os
+import re
+import textwrap
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from . import variables as var
 from .common import (
+    CAMEL,
     FormatError,
     ParsedPrompt,
+    check_aliases,
     clean,
     config_to_options,
-    existing_front_matter,
-    join_role_sections,
-    mapping,
+    is_camel,
     options_to_config,
     split_front_matter,
-    split_role_sections,
     text_field,
     with_front_matter,
 )
 
 _PROVIDERS = {"azure_openai": "azure", "openai": "openai"}
+# The model config key that says "render the text, then split it at role lines".
+ROLES_KEY = "template_roles"
+_ROLES = ("system", "user", "assistant", "developer", "tool", "function")
+_ATTRS = r"(\[(?:[ \t]*\w+[ \t]*=[ \t]*(?:\"[^\"\n]*\"|[^\",\]\n]*)[ \t]*,?[ \t]*)+\])?"
+_ROLE_LINE = re.compile(r"^[ \t]*#?[ \t]*(" + "|".join(_ROLES) + r")" + _ATTRS + r"[ \t]*:[ \t]*$", re.I | re.M)
+# A line that is a Jinja expression followed by a colon (`{{ m.role }}:`) prints a role.
+_PRINTED_ROLE = re.compile(r"^[ \t]*\{\{[^\n]*\}\}[ \t]*" + _ATTRS + r"[ \t]*:[ \t]*$", re.M)
+_BLOCK = re.compile(r"\{%-?\s*(for|if|macro|call|filter|with|raw|set)\b|\{%-?\s*end(for|if|macro|call|filter|with|raw|set)\b")
+_REF = re.compile(r"^\s*\$\{(env|file):")
 
+
+def _is_ref(value: Any) -> bool:
+    return isinstance(value, str) and bool(_REF.match(value))
+
+
+def _refused(field: str, value: Any, what: str) -> FormatError:
+    if _is_ref(value):
+        return FormatError(f"'{field}' is a reference ({value}); PromStack reads {what} only when the "
+                           "front matter writes it out, so write it there")
+    return FormatError(f"'{field}' must be {what}, not {type(value).__name__}")
+
+
+# ---- reading ---------------------------------------------------------------------------
 
 def _model(front: dict[str, Any]) -> dict[str, Any]:
     model = front.get("model")
     if model is None:
         return {}
     if isinstance(model, str):
+        if _is_ref(model):
+            raise _refused("model", model, "the model name")
         return {"model": model}
     if not isinstance(model, dict):
         raise FormatError("'model' in the front matter must be a model name or keys and values")
-    configuration = mapping(model, "configuration", "model.configuration")
-    options = model.get("options", model.get("parameters")) or {}
+    # `configuration` (v1) and `connection` (newer) may be a reference (`${env:...}`,
+    # `${file:...}`) or a connection name: they stay in the file, read only for the deployment.
+    configuration = model.get("configuration")
+    configuration = configuration if isinstance(configuration, dict) else {}
+    connection = model.get("connection")
+    connection = connection if isinstance(connection, dict) else {}
+    key = "options" if "options" in model else "parameters"
+    options = model.get(key) or {}
     if not isinstance(options, dict):
-        raise FormatError("'model.options' (or v1 'model.parameters') must be keys and values")
-    config = options_to_config({k: v for k, v in options.items() if k != "tools"})
-    name = model.get("id") or configuration.get("azure_deployment") or configuration.get("name") \
-        or configuration.get("model")
+        raise _refused(f"model.{key}", options, "keys and values")
+    config = options_to_config({k: v for k, v in options.items() if k not in ("tools", "additionalProperties")})
+    extra = options.get("additionalProperties")
+    if isinstance(extra, dict):
+        config.update({k: v for k, v in options_to_config(extra).items() if k not in config})
+    name = model.get("id") or configuration.get("azure_deployment") or connection.get("azure_deployment") \
+        or model.get("azure_deployment") or configuration.get("name") or configuration.get("model")
     if name is not None:
+        if _is_ref(name):
+            raise _refused("model.id" if model.get("id") else "azure_deployment", name, "the model name")
         config["model"] = str(name)
     provider = model.get("provider") or _PROVIDERS.get(str(configuration.get("type", "")))
-    if provider:
+    if provider and not _is_ref(provider):
         config["provider"] = str(provider)
     return config
+
+
+def _prop(p: Any, where: str) -> tuple[str, dict[str, Any]]:
+    if not isinstance(p, dict) or not p.get("name"):
+        raise FormatError(f"each of '{where}' needs a 'name'")
+    if "default" in p:
+        return str(p["name"]), var.entry(p.get("kind", p.get("type")), p.get("description"), p["default"],
+                                         has_default=True)
+    # The runtime renders an input that is neither given nor required as empty.
+    optional = not p.get("required")
+    return str(p["name"]), var.entry(p.get("kind", p.get("type")), p.get("description"),
+                                     "" if optional else None, has_default=optional)
 
 
 def _inputs(front: dict[str, Any]) -> dict[str, Any]:
@@ -65,36 +130,204 @@ def _inputs(front: dict[str, Any]) -> dict[str, Any]:
         if isinstance(props, dict):  # a JSON-Schema-like mapping
             props = [{"name": k, **(v if isinstance(v, dict) else {"kind": v})} for k, v in props.items()]
         if not isinstance(props, list):
+            if _is_ref(schema) or _is_ref(props):
+                raise _refused("inputSchema", schema if _is_ref(schema) else props, "the inputs")
             raise FormatError("'inputSchema.properties' must be a list of {name, kind, default}")
-        for p in props:
-            if not isinstance(p, dict) or not p.get("name"):
-                raise FormatError("each of 'inputSchema.properties' needs a 'name'")
-            declared[str(p["name"])] = var.entry(p.get("kind", p.get("type")), p.get("description"),
-                                                 p.get("default"), has_default="default" in p)
-        return declared
+        return dict(_prop(p, "inputSchema.properties") for p in props)
     inputs = front.get("inputs")
     if inputs is None:
         return {}
+    if isinstance(inputs, list):  # the newer spec: [{name, kind, description, default, required}]
+        return dict(_prop(p, "inputs") for p in inputs)
     if not isinstance(inputs, dict):
-        raise FormatError("'inputs' must map each input name to its type, description and sample")
+        raise _refused("inputs", inputs, "a list of {name, kind, default} or a mapping of names")
     for name, spec in inputs.items():
         if isinstance(spec, dict):
             key = "default" if "default" in spec else "sample"
-            declared[str(name)] = var.entry(spec.get("type"), spec.get("description"), spec.get(key),
-                                            has_default=key in spec)
+            declared[str(name)] = var.entry(spec.get("type", spec.get("kind")), spec.get("description"),
+                                            spec.get(key), has_default=key in spec)
         else:
             declared[str(name)] = var.entry("string", None, spec, has_default=True)
     return declared
 
 
-def parse(text: str) -> ParsedPrompt:
+MAX_REFERENCED_BYTES = 1_000_000
+
+
+def _load_file(reference: str, field: str, path: str | os.PathLike | None, root: str | os.PathLike | None) -> Any:
+    rel = reference.strip()[len("${file:"):].rstrip("}").strip()
+    if path is None:
+        raise FormatError(f"'{field}' refers to a file ({reference}), which PromStack reads only for a "
+                          "file in the workspace; write the value in the front matter")
+    here = Path(path).resolve().parent
+    limit = Path(root).resolve() if root is not None else here
+    target = (here / rel).resolve()
+    if target != limit and not target.is_relative_to(limit):
+        raise FormatError(f"'{field}' refers to {rel}, outside the workspace; PromStack reads only files inside it")
+    try:
+        if target.stat().st_size > MAX_REFERENCED_BYTES:
+            raise FormatError(f"'{field}' refers to {rel}, over the {MAX_REFERENCED_BYTES:,}-byte limit")
+        data = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc))
+        raise FormatError(f"'{field}' refers to {rel}, which cannot be read ({why})") from None
+    if target.suffix.lower() == ".json":
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            raise FormatError(f"'{field}' refers to {rel}, which is not valid JSON") from None
+    if target.suffix.lower() in (".yml", ".yaml"):
+        check_aliases(data, f"{rel} (from '{field}')")
+        try:
+            return yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe
+        except (yaml.YAMLError, RecursionError):
+            raise FormatError(f"'{field}' refers to {rel}, which is not valid YAML") from None
+    return data
+
+
+def _with_files(front: dict[str, Any], path: Any, root: Any) -> dict[str, Any]:
+    """The front matter with the `${file:...}` references PromStack reads (model, its options,
+    configuration and connection, the inputs) replaced by the files' contents, as the runtime
+    does; the file itself keeps the reference."""
+    def deref(value: Any, field: str) -> Any:
+        if isinstance(value, str) and value.strip().startswith("${file:"):
+            return _load_file(value, field, path, root)
+        return value
+
+    front = dict(front)
+    for key in ("model", "inputs", "inputSchema"):
+        if key in front:
+            front[key] = deref(front[key], key)
+    model = front.get("model")
+    if isinstance(model, dict):
+        model = dict(model)
+        for key in ("options", "parameters", "configuration", "connection"):
+            if key in model:
+                model[key] = deref(model[key], f"model.{key}")
+        front["model"] = model
+    schema = front.get("inputSchema")
+    if isinstance(schema, dict) and "properties" in schema:
+        front["inputSchema"] = {**schema, "properties": deref(schema["properties"], "inputSchema.properties")}
+    return front
+
+
+def _threads(front: dict[str, Any]) -> list[str]:
+    """The inputs of kind `thread`: a conversation's messages, spliced in where they are printed."""
+    inputs = front.get("inputs")
+    if isinstance(front.get("inputSchema"), dict):
+        inputs = front["inputSchema"].get("properties")
+    if isinstance(inputs, dict):
+        inputs = [{"name": k, **v} for k, v in inputs.items() if isinstance(v, dict)]
+    if not isinstance(inputs, list):
+        return []
+    return [str(p["name"]) for p in inputs if isinstance(p, dict) and p.get("name")
+            and str(p.get("kind", p.get("type", ""))).lower() == "thread"]
+
+
+def _check_template(front: dict[str, Any]) -> None:
+    template = front.get("template")
+    field, engine = ("template.format", template.get("format", template.get("type"))) \
+        if isinstance(template, dict) else ("template", template)
+    if isinstance(engine, dict):
+        field, engine = f"{field}.kind", engine.get("kind", engine.get("type"))
+    # Nunjucks (the TypeScript runtime's engine) is Jinja2's syntax.
+    if engine is not None and str(engine).lower() not in ("jinja2", "jinja", "nunjucks"):
+        raise FormatError(f"'{field}: {engine}' is not supported: PromStack renders Prompty bodies "
+                          "as Jinja2 (or Nunjucks) only, so write the body in Jinja2")
+    if "base" in front:
+        raise FormatError("'base' (a prompty built on another prompty file) is not supported; copy the "
+                          "base file's keys into this one")
+
+
+def roles_after_render(body: str) -> bool:
+    """Whether the body's messages depend on rendering: a role line printed by an expression,
+    or a literal role line inside a loop, condition or macro."""
+    if _PRINTED_ROLE.search(body):
+        return True
+    depth = 0
+    marks = {m.start() for m in _ROLE_LINE.finditer(body)}
+    if not marks:
+        return False
+    events = sorted([(m.start(), 0 if m.group(1) else 1) for m in _BLOCK.finditer(body)
+                     if (m.group(1) or m.group(2)) != "set" or "endset" in m.group(0)]
+                    + [(p, 2) for p in marks])
+    for _, kind in events:
+        if kind == 0:
+            depth += 1
+        elif kind == 1:
+            depth = max(depth - 1, 0)
+        elif depth:
+            return True
+    return False
+
+
+def _attrs(raw: str | None) -> dict[str, str]:
+    if not raw:
+        return {}
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r'(\w+)\s*=\s*"?([^",\]]*)"?', raw)}
+
+
+def split_rendered(text: str) -> str | list[dict[str, str]]:
+    """Rendered text -> messages at role lines, as the Prompty runtime's parser does: text before
+    the first role line is a system message, `name="..."` is kept; no role line: the text."""
+    marks = list(_ROLE_LINE.finditer(text))
+    if not marks:
+        return text
+    messages = []
+    lead = text[: marks[0].start()].strip("\n")
+    if lead.strip():
+        messages.append({"role": "system", "content": lead.rstrip()})
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        role = mark.group(1).lower()
+        message = {"role": "tool" if role == "function" else role,
+                   "content": text[mark.end():end].strip("\n").rstrip()}
+        name = _attrs(mark.group(2)).get("name")
+        if name:
+            message["name"] = name
+        messages.append(message)
+    return messages
+
+
+THREADS_KEY = "template_threads"
+
+
+def thread_values(values: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Values with each thread input's messages written as role lines, so that the split after
+    rendering makes them messages where the template places them (the runtime splices a thread's
+    messages in at its marker)."""
+    names = config.get(THREADS_KEY) or []
+    out = dict(values)
+    for name in names:
+        value = out.get(name)
+        if value in ({}, [], None):
+            out[name] = ""  # no conversation yet
+        elif isinstance(value, list) and all(isinstance(m, dict) and "role" in m for m in value):
+            out[name] = "\n".join(
+                (f'{m["role"]}[name="{m["name"]}"]:' if m.get("name") else f"{m['role']}:") + "\n"
+                + (m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content"))) + "\n"
+                for m in value)
+    return out
+
+
+def parse(text: str, *, path: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> ParsedPrompt:
+    """`path`: where the file is, for `${file:...}` references (resolved next to it, confined
+    to `root`, the workspace; to the file's own folder without one)."""
     front, body = split_front_matter(text)
-    front = front or {}
+    front = _with_files(front or {}, path, root)
+    _check_template(front)
     config = _model(front)
     declared = _inputs(front)
     if declared:
         config["variables"] = declared
-    template = split_role_sections(body)
+    threads = _threads(front)
+    if threads:
+        config[THREADS_KEY] = threads
+    if threads or roles_after_render(body):
+        template: Any = body
+        config[ROLES_KEY] = "prompty"
+    else:
+        template = split_rendered(body)
     return ParsedPrompt(
         template=template,
         model_config=config,
@@ -103,88 +336,319 @@ def parse(text: str) -> ParsedPrompt:
     )
 
 
-def _is_v1(front: dict[str, Any]) -> bool:
-    model = front.get("model")
-    return "inputs" in front or (isinstance(model, dict) and bool({"api", "configuration", "parameters"} & set(model)))
+def join_messages(messages: list[dict[str, str]]) -> str:
+    parts = []
+    for m in messages:
+        head = f'{m["role"]}[name="{m["name"]}"]:' if m.get("name") else f'{m["role"]}:'
+        parts.append(f"{head}\n{m['content']}\n")
+    return "\n".join(parts)
 
+
+# ---- writing ---------------------------------------------------------------------------
 
 def render(template: Any, model_config: dict[str, Any], *, description: str | None = None,
-           existing: str | None = None) -> str:
-    front = existing_front_matter(existing)
-    before = copy.deepcopy(front)
-    front.pop("message", None)
+           existing: str | None = None, path: str | os.PathLike | None = None,
+           root: str | os.PathLike | None = None) -> str:
     config = dict(model_config)
+    config.pop(ROLES_KEY, None)
+    config.pop(THREADS_KEY, None)
+    body = template if isinstance(template, str) else join_messages(template)
+    if existing is not None:
+        kept = _rewrite(existing, template, config, description, body, path, root)
+        if kept is not None:
+            return kept
+    return with_front_matter(_fresh_front(config, description), body)
+
+
+def _fresh_front(config: dict[str, Any], description: str | None) -> dict[str, Any]:
+    """A new file's front matter, in the newer generation."""
+    front: dict[str, Any] = {}
+    if description is not None:
+        front["description"] = description
     declared = config.pop("variables", None) or {}
     name = config.pop("model", None)
     provider = config.pop("provider", None)
-    v1 = _is_v1(front)
-    if description is not None:
-        front["description"] = description
-    model = front.get("model") if isinstance(front.get("model"), dict) else {}
-    if v1:
-        configuration = dict(model.get("configuration") or {})
-        key = "azure_deployment" if "azure_deployment" in configuration or \
-            configuration.get("type") == "azure_openai" else "name"
-        configuration.pop("azure_deployment", None)
-        configuration.pop("name", None)
-        if name is not None:
-            configuration[key] = name
-        if provider and "type" not in configuration:
-            configuration["type"] = {v: k for k, v in _PROVIDERS.items()}.get(provider, provider)
-        model = {**model, "configuration": configuration}
-        model["parameters"] = config_to_options(config, camel=False)
-        model.pop("options", None)
-    else:
-        model = dict(model)
-        model.pop("id", None)
-        if name is not None:
-            model = {"id": name, **model}
-        if provider:
-            model["provider"] = provider
-        else:
-            model.pop("provider", None)
+    model = clean({"id": name, "provider": provider})
+    if config:
         model["options"] = config_to_options(config, camel=True)
-        model.pop("parameters", None)
-    model = clean({k: v for k, v in model.items() if v not in ({}, None)})
     if model:
         front["model"] = model
+    if declared:
+        front["inputs"] = _write_inputs(declared, None)
+    return front
+
+
+_FRONT = re.compile(r"\A(---[ \t]*\n)(.*?\n)?((?:---|\.\.\.)[ \t]*(?:\n|\Z))", re.S)
+
+
+def _rewrite(existing: str, template: Any, config: dict[str, Any], description: str | None,
+             body: str, path: Any, root: Any) -> str | None:
+    """The existing file with its body replaced and only the changed config keys rewritten;
+    None when the file has no front matter (a fresh one is written)."""
+    match = _FRONT.match(existing)
+    if match is None:
+        return None
+    try:
+        old = parse(existing, path=path, root=root)
+    except FormatError as exc:
+        raise FormatError(f"the file's front matter cannot be read ({exc}), so it was left as it is") from None
+    old_config = dict(old.model_config or {})
+    old_config.pop(ROLES_KEY, None)
+    old_config.pop(THREADS_KEY, None)
+    # A `message:` names one save: a write-back removes it (the only key it removes).
+    if old_config == config and (description is None or description == old.description) and old.message is None:
+        front_text = existing[: match.end()]
     else:
-        front.pop("model", None)
-    # Inputs: the file's own spelling when they did not change; else rewritten in its generation.
-    if _inputs(before) != declared:
-        front.pop("inputs", None)
-        front.pop("inputSchema", None)
-        if declared:
-            front["inputs" if v1 else "inputSchema"] = _write_inputs(declared, before, v1)
-    body = template if isinstance(template, str) else join_role_sections(template)
-    return with_front_matter(front, body)
+        front_text = match.group(1) + _edit_yaml(match.group(2) or "", old_config, config, description) \
+            + match.group(3)
+    if not front_text.endswith("\n"):
+        front_text += "\n"
+    after = existing[match.end():]
+    gap = "\n" if after.startswith("\n") else ""
+    old_body = after[len(gap):]
+    if old.template == template:  # the same messages: the body's own bytes, spacing and all
+        body = old_body
+    return front_text + gap + body
 
 
-def _write_inputs(declared: dict[str, Any], before: dict[str, Any], v1: bool) -> Any:
-    if v1:
-        old = before.get("inputs") if isinstance(before.get("inputs"), dict) else {}
-        out = {}
-        for name, spec in declared.items():
-            prior = old.get(name) if isinstance(old.get(name), dict) else {}
-            item = {k: v for k, v in prior.items() if k not in ("type", "description", "sample", "default")}
+def _yaml():  # noqa: ANN202 - a ruamel YAML
+    from ruamel.yaml import YAML
+
+    yaml = YAML()  # round trip: comments, key order and quoting survive
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _edit_yaml(text: str, old: dict[str, Any], new: dict[str, Any], description: str | None) -> str:
+    try:
+        return _edit_yaml_now(text, old, new, description)
+    except FormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ruamel's errors: the file is left as it is
+        raise FormatError(f"the front matter could not be rewritten in place ({exc.__class__.__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}), so the file was left as it is") from None
+
+
+def _edit_yaml_now(text: str, old: dict[str, Any], new: dict[str, Any], description: str | None) -> str:
+    yaml = _yaml()
+    doc = yaml.load(text) if text.strip() else None
+    if doc is None:
+        from ruamel.yaml.comments import CommentedMap
+
+        doc = CommentedMap()
+    if description is not None and doc.get("description") != description:
+        doc["description"] = description
+    doc.pop("message", None)
+    old, new = dict(old), dict(new)
+    old_vars, new_vars = old.pop("variables", None) or {}, new.pop("variables", None) or {}
+    if old != new:
+        _not_a_reference(doc, "model")
+        for key in ("options", "parameters"):
+            _not_a_reference(doc.get("model"), key, "model.")
+        _edit_model(doc, old, new)
+        if doc.get("model") == {}:
+            del doc["model"]
+    if old_vars != new_vars:
+        _not_a_reference(doc, "inputs")
+        _not_a_reference(doc, "inputSchema")
+        _edit_inputs(doc, new_vars)
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    return _splice(text.splitlines(keepends=True), out.getvalue().splitlines(keepends=True))
+
+
+# ruamel keeps comments, order and quoting, but re-emits what it dumps: a multi-line plain
+# scalar is folded onto one line, a sequence re-indented. So the dump is used only for the
+# blocks whose value changed; every block that loads to the same value keeps the file's lines.
+_KEY = re.compile(r"^( *)(?![ #\-])([^:\n]+?)[ \t]*:(?:[ \t]|$)")
+
+
+def _blocks(lines: list[str], indent: int) -> list[tuple[str | None, list[str]]]:
+    blocks: list[tuple[str | None, list[str]]] = [(None, [])]
+    for line in lines:
+        match = _KEY.match(line)
+        if match and len(match.group(1)) == indent:
+            blocks.append((match.group(2), [line]))
+        else:
+            blocks[-1][1].append(line)
+    return blocks
+
+
+def _value(lines: list[str]) -> Any:
+    try:
+        return yaml.load(textwrap.dedent("".join(lines)), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+    except yaml.YAMLError:
+        return _Unreadable()
+
+
+class _Unreadable:
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = object.__hash__
+
+
+def _splice(old: list[str], new: list[str], indent: int = 0) -> str:
+    old_blocks = dict(_blocks(old, indent))
+    out: list[str] = []
+    for key, lines in _blocks(new, indent):
+        prior = old_blocks.get(key)
+        if prior is None or not lines:
+            out.extend(lines)
+        elif _value(prior) == _value(lines):  # (the None block: what comes before the first key)
+            out.extend(prior)
+        elif key is not None and prior[0] == lines[0] and len(lines) > 1 and (child := _indent_of(lines[1:])) > indent:
+            out.append(lines[0])
+            out.append(_splice(prior[1:], lines[1:], child))
+        else:
+            out.extend(lines)
+    return "".join(out)
+
+
+def _indent_of(lines: list[str]) -> int:
+    for line in lines:
+        if line.strip() and not line.lstrip().startswith("#"):
+            return len(line) - len(line.lstrip(" "))
+    return -1
+
+
+def _not_a_reference(mapping: Any, key: str, prefix: str = "") -> None:
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    if _is_ref(value):
+        raise FormatError(f"'{prefix}{key}' in the file is a reference ({value}); the change was not "
+                          "written over it: make it in the referenced file or the front matter")
+
+
+def _edit_model(doc: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
+    if old == new:
+        return
+    name, provider = new.pop("model", None), new.pop("provider", None)
+    old_name, old_provider = old.pop("model", None), old.pop("provider", None)
+    model = doc.get("model")
+    if isinstance(model, str) or model is None:
+        if name is not None and not new and provider == old_provider:
+            doc["model"] = name  # `model: gpt-4o` stays a string
+            return
+        if model is None and name is None and not new and not provider:
+            return
+        from ruamel.yaml.comments import CommentedMap
+
+        model = CommentedMap({"id": name} if name is not None else {})
+        doc["model"] = model
+    if name != old_name:
+        configuration = model.get("configuration") if isinstance(model.get("configuration"), dict) else None
+        connection = model.get("connection") if isinstance(model.get("connection"), dict) else None
+        if "id" in model or name is None:
+            _set(model, "id", name)
+        elif configuration is not None and "azure_deployment" in configuration:
+            configuration["azure_deployment"] = name
+        elif connection is not None and "azure_deployment" in connection:
+            connection["azure_deployment"] = name
+        elif "azure_deployment" in model:
+            model["azure_deployment"] = name
+        elif configuration is not None:
+            configuration["name" if "name" in configuration or "model" not in configuration else "model"] = name
+        else:
+            model.insert(0, "id", name)
+    if provider != old_provider:
+        if "provider" in model or provider is None or not isinstance(model.get("configuration"), dict):
+            _set(model, "provider", provider)
+        else:
+            model["configuration"]["type"] = {v: k for k, v in _PROVIDERS.items()}.get(provider, provider)
+    if new == old:
+        return
+    key = "options" if "options" in model else "parameters" if "parameters" in model else \
+        ("parameters" if "configuration" in model else "options")
+    options = model.get(key)
+    if not isinstance(options, dict):
+        from ruamel.yaml.comments import CommentedMap
+
+        options = CommentedMap()
+        model[key] = options
+    camel = key == "options" and (is_camel(options) or not options)
+    spelled = {next(iter(options_to_config({k: None}))): k for k in options}
+    for k in old:
+        if k not in new and k in spelled:
+            del options[spelled[k]]
+    missing = object()
+    for k, v in new.items():
+        if old.get(k, missing) != v:  # unchanged keys (also those under additionalProperties) stay
+            options[spelled.get(k, CAMEL.get(k, k) if camel else k)] = v
+    if not options:
+        del model[key]
+
+
+def _set(mapping: Any, key: str, value: Any) -> None:
+    if value is None:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
+
+
+def _edit_inputs(doc: Any, declared: dict[str, Any]) -> None:
+    if "inputSchema" in doc and isinstance(doc["inputSchema"], dict):
+        doc["inputSchema"]["properties"] = _write_inputs(declared, doc["inputSchema"].get("properties"))
+    elif isinstance(doc.get("inputs"), dict):
+        doc["inputs"] = _write_v1_inputs(declared, doc["inputs"])
+    elif declared or "inputs" in doc:
+        doc["inputs"] = _write_inputs(declared, doc.get("inputs"))
+
+
+def _put(mapping: Any, key: str, value: Any) -> None:
+    """Set only what differs: an equal value keeps the file's spelling (quotes, style)."""
+    if key not in mapping or mapping[key] != value or isinstance(mapping[key], bool) != isinstance(value, bool):
+        mapping[key] = value
+
+
+def _write_v1_inputs(declared: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    from ruamel.yaml.comments import CommentedMap
+
+    out = CommentedMap()
+    for name, spec in declared.items():
+        prior = old.get(name)
+        item = prior if isinstance(prior, dict) else CommentedMap()
+        if var.kind(item.get("type")) != spec.get("type", "string") or "type" not in item:
             item["type"] = spec.get("type", "string")
-            if "description" in spec:
-                item["description"] = spec["description"]
-            if "default" in spec:
-                item["default" if "default" in prior else "sample"] = spec["default"]
-            out[name] = item
-        return out
-    old_props = (before.get("inputSchema") or {}).get("properties") if isinstance(before.get("inputSchema"), dict) else None
-    prior_by_name = {p.get("name"): p for p in old_props if isinstance(p, dict)} if isinstance(old_props, list) else {}
+        if "description" in spec:
+            _put(item, "description", spec["description"])
+        else:
+            item.pop("description", None)
+        key = "sample" if "sample" in item else "default"
+        if "default" in spec:
+            _put(item, key, spec["default"])
+        else:
+            item.pop(key, None)
+        out[name] = item
+    return out
+
+
+def _write_inputs(declared: dict[str, Any], old: Any) -> list[dict[str, Any]]:
+    from ruamel.yaml.comments import CommentedMap
+
+    prior_by_name = {p.get("name"): p for p in old if isinstance(p, dict)} if isinstance(old, list) else {}
     props = []
     for name, spec in declared.items():
-        prior = prior_by_name.get(name, {})
-        item = {"name": name, **{k: v for k, v in prior.items() if k not in ("name", "kind", "description", "default")}}
-        item["kind"] = prior["kind"] if prior.get("kind") and var.kind(prior["kind"]) == spec.get("type") \
-            else spec.get("type", "string")
+        item = prior_by_name.get(name)
+        if item is None:
+            item = CommentedMap(name=name)
+        if var.kind(item.get("kind")) != spec.get("type", "string") or "kind" not in item:
+            item["kind"] = spec.get("type", "string")
         if "description" in spec:
-            item["description"] = spec["description"]
-        if "default" in spec:
-            item["default"] = spec["default"]
+            _put(item, "description", spec["description"])
+        else:
+            item.pop("description", None)
+        if spec.get("default") == "" and not item.get("required") and "default" not in item:
+            pass  # optional without a value: the runtime renders it empty
+        elif "default" in spec:
+            _put(item, "default", spec["default"])
+            item.pop("required", None)
+        else:
+            item.pop("default", None)
+            _put(item, "required", True)
         props.append(item)
-    return {"properties": props}
+    return props
+
+
+__all__ = ["ROLES_KEY", "THREADS_KEY", "thread_values", "join_messages", "parse", "render", "roles_after_render", "split_rendered"]
