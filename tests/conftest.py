@@ -25,6 +25,32 @@ def client(isolated_store):
         yield c
 
 
+# ---- the prompt files' fixtures: a store without the engine, a prompts/ folder, the file sync --
+
+
+@pytest.fixture
+def store(isolated_store):
+    from store import Store
+
+    s = Store(isolated_store)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def prompts_dir(tmp_path):
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def sync(store, tmp_path, prompts_dir):
+    from store.filesync import FileSync
+
+    return FileSync(store, prompts_dir, root=tmp_path)
+
+
 # ---- the gateway's fixtures (promstack/llm.py): a fake OpenAI-compatible server, a real Redis --
 import os  # noqa: E402
 

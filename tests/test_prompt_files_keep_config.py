@@ -7,29 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from promstack.cli import cli
-from store import Store
-from store.filesync import FileSync
 
 CONFIG = {"model": "gpt-4o-mini", "temperature": 0.2}
-
-
-@pytest.fixture
-def prompts_dir(tmp_path):
-    folder = tmp_path / "prompts"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def store(isolated_store):
-    s = Store(isolated_store)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def sync(store, tmp_path, prompts_dir):
-    return FileSync(store, prompts_dir, root=tmp_path)
 
 
 # (file name, first text, an edit that carries no model config)

@@ -12,13 +12,6 @@ from store.filesync import FileSync, open_errors
 from store.formats import FormatError
 
 
-@pytest.fixture
-def store(isolated_store):
-    s = Store(isolated_store)
-    yield s
-    s.close()
-
-
 def _render(store, text, values=None, name="p", path=None):
     parsed = formats.parse("prompty", text, path=path)
     version = store.prompts.create_prompt(name, parsed.template, model_config=parsed.model_config)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from click.testing import CliRunner
 
 from promstack import Client
@@ -19,13 +18,6 @@ from promstack.cli import cli
 def run(*args):
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result
-
-
-@pytest.fixture
-def prompts_dir(tmp_path):
-    folder = tmp_path / "prompts"
-    folder.mkdir()
-    return folder
 
 
 def test_import_prompt_files_by_their_path_under_prompts(prompts_dir, isolated_store):

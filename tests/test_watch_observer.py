@@ -30,13 +30,6 @@ def wait_for(predicate, timeout=TIMEOUT, what="the condition"):
 
 
 @pytest.fixture
-def prompts_dir(tmp_path):
-    folder = tmp_path / "prompts"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def reader(isolated_store):
     s = Store(isolated_store)
     yield s

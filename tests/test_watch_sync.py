@@ -13,25 +13,6 @@ from store.checkpoints import checkpoint, fold_history
 from store.filesync import FileSync, open_errors, prompt_test_data, tracked_files
 
 
-@pytest.fixture
-def prompts_dir(tmp_path):
-    folder = tmp_path / "prompts"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def store(isolated_store):
-    s = Store(isolated_store)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def sync(store, tmp_path, prompts_dir):
-    return FileSync(store, prompts_dir, root=tmp_path)
-
-
 def write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
