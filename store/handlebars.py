@@ -97,6 +97,7 @@ class _Reader:
     unless, each, with, ifEquals), the partials it includes and the helpers it calls."""
 
     def __init__(self) -> None:
+        self.guards: list[str] = []  # root names tested by the blocks around the current node
         self.printed: list[str] = []
         self.tested: list[str] = []
         self.partials: list[str] = []
@@ -122,7 +123,8 @@ class _Reader:
         if not first or any(first in names for names in params):
             return
         if depth <= 0:
-            target = self.tested if tested else self.printed
+            # `{{#if style}} in {{style}}{{/if}}` prints style only when it is there.
+            target = self.tested if tested or first in self.guards else self.printed
             if first not in target:
                 target.append(first)
 
@@ -154,7 +156,11 @@ class _Reader:
                 self._call(node.call, depth, params, tested=name in _CONDITIONS | _SCOPES, block=True)
                 inner = depth + 1 if name in _SCOPES or name not in _BUILTIN | HELPERS else depth
                 local = [*params, set(node.call.get("params") or [])]
+                guarded = len(self.guards)
+                if name in ("if", "with", "each") and len(node.call["args"]) == 1 and depth == 0:
+                    self.guards.append(re.split(r"[./\[]", node.call["args"][0], maxsplit=1)[0])
                 self.walk(node.body, inner, local)
+                del self.guards[guarded:]
                 self.walk(node.inverse, depth, params)
             elif isinstance(node, Partial | PartialBlock):
                 if not node.name.startswith(("(", "@")) and node.name not in self.partials:
