@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dotpromptz_handlebars import _render as _engine
+from dotpromptz_handlebars._compiler import _lookup_helper
 from dotpromptz_handlebars._types import Block, Mustache, Partial, PartialBlock
 
 from .errors import InvalidInput
@@ -243,8 +244,11 @@ def _helpers(marker: str) -> dict[str, Callable[..., Any]]:
             return ""
         return options.inverse() if _same(args[0], args[1]) else options.fn()
 
+    def log(args: list[Any], options: Any) -> str:
+        return ""  # Handlebars' log prints to stdout, which carries the MCP protocol: nothing here
+
     return {"role": role, "history": history, "section": section, "media": media, "json": to_json,
-            "ifEquals": if_equals, "unlessEquals": unless_equals}
+            "ifEquals": if_equals, "unlessEquals": unless_equals, "lookup": _lookup_helper, "log": log}
 
 
 # ---- rendering -----------------------------------------------------------------------------

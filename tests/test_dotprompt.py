@@ -49,6 +49,13 @@ def test_iterating_an_object_yields_values_with_key_index_first_last(store):
     assert render(store, source, scores={"math": 9, "art": 7}) == "[0:math=9, 1:art=7]"
 
 
+def test_lookup_and_a_silent_log(store, capsys):
+    out = render(store, "{{lookup names 1}} {{#each xs}}{{lookup ../labels this}},{{/each}}{{log 'x'}}",
+                 names=["a", "b"], xs=["k"], labels={"k": "K"})
+    assert out == "b K,"
+    assert capsys.readouterr().out == ""  # stdout carries the MCP protocol
+
+
 def test_with_block_and_else(store):
     source = "{{#with user}}{{name}} ({{job}}){{else}}nobody{{/with}}"
     assert render(store, source, user={"name": "Ann", "job": "admin"}) == "Ann (admin)"
