@@ -45,6 +45,10 @@ _SCOPES = {"each", "with"}
 HELPERS = {"role", "history", "media", "section", "json", "ifEquals", "unlessEquals"}
 
 
+class HandlebarsError(InvalidInput):
+    """A template that does not parse or render as Handlebars; the caller names the prompt."""
+
+
 def is_handlebars(model_config: Any) -> bool:
     return isinstance(model_config, Mapping) and model_config.get(FORMAT_KEY) == HANDLEBARS
 
@@ -85,9 +89,9 @@ def compile_source(source: str) -> list[Any]:
             return _compile_cached(source)
         return _engine.compile_template(source, max_depth=MAX_PARTIAL_DEPTH * 8)
     except RecursionError:
-        raise InvalidInput("the template nests blocks too deeply to read; flatten it") from None
+        raise HandlebarsError("the template nests blocks too deeply to read; flatten it") from None
     except ValueError as exc:
-        raise InvalidInput(f"the Handlebars template does not parse: {exc}; fix it") from None
+        raise HandlebarsError(f"the Handlebars template does not parse: {exc}; fix it") from None
 
 
 _LITERAL = re.compile(r"""^(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|true|false|null|undefined)$""")
@@ -137,7 +141,7 @@ class _Reader:
             return
         if args or call["hash"] or block:
             if name not in _BUILTIN and name not in HELPERS and args + list(call["hash"].values()):
-                raise InvalidInput(f"the Handlebars helper '{name}' is not one Dotprompt defines "
+                raise HandlebarsError(f"the Handlebars helper '{name}' is not one Dotprompt defines "
                                    f"({', '.join(sorted(HELPERS))}, and Handlebars' own if, unless, each, "
                                    "with, lookup); PromStack cannot run custom helpers")
             if name not in _BUILTIN and name not in HELPERS:
@@ -273,7 +277,7 @@ def render_text(source: str, context: dict[str, Any], partials: dict[str, str], 
     except RecursionError:
         raise RenderLimit(f"partials include each other more than {MAX_PARTIAL_DEPTH} deep; remove the cycle") from None
     except ValueError as exc:
-        raise InvalidInput(f"could not render: {exc}") from None
+        raise HandlebarsError(f"could not render: {exc}") from None
     finally:
         _made.reset(token)
 

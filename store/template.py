@@ -400,10 +400,8 @@ def _render_handlebars(template: Template, context: dict[str, Any], resolver: In
         return out
     except RenderLimit as exc:
         raise InvalidInput(f"{label} was stopped: {exc}") from None
-    except InvalidInput as exc:
-        if isinstance(exc, NotFound) or str(exc).startswith(label):
-            raise
-        raise InvalidInput(f"{label} {exc}") from None
+    except handlebars.HandlebarsError as exc:
+        raise InvalidInput(f"{label}: {exc}") from None
     except (ArithmeticError, TypeError) as exc:
         raise InvalidInput(f"{label} could not render: {exc}") from None
     except MemoryError:
