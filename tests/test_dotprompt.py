@@ -376,3 +376,14 @@ def test_an_unchanged_version_writes_the_same_bytes():
 def test_a_jinja_version_written_to_a_prompt_file_is_translated():
     text = formats.render("dotprompt", "Hi {{ name }}{% if x %}!{% endif %}", {"model": "m"})
     assert text == "---\nmodel: m\n---\nHi {{name}}{{#if x}}!{{/if}}"
+
+
+def test_a_variable_edit_rewrites_only_that_field(tracked):
+    s, path, root = tracked
+    head = s.prompts.get("greet")
+    variables = {**head.model_config["variables"]}
+    variables["style"] = {**variables["style"], "description": "how to greet"}
+    config = {k: v for k, v in head.model_config.items() if k != "input_schema"}
+    write_back(s, s.prompts.save("greet", model_config={**config, "variables": variables}), root=root)
+    text = path.read_text(encoding="utf-8")
+    assert text == LICENSED.replace("    style?: string\n", "    style?: string, how to greet\n"), text

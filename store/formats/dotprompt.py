@@ -148,6 +148,47 @@ def _set(doc: Any, key: str, value: Any) -> None:
         doc[key] = value
 
 
+def _field_name(key: Any) -> str:
+    return re.split(r"[?(]", str(key), maxsplit=1)[0].strip()
+
+
+def _merge_schema(spec: Any, schema: dict[str, Any], was: dict[str, Any], now: dict[str, Any]) -> None:
+    """Put the variables' Picoschema in `spec["schema"]`, keeping each field whose variable did
+    not change as the file wrote it (nested fields, comments, its place)."""
+    old = spec.get("schema")
+    if not isinstance(old, dict) or not schema:
+        _set(spec, "schema", schema or None)
+        return
+    keys = {_field_name(k): k for k in old if k != "(*)"}
+    for name, key in keys.items():
+        if name not in now or was.get(name) != now.get(name):
+            position = list(old).index(key)
+            del old[key]
+            if name in now:
+                new_key = next(k for k in schema if _field_name(k) == name)
+                if hasattr(old, "insert"):
+                    old.insert(position, new_key, schema[new_key])
+                else:
+                    old[new_key] = schema[new_key]
+    for new_key, value in schema.items():
+        if _field_name(new_key) not in keys:
+            old[new_key] = value
+
+
+def _merge(spec: Any, key: str, values: dict[str, Any]) -> None:
+    """Set a mapping's entries one by one, so the others keep their comments and order."""
+    block = spec.get(key)
+    if not values:
+        spec.pop(key, None)
+    elif not isinstance(block, dict):
+        spec[key] = values
+    else:
+        for name in [n for n in block if n not in values]:
+            del block[name]
+        for name, value in values.items():
+            _set(block, name, value)
+
+
 def _front(doc: Any, was: dict[str, Any], config: dict[str, Any], description: str | None) -> None:
     """Change in `doc` (ruamel's round-trip mapping) the keys whose value differs from `was`
     (what the file said); leave every other byte alone."""
@@ -183,8 +224,8 @@ def _front(doc: Any, was: dict[str, Any], config: dict[str, Any], description: s
                 spec["default"] = defaults
         else:
             schema, defaults = _pico(config.get("variables") or {})
-            _set(spec, "schema", schema or None)
-            _set(spec, "default", defaults or None)
+            _merge_schema(spec, schema, was.get("variables") or {}, config.get("variables") or {})
+            _merge(spec, "default", defaults)
         if spec:
             doc["input"] = spec
         else:
