@@ -28,7 +28,7 @@ from typing import Any
 
 from dotpromptz_handlebars import _render as _engine
 from dotpromptz_handlebars._compiler import _lookup_helper
-from dotpromptz_handlebars._types import Block, Mustache, Partial, PartialBlock
+from dotpromptz_handlebars._types import Block, InlinePartial, Mustache, Partial, PartialBlock
 
 from .errors import InvalidInput
 from .sandbox import MAX_OUTPUT_CHARS, RenderLimit, check_structure, spend
@@ -107,6 +107,7 @@ class _Reader:
         self.tested: list[str] = []
         self.partials: list[str] = []
         self.root_partials: list[str] = []  # at the top, with the caller's variables as they are
+        self.inline: set[str] = set()  # {{#*inline "name"}}: defined in the template itself
 
     def _path(self, token: str, depth: int, params: list[set[str]], tested: bool) -> None:
         if token.startswith("(") and token.endswith(")"):
@@ -177,7 +178,8 @@ class _Reader:
                     self._path(value, depth, params, tested=False)
                 if isinstance(node, PartialBlock):
                     self.walk(node.body, depth, params)
-            elif hasattr(node, "body") and isinstance(node.body, list):  # {{#*inline}}
+            elif isinstance(node, InlinePartial):
+                self.inline.add(node.name)
                 self.walk(node.body, depth, params)
 
 
@@ -188,7 +190,8 @@ def read(source: str) -> tuple[list[str], list[str], list[str], list[str]]:
     reader = _Reader()
     reader.walk(compile_source(source))
     tested = [n for n in reader.tested if n not in reader.printed]
-    return reader.printed, tested, reader.partials, reader.root_partials
+    stored = [n for n in reader.partials if n not in reader.inline]
+    return reader.printed, tested, stored, [n for n in reader.root_partials if n not in reader.inline]
 
 
 # ---- Dotprompt's helpers ----------------------------------------------------------------

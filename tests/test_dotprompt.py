@@ -196,6 +196,11 @@ def test_partials_are_stored_prompts(store):
         render(store, "{{> nothere}}", _name="q")
 
 
+def test_inline_partials_are_the_templates_own(store):
+    source = '{{#*inline "item"}}<{{this}}>{{/inline}}{{#each xs}}{{> item}}{{/each}}'
+    assert render(store, source, xs=[1, 2]) == "<1><2>"
+
+
 def test_data_variables_are_at_names(store):
     assert render(store, "{{@state.count}}/{{@state.missing}}", **{"@state": {"count": 3}}) == "3/"
 
