@@ -396,3 +396,9 @@ def test_a_variable_edit_rewrites_only_that_field(tracked):
     write_back(s, s.prompts.save("greet", model_config={**config, "variables": variables}), root=root)
     text = path.read_text(encoding="utf-8")
     assert text == LICENSED.replace("    style?: string\n", "    style?: string, how to greet\n"), text
+
+
+def test_a_body_written_into_a_schema_only_file():
+    text = "---\nmodel: m  # kept\n---\n"
+    out = formats.render("dotprompt", "Hi {{x}}", {**HBS, "model": "m"}, existing=text)
+    assert out == "---\nmodel: m  # kept\n---\nHi {{x}}\n"

@@ -265,7 +265,10 @@ def render(template: Any, model_config: dict[str, Any], *, description: str | No
     stripped = old_body.strip()
     lead = old_body[: len(old_body) - len(old_body.lstrip())]
     trail = old_body[len(old_body.rstrip()):] if stripped else ""
-    new_body = lead + body.strip() + trail if body.strip() else old_body if not stripped else lead + trail
+    if not stripped:  # a body where there was none (a schema-only file)
+        new_body = body.strip() + "\n" if body.strip() else old_body
+    else:
+        new_body = lead + body.strip() + trail
     y = _yaml()
     try:
         doc = y.load(yaml_text) or {}
