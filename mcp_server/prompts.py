@@ -14,7 +14,14 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, GetPromptResult, PromptArgument, PromptMessage, TextContent
+from mcp_types import (
+    INVALID_PARAMS,
+    GetPromptResult,
+    PromptArgument,
+    PromptMessage,
+    ResourceLink,
+    TextContent,
+)
 from mcp_types import Prompt as MCPPrompt
 
 from .engine import Call, is_engine_error
@@ -78,6 +85,22 @@ def _value(raw: Any, kind: str) -> Any:
         return raw
 
 
+def _contents(content: Any) -> list[Any]:
+    """A message's text, or its parts (a Dotprompt `{{media}}` is an image_url part): a media
+    URL is a resource link, which MCP prompt messages can carry."""
+    if isinstance(content, str):
+        return [TextContent(type="text", text=content)]
+    out: list[Any] = []
+    for part in content:
+        if part.get("type") == "image_url":
+            image = part.get("image_url") or {}
+            out.append(ResourceLink(type="resource_link", uri=image.get("url", ""), name="media",
+                                    mime_type=image.get("format")))
+        else:
+            out.append(TextContent(type="text", text=str(part.get("text", ""))))
+    return out
+
+
 def render_mcp_prompt(call: Call, name: str, arguments: dict[str, Any]) -> GetPromptResult:
     head = call.client.get_prompt(name)
     kinds = {v["name"]: v.get("type", "string") for v in head.variables}
@@ -89,11 +112,8 @@ def render_mcp_prompt(call: Call, name: str, arguments: dict[str, Any]) -> GetPr
         # MCP prompt messages speak as user or assistant; system and developer text leads the
         # conversation as the user's.
         messages = [
-            PromptMessage(
-                role="assistant" if m["role"] == "assistant" else "user",
-                content=TextContent(type="text", text=m["content"]),
-            )
-            for m in rendered
+            PromptMessage(role="assistant" if m["role"] == "assistant" else "user", content=content)
+            for m in rendered for content in _contents(m["content"])
         ]
     return GetPromptResult(
         description=f"PromStack prompt #{head.prompt_id} version {head.version}", messages=messages

@@ -22,9 +22,10 @@ from .db import write
 from .diff import line_diff as unified_diff
 from .diff import merge3, word_diff
 from .errors import InvalidInput, MergeConflict, NotFound, Step
+from .handlebars import is_handlebars
 from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
 from .refs import SQLITE_MAX_INT, prompt_ref
-from .template import Template, analyse, declare, normalize, render, split_reference
+from .template import Template, analyse, declare, normalize, optional_names, render, split_reference
 
 # Names are opaque to the API, but validated: they appear in listings, file paths and MCP
 # prompt names. Unicode letters are fine (고객지원/환불); '/' makes folders; all digits would
@@ -419,6 +420,7 @@ class PromptStore:
             version.variables,
             self._resolver(),
             label=f"prompt {version.name!r} v{version.version}",
+            model_config=version.model_config,
         )
         return prompty.split_rendered(rendered) if after else rendered
 
@@ -444,12 +446,12 @@ class PromptStore:
         self, prompt_name: str, template: Any, model_config: Any
     ) -> tuple[Template, dict[str, Any], list[dict[str, Any]], list[tuple[str, str]], str]:
         """Validate content before any transaction opens; nothing is written if this raises."""
-        tmpl = normalize(template)
+        tmpl = normalize(template, allow_empty=is_handlebars(model_config))
         config = _check_model_config(model_config)
         if self.config_check is not None and config:
             self.config_check(config)
-        used, includes = analyse(tmpl)
-        variables = declare(used, config)
+        used, includes = analyse(tmpl, config)
+        variables = declare(used, config, optional_names(tmpl, config))
         names = {v["name"] for v in variables}
         for inc_name, selector in includes:
             if inc_name == prompt_name:
@@ -464,7 +466,7 @@ class PromptStore:
 
     def _check_cycle(self, origin: str, name: str, selector: str, path: list[str]) -> None:
         version = self._resolve_include(name, selector)
-        _, includes = analyse(normalize(version.template))
+        _, includes = analyse(normalize(version.template, allow_empty=True), version.model_config)
         for inc_name, inc_selector in includes:
             # A pin to an existing version of the origin is no cycle: that version is
             # immutable and older than the one being saved, so it cannot include it.

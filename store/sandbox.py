@@ -108,6 +108,11 @@ def _spend() -> None:
         _check(budget)
 
 
+def spend() -> None:
+    """One step of the render in progress, for a renderer other than Jinja (store/handlebars.py)."""
+    _spend()
+
+
 def _check(budget: _Budget) -> None:
     if _aborted:
         raise _shutting_down()
@@ -509,4 +514,4 @@ def _checked_concat(node: nodes.Concat) -> nodes.Filter:
 
 
 __all__ = ["Environment", "RenderLimit", "abort_renders", "allow_renders", "end_render",
-           "render_timeout", "start_render"]
+           "render_timeout", "spend", "start_render"]

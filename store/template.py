@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import BaseLoader, TemplateNotFound, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 
+from . import handlebars
 from .bounds import check_json
 from .errors import InvalidInput, NotFound
 from .sandbox import (  # noqa: F401 - the limits, public here too
@@ -62,8 +63,10 @@ class Template:
         return [m["content"] for m in json.loads(self.text)]
 
 
-def normalize(template: Any, *, what: str = "template") -> Template:
-    """Check a template as a person or a program handed it to us, and put it in stored form."""
+def normalize(template: Any, *, what: str = "template", allow_empty: bool = False) -> Template:
+    """Check a template as a person or a program handed it to us, and put it in stored form.
+    `allow_empty`: a Handlebars (Dotprompt) template may be empty, a prompt that carries only
+    its model config and schemas; it renders to no message."""
     if isinstance(template, bytes | bytearray):
         try:
             template = bytes(template).decode("utf-8")
@@ -83,7 +86,7 @@ def normalize(template: Any, *, what: str = "template") -> Template:
                 isinstance(m, dict) and "role" in m for m in parsed
             ):
                 return normalize(parsed, what=what)
-        _check_text(template, what)
+        _check_text(template, what, allow_empty=allow_empty)
         return Template("text", template)
     if isinstance(template, list | tuple):
         if not template:
@@ -194,11 +197,19 @@ def _compile_cached(source: str):  # noqa: ANN202 - a Jinja Template
     return _env.from_string(source)
 
 
-def analyse(template: Template) -> tuple[list[str], list[tuple[str, str]]]:
+def analyse(template: Template, model_config: Any = None) -> tuple[list[str], list[tuple[str, str]]]:
     """Parse every piece; return (variables used, includes as (name, selector)). Refuses templates
-    that reach for private attributes, which is how sandbox escapes start."""
+    that reach for private attributes, which is how sandbox escapes start. A Handlebars template
+    (`template_format: handlebars` in the model config) is read as Handlebars; its partials
+    `{{> name}}` are its includes."""
     used: list[str] = []
     includes: list[tuple[str, str]] = []
+    if handlebars.is_handlebars(model_config):
+        for source in template.sources():
+            printed, tested, _, partials = handlebars.read(source)
+            used.extend(name for name in [*printed, *tested] if name not in used)
+            includes.extend(ref for ref in map(split_reference, partials) if ref not in includes)
+        return used, includes
     for source in template.sources():
         part_used, part_includes = _analyse_source(source)
         used.extend(name for name in part_used if name not in used)
@@ -280,9 +291,23 @@ def _analyse_tree(ast: nodes.Template) -> tuple[tuple[str, ...], tuple[tuple[str
     return tuple(sorted(undeclared)), tuple(includes)
 
 
-def declare(used: list[str], model_config: dict[str, Any]) -> list[dict[str, Any]]:
+def optional_names(template: Template, model_config: Any) -> set[str]:
+    """Variables a Handlebars template only tests (`{{#if x}}`, `{{#each x}}`): absent, they take
+    the else branch, as in Handlebars, so they are not required."""
+    if not handlebars.is_handlebars(model_config):
+        return set()
+    names: set[str] = set()
+    for source in template.sources():
+        printed, tested, _, _ = handlebars.read(source)
+        names.update(n for n in tested if n not in printed)
+    return names
+
+
+def declare(used: list[str], model_config: dict[str, Any], optional: set[str] | frozenset[str] = frozenset()
+            ) -> list[dict[str, Any]]:
     """The declared variables of a version: those the template uses, typed and described by the
-    optional `variables` block of its model config."""
+    optional `variables` block of its model config. `optional`: names that render without a
+    value (optional_names)."""
     spec = model_config.get("variables") or {}
     if not isinstance(spec, dict):
         raise InvalidInput(
@@ -300,7 +325,8 @@ def declare(used: list[str], model_config: dict[str, Any]) -> list[dict[str, Any
             raise InvalidInput(
                 f"variable {name!r} has type {var_type!r}; use one of {', '.join(VARIABLE_TYPES)}"
             )
-        entry: dict[str, Any] = {"name": name, "type": var_type, "required": "default" not in info}
+        entry: dict[str, Any] = {"name": name, "type": var_type,
+                                 "required": "default" not in info and name not in optional}
         if "description" in info:
             entry["description"] = str(info["description"])
         if "default" in info:
@@ -316,6 +342,7 @@ def render(
     resolver: IncludeResolver | None,
     *,
     label: str,
+    model_config: Any = None,
 ) -> str | list[dict[str, str]]:
     """Render with the declared defaults filled in; a missing variable names itself."""
     check_json(values, "a variable's value")  # a value nested thousands deep fails in Python's recursion
@@ -325,6 +352,8 @@ def render(
     if missing:
         names = ", ".join(repr(m) for m in missing)
         raise InvalidInput(f"{label} needs the variable{'s' if len(missing) > 1 else ''} {names}; pass a value for each")
+    if handlebars.is_handlebars(model_config):
+        return _render_handlebars(template, context, resolver, label)
     token = _resolver.set(resolver)
     try:
         if template.kind == "text":
@@ -335,6 +364,50 @@ def render(
         ]
     finally:
         _resolver.reset(token)
+
+
+def _partials(source: str, resolver: IncludeResolver | None, label: str) -> dict[str, str]:
+    """Every partial a Handlebars template includes, at any depth, as stored prompts' text."""
+    found: dict[str, str] = {}
+    pending = [(source, 0)]
+    while pending:
+        text, depth = pending.pop()
+        for name in handlebars.read(text)[2]:
+            if name in found:
+                continue
+            if depth >= INCLUDE_DEPTH:
+                raise InvalidInput(f"{label} includes partials more than {INCLUDE_DEPTH} deep; flatten them")
+            if resolver is None:
+                raise NotFound(f"{label} includes {name!r}, which is not a stored prompt")
+            try:
+                found[name] = resolver(*split_reference(name))
+            except TemplateNotFound:
+                raise NotFound(f"{label} includes {name!r}, which is not a stored prompt") from None
+            pending.append((found[name], depth + 1))
+    return found
+
+
+def _render_handlebars(template: Template, context: dict[str, Any], resolver: IncludeResolver | None,
+                       label: str) -> str | list[dict[str, Any]]:
+    token = start_render()
+    try:
+        if template.kind == "text":
+            return handlebars.render(template.text, context, _partials(template.text, resolver, label))
+        out: list[dict[str, Any]] = []
+        for m in json.loads(template.text):
+            rendered = handlebars.render(m["content"], context, _partials(m["content"], resolver, label))
+            out.extend(rendered if isinstance(rendered, list) else [{**m, "content": rendered}])
+        return out
+    except RenderLimit as exc:
+        raise InvalidInput(f"{label} was stopped: {exc}") from None
+    except handlebars.HandlebarsError as exc:
+        raise InvalidInput(f"{label}: {exc}") from None
+    except (ArithmeticError, TypeError) as exc:
+        raise InvalidInput(f"{label} could not render: {exc}") from None
+    except MemoryError:
+        raise InvalidInput(f"{label} asked for more memory than there is; make it produce less") from None
+    finally:
+        end_render(token)
 
 
 def _render_one(source: str, context: dict[str, Any], label: str) -> str:

@@ -18,6 +18,7 @@ import sqlite_utils
 from . import audit, secrets
 from .db import write
 from .errors import InvalidInput
+from .handlebars import is_handlebars
 from .integrity import import_record
 from .prompts import LabelGuard, _check_model_config, content_hash, validate_name, validate_ref_name
 from .template import analyse, declare, normalize
@@ -177,9 +178,10 @@ def import_(db: sqlite_utils.Database, document: Any, *, actor: str,
             pid = cursor.lastrowid
             for v in _need(p, "versions", where):
                 number = _need(v, "version", where)
-                tmpl = normalize(_need(v, "template", f"{where} version {number}"))
                 config = v.get("model_config") or {}
-                used, includes = analyse(tmpl)
+                tmpl = normalize(_need(v, "template", f"{where} version {number}"),
+                                 allow_empty=is_handlebars(config))
+                used, includes = analyse(tmpl, config)
                 sha = content_hash(tmpl, config)
                 db.execute(
                     "INSERT INTO versions (prompt_id, number, branch, kind, template, model_config, variables, "
