@@ -332,3 +332,30 @@ def test_chat_in_a_prompt_md_cannot_be_written():
 def test_github_test_data_is_json_serialisable():
     parsed = formats.parse("github", GITHUB)
     assert json.loads(json.dumps(parsed.test_data)) == parsed.test_data
+
+
+# A file saved on Windows (CRLF, often with a BOM) in each format: a template edit through
+# PromStack changes only the template's bytes; the line endings and BOM stay as the editor wrote.
+_WINDOWS_FILES = {
+    "prompt.md": "---\ndescription: Refunds\nmodel: gpt-4o-mini\n---\nAnswer about ${input:order}.\n",
+    "github": "name: Refunds\nmodel: openai/gpt-4o-mini\nmessages:\n  - role: user\n    content: Answer about {{order}}.\n",
+    "prompty": "---\nname: Refunds\nmodel:\n  api: chat\n  configuration:\n    type: openai\n    name: gpt-4o-mini\n"
+               "inputs:\n  order:\n    type: string\n---\nsystem:\nAnswer about {{order}}.\n",
+    "dotprompt": "---\nmodel: openai/gpt-4o-mini\ninput:\n  schema:\n    order: string\n---\nAnswer about {{order}}.\n",
+    "text": "Answer about {{ order }}.\n",
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(_WINDOWS_FILES))
+def test_a_windows_file_keeps_its_line_endings_and_bom_on_write_back(fmt):
+    original = "\ufeff" + _WINDOWS_FILES[fmt].replace("\n", "\r\n")
+    parsed = formats.parse(fmt, original)
+    same = formats.render(fmt, parsed.template, parsed.model_config or {}, description=parsed.description,
+                          existing=original)
+    assert same == original  # nothing changed: not a byte either
+    template = parsed.template
+    edited = (template.replace("Answer", "Reply") if isinstance(template, str)
+              else [{**m, "content": m["content"].replace("Answer", "Reply")} for m in template])
+    written = formats.render(fmt, edited, parsed.model_config or {}, description=parsed.description,
+                             existing=original)
+    assert written == original.replace("Answer", "Reply")

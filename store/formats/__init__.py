@@ -99,14 +99,20 @@ def render(
 ) -> str:
     """The file text for a version, keeping what `existing` holds that PromStack does not model.
     `path`/`root`: where the file is, as for `parse`."""
+    bom = crlf = False
     if existing is not None:
-        if existing.startswith("\ufeff"):
-            existing = existing[1:]
+        bom = existing.startswith("\ufeff")
+        existing = existing[1:] if bom else existing
+        crlf = "\r\n" in existing  # a file saved with Windows line endings keeps them
         existing = existing.replace("\r\n", "\n")
     if fmt == "prompty":
-        return prompty.render(template, dict(model_config or {}), description=description, existing=existing,
+        text = prompty.render(template, dict(model_config or {}), description=description, existing=existing,
                               path=path, root=root)
-    return _MODULES[fmt].render(template, dict(model_config or {}), description=description, existing=existing)
+    else:
+        text = _MODULES[fmt].render(template, dict(model_config or {}), description=description, existing=existing)
+    if crlf:
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    return "\ufeff" + text if bom else text
 
 
 def carries_config(fmt: str) -> bool:
