@@ -42,3 +42,12 @@ def test_a_column_or_a_default_gives_the_variable(workspace, client, scripted):
                 model_config={"model": "openai/good", "variables": {"tone": {"default": "polite"}}})
     run = engine.run_tests(client, "regression")
     assert run["status"] == "done" and _asked(scripted) >= 1
+
+
+def test_the_arena_checks_the_columns_too(workspace, client, scripted):
+    client.save(42, "환불 절차를 안내하세요: {{ question }}")
+    from promstack.evals.arena import run_arena
+
+    with pytest.raises(InvalidInput, match=r"needs \{\{ question \}\}; the suite 'regression' has columns input"):
+        run_arena(client, suite="regression", models=["openai/good", "openai/bad"])
+    assert _asked(scripted) == 0
