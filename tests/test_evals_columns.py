@@ -51,3 +51,23 @@ def test_the_arena_checks_the_columns_too(workspace, client, scripted):
     with pytest.raises(InvalidInput, match=r"needs \{\{ question \}\}; the suite 'regression' has columns input"):
         run_arena(client, suite="regression", models=["openai/good", "openai/bad"])
     assert _asked(scripted) == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_mcp_client_reads_the_sentence(workspace, client, scripted, isolated_store, anyio_backend):
+    from mcp import Client as MCPClient
+    from mcp_types import Implementation
+
+    from mcp_server.server import build_server
+
+    client.save(42, "환불 절차를 안내하세요: {{ question }}")
+    server = build_server(isolated_store)
+    try:
+        async with MCPClient(server, client_info=Implementation(name="pytest-client", version="1")) as mcp:
+            result = await mcp.call_tool("run_tests", {"suite": "regression"})
+    finally:
+        server.engine.close()
+    assert result.is_error
+    assert "needs {{ question }}; the suite 'regression' has columns input, expected_output" in result.content[0].text
+    assert _asked(scripted) == 0
