@@ -7,8 +7,8 @@ How README.md marks its blocks (an HTML comment on the line before the fence, in
 - `<!-- run in: example -->`: the workspace `make run` makes (promstack.workspace.ensure_workspace:
   prompt 42, the regression suite, the judge);
 - `<!-- run in: new, example -->`: each of them, one after the other;
-- `<!-- run in: previous -->`: the folder the block before it ran in, as left (run in the same
-  order, so a walkthrough split by prose stays one session);
+- `<!-- run in: previous -->`: the folder the block before it ran in last, as that block left it
+  (blocks run in README order, so a walkthrough split by prose stays one session);
 - `<!-- not run: REASON -->`: a block that cannot run here (it serves forever, is a config
   file, installs from a registry); the reason is required.
 
