@@ -45,11 +45,11 @@ def test_the_diff_texts_differ_in_one_percent_of_lines():
     assert sum(a != b for a, b in zip(old_lines, new_lines, strict=True)) == changed == round(len(old_lines) / 100)
 
 
-def test_bench_mcp_context_counts_the_tool_list(capsys):
+def test_bench_mcp_context_counts_the_tool_list(capfd):  # the MCP stdio client needs a real stderr
     from bench import bench_mcp_context
 
     code = bench_mcp_context.main(["--no-references", "--per-tool"])
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert code == 0  # a token count is deterministic: a miss is a real one
     for figure in ("model-facing part (name, description, inputSchema)", "promstack mcp", "26 tools",
                    "ratio to the goal", "run_tests"):
