@@ -296,8 +296,6 @@ def build_plan(
     check_positive("concurrency", concurrency)
     prompt_id = resolve_prompt(client, suite, prompt)
     found = client.get_prompt(prompt_id, version=version, label=label)
-    if not judge_only:
-        check_columns(evals_of(client), suite, found)
     config = suite["config"]
     models = [m for m in (models or config.get("models") or []) if m]
     if not models:
@@ -310,6 +308,8 @@ def build_plan(
         models = [model]
     if len(set(models)) != len(models):
         raise InvalidInput("a model is named twice in ", Step.arg("models"))
+    if not judge_only:
+        check_columns(evals_of(client), suite, found)
     judge_doc = criteria if criteria is not None else config.get("judge")
     judge_cfg = load_judge(
         judge_doc, model=judge_model or config.get("judge_model") or os.environ.get("PROMSTACK_JUDGE_MODEL"),
