@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     per_tool: list[tuple[int, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / ".promstack" / "promstack.db"
-        db.parent.mkdir()  # an empty workspace (PROMSTACK_DB into a missing folder is an error)
+        db.parent.mkdir()  # a PROMSTACK_DB into a missing folder is refused as a typo
         env = {**os.environ, "PROMSTACK_DB": str(db), "PROMSTACK_USER": "bench"}
         promstack = find("promstack")
         if promstack is None:

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from store import Store, audit, transfer
+from store.errors import InvalidInput
 from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
 from store.refs import is_internal
 from store.workspace import require_db
@@ -94,9 +95,14 @@ class Client:
         author: str | None = None,
         source: str = "sdk",
         keep_config: bool = False,
+        keep_kind: bool = False,
     ) -> PromptVersion:
         """A new version; identical content returns the head with `.created` False.
-        `keep_config=True`: `model_config` sets its keys and the head's others are kept."""
+        `keep_config=True`: `model_config` sets its keys and the head's others are kept.
+        `keep_kind=True`: a text template for a chat prompt (or messages for a text prompt) is
+        refused, not saved as a change of kind (what a face that edits a prompt in place wants)."""
+        if keep_kind and template is not None:
+            check_same_kind(self._prompts.get(prompt, branch=branch), template)
         return self._written(self._prompts.save(
             prompt, template, model_config=model_config, message=message, branch=branch,
             author=author, source=source, keep_config=keep_config,
@@ -296,3 +302,24 @@ class Client:
     def audit_report(self, *, expect: str | None = None) -> audit.Report:
         """`verify_audit` with the head (COUNT:HASH) and every problem found."""
         return audit.verify(self.store.db, expect=expect)
+
+
+def check_same_kind(head: PromptVersion, template: Any) -> None:
+    """Refuse a template of the other kind than the head's: a chat prompt given plain text would
+    silently become a text prompt (its system message and roles gone)."""
+    from store.template import normalize
+
+    kind = normalize(template).kind
+    if kind == head.kind:
+        return
+    if head.kind == "chat":
+        roles = ", ".join(m["role"] for m in head.template)
+        raise InvalidInput(
+            f"prompt {head.name!r} is a chat prompt (messages: {roles}) and this template is plain text; "
+            "give the messages as JSON, such as [{\"role\": \"system\", \"content\": \"...\"}, "
+            "{\"role\": \"user\", \"content\": \"{{ input }}\"}], or make a new text prompt"
+        )
+    raise InvalidInput(
+        f"prompt {head.name!r} is a text prompt and this template is chat messages; "
+        "give plain text, or make a new chat prompt"
+    )

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The dashboard's browser tests drive Debian's Chromium through Playwright (pip's `playwright`
 # package; its own browser download does not work here). Install Chromium when it is missing,
-# and a Korean font so the seed's text renders in the screenshots. Never fails the build:
+# and a Korean font so the guide's Korean text renders in the screenshots. Never fails the build:
 # without Chromium the browser tests skip and say why.
 need=""
 command -v chromium >/dev/null 2>&1 || need="chromium"
@@ -11,12 +11,10 @@ else
     [ -d /usr/share/fonts/truetype/nanum ] || need="$need fonts-nanum"
 fi
 [ -z "$need" ] && exit 0
+. "$(dirname "$0")/lib.sh"
 if command -v apt-get >/dev/null 2>&1; then
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
-    $SUDO apt-get update -qq >/dev/null 2>&1 || true
     # shellcheck disable=SC2086 - $need is a list of package names
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null 2>&1 || true
+    apt_install $need 2>/dev/null || true
 fi
 command -v chromium >/dev/null 2>&1 || echo "ensure-chromium: chromium could not be installed; the dashboard's browser tests will skip" >&2
 exit 0

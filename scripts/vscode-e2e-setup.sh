@@ -9,14 +9,15 @@ EXT="$ROOT/vscode-extension"
 CACHE="$EXT/.cache"
 NODE24_VERSION=24
 CODE_SERVER_VERSION=4.139.1
+. "$ROOT/scripts/lib.sh"
 
 need_apt=""
 [ -x /usr/bin/chromium ] || need_apt="$need_apt chromium"
 dpkg -s libkrb5-dev >/dev/null 2>&1 || need_apt="$need_apt libkrb5-dev"
 if [ -n "$need_apt" ]; then
   echo "vscode-e2e-setup: apt-get install$need_apt" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need_apt >/dev/null
+  # shellcheck disable=SC2086 - $need_apt is a list of package names
+  apt_install $need_apt
 fi
 
 [ -d "$EXT/node_modules/playwright-core" ] || (cd "$EXT" && npm ci --no-audit --no-fund >&2)

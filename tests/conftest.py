@@ -105,3 +105,7 @@ async def mcp(isolated_store):
     async with MCPClient(server, client_info=Implementation(name="pytest-client", version="1")) as client:
         yield client
     server.engine.close()
+
+
+# ---- child processes: SIGINT at its default in each, none left behind (tests/procs.py) --------
+from procs import spawn  # noqa: E402, F401

@@ -45,7 +45,7 @@ def test_the_diff_texts_differ_in_one_percent_of_lines():
     assert sum(a != b for a, b in zip(old_lines, new_lines, strict=True)) == changed == round(len(old_lines) / 100)
 
 
-def test_bench_mcp_context_counts_the_tool_list(capfd):
+def test_bench_mcp_context_counts_the_tool_list(capfd):  # the MCP stdio client needs a real stderr
     from bench import bench_mcp_context
 
     code = bench_mcp_context.main(["--no-references", "--per-tool"])

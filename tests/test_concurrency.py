@@ -34,9 +34,9 @@ WRITER = textwrap.dedent(
 )
 
 
-def _writer(tag: str, count: int, go, db) -> subprocess.Popen:
+def _writer(spawn, tag: str, count: int, go, db) -> subprocess.Popen:
     env = {**os.environ, "PROMSTACK_DB": str(db), "PROMSTACK_USER": f"writer-{tag}"}
-    return subprocess.Popen(
+    return spawn(
         [sys.executable, "-c", WRITER, tag, str(count), str(go)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
@@ -62,10 +62,10 @@ def _check_store(db, expected_versions: int | None = None) -> int:
         conn.close()
 
 
-def test_two_processes_saving_500_times_each_lose_nothing(client, isolated_store, tmp_path):
+def test_two_processes_saving_500_times_each_lose_nothing(client, isolated_store, tmp_path, spawn):
     client.create_prompt("p", "start {{ question }}")
     go = tmp_path / "go"
-    writers = {tag: _writer(tag, SAVES, go, isolated_store) for tag in ("a", "b")}
+    writers = {tag: _writer(spawn, tag, SAVES, go, isolated_store) for tag in ("a", "b")}
     # Start both at once, only when both are ready: a slow start under load must not let one
     # writer finish before the other begins.
     deadline = time.monotonic() + 120
@@ -100,11 +100,11 @@ def test_two_processes_saving_500_times_each_lose_nothing(client, isolated_store
     assert client.verify_audit()[0]
 
 
-def test_kill_9_mid_save_loop_leaves_the_store_intact(client, isolated_store, tmp_path):
+def test_kill_9_mid_save_loop_leaves_the_store_intact(client, isolated_store, tmp_path, spawn):
     client.create_prompt("p", "start {{ question }}")
     go = tmp_path / "go"
     go.touch()
-    victim = _writer("k", -1, go, isolated_store)
+    victim = _writer(spawn, "k", -1, go, isolated_store)
     deadline = time.monotonic() + 60
     reached = 0
     while reached < 200 and time.monotonic() < deadline:
@@ -143,15 +143,15 @@ OPENER = textwrap.dedent(
 )
 
 
-def test_processes_opening_a_new_store_at_once_both_migrate_safely(tmp_path):
+def test_processes_opening_a_new_store_at_once_both_migrate_safely(tmp_path, spawn):
     for attempt in range(3):
         db = tmp_path / f"fresh{attempt}" / "promstack.db"
         db.parent.mkdir()  # PROMSTACK_DB into a missing folder is refused as a typo
         go = tmp_path / f"go{attempt}"
         env = {**os.environ, "PROMSTACK_DB": str(db)}
         procs = [
-            subprocess.Popen([sys.executable, "-c", OPENER, f"p{i}", str(go)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            spawn([sys.executable, "-c", OPENER, f"p{i}", str(go)], env=env,
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for i in range(3)
         ]
         time.sleep(0.3)  # let them all import and wait at the line

@@ -57,9 +57,9 @@ def run(*args, **kwargs):
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, env=dict(os.environ), **kwargs)
 
 
-def test_two_processes_exactly_one_wins(held, isolated_store):
-    first = subprocess.Popen([*CLI, "deploy", "--prompt", "42", "--version", "1", "--env", "staging", "--json", "-q"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+def test_two_processes_exactly_one_wins(held, isolated_store, spawn):
+    first = spawn([*CLI, "deploy", "--prompt", "42", "--version", "1", "--env", "staging", "--json", "-q"],
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
         wait_for_lock(isolated_store)
         # The second skips the gate: without the lock it would be done long before the first.
@@ -79,9 +79,9 @@ def test_two_processes_exactly_one_wins(held, isolated_store):
         assert client.verify_audit()[0]
 
 
-def test_a_deploy_killed_mid_gate_moves_nothing(held, isolated_store):
-    first = subprocess.Popen([*CLI, "deploy", "--prompt", "42", "--version", "2", "--env", "staging", "-q"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+def test_a_deploy_killed_mid_gate_moves_nothing(held, isolated_store, spawn):
+    first = spawn([*CLI, "deploy", "--prompt", "42", "--version", "2", "--env", "staging", "-q"],
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
     deployment_id, pid = wait_for_lock(isolated_store)
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=30)

@@ -34,13 +34,13 @@ def _results(client, run_id):
     return list(engine.evals_of(client).iter_results(run_id))
 
 
-def _run_until(workspace, suite, cases, results, db, scripted):
+def _run_until(spawn, workspace, suite, cases, results, db, scripted):
     """`promstack test` on a new suite of `cases` in its own process, returned once it has
     stored `results` results (or ended, or a minute passed), with a connection to watch it."""
     _suite(workspace, suite, cases)
     scripted.latency = 0.03
     env = {**os.environ, "PROMSTACK_DB": str(db)}
-    proc = subprocess.Popen([PROMSTACK, "test", "--suite", suite, "--concurrency", "4"],
+    proc = spawn([PROMSTACK, "test", "--suite", suite, "--concurrency", "4"],
                             cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     watcher = sqlite3.connect(db, timeout=10)
     deadline = time.monotonic() + 60
@@ -143,8 +143,8 @@ def test_cancel_mid_run_then_resume_exactly(workspace, client, scripted):
     assert len(asked_after) == 40 - len(done_before)
 
 
-def test_kill_9_mid_run_then_resume(workspace, client, scripted, isolated_store):
-    proc, watcher = _run_until(workspace, "big", 120, 12, isolated_store, scripted)
+def test_kill_9_mid_run_then_resume(workspace, client, scripted, isolated_store, spawn):
+    proc, watcher = _run_until(spawn, workspace, "big", 120, 12, isolated_store, scripted)
     assert proc.poll() is None, proc.stderr.read().decode()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -216,7 +216,7 @@ def test_every_call_is_logged_with_the_run_id(workspace, client, scripted):
     assert {s for _, s in rows} == {"ok"}
 
 
-def test_progress_bar_on_a_terminal_only(workspace, client, scripted, isolated_store):
+def test_progress_bar_on_a_terminal_only(workspace, client, scripted, isolated_store, spawn):
     import pty
 
     env = {**os.environ, "PROMSTACK_DB": str(isolated_store), "COLUMNS": "100"}
@@ -224,7 +224,7 @@ def test_progress_bar_on_a_terminal_only(workspace, client, scripted, isolated_s
                            capture_output=True, timeout=60)
     assert piped.returncode == 0 and b"\x1b[" not in piped.stderr and b"testing" not in piped.stderr
     master, slave = pty.openpty()
-    proc = subprocess.Popen([PROMSTACK, "test", "--suite", "regression"], cwd=workspace, env=env,
+    proc = spawn([PROMSTACK, "test", "--suite", "regression"], cwd=workspace, env=env,
                             stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
     stdout = proc.stdout.read()
@@ -243,8 +243,9 @@ def test_progress_bar_on_a_terminal_only(workspace, client, scripted, isolated_s
     assert b"testing" in seen and b"3/3" in seen
 
 
-def test_ctrl_c_keeps_finished_results_and_says_how_to_resume(workspace, client, scripted, isolated_store):
-    proc, watcher = _run_until(workspace, "sigint", 80, 8, isolated_store, scripted)
+def test_ctrl_c_keeps_finished_results_and_says_how_to_resume(workspace, client, scripted, isolated_store,
+                                                               spawn):
+    proc, watcher = _run_until(spawn, workspace, "sigint", 80, 8, isolated_store, scripted)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     run_id, status = watcher.execute("SELECT id, status FROM runs").fetchone()

@@ -77,11 +77,11 @@ def test_checkpoint_and_status(prompts_dir, isolated_store):
     assert run("checkpoint", "a", "-m", " ").exit_code == 2
 
 
-def test_watch_command_versions_saves_until_interrupted(prompts_dir, isolated_store, tmp_path):
+def test_watch_command_versions_saves_until_interrupted(prompts_dir, isolated_store, tmp_path, spawn):
     (prompts_dir / "w.txt").write_text("first")
     env = {**os.environ, "PROMSTACK_DB": str(isolated_store)}
-    proc = subprocess.Popen([sys.executable, "-c", "from promstack.cli import main; main()", "watch", "--debounce", "0.05"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn([sys.executable, "-c", "from promstack.cli import main; main()", "watch", "--debounce", "0.05"],
+                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with Client(isolated_store) as client:
             deadline = time.monotonic() + 20

@@ -134,7 +134,7 @@ def prompt_update(state, prompt, template, file, config, model, temperature, mes
     version = state.client.save(
         prompt, _read_template(template, file) if has_template else None,
         model_config=_merged_config(state, prompt, branch, config, model, temperature),
-        message=message, branch=branch, source="cli",
+        message=message, branch=branch, source="cli", keep_kind=True,
     )
     if state.json:
         emit_json(version.to_dict())

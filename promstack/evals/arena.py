@@ -54,7 +54,7 @@ async def arun_arena(
     gateway: Gateway | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    from .engine import evals_of, get_run, get_suite, resolve_prompt
+    from .engine import check_columns, evals_of, get_run, get_suite, resolve_prompt
 
     evals = evals_of(client)
     if resume:
@@ -82,6 +82,7 @@ async def arun_arena(
         found = get_suite(client, suite)
         prompt_id = resolve_prompt(client, found, prompt)
         version_found = client.get_prompt(prompt_id, version=version, label=label)
+        check_columns(evals, found, version_found)  # before the first call, as a test run does
         judge_doc = criteria if criteria is not None else found["config"].get("judge")
         judge_cfg = load_judge(judge_doc, model=judge_model or default_judge_model(
             models, found["config"].get("judge_model"), os.environ.get("PROMSTACK_JUDGE_MODEL"),

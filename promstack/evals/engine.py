@@ -239,6 +239,41 @@ def _needs_judge(evals: EvalStore, suite: dict[str, Any]) -> bool:
     return row is not None or any(a.get("type") in ("llm-rubric", "expected") for a in config_assertions)
 
 
+def suite_columns(evals: EvalStore, suite: dict[str, Any]) -> tuple[list[str], set[str]]:
+    """The suite's columns as its file named them (input, the variables, expected_output), and
+    the variables its cases provide to a template (input among them)."""
+    row = evals.db.execute(
+        "SELECT max(input IS NOT NULL), max(expected IS NOT NULL AND expected != '') FROM cases WHERE suite_id = ?",
+        [suite["id"]],
+    ).fetchone()
+    keys = [r[0] for r in evals.db.execute(
+        "SELECT DISTINCT j.key FROM cases, json_each(cases.variables) AS j WHERE cases.suite_id = ?"
+        " ORDER BY j.key", [suite["id"]],
+    )]
+    has_input, has_expected = (bool(row[0]), bool(row[1])) if row else (False, False)
+    provided = set(keys) | ({"input"} if has_input else set())
+    columns = (["input"] if has_input else []) + [k for k in keys if k != "input"]
+    columns += ["expected_output"] if has_expected else []
+    return columns, provided
+
+
+def check_columns(evals: EvalStore, suite: dict[str, Any], found: Any) -> None:
+    """Refuse a run, before its first model call, when the prompt needs a variable that no column
+    of the suite provides (and that has no default): otherwise every case would be called, billed
+    and failed as a model error."""
+    if not suite.get("case_count"):
+        return
+    columns, provided = suite_columns(evals, suite)
+    missing = [v["name"] for v in found.variables if v.get("required", True) and v["name"] not in provided]
+    if not missing:
+        return
+    needs = ", ".join(f"{{{{ {name} }}}}" for name in missing)
+    raise InvalidInput(
+        f"prompt {found.name!r} v{found.version} needs {needs}; the suite {suite['name']!r} has columns "
+        f"{', '.join(columns) or '(none)'}: rename the column or the variable"
+    )
+
+
 def build_plan(
     client: Any,
     suite: dict[str, Any],
@@ -273,6 +308,8 @@ def build_plan(
         models = [model]
     if len(set(models)) != len(models):
         raise InvalidInput("a model is named twice in ", Step.arg("models"))
+    if not judge_only:
+        check_columns(evals_of(client), suite, found)
     judge_doc = criteria if criteria is not None else config.get("judge")
     judge_cfg = load_judge(
         judge_doc, model=judge_model or config.get("judge_model") or os.environ.get("PROMSTACK_JUDGE_MODEL"),

@@ -58,9 +58,9 @@ def _count(db: Path, sql: str) -> int:
         conn.close()
 
 
-def _kill_after(db: Path, kind: str, sql: str, at_least: int) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", LOOP, kind], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ))
+def _kill_after(spawn, db: Path, kind: str, sql: str, at_least: int) -> None:
+    proc = spawn([sys.executable, "-c", LOOP, kind], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 env=dict(os.environ))
     deadline = time.monotonic() + 60
     while _count(db, sql) < at_least and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
@@ -100,10 +100,10 @@ def three_versions(client):
     return client
 
 
-def test_kill_9_mid_label_move(three_versions, isolated_store):
+def test_kill_9_mid_label_move(three_versions, isolated_store, spawn):
     client = three_versions
     for k in range(KILLS):
-        _kill_after(isolated_store, "label", "SELECT count(*) FROM label_history", 30 * (k + 1))
+        _kill_after(spawn, isolated_store, "label", "SELECT count(*) FROM label_history", 30 * (k + 1))
         _labels_consistent(client, isolated_store)
     # and the store keeps working
     before = client.labels("p")["production"]
@@ -113,10 +113,10 @@ def test_kill_9_mid_label_move(three_versions, isolated_store):
     _labels_consistent(client, isolated_store)
 
 
-def test_kill_9_mid_deploy_loop(three_versions, isolated_store):
+def test_kill_9_mid_deploy_loop(three_versions, isolated_store, spawn):
     client = three_versions
     for k in range(KILLS):
-        _kill_after(isolated_store, "deploy", "SELECT count(*) FROM deployments", 10 * (k + 1))
+        _kill_after(spawn, isolated_store, "deploy", "SELECT count(*) FROM deployments", 10 * (k + 1))
         _labels_consistent(client, isolated_store)
     # the killed deploy's lock does not block the next one (its process is gone), and every
     # deployment is finished one way or the other once the next deploy has run
@@ -129,7 +129,7 @@ def test_kill_9_mid_deploy_loop(three_versions, isolated_store):
     _labels_consistent(client, isolated_store)
 
 
-def test_a_run_killed_three_times_resumes_to_exactly_n(client, fake_llm, isolated_store, tmp_path):
+def test_a_run_killed_three_times_resumes_to_exactly_n(client, fake_llm, isolated_store, tmp_path, spawn):
     n = 150
     fake_llm.latency = 0.02
     (isolated_store.parent / "config.toml").write_text(
@@ -141,8 +141,8 @@ def test_a_run_killed_three_times_resumes_to_exactly_n(client, fake_llm, isolate
     run_id = None
     for k in range(KILLS):
         args = ["test", "--resume", run_id] if run_id else ["test", "--suite", "big"]
-        proc = subprocess.Popen([promstack, *args, "--concurrency", "4"], cwd=tmp_path, env=dict(os.environ),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = spawn([promstack, *args, "--concurrency", "4"], cwd=tmp_path, env=dict(os.environ),
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         target = 20 * (k + 1)
         deadline = time.monotonic() + 60
         while _count(isolated_store, "SELECT count(*) FROM results") < target and time.monotonic() < deadline:

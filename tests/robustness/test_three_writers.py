@@ -120,7 +120,7 @@ async def _mcp_loop(env: dict[str, str], cwd: Path, saved: list[tuple[str, int]]
             saved.append((text, result.structured_content["version"]))
 
 
-def test_watcher_cli_sdk_and_mcp_write_one_prompt_at_once(isolated_store, tmp_path):
+def test_watcher_cli_sdk_and_mcp_write_one_prompt_at_once(isolated_store, tmp_path, spawn):
     prompts_dir = tmp_path / "prompts"
     prompts_dir.mkdir()
     shared = prompts_dir / f"{NAME}.txt"
@@ -136,9 +136,9 @@ def test_watcher_cli_sdk_and_mcp_write_one_prompt_at_once(isolated_store, tmp_pa
     try:
         assert _has_template(isolated_store, "start {{ question }}")  # reconciled on start
         go = tmp_path / "go"
-        sdk = subprocess.Popen([sys.executable, "-c", SDK_WRITER, str(SAVES), str(go)], cwd=tmp_path,
-                               env={**env, "PROMSTACK_USER": "sdk"}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+        sdk = spawn([sys.executable, "-c", SDK_WRITER, str(SAVES), str(go)], cwd=tmp_path,
+                    env={**env, "PROMSTACK_USER": "sdk"}, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + WINDOW_S
         threads = [
             threading.Thread(target=_watcher_loop, args=(isolated_store, shared, deadline, watcher_wrote, problems)),
