@@ -97,7 +97,7 @@ def update_prompt(call: Call, args: UpdatePromptArgs) -> tuple[PromptVersionResu
     """Save a new version of a prompt (template and/or model_config); identical content saves none."""
     found = call.client.save(
         args.prompt, _template(args.template), model_config=args.config, message=args.message,
-        branch=args.branch, author=call.actor, source=call.source,
+        branch=args.branch, author=call.actor, source=call.source, keep_kind=True,
     )
     text = _version_text(found, "Saved " if found.created else "Unchanged: the head is already ")
     if found.warnings:

@@ -357,3 +357,12 @@ async def test_run_prompt_answers_through_the_gateway_and_logs_the_call(mcp, cli
         await anyio.sleep(0.02)
     assert len(rows) == 2 and {r["user_id"] for r in rows} == {"user_123", None}
     assert "환불하고 싶어요" in fake_llm.requests[-1]["json"]["messages"][0]["content"]
+
+
+async def test_update_prompt_never_turns_a_chat_prompt_into_text(mcp):
+    await ok(mcp, "create_prompt", prompt="chat/support", template=[
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "{{ question }}"}])
+    await fails(mcp, "update_prompt", {"prompt": "chat/support", "template": "Just text now: {{ question }}"},
+                "is a chat prompt")
+    head = await ok(mcp, "get_prompt", prompt="chat/support")
+    assert head["version"] == 1 and isinstance(head["template"], list)
