@@ -1,6 +1,6 @@
 """Alert rules over the call log, their state, and notifications.
 
-The seed's four rules are the defaults:
+The guide's four rules are the defaults:
 
 | rule          | fires when                                                     |
 |---------------|----------------------------------------------------------------|

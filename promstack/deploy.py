@@ -1,6 +1,6 @@
 """Deployments: environments as ordered labels, gates, approvals, rollback, and label resolution.
 
-A prompt moves development -> test -> staging -> production (the seed's flow). Each environment
+A prompt moves development -> test -> staging -> production (the guide's flow). Each environment
 is a label; `.promstack/config.toml` says their order and what gates each one:
 
     [deploy]

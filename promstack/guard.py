@@ -1,4 +1,4 @@
-"""Guards: PII masking, prompt-injection detection and output filtering, as the seed's
+"""Guards: PII masking, prompt-injection detection and output filtering, as the guide's
 `sanitizeInput` (maskPII + escapePromptInjection) and `filterOutput` describe them.
 
 Everything here is pure Python (regular expressions plus checksums: Luhn for cards, the
@@ -27,8 +27,8 @@ from typing import Any
 
 from store.errors import PromStackError
 
-FILTERED = "[응답 필터링됨]"  # the seed's marker for output that carried sensitive data
-INAPPROPRIATE = "[부적절한 응답]"  # the seed's marker for harmful output
+FILTERED = "[응답 필터링됨]"  # the guide's marker for output that carried sensitive data
+INAPPROPRIATE = "[부적절한 응답]"  # the guide's marker for harmful output
 
 ENTITIES = (
     "KR_RRN", "CREDIT_CARD", "EMAIL_ADDRESS", "KR_PHONE", "PHONE_NUMBER", "ACCOUNT_NUMBER",
@@ -330,7 +330,7 @@ def detect_pii(text: str, entities: list[str] | tuple[str, ...] | None = None) -
 
 
 def mask_pii(text: str, entities: list[str] | tuple[str, ...] | None = None) -> tuple[str, list[Finding]]:
-    """The seed's maskPII: every finding replaced by `<ENTITY>`."""
+    """The guide's maskPII: every finding replaced by `<ENTITY>`."""
     findings = detect_pii(text, entities)
     if not findings:
         return text, findings
@@ -486,12 +486,12 @@ _SPECIAL = re.compile(
 
 
 def escape_injection(text: str) -> str:
-    """The seed's escapePromptInjection: defuse chat-template control tokens and role tags a
+    """The guide's escapePromptInjection: defuse chat-template control tokens and role tags a
     user pasted in, so they reach the model as plain text rather than structure."""
     return _SPECIAL.sub(lambda m: m.group().replace("<", "‹").replace(">", "›").replace("[", "(").replace("]", ")"), text)
 
 
-escape_prompt_injection = escape_injection  # the seed's name
+escape_prompt_injection = escape_injection  # the guide's name
 
 
 # ---- output -------------------------------------------------------------------------------
@@ -515,7 +515,7 @@ def contains_sensitive_data(text: str, entities: list[str] | tuple[str, ...] = O
 
 
 def filter_output(text: str, settings: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """The seed's filterOutput: `[응답 필터링됨]` for sensitive data, `[부적절한 응답]` for
+    """The guide's filterOutput: `[응답 필터링됨]` for sensitive data, `[부적절한 응답]` for
     harmful content, else the text (or, in mode "mask", the text with PII masked)."""
     settings = settings or DEFAULTS
     mode = settings.get("output", "filter")
@@ -593,7 +593,7 @@ def mask_value(value: Any, entities: list[str] | tuple[str, ...] | None = None) 
 def sanitize_input(
     variables: dict[str, Any] | str, settings: dict[str, Any] | None = None
 ) -> tuple[Any, dict[str, Any]]:
-    """The seed's sanitizeInput over a call's variables (the user's input; the template is the
+    """The guide's sanitizeInput over a call's variables (the user's input; the template is the
     team's own text), or over one text: PII masked, injection scored and control tokens
     defused. Returns what to render with and the guards' report; raises GuardBlocked in block
     mode."""

@@ -296,7 +296,7 @@ def _unknown_model(model: str) -> InvalidInput:
 
 def cache_key(route: Route, messages: list[dict[str, Any]], params: dict[str, Any],
               extra: str | None = None) -> str:
-    """The seed's hash(prompt + input): the rendered messages, the model and its parameters.
+    """The guide's hash(prompt + input): the rendered messages, the model and its parameters.
     `extra` separates requests that are identical on purpose (an eval's repeat index)."""
     parts: list[Any] = [route.provider, route.upstream, route.api_base, messages, params]
     if extra:
@@ -324,7 +324,7 @@ class DiskCache:
 
 
 class RedisCache:
-    """Redis at PROMSTACK_REDIS_URL, as the seed writes it: get, then set with `ex` = TTL.
+    """Redis at PROMSTACK_REDIS_URL, as the guide writes it: get, then set with `ex` = TTL.
     One asyncio client per event loop (a client is bound to the loop it connects on)."""
 
     def __init__(self, url: str):

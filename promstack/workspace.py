@@ -15,7 +15,7 @@ SUITE = EXAMPLES / "tests" / "prompts" / "regression.csv"
 
 def ensure_workspace(folder: str | Path | None = None) -> Path:
     """The store to serve: the workspace's, or (outside any workspace) a new one in `folder`
-    filled with the seed's examples, so that `make run` on a fresh clone shows something real."""
+    filled with the guide's examples, so that `make run` on a fresh clone shows something real."""
     found = find_db(folder)
     if found is not None:
         return found
@@ -29,7 +29,7 @@ def ensure_workspace(folder: str | Path | None = None) -> Path:
             # recorded with this reason (no model has been asked anything yet).
             counts = client.import_(json.loads(EXAMPLE.read_text(encoding="utf-8")), force=True,
                                     reason="the example workspace")
-            # The seed's CSV as the regression suite of prompt 42, with the seed's judge.
+            # The guide's CSV as the regression suite of prompt 42, with the guide's judge.
             suite = import_suite(client, SUITE)
         print(
             f"promstack: new workspace in {path.parent.parent} with the examples "

@@ -35,7 +35,7 @@ from . import audit
 from .db import write
 from .refs import sql_int
 
-# The seed's log record, in the seed's order; the rest follow it in every JSON we print.
+# The guide's log record, in the guide's order; the rest follow it in every JSON we print.
 SEED_FIELDS = (
     "timestamp", "prompt_id", "prompt_version", "model", "input_tokens", "output_tokens",
     "latency_ms", "user_id",
@@ -144,12 +144,12 @@ def get(db: sqlite_utils.Database, call_id: str) -> dict[str, Any] | None:
 
 
 def as_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as the seed's log JSON: its eight fields first, in its order, then ours."""
+    """A row as the guide's log JSON: its eight fields first, in its order, then ours."""
     out: dict[str, Any] = {}
     for name in COLUMNS:
         value = row.get(name)
         if name == "latency_ms" and value is not None:
-            value = int(round(value))  # the seed logs whole milliseconds
+            value = int(round(value))  # the guide logs whole milliseconds
         elif name == "timestamp" and isinstance(value, str) and "." in value:
             value = value.split(".", 1)[0] + "Z"  # and whole seconds: "2026-01-09T12:00:00Z"
         out[name] = value

@@ -98,7 +98,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m003_call_log(db: sqlite_utils.Database) -> None:
-    # Every model call (hit or miss, success or failure) is one row: the seed's log fields plus
+    # Every model call (hit or miss, success or failure) is one row: the guide's log fields plus
     # cost, cache hit, status, error, environment, run and the guards' decisions. call_id is
     # made by the gateway before the row is written, so a result can name its row at once.
     db.executescript(

@@ -1,6 +1,6 @@
 """Tests, the judge and the arena: `promstack suite|test|evaluate|judge|arena|runs|vote`.
 
-The seed's CI lines work as written:
+The guide's CI lines work as written:
 
     promstack test --suite regression
     score=$(promstack evaluate --prompt 42); if [ $score -lt 80 ]; then exit 1; fi

@@ -5,7 +5,7 @@ names hidden, twice: once in each order, the first order chosen at random. The t
 mapped back to models, must agree for a win; when they disagree the match is a tie, and how
 often that happens (the order-flip rate) says how much the judge's preferences are position
 bias. Results: win rates per pair and per model as (wins + 0.5 ties) / matches, the share of
-all wins (the seed's "45% / 35% / 20%"), and Bradley-Terry ratings fitted by maximum likelihood
+all wins (the guide's "45% / 35% / 20%"), and Bradley-Terry ratings fitted by maximum likelihood
 with bootstrap 95% intervals. People's votes on the same matches are reported beside the judge's.
 
 The judge is never, by default, one of the models it compares (a model prefers its own answers):

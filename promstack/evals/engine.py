@@ -3,10 +3,10 @@
 The CLI, the MCP tools and the dashboard all use these functions; each async function has a
 sync twin for callers without an event loop.
 
-Which prompt a suite tests, when none is named (so that the seed's `promstack test --suite
+Which prompt a suite tests, when none is named (so that the guide's `promstack test --suite
 regression` works as written): `--prompt` if given; else the suite's own prompt (its sidecar
 `tests/prompts/<suite>.yml` says `prompt: 42`, a JSON suite's `"prompt"`, or
-`promstack suite import ... --prompt 42`); else the environment's `PROMPT_ID` (the seed's
+`promstack suite import ... --prompt 42`); else the environment's `PROMPT_ID` (the guide's
 workflow sets it) or `PROMSTACK_PROMPT`; else an error that says how to tie one.
 """
 

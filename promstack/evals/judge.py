@@ -1,6 +1,6 @@
 """The LLM judge: scores an output against criteria, or picks the better of two outputs.
 
-The seed's judge file is accepted as it is:
+The guide's judge file is accepted as it is:
 
     {"criteria": ["응답이 질문에 적절한가?", "톤이 일관적인가?", "잘못된 정보가 없는가?"], "scoring": "1-5"}
 
@@ -117,7 +117,7 @@ def parse_scale(scoring: Any) -> tuple[int, int]:
 
 def load_judge(document: Any, *, model: str | None = None, threshold: float | None = None,
                retries: int | None = None) -> JudgeConfig:
-    """A judge config from the seed's JSON (or just a list of criteria)."""
+    """A judge config from the guide's JSON (or just a list of criteria)."""
     if document is None:
         document = {}
     if isinstance(document, list):
@@ -151,7 +151,7 @@ def load_judge(document: Any, *, model: str | None = None, threshold: float | No
 
 
 def read_judge_file(path: str) -> dict[str, Any]:
-    """A judge file (the seed's judge.json), checked; returns the document itself."""
+    """A judge file (the guide's judge.json), checked; returns the document itself."""
     from pathlib import Path
 
     p = Path(path)

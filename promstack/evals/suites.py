@@ -3,7 +3,7 @@
 A case is `{input, expected, variables, assertions, line}`. In a CSV, the header names the
 columns: `input` is required, `expected_output` (or `expected`) is optional, an `assertions`
 column holds a JSON list, a column named `assert:<type>` adds that assertion with the cell as
-its value, and every other column is a template variable. The seed's file works as it is:
+its value, and every other column is a template variable. The guide's file works as it is:
 
     input,expected_output
     "이 제품의 장점은?","긍정적 답변"
@@ -410,7 +410,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     config = check_config(data, path.name)
     judge = config.get("judge")
     if isinstance(judge, str):
-        # A path to a judge file (the seed's judge.json), relative to the sidecar.
+        # A path to a judge file (the guide's judge.json), relative to the sidecar.
         judge_path = (path.parent / judge).resolve()
         check_readable(judge_path, "a judge file", ("json",))
         if not judge_path.is_file():
