@@ -10,7 +10,6 @@ import time
 import pytest
 
 from promstack import Client
-from store import Store
 from store.filesync import open_errors
 from store.watch import Watcher
 
@@ -30,10 +29,9 @@ def wait_for(predicate, timeout=TIMEOUT, what="the condition"):
 
 
 @pytest.fixture
-def reader(isolated_store):
-    s = Store(isolated_store)
-    yield s
-    s.close()
+def reader(store):
+    """The store as a second process would read it while the watcher writes (conftest's `store`)."""
+    return store
 
 
 @pytest.fixture
