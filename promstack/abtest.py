@@ -67,19 +67,19 @@ def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: floa
     failing checks and the run they used); `force` with a reason skips that, audited."""
     from .deploy import (
         GateFailed,
-        _label,
-        _prompt,
         forget,
         gated_environment,
+        label_version,
         need_reason,
         passed,
+        prompt_row,
         run_gate,
     )
 
     target = _env(client, env)
-    row = _prompt(client, prompt)
+    row = prompt_row(client, prompt)
     if a is None:
-        a = _label(client, row["id"], target)
+        a = label_version(client, row["id"], target)
         if a is None:
             raise InvalidInput(f"{target} serves no version of {row['name']!r}: give ", Step.arg("a"),
                                " as well as ", Step.arg("b"))
@@ -95,7 +95,7 @@ def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: floa
     if gated is not None and force:
         reason = need_reason(target, reason)
     elif gated is not None:
-        serving = _label(client, row["id"], target)
+        serving = label_version(client, row["id"], target)
         for arm, version in (("a", va), ("b", vb)):
             if version == serving:
                 continue  # the environment serves it already
@@ -139,10 +139,10 @@ def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: floa
 
 
 def _find(client: Any, prompt: Any, env: str | None, *, active_only: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    from .deploy import _prompt
+    from .deploy import prompt_row
 
     target = _env(client, env)
-    row = _prompt(client, prompt)
+    row = prompt_row(client, prompt)
     found = rows.active_split(client.store.db, row["id"], target)
     if found is None or found["kind"] != "ab":
         found = None if active_only else next(
@@ -179,7 +179,7 @@ def stop(client: Any, prompt: Any, *, winner: str | None = None, env: str | None
     as a deployment, with the label's history and audit rows), in the same transaction. In a
     gated environment the winner must have passed the gate (at `start`, or deployed there
     before); else GateFailed, unless `force` with a reason (a forced deployment, audited)."""
-    from .deploy import GateFailed, _label, _move_label, forget, need_reason
+    from .deploy import GateFailed, forget, label_version, move_env_label, need_reason
 
     if winner is not None and winner.lower() not in ("a", "b"):
         raise InvalidInput(Step.arg("winner"), f" is a or b, not {winner!r} (leave it out to stop without a winner)")
@@ -189,7 +189,7 @@ def stop(client: Any, prompt: Any, *, winner: str | None = None, env: str | None
     if winner:
         arm = winner.lower()
         version = split[f"version_{arm}"]
-        before = _label(client, row["id"], split["environment"])
+        before = label_version(client, row["id"], split["environment"])
         gate = _winner_cleared(client, row, split, arm) if before != version else {"ab_test": split["id"]}
         if gate is None and not force:
             raise GateFailed(f"v{version} (arm {arm.upper()}) has not passed the {split['environment']} gate, so "
@@ -209,7 +209,7 @@ def stop(client: Any, prompt: Any, *, winner: str | None = None, env: str | None
         deployment_id = None
         if winner:
             version = split[f"version_{winner.lower()}"]
-            before = _label(client, row["id"], split["environment"])
+            before = label_version(client, row["id"], split["environment"])
             why = reason or f"A/B test {split['id']}: {winner.upper()} (v{version}) won"
             deployment_id = rows.insert_deployment(
                 db, prompt_id=row["id"], environment=split["environment"], kind="ab_winner",
@@ -222,7 +222,7 @@ def stop(client: Any, prompt: Any, *, winner: str | None = None, env: str | None
                                      "from": before, "to": version, "reason": why, "split": split["id"],
                                      "via": "ab stop"})
             if before != version:
-                _move_label(client, row, split["environment"], version, why, cleared=f"deployment {deployment_id}")
+                move_env_label(client, row, split["environment"], version, why, cleared=f"deployment {deployment_id}")
         audit.record(db, client.actor, "ab_stop", prompt_id=row["id"], version=split["version_b"],
                      detail={"split": split["id"], "environment": split["environment"], "outcome": outcome,
                              **({"deployment": deployment_id} if deployment_id else {})})

@@ -238,18 +238,18 @@ def bucket(salt: str, user_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
-def _prompt(client: Any, prompt: Any) -> dict[str, Any]:
+def prompt_row(client: Any, prompt: Any) -> dict[str, Any]:
     return client.store.prompts._prompt_row(prompt)  # noqa: SLF001 - the store's own resolution, errors included
 
 
-def _label(client: Any, prompt_id: int, env: str) -> int | None:
+def label_version(client: Any, prompt_id: int, env: str) -> int | None:
     row = client.store.db.execute(
         "SELECT version FROM labels WHERE prompt_id = ? AND name = ?", [prompt_id, env]
     ).fetchone()
     return row[0] if row else None
 
 
-def _move_label(client: Any, prompt: dict[str, Any], env: str, version: int, reason: str, *, cleared: str) -> None:
+def move_env_label(client: Any, prompt: dict[str, Any], env: str, version: int, reason: str, *, cleared: str) -> None:
     """Inside the caller's transaction: the store's own label move (history + audit row).
     `cleared` says what allowed it (the deployment whose gate passed, a forced one, a rollback)."""
     client.store.prompts.set_label(prompt["id"], env, version, reason=reason, cleared=cleared)
@@ -508,14 +508,14 @@ def deploy(
     'rolling_out' (with `rollout`, a percentage of users) or 'unchanged'. Raises DeployBusy when
     another deploy of the prompt is running, NotFound/InvalidInput for bad arguments."""
     target_env = environment(client, env)
-    row = _prompt(client, prompt)
+    row = prompt_row(client, prompt)
     found = client.store.prompts.get(row["id"], version=version)
     skipped = _check_skip(tuple(skip), force, target_env)
     if rollout is not None:
         from .rollout import check_percent
 
         rollout = check_percent(rollout)
-    current = _label(client, row["id"], target_env.name)
+    current = label_version(client, row["id"], target_env.name)
     if current == found.version and rollout is None:
         return {"status": "unchanged", "prompt_id": row["id"], "name": row["name"],
                 "environment": target_env.name, "from_version": current, "to_version": current,
@@ -574,8 +574,8 @@ def _finish(client: Any, prompt: dict[str, Any], deployment_id: int, env: str, c
     """Inside one write transaction: the label moves (or the rollout starts), the deployment row
     says so, and the audit log has the who/what/why."""
     db = client.store.db
-    if current != _label(client, prompt["id"], env):
-        raise DeployBusy(f"{env} of {prompt['name']!r} moved to v{_label(client, prompt['id'], env)} while "
+    if current != label_version(client, prompt["id"], env):
+        raise DeployBusy(f"{env} of {prompt['name']!r} moved to v{label_version(client, prompt['id'], env)} while "
                          f"the gate ran (it was v{current}); nothing was moved; deploy again")
     detail = {"deployment": deployment_id, "environment": env, "from": current, "to": version,
               "reason": why, **({"approved_by": approved_by} if approved_by else {})}
@@ -589,7 +589,7 @@ def _finish(client: Any, prompt: dict[str, Any], deployment_id: int, env: str, c
                      detail={**detail, "percent": rollout, "split": split_id})
         return
     _end_split(client, prompt["id"], env, "superseded", f"deployment {deployment_id} moved {env} to v{version}")
-    _move_label(client, prompt, env, version, why, cleared=f"deployment {deployment_id}")
+    move_env_label(client, prompt, env, version, why, cleared=f"deployment {deployment_id}")
     rows.update_deployment(db, deployment_id, status="deployed", gate=gate, decided_at=now(),
                            decided_by=approved_by)
     if skipped:
@@ -609,7 +609,7 @@ def approve(client: Any, deployment_id: int, *, reason: str | None = None) -> di
             f"{client.actor} asked for deployment {deployment_id}; someone else must approve it "
             f"(or set allow_self_approval = true in [environments.{env.name}])"
         )
-    row = _prompt(client, found["prompt_id"])
+    row = prompt_row(client, found["prompt_id"])
     db = client.store.db
     with write(db):
         lock = rows.lock_holder(db, row["id"])
@@ -642,10 +642,10 @@ def rollback(client: Any, prompt: Any, *, env: str | None = None, reason: str | 
     """Put `env` back on the version it served before its last deployment, in one step (no gate:
     this is the way out). A rollout or A/B test running there ends."""
     target_env = environment(client, env)
-    row = _prompt(client, prompt)
+    row = prompt_row(client, prompt)
     db = client.store.db
     with write(db):
-        current = _label(client, row["id"], target_env.name)
+        current = label_version(client, row["id"], target_env.name)
         split = _end_split(client, row["id"], target_env.name, "halted", "rolled back")
         if split is not None and split["detail"].get("deployment") is not None:  # a rollout's deployment
             rows.update_deployment(db, split["detail"]["deployment"], status="rolled_back")
@@ -676,7 +676,7 @@ def rollback(client: Any, prompt: Any, *, env: str | None = None, reason: str | 
         if last is not None:
             rows.update_deployment(db, last["id"], status="rolled_back")
         if previous != current:
-            _move_label(client, row, target_env.name, previous, why, cleared=f"rollback {deployment_id}")
+            move_env_label(client, row, target_env.name, previous, why, cleared=f"rollback {deployment_id}")
         audit.record(db, client.actor, "deploy_rollback", prompt_id=row["id"], version=previous,
                      detail={"deployment": deployment_id, "environment": target_env.name, "from": current,
                              "to": previous, "reason": why, **({"split": split["id"]} if split else {})})
@@ -700,11 +700,11 @@ def list_deployments(client: Any, prompt: Any = None, *, env: str | None = None,
 
 def status(client: Any, prompt: Any) -> dict[str, Any]:
     """Which version each environment serves, and any split running there."""
-    row = _prompt(client, prompt)
+    row = prompt_row(client, prompt)
     out = []
     for env in environments(client):
         split = rows.active_split(client.store.db, row["id"], env.name)
-        out.append({"environment": env.name, "version": _label(client, row["id"], env.name),
+        out.append({"environment": env.name, "version": label_version(client, row["id"], env.name),
                     "checks": env.checks, "approval": env.approval, "split": split})
     return {"prompt_id": row["id"], "name": row["name"], "environments": out}
 
@@ -757,8 +757,8 @@ class Resolver:
             cached = self._states.get(key) if self.ttl else None
         if cached is not None:
             return cached
-        row = _prompt(self.client, prompt)
-        version = _label(self.client, row["id"], label)
+        row = prompt_row(self.client, prompt)
+        version = label_version(self.client, row["id"], label)
         split = rows.active_split(self.client.store.db, row["id"], label)
         if split is not None and split["kind"] == "rollout" and split["id"] not in self._checked:
             from .rollout import auto_check

@@ -26,11 +26,11 @@ from .deploy import (
     DeployPending,
     Environment,
     GateFailed,
-    _prompt,
     deploy,
     forget,
     gated_environment,
     need_reason,
+    prompt_row,
 )
 
 
@@ -67,7 +67,7 @@ def move_label(client: Any, prompt: Any, label: str, version: Any, *, force: boo
         raise InvalidInput(f"say which version {label} should serve")
     if force:
         reason = need_reason(label, reason)
-    row = _prompt(client, prompt)
+    row = prompt_row(client, prompt)
     target = client.store.prompts.get(row["id"], version=version)  # NotFound before anything runs
     found = deploy(client, row["id"], version=target.version, env=env.name, force=force, reason=reason,
                    rerun=rerun, progress=progress, warn=warn, kind="label")

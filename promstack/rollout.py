@@ -59,9 +59,9 @@ def start_split(client: Any, prompt: dict[str, Any], env: str, stable: int, new:
 
 
 def _active(client: Any, prompt: Any, env: str | None) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    from .deploy import _prompt, environment
+    from .deploy import environment, prompt_row
 
-    row = _prompt(client, prompt)
+    row = prompt_row(client, prompt)
     target = environment(client, env).name
     split = rows.active_split(client.store.db, row["id"], target)
     if split is None or split["kind"] != "rollout":
@@ -148,7 +148,7 @@ def _check_cleared(client: Any, prompt: dict[str, Any], env: str, split: dict[st
 def promote(client: Any, prompt: Any, *, env: str | None = None, to: float | None = None) -> dict[str, Any]:
     """Step the share up (to the next of [deploy] rollout_steps, or `to`); at 100% the label moves
     to the new version and the rollout completes. An alert on the new version halts it instead."""
-    from .deploy import _move_label, forget
+    from .deploy import forget, move_env_label
 
     row, target, split = _active(client, prompt, env)
     split = check(client, row, split)
@@ -171,7 +171,7 @@ def promote(client: Any, prompt: Any, *, env: str | None = None, to: float | Non
             why = f"rollout {split['id']} complete: v{split['version_b']} serves everyone"
             rows.update_split(db, split["id"], percent=100.0, status="completed", ended_at=now(),
                               ended_by=client.actor, outcome="completed", detail=detail)
-            _move_label(client, row, target, split["version_b"], why,
+            move_env_label(client, row, target, split["version_b"], why,
                         cleared=f"deployment {detail.get('deployment')}")
             if detail.get("deployment") is not None:
                 rows.update_deployment(db, detail["deployment"], status="deployed", decided_at=now())
