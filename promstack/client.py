@@ -30,12 +30,10 @@ class Client:
 
     def _config_check(self, model_config: dict[str, Any]) -> None:
         if model_config.get("api_key_env"):
-            from promstack import config as config_module
+            from promstack import config
             from promstack.llm import check_model_config
-            from store.workspace import workspace_root
 
-            root = workspace_root(self.store.path) if self.store.path is not None else None
-            check_model_config(model_config, config_module.load(root))
+            check_model_config(model_config, config.of_client(self))
 
     def _label_guard(self, *args: Any) -> None:
         from promstack.gates import label_guard

@@ -107,3 +107,11 @@ def load(root: str | os.PathLike | None) -> Config:
     with _lock:
         _cache[path] = (mtime, config)
     return config
+
+
+def of_client(client: Any) -> Config:
+    """The config of the workspace `client`'s store is in (empty for a store outside one)."""
+    from store.workspace import workspace_root
+
+    path = getattr(client.store, "path", None)
+    return load(workspace_root(path) if path is not None else None)

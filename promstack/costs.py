@@ -269,14 +269,6 @@ def traffic(db: sqlite_utils.Database, prompt_id: int, *, days: int = DAYS_PER_M
     }
 
 
-def workspace_config(client: Any) -> config_module.Config:
-    """The config of the client's workspace (its `[prices]` price projections too)."""
-    from store.workspace import workspace_root
-
-    path = getattr(client.store, "path", None)
-    return config_module.load(workspace_root(path) if path is not None else None)
-
-
 def per_call_cost(model: str, input_tokens: float, output_tokens: float, *,
                   config: Any = None, model_config: dict[str, Any] | None = None) -> float | None:
     """USD for one call of this shape, or None when the model has no price."""
@@ -347,7 +339,7 @@ def recommend_model(
             f"prompt {head.name!r} has no test or arena results to compare models on; test it on two "
             "or more models first: ", Step("run_tests", prompt=head.prompt_id),
         )
-    conf = workspace_config(client)
+    conf = config_module.of_client(client)
     configured = head.model_config.get("model")
     load = traffic(db, head.prompt_id, days=days, now=now, prefer_model=configured)
     # Start from the model the prompt is configured with (what the next call will use), not the
@@ -424,7 +416,7 @@ def compare_versions(
         raise InvalidInput("no model to price with: the prompt has no traffic and names no model; give ",
                            Step.arg("model"))
     ta, tb = (count_tokens(template_text(v.template), used) for v in (va, vb))
-    conf = workspace_config(client)
+    conf = config_module.of_client(client)
     own_config = next((v.model_config for v in (vb, va) if v.model_config.get("model") == used), None)
     price_known = pricing.price(used, config=conf, model_config=own_config) is not None
     base_in = load["avg_input_tokens"] if load["calls"] else float(ta)

@@ -124,12 +124,9 @@ class Environment:
 
 
 def _config(client: Any) -> Any:
-    from store.workspace import workspace_root
-
     from . import config
 
-    path = getattr(client.store, "path", None)
-    return config.load(workspace_root(path) if path is not None else None)
+    return config.of_client(client)
 
 
 def deploy_settings(client: Any) -> dict[str, Any]:

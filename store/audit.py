@@ -196,11 +196,13 @@ def _chain(db: sqlite_utils.Database) -> _Chain:
     return chain
 
 
-def require_key(db: sqlite_utils.Database) -> None:
-    """Raise the one sentence that says which key to give, if audited writes would refuse."""
+def require_key(db: sqlite_utils.Database) -> _Chain:
+    """The store's keyed chain; raises the one sentence that says which key to give, if audited
+    writes would refuse."""
     chain = _chain(db)
     if chain.key is None:
         raise AuditKeyMissing(chain.problem)
+    return chain
 
 
 # ---- writing and reading --------------------------------------------------------------------
@@ -222,9 +224,7 @@ def record(
 
     Without the store's key this raises `AuditKeyMissing`, and the change it was part of rolls
     back with it: a write is never left out of the chain, and never starts a second one."""
-    chain = _chain(db)
-    if chain.key is None:
-        raise AuditKeyMissing(chain.problem)
+    chain = require_key(db)
     last = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
     prev_id, prev_hash = last if last else (0, GENESIS)
     row = {
@@ -343,9 +343,7 @@ def verify(db: sqlite_utils.Database, *, expect: str | None = None) -> Report:
     from .integrity import check_contents
 
     wanted = parse_head(expect) if expect is not None else None
-    chain = _chain(db)
-    if chain.key is None:
-        raise AuditKeyMissing(chain.problem)
+    chain = require_key(db)
     rows, broken = _walk(db, chain)
     count = len(rows)
     current = head(db) if broken else format_head(count, rows[-1]["hash"] if rows else GENESIS)

@@ -286,12 +286,13 @@ def cost_prices(state, models: tuple[str, ...]) -> None:  # noqa: ANN001
     promstack cost prices
     promstack cost prices --model anthropic/claude-3-5-sonnet-latest --json
     """
-    from promstack import costs, pricing
+    from promstack import config, pricing
 
-    rows = pricing.price_table(costs.workspace_config(state.client), list(models) or None)
+    conf = config.of_client(state.client)
+    rows = pricing.price_table(conf, list(models) or None)
     if state.json:
         emit_json({"shipped_file": str(pricing.SHIPPED_FILE),
-                   "workspace_file": str(costs.workspace_config(state.client).path or ""), "prices": rows})
+                   "workspace_file": str(conf.path or ""), "prices": rows})
         return
     _table([{**r, "source": r["source"] or "unpriced: add a price in config"} for r in rows], [
         ("model", "model", "text"), ("input $/1M", "input_per_million", "num"),
