@@ -238,7 +238,7 @@ def _run_text(r: RunResult) -> str:
     ]
     if r.unpriced_note:
         lines.append(f"The cost leaves out {r.unpriced_note}.")
-    if r.unscored:
+    if r.unscored and r.verdict is None:
         lines.append(f"Could not score {r.unscored} case(s): {r.unscored_reason}.")
     if r.verdict is not None:
         lines.append(f"Verdict: {r.verdict}.")
@@ -393,14 +393,10 @@ def evaluate_prompt(call: Call, args: EvaluatePromptArgs) -> tuple[EvaluateResul
     run = _run_result(found["run"])
     result = EvaluateResult(score=found["score"], unscored=found.get("unscored", 0),
                             unscored_reason=found.get("unscored_reason"), pass_rate=found["pass_rate"], run=run)
-    if result.score is None:
-        head = (f"No score: the judge could not score {result.unscored} case(s) ({result.unscored_reason}); "
-                "fix that and evaluate again.\n")
-    else:
-        from promstack.evals.score import score_verdict
+    from promstack.evals.score import evaluate_verdict
 
-        said = score_verdict(found["run"]["summary"])[1]
-        head = f"{said[0].upper()}{said[1:]} (the deploy gate's default minimum).\n"
+    said = evaluate_verdict(found["run"]["summary"])
+    head = f"{said[0].upper()}{said[1:]}" + ("; fix that and evaluate again" if result.score is None else "") + ".\n"
     return result, head + _run_text(run)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from promstack.evals.score import PASS_SCORE, score_verdict, unscored_sentence
+from promstack.evals.score import PASS_SCORE, evaluate_verdict, unscored_sentence
 
 from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail
 
@@ -338,11 +338,10 @@ def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, model
             sys.exit(EXIT_CHECK_FAILED)
         return
     _print_summary(result["run"], out="err")
+    said = evaluate_verdict(result["run"]["summary"])
     if result["score"] is None:
-        fail(f"no score for prompt {prompt}: the judge could not score {result['unscored']} case(s) "
-             f"({result.get('unscored_reason') or 'no reason recorded'}); see promstack runs {result['run']['id']}",
-             EXIT_CHECK_FAILED)
-    click.echo(f"{score_verdict(result['run']['summary'])[1]} (the deploy gate's default minimum)", err=True)
+        fail(f"prompt {prompt}: {said}; see promstack runs {result['run']['id']}", EXIT_CHECK_FAILED)
+    click.echo(said, err=True)
     click.echo(str(result["score"]))
 
 

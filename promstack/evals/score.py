@@ -67,6 +67,13 @@ def score_verdict(summary: dict[str, Any], min_score: float = PASS_SCORE) -> tup
     return ok, f"score {score}/100 {'>=' if ok else '<'} {min_score:g}"
 
 
+def evaluate_verdict(summary: dict[str, Any]) -> str:
+    """What every face says of `evaluate`'s run: its score against the deploy gate's default
+    minimum, or why it has none."""
+    said = score_verdict(summary)[1]
+    return said if run_score(summary) is None else f"{said} (the deploy gate's default minimum)"
+
+
 def case_threshold(run: dict[str, Any]) -> float:
     """The judge score a case of this run needed to pass (PASS_SCORE unless the run set one)."""
     judge = (run.get("config") or {}).get("judge") or {}

@@ -231,10 +231,10 @@ def run_page(client: Any, run_id: str, status: str | None) -> dict[str, Any]:
     cases.sort(key=lambda r: (r["case_idx"], r["model"], r["repeat"]))
     others = [r for r in evals.runs(suite=run["suite_name"], limit=50) if r["id"] != run_id
               and r["kind"] == "test"]
-    from promstack.evals.score import case_threshold, score_verdict
+    from promstack.evals.score import case_threshold, evaluate_verdict
 
     summary = run.get("summary") or {}
-    verdict = score_verdict(summary)[1] if summary.get("results") else ""
+    verdict = evaluate_verdict(summary) if summary.get("results") else ""
     return {"run": run, "cases": cases, "status": status or "", "capped": len(cases) >= MAX_CASES,
             "others": others, "prompt_name": _prompt_name(client, run["prompt_id"]),
             "verdict": verdict, "threshold": case_threshold(run)}
