@@ -79,12 +79,6 @@ def abort_renders() -> None:
     _aborted = True
 
 
-def allow_renders() -> None:
-    """Undo `abort_renders()` (a process that keeps serving after all, and tests)."""
-    global _aborted
-    _aborted = False
-
-
 def start_render() -> contextvars.Token:
     """A fresh budget for one render in this context; pass the token to `end_render`."""
     timeout = render_timeout()
@@ -513,5 +507,5 @@ def _checked_concat(node: nodes.Concat) -> nodes.Filter:
                         lineno=node.lineno)
 
 
-__all__ = ["Environment", "RenderLimit", "abort_renders", "allow_renders", "end_render",
+__all__ = ["Environment", "RenderLimit", "abort_renders", "end_render",
            "render_timeout", "spend", "start_render"]

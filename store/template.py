@@ -21,12 +21,8 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from . import handlebars
 from .bounds import check_json
 from .errors import InvalidInput, NotFound
-from .sandbox import (  # noqa: F401 - the limits, public here too
-    MAX_CALL_DEPTH,
-    MAX_LOOP_ITERATIONS,
+from .sandbox import (
     MAX_OUTPUT_CHARS,
-    MAX_POWER_BITS,
-    MAX_RENDER_STEPS,
     Environment,
     RenderLimit,
     end_render,

@@ -439,7 +439,7 @@ class Judge:
         malformed judgement is never cached, a retry really asks the model again, and its good
         answer is cached for the next run."""
         usage = [0, 0, 0.0]
-        malformed = failed = 0
+        malformed = 0
         last_error = ""
         tries = self.config.retries + 1
 
@@ -457,7 +457,6 @@ class Judge:
                     cache_accept=acceptable, **request,
                 )
             except GatewayError as exc:
-                failed += 1
                 last_error = f"the judge call failed: {exc}"
                 continue
             usage[0] += reply.input_tokens

@@ -98,7 +98,3 @@ def run_verdict(run: dict[str, Any], min_pass: float = 1.0) -> dict[str, Any]:
     if unscored:
         text += f"; {unscored}"
     return {"passed": ok, "min_pass": min_pass, "threshold": threshold, "text": text}
-
-
-def passed(summary: dict[str, Any], min_pass: float) -> bool:
-    return run_verdict({"summary": summary}, min_pass)["passed"]

@@ -113,8 +113,3 @@ def render(
     if crlf:
         text = text.replace("\r\n", "\n").replace("\n", "\r\n")
     return "\ufeff" + text if bom else text
-
-
-def carries_config(fmt: str) -> bool:
-    """Whether the format can hold a model config; plain text files cannot."""
-    return fmt != "text"

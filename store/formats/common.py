@@ -55,17 +55,6 @@ def split_front_matter(text: str, *, required: bool = False) -> tuple[dict[str, 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def existing_front_matter(existing: str | None) -> dict[str, Any]:
-    """The front matter a file holds now, for a writer to keep what PromStack does not model;
-    none (or one that no longer parses) is an empty mapping: the writer starts afresh."""
-    if existing is None:
-        return {}
-    try:
-        return split_front_matter(existing)[0] or {}
-    except FormatError:
-        return {}
-
-
 # Aliases (`*name`) repeat what an anchor (`&name`) holds without copying it in the file: nine
 # levels of nine aliases make a 400-byte file that expands to gigabytes once it is stored as
 # JSON (a "billion laughs"). Anchors are allowed (merge keys share defaults between test cases),
@@ -172,34 +161,6 @@ def mapping(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise FormatError(f"'{where}' must be keys and values, not {type(value).__name__}")
     return value
-
-
-# ---- role sections ("system:" lines), as Prompty writes chat prompts ------------------
-
-_ROLE_LINE = re.compile(r"^[ \t]*#?[ \t]*(" + "|".join(ROLES) + r"|function)[ \t]*(?:\[[^\]\n]*\])?[ \t]*:[ \t]*$",
-                        re.I | re.M)
-
-
-def split_role_sections(body: str) -> str | list[dict[str, str]]:
-    """A body with `system:`/`user:`/`assistant:` lines as chat messages; without any, the text."""
-    marks = list(_ROLE_LINE.finditer(body))
-    if not marks:
-        return body
-    messages = []
-    lead = body[: marks[0].start()].strip()
-    if lead:
-        messages.append({"role": "system", "content": lead})
-    for i, mark in enumerate(marks):
-        end = marks[i + 1].start() if i + 1 < len(marks) else len(body)
-        role = mark.group(1).lower()
-        role = "tool" if role == "function" else role
-        messages.append({"role": role, "content": body[mark.end():end].strip("\n").rstrip()})
-    return messages
-
-
-def join_role_sections(messages: list[dict[str, str]]) -> str:
-    parts = [f"{m['role']}:\n{m['content']}\n" for m in messages]
-    return "\n".join(parts)
 
 
 # ---- model config: one vocabulary in the store, several spellings in files ---------------

@@ -36,6 +36,7 @@ from .common import (
 )
 from .handlebars import from_jinja
 from .picoschema import to_json_schema
+from .yamlrt import round_trip_yaml
 
 # Dotprompt's own rule: blank and `#` lines may come before the first `---` (license headers).
 _FRONT = re.compile(r"\A(?P<head>(?:#[^\n]*\n|[ \t]*\n)*)---[ \t]*\n(?P<yaml>.*?\n)?---[ \t]*(?:\n|\Z)", re.S)
@@ -120,14 +121,6 @@ def _body(template: Any, model_config: dict[str, Any]) -> str:
         content = m["content"] if is_handlebars(model_config) else from_jinja(m["content"])
         parts.append(f'{{{{role "{_ROLE_OUT.get(m["role"], m["role"])}"}}}}\n{content}\n')
     return "".join(parts)
-
-
-def _yaml() -> YAML:
-    y = YAML()  # round trip: comments, order, quotes and flow style are kept
-    y.preserve_quotes = True
-    y.width = 4096
-    y.indent(mapping=2, sequence=4, offset=2)
-    return y
 
 
 def _pico(declared: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -256,7 +249,7 @@ def render(template: Any, model_config: dict[str, Any], *, description: str | No
         doc: Any = {}
         if not wanted and description is None:
             return body
-        y = _yaml()
+        y = round_trip_yaml()
         _front(doc, {}, config, description)
         buf = io.StringIO()
         y.dump(doc, buf)
@@ -269,7 +262,7 @@ def render(template: Any, model_config: dict[str, Any], *, description: str | No
         new_body = body.strip() + "\n" if body.strip() else old_body
     else:
         new_body = lead + body.strip() + trail
-    y = _yaml()
+    y = round_trip_yaml()
     try:
         doc = y.load(yaml_text) or {}
     except YAMLError:

@@ -48,6 +48,7 @@ from .common import (
     text_field,
     with_front_matter,
 )
+from .yamlrt import round_trip_yaml
 
 _PROVIDERS = {"azure_openai": "azure", "openai": "openai"}
 # The model config key that says "render the text, then split it at role lines".
@@ -411,16 +412,6 @@ def _rewrite(existing: str, template: Any, config: dict[str, Any], description: 
     return front_text + gap + body
 
 
-def _yaml():  # noqa: ANN202 - a ruamel YAML
-    from ruamel.yaml import YAML
-
-    yaml = YAML()  # round trip: comments, key order and quoting survive
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
-
-
 def _edit_yaml(text: str, old: dict[str, Any], new: dict[str, Any], description: str | None) -> str:
     try:
         return _edit_yaml_now(text, old, new, description)
@@ -432,7 +423,7 @@ def _edit_yaml(text: str, old: dict[str, Any], new: dict[str, Any], description:
 
 
 def _edit_yaml_now(text: str, old: dict[str, Any], new: dict[str, Any], description: str | None) -> str:
-    yaml = _yaml()
+    yaml = round_trip_yaml()
     doc = yaml.load(text) if text.strip() else None
     if doc is None:
         from ruamel.yaml.comments import CommentedMap

@@ -225,14 +225,20 @@ def _plain_ok(value: str) -> bool:
 
 # ---- ruamel.yaml for what a splice cannot do -------------------------------------------------
 
-def _ruamel(text: str, changes: dict[Path, Any]) -> str:
+def round_trip_yaml(sequence: int = 4, offset: int = 2):  # noqa: ANN201 - a ruamel YAML
+    """ruamel.yaml in round-trip mode, as every prompt file writer uses it: comments, key order,
+    quotes and flow style are kept, and long lines are not folded."""
     from ruamel.yaml import YAML
 
     rt = YAML(typ="rt")
     rt.preserve_quotes = True
     rt.width = 4096
-    seq_indent, offset = _indents(text)
-    rt.indent(mapping=2, sequence=seq_indent, offset=offset)
+    rt.indent(mapping=2, sequence=sequence, offset=offset)
+    return rt
+
+
+def _ruamel(text: str, changes: dict[Path, Any]) -> str:
+    rt = round_trip_yaml(*_indents(text))
     data = rt.load(text)
     if data is None:
         from ruamel.yaml.comments import CommentedMap
