@@ -273,7 +273,7 @@ def _arena_text(r: ArenaResult) -> str:
     lines = [f"Arena {r.run_id}: {r.headline['models']}", f"Win rate: {r.headline['win_rates']} "
              f"(share of wins {r.headline['shares']})."]
     if r.no_separation:
-        lines.append(r.no_separation[0].upper() + r.no_separation[1:] + "; the ratings do not rank the models.")
+        lines.append(r.no_separation[0].upper() + r.no_separation[1:] + ".")
     for model, rating in sorted(r.ratings.items(), key=lambda kv: -kv[1]["rating"]):
         ci = "" if rating.get("ci_low") is None else f" (95% CI {rating['ci_low']}..{rating['ci_high']})"
         lines.append(f"- {model}: rating {rating['rating']:.0f}{ci}")

@@ -427,7 +427,7 @@ def print_arena(run: dict[str, Any]) -> None:
     click.echo("")
     why = a.get("no_separation")
     if why:
-        click.echo(why[0].upper() + why[1:] + "; the ratings below do not rank the models.")
+        click.echo(why[0].upper() + why[1:] + ".")
     click.echo(f"{'model':36} {'win rate':>8} {'W-L-T':>11} {'rating':>7}  " + ("" if why else "95% CI"))
     for model in sorted(a["models"], key=lambda m: -(a["overall"][m]["win_rate"] or 0)):
         o, r = a["overall"][model], a["ratings"][model]

@@ -420,15 +420,18 @@ def arena_report(evals: Any, run_id: str, *, resamples: int = BOOTSTRAP) -> dict
 
 
 def no_separation(flip_rate: float | None, judged: list[tuple[str, str, str]]) -> str | None:
-    """Why the judge's verdicts do not separate the models, or None when they do."""
+    """Why the judge's verdicts do not separate the models (one sentence, said by every face),
+    or None when they do."""
     if not judged:
-        return "no separation: no match was judged"
-    if flip_rate is not None and flip_rate > FLIP_LIMIT:
-        return (f"no separation: the judge changed its verdict when the order was swapped in {flip_rate:.0%} "
-                f"of the matches (over {FLIP_LIMIT:.0%}): it prefers a position, not an answer")
-    if all(w == "tie" for _, _, w in judged):
-        return "no separation: every match was a tie"
-    return None
+        why = "no match was judged"
+    elif flip_rate is not None and flip_rate > FLIP_LIMIT:
+        why = (f"the judge changed its verdict when the order was swapped in {flip_rate:.0%} of the matches "
+               f"(over {FLIP_LIMIT:.0%}): it prefers a position, not an answer")
+    elif all(w == "tie" for _, _, w in judged):
+        why = "every match was a tie"
+    else:
+        return None
+    return f"no separation: {why}; the ratings do not rank the models"
 
 
 def human_report(evals: Any, run_id: str, report: dict[str, Any],
