@@ -112,9 +112,15 @@ def test_a_hard_dollar_budget_refuses_a_call_it_cannot_price(client, fake_llm, t
 def test_a_token_budget_still_counts_an_unpriced_calls_tokens(client, fake_llm, tmp_path):
     budgets.reset_cache()
     config = tmp_path / ".promstack" / "config.toml"
-    config.write_text(config.read_text() + "[limits]\ndaily_tokens = 1000000\nhard = true\n", encoding="utf-8")
+    config.write_text(config.read_text() + "[limits]\ndaily_tokens = 15\nhard = true\n", encoding="utf-8")
     client.create_prompt("p", "hi {{ x }}", model_config={"model": "openai/fake-model", "api_base": fake_llm.base_url})
-    assert client.run("p", {"x": "1"}).cost_usd is None
+    first = client.run("p", {"x": "1"})
+    assert first.cost_usd is None and first.input_tokens + first.output_tokens > 5  # 15 left room for one call, not two
+    client.gateway.flush()
+    budgets.reset_cache()
+    # no price, but its tokens count: the token budget is spent and the next call is refused
+    with pytest.raises(budgets.BudgetExceeded):
+        client.run("p", {"x": "2"})
     budgets.reset_cache()
 
 
