@@ -140,6 +140,11 @@ def test_ordinary_widths_still_work(client, template):
     assert client.create_prompt("p", template).render() == "    x    |    y|7  |   z|a"
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def test_serve_stops_on_sigterm_while_a_render_runs(isolated_store):
     with Client(isolated_store) as client:
         client.create_prompt("slow", SLOW)
@@ -161,7 +166,11 @@ def test_serve_stops_on_sigterm_while_a_render_runs(isolated_store):
 
         thread = threading.Thread(target=render_over_mcp, daemon=True)
         thread.start()
-        time.sleep(3)  # the render is under way
+        time.sleep(2)
+        # The render is under way: the request has not returned and the server is busy with it.
+        busy_from = _cpu_seconds(proc.pid)
+        time.sleep(1)
+        assert _cpu_seconds(proc.pid) - busy_from > 0.1, "the server is idle: the render never started"
         assert thread.is_alive() and proc.poll() is None
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
