@@ -391,22 +391,16 @@ def check_config(config: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:
-    import yaml
+    from store.formats.common import FormatError, load_yaml
 
-    from store.formats.common import FormatError, check_aliases
+    from .judge import read_judge_file
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
-        check_aliases(text, f"{path.name}")
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(path.read_text(encoding="utf-8-sig"), path.name)
     except FormatError as exc:
         raise InvalidInput(str(exc)) from None
-    except RecursionError:
-        raise InvalidInput(f"{path.name}: suite settings nest too deeply to read; flatten them") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path.name}: not a valid YAML suite settings file ({exc})") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{path.name}: suite settings are a mapping such as 'prompt: 42'")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path.name}: not UTF-8 text; save it as UTF-8") from None
     config = check_config(data, path.name)
     judge = config.get("judge")
     if isinstance(judge, str):
@@ -415,10 +409,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         check_readable(judge_path, "a judge file", ("json",))
         if not judge_path.is_file():
             raise InvalidInput(f"{path.name}: judge file {judge!r} does not exist")
-        try:
-            config["judge"] = json.loads(judge_path.read_text(encoding="utf-8-sig"))
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{judge_path.name} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        config["judge"] = read_judge_file(str(judge_path))
     return config
 
 
