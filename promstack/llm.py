@@ -214,23 +214,13 @@ def provider_of(model: str, api_base: Any = None) -> tuple[str, str]:
     return provider, model
 
 
-def _refuse_secrets(model_config: dict[str, Any]) -> None:
-    found = secrets.find(model_config)
-    if found:
-        raise InvalidInput(
-            f"model configs must not hold API keys (they are stored and versioned), and {found[0]} "
-            "looks like one; put the key in an environment variable on the server and name it with "
-            "'api_key_env'"
-        )
-
-
 def resolve_route(model: str, model_config: dict[str, Any], providers: dict[str, Any],
                   gateway: dict[str, Any] | None = None) -> Route:
     """Which route and endpoint serve `model`, and which key goes there. `providers` is
     config.toml's [providers] table, `gateway` its [gateway] table (allowed_key_env)."""
     if not isinstance(model, str) or not model.strip():
         raise InvalidInput("no model to call: give ", Step.arg("model"), ", or set 'model' in the prompt's model config")
-    _refuse_secrets(model_config)
+    secrets.refuse(model_config)
     forced = model_config.get("route")
     stored_base = model_config.get("api_base") or model_config.get("base_url")
     if stored_base is not None and not isinstance(stored_base, str):

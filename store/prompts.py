@@ -99,14 +99,7 @@ def _check_model_config(model_config: Any) -> dict[str, Any]:
         raise InvalidInput("model_config.model must be a model name such as 'gpt-4o-mini'")
     # Every way in (SDK, CLI, MCP, REST, import, the watcher's prompt files) passes here: a
     # config is versioned, exported and shown to every reader, so it never holds a key.
-    found = secrets.find(model_config)
-    if found:
-        raise InvalidInput(
-            f"{found[0]} looks like a secret (an API key, token or password); a model config is "
-            "stored, versioned and shown to everyone who can read the prompt, so keys are never "
-            "kept in it: put the key in an environment variable on the server and name that "
-            "variable with 'api_key_env'"
-        )
+    secrets.refuse(model_config)
     key_env = model_config.get("api_key_env")
     if key_env is not None and (not isinstance(key_env, str) or not secrets.ENV_NAME.match(key_env)):
         raise InvalidInput(

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .errors import InvalidInput
+
 MASK = "***"
 
 # Key-shaped values: provider keys, GitHub/Slack/AWS/Google tokens, bearer headers, JWTs.
@@ -96,3 +98,16 @@ def mask(value: Any, _in_schema: bool = False) -> Any:
     if isinstance(value, str):
         return KEYLIKE.sub(MASK, value)
     return value
+
+
+def refuse(model_config: Any) -> None:
+    """The one refusal of a model config that holds a key: every way a config is saved, and a
+    call with a config stored before keys were refused, say it the same way."""
+    found = find(model_config)
+    if found:
+        raise InvalidInput(
+            f"{found[0]} looks like a secret (an API key, token or password); a model config is "
+            "stored, versioned and shown to everyone who can read the prompt, so keys are never "
+            "kept in it: put the key in an environment variable on the server and name that "
+            "variable with 'api_key_env'"
+        )
