@@ -229,8 +229,7 @@ def measure(db: sqlite_utils.Database, rule: Rule, now: datetime) -> tuple[float
         return float(tokens), {"limit": rule.limit, "used_ratio": tokens / rule.limit}
     start = _day_start(now) if rule.name == "cost_budget_daily" else _month_start(now)
     cost, unpriced, models = monitor.total(
-        db, "COALESCE(SUM(cost_usd), 0), COALESCE(SUM(cost_usd IS NULL), 0), "
-        "group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END)", start, now, **rule.filters)
+        db, f"COALESCE(SUM(cost_usd), 0), {monitor.UNPRICED_SQL}", start, now, **rule.filters)
     # Unpriced calls add nothing they could be proven to cost: the value is a lower bound, and
     # the result (and its message) says how many calls it could not price.
     return float(cost), {"budget": rule.limit, "used_ratio": cost / rule.limit,

@@ -31,7 +31,6 @@ from typing import Any
 import sqlite_utils
 
 from store.errors import InvalidInput, NotFound, Step
-from store.refs import INTERNAL_PREFIX
 
 from . import config as config_module
 from . import monitor, pricing
@@ -51,8 +50,7 @@ def _spend(db: sqlite_utils.Database, win: monitor.Window, keys: list[tuple[str,
     group = f" GROUP BY {', '.join(exprs)}" if exprs else ""
     sql = (f"SELECT {select}COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens), 0), "
            f"COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cache_hit != 0), 0), "
-           "COALESCE(SUM(cost_usd IS NULL), 0), group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END) "
-           f"FROM calls WHERE {where}{group}")
+           f"{monitor.UNPRICED_SQL} FROM calls WHERE {where}{group}")
     n = len(exprs)
     out = {}
     for row in db.execute(sql, params).fetchall():
@@ -73,8 +71,7 @@ def _sum_unpriced(groups: Any) -> dict[str, Any]:
 
 # What kind of evaluation a call belongs to, for the evaluation side of the report.
 _EVAL_KIND = (
-    f"CASE WHEN COALESCE(substr(prompt_name, 1, {len(INTERNAL_PREFIX)}) = '{INTERNAL_PREFIX}', 0) "
-    "THEN 'judge' "
+    f"CASE WHEN {monitor.INTERNAL_SQL} THEN 'judge' "
     "ELSE COALESCE((SELECT kind FROM runs WHERE runs.id = calls.run_id), 'test') END"
 )
 
@@ -253,8 +250,7 @@ def traffic(db: sqlite_utils.Database, prompt_id: int, *, days: int = DAYS_PER_M
         params.append(version)
     calls, tin, tout, cost, unpriced, unpriced_models = db.execute(
         f"SELECT COUNT(*), AVG(input_tokens), AVG(output_tokens), COALESCE(SUM(cost_usd), 0), "
-        "COALESCE(SUM(cost_usd IS NULL), 0), group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END) "
-        f"FROM calls WHERE {where}", params).fetchone()
+        f"{monitor.UNPRICED_SQL} FROM calls WHERE {where}", params).fetchone()
     model = db.execute(
         # the model in use: the most called; on a tie, the one the prompt names
         f"SELECT model FROM calls WHERE {where} GROUP BY model "

@@ -44,12 +44,12 @@ PERCENTILES = (50, 95, 99)
 
 # Which calls are evaluation spend (see the module's docstring); every SQL over `calls` that
 # splits spend uses these two fragments. The prefix test is store.refs' rule (is_internal) in SQL.
-EVALUATION_SQL = (
-    "(COALESCE(run_id IN (SELECT id FROM runs), 0) OR "
-    f"COALESCE(substr(prompt_name, 1, {len(INTERNAL_PREFIX)}) = '{INTERNAL_PREFIX}', 0))"
-)
+INTERNAL_SQL = f"COALESCE(substr(prompt_name, 1, {len(INTERNAL_PREFIX)}) = '{INTERNAL_PREFIX}', 0)"
+EVALUATION_SQL = f"(COALESCE(run_id IN (SELECT id FROM runs), 0) OR {INTERNAL_SQL})"
 OWN_SQL = f"(NOT {EVALUATION_SQL})"
 TRAFFIC = {"own": OWN_SQL, "evaluation": EVALUATION_SQL}
+# How many calls had no price, and their models (comma-separated; monitor.split_models).
+UNPRICED_SQL = "COALESCE(SUM(cost_usd IS NULL), 0), group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END)"
 
 # Group name -> SQL expressions (output column name, expression). Day and hour are UTC text
 # prefixes of the ISO timestamp, so they group without any date function.
@@ -336,7 +336,7 @@ def _aggregate(
         "SUM(cache_hit != 0 AND status != 'blocked'), "
         "SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), "
         f"SUM(CASE WHEN {EVALUATION_SQL} THEN cost_usd END), "
-        "SUM(cost_usd IS NULL), group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END), "
+        f"{UNPRICED_SQL}, "
         "AVG(CASE WHEN status != 'blocked' THEN latency_ms END), "
         "MAX(CASE WHEN status != 'blocked' THEN latency_ms END), "
         # The served latencies ride along as text, so one scan of the table gives everything;
