@@ -32,6 +32,8 @@ from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
+from store.bounds import too_deep
+
 from .engine import Call, is_engine_error
 from .schema import compact
 
@@ -164,7 +166,7 @@ def build_tool(
             work = engine.read if spec.read_only and not spec.long else engine.run
             result, text = await work(ctx, lambda call: spec.handler(call, args))
         except RecursionError:  # arguments nested thousands deep: the caller can fix that
-            raise ToolError(f"the arguments of {spec.name} nest too deeply to handle; flatten them") from None
+            raise ToolError(str(too_deep(f"the arguments of {spec.name}"))) from None
         except Exception as exc:
             if is_engine_error(exc):
                 raise ToolError(error_text(exc)) from None

@@ -20,6 +20,11 @@ MAX_CONFIG_BYTES = 256_000  # a version's model config, as stored
 MAX_TEST_DATA_BYTES = 4_000_000  # a prompt file's testData and evaluators, as stored
 
 
+def too_deep(what: str) -> InvalidInput:
+    """The one sentence for input nested too deeply to read (every face says it so)."""
+    return InvalidInput(f"{what} nests lists and objects more than {MAX_JSON_DEPTH} deep; flatten it")
+
+
 def check_json(value: Any, what: str, max_bytes: int | None = None) -> None:
     """Refuse `value` when it nests deeper than MAX_JSON_DEPTH or would take more than
     `max_bytes` as JSON (an estimate that never undercounts text: each string counts its
@@ -33,7 +38,7 @@ def check_json(value: Any, what: str, max_bytes: int | None = None) -> None:
         item, depth = stack.pop()
         if isinstance(item, dict | list | tuple):
             if depth > MAX_JSON_DEPTH:
-                raise InvalidInput(f"{what} nests lists and objects more than {MAX_JSON_DEPTH} deep; flatten it")
+                raise too_deep(what)
             size += 2
             if isinstance(item, dict):
                 for key, inner in item.items():
@@ -61,7 +66,7 @@ def _check_depth(value: Any, what: str) -> None:
     while level:
         depth += 1
         if depth > MAX_JSON_DEPTH:
-            raise InvalidInput(f"{what} nests lists and objects more than {MAX_JSON_DEPTH} deep; flatten it")
+            raise too_deep(what)
         inner = []
         for item in level:
             for child in (item.values() if isinstance(item, dict) else item):
@@ -77,7 +82,7 @@ def parse_json(text: str | bytes, what: str) -> Any:
     try:
         value = json.loads(text)
     except RecursionError:
-        raise InvalidInput(f"{what} nests lists and objects more than {MAX_JSON_DEPTH} deep; flatten it") from None
+        raise too_deep(what) from None
     except ValueError as exc:
         where = f" ({exc.msg} at line {exc.lineno} column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput(f"{what} is not JSON{where}") from None

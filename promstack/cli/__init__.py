@@ -15,10 +15,10 @@ from typing import Any
 
 import click
 
+from store.bounds import too_deep
 from store.errors import ARG, MergeConflict, PromStackError, Step, plain_words, word_step
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
-NESTED_TOO_DEEP = "the input nests lists, objects or brackets too deeply to read; flatten it"
 
 
 class Context:
@@ -96,7 +96,7 @@ def handle_errors(func: Callable) -> Callable:
         except BrokenPipeError:
             raise  # the reader went away (`| head`): main() ends quietly
         except RecursionError:  # only input nested thousands deep gets here: it is bad input
-            fail(NESTED_TOO_DEEP)
+            fail(str(too_deep("the input")))
         except Exception as exc:
             if os.environ.get("PROMSTACK_DEBUG") or "pytest" in sys.modules:
                 raise

@@ -29,6 +29,8 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from store.bounds import too_deep
+
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
@@ -197,7 +199,7 @@ class _TooLarge(Exception):
 
 async def _nested_too_deeply(request: Request, exc: Exception) -> JSONResponse:
     # Only input nested thousands deep reaches this: the request is wrong, not the server.
-    return JSONResponse({"error": "the request nests lists, objects or brackets too deeply to read; flatten it"},
+    return JSONResponse({"error": str(too_deep("the request"))},
                         status_code=400)
 
 

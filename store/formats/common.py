@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from ..bounds import too_deep
 from ..errors import InvalidInput
 
 ROLES = ("system", "user", "assistant", "developer", "tool")
@@ -108,7 +109,7 @@ def load_yaml(text: str, what: str) -> dict[str, Any]:
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except RecursionError:
-        raise FormatError(f"{what} nests too deeply to read; flatten it") from None
+        raise FormatError(str(too_deep(what))) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
