@@ -21,6 +21,11 @@ from store.errors import ARG, MergeConflict, PromStackError, Step, plain_words, 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+def warn(message: str) -> None:
+    """A warning on stderr, in every command's words."""
+    click.secho(f"promstack: WARNING: {message}", err=True, fg="yellow", bold=True)
+
+
 class Context:
     """What every command shares: where the store is and who is acting."""
 

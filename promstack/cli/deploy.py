@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, error_text, fail
+from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, error_text, fail, warn
 
 WORKFLOW = """\
 # PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init).
@@ -88,14 +88,10 @@ def workflow_text(prompt_id: str | int = 42) -> str:
     return WORKFLOW.format(prompt_id=prompt_id)
 
 
-def _progress(quiet: bool, json_output: bool) -> Any:
-    from .evals import _progress as bar
+def gate_progress(quiet: bool, json_output: bool) -> Any:
+    from .evals import progress_bar
 
-    return bar("gate", quiet or json_output)
-
-
-def _warn(message: str) -> None:
-    click.secho(f"promstack: WARNING: {message}", err=True, fg="yellow", bold=True)
+    return progress_bar("gate", quiet or json_output)
 
 
 def print_deployment(d: dict[str, Any]) -> None:
@@ -186,9 +182,9 @@ def deploy_cmd(ctx: Any, prompt: str | None, version: int | None, env: str | Non
             fail("--rollback goes back one step: drop --version/--force/--skip/--rollout/--rerun")
         result = deploy.rollback(ctx.client, prompt, env=env, reason=reason)
     else:
-        with _progress(quiet, ctx.json) as progress:
+        with gate_progress(quiet, ctx.json) as progress:
             result = deploy.deploy(ctx.client, prompt, version=version, env=env, force=force, skip=skip,
-                                   reason=reason, rollout=rollout, rerun=rerun, progress=progress, warn=_warn)
+                                   reason=reason, rollout=rollout, rerun=rerun, progress=progress, warn=warn)
     if ctx.json:
         emit_json(result)
     else:
@@ -305,9 +301,9 @@ def ab_start(ctx: Any, prompt: str, a: int | None, b: int, split: float, env: st
 
     if force and not (reason or "").strip():
         fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
-    with _progress(quiet, ctx.json) as progress:
+    with gate_progress(quiet, ctx.json) as progress:
         found = abtest.start(ctx.client, prompt, a=a, b=b, split=split, env=env, reason=reason, force=force,
-                             rerun=rerun, progress=progress, warn=_warn)
+                             rerun=rerun, progress=progress, warn=warn)
     if ctx.json:
         emit_json(found)
         return

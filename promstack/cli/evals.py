@@ -18,7 +18,7 @@ import click
 
 from promstack.evals.score import PASS_SCORE, evaluate_verdict, unscored_sentence
 
-from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail
+from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail, warn
 
 EXIT_INTERRUPTED = 130
 
@@ -45,12 +45,8 @@ def _criteria(path: str | None) -> Any:
     return read_judge_file(path)
 
 
-def _warn(message: str) -> None:
-    click.secho(f"promstack: WARNING: {message}", err=True, fg="yellow", bold=True)
-
-
 @contextlib.contextmanager
-def _progress(label: str, quiet: bool = False) -> Iterator[Any]:
+def progress_bar(label: str, quiet: bool = False) -> Iterator[Any]:
     """A progress bar on a terminal (stderr); nothing when piped or quiet."""
     if quiet or not sys.stderr.isatty():
         yield None
@@ -270,15 +266,15 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
     if resume is None and not suite and not prompt:
         fail("say which suite: --suite NAME, or --prompt P for the suite tied to it (or --resume RUN)")
     try:
-        with _progress("testing", quiet or ctx.json) as progress:
+        with progress_bar("testing", quiet or ctx.json) as progress:
             if resume:
                 if suite or prompt or models or version or label:
                     fail("--resume finishes a run as it was started: drop --suite/--prompt/--model/--version/--label")
-                run = asyncio.run(engine.aresume_run(ctx.client, resume, progress=progress, warn=_warn,
+                run = asyncio.run(engine.aresume_run(ctx.client, resume, progress=progress, warn=warn,
                                                      retries=retries or None, concurrency=concurrency))
             else:
                 run = asyncio.run(engine.arun_tests(
-                    ctx.client, suite, progress=progress, warn=_warn,
+                    ctx.client, suite, progress=progress, warn=warn,
                     **_run_kwargs(prompt, version, label, models, concurrency, model_limits, repeat,
                                   retries, criteria, judge_model, threshold)))
     except KeyboardInterrupt:
@@ -326,11 +322,11 @@ def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, model
     """
     from promstack.evals import engine
 
-    with _progress("evaluating", ctx.json) as progress:
+    with progress_bar("evaluating", ctx.json) as progress:
         result = engine.evaluate(
             ctx.client, prompt, suite=suite, version=version, label=label, models=_split_models(models),
             concurrency=concurrency, retries=retries, criteria=_criteria(criteria), judge_model=judge_model,
-            threshold=threshold, warn=_warn, progress=progress,
+            threshold=threshold, warn=warn, progress=progress,
         )
     if ctx.json:
         emit_json(result)
@@ -365,7 +361,7 @@ def judge_cmd(ctx: Any, run_id: str, criteria: str, judge_model: str | None, thr
 
     from promstack.evals import engine
 
-    with _progress("judging", ctx.json) as progress:
+    with progress_bar("judging", ctx.json) as progress:
         run = asyncio.run(engine.ajudge_run(ctx.client, run_id, _criteria(criteria), judge_model=judge_model,
                                             threshold=threshold, concurrency=concurrency, progress=progress))
     if ctx.json:
@@ -403,7 +399,7 @@ def arena_cmd(ctx: Any, prompt, suite, models, version, label, criteria, judge_m
     if not resume and not suite:
         fail("say which suite: --suite NAME (or --resume RUN)")
     try:
-        with _progress("arena", ctx.json) as progress:
+        with progress_bar("arena", ctx.json) as progress:
             run = asyncio.run(arun_arena(
                 ctx.client, suite=suite, models=_split_models(models), prompt=prompt, version=version,
                 label=label, criteria=_criteria(criteria), judge_model=judge_model, concurrency=concurrency,

@@ -427,13 +427,14 @@ def label_set(state, prompt, label, version, reason, force, rerun) -> None:  # n
     """
     from promstack import gates
 
-    from .deploy import _progress, _warn, print_deployment
+    from . import warn
+    from .deploy import gate_progress, print_deployment
 
     if force and not (reason or "").strip():
         fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
-    with _progress(False, state.json) as progress:  # a gate's suite may take a while: a bar on a terminal
+    with gate_progress(False, state.json) as progress:  # a gate's suite may take a while: a bar on a terminal
         result = gates.move_label(state.client, prompt, label, version, reason=reason, force=force, rerun=rerun,
-                                  progress=progress, warn=_warn)
+                                  progress=progress, warn=warn)
     move, found = result["move"], result["deployment"]
     if state.json:  # the move as before; a deployment that moved nothing instead
         emit_json({**move.to_dict(), "deployment": found["id"] if found else None} if move else found)
