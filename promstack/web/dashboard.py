@@ -412,15 +412,15 @@ def do_deploy(client: Any, ref: int, version: int, env: str, reason: str | None)
 
     result = deploy.deploy(client, ref, version=version, env=env or None, reason=reason or None)
     status, where = result.get("status"), result.get("environment", env)
-    if status == "refused":
-        from promstack.gates import refusal
+    from promstack.gates import pending, refusal
 
+    if status == "refused":
         raise deploy.GateFailed(refusal(result))
     if status == "deployed":
         before = f"v{result['from_version']}" if result.get("from_version") else "nothing"
         return f"Deployed v{version} to {where} (was {before})"
     if status == "pending_approval":
-        return f"v{version} passed the {where} gate and waits for approval: promstack deploy approve {result.get('id')}"
+        return pending(result)
     return result.get("message") or f"Deploy of v{version} to {where}: {status}"
 
 
