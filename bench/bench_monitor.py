@@ -25,7 +25,7 @@ ENVIRONMENTS = ("production", "staging", "development")
 
 def generate(db, rows: int, span: timedelta, *, now: datetime, prompts: int = 50, seed: int = 7) -> None:
     """`rows` call-log rows, timestamps evenly spread over `span` before `now`, in one transaction."""
-    from promstack.monitor import iso
+    from promstack.monitoring import iso
 
     rng = random.Random(seed)
     rand, lognorm = rng.random, rng.lognormvariate
@@ -76,7 +76,8 @@ def _timed(fn, repeat: int = 3) -> float:
 
 
 def run_layout(name: str, rows: int, span: timedelta, folder: Path) -> dict[str, float]:
-    from promstack import alerts, monitor
+    from promstack import monitoring
+    from promstack.monitoring import alerts
     from store.db import connect
 
     path = folder / f"{name}.db"
@@ -89,8 +90,8 @@ def run_layout(name: str, rows: int, span: timedelta, folder: Path) -> dict[str,
         "limits": {"daily_tokens": 50_000_000},
         "budgets": {"monthly_usd": 10_000.0},
     }
-    p95 = _timed(lambda: monitor.latency_percentiles(db, since="24h", by="prompt", now=now))
-    full = _timed(lambda: monitor.metrics(db, since="24h", by="prompt", now=now))
+    p95 = _timed(lambda: monitoring.latency_percentiles(db, since="24h", by="prompt", now=now))
+    full = _timed(lambda: monitoring.metrics(db, since="24h", by="prompt", now=now))
     check = _timed(
         lambda: alerts.evaluate(db, config=alerts.rules_from_config(config), now=now, notify=False)
     )

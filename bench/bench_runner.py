@@ -133,8 +133,8 @@ def max_rss_mb() -> float:
 def startup() -> None:
     promstack = os.path.join(os.path.dirname(sys.executable), "promstack")
     for label, cmd in (("promstack --version", [promstack, "--version"]),
-                       ("import promstack.evals.engine + llm", [sys.executable, "-c",
-                                                                "import promstack.evals.engine, promstack.llm"])):
+                       ("import promstack.evals.engine + gateway", [sys.executable, "-c",
+                                                                "import promstack.evals.engine, promstack.gateway.core"])):
         best = min(_time(cmd) for _ in range(3))
         print(f"  {label:<38} {best * 1000:7.0f} ms (best of 3)")
 

@@ -179,7 +179,8 @@ def merge_branch(call: Call, args: MergeBranchArgs) -> tuple[PromptVersionResult
 def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
     """Point a label at a version; a gated environment's label (staging, production) moves only if
     the version passes its gate."""
-    from promstack import deploy, gates
+    from promstack import deploy
+    from promstack.deploy import gates
 
     from .tools_deploy import refusal
 

@@ -59,8 +59,8 @@ def _detail(check: dict[str, Any], prompt_id: Any) -> str:
 
 
 def refusal(d: dict[str, Any]) -> str:
-    """promstack.gates.refusal, with each check in this face's words."""
-    from promstack import gates
+    """promstack.deploy.gates.refusal, with each check in this face's words."""
+    from promstack.deploy import gates
 
     checks = [{**c, "detail": _detail(c, d["prompt_id"])} for c in d.get("gate", {}).get("checks", [])]
     return gates.refusal({**d, "gate": {**d.get("gate", {}), "checks": checks}})

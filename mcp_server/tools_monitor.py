@@ -1,4 +1,4 @@
-"""The monitoring and cost tools: each a few lines over promstack.monitor / alerts / costs.
+"""The monitoring and cost tools: each a few lines over promstack.monitoring / alerts / costs.
 
 Groups and reports are open-ended tables (the grouping decides their keys), so results carry
 them as lists of objects; the fixed parts (window, totals, what fired) are typed fields.
@@ -130,9 +130,9 @@ def _ms(value: Any) -> str:
 def get_metrics(call: Call, args: GetMetricsArgs) -> tuple[MetricsResult, str]:
     """Requests, errors, latency percentiles, tokens, cost and cache hits of logged model calls,
     optionally grouped."""
-    from promstack import monitor
+    from promstack import monitoring
 
-    found = monitor.metrics(
+    found = monitoring.metrics(
         call.client.store.db, since=args.since, until=args.options.until, by=list(args.by), prompt=args.prompt,
         version=args.version, model=args.options.model, environment=args.environment,
         user_id=args.options.user_id,
@@ -154,7 +154,7 @@ def get_metrics(call: Call, args: GetMetricsArgs) -> tuple[MetricsResult, str]:
 def check_alerts(call: Call, args: CheckAlertsArgs) -> tuple[AlertsResult, str]:
     """Evaluate the alert rules (latency, errors, tokens, budget) now and notify what fired or
     resolved."""
-    from promstack import alerts
+    from promstack.monitoring import alerts
 
     found = alerts.check(call.client.store.db, call.client.store.path, notify=args.notify)
     text = "\n".join(r["message"] for r in found["results"]) or "No rules to check."
@@ -164,7 +164,7 @@ def check_alerts(call: Call, args: CheckAlertsArgs) -> tuple[AlertsResult, str]:
 @tool(title="Cost report", read_only=True, idempotent=True)
 def cost_report(call: Call, args: CostReportArgs) -> tuple[CostReportResult, str]:
     """Model spend over a window, grouped, with its trend."""
-    from promstack import costs
+    from promstack.monitoring import costs
 
     filters = {"prompt": args.prompt} if args.prompt is not None else {}
     if args.environment:
@@ -190,7 +190,7 @@ def cost_report(call: Call, args: CostReportArgs) -> tuple[CostReportResult, str
 def recommend_model(call: Call, args: RecommendModelArgs) -> tuple[RecommendModelResult, str]:
     """Name the cheapest model scoring close to the best on a prompt's tests, with the monthly
     saving."""
-    from promstack import costs
+    from promstack.monitoring import costs
 
     found = costs.recommend_model(call.client, args.prompt, tolerance=args.tolerance)
     text = found.get("advice") or found.get("note", "")
@@ -203,7 +203,7 @@ def recommend_model(call: Call, args: RecommendModelArgs) -> tuple[RecommendMode
 def suggest_shorter(call: Call, args: SuggestShorterArgs) -> tuple[SuggestShorterResult, str]:
     """Have a model write a shorter version of a prompt on a branch, tested against the current
     one."""
-    from promstack import costs
+    from promstack.monitoring import costs
 
     call.progress(0, 3, "asking for a shorter rewrite")
     found = costs.suggest_shorter(call.client, args.prompt, model=args.model, version=args.version,

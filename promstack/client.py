@@ -21,22 +21,22 @@ class Client:
     def __init__(self, db: str | os.PathLike | None = None, *, actor: str | None = None):
         self.store = Store(db if db is not None else require_db(), actor=actor)
         self._prompts = self.store.prompts
-        # A gated environment's label moves only through its gate (promstack.gates.label_guard):
+        # A gated environment's label moves only through its gate (promstack.deploy.gates.label_guard):
         # the store asks this on every label move the engine has not cleared.
         self._prompts.label_guard = self._label_guard
         # A model config may name as its key only variables the server's config allows
-        # (promstack.keys); checked when saved, and again by the gateway when called.
+        # (promstack.gateway.keys); checked when saved, and again by the gateway when called.
         self._prompts.config_check = self._config_check
 
     def _config_check(self, model_config: dict[str, Any]) -> None:
         if model_config.get("api_key_env"):
             from promstack import config
-            from promstack.llm import check_model_config
+            from promstack.gateway.core import check_model_config
 
             check_model_config(model_config, config.of_client(self))
 
     def _label_guard(self, *args: Any) -> None:
-        from promstack.gates import label_guard
+        from promstack.deploy.gates import label_guard
 
         label_guard(self)(*args)
 
@@ -185,7 +185,7 @@ class Client:
         moves only through that environment's gate: raises GateFailed with its reasons when it
         refuses, DeployPending when it waits for approval; `force=True` with a `reason` moves it
         anyway as a forced deployment (audited). `rerun` runs the gate's suite afresh."""
-        from promstack import gates
+        from promstack.deploy import gates
 
         return gates.set_label(self, prompt, label, version, reason=reason, actor=author, force=force,
                                 rerun=rerun)
@@ -209,9 +209,9 @@ class Client:
     # ---- running prompts (the gateway: promstack/llm.py) -----------------------------------
 
     @property
-    def gateway(self):  # noqa: ANN201 - promstack.llm.Gateway, imported on first use
+    def gateway(self):  # noqa: ANN201 - promstack.gateway.core.Gateway, imported on first use
         if getattr(self, "_gateway", None) is None:
-            from promstack.llm import Gateway
+            from promstack.gateway.core import Gateway
 
             self._gateway = Gateway(self.store)
         return self._gateway
@@ -227,7 +227,7 @@ class Client:
         model: str | None = None,
         user_id: str | None = None,
         **options: Any,
-    ):  # noqa: ANN201 - promstack.llm.CallResult
+    ):  # noqa: ANN201 - promstack.gateway.core.CallResult
         """Render a version with `variables`, guard it, call its model (cached, logged, audited).
         With `label` and `user_id`, the version that user is served (A/B arm, rollout share).
         `options`: run_id, environment, cache (False skips the cache), model_config overrides."""
@@ -254,7 +254,7 @@ class Client:
         model: str | None = None,
         user_id: str | None = None,
         **options: Any,
-    ):  # noqa: ANN201 - promstack.llm.CallResult
+    ):  # noqa: ANN201 - promstack.gateway.core.CallResult
         """`run`, awaitable."""
         version, label, options = self._serving(prompt, version, label, branch, user_id, options)
         return await self.gateway.arun(prompt, variables, version=version, label=label, branch=branch,
@@ -272,9 +272,9 @@ class Client:
         for bound in ("since", "until"):
             if isinstance(filters.get(bound), str) and filters[bound].strip():
                 # "24h" or an ISO time, as `metrics` reads them; one out of range is a sentence
-                from promstack import monitor
+                from promstack import monitoring
 
-                filters[bound] = monitor.iso(monitor.parse_time(filters[bound]))
+                filters[bound] = monitoring.iso(monitoring.parse_time(filters[bound]))
         return calls.query(self.store.db, **filters)
 
     # ---- the whole store --------------------------------------------------------------
@@ -285,7 +285,7 @@ class Client:
     def import_(self, document: dict[str, Any], *, force: bool = False, reason: str | None = None) -> dict[str, int]:
         """Import a whole-store document (all or nothing). Labels of gated environments in it
         are refused unless `force=True` with a `reason` (each recorded as a forced deployment)."""
-        from promstack import gates
+        from promstack.deploy import gates
 
         return gates.import_store(self, document, force=force, reason=reason)
 

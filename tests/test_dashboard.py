@@ -216,10 +216,10 @@ def test_a_chart_has_a_point_per_hour_and_the_alert_threshold(site, page):
     while start + timedelta(hours=hours) < now:
         hours += 1
     assert len(xs) == len(requests) == hours  # one point per hour of the window, empty ones too
-    from promstack import monitor
+    from promstack import monitoring
 
     with _client(facts) as client:
-        total = monitor.metrics(client.store.db, since="24h")["groups"][0]["requests"]
+        total = monitoring.metrics(client.store.db, since="24h")["groups"][0]["requests"]
     assert sum(requests) == total  # the app's calls and the runs' calls (judge and arena included)
     with _client(facts) as client:  # the hours that hold a call, read straight from the log
         since = (now - timedelta(hours=24)).isoformat().replace("+00:00", "Z")
@@ -237,10 +237,10 @@ def test_filters_narrow_the_charts(site, page):
     page.goto(url + "/monitoring?since=24h&environment=staging", wait_until="networkidle")
     page.wait_for_selector("body[data-charts=ready]")
     staging = sum(page.evaluate("Array.from(window.promstackCharts.requests.data[1])"))
-    from promstack import monitor
+    from promstack import monitoring
 
     with _client(facts) as client:
-        expected = monitor.metrics(client.store.db, since="24h", environment="staging")["groups"][0]["requests"]
+        expected = monitoring.metrics(client.store.db, since="24h", environment="staging")["groups"][0]["requests"]
     assert 0 < staging == expected < sum(CALLS_PER_HOUR.values())  # the runs' calls are in 'development'
 
 
@@ -321,10 +321,10 @@ def test_arena_leaderboard_matrix_and_a_vote(site, page):
 
 def test_the_filter_menus_offer_what_the_call_log_holds(site, page):
     url, facts, _ = site
-    from promstack import monitor
+    from promstack import monitoring
 
     with _client(facts) as client:
-        found = monitor.dimensions(client.store.db)
+        found = monitoring.dimensions(client.store.db)
     assert found["environments"] == ["development", "production", "staging"]
     assert (42, "support/answer") in found["prompts"] and "openai/gpt-4o-mini" in found["models"]
     page.goto(url + "/monitoring")

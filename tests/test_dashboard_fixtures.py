@@ -51,9 +51,10 @@ def write_config(root: Path, base_url: str) -> None:
 
 
 def fill_workspace(root: Path, fake: Any) -> dict[str, Any]:
-    from promstack import Client, alerts
+    from promstack import Client
     from promstack.evals import engine
     from promstack.evals.arena import run_arena
+    from promstack.monitoring import alerts
 
     write_config(root, fake.base_url)
     db = root / ".promstack" / "promstack.db"

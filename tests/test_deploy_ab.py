@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 from gates_off import gates_off
 
-from promstack import InvalidInput, NotFound, abtest, deploy
-from promstack.abtest import Arm, compare, verdict
+from promstack import InvalidInput, NotFound, deploy
 from promstack.cli import cli
+from promstack.deploy import abtest
+from promstack.deploy.abtest import Arm, compare, verdict
 from store import calls
 from store.clock import now
 

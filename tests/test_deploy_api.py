@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from promstack import Client, abtest
+from promstack import Client
+from promstack.deploy import abtest
 from promstack.web.app import create_app
 
 

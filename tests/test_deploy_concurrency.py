@@ -18,6 +18,7 @@ import pytest
 from test_deploy_fixtures import _scripted_server, respond, scripted, workspace  # noqa: F401 - fixtures
 
 from promstack import Client, deploy
+from store import deploy as deploy_rows
 
 CLI = [sys.executable, "-c", "from promstack.cli import main; main()"]
 
@@ -75,7 +76,7 @@ def test_two_processes_exactly_one_wins(held, isolated_store, spawn):
         assert client.labels(42)["staging"] == 1
         assert len(client.label_history(42, "staging")) == 1
         assert [d["status"] for d in deploy.list_deployments(client, 42)] == ["deployed"]
-        assert deploy.rows.lock_holder(client.store.db, 42) is None
+        assert deploy_rows.lock_holder(client.store.db, 42) is None
         assert client.verify_audit()[0]
 
 

@@ -13,6 +13,7 @@ from test_deploy_fixtures import _scripted_server, scripted, workspace  # noqa: 
 
 from promstack import Client, InvalidInput, NotFound, deploy
 from promstack.cli import cli
+from store import deploy as deploy_rows
 
 
 def add_config(root, text: str) -> None:
@@ -54,7 +55,7 @@ def test_gate_fails_and_nothing_moves(seeded, client):
     assert client.labels(42)["staging"] == 1
     assert client.label_history(42) == before
     assert "deploy_refused" in audit_actions(client)
-    assert deploy.rows.lock_holder(client.store.db, 42) is None
+    assert deploy_rows.lock_holder(client.store.db, 42) is None
 
 
 def test_tests_check_uses_min_pass(seeded, client):

@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from promstack import InvalidInput, NotFound, deploy, rollout
+from promstack import InvalidInput, NotFound, deploy
 from promstack.cli import cli
+from promstack.deploy import rollout
 from store import calls
 from store.clock import now
 

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 from test_deploy_fixtures import _scripted_server, scripted, workspace  # noqa: F401 - fixtures
 
-from promstack import Client, InvalidInput, abtest, deploy, gates, rollout
+from promstack import Client, InvalidInput, deploy
 from promstack.cli import cli
-from promstack.deploy import GateFailed
+from promstack.deploy import GateFailed, abtest, gates, rollout
 from promstack.evals import engine
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from promstack.gateway.core import GatewayError, resolve_route
 from promstack.guard import FILTERED, INAPPROPRIATE, GuardBlocked
-from promstack.llm import GatewayError, resolve_route
 from store import calls
 from store.errors import InvalidInput
 
@@ -117,7 +117,7 @@ def test_a_slow_provider_times_out(client, fake_llm, route, tmp_path):
 def test_api_keys_never_reach_the_store_logs_or_errors(client, fake_llm, route, monkeypatch, isolated_store):
     secret = "sk-test-SECRET0123456789abcdefXYZ"
     monkeypatch.setenv("FAKE_PROVIDER_KEY", secret)
-    # A key goes to a base and from a variable the server's config trusts (promstack.keys);
+    # A key goes to a base and from a variable the server's config trusts (promstack.gateway.keys);
     # this test used to rely on any loopback base and any variable being trusted.
     with (isolated_store.parent / "config.toml").open("a", encoding="utf-8") as f:
         f.write(f'allowed_key_env = ["FAKE_PROVIDER_KEY"]\n[providers.openai]\n'
@@ -306,9 +306,9 @@ def test_redis_cache(client, fake_llm, redis_url, monkeypatch):
 def test_a_lean_call_never_imports_litellm(fake_llm, isolated_store, tmp_path):
     script = f"""
 import sys
-import promstack.llm
+import promstack.gateway.core
 from promstack import Client
-assert "litellm" not in sys.modules, "import promstack.llm imported litellm"
+assert "litellm" not in sys.modules, "import promstack.gateway.core imported litellm"
 with Client({str(isolated_store)!r}) as c:
     c.create_prompt("p", "hi {{{{ x }}}}", model_config={{"model": "gpt-4o", "api_base": {fake_llm.base_url!r}}})
     r = c.run("p", {{"x": "1"}})

@@ -12,8 +12,8 @@ import tomllib
 import pytest
 from click.testing import CliRunner
 
-from promstack import pricing
 from promstack.cli import cli
+from promstack.gateway import pricing
 from store.errors import InvalidInput
 
 # The models the guide names, with the ids people call them by, and their published list prices
@@ -167,8 +167,8 @@ async def test_mcp_tools_say_the_sentence(mcp, client, unpriced):
 
 
 def test_a_bare_shipped_id_routes_to_its_provider_and_exports_without_a_made_up_cost():
-    from promstack import otel
-    from promstack.llm import resolve_route
+    from promstack.gateway.core import resolve_route
+    from promstack.monitoring import otel
 
     route = resolve_route("claude-3-5-haiku-latest", {}, {})
     assert (route.provider, route.route) == ("anthropic", "litellm")

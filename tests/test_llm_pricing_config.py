@@ -7,14 +7,15 @@ import sys
 
 import pytest
 
-from promstack import config, pricing
+from promstack import config
+from promstack.gateway import pricing
 from store.errors import InvalidInput
 
 
 def test_prices_come_from_litellms_json_without_importing_it():
     done = subprocess.run(
         [sys.executable, "-c",
-         "import sys; from promstack import pricing; "
+         "import sys; from promstack.gateway import pricing; "
          "print(pricing.cost('gpt-4o', 150, 200), pricing.provider_of('gpt-4o-mini'), 'litellm' in sys.modules)"],
         capture_output=True, text=True, timeout=60,
     )

@@ -11,9 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
-from promstack import alerts, monitor
+from promstack import monitoring
 from promstack.cli import cli
-from store import calls, monitoring
+from promstack.monitoring import alerts
+from store import calls
+from store import monitoring as alert_rows
 from store.db import connect
 from store.errors import InvalidInput
 
@@ -23,7 +25,7 @@ _seq = iter(range(10**9))
 
 def row(at: datetime = NOW - timedelta(minutes=5), **fields):
     base = {
-        "call_id": f"a{next(_seq)}", "timestamp": monitor.iso(at), "prompt_id": 42,
+        "call_id": f"a{next(_seq)}", "timestamp": monitoring.iso(at), "prompt_id": 42,
         "prompt_name": "support/refund", "prompt_version": 3, "model": "gpt-4o",
         "input_tokens": 0, "output_tokens": 0, "latency_ms": 100.0, "user_id": "user_123",
         "cost_usd": 0.0, "cache_hit": False, "status": "ok", "environment": "production",
@@ -65,8 +67,8 @@ def test_latency_p95_fires_once_and_resolves(db):
     assert first["firing"] and lat["firing"] and lat["value"] == 6000.0 and lat["change"] == "fired"
     again = alerts.evaluate(db, {}, now=NOW + timedelta(minutes=1), notify=False)
     assert by_rule(again, "latency_p95")["firing"] and by_rule(again, "latency_p95")["change"] is None
-    assert len(monitoring.list_alerts(db)) == 1
-    assert [e["kind"] for e in monitoring.events(db)] == ["fired"]
+    assert len(alert_rows.list_alerts(db)) == 1
+    assert [e["kind"] for e in alert_rows.events(db)] == ["fired"]
     # an hour later the slow calls are out of the window, fast ones came in
     later = NOW + timedelta(hours=2)
     add(db, [row(at=later - timedelta(minutes=1), latency_ms=300.0) for _ in range(5)])
@@ -74,14 +76,14 @@ def test_latency_p95_fires_once_and_resolves(db):
     assert by_rule(resolved, "latency_p95")["change"] == "resolved"
     assert not resolved["firing"]
     alerts.evaluate(db, {}, now=later + timedelta(minutes=1), notify=False)
-    assert [e["kind"] for e in monitoring.events(db)] == ["fired", "resolved"]
-    (alert,) = monitoring.list_alerts(db)
+    assert [e["kind"] for e in alert_rows.events(db)] == ["fired", "resolved"]
+    (alert,) = alert_rows.list_alerts(db)
     assert alert["state"] == "resolved" and alert["value"] == 6000.0 and alert["last_value"] == 300.0
     # a new episode is a new alert
     add(db, [row(at=later + timedelta(minutes=2), latency_ms=9000.0) for _ in range(10)])
     assert by_rule(alerts.evaluate(db, {}, now=later + timedelta(minutes=3), notify=False),
                    "latency_p95")["change"] == "fired"
-    assert len(monitoring.list_alerts(db)) == 2
+    assert len(alert_rows.list_alerts(db)) == 2
 
 
 def test_latency_exactly_at_threshold_does_not_fire(db):
@@ -198,7 +200,7 @@ def test_webhook_receives_firing_and_resolution(db, receiver, capsys):
     assert "FIRING" in capsys.readouterr().err
     alerts.evaluate(db, config, now=NOW + timedelta(hours=3))
     assert [b["event"] for _, b in handler.received] == ["fired", "resolved"]
-    kinds = [e["kind"] for e in monitoring.events(db)]
+    kinds = [e["kind"] for e in alert_rows.events(db)]
     assert kinds == ["fired", "notified", "resolved", "notified"]
 
 
@@ -211,10 +213,10 @@ def test_failing_webhooks_break_nothing(db, receiver):
     result = alerts.evaluate(db, config, now=NOW)
     assert by_rule(result, "error_rate")["firing"]
     assert len(handler.received) == 1       # the second hook still got it after the first failed
-    failed = [e for e in monitoring.events(db) if e["kind"] == "notify_failed"]
+    failed = [e for e in alert_rows.events(db) if e["kind"] == "notify_failed"]
     assert {e["detail"]["url"] for e in failed} == {dead, url}
     assert any("error" in e["detail"] for e in failed) and any(e["detail"].get("status") == 500 for e in failed)
-    assert monitoring.open_alert(db, "error_rate", "workspace") is not None
+    assert alert_rows.open_alert(db, "error_rate", "workspace") is not None
 
 
 def test_cli_alerts_check_exit_codes_and_list(db, isolated_store):

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from promstack import budgets, monitor
-from promstack.budgets import BudgetExceeded
+from promstack import monitoring
+from promstack.gateway import budgets
+from promstack.gateway.budgets import BudgetExceeded
 from store import calls
 from store.db import connect
 
@@ -41,7 +42,7 @@ def test_gateway_refuses_a_call_over_a_hard_budget_and_logs_it(client, fake_llm,
     blocked = [r for r in log if r["status"] == "blocked"]
     assert len(blocked) == 1 and "budget" in blocked[0]["error"] and blocked[0]["cost_usd"] == 0.0
     # the refusal counts in metrics as blocked, not as a provider error
-    (m,) = monitor.metrics(client.store.db)["groups"]
+    (m,) = monitoring.metrics(client.store.db)["groups"]
     assert (m["requests"], m["blocked"], m["errors"]) == (2, 1, 0)
 
 
@@ -78,7 +79,7 @@ def test_check_budget_tokens_environment_and_incremental_spend(isolated_store):
     now = datetime(2026, 3, 15, 12, tzinfo=UTC)
 
     def add(**fields):
-        base = {"call_id": f"b{add.n}", "timestamp": monitor.iso(now - timedelta(minutes=1)),
+        base = {"call_id": f"b{add.n}", "timestamp": monitoring.iso(now - timedelta(minutes=1)),
                 "model": "m", "status": "ok", "environment": "production"}
         add.n += 1
         calls.insert(db, [({**base, **fields}, None)])
@@ -115,7 +116,7 @@ def test_calls_in_flight_count_until_their_row_arrives(isolated_store):
     with pytest.raises(BudgetExceeded, match=r"\$0.8000 in flight"):
         budgets.check_budget(db, config, estimate=(0.4, 0), call_id="c3", now=now)
     # c1 finished and cost less than estimated: its actual cost replaces the reservation
-    calls.insert(db, [({"call_id": "c1", "timestamp": monitor.iso(now - timedelta(seconds=1)),
+    calls.insert(db, [({"call_id": "c1", "timestamp": monitoring.iso(now - timedelta(seconds=1)),
                         "model": "m", "status": "ok", "cost_usd": 0.1}, None)])
     budgets.check_budget(db, config, estimate=(0.4, 0), call_id="c3", now=now)   # 0.1 + 0.4 + 0.4
     with pytest.raises(BudgetExceeded):
@@ -137,7 +138,7 @@ def test_concurrent_gateway_calls_do_not_overshoot(client, fake_llm, isolated_st
         return await asyncio.gather(*(client.arun("support/refund", {"question": f"q{i}"}, cache=False)
                                       for i in range(6)), return_exceptions=True)
 
-    from promstack.llm import run_sync
+    from promstack.gateway.core import run_sync
 
     estimate, _ = budgets.estimate_call(
         "openai/fake-model", [{"role": "user", "content": "환불 절차를 안내하세요: q0"}],

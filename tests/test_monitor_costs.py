@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from promstack import costs, monitor
+from promstack import monitoring
 from promstack.cli import cli
+from promstack.monitoring import costs
 from store import calls
 from store.errors import NotFound
 
@@ -27,7 +28,7 @@ SEED_SHORT = "전문가로서 답변하세요. 예시 포함.\n질문: {{ input 
 
 
 def row(at: datetime, **fields):
-    base = {"call_id": f"k{next(_seq)}", "timestamp": monitor.iso(at), "prompt_id": 1,
+    base = {"call_id": f"k{next(_seq)}", "timestamp": monitoring.iso(at), "prompt_id": 1,
             "prompt_name": "support/answer", "prompt_version": 1, "model": "gpt-4o",
             "input_tokens": 150, "output_tokens": 200, "latency_ms": 500.0, "user_id": "u1",
             "cost_usd": GPT4O, "cache_hit": False, "status": "ok", "environment": "production"}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from promstack import monitor
+from promstack import monitoring
 from store import calls
 from store.db import connect
 
@@ -24,7 +24,7 @@ def traffic(client):
     client.create_prompt("support/refund", "환불: {{ question }}", model_config={"model": "gpt-4o"})
     now = datetime.now(UTC)
     db = connect(client.store.path)
-    rows = [{"call_id": f"m{i}", "timestamp": monitor.iso(now - timedelta(minutes=1 + i)), "prompt_id": 1,
+    rows = [{"call_id": f"m{i}", "timestamp": monitoring.iso(now - timedelta(minutes=1 + i)), "prompt_id": 1,
              "prompt_name": "support/refund", "prompt_version": 1, "model": "gpt-4o",
              "input_tokens": 150, "output_tokens": 200, "latency_ms": 1000.0 * (i + 1),
              "cost_usd": 0.01, "status": "ok", "environment": "production"} for i in range(10)]

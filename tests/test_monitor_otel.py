@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
-from promstack import otel
 from promstack.cli import cli
+from promstack.monitoring import otel
 from store import calls, monitoring
 from store.db import connect
 

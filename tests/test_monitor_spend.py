@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from promstack import alerts, budgets, costs, monitor
+from promstack import monitoring
 from promstack.cli import cli
+from promstack.gateway import budgets
+from promstack.monitoring import alerts, costs
 from store import calls
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -21,7 +23,7 @@ NOTE = "add a price in config"
 
 
 def row(at: datetime = NOW - timedelta(hours=1), **fields):
-    base = {"call_id": f"s{next(_seq)}", "timestamp": monitor.iso(at), "prompt_id": 1,
+    base = {"call_id": f"s{next(_seq)}", "timestamp": monitoring.iso(at), "prompt_id": 1,
             "prompt_name": "support/answer", "prompt_version": 1, "model": "gpt-4o",
             "input_tokens": 100, "output_tokens": 100, "latency_ms": 100.0, "user_id": "u1",
             "cost_usd": 1.0, "cache_hit": False, "status": "ok", "environment": "production"}
@@ -74,7 +76,7 @@ def test_cost_report_counts_the_prompts_own_spend_and_evaluation_apart(client, m
         "test": pytest.approx(10.0), "judge": pytest.approx(20.0), "arena": pytest.approx(40.0)}
     assert report["daily"][0]["cost_usd"] == pytest.approx(3.0)
     assert report["daily"][0]["evaluation_cost_usd"] == pytest.approx(70.0)
-    (total,) = monitor.metrics(mixed, since="1d", now=NOW)["groups"]
+    (total,) = monitoring.metrics(mixed, since="1d", now=NOW)["groups"]
     assert total["cost_usd"] == pytest.approx(73.0)
     assert total["own_cost_usd"] == pytest.approx(3.0) and total["evaluation_cost_usd"] == pytest.approx(70.0)
     out = CliRunner().invoke(cli, ["cost", "--since", "1d"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from promstack import llm
+from promstack.gateway import core as llm
 
 LONG = ("litellm.AuthenticationError: AnthropicException - Missing Anthropic API Key - A call is being "
         "made to anthropic but no key is set either in the environment variables or via params. "

@@ -297,7 +297,7 @@ def ab_start(ctx: Any, prompt: str, a: int | None, b: int, split: float, env: st
              force: bool, rerun: bool, quiet: bool) -> None:
     """Start an A/B test: get_prompt(..., label=ENV, user_id=...) serves A or B. In a gated
     environment each arm it does not serve yet must pass its gate first (exit 1 if one fails)."""
-    from promstack import abtest
+    from promstack.deploy import abtest
 
     if force and not (reason or "").strip():
         fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
@@ -330,7 +330,7 @@ def _fmt(name: str, value: Any) -> str:
 @command_context
 def ab_report(ctx: Any, prompt: str, env: str | None, evaluate: bool) -> None:
     """Compare the arms on judge score, latency, error rate and cost, with significance tests."""
-    from promstack import abtest
+    from promstack.deploy import abtest
 
     found = abtest.report(ctx.client, prompt, env=env, evaluate=evaluate)
     if ctx.json:
@@ -362,7 +362,7 @@ def ab_report(ctx: Any, prompt: str, env: str | None, evaluate: bool) -> None:
 def ab_stop(ctx: Any, prompt: str, winner: str | None, env: str | None, reason: str | None, force: bool) -> None:
     """End the A/B test; --winner moves the environment's label to that arm's version (in a
     gated environment only a version that passed its gate, unless --force --reason)."""
-    from promstack import abtest
+    from promstack.deploy import abtest
 
     if force and not (reason or "").strip():
         fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
@@ -410,7 +410,7 @@ def _print_split(found: dict[str, Any]) -> None:
 @command_context
 def rollout_status(ctx: Any, prompt: str, env: str | None) -> None:
     """The running rollout of a prompt."""
-    from promstack import rollout
+    from promstack.deploy import rollout
 
     found = rollout.status(ctx.client, prompt, env=env)
     emit_json(found) if ctx.json else _print_split(found)
@@ -423,7 +423,7 @@ def rollout_status(ctx: Any, prompt: str, env: str | None) -> None:
 @command_context
 def rollout_promote(ctx: Any, prompt: str, env: str | None, to: float | None) -> None:
     """Serve the new version to more users; at 100% the label moves. Halts instead if it alerts."""
-    from promstack import rollout
+    from promstack.deploy import rollout
 
     found = rollout.promote(ctx.client, prompt, env=env, to=to)
     emit_json(found) if ctx.json else _print_split(found)
@@ -435,7 +435,7 @@ def rollout_promote(ctx: Any, prompt: str, env: str | None, to: float | None) ->
 @command_context
 def rollout_check(ctx: Any) -> None:
     """Check every running rollout; halt (and roll back) those whose new version alerts. Exit 1 if any halted."""
-    from promstack import rollout
+    from promstack.deploy import rollout
 
     found = rollout.check_all(ctx.client)
     if ctx.json:
@@ -456,7 +456,7 @@ def rollout_check(ctx: Any) -> None:
 @command_context
 def rollout_abort(ctx: Any, prompt: str, env: str | None, reason: str | None) -> None:
     """Stop a rollout: everyone back on the stable version."""
-    from promstack import rollout
+    from promstack.deploy import rollout
 
     found = rollout.abort(ctx.client, prompt, env=env, reason=reason)
     emit_json(found) if ctx.json else _print_split(found)

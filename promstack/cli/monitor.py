@@ -82,9 +82,9 @@ def metrics_command(state, since: str, by: str, until: str | None, prompt: str |
     promstack metrics --since 7d --by prompt,model
     promstack metrics --by day --prompt support/refund --json
     """
-    from promstack import monitor
+    from promstack import monitoring
 
-    result = monitor.metrics(
+    result = monitoring.metrics(
         state.client.store.db, since=since, until=until, by=by, prompt=prompt, model=model,
         environment=environment, user_id=user_id,
     )
@@ -123,7 +123,7 @@ def alerts_check(state, no_notify: bool) -> None:  # noqa: ANN001
     promstack alerts check || echo "something is wrong"
     promstack alerts check --json
     """
-    from promstack import alerts
+    from promstack.monitoring import alerts
 
     result = alerts.check(state.client.store.db, state.client.store.path, notify=not no_notify)
     if state.json:
@@ -148,7 +148,7 @@ def alerts_list(state, which: str, limit: int) -> None:  # noqa: ANN001
     \b
     promstack alerts list --state firing
     """
-    from promstack import alerts
+    from promstack.monitoring import alerts
 
     rows = alerts.history(state.client.store.db, state=None if which == "all" else which, limit=limit)
     if state.json:
@@ -187,7 +187,7 @@ def cost_group(state, since: str, until: str | None, by: str) -> None:  # noqa: 
     """
     if click.get_current_context().invoked_subcommand is not None:
         return
-    from promstack import costs
+    from promstack.monitoring import costs
 
     report = costs.cost_report(state.client.store.db, since=since, until=until, by=by)
     if state.json:
@@ -223,7 +223,7 @@ def cost_recommend(state, prompt: str, tolerance: float, days: int) -> None:  # 
     \b
     promstack cost recommend --prompt 42 --tolerance 3
     """
-    from promstack import costs
+    from promstack.monitoring import costs
 
     result = costs.recommend_model(state.client, prompt, tolerance=tolerance, days=days)
     if state.json:
@@ -253,7 +253,7 @@ def cost_compare(state, prompt: str, a: int, b: int, model: str | None) -> None:
     \b
     promstack cost compare --prompt support/refund 3 4
     """
-    from promstack import costs
+    from promstack.monitoring import costs
 
     result = costs.compare_versions(state.client, prompt, a, b, model=model)
     if state.json:
@@ -286,7 +286,8 @@ def cost_prices(state, models: tuple[str, ...]) -> None:  # noqa: ANN001
     promstack cost prices
     promstack cost prices --model anthropic/claude-3-5-sonnet-latest --json
     """
-    from promstack import config, pricing
+    from promstack import config
+    from promstack.gateway import pricing
 
     conf = config.of_client(state.client)
     rows = pricing.price_table(conf, list(models) or None)
@@ -312,7 +313,7 @@ def cost_tokens(state, prompt: str, model: str | None) -> None:  # noqa: ANN001
     \b
     promstack cost tokens --prompt support/refund
     """
-    from promstack import costs
+    from promstack.monitoring import costs
 
     result = costs.version_tokens(state.client, prompt, model=model)
     if state.json:
@@ -339,7 +340,7 @@ def cost_shorter(state, prompt: str, model: str | None, version: int | None, sui
     \b
     promstack cost shorter --prompt support/refund --model gpt-4o-mini
     """
-    from promstack import costs
+    from promstack.monitoring import costs
 
     result = costs.suggest_shorter(state.client, prompt, model=model, version=version, suite=suite,
                                    run_suite=not no_test)
@@ -375,7 +376,7 @@ def otel_export(state, endpoint: str | None) -> None:  # noqa: ANN001
     \b
     promstack otel export --endpoint http://127.0.0.1:4318/v1/traces
     """
-    from promstack import otel
+    from promstack.monitoring import otel
     from store.errors import InvalidInput
 
     if endpoint is None and not otel.enabled():

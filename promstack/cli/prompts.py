@@ -425,7 +425,7 @@ def label_set(state, prompt, label, version, reason, force, rerun) -> None:  # n
     promstack label set support/refund production 3 -r "passed regression"
     promstack label set support/refund production 2 --force -r "hotfix, judge is down"
     """
-    from promstack import gates
+    from promstack.deploy import gates
 
     from . import warn
     from .deploy import gate_progress, print_deployment

@@ -1,5 +1,5 @@
 """The one door from evals to models: every case, judge and arena call goes through
-`promstack.llm` (render, guards, cache, cost, one call-log row per call, tagged with the run id).
+`promstack.gateway.core` (render, guards, cache, cost, one call-log row per call, tagged with the run id).
 
 `Gateway` is the small interface the runner needs; `LiveGateway` implements it over the real
 gateway, and tests may hand the runner any object with the same two coroutines.
@@ -46,7 +46,7 @@ class Gateway(Protocol):
 
 
 class LiveGateway:
-    """Over `promstack.llm.Gateway`: the run id tags every call-log row; `cache_extra` (the
+    """Over `promstack.gateway.core.Gateway`: the run id tags every call-log row; `cache_extra` (the
     repeat index) is part of the cache key, so a repeat is a fresh sample; `cache=False` (a
     caller that wants it) skips the cache; `cache_accept` (the judge's validator) keeps a reply that
     fails validation out of the cache, so a malformed judgement is never cached and a good retry is. Errors are
@@ -62,7 +62,7 @@ class LiveGateway:
             # A gateway over its own connection: the gateway may read the store (the prompt
             # version, its includes) on a thread of its own while the runner writes results
             # on this one, and one sqlite3 connection must not be used by two threads at once.
-            from promstack.llm import Gateway as _Gateway
+            from promstack.gateway.core import Gateway as _Gateway
             from store import Store
 
             self._own = _Gateway(Store(path, actor=client.actor), environment=environment)

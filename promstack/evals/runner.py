@@ -24,7 +24,7 @@ from typing import Any
 from store.clock import now
 from store.errors import InvalidInput
 
-from ..pricing import unpriced_note
+from ..gateway.pricing import unpriced_note
 from . import assertions as A
 from .gateway import EmbeddingUnavailable, Gateway, GatewayError
 from .judge import Judge, JudgeConfig

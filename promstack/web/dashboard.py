@@ -7,7 +7,7 @@
     Monitoring  /monitoring?since=24h&prompt=&model=&environment=
 
 Pages only read and present: every number comes from the engine function the CLI and MCP use
-(`Client`, `promstack.evals.engine`, `promstack.monitor`, `promstack.alerts`, ...), and every
+(`Client`, `promstack.evals.engine`, `promstack.monitoring`, `promstack.monitoring.alerts`, ...), and every
 button is a POST that calls the same engine function as the matching CLI command, so it is
 audited there. A POST needs the page's CSRF token (a per-process secret that only a page
 served by this process carries; foreign Origins are already refused by `RequestGuard`).
@@ -315,16 +315,18 @@ def _buckets(since: datetime, until: datetime, step: timedelta) -> list[datetime
 
 def monitoring_page(client: Any, since: str, prompt: str | None, model: str | None,
                     environment: str | None, now: datetime | None = None) -> dict[str, Any]:
-    from promstack import alerts, budgets, config, monitor, pricing
+    from promstack import config, monitoring
+    from promstack.gateway import budgets, pricing
+    from promstack.monitoring import alerts
     from store.workspace import workspace_root
 
     db = client.store.db
     now = now or datetime.now(UTC)
-    win = monitor.window(since, now=now)
+    win = monitoring.window(since, now=now)
     by = "hour" if now - win.since <= timedelta(hours=48) else "day"
     step = timedelta(hours=1) if by == "hour" else timedelta(days=1)
     filters = {"prompt": prompt or None, "model": model or None, "environment": environment or None}
-    found = monitor.metrics(db, since=since, by=by, now=now, **filters)
+    found = monitoring.metrics(db, since=since, by=by, now=now, **filters)
     rows = {r[by]: r for r in found["groups"]}
     keys = [(t, t.strftime("%Y-%m-%dT%H:00Z") if by == "hour" else t.strftime("%Y-%m-%d"))
             for t in _buckets(win.since, now, step)]
@@ -342,12 +344,12 @@ def monitoring_page(client: Any, since: str, prompt: str | None, model: str | No
         # the prompts' own spend and evaluation spend (tests, arena, judge), apart
         series["cost"].append(row.get("own_cost_usd", 0) if row else 0)
         series["evaluation_cost"].append(row.get("evaluation_cost_usd", 0) if row else 0)
-    totals = monitor.metrics(db, since=since, now=now, **filters)["groups"][0]
-    choices = monitor.dimensions(db)
+    totals = monitoring.metrics(db, since=since, now=now, **filters)["groups"][0]
+    choices = monitoring.dimensions(db)
     ruleset = alerts.load_rules(client.store.path)
     scope = "workspace"
     if prompt:
-        pid = monitor.resolve_prompt_id(db, prompt)
+        pid = monitoring.resolve_prompt_id(db, prompt)
         name = next((n for i, n in choices["prompts"] if i == pid), prompt)
         scope = f"prompt:{name}"
     elif environment:
@@ -412,7 +414,7 @@ def do_deploy(client: Any, ref: int, version: int, env: str, reason: str | None)
 
     result = deploy.deploy(client, ref, version=version, env=env or None, reason=reason or None)
     status, where = result.get("status"), result.get("environment", env)
-    from promstack.gates import pending, refusal
+    from promstack.deploy.gates import pending, refusal
 
     if status == "refused":
         raise deploy.GateFailed(refusal(result))

@@ -3,7 +3,7 @@ file, an import) tries to make the server send its provider keys, or any secret 
 environment, to a server of theirs, to store a key where every reader sees it, and to read
 `.env` through a test-case import.
 
-Each test here failed on the code before promstack.keys: a host name starting with `127.` was
+Each test here failed on the code before promstack.gateway.keys: a host name starting with `127.` was
 trusted as loopback, `api_key_env` could name any variable, a model config kept an `api_key`
 and served it back, and the import tool echoed a `.env` line as "the header"."""
 
@@ -28,7 +28,7 @@ from mcp import Client as MCPClient
 from mcp_server.server import build_server
 from promstack import Client, InvalidInput
 from promstack.evals import engine
-from promstack.llm import GatewayError, resolve_route
+from promstack.gateway.core import GatewayError, resolve_route
 from store.filesync import open_errors
 from store.watch import Watcher
 

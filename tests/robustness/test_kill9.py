@@ -26,6 +26,7 @@ from click.testing import CliRunner
 from promstack import Client, deploy
 from promstack.cli import cli
 from promstack.evals import engine
+from store import deploy as deploy_rows
 
 from .helpers import integrity_ok, version_invariants
 
@@ -125,7 +126,7 @@ def test_kill_9_mid_deploy_loop(three_versions, isolated_store, spawn):
     assert result["status"] == "deployed" and client.labels("p")["development"] == other
     statuses = {d["status"] for d in deploy.list_deployments(client, "p")}
     assert statuses <= {"deployed", "abandoned", "failed", "rolled_back"}, statuses
-    assert deploy.rows.lock_holder(client.store.db, client.get_prompt("p").prompt_id) is None
+    assert deploy_rows.lock_holder(client.store.db, client.get_prompt("p").prompt_id) is None
     _labels_consistent(client, isolated_store)
 
 

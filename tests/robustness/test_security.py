@@ -217,7 +217,7 @@ def test_an_api_key_never_reaches_the_cli_output(client, fake_llm, isolated_stor
     secret = "sk-live-TOPSECRET-0123456789abcdef"
     monkeypatch.setenv("FAKE_PROVIDER_KEY", secret)
     # The key is sent only to a base and from a variable the server's config trusts (this test
-    # relied on any loopback base and any variable being trusted before promstack.keys).
+    # relied on any loopback base and any variable being trusted before promstack.gateway.keys).
     with (isolated_store.parent / "config.toml").open("a", encoding="utf-8") as f:
         f.write(f'allowed_key_env = ["FAKE_PROVIDER_KEY"]\n[providers.openai]\n'
                 f'trusted_api_bases = ["{fake_llm.base_url}"]\n')

@@ -3,7 +3,7 @@
 A model's price is looked up in order (the first that knows the model wins):
 1. the call's model config (`input_cost_per_token` / `output_cost_per_token`);
 2. the workspace's `.promstack/config.toml`, `[prices."<model>"]` tables;
-3. the prices PromStack ships (`promstack/prices.toml`, the same tables: the models the guide
+3. the prices PromStack ships (`promstack/gateway/prices.toml`, the same tables: the models the guide
    names, at the providers' published prices);
 4. litellm's price map.
 A model none of them knows has no price: its calls are logged with an unknown cost (NULL), and
@@ -165,7 +165,7 @@ def parse_prices(data: Any, source: str, where: str) -> dict[str, tuple[Price, s
 
 @functools.cache
 def shipped() -> dict[str, tuple[Price, str | None]]:
-    """The prices PromStack ships (`promstack/prices.toml`)."""
+    """The prices PromStack ships (`promstack/gateway/prices.toml`)."""
     data = tomllib.loads(SHIPPED_FILE.read_text(encoding="utf-8"))
     return parse_prices(data.get("prices"), "shipped prices", str(SHIPPED_FILE))
 

@@ -21,7 +21,7 @@ estimated cost (prompt tokens priced, plus `max_tokens` of output when set) must
 the budget. Refused calls are logged by the gateway as status 'blocked' rows whose error says
 which budget refused them, and each refusal is also written to the `promstack.budgets` logger.
 
-A call to a model that has no price (promstack.pricing) cannot be proven to fit a dollar budget,
+A call to a model that has no price (promstack.gateway.pricing) cannot be proven to fit a dollar budget,
 so where a hard dollar budget applies it is refused, with a sentence that names the model and
 says to add a price in config; token budgets count its tokens as usual. Unpriced calls already in
 the log (logged before a budget existed, or reported by an app) add nothing to the dollars spent
@@ -49,7 +49,7 @@ import sqlite_utils
 
 from store.errors import InvalidInput, PromStackError
 
-from . import monitor
+from .. import monitoring
 
 log = logging.getLogger("promstack.budgets")
 log.addHandler(logging.NullHandler())
@@ -131,9 +131,9 @@ _lock = threading.Lock()
 def spent(db: sqlite_utils.Database, budget: Budget, now: datetime | None = None) -> tuple[float, int]:
     """(USD, tokens) used in the budget's current period and scope."""
     now = now or datetime.now(UTC)
-    start = monitor.iso(period_start(budget.period, now))
+    start = monitoring.iso(period_start(budget.period, now))
     filters = dict(budget.filters)
-    prompt_id = monitor.resolve_prompt_id(db, filters["prompt"]) if "prompt" in filters else None
+    prompt_id = monitoring.resolve_prompt_id(db, filters["prompt"]) if "prompt" in filters else None
     where = ["timestamp >= ?"]
     params: list[Any] = [start]
     if prompt_id is not None:
@@ -275,7 +275,7 @@ def unpriced(db: sqlite_utils.Database, budget: Budget, now: datetime | None = N
     """(calls, models) in the budget's current period and scope whose cost is unknown."""
     now = now or datetime.now(UTC)
     filters = dict(budget.filters)
-    count, models = monitor.total(
+    count, models = monitoring.total(
         db, "COUNT(*), group_concat(DISTINCT model)", period_start(budget.period, now), now,
         prompt=filters.get("prompt"), environment=filters.get("environment"), unpriced=True)
     return int(count or 0), sorted((models or "").split(",")) if models else []

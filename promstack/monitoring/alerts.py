@@ -40,7 +40,7 @@ import sqlite_utils
 from store import monitoring
 from store.errors import InvalidInput, NotFound
 
-from . import monitor
+from . import call_metrics as monitor
 
 log = logging.getLogger("promstack.alerts")
 # Applications that configure logging get the alerts there; without it, Python's last-resort
@@ -184,7 +184,7 @@ def load_rules(db_path: Any = None) -> RuleSet:
     """The workspace's rules from its `.promstack/config.toml` (defaults when there is none)."""
     from store.workspace import find_db, workspace_root
 
-    from . import config
+    from .. import config
 
     path = db_path or find_db()
     root = workspace_root(path) if path else None

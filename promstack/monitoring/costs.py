@@ -32,8 +32,9 @@ import sqlite_utils
 
 from store.errors import InvalidInput, NotFound, Step
 
-from . import config as config_module
-from . import monitor, pricing
+from .. import config as config_module
+from ..gateway import pricing
+from . import call_metrics as monitor
 
 DAYS_PER_MONTH = 30
 DEFAULT_TOLERANCE = 2.0  # score points out of 100
@@ -306,7 +307,7 @@ def model_scores(db: sqlite_utils.Database, prompt_id: int) -> tuple[str, list[d
     if arena is not None:
         from store.evals import EvalStore
 
-        from .evals.arena import arena_report
+        from ..evals.arena import arena_report
 
         report = arena_report(EvalStore(db, actor="promstack"), arena[0], resamples=0)
         rows = [{"model": m, "score": round(100 * (o.get("win_rate") or 0), 2), "pass_rate": None,
@@ -525,7 +526,7 @@ def suggest_shorter(
     if not run_suite:
         result["verdict"] = "untested"
         return result
-    from .evals import engine
+    from ..evals import engine
 
     found = engine.get_suite(client, suite) if suite else engine.suite_for_prompt(client, current.prompt_id)
     runs = {}

@@ -12,7 +12,7 @@ Two routes behind one interface and one error model:
   so it is imported here only, lazily, the first time such a model is called.
 
 Prices come from the model config, the workspace's `[prices]`, the prices PromStack ships, then
-litellm's packaged price map read as JSON (`promstack.pricing`); a model none of them prices is
+litellm's packaged price map read as JSON (`promstack.gateway.pricing`); a model none of them prices is
 logged with an unknown cost (NULL, `CallResult.priced` False), never $0. Retries for
 429/5xx/timeouts are tenacity's, bounded in attempts and time, and honour Retry-After. The
 cache is ours for both routes (disk under `.promstack/cache`, or Redis at PROMSTACK_REDIS_URL):
@@ -22,7 +22,7 @@ written in batches off the calling thread (`store.calls.CallLogWriter`).
 
 API keys are read from the environment at call time and never stored, logged or put in an error
 message: every error text goes through `_redact` first. A key goes only to a base URL the
-server trusts, from a variable it allows (`promstack.keys`, docs/security.md).
+server trusts, from a variable it allows (`promstack.gateway.keys`, docs/security.md).
 """
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ from store.db import connect
 from store.errors import InvalidInput, PromStackError, Step
 from store.workspace import DIRNAME, workspace_root
 
-from . import budgets, guard, keys, otel, pricing
-from . import config as config_module
+from .. import config as config_module
+from .. import guard
+from ..monitoring import otel
+from . import budgets, keys, pricing
 
 # provider -> (default base URL or None when api_base is required, API-key variable or None)
 LEAN_PROVIDERS: dict[str, tuple[str | None, str | None]] = {
@@ -196,7 +198,7 @@ class Route:
     api_base: str | None
     key_env: str | None
     # The api_base came from a stored model config and is neither the provider's own nor one
-    # config.toml lists (promstack.keys): it is called with no key at all. Anyone who may edit
+    # config.toml lists (promstack.gateway.keys): it is called with no key at all. Anyone who may edit
     # a prompt (an MCP client, a model) could otherwise point it at a server that collects keys.
     keyless: bool = False
 
@@ -469,7 +471,7 @@ class Gateway:
         if store.path is not None:
             path = store.path
             self.log = CallLogWriter(lambda: connect(path), journal=Path(path).parent / "journal")
-            otel.start_background(path)  # opt-in OTLP export of the call log (promstack.otel)
+            otel.start_background(path)  # opt-in OTLP export of the call log (promstack.monitoring.otel)
         else:
             self.log = CallLogWriter(db=store.db)
 
@@ -668,7 +670,7 @@ class Gateway:
                                    price, cached.get("logprobs"), shown_before)
                 hit.original_latency_ms = cached.get("latency_ms")
                 return hit
-            # Hard budgets (promstack.budgets, monitoring): refuse before the provider is paid;
+            # Hard budgets (promstack.gateway.budgets, monitoring): refuse before the provider is paid;
             # the refusal is logged below by _log_failure as a 'blocked' row.
             budgets.check_budget(
                 self.store.db, conf, prompt_name=call.prompt_name, environment=call.environment,

@@ -25,10 +25,10 @@ its last deployment, in one step.
 A gated environment (one with a check or an approval) is reached only through its gate: every
 other way a label moves (`Client.set_label` and the faces over it, an A/B test's winner, a
 rollout reaching 100%, an import) either runs the gate, checks the gate was passed, or is
-forced with a reason (promstack.gates: `move_label`, the store's `label_guard`, `import_store`).
+forced with a reason (promstack.deploy.gates: `move_label`, the store's `label_guard`, `import_store`).
 
 `Resolver` is the one place that turns (prompt, label, user id) into a version: the label, or
-the A/B arm or rollout share the user falls in (promstack.abtest, promstack.rollout). The SDK
+the A/B arm or rollout share the user falls in (promstack.deploy.abtest, promstack.deploy.rollout). The SDK
 (`Client.get_prompt(..., label=, user_id=)`) and the REST API use it, with a short TTL cache.
 """
 
@@ -124,7 +124,7 @@ class Environment:
 
 
 def _config(client: Any) -> Any:
-    from . import config
+    from .. import config
 
     return config.of_client(client)
 
@@ -135,7 +135,7 @@ def deploy_settings(client: Any) -> dict[str, Any]:
 
 def environments(client: Any) -> list[Environment]:
     """The workspace's environments in order, with their rules."""
-    from .evals.score import parse_min_pass
+    from ..evals.score import parse_min_pass
 
     conf = _config(client)
     names = conf.section("deploy").get("environments", DEFAULT_ENVIRONMENTS)
@@ -344,7 +344,7 @@ def _reusable_run(client: Any, prompt_id: int, version: int, suite: dict[str, An
     a fixed judge or a flaky model gets a fresh chance and a refusal is never a day old."""
     import json
 
-    from .evals import engine
+    from ..evals import engine
 
     since = (datetime.now(UTC) - RUN_REUSE).isoformat().replace("+00:00", "Z")
     candidates = client.store.db.execute(
@@ -368,8 +368,8 @@ def _reusable_run(client: Any, prompt_id: int, version: int, suite: dict[str, An
 
 def _suite_result(client: Any, prompt: dict[str, Any], version: int, env: Environment,
                   progress: Any, warn: Any, *, wanted: list[str] | None = None, rerun: bool = False) -> dict[str, Any]:
-    from .evals import engine
-    from .evals.score import run_score
+    from ..evals import engine
+    from ..evals.score import run_score
 
     suite = engine.get_suite(client, env.suite) if env.suite else engine.suite_for_prompt(client, prompt["id"])
     wanted = wanted if wanted is not None else [c for c in env.checks if c in ("tests", "score")]
@@ -399,7 +399,7 @@ def previous_check(client: Any, prompt: dict[str, Any], version: int, env: Envir
 def version_alerts(client: Any, prompt: dict[str, Any], version: int, env: str | None) -> list[dict[str, Any]]:
     """Evaluate the latency and error-rate rules (the environment's thresholds, else the
     workspace's) over this version's calls, as alerts of their own scope; returns the firing ones."""
-    from . import alerts
+    from ..monitoring import alerts
 
     ruleset = alerts.load_rules(client.store.path)
     wanted = ("latency_p95", "error_rate")
@@ -449,7 +449,7 @@ def run_gate(client: Any, prompt: dict[str, Any], version: int, env: Environment
                                "detail": f"suite {result['suite']!r}: pass rate {result['pass_rate']:.0%} "
                                          f"{'>=' if ok else '<'} {env.min_pass:.0%} ({where})"})
             if "score" in wanted:
-                from .evals.score import score_verdict
+                from ..evals.score import score_verdict
 
                 ok, said = score_verdict(result, env.min_score)
                 checks.append({"check": "score", "passed": ok, "run_id": result["run_id"],

@@ -38,7 +38,7 @@ import sqlite_utils
 from store.errors import InvalidInput, NotFound, Step
 from store.refs import INTERNAL_PREFIX, SQLITE_MAX_INT, prompt_ref
 
-from . import pricing
+from ..gateway import pricing
 
 PERCENTILES = (50, 95, 99)
 

@@ -35,7 +35,7 @@ def check_percent(value: Any) -> float:
 
 
 def _steps(client: Any) -> list[float]:
-    from .deploy import deploy_settings
+    from .pipeline import deploy_settings
 
     steps = deploy_settings(client).get("rollout_steps", DEFAULT_STEPS)
     if not isinstance(steps, list) or not steps:
@@ -59,7 +59,7 @@ def start_split(client: Any, prompt: dict[str, Any], env: str, stable: int, new:
 
 
 def _active(client: Any, prompt: Any, env: str | None) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    from .deploy import environment, prompt_row
+    from .pipeline import environment, prompt_row
 
     row = prompt_row(client, prompt)
     target = environment(client, env).name
@@ -72,7 +72,7 @@ def _active(client: Any, prompt: Any, env: str | None) -> tuple[dict[str, Any], 
 
 def halt(client: Any, prompt: dict[str, Any], split: dict[str, Any], why: str) -> dict[str, Any]:
     """Everyone back on the stable version: the split ends, its deployment is rolled back."""
-    from .deploy import forget
+    from .pipeline import forget
 
     db = client.store.db
     with write(db):
@@ -97,7 +97,7 @@ def halt(client: Any, prompt: dict[str, Any], split: dict[str, Any], why: str) -
 
 def check(client: Any, prompt: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
     """Halt `split` if an alert fires on its new version; returns the split as it is now."""
-    from .deploy import version_alerts
+    from .pipeline import version_alerts
 
     firing = version_alerts(client, prompt, split["version_b"], split["environment"])
     if firing:
@@ -107,7 +107,7 @@ def check(client: Any, prompt: dict[str, Any], split: dict[str, Any]) -> dict[st
 
 def auto_check(client: Any, prompt: dict[str, Any], split: dict[str, Any]) -> dict[str, Any] | None:
     """The resolver's check: the split to serve, or None when it was just halted."""
-    from .deploy import deploy_settings
+    from .pipeline import deploy_settings
 
     if deploy_settings(client).get("rollout_auto_halt", True) is False:
         return split
@@ -130,7 +130,7 @@ def check_all(client: Any) -> list[dict[str, Any]]:
 def _check_cleared(client: Any, prompt: dict[str, Any], env: str, split: dict[str, Any]) -> None:
     """Before the label moves at 100%: the rollout's deployment passed the gate (or was forced
     with a reason). A rollout starts only through `deploy`, so this holds unless its record does not."""
-    from .deploy import GateFailed, gated_environment
+    from .pipeline import GateFailed, gated_environment
 
     if gated_environment(client, env) is None:
         return
@@ -148,7 +148,7 @@ def _check_cleared(client: Any, prompt: dict[str, Any], env: str, split: dict[st
 def promote(client: Any, prompt: Any, *, env: str | None = None, to: float | None = None) -> dict[str, Any]:
     """Step the share up (to the next of [deploy] rollout_steps, or `to`); at 100% the label moves
     to the new version and the rollout completes. An alert on the new version halts it instead."""
-    from .deploy import forget, move_env_label
+    from .pipeline import forget, move_env_label
 
     row, target, split = _active(client, prompt, env)
     split = check(client, row, split)

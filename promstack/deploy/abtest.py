@@ -53,7 +53,7 @@ class Arm:
 
 
 def _env(client: Any, env: str | None) -> str:
-    from .deploy import environment, environments
+    from .pipeline import environment, environments
 
     names = [e.name for e in environments(client)]
     return environment(client, env or (DEFAULT_ENV if DEFAULT_ENV in names else None)).name
@@ -65,7 +65,7 @@ def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: floa
     """Start serving B to `split`% of users (and A to the rest) under `env`'s label. In a gated
     environment each arm it does not serve yet must pass its gate first (GateFailed names the
     failing checks and the run they used); `force` with a reason skips that, audited."""
-    from .deploy import (
+    from .pipeline import (
         GateFailed,
         forget,
         gated_environment,
@@ -139,7 +139,7 @@ def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: floa
 
 
 def _find(client: Any, prompt: Any, env: str | None, *, active_only: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    from .deploy import prompt_row
+    from .pipeline import prompt_row
 
     target = _env(client, env)
     row = prompt_row(client, prompt)
@@ -156,7 +156,7 @@ def _find(client: Any, prompt: Any, env: str | None, *, active_only: bool) -> tu
 def _winner_cleared(client: Any, row: dict[str, Any], split: dict[str, Any], arm: str) -> dict[str, Any] | None:
     """Why the winner may take a gated environment's label: the gate it passed when the test
     started, a test forced with a reason, or a deployment there that passed. None: it did not."""
-    from .deploy import gated_environment, passed
+    from .pipeline import gated_environment, passed
 
     env = gated_environment(client, split["environment"])
     version = split[f"version_{arm}"]
@@ -179,7 +179,7 @@ def stop(client: Any, prompt: Any, *, winner: str | None = None, env: str | None
     as a deployment, with the label's history and audit rows), in the same transaction. In a
     gated environment the winner must have passed the gate (at `start`, or deployed there
     before); else GateFailed, unless `force` with a reason (a forced deployment, audited)."""
-    from .deploy import GateFailed, forget, label_version, move_env_label, need_reason
+    from .pipeline import GateFailed, forget, label_version, move_env_label, need_reason
 
     if winner is not None and winner.lower() not in ("a", "b"):
         raise InvalidInput(Step.arg("winner"), f" is a or b, not {winner!r} (leave it out to stop without a winner)")
@@ -267,7 +267,7 @@ def _collect(client: Any, split: dict[str, Any]) -> tuple[dict[str, Arm], str | 
 
 
 def _scores(client: Any, prompt_id: int, version: int, evaluate: bool) -> tuple[list[float], str | None]:
-    from .evals import engine
+    from ..evals import engine
 
     try:
         suite = engine.suite_for_prompt(client, prompt_id)

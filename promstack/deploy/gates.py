@@ -7,7 +7,7 @@ deployment of kind 'label', through the gate, or forced with a reason. `label_gu
 store's side of the rule (`Client` installs it as `PromptStore.label_guard`): a move of a gated
 label that the engine has not cleared is refused, whoever calls the store. `import_store` takes
 a whole-store document's gated labels only forced, with a reason. A/B tests and rollouts check
-the gate in promstack.abtest and promstack.rollout; `deploy --rollback` and `label rollback`
+the gate in promstack.deploy.abtest and promstack.deploy.rollout; `deploy --rollback` and `label rollback`
 go back to a version the environment already served, so they need no gate.
 """
 
@@ -22,7 +22,7 @@ from store.clock import now
 from store.db import write
 from store.errors import InvalidInput
 
-from .deploy import (
+from .pipeline import (
     DeployPending,
     Environment,
     GateFailed,
