@@ -12,7 +12,9 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+from .pii import ZERO_WIDTH_CHARS
+
+_ZERO_WIDTH = dict.fromkeys(map(ord, ZERO_WIDTH_CHARS), None)
 
 _I = re.IGNORECASE
 # (rule, weight, pattern). Scores combine as 1 - Π(1 - wᵢ): one strong phrasing blocks alone,

@@ -66,7 +66,7 @@ def rrn_check_ok(digits: str) -> bool:
 
 # ---- folding: the forms people type, onto the forms the patterns know -------------------------
 
-_ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 # Dashes outside Unicode's Pd: the minus signs, and the Hangul vowel ㅡ that Korean keyboards
 # turn a dash into when the IME is left on.
 _DASH_LIKE = "\u2212\u02d7\u2796\ufe63\u3161"
@@ -80,7 +80,7 @@ class _FoldTable(dict):
         ch = chr(cp)
         if cp < 128:
             out: int | str | None = cp
-        elif ch in _ZERO_WIDTH_CHARS:
+        elif ch in ZERO_WIDTH_CHARS:
             out = None
         elif 0xFF01 <= cp <= 0xFF5E:  # full-width ASCII: １２３, －, ＠, ａｂｃ
             out = chr(cp - 0xFEE0)
