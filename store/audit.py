@@ -32,6 +32,7 @@ import sqlite_utils
 from .clock import now
 from .errors import InvalidInput
 from .refs import sql_int
+from .tx import write
 from .workspace import keep_out_of_git
 
 GENESIS = "0" * 64
@@ -145,8 +146,6 @@ def open_chain(db: sqlite_utils.Database, path: str | os.PathLike | None) -> Non
     Called by `connect()` after migrating. The first open under this version records where the
     keyed chain begins; after that, a missing or different key never starts a second chain:
     audited writes refuse with a sentence until the right key is given."""
-    from .db import write
-
     file_key = key_path(path) if path not in (None, "", ":memory:") else None
     key = _env_key() or (_read_key(file_key) if file_key else None)
     if _start_row(db) is None:

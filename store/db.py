@@ -1,27 +1,24 @@
 """Opening the store: one SQLite file in WAL mode, a busy timeout, and numbered migrations.
 
-Every write goes through `Database.write()`, a `BEGIN IMMEDIATE` transaction: taking the write
-lock up front means two processes saving to the same prompt queue on the busy timeout instead
-of failing with SQLITE_BUSY when a read transaction tries to upgrade.
+Every write goes through `write(db)` (in `store.tx`, named here as `store.db.write`): one
+`BEGIN IMMEDIATE` transaction, retried while another writer holds the lock.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
 import sqlite3
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import sqlite_utils
 
-from .errors import Busy
+from .audit import open_chain
 from .migrations import migrations
+from .tx import WRITE_RETRIES, backoff, is_busy, write
+
+__all__ = ["BUSY_TIMEOUT_MS", "connect", "write"]
 
 BUSY_TIMEOUT_MS = 10_000
-WRITE_RETRIES = 8
 
 
 def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
@@ -45,8 +42,6 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
     conn.execute("PRAGMA foreign_keys=ON")
     db = sqlite_utils.Database(conn, execute_plugins=False)
     _migrate(db)
-    from .audit import open_chain  # audit imports this module for write()
-
     open_chain(db, path)
     return db
 
@@ -59,9 +54,9 @@ def _set_wal(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or attempt == WRITE_RETRIES - 1:
+            if not is_busy(exc) or attempt == WRITE_RETRIES - 1:
                 raise
-            _backoff(attempt)
+            backoff(attempt)
 
 
 def _migrate(db: sqlite_utils.Database) -> None:
@@ -82,50 +77,6 @@ def _migrate(db: sqlite_utils.Database) -> None:
             migrations.apply(db)
             return
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or attempt == WRITE_RETRIES - 1:
+            if not is_busy(exc) or attempt == WRITE_RETRIES - 1:
                 raise
-            _backoff(attempt)
-
-
-@contextlib.contextmanager
-def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """One logical change as one IMMEDIATE transaction; nested calls become savepoints."""
-    conn = db.conn
-    if conn.in_transaction:
-        with db.atomic():
-            yield db
-        return
-    for attempt in range(WRITE_RETRIES):
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            break
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or attempt == WRITE_RETRIES - 1:
-                if _is_busy(exc):
-                    raise Busy(
-                        "the store stayed locked by another writer; try again in a moment"
-                    ) from exc
-                raise
-            _backoff(attempt)
-    try:
-        yield db
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    else:
-        try:
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
+            backoff(attempt)

@@ -263,9 +263,3 @@ def merge3(base: str, ours: str, theirs: str) -> MergeResult:
         pos = end
     out.append(base[pos:])
     return MergeResult("".join(out), conflicts)
-
-
-def patch_text(base: str, theirs: str) -> str:
-    """The branch's change as diff-match-patch patch text, for showing what a merge applies."""
-    dmp = _dmp()
-    return dmp.patch_toText(dmp.patch_make(base, theirs))

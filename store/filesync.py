@@ -31,7 +31,8 @@ from .clock import now
 from .db import write
 from .errors import InvalidInput, NotFound, plain_words
 from .formats import FormatError, ParsedPrompt
-from .prompts import MAIN, content_hash
+from .models import content_hash
+from .prompts import MAIN
 from .template import normalize
 
 log = logging.getLogger("promstack.watch")

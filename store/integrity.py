@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .prompts import content_hash
+from .models import content_hash
 from .template import Template
 
 VERSION_ACTIONS = frozenset({"create_prompt", "save", "rollback", "merge"})

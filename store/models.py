@@ -4,9 +4,14 @@ pydantic reserves, and these objects carry no validation of their own (the store
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .template import Template
 
 
 @dataclass
@@ -103,3 +108,14 @@ class Diff:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def content_hash(template: Template, model_config: dict[str, Any]) -> str:
+    """A version's sha256: its template (kind and text) and model config, not its message or author."""
+    body = json.dumps(
+        {"kind": template.kind, "template": template.text, "model_config": model_config},
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()

@@ -7,7 +7,6 @@ together with its audit row, so a crash leaves either all of a change or none of
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from .diff import line_diff as unified_diff
 from .diff import merge3, word_diff
 from .errors import InvalidInput, MergeConflict, NotFound, Step
 from .handlebars import is_handlebars
-from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
+from .models import Branch, Diff, LabelMove, Prompt, PromptVersion, content_hash
 from .refs import SQLITE_MAX_INT, prompt_ref
 from .template import Template, analyse, declare, normalize, optional_names, render, split_reference
 
@@ -64,16 +63,6 @@ def validate_ref_name(name: Any, what: str) -> str:
             "with no spaces (e.g. 'production' or 'experiment/shorter')"
         )
     return name
-
-
-def content_hash(template: Template, model_config: dict[str, Any]) -> str:
-    body = json.dumps(
-        {"kind": template.kind, "template": template.text, "model_config": model_config},
-        ensure_ascii=False,
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _check_model_config(model_config: Any) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from .db import write
 from .errors import InvalidInput
 from .handlebars import is_handlebars
 from .integrity import import_record
-from .prompts import LabelGuard, _check_model_config, content_hash, validate_name, validate_ref_name
+from .models import content_hash
+from .prompts import LabelGuard, _check_model_config, validate_name, validate_ref_name
 from .template import analyse, declare, normalize
 
 FORMAT = "promstack/1"

@@ -20,7 +20,7 @@ from gates_off import gates_off
 
 from promstack import Client, InvalidInput
 from store import audit
-from store.prompts import content_hash
+from store.models import content_hash
 from store.template import normalize
 
 PROMSTACK = str(Path(sys.executable).parent / "promstack")

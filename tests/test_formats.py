@@ -9,7 +9,7 @@ import pytest
 from store import formats
 from store.formats import FormatError
 from store.formats.handlebars import from_jinja
-from store.prompts import content_hash
+from store.models import content_hash
 from store.template import normalize
 
 
