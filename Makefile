@@ -19,6 +19,7 @@ test: $(STAMP)
 	sh scripts/ensure-redis.sh
 	sh scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 	cd sdk/typescript && npm ci --no-audit --no-fund && PROMSTACK_BIN=$(abspath $(BIN))/promstack npm test
 	PROMSTACK_COMMAND=$(abspath $(BIN))/promstack sh scripts/vscode-tests.sh
@@ -42,6 +43,7 @@ screenshots: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
