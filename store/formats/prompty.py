@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from . import refs
 from . import variables as var
 from .common import (
     CAMEL,
@@ -152,47 +153,13 @@ def _inputs(front: dict[str, Any]) -> dict[str, Any]:
     return declared
 
 
-MAX_REFERENCED_BYTES = 1_000_000
-
-
-def _load_file(reference: str, field: str, path: str | os.PathLike | None, root: str | os.PathLike | None) -> Any:
-    rel = reference.strip()[len("${file:"):].rstrip("}").strip()
-    if path is None:
-        raise FormatError(f"'{field}' refers to a file ({reference}), which PromStack reads only for a "
-                          "file in the workspace; write the value in the front matter")
-    here = Path(path).resolve().parent
-    limit = Path(root).resolve() if root is not None else here
-    target = (here / rel).resolve()
-    if target != limit and not target.is_relative_to(limit):
-        raise FormatError(f"'{field}' refers to {rel}, outside the workspace; PromStack reads only files inside it")
-    try:
-        if target.stat().st_size > MAX_REFERENCED_BYTES:
-            raise FormatError(f"'{field}' refers to {rel}, over the {MAX_REFERENCED_BYTES:,}-byte limit")
-        data = target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc))
-        raise FormatError(f"'{field}' refers to {rel}, which cannot be read ({why})") from None
-    if target.suffix.lower() == ".json":
-        try:
-            return json.loads(data)
-        except (ValueError, RecursionError):
-            raise FormatError(f"'{field}' refers to {rel}, which is not valid JSON") from None
-    if target.suffix.lower() in (".yml", ".yaml"):
-        check_aliases(data, f"{rel} (from '{field}')")
-        try:
-            return yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe
-        except (yaml.YAMLError, RecursionError):
-            raise FormatError(f"'{field}' refers to {rel}, which is not valid YAML") from None
-    return data
-
-
 def _with_files(front: dict[str, Any], path: Any, root: Any) -> dict[str, Any]:
     """The front matter with the `${file:...}` references PromStack reads (model, its options,
     configuration and connection, the inputs) replaced by the files' contents, as the runtime
     does; the file itself keeps the reference."""
     def deref(value: Any, field: str) -> Any:
         if isinstance(value, str) and value.strip().startswith("${file:"):
-            return _load_file(value, field, path, root)
+            return refs.load(value.strip()[len("${file:"):].rstrip("}").strip(), field, path, root)
         return value
 
     front = dict(front)
