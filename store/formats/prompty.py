@@ -29,7 +29,6 @@ import json
 import os
 import re
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -40,7 +39,6 @@ from .common import (
     CAMEL,
     FormatError,
     ParsedPrompt,
-    check_aliases,
     clean,
     config_to_options,
     is_camel,
