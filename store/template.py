@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import BaseLoader, TemplateNotFound, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from . import handlebars
+from . import handlebars, mustache
 from .bounds import check_json
 from .errors import InvalidInput, NotFound
 from .sandbox import (
@@ -206,6 +206,11 @@ def analyse(template: Template, model_config: Any = None) -> tuple[list[str], li
             used.extend(name for name in [*printed, *tested] if name not in used)
             includes.extend(ref for ref in map(split_reference, partials) if ref not in includes)
         return used, includes
+    if mustache.is_mustache(model_config):
+        for source in template.sources():
+            printed, tested = mustache.read(source)
+            used.extend(name for name in [*printed, *tested] if name not in used)
+        return used, includes
     for source in template.sources():
         part_used, part_includes = _analyse_source(source)
         used.extend(name for name in part_used if name not in used)
@@ -289,10 +294,15 @@ def _analyse_tree(ast: nodes.Template) -> tuple[tuple[str, ...], tuple[tuple[str
 
 def optional_names(template: Template, model_config: Any) -> set[str]:
     """Variables a Handlebars template only tests (`{{#if x}}`, `{{#each x}}`): absent, they take
-    the else branch, as in Handlebars, so they are not required."""
+    the else branch, as in Handlebars, so they are not required. So are a Mustache template's
+    section names (`{{#x}}`, `{{^x}}`)."""
+    names: set[str] = set()
+    if mustache.is_mustache(model_config):  # a section over a missing name renders nothing
+        for source in template.sources():
+            names.update(mustache.read(source)[1])
+        return names
     if not handlebars.is_handlebars(model_config):
         return set()
-    names: set[str] = set()
     for source in template.sources():
         printed, tested, _, _ = handlebars.read(source)
         names.update(n for n in tested if n not in printed)
@@ -350,6 +360,8 @@ def render(
         raise InvalidInput(f"{label} needs the variable{'s' if len(missing) > 1 else ''} {names}; pass a value for each")
     if handlebars.is_handlebars(model_config):
         return _render_handlebars(template, context, resolver, label)
+    if mustache.is_mustache(model_config):
+        return _render_mustache(template, context, label)
     token = _resolver.set(resolver)
     try:
         if template.kind == "text":
@@ -381,6 +393,22 @@ def _partials(source: str, resolver: IncludeResolver | None, label: str) -> dict
                 raise NotFound(f"{label} includes {name!r}, which is not a stored prompt") from None
             pending.append((found[name], depth + 1))
     return found
+
+
+def _render_mustache(template: Template, context: dict[str, Any], label: str) -> str | list[dict[str, Any]]:
+    token = start_render()
+    try:
+        if template.kind == "text":
+            return mustache.render(template.text, context)
+        return [{**m, "content": mustache.render(m["content"], context)} for m in json.loads(template.text)]
+    except RenderLimit as exc:
+        raise InvalidInput(f"{label} was stopped: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(f"{label} nests its sections too deeply to render; flatten them") from None
+    except InvalidInput as exc:
+        raise InvalidInput(f"{label}: {exc}") from None
+    finally:
+        end_render(token)
 
 
 def _render_handlebars(template: Template, context: dict[str, Any], resolver: IncludeResolver | None,

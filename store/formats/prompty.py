@@ -33,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from . import refs
+from ..mustache import FORMAT_KEY, MUSTACHE
+from . import prompty_base, refs
 from . import variables as var
 from .common import (
     CAMEL,
@@ -190,19 +191,20 @@ def _threads(front: dict[str, Any]) -> list[str]:
             and str(p.get("kind", p.get("type", ""))).lower() == "thread"]
 
 
-def _check_template(front: dict[str, Any]) -> None:
+def _engine(front: dict[str, Any]) -> str:
+    """The body's template engine: "jinja2" (also Nunjucks, the TypeScript runtime's, which is
+    Jinja2's syntax) or "mustache"."""
     template = front.get("template")
     field, engine = ("template.format", template.get("format", template.get("type"))) \
         if isinstance(template, dict) else ("template", template)
     if isinstance(engine, dict):
         field, engine = f"{field}.kind", engine.get("kind", engine.get("type"))
-    # Nunjucks (the TypeScript runtime's engine) is Jinja2's syntax.
-    if engine is not None and str(engine).lower() not in ("jinja2", "jinja", "nunjucks"):
-        raise FormatError(f"'{field}: {engine}' is not supported: PromStack renders Prompty bodies "
-                          "as Jinja2 (or Nunjucks) only, so write the body in Jinja2")
-    if "base" in front:
-        raise FormatError("'base' (a prompty built on another prompty file) is not supported; copy the "
-                          "base file's keys into this one")
+    if engine is None or str(engine).lower() in ("jinja2", "jinja", "nunjucks"):
+        return "jinja2"
+    if str(engine).lower() == "mustache":
+        return "mustache"
+    raise FormatError(f"'{field}: {engine}' is not supported: PromStack renders Prompty bodies "
+                      "as Jinja2 (or Nunjucks) or Mustache, so write the body in one of them")
 
 
 def roles_after_render(body: str) -> bool:
@@ -281,15 +283,24 @@ def parse(text: str, *, path: str | os.PathLike | None = None, root: str | os.Pa
     to `root`, the workspace; to the file's own folder without one)."""
     front, body = split_front_matter(text)
     front = _with_files(front or {}, path, root)
-    _check_template(front)
+    flattened = False
+    if "base" in front:
+        front, bodies = prompty_base.load(front, path, root, lambda f, p: _with_files(f, p, root))
+        if _engine(front) == "jinja2":
+            whole = prompty_base.flatten(body, bodies)
+            flattened, body = whole != body, whole
+    engine = _engine(front)
     config = _model(front)
+    if engine == "mustache":
+        config[FORMAT_KEY] = MUSTACHE
     declared = _inputs(front)
     if declared:
         config["variables"] = declared
     threads = _threads(front)
     if threads:
         config[THREADS_KEY] = threads
-    if threads or roles_after_render(body):
+    # A Mustache body is always split after rendering: its role lines may come out of sections.
+    if threads or engine == "mustache" or roles_after_render(body):
         template: Any = body
         config[ROLES_KEY] = "prompty"
     else:
@@ -299,6 +310,7 @@ def parse(text: str, *, path: str | os.PathLike | None = None, root: str | os.Pa
         model_config=config,
         description=text_field(front, "description"),
         message=text_field(front, "message"),
+        extra={"base_flattened": True} if flattened else {},
     )
 
 
@@ -318,12 +330,16 @@ def render(template: Any, model_config: dict[str, Any], *, description: str | No
     config = dict(model_config)
     config.pop(ROLES_KEY, None)
     config.pop(THREADS_KEY, None)
+    engine = config.pop(FORMAT_KEY, None)  # the file's `template:`, not a model option
     body = template if isinstance(template, str) else join_messages(template)
     if existing is not None:
         kept = _rewrite(existing, template, config, description, body, path, root)
         if kept is not None:
             return kept
-    return with_front_matter(_fresh_front(config, description), body)
+    front = _fresh_front(config, description)
+    if engine == MUSTACHE:
+        front["template"] = {"format": MUSTACHE}
+    return with_front_matter(front, body)
 
 
 def _fresh_front(config: dict[str, Any], description: str | None) -> dict[str, Any]:
@@ -340,7 +356,7 @@ def _fresh_front(config: dict[str, Any], description: str | None) -> dict[str, A
     if model:
         front["model"] = model
     if declared:
-        front["inputs"] = _write_inputs(declared, None)
+        front["inputs"] = [dict(item) for item in _write_inputs(declared, None)]  # plain dicts: PyYAML dumps them
     return front
 
 
@@ -361,6 +377,7 @@ def _rewrite(existing: str, template: Any, config: dict[str, Any], description: 
     old_config = dict(old.model_config or {})
     old_config.pop(ROLES_KEY, None)
     old_config.pop(THREADS_KEY, None)
+    old_config.pop(FORMAT_KEY, None)
     # A `message:` names one save: a write-back removes it (the only key it removes).
     if old_config == config and (description is None or description == old.description) and old.message is None:
         front_text = existing[: match.end()]
@@ -374,6 +391,9 @@ def _rewrite(existing: str, template: Any, config: dict[str, Any], description: 
     old_body = after[len(gap):]
     if old.template == template:  # the same messages: the body's own bytes, spacing and all
         body = old_body
+    elif old.extra.get("base_flattened"):
+        raise FormatError("the file's body extends its 'base' file, so a changed template cannot be written "
+                          "into it without losing that; make the change in the file")
     return front_text + gap + body
 
 
