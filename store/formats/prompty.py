@@ -14,6 +14,10 @@ way, so it is stored as chat messages; one whose role lines come out of a loop o
 `model_config["template_roles"] = "prompty"`, and the store splits it after rendering
 (`split_rendered`).
 
+`template: mustache` bodies are stored as text with `template_format: mustache` (store/mustache.py
+renders them as the runtime does) and split after rendering; `base:` is folded in when the file
+is read (prompty_base.py).
+
 `${env:VAR}` and `${file:path}` references are left in the file and never resolved into the
 store (an `${env:...}` may hold a secret): PromStack reads only the keys it models, and a
 reference where it needs a value (the model name, the options, the inputs) is refused with a
