@@ -28,11 +28,9 @@ matter (comments, key order, quoting, `tools`, `connection`) stays byte for byte
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import textwrap
 from typing import Any
 
 import yaml
@@ -46,13 +44,14 @@ from .common import (
     ParsedPrompt,
     clean,
     config_to_options,
+    front_matter_parts,
     is_camel,
     options_to_config,
     split_front_matter,
     text_field,
     with_front_matter,
 )
-from .yamlrt import round_trip_yaml
+from .yamlrt import update_to
 
 _PROVIDERS = {"azure_openai": "azure", "openai": "openai"}
 # The model config key that says "render the text, then split it at role lines".
@@ -360,20 +359,18 @@ def _fresh_front(config: dict[str, Any], description: str | None) -> dict[str, A
     if model:
         front["model"] = model
     if declared:
-        front["inputs"] = [dict(item) for item in _write_inputs(declared, None)]  # plain dicts: PyYAML dumps them
+        front["inputs"] = _write_inputs(declared, None)
     return front
-
-
-_FRONT = re.compile(r"\A(---[ \t]*\n)(.*?\n)?((?:---|\.\.\.)[ \t]*(?:\n|\Z))", re.S)
 
 
 def _rewrite(existing: str, template: Any, config: dict[str, Any], description: str | None,
              body: str, path: Any, root: Any) -> str | None:
     """The existing file with its body replaced and only the changed config keys rewritten;
     None when the file has no front matter (a fresh one is written)."""
-    match = _FRONT.match(existing)
-    if match is None:
+    parts = front_matter_parts(existing)
+    if parts is None:
         return None
+    opening, yaml_text, closing, after = parts
     try:
         old = parse(existing, path=path, root=root)
     except FormatError as exc:
@@ -384,13 +381,11 @@ def _rewrite(existing: str, template: Any, config: dict[str, Any], description: 
     old_config.pop(FORMAT_KEY, None)
     # A `message:` names one save: a write-back removes it (the only key it removes).
     if old_config == config and (description is None or description == old.description) and old.message is None:
-        front_text = existing[: match.end()]
+        front_text = opening + yaml_text + closing
     else:
-        front_text = match.group(1) + _edit_yaml(match.group(2) or "", old_config, config, description) \
-            + match.group(3)
+        front_text = opening + _edit_yaml(yaml_text, old_config, config, description) + closing
     if not front_text.endswith("\n"):
         front_text += "\n"
-    after = existing[match.end():]
     gap = "\n" if after.startswith("\n") else ""
     old_body = after[len(gap):]
     if old.template == template:  # the same messages: the body's own bytes, spacing and all
@@ -412,12 +407,8 @@ def _edit_yaml(text: str, old: dict[str, Any], new: dict[str, Any], description:
 
 
 def _edit_yaml_now(text: str, old: dict[str, Any], new: dict[str, Any], description: str | None) -> str:
-    yaml = round_trip_yaml()
-    doc = yaml.load(text) if text.strip() else None
-    if doc is None:
-        from ruamel.yaml.comments import CommentedMap
-
-        doc = CommentedMap()
+    doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if text.strip() else None  # noqa: S506
+    doc = doc if isinstance(doc, dict) else {}
     if description is not None and doc.get("description") != description:
         doc["description"] = description
     doc.pop("message", None)
@@ -434,64 +425,8 @@ def _edit_yaml_now(text: str, old: dict[str, Any], new: dict[str, Any], descript
         _not_a_reference(doc, "inputs")
         _not_a_reference(doc, "inputSchema")
         _edit_inputs(doc, new_vars)
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    return _splice(text.splitlines(keepends=True), out.getvalue().splitlines(keepends=True))
-
-
-# ruamel keeps comments, order and quoting, but re-emits what it dumps: a multi-line plain
-# scalar is folded onto one line, a sequence re-indented. So the dump is used only for the
-# blocks whose value changed; every block that loads to the same value keeps the file's lines.
-_KEY = re.compile(r"^( *)(?![ #\-])([^:\n]+?)[ \t]*:(?:[ \t]|$)")
-
-
-def _blocks(lines: list[str], indent: int) -> list[tuple[str | None, list[str]]]:
-    blocks: list[tuple[str | None, list[str]]] = [(None, [])]
-    for line in lines:
-        match = _KEY.match(line)
-        if match and len(match.group(1)) == indent:
-            blocks.append((match.group(2), [line]))
-        else:
-            blocks[-1][1].append(line)
-    return blocks
-
-
-def _value(lines: list[str]) -> Any:
-    try:
-        return yaml.load(textwrap.dedent("".join(lines)), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-    except yaml.YAMLError:
-        return _Unreadable()
-
-
-class _Unreadable:
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    __hash__ = object.__hash__
-
-
-def _splice(old: list[str], new: list[str], indent: int = 0) -> str:
-    old_blocks = dict(_blocks(old, indent))
-    out: list[str] = []
-    for key, lines in _blocks(new, indent):
-        prior = old_blocks.get(key)
-        if prior is None or not lines:
-            out.extend(lines)
-        elif _value(prior) == _value(lines):  # (the None block: what comes before the first key)
-            out.extend(prior)
-        elif key is not None and prior[0] == lines[0] and len(lines) > 1 and (child := _indent_of(lines[1:])) > indent:
-            out.append(lines[0])
-            out.append(_splice(prior[1:], lines[1:], child))
-        else:
-            out.extend(lines)
-    return "".join(out)
-
-
-def _indent_of(lines: list[str]) -> int:
-    for line in lines:
-        if line.strip() and not line.lstrip().startswith("#"):
-            return len(line) - len(line.lstrip(" "))
-    return -1
+    # Only the values that changed are rewritten, each where and as the file wrote it (yamlrt).
+    return update_to(text, doc)
 
 
 def _not_a_reference(mapping: Any, key: str, prefix: str = "") -> None:
@@ -513,9 +448,7 @@ def _edit_model(doc: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
             return
         if model is None and name is None and not new and not provider:
             return
-        from ruamel.yaml.comments import CommentedMap
-
-        model = CommentedMap({"id": name} if name is not None else {})
+        model = {"id": name} if name is not None else {}
         doc["model"] = model
     if name != old_name:
         configuration = model.get("configuration") if isinstance(model.get("configuration"), dict) else None
@@ -531,7 +464,7 @@ def _edit_model(doc: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
         elif configuration is not None:
             configuration["name" if "name" in configuration or "model" not in configuration else "model"] = name
         else:
-            model.insert(0, "id", name)
+            model = doc["model"] = {"id": name, **model}
     if provider != old_provider:
         if "provider" in model or provider is None or not isinstance(model.get("configuration"), dict):
             _set(model, "provider", provider)
@@ -543,9 +476,7 @@ def _edit_model(doc: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
         ("parameters" if "configuration" in model else "options")
     options = model.get(key)
     if not isinstance(options, dict):
-        from ruamel.yaml.comments import CommentedMap
-
-        options = CommentedMap()
+        options = {}
         model[key] = options
     camel = key == "options" and (is_camel(options) or not options)
     spelled = {next(iter(options_to_config({k: None}))): k for k in options}
@@ -583,12 +514,10 @@ def _put(mapping: Any, key: str, value: Any) -> None:
 
 
 def _write_v1_inputs(declared: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    from ruamel.yaml.comments import CommentedMap
-
-    out = CommentedMap()
+    out: dict[str, Any] = {}
     for name, spec in declared.items():
         prior = old.get(name)
-        item = prior if isinstance(prior, dict) else CommentedMap()
+        item = prior if isinstance(prior, dict) else {}
         if var.kind(item.get("type")) != spec.get("type", "string") or "type" not in item:
             item["type"] = spec.get("type", "string")
         if "description" in spec:
@@ -605,14 +534,12 @@ def _write_v1_inputs(declared: dict[str, Any], old: dict[str, Any]) -> dict[str,
 
 
 def _write_inputs(declared: dict[str, Any], old: Any) -> list[dict[str, Any]]:
-    from ruamel.yaml.comments import CommentedMap
-
     prior_by_name = {p.get("name"): p for p in old if isinstance(p, dict)} if isinstance(old, list) else {}
     props = []
     for name, spec in declared.items():
         item = prior_by_name.get(name)
         if item is None:
-            item = CommentedMap(name=name)
+            item = {"name": name}
         if var.kind(item.get("kind")) != spec.get("type", "string") or "kind" not in item:
             item["kind"] = spec.get("type", "string")
         if "description" in spec:
