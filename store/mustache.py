@@ -24,6 +24,10 @@ FORMAT_KEY = "template_format"
 MUSTACHE = "mustache"
 
 
+class MustacheError(InvalidInput):
+    """A template that does not parse as Mustache, or includes a partial; the caller names the prompt."""
+
+
 def is_mustache(model_config: Any) -> bool:
     return isinstance(model_config, Mapping) and model_config.get(FORMAT_KEY) == MUSTACHE
 
@@ -62,10 +66,10 @@ def read(source: str) -> tuple[list[str], list[str]]:
     try:
         tokens = list(tokenize(source))
     except ChevronError as exc:
-        raise InvalidInput(f"the Mustache template does not parse: {exc}; fix it") from None
+        raise MustacheError(f"the Mustache template does not parse: {exc}; fix it") from None
     for tag, key in tokens:
         if tag == "partial":
-            raise InvalidInput(f"the Mustache template includes the partial {{{{> {key}}}}}, which PromStack "
+            raise MustacheError(f"the Mustache template includes the partial {{{{> {key}}}}}, which PromStack "
                                "does not read from files; write its text in the template")
         if tag in ("section", "inverted section"):
             if depth == 0 and key != "." and key.split(".")[0] not in tested:
@@ -85,7 +89,7 @@ def render(source: str, context: dict[str, Any]) -> str:
     try:
         text = _renderer.render(source, context, partials_path=None, partials_dict={})
     except ChevronError as exc:
-        raise InvalidInput(f"the Mustache template does not parse: {exc}; fix it") from None
+        raise MustacheError(f"the Mustache template does not parse: {exc}; fix it") from None
     if len(text) > MAX_OUTPUT_CHARS:
         raise RenderLimit(f"the template renders to more than {MAX_OUTPUT_CHARS:,} characters; "
                           "a loop or a repetition in it runs away")

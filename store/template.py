@@ -359,9 +359,10 @@ def render(
         names = ", ".join(repr(m) for m in missing)
         raise InvalidInput(f"{label} needs the variable{'s' if len(missing) > 1 else ''} {names}; pass a value for each")
     if handlebars.is_handlebars(model_config):
-        return _render_handlebars(template, context, resolver, label)
+        return _render_engine(template, lambda source: handlebars.render(
+            source, context, _partials(source, resolver, label)), label)
     if mustache.is_mustache(model_config):
-        return _render_mustache(template, context, label)
+        return _render_engine(template, lambda source: mustache.render(source, context), label)
     token = _resolver.set(resolver)
     try:
         if template.kind == "text":
@@ -395,39 +396,27 @@ def _partials(source: str, resolver: IncludeResolver | None, label: str) -> dict
     return found
 
 
-def _render_mustache(template: Template, context: dict[str, Any], label: str) -> str | list[dict[str, Any]]:
+def _render_engine(template: Template, render_source: Callable[[str], Any], label: str
+                   ) -> str | list[dict[str, Any]]:
+    """A Handlebars or Mustache template: `render_source(text)` renders one piece (a Handlebars
+    piece may come out as several messages)."""
     token = start_render()
     try:
         if template.kind == "text":
-            return mustache.render(template.text, context)
-        return [{**m, "content": mustache.render(m["content"], context)} for m in json.loads(template.text)]
-    except RenderLimit as exc:
-        raise InvalidInput(f"{label} was stopped: {exc}") from None
-    except RecursionError:
-        raise InvalidInput(f"{label} nests its sections too deeply to render; flatten them") from None
-    except InvalidInput as exc:
-        raise InvalidInput(f"{label}: {exc}") from None
-    finally:
-        end_render(token)
-
-
-def _render_handlebars(template: Template, context: dict[str, Any], resolver: IncludeResolver | None,
-                       label: str) -> str | list[dict[str, Any]]:
-    token = start_render()
-    try:
-        if template.kind == "text":
-            return handlebars.render(template.text, context, _partials(template.text, resolver, label))
+            return render_source(template.text)
         out: list[dict[str, Any]] = []
         for m in json.loads(template.text):
-            rendered = handlebars.render(m["content"], context, _partials(m["content"], resolver, label))
+            rendered = render_source(m["content"])
             out.extend(rendered if isinstance(rendered, list) else [{**m, "content": rendered}])
         return out
     except RenderLimit as exc:
         raise InvalidInput(f"{label} was stopped: {exc}") from None
-    except handlebars.HandlebarsError as exc:
+    except (handlebars.HandlebarsError, mustache.MustacheError) as exc:
         raise InvalidInput(f"{label}: {exc}") from None
     except (ArithmeticError, TypeError) as exc:
         raise InvalidInput(f"{label} could not render: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(f"{label} nests its blocks or sections too deeply to render; flatten them") from None
     except MemoryError:
         raise InvalidInput(f"{label} asked for more memory than there is; make it produce less") from None
     finally:
