@@ -465,3 +465,14 @@ def test_history_metadata_stays_out_of_the_model_call(client, fake_llm):
     sent = fake_llm.requests[-1]["json"]["messages"]
     assert sent == [{"role": "system", "content": "Sys\n"}, {"role": "user", "content": "Hello"},
                     {"role": "user", "content": "Next\n"}]
+
+
+def test_the_watcher_reads_named_schemas_from_the_workspace(store, tmp_path):
+    folder = tmp_path / "prompts"
+    (folder / "support").mkdir(parents=True)
+    (folder / "Answer.schema.json").write_text('{"type": "object", "properties": {"text": {"type": "string"}}}')
+    path = folder / "support" / "reply.prompt"
+    path.write_text("---\noutput:\n  schema: Answer\n---\nReply to {{q}}\n", encoding="utf-8")
+    FileSync(store, folder, root=tmp_path).sync(path)
+    assert store.prompts.get("support/reply").model_config["output_schema"] == {
+        "type": "object", "properties": {"text": {"type": "string"}}}
