@@ -11,7 +11,8 @@ store's render; then compares what it can with the case's expectation:
 - `model`, `config`, `input.schema`, `output.schema`, `input.default`: from the version's model
   config; `ext` and `raw` (front matter PromStack keeps in the file, not in the version) fail.
 
-Partials (`partials`, `resolverPartials`) become stored prompts of those names; `data.input`
+Partials (`partials`, `resolverPartials`) become stored prompts of those names, named schemas
+(`schemas`) `Name.schema.json` files next to the prompt; `data.input`
 is the variables, `data.context` the `@` data (`@state` ...), `data.messages` the `history`;
 `options.input.default` becomes declared defaults. The suite is not part of this repository:
 point at a checkout (or a bare git directory) of github.com/google/dotprompt.
@@ -25,9 +26,11 @@ Goal (issue 17): >= 95 % of the cases come out as the reference says.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,8 @@ def _to_dotprompt(rendered: Any) -> list[dict[str, Any]]:
                 else:
                     parts.append({"text": p.get("text", "")})
         message = {"role": "model" if m["role"] == "assistant" else m["role"], "content": parts}
+        if m.get("metadata"):
+            message["metadata"] = m["metadata"]
         out.append(message)
     return out
 
@@ -92,10 +97,16 @@ def run_case(suite: dict[str, Any], case: dict[str, Any], n: int) -> str | None:
                     del pending[name]
                 except PromStackError:
                     pass
-        try:
-            parsed = formats.parse("dotprompt", suite["template"].replace("\r\n", "\n"))
-        except PromStackError as exc:
-            return f"file refused: {exc}"
+        # Named schemas (`schemas:`, registered with the Dotprompt object in the reference) are,
+        # in a workspace, `Name.schema.json` files next to the prompt.
+        with tempfile.TemporaryDirectory() as folder:
+            for name, schema in (suite.get("schemas") or {}).items():
+                Path(folder, f"{name}.schema.json").write_text(json.dumps(schema), encoding="utf-8")
+            try:
+                parsed = formats.parse("dotprompt", suite["template"].replace("\r\n", "\n"),
+                                       path=Path(folder, "case.prompt"), root=folder)
+            except PromStackError as exc:
+                return f"file refused: {exc}"
         config = dict(parsed.model_config or {})
         defaults = ((case.get("options") or {}).get("input") or {}).get("default") or {}
         if defaults:

@@ -364,7 +364,8 @@ _STORE_ROLE = {"model": "assistant"}
 def store_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Dotprompt messages -> the store's chat messages `[{role, content}]`: `model` is
     `assistant`; text parts are joined; a message with media has OpenAI content parts; section
-    marks (a Genkit structure with no place in a chat message) are left out."""
+    marks (a Genkit structure with no place in a chat message) are left out; a message's
+    `metadata` (history's `purpose: history`) is kept, as Dotprompt gives it."""
     out = []
     for m in messages:
         parts = [p for p in m["content"] if "metadata" not in p]
@@ -373,7 +374,10 @@ def store_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                             for p in parts]
         else:
             content = "".join(p.get("text", "") for p in parts)
-        out.append({"role": _STORE_ROLE.get(m["role"], m["role"]), "content": content})
+        message = {"role": _STORE_ROLE.get(m["role"], m["role"]), "content": content}
+        if m.get("metadata"):
+            message["metadata"] = m["metadata"]  # `purpose: history`; the gateway leaves it out of the call
+        out.append(message)
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import BaseLoader, TemplateNotFound, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from . import handlebars
+from . import handlebars, mustache
 from .bounds import check_json
 from .errors import InvalidInput, NotFound
 from .sandbox import (
@@ -206,6 +206,11 @@ def analyse(template: Template, model_config: Any = None) -> tuple[list[str], li
             used.extend(name for name in [*printed, *tested] if name not in used)
             includes.extend(ref for ref in map(split_reference, partials) if ref not in includes)
         return used, includes
+    if mustache.is_mustache(model_config):
+        for source in template.sources():
+            printed, tested = mustache.read(source)
+            used.extend(name for name in [*printed, *tested] if name not in used)
+        return used, includes
     for source in template.sources():
         part_used, part_includes = _analyse_source(source)
         used.extend(name for name in part_used if name not in used)
@@ -289,10 +294,15 @@ def _analyse_tree(ast: nodes.Template) -> tuple[tuple[str, ...], tuple[tuple[str
 
 def optional_names(template: Template, model_config: Any) -> set[str]:
     """Variables a Handlebars template only tests (`{{#if x}}`, `{{#each x}}`): absent, they take
-    the else branch, as in Handlebars, so they are not required."""
+    the else branch, as in Handlebars, so they are not required. So are a Mustache template's
+    section names (`{{#x}}`, `{{^x}}`)."""
+    names: set[str] = set()
+    if mustache.is_mustache(model_config):  # a section over a missing name renders nothing
+        for source in template.sources():
+            names.update(mustache.read(source)[1])
+        return names
     if not handlebars.is_handlebars(model_config):
         return set()
-    names: set[str] = set()
     for source in template.sources():
         printed, tested, _, _ = handlebars.read(source)
         names.update(n for n in tested if n not in printed)
@@ -349,7 +359,10 @@ def render(
         names = ", ".join(repr(m) for m in missing)
         raise InvalidInput(f"{label} needs the variable{'s' if len(missing) > 1 else ''} {names}; pass a value for each")
     if handlebars.is_handlebars(model_config):
-        return _render_handlebars(template, context, resolver, label)
+        return _render_engine(template, lambda source: handlebars.render(
+            source, context, _partials(source, resolver, label)), label)
+    if mustache.is_mustache(model_config):
+        return _render_engine(template, lambda source: mustache.render(source, context), label)
     token = _resolver.set(resolver)
     try:
         if template.kind == "text":
@@ -383,23 +396,27 @@ def _partials(source: str, resolver: IncludeResolver | None, label: str) -> dict
     return found
 
 
-def _render_handlebars(template: Template, context: dict[str, Any], resolver: IncludeResolver | None,
-                       label: str) -> str | list[dict[str, Any]]:
+def _render_engine(template: Template, render_source: Callable[[str], Any], label: str
+                   ) -> str | list[dict[str, Any]]:
+    """A Handlebars or Mustache template: `render_source(text)` renders one piece (a Handlebars
+    piece may come out as several messages)."""
     token = start_render()
     try:
         if template.kind == "text":
-            return handlebars.render(template.text, context, _partials(template.text, resolver, label))
+            return render_source(template.text)
         out: list[dict[str, Any]] = []
         for m in json.loads(template.text):
-            rendered = handlebars.render(m["content"], context, _partials(m["content"], resolver, label))
+            rendered = render_source(m["content"])
             out.extend(rendered if isinstance(rendered, list) else [{**m, "content": rendered}])
         return out
     except RenderLimit as exc:
         raise InvalidInput(f"{label} was stopped: {exc}") from None
-    except handlebars.HandlebarsError as exc:
+    except (handlebars.HandlebarsError, mustache.MustacheError) as exc:
         raise InvalidInput(f"{label}: {exc}") from None
     except (ArithmeticError, TypeError) as exc:
         raise InvalidInput(f"{label} could not render: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(f"{label} nests its blocks or sections too deeply to render; flatten them") from None
     except MemoryError:
         raise InvalidInput(f"{label} asked for more memory than there is; make it produce less") from None
     finally:

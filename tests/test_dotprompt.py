@@ -151,8 +151,8 @@ def test_history_goes_where_the_helper_is(store):
     history = [{"role": "user", "content": "Hello"}, {"role": "model", "content": "Hi!"}]
     assert render(store, source, history=history) == [
         {"role": "system", "content": "Sys\n"},
-        {"role": "user", "content": "Hello"},
-        {"role": "assistant", "content": "Hi!"},
+        {"role": "user", "content": "Hello", "metadata": {"purpose": "history"}},
+        {"role": "assistant", "content": "Hi!", "metadata": {"purpose": "history"}},
         {"role": "user", "content": "Next\n"},
     ]
     # Without {{history}}, it goes before the last user message, as Dotprompt puts it.
@@ -332,8 +332,56 @@ def test_picoschema_to_json_schema():
         "additionalProperties": {},
         "required": ["tags", "x"],
     }
-    with pytest.raises(formats.FormatError, match="Foo"):
+    with pytest.raises(formats.FormatError, match="'schema' has the type 'Foo'.*Foo.schema.json"):
         to_json_schema("Foo")
+
+
+# ---- named schemas: Dotprompt's `schemas`, here `Name.schema.json` files in the workspace -------
+
+FOO = '{"type": "number", "description": "a foo"}'
+
+
+def test_a_named_schema_resolves_with_its_description_overridden(tmp_path):
+    (tmp_path / "Foo.schema.json").write_text(FOO, encoding="utf-8")
+    text = "---\noutput:\n  schema: Foo, an overridden foo\n---\n"
+    parsed = formats.parse("dotprompt", text, path=tmp_path / "p.prompt", root=tmp_path)
+    assert parsed.model_config["output_schema"] == {"type": "number", "description": "an overridden foo"}
+
+
+def test_a_nested_named_schema_and_an_optional_one(tmp_path):
+    """As Dotprompt's spec (picoschema.yaml, nested_named_schema): an optional named field also allows null."""
+    (tmp_path / "Foo.schema.yaml").write_text("type: number\ndescription: a foo\n", encoding="utf-8")
+    sub = tmp_path / "prompts" / "deep"
+    sub.mkdir(parents=True)
+    text = "---\noutput:\n  schema:\n    foo: Foo\n    foo2?: Foo, this one is optional\n---\n"
+    parsed = formats.parse("dotprompt", text, path=sub / "p.prompt", root=tmp_path)  # found two folders up
+    assert parsed.model_config["output_schema"] == {
+        "type": "object", "additionalProperties": False, "required": ["foo"],
+        "properties": {"foo": {"type": "number", "description": "a foo"},
+                       "foo2": {"type": ["number", "null"], "description": "this one is optional"}}}
+
+
+def test_a_named_schema_is_looked_up_inside_the_workspace_only(tmp_path):
+    (tmp_path / "Foo.schema.json").write_text(FOO, encoding="utf-8")
+    root = tmp_path / "ws"
+    root.mkdir()
+    text = "---\ninput:\n  schema:\n    n: Foo\n---\n{{n}}"
+    with pytest.raises(formats.FormatError, match=r"^'input.schema.n' has the type 'Foo'"):
+        formats.parse("dotprompt", text, path=root / "p.prompt", root=root)
+    with pytest.raises(formats.FormatError, match="'input.schema.n' has the type 'Foo'"):
+        formats.parse("dotprompt", text)  # no file, no registry
+    (root / "Foo.schema.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(formats.FormatError, match="not a JSON Schema object"):
+        formats.parse("dotprompt", text, path=root / "p.prompt", root=root)
+
+
+def test_a_named_schema_file_keeps_its_reference_on_write_back(tmp_path):
+    (tmp_path / "Foo.schema.json").write_text(FOO, encoding="utf-8")
+    text = "---\nmodel: m  # kept\noutput:\n  schema: Foo\n---\nHi\n"
+    where = {"path": tmp_path / "p.prompt", "root": tmp_path}
+    parsed = formats.parse("dotprompt", text, **where)
+    out = formats.render("dotprompt", "Hello", parsed.model_config, existing=text, **where)
+    assert out == text.replace("Hi", "Hello")
 
 
 def test_a_schema_only_prompt_is_kept(store):
@@ -405,3 +453,26 @@ def test_a_body_written_into_a_schema_only_file():
     text = "---\nmodel: m  # kept\n---\n"
     out = formats.render("dotprompt", "Hi {{x}}", {**HBS, "model": "m"}, existing=text)
     assert out == "---\nmodel: m  # kept\n---\nHi {{x}}\n"
+
+
+def test_history_metadata_stays_out_of_the_model_call(client, fake_llm):
+    """Dotprompt marks inserted history `metadata: {purpose: history}`; providers define no such
+    message key, so the gateway sends the messages without it."""
+    client.create_prompt("chat", '{{role "system"}}Sys\n{{history}}\n{{role "user"}}{{q}}\n',
+                         model_config={"template_format": "handlebars", "model": "openai/fake-model",
+                                       "api_base": fake_llm.base_url})
+    client.run("chat", {"q": "Next", "history": [{"role": "user", "content": "Hello"}]})
+    sent = fake_llm.requests[-1]["json"]["messages"]
+    assert sent == [{"role": "system", "content": "Sys\n"}, {"role": "user", "content": "Hello"},
+                    {"role": "user", "content": "Next\n"}]
+
+
+def test_the_watcher_reads_named_schemas_from_the_workspace(store, tmp_path):
+    folder = tmp_path / "prompts"
+    (folder / "support").mkdir(parents=True)
+    (folder / "Answer.schema.json").write_text('{"type": "object", "properties": {"text": {"type": "string"}}}')
+    path = folder / "support" / "reply.prompt"
+    path.write_text("---\noutput:\n  schema: Answer\n---\nReply to {{q}}\n", encoding="utf-8")
+    FileSync(store, folder, root=tmp_path).sync(path)
+    assert store.prompts.get("support/reply").model_config["output_schema"] == {
+        "type": "object", "properties": {"text": {"type": "string"}}}

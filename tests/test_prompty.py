@@ -141,12 +141,12 @@ def test_inputs_from_a_file_reference_next_to_the_prompty(tmp_path, store):
 def test_nunjucks_is_read_as_jinja_and_what_is_not_supported_names_its_field():
     text = "---\ntemplate:\n  format:\n    kind: nunjucks\n  parser:\n    kind: prompty\n---\nuser:\n{{ q }}\n"
     assert formats.parse("prompty", text).template == [{"role": "user", "content": "{{ q }}"}]
-    with pytest.raises(FormatError, match=r"^'template: mustache' is not supported"):
-        formats.parse("prompty", "---\ntemplate: mustache\n---\nuser:\n{{q}}\n")
-    with pytest.raises(FormatError, match=r"^'template.format.kind: mustache' is not supported"):
-        formats.parse("prompty", "---\ntemplate:\n  format:\n    kind: mustache\n---\nuser:\n{{q}}\n")
-    with pytest.raises(FormatError, match=r"^'base' \(a prompty built on another prompty file\)"):
-        formats.parse("prompty", "---\nbase: ../shared.prompty\n---\nuser:\nhi\n")
+    with pytest.raises(FormatError, match=r"^'template: handlebars' is not supported"):
+        formats.parse("prompty", "---\ntemplate: handlebars\n---\nuser:\n{{q}}\n")
+    with pytest.raises(FormatError, match=r"^'template.format.kind: liquid' is not supported"):
+        formats.parse("prompty", "---\ntemplate:\n  format:\n    kind: liquid\n---\nuser:\n{{q}}\n")
+    with pytest.raises(FormatError, match=r"^'base' refers to a file \(../shared.prompty\)"):
+        formats.parse("prompty", "---\nbase: ../shared.prompty\n---\nuser:\nhi\n")  # no path: no workspace
 
 
 # ---- rendering: the whole text first, the messages after --------------------------------
@@ -320,7 +320,7 @@ def test_a_refused_file_is_listed_with_its_sentence_in_the_watchers_words(store,
     errors = open_errors(store.db)
     assert [e["path"] for e in errors] == ["prompts/derived.prompty"]
     reason = errors[0]["error"]
-    assert reason.startswith("'base' (a prompty built on another prompty file) is not supported")
+    assert reason.startswith("'base' refers to shared.prompty, which cannot be read")
     assert reason.count(". ") == 0 and "update_prompt" not in reason and "--" not in reason
 
 

@@ -634,6 +634,9 @@ class Gateway:
         cache_extra: str | None = None,
         cache_accept: Callable[[str], bool] | None = None,
     ) -> CallResult:
+        # A rendered message may carry Dotprompt's `metadata` (`purpose: history`): it says where
+        # the message came from, and providers refuse keys their API does not define.
+        messages = [{k: v for k, v in m.items() if k != "metadata"} if "metadata" in m else m for m in messages]
         gw = self._gateway_settings(conf)
         secrets: tuple[str, ...] = ()
         try:

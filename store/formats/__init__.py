@@ -71,11 +71,14 @@ def parse(fmt: str, text: str, *, path: str | os.PathLike | None = None,
           root: str | os.PathLike | None = None) -> ParsedPrompt:
     """Read a file's text; raises FormatError with a sentence naming what to fix. `path` (and
     `root`, the workspace it is confined to): where the file is, for the references a format
-    resolves next to it (Prompty's `${file:...}`)."""
+    resolves next to it (Prompty's `${file:...}` and `base:`, Dotprompt's named schemas)."""
     if text.startswith("\ufeff"):
         text = text[1:]
     text = text.replace("\r\n", "\n")
-    parsed = prompty.parse(text, path=path, root=root) if fmt == "prompty" else _MODULES[fmt].parse(text)
+    if fmt in ("prompty", "dotprompt"):
+        parsed = _MODULES[fmt].parse(text, path=path, root=root)
+    else:
+        parsed = _MODULES[fmt].parse(text)
     # What a file may store, checked before anything is written or hashed.
     try:
         if parsed.model_config is not None:
@@ -105,9 +108,9 @@ def render(
         existing = existing[1:] if bom else existing
         crlf = "\r\n" in existing  # a file saved with Windows line endings keeps them
         existing = existing.replace("\r\n", "\n")
-    if fmt == "prompty":
-        text = prompty.render(template, dict(model_config or {}), description=description, existing=existing,
-                              path=path, root=root)
+    if fmt in ("prompty", "dotprompt"):
+        text = _MODULES[fmt].render(template, dict(model_config or {}), description=description, existing=existing,
+                                    path=path, root=root)
     else:
         text = _MODULES[fmt].render(template, dict(model_config or {}), description=description, existing=existing)
     if crlf:

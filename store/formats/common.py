@@ -32,24 +32,32 @@ class ParsedPrompt:
 
 
 _FENCE = re.compile(r"^---[ \t]*\n")
-_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
+_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.M)
+
+
+def front_matter_parts(text: str) -> tuple[str, str, str, str] | None:
+    """(opening fence, front matter YAML, closing fence line, body) as the file's own bytes, so a
+    writer can replace one part and keep the others; None when there is no front matter, or
+    it is not closed."""
+    opening = _FENCE.match(text)
+    if opening is None:
+        return None
+    close = _CLOSE.search(text, opening.end())
+    if close is None:
+        return None
+    return text[:opening.end()], text[opening.end():close.start()], text[close.start():close.end()], text[close.end():]
 
 
 def split_front_matter(text: str, *, required: bool = False) -> tuple[dict[str, Any] | None, str]:
     """(front matter as a dict or None when there is none, body)."""
-    if not _FENCE.match(text):
+    parts = front_matter_parts(text)
+    if parts is None:
+        if _FENCE.match(text):
+            raise FormatError("the front matter is not closed: add a line '---' after it")
         if required:
             raise FormatError("the file has no front matter: start it with a line '---'")
         return None, text
-    rest = text[_FENCE.match(text).end():]
-    close = _CLOSE.search(rest)
-    if close is None:
-        raise FormatError("the front matter is not closed: add a line '---' after it")
-    data = load_yaml(rest[: close.start()], "the front matter")
-    body = rest[close.end():]
-    if body.startswith("\n"):
-        body = body[1:]
-    return data, body
+    return load_yaml(parts[1], "the front matter"), parts[3]
 
 
 # libyaml's loader when PyYAML was built with it: the reconcile pass parses a thousand files.

@@ -17,13 +17,16 @@ header stay byte for byte).
 from __future__ import annotations
 
 import io
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from ..handlebars import FORMAT_KEY, HANDLEBARS, is_handlebars
+from . import refs
 from . import variables as var
 from .common import (
     CAMEL,
@@ -35,7 +38,7 @@ from .common import (
     text_field,
 )
 from .handlebars import from_jinja
-from .picoschema import to_json_schema
+from .picoschema import Resolver, to_json_schema
 from .yamlrt import round_trip_yaml
 
 # Dotprompt's own rule: blank and `#` lines may come before the first `---` (license headers).
@@ -72,7 +75,39 @@ def _variables(schema: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[
     return declared
 
 
-def _config(front: dict[str, Any]) -> dict[str, Any]:
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_SCHEMA_SUFFIXES = (".schema.json", ".schema.yaml", ".schema.yml")
+
+
+def schema_files(path: str | os.PathLike | None, root: str | os.PathLike | None) -> Resolver | None:
+    """Named schemas (`schema: Foo`) as files: `Foo.schema.json` (or `.schema.yaml`) in the
+    prompt's folder or the nearest folder above it, up to the workspace's root. Dotprompt
+    registers names in code; a file here is the workspace's registry."""
+    if path is None:
+        return None
+    limit = refs.limit_of(path, root)
+
+    def resolve(name: str, where: str) -> dict[str, Any] | None:
+        if not _SCHEMA_NAME.match(name) or ".." in name:
+            return None
+        folder = Path(path).resolve().parent
+        while True:
+            for suffix in _SCHEMA_SUFFIXES:
+                rel = os.path.relpath(folder / f"{name}{suffix}", Path(path).resolve().parent)
+                if (folder / f"{name}{suffix}").is_file():
+                    value = refs.load(rel, where, path, root)
+                    if not isinstance(value, dict):
+                        raise FormatError(f"'{where}' names the schema {name}, whose file {rel} is not "
+                                          "a JSON Schema object; write it as one")
+                    return to_json_schema(value, where) or {}
+            if folder == limit or not folder.is_relative_to(limit) or folder.parent == folder:
+                return None
+            folder = folder.parent
+
+    return resolve
+
+
+def _config(front: dict[str, Any], resolve: Resolver | None = None) -> dict[str, Any]:
     config: dict[str, Any] = {FORMAT_KEY: HANDLEBARS}
     config.update(options_to_config(mapping(front, "config", "config")))
     if front.get("model") is not None:
@@ -81,14 +116,14 @@ def _config(front: dict[str, Any]) -> dict[str, Any]:
     defaults = spec.get("default") or {}
     if not isinstance(defaults, dict):
         raise FormatError("'input.default' must be keys and values (name: value)")
-    schema = to_json_schema(spec.get("schema"), "input.schema")
+    schema = to_json_schema(spec.get("schema"), "input.schema", resolve)
     if schema is not None:
         config["input_schema"] = schema
     declared = _variables(schema, defaults)
     if declared:
         config["variables"] = declared
     out = mapping(front, "output", "output")
-    schema = to_json_schema(out.get("schema"), "output.schema")
+    schema = to_json_schema(out.get("schema"), "output.schema", resolve)
     if schema is not None:
         config["output_schema"] = schema
     if out.get("format") is not None:
@@ -96,7 +131,8 @@ def _config(front: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def parse(text: str) -> ParsedPrompt:
+def parse(text: str, *, path: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> ParsedPrompt:
+    """`path`, `root`: where the file is and its workspace, for named schemas (schema_files)."""
     _, yaml_text, body = _split(text)
     if yaml_text is None:
         if text.lstrip().startswith("---") or re.match(r"\A(?:#[^\n]*\n|[ \t]*\n)*---[ \t]*\n", text):
@@ -105,7 +141,7 @@ def parse(text: str) -> ParsedPrompt:
     front = load_yaml(yaml_text, "the front matter")
     return ParsedPrompt(
         template=body.strip(),
-        model_config=_config(front),
+        model_config=_config(front, schema_files(path, root)),
         description=text_field(front, "description"),
         message=text_field(front, "message"),
     )
@@ -235,12 +271,14 @@ def _front(doc: Any, was: dict[str, Any], config: dict[str, Any], description: s
 
 
 def render(template: Any, model_config: dict[str, Any], *, description: str | None = None,
-           existing: str | None = None) -> str:
+           existing: str | None = None, path: str | os.PathLike | None = None,
+           root: str | os.PathLike | None = None) -> str:
     config = dict(model_config)
     body = _body(template, config)
     head, yaml_text, old_body = _split(existing or "")
     try:
-        was = _config(load_yaml(yaml_text, "the front matter")) if yaml_text is not None else {}
+        was = _config(load_yaml(yaml_text, "the front matter"), schema_files(path, root)) \
+            if yaml_text is not None else {}
     except FormatError:
         yaml_text, was = None, {}
     wanted = {k: v for k, v in config.items() if k != FORMAT_KEY}

@@ -12,12 +12,12 @@ front-matter values that changed, in place: quotes, flow lists, wrapped lines an
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from .common import (
     FormatError,
     ParsedPrompt,
+    front_matter_parts,
     split_front_matter,
     text_field,
     with_front_matter,
@@ -48,22 +48,6 @@ def parse(text: str) -> ParsedPrompt:
     )
 
 
-_OPEN = re.compile(r"^---[ \t]*\n")
-_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.M)
-
-
-def _raw_parts(text: str) -> tuple[str, str, str, str] | None:
-    """(opening fence, front matter YAML, closing fence line, body) as bytes of the file; None when it has no front matter."""
-    opening = _OPEN.match(text)
-    if opening is None:
-        return None
-    close = _CLOSE.search(text, opening.end())
-    if close is None:
-        return None
-    end = close.end()
-    return text[:opening.end()], text[opening.end():close.start()], text[close.start():end], text[end:]
-
-
 def render(template: Any, model_config: dict[str, Any], *, description: str | None = None,
            existing: str | None = None) -> str:
     if not isinstance(template, str):
@@ -74,7 +58,7 @@ def render(template: Any, model_config: dict[str, Any], *, description: str | No
     if existing is not None:
         try:
             front = split_front_matter(existing)[0] or {}
-            parts = _raw_parts(existing)
+            parts = front_matter_parts(existing)
         except FormatError:
             front, parts = {}, None
     old_body = parts[3] if parts else (existing if existing is not None and not front else None)

@@ -14,6 +14,10 @@ way, so it is stored as chat messages; one whose role lines come out of a loop o
 `model_config["template_roles"] = "prompty"`, and the store splits it after rendering
 (`split_rendered`).
 
+`template: mustache` bodies are stored as text with `template_format: mustache` (store/mustache.py
+renders them as the runtime does) and split after rendering; `base:` is folded in when the file
+is read (prompty_base.py).
+
 `${env:VAR}` and `${file:path}` references are left in the file and never resolved into the
 store (an `${env:...}` may hold a secret): PromStack reads only the keys it models, and a
 reference where it needs a value (the model name, the options, the inputs) is refused with a
@@ -24,31 +28,30 @@ matter (comments, key order, quoting, `tools`, `connection`) stays byte for byte
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..mustache import FORMAT_KEY, MUSTACHE
+from . import prompty_base, refs
 from . import variables as var
 from .common import (
     CAMEL,
     FormatError,
     ParsedPrompt,
-    check_aliases,
     clean,
     config_to_options,
+    front_matter_parts,
     is_camel,
     options_to_config,
     split_front_matter,
     text_field,
     with_front_matter,
 )
-from .yamlrt import round_trip_yaml
+from .yamlrt import update_to
 
 _PROVIDERS = {"azure_openai": "azure", "openai": "openai"}
 # The model config key that says "render the text, then split it at role lines".
@@ -152,47 +155,13 @@ def _inputs(front: dict[str, Any]) -> dict[str, Any]:
     return declared
 
 
-MAX_REFERENCED_BYTES = 1_000_000
-
-
-def _load_file(reference: str, field: str, path: str | os.PathLike | None, root: str | os.PathLike | None) -> Any:
-    rel = reference.strip()[len("${file:"):].rstrip("}").strip()
-    if path is None:
-        raise FormatError(f"'{field}' refers to a file ({reference}), which PromStack reads only for a "
-                          "file in the workspace; write the value in the front matter")
-    here = Path(path).resolve().parent
-    limit = Path(root).resolve() if root is not None else here
-    target = (here / rel).resolve()
-    if target != limit and not target.is_relative_to(limit):
-        raise FormatError(f"'{field}' refers to {rel}, outside the workspace; PromStack reads only files inside it")
-    try:
-        if target.stat().st_size > MAX_REFERENCED_BYTES:
-            raise FormatError(f"'{field}' refers to {rel}, over the {MAX_REFERENCED_BYTES:,}-byte limit")
-        data = target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc))
-        raise FormatError(f"'{field}' refers to {rel}, which cannot be read ({why})") from None
-    if target.suffix.lower() == ".json":
-        try:
-            return json.loads(data)
-        except (ValueError, RecursionError):
-            raise FormatError(f"'{field}' refers to {rel}, which is not valid JSON") from None
-    if target.suffix.lower() in (".yml", ".yaml"):
-        check_aliases(data, f"{rel} (from '{field}')")
-        try:
-            return yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe
-        except (yaml.YAMLError, RecursionError):
-            raise FormatError(f"'{field}' refers to {rel}, which is not valid YAML") from None
-    return data
-
-
 def _with_files(front: dict[str, Any], path: Any, root: Any) -> dict[str, Any]:
     """The front matter with the `${file:...}` references PromStack reads (model, its options,
     configuration and connection, the inputs) replaced by the files' contents, as the runtime
     does; the file itself keeps the reference."""
     def deref(value: Any, field: str) -> Any:
         if isinstance(value, str) and value.strip().startswith("${file:"):
-            return _load_file(value, field, path, root)
+            return refs.load(value.strip()[len("${file:"):].rstrip("}").strip(), field, path, root)
         return value
 
     front = dict(front)
@@ -225,19 +194,20 @@ def _threads(front: dict[str, Any]) -> list[str]:
             and str(p.get("kind", p.get("type", ""))).lower() == "thread"]
 
 
-def _check_template(front: dict[str, Any]) -> None:
+def _engine(front: dict[str, Any]) -> str:
+    """The body's template engine: "jinja2" (also Nunjucks, the TypeScript runtime's, which is
+    Jinja2's syntax) or "mustache"."""
     template = front.get("template")
     field, engine = ("template.format", template.get("format", template.get("type"))) \
         if isinstance(template, dict) else ("template", template)
     if isinstance(engine, dict):
         field, engine = f"{field}.kind", engine.get("kind", engine.get("type"))
-    # Nunjucks (the TypeScript runtime's engine) is Jinja2's syntax.
-    if engine is not None and str(engine).lower() not in ("jinja2", "jinja", "nunjucks"):
-        raise FormatError(f"'{field}: {engine}' is not supported: PromStack renders Prompty bodies "
-                          "as Jinja2 (or Nunjucks) only, so write the body in Jinja2")
-    if "base" in front:
-        raise FormatError("'base' (a prompty built on another prompty file) is not supported; copy the "
-                          "base file's keys into this one")
+    if engine is None or str(engine).lower() in ("jinja2", "jinja", "nunjucks"):
+        return "jinja2"
+    if str(engine).lower() == "mustache":
+        return "mustache"
+    raise FormatError(f"'{field}: {engine}' is not supported: PromStack renders Prompty bodies "
+                      "as Jinja2 (or Nunjucks) or Mustache, so write the body in one of them")
 
 
 def roles_after_render(body: str) -> bool:
@@ -316,15 +286,24 @@ def parse(text: str, *, path: str | os.PathLike | None = None, root: str | os.Pa
     to `root`, the workspace; to the file's own folder without one)."""
     front, body = split_front_matter(text)
     front = _with_files(front or {}, path, root)
-    _check_template(front)
+    flattened = False
+    if "base" in front:
+        front, bodies = prompty_base.load(front, path, root, lambda f, p: _with_files(f, p, root))
+        if _engine(front) == "jinja2":
+            whole = prompty_base.flatten(body, bodies)
+            flattened, body = whole != body, whole
+    engine = _engine(front)
     config = _model(front)
+    if engine == "mustache":
+        config[FORMAT_KEY] = MUSTACHE
     declared = _inputs(front)
     if declared:
         config["variables"] = declared
     threads = _threads(front)
     if threads:
         config[THREADS_KEY] = threads
-    if threads or roles_after_render(body):
+    # A Mustache body is always split after rendering: its role lines may come out of sections.
+    if threads or engine == "mustache" or roles_after_render(body):
         template: Any = body
         config[ROLES_KEY] = "prompty"
     else:
@@ -334,6 +313,7 @@ def parse(text: str, *, path: str | os.PathLike | None = None, root: str | os.Pa
         model_config=config,
         description=text_field(front, "description"),
         message=text_field(front, "message"),
+        extra={"base_flattened": True} if flattened else {},
     )
 
 
@@ -353,12 +333,16 @@ def render(template: Any, model_config: dict[str, Any], *, description: str | No
     config = dict(model_config)
     config.pop(ROLES_KEY, None)
     config.pop(THREADS_KEY, None)
+    engine = config.pop(FORMAT_KEY, None)  # the file's `template:`, not a model option
     body = template if isinstance(template, str) else join_messages(template)
     if existing is not None:
         kept = _rewrite(existing, template, config, description, body, path, root)
         if kept is not None:
             return kept
-    return with_front_matter(_fresh_front(config, description), body)
+    front = _fresh_front(config, description)
+    if engine == MUSTACHE:
+        front["template"] = {"format": MUSTACHE}
+    return with_front_matter(front, body)
 
 
 def _fresh_front(config: dict[str, Any], description: str | None) -> dict[str, Any]:
@@ -379,16 +363,14 @@ def _fresh_front(config: dict[str, Any], description: str | None) -> dict[str, A
     return front
 
 
-_FRONT = re.compile(r"\A(---[ \t]*\n)(.*?\n)?((?:---|\.\.\.)[ \t]*(?:\n|\Z))", re.S)
-
-
 def _rewrite(existing: str, template: Any, config: dict[str, Any], description: str | None,
              body: str, path: Any, root: Any) -> str | None:
     """The existing file with its body replaced and only the changed config keys rewritten;
     None when the file has no front matter (a fresh one is written)."""
-    match = _FRONT.match(existing)
-    if match is None:
+    parts = front_matter_parts(existing)
+    if parts is None:
         return None
+    opening, yaml_text, closing, after = parts
     try:
         old = parse(existing, path=path, root=root)
     except FormatError as exc:
@@ -396,19 +378,21 @@ def _rewrite(existing: str, template: Any, config: dict[str, Any], description: 
     old_config = dict(old.model_config or {})
     old_config.pop(ROLES_KEY, None)
     old_config.pop(THREADS_KEY, None)
+    old_config.pop(FORMAT_KEY, None)
     # A `message:` names one save: a write-back removes it (the only key it removes).
     if old_config == config and (description is None or description == old.description) and old.message is None:
-        front_text = existing[: match.end()]
+        front_text = opening + yaml_text + closing
     else:
-        front_text = match.group(1) + _edit_yaml(match.group(2) or "", old_config, config, description) \
-            + match.group(3)
+        front_text = opening + _edit_yaml(yaml_text, old_config, config, description) + closing
     if not front_text.endswith("\n"):
         front_text += "\n"
-    after = existing[match.end():]
     gap = "\n" if after.startswith("\n") else ""
     old_body = after[len(gap):]
     if old.template == template:  # the same messages: the body's own bytes, spacing and all
         body = old_body
+    elif old.extra.get("base_flattened"):
+        raise FormatError("the file's body extends its 'base' file, so a changed template cannot be written "
+                          "into it without losing that; make the change in the file")
     return front_text + gap + body
 
 
@@ -423,12 +407,8 @@ def _edit_yaml(text: str, old: dict[str, Any], new: dict[str, Any], description:
 
 
 def _edit_yaml_now(text: str, old: dict[str, Any], new: dict[str, Any], description: str | None) -> str:
-    yaml = round_trip_yaml()
-    doc = yaml.load(text) if text.strip() else None
-    if doc is None:
-        from ruamel.yaml.comments import CommentedMap
-
-        doc = CommentedMap()
+    doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if text.strip() else None  # noqa: S506
+    doc = doc if isinstance(doc, dict) else {}
     if description is not None and doc.get("description") != description:
         doc["description"] = description
     doc.pop("message", None)
@@ -445,64 +425,8 @@ def _edit_yaml_now(text: str, old: dict[str, Any], new: dict[str, Any], descript
         _not_a_reference(doc, "inputs")
         _not_a_reference(doc, "inputSchema")
         _edit_inputs(doc, new_vars)
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    return _splice(text.splitlines(keepends=True), out.getvalue().splitlines(keepends=True))
-
-
-# ruamel keeps comments, order and quoting, but re-emits what it dumps: a multi-line plain
-# scalar is folded onto one line, a sequence re-indented. So the dump is used only for the
-# blocks whose value changed; every block that loads to the same value keeps the file's lines.
-_KEY = re.compile(r"^( *)(?![ #\-])([^:\n]+?)[ \t]*:(?:[ \t]|$)")
-
-
-def _blocks(lines: list[str], indent: int) -> list[tuple[str | None, list[str]]]:
-    blocks: list[tuple[str | None, list[str]]] = [(None, [])]
-    for line in lines:
-        match = _KEY.match(line)
-        if match and len(match.group(1)) == indent:
-            blocks.append((match.group(2), [line]))
-        else:
-            blocks[-1][1].append(line)
-    return blocks
-
-
-def _value(lines: list[str]) -> Any:
-    try:
-        return yaml.load(textwrap.dedent("".join(lines)), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-    except yaml.YAMLError:
-        return _Unreadable()
-
-
-class _Unreadable:
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    __hash__ = object.__hash__
-
-
-def _splice(old: list[str], new: list[str], indent: int = 0) -> str:
-    old_blocks = dict(_blocks(old, indent))
-    out: list[str] = []
-    for key, lines in _blocks(new, indent):
-        prior = old_blocks.get(key)
-        if prior is None or not lines:
-            out.extend(lines)
-        elif _value(prior) == _value(lines):  # (the None block: what comes before the first key)
-            out.extend(prior)
-        elif key is not None and prior[0] == lines[0] and len(lines) > 1 and (child := _indent_of(lines[1:])) > indent:
-            out.append(lines[0])
-            out.append(_splice(prior[1:], lines[1:], child))
-        else:
-            out.extend(lines)
-    return "".join(out)
-
-
-def _indent_of(lines: list[str]) -> int:
-    for line in lines:
-        if line.strip() and not line.lstrip().startswith("#"):
-            return len(line) - len(line.lstrip(" "))
-    return -1
+    # Only the values that changed are rewritten, each where and as the file wrote it (yamlrt).
+    return update_to(text, doc)
 
 
 def _not_a_reference(mapping: Any, key: str, prefix: str = "") -> None:
@@ -524,9 +448,7 @@ def _edit_model(doc: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
             return
         if model is None and name is None and not new and not provider:
             return
-        from ruamel.yaml.comments import CommentedMap
-
-        model = CommentedMap({"id": name} if name is not None else {})
+        model = {"id": name} if name is not None else {}
         doc["model"] = model
     if name != old_name:
         configuration = model.get("configuration") if isinstance(model.get("configuration"), dict) else None
@@ -542,7 +464,7 @@ def _edit_model(doc: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
         elif configuration is not None:
             configuration["name" if "name" in configuration or "model" not in configuration else "model"] = name
         else:
-            model.insert(0, "id", name)
+            model = doc["model"] = {"id": name, **model}
     if provider != old_provider:
         if "provider" in model or provider is None or not isinstance(model.get("configuration"), dict):
             _set(model, "provider", provider)
@@ -554,9 +476,7 @@ def _edit_model(doc: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
         ("parameters" if "configuration" in model else "options")
     options = model.get(key)
     if not isinstance(options, dict):
-        from ruamel.yaml.comments import CommentedMap
-
-        options = CommentedMap()
+        options = {}
         model[key] = options
     camel = key == "options" and (is_camel(options) or not options)
     spelled = {next(iter(options_to_config({k: None}))): k for k in options}
@@ -594,12 +514,10 @@ def _put(mapping: Any, key: str, value: Any) -> None:
 
 
 def _write_v1_inputs(declared: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    from ruamel.yaml.comments import CommentedMap
-
-    out = CommentedMap()
+    out: dict[str, Any] = {}
     for name, spec in declared.items():
         prior = old.get(name)
-        item = prior if isinstance(prior, dict) else CommentedMap()
+        item = prior if isinstance(prior, dict) else {}
         if var.kind(item.get("type")) != spec.get("type", "string") or "type" not in item:
             item["type"] = spec.get("type", "string")
         if "description" in spec:
@@ -616,14 +534,12 @@ def _write_v1_inputs(declared: dict[str, Any], old: dict[str, Any]) -> dict[str,
 
 
 def _write_inputs(declared: dict[str, Any], old: Any) -> list[dict[str, Any]]:
-    from ruamel.yaml.comments import CommentedMap
-
     prior_by_name = {p.get("name"): p for p in old if isinstance(p, dict)} if isinstance(old, list) else {}
     props = []
     for name, spec in declared.items():
         item = prior_by_name.get(name)
         if item is None:
-            item = CommentedMap(name=name)
+            item = {"name": name}
         if var.kind(item.get("kind")) != spec.get("type", "string") or "kind" not in item:
             item["kind"] = spec.get("type", "string")
         if "description" in spec:

@@ -59,6 +59,30 @@ def update(text: str, changes: dict[Path, Any], deletes: Iterable[Path] = ()) ->
     return out
 
 
+def update_to(text: str, data: dict[str, Any]) -> str:
+    """`text` rewritten to hold `data`: only the values that differ from the text's are changed
+    (`update`), each at the deepest path where they differ."""
+    changes: dict[Path, Any] = {}
+    deletes: list[Path] = []
+    _diff(yaml.safe_load(text) or {}, data, (), changes, deletes)
+    return update(text, changes, deletes)
+
+
+def _diff(old: Any, new: Any, path: Path, changes: dict[Path, Any], deletes: list[Path]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        deletes.extend((*path, k) for k in old if k not in new)
+        for k, v in new.items():
+            if k in old:
+                _diff(old[k], v, (*path, k), changes, deletes)
+            else:
+                changes[(*path, k)] = v
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            _diff(a, b, (*path, i), changes, deletes)
+    elif old != new or type(old) is not type(new):
+        changes[path] = new
+
+
 def _load(text: str) -> Any:
     try:
         return yaml.safe_load(text) or {}
