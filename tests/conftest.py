@@ -13,6 +13,9 @@ def isolated_store(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMSTACK_DB", str(path))
     monkeypatch.setenv("PROMSTACK_USER", "tester")
     monkeypatch.delenv("PROMSTACK_AUDIT_KEY", raising=False)  # each store makes its own key file
+    # An unexpected exception in a CLI command re-raises instead of becoming one friendly line,
+    # so a bug fails its test with a traceback rather than hiding behind exit code 70.
+    monkeypatch.setenv("PROMSTACK_DEBUG", "1")
     monkeypatch.chdir(tmp_path)
     return path
 
