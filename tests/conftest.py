@@ -46,6 +46,12 @@ def clock(monkeypatch):
 
 
 @pytest.fixture
+def anyio_backend():
+    """The async tests (`@pytest.mark.anyio`) run on asyncio, the loop the faces and the gateway use."""
+    return "asyncio"
+
+
+@pytest.fixture
 def client(isolated_store):
     from promstack import Client
 
