@@ -244,7 +244,6 @@ class FakeLLM:
         }
         return 200, {}, json.dumps(data, ensure_ascii=False).encode()
 
-
     async def _wait_for_the_others(self) -> None:
         if not self.hold:
             return
