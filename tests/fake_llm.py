@@ -9,9 +9,9 @@ bodies, empty choices, logprobs. Three ways to steer it:
 - the model name (`fake-429`, `fake-500`, `fake-malformed`, `fake-empty`, `fake-slow-250`), which
   works through any client, litellm included, and under concurrency.
 
-`fake.max_in_flight` is the most chat requests it was answering at once; `fake.hold = n` keeps each
-one waiting until n are in flight (or HOLD_TIMEOUT passed), so a test can see that calls overlap
-without measuring time.
+`fake.peak` is the most chat requests it was answering at once (`fake.peak_by_model`, per model);
+`fake.hold = n` keeps each one waiting until n are in flight (or HOLD_TIMEOUT passed), so a test
+can see that calls overlap without measuring time.
 
 It runs on its own thread and event loop (`FakeLLM().start()`), or as a process for benchmarks:
 `python tests/fake_llm.py --port 0 --latency 0.1` prints `PORT <n>` and serves until killed.
@@ -49,7 +49,9 @@ class FakeLLM:
         self.record = True
         self.hold = 0  # hold each chat request until this many are in flight at once
         self.in_flight = 0
-        self.max_in_flight = 0
+        self.peak = 0
+        self.peak_by_model: dict[str, int] = {}
+        self._flight: dict[str, int] = {}  # in flight, per model
         self._released: asyncio.Event | None = None
         self._generation = 0  # bumped by reset(): a request a past test gave up on is not counted
         self._script: deque[str] = deque()
@@ -81,7 +83,8 @@ class FakeLLM:
         self.require_key = None
         self.hold = 0
         self._generation += 1
-        self.in_flight = self.max_in_flight = 0
+        self.in_flight = self.peak = 0
+        self.peak_by_model, self._flight = {}, {}
         self._released = None
 
     @property
@@ -193,9 +196,11 @@ class FakeLLM:
         behaviour, latency = self._next_behaviour(model)
         if behaviour == "timeout":
             latency = max(latency, 30.0)
-        generation = self._generation
+        generation = self._generation  # only the server's own loop counts
         self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self._flight[model] = self._flight.get(model, 0) + 1
+        self.peak = max(self.peak, self.in_flight)
+        self.peak_by_model[model] = max(self.peak_by_model.get(model, 0), self._flight[model])
         try:
             await self._wait_for_the_others()
             if latency:
@@ -203,6 +208,7 @@ class FakeLLM:
         finally:
             if generation == self._generation:
                 self.in_flight -= 1
+                self._flight[model] -= 1
         if behaviour == "429":
             return 429, {"retry-after": self.retry_after}, _error("Rate limit reached", "rate_limit_exceeded")
         if behaviour in ("500", "503"):

@@ -274,7 +274,7 @@ def test_100_concurrent_calls_do_not_serialise(client, fake_llm):
     assert len(results) == 100 and all(r.status == "ok" for r in results)
     # overlapped: all 100 waited at the server together; serialised, one at a time would
     # (and a pool of 20 connections would keep it at 20)
-    assert fake_llm.max_in_flight == 100
+    assert fake_llm.peak == 100
     assert len(rows(client)) == 100
 
 
