@@ -1,4 +1,10 @@
-"""The schema, as numbered migrations. An applied migration is never edited: a fix is a new one."""
+"""The schema, as numbered migrations. An applied migration is never edited: a fix is a new one.
+
+They are registered in the order of their numbers, which is the order a new database runs them.
+A database records each migration it ran by name (sqlite-utils' `_sqlite_migrations` table) and
+runs only the names it lacks, so one made while m003 was registered before m002 (and m005 before
+m004) upgrades to the same schema: every migration needs only those numbered below it.
+"""
 
 from __future__ import annotations
 
@@ -97,42 +103,6 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m003_call_log(db: sqlite_utils.Database) -> None:
-    # Every model call (hit or miss, success or failure) is one row: the guide's log fields plus
-    # cost, cache hit, status, error, environment, run and the guards' decisions. call_id is
-    # made by the gateway before the row is written, so a result can name its row at once.
-    db.executescript(
-        """
-        CREATE TABLE calls (
-            id INTEGER PRIMARY KEY,
-            call_id TEXT NOT NULL UNIQUE,
-            timestamp TEXT NOT NULL,
-            prompt_id INTEGER,
-            prompt_name TEXT,
-            prompt_version INTEGER,
-            model TEXT NOT NULL,
-            provider TEXT,
-            route TEXT,
-            input_tokens INTEGER NOT NULL DEFAULT 0,
-            output_tokens INTEGER NOT NULL DEFAULT 0,
-            latency_ms REAL NOT NULL DEFAULT 0,
-            user_id TEXT,
-            cost_usd REAL NOT NULL DEFAULT 0,
-            cache_hit INTEGER NOT NULL DEFAULT 0,
-            status TEXT NOT NULL CHECK (status IN ('ok', 'error', 'blocked')),
-            error TEXT,
-            environment TEXT,
-            run_id TEXT,
-            guards TEXT NOT NULL DEFAULT '{}'
-        );
-        CREATE INDEX calls_time ON calls (timestamp);
-        CREATE INDEX calls_prompt ON calls (prompt_id, timestamp);
-        CREATE INDEX calls_run ON calls (run_id);
-        """
-    )
-
-
-@migrations()
 def m002_prompt_files(db: sqlite_utils.Database) -> None:
     # The file watcher keeps prompt files on disk and versions in agreement. prompt_files maps
     # each tracked file (path relative to the workspace) to its prompt, with what was last
@@ -179,41 +149,37 @@ def m002_prompt_files(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m005_monitoring(db: sqlite_utils.Database) -> None:
-    # Alerts are episodes: opened when a rule fires for a scope, closed when it stops. The
-    # partial unique index allows one open alert per (rule, scope), so concurrent checkers can
-    # never fire the same alert twice. alert_events is the append-only history (fired,
-    # resolved, notified, notify_failed). export_cursors records how far the OTLP export got,
-    # so a restarted exporter neither resends nor skips call rows.
+def m003_call_log(db: sqlite_utils.Database) -> None:
+    # Every model call (hit or miss, success or failure) is one row: the guide's log fields plus
+    # cost, cache hit, status, error, environment, run and the guards' decisions. call_id is
+    # made by the gateway before the row is written, so a result can name its row at once.
     db.executescript(
         """
-        CREATE TABLE alerts (
+        CREATE TABLE calls (
             id INTEGER PRIMARY KEY,
-            rule TEXT NOT NULL,
-            scope TEXT NOT NULL,
-            fired_at TEXT NOT NULL,
-            resolved_at TEXT,
-            value REAL,
-            threshold REAL,
-            last_value REAL,
-            last_checked_at TEXT,
-            message TEXT NOT NULL,
-            detail TEXT NOT NULL DEFAULT '{}'
+            call_id TEXT NOT NULL UNIQUE,
+            timestamp TEXT NOT NULL,
+            prompt_id INTEGER,
+            prompt_name TEXT,
+            prompt_version INTEGER,
+            model TEXT NOT NULL,
+            provider TEXT,
+            route TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            latency_ms REAL NOT NULL DEFAULT 0,
+            user_id TEXT,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            cache_hit INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'error', 'blocked')),
+            error TEXT,
+            environment TEXT,
+            run_id TEXT,
+            guards TEXT NOT NULL DEFAULT '{}'
         );
-        CREATE UNIQUE INDEX alerts_one_open ON alerts (rule, scope) WHERE resolved_at IS NULL;
-        CREATE TABLE alert_events (
-            id INTEGER PRIMARY KEY,
-            alert_id INTEGER NOT NULL REFERENCES alerts(id),
-            kind TEXT NOT NULL,
-            at TEXT NOT NULL,
-            detail TEXT NOT NULL DEFAULT '{}'
-        );
-        CREATE INDEX alert_events_alert ON alert_events (alert_id, id);
-        CREATE TABLE export_cursors (
-            name TEXT PRIMARY KEY,
-            last_id INTEGER NOT NULL,
-            updated_at TEXT NOT NULL
-        );
+        CREATE INDEX calls_time ON calls (timestamp);
+        CREATE INDEX calls_prompt ON calls (prompt_id, timestamp);
+        CREATE INDEX calls_run ON calls (run_id);
         """
     )
 
@@ -327,6 +293,46 @@ def m004_evals(db: sqlite_utils.Database) -> None:
             winner TEXT NOT NULL,
             at TEXT NOT NULL,
             UNIQUE (match_id, voter)
+        );
+        """
+    )
+
+
+@migrations()
+def m005_monitoring(db: sqlite_utils.Database) -> None:
+    # Alerts are episodes: opened when a rule fires for a scope, closed when it stops. The
+    # partial unique index allows one open alert per (rule, scope), so concurrent checkers can
+    # never fire the same alert twice. alert_events is the append-only history (fired,
+    # resolved, notified, notify_failed). export_cursors records how far the OTLP export got,
+    # so a restarted exporter neither resends nor skips call rows.
+    db.executescript(
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            rule TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            fired_at TEXT NOT NULL,
+            resolved_at TEXT,
+            value REAL,
+            threshold REAL,
+            last_value REAL,
+            last_checked_at TEXT,
+            message TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE UNIQUE INDEX alerts_one_open ON alerts (rule, scope) WHERE resolved_at IS NULL;
+        CREATE TABLE alert_events (
+            id INTEGER PRIMARY KEY,
+            alert_id INTEGER NOT NULL REFERENCES alerts(id),
+            kind TEXT NOT NULL,
+            at TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX alert_events_alert ON alert_events (alert_id, id);
+        CREATE TABLE export_cursors (
+            name TEXT PRIMARY KEY,
+            last_id INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
         );
         """
     )

@@ -3,6 +3,8 @@ ever touches a real workspace."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 
@@ -13,8 +15,40 @@ def isolated_store(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMSTACK_DB", str(path))
     monkeypatch.setenv("PROMSTACK_USER", "tester")
     monkeypatch.delenv("PROMSTACK_AUDIT_KEY", raising=False)  # each store makes its own key file
+    # An unexpected exception in a CLI command re-raises instead of becoming one friendly line,
+    # so a bug fails its test with a traceback rather than hiding behind exit code 70.
+    monkeypatch.setenv("PROMSTACK_DEBUG", "1")
     monkeypatch.chdir(tmp_path)
     return path
+
+
+class Clock:
+    """A clock that moves only when told: `store.clock.current` while the `clock` fixture is on."""
+
+    def __init__(self, start: datetime) -> None:
+        self.time = start
+
+    def __call__(self) -> datetime:
+        return self.time
+
+    def advance(self, seconds: float = 1.0) -> None:
+        self.time += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The store's timestamps from a clock the test moves, so events are ordered without sleeping."""
+    import store.clock
+
+    fake = Clock(datetime(2026, 1, 1, tzinfo=UTC))
+    monkeypatch.setattr(store.clock, "current", fake)
+    return fake
+
+
+@pytest.fixture
+def anyio_backend():
+    """The async tests (`@pytest.mark.anyio`) run on asyncio, the loop the faces and the gateway use."""
+    return "asyncio"
 
 
 @pytest.fixture

@@ -9,6 +9,10 @@ bodies, empty choices, logprobs. Three ways to steer it:
 - the model name (`fake-429`, `fake-500`, `fake-malformed`, `fake-empty`, `fake-slow-250`), which
   works through any client, litellm included, and under concurrency.
 
+`fake.peak` is the most chat requests it was answering at once (`fake.peak_by_model`, per model);
+`fake.hold = n` keeps each one waiting until n are in flight (or HOLD_TIMEOUT passed), so a test
+can see that calls overlap without measuring time.
+
 It runs on its own thread and event loop (`FakeLLM().start()`), or as a process for benchmarks:
 `python tests/fake_llm.py --port 0 --latency 0.1` prints `PORT <n>` and serves until killed.
 """
@@ -26,6 +30,7 @@ import time
 from collections import deque
 from typing import Any
 
+HOLD_TIMEOUT = 10.0  # seconds a held request waits for the others before all are let go
 BEHAVIOURS = ("ok", "429", "500", "503", "malformed", "empty", "timeout", "401", "400")
 
 
@@ -42,6 +47,13 @@ class FakeLLM:
         self.require_key: str | None = None  # expected bearer token, if any
         self.requests: list[dict[str, Any]] = []
         self.record = True
+        self.hold = 0  # hold each chat request until this many are in flight at once
+        self.in_flight = 0
+        self.peak = 0
+        self.peak_by_model: dict[str, int] = {}
+        self._flight: dict[str, int] = {}  # in flight, per model
+        self._released: asyncio.Event | None = None
+        self._generation = 0  # bumped by reset(): a request a past test gave up on is not counted
         self._script: deque[str] = deque()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -69,6 +81,11 @@ class FakeLLM:
         self.reply = None
         self.logprobs = False
         self.require_key = None
+        self.hold = 0
+        self._generation += 1
+        self.in_flight = self.peak = 0
+        self.peak_by_model, self._flight = {}, {}
+        self._released = None
 
     @property
     def base_url(self) -> str:
@@ -179,8 +196,19 @@ class FakeLLM:
         behaviour, latency = self._next_behaviour(model)
         if behaviour == "timeout":
             latency = max(latency, 30.0)
-        if latency:
-            await asyncio.sleep(latency)
+        generation = self._generation  # only the server's own loop counts
+        self.in_flight += 1
+        self._flight[model] = self._flight.get(model, 0) + 1
+        self.peak = max(self.peak, self.in_flight)
+        self.peak_by_model[model] = max(self.peak_by_model.get(model, 0), self._flight[model])
+        try:
+            await self._wait_for_the_others()
+            if latency:
+                await asyncio.sleep(latency)
+        finally:
+            if generation == self._generation:
+                self.in_flight -= 1
+                self._flight[model] -= 1
         if behaviour == "429":
             return 429, {"retry-after": self.retry_after}, _error("Rate limit reached", "rate_limit_exceeded")
         if behaviour in ("500", "503"):
@@ -222,6 +250,17 @@ class FakeLLM:
         }
         return 200, {}, json.dumps(data, ensure_ascii=False).encode()
 
+    async def _wait_for_the_others(self) -> None:
+        if not self.hold:
+            return
+        if self._released is None:
+            self._released = asyncio.Event()
+        if self.in_flight >= self.hold:
+            self._released.set()
+        try:
+            await asyncio.wait_for(self._released.wait(), HOLD_TIMEOUT)
+        except TimeoutError:
+            self._released.set()  # the others are not coming: let everyone go
 
     def _embeddings(self, body: bytes):  # noqa: ANN202
         """Deterministic 8-dimensional vectors from each text's sha256."""

@@ -181,6 +181,30 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("debug", [None, "1"])
+def test_an_unexpected_error_is_one_line_unless_debugging(monkeypatch, debug):
+    """Tests run with PROMSTACK_DEBUG=1 (conftest) so that bugs re-raise; users get one line, exit 70."""
+    import click
+
+    from promstack.cli import handle_errors
+
+    @click.command()
+    @handle_errors
+    def broken() -> None:
+        raise KeyError("oops")
+
+    if debug is None:
+        monkeypatch.delenv("PROMSTACK_DEBUG", raising=False)
+    else:
+        monkeypatch.setenv("PROMSTACK_DEBUG", debug)
+    result = CliRunner().invoke(broken, [])
+    if debug is None:
+        assert result.exit_code == 70 and result.exception.__class__ is SystemExit
+        assert result.stderr == "promstack: unexpected error: KeyError: 'oops' (PROMSTACK_DEBUG=1 shows where)\n"
+    else:
+        assert isinstance(result.exception, KeyError)
+
+
 def test_db_flag_wins_over_the_environment(run, tmp_path):
     other = tmp_path / "other.db"
     run("--db", str(other), "prompt", "create", "elsewhere", "-t", "x")

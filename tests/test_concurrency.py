@@ -42,6 +42,17 @@ def _writer(spawn, tag: str, count: int, go, db) -> subprocess.Popen:
     )
 
 
+def _start_together(go, children: dict[str, subprocess.Popen]) -> None:
+    """Touch `go` once every child has written its ready file, `<go>.<tag>.ready`, and waits."""
+    deadline = time.monotonic() + 120
+    while not all(os.path.exists(f"{go}.{tag}.ready") for tag in children):
+        assert time.monotonic() < deadline, "the children did not start"
+        for proc in children.values():
+            assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.01)
+    go.touch()
+
+
 def _check_store(db, expected_versions: int | None = None) -> int:
     """The store is intact and its numbers gap-free; returns how many versions it holds."""
     conn = sqlite3.connect(db)
@@ -66,14 +77,8 @@ def test_two_processes_saving_500_times_each_lose_nothing(client, isolated_store
     client.create_prompt("p", "start {{ question }}")
     go = tmp_path / "go"
     writers = {tag: _writer(spawn, tag, SAVES, go, isolated_store) for tag in ("a", "b")}
-    # Start both at once, only when both are ready: a slow start under load must not let one
-    # writer finish before the other begins.
-    deadline = time.monotonic() + 120
-    while not all(os.path.exists(f"{go}.{tag}.ready") for tag in writers):
-        assert time.monotonic() < deadline, "the writers did not start"
-        assert all(proc.poll() is None for proc in writers.values())
-        time.sleep(0.01)
-    go.touch()
+    # a slow start under load must not let one writer finish before the other begins
+    _start_together(go, writers)
     outputs = {tag: proc.communicate(timeout=300) for tag, proc in writers.items()}
     for tag, (_, err) in outputs.items():
         assert writers[tag].returncode == 0, err
@@ -135,6 +140,7 @@ OPENER = textwrap.dedent(
     from promstack import Client
 
     go = sys.argv[2]
+    open(f"{go}.{sys.argv[1]}.ready", "w").close()  # imported: only the start signal is left
     while not os.path.exists(go):
         time.sleep(0.0005)
     with Client() as client:
@@ -149,14 +155,13 @@ def test_processes_opening_a_new_store_at_once_both_migrate_safely(tmp_path, spa
         db.parent.mkdir()  # PROMSTACK_DB into a missing folder is refused as a typo
         go = tmp_path / f"go{attempt}"
         env = {**os.environ, "PROMSTACK_DB": str(db)}
-        procs = [
-            spawn([sys.executable, "-c", OPENER, f"p{i}", str(go)], env=env,
-                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for i in range(3)
-        ]
-        time.sleep(0.3)  # let them all import and wait at the line
-        go.touch()
-        for proc in procs:
+        procs = {
+            name: spawn([sys.executable, "-c", OPENER, name, str(go)], env=env,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name in ("p0", "p1", "p2")
+        }
+        _start_together(go, procs)
+        for proc in procs.values():
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
         with Client(db) as client:

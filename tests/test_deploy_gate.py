@@ -216,11 +216,6 @@ def test_cli_approve(seeded, monkeypatch):
     assert "Deployed support/answer v1 to production" in done.output
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_mcp_deploy_prompt(seeded, isolated_store):
     from mcp import Client as MCPClient

@@ -11,11 +11,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 async def mcp(isolated_store):
     server = build_server(isolated_store)
     async with Client(server) as client:

@@ -54,8 +54,7 @@ def test_the_arena_checks_the_columns_too(workspace, client, scripted):
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_an_mcp_client_reads_the_sentence(workspace, client, scripted, isolated_store, anyio_backend):
+async def test_an_mcp_client_reads_the_sentence(workspace, client, scripted, isolated_store):
     from mcp import Client as MCPClient
     from mcp_types import Implementation
 

@@ -42,10 +42,6 @@ class ScriptedLLM(FakeLLM):
         super().__init__()
         self.responder = respond
         self.counts: dict[str, int] = {}
-        self.in_flight = 0
-        self.peak = 0
-        self.peak_by_model: dict[str, int] = {}
-        self._flight: dict[str, int] = {}
         self._count_lock = threading.Lock()
 
     @property
@@ -63,8 +59,6 @@ class ScriptedLLM(FakeLLM):
             _seen.clear()
         with self._count_lock:
             self.counts = {}
-            self.peak = 0
-            self.peak_by_model = {}
 
     async def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes):  # noqa: ANN202
         try:
@@ -75,16 +69,7 @@ class ScriptedLLM(FakeLLM):
         _reply.set(self.responder(request) if request and self.responder else None)
         with self._count_lock:
             self.counts[model] = self.counts.get(model, 0) + 1
-            self.in_flight += 1
-            self._flight[model] = self._flight.get(model, 0) + 1
-            self.peak = max(self.peak, self.in_flight)
-            self.peak_by_model[model] = max(self.peak_by_model.get(model, 0), self._flight[model])
-        try:
-            status, extra, payload = await super()._respond(method, path, headers, body)
-        finally:
-            with self._count_lock:
-                self.in_flight -= 1
-                self._flight[model] -= 1
+        status, extra, payload = await super()._respond(method, path, headers, body)
         if status == 200 and model == "judge-logprobs" and request and request.get("logprobs"):
             data = json.loads(payload)
             text = data["choices"][0]["message"]["content"]

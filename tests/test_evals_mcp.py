@@ -17,11 +17,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 async def mcp(workspace, isolated_store):
     server = build_server(isolated_store)
     async with Client(server, client_info=Implementation(name="pytest-client", version="1")) as client:

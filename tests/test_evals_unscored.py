@@ -27,11 +27,6 @@ BIN = os.path.dirname(sys.executable)
 CRITERIA = SEED_JUDGE["criteria"]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def judged_by(workspace, model: str) -> None:
     """The regression suite's judge model (its sidecar), e.g. 'openai/judge-short'."""
     (workspace / "tests" / "prompts" / "regression.yml").write_text(

@@ -88,11 +88,6 @@ async def test_an_mcp_tool_error_names_tools_and_arguments_never_a_cli_flag(seed
     assert not CLI_WORDS.search(text), text
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def test_the_sdk_is_told_methods_and_keywords(seeded):
     from promstack import Client
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from gates_off import gates_off
 
@@ -56,18 +54,21 @@ def test_label_history_records_every_move(three):
                      ("set_label", "production"), ("set_label", "production")]
 
 
-def test_label_at_a_past_time(three):
+def test_label_at_a_past_time(clock, three):
     before_any = now()
-    time.sleep(0.002)
+    clock.advance()
     three.set_label("p", "production", 1)
-    time.sleep(0.002)
+    moved_to_v1 = now()
+    clock.advance()
     at_v1 = now()
-    time.sleep(0.002)
+    clock.advance()
     three.set_label("p", "production", 2)
-    time.sleep(0.002)
+    clock.advance()
     at_v2 = now()
-    time.sleep(0.002)
+    clock.advance()
     three.remove_label("p", "production")
+    assert [m.at for m in three.label_history("p", "production")][-1] == moved_to_v1
+    assert three.label_at("p", "production", moved_to_v1) == 1  # a move counts from its instant
     assert three.label_at("p", "production", before_any) is None
     assert three.label_at("p", "production", at_v1) == 1
     assert three.label_at("p", "production", at_v2) == 2

@@ -141,11 +141,6 @@ def test_an_unpriced_call_is_logged_unknown_and_every_cli_total_says_so(client, 
 
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_mcp_tools_say_the_sentence(mcp, client, unpriced):
     ran = await mcp.call_tool("run_prompt", {"prompt": unpriced, "variables": {"x": "1"}})

@@ -29,11 +29,6 @@ PAID = {"run_prompt", "run_tests", "judge_run", "run_arena", "evaluate_prompt", 
 OPEN_WORLD = PAID | {"set_label", "deploy_prompt", "check_alerts"}
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 async def listed(mcp) -> list[dict[str, Any]]:
     return wire((await mcp.list_tools()).tools)
 

@@ -16,11 +16,6 @@ pytestmark = pytest.mark.anyio
 PROMSTACK = str(Path(sys.executable).with_name("promstack"))
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def stdio(db: Path | None, cwd: Path, **env: str) -> StdioServerParameters:
     environment = {"PROMSTACK_USER": "stdio-tester", **env}
     if db is not None:

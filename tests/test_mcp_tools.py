@@ -38,11 +38,6 @@ TOOLS |= {"run_prompt"}
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def refund(client):
     client.create_prompt("support/refund", "환불 절차를 안내하세요: {{ question }}", model_config={"model": "gpt-4o-mini"})
     client.save("support/refund", "환불 절차를 친절하게 안내하세요: {{ question }}", message="kinder")

@@ -15,11 +15,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def traffic(client):
     client.create_prompt("support/refund", "환불: {{ question }}", model_config={"model": "gpt-4o"})
     now = datetime.now(UTC)

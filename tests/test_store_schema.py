@@ -31,7 +31,7 @@ EXPECTED = {
         "id", "from_row", "from_hash", "from_version_id", "from_move_id", "key_id", "seal", "started_at",
     ],
     "_sqlite_migrations": ["id", "migration_set", "name", "applied_at"],
-    # m002 creates results; m009 adds the judge's score and reason per criterion.
+    # m004 creates results; m009 adds the judge's score and reason per criterion.
     "results": [
         "id", "run_id", "case_key", "case_idx", "model", "prompt_version", "repeat", "judge_key",
         "status", "score", "output", "reason", "checks", "input_tokens", "output_tokens", "cost_usd",
@@ -87,6 +87,45 @@ def test_migrations_are_recorded(blank):
     assert applied[0] == "m001_initial"
     assert applied == [m.name for m in migrations._migrations]
     assert migrations.pending(blank) == []
+
+
+def test_migrations_are_registered_in_the_order_of_their_numbers():
+    names = [m.name for m in migrations._migrations]
+    assert [int(name[1:4]) for name in names] == list(range(1, len(names) + 1)), names
+
+
+# The order the migrations were registered in before they were put in numbered order; databases
+# made then may have stopped anywhere along it.
+FORMER_ORDER = [
+    "m001_initial", "m003_call_log", "m002_prompt_files", "m005_monitoring", "m004_evals",
+    "m006_deploy", "m007_audit_key", "m008_unpriced_calls", "m009_result_criteria",
+]
+
+
+def _schema(db):
+    rows = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    columns = {table: db.execute(f'PRAGMA table_info("{table}")').fetchall() for table in db.table_names()}
+    return set(rows), columns
+
+
+@pytest.mark.parametrize("applied", range(len(FORMER_ORDER) + 1))
+def test_a_database_migrated_in_the_former_order_upgrades_to_the_same_schema(tmp_path, applied):
+    assert sorted(FORMER_ORDER) == [m.name for m in migrations._migrations]
+    former = sqlite_utils.Migrations(migrations.name)
+    functions = {m.name: m.fn for m in migrations._migrations}
+    for name in FORMER_ORDER[:applied]:
+        former(name=name)(functions[name])
+    old = sqlite_utils.Database(sqlite3.connect(tmp_path / "old.db", isolation_level=None))
+    former.apply(old)
+    assert [m.name for m in migrations.applied(old)] == FORMER_ORDER[:applied]
+    old.close()
+    upgraded, fresh = connect(tmp_path / "old.db"), connect(tmp_path / "fresh.db")
+    try:
+        assert {m.name for m in migrations.applied(upgraded)} == set(FORMER_ORDER)
+        assert _schema(upgraded) == _schema(fresh)
+    finally:
+        upgraded.close()
+        fresh.close()
 
 
 def test_reopening_does_not_rerun_migrations(tmp_path):

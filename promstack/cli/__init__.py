@@ -103,7 +103,7 @@ def handle_errors(func: Callable) -> Callable:
         except RecursionError:  # only input nested thousands deep gets here: it is bad input
             fail(str(too_deep("the input")))
         except Exception as exc:
-            if os.environ.get("PROMSTACK_DEBUG") or "pytest" in sys.modules:
+            if os.environ.get("PROMSTACK_DEBUG"):
                 raise
             fail(f"unexpected error: {exc.__class__.__name__}: {exc} (PROMSTACK_DEBUG=1 shows where)", 70)
 

@@ -121,7 +121,9 @@ def test_any_csv_bytes_import_or_say_why(client, isolated_store, tmp_path, data)
         assert {s["name"]: s["case_count"] for s in engine.list_suites(client)} == before  # nothing half-imported
     else:
         shown = engine.show_suite(client, suite["name"], limit=1000)
-        assert suite["case_count"] == len(shown["cases"]) and suite["case_count"] >= 0
+        # a file with no cases is refused, so an import holds at least one, and the list agrees
+        assert suite["case_count"] == len(shown["cases"]) and suite["case_count"] >= 1
+        assert {s["name"]: s["case_count"] for s in engine.list_suites(client)}[suite["name"]] == suite["case_count"]
     integrity_ok(isolated_store)
 
 
