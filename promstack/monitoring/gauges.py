@@ -11,13 +11,16 @@ could not price, as every total does.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from ..gateway import budgets, pricing
 from .alerts import Rule, RuleSet, measure, rules_from_config
 from .call_metrics import UNPRICED_SQL, prompt_names, resolve_prompt_id, split_models, total
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 WORKSPACE = "workspace"
 # The chart lines: chart name -> the rule whose threshold it draws.
@@ -68,11 +71,12 @@ def _gauge(title: str, scope: str, value: float, limit: float, *, warn_at: float
             "hard": hard, "unpriced": unpriced}
 
 
-def gauges(db: sqlite_utils.Database, config: Any, *, ruleset: RuleSet | None = None,
+def gauges(db: sqlite_utils.Database, config: Config | dict[str, Any], *, ruleset: RuleSet | None = None,
            now: datetime | None = None) -> list[dict[str, Any]]:
     """One gauge per limit: {title, scope, value, limit, ratio, warn_at, kind ('usd' or 'tokens'),
     hard, unpriced}; the alert rules' limits first, then the workspace's hard budgets.
-    `config` is a promstack.config.Config or its plain dict."""
+    `config` is a promstack.config.Config or its plain dict. A limit of a prompt named in the
+    config that does not exist yet raises NotFound (`alerts.evaluate` reports it per rule)."""
     now = now or datetime.now(UTC)
     ruleset = ruleset or rules_from_config(config)
     out = []
@@ -95,7 +99,7 @@ def gauges(db: sqlite_utils.Database, config: Any, *, ruleset: RuleSet | None = 
     return out
 
 
-def limits_view(db: sqlite_utils.Database, config: Any, *, prompt: int | str | None = None,
+def limits_view(db: sqlite_utils.Database, config: Config | dict[str, Any], *, prompt: int | str | None = None,
                 environment: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     """The alert scope of a filter, its chart thresholds, its rules, and every gauge:
     {"scope", "thresholds", "rules", "gauges"}."""
