@@ -1,4 +1,4 @@
-"""The monitoring and cost tools: each a few lines over promstack.monitoring / alerts / costs.
+"""The monitoring and cost tools: each a few lines over promstack.monitoring / alerts / costs / advice.
 
 Groups and reports are open-ended tables (the grouping decides their keys), so results carry
 them as lists of objects; the fixed parts (window, totals, what fired) are typed fields.
@@ -157,7 +157,7 @@ def check_alerts(call: Call, args: CheckAlertsArgs) -> tuple[AlertsResult, str]:
     from promstack.monitoring import alerts
 
     found = alerts.check(call.client.store.db, call.client.store.path, notify=args.notify)
-    text = "\n".join(r["message"] for r in found["results"]) or "No rules to check."
+    text = "\n".join(alerts.check_lines(found))
     return AlertsResult.model_validate(found), text
 
 
@@ -170,19 +170,12 @@ def cost_report(call: Call, args: CostReportArgs) -> tuple[CostReportResult, str
     if args.environment:
         filters["environment"] = args.environment
     found = costs.cost_report(call.client.store.db, since=args.since, by=list(args.by), **filters)
-    change = "new" if found["change"] is None else f"{found['change']:+.1%}"
-    lines = [f"${found['total_usd']:,.4f} since {found['since']} ({change} against the window before)"]
+    lines = [costs.report_headline(found)]
     for g in found["groups"][:20]:
         key = g.get("prompt_name") or ", ".join(str(g[k]) for k in g if k in (
             "prompt_id", "prompt_version", "model", "environment", "user_id", "day"))
         lines.append(f"{key}: ${g['cost_usd']:,.4f} ({g['share']:.0%}), {g['trend']}")
-    if found["unpriced"]:
-        lines.append(found["unpriced"])
-    evaluation = found["evaluation"]
-    lines.append(f"evaluation (tests, arena, judge; not in the total): ${evaluation['cost_usd']:,.4f} "
-                 f"in {evaluation['requests']} calls")
-    if evaluation["unpriced"]:
-        lines.append(f"evaluation: {evaluation['unpriced']}")
+    lines += costs.report_notes(found)
     return CostReportResult.model_validate(found), "\n".join(lines)
 
 
@@ -190,26 +183,20 @@ def cost_report(call: Call, args: CostReportArgs) -> tuple[CostReportResult, str
 def recommend_model(call: Call, args: RecommendModelArgs) -> tuple[RecommendModelResult, str]:
     """Name the cheapest model scoring close to the best on a prompt's tests, with the monthly
     saving."""
-    from promstack.monitoring import costs
+    from promstack.monitoring import advice
 
-    found = costs.recommend_model(call.client, args.prompt, tolerance=args.tolerance)
-    text = found.get("advice") or found.get("note", "")
-    if found.get("unpriced") and found.get("advice"):
-        text += "\n" + found["unpriced"]
-    return RecommendModelResult.model_validate(found), text
+    found = advice.recommend_model(call.client, args.prompt, tolerance=args.tolerance)
+    return RecommendModelResult.model_validate(found), advice.recommendation_text(found)
 
 
 @tool(title="Suggest a shorter prompt", long=True, changes_prompts=True, open_world=True)  # the writer and the suite
 def suggest_shorter(call: Call, args: SuggestShorterArgs) -> tuple[SuggestShorterResult, str]:
     """Have a model write a shorter version of a prompt on a branch, tested against the current
     one."""
-    from promstack.monitoring import costs
+    from promstack.monitoring import advice
 
     call.progress(0, 3, "asking for a shorter rewrite")
-    found = costs.suggest_shorter(call.client, args.prompt, model=args.model, version=args.version,
+    found = advice.suggest_shorter(call.client, args.prompt, model=args.model, version=args.version,
                                   suite=args.suite, run_suite=args.run_suite)
     call.progress(3, 3, found["verdict"])
-    text = (f"{found['tokens_before']} -> {found['tokens_after']} tokens; verdict {found['verdict']}"
-            + (f" (v{found['version']} on branch {found['branch']})" if found.get("branch") else "")
-            + (f": {found['reason']}" if found.get("reason") else ""))
-    return SuggestShorterResult.model_validate(found), text
+    return SuggestShorterResult.model_validate(found), "\n".join(advice.shorter_summary(found))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from promstack import monitoring
 from promstack.cli import cli
-from promstack.monitoring import costs
+from promstack.monitoring import advice, costs
 from store import calls
 from store.errors import NotFound
 
@@ -88,7 +88,7 @@ def test_recommendation_known_answer(client, answer):
     add(db, [row(NOW - timedelta(hours=1), cache_hit=True, cost_usd=0.0) for _ in range(50)])
     add_run(db, "run-old", 1, {"gpt-4o-mini": [10, 10]}, started="2025-12-01T00:00:00Z")  # superseded
     add_run(db, "run-1", 1, {"gpt-4o": [90, 90, 90], "gpt-4o-mini": [89, 89, 89], "gpt-4.1-nano": [80, 80, 80]})
-    rec = costs.recommend_model(client, "support/answer", tolerance=2, now=NOW)
+    rec = advice.recommend_model(client, "support/answer", tolerance=2, now=NOW)
     assert rec["current_model"] == "gpt-4o" and rec["best_score"] == 90
     assert rec["recommended"] == "gpt-4o-mini"         # nano is cheaper but 10 points worse
     assert rec["traffic"]["calls"] == 300 and rec["traffic"]["monthly_calls"] == 300
@@ -98,17 +98,17 @@ def test_recommendation_known_answer(client, answer):
     scores = {c["model"]: c["score"] for c in rec["candidates"]}
     assert scores == {"gpt-4o": 90, "gpt-4o-mini": 89, "gpt-4.1-nano": 80}
     assert "switch to gpt-4o-mini" in rec["advice"]
-    wide = costs.recommend_model(client, 1, tolerance=10, now=NOW)
+    wide = advice.recommend_model(client, 1, tolerance=10, now=NOW)
     assert wide["recommended"] == "gpt-4.1-nano"
     assert wide["monthly_saving_usd"] == pytest.approx(300 * (GPT4O - NANO))
-    strict = costs.recommend_model(client, 1, tolerance=0, now=NOW)
+    strict = advice.recommend_model(client, 1, tolerance=0, now=NOW)
     assert strict["recommended"] == "gpt-4o" and strict["monthly_saving_usd"] == pytest.approx(0)
     assert strict["advice"].startswith("keep gpt-4o")
 
 
 def test_recommendation_without_results_says_what_to_run(client, answer):
     with pytest.raises(NotFound, match=r"two or more models first: promstack\.evals\.engine\.run_tests\(client, SUITE, prompt="):
-        costs.recommend_model(client, "support/answer")
+        advice.recommend_model(client, "support/answer")
 
 
 def test_shorter_prompt_is_cheaper_in_proportion(client, answer):
@@ -118,7 +118,7 @@ def test_shorter_prompt_is_cheaper_in_proportion(client, answer):
     assert v1["tokenizer"] == "o200k_base" and v2["tokens"] < v1["tokens"]
     # no traffic: a call's input is the template itself, output priced at 0 tokens, so the
     # cost changes exactly as the tokens do: "30% shorter = 30% cheaper"
-    cmp = costs.compare_versions(client, "support/answer", 1, short.version)
+    cmp = advice.compare_versions(client, "support/answer", 1, short.version)
     assert cmp["a"]["template_tokens"] == v1["tokens"] and cmp["b"]["template_tokens"] == v2["tokens"]
     assert cmp["cost_change"] == pytest.approx(cmp["template_token_change"])
     assert cmp["template_token_change"] < -0.3
@@ -127,7 +127,7 @@ def test_shorter_prompt_is_cheaper_in_proportion(client, answer):
     add(db, [row(NOW - timedelta(hours=i + 1), input_tokens=1000, output_tokens=100, cost_usd=0.0035)
              for i in range(30)])
     saved = v1["tokens"] - v2["tokens"]
-    cmp = costs.compare_versions(client, "support/answer", 1, short.version, now=NOW)
+    cmp = advice.compare_versions(client, "support/answer", 1, short.version, now=NOW)
     per_call = saved * 2.5e-06
     assert cmp["per_call_saving_usd"] == pytest.approx(per_call)
     assert cmp["monthly_saving_usd"] == pytest.approx(per_call * 30)
@@ -152,7 +152,7 @@ def test_suggest_shorter_runs_the_suite_before_anyone_adopts(client, fake_llm):
     engine.import_suite(client, text='input,expected_output\n"환불하고 싶어요","contains:전문가"\n',
                         fmt="csv", name="regression", prompt="support/answer")
     fake_llm.reply = SEED_SHORT
-    result = costs.suggest_shorter(client, "support/answer")
+    result = advice.suggest_shorter(client, "support/answer")
     assert result["candidate"] == SEED_SHORT
     assert result["tokens_after"] < result["tokens_before"]
     assert result["verdict"] == "adoptable", result
@@ -163,7 +163,7 @@ def test_suggest_shorter_runs_the_suite_before_anyone_adopts(client, fake_llm):
     assert result["cost"]["b"]["template_tokens"] == result["tokens_after"]
     # a rewrite that drops a variable is rejected before anything is saved
     fake_llm.reply = "전문가로서 답변하세요."
-    bad = costs.suggest_shorter(client, "support/answer", run_suite=False)
+    bad = advice.suggest_shorter(client, "support/answer", run_suite=False)
     assert bad["verdict"] == "rejected" and "input" in bad["reason"] and bad["version"] is None
 
 
@@ -201,8 +201,8 @@ def test_recommendation_from_arena_when_there_are_no_test_runs(client, answer):
         db.execute("INSERT INTO arena_matches (run_id, case_key, model_a, model_b, winner, at) "
                    "VALUES ('arena-1', ?, 'gpt-4o', 'gpt-4o-mini', ?, '2026-01-01T00:00:00Z')",
                    [f"c{i}", "gpt-4o" if i < 6 else "gpt-4o-mini"])
-    rec = costs.recommend_model(client, "support/answer", tolerance=25, now=NOW)
+    rec = advice.recommend_model(client, "support/answer", tolerance=25, now=NOW)
     assert rec["basis"].startswith("arena run arena-1")
     assert {c["model"]: c["score"] for c in rec["candidates"]} == {"gpt-4o": 60.0, "gpt-4o-mini": 40.0}
     assert rec["recommended"] == "gpt-4o-mini"
-    assert costs.recommend_model(client, "support/answer", tolerance=10, now=NOW)["recommended"] == "gpt-4o"
+    assert advice.recommend_model(client, "support/answer", tolerance=10, now=NOW)["recommended"] == "gpt-4o"

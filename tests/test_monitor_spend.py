@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from promstack import monitoring
 from promstack.cli import cli
 from promstack.gateway import budgets
-from promstack.monitoring import alerts, costs
+from promstack.monitoring import advice, alerts, costs
 from store import calls
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -170,21 +170,21 @@ def test_recommend_counts_production_traffic_and_starts_from_the_configured_mode
     add(db, [row(at=NOW - timedelta(hours=i + 1), model="gpt-4o", run_id="t1", input_tokens=5000) for i in range(100)])
     add(db, [row(at=NOW - timedelta(hours=i + 1), prompt_name="promstack/judge", input_tokens=5000)
              for i in range(100)])  # as if the judge's calls were tagged with this prompt id
-    rec = costs.recommend_model(client, "support/answer", tolerance=2, now=NOW)
+    rec = advice.recommend_model(client, "support/answer", tolerance=2, now=NOW)
     assert rec["current_model"] == "gpt-4o-mini"
     assert rec["traffic"]["calls"] == 30 and rec["traffic"]["avg_input_tokens"] == pytest.approx(100)
     assert rec["recommended"] == "gpt-4o-mini" and rec["advice"].startswith("keep gpt-4o-mini")
-    cmp = costs.compare_versions(client, "support/answer", 1, 1, now=NOW)
+    cmp = advice.compare_versions(client, "support/answer", 1, 1, now=NOW)
     assert cmp["model"] == "gpt-4o-mini" and cmp["traffic"]["calls"] == 30
 
 
 def test_recommend_and_compare_name_models_without_a_price(client):
     client.create_prompt("support/answer", "답하세요: {{ input }}", model_config={"model": "my-model"})
     add_run(client.store.db, "t1", models=("my-model", "gpt-4o-mini"), scores=(90, 90))
-    rec = costs.recommend_model(client, "support/answer", now=NOW)
+    rec = advice.recommend_model(client, "support/answer", now=NOW)
     assert rec["recommended"] == "gpt-4o-mini"
     assert rec["unpriced"].startswith("no price for model my-model: add a price in config")
-    cmp = costs.compare_versions(client, "support/answer", 1, 1)
+    cmp = advice.compare_versions(client, "support/answer", 1, 1)
     assert cmp["price_known"] is False and cmp["unpriced"].startswith("no price for model my-model")
     out = CliRunner().invoke(cli, ["cost", "compare", "--prompt", "support/answer", "1", "1"])
     assert "no price for model my-model: add a price in config" in out.stdout

@@ -17,9 +17,10 @@ def _fmt(value: Any, kind: str) -> str:
         return f"{value:,.0f}"
     if kind == "pct":
         return f"{value:.1%}"
-    if kind == "usd":  # per-call costs are fractions of a cent: keep their digits
-        return f"${value:,.2f}" if abs(value) >= 100 else f"${value:,.4f}" if abs(value) >= 0.01 \
-            or value == 0 else f"${value:,.6f}"
+    if kind == "usd":
+        from promstack.monitoring.costs import usd
+
+        return usd(value)
     if kind == "num":
         return f"{value:,.6g}"
     if kind == "int":
@@ -129,10 +130,8 @@ def alerts_check(state, no_notify: bool) -> None:  # noqa: ANN001
     if state.json:
         emit_json(result)
     else:
-        if not result["results"]:
-            click.echo("No rules to check.")
-        for item in result["results"]:
-            click.echo(item["message"])
+        for line in alerts.check_lines(result):
+            click.echo(line)
     if result["firing"]:
         sys.exit(EXIT_CHECK_FAILED)
 
@@ -193,23 +192,15 @@ def cost_group(state, since: str, until: str | None, by: str) -> None:  # noqa: 
     if state.json:
         emit_json(report)
         return
-    change = report["change"]
-    click.echo(f"{report['since']} .. {report['until']}: ${report['total_usd']:,.4f} of the prompts' own calls "
-               f"({'new' if change is None else f'{change:+.1%}'} against the window before)")
+    click.echo(costs.report_headline(report))
     rows = [{**g, "trend_text": g["trend"] + ("" if g["change"] is None else f" {g['change']:+.0%}")}
             for g in report["groups"]]
     _table(rows, _group_columns(report["by"]) + [
         ("requests", "requests", "int"), ("cost", "cost_usd", "usd"), ("share", "share", "pct"),
         ("before", "previous_cost_usd", "usd"), ("trend", "trend_text", "text"),
     ])
-    if report["unpriced"]:
-        click.echo(report["unpriced"])
-    evaluation = report["evaluation"]
-    kinds = ", ".join(f"{kind} {_fmt(v['cost_usd'], 'usd')}" for kind, v in evaluation["by_kind"].items())
-    click.echo(f"evaluation (tests, arena, judge; not in the total above): {_fmt(evaluation['cost_usd'], 'usd')} "
-               f"in {evaluation['requests']:,} calls" + (f" ({kinds})" if kinds else ""))
-    if evaluation["unpriced"]:
-        click.echo(f"evaluation: {evaluation['unpriced']}")
+    for line in costs.report_notes(report):
+        click.echo(line)
 
 
 @cost_group.command("recommend")
@@ -223,9 +214,9 @@ def cost_recommend(state, prompt: str, tolerance: float, days: int) -> None:  # 
     \b
     promstack cost recommend --prompt 42 --tolerance 3
     """
-    from promstack.monitoring import costs
+    from promstack.monitoring import advice
 
-    result = costs.recommend_model(state.client, prompt, tolerance=tolerance, days=days)
+    result = advice.recommend_model(state.client, prompt, tolerance=tolerance, days=days)
     if state.json:
         emit_json(result)
         return
@@ -236,9 +227,7 @@ def cost_recommend(state, prompt: str, tolerance: float, days: int) -> None:  # 
     _table(rows, [("model", "model", "text"), ("score", "score", "text"),
                   ("per call", "per_call_usd", "usd"), ("per month", "monthly_usd", "usd"),
                   ("", "mark", "text")])
-    click.echo(result.get("advice") or result.get("note", ""))
-    if result.get("unpriced") and result.get("advice"):
-        click.echo(result["unpriced"])
+    click.echo(advice.recommendation_text(result))
 
 
 @cost_group.command("compare")
@@ -253,9 +242,9 @@ def cost_compare(state, prompt: str, a: int, b: int, model: str | None) -> None:
     \b
     promstack cost compare --prompt support/refund 3 4
     """
-    from promstack.monitoring import costs
+    from promstack.monitoring import advice
 
-    result = costs.compare_versions(state.client, prompt, a, b, model=model)
+    result = advice.compare_versions(state.client, prompt, a, b, model=model)
     if state.json:
         emit_json(result)
         return
@@ -340,18 +329,15 @@ def cost_shorter(state, prompt: str, model: str | None, version: int | None, sui
     \b
     promstack cost shorter --prompt support/refund --model gpt-4o-mini
     """
-    from promstack.monitoring import costs
+    from promstack.monitoring import advice
 
-    result = costs.suggest_shorter(state.client, prompt, model=model, version=version, suite=suite,
+    result = advice.suggest_shorter(state.client, prompt, model=model, version=version, suite=suite,
                                    run_suite=not no_test)
     if state.json:
         emit_json(result)
     else:
-        click.echo(f"{result['tokens_before']} -> {result['tokens_after']} tokens; verdict: {result['verdict']}")
-        if result.get("branch"):
-            click.echo(f"saved as v{result['version']} on branch {result['branch']}")
-        if result.get("reason"):
-            click.echo(result["reason"])
+        for line in advice.shorter_summary(result):
+            click.echo(line)
         click.echo("---")
         click.echo(result["candidate"])
     if result["verdict"] == "rejected":

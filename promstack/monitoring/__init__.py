@@ -1,7 +1,10 @@
-"""Monitoring: metrics over the call log, alert rules, costs and their advice, OpenTelemetry in and out.
+"""Monitoring: metrics over the call log, alert rules, gauges, costs and their advice, OpenTelemetry out.
 
 The metrics (`call_metrics`: windows, groupings, percentiles, the SQL that splits a prompt's own traffic
-from evaluation spend) are this package's surface; `alerts`, `costs` and `otel` are its modules.
+from evaluation spend) are this package's surface; its other modules are `alerts` (rules, their state,
+notifications), `gauges` (how much of each limit is used, the thresholds a chart marks), `costs` (the
+cost report, tokens), `advice` (a cheaper model, a shorter prompt) and `otel` (OTLP export).
+Monitoring reads the store and calls the gateway and evals; it never imports deploy or a face.
 """
 
 from .call_metrics import (

@@ -40,7 +40,15 @@ import sqlite_utils
 from store import monitoring
 from store.errors import InvalidInput, NotFound
 
-from . import call_metrics as monitor
+from .call_metrics import (
+    UNPRICED_SQL,
+    iso,
+    latency_percentiles,
+    parse_duration,
+    split_models,
+    total,
+    unpriced_fields,
+)
 
 log = logging.getLogger("promstack.alerts")
 # Applications that configure logging get the alerts there; without it, Python's last-resort
@@ -122,7 +130,7 @@ def _scope_rules(
         return []
     window = str(settings["window"])
     try:
-        monitor.parse_duration(window)  # a bad window is an error now, not at 3 a.m.
+        parse_duration(window)  # a bad window is an error now, not at 3 a.m.
     except InvalidInput as exc:
         raise InvalidInput(f"window in [{where}alerts]: {exc}") from None
     min_calls = int(settings.get("min_calls") or 1)
@@ -205,17 +213,17 @@ def _month_start(now: datetime) -> datetime:
 def measure(db: sqlite_utils.Database, rule: Rule, now: datetime) -> tuple[float | None, dict[str, Any]]:
     """The rule's current value (None when there is too little traffic to judge) and context."""
     if rule.name in ("latency_p95", "error_rate"):
-        since = now - monitor.parse_duration(rule.window or "1h")
+        since = now - parse_duration(rule.window or "1h")
         if rule.name == "error_rate":
             # Blocked calls never reached a model: they are out of the denominator.
-            served, errors = monitor.total(
+            served, errors = total(
                 db, "COALESCE(SUM(status != 'blocked'), 0), COALESCE(SUM(status = 'error'), 0)",
                 since, now, **rule.filters,
             )
             if served < rule.min_calls or served == 0:
                 return None, {"served": served}
             return errors / served, {"served": served, "errors": errors}
-        found = monitor.latency_percentiles(
+        found = latency_percentiles(
             db, since=since, until=now, now=now, percentiles=(95,), **rule.filters
         )
         served = found[0]["served"] if found else 0
@@ -223,17 +231,17 @@ def measure(db: sqlite_utils.Database, rule: Rule, now: datetime) -> tuple[float
             return None, {"served": served}
         return found[0]["latency_p95_ms"], {"served": served}
     if rule.name == "token_usage":
-        (tokens,) = monitor.total(
+        (tokens,) = total(
             db, "COALESCE(SUM(input_tokens + output_tokens), 0)", _day_start(now), now, **rule.filters
         )
         return float(tokens), {"limit": rule.limit, "used_ratio": tokens / rule.limit}
     start = _day_start(now) if rule.name == "cost_budget_daily" else _month_start(now)
-    cost, unpriced, models = monitor.total(
-        db, f"COALESCE(SUM(cost_usd), 0), {monitor.UNPRICED_SQL}", start, now, **rule.filters)
+    cost, unpriced, models = total(
+        db, f"COALESCE(SUM(cost_usd), 0), {UNPRICED_SQL}", start, now, **rule.filters)
     # Unpriced calls add nothing they could be proven to cost: the value is a lower bound, and
     # the result (and its message) says how many calls it could not price.
     return float(cost), {"budget": rule.limit, "used_ratio": cost / rule.limit,
-                         **monitor.unpriced_fields(int(unpriced), monitor.split_models(models))}
+                         **unpriced_fields(int(unpriced), split_models(models))}
 
 
 def _per_prompt_rules(db: sqlite_utils.Database, ruleset: RuleSet, now: datetime) -> list[Rule]:
@@ -242,10 +250,10 @@ def _per_prompt_rules(db: sqlite_utils.Database, ruleset: RuleSet, now: datetime
     if not ruleset.per_prompt:
         return []
     configured = {r.scope for r in ruleset.rules}
-    longest = max(monitor.parse_duration(r.window or "1h") for r in ruleset.per_prompt)
+    longest = max(parse_duration(r.window or "1h") for r in ruleset.per_prompt)
     names = {row[0] for row in db.execute(
         "SELECT DISTINCT prompt_name FROM calls WHERE timestamp >= ? AND timestamp < ? "
-        "AND prompt_name IS NOT NULL", [monitor.iso(now - longest), monitor.iso(now)]).fetchall()}
+        "AND prompt_name IS NOT NULL", [iso(now - longest), iso(now)]).fetchall()}
     names |= {a["scope"].split(":", 1)[1] for a in monitoring.open_alerts(db)
               if a["scope"].startswith("prompt:")}
     out = []
@@ -289,7 +297,7 @@ def evaluate(
     """
     ruleset = config if isinstance(config, RuleSet) else rules_from_config(config or {})
     now = now or datetime.now(UTC)
-    at = monitor.iso(now)
+    at = iso(now)
     results = []
     changes = []
     for rule in ruleset.rules + _per_prompt_rules(db, ruleset, now):
@@ -400,6 +408,11 @@ def post_webhook(url: str, body: dict[str, Any], timeout: float = WEBHOOK_TIMEOU
 def check(db: sqlite_utils.Database, db_path: Any = None, *, notify: bool = True) -> dict[str, Any]:
     """The workspace's rules evaluated now: what `promstack alerts check` and `check_alerts` run."""
     return evaluate(db, load_rules(db_path), notify=notify)
+
+
+def check_lines(result: dict[str, Any]) -> list[str]:
+    """An `evaluate` result in lines: each rule's message, or that there was nothing to check."""
+    return [r["message"] for r in result["results"]] or ["No rules to check."]
 
 
 def history(db: sqlite_utils.Database, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

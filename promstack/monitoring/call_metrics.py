@@ -29,6 +29,7 @@ Definitions (the tests check them exactly):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,7 +49,7 @@ INTERNAL_SQL = f"COALESCE(substr(prompt_name, 1, {len(INTERNAL_PREFIX)}) = '{INT
 EVALUATION_SQL = f"(COALESCE(run_id IN (SELECT id FROM runs), 0) OR {INTERNAL_SQL})"
 OWN_SQL = f"(NOT {EVALUATION_SQL})"
 TRAFFIC = {"own": OWN_SQL, "evaluation": EVALUATION_SQL}
-# How many calls had no price, and their models (comma-separated; monitor.split_models).
+# How many calls had no price, and their models (comma-separated; split_models).
 UNPRICED_SQL = "COALESCE(SUM(cost_usd IS NULL), 0), group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END)"
 
 # Group name -> SQL expressions (output column name, expression). Day and hour are UTC text
@@ -119,6 +120,8 @@ def parse_time(text: str | datetime | None, *, now: datetime | None = None) -> d
 
 
 def parse_groups(by: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Group names from "prompt,model" or a list, aliases resolved, each once; an unknown name
+    is an error that lists the choices."""
     if not by:
         return []
     items = by.split(",") if isinstance(by, str) else list(by)
@@ -250,11 +253,11 @@ def metrics(
         db, win, prompt=prompt, version=version, model=model, environment=environment,
         user_id=user_id,
     )
-    keys = _keys(groups)
+    keys = group_columns(groups)
     key_exprs = [expr for _, expr in keys]
     key_names = [name for name, _ in keys]
     rows = _aggregate(db, where, params, key_exprs)
-    names = _prompt_names(db) if "prompt_id" in key_names else {}
+    names = prompt_names(db) if "prompt_id" in key_names else {}
     out = []
     for key, agg in rows.items():
         item: dict[str, Any] = dict(zip(key_names, key, strict=True))
@@ -265,15 +268,13 @@ def metrics(
     out.sort(key=lambda r: (-r["requests"], [str(r[k]) for k in key_names]))
     if not groups and not out:
         out = [_finish(_EMPTY[:-1], [])]
-    count = sum(g["unpriced_calls"] for g in out)
-    models = sorted({m for g in out for m in g["unpriced_models"]})
     return {
         "since": win.since_iso,
         "until": win.until_iso,
         "by": groups,
         "percentile_method": "nearest-rank",
         "groups": out,
-        **unpriced_fields(count, models),
+        **sum_unpriced(out),
     }
 
 
@@ -291,7 +292,7 @@ def latency_percentiles(
     and the latency alert rule (one grouped scan, no other aggregates)."""
     win = window(since, until, now=now)
     where, params = filters_sql(db, win, **filters)
-    keys = _keys(parse_groups(by))
+    keys = group_columns(parse_groups(by))
     exprs = [expr for _, expr in keys]
     select = "".join(f"{e}, " for e in exprs)
     group = f" GROUP BY {', '.join(exprs)}" if exprs else ""
@@ -312,8 +313,9 @@ def latency_percentiles(
     return out
 
 
-def _keys(groups: list[str]) -> list[tuple[str, str]]:
-    """Output columns and SQL expressions for groups; 'prompt' and 'version' share prompt_id."""
+def group_columns(groups: list[str]) -> list[tuple[str, str]]:
+    """(output column, SQL expression) for each grouping `parse_groups` gave, in order and once
+    each: 'prompt' and 'version' share prompt_id. Every grouped SQL over `calls` selects these."""
     keys: list[tuple[str, str]] = []
     for group in groups:
         for pair in GROUPS[group]:
@@ -402,7 +404,15 @@ def unpriced_fields(calls: int, models: list[str]) -> dict[str, Any]:
             "unpriced": pricing.unpriced_note(calls, models)}
 
 
-def _prompt_names(db: sqlite_utils.Database) -> dict[int, str]:
+def sum_unpriced(groups: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The unpriced fields of a total over groups that each carry them."""
+    groups = list(groups)
+    return unpriced_fields(sum(g["unpriced_calls"] for g in groups),
+                           sorted({m for g in groups for m in g["unpriced_models"]}))
+
+
+def prompt_names(db: sqlite_utils.Database) -> dict[int, str]:
+    """Prompt id -> name from the prompts table: the label of every group keyed by prompt_id."""
     return {row[0]: row[1] for row in db.execute("SELECT id, name FROM prompts").fetchall()}
 
 
@@ -421,7 +431,7 @@ def total(
 def dimensions(db: sqlite_utils.Database) -> dict[str, list[Any]]:
     """What the call log can be filtered by: its prompts (id, name), models and environments,
     each sorted (one DISTINCT scan, no aggregates; the dashboard's filter menus)."""
-    names = _prompt_names(db)
+    names = prompt_names(db)
     rows = db.execute("SELECT DISTINCT prompt_id, prompt_name, model, environment FROM calls").fetchall()
     prompts = {(pid, names.get(pid) or name or str(pid)) for pid, name, _, _ in rows if pid is not None}
     return {

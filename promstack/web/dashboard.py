@@ -316,9 +316,7 @@ def _buckets(since: datetime, until: datetime, step: timedelta) -> list[datetime
 def monitoring_page(client: Any, since: str, prompt: str | None, model: str | None,
                     environment: str | None, now: datetime | None = None) -> dict[str, Any]:
     from promstack import config, monitoring
-    from promstack.gateway import budgets, pricing
-    from promstack.monitoring import alerts
-    from store.workspace import workspace_root
+    from promstack.monitoring import alerts, gauges
 
     db = client.store.db
     now = now or datetime.now(UTC)
@@ -345,51 +343,12 @@ def monitoring_page(client: Any, since: str, prompt: str | None, model: str | No
         series["cost"].append(row.get("own_cost_usd", 0) if row else 0)
         series["evaluation_cost"].append(row.get("evaluation_cost_usd", 0) if row else 0)
     totals = monitoring.metrics(db, since=since, now=now, **filters)["groups"][0]
-    choices = monitoring.dimensions(db)
-    ruleset = alerts.load_rules(client.store.path)
-    scope = "workspace"
-    if prompt:
-        pid = monitoring.resolve_prompt_id(db, prompt)
-        name = next((n for i, n in choices["prompts"] if i == pid), prompt)
-        scope = f"prompt:{name}"
-    elif environment:
-        scope = f"environment:{environment}"
-    scoped = {r.name: r for r in ruleset.rules if r.scope == "workspace"}
-    scoped.update({r.name: r for r in ruleset.rules if r.scope == scope})
-    thresholds = {
-        "latency": scoped["latency_p95"].threshold if "latency_p95" in scoped else None,
-        "error_rate": scoped["error_rate"].threshold if "error_rate" in scoped else None,
-    }
-    gauges = []
-    for rule in ruleset.rules:
-        if rule.limit is None:
-            continue
-        value, context = alerts.measure(db, rule, now)
-        gauges.append({"title": _gauge_title(rule), "scope": rule.scope, "value": value or 0.0,
-                       "limit": rule.limit, "ratio": (value or 0.0) / rule.limit if rule.limit else 0.0,
-                       "warn_at": rule.ratio, "kind": "tokens" if rule.name == "token_usage" else "usd",
-                       "hard": False, "unpriced": context.get("unpriced")})
-    root = workspace_root(client.store.path) if client.store.path else None
-    for budget in budgets.hard_budgets(config.load(root), prompt_name=None, environment=None):
-        cost, tokens = budgets.spent(db, budget, now)
-        value = cost if budget.kind == "usd" else tokens
-        unpriced = pricing.unpriced_note(*budgets.unpriced(db, budget, now)) if budget.kind == "usd" else None
-        gauges.append({"title": budget.describe(), "scope": budget.scope, "value": value, "limit": budget.limit,
-                       "ratio": value / budget.limit if budget.limit else 0.0, "warn_at": None,
-                       "kind": budget.kind, "hard": True, "unpriced": unpriced})
+    limits = gauges.limits_view(db, config.of_client(client), prompt=filters["prompt"],
+                                environment=filters["environment"], now=now)
     return {
-        "series": series, "by": by, "since": since, "filters": filters, "choices": choices,
-        "thresholds": thresholds, "scope": scope, "totals": totals, "gauges": gauges,
-        "alerts": alerts.history(db, limit=50), "rules": [r for r in ruleset.rules if r.scope == scope
-                                                           or r.scope == "workspace"],
-        "windows": WINDOWS,
+        "series": series, "by": by, "since": since, "filters": filters, "choices": monitoring.dimensions(db),
+        "totals": totals, **limits, "alerts": alerts.history(db, limit=50), "windows": WINDOWS,
     }
-
-
-def _gauge_title(rule: Any) -> str:
-    if rule.name == "token_usage":
-        return "Tokens today"
-    return "Cost today" if rule.name == "cost_budget_daily" else "Cost this month"
 
 
 # ---- actions (the same engine calls as the CLI and MCP) ----------------------------------------
