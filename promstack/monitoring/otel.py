@@ -154,11 +154,12 @@ def resource() -> dict[str, Any]:
 
 
 def payload(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    from promstack import __version__
+    # the distribution's version (the package root would also offer the SDK's Client)
+    from importlib.metadata import version
 
     return {"resourceSpans": [{
         "resource": resource(),
-        "scopeSpans": [{"scope": {"name": SCOPE, "version": __version__},
+        "scopeSpans": [{"scope": {"name": SCOPE, "version": version("promstack")},
                         "spans": [span(r) for r in rows]}],
     }]}
 
