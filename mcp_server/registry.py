@@ -204,6 +204,8 @@ MCP_ACTIONS = {
     "get_run": "get_run",
     "run_tests": "run_tests with 'models'",
     "judge_run": "judge_run",
+    "deploy_version": "deploy_prompt with prompt {prompt}, version {version}, environment {environment!r}",
+    "approve_deployment": "promstack deploy approve {id}, run by a person",
 }
 # An argument's name in the tool's arguments; "<of>.<name>" when one tool spells it differently.
 MCP_ARGUMENTS = {"import_suite.prompt": "prompt"}

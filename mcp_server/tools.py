@@ -179,17 +179,7 @@ def merge_branch(call: Call, args: MergeBranchArgs) -> tuple[PromptVersionResult
 def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
     """Point a label at a version; a gated environment's label (staging, production) moves only if
     the version passes its gate."""
-    from promstack import deploy
-    from promstack.deploy import gates
-
-    from .tools_deploy import refusal
-
-    result = gates.move_label(call.client, args.prompt, args.label, args.version, reason=args.reason,
-                               force=args.force, rerun=args.rerun)
-    if result["status"] == "refused":
-        raise deploy.GateFailed(refusal(result["deployment"]) + "; force with a reason moves it anyway (audited)")
-    if result["status"] == "pending_approval":
-        raise deploy.DeployPending(gates.pending(result["deployment"]))
-    move = result["move"]
+    move = call.client.set_label(args.prompt, args.label, args.version, reason=args.reason, force=args.force,
+                                 rerun=args.rerun)  # GateFailed / DeployPending: worded by the face
     before = f"v{move.from_version}" if move.from_version else "nothing"
     return LabelResult.model_validate(move.to_dict()), f"Label {move.label}: {before} -> v{move.to_version}"

@@ -117,7 +117,10 @@ class PromptStore:
 
     # ---- resolving names --------------------------------------------------------------
 
-    def _prompt_row(self, prompt: PromptRef, *, archived_ok: bool = False) -> dict[str, Any]:
+    def prompt_row(self, prompt: PromptRef, *, archived_ok: bool = False) -> dict[str, Any]:
+        """The prompts row `prompt` (an id or a name) names: {"id", "name", "description",
+        "created_at", "created_by", "archived_at"}. NotFound, with the step that helps, when no
+        prompt has that id or name, or when it is archived (unless `archived_ok`)."""
         if isinstance(prompt, bool) or not isinstance(prompt, int | str) or prompt == "":
             raise InvalidInput("name the prompt by its id (42) or its name ('support/refund')")
         prompt = prompt_ref(prompt)
@@ -145,7 +148,7 @@ class PromptStore:
         return f" (did you mean {close[0]!r}?)" if close else ""
 
     def prompt_id(self, prompt: PromptRef) -> int:
-        return self._prompt_row(prompt, archived_ok=True)["id"]
+        return self.prompt_row(prompt, archived_ok=True)["id"]
 
     def _branch_head(self, prompt_id: int, name: str, branch: str) -> int:
         row = self.db.execute(
@@ -223,14 +226,16 @@ class PromptStore:
         selectors = [s for s, v in (("version", version), ("label", label), ("branch", branch)) if v is not None]
         if len(selectors) > 1:
             raise InvalidInput(f"give one of version, label or branch, not {' and '.join(selectors)}")
-        row = self._prompt_row(id if id is not None else prompt)
+        row = self.prompt_row(id if id is not None else prompt)
         if version is not None:
             return self._version(row, version)
         if label is not None and label != LATEST:
-            return self._version(row, self._label_target(row, label))
+            return self._version(row, self.label_target(row, label))
         return self._version(row, self._branch_head(row["id"], row["name"], branch or MAIN))
 
-    def _label_target(self, prompt: dict[str, Any], label: str) -> int:
+    def label_target(self, prompt: dict[str, Any], label: str) -> int:
+        """The version number `label` points at for `prompt` (a row from `prompt_row`);
+        NotFound, listing the prompt's labels, when it has no such label."""
         found = self.db.execute(
             "SELECT version FROM labels WHERE prompt_id = ? AND name = ?", [prompt["id"], label]
         ).fetchone()
@@ -272,7 +277,7 @@ class PromptStore:
         self, prompt: PromptRef, *, branch: str | None = None, limit: int | None = None
     ) -> list[PromptVersion]:
         """Newest first. With a branch, its line of ancestry (as `git log` shows a branch)."""
-        row = self._prompt_row(prompt, archived_ok=True)
+        row = self.prompt_row(prompt, archived_ok=True)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise InvalidInput("limit must be a positive whole number")
         cap = min(limit, SQLITE_MAX_INT) if limit is not None else -1
@@ -300,7 +305,7 @@ class PromptStore:
         return [self._load(row["name"], r) for r in rows]
 
     def list_branches(self, prompt: PromptRef) -> list[Branch]:
-        row = self._prompt_row(prompt, archived_ok=True)
+        row = self.prompt_row(prompt, archived_ok=True)
         return [
             Branch(row["id"], *r)
             for r in self.db.execute(
@@ -311,7 +316,7 @@ class PromptStore:
         ]
 
     def labels(self, prompt: PromptRef) -> dict[str, int]:
-        row = self._prompt_row(prompt, archived_ok=True)
+        row = self.prompt_row(prompt, archived_ok=True)
         result = {LATEST: self._branch_head(row["id"], row["name"], MAIN)}
         result.update(
             dict(self.db.execute("SELECT name, version FROM labels WHERE prompt_id = ? ORDER BY name", [row["id"]]))
@@ -320,7 +325,7 @@ class PromptStore:
 
     def label_history(self, prompt: PromptRef, label: str | None = None) -> list[LabelMove]:
         """Every move of the prompt's labels (or of one), newest first."""
-        row = self._prompt_row(prompt, archived_ok=True)
+        row = self.prompt_row(prompt, archived_ok=True)
         where, params = "prompt_id = ?", [row["id"]]
         if label is not None:
             where += " AND label = ?"
@@ -336,7 +341,7 @@ class PromptStore:
 
     def label_at(self, prompt: PromptRef, label: str, at: str) -> int | None:
         """The version `label` pointed at, at time `at` (ISO 8601); None if it pointed nowhere."""
-        row = self._prompt_row(prompt, archived_ok=True)
+        row = self.prompt_row(prompt, archived_ok=True)
         found = self.db.execute(
             "SELECT to_version FROM label_history WHERE prompt_id = ? AND label = ? AND at <= ? "
             "ORDER BY id DESC LIMIT 1",
@@ -346,7 +351,7 @@ class PromptStore:
 
     def dependents(self, prompt: PromptRef) -> list[dict[str, Any]]:
         """Which prompt versions include this prompt."""
-        row = self._prompt_row(prompt, archived_ok=True)
+        row = self.prompt_row(prompt, archived_ok=True)
         return [
             {"name": name, "version": version, "selector": selector}
             for name, version, selector in self.db.execute(
@@ -559,7 +564,7 @@ class PromptStore:
         """A new version on `branch`; content identical to the branch head returns the head.
         `keep_config`: `model_config` sets the keys it holds and the head's other keys are kept,
         as when a prompt file that carries no (or part of a) model config is saved."""
-        row = self._prompt_row(prompt)
+        row = self.prompt_row(prompt)
         if template is None and model_config is None:
             raise InvalidInput("give a new template, a new model_config, or both")
         # Content given in full is validated before the lock is taken; a part left out comes
@@ -625,7 +630,7 @@ class PromptStore:
         author: str | None = None,
     ) -> PromptVersion:
         """Append a version whose content equals `to_version`; nothing is rewritten."""
-        row = self._prompt_row(prompt)
+        row = self.prompt_row(prompt)
         target = self._version(row, to_version)
         prepared = self._prepare(row["name"], target.template, target.model_config)
         with write(self.db):
@@ -645,7 +650,7 @@ class PromptStore:
     def create_branch(
         self, prompt: PromptRef, name: str, *, from_version: int | None = None, author: str | None = None
     ) -> Branch:
-        row = self._prompt_row(prompt)
+        row = self.prompt_row(prompt)
         validate_ref_name(name, "branch")
         with write(self.db):
             start = (self._version(row, from_version).version if from_version is not None
@@ -695,7 +700,7 @@ class PromptStore:
         author: str | None = None,
     ) -> PromptVersion:
         """Apply `branch`'s change since the fork point onto `into`'s head (a 3-way merge)."""
-        row = self._prompt_row(prompt)
+        row = self.prompt_row(prompt)
         if branch == into:
             raise InvalidInput(f"cannot merge branch {branch!r} into itself; name another target branch")
         theirs = self.get(row["id"], branch=branch)
@@ -779,7 +784,7 @@ class PromptStore:
     ) -> LabelMove:
         """Point `label` at `version`. `cleared` is the engine saying why this move may skip the
         label guard (the gate passed, a forced deployment, a rollback); faces never pass it."""
-        row = self._prompt_row(prompt)
+        row = self.prompt_row(prompt)
         validate_ref_name(label, "label")
         if label == LATEST:
             raise InvalidInput("'latest' always follows the head of main; it cannot be set")
@@ -822,17 +827,17 @@ class PromptStore:
 
     def remove_label(self, prompt: PromptRef, label: str, *, reason: str | None = None,
                      actor: str | None = None) -> LabelMove:
-        row = self._prompt_row(prompt)
+        row = self.prompt_row(prompt)
         with write(self.db):
-            self._label_target(row, label)
+            self.label_target(row, label)
             return self._move_label(row, label, None, reason=reason, actor=actor, how="remove")
 
     def rollback_label(self, prompt: PromptRef, label: str, *, reason: str | None = None,
                        actor: str | None = None) -> LabelMove:
         """Point `label` back where it pointed before its last move."""
-        row = self._prompt_row(prompt)
+        row = self.prompt_row(prompt)
         with write(self.db):
-            current = self._label_target(row, label)
+            current = self.label_target(row, label)
             last = self.db.execute(
                 "SELECT from_version FROM label_history WHERE prompt_id = ? AND label = ? ORDER BY id DESC LIMIT 1",
                 [row["id"], label],
@@ -847,7 +852,7 @@ class PromptStore:
                                     cleared="rollback")
 
     def delete_prompt(self, prompt: PromptRef, *, actor: str | None = None) -> Prompt:
-        row = self._prompt_row(prompt)
+        row = self.prompt_row(prompt)
         with write(self.db):
             self.db.execute("UPDATE prompts SET archived_at = ? WHERE id = ?", [now(), row["id"]])
             audit.record(self.db, actor or self.actor, "delete_prompt", prompt_id=row["id"],
@@ -855,7 +860,7 @@ class PromptStore:
         return self._summary(row["id"])
 
     def restore_prompt(self, prompt: PromptRef, *, actor: str | None = None) -> Prompt:
-        row = self._prompt_row(prompt, archived_ok=True)
+        row = self.prompt_row(prompt, archived_ok=True)
         if not row["archived_at"]:
             raise InvalidInput(f"prompt {row['name']!r} is not deleted; there is nothing to restore")
         with write(self.db):
@@ -866,7 +871,7 @@ class PromptStore:
 
     def rename_prompt(self, prompt: PromptRef, new_name: str, *, actor: str | None = None) -> Prompt:
         """Give a prompt a new name; its id, versions, branches and labels stay as they are."""
-        row = self._prompt_row(prompt, archived_ok=True)
+        row = self.prompt_row(prompt, archived_ok=True)
         validate_name(new_name)
         if new_name == row["name"]:
             return self._summary(row["id"])
@@ -898,7 +903,7 @@ class PromptStore:
         return next(p for p in self.list_prompts(include_archived=True) if p.id == prompt_id)
 
     def diff(self, prompt: PromptRef, from_version: int, to_version: int | None = None) -> Diff:
-        row = self._prompt_row(prompt, archived_ok=True)
+        row = self.prompt_row(prompt, archived_ok=True)
         old = self._version(row, from_version)
         new = self._version(row, to_version if to_version is not None
                             else self._branch_head(row["id"], row["name"], MAIN))

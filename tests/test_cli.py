@@ -99,11 +99,11 @@ def test_branch_merge_and_conflict_exit_code(run, refund):
 
 def test_labels(run, refund):
     # production is a gated environment: with no suite to pass, `label set` is refused (exit 1,
-    # nothing moved); --force needs --reason (exit 2); forced with a reason it moves, audited.
+    # nothing moved); --force needs a reason (exit 2); forced with a reason it moves, audited.
     refused = run("label", "set", refund, "production", "1", "-r", "first release", code=1)
-    assert "REFUSED" in refused.stdout and "could not run the suite" in refused.stdout
+    assert "the production gate refused" in refused.stdout and "could not run the suite" in refused.stdout
     assert json.loads(run("label", "list", refund, "--json").stdout) == {"latest": 2}
-    assert "--force needs --reason" in run("label", "set", refund, "production", "1", "--force", code=2).stderr
+    assert "needs a reason (--reason)" in run("label", "set", refund, "production", "1", "--force", code=2).stderr
     run("label", "set", refund, "production", "1", "-r", "first release", "--force")
     run("label", "set", refund, "production", "2", "--force", "-r", "second release")
     run("label", "set", refund, "canary", "2")  # not an environment: moves freely

@@ -199,7 +199,7 @@ def test_a_deploy_from_the_page_moves_the_environments_label(site, page):
     page.select_option("#deploy-form select[name=environment]", "development")
     page.click("#deploy-form button[type=submit]")
     page.wait_for_selector(".flash.ok")
-    assert "Deployed v2 to development" in page.inner_text(".flash.ok")
+    assert "Deployed support/answer v2 to development" in page.inner_text(".flash.ok")
     with _client(facts) as client:
         assert client.labels(42)["development"] == 2
 

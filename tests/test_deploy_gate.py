@@ -188,7 +188,7 @@ def test_cli_exit_codes_and_output(seeded):
     assert ok.exit_code == 0, ok.output
     assert "Deployed support/answer v1 to staging" in ok.output
     refused = runner.invoke(cli, ["deploy", "--prompt", "42", "--version", "2", "--env", "staging", "-q"])
-    assert refused.exit_code == 1 and "REFUSED" in refused.output
+    assert refused.exit_code == 1 and "the staging gate refused" in refused.output
     bad = runner.invoke(cli, ["deploy", "--prompt", "42", "--version", "1", "--env", "nope"])
     assert bad.exit_code == 2 and "no environment 'nope'" in bad.output
     skip = runner.invoke(cli, ["deploy", "--prompt", "42", "--skip", "score"])
@@ -230,7 +230,7 @@ async def test_mcp_deploy_prompt(seeded, isolated_store):
         assert result.structured_content["status"] == "deployed"
         refused = await session.call_tool("deploy_prompt", {"prompt": 42, "version": 2, "environment": "staging"})
         assert refused.structured_content["status"] == "refused"
-        assert "did not pass the gate" in refused.content[0].text
+        assert "the staging gate refused support/answer v2" in refused.content[0].text
         bad = await session.call_tool("deploy_prompt", {"prompt": 42, "environment": "prod"})
         assert bad.is_error and "no environment 'prod'" in bad.content[0].text
         back = await session.call_tool("deploy_prompt", {"prompt": 42, "environment": "staging", "rollback": True})

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from promstack import InvalidInput, NotFound, deploy
 from promstack.cli import cli
-from promstack.deploy import rollout
+from promstack.deploy import rollout, splits
 from store import calls
 from store.clock import now
 
@@ -21,7 +21,7 @@ from store.clock import now
 def live(client, monkeypatch):
     """Prompt 42, production -> v1; v2 is the new version. The rollout's salt is fixed, so the
     shares below are exact numbers of this test, not a draw."""
-    monkeypatch.setattr(rollout.secrets, "token_hex", lambda n: "0123456789abcdef")
+    monkeypatch.setattr(splits.secrets, "token_hex", lambda n: "0123456789abcdef")
     client.create_prompt("support/answer", "v1 {{ input }}", id=42, model_config={"model": "openai/good"})
     client.save(42, "v2 {{ input }}")
     deploy.deploy(client, 42, version=1, env="production", force=True)

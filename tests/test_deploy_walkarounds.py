@@ -18,7 +18,7 @@ from test_deploy_fixtures import _scripted_server, scripted, workspace  # noqa: 
 
 from promstack import Client, InvalidInput, deploy
 from promstack.cli import cli
-from promstack.deploy import GateFailed, abtest, gates, rollout
+from promstack.deploy import GateFailed, abtest, rollout
 from promstack.evals import engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,9 +105,9 @@ def test_cli_label_set_goes_through_the_gate(seeded):
     runner = CliRunner()
     refused = runner.invoke(cli, ["label", "set", "42", "production", "2"])
     assert refused.exit_code == 1, refused.output
-    assert "REFUSED" in refused.output and "judge score" in refused.output
+    assert "the production gate refused" in refused.output and "judge score" in refused.output
     no_reason = runner.invoke(cli, ["label", "set", "42", "production", "2", "--force"])
-    assert no_reason.exit_code == 2 and "--force needs --reason" in no_reason.output
+    assert no_reason.exit_code == 2 and "needs a reason (--reason)" in no_reason.output
     ok = runner.invoke(cli, ["label", "set", "42", "production", "1", "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["to_version"] == 1 and json.loads(ok.output)["deployment"]
@@ -288,7 +288,7 @@ def test_require_previous_names_the_missing_environment(seeded, client, scripted
     with pytest.raises(GateFailed, match="v1 has not passed staging"):
         client.set_label(42, "production", 1)
     out = CliRunner().invoke(cli, ["deploy", "--prompt", "42", "--version", "1", "--env", "staging", "-q"])
-    assert out.exit_code == 1 and "v1 has not passed test; run `promstack deploy --prompt 42" in out.output
+    assert out.exit_code == 1 and "v1 has not passed test; deploy it there first ('promstack deploy --prompt 42" in out.output
     # In order: development (no gate: being there is enough), test, staging, production.
     client.set_label(42, "development", 1)
     for env in ("test", "staging", "production"):
@@ -347,7 +347,7 @@ def test_a_failing_run_is_not_reused(seeded, client):
     result = deploy.deploy(client, 42, version=2, env="staging")
     assert result["status"] == "refused"
     assert result["gate"]["run"]["id"] != failing and result["gate"]["run"]["reused"] is False  # ran afresh
-    assert f"(run {result['gate']['run']['id']})" in gates.refusal(result)
+    assert f"(run {result['gate']['run']['id']})" in deploy.refusal(result)
 
 
 def test_a_passing_run_is_reused_and_rerun_runs_afresh(seeded, client, scripted):  # noqa: F811

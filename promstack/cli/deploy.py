@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, error_text, fail, warn
+from . import EXIT_CHECK_FAILED, cli, cli_words, command_context, emit_json, error_text, fail, warn
 
 WORKFLOW = """\
 # PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init).
@@ -95,32 +95,13 @@ def gate_progress(quiet: bool, json_output: bool) -> Any:
 
 
 def print_deployment(d: dict[str, Any]) -> None:
-    frm = f"v{d['from_version']}" if d.get("from_version") is not None else "nothing"
-    what = f"{d['name']} v{d['to_version']} to {d['environment']}"
-    status = d["status"]
-    if status == "unchanged":
-        click.echo(d["message"])
-        return
+    """The gate's checks, one a line, then the engine's sentence for the deployment (in CLI words)."""
+    from promstack.deploy import check_text, describe
+
     for check in d.get("gate", {}).get("checks", []):
         mark = "SKIPPED" if check.get("skipped") else "ok" if check["passed"] else "FAILED"
-        click.echo(f"  {check['check']:7} {mark:8} {check['detail']}")
-    if status == "deployed" and d["kind"] == "rollback":
-        click.echo(f"Rolled back {d['environment']} of {d['name']}: v{d['from_version']} -> v{d['to_version']} "
-                   f"(deployment {d['id']})")
-    elif status == "deployed":
-        forced = " (FORCED: " + ", ".join(d["skipped"]) + " skipped)" if d["skipped"] else ""
-        click.echo(f"Deployed {what} (was {frm}){forced}: deployment {d['id']}")
-    elif status == "refused":
-        click.echo(f"REFUSED: {what} did not pass the gate; {d['environment']} still serves {frm} "
-                   f"(deployment {d['id']}; --force with --reason skips the gate, audited)")
-    elif status == "pending_approval":
-        click.echo(f"Deployment {d['id']} of {what} passed the gate and waits for approval: "
-                   f"promstack deploy approve {d['id']}")
-    elif status == "rolling_out":
-        click.echo(f"Rolling out {what}: {d['gate'].get('rollout'):g}% of users (deployment {d['id']}); "
-                   f"step up with: promstack rollout promote --prompt {d['prompt_id']} --env {d['environment']}")
-    else:
-        click.echo(f"Deployment {d['id']} of {what}: {status}")
+        click.echo(f"  {check['check']:7} {mark:8} {check_text(check, d['prompt_id'], cli_words)}")
+    click.echo(describe(d, cli_words))
 
 
 def _exit_for(d: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import click
 from store.bounds import parse_json, read_bounded
 from store.errors import InvalidInput
 
-from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail, handle_errors
+from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, handle_errors
 
 
 def _read_template(template: str | None, file: str | None) -> Any:
@@ -413,7 +413,7 @@ def label_group() -> None:
 @click.argument("prompt")
 @click.argument("label")
 @click.argument("version", type=int)
-@click.option("--reason", "-r", help="Why, for the record (required with --force).")
+@click.option("--reason", "-r", help="Why, for the record (required with --force on a gated environment).")
 @click.option("--force", is_flag=True, help="Move a gated environment's label without its gate; needs --reason, audited.")
 @click.option("--rerun", is_flag=True, help="Run the gate's suite afresh instead of reusing a passing run.")
 @command_context
@@ -430,8 +430,6 @@ def label_set(state, prompt, label, version, reason, force, rerun) -> None:  # n
     from . import warn
     from .deploy import gate_progress, print_deployment
 
-    if force and not (reason or "").strip():
-        fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
     with gate_progress(False, state.json) as progress:  # a gate's suite may take a while: a bar on a terminal
         result = gates.move_label(state.client, prompt, label, version, reason=reason, force=force, rerun=rerun,
                                   progress=progress, warn=warn)

@@ -1,31 +1,23 @@
 """Deployment: environments and their gates, locks, rollbacks, A/B tests, rollouts, the label resolver.
 
-`pipeline` moves a version through the environments (`deploy`, `approve`, `reject`, `rollback`);
-`gates` keeps a gated environment's label from moving any other way; `rollout` and `abtest` split
-traffic between two versions and depend on `pipeline`, never the other way round.
+One module per idea, each depending only on those above it in this list:
+`environments` (the ordered labels and their rules, where a prompt stands), `results` (how a
+deployment reads, for every face; GateFailed, DeployPending), `locks` (one deploy of a prompt
+at a time), `checks` (the gate's checks, `run_gate`), `splits` (traffic splits as the pipeline
+and the resolver touch them), `resolver` (label -> version per user), `pipeline` (`deploy`,
+`approve`, `reject`, `rollback`), `gates` (every other way a gated label moves), and `rollout`
+and `abtest` (splitting traffic between two versions), which depend on the rest and nothing
+here depends on them.
 """
 
-from .pipeline import (
-    DeployBusy,
-    DeployPending,
-    Environment,
-    GateFailed,
-    approve,
-    bucket,
-    deploy,
-    environment,
-    environments,
-    forget,
-    get_deployment,
-    list_deployments,
-    reject,
-    resolver_for,
-    rollback,
-    status,
-)
+from .environments import Environment, environment, environments, forget, need_reason
+from .locks import DeployBusy
+from .pipeline import approve, deploy, get_deployment, list_deployments, reject, rollback, status
+from .resolver import Resolution, Resolver, bucket, resolver_for
+from .results import DeployPending, GateFailed, check_text, describe, raise_for, refusal
 
 __all__ = [
-    "DeployBusy", "DeployPending", "Environment", "GateFailed", "approve", "bucket", "deploy",
-    "environment", "environments", "forget", "get_deployment", "list_deployments", "reject",
-    "resolver_for", "rollback", "status",
+    "DeployBusy", "DeployPending", "Environment", "GateFailed", "Resolution", "Resolver", "approve", "bucket",
+    "check_text", "deploy", "describe", "environment", "environments", "forget", "get_deployment",
+    "list_deployments", "need_reason", "raise_for", "refusal", "reject", "resolver_for", "rollback", "status",
 ]

@@ -5,7 +5,7 @@
     promstack ab stop --prompt 42 --winner b                  # staging serves B; the test ends
 
 While a test runs, `get_prompt(42, label="staging", user_id=...)` (SDK and REST) serves each user
-their arm (promstack.deploy.Resolver); without a user id it serves what the label points at.
+their arm (promstack.deploy.resolver.Resolver); without a user id it serves what the label points at.
 
 In a gated environment a test puts B in front of real users, so `start` runs the environment's
 gate for each arm the environment does not already serve and refuses when one fails; `stop`
@@ -27,13 +27,29 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store import audit
 from store import deploy as rows
 from store.clock import now
 from store.db import write
 from store.errors import InvalidInput, NotFound, Step
+
+from .checks import run_gate
+from .environments import (
+    environment,
+    environments,
+    forget,
+    gated_environment,
+    label_version,
+    move_env_label,
+    need_reason,
+    passed,
+)
+from .results import GateFailed
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 ALPHA = 0.05
 DEFAULT_ENV = "staging"
@@ -52,32 +68,19 @@ class Arm:
     scores: list[float] = field(default_factory=list)
 
 
-def _env(client: Any, env: str | None) -> str:
-    from .pipeline import environment, environments
-
+def _env(client: Client, env: str | None) -> str:
     names = [e.name for e in environments(client)]
     return environment(client, env or (DEFAULT_ENV if DEFAULT_ENV in names else None)).name
 
 
-def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: float = 50,
+def start(client: Client, prompt: Any, *, a: int | None = None, b: int, split: float = 50,
           env: str | None = None, reason: str | None = None, force: bool = False, rerun: bool = False,
           progress: Any = None, warn: Any = None) -> dict[str, Any]:
     """Start serving B to `split`% of users (and A to the rest) under `env`'s label. In a gated
     environment each arm it does not serve yet must pass its gate first (GateFailed names the
     failing checks and the run they used); `force` with a reason skips that, audited."""
-    from .pipeline import (
-        GateFailed,
-        forget,
-        gated_environment,
-        label_version,
-        need_reason,
-        passed,
-        prompt_row,
-        run_gate,
-    )
-
     target = _env(client, env)
-    row = prompt_row(client, prompt)
+    row = client.store.prompts.prompt_row(prompt)
     if a is None:
         a = label_version(client, row["id"], target)
         if a is None:
@@ -138,11 +141,9 @@ def start(client: Any, prompt: Any, *, a: int | None = None, b: int, split: floa
     return {**rows.split(db, split_id), "name": row["name"]}  # type: ignore[dict-item]
 
 
-def _find(client: Any, prompt: Any, env: str | None, *, active_only: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    from .pipeline import prompt_row
-
+def _find(client: Client, prompt: Any, env: str | None, *, active_only: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     target = _env(client, env)
-    row = prompt_row(client, prompt)
+    row = client.store.prompts.prompt_row(prompt)
     found = rows.active_split(client.store.db, row["id"], target)
     if found is None or found["kind"] != "ab":
         found = None if active_only else next(
@@ -153,11 +154,9 @@ def _find(client: Any, prompt: Any, env: str | None, *, active_only: bool) -> tu
     return row, found
 
 
-def _winner_cleared(client: Any, row: dict[str, Any], split: dict[str, Any], arm: str) -> dict[str, Any] | None:
+def _winner_cleared(client: Client, row: dict[str, Any], split: dict[str, Any], arm: str) -> dict[str, Any] | None:
     """Why the winner may take a gated environment's label: the gate it passed when the test
     started, a test forced with a reason, or a deployment there that passed. None: it did not."""
-    from .pipeline import gated_environment, passed
-
     env = gated_environment(client, split["environment"])
     version = split[f"version_{arm}"]
     if env is None:
@@ -173,14 +172,12 @@ def _winner_cleared(client: Any, row: dict[str, Any], split: dict[str, Any], arm
     return None
 
 
-def stop(client: Any, prompt: Any, *, winner: str | None = None, env: str | None = None,
+def stop(client: Client, prompt: Any, *, winner: str | None = None, env: str | None = None,
          reason: str | None = None, force: bool = False) -> dict[str, Any]:
     """End the test; with a winner ('a' or 'b') the environment's label moves to it (recorded
     as a deployment, with the label's history and audit rows), in the same transaction. In a
     gated environment the winner must have passed the gate (at `start`, or deployed there
     before); else GateFailed, unless `force` with a reason (a forced deployment, audited)."""
-    from .pipeline import GateFailed, forget, label_version, move_env_label, need_reason
-
     if winner is not None and winner.lower() not in ("a", "b"):
         raise InvalidInput(Step.arg("winner"), f" is a or b, not {winner!r} (leave it out to stop without a winner)")
     row, split = _find(client, prompt, env, active_only=True)
@@ -233,7 +230,7 @@ def stop(client: Any, prompt: Any, *, winner: str | None = None, env: str | None
 # ---- the report -------------------------------------------------------------------------------
 
 
-def _collect(client: Any, split: dict[str, Any]) -> tuple[dict[str, Arm], str | None]:
+def _collect(client: Client, split: dict[str, Any]) -> tuple[dict[str, Arm], str | None]:
     if getattr(client, "_gateway", None) is not None:
         client._gateway.flush()
     db = client.store.db
@@ -266,7 +263,7 @@ def _collect(client: Any, split: dict[str, Any]) -> tuple[dict[str, Arm], str | 
     return arms, note
 
 
-def _scores(client: Any, prompt_id: int, version: int, evaluate: bool) -> tuple[list[float], str | None]:
+def _scores(client: Client, prompt_id: int, version: int, evaluate: bool) -> tuple[list[float], str | None]:
     from ..evals import engine
 
     try:
@@ -368,7 +365,7 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def report(client: Any, prompt: Any, *, env: str | None = None, evaluate: bool = False) -> dict[str, Any]:
+def report(client: Client, prompt: Any, *, env: str | None = None, evaluate: bool = False) -> dict[str, Any]:
     """The running (else the latest) A/B test of `prompt` in `env`, compared arm by arm."""
     row, split = _find(client, prompt, env, active_only=False)
     arms, note = _collect(client, split)

@@ -14,7 +14,7 @@ go back to a version the environment already served, so they need no gate.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store import audit
 from store import deploy as rows
@@ -22,32 +22,15 @@ from store.clock import now
 from store.db import write
 from store.errors import InvalidInput
 
-from .pipeline import (
-    DeployPending,
-    Environment,
-    GateFailed,
-    deploy,
-    forget,
-    gated_environment,
-    need_reason,
-    prompt_row,
-)
+from .environments import Environment, forget, gated_environment, need_reason
+from .pipeline import deploy
+from .results import raise_for
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 
-def refusal(d: dict[str, Any]) -> str:
-    """One sentence for a refused deployment: which checks failed, with the run each used."""
-    failed = "; ".join(c["detail"] for c in d.get("gate", {}).get("checks", []) if not c["passed"])
-    serves = f"v{d['from_version']}" if d.get("from_version") is not None else "nothing"
-    return (f"the {d['environment']} gate refused {d['name']} v{d['to_version']}: {failed}; {d['environment']} "
-            f"still serves {serves} (deployment {d['id']})")
-
-
-def pending(d: dict[str, Any]) -> str:
-    return (f"{d['name']} v{d['to_version']} passed the {d['environment']} gate and waits for approval "
-            f"(deployment {d['id']}: promstack deploy approve {d['id']}); the label has not moved yet")
-
-
-def move_label(client: Any, prompt: Any, label: str, version: Any, *, force: bool = False,
+def move_label(client: Client, prompt: Any, label: str, version: Any, *, force: bool = False,
                reason: str | None = None, actor: str | None = None, rerun: bool = False,
                progress: Callable[..., Any] | None = None,
                warn: Callable[[str], Any] | None = None) -> dict[str, Any]:
@@ -67,7 +50,7 @@ def move_label(client: Any, prompt: Any, label: str, version: Any, *, force: boo
         raise InvalidInput(f"say which version {label} should serve")
     if force:
         reason = need_reason(label, reason)
-    row = prompt_row(client, prompt)
+    row = client.store.prompts.prompt_row(prompt)
     target = client.store.prompts.get(row["id"], version=version)  # NotFound before anything runs
     found = deploy(client, row["id"], version=target.version, env=env.name, force=force, reason=reason,
                    rerun=rerun, progress=progress, warn=warn, kind="label")
@@ -83,18 +66,17 @@ def move_label(client: Any, prompt: Any, label: str, version: Any, *, force: boo
     return {"status": status, "move": None, "deployment": found}
 
 
-def set_label(client: Any, prompt: Any, label: str, version: Any, **options: Any) -> Any:
+def set_label(client: Client, prompt: Any, label: str, version: Any, **options: Any) -> Any:
     """`move_label` for callers that want the move or an exception: GateFailed when the gate
-    refused (its reasons, the run it used), DeployPending when it waits for approval."""
+    refused (its reasons, the run it used), DeployPending when it waits for approval
+    (promstack.deploy.results.raise_for)."""
     result = move_label(client, prompt, label, version, **options)
-    if result["status"] == "refused":
-        raise GateFailed(refusal(result["deployment"]))
-    if result["status"] == "pending_approval":
-        raise DeployPending(pending(result["deployment"]))
+    if result["deployment"] is not None:
+        raise_for(result["deployment"])
     return result["move"]
 
 
-def label_guard(client: Any) -> Callable[..., None]:
+def label_guard(client: Client) -> Callable[..., None]:
     """The store's label guard for `client` (PromptStore.label_guard): a move the engine has not
     cleared may not point a gated environment's label at a version. Removing a label puts no
     version in front of anyone, so it stays allowed (and recorded)."""
@@ -121,7 +103,7 @@ def label_guard(client: Any) -> Callable[..., None]:
     return guard
 
 
-def import_store(client: Any, document: Any, *, force: bool = False, reason: str | None = None) -> dict[str, int]:
+def import_store(client: Client, document: Any, *, force: bool = False, reason: str | None = None) -> dict[str, int]:
     """Import a whole-store document. Labels of gated environments in it are refused (nothing is
     imported) unless `force` with a reason: then each is recorded as a forced deployment of kind
     'import', with a `deploy_forced` audit row, in the import's transaction."""

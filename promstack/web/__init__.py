@@ -18,6 +18,8 @@ WEB_ACTIONS = {
     "list_prompts": "the prompt list (GET /api/prompts)",
     "restore_prompt": "restoring it",
     "import_suite": "a suite file in tests/prompts/",
+    "deploy_version": "the Deploy form: v{version} to {environment}",
+    "approve_deployment": "promstack deploy approve {id}",
 }
 
 

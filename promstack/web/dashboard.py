@@ -44,7 +44,7 @@ from starlette.staticfiles import StaticFiles
 
 from store.errors import InvalidInput, NotFound, PromStackError
 
-from . import error_text
+from . import error_text, web_words
 
 HERE = Path(__file__).parent
 FLASH_COOKIE = "promstack_flash"
@@ -369,20 +369,12 @@ def do_label(client: Any, ref: int, label: str, version: int, reason: str | None
 
 
 def do_deploy(client: Any, ref: int, version: int, env: str, reason: str | None) -> str:
+    """The deploy form: the engine's sentence for the deployment; a refusal (GateFailed, with
+    the failing checks' reasons) is shown as an error."""
     from promstack import deploy
 
     result = deploy.deploy(client, ref, version=version, env=env or None, reason=reason or None)
-    status, where = result.get("status"), result.get("environment", env)
-    from promstack.deploy.gates import pending, refusal
-
-    if status == "refused":
-        raise deploy.GateFailed(refusal(result))
-    if status == "deployed":
-        before = f"v{result['from_version']}" if result.get("from_version") else "nothing"
-        return f"Deployed v{version} to {where} (was {before})"
-    if status == "pending_approval":
-        return pending(result)
-    return result.get("message") or f"Deploy of v{version} to {where}: {status}"
+    return deploy.describe(deploy.raise_for(result, pending_too=False), web_words)
 
 
 class BackgroundRuns:
