@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from promstack.gateway.core import GatewayError, resolve_route
+from promstack.gateway import GatewayError, resolve_route
 from promstack.guard import FILTERED, INAPPROPRIATE, GuardBlocked
 from store import calls
 from store.errors import InvalidInput
@@ -306,9 +306,9 @@ def test_redis_cache(client, fake_llm, redis_url, monkeypatch):
 def test_a_lean_call_never_imports_litellm(fake_llm, isolated_store, tmp_path):
     script = f"""
 import sys
-import promstack.gateway.core
+import promstack.gateway
 from promstack import Client
-assert "litellm" not in sys.modules, "import promstack.gateway.core imported litellm"
+assert "litellm" not in sys.modules, "import promstack.gateway imported litellm"
 with Client({str(isolated_store)!r}) as c:
     c.create_prompt("p", "hi {{{{ x }}}}", model_config={{"model": "gpt-4o", "api_base": {fake_llm.base_url!r}}})
     r = c.run("p", {{"x": "1"}})
