@@ -60,7 +60,7 @@ class RedisCache:
         self.url = url
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def _client(self):  # noqa: ANN202 - redis.asyncio.Redis
+    def _client(self) -> Any:  # a redis.asyncio.Redis
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
@@ -80,7 +80,7 @@ class RedisCache:
         self._clients = weakref.WeakKeyDictionary()
 
 
-def import_redis():  # noqa: ANN201 - the redis.asyncio module
+def import_redis() -> Any:  # the redis.asyncio module
     """redis.asyncio, or a sentence naming the extra that installs it."""
     try:
         import redis.asyncio as redis

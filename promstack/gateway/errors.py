@@ -99,7 +99,6 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None  # an HTTP date: fall back to our own backoff
 
 
-
 def status_error(route: Route, status: int, detail: str, retry_after: float | None = None) -> GatewayError:
     """The GatewayError for an HTTP error status from `route`'s provider."""
     if status in (401, 403) and route.keyless:

@@ -17,7 +17,7 @@ _litellm_module = None
 _litellm_lock = threading.Lock()
 
 
-def load_litellm():  # noqa: ANN201 - the litellm module
+def load_litellm() -> Any:  # the litellm module
     """Import litellm once, offline: the local price map, no hub downloads, no telemetry."""
     global _litellm_module
     if _litellm_module is None:
@@ -34,7 +34,6 @@ def load_litellm():  # noqa: ANN201 - the litellm module
     return _litellm_module
 
 
-
 def litellm_kwargs(route: Route, api_key: str | None, **request: Any) -> dict[str, Any]:
     """A litellm call's arguments: the request, the endpoint, and the key."""
     kwargs: dict[str, Any] = {"model": route.upstream, **request}
@@ -46,7 +45,6 @@ def litellm_kwargs(route: Route, api_key: str | None, **request: Any) -> dict[st
         # a self-hosted OpenAI-compatible server needs no key, but the openai SDK wants one
         kwargs["api_key"] = "no-key"
     return kwargs
-
 
 
 def litellm_error(route: Route, exc: Exception) -> GatewayError:

@@ -81,7 +81,6 @@ class Call:
     audit_input: Any = None
 
 
-
 class Recorder:
     """Turns a finished or failed call into its result and its two rows, in the call log
     `log` with `actor` as the audit row's actor when the call names no user."""
