@@ -209,7 +209,7 @@ class Gateway:
         gw = self.settings(conf)
         secrets: tuple[str, ...] = ()
         try:
-            route = resolve_route(call.model, model_config, conf.view("providers"), self.settings(conf))
+            route = resolve_route(call.model, model_config, conf.view("providers"), gw)
             call.provider, call.route = route.provider, route.route
             params = {k: model_config[k] for k in REQUEST_PARAMS if k in model_config}
             # Priced before the call: a bad [prices] table refuses it rather than being paid for.
