@@ -8,7 +8,7 @@ is asserted.
   CPU includes the kernel's loopback send, which wakes the server process;
 - a cache hit end to end, goal < 5 ms (median wall time of `Client.run`);
 - 100 concurrent calls of 200 ms: wall time, goal ≈ one call's latency;
-- `import promstack.gateway.core` plus a lean call never imports litellm;
+- `import promstack.gateway` plus a lean call never imports litellm;
 - for comparison, the litellm route's CPU per call on the same server (--no-litellm skips it).
 
     python -m bench.bench_gateway [--calls 500] [--no-litellm]
@@ -146,7 +146,7 @@ def concurrent_wall(client, n: int = 100) -> float:  # noqa: ANN001
 def imports_litellm(base: str) -> bool:
     folder = tempfile.mkdtemp(prefix="promstack-bench-import-")
     script = (
-        "import sys, promstack.gateway.core\n"
+        "import sys, promstack.gateway\n"
         "from promstack import Client\n"
         f"c = Client({folder + '/.promstack/promstack.db'!r})\n"
         f"c.create_prompt('p', 'hi {{{{ x }}}}', model_config={{'model': 'gpt-4o', 'api_base': {base!r}}})\n"
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         line("cache hit end to end, Client.run (sync), median", hit_sync, "ms", HIT_GOAL_MS)
         line("cache hit end to end, Client.arun, median", hit_async, "ms", HIT_GOAL_MS)
         found = imports_litellm(base)
-        print(f"{'import promstack.gateway.core + a lean call imports litellm':<58} {found!s:>9}   goal False")
+        print(f"{'import promstack.gateway + a lean call imports litellm':<58} {found!s:>9}   goal False")
         if found:
             MISSED.append("litellm imported on the lean route")
         client.close()
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             client = workspace(base, "litellm")
             t0 = time.perf_counter()
-            from promstack.gateway.core import load_litellm
+            from promstack.gateway import load_litellm
 
             load_litellm()
             line("litellm import (first translated call pays it)", (time.perf_counter() - t0) * 1000, "ms")

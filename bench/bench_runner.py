@@ -134,7 +134,7 @@ def startup() -> None:
     promstack = os.path.join(os.path.dirname(sys.executable), "promstack")
     for label, cmd in (("promstack --version", [promstack, "--version"]),
                        ("import promstack.evals.engine + gateway", [sys.executable, "-c",
-                                                                "import promstack.evals.engine, promstack.gateway.core"])):
+                                                                "import promstack.evals.engine, promstack.gateway"])):
         best = min(_time(cmd) for _ in range(3))
         print(f"  {label:<38} {best * 1000:7.0f} ms (best of 3)")
 

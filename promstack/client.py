@@ -31,7 +31,7 @@ class Client:
     def _config_check(self, model_config: dict[str, Any]) -> None:
         if model_config.get("api_key_env"):
             from promstack import config
-            from promstack.gateway.core import check_model_config
+            from promstack.gateway import check_model_config
 
             check_model_config(model_config, config.of_client(self))
 
@@ -206,15 +206,23 @@ class Client:
     def rollback_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
         return self._prompts.rollback_label(prompt, label, reason=reason)
 
-    # ---- running prompts (the gateway: promstack/llm.py) -----------------------------------
+    # ---- running prompts (the gateway: promstack/gateway) -----------------------------------
 
     @property
-    def gateway(self):  # noqa: ANN201 - promstack.gateway.core.Gateway, imported on first use
+    def gateway(self):  # noqa: ANN201 - promstack.gateway.Gateway, imported on first use
         if getattr(self, "_gateway", None) is None:
-            from promstack.gateway.core import Gateway
-
-            self._gateway = Gateway(self.store)
+            self._gateway = self.open_gateway()
         return self._gateway
+
+    def open_gateway(self, *, environment: str | None = None):  # noqa: ANN201 - promstack.gateway.Gateway
+        """A new gateway over this store (its own connection to a store file), closed by the
+        caller; it starts the opt-in OTLP export of the call log (promstack.monitoring.otel)."""
+        from promstack.gateway import Gateway
+        from promstack.monitoring import otel
+
+        gateway = Gateway(self.store, environment=environment)
+        otel.start_background(self.store.path)
+        return gateway
 
     def run(
         self,
@@ -227,7 +235,7 @@ class Client:
         model: str | None = None,
         user_id: str | None = None,
         **options: Any,
-    ):  # noqa: ANN201 - promstack.gateway.core.CallResult
+    ):  # noqa: ANN201 - promstack.gateway.CallResult
         """Render a version with `variables`, guard it, call its model (cached, logged, audited).
         With `label` and `user_id`, the version that user is served (A/B arm, rollout share).
         `options`: run_id, environment, cache (False skips the cache), model_config overrides."""
@@ -254,7 +262,7 @@ class Client:
         model: str | None = None,
         user_id: str | None = None,
         **options: Any,
-    ):  # noqa: ANN201 - promstack.gateway.core.CallResult
+    ):  # noqa: ANN201 - promstack.gateway.CallResult
         """`run`, awaitable."""
         version, label, options = self._serving(prompt, version, label, branch, user_id, options)
         return await self.gateway.arun(prompt, variables, version=version, label=label, branch=branch,

@@ -33,7 +33,8 @@ import sqlite_utils
 
 from . import audit
 from .db import write
-from .refs import sql_int
+from .errors import NotFound, Step
+from .refs import checked_int, prompt_ref, sql_int
 
 # The guide's log record, in the guide's order; the rest follow it in every JSON we print.
 SEED_FIELDS = (
@@ -46,6 +47,10 @@ EXTRA_FIELDS = (
 )
 COLUMNS = SEED_FIELDS + EXTRA_FIELDS
 STATUSES = ("ok", "error", "blocked")
+
+# The unpriced calls of a selection, the one spelling: how many, and the models they called
+# (a NULL cost_usd is a call whose model has no price, never $0).
+UNPRICED_SQL = "COALESCE(SUM(cost_usd IS NULL), 0), group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END)"
 
 _INSERT = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
@@ -134,6 +139,24 @@ def query(
     cursor = db.execute(sql, params)
     cols = [d[0] for d in cursor.description]
     return [_decode(cols, values) for values in cursor.fetchall()]
+
+
+def prompt_id_for(db: sqlite_utils.Database, prompt: int | str | None) -> int | None:
+    """A prompt id from an id or a name, as the call log is filtered by it; a name nobody has
+    called is an error that says so."""
+    if prompt is None or prompt == "":
+        return None
+    if isinstance(prompt_ref(prompt), int):
+        return checked_int(int(prompt), "a prompt id")
+    row = db.execute("SELECT id FROM prompts WHERE name = ?", [str(prompt)]).fetchone()
+    if row is None:
+        row = db.execute(
+            "SELECT prompt_id FROM calls WHERE prompt_name = ? AND prompt_id IS NOT NULL LIMIT 1",
+            [str(prompt)],
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no prompt named '{prompt}'; ", Step("list_prompts"), " shows the names")
+    return int(row[0])
 
 
 def get(db: sqlite_utils.Database, call_id: str) -> dict[str, Any] | None:

@@ -11,6 +11,15 @@ def sql_int(value: int) -> int:
     return max(-SQLITE_MAX_INT, min(int(value), SQLITE_MAX_INT))
 
 
+def checked_int(value: int, what: str) -> int:
+    """`value` if SQLite can take it as a parameter; otherwise InvalidInput naming `what`."""
+    from .errors import InvalidInput
+
+    if not 0 <= value <= SQLITE_MAX_INT:  # a bigger int cannot even be a query parameter
+        raise InvalidInput(f"{what} is a whole number from 0 to 2**63-1; got {value}")
+    return value
+
+
 def prompt_ref(prompt: int | str) -> int | str:
     if isinstance(prompt, str) and prompt.isascii() and prompt.isdigit():
         return int(prompt)

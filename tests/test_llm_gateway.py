@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from promstack.gateway.core import GatewayError, resolve_route
+from promstack.gateway import GatewayError, resolve_route
 from promstack.guard import FILTERED, INAPPROPRIATE, GuardBlocked
 from store import calls
 from store.errors import InvalidInput
@@ -306,9 +306,9 @@ def test_redis_cache(client, fake_llm, redis_url, monkeypatch):
 def test_a_lean_call_never_imports_litellm(fake_llm, isolated_store, tmp_path):
     script = f"""
 import sys
-import promstack.gateway.core
+import promstack.gateway
 from promstack import Client
-assert "litellm" not in sys.modules, "import promstack.gateway.core imported litellm"
+assert "litellm" not in sys.modules, "import promstack.gateway imported litellm"
 with Client({str(isolated_store)!r}) as c:
     c.create_prompt("p", "hi {{{{ x }}}}", model_config={{"model": "gpt-4o", "api_base": {fake_llm.base_url!r}}})
     r = c.run("p", {{"x": "1"}})
@@ -475,3 +475,76 @@ def test_the_caller_can_use_its_store_while_the_gateway_runs(client, fake_llm):
         thread.join()
     assert failures == []
     assert len(rows(client, prompt="support/refund")) == 40
+
+
+@pytest.fixture
+def store_connections(monkeypatch):
+    """Every Store opened from here on, and how many times each was closed."""
+    from collections import Counter
+
+    from store import Store
+
+    opened: list[Store] = []
+    closes: Counter = Counter()
+    real_init, real_close = Store.__init__, Store.close
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        opened.append(self)
+
+    def close(self):
+        closes[id(self)] += 1
+        real_close(self)
+
+    monkeypatch.setattr(Store, "__init__", init)
+    monkeypatch.setattr(Store, "close", close)
+    return opened, closes
+
+
+def test_a_live_gateway_closes_every_connection_it_opens_once(client, fake_llm, store_connections):
+    """LiveGateway used to open a store it never closed, and to close the gateway's own twice."""
+    import asyncio
+
+    from promstack.evals.gateway import LiveGateway
+
+    opened, closes = store_connections
+    make_prompt(client, fake_llm, "lean")
+    live = LiveGateway(client)
+    reply = asyncio.run(live.complete(prompt="support/refund", variables={"question": "q"}))
+    assert reply.output
+    live.close()
+    live.close()  # a second close is a no-op
+    assert opened, "the live gateway reads over a connection of its own"
+    assert [closes[id(s)] for s in opened] == [1] * len(opened)
+
+
+def test_a_client_closes_its_gateway_s_connection_once(isolated_store, fake_llm, store_connections):
+    from promstack import Client
+
+    opened, closes = store_connections
+    client = Client(isolated_store)
+    make_prompt(client, fake_llm, "lean")
+    assert client.run("support/refund", {"question": "q"}).status == "ok"
+    client.close()
+    assert len(opened) == 2  # the client's and its gateway's
+    assert [closes[id(s)] for s in opened] == [1, 1]
+
+
+def test_redis_is_an_extra_named_when_missing(client, fake_llm, monkeypatch):
+    """redis is imported only for PROMSTACK_REDIS_URL; without it installed the call says which
+    extra to install (and is logged as failed), never a bare ImportError."""
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    monkeypatch.setenv("PROMSTACK_REDIS_URL", "redis://127.0.0.1:9/0")
+    make_prompt(client, fake_llm, "lean")
+    with pytest.raises(InvalidInput, match=r"promstack\[redis\]"):
+        client.run("support/refund", {"question": "q"})
+    assert fake_llm.requests == []
+    assert [r["status"] for r in rows(client)] == ["error"]
+
+
+def test_the_gateway_sits_below_monitoring():
+    script = ("import sys, promstack.gateway, promstack.gateway.budgets, promstack.gateway.embeddings\n"
+              "print(sorted(m for m in sys.modules if m.startswith(('promstack.monitoring', 'promstack.evals'))))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

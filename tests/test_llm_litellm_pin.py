@@ -23,7 +23,7 @@ def test_litellm_cache_hits_and_disk_backend_work_on_the_pin(fake_llm, tmp_path)
     """1.110 crashed on the first cache hit without the proxy extras and dropped the disk
     backend; on the pin both work (litellm's cache is not on PromStack's path, but the pin
     keeps it usable for anyone calling litellm directly)."""
-    from promstack.gateway.core import load_litellm
+    from promstack.gateway import load_litellm
 
     litellm = load_litellm()
     from litellm.caching.caching import Cache
@@ -45,7 +45,7 @@ def test_litellm_cache_hits_and_disk_backend_work_on_the_pin(fake_llm, tmp_path)
 def test_litellm_loads_offline(name):
     import os
 
-    from promstack.gateway.core import load_litellm
+    from promstack.gateway import load_litellm
 
     load_litellm()
     assert os.environ[name] in ("True", "1")

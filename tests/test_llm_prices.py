@@ -162,7 +162,7 @@ async def test_mcp_tools_say_the_sentence(mcp, client, unpriced):
 
 
 def test_a_bare_shipped_id_routes_to_its_provider_and_exports_without_a_made_up_cost():
-    from promstack.gateway.core import resolve_route
+    from promstack.gateway import resolve_route
     from promstack.monitoring import otel
 
     route = resolve_route("claude-3-5-haiku-latest", {}, {})

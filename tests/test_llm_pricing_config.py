@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from promstack import config
-from promstack.gateway import pricing
+from promstack.gateway import pricing, tokens
 from store.errors import InvalidInput
 
 
@@ -34,8 +34,21 @@ def test_cost_lookups():
 
 
 def test_token_counts_offline():
-    assert pricing.count_tokens("hello world") == 2
-    assert pricing.count_tokens([{"role": "user", "content": "hello world"}]) == 2 + 4 + 3
+    assert tokens.count_tokens("hello world") == 2
+    assert tokens.count_tokens([{"role": "user", "content": "hello world"}]) == 2 + 4 + 3
+
+
+def test_one_token_counter_picks_the_model_s_tokenizer():
+    # the gateway, budgets and the cost advice count with one counter, by model
+    assert tokens.tokenizer_name("openai/gpt-4o-mini") == "o200k_base"
+    assert tokens.tokenizer_name("gpt-3.5-turbo") == "cl100k_base"
+    text = "토큰은 모델마다 다르게 센다 " * 20
+    assert tokens.count_tokens(text, "gpt-4o") != tokens.count_tokens(text, "gpt-3.5-turbo")
+    messages = [{"role": "user", "content": text}]
+    assert tokens.count_tokens(messages, "gpt-4o") == tokens.count_tokens(text, "gpt-4o") + 4 + 3
+    from promstack.monitoring import costs
+
+    assert costs.count_tokens is tokens.count_tokens and costs.tokenizer_name is tokens.tokenizer_name
 
 
 def test_config_sections_and_per_prompt_overrides(tmp_path):

@@ -138,7 +138,7 @@ def test_concurrent_gateway_calls_do_not_overshoot(client, fake_llm, isolated_st
         return await asyncio.gather(*(client.arun("support/refund", {"question": f"q{i}"}, cache=False)
                                       for i in range(6)), return_exceptions=True)
 
-    from promstack.gateway.core import run_sync
+    from promstack.gateway import run_sync
 
     estimate, _ = budgets.estimate_call(
         "openai/fake-model", [{"role": "user", "content": "환불 절차를 안내하세요: q0"}],

@@ -50,7 +50,7 @@ def run_prompt(state, prompt: str, pairs, vars_json, version, label, branch, mod
     promstack run support/refund --var question="환불하고 싶어요"
     promstack run 42 --label production --var question=hi --json
     """
-    from promstack.gateway.core import GatewayError
+    from promstack.gateway import GatewayError
     from promstack.guard import GuardBlocked
 
     variables = _parse_vars(pairs, vars_json)

@@ -1,5 +1,5 @@
 """The one door from evals to models: every case, judge and arena call goes through
-`promstack.gateway.core` (render, guards, cache, cost, one call-log row per call, tagged with the run id).
+`promstack.gateway` (render, guards, cache, cost, one call-log row per call, tagged with the run id).
 
 `Gateway` is the small interface the runner needs; `LiveGateway` implements it over the real
 gateway, and tests may hand the runner any object with the same two coroutines.
@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import promstack.gateway
+    from promstack.client import Client
 
 
 class GatewayError(Exception):
@@ -46,26 +50,22 @@ class Gateway(Protocol):
 
 
 class LiveGateway:
-    """Over `promstack.gateway.core.Gateway`: the run id tags every call-log row; `cache_extra` (the
+    """Over `promstack.gateway.Gateway`: the run id tags every call-log row; `cache_extra` (the
     repeat index) is part of the cache key, so a repeat is a fresh sample; `cache=False` (a
     caller that wants it) skips the cache; `cache_accept` (the judge's validator) keeps a reply that
     fails validation out of the cache, so a malformed judgement is never cached and a good retry is. Errors are
     never cached by the gateway; a cache hit reports the latency of the call that filled it."""
 
-    def __init__(self, client: Any, *, environment: str | None = None, user_id: str | None = None):
+    def __init__(self, client: Client, *, environment: str | None = None, user_id: str | None = None):
         self.client = client
         self.environment = environment
         self.user_id = user_id
-        self._own = None
-        path = getattr(client.store, "path", None)
-        if path is not None:
-            # A gateway over its own connection: the gateway may read the store (the prompt
-            # version, its includes) on a thread of its own while the runner writes results
-            # on this one, and one sqlite3 connection must not be used by two threads at once.
-            from promstack.gateway.core import Gateway as _Gateway
-            from store import Store
-
-            self._own = _Gateway(Store(path, actor=client.actor), environment=environment)
+        self._own: promstack.gateway.Gateway | None = None
+        if client.store.path is not None:
+            # A gateway of its own: it reads the store (the prompt version, its includes) over a
+            # connection of its own, on its own thread, while the runner writes results on this
+            # one (one sqlite3 connection must not be used by two threads at once).
+            self._own = client.open_gateway(environment=environment)
             self.gateway = self._own
         else:
             self.gateway = client.gateway
@@ -75,10 +75,10 @@ class LiveGateway:
         self.gateway.flush()
 
     def close(self) -> None:
-        """Drain the call log and close the private connection (if this gateway made one)."""
+        """Drain the call log and close the gateway's connection (if this made a gateway); the
+        gateway closes the connection it opened, once."""
         if self._own is not None:
             self._own.close()
-            self._own.store.close()
             self._own = None
 
     async def complete(

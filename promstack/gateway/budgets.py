@@ -47,9 +47,9 @@ from typing import Any
 
 import sqlite_utils
 
+from store import calls
+from store.clock import iso
 from store.errors import InvalidInput, PromStackError
-
-from .. import monitoring
 
 log = logging.getLogger("promstack.budgets")
 log.addHandler(logging.NullHandler())
@@ -128,12 +128,10 @@ _spend_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
-def spent(db: sqlite_utils.Database, budget: Budget, now: datetime | None = None) -> tuple[float, int]:
-    """(USD, tokens) used in the budget's current period and scope."""
-    now = now or datetime.now(UTC)
-    start = monitoring.iso(period_start(budget.period, now))
+def _scope(db: sqlite_utils.Database, budget: Budget, start: str) -> tuple[list[str], list[Any]]:
+    """The WHERE terms (and parameters) of the budget's scope from `start`."""
     filters = dict(budget.filters)
-    prompt_id = monitoring.resolve_prompt_id(db, filters["prompt"]) if "prompt" in filters else None
+    prompt_id = calls.prompt_id_for(db, filters["prompt"]) if "prompt" in filters else None
     where = ["timestamp >= ?"]
     params: list[Any] = [start]
     if prompt_id is not None:
@@ -142,6 +140,14 @@ def spent(db: sqlite_utils.Database, budget: Budget, now: datetime | None = None
     if "environment" in filters:
         where.append("environment = ?")
         params.append(filters["environment"])
+    return where, params
+
+
+def spent(db: sqlite_utils.Database, budget: Budget, now: datetime | None = None) -> tuple[float, int]:
+    """(USD, tokens) used in the budget's current period and scope."""
+    now = now or datetime.now(UTC)
+    start = iso(period_start(budget.period, now))
+    where, params = _scope(db, budget, start)
     key = (budget.filters, start)
     with _lock:
         per_db = _spend_cache.setdefault(db, {})
@@ -261,24 +267,14 @@ def estimate_call(model: str, messages: Any, model_config: dict[str, Any],
                   price: Any = None) -> tuple[float | None, int]:
     """(USD, tokens) a call may cost: its prompt tokens plus `max_tokens` of output if set.
     USD is None when the model has no price (`price` is the gateway's `pricing.Price`)."""
-    from . import pricing
+    from . import pricing, tokens
 
-    tokens_in = pricing.count_tokens(messages)
+    tokens_in = tokens.count_tokens(messages, model)
     tokens_out = int(model_config.get("max_tokens") or model_config.get("max_completion_tokens") or 0)
     if price is None:
         price = pricing.price(model, model_config=model_config)
     usd = None if price is None else price.cost(tokens_in, tokens_out)
     return usd, tokens_in + tokens_out
-
-
-def unpriced(db: sqlite_utils.Database, budget: Budget, now: datetime | None = None) -> tuple[int, list[str]]:
-    """(calls, models) in the budget's current period and scope whose cost is unknown."""
-    now = now or datetime.now(UTC)
-    filters = dict(budget.filters)
-    count, models = monitoring.total(
-        db, "COUNT(*), group_concat(DISTINCT model)", period_start(budget.period, now), now,
-        prompt=filters.get("prompt"), environment=filters.get("environment"), unpriced=True)
-    return int(count or 0), sorted((models or "").split(",")) if models else []
 
 
 def reset_cache() -> None:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from store.errors import InvalidInput
 
 # Where litellm sends a provider's calls when no api_base is given (the lean providers' own
-# are in promstack.gateway.core.LEAN_PROVIDERS): a stored api_base equal to one of these is trusted.
+# are in promstack.gateway.routing.LEAN_PROVIDERS): a stored api_base equal to one of these is trusted.
 LITELLM_DEFAULT_BASES: dict[str, tuple[str, ...]] = {
     "anthropic": ("https://api.anthropic.com", "https://api.anthropic.com/v1"),
     "gemini": ("https://generativelanguage.googleapis.com", "https://generativelanguage.googleapis.com/v1beta"),

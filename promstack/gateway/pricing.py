@@ -1,4 +1,4 @@
-"""Prices and token counts, without importing litellm.
+"""Prices, without importing litellm.
 
 A model's price is looked up in order (the first that knows the model wins):
 1. the call's model config (`input_cost_per_token` / `output_cost_per_token`);
@@ -10,9 +10,8 @@ A model none of them knows has no price: its calls are logged with an unknown co
 every total that includes them says so in one sentence (`unpriced_note`). Unknown is never $0.
 
 litellm ships its price map as a JSON file inside the package (`model_prices_and_context_window_
-backup.json`) and the tiktoken encodings under `litellm_core_utils/tokenizers/`. Importing
-litellm to read them costs seconds; finding the package's folder costs nothing, so we read the
-files directly. `find_spec` locates a package without executing its `__init__`.
+backup.json`). Importing litellm to read it costs seconds; finding the package's folder costs
+nothing, so we read the file directly (and `promstack.gateway.tokens` its tokenizers). `find_spec` locates a package without executing its `__init__`.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import functools
 import importlib.util
 import json
 import math
-import os
 import tomllib
 import weakref
 from dataclasses import dataclass
@@ -276,36 +274,3 @@ def no_price_note(models: list[str] | set[str]) -> str | None:
         return None
     return (f"no price for {'model' if len(names) == 1 else 'models'} {', '.join(names)}: add a price in "
             "config ([prices] in .promstack/config.toml; 'promstack cost prices' shows the table)")
-
-
-def is_known(model: str) -> bool:
-    """litellm's map knows the model (for routing; whether it is priced is `price`)."""
-    return lookup(model) is not None
-
-
-@functools.cache
-def _encoding():  # noqa: ANN202 - a tiktoken Encoding, or None
-    folder = litellm_dir()
-    if folder is not None and "TIKTOKEN_CACHE_DIR" not in os.environ:
-        # litellm bundles the encodings so that tiktoken never downloads them.
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(folder / "litellm_core_utils" / "tokenizers")
-    try:
-        import tiktoken
-
-        return tiktoken.get_encoding("cl100k_base")
-    except Exception:  # no tiktoken, or no bundled file: estimate instead of fetching
-        return None
-
-
-def count_tokens(content: str | list[dict[str, Any]]) -> int:
-    """Tokens in a text or chat messages (cl100k; ~4 tokens of framing per message), for
-    providers that do not report usage. An estimate for non-OpenAI models."""
-    if isinstance(content, str):
-        texts, framing = [content], 0
-    else:
-        texts = [str(m.get("content") or "") for m in content]
-        framing = 4 * len(content) + 3
-    encoding = _encoding()
-    if encoding is None:
-        return framing + sum(max(1, len(t) // 4) for t in texts if t)
-    return framing + sum(len(encoding.encode(t, disallowed_special=())) for t in texts)

@@ -36,8 +36,12 @@ from typing import Any
 
 import sqlite_utils
 
-from store.errors import InvalidInput, NotFound, Step
-from store.refs import INTERNAL_PREFIX, SQLITE_MAX_INT, prompt_ref
+from store.calls import UNPRICED_SQL  # comma-separated models: split_models
+from store.calls import prompt_id_for as resolve_prompt_id
+from store.clock import iso
+from store.errors import InvalidInput
+from store.refs import INTERNAL_PREFIX
+from store.refs import checked_int as _sqlite_int
 
 from ..gateway import pricing
 
@@ -49,8 +53,6 @@ INTERNAL_SQL = f"COALESCE(substr(prompt_name, 1, {len(INTERNAL_PREFIX)}) = '{INT
 EVALUATION_SQL = f"(COALESCE(run_id IN (SELECT id FROM runs), 0) OR {INTERNAL_SQL})"
 OWN_SQL = f"(NOT {EVALUATION_SQL})"
 TRAFFIC = {"own": OWN_SQL, "evaluation": EVALUATION_SQL}
-# How many calls had no price, and their models (comma-separated; split_models).
-UNPRICED_SQL = "COALESCE(SUM(cost_usd IS NULL), 0), group_concat(DISTINCT CASE WHEN cost_usd IS NULL THEN model END)"
 
 # Group name -> SQL expressions (output column name, expression). Day and hour are UTC text
 # prefixes of the ISO timestamp, so they group without any date function.
@@ -72,13 +74,6 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 # About a century: any window of the call log fits, and now minus it is still a date.
 MAX_DURATION = timedelta(days=36_600)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def iso(moment: datetime) -> str:
-    """A datetime in the call log's format: UTC ISO 8601 with microseconds and Z."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -170,29 +165,6 @@ def window(since: Any = "24h", until: Any = None, *, now: datetime | None = None
     if start is not None and start >= end:  # type: ignore[operator]
         raise InvalidInput(f"the window is empty: since {iso(start)} is not before until {iso(end)}")
     return Window(start, end)  # type: ignore[arg-type]
-
-
-def _sqlite_int(value: int, what: str) -> int:
-    if not 0 <= value <= SQLITE_MAX_INT:  # a bigger int cannot even be a query parameter
-        raise InvalidInput(f"{what} is a whole number from 0 to 2**63-1; got {value}")
-    return value
-
-
-def resolve_prompt_id(db: sqlite_utils.Database, prompt: int | str | None) -> int | None:
-    """A prompt id from an id or a name; a name nobody has called is an error that says so."""
-    if prompt is None or prompt == "":
-        return None
-    if isinstance(prompt_ref(prompt), int):
-        return _sqlite_int(int(prompt), "a prompt id")
-    row = db.execute("SELECT id FROM prompts WHERE name = ?", [str(prompt)]).fetchone()
-    if row is None:
-        row = db.execute(
-            "SELECT prompt_id FROM calls WHERE prompt_name = ? AND prompt_id IS NOT NULL LIMIT 1",
-            [str(prompt)],
-        ).fetchone()
-    if row is None:
-        raise NotFound(f"no prompt named '{prompt}'; ", Step("list_prompts"), " shows the names")
-    return int(row[0])
 
 
 def filters_sql(

@@ -15,8 +15,6 @@ What to do about the money (a cheaper model, a shorter prompt) is `advice`.
 
 from __future__ import annotations
 
-import functools
-import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +22,7 @@ import sqlite_utils
 
 from store.errors import InvalidInput, NotFound, Step
 
-from ..gateway import pricing
+from ..gateway.tokens import count_tokens, tokenizer_name
 from .call_metrics import (
     INTERNAL_SQL,
     UNPRICED_SQL,
@@ -187,56 +185,7 @@ def report_notes(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-# ---- tokens -------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _anthropic_tokenizer():  # noqa: ANN202 - a tokenizers.Tokenizer, or None
-    folder = pricing.litellm_dir()
-    path = folder / "litellm_core_utils" / "tokenizers" / "anthropic_tokenizer.json" if folder else None
-    if path is None or not path.exists():
-        return None
-    try:
-        from tokenizers import Tokenizer
-
-        return Tokenizer.from_file(str(path))
-    except Exception:
-        return None
-
-
-@functools.cache
-def _tiktoken(name: str):  # noqa: ANN202
-    pricing._encoding()  # points tiktoken at litellm's bundled files: never a download
-    try:
-        import tiktoken
-
-        return tiktoken.get_encoding(name)
-    except Exception:
-        return None
-
-
-_O200K = re.compile(r"^(?:openai/|azure/)?(?:gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|o1|o3|o4|chatgpt-4o)")
-
-
-def tokenizer_name(model: str | None) -> str:
-    """Which tokenizer counts for `model`: o200k for GPT-4o-era OpenAI models, cl100k for older
-    ones, Anthropic's for Claude (litellm ships both), cl100k as the estimate for the rest."""
-    model = (model or "").lower()
-    if _O200K.match(model):
-        return "o200k_base"
-    if "claude" in model and _anthropic_tokenizer() is not None:
-        return "anthropic"
-    return "cl100k_base"
-
-
-def count_tokens(text: str, model: str | None = None) -> int:
-    name = tokenizer_name(model)
-    if name == "anthropic":
-        return len(_anthropic_tokenizer().encode(text).ids)
-    encoding = _tiktoken(name)
-    if encoding is None:
-        return pricing.count_tokens(text)
-    return len(encoding.encode(text, disallowed_special=()))
+# ---- tokens: the gateway's one counter ----------------------------------------------------------
 
 
 def template_text(template: Any) -> str:

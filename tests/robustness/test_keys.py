@@ -28,7 +28,7 @@ from mcp import Client as MCPClient
 from mcp_server.server import build_server
 from promstack import Client, InvalidInput
 from promstack.evals import engine
-from promstack.gateway.core import GatewayError, resolve_route
+from promstack.gateway import GatewayError, resolve_route
 from store.filesync import open_errors
 from store.watch import Watcher
 
