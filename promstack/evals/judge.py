@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from store.errors import InvalidInput, NotFound, Step
 
 from .gateway import GatewayError, Reply
+from .json_reply import parse_json_reply, unfence
 from .score import PASS_SCORE
 
 JUDGE_PROMPT = "promstack/judge"
@@ -270,26 +271,15 @@ class JudgeFailure:
         return f"{self.why} (last: {self.detail})" if self.detail else self.why
 
 
-def _extract_json(text: str) -> Any:
-    text = text.strip()
-    fence = re.match(r"^```(?:json)?\s*\n(.*)\n```\s*$", text, re.S)
-    if fence:
-        text = fence.group(1)
+def _reply_json(text: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        # A judge that wrapped its JSON in prose: take the outermost object.
-        start, end = text.find("{"), text.rfind("}")
-        if 0 <= start < end:
-            try:
-                return json.loads(text[start:end + 1])
-            except json.JSONDecodeError:
-                pass
-        raise MalformedJudgement(f"the judge did not answer in JSON: {text[:80]!r}") from None
+        return parse_json_reply(text, embedded=True)
+    except ValueError:
+        raise MalformedJudgement(f"the judge did not answer in JSON: {unfence(text)[:80]!r}") from None
 
 
 def parse_judgement(text: str, n_criteria: int, scale: tuple[int, int]) -> Judgement:
-    data = _extract_json(text)
+    data = _reply_json(text)
     try:
         judgement = Judgement.model_validate(data)
     except ValidationError as exc:
@@ -312,7 +302,7 @@ def parse_judgement(text: str, n_criteria: int, scale: tuple[int, int]) -> Judge
 
 
 def parse_pair(text: str) -> PairJudgement:
-    data = _extract_json(text)
+    data = _reply_json(text)
     if isinstance(data, dict) and isinstance(data.get("winner"), str):
         data = {**data, "winner": {"a": "A", "b": "B", "tie": "tie"}.get(data["winner"].strip().lower(), data["winner"])}
     try:
