@@ -230,27 +230,15 @@ def suite_for_prompt(client: Any, prompt_id: int) -> dict[str, Any]:
 
 
 def _needs_judge(evals: EvalStore, suite: dict[str, Any]) -> bool:
-    prefixes = " AND ".join(f"lower(ltrim(expected)) NOT LIKE '{p}:%'" for p in ("equals", "contains", "regex"))
-    row = evals.db.execute(
-        f"SELECT 1 FROM cases WHERE suite_id = ? AND ((expected IS NOT NULL AND trim(expected) != '' AND {prefixes})"
-        " OR assertions LIKE '%llm-rubric%' OR assertions LIKE '%\"expected\"%') LIMIT 1", [suite["id"]]
-    ).fetchone()
     config_assertions = suite["config"].get("assertions") or []
-    return row is not None or any(a.get("type") in ("llm-rubric", "expected") for a in config_assertions)
+    return evals.cases_need_judge(suite["id"]) or any(
+        a.get("type") in ("llm-rubric", "expected") for a in config_assertions)
 
 
 def suite_columns(evals: EvalStore, suite: dict[str, Any]) -> tuple[list[str], set[str]]:
     """The suite's columns as its file named them (input, the variables, expected_output), and
     the variables its cases provide to a template (input among them)."""
-    row = evals.db.execute(
-        "SELECT max(input IS NOT NULL), max(expected IS NOT NULL AND expected != '') FROM cases WHERE suite_id = ?",
-        [suite["id"]],
-    ).fetchone()
-    keys = [r[0] for r in evals.db.execute(
-        "SELECT DISTINCT j.key FROM cases, json_each(cases.variables) AS j WHERE cases.suite_id = ?"
-        " ORDER BY j.key", [suite["id"]],
-    )]
-    has_input, has_expected = (bool(row[0]), bool(row[1])) if row else (False, False)
+    has_input, has_expected, keys = evals.case_columns(suite["id"])
     provided = set(keys) | ({"input"} if has_input else set())
     columns = (["input"] if has_input else []) + [k for k in keys if k != "input"]
     columns += ["expected_output"] if has_expected else []
@@ -420,12 +408,9 @@ def check_not_running(run: dict[str, Any]) -> None:
 async def _execute(client: Any, run: dict[str, Any], plan: Plan, gateway: Gateway | None,
                    progress: Progress | None) -> dict[str, Any]:
     evals = evals_of(client)
-    if run["total"] != plan.suite["case_count"] * len(plan.models) * plan.repeat:
-        from store.db import write
-
-        total = plan.suite["case_count"] * len(plan.models) * plan.repeat
-        with write(evals.db):
-            evals.db.execute("UPDATE runs SET total = ? WHERE id = ?", [total, run["id"]])
+    total = plan.suite["case_count"] * len(plan.models) * plan.repeat
+    if run["total"] != total:
+        evals.set_run_total(run["id"], total)
         run = evals.run(run["id"])
     async with _gateway(client, gateway) as live:
         await arun_plan(evals, live, plan, run, progress=progress, db_path=client.store.path)

@@ -222,20 +222,16 @@ class Runner:
         return await self._finish(case, model, repeat, row, reply.output, specs)
 
     async def _rejudge(self, case: dict[str, Any], model: str, repeat: int, row: dict[str, Any]) -> dict[str, Any]:
-        found = self.evals.db.execute(
-            "SELECT output, status, latency_ms, input_tokens, output_tokens, cost_usd, cache_hit FROM results"
-            " WHERE run_id = ? AND case_key = ? AND model = ? AND repeat = ?",
-            [self.plan.source_run, case["case_key"], model, repeat],
-        ).fetchone()
+        found = self.evals.result_output(self.plan.source_run, case["case_key"], model, repeat)
         row["attempts"] = 1
-        if found is None or found[0] is None:
-            why = "no output" if found is None else f"the case ended as {found[1]}"
+        if found is None or found["output"] is None:
+            why = "no output" if found is None else f"the case ended as {found['status']}"
             row.update(status="error", score=None, output=None, checks=[], criteria=[], latency_ms=None,
                        error=f"nothing to judge: {why} in run {self.plan.source_run}",
                        reason=f"unscored: nothing to judge: {why}", finished_at=now())
             return row
-        row.update(latency_ms=found[2])
-        return await self._finish(case, model, repeat, row, found[0], [])
+        row.update(latency_ms=found["latency_ms"])
+        return await self._finish(case, model, repeat, row, found["output"], [])
 
     async def _finish(self, case: dict[str, Any], model: str, repeat: int, row: dict[str, Any],
                       output: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -389,11 +385,7 @@ def count_unchecked(evals: Any, suite: dict[str, Any], plan: Plan) -> int:
     """Cases that would have nothing to check (no expected output, assertion or judge criteria)."""
     if plan.default_assertions or (plan.judge and plan.judge.criteria):
         return 0
-    row = evals.db.execute(
-        "SELECT count(*) FROM cases WHERE suite_id = ? AND (expected IS NULL OR trim(expected) = '')"
-        " AND (assertions IS NULL OR assertions = '[]')", [suite["id"]]
-    ).fetchone()
-    return row[0]
+    return evals.unchecked_case_count(suite["id"])
 
 
 async def arun_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
