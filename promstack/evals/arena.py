@@ -30,6 +30,7 @@ from store.errors import InvalidInput, Step
 
 from .gateway import Gateway, GatewayError, LiveGateway
 from .judge import Judge, ensure_judge_prompts, load_judge
+from .pool import run_pool
 from .ratings import BOOTSTRAP, ratings, win_rates
 from .runner import Progress, check_positive
 
@@ -141,32 +142,17 @@ class _Arena:
         count = len(done)
         if self.progress:
             self.progress(count, total, "")
-        queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.concurrency)
 
-        async def worker() -> None:
+        async def play(case: dict[str, Any]) -> None:
             nonlocal count
-            while True:
-                case = await queue.get()
-                if case is None:
-                    return
-                rows = await self.play(case)
-                self.evals.add_matches(rows)  # all pairs of a case at once: a case is done or not
-                count += 1
-                if self.progress:
-                    self.progress(count, total, "")
+            rows = await self.play(case)
+            self.evals.add_matches(rows)  # all pairs of a case at once: a case is done or not
+            count += 1
+            if self.progress:
+                self.progress(count, total, "")
 
-        workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
-        try:
-            for case in self.evals.iter_cases(self.suite["id"]):
-                if case["case_key"] not in done:
-                    await queue.put(case)
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers)
-        finally:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+        pending = (case for case in self.evals.iter_cases(self.suite["id"]) if case["case_key"] not in done)
+        await run_pool(pending, play, concurrency=self.concurrency, backlog=2 * self.concurrency)
 
     async def _answer(self, case: dict[str, Any], model: str) -> tuple[str | None, str | None]:
         variables = {**(case.get("variables") or {})}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from ..gateway.pricing import unpriced_note
 from . import assertions as A
 from .gateway import EmbeddingUnavailable, Gateway, GatewayError
 from .judge import Judge, JudgeConfig
+from .pool import run_pool
 from .score import case_score
 
 Progress = Callable[[int, int, str], None]
@@ -70,6 +71,7 @@ class Runner:
         self.evals = evals
         self.db_path = db_path
         self._sink: _ThreadWriter | None = None
+        self._finished: asyncio.Queue = asyncio.Queue()
         self.gateway = gateway
         self.plan = plan
         self.run = run
@@ -88,7 +90,6 @@ class Runner:
 
     async def execute(self) -> None:
         plan = self.plan
-        units: asyncio.Queue = asyncio.Queue(maxsize=max(2 * plan.concurrency, 16))
         finished: asyncio.Queue = asyncio.Queue()
         self.total = plan.suite["case_count"] * len(plan.models) * plan.repeat
         already = self.evals.result_count(self.run_id)
@@ -99,17 +100,12 @@ class Runner:
         # commit never holds up the event loop (and the calls waiting on it); an in-memory
         # store is written from the loop.
         self._sink = _ThreadWriter(self.db_path) if self.db_path else None
+        self._finished = finished
         writer = asyncio.create_task(self._writer(finished)) if self._sink is None else None
-        workers = [asyncio.create_task(self._worker(units, finished)) for _ in range(plan.concurrency)]
         try:
-            await self._produce(units)
-            for _ in workers:
-                await units.put(None)
-            await asyncio.gather(*workers)
+            await run_pool(self._units(), self._work, concurrency=plan.concurrency,
+                           backlog=max(2 * plan.concurrency, 16))
         finally:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
             # Whatever finished before an interruption is kept; in-flight work wrote nothing.
             if self._sink is not None:
                 self._sink.close()
@@ -117,47 +113,42 @@ class Runner:
                 await finished.put(None)
                 await asyncio.shield(writer)
 
-    async def _produce(self, units: asyncio.Queue) -> None:
+    async def _units(self) -> AsyncIterator[tuple[dict[str, Any], str, int]]:
+        """The units of work not yet done, the cases read a page at a time."""
         page: list[dict[str, Any]] = []
         for case in self.evals.iter_cases(self.plan.suite["id"]):
             page.append(case)
             if len(page) >= 200:
-                await self._enqueue(page, units)
+                for unit in self._undone(page):
+                    yield unit
                 page = []
-        if page:
-            await self._enqueue(page, units)
+        for unit in self._undone(page):
+            yield unit
 
-    async def _enqueue(self, cases: list[dict[str, Any]], units: asyncio.Queue) -> None:
+    def _undone(self, cases: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str, int]]:
         done = self.evals.done_keys(self.run_id, [c["case_key"] for c in cases])
-        for case in cases:
-            for model in self.plan.models:
-                for repeat in range(self.plan.repeat):
-                    if (case["case_key"], model, repeat) not in done:
-                        await units.put((case, model, repeat))
+        return [(case, model, repeat) for case in cases for model in self.plan.models
+                for repeat in range(self.plan.repeat) if (case["case_key"], model, repeat) not in done]
 
-    async def _worker(self, units: asyncio.Queue, finished: asyncio.Queue) -> None:
-        while True:
-            unit = await units.get()
-            if unit is None:
-                return
-            case, model, repeat = unit
-            limit = self._limits.get(model)
-            if limit is not None:
-                async with limit:
-                    row = await self.run_unit(case, model, repeat)
-            else:
+    async def _work(self, unit: tuple[dict[str, Any], str, int]) -> None:
+        case, model, repeat = unit
+        limit = self._limits.get(model)
+        if limit is not None:
+            async with limit:
                 row = await self.run_unit(case, model, repeat)
-            if self._sink is None:
-                finished.put_nowait(row)
-                continue
-            # Backpressure: when results finish faster than they can be committed, the workers
-            # wait rather than the queue growing without bound.
-            while self._sink.backlog() > WRITE_BACKLOG:
-                await asyncio.sleep(0.002)
-            self._sink.submit(row)
-            self.done += 1
-            if self.progress:
-                self.progress(self.done, self.total, row["status"])
+        else:
+            row = await self.run_unit(case, model, repeat)
+        if self._sink is None:
+            self._finished.put_nowait(row)
+            return
+        # Backpressure: when results finish faster than they can be committed, the workers
+        # wait rather than the queue growing without bound.
+        while self._sink.backlog() > WRITE_BACKLOG:
+            await asyncio.sleep(0.002)
+        self._sink.submit(row)
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total, row["status"])
 
     async def _writer(self, finished: asyncio.Queue) -> None:
         closing = False
