@@ -23,22 +23,28 @@ import hashlib
 import os
 import random
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store.clock import now
 from store.errors import InvalidInput, Step
+from store.evals import EvalStore
 
+from .catalog import evals_of, get_suite, resolve_prompt
 from .gateway import Gateway, GatewayError, LiveGateway
 from .judge import Judge, ensure_judge_prompts, load_judge
+from .plans import check_columns, check_not_running
 from .pool import run_pool
 from .ratings import BOOTSTRAP, ratings, win_rates
 from .runner import Progress, check_positive
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 FLIP_LIMIT = 0.5  # more than half the judged matches changed with the order: position, not answers
 
 
 async def arun_arena(
-    client: Any,
+    client: Client,
     *,
     suite: str,
     models: list[str],
@@ -53,15 +59,11 @@ async def arun_arena(
     gateway: Gateway | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    from .engine import check_columns, evals_of, get_run, get_suite, resolve_prompt
-
     evals = evals_of(client)
     if resume:
         run = evals.run(resume)
         if run["kind"] != "arena":
             raise InvalidInput(f"run {resume} is a {run['kind']} run, not an arena run")
-        from .engine import check_not_running
-
         check_not_running(run)
         found = evals.suite(run["suite_name"])
         cfg = run["config"]
@@ -104,7 +106,15 @@ async def arun_arena(
         if gateway is None:
             live.close()
         evals.set_run_status(run["id"], status, arena_report(evals, run["id"]) if status == "done" else None)
-    return get_run(client, run["id"])
+    return arena_view(evals, evals.run(run["id"]))
+
+
+def arena_view(evals: EvalStore, run: dict[str, Any]) -> dict[str, Any]:
+    """An arena run with its report under "arena": the one fitted when it finished (with the
+    votes cast since), or, while it runs or after an interruption, one fitted now."""
+    if run["status"] == "done" and run["summary"]:
+        return {**run, "arena": {**run["summary"], "human": human_report(evals, run["id"], run["summary"])}}
+    return {**run, "arena": arena_report(evals, run["id"])}
 
 
 def default_judge_model(models: list[str], *candidates: str | None) -> str:
@@ -119,7 +129,7 @@ def default_judge_model(models: list[str], *candidates: str | None) -> str:
     )
 
 
-def run_arena(client: Any, **kwargs: Any) -> dict[str, Any]:
+def run_arena(client: Client, **kwargs: Any) -> dict[str, Any]:
     return asyncio.run(arun_arena(client, **kwargs))
 
 
@@ -277,7 +287,5 @@ def human_report(evals: Any, run_id: str, report: dict[str, Any],
             "agreement_with_judge": agreement}
 
 
-def record_vote(client: Any, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
-    from .engine import evals_of
-
+def record_vote(client: Client, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
     return evals_of(client).record_vote(match_id, winner, voter=voter)

@@ -23,7 +23,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -32,6 +32,9 @@ from store.errors import InvalidInput, NotFound, Step
 from .gateway import GatewayError, Reply
 from .json_reply import parse_json_reply, unfence
 from .score import PASS_SCORE
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 JUDGE_PROMPT = "promstack/judge"
 PAIR_PROMPT = "promstack/judge-pair"
@@ -171,7 +174,7 @@ def read_judge_file(path: str) -> dict[str, Any]:
     return document
 
 
-def ensure_judge_prompts(client: Any) -> tuple[int, int]:
+def ensure_judge_prompts(client: Client) -> tuple[int, int]:
     """The judge prompts' current versions, creating them on first use."""
     versions = []
     for name, template in ((JUDGE_PROMPT, JUDGE_TEMPLATE), (PAIR_PROMPT, PAIR_TEMPLATE)):
