@@ -3,8 +3,8 @@
 import pytest
 
 from promstack.evals.assertions import check_deterministic
-from promstack.evals.judge import MalformedJudgement, parse_pair
 from promstack.evals.json_reply import parse_json_reply, unfence
+from promstack.evals.judge import MalformedJudgement, parse_pair
 
 
 def test_plain_and_fenced_json():

@@ -22,6 +22,7 @@ from store.workspace import workspace_root
 
 from . import suites as S
 from .judge import load_judge
+from .prompt_yml import cases_from_prompt_yml
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -175,7 +176,7 @@ def prompt_file_suite(client: Client, prompt_id: int) -> dict[str, Any] | None:
     found = evals.find_suite(name)
     if found is not None and found["sha256"] == sha:
         return found
-    cases = S.cases_from_prompt_yml(test_data, name)
+    cases = cases_from_prompt_yml(test_data, name)
     return evals.save_suite(name, iter(cases), fmt="prompt.yml", source=f"prompt:{name}", sha256=sha,
                             prompt_id=prompt_id)
 
