@@ -31,7 +31,7 @@ from store.evals import EvalStore
 
 from .catalog import evals_of, get_suite, resolve_prompt
 from .gateway import Gateway, GatewayError, LiveGateway
-from .judge import Judge, ensure_judge_prompts, load_judge
+from .judge import Judge, JudgeConfig, ensure_judge_prompts, load_judge
 from .plans import check_columns, check_not_running
 from .pool import run_pool
 from .ratings import BOOTSTRAP, ratings, win_rates
@@ -134,7 +134,8 @@ def run_arena(client: Client, **kwargs: Any) -> dict[str, Any]:
 
 
 class _Arena:
-    def __init__(self, evals, gateway, run, suite, judge_cfg, seed, concurrency, progress):  # noqa: ANN001
+    def __init__(self, evals: EvalStore, gateway: Gateway, run: dict[str, Any], suite: dict[str, Any],
+                 judge_cfg: JudgeConfig, seed: int, concurrency: int, progress: Progress | None):
         self.evals = evals
         self.gateway = gateway
         self.run = run
@@ -222,7 +223,7 @@ class _Arena:
         return row
 
 
-def arena_report(evals: Any, run_id: str, *, resamples: int = BOOTSTRAP) -> dict[str, Any]:
+def arena_report(evals: EvalStore, run_id: str, *, resamples: int = BOOTSTRAP) -> dict[str, Any]:
     run = evals.run(run_id)
     models = run["models"]
     rows = evals.matches(run_id)
@@ -272,7 +273,7 @@ def no_separation(flip_rate: float | None, judged: list[tuple[str, str, str]]) -
     return f"no separation: {why}; the ratings do not rank the models"
 
 
-def human_report(evals: Any, run_id: str, report: dict[str, Any],
+def human_report(evals: EvalStore, run_id: str, report: dict[str, Any],
                  rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """People's votes on the run's matches, as win rates, and how often they agree with the judge."""
     models = report["models"]

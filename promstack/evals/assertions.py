@@ -169,7 +169,7 @@ def _deterministic(kind: str, value: Any, output: str) -> tuple[bool, str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _validator(schema_json: str):  # noqa: ANN202
+def _validator(schema_json: str) -> Any:
     import jsonschema
 
     schema = json.loads(schema_json)

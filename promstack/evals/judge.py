@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from store.errors import InvalidInput, NotFound, Step
 
-from .gateway import GatewayError, Reply
+from .gateway import Gateway, GatewayError, Reply
 from .json_reply import parse_json_reply, unfence
 from .score import PASS_SCORE
 
@@ -382,7 +382,7 @@ class Verdict:
 class Judge:
     """Judging through the gateway; one per run (it holds the judge config and prompt refs)."""
 
-    def __init__(self, gateway: Any, config: JudgeConfig, *, run_id: str | None = None,
+    def __init__(self, gateway: Gateway, config: JudgeConfig, *, run_id: str | None = None,
                  default_model: str | None = None):
         self.gateway = gateway
         self.config = config

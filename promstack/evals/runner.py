@@ -23,6 +23,7 @@ from typing import Any
 
 from store.clock import now
 from store.errors import InvalidInput
+from store.evals import EvalStore
 
 from ..gateway.pricing import unpriced_note
 from . import assertions as A
@@ -66,7 +67,7 @@ class Plan:
 class Runner:
     """One run's pool: workers, per-model limits, the judge, and the writer of results."""
 
-    def __init__(self, evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
+    def __init__(self, evals: EvalStore, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
                  progress: Progress | None = None, db_path: Any = None):
         self.evals = evals
         self.db_path = db_path
@@ -372,14 +373,14 @@ class _ThreadWriter:
             raise self.error
 
 
-def count_unchecked(evals: Any, suite: dict[str, Any], plan: Plan) -> int:
+def count_unchecked(evals: EvalStore, suite: dict[str, Any], plan: Plan) -> int:
     """Cases that would have nothing to check (no expected output, assertion or judge criteria)."""
     if plan.default_assertions or (plan.judge and plan.judge.criteria):
         return 0
     return evals.unchecked_case_count(suite["id"])
 
 
-async def arun_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
+async def arun_plan(evals: EvalStore, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
                     progress: Progress | None = None, db_path: Any = None) -> Runner:
     runner = Runner(evals, gateway, plan, run, progress=progress, db_path=db_path)
     evals.reopen_run(run["id"])
@@ -395,7 +396,7 @@ async def arun_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any
     return runner
 
 
-def summarize(evals: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
+def summarize(evals: EvalStore, run_id: str, *, failing: int = 20) -> dict[str, Any]:
     """A run's summary. `score` is the mean case score (an unchecked case counts 0: it can never
     pass), or None when any case is unscored, with `unscored` (how many) and `unscored_reason`
     (the commonest reason); `criteria` is the judge's mean per criterion."""
@@ -419,7 +420,7 @@ def summarize(evals: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
     return stats
 
 
-def unscored_reason(evals: Any, run_id: str) -> str:
+def unscored_reason(evals: EvalStore, run_id: str) -> str:
     """The commonest reason a case of this run went unscored (and how many others there are)."""
     reasons = evals.error_reasons(run_id)
     if not reasons:
@@ -431,7 +432,7 @@ def unscored_reason(evals: Any, run_id: str) -> str:
     return text
 
 
-def failing_cases(evals: Any, run_id: str, limit: int = 20) -> list[dict[str, Any]]:
+def failing_cases(evals: EvalStore, run_id: str, limit: int = 20) -> list[dict[str, Any]]:
     """The first `limit` results that did not pass, with why."""
     return [
         {"case": r["case_idx"], "model": r["model"], "repeat": r["repeat"], "status": r["status"],
