@@ -270,13 +270,15 @@ class EvalStore:
     def add_results(self, rows: list[dict[str, Any]]) -> None:
         """One transaction for a batch. A row already there (a duplicate after a crash between
         write and acknowledgement) is replaced, never doubled."""
+        self._replace_rows("results", RESULT_COLUMNS, rows)
+
+    def _replace_rows(self, table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        values = [[_encode(r.get(c)) for c in RESULT_COLUMNS] for r in rows]
+        values = [[_encode(r.get(c)) for c in columns] for r in rows]
         with write(self.db):
             self.db.conn.executemany(
-                f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)}) VALUES"
-                f" ({', '.join('?' * len(RESULT_COLUMNS))})",
+                f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 values,
             )
 
@@ -412,15 +414,8 @@ class EvalStore:
     # ---- arena --------------------------------------------------------------------------
 
     def add_matches(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        values = [[_encode(r.get(c)) for c in MATCH_COLUMNS] for r in rows]
-        with write(self.db):
-            self.db.conn.executemany(
-                f"INSERT OR REPLACE INTO arena_matches ({', '.join(MATCH_COLUMNS)}) VALUES"
-                f" ({', '.join('?' * len(MATCH_COLUMNS))})",
-                values,
-            )
+        """All pairs of a case in one transaction: a case is done or not."""
+        self._replace_rows("arena_matches", MATCH_COLUMNS, rows)
 
     def done_match_cases(self, run_id: str) -> set[str]:
         return {r[0] for r in self.db.execute(
