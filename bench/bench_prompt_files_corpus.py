@@ -51,7 +51,7 @@ def check(path: Path, kind: str) -> tuple[str, str | None]:
         return "stored", f"does not render: {exc}"
     if kind == "github" and parsed.test_data:
         try:
-            from promstack.evals.suites import cases_from_prompt_yml
+            from promstack.evals.prompt_yml import cases_from_prompt_yml
 
             cases_from_prompt_yml(parsed.test_data, path.name)
         except Exception as exc:  # noqa: BLE001

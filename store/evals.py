@@ -121,12 +121,6 @@ class EvalStore:
             rows,
         )
 
-    def set_suite_prompt(self, name: str, prompt_id: int | None) -> None:
-        with write(self.db):
-            self.suite(name)
-            self.db.execute("UPDATE suites SET prompt_id = ?, updated_at = ? WHERE name = ?",
-                            [prompt_id, now(), name])
-
     def suite(self, name: str) -> dict[str, Any]:
         row = self.db.execute(
             "SELECT id, name, prompt_id, source, format, sha256, case_count, config, created_at,"
@@ -175,6 +169,38 @@ class EvalStore:
             [suite_id, limit, offset],
         ).fetchall()
         return [_case_dict(r) for r in rows]
+
+    def case_columns(self, suite_id: int) -> tuple[bool, bool, list[str]]:
+        """Whether any case has an input, whether any has an expected output, and the names of
+        the variables the cases give (sorted)."""
+        row = self.db.execute(
+            "SELECT max(input IS NOT NULL), max(expected IS NOT NULL AND expected != '') FROM cases"
+            " WHERE suite_id = ?", [suite_id],
+        ).fetchone()
+        keys = [r[0] for r in self.db.execute(
+            "SELECT DISTINCT j.key FROM cases, json_each(cases.variables) AS j WHERE cases.suite_id = ?"
+            " ORDER BY j.key", [suite_id],
+        )]
+        has_input, has_expected = (bool(row[0]), bool(row[1])) if row else (False, False)
+        return has_input, has_expected, keys
+
+    def cases_need_judge(self, suite_id: int) -> bool:
+        """Whether a case has an expected output that is no `equals:` / `contains:` / `regex:`
+        check, or a judged assertion (`llm-rubric`, `expected`)."""
+        prefixes = " AND ".join(f"lower(ltrim(expected)) NOT LIKE '{p}:%'" for p in ("equals", "contains", "regex"))
+        row = self.db.execute(
+            "SELECT 1 FROM cases WHERE suite_id = ? AND ((expected IS NOT NULL AND trim(expected) != ''"
+            f" AND {prefixes}) OR assertions LIKE '%llm-rubric%' OR assertions LIKE '%\"expected\"%') LIMIT 1",
+            [suite_id],
+        ).fetchone()
+        return row is not None
+
+    def unchecked_case_count(self, suite_id: int) -> int:
+        """Cases with neither an expected output nor an assertion of their own."""
+        return self.db.execute(
+            "SELECT count(*) FROM cases WHERE suite_id = ? AND (expected IS NULL OR trim(expected) = '')"
+            " AND (assertions IS NULL OR assertions = '[]')", [suite_id],
+        ).fetchone()[0]
 
     # ---- runs ---------------------------------------------------------------------------
 
@@ -229,6 +255,11 @@ class EvalStore:
                  run_id],
             )
 
+    def set_run_total(self, run_id: str, total: int) -> None:
+        """The units of work a run has (its suite changed since it started)."""
+        with write(self.db):
+            self.db.execute("UPDATE runs SET total = ? WHERE id = ?", [total, run_id])
+
     def reopen_run(self, run_id: str) -> None:
         with write(self.db):
             self.db.execute("UPDATE runs SET status = 'running', finished_at = NULL, pid = ? WHERE id = ?",
@@ -239,13 +270,15 @@ class EvalStore:
     def add_results(self, rows: list[dict[str, Any]]) -> None:
         """One transaction for a batch. A row already there (a duplicate after a crash between
         write and acknowledgement) is replaced, never doubled."""
+        self._replace_rows("results", RESULT_COLUMNS, rows)
+
+    def _replace_rows(self, table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        values = [[_encode(r.get(c)) for c in RESULT_COLUMNS] for r in rows]
+        values = [[_encode(r.get(c)) for c in columns] for r in rows]
         with write(self.db):
             self.db.conn.executemany(
-                f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)}) VALUES"
-                f" ({', '.join('?' * len(RESULT_COLUMNS))})",
+                f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 values,
             )
 
@@ -260,6 +293,16 @@ class EvalStore:
                 [run_id, *case_keys],
             )
         }
+
+    def result_output(self, run_id: str, case_key: str, model: str, repeat: int) -> dict[str, Any] | None:
+        """One unit's stored output and what it cost, or None when the run has no such result."""
+        row = self.db.execute(
+            "SELECT output, status, latency_ms, input_tokens, output_tokens, cost_usd, cache_hit FROM results"
+            " WHERE run_id = ? AND case_key = ? AND model = ? AND repeat = ?",
+            [run_id, case_key, model, repeat],
+        ).fetchone()
+        keys = ("output", "status", "latency_ms", "input_tokens", "output_tokens", "cost_usd", "cache_hit")
+        return None if row is None else dict(zip(keys, row, strict=True))
 
     def result_count(self, run_id: str) -> int:
         return self.db.execute("SELECT count(*) FROM results WHERE run_id = ?", [run_id]).fetchone()[0]
@@ -371,15 +414,8 @@ class EvalStore:
     # ---- arena --------------------------------------------------------------------------
 
     def add_matches(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        values = [[_encode(r.get(c)) for c in MATCH_COLUMNS] for r in rows]
-        with write(self.db):
-            self.db.conn.executemany(
-                f"INSERT OR REPLACE INTO arena_matches ({', '.join(MATCH_COLUMNS)}) VALUES"
-                f" ({', '.join('?' * len(MATCH_COLUMNS))})",
-                values,
-            )
+        """All pairs of a case in one transaction: a case is done or not."""
+        self._replace_rows("arena_matches", MATCH_COLUMNS, rows)
 
     def done_match_cases(self, run_id: str) -> set[str]:
         return {r[0] for r in self.db.execute(

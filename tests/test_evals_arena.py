@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from promstack import InvalidInput
 from promstack.cli import cli
-from promstack.evals.arena import bradley_terry, ratings, record_vote, run_arena, win_rates
+from promstack.evals.arena import record_vote, run_arena
+from promstack.evals.ratings import bradley_terry, ratings, win_rates
 
 pytest_plugins = ("test_evals_fake",)
 MODELS = ["openai/q1", "openai/q2", "openai/q3"]

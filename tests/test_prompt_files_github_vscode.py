@@ -9,7 +9,7 @@ import pytest
 
 from promstack import Client
 from promstack.evals.assertions import check_deterministic
-from promstack.evals.suites import cases_from_prompt_yml
+from promstack.evals.prompt_yml import cases_from_prompt_yml
 from store import formats
 from store.errors import InvalidInput
 from store.filesync import FileSync, open_errors

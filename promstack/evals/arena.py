@@ -20,26 +20,31 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import os
 import random
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store.clock import now
 from store.errors import InvalidInput, Step
+from store.evals import EvalStore
 
+from .catalog import evals_of, get_suite, resolve_prompt
 from .gateway import Gateway, GatewayError, LiveGateway
-from .judge import Judge, ensure_judge_prompts, load_judge
+from .judge import Judge, JudgeConfig, ensure_judge_prompts, load_judge
+from .plans import check_columns, check_not_running
+from .pool import run_pool
+from .ratings import BOOTSTRAP, ratings, win_rates
 from .runner import Progress, check_positive
 
-BOOTSTRAP = 1000
+if TYPE_CHECKING:
+    from ..client import Client
+
 FLIP_LIMIT = 0.5  # more than half the judged matches changed with the order: position, not answers
-PRIOR = 0.1  # virtual ties per pair that met: keeps a model that never won at a finite rating
 
 
 async def arun_arena(
-    client: Any,
+    client: Client,
     *,
     suite: str,
     models: list[str],
@@ -54,15 +59,11 @@ async def arun_arena(
     gateway: Gateway | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    from .engine import check_columns, evals_of, get_run, get_suite, resolve_prompt
-
     evals = evals_of(client)
     if resume:
         run = evals.run(resume)
         if run["kind"] != "arena":
             raise InvalidInput(f"run {resume} is a {run['kind']} run, not an arena run")
-        from .engine import check_not_running
-
         check_not_running(run)
         found = evals.suite(run["suite_name"])
         cfg = run["config"]
@@ -105,7 +106,15 @@ async def arun_arena(
         if gateway is None:
             live.close()
         evals.set_run_status(run["id"], status, arena_report(evals, run["id"]) if status == "done" else None)
-    return get_run(client, run["id"])
+    return arena_view(evals, evals.run(run["id"]))
+
+
+def arena_view(evals: EvalStore, run: dict[str, Any]) -> dict[str, Any]:
+    """An arena run with its report under "arena": the one fitted when it finished (with the
+    votes cast since), or, while it runs or after an interruption, one fitted now."""
+    if run["status"] == "done" and run["summary"]:
+        return {**run, "arena": {**run["summary"], "human": human_report(evals, run["id"], run["summary"])}}
+    return {**run, "arena": arena_report(evals, run["id"])}
 
 
 def default_judge_model(models: list[str], *candidates: str | None) -> str:
@@ -120,12 +129,13 @@ def default_judge_model(models: list[str], *candidates: str | None) -> str:
     )
 
 
-def run_arena(client: Any, **kwargs: Any) -> dict[str, Any]:
+def run_arena(client: Client, **kwargs: Any) -> dict[str, Any]:
     return asyncio.run(arun_arena(client, **kwargs))
 
 
 class _Arena:
-    def __init__(self, evals, gateway, run, suite, judge_cfg, seed, concurrency, progress):  # noqa: ANN001
+    def __init__(self, evals: EvalStore, gateway: Gateway, run: dict[str, Any], suite: dict[str, Any],
+                 judge_cfg: JudgeConfig, seed: int, concurrency: int, progress: Progress | None):
         self.evals = evals
         self.gateway = gateway
         self.run = run
@@ -143,32 +153,17 @@ class _Arena:
         count = len(done)
         if self.progress:
             self.progress(count, total, "")
-        queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.concurrency)
 
-        async def worker() -> None:
+        async def play(case: dict[str, Any]) -> None:
             nonlocal count
-            while True:
-                case = await queue.get()
-                if case is None:
-                    return
-                rows = await self.play(case)
-                self.evals.add_matches(rows)  # all pairs of a case at once: a case is done or not
-                count += 1
-                if self.progress:
-                    self.progress(count, total, "")
+            rows = await self.play(case)
+            self.evals.add_matches(rows)  # all pairs of a case at once: a case is done or not
+            count += 1
+            if self.progress:
+                self.progress(count, total, "")
 
-        workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
-        try:
-            for case in self.evals.iter_cases(self.suite["id"]):
-                if case["case_key"] not in done:
-                    await queue.put(case)
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers)
-        finally:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+        pending = (case for case in self.evals.iter_cases(self.suite["id"]) if case["case_key"] not in done)
+        await run_pool(pending, play, concurrency=self.concurrency, backlog=2 * self.concurrency)
 
     async def _answer(self, case: dict[str, Any], model: str) -> tuple[str | None, str | None]:
         variables = {**(case.get("variables") or {})}
@@ -228,163 +223,7 @@ class _Arena:
         return row
 
 
-# ---- ratings ---------------------------------------------------------------------------------
-
-
-def _counts(matches: list[tuple[int, int, float]], k: int) -> tuple[list[list[float]], list[list[float]]]:
-    """wins[i][j]: i's wins over j (ties as half); games[i][j]: matches between them."""
-    wins = [[0.0] * k for _ in range(k)]
-    games = [[0.0] * k for _ in range(k)]
-    for i, j, score_i in matches:
-        wins[i][j] += score_i
-        wins[j][i] += 1.0 - score_i
-        games[i][j] += 1
-        games[j][i] += 1
-    return wins, games
-
-
-def bradley_terry(wins: list[list[float]], games: list[list[float]], *, iterations: int = 50,
-                  tol: float = 1e-9, start: list[float] | None = None) -> list[float]:
-    """Strengths by maximum likelihood, geometric mean 1: Newton's method on log-strengths
-    (a few steps, even when one model beat another every time; Hunter's MM iteration takes
-    thousands there). Ties count as half a win each way; a weak prior of PRIOR virtual ties
-    per pair that met keeps every strength finite when a model never won."""
-    k = len(wins)
-    w = [[wins[i][j] + (PRIOR / 2 if games[i][j] else 0.0) for j in range(k)] for i in range(k)]
-    n = [[games[i][j] + (PRIOR if games[i][j] else 0.0) for j in range(k)] for i in range(k)]
-    theta = [math.log(x) for x in start] if start else [0.0] * k
-    total_w = [sum(row) for row in w]
-
-    def loglik(t: list[float]) -> float:
-        return sum(w[i][j] * t[i] - w[i][j] * _logaddexp(t[i], t[j]) for i in range(k) for j in range(k) if i != j)
-
-    current = loglik(theta)
-    for _ in range(iterations):
-        grad = [0.0] * k
-        hess = [[0.0] * k for _ in range(k)]
-        for i in range(k):
-            grad[i] = total_w[i]
-            for j in range(k):
-                if i == j or not n[i][j]:
-                    continue
-                s_ij = 1.0 / (1.0 + math.exp(theta[j] - theta[i]))
-                grad[i] -= n[i][j] * s_ij
-                c = n[i][j] * s_ij * (1.0 - s_ij)
-                hess[i][i] += c
-                hess[i][j] -= c
-        # The likelihood only sees differences: hold the first strength and solve for the rest.
-        step = _solve([row[1:] for row in hess[1:]], grad[1:]) if k > 1 else []
-        if step is None:
-            break
-        delta = [0.0, *step]
-        scale = 1.0
-        while scale > 1e-6:
-            trial = [t + scale * d for t, d in zip(theta, delta, strict=True)]
-            value = loglik(trial)
-            if value >= current - 1e-12:
-                break
-            scale /= 2
-        theta, current = trial, value
-        if max(abs(scale * d) for d in delta) < tol:
-            break
-    mean = sum(theta) / k
-    return [math.exp(t - mean) for t in theta]
-
-
-def _logaddexp(a: float, b: float) -> float:
-    m = max(a, b)
-    return m + math.log(math.exp(a - m) + math.exp(b - m))
-
-
-def _solve(a: list[list[float]], b: list[float]) -> list[float] | None:
-    """Gaussian elimination with partial pivoting; None when the system is singular (a model
-    that met no other: nothing to fit)."""
-    size = len(b)
-    m = [row[:] + [b[i]] for i, row in enumerate(a)]
-    for col in range(size):
-        pivot = max(range(col, size), key=lambda r: abs(m[r][col]))
-        if abs(m[pivot][col]) < 1e-12:
-            return None
-        m[col], m[pivot] = m[pivot], m[col]
-        for r in range(col + 1, size):
-            factor = m[r][col] / m[col][col]
-            for c in range(col, size + 1):
-                m[r][c] -= factor * m[col][c]
-    x = [0.0] * size
-    for r in range(size - 1, -1, -1):
-        x[r] = (m[r][size] - sum(m[r][c] * x[c] for c in range(r + 1, size))) / m[r][r]
-    return x
-
-
-def to_rating(strength: float) -> float:
-    """An Elo-like scale: 1000 at the geometric mean, +400 per tenfold strength."""
-    return 1000.0 + 400.0 * math.log10(strength)
-
-
-def ratings(models: list[str], matches: list[tuple[str, str, str]], *, resamples: int = BOOTSTRAP,
-            seed: int = 0) -> dict[str, dict[str, float]]:
-    """Bradley-Terry ratings with bootstrap 95% intervals. `matches` are (a, b, winner|'tie')."""
-    index = {m: i for i, m in enumerate(models)}
-    coded = [(index[a], index[b], 1.0 if w == a else 0.0 if w == b else 0.5) for a, b, w in matches]
-    k = len(models)
-    point = bradley_terry(*_counts(coded, k))
-    samples: list[list[float]] = [[] for _ in range(k)]
-    rng = random.Random(seed)
-    if coded:
-        for _ in range(resamples):
-            draw = [coded[rng.randrange(len(coded))] for _ in range(len(coded))]
-            # Warm-started from the point estimate: a resample is close to it.
-            strengths = bradley_terry(*_counts(draw, k), tol=1e-6, start=point)
-            for i, s in enumerate(strengths):
-                samples[i].append(to_rating(s))
-    out = {}
-    for m, i in index.items():
-        values = sorted(samples[i])
-        lo = values[int(0.025 * (len(values) - 1))] if values else None
-        hi = values[int(math.ceil(0.975 * (len(values) - 1)))] if values else None
-        out[m] = {"strength": round(point[i], 4), "rating": round(to_rating(point[i]), 1),
-                  "ci_low": None if lo is None else round(lo, 1), "ci_high": None if hi is None else round(hi, 1)}
-    return out
-
-
-def win_rates(models: list[str], matches: list[tuple[str, str, str]]) -> tuple[dict, dict]:
-    """Per pair and per model: wins, losses, ties, matches, (wins + 0.5 ties) / matches."""
-    pairs: dict[str, dict[str, Any]] = {}
-    overall = {m: {"wins": 0, "losses": 0, "ties": 0, "matches": 0} for m in models}
-    for a, b in combinations(models, 2):
-        pairs[f"{a} vs {b}"] = {"a": a, "b": b, "wins_a": 0, "wins_b": 0, "ties": 0, "matches": 0}
-    for a, b, w in matches:
-        key = f"{a} vs {b}" if f"{a} vs {b}" in pairs else f"{b} vs {a}"
-        entry = pairs[key]
-        entry["matches"] += 1
-        if w == "tie":
-            entry["ties"] += 1
-        elif w == entry["a"]:
-            entry["wins_a"] += 1
-        else:
-            entry["wins_b"] += 1
-        for m in (a, b):
-            overall[m]["matches"] += 1
-            if w == "tie":
-                overall[m]["ties"] += 1
-            elif w == m:
-                overall[m]["wins"] += 1
-            else:
-                overall[m]["losses"] += 1
-    for entry in pairs.values():
-        n = entry["matches"]
-        entry["win_rate_a"] = round((entry["wins_a"] + 0.5 * entry["ties"]) / n, 4) if n else None
-        entry["win_rate_b"] = round((entry["wins_b"] + 0.5 * entry["ties"]) / n, 4) if n else None
-    for entry in overall.values():
-        n = entry["matches"]
-        entry["win_rate"] = round((entry["wins"] + 0.5 * entry["ties"]) / n, 4) if n else None
-    total = sum(e["win_rate"] or 0 for e in overall.values())
-    for entry in overall.values():
-        entry["share"] = round((entry["win_rate"] or 0) / total, 4) if total else None
-    return pairs, overall
-
-
-def arena_report(evals: Any, run_id: str, *, resamples: int = BOOTSTRAP) -> dict[str, Any]:
+def arena_report(evals: EvalStore, run_id: str, *, resamples: int = BOOTSTRAP) -> dict[str, Any]:
     run = evals.run(run_id)
     models = run["models"]
     rows = evals.matches(run_id)
@@ -434,7 +273,7 @@ def no_separation(flip_rate: float | None, judged: list[tuple[str, str, str]]) -
     return f"no separation: {why}; the ratings do not rank the models"
 
 
-def human_report(evals: Any, run_id: str, report: dict[str, Any],
+def human_report(evals: EvalStore, run_id: str, report: dict[str, Any],
                  rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """People's votes on the run's matches, as win rates, and how often they agree with the judge."""
     models = report["models"]
@@ -449,7 +288,5 @@ def human_report(evals: Any, run_id: str, report: dict[str, Any],
             "agreement_with_judge": agreement}
 
 
-def record_vote(client: Any, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
-    from .engine import evals_of
-
+def record_vote(client: Client, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
     return evals_of(client).record_vote(match_id, winner, voter=voter)

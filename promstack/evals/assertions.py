@@ -24,6 +24,8 @@ from typing import Any
 
 from store.errors import InvalidInput
 
+from .json_reply import parse_json_reply
+
 DETERMINISTIC = ("equals", "contains", "icontains", "regex", "is-json", "json-schema", "max-length")
 SEMANTIC = ("similar",)
 JUDGED = ("llm-rubric", "expected")
@@ -153,7 +155,7 @@ def _deterministic(kind: str, value: Any, output: str) -> tuple[bool, str]:
         return ok, f"output {'matches' if ok else 'does not match'} /{_short(value)}/"
     if kind == "is-json":
         try:
-            parse_json_output(output)
+            parse_json_reply(output)
         except ValueError as exc:
             return False, f"output is not JSON ({exc})"
         return True, "output is valid JSON"
@@ -166,20 +168,8 @@ def _deterministic(kind: str, value: Any, output: str) -> tuple[bool, str]:
     raise InvalidInput(f"{kind!r} is not a deterministic assertion")
 
 
-def parse_json_output(output: str) -> Any:
-    """JSON from a model's output, also when it came inside a ```json fence."""
-    text = output.strip()
-    fence = re.match(r"^```(?:json)?\s*\n(.*)\n```\s*$", text, re.S)
-    if fence:
-        text = fence.group(1)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
-
-
 @functools.lru_cache(maxsize=64)
-def _validator(schema_json: str):  # noqa: ANN202
+def _validator(schema_json: str) -> Any:
     import jsonschema
 
     schema = json.loads(schema_json)
@@ -188,7 +178,7 @@ def _validator(schema_json: str):  # noqa: ANN202
 
 def _json_schema(schema: Any, output: str) -> tuple[bool, str]:
     try:
-        data = parse_json_output(output)
+        data = parse_json_reply(output)
     except ValueError as exc:
         return False, f"output is not JSON ({exc})"
     validator = _validator(json.dumps(schema, sort_keys=True))

@@ -1,360 +1,50 @@
-"""What the faces call: import suites, run tests, judge a run, evaluate a prompt.
+"""What the faces call: import suites, run tests, judge a run, evaluate a prompt, compare runs,
+and read any run (a test run's summary, an arena run's report).
 
 The CLI, the MCP tools and the dashboard all use these functions; each async function has a
-sync twin for callers without an event loop.
-
-Which prompt a suite tests, when none is named (so that the guide's `promstack test --suite
-regression` works as written): `--prompt` if given; else the suite's own prompt (its sidecar
-`tests/prompts/<suite>.yml` says `prompt: 42`, a JSON suite's `"prompt"`, or
-`promstack suite import ... --prompt 42`); else the environment's `PROMPT_ID` (the guide's
-workflow sets it) or `PROMSTACK_PROMPT`; else an error that says how to tie one.
+sync twin for callers without an event loop. The suites (`catalog`) and the plans (`plans`)
+live in their own modules; the names the faces use are re-exported here, so a face imports
+one module. The arena (`arena`) sits below this module, never above it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from store.errors import InvalidInput, NotFound, PromStackError, Step
-from store.evals import EvalStore
-from store.secrets import redact
-from store.workspace import workspace_root
+from store.errors import InvalidInput, Step
 
-from . import suites as S
-from .gateway import Gateway, LiveGateway
-from .judge import JudgeConfig, ensure_judge_prompts, load_judge
-from .runner import (
-    Plan,
-    Progress,
-    arun_plan,
-    check_positive,
-    count_unchecked,
-    failing_cases,
-    summarize,
+from .arena import arena_view
+from .catalog import (
+    evals_of,
+    get_suite,
+    import_suite,
+    list_suites,
+    resolve_prompt,
+    show_suite,
+    suite_for_prompt,
+    sync_workspace,
 )
+from .gateway import Gateway, LiveGateway
+from .judge import ensure_judge_prompts, load_judge
+from .plans import build_plan, check_columns, check_not_running, plan_from_run
+from .runner import Plan, Progress, arun_plan, count_unchecked, failing_cases, summarize
 
-PREFERRED_SUITE = "regression"
+if TYPE_CHECKING:
+    from ..client import Client
 
-
-def evals_of(client: Any) -> EvalStore:
-    found = getattr(client, "_evals", None)
-    if found is None:
-        found = EvalStore(client.store.db, actor=client.actor)
-        client._evals = found
-    return found
-
-
-def root_of(client: Any) -> Path | None:
-    path = getattr(client.store, "path", None)
-    return workspace_root(path) if path is not None else None
-
-
-# ---- suites ---------------------------------------------------------------------------------
-
-
-def import_suite(client: Any, source: str | os.PathLike | None = None, *, text: str | None = None,
-                 fmt: str | None = None, name: str | None = None, prompt: Any = None,
-                 config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Import a suite from a file (CSV/JSON/JSONL) or from text; replaces a suite of that name.
-    A file that is no suite (`.env`, a key, the store) is refused before it is read, and an
-    error that quotes what was read has its secrets redacted."""
-    try:
-        return _import_suite(client, source, text=text, fmt=fmt, name=name, prompt=prompt, config=config)
-    except PromStackError as exc:
-        shown = redact(str(exc))
-        if shown != str(exc):
-            exc.args = (shown,)
-        raise
-
-
-def _import_suite(client: Any, source: str | os.PathLike | None = None, *, text: str | None = None,
-                  fmt: str | None = None, name: str | None = None, prompt: Any = None,
-                  config: dict[str, Any] | None = None) -> dict[str, Any]:
-    evals = evals_of(client)
-    if (source is None) == (text is None):
-        raise InvalidInput("give a suite file, or the cases as text, not both")
-    settings: dict[str, Any] = dict(config or {})
-    if source is not None:
-        path = Path(source)
-        file_config, cases = S.parse_file(path, fmt)
-        sidecar = S.sidecar_for(path)
-        if sidecar is not None:
-            settings = {**S.read_sidecar(sidecar), **settings}
-        settings = {**file_config, **settings}
-        sha = S.file_sha(path)
-        if sidecar is not None:
-            # The suite changes when its settings do: the sidecar is part of its hash.
-            sha = hashlib.sha256((sha + S.file_sha(sidecar)).encode()).hexdigest()
-        fmt = S.detect_format(path, fmt)
-        name = S.validate_suite_name(name or S.suite_name_of(path))
-        origin = _origin(client, path)
-    else:
-        if not fmt:
-            raise InvalidInput("say the format of the cases: csv, json or jsonl")
-        name = S.validate_suite_name(name or "")
-        file_config, cases_list = S.parse_text(text, fmt, name=name)
-        settings = {**file_config, **settings}
-        cases = iter(cases_list)
-        sha = hashlib.sha256(text.encode()).hexdigest()
-        origin = "import"
-    prompt_ref = prompt if prompt is not None else settings.pop("prompt", None)
-    settings.pop("prompt", None)
-    prompt_id = client.store.prompts.prompt_id(prompt_ref) if prompt_ref not in (None, "") else None
-    if "judge" in settings and settings["judge"] is not None:
-        load_judge(settings["judge"])  # reject a bad judge at import, not at run time
-    return evals.save_suite(name, cases, fmt=fmt, source=origin, sha256=sha, prompt_id=prompt_id,
-                            config=settings)
-
-
-def _origin(client: Any, path: Path) -> str:
-    root = root_of(client)
-    try:
-        return "file:" + str(path.resolve().relative_to(root)) if root else f"file:{path}"
-    except ValueError:
-        return f"file:{path.resolve()}"
-
-
-def sync_workspace(client: Any, only: str | None = None) -> list[str]:
-    """(Re)import suites kept as files in tests/prompts/ whose bytes changed. Returns their names."""
-    root = root_of(client)
-    if root is None:
-        return []
-    evals = evals_of(client)
-    changed = []
-    for name, path in S.workspace_suite_files(root).items():
-        if only is not None and name != only:
-            continue
-        stored = evals.find_suite(name)
-        sha = S.file_sha(path)
-        sidecar = S.sidecar_for(path)
-        if sidecar is not None:
-            sha = hashlib.sha256((sha + S.file_sha(sidecar)).encode()).hexdigest()
-        if stored is not None and stored["sha256"] == sha:
-            continue
-        import_suite(client, path)
-        changed.append(name)
-    return changed
-
-
-def get_suite(client: Any, name: str) -> dict[str, Any]:
-    S.validate_suite_name(name)
-    sync_workspace(client, only=name)
-    return evals_of(client).suite(name)
-
-
-def list_suites(client: Any) -> list[dict[str, Any]]:
-    sync_workspace(client)
-    return evals_of(client).suites()
-
-
-def show_suite(client: Any, name: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
-    suite = get_suite(client, name)
-    return {**suite, "cases": evals_of(client).cases(suite["id"], limit=limit, offset=offset)}
-
-
-# ---- plans ------------------------------------------------------------------------------------
-
-
-def resolve_prompt(client: Any, suite: dict[str, Any], prompt: Any) -> int:
-    if prompt not in (None, ""):
-        return client.store.prompts.prompt_id(prompt)
-    if suite.get("prompt_id"):
-        return suite["prompt_id"]
-    for var in ("PROMSTACK_PROMPT", "PROMPT_ID"):
-        value = os.environ.get(var)
-        if value:
-            return client.store.prompts.prompt_id(value)
-    raise InvalidInput(
-        f"suite {suite['name']!r} is not tied to a prompt: give ", Step.arg("prompt"),
-        f", or add 'prompt: <id or name>' to tests/prompts/{suite['name']}.yml, or import it again with ",
-        Step.arg("prompt", of="import_suite"),
-    )
-
-
-def prompt_file_suite(client: Any, prompt_id: int) -> dict[str, Any] | None:
-    """The suite a prompt's own .prompt.yml carries (testData + evaluators, kept by the file
-    watcher), named after the prompt and refreshed when the test data changes; None if none."""
-    import json
-
-    from store.filesync import prompt_test_data
-
-    test_data = prompt_test_data(client.store, prompt_id)
-    if not test_data or not test_data.get("testData"):
-        return None
-    name = client.get_prompt(prompt_id).name
-    body = json.dumps(test_data, ensure_ascii=False, sort_keys=True)
-    sha = hashlib.sha256(body.encode()).hexdigest()
-    evals = evals_of(client)
-    found = evals.find_suite(name)
-    if found is not None and found["sha256"] == sha:
-        return found
-    cases = S.cases_from_prompt_yml(test_data, name)
-    return evals.save_suite(name, iter(cases), fmt="prompt.yml", source=f"prompt:{name}", sha256=sha,
-                            prompt_id=prompt_id)
-
-
-def suite_for_prompt(client: Any, prompt_id: int) -> dict[str, Any]:
-    """A prompt's default suite: the one tied to it (named 'regression' if several), else the
-    test data of its own .prompt.yml file."""
-    sync_workspace(client)
-    evals = evals_of(client)
-    tied = evals.suites(prompt_id)
-    if not tied:
-        own = prompt_file_suite(client, prompt_id)
-        if own is not None:
-            tied = [own]
-    if not tied:
-        env_prompt = os.environ.get("PROMSTACK_PROMPT") or os.environ.get("PROMPT_ID")
-        untied = [s for s in evals.suites() if not s["prompt_id"]]
-        if env_prompt and client.store.prompts.prompt_id(env_prompt) == prompt_id:
-            tied = untied
-    if not tied:
-        raise NotFound(
-            f"no test suite is tied to prompt {prompt_id}: give ", Step.arg("suite"),
-            f", or add 'prompt: {prompt_id}' to tests/prompts/<suite>.yml",
-        )
-    if len(tied) == 1:
-        return tied[0]
-    for suite in tied:
-        if suite["name"] == PREFERRED_SUITE:
-            return suite
-    raise InvalidInput(
-        f"prompt {prompt_id} has several suites ({', '.join(s['name'] for s in tied)}); give ",
-        Step.arg("suite"),
-    )
-
-
-def _needs_judge(evals: EvalStore, suite: dict[str, Any]) -> bool:
-    prefixes = " AND ".join(f"lower(ltrim(expected)) NOT LIKE '{p}:%'" for p in ("equals", "contains", "regex"))
-    row = evals.db.execute(
-        f"SELECT 1 FROM cases WHERE suite_id = ? AND ((expected IS NOT NULL AND trim(expected) != '' AND {prefixes})"
-        " OR assertions LIKE '%llm-rubric%' OR assertions LIKE '%\"expected\"%') LIMIT 1", [suite["id"]]
-    ).fetchone()
-    config_assertions = suite["config"].get("assertions") or []
-    return row is not None or any(a.get("type") in ("llm-rubric", "expected") for a in config_assertions)
-
-
-def suite_columns(evals: EvalStore, suite: dict[str, Any]) -> tuple[list[str], set[str]]:
-    """The suite's columns as its file named them (input, the variables, expected_output), and
-    the variables its cases provide to a template (input among them)."""
-    row = evals.db.execute(
-        "SELECT max(input IS NOT NULL), max(expected IS NOT NULL AND expected != '') FROM cases WHERE suite_id = ?",
-        [suite["id"]],
-    ).fetchone()
-    keys = [r[0] for r in evals.db.execute(
-        "SELECT DISTINCT j.key FROM cases, json_each(cases.variables) AS j WHERE cases.suite_id = ?"
-        " ORDER BY j.key", [suite["id"]],
-    )]
-    has_input, has_expected = (bool(row[0]), bool(row[1])) if row else (False, False)
-    provided = set(keys) | ({"input"} if has_input else set())
-    columns = (["input"] if has_input else []) + [k for k in keys if k != "input"]
-    columns += ["expected_output"] if has_expected else []
-    return columns, provided
-
-
-def check_columns(evals: EvalStore, suite: dict[str, Any], found: Any) -> None:
-    """Refuse a run, before its first model call, when the prompt needs a variable that no column
-    of the suite provides (and that has no default): otherwise every case would be called, billed
-    and failed as a model error."""
-    if not suite.get("case_count"):
-        return
-    columns, provided = suite_columns(evals, suite)
-    missing = [v["name"] for v in found.variables if v.get("required", True) and v["name"] not in provided]
-    if not missing:
-        return
-    needs = ", ".join(f"{{{{ {name} }}}}" for name in missing)
-    raise InvalidInput(
-        f"prompt {found.name!r} v{found.version} needs {needs}; the suite {suite['name']!r} has columns "
-        f"{', '.join(columns) or '(none)'}: rename the column or the variable"
-    )
-
-
-def build_plan(
-    client: Any,
-    suite: dict[str, Any],
-    *,
-    prompt: Any = None,
-    version: int | None = None,
-    label: str | None = None,
-    models: list[str] | None = None,
-    repeat: int = 1,
-    retries: int = 0,
-    concurrency: int = 10,
-    model_limits: dict[str, int] | None = None,
-    criteria: Any = None,
-    judge_model: str | None = None,
-    threshold: float | None = None,
-    judge_only: bool = False,
-) -> Plan:
-    check_positive("repeat", repeat)
-    check_positive("retries", retries, minimum=0)
-    check_positive("concurrency", concurrency)
-    prompt_id = resolve_prompt(client, suite, prompt)
-    found = client.get_prompt(prompt_id, version=version, label=label)
-    config = suite["config"]
-    models = [m for m in (models or config.get("models") or []) if m]
-    if not models:
-        model = found.model_config.get("model")
-        if not model:
-            raise InvalidInput(
-                f"prompt {found.name!r} version {found.version} names no model: give ", Step.arg("models"),
-                ", or set 'model' in the prompt's model config",
-            )
-        models = [model]
-    if len(set(models)) != len(models):
-        raise InvalidInput("a model is named twice in ", Step.arg("models"))
-    if not judge_only:
-        check_columns(evals_of(client), suite, found)
-    judge_doc = criteria if criteria is not None else config.get("judge")
-    judge_cfg = load_judge(
-        judge_doc, model=judge_model or config.get("judge_model") or os.environ.get("PROMSTACK_JUDGE_MODEL"),
-        threshold=threshold if threshold is not None else config.get("threshold"),
-    )
-    evals = evals_of(client)
-    if judge_cfg.criteria or _needs_judge(evals, suite):
-        judge_cfg.prompt_version, judge_cfg.pair_prompt_version = ensure_judge_prompts(client)
-    if not judge_cfg.model:
-        judge_cfg.model = models[0]
-    limits = {m: check_positive(f"the concurrency limit of {m}", n) for m, n in (model_limits or {}).items()}
-    return Plan(
-        suite=suite, prompt_id=found.prompt_id, prompt_version=found.version, models=models,
-        repeat=repeat, retries=retries, concurrency=concurrency, model_limits=limits, judge=judge_cfg,
-        judge_model=judge_cfg.model, default_assertions=[] if judge_only else list(config.get("assertions") or []),
-        embedding_model=os.environ.get("PROMSTACK_EMBEDDING_MODEL"),
-    )
-
-
-def plan_from_run(client: Any, run: dict[str, Any], *, concurrency: int | None = None,
-                  retries: int | None = None) -> Plan:
-    """The plan a run was started with, as stored: a resume is exact."""
-    evals = evals_of(client)
-    suite = evals.suite(run["suite_name"])
-    cfg = run["config"]
-    judge = cfg.get("judge")
-    judge_cfg = load_judge({k: judge[k] for k in ("criteria", "scoring", "model", "threshold", "retries")
-                            if judge and k in judge}) if judge else JudgeConfig()
-    if judge:
-        judge_cfg.prompt_version = judge.get("prompt_version")
-        judge_cfg.pair_prompt_version = judge.get("pair_prompt_version")
-    return Plan(
-        suite=suite, prompt_id=run["prompt_id"], prompt_version=run["prompt_version"], models=run["models"],
-        repeat=run["repeat"], retries=cfg.get("retries", 0) if retries is None else retries,
-        concurrency=concurrency or cfg.get("concurrency", 10), model_limits=cfg.get("model_limits") or {},
-        judge=judge_cfg, judge_model=cfg.get("judge_model"), default_assertions=cfg.get("assertions") or [],
-        embedding_model=cfg.get("embedding_model"), source_run=cfg.get("source_run"),
-    )
-
-
-# ---- runs -------------------------------------------------------------------------------------
+__all__ = [
+    "aevaluate", "ajudge_run", "aresume_run", "arun_tests", "build_plan", "check_columns", "check_not_running",
+    "compare_runs", "evals_of", "evaluate", "get_run", "get_suite", "import_suite", "judge_run", "list_suites",
+    "plan_from_run", "resolve_prompt", "resume_run", "run_tests", "show_suite", "suite_for_prompt",
+    "sync_workspace",
+]
 
 
 async def arun_tests(
-    client: Any,
+    client: Client,
     suite: str | None,
     *,
     gateway: Gateway | None = None,
@@ -388,7 +78,7 @@ async def arun_tests(
     return await _execute(client, run, plan, gateway, progress)
 
 
-async def aresume_run(client: Any, run_id: str, *, gateway: Gateway | None = None,
+async def aresume_run(client: Client, run_id: str, *, gateway: Gateway | None = None,
                       progress: Progress | None = None, concurrency: int | None = None,
                       retries: int | None = None, warn: Any = None) -> dict[str, Any]:
     evals = evals_of(client)
@@ -403,29 +93,12 @@ async def aresume_run(client: Any, run_id: str, *, gateway: Gateway | None = Non
     return await _execute(client, run, plan, gateway, progress)
 
 
-def check_not_running(run: dict[str, Any]) -> None:
-    """A run still being worked on by a live process must not be resumed beside it."""
-    pid = run.get("pid")
-    if run["status"] != "running" or not pid or pid == os.getpid():
-        return
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return  # that process is gone (killed): the run is resumable
-    except PermissionError:
-        pass
-    raise InvalidInput(f"run {run['id']} is still running in process {pid}; wait for it or stop it first")
-
-
-async def _execute(client: Any, run: dict[str, Any], plan: Plan, gateway: Gateway | None,
+async def _execute(client: Client, run: dict[str, Any], plan: Plan, gateway: Gateway | None,
                    progress: Progress | None) -> dict[str, Any]:
     evals = evals_of(client)
-    if run["total"] != plan.suite["case_count"] * len(plan.models) * plan.repeat:
-        from store.db import write
-
-        total = plan.suite["case_count"] * len(plan.models) * plan.repeat
-        with write(evals.db):
-            evals.db.execute("UPDATE runs SET total = ? WHERE id = ?", [total, run["id"]])
+    total = plan.suite["case_count"] * len(plan.models) * plan.repeat
+    if run["total"] != total:
+        evals.set_run_total(run["id"], total)
         run = evals.run(run["id"])
     async with _gateway(client, gateway) as live:
         await arun_plan(evals, live, plan, run, progress=progress, db_path=client.store.path)
@@ -433,7 +106,7 @@ async def _execute(client: Any, run: dict[str, Any], plan: Plan, gateway: Gatewa
 
 
 @contextlib.asynccontextmanager
-async def _gateway(client: Any, given: Gateway | None) -> AsyncIterator[Gateway]:
+async def _gateway(client: Client, given: Gateway | None) -> AsyncIterator[Gateway]:
     """The gateway given, or a live one made (and closed, its call log drained) for this run."""
     if given is not None:
         yield given
@@ -445,16 +118,11 @@ async def _gateway(client: Any, given: Gateway | None) -> AsyncIterator[Gateway]
         live.close()
 
 
-def get_run(client: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
+def get_run(client: Client, run_id: str, *, failing: int = 20) -> dict[str, Any]:
     evals = evals_of(client)
     run = evals.run(run_id)
     if run["kind"] == "arena":
-        from .arena import arena_report, human_report
-
-        if run["status"] == "done" and run["summary"]:
-            # Ratings were fitted when the run finished; votes may have come since.
-            return {**run, "arena": {**run["summary"], "human": human_report(evals, run_id, run["summary"])}}
-        return {**run, "arena": arena_report(evals, run_id)}
+        return arena_view(evals, run)
     if run["status"] == "done" and run["summary"]:
         summary = run["summary"]
         if failing != len(summary.get("failing") or []):
@@ -464,7 +132,7 @@ def get_run(client: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
     return {**run, "summary": summary}
 
 
-async def ajudge_run(client: Any, run_id: str, criteria: Any, *, gateway: Gateway | None = None,
+async def ajudge_run(client: Client, run_id: str, criteria: Any, *, gateway: Gateway | None = None,
                      progress: Progress | None = None, judge_model: str | None = None,
                      threshold: float | None = None, concurrency: int = 10) -> dict[str, Any]:
     """Judge the outputs of a finished test run against `criteria`: a new run whose results
@@ -492,7 +160,7 @@ async def ajudge_run(client: Any, run_id: str, criteria: Any, *, gateway: Gatewa
     return get_run(client, run["id"])
 
 
-async def aevaluate(client: Any, prompt: Any, *, suite: str | None = None, **options: Any) -> dict[str, Any]:
+async def aevaluate(client: Client, prompt: Any, *, suite: str | None = None, **options: Any) -> dict[str, Any]:
     """Run the prompt's suite with its assertions and judge: a score 0-100 and the run. When
     any case could not be scored the score is None, with `unscored` (how many) and
     `unscored_reason` (why); otherwise `unscored` is 0."""
@@ -509,23 +177,23 @@ async def aevaluate(client: Any, prompt: Any, *, suite: str | None = None, **opt
     return out
 
 
-def run_tests(client: Any, suite: str, **kwargs: Any) -> dict[str, Any]:
+def run_tests(client: Client, suite: str, **kwargs: Any) -> dict[str, Any]:
     return asyncio.run(arun_tests(client, suite, **kwargs))
 
 
-def resume_run(client: Any, run_id: str, **kwargs: Any) -> dict[str, Any]:
+def resume_run(client: Client, run_id: str, **kwargs: Any) -> dict[str, Any]:
     return asyncio.run(aresume_run(client, run_id, **kwargs))
 
 
-def judge_run(client: Any, run_id: str, criteria: Any, **kwargs: Any) -> dict[str, Any]:
+def judge_run(client: Client, run_id: str, criteria: Any, **kwargs: Any) -> dict[str, Any]:
     return asyncio.run(ajudge_run(client, run_id, criteria, **kwargs))
 
 
-def evaluate(client: Any, prompt: Any, **kwargs: Any) -> dict[str, Any]:
+def evaluate(client: Client, prompt: Any, **kwargs: Any) -> dict[str, Any]:
     return asyncio.run(aevaluate(client, prompt, **kwargs))
 
 
-def compare_runs(client: Any, run_a: str, run_b: str) -> dict[str, Any]:
+def compare_runs(client: Client, run_a: str, run_b: str) -> dict[str, Any]:
     """Two test runs (two versions, two models) side by side, case by case: each side's result
     and whether the case was fixed, broke or changed. Cases pair up by case, repeat and model
     (the n-th model of one run with the n-th of the other when their models differ)."""

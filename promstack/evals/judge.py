@@ -23,14 +23,18 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from store.errors import InvalidInput, NotFound, Step
 
-from .gateway import GatewayError, Reply
+from .gateway import Gateway, GatewayError, Reply
+from .json_reply import parse_json_reply, unfence
 from .score import PASS_SCORE
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 JUDGE_PROMPT = "promstack/judge"
 PAIR_PROMPT = "promstack/judge-pair"
@@ -170,7 +174,7 @@ def read_judge_file(path: str) -> dict[str, Any]:
     return document
 
 
-def ensure_judge_prompts(client: Any) -> tuple[int, int]:
+def ensure_judge_prompts(client: Client) -> tuple[int, int]:
     """The judge prompts' current versions, creating them on first use."""
     versions = []
     for name, template in ((JUDGE_PROMPT, JUDGE_TEMPLATE), (PAIR_PROMPT, PAIR_TEMPLATE)):
@@ -270,26 +274,15 @@ class JudgeFailure:
         return f"{self.why} (last: {self.detail})" if self.detail else self.why
 
 
-def _extract_json(text: str) -> Any:
-    text = text.strip()
-    fence = re.match(r"^```(?:json)?\s*\n(.*)\n```\s*$", text, re.S)
-    if fence:
-        text = fence.group(1)
+def _reply_json(text: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        # A judge that wrapped its JSON in prose: take the outermost object.
-        start, end = text.find("{"), text.rfind("}")
-        if 0 <= start < end:
-            try:
-                return json.loads(text[start:end + 1])
-            except json.JSONDecodeError:
-                pass
-        raise MalformedJudgement(f"the judge did not answer in JSON: {text[:80]!r}") from None
+        return parse_json_reply(text, embedded=True)
+    except ValueError:
+        raise MalformedJudgement(f"the judge did not answer in JSON: {unfence(text)[:80]!r}") from None
 
 
 def parse_judgement(text: str, n_criteria: int, scale: tuple[int, int]) -> Judgement:
-    data = _extract_json(text)
+    data = _reply_json(text)
     try:
         judgement = Judgement.model_validate(data)
     except ValidationError as exc:
@@ -312,7 +305,7 @@ def parse_judgement(text: str, n_criteria: int, scale: tuple[int, int]) -> Judge
 
 
 def parse_pair(text: str) -> PairJudgement:
-    data = _extract_json(text)
+    data = _reply_json(text)
     if isinstance(data, dict) and isinstance(data.get("winner"), str):
         data = {**data, "winner": {"a": "A", "b": "B", "tie": "tie"}.get(data["winner"].strip().lower(), data["winner"])}
     try:
@@ -389,7 +382,7 @@ class Verdict:
 class Judge:
     """Judging through the gateway; one per run (it holds the judge config and prompt refs)."""
 
-    def __init__(self, gateway: Any, config: JudgeConfig, *, run_id: str | None = None,
+    def __init__(self, gateway: Gateway, config: JudgeConfig, *, run_id: str | None = None,
                  default_model: str | None = None):
         self.gateway = gateway
         self.config = config

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from store.errors import InvalidInput
+from store.evals import EvalStore
 
 FORMATS = {".json": "json", ".xml": "junit", ".csv": "csv"}
 CSV_COLUMNS = ("case", "model", "repeat", "status", "score", "input", "expected", "output", "reason",
                "error", "latency_ms", "input_tokens", "output_tokens", "cost_usd", "cache_hit")
 
 
-def write_report(evals: Any, run: dict[str, Any], path: str | Path) -> Path:
+def write_report(evals: EvalStore, run: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -32,7 +34,7 @@ def write_report(evals: Any, run: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def _rows(evals: Any, run_id: str):  # noqa: ANN202
+def _rows(evals: EvalStore, run_id: str) -> Iterator[dict[str, Any]]:
     for r in evals.iter_results(run_id):
         yield {
             "case": r["case_idx"], "model": r["model"], "repeat": r["repeat"], "status": r["status"],
@@ -43,7 +45,7 @@ def _rows(evals: Any, run_id: str):  # noqa: ANN202
         }
 
 
-def _json(evals: Any, run: dict[str, Any], fh: Any) -> None:
+def _json(evals: EvalStore, run: dict[str, Any], fh: Any) -> None:
     head = {k: run[k] for k in ("id", "kind", "suite_name", "prompt_id", "prompt_version", "models",
                                 "repeat", "status", "started_at", "finished_at", "judge_key")}
     head["summary"] = run.get("summary")
@@ -56,14 +58,14 @@ def _json(evals: Any, run: dict[str, Any], fh: Any) -> None:
     fh.write("\n ]\n}\n")
 
 
-def _csv(evals: Any, run: dict[str, Any], fh: Any) -> None:
+def _csv(evals: EvalStore, run: dict[str, Any], fh: Any) -> None:
     writer = csv.writer(fh)
     writer.writerow(CSV_COLUMNS)
     for row in _rows(evals, run["id"]):
         writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
 
 
-def _junit(evals: Any, run: dict[str, Any], fh: Any) -> None:
+def _junit(evals: EvalStore, run: dict[str, Any], fh: Any) -> None:
     summary = run.get("summary") or {}
     failures = summary.get("failed", 0) + summary.get("unchecked", 0)
     name = f"promstack.{run['suite_name']}"

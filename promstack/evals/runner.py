@@ -17,17 +17,19 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from store.clock import now
 from store.errors import InvalidInput
+from store.evals import EvalStore
 
 from ..gateway.pricing import unpriced_note
 from . import assertions as A
 from .gateway import EmbeddingUnavailable, Gateway, GatewayError
 from .judge import Judge, JudgeConfig
+from .pool import run_pool
 from .score import case_score
 
 Progress = Callable[[int, int, str], None]
@@ -65,11 +67,12 @@ class Plan:
 class Runner:
     """One run's pool: workers, per-model limits, the judge, and the writer of results."""
 
-    def __init__(self, evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
+    def __init__(self, evals: EvalStore, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
                  progress: Progress | None = None, db_path: Any = None):
         self.evals = evals
         self.db_path = db_path
         self._sink: _ThreadWriter | None = None
+        self._finished: asyncio.Queue = asyncio.Queue()
         self.gateway = gateway
         self.plan = plan
         self.run = run
@@ -88,7 +91,6 @@ class Runner:
 
     async def execute(self) -> None:
         plan = self.plan
-        units: asyncio.Queue = asyncio.Queue(maxsize=max(2 * plan.concurrency, 16))
         finished: asyncio.Queue = asyncio.Queue()
         self.total = plan.suite["case_count"] * len(plan.models) * plan.repeat
         already = self.evals.result_count(self.run_id)
@@ -99,17 +101,12 @@ class Runner:
         # commit never holds up the event loop (and the calls waiting on it); an in-memory
         # store is written from the loop.
         self._sink = _ThreadWriter(self.db_path) if self.db_path else None
+        self._finished = finished
         writer = asyncio.create_task(self._writer(finished)) if self._sink is None else None
-        workers = [asyncio.create_task(self._worker(units, finished)) for _ in range(plan.concurrency)]
         try:
-            await self._produce(units)
-            for _ in workers:
-                await units.put(None)
-            await asyncio.gather(*workers)
+            await run_pool(self._units(), self._work, concurrency=plan.concurrency,
+                           backlog=max(2 * plan.concurrency, 16))
         finally:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
             # Whatever finished before an interruption is kept; in-flight work wrote nothing.
             if self._sink is not None:
                 self._sink.close()
@@ -117,47 +114,42 @@ class Runner:
                 await finished.put(None)
                 await asyncio.shield(writer)
 
-    async def _produce(self, units: asyncio.Queue) -> None:
+    async def _units(self) -> AsyncIterator[tuple[dict[str, Any], str, int]]:
+        """The units of work not yet done, the cases read a page at a time."""
         page: list[dict[str, Any]] = []
         for case in self.evals.iter_cases(self.plan.suite["id"]):
             page.append(case)
             if len(page) >= 200:
-                await self._enqueue(page, units)
+                for unit in self._undone(page):
+                    yield unit
                 page = []
-        if page:
-            await self._enqueue(page, units)
+        for unit in self._undone(page):
+            yield unit
 
-    async def _enqueue(self, cases: list[dict[str, Any]], units: asyncio.Queue) -> None:
+    def _undone(self, cases: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str, int]]:
         done = self.evals.done_keys(self.run_id, [c["case_key"] for c in cases])
-        for case in cases:
-            for model in self.plan.models:
-                for repeat in range(self.plan.repeat):
-                    if (case["case_key"], model, repeat) not in done:
-                        await units.put((case, model, repeat))
+        return [(case, model, repeat) for case in cases for model in self.plan.models
+                for repeat in range(self.plan.repeat) if (case["case_key"], model, repeat) not in done]
 
-    async def _worker(self, units: asyncio.Queue, finished: asyncio.Queue) -> None:
-        while True:
-            unit = await units.get()
-            if unit is None:
-                return
-            case, model, repeat = unit
-            limit = self._limits.get(model)
-            if limit is not None:
-                async with limit:
-                    row = await self.run_unit(case, model, repeat)
-            else:
+    async def _work(self, unit: tuple[dict[str, Any], str, int]) -> None:
+        case, model, repeat = unit
+        limit = self._limits.get(model)
+        if limit is not None:
+            async with limit:
                 row = await self.run_unit(case, model, repeat)
-            if self._sink is None:
-                finished.put_nowait(row)
-                continue
-            # Backpressure: when results finish faster than they can be committed, the workers
-            # wait rather than the queue growing without bound.
-            while self._sink.backlog() > WRITE_BACKLOG:
-                await asyncio.sleep(0.002)
-            self._sink.submit(row)
-            self.done += 1
-            if self.progress:
-                self.progress(self.done, self.total, row["status"])
+        else:
+            row = await self.run_unit(case, model, repeat)
+        if self._sink is None:
+            self._finished.put_nowait(row)
+            return
+        # Backpressure: when results finish faster than they can be committed, the workers
+        # wait rather than the queue growing without bound.
+        while self._sink.backlog() > WRITE_BACKLOG:
+            await asyncio.sleep(0.002)
+        self._sink.submit(row)
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total, row["status"])
 
     async def _writer(self, finished: asyncio.Queue) -> None:
         closing = False
@@ -222,20 +214,16 @@ class Runner:
         return await self._finish(case, model, repeat, row, reply.output, specs)
 
     async def _rejudge(self, case: dict[str, Any], model: str, repeat: int, row: dict[str, Any]) -> dict[str, Any]:
-        found = self.evals.db.execute(
-            "SELECT output, status, latency_ms, input_tokens, output_tokens, cost_usd, cache_hit FROM results"
-            " WHERE run_id = ? AND case_key = ? AND model = ? AND repeat = ?",
-            [self.plan.source_run, case["case_key"], model, repeat],
-        ).fetchone()
+        found = self.evals.result_output(self.plan.source_run, case["case_key"], model, repeat)
         row["attempts"] = 1
-        if found is None or found[0] is None:
-            why = "no output" if found is None else f"the case ended as {found[1]}"
+        if found is None or found["output"] is None:
+            why = "no output" if found is None else f"the case ended as {found['status']}"
             row.update(status="error", score=None, output=None, checks=[], criteria=[], latency_ms=None,
                        error=f"nothing to judge: {why} in run {self.plan.source_run}",
                        reason=f"unscored: nothing to judge: {why}", finished_at=now())
             return row
-        row.update(latency_ms=found[2])
-        return await self._finish(case, model, repeat, row, found[0], [])
+        row.update(latency_ms=found["latency_ms"])
+        return await self._finish(case, model, repeat, row, found["output"], [])
 
     async def _finish(self, case: dict[str, Any], model: str, repeat: int, row: dict[str, Any],
                       output: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -385,18 +373,14 @@ class _ThreadWriter:
             raise self.error
 
 
-def count_unchecked(evals: Any, suite: dict[str, Any], plan: Plan) -> int:
+def count_unchecked(evals: EvalStore, suite: dict[str, Any], plan: Plan) -> int:
     """Cases that would have nothing to check (no expected output, assertion or judge criteria)."""
     if plan.default_assertions or (plan.judge and plan.judge.criteria):
         return 0
-    row = evals.db.execute(
-        "SELECT count(*) FROM cases WHERE suite_id = ? AND (expected IS NULL OR trim(expected) = '')"
-        " AND (assertions IS NULL OR assertions = '[]')", [suite["id"]]
-    ).fetchone()
-    return row[0]
+    return evals.unchecked_case_count(suite["id"])
 
 
-async def arun_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
+async def arun_plan(evals: EvalStore, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
                     progress: Progress | None = None, db_path: Any = None) -> Runner:
     runner = Runner(evals, gateway, plan, run, progress=progress, db_path=db_path)
     evals.reopen_run(run["id"])
@@ -412,7 +396,7 @@ async def arun_plan(evals: Any, gateway: Gateway, plan: Plan, run: dict[str, Any
     return runner
 
 
-def summarize(evals: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
+def summarize(evals: EvalStore, run_id: str, *, failing: int = 20) -> dict[str, Any]:
     """A run's summary. `score` is the mean case score (an unchecked case counts 0: it can never
     pass), or None when any case is unscored, with `unscored` (how many) and `unscored_reason`
     (the commonest reason); `criteria` is the judge's mean per criterion."""
@@ -436,7 +420,7 @@ def summarize(evals: Any, run_id: str, *, failing: int = 20) -> dict[str, Any]:
     return stats
 
 
-def unscored_reason(evals: Any, run_id: str) -> str:
+def unscored_reason(evals: EvalStore, run_id: str) -> str:
     """The commonest reason a case of this run went unscored (and how many others there are)."""
     reasons = evals.error_reasons(run_id)
     if not reasons:
@@ -448,7 +432,7 @@ def unscored_reason(evals: Any, run_id: str) -> str:
     return text
 
 
-def failing_cases(evals: Any, run_id: str, limit: int = 20) -> list[dict[str, Any]]:
+def failing_cases(evals: EvalStore, run_id: str, limit: int = 20) -> list[dict[str, Any]]:
     """The first `limit` results that did not pass, with why."""
     return [
         {"case": r["case_idx"], "model": r["model"], "repeat": r["repeat"], "status": r["status"],
