@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store import Store, audit, transfer
 from store.errors import InvalidInput
 from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
 from store.refs import is_internal
 from store.workspace import require_db
+
+if TYPE_CHECKING:
+    from promstack.deploy.pipeline import Resolver
+    from promstack.gateway.core import CallResult, Gateway
+    from store.evals import EvalStore
 
 PromptRef = int | str
 
@@ -19,6 +24,11 @@ class Client:
     """`Client()` opens the workspace's store (PROMSTACK_DB, else the nearest `.promstack/`)."""
 
     def __init__(self, db: str | os.PathLike | None = None, *, actor: str | None = None):
+        # The services the engine hangs on a client, each made on first use (`gateway`,
+        # `evals`, `resolver`): a face that never runs a prompt never imports the gateway.
+        self._gateway: Gateway | None = None
+        self._evals: EvalStore | None = None
+        self._resolver: Resolver | None = None
         self.store = Store(db if db is not None else require_db(), actor=actor)
         self._prompts = self.store.prompts
         # A gated environment's label moves only through its gate (promstack.deploy.gates.label_guard):
@@ -45,9 +55,40 @@ class Client:
         return self.store.actor
 
     def close(self) -> None:
-        if getattr(self, "_gateway", None) is not None:
+        if self._gateway is not None:
             self._gateway.close()  # the call log drains before the store closes
         self.store.close()
+
+    # ---- the engine's services on this client (made on first use) ---------------------
+
+    @property
+    def evals(self) -> EvalStore:
+        """Suites, cases, runs and arena matches in this client's store (promstack.evals uses it)."""
+        if self._evals is None:
+            from store.evals import EvalStore
+
+            self._evals = EvalStore(self.store.db, actor=self.actor)
+        return self._evals
+
+    @property
+    def resolver(self) -> Resolver:
+        """Which version a label serves a user (A/B arms, rollouts), cached for a few seconds."""
+        if self._resolver is None:
+            from promstack.deploy.pipeline import Resolver
+
+            self._resolver = Resolver(self)
+        return self._resolver
+
+    def forget_resolved(self) -> None:
+        """Drop what `resolver` cached (after a label change made through this client)."""
+        if self._resolver is not None:
+            self._resolver.clear()
+
+    def flush_calls(self) -> None:
+        """Write the call-log rows this client's gateway still holds, if it has run a prompt,
+        so that a query of the call log right after sees them."""
+        if self._gateway is not None:
+            self._gateway.flush()
 
     def __enter__(self) -> Client:
         return self
@@ -121,11 +162,9 @@ class Client:
         `label` with `user_id`: the version that user is served there, A/B arm or rollout share
         included (promstack.deploy.Resolver, cached for a few seconds)."""
         if user_id is not None and label is not None and version is None and branch is None:
-            from promstack.deploy import resolver_for
-
             if prompt is not None and id is not None:
                 self._prompts.get(prompt, id=id)  # the same checks as without a user id
-            found = resolver_for(self).get(id if id is not None else prompt, label, str(user_id))
+            found = self.resolver.get(id if id is not None else prompt, label, str(user_id))
         else:
             found = self._prompts.get(prompt, id=id, version=version, label=label, branch=branch)
         if resolved:
@@ -206,11 +245,12 @@ class Client:
     def rollback_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
         return self._prompts.rollback_label(prompt, label, reason=reason)
 
-    # ---- running prompts (the gateway: promstack/llm.py) -----------------------------------
+    # ---- running prompts (the gateway: promstack/gateway) ----------------------------------
 
     @property
-    def gateway(self):  # noqa: ANN201 - promstack.gateway.core.Gateway, imported on first use
-        if getattr(self, "_gateway", None) is None:
+    def gateway(self) -> Gateway:
+        """Render, guard, cache, call, price and log (promstack.gateway), made on first use."""
+        if self._gateway is None:
             from promstack.gateway.core import Gateway
 
             self._gateway = Gateway(self.store)
@@ -227,7 +267,7 @@ class Client:
         model: str | None = None,
         user_id: str | None = None,
         **options: Any,
-    ):  # noqa: ANN201 - promstack.gateway.core.CallResult
+    ) -> CallResult:
         """Render a version with `variables`, guard it, call its model (cached, logged, audited).
         With `label` and `user_id`, the version that user is served (A/B arm, rollout share).
         `options`: run_id, environment, cache (False skips the cache), model_config overrides."""
@@ -254,7 +294,7 @@ class Client:
         model: str | None = None,
         user_id: str | None = None,
         **options: Any,
-    ):  # noqa: ANN201 - promstack.gateway.core.CallResult
+    ) -> CallResult:
         """`run`, awaitable."""
         version, label, options = self._serving(prompt, version, label, branch, user_id, options)
         return await self.gateway.arun(prompt, variables, version=version, label=label, branch=branch,
@@ -264,8 +304,7 @@ class Client:
         """Call-log rows, newest first; filters as `store.calls.query` (prompt may be a name)."""
         from store import calls
 
-        if getattr(self, "_gateway", None) is not None:
-            self._gateway.flush()
+        self.flush_calls()
         if "prompt" in filters:
             prompt = filters.pop("prompt")
             filters["prompt_id"] = self._prompts.prompt_id(prompt) if prompt is not None else None

@@ -75,9 +75,7 @@ def progress_bar(label: str, quiet: bool = False) -> Iterator[Any]:
 
 
 def _latest_interrupted(client: Any) -> str | None:
-    from promstack.evals.engine import evals_of
-
-    runs = evals_of(client).runs(limit=1)
+    runs = client.evals.runs(limit=1)
     return runs[0]["id"] if runs and runs[0]["status"] != "done" else None
 
 
@@ -283,7 +281,7 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
     if output:
-        path = write_report(engine.evals_of(ctx.client), run, output)
+        path = write_report(ctx.client.evals, run, output)
         click.echo(f"promstack: wrote {path}", err=True)
     verdict = run_verdict(run, threshold_rate)
     ok = verdict["passed"]
@@ -473,7 +471,7 @@ def runs_cmd(ctx: Any, run_id: str | None, suite: str | None, limit: int) -> Non
     promstack runs
     promstack runs r20261125-193600-1a2b3c --json
     """
-    from promstack.evals.engine import evals_of, get_run
+    from promstack.evals.engine import get_run
 
     if run_id:
         run = get_run(ctx.client, run_id)
@@ -484,7 +482,7 @@ def runs_cmd(ctx: Any, run_id: str | None, suite: str | None, limit: int) -> Non
         else:
             _print_summary(run)
         return
-    runs = evals_of(ctx.client).runs(suite=suite, limit=limit)
+    runs = ctx.client.evals.runs(suite=suite, limit=limit)
     if ctx.json:
         emit_json(runs)
         return

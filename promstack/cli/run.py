@@ -201,8 +201,7 @@ def audit_verify(state, expect) -> None:  # noqa: ANN001
     promstack audit verify
     promstack audit verify --expect 12:3fa4...
     """
-    if getattr(state.client, "_gateway", None) is not None:
-        state.client.gateway.flush()
+    state.client.flush_calls()
     report = state.client.audit_report(expect=expect)
     if state.json:
         emit_json({"ok": report.ok, "message": report.message, "count": report.count, "head": report.head,

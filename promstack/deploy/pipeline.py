@@ -254,9 +254,7 @@ def move_env_label(client: Any, prompt: dict[str, Any], env: str, version: int, 
 
 def forget(client: Any) -> None:
     """Drop what this client's resolver cached (after a change made through it)."""
-    resolver = getattr(client, "_deploy_resolver", None)
-    if resolver is not None:
-        resolver.clear()
+    client.forget_resolved()
 
 
 def _end_split(client: Any, prompt_id: int, env: str, status: str, outcome: str) -> dict[str, Any] | None:
@@ -410,8 +408,7 @@ def version_alerts(client: Any, prompt: dict[str, Any], version: int, env: str |
                          filters={"prompt": prompt["id"], "version": version}) for r in base]
     if not rules:
         return []
-    if getattr(client, "_gateway", None) is not None:
-        client._gateway.flush()  # this process's own calls count too
+    client.flush_calls()  # this process's own calls count too
     result = alerts.evaluate(client.store.db, alerts.RuleSet(rules, ruleset.webhooks, ruleset.webhook_timeout))
     return [r for r in result["results"] if r["firing"]]
 
@@ -804,7 +801,4 @@ class Resolver:
 
 
 def resolver_for(client: Any) -> Resolver:
-    found = getattr(client, "_deploy_resolver", None)
-    if found is None:
-        found = client._deploy_resolver = Resolver(client)
-    return found
+    return client.resolver

@@ -42,11 +42,7 @@ PREFERRED_SUITE = "regression"
 
 
 def evals_of(client: Any) -> EvalStore:
-    found = getattr(client, "_evals", None)
-    if found is None:
-        found = EvalStore(client.store.db, actor=client.actor)
-        client._evals = found
-    return found
+    return client.evals
 
 
 def root_of(client: Any) -> Path | None:

@@ -165,7 +165,7 @@ def prompt_page(client: Any, ref: int) -> dict[str, Any]:
     heads = {b.head: b.name for b in branches}
     branch_names = sorted({v.branch for v in history}, key=lambda b: (b != "main", b))
     suites = [s for s in engine.list_suites(client) if s.get("prompt_id") in (None, head.prompt_id)]
-    runs = [r for r in engine.evals_of(client).runs(limit=200) if r["prompt_id"] == head.prompt_id][:10]
+    runs = [r for r in client.evals.runs(limit=200) if r["prompt_id"] == head.prompt_id][:10]
     try:
         from promstack import deploy
 
@@ -209,9 +209,8 @@ def _run_row(evals: Any, run: dict[str, Any]) -> dict[str, Any]:
 
 
 def runs_page(client: Any) -> dict[str, Any]:
-    from promstack.evals import engine
 
-    evals = engine.evals_of(client)
+    evals = client.evals
     runs = [_run_row(evals, r) for r in evals.runs(limit=200)]
     names = {p.id: p.name for p in client.list_prompts(include_archived=True, include_internal=True)}
     return {"runs": [r for r in runs if r["kind"] == "test"],
@@ -222,7 +221,7 @@ def run_page(client: Any, run_id: str, status: str | None) -> dict[str, Any]:
     from promstack.evals import engine
 
     run = engine.get_run(client, run_id, failing=0)
-    evals = engine.evals_of(client)
+    evals = client.evals
     cases = []
     for row in evals.iter_results(run_id, status=status or None):
         cases.append(row)
@@ -267,7 +266,7 @@ def live_data(client: Any, run_id: str) -> dict[str, Any]:
 def arena_page(client: Any, run_id: str | None) -> dict[str, Any]:
     from promstack.evals import engine
 
-    evals = engine.evals_of(client)
+    evals = client.evals
     runs = [r for r in evals.runs(limit=200) if r["kind"] == "arena"]
     if run_id is None:
         return {"runs": runs, "run": None}
