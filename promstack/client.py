@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from store import Store, audit, transfer
@@ -315,6 +316,20 @@ class Client:
 
                 filters[bound] = monitoring.iso(monitoring.parse_time(filters[bound]))
         return calls.query(self.store.db, **filters)
+
+    def import_file(self, path: str | os.PathLike, *, name: str, source: str | None = None) -> tuple[str, PromptVersion]:
+        """(format, version): a prompt file (.txt .md .j2, .prompt.md, .prompt.yml, .prompty,
+        .prompt) made a version exactly as the watcher makes one (store.filesync): a new prompt
+        `name`, or a new version of the prompt of that name, whose model config keys the file
+        sets and whose others it keeps. `source` defaults to `file:<path>`."""
+        from store.filesync import FileSync
+        from store.prompts import MAIN
+        from store.workspace import workspace_root
+
+        root = workspace_root(self.store.path) if self.store.path else Path.cwd()
+        fmt, saved = FileSync(self.store, root, root=root, branch=MAIN).import_file(
+            path, name=name, source=source or f"file:{path}")
+        return fmt, self._written(saved)
 
     # ---- the whole store --------------------------------------------------------------
 

@@ -144,7 +144,7 @@ def import_files(state, files, name, base, force, reason) -> None:  # noqa: ANN0
     is refused, nothing imported, unless --force --reason: each such label is then recorded
     as a forced deployment.
     """
-    from store.filesync import import_name, read_prompt_file
+    from store.filesync import import_name
     from store.workspace import workspace_root
 
     if name and len(files) > 1:
@@ -164,16 +164,8 @@ def import_files(state, files, name, base, force, reason) -> None:  # noqa: ANN0
             if not state.json:
                 click.echo(f"Imported {file}: {counts['prompts']} prompts, {counts['versions']} versions")
             continue
-        fmt, parsed = read_prompt_file(path)
-        prompt_name = name or import_name(path, base_dir)
-        source = f"file:{_shown(path, root)}"
-        exists = any(p.name == prompt_name for p in client.list_prompts(include_archived=True, include_internal=True))
-        if exists:
-            saved = client.save(prompt_name, parsed.template, model_config=parsed.model_config,
-                                message=parsed.message, source=source, keep_config=True)
-        else:
-            saved = client.create_prompt(prompt_name, parsed.template, model_config=parsed.model_config or {},
-                                         description=parsed.description, message=parsed.message, source=source)
+        fmt, saved = client.import_file(path, name=name or import_name(path, base_dir),
+                                        source=f"file:{_shown(path, root)}")
         done.append({"file": file, "format": fmt, "prompt": saved.name, "prompt_id": saved.prompt_id,
                      "version": saved.version, "created": saved.created})
         if not state.json:
