@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, error_text, fail, warn
+from . import EXIT_CHECK_FAILED, as_json, cli, command_context, emit, error_text, fail, warn
 
 WORKFLOW = """\
 # PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init).
@@ -185,9 +185,7 @@ def deploy_cmd(ctx: Any, prompt: str | None, version: int | None, env: str | Non
         with gate_progress(quiet, ctx.json) as progress:
             result = deploy.deploy(ctx.client, prompt, version=version, env=env, force=force, skip=skip,
                                    reason=reason, rollout=rollout, rerun=rerun, progress=progress, warn=warn)
-    if ctx.json:
-        emit_json(result)
-    else:
+    if not as_json(ctx, result):
         print_deployment(result)
     _exit_for(result)
 
@@ -206,7 +204,7 @@ def deploy_approve(ctx: Any, deployment_id: int, reason: str | None) -> None:
     from promstack import deploy
 
     result = deploy.approve(ctx.client, deployment_id, reason=reason)
-    emit_json(result) if ctx.json else print_deployment(result)
+    emit(ctx, result, print_deployment)
 
 
 @deploy_cmd.command("reject")
@@ -218,7 +216,7 @@ def deploy_reject(ctx: Any, deployment_id: int, reason: str | None) -> None:
     from promstack import deploy
 
     result = deploy.reject(ctx.client, deployment_id, reason=reason)
-    emit_json(result) if ctx.json else click.echo(f"Rejected deployment {deployment_id}")
+    emit(ctx, result, f"Rejected deployment {deployment_id}")
 
 
 @deploy_cmd.command("list")
@@ -232,8 +230,7 @@ def deploy_list(ctx: Any, prompt: str | None, env: str | None, status: str | Non
     from promstack import deploy
 
     found = deploy.list_deployments(ctx.client, prompt, env=env, status=status, limit=limit)
-    if ctx.json:
-        emit_json(found)
+    if as_json(ctx, found):
         return
     for d in found:
         frm = f"v{d['from_version']}" if d["from_version"] is not None else "-"
@@ -253,8 +250,7 @@ def deploy_status(ctx: Any, prompt: str) -> None:
     from promstack import deploy
 
     found = deploy.status(ctx.client, prompt)
-    if ctx.json:
-        emit_json(found)
+    if as_json(ctx, found):
         return
     click.echo(f"{found['name']} (#{found['prompt_id']})")
     for e in found["environments"]:
@@ -304,8 +300,7 @@ def ab_start(ctx: Any, prompt: str, a: int | None, b: int, split: float, env: st
     with gate_progress(quiet, ctx.json) as progress:
         found = abtest.start(ctx.client, prompt, a=a, b=b, split=split, env=env, reason=reason, force=force,
                              rerun=rerun, progress=progress, warn=warn)
-    if ctx.json:
-        emit_json(found)
+    if as_json(ctx, found):
         return
     click.echo(f"A/B test {found['id']} of {found['name']} in {found['environment']}: A = v{found['version_a']} "
                f"({100 - found['percent']:g}% of users), B = v{found['version_b']} ({found['percent']:g}%)")
@@ -333,8 +328,7 @@ def ab_report(ctx: Any, prompt: str, env: str | None, evaluate: bool) -> None:
     from promstack.deploy import abtest
 
     found = abtest.report(ctx.client, prompt, env=env, evaluate=evaluate)
-    if ctx.json:
-        emit_json(found)
+    if as_json(ctx, found):
         return
     s = found["split"]
     click.echo(f"A/B test {s['id']} of {found['name']} in {found['environment']} ({s['status']}, since {s['started_at']})")
@@ -367,8 +361,7 @@ def ab_stop(ctx: Any, prompt: str, winner: str | None, env: str | None, reason: 
     if force and not (reason or "").strip():
         fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
     found = abtest.stop(ctx.client, prompt, winner=winner, env=env, reason=reason, force=force)
-    if ctx.json:
-        emit_json(found)
+    if as_json(ctx, found):
         return
     if winner:
         version = found[f"version_{winner.lower()}"]
@@ -413,7 +406,7 @@ def rollout_status(ctx: Any, prompt: str, env: str | None) -> None:
     from promstack.deploy import rollout
 
     found = rollout.status(ctx.client, prompt, env=env)
-    emit_json(found) if ctx.json else _print_split(found)
+    emit(ctx, found, _print_split)
 
 
 @rollout_group.command("promote")
@@ -426,7 +419,7 @@ def rollout_promote(ctx: Any, prompt: str, env: str | None, to: float | None) ->
     from promstack.deploy import rollout
 
     found = rollout.promote(ctx.client, prompt, env=env, to=to)
-    emit_json(found) if ctx.json else _print_split(found)
+    emit(ctx, found, _print_split)
     if found.get("halted"):
         sys.exit(EXIT_CHECK_FAILED)
 
@@ -438,9 +431,7 @@ def rollout_check(ctx: Any) -> None:
     from promstack.deploy import rollout
 
     found = rollout.check_all(ctx.client)
-    if ctx.json:
-        emit_json(found)
-    else:
+    if not as_json(ctx, found):
         for item in found:
             _print_split(item)
         if not found:
@@ -459,7 +450,7 @@ def rollout_abort(ctx: Any, prompt: str, env: str | None, reason: str | None) ->
     from promstack.deploy import rollout
 
     found = rollout.abort(ctx.client, prompt, env=env, reason=reason)
-    emit_json(found) if ctx.json else _print_split(found)
+    emit(ctx, found, _print_split)
 
 
 # ---- CI ----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import click
 
 from store.errors import InvalidInput
 
-from . import cli, command_context, emit_json
+from . import as_json, cli, command_context, emit
 
 _VERBS = {"created": "new", "saved": "saved", "renamed": "renamed", "archived": "archived", "error": "skipped"}
 
@@ -84,8 +84,7 @@ def status(state) -> None:  # noqa: ANN001
 
     db = state.client.store.db
     files, errors = tracked_files(db), open_errors(db)
-    if state.json:
-        emit_json({"files": files, "errors": errors})
+    if as_json(state, {"files": files, "errors": errors}):
         return
     if not files:
         click.echo("No tracked prompt files; 'promstack watch' tracks the files under prompts/.")
@@ -114,10 +113,7 @@ def checkpoint(state, prompt, message, version, branch) -> None:  # noqa: ANN001
     from store.checkpoints import checkpoint as make
 
     made = make(state.client.store, prompt, message, version=version, branch=branch)
-    if state.json:
-        emit_json(made)
-    else:
-        click.echo(f"Checkpoint {made['name']} v{made['version']}: {made['message']}")
+    emit(state, made, f"Checkpoint {made['name']} v{made['version']}: {made['message']}")
 
 
 @cli.command("import")
@@ -171,8 +167,7 @@ def import_files(state, files, name, base, force, reason) -> None:  # noqa: ANN0
         if not state.json:
             verb = "Imported" if saved.created else "Unchanged"
             click.echo(f"{verb} {saved.name} v{saved.version} from {file}")
-    if state.json:
-        emit_json(done)
+    as_json(state, done)
 
 
 def _load_json(path: Path) -> dict:
