@@ -72,6 +72,7 @@ def test_a_pool_lends_a_client_to_one_borrower_at_a_time(workspace):
 
 
 @pytest.mark.parametrize(("path", "status", "words"), [
+    # pages: the error page
     ("/prompts/999", 404, "999"),
     ("/prompts/1/diff?a=x", 400, "a must be a version number"),
     ("/runs/compare?a=r1", 400, "choose two runs to compare"),
@@ -79,19 +80,7 @@ def test_a_pool_lends_a_client_to_one_borrower_at_a_time(workspace):
     ("/runs/no-such-run/live", 404, "no-such-run"),
     ("/arena/no-such-run", 404, "no-such-run"),
     ("/monitoring?since=yesterday-ish", 400, "yesterday-ish"),
-])
-def test_an_engine_error_on_a_page_is_the_error_page(workspace, path, status, words):
-    from promstack.web.app import create_app
-
-    with TestClient(create_app(workspace), base_url="http://127.0.0.1") as web:
-        response = web.get(path)
-    assert response.status_code == status
-    assert response.headers["content-type"].startswith("text/html")
-    assert "That did not work" in response.text and words in response.text
-    assert "Content-Security-Policy" in response.headers
-
-
-@pytest.mark.parametrize(("path", "status", "words"), [
+    # routes for programs: JSON
     ("/api/prompts/no/such", 404, "no/such"),
     ("/api/prompts/1?version=1&label=production", 400, "give one of version, label or branch"),
     ("/api/prompts/1?colour=red", 400, "unknown parameter 'colour'"),
@@ -99,10 +88,15 @@ def test_an_engine_error_on_a_page_is_the_error_page(workspace, path, status, wo
     ("/api/prompts/no/such/deployments", 404, "no/such"),
     ("/runs/no-such-run/live.json", 404, "no-such-run"),
 ])
-def test_an_engine_error_on_a_json_route_is_json(workspace, path, status, words):
-    from promstack.web.app import create_app
+def test_an_engine_error_is_a_page_for_people_and_json_for_programs(workspace, path, status, words):
+    from promstack.web.app import create_app, is_json_path
 
     with TestClient(create_app(workspace), base_url="http://127.0.0.1") as web:
         response = web.get(path)
     assert response.status_code == status
-    assert words in response.json()["error"]
+    if is_json_path(path.partition("?")[0]):
+        assert words in response.json()["error"]
+    else:
+        assert response.headers["content-type"].startswith("text/html")
+        assert "That did not work" in response.text and words in response.text
+        assert "Content-Security-Policy" in response.headers
