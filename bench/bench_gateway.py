@@ -1,4 +1,4 @@
-"""The gateway (promstack/llm.py) against tests/fake_llm.py running in its own process, so only
+"""The gateway (promstack/gateway) against tests/fake_llm.py running in its own process, so only
 the gateway's CPU is counted. Figures are printed with their ratio to the goal (issue 5); none
 is asserted.
 

@@ -21,6 +21,8 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
+from promstack.pool import ClientPool
+
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
 
@@ -72,40 +74,25 @@ def workspace_file(db: Path | None, path: str) -> Path:
 
 
 class Engine:
-    """Opens the store lazily: one `Client` per acting person for writes, so every write is
-    attributed, and one reader for the event loop."""
+    """Clients from a `promstack.pool.ClientPool` (opened lazily): writes with a client acting
+    for the person, so every write is attributed, one at a time; reads on the event loop.
+    `promstack serve` passes the pool its dashboard and REST API share; otherwise the engine
+    makes its own."""
 
-    def __init__(self, db: str | os.PathLike | None = None):
-        self._db = Path(db) if db is not None else None
-        self._clients: dict[str, Client] = {}
-        self._reader: Client | None = None
+    def __init__(self, db: str | os.PathLike | None = None, *, pool: ClientPool | None = None):
+        self.pool = pool if pool is not None else ClientPool(db)
+        self._owns_pool = pool is None
         self._lock = threading.Lock()
         self._default_actor: str | None = None
 
     @property
     def db(self) -> Path:
-        if self._db is None:
-            from store.workspace import require_db
-
-            self._db = Path(require_db())
-        return self._db
-
-    def client(self, actor: str) -> Client:
-        found = self._clients.get(actor)
-        if found is None:
-            from promstack.client import Client
-
-            found = self._clients[actor] = Client(self.db, actor=actor)
-        return found
+        return self.pool.db
 
     def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+        if self._owns_pool:
+            with self._lock:
+                self.pool.close()
 
     def actor(self, ctx: Context | None) -> str:
         """Who a write is attributed to: PROMSTACK_USER, else the MCP client's name, else the OS
@@ -123,8 +110,8 @@ class Engine:
         return self._default_actor
 
     def run_sync(self, actor: str, fn: Callable[[Call], T], progress: Progress = _no_progress) -> T:
-        with self._lock:
-            return fn(Call(self.client(actor), actor, progress))
+        with self._lock, self.pool.client(actor) as client:
+            return fn(Call(client, actor, progress))
 
     async def run(self, ctx: Context | None, fn: Callable[[Call], T]) -> T:
         """Run `fn(call)` on a worker thread: for writes, and for anything long (it may report
@@ -137,11 +124,8 @@ class Engine:
         """Run a quick read on the event loop, on a connection of its own. In WAL mode a reader
         never waits for a writer, so this cannot stall the loop behind the watcher or the CLI,
         and it saves the thread hop that would otherwise dominate a sub-millisecond read."""
-        if self._reader is None:
-            from promstack.client import Client
-
-            self._reader = Client(self.db, actor=SOURCE)
-        return fn(Call(self._reader, self.actor(ctx)))
+        with self.pool.client(SOURCE) as client:
+            return fn(Call(client, self.actor(ctx)))
 
 
 def _client_name(ctx: Context | None) -> str:

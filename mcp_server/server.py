@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from mcp.server.lowlevel.server import NotificationOptions
@@ -28,6 +28,9 @@ from . import prompts, resources, tools, tools_deploy, tools_evals, tools_monito
 from .engine import Call, Engine, is_engine_error
 from .notify import POLL_SECONDS, ChangeWatch
 from .registry import TOOLS, build_tool
+
+if TYPE_CHECKING:
+    from promstack.pool import ClientPool
 
 log = logging.getLogger("promstack.mcp")
 T = TypeVar("T")
@@ -73,12 +76,14 @@ class PromStackServer(MCPServer):
             return []
 
 
-def build_server(db: str | os.PathLike | None = None, *, poll_seconds: float = POLL_SECONDS) -> PromStackServer:
+def build_server(db: str | os.PathLike | None = None, *, poll_seconds: float = POLL_SECONDS,
+                 pool: ClientPool | None = None) -> PromStackServer:
     """The server over the store at `db` (None: PROMSTACK_DB, else the workspace's), opened on
-    the first request. Every `poll_seconds` it looks for changes other processes made."""
+    the first request. Every `poll_seconds` it looks for changes other processes made. `pool`:
+    the clients it shares with the other faces of one app (`promstack serve`); None, its own."""
     from promstack import __version__
 
-    engine = Engine(db)
+    engine = Engine(db, pool=pool)
     bus = InMemorySubscriptionBus()
     watch = ChangeWatch(engine, bus, poll_seconds)
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from store import Store, audit, transfer
 from store.errors import InvalidInput
 from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
 from store.refs import is_internal
 from store.workspace import require_db
+
+if TYPE_CHECKING:
+    from promstack.deploy.resolver import Resolver
+    from promstack.gateway import CallResult, Gateway
+    from store.evals import EvalStore
 
 PromptRef = int | str
 
@@ -19,6 +25,11 @@ class Client:
     """`Client()` opens the workspace's store (PROMSTACK_DB, else the nearest `.promstack/`)."""
 
     def __init__(self, db: str | os.PathLike | None = None, *, actor: str | None = None):
+        # The services the engine hangs on a client, each made on first use (`gateway`,
+        # `evals`, `resolver`): a face that never runs a prompt never imports the gateway.
+        self._gateway: Gateway | None = None
+        self._evals: EvalStore | None = None
+        self._resolver: Resolver | None = None
         self.store = Store(db if db is not None else require_db(), actor=actor)
         self._prompts = self.store.prompts
         # A gated environment's label moves only through its gate (promstack.deploy.gates.label_guard):
@@ -45,9 +56,40 @@ class Client:
         return self.store.actor
 
     def close(self) -> None:
-        if getattr(self, "_gateway", None) is not None:
+        if self._gateway is not None:
             self._gateway.close()  # the call log drains before the store closes
         self.store.close()
+
+    # ---- the engine's services on this client (made on first use) ---------------------
+
+    @property
+    def evals(self) -> EvalStore:
+        """Suites, cases, runs and arena matches in this client's store (promstack.evals uses it)."""
+        if self._evals is None:
+            from store.evals import EvalStore
+
+            self._evals = EvalStore(self.store.db, actor=self.actor)
+        return self._evals
+
+    @property
+    def resolver(self) -> Resolver:
+        """Which version a label serves a user (A/B arms, rollouts), cached for a few seconds."""
+        if self._resolver is None:
+            from promstack.deploy.resolver import Resolver
+
+            self._resolver = Resolver(self)
+        return self._resolver
+
+    def forget_resolved(self) -> None:
+        """Drop what `resolver` cached (after a label change made through this client)."""
+        if self._resolver is not None:
+            self._resolver.clear()
+
+    def flush_calls(self) -> None:
+        """Write the call-log rows this client's gateway still holds, if it has run a prompt,
+        so that a query of the call log right after sees them."""
+        if self._gateway is not None:
+            self._gateway.flush()
 
     def __enter__(self) -> Client:
         return self
@@ -121,11 +163,9 @@ class Client:
         `label` with `user_id`: the version that user is served there, A/B arm or rollout share
         included (promstack.deploy.Resolver, cached for a few seconds)."""
         if user_id is not None and label is not None and version is None and branch is None:
-            from promstack.deploy import resolver_for
-
             if prompt is not None and id is not None:
                 self._prompts.get(prompt, id=id)  # the same checks as without a user id
-            found = resolver_for(self).get(id if id is not None else prompt, label, str(user_id))
+            found = self.resolver.get(id if id is not None else prompt, label, str(user_id))
         else:
             found = self._prompts.get(prompt, id=id, version=version, label=label, branch=branch)
         if resolved:
@@ -206,15 +246,16 @@ class Client:
     def rollback_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
         return self._prompts.rollback_label(prompt, label, reason=reason)
 
-    # ---- running prompts (the gateway: promstack/gateway) -----------------------------------
+    # ---- running prompts (the gateway: promstack/gateway) ----------------------------------
 
     @property
-    def gateway(self):  # noqa: ANN201 - promstack.gateway.Gateway, imported on first use
-        if getattr(self, "_gateway", None) is None:
+    def gateway(self) -> Gateway:
+        """Render, guard, cache, call, price and log (promstack.gateway), made on first use."""
+        if self._gateway is None:
             self._gateway = self.open_gateway()
         return self._gateway
 
-    def open_gateway(self, *, environment: str | None = None):  # noqa: ANN201 - promstack.gateway.Gateway
+    def open_gateway(self, *, environment: str | None = None) -> Gateway:
         """A new gateway over this store (its own connection to a store file), closed by the
         caller; it starts the opt-in OTLP export of the call log (promstack.monitoring.otel)."""
         from promstack.gateway import Gateway
@@ -235,7 +276,7 @@ class Client:
         model: str | None = None,
         user_id: str | None = None,
         **options: Any,
-    ):  # noqa: ANN201 - promstack.gateway.CallResult
+    ) -> CallResult:
         """Render a version with `variables`, guard it, call its model (cached, logged, audited).
         With `label` and `user_id`, the version that user is served (A/B arm, rollout share).
         `options`: run_id, environment, cache (False skips the cache), model_config overrides."""
@@ -262,7 +303,7 @@ class Client:
         model: str | None = None,
         user_id: str | None = None,
         **options: Any,
-    ):  # noqa: ANN201 - promstack.gateway.CallResult
+    ) -> CallResult:
         """`run`, awaitable."""
         version, label, options = self._serving(prompt, version, label, branch, user_id, options)
         return await self.gateway.arun(prompt, variables, version=version, label=label, branch=branch,
@@ -272,8 +313,7 @@ class Client:
         """Call-log rows, newest first; filters as `store.calls.query` (prompt may be a name)."""
         from store import calls
 
-        if getattr(self, "_gateway", None) is not None:
-            self._gateway.flush()
+        self.flush_calls()
         if "prompt" in filters:
             prompt = filters.pop("prompt")
             filters["prompt_id"] = self._prompts.prompt_id(prompt) if prompt is not None else None
@@ -284,6 +324,20 @@ class Client:
 
                 filters[bound] = monitoring.iso(monitoring.parse_time(filters[bound]))
         return calls.query(self.store.db, **filters)
+
+    def import_file(self, path: str | os.PathLike, *, name: str, source: str | None = None) -> tuple[str, PromptVersion]:
+        """(format, version): a prompt file (.txt .md .j2, .prompt.md, .prompt.yml, .prompty,
+        .prompt) made a version exactly as the watcher makes one (store.filesync): a new prompt
+        `name`, or a new version of the prompt of that name, whose model config keys the file
+        sets and whose others it keeps. `source` defaults to `file:<path>`."""
+        from store.filesync import FileSync
+        from store.prompts import MAIN
+        from store.workspace import workspace_root
+
+        root = workspace_root(self.store.path) if self.store.path else Path.cwd()
+        fmt, saved = FileSync(self.store, root, root=root, branch=MAIN).import_file(
+            path, name=name, source=source or f"file:{path}")
+        return fmt, self._written(saved)
 
     # ---- the whole store --------------------------------------------------------------
 

@@ -237,30 +237,12 @@ class FileSync:
         prompt_id = mapping["prompt_id"] if mapping else None
         if prompt_id is None:
             prompt_id, action = self._adopt(item)
-        if prompt_id is None:
-            saved = self.prompts.create_prompt(
-                item.name, parsed.template, model_config=parsed.model_config or {},
-                description=parsed.description, message=parsed.message, author=self.actor, source=source,
-            )
-            if self.branch != MAIN:
-                saved = self._on_branch(saved, item)
+        saved, created = self.version(item.name, parsed, prompt_id, source,
+                                      previous_message=(mapping or {}).get("message"))
+        if created:
             action = "created"
-        else:
-            self._restore(prompt_id)
-            message = parsed.message if parsed.message and parsed.message != (mapping or {}).get("message") else None
-            # A file sets the model config keys it carries; those it leaves out (a .prompt.md
-            # without front matter, a .prompty without a model section) are kept, or the next
-            # test of the prompt would find no model.
-            saved = self.prompts.save(
-                prompt_id, parsed.template, model_config=parsed.model_config, message=message,
-                branch=self.branch, author=self.actor, source=source, keep_config=True,
-            )
-            if message and saved.created:
-                self._checkpoint(prompt_id, saved.version, message)
-            if parsed.description is not None:
-                self._describe(prompt_id, parsed.description)
-            if not saved.created and action == "saved":
-                action = "unchanged"
+        elif not saved.created and action == "saved":
+            action = "unchanged"
         self.db.execute("DELETE FROM prompt_files WHERE prompt_id = ? AND path != ?", [saved.prompt_id, rel])
         self.db.execute(
             "INSERT INTO prompt_files (path, prompt_id, format, file_sha, content_sha, version, message, "
@@ -273,15 +255,53 @@ class FileSync:
              json.dumps(parsed.test_data, ensure_ascii=False) if parsed.test_data is not None else None, now()],
         )
         self._resolve_errors(rel)
-        if action == "created" and parsed.message:
-            self._checkpoint(saved.prompt_id, saved.version, parsed.message)
         return SyncResult(rel, action, saved.name, saved.version)
 
-    def _on_branch(self, saved: Any, item: _Read) -> Any:
-        # A file first seen while the workspace follows another branch: main gets it as the
-        # first version, and the branch is made from it, so both exist.
-        self.prompts.create_branch(saved.prompt_id, self.branch, author=self.actor)
-        return saved
+    def version(self, name: str, parsed: ParsedPrompt, prompt_id: int | None, source: str, *,
+                previous_message: str | None = None) -> tuple[Any, bool]:
+        """(the version, whether the prompt is new): a parsed file made a version, inside the
+        caller's transaction; the rules the watcher and `promstack import` share. No
+        `prompt_id`: a new prompt `name` (on main; a branch the workspace follows is made from
+        it). Else a new version on the followed branch (an archived prompt is restored): the
+        model config keys the file carries are set and the others kept, its description is
+        taken, and its message, if not `previous_message`, names a checkpoint."""
+        if prompt_id is None:
+            saved = self.prompts.create_prompt(
+                name, parsed.template, model_config=parsed.model_config or {},
+                description=parsed.description, message=parsed.message, author=self.actor, source=source,
+            )
+            if self.branch != MAIN:
+                # A file first seen while the workspace follows another branch: main gets it as
+                # the first version, and the branch is made from it, so both exist.
+                self.prompts.create_branch(saved.prompt_id, self.branch, author=self.actor)
+            if parsed.message:
+                self._checkpoint(saved.prompt_id, saved.version, parsed.message)
+            return saved, True
+        self._restore(prompt_id)
+        message = parsed.message if parsed.message and parsed.message != previous_message else None
+        # A file sets the model config keys it carries; those it leaves out (a .prompt.md
+        # without front matter, a .prompty without a model section) are kept, or the next
+        # test of the prompt would find no model.
+        saved = self.prompts.save(
+            prompt_id, parsed.template, model_config=parsed.model_config, message=message,
+            branch=self.branch, author=self.actor, source=source, keep_config=True,
+        )
+        if message and saved.created:
+            self._checkpoint(prompt_id, saved.version, message)
+        if parsed.description is not None:
+            self._describe(prompt_id, parsed.description)
+        return saved, False
+
+    def import_file(self, path: str | os.PathLike, *, name: str, source: str) -> tuple[str, Any]:
+        """(format, version): `promstack import` of one file, read by the watcher's parsers and
+        versioned by its rules (`version`): a new prompt `name`, or a new version of the prompt
+        of that name. The file is not tracked: a file under the watched folder is the watcher's."""
+        path = Path(path)
+        fmt, parsed = read_prompt_file(path, root=self.root if _inside(path.resolve(), self.root) else None)
+        with write(self.db):
+            row = self.db.execute("SELECT id FROM prompts WHERE name = ?", [name]).fetchone()
+            saved, _ = self.version(name, parsed, row[0] if row else None, source)
+        return fmt, saved
 
     def _adopt(self, item: _Read) -> tuple[int | None, str]:
         """The prompt a new path belongs to: a renamed file's, or an existing prompt of that name."""
@@ -457,8 +477,9 @@ def prompt_test_data(store: Any, prompt: int | str) -> dict[str, Any] | None:
 
 # ---- one-off reading, for `promstack import` ---------------------------------------------
 
-def read_prompt_file(path: str | os.PathLike) -> tuple[str, ParsedPrompt]:
-    """(format, parsed prompt) of one file, read by the watcher's parsers; InvalidInput says why not."""
+def read_prompt_file(path: str | os.PathLike, *, root: str | os.PathLike | None = None) -> tuple[str, ParsedPrompt]:
+    """(format, parsed prompt) of one file, read by the watcher's parsers; InvalidInput says why
+    not. `root`: the workspace the file's references must stay in (Prompty's `${file:...}`)."""
     path = Path(path)
     fmt = formats.format_of(path.name)
     if fmt is None:
@@ -477,7 +498,7 @@ def read_prompt_file(path: str | os.PathLike) -> tuple[str, ParsedPrompt]:
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path} is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8") from None
     try:
-        return fmt, formats.parse(fmt, text, path=path)
+        return fmt, formats.parse(fmt, text, path=path, root=root)
     except FormatError as exc:
         raise InvalidInput(f"{path}: {exc}") from None
 

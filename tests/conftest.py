@@ -85,7 +85,7 @@ def sync(store, tmp_path, prompts_dir):
     return FileSync(store, prompts_dir, root=tmp_path)
 
 
-# ---- the gateway's fixtures (promstack/llm.py): a fake OpenAI-compatible server, a real Redis --
+# ---- the gateway's fixtures (promstack/gateway): a fake OpenAI-compatible server, a real Redis --
 import os  # noqa: E402
 
 # Wherever litellm may load in a test: its local price map, never a hub download.

@@ -224,3 +224,31 @@ def test_history_checkpoints_folds_unnamed_saves(run, refund):
     assert kinds == [("version", 7), ("version", 6), ("folded", 3), ("version", 2), ("version", 1)]
     text = run("history", refund, "--checkpoints").stdout
     assert "3 unnamed saves (v3-v5)" in text
+
+
+def test_every_command_prints_json_or_text_through_one_helper():
+    """The CLI's JSON-or-text choice and its JSON-object options are written once
+    (promstack.cli.as_json / emit / json_object_option), not in each command."""
+    from pathlib import Path
+
+    import promstack.cli as package
+
+    for module in Path(package.__file__).parent.glob("*.py"):
+        source = module.read_text(encoding="utf-8")
+        if module.name != "__init__.py":
+            assert "emit_json(" not in source, module
+            assert "must be a JSON object" not in source, module
+
+
+def test_json_or_text_helpers(capsys):
+    from promstack.cli import Context, as_json, emit, json_object_option
+    from store.errors import InvalidInput
+
+    emit(Context(None, json_output=True), {"a": 1}, "text")
+    emit(Context(None), {"a": 1}, "text")
+    emit(Context(None), {"a": 1}, lambda data: print("fn", data["a"]))
+    assert capsys.readouterr().out == '{\n  "a": 1\n}\ntext\nfn 1\n'
+    assert as_json(Context(None, json_output=True), []) is True and as_json(Context(None), []) is False
+    assert json_object_option('{"x": 1}', "--vars", "{}") == {"x": 1}
+    with pytest.raises(InvalidInput, match=r"--vars must be a JSON object such as \{\}"):
+        json_object_option("[1]", "--vars", "{}")

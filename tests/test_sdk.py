@@ -96,3 +96,33 @@ def test_init_is_idempotent_and_ignores_the_store_in_git(tmp_path):
 def test_render_through_the_client(client):
     _seed_prompt(client)
     assert client.render(42, {"question": "hi"}, version=1) == "고객 질문: hi"
+
+
+def test_the_engine_services_are_public_lazy_properties_of_the_client(isolated_store):
+    import subprocess
+    import sys
+
+    from store.evals import EvalStore
+
+    with Client(isolated_store) as c:
+        assert isinstance(c.evals, EvalStore) and c.evals is c.evals
+        assert c.resolver is c.resolver
+        c.flush_calls()  # nothing ran: nothing to flush, and no gateway is started for it
+        c.forget_resolved()
+    # made on first use only: a client that only reads prompts imports neither
+    code = ("import sys; from promstack import Client; c = Client(); c.list_prompts(); c.flush_calls(); "
+            "c.forget_resolved(); print(any(m.startswith(('promstack.gateway', 'promstack.deploy')) for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_a_label_move_through_the_client_drops_its_resolver_cache(client):
+    client.create_prompt("t/p", "one")
+    client.save("t/p", "two")
+    client.set_label("t/p", "canary", 1)
+    assert client.get_prompt("t/p", label="canary", user_id="u1").version == 1
+    from promstack import deploy
+
+    client.set_label("t/p", "canary", 2)
+    deploy.forget(client)
+    assert client.get_prompt("t/p", label="canary", user_id="u1").version == 2

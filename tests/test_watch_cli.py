@@ -100,3 +100,64 @@ def test_watch_command_versions_saves_until_interrupted(prompts_dir, isolated_st
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "new      w v1" in out and "saved    w v2" in out
+
+
+def _versions_of(db, name):
+    from store import Store
+
+    store = Store(db)
+    try:
+        history = store.prompts.history(name)
+        prompt_id = store.prompts.prompt_id(name)
+        description = store.db.execute("SELECT description FROM prompts WHERE id = ?", [prompt_id]).fetchone()[0]
+        checkpoints = [tuple(r) for r in store.db.execute(
+            "SELECT version, name FROM checkpoints WHERE prompt_id = ? ORDER BY id", [prompt_id])]
+    finally:
+        store.close()
+    versions = [(v.version, v.branch, v.template, v.model_config, v.variables, v.sha256, v.message, v.source)
+                for v in history]
+    return versions, description, checkpoints
+
+
+def test_import_makes_the_same_versions_as_the_watcher(tmp_path, monkeypatch):
+    """`promstack import` and the watcher share one path from a file to a version (store.filesync):
+    the same file gives the same template, config, message, description and checkpoints."""
+    from store import Store
+    from store.filesync import FileSync
+
+    saves = [
+        {"support/refund.prompt.md": "---\ndescription: Refunds\nmodel: gpt-4o\ntemperature: 0.2\n"
+                                     "message: first draft\n---\nRefund {{ item }}\n",
+         "sum.prompt.yml": "model: gpt-4o-mini\nmessages:\n  - role: user\n    content: '{{input}}'\n",
+         "plain.txt": "Hello {{ name }}\n"},
+        # the second save leaves out keys: the file sets what it carries, the rest are kept
+        {"support/refund.prompt.md": "---\ndescription: Refunds, politely\ntemperature: 0.5\n"
+                                     "message: tone approved\n---\nPlease refund {{ item }}\n",
+         "sum.prompt.yml": "messages:\n  - role: system\n    content: Be brief.\n  - role: user\n    content: '{{input}}'\n",
+         "plain.txt": "Hello {{ name }}!\n"},
+    ]
+    watched, imported = tmp_path / "watched", tmp_path / "imported"
+    dbs = {}
+    for root in (watched, imported):
+        (root / ".promstack").mkdir(parents=True)
+        (root / "prompts" / "support").mkdir(parents=True)
+        dbs[root] = root / ".promstack" / "promstack.db"
+    monkeypatch.chdir(tmp_path)
+    for files in saves:
+        for root in (watched, imported):
+            for rel, text in files.items():
+                (root / "prompts" / rel).write_text(text, encoding="utf-8")
+        store = Store(dbs[watched])
+        try:
+            results = FileSync(store, watched / "prompts", root=watched).reconcile()
+        finally:
+            store.close()
+        assert all(r.action != "error" for r in results), results
+        result = run("--db", str(dbs[imported]), "import", *(str(imported / "prompts" / rel) for rel in files))
+        assert result.exit_code == 0, result.output
+    for name in ("support/refund", "sum", "plain"):
+        assert _versions_of(dbs[imported], name) == _versions_of(dbs[watched], name)
+    versions, description, checkpoints = _versions_of(dbs[imported], "support/refund")
+    assert [v[0] for v in versions] == [2, 1] and versions[0][3] == {"model": "gpt-4o", "temperature": 0.5}
+    assert description == "Refunds, politely"
+    assert checkpoints == [(1, "first draft"), (2, "tone approved")]

@@ -146,6 +146,37 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
+def as_json(state: Context, data: Any) -> bool:
+    """Under --json, print a command's result `data` as stable JSON and say so (True); else
+    print nothing (False), for the command to print its text: `if as_json(state, found): return`."""
+    if state.json:
+        emit_json(data)
+    return state.json
+
+
+def emit(state: Context, data: Any, text: str | Callable[[Any], object]) -> None:
+    """A command's result: `data` as stable JSON under --json, else `text` for people (a line,
+    or a function that prints `data`)."""
+    if as_json(state, data):
+        return
+    if callable(text):
+        text(data)
+    else:
+        click.echo(text)
+
+
+def json_object_option(value: str, flag: str, example: str) -> dict[str, Any]:
+    """An option that takes a JSON object (`--config '{"model": ...}'`); InvalidInput, naming
+    the flag with an example, when it is not one."""
+    from store.bounds import parse_json
+    from store.errors import InvalidInput
+
+    parsed = parse_json(value, flag)
+    if not isinstance(parsed, dict):
+        raise InvalidInput(f"{flag} must be a JSON object such as {example}")
+    return parsed
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="promstack")
 @db_option

@@ -19,7 +19,17 @@ from typing import Any
 
 import click
 
-from . import EXIT_CHECK_FAILED, cli, cli_words, command_context, emit_json, error_text, fail, warn
+from . import (
+    EXIT_CHECK_FAILED,
+    as_json,
+    cli,
+    cli_words,
+    command_context,
+    emit,
+    error_text,
+    fail,
+    warn,
+)
 
 WORKFLOW = """\
 # PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init).
@@ -166,9 +176,7 @@ def deploy_cmd(ctx: Any, prompt: str | None, version: int | None, env: str | Non
         with gate_progress(quiet, ctx.json) as progress:
             result = deploy.deploy(ctx.client, prompt, version=version, env=env, force=force, skip=skip,
                                    reason=reason, rollout=rollout, rerun=rerun, progress=progress, warn=warn)
-    if ctx.json:
-        emit_json(result)
-    else:
+    if not as_json(ctx, result):
         print_deployment(result)
     _exit_for(result)
 
@@ -187,7 +195,7 @@ def deploy_approve(ctx: Any, deployment_id: int, reason: str | None) -> None:
     from promstack import deploy
 
     result = deploy.approve(ctx.client, deployment_id, reason=reason)
-    emit_json(result) if ctx.json else print_deployment(result)
+    emit(ctx, result, print_deployment)
 
 
 @deploy_cmd.command("reject")
@@ -199,7 +207,7 @@ def deploy_reject(ctx: Any, deployment_id: int, reason: str | None) -> None:
     from promstack import deploy
 
     result = deploy.reject(ctx.client, deployment_id, reason=reason)
-    emit_json(result) if ctx.json else click.echo(f"Rejected deployment {deployment_id}")
+    emit(ctx, result, f"Rejected deployment {deployment_id}")
 
 
 @deploy_cmd.command("list")
@@ -213,8 +221,7 @@ def deploy_list(ctx: Any, prompt: str | None, env: str | None, status: str | Non
     from promstack import deploy
 
     found = deploy.list_deployments(ctx.client, prompt, env=env, status=status, limit=limit)
-    if ctx.json:
-        emit_json(found)
+    if as_json(ctx, found):
         return
     for d in found:
         frm = f"v{d['from_version']}" if d["from_version"] is not None else "-"
@@ -234,8 +241,7 @@ def deploy_status(ctx: Any, prompt: str) -> None:
     from promstack import deploy
 
     found = deploy.status(ctx.client, prompt)
-    if ctx.json:
-        emit_json(found)
+    if as_json(ctx, found):
         return
     click.echo(f"{found['name']} (#{found['prompt_id']})")
     for e in found["environments"]:
@@ -285,8 +291,7 @@ def ab_start(ctx: Any, prompt: str, a: int | None, b: int, split: float, env: st
     with gate_progress(quiet, ctx.json) as progress:
         found = abtest.start(ctx.client, prompt, a=a, b=b, split=split, env=env, reason=reason, force=force,
                              rerun=rerun, progress=progress, warn=warn)
-    if ctx.json:
-        emit_json(found)
+    if as_json(ctx, found):
         return
     click.echo(f"A/B test {found['id']} of {found['name']} in {found['environment']}: A = v{found['version_a']} "
                f"({100 - found['percent']:g}% of users), B = v{found['version_b']} ({found['percent']:g}%)")
@@ -314,8 +319,7 @@ def ab_report(ctx: Any, prompt: str, env: str | None, evaluate: bool) -> None:
     from promstack.deploy import abtest
 
     found = abtest.report(ctx.client, prompt, env=env, evaluate=evaluate)
-    if ctx.json:
-        emit_json(found)
+    if as_json(ctx, found):
         return
     s = found["split"]
     click.echo(f"A/B test {s['id']} of {found['name']} in {found['environment']} ({s['status']}, since {s['started_at']})")
@@ -348,8 +352,7 @@ def ab_stop(ctx: Any, prompt: str, winner: str | None, env: str | None, reason: 
     if force and not (reason or "").strip():
         fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
     found = abtest.stop(ctx.client, prompt, winner=winner, env=env, reason=reason, force=force)
-    if ctx.json:
-        emit_json(found)
+    if as_json(ctx, found):
         return
     if winner:
         version = found[f"version_{winner.lower()}"]
@@ -394,7 +397,7 @@ def rollout_status(ctx: Any, prompt: str, env: str | None) -> None:
     from promstack.deploy import rollout
 
     found = rollout.status(ctx.client, prompt, env=env)
-    emit_json(found) if ctx.json else _print_split(found)
+    emit(ctx, found, _print_split)
 
 
 @rollout_group.command("promote")
@@ -407,7 +410,7 @@ def rollout_promote(ctx: Any, prompt: str, env: str | None, to: float | None) ->
     from promstack.deploy import rollout
 
     found = rollout.promote(ctx.client, prompt, env=env, to=to)
-    emit_json(found) if ctx.json else _print_split(found)
+    emit(ctx, found, _print_split)
     if found.get("halted"):
         sys.exit(EXIT_CHECK_FAILED)
 
@@ -419,9 +422,7 @@ def rollout_check(ctx: Any) -> None:
     from promstack.deploy import rollout
 
     found = rollout.check_all(ctx.client)
-    if ctx.json:
-        emit_json(found)
-    else:
+    if not as_json(ctx, found):
         for item in found:
             _print_split(item)
         if not found:
@@ -440,7 +441,7 @@ def rollout_abort(ctx: Any, prompt: str, env: str | None, reason: str | None) ->
     from promstack.deploy import rollout
 
     found = rollout.abort(ctx.client, prompt, env=env, reason=reason)
-    emit_json(found) if ctx.json else _print_split(found)
+    emit(ctx, found, _print_split)
 
 
 # ---- CI ----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import click
 
 from promstack.evals.score import PASS_SCORE, evaluate_verdict, unscored_sentence
 
-from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, fail, warn
+from . import EXIT_CHECK_FAILED, as_json, cli, command_context, fail, warn
 
 EXIT_INTERRUPTED = 130
 
@@ -75,9 +75,7 @@ def progress_bar(label: str, quiet: bool = False) -> Iterator[Any]:
 
 
 def _latest_interrupted(client: Any) -> str | None:
-    from promstack.evals.engine import evals_of
-
-    runs = evals_of(client).runs(limit=1)
+    runs = client.evals.runs(limit=1)
     return runs[0]["id"] if runs and runs[0]["status"] != "done" else None
 
 
@@ -161,8 +159,7 @@ def suite_import(ctx: Any, file: str, name: str | None, prompt: str | None, fmt:
         suite = import_suite(ctx.client, text=text, fmt=fmt, name=name, prompt=prompt)
     else:
         suite = import_suite(ctx.client, file, fmt=fmt, name=name, prompt=prompt)
-    if ctx.json:
-        emit_json(suite)
+    if as_json(ctx, suite):
         return
     tied = f", tied to prompt {suite['prompt_id']}" if suite["prompt_id"] else ""
     click.echo(f"Imported suite {suite['name']!r}: {suite['case_count']} cases{tied}")
@@ -175,8 +172,7 @@ def suite_list(ctx: Any) -> None:
     from promstack.evals.engine import list_suites
 
     suites = list_suites(ctx.client)
-    if ctx.json:
-        emit_json(suites)
+    if as_json(ctx, suites):
         return
     if not suites:
         click.echo("No suites yet: put one in tests/prompts/<name>.csv or run 'promstack suite import FILE'")
@@ -194,8 +190,7 @@ def suite_show(ctx: Any, name: str, limit: int) -> None:
     from promstack.evals.engine import show_suite
 
     suite = show_suite(ctx.client, name, limit=limit)
-    if ctx.json:
-        emit_json(suite)
+    if as_json(ctx, suite):
         return
     click.echo(f"Suite {suite['name']!r}: {suite['case_count']} cases from {suite['source']}"
                + (f", prompt {suite['prompt_id']}" if suite["prompt_id"] else ""))
@@ -283,14 +278,12 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
     if output:
-        path = write_report(engine.evals_of(ctx.client), run, output)
+        path = write_report(ctx.client.evals, run, output)
         click.echo(f"promstack: wrote {path}", err=True)
     verdict = run_verdict(run, threshold_rate)
     ok = verdict["passed"]
-    if ctx.json:
-        emit_json({**run, "passed": ok, "min_pass": threshold_rate, "threshold": verdict["threshold"],
-                   "verdict": verdict["text"]})
-    else:
+    if not as_json(ctx, {**run, "passed": ok, "min_pass": threshold_rate, "threshold": verdict["threshold"],
+                         "verdict": verdict["text"]}):
         _print_summary(run)
         click.echo(verdict["text"])
     if not ok:
@@ -328,8 +321,7 @@ def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, model
             concurrency=concurrency, retries=retries, criteria=_criteria(criteria), judge_model=judge_model,
             threshold=threshold, warn=warn, progress=progress,
         )
-    if ctx.json:
-        emit_json(result)
+    if as_json(ctx, result):
         if result["score"] is None:
             sys.exit(EXIT_CHECK_FAILED)
         return
@@ -364,8 +356,7 @@ def judge_cmd(ctx: Any, run_id: str, criteria: str, judge_model: str | None, thr
     with progress_bar("judging", ctx.json) as progress:
         run = asyncio.run(engine.ajudge_run(ctx.client, run_id, _criteria(criteria), judge_model=judge_model,
                                             threshold=threshold, concurrency=concurrency, progress=progress))
-    if ctx.json:
-        emit_json(run)
+    if as_json(ctx, run):
         return
     _print_summary(run)
 
@@ -408,8 +399,7 @@ def arena_cmd(ctx: Any, prompt, suite, models, version, label, criteria, judge_m
         run_id = _latest_interrupted(ctx.client)
         click.echo(f"promstack: interrupted. Resume with: promstack arena --resume {run_id}", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    if ctx.json:
-        emit_json(run)
+    if as_json(ctx, run):
         return
     print_arena(run)
 
@@ -455,8 +445,7 @@ def vote_cmd(ctx: Any, match_id: int, winner: str, voter: str | None) -> None:
     from promstack.evals.arena import record_vote
 
     vote = record_vote(ctx.client, match_id, winner, voter=voter)
-    if ctx.json:
-        emit_json(vote)
+    if as_json(ctx, vote):
         return
     click.echo(f"Recorded {vote['voter']}'s vote on match {match_id}: {winner}")
 
@@ -473,20 +462,19 @@ def runs_cmd(ctx: Any, run_id: str | None, suite: str | None, limit: int) -> Non
     promstack runs
     promstack runs r20261125-193600-1a2b3c --json
     """
-    from promstack.evals.engine import evals_of, get_run
+    from promstack.evals.engine import get_run
 
     if run_id:
         run = get_run(ctx.client, run_id)
-        if ctx.json:
-            emit_json(run)
-        elif run["kind"] == "arena":
+        if as_json(ctx, run):
+            return
+        if run["kind"] == "arena":
             print_arena(run)
         else:
             _print_summary(run)
         return
-    runs = evals_of(ctx.client).runs(suite=suite, limit=limit)
-    if ctx.json:
-        emit_json(runs)
+    runs = ctx.client.evals.runs(suite=suite, limit=limit)
+    if as_json(ctx, runs):
         return
     for r in runs:
         s = r["summary"] or {}

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from . import EXIT_CHECK_FAILED, cli, command_context, emit_json
+from . import EXIT_CHECK_FAILED, as_json, cli, command_context
 
 
 def _fmt(value: Any, kind: str) -> str:
@@ -89,8 +89,7 @@ def metrics_command(state, since: str, by: str, until: str | None, prompt: str |
         state.client.store.db, since=since, until=until, by=by, prompt=prompt, model=model,
         environment=environment, user_id=user_id,
     )
-    if state.json:
-        emit_json(result)
+    if as_json(state, result):
         return
     click.echo(f"{result['since'] or 'the beginning'} .. {result['until']}  (percentiles: nearest rank)")
     _table(result["groups"], _group_columns(result["by"]) + [
@@ -127,9 +126,7 @@ def alerts_check(state, no_notify: bool) -> None:  # noqa: ANN001
     from promstack.monitoring import alerts
 
     result = alerts.check(state.client.store.db, state.client.store.path, notify=not no_notify)
-    if state.json:
-        emit_json(result)
-    else:
+    if not as_json(state, result):
         for line in alerts.check_lines(result):
             click.echo(line)
     if result["firing"]:
@@ -150,8 +147,7 @@ def alerts_list(state, which: str, limit: int) -> None:  # noqa: ANN001
     from promstack.monitoring import alerts
 
     rows = alerts.history(state.client.store.db, state=None if which == "all" else which, limit=limit)
-    if state.json:
-        emit_json(rows)
+    if as_json(state, rows):
         return
     if not rows:
         click.echo("No alerts.")
@@ -189,8 +185,7 @@ def cost_group(state, since: str, until: str | None, by: str) -> None:  # noqa: 
     from promstack.monitoring import costs
 
     report = costs.cost_report(state.client.store.db, since=since, until=until, by=by)
-    if state.json:
-        emit_json(report)
+    if as_json(state, report):
         return
     click.echo(costs.report_headline(report))
     rows = [{**g, "trend_text": g["trend"] + ("" if g["change"] is None else f" {g['change']:+.0%}")}
@@ -217,8 +212,7 @@ def cost_recommend(state, prompt: str, tolerance: float, days: int) -> None:  # 
     from promstack.monitoring import advice
 
     result = advice.recommend_model(state.client, prompt, tolerance=tolerance, days=days)
-    if state.json:
-        emit_json(result)
+    if as_json(state, result):
         return
     click.echo(f"{result['prompt_name']}: scores from {result['basis']}; "
                f"{result['traffic']['monthly_calls']:,.0f} paid calls a month")
@@ -245,8 +239,7 @@ def cost_compare(state, prompt: str, a: int, b: int, model: str | None) -> None:
     from promstack.monitoring import advice
 
     result = advice.compare_versions(state.client, prompt, a, b, model=model)
-    if state.json:
-        emit_json(result)
+    if as_json(state, result):
         return
     change = result["template_token_change"]
     click.echo(f"{result['prompt_name']} with {result['model']} ({result['tokenizer']}):")
@@ -280,9 +273,8 @@ def cost_prices(state, models: tuple[str, ...]) -> None:  # noqa: ANN001
 
     conf = config.of_client(state.client)
     rows = pricing.price_table(conf, list(models) or None)
-    if state.json:
-        emit_json({"shipped_file": str(pricing.SHIPPED_FILE),
-                   "workspace_file": str(conf.path or ""), "prices": rows})
+    if as_json(state, {"shipped_file": str(pricing.SHIPPED_FILE),
+                   "workspace_file": str(conf.path or ""), "prices": rows}):
         return
     _table([{**r, "source": r["source"] or "unpriced: add a price in config"} for r in rows], [
         ("model", "model", "text"), ("input $/1M", "input_per_million", "num"),
@@ -305,8 +297,7 @@ def cost_tokens(state, prompt: str, model: str | None) -> None:  # noqa: ANN001
     from promstack.monitoring import costs
 
     result = costs.version_tokens(state.client, prompt, model=model)
-    if state.json:
-        emit_json(result)
+    if as_json(state, result):
         return
     _table(result["versions"], [("version", "version", "text"), ("branch", "branch", "text"),
                                 ("model", "model", "text"), ("tokenizer", "tokenizer", "text"),
@@ -333,9 +324,7 @@ def cost_shorter(state, prompt: str, model: str | None, version: int | None, sui
 
     result = advice.suggest_shorter(state.client, prompt, model=model, version=version, suite=suite,
                                    run_suite=not no_test)
-    if state.json:
-        emit_json(result)
-    else:
+    if not as_json(state, result):
         for line in advice.shorter_summary(result):
             click.echo(line)
         click.echo("---")
@@ -368,9 +357,7 @@ def otel_export(state, endpoint: str | None) -> None:  # noqa: ANN001
     if endpoint is None and not otel.enabled():
         raise InvalidInput("set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://127.0.0.1:4318) or pass --endpoint")
     result = otel.export_pending(state.client.store.db, endpoint=endpoint)
-    if state.json:
-        emit_json(result)
-    else:
+    if not as_json(state, result):
         click.echo(f"sent {result['sent']} span(s) in {result['batches']} batch(es)"
                    + (f"; stopped: {result['error']}" if result["error"] else ""))
     if result["error"]:

@@ -9,10 +9,18 @@ from typing import Any
 
 import click
 
-from store.bounds import parse_json, read_bounded
+from store.bounds import read_bounded
 from store.errors import InvalidInput
 
-from . import EXIT_CHECK_FAILED, cli, command_context, emit_json, handle_errors
+from . import (
+    EXIT_CHECK_FAILED,
+    as_json,
+    cli,
+    command_context,
+    emit,
+    handle_errors,
+    json_object_option,
+)
 
 
 def _read_template(template: str | None, file: str | None) -> Any:
@@ -36,9 +44,7 @@ def _model_config(config: str | None, model: str | None, temperature: float | No
         return None
     parsed: dict[str, Any] = {}
     if config is not None:
-        parsed = parse_json(config, "--config")
-        if not isinstance(parsed, dict):
-            raise InvalidInput('--config must be a JSON object such as {"model": "gpt-4o-mini"}')
+        parsed = json_object_option(config, "--config", '{"model": "gpt-4o-mini"}')
     if model is not None:
         parsed["model"] = model
     if temperature is not None:
@@ -111,10 +117,7 @@ def prompt_create(state, name, template, file, config, model, temperature, descr
         name, _read_template(template, file), model_config=_model_config(config, model, temperature),
         description=description, message=message, source="cli", id=prompt_id,
     )
-    if state.json:
-        emit_json(version.to_dict())
-    else:
-        click.echo(f"Created {version.name} (id {version.prompt_id}) v{version.version}")
+    emit(state, version.to_dict(), f"Created {version.name} (id {version.prompt_id}) v{version.version}")
 
 
 @prompt_group.command("update")
@@ -136,9 +139,7 @@ def prompt_update(state, prompt, template, file, config, model, temperature, mes
         model_config=_merged_config(state, prompt, branch, config, model, temperature),
         message=message, branch=branch, source="cli", keep_kind=True,
     )
-    if state.json:
-        emit_json(version.to_dict())
-    else:
+    if not as_json(state, version.to_dict()):
         _say_version(version)
 
 
@@ -170,8 +171,7 @@ def prompt_show(state, prompt, version, label, branch, resolved) -> None:  # noq
     promstack prompt show 42 --version 3
     """
     found = state.client.get_prompt(prompt, resolved=resolved, **_selector(version, label, branch))
-    if state.json:
-        emit_json(found.to_dict())
+    if as_json(state, found.to_dict()):
         return
     click.echo(f"{found.name} (id {found.prompt_id}) v{found.version} on {found.branch} "
                f"by {found.author}, {found.created_at}")
@@ -200,8 +200,7 @@ def prompt_list(state, include_archived) -> None:  # noqa: ANN001
     promstack prompt list --json
     """
     prompts = state.client.list_prompts(include_archived=include_archived)
-    if state.json:
-        emit_json([p.to_dict() for p in prompts])
+    if as_json(state, [p.to_dict() for p in prompts]):
         return
     if not prompts:
         click.echo("No prompts yet: promstack prompt create NAME -t 'text'")
@@ -226,10 +225,7 @@ def prompt_list(state, include_archived) -> None:  # noqa: ANN001
 def prompt_delete(state, prompt) -> None:  # noqa: ANN001
     """Archive PROMPT (nothing is lost; `promstack prompt restore` brings it back)."""
     summary = state.client.delete_prompt(prompt)
-    if state.json:
-        emit_json(summary.to_dict())
-    else:
-        click.echo(f"Deleted {summary.name} (archived; restore with: promstack prompt restore {summary.id})")
+    emit(state, summary.to_dict(), f"Deleted {summary.name} (archived; restore with: promstack prompt restore {summary.id})")
 
 
 @prompt_group.command("restore")
@@ -238,10 +234,7 @@ def prompt_delete(state, prompt) -> None:  # noqa: ANN001
 def prompt_restore(state, prompt) -> None:  # noqa: ANN001
     """Bring back an archived PROMPT."""
     summary = state.client.restore_prompt(prompt)
-    if state.json:
-        emit_json(summary.to_dict())
-    else:
-        click.echo(f"Restored {summary.name} at v{summary.head}")
+    emit(state, summary.to_dict(), f"Restored {summary.name} at v{summary.head}")
 
 
 @cli.command("history")
@@ -262,8 +255,7 @@ def history(state, prompt, branch, limit, checkpoints) -> None:  # noqa: ANN001
         _folded_history(state, prompt, branch)
         return
     versions = state.client.history(prompt, branch=branch, limit=limit)
-    if state.json:
-        emit_json([v.to_dict() for v in versions])
+    if as_json(state, [v.to_dict() for v in versions]):
         return
     labels: dict[int, list[str]] = {}
     for name, number in state.client.labels(prompt).items():
@@ -278,9 +270,8 @@ def _folded_history(state, prompt, branch) -> None:  # noqa: ANN001
     from store.checkpoints import fold_history
 
     entries = fold_history(state.client.store, prompt, branch=branch)
-    if state.json:
-        emit_json([{**e, "version": e["version"].to_dict()} if e["kind"] == "version" else e
-                   for e in entries])
+    if as_json(state, [{**e, "version": e["version"].to_dict()} if e["kind"] == "version" else e
+                   for e in entries]):
         return
     for e in entries:
         if e["kind"] == "folded":
@@ -306,8 +297,7 @@ def diff(state, prompt, from_version, to_version, words) -> None:  # noqa: ANN00
     promstack diff support/refund 1 3
     """
     result = state.client.diff(prompt, from_version, to_version)
-    if state.json:
-        emit_json(result.to_dict())
+    if as_json(state, result.to_dict()):
         return
     color = sys.stdout.isatty()
     if words:
@@ -342,9 +332,7 @@ def rollback(state, prompt, version, branch, message) -> None:  # noqa: ANN001
     promstack rollback support/refund 2
     """
     saved = state.client.rollback(prompt, version, branch=branch, message=message)
-    if state.json:
-        emit_json(saved.to_dict())
-    else:
+    if not as_json(state, saved.to_dict()):
         _say_version(saved, f"Rolled back to v{version}: new")
 
 
@@ -365,10 +353,7 @@ def branch_create(state, prompt, name, from_version) -> None:  # noqa: ANN001
     promstack branch create support/refund shorter
     """
     branch = state.client.create_branch(prompt, name, from_version=from_version)
-    if state.json:
-        emit_json(branch.to_dict())
-    else:
-        click.echo(f"Created branch {branch.name} at v{branch.head}")
+    emit(state, branch.to_dict(), f"Created branch {branch.name} at v{branch.head}")
 
 
 @branch_group.command("list")
@@ -377,8 +362,7 @@ def branch_create(state, prompt, name, from_version) -> None:  # noqa: ANN001
 def branch_list(state, prompt) -> None:  # noqa: ANN001
     """Branches of PROMPT with their heads."""
     branches = state.client.list_branches(prompt)
-    if state.json:
-        emit_json([b.to_dict() for b in branches])
+    if as_json(state, [b.to_dict() for b in branches]):
         return
     for b in branches:
         fork = f" (forked from v{b.forked_from})" if b.forked_from else ""
@@ -398,9 +382,7 @@ def merge(state, prompt, branch, into, message) -> None:  # noqa: ANN001
     promstack merge support/refund shorter
     """
     merged = state.client.merge(prompt, branch, into=into, message=message)
-    if state.json:
-        emit_json(merged.to_dict())
-    else:
+    if not as_json(state, merged.to_dict()):
         _say_version(merged, "Merged into")
 
 
@@ -434,8 +416,9 @@ def label_set(state, prompt, label, version, reason, force, rerun) -> None:  # n
         result = gates.move_label(state.client, prompt, label, version, reason=reason, force=force, rerun=rerun,
                                   progress=progress, warn=warn)
     move, found = result["move"], result["deployment"]
-    if state.json:  # the move as before; a deployment that moved nothing instead
-        emit_json({**move.to_dict(), "deployment": found["id"] if found else None} if move else found)
+    # JSON: the move as before; a deployment that moved nothing instead
+    if as_json(state, {**move.to_dict(), "deployment": found["id"] if found else None} if move else found):
+        pass
     elif found is not None and result["status"] != "moved":
         print_deployment(found)
     else:
@@ -452,8 +435,7 @@ def label_set(state, prompt, label, version, reason, force, rerun) -> None:  # n
 def label_list(state, prompt) -> None:  # noqa: ANN001
     """Labels of PROMPT and the versions they point at."""
     labels = state.client.labels(prompt)
-    if state.json:
-        emit_json(labels)
+    if as_json(state, labels):
         return
     for name, number in labels.items():
         click.echo(f"{name:<20} v{number}")
@@ -466,8 +448,7 @@ def label_list(state, prompt) -> None:  # noqa: ANN001
 def label_history(state, prompt, label) -> None:  # noqa: ANN001
     """Every move of PROMPT's labels (or of LABEL), newest first."""
     moves = state.client.label_history(prompt, label)
-    if state.json:
-        emit_json([m.to_dict() for m in moves])
+    if as_json(state, [m.to_dict() for m in moves]):
         return
     for m in moves:
         old = f"v{m.from_version}" if m.from_version else "-"
@@ -487,12 +468,8 @@ def label_at(state, prompt, label, when) -> None:  # noqa: ANN001
     promstack label at support/refund production 2026-01-09T14:00:00Z
     """
     number = state.client.label_at(prompt, label, when)
-    if state.json:
-        emit_json({"label": label, "at": when, "version": number})
-    elif number is None:
-        click.echo(f"{label} pointed at no version then")
-    else:
-        click.echo(f"v{number}")
+    emit(state, {"label": label, "at": when, "version": number},
+         f"{label} pointed at no version then" if number is None else f"v{number}")
 
 
 @label_group.command("rollback")
@@ -503,10 +480,7 @@ def label_at(state, prompt, label, when) -> None:  # noqa: ANN001
 def label_rollback(state, prompt, label, reason) -> None:  # noqa: ANN001
     """Point LABEL back where it pointed before its last move."""
     move = state.client.rollback_label(prompt, label, reason=reason)
-    if state.json:
-        emit_json(move.to_dict())
-    else:
-        click.echo(f"{label} -> v{move.to_version} (was v{move.from_version})")
+    emit(state, move.to_dict(), f"{label} -> v{move.to_version} (was v{move.from_version})")
 
 
 @cli.command("export")

@@ -7,20 +7,16 @@ from typing import Any
 
 import click
 
-from store.bounds import parse_json
 from store.errors import InvalidInput
 from store.refs import prompt_ref
 
-from . import EXIT_CHECK_FAILED, cli, command_context, emit_json
+from . import EXIT_CHECK_FAILED, as_json, cli, command_context, json_object_option
 
 
 def _parse_vars(pairs: tuple[str, ...], vars_json: str | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if vars_json is not None:
-        parsed = parse_json(vars_json, "--vars")
-        if not isinstance(parsed, dict):
-            raise InvalidInput('--vars must be a JSON object such as {"question": "환불하고 싶어요"}')
-        values.update(parsed)
+        values.update(json_object_option(vars_json, "--vars", '{"question": "환불하고 싶어요"}'))
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
@@ -61,18 +57,16 @@ def run_prompt(state, prompt: str, pairs, vars_json, version, label, branch, mod
             cache=False if no_cache else None,
         )
     except (GatewayError, GuardBlocked) as exc:
-        if state.json:
-            detail = {"status": "blocked" if isinstance(exc, GuardBlocked) else "error",
-                      "error": str(exc), "call_id": exc.call_id}
-            if isinstance(exc, GatewayError):
-                detail.update(provider=exc.provider, cause=exc.cause)
-            else:
-                detail["guards"] = exc.report
-            emit_json(detail)
+        detail = {"status": "blocked" if isinstance(exc, GuardBlocked) else "error",
+                  "error": str(exc), "call_id": exc.call_id}
+        if isinstance(exc, GatewayError):
+            detail.update(provider=exc.provider, cause=exc.cause)
+        else:
+            detail["guards"] = exc.report
+        as_json(state, detail)
         click.echo(f"promstack: {exc}", err=True)
         sys.exit(EXIT_CHECK_FAILED)
-    if state.json:
-        emit_json(result.to_dict())
+    if as_json(state, result.to_dict()):
         return
     click.echo(result.output)
     fired = [f"{name} {g.get('action')}" for name, g in result.guards.items()
@@ -130,8 +124,7 @@ def logs_list(state, prompt, prompt_version, model, status, user_id, run_id, env
         status=status, user_id=user_id, run_id=run_id, environment=environment,
         cache_hit=cache_hit, since=since, until=until, limit=limit,
     )
-    if state.json:
-        emit_json([calls.as_json(r) for r in rows])
+    if as_json(state, [calls.as_json(r) for r in rows]):
         return
     if not rows:
         click.echo("No calls logged yet.")
@@ -163,8 +156,7 @@ def audit_group(state, prompt, limit) -> None:  # noqa: ANN001
     if ctx.invoked_subcommand is not None:
         return
     rows = state.client.audit_log(prompt_ref(prompt) if prompt else None, limit=limit)
-    if state.json:
-        emit_json(rows)
+    if as_json(state, rows):
         return
     if not rows:
         click.echo("The audit log is empty.")
@@ -201,13 +193,10 @@ def audit_verify(state, expect) -> None:  # noqa: ANN001
     promstack audit verify
     promstack audit verify --expect 12:3fa4...
     """
-    if getattr(state.client, "_gateway", None) is not None:
-        state.client.gateway.flush()
+    state.client.flush_calls()
     report = state.client.audit_report(expect=expect)
-    if state.json:
-        emit_json({"ok": report.ok, "message": report.message, "count": report.count, "head": report.head,
-                   "problems": list(report.problems)})
-    else:
+    if not as_json(state, {"ok": report.ok, "message": report.message, "count": report.count, "head": report.head,
+                           "problems": list(report.problems)}):
         for problem in report.problems or (report.message,):
             click.echo(problem)
         click.echo(f"audit head {report.head}")

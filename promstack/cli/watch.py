@@ -11,7 +11,7 @@ import click
 
 from store.errors import InvalidInput
 
-from . import cli, command_context, emit_json
+from . import as_json, cli, command_context, emit
 
 _VERBS = {"created": "new", "saved": "saved", "renamed": "renamed", "archived": "archived", "error": "skipped"}
 
@@ -84,8 +84,7 @@ def status(state) -> None:  # noqa: ANN001
 
     db = state.client.store.db
     files, errors = tracked_files(db), open_errors(db)
-    if state.json:
-        emit_json({"files": files, "errors": errors})
+    if as_json(state, {"files": files, "errors": errors}):
         return
     if not files:
         click.echo("No tracked prompt files; 'promstack watch' tracks the files under prompts/.")
@@ -114,10 +113,7 @@ def checkpoint(state, prompt, message, version, branch) -> None:  # noqa: ANN001
     from store.checkpoints import checkpoint as make
 
     made = make(state.client.store, prompt, message, version=version, branch=branch)
-    if state.json:
-        emit_json(made)
-    else:
-        click.echo(f"Checkpoint {made['name']} v{made['version']}: {made['message']}")
+    emit(state, made, f"Checkpoint {made['name']} v{made['version']}: {made['message']}")
 
 
 @cli.command("import")
@@ -144,7 +140,7 @@ def import_files(state, files, name, base, force, reason) -> None:  # noqa: ANN0
     is refused, nothing imported, unless --force --reason: each such label is then recorded
     as a forced deployment.
     """
-    from store.filesync import import_name, read_prompt_file
+    from store.filesync import import_name
     from store.workspace import workspace_root
 
     if name and len(files) > 1:
@@ -164,23 +160,14 @@ def import_files(state, files, name, base, force, reason) -> None:  # noqa: ANN0
             if not state.json:
                 click.echo(f"Imported {file}: {counts['prompts']} prompts, {counts['versions']} versions")
             continue
-        fmt, parsed = read_prompt_file(path)
-        prompt_name = name or import_name(path, base_dir)
-        source = f"file:{_shown(path, root)}"
-        exists = any(p.name == prompt_name for p in client.list_prompts(include_archived=True, include_internal=True))
-        if exists:
-            saved = client.save(prompt_name, parsed.template, model_config=parsed.model_config,
-                                message=parsed.message, source=source, keep_config=True)
-        else:
-            saved = client.create_prompt(prompt_name, parsed.template, model_config=parsed.model_config or {},
-                                         description=parsed.description, message=parsed.message, source=source)
+        fmt, saved = client.import_file(path, name=name or import_name(path, base_dir),
+                                        source=f"file:{_shown(path, root)}")
         done.append({"file": file, "format": fmt, "prompt": saved.name, "prompt_id": saved.prompt_id,
                      "version": saved.version, "created": saved.created})
         if not state.json:
             verb = "Imported" if saved.created else "Unchanged"
             click.echo(f"{verb} {saved.name} v{saved.version} from {file}")
-    if state.json:
-        emit_json(done)
+    as_json(state, done)
 
 
 def _load_json(path: Path) -> dict:

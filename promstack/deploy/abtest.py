@@ -231,8 +231,7 @@ def stop(client: Client, prompt: Any, *, winner: str | None = None, env: str | N
 
 
 def _collect(client: Client, split: dict[str, Any]) -> tuple[dict[str, Arm], str | None]:
-    if getattr(client, "_gateway", None) is not None:
-        client._gateway.flush()
+    client.flush_calls()
     db = client.store.db
     where = "prompt_id = ? AND prompt_version IN (?, ?) AND timestamp >= ? AND status != 'blocked'"
     params: list[Any] = [split["prompt_id"], split["version_a"], split["version_b"], split["started_at"]]

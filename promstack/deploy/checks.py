@@ -123,8 +123,7 @@ def version_alerts(client: Client, prompt: dict[str, Any], version: int, env: st
                          filters={"prompt": prompt["id"], "version": version}) for r in base]
     if not rules:
         return []
-    if getattr(client, "_gateway", None) is not None:
-        client._gateway.flush()  # this process's own calls count too
+    client.flush_calls()  # this process's own calls count too
     result = alerts.evaluate(client.store.db, alerts.RuleSet(rules, ruleset.webhooks, ruleset.webhook_timeout))
     return [r for r in result["results"] if r["firing"]]
 

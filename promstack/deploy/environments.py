@@ -199,6 +199,4 @@ def move_env_label(client: Client, prompt: dict[str, Any], env: str, version: in
 
 def forget(client: Client) -> None:
     """Drop what this client's resolver cached (after a change made through it)."""
-    resolver = getattr(client, "_deploy_resolver", None)
-    if resolver is not None:
-        resolver.clear()
+    client.forget_resolved()

@@ -131,7 +131,4 @@ class Resolver:
 
 def resolver_for(client: Client) -> Resolver:
     """The resolver of `client` (one per client, so its cache serves every call through it)."""
-    found = getattr(client, "_deploy_resolver", None)
-    if found is None:
-        found = client._deploy_resolver = Resolver(client)
-    return found
+    return client.resolver

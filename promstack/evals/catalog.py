@@ -31,11 +31,7 @@ PREFERRED_SUITE = "regression"
 
 
 def evals_of(client: Client) -> EvalStore:
-    found = getattr(client, "_evals", None)
-    if found is None:
-        found = EvalStore(client.store.db, actor=client.actor)
-        client._evals = found
-    return found
+    return client.evals
 
 
 def root_of(client: Client) -> Path | None:

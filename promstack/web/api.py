@@ -9,7 +9,7 @@
 
 `{prompt}` is an id (42) or a name (support/refund: the slash is part of the path). Errors are
 JSON `{"error": "<a sentence>"}`: 400 for bad input (version and label together), 404 for an
-unknown prompt, version or label. Labels resolve through promstack.deploy.Resolver, the same
+unknown prompt, version or label (`api_error`, which the app's exception handler answers with). Labels resolve through promstack.deploy.Resolver, the same
 code and the same short TTL cache as `Client.get_prompt(..., label=, user_id=)`. The app's
 RequestGuard (Origin, Host, token) stands in front of every route here.
 """
@@ -17,13 +17,13 @@ RequestGuard (Origin, Host, token) stands in front of every route here.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from promstack.pool import ClientPool
 from store.errors import InvalidInput, NotFound, PromStackError
 
 from . import error_text
@@ -32,25 +32,12 @@ DEFAULT_LABEL = "production"
 _SELECTORS = ("version", "label", "branch")
 
 
-class _Api:
-    """One client over the store for every request, used one request at a time (sync endpoints
-    run on Starlette's thread pool; a SQLite connection is not for two threads at once)."""
-
-    def __init__(self, db: str | os.PathLike | None):
-        self.db = db
-        self._client = None
-        self.lock = threading.Lock()
-
-    @property
-    def client(self):  # noqa: ANN201 - promstack.Client
-        if self._client is None:
-            from promstack.client import Client
-
-            self._client = Client(self.db, actor="api")
-        return self._client
+ACTOR = "api"
 
 
-def _error(exc: Exception) -> JSONResponse:
+def api_error(exc: PromStackError) -> JSONResponse:
+    """An engine error as the REST API answers it: `{"error": "<a sentence>"}`, 404 for what is
+    not there, else 400 (`create_app` registers this for every route under /api/)."""
     status = 404 if isinstance(exc, NotFound) else 400
     return JSONResponse({"error": error_text(exc)}, status_code=status)
 
@@ -84,15 +71,14 @@ def _expanded(client: Any, found: Any) -> Any:
     return client.store.prompts.resolved_template(found)
 
 
-def make_routes(db: str | os.PathLike | None = None) -> list[Route]:
-    api = _Api(db)
+def make_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | None = None) -> list[Route]:
+    """The API's routes over `pool`'s clients (None: a pool of its own over the store at `db`).
+    Engine errors propagate to the app's exception handler (`api_error`)."""
+    clients = pool if pool is not None else ClientPool(db)
 
     def list_prompts(request: Request) -> JSONResponse:
-        with api.lock:
-            try:
-                prompts = api.client.list_prompts()
-            except PromStackError as exc:
-                return _error(exc)
+        with clients.client(ACTOR) as client:
+            prompts = client.list_prompts()
         return JSONResponse({"prompts": [p.to_dict() for p in prompts]})
 
     def get_prompt(request: Request) -> JSONResponse:
@@ -102,31 +88,25 @@ def make_routes(db: str | os.PathLike | None = None) -> list[Route]:
         params = request.query_params
         unknown = [k for k in params if k not in (*_SELECTORS, "user_id")]
         if unknown:
-            return _error(InvalidInput(f"unknown parameter {unknown[0]!r}; use version, label, branch or user_id"))
+            raise InvalidInput(f"unknown parameter {unknown[0]!r}; use version, label, branch or user_id")
         given = [s for s in _SELECTORS if params.get(s) not in (None, "")]
         if len(given) > 1:
-            return _error(InvalidInput(f"give one of version, label or branch, not {' and '.join(given)}"))
+            raise InvalidInput(f"give one of version, label or branch, not {' and '.join(given)}")
         user_id = params.get("user_id") or None
-        with api.lock:
-            client = api.client
-            try:
-                if "version" in given:
-                    found = client.get_prompt(ref, version=_version_param(params["version"]))
-                    return JSONResponse(version_json(found, resolved_template=_expanded(client, found)))
-                if "branch" in given:
-                    found = client.get_prompt(ref, branch=params["branch"])
-                    return JSONResponse(version_json(found, resolved_template=_expanded(client, found)))
-                from promstack.deploy import resolver_for
-
-                label = params.get("label") or DEFAULT_LABEL
-                resolver = resolver_for(client)
-                resolution = resolver.resolve(ref, label, user_id)
-                found = resolver.get(resolution.prompt_id, label, user_id)
-                if found.version != resolution.version:  # the state changed between the two reads
-                    found = client.get_prompt(resolution.prompt_id, version=resolution.version)
-                expanded = _expanded(client, found)
-            except PromStackError as exc:
-                return _error(exc)
+        with clients.client(ACTOR) as client:
+            if "version" in given:
+                found = client.get_prompt(ref, version=_version_param(params["version"]))
+                return JSONResponse(version_json(found, resolved_template=_expanded(client, found)))
+            if "branch" in given:
+                found = client.get_prompt(ref, branch=params["branch"])
+                return JSONResponse(version_json(found, resolved_template=_expanded(client, found)))
+            label = params.get("label") or DEFAULT_LABEL
+            resolver = client.resolver
+            resolution = resolver.resolve(ref, label, user_id)
+            found = resolver.get(resolution.prompt_id, label, user_id)
+            if found.version != resolution.version:  # the state changed between the two reads
+                found = client.get_prompt(resolution.prompt_id, version=resolution.version)
+            expanded = _expanded(client, found)
             ttl = resolver.ttl
         return JSONResponse(version_json(found, resolution, label, resolved_template=expanded),
                             headers={"Cache-Control": f"private, max-age={int(ttl)}"})
@@ -134,11 +114,8 @@ def make_routes(db: str | os.PathLike | None = None) -> list[Route]:
     def deployments(ref: str) -> JSONResponse:
         from promstack import deploy
 
-        with api.lock:
-            try:
-                return JSONResponse(deploy.status(api.client, ref))
-            except PromStackError as exc:
-                return _error(exc)
+        with clients.client(ACTOR) as client:
+            return JSONResponse(deploy.status(client, ref))
 
     return [
         Route("/api/prompts", list_prompts, methods=["GET"]),

@@ -25,11 +25,13 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from promstack.pool import ClientPool
 from store.bounds import too_deep
+from store.errors import PromStackError
 
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 DEFAULT_HOST = "127.0.0.1"
@@ -197,6 +199,21 @@ class _TooLarge(Exception):
     pass
 
 
+def is_json_path(path: str) -> bool:
+    """A route that answers programs (the REST API, a page's live JSON), not people."""
+    return path.startswith("/api/") or path.endswith(".json")
+
+
+async def _engine_error(request: Request, exc: Exception) -> Response:
+    # The engine's own errors (PromStackError) raised by any route: a sentence in the web's
+    # words, 404 for what is not there, else 400; as JSON for programs, as a page for people.
+    from .api import api_error
+    from .dashboard import error_page
+
+    assert isinstance(exc, PromStackError)
+    return api_error(exc) if is_json_path(request.url.path) else error_page(request, exc)
+
+
 async def _nested_too_deeply(request: Request, exc: Exception) -> JSONResponse:
     # Only input nested thousands deep reaches this: the request is wrong, not the server.
     return JSONResponse({"error": str(too_deep("the request"))},
@@ -241,10 +258,12 @@ def create_app(
         )
     if token is not None and not token.strip():
         raise ValueError(token_problem(token))
+    # One pool of clients for every face of this app: the dashboard, the REST API and MCP.
+    pool = ClientPool(db)
     if mcp_server is None:
         from mcp_server.server import build_server
 
-        mcp_server = build_server(db)
+        mcp_server = build_server(db, pool=pool)
     mcp_http = mcp_server.streamable_http_app(
         streamable_http_path="/mcp", transport_security=_transport_security(host), host=host
     )
@@ -257,15 +276,16 @@ def create_app(
         engine = getattr(mcp_server, "engine", None)
         if engine is not None:
             engine.close()
+        pool.close()
 
     from .api import make_routes as api_routes  # the REST API (promstack/web/api.py)
     from .dashboard import dashboard_routes  # the HTML pages (promstack/web/dashboard.py)
 
     return Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"]), *api_routes(db), *routes,
-                *dashboard_routes(db), *mcp_http.routes],
+        routes=[Route("/healthz", healthz, methods=["GET"]), *api_routes(db, pool=pool), *routes,
+                *dashboard_routes(db, pool=pool), *mcp_http.routes],
         middleware=[Middleware(RequestGuard, token=token or None, loopback_only=is_loopback(host)),
                     Middleware(BodyLimit)],
-        exception_handlers={RecursionError: _nested_too_deeply},
+        exception_handlers={PromStackError: _engine_error, RecursionError: _nested_too_deeply},
         lifespan=lifespan,
     )

@@ -21,12 +21,11 @@ charts are uPlot, shipped in `static/uplot/` (no CDN, so the pages work offline)
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import hmac
 import json
 import math
 import os
-import queue
 import secrets
 import threading
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from promstack.pool import ClientPool
 from store.errors import InvalidInput, NotFound, PromStackError
 
 from . import error_text, web_words
@@ -87,6 +87,7 @@ def _text(template: Any) -> str:
     return "\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in template or [])
 
 
+@functools.cache
 def _templates() -> Environment:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -98,46 +99,6 @@ def _templates() -> Environment:
     env.globals.update(cos_deg=lambda d: round(math.cos(math.radians(d)), 4),
                        sin_deg=lambda d: round(math.sin(math.radians(d)), 4))
     return env
-
-
-# ---- the engine, per worker thread --------------------------------------------------------------
-
-
-class Engine:
-    """Which store, and a pool of `Client`s: a request's work runs on a worker thread with a
-    client of its own (one SQLite connection is never used by two threads at once); the pool
-    grows to the peak number of concurrent requests and no further."""
-
-    def __init__(self, db: str | os.PathLike | None):
-        self.db = db
-        self._idle: queue.SimpleQueue = queue.SimpleQueue()
-
-    def new_client(self) -> Any:
-        from promstack.client import Client
-
-        return Client(self.db)
-
-    def _with_client(self, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
-        try:
-            client = self._idle.get_nowait()
-        except queue.Empty:
-            client = self.new_client()
-        try:
-            return fn(client, *args, **kwargs)
-        finally:
-            self._idle.put(client)
-
-    async def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await run_in_threadpool(self._with_client, fn, args, kwargs)
-
-    def close(self) -> None:
-        while True:
-            try:
-                client = self._idle.get_nowait()
-            except queue.Empty:
-                return
-            with contextlib.suppress(Exception):
-                client.close()
 
 
 # ---- data the pages need (all through engine functions) -----------------------------------------
@@ -165,7 +126,7 @@ def prompt_page(client: Any, ref: int) -> dict[str, Any]:
     heads = {b.head: b.name for b in branches}
     branch_names = sorted({v.branch for v in history}, key=lambda b: (b != "main", b))
     suites = [s for s in engine.list_suites(client) if s.get("prompt_id") in (None, head.prompt_id)]
-    runs = [r for r in engine.evals_of(client).runs(limit=200) if r["prompt_id"] == head.prompt_id][:10]
+    runs = [r for r in client.evals.runs(limit=200) if r["prompt_id"] == head.prompt_id][:10]
     try:
         from promstack import deploy
 
@@ -209,9 +170,8 @@ def _run_row(evals: Any, run: dict[str, Any]) -> dict[str, Any]:
 
 
 def runs_page(client: Any) -> dict[str, Any]:
-    from promstack.evals import engine
 
-    evals = engine.evals_of(client)
+    evals = client.evals
     runs = [_run_row(evals, r) for r in evals.runs(limit=200)]
     names = {p.id: p.name for p in client.list_prompts(include_archived=True, include_internal=True)}
     return {"runs": [r for r in runs if r["kind"] == "test"],
@@ -222,7 +182,7 @@ def run_page(client: Any, run_id: str, status: str | None) -> dict[str, Any]:
     from promstack.evals import engine
 
     run = engine.get_run(client, run_id, failing=0)
-    evals = engine.evals_of(client)
+    evals = client.evals
     cases = []
     for row in evals.iter_results(run_id, status=status or None):
         cases.append(row)
@@ -267,7 +227,7 @@ def live_data(client: Any, run_id: str) -> dict[str, Any]:
 def arena_page(client: Any, run_id: str | None) -> dict[str, Any]:
     from promstack.evals import engine
 
-    evals = engine.evals_of(client)
+    evals = client.evals
     runs = [r for r in evals.runs(limit=200) if r["kind"] == "arena"]
     if run_id is None:
         return {"runs": runs, "run": None}
@@ -381,8 +341,8 @@ class BackgroundRuns:
     """Test runs started from the page, each on a thread of its own with its own `Client`;
     the page follows them by id (`/runs/{id}/live`) while they run."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self, pool: ClientPool):
+        self.pool = pool
         self.threads: dict[str, threading.Thread] = {}
 
     def start(self, suite: str, prompt: int, version: int | None, timeout: float = 60.0) -> str:
@@ -396,14 +356,13 @@ class BackgroundRuns:
             started.set()
 
         def work() -> None:
-            client = self.engine.new_client()
             try:
-                asyncio.run(evals_engine.arun_tests(client, suite, prompt=prompt, version=version,
-                                                    started=on_start))
+                with self.pool.client() as client:
+                    asyncio.run(evals_engine.arun_tests(client, suite, prompt=prompt, version=version,
+                                                        started=on_start))
             except BaseException as exc:  # reported to the page if the run never began
                 box.setdefault("error", exc)
             finally:
-                client.close()
                 started.set()
 
         thread = threading.Thread(target=work, name=f"promstack-run-{suite}", daemon=True)
@@ -422,31 +381,44 @@ class BackgroundRuns:
 # ---- the routes -----------------------------------------------------------------------------------
 
 
-def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
-    """The dashboard's routes over the store at `db` (None: PROMSTACK_DB, else the workspace's)."""
-    engine = Engine(db)
-    templates = _templates()
+def render_page(request: Request, name: str, context: dict[str, Any], status: int = 200, *,
+                csrf: str = "") -> HTMLResponse:
+    """A page: the template with the flash message a redirect left (then dropped), under the CSP."""
+    flash = request.cookies.get(FLASH_COOKIE)
+    message = None
+    if flash:
+        try:
+            message = json.loads(unquote(flash))
+        except ValueError:
+            message = None
+    html = _templates().get_template(name).render(
+        request=request, csrf=csrf, flash=message, nav=name.split(".")[0].split("_")[0], **context)
+    response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
+    if flash:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def error_page(request: Request, exc: PromStackError) -> HTMLResponse:
+    """An engine error on a page: 404 for what is not there, else 400, its sentence in the web's
+    words (`create_app` registers this for the dashboard's routes)."""
+    status = 404 if isinstance(exc, NotFound) else 400
+    return render_page(request, "error.html", {"message": error_text(exc)}, status=status)
+
+
+def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | None = None) -> list[BaseRoute]:
+    """The dashboard's routes over `pool`'s clients (None: a pool of its own over the store at
+    `db`). A page's engine errors propagate to the app's exception handler (`error_page`)."""
+    clients = pool if pool is not None else ClientPool(db)
     csrf = secrets.token_urlsafe(32)
-    background = BackgroundRuns(engine)
+    background = BackgroundRuns(clients)
+
+    async def engine(fn: Callable[..., Any], *args: Any) -> Any:
+        # The engine is synchronous SQLite: on a worker thread, with a client of its own.
+        return await run_in_threadpool(clients.call, fn, *args)
 
     def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-        flash = request.cookies.get(FLASH_COOKIE)
-        message = None
-        if flash:
-            try:
-                message = json.loads(unquote(flash))
-            except ValueError:
-                message = None
-        html = templates.get_template(name).render(
-            request=request, csrf=csrf, flash=message, nav=name.split(".")[0].split("_")[0], **context)
-        response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
-        if flash:
-            response.delete_cookie(FLASH_COOKIE, path="/")
-        return response
-
-    def error_page(request: Request, exc: Exception) -> HTMLResponse:
-        status = 404 if isinstance(exc, NotFound) else 400
-        return page(request, "error.html", {"message": error_text(exc)}, status=status)
+        return render_page(request, name, context, status, csrf=csrf)
 
     def redirect(to: str, kind: str, message: str) -> RedirectResponse:
         response = RedirectResponse(to, status_code=303)
@@ -456,10 +428,7 @@ def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
 
     def view(fn: Callable[..., Any], template: str, *params: Callable[[Request], Any]):  # noqa: ANN202
         async def endpoint(request: Request) -> Response:
-            try:
-                context = await engine(fn, *(p(request) for p in params))
-            except PromStackError as exc:
-                return error_page(request, exc)
+            context = await engine(fn, *(p(request) for p in params))
             return page(request, template, context)
         return endpoint
 
@@ -507,20 +476,14 @@ def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
         return RedirectResponse("/prompts", status_code=307)
 
     async def diff(request: Request) -> Response:
-        try:
-            a = optional_int(request.query_params.get("a"), "a")
-            b = optional_int(request.query_params.get("b"), "b")
-            context = await engine(diff_page, prompt_ref(request), a, b)
-        except PromStackError as exc:
-            return error_page(request, exc)
+        a = optional_int(request.query_params.get("a"), "a")
+        b = optional_int(request.query_params.get("b"), "b")
+        context = await engine(diff_page, prompt_ref(request), a, b)
         return page(request, "diff.html", context)
 
     async def run_detail(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        try:
-            context = await engine(run_page, run_id, request.query_params.get("status"))
-        except PromStackError as exc:
-            return error_page(request, exc)
+        context = await engine(run_page, run_id, request.query_params.get("status"))
         if context["run"]["kind"] == "arena":
             return RedirectResponse(f"/arena/{quote(run_id)}", status_code=307)
         return page(request, "run.html", context)
@@ -530,32 +493,20 @@ def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
 
         a, b = request.query_params.get("a"), request.query_params.get("b")
         if not a or not b:
-            return error_page(request, InvalidInput("choose two runs to compare: /runs/compare?a=RUN&b=RUN"))
-        try:
-            context = await engine(compare_runs, a, b)
-        except PromStackError as exc:
-            return error_page(request, exc)
+            raise InvalidInput("choose two runs to compare: /runs/compare?a=RUN&b=RUN")
+        context = await engine(compare_runs, a, b)
         return page(request, "compare.html", context)
 
     async def live(request: Request) -> Response:
-        try:
-            data = await engine(live_data, request.path_params["run_id"])
-        except PromStackError as exc:
-            return error_page(request, exc)
+        data = await engine(live_data, request.path_params["run_id"])
         return page(request, "live.html", {"live": data})
 
     async def live_json(request: Request) -> Response:
-        try:
-            data = await engine(live_data, request.path_params["run_id"])
-        except PromStackError as exc:
-            return JSONResponse({"error": error_text(exc)}, status_code=404 if isinstance(exc, NotFound) else 400)
+        data = await engine(live_data, request.path_params["run_id"])  # errors: JSON (is_json_path)
         return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
     async def arena(request: Request) -> Response:
-        try:
-            context = await engine(arena_page, request.path_params.get("run_id"))
-        except PromStackError as exc:
-            return error_page(request, exc)
+        context = await engine(arena_page, request.path_params.get("run_id"))
         if context["run"] is None and context["runs"]:
             return RedirectResponse(f"/arena/{quote(context['runs'][0]['id'])}", status_code=307)
         return page(request, "arena.html", context)
@@ -563,10 +514,7 @@ def dashboard_routes(db: str | os.PathLike | None = None) -> list[BaseRoute]:
     async def monitoring(request: Request) -> Response:
         q = request.query_params
         since = q.get("since") or "24h"
-        try:
-            context = await engine(monitoring_page, since, q.get("prompt"), q.get("model"), q.get("environment"))
-        except PromStackError as exc:
-            return error_page(request, exc)
+        context = await engine(monitoring_page, since, q.get("prompt"), q.get("model"), q.get("environment"))
         return page(request, "monitoring.html", context)
 
     async def start_run(request: Request) -> Response:
