@@ -19,7 +19,6 @@ test: $(STAMP)
 	sh scripts/ensure-redis.sh
 	sh scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 	cd sdk/typescript && npm ci --no-audit --no-fund && PROMSTACK_BIN=$(abspath $(BIN))/promstack npm test
 	PROMSTACK_COMMAND=$(abspath $(BIN))/promstack sh scripts/vscode-tests.sh

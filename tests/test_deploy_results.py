@@ -7,7 +7,6 @@ v1 (`openai/good`) passes the seed's suite, v2 (`openai/bad`) does not."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -78,25 +77,3 @@ def test_force_needs_a_reason_only_where_the_engine_demands_one(seeded, client):
     out = CliRunner().invoke(cli, ["label", "set", "42", "production", "1", "--force"])
     assert out.exit_code == 2 and "needs a reason (--reason)" in out.output
     assert "production" not in client.labels(42)
-
-
-def _imports(path: Path) -> set[str]:
-    """The deploy modules `path` imports, at the top or inside functions (not TYPE_CHECKING-only)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    guarded = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-               and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and id(node) not in guarded and node.level == 1:
-            out |= {node.module} if node.module else {a.name for a in node.names}
-    return out
-
-
-def test_rollout_and_abtest_depend_on_the_rest_never_back():
-    modules = {p.stem: _imports(p) for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
-    for name, imported in modules.items():
-        if name not in ("rollout", "abtest"):
-            assert not imported & {"rollout", "abtest"}, f"{name} imports {imported & {'rollout', 'abtest'}}"
-    # and the modules under the pipeline never reach up into it
-    for name in ("environments", "results", "locks", "checks", "splits", "resolver"):
-        assert not modules[name] & {"pipeline", "gates"}, name

@@ -541,10 +541,3 @@ def test_redis_is_an_extra_named_when_missing(client, fake_llm, monkeypatch):
         client.run("support/refund", {"question": "q"})
     assert fake_llm.requests == []
     assert [r["status"] for r in rows(client)] == ["error"]
-
-
-def test_the_gateway_sits_below_monitoring():
-    script = ("import sys, promstack.gateway, promstack.gateway.budgets, promstack.gateway.embeddings\n"
-              "print(sorted(m for m in sys.modules if m.startswith(('promstack.monitoring', 'promstack.evals'))))")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "[]", done.stdout + done.stderr
