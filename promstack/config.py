@@ -19,10 +19,13 @@ import os
 import threading
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store.errors import InvalidInput
 from store.workspace import DIRNAME
+
+if TYPE_CHECKING:
+    from .client import Client
 
 FILENAME = "config.toml"
 
@@ -109,7 +112,7 @@ def load(root: str | os.PathLike | None) -> Config:
     return config
 
 
-def of_client(client: Any) -> Config:
+def of_client(client: Client) -> Config:
     """The config of the workspace `client`'s store is in (empty for a store outside one)."""
     from store.workspace import workspace_root
 

@@ -160,8 +160,3 @@ def update_split(db: sqlite_utils.Database, split_id: int, **changes: Any) -> No
         changes["detail"] = json.dumps(changes["detail"], ensure_ascii=False)
     sets = ", ".join(f"{k} = ?" for k in changes)
     db.execute(f"UPDATE splits SET {sets} WHERE id = ?", [*changes.values(), split_id])
-
-
-def state_version(db: sqlite_utils.Database) -> int:
-    """SQLite's data_version: changes when another connection commits (cheap cache check)."""
-    return int(db.execute("PRAGMA data_version").fetchone()[0])

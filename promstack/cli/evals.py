@@ -12,13 +12,16 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from promstack.evals.score import PASS_SCORE, evaluate_verdict, unscored_sentence
 
 from . import EXIT_CHECK_FAILED, as_json, cli, command_context, fail, warn
+
+if TYPE_CHECKING:
+    from promstack.client import Client
 
 EXIT_INTERRUPTED = 130
 
@@ -74,7 +77,7 @@ def progress_bar(label: str, quiet: bool = False) -> Iterator[Any]:
         yield update
 
 
-def _latest_interrupted(client: Any) -> str | None:
+def _latest_interrupted(client: Client) -> str | None:
     runs = client.evals.runs(limit=1)
     return runs[0]["id"] if runs and runs[0]["status"] != "done" else None
 

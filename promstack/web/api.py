@@ -17,7 +17,7 @@ RequestGuard (Origin, Host, token) stands in front of every route here.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,6 +27,9 @@ from promstack.pool import ClientPool
 from store.errors import InvalidInput, NotFound, PromStackError
 
 from . import error_text
+
+if TYPE_CHECKING:
+    from promstack.client import Client
 
 DEFAULT_LABEL = "production"
 _SELECTORS = ("version", "label", "branch")
@@ -67,7 +70,7 @@ def _version_param(value: str) -> int:
     return int(value)
 
 
-def _expanded(client: Any, found: Any) -> Any:
+def _expanded(client: Client, found: Any) -> Any:
     return client.store.prompts.resolved_template(found)
 
 

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -45,6 +45,9 @@ from promstack.pool import ClientPool
 from store.errors import InvalidInput, NotFound, PromStackError
 
 from . import error_text, web_words
+
+if TYPE_CHECKING:
+    from promstack.client import Client
 
 HERE = Path(__file__).parent
 FLASH_COOKIE = "promstack_flash"
@@ -104,7 +107,7 @@ def _templates() -> Environment:
 # ---- data the pages need (all through engine functions) -----------------------------------------
 
 
-def prompts_page(client: Any, query: str) -> dict[str, Any]:
+def prompts_page(client: Client, query: str) -> dict[str, Any]:
     found = client.list_prompts()
     q = query.strip().lower()
     if q:
@@ -113,7 +116,7 @@ def prompts_page(client: Any, query: str) -> dict[str, Any]:
     return {"prompts": found, "q": query}
 
 
-def prompt_page(client: Any, ref: int) -> dict[str, Any]:
+def prompt_page(client: Client, ref: int) -> dict[str, Any]:
     from promstack.evals import engine
 
     head = client.get_prompt(ref)
@@ -141,7 +144,7 @@ def prompt_page(client: Any, ref: int) -> dict[str, Any]:
     }
 
 
-def diff_page(client: Any, ref: int, a: int | None, b: int | None) -> dict[str, Any]:
+def diff_page(client: Client, ref: int, a: int | None, b: int | None) -> dict[str, Any]:
     history = client.history(ref)
     numbers = sorted(v.version for v in history)
     if len(numbers) < 2 and (a is None or b is None):
@@ -169,7 +172,7 @@ def _run_row(evals: Any, run: dict[str, Any]) -> dict[str, Any]:
     return {**run, "summary": summary or {}}
 
 
-def runs_page(client: Any) -> dict[str, Any]:
+def runs_page(client: Client) -> dict[str, Any]:
 
     evals = client.evals
     runs = [_run_row(evals, r) for r in evals.runs(limit=200)]
@@ -178,7 +181,7 @@ def runs_page(client: Any) -> dict[str, Any]:
             "arena_runs": [r for r in runs if r["kind"] == "arena"], "names": names}
 
 
-def run_page(client: Any, run_id: str, status: str | None) -> dict[str, Any]:
+def run_page(client: Client, run_id: str, status: str | None) -> dict[str, Any]:
     from promstack.evals import engine
 
     run = engine.get_run(client, run_id, failing=0)
@@ -200,14 +203,14 @@ def run_page(client: Any, run_id: str, status: str | None) -> dict[str, Any]:
             "verdict": verdict, "threshold": case_threshold(run)}
 
 
-def _prompt_name(client: Any, prompt_id: int | None) -> str | None:
+def _prompt_name(client: Client, prompt_id: int | None) -> str | None:
     if prompt_id is None:
         return None
     return next((p.name for p in client.list_prompts(include_archived=True, include_internal=True)
                  if p.id == prompt_id), None)
 
 
-def live_data(client: Any, run_id: str) -> dict[str, Any]:
+def live_data(client: Client, run_id: str) -> dict[str, Any]:
     from promstack.evals import engine
 
     run = engine.get_run(client, run_id, failing=10)
@@ -224,7 +227,7 @@ def live_data(client: Any, run_id: str) -> dict[str, Any]:
     }
 
 
-def arena_page(client: Any, run_id: str | None) -> dict[str, Any]:
+def arena_page(client: Client, run_id: str | None) -> dict[str, Any]:
     from promstack.evals import engine
 
     evals = client.evals
@@ -273,7 +276,7 @@ def _buckets(since: datetime, until: datetime, step: timedelta) -> list[datetime
     return out
 
 
-def monitoring_page(client: Any, since: str, prompt: str | None, model: str | None,
+def monitoring_page(client: Client, since: str, prompt: str | None, model: str | None,
                     environment: str | None, now: datetime | None = None) -> dict[str, Any]:
     from promstack import config, monitoring
     from promstack.monitoring import alerts, gauges
@@ -314,12 +317,12 @@ def monitoring_page(client: Any, since: str, prompt: str | None, model: str | No
 # ---- actions (the same engine calls as the CLI and MCP) ----------------------------------------
 
 
-def do_rollback(client: Any, ref: int, version: int, branch: str) -> str:
+def do_rollback(client: Client, ref: int, version: int, branch: str) -> str:
     found = client.rollback(ref, version, branch=branch or "main", message=f"rolled back to v{version} from the dashboard")
     return f"Rolled back to v{version}: new version v{found.version} on {found.branch}"
 
 
-def do_label(client: Any, ref: int, label: str, version: int, reason: str | None, force: bool = False) -> str:
+def do_label(client: Client, ref: int, label: str, version: int, reason: str | None, force: bool = False) -> str:
     """A gated environment's label moves through its gate (GateFailed: the refusal, shown on the
     page), or forced with the reason typed in the form."""
     move = client.set_label(ref, label.strip(), version, force=force,
@@ -328,7 +331,7 @@ def do_label(client: Any, ref: int, label: str, version: int, reason: str | None
     return f"Label {move.label}: {before} → v{move.to_version}" + (" (forced past the gate)" if force else "")
 
 
-def do_deploy(client: Any, ref: int, version: int, env: str, reason: str | None) -> str:
+def do_deploy(client: Client, ref: int, version: int, env: str, reason: str | None) -> str:
     """The deploy form: the engine's sentence for the deployment; a refusal (GateFailed, with
     the failing checks' reasons) is shown as an error."""
     from promstack import deploy
