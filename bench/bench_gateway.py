@@ -43,7 +43,7 @@ def line(name: str, value: float, unit: str, goal: float | None = None, note: st
     print(f"{name:<58} {value:9.3f} {unit}{ratio}{'  ' + note if note else ''}")
 
 
-def workspace(base: str, route: str = "lean"):  # noqa: ANN201 - a Client
+def workspace(base: str, route: str = "lean"):
     from promstack import Client
 
     folder = Path(tempfile.mkdtemp(prefix="promstack-bench-"))
@@ -56,7 +56,7 @@ def workspace(base: str, route: str = "lean"):  # noqa: ANN201 - a Client
     return client
 
 
-def batch_cpu(client, calls: int, concurrency: int, tag: str) -> tuple[float, float]:  # noqa: ANN001
+def batch_cpu(client, calls: int, concurrency: int, tag: str) -> tuple[float, float]:
     """Process CPU per call and wall time for `calls` at `concurrency`, cache off."""
 
     async def go() -> None:
@@ -78,7 +78,7 @@ def batch_cpu(client, calls: int, concurrency: int, tag: str) -> tuple[float, fl
     return cpu / calls * 1000, wall
 
 
-def sequential_cpu(client, n: int) -> float:  # noqa: ANN001
+def sequential_cpu(client, n: int) -> float:
     async def go() -> list[float]:
         out = []
         for i in range(n):
@@ -95,7 +95,7 @@ def sequential_cpu(client, n: int) -> float:  # noqa: ANN001
     return statistics.median(samples)
 
 
-def sequential_cpu_sync(client, n: int) -> float:  # noqa: ANN001
+def sequential_cpu_sync(client, n: int) -> float:
     """The SDK's sync path: `Client.run` hands the call to the gateway's loop and waits."""
     for i in range(20):
         client.run("support/refund", {"question": f"warm {i}"}, cache=False)
@@ -108,7 +108,7 @@ def sequential_cpu_sync(client, n: int) -> float:  # noqa: ANN001
     return statistics.median(samples)
 
 
-def cache_hits(client, n: int) -> tuple[float, float]:  # noqa: ANN001
+def cache_hits(client, n: int) -> tuple[float, float]:
     client.run("support/refund", {"question": "캐시"})
     sync, async_ = [], []
     for _ in range(n):
@@ -128,7 +128,7 @@ def cache_hits(client, n: int) -> tuple[float, float]:  # noqa: ANN001
     return statistics.median(sync), statistics.median(async_)
 
 
-def concurrent_wall(client, n: int = 100) -> float:  # noqa: ANN001
+def concurrent_wall(client, n: int = 100) -> float:
     async def go() -> float:
         t0 = time.perf_counter()
         await asyncio.gather(*[client.arun("support/refund", {"question": f"burst {i}"}, cache=False)

@@ -38,28 +38,28 @@ def check(path: Path, kind: str) -> tuple[str, str | None]:
     text = path.read_text(encoding="utf-8")
     try:
         parsed = formats.parse(fmt, text)
-    except Exception as exc:  # noqa: BLE001 - every failure is a figure here
+    except Exception as exc:
         return "refused", str(exc)
     try:
         template = normalize(parsed.template)
         used, _ = analyse(template)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return "loaded", f"not stored: {exc}"
     try:
         render(template, {name: "x" for name in used}, [], None, label=path.name)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return "stored", f"does not render: {exc}"
     if kind == "github" and parsed.test_data:
         try:
             from promstack.evals.prompt_yml import cases_from_prompt_yml
 
             cases_from_prompt_yml(parsed.test_data, path.name)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return "rendered", f"test data is not a suite: {exc}"
     try:
         again = formats.render(fmt, parsed.template, parsed.model_config or {}, description=parsed.description,
                                existing=text)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return "rendered", f"write-back failed: {exc}"
     text = text.replace("\r\n", "\n").removeprefix("\ufeff")
     if again != text:
@@ -82,7 +82,7 @@ def _edit(fmt: str, parsed: object, text: str) -> tuple[str, str | None]:
     try:
         again = formats.render(fmt, edited, parsed.model_config or {}, existing=text)
         back = formats.parse(fmt, again)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return "round-trip", f"an edit is not written back: {exc}"
     if back.template != edited and _rendered(back.template) != _rendered(edited):
         return "round-trip", "an edit written back reads as something else"

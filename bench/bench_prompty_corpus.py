@@ -30,7 +30,7 @@ def _sample(path: Path, text: str) -> dict[str, Any]:
 
     try:
         front = split_front_matter(text.replace("\r\n", "\n"))[0] or {}
-    except Exception:  # noqa: BLE001 - the load step reports it
+    except Exception:
         return {}
     sample = front.get("sample")
     if isinstance(sample, str) and sample.startswith("${file:"):

@@ -35,7 +35,7 @@ RATIO_GOAL = 1.15
 CPU_GOAL_MS = 2.0
 
 
-def make_workspace(base: str, cases: int, *, cache: bool = False):  # noqa: ANN201 - (Client, root)
+def make_workspace(base: str, cases: int, *, cache: bool = False):
     from promstack import Client
     from promstack.evals import engine
 
@@ -57,7 +57,7 @@ def make_workspace(base: str, cases: int, *, cache: bool = False):  # noqa: ANN2
     return client, root
 
 
-def timed_run(client, concurrency: int, gateway=None) -> tuple[float, float, dict]:  # noqa: ANN001
+def timed_run(client, concurrency: int, gateway=None) -> tuple[float, float, dict]:
     from promstack.evals import engine
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -115,14 +115,14 @@ class SleepGateway:
     def __init__(self, latency: float):
         self.latency = latency
 
-    async def complete(self, **kwargs):  # noqa: ANN003, ANN201
+    async def complete(self, **kwargs):
         from promstack.evals.gateway import Reply
 
         if self.latency:
             await asyncio.sleep(self.latency)
         return Reply("환불 절차는 다음과 같습니다", input_tokens=150, output_tokens=200, latency_ms=self.latency * 1000)
 
-    async def embed(self, texts, **kwargs):  # noqa: ANN001, ANN003, ANN201
+    async def embed(self, texts, **kwargs):
         raise NotImplementedError
 
 

@@ -79,7 +79,7 @@ class Engine:
     `promstack serve` passes the pool its dashboard and REST API share; otherwise the engine
     makes its own."""
 
-    def __init__(self, db: str | os.PathLike | None = None, *, pool: ClientPool | None = None):
+    def __init__(self, db: str | os.PathLike | None = None, *, pool: ClientPool | None = None) -> None:
         self.pool = pool if pool is not None else ClientPool(db)
         self._owns_pool = pool is None
         self._lock = threading.Lock()

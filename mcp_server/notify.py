@@ -41,7 +41,7 @@ class ChangeWatch:
     """Knows the handshake-era connections and tells them, and the subscription bus, about
     changes to the prompt list."""
 
-    def __init__(self, engine: Engine, bus: InMemorySubscriptionBus, interval: float = POLL_SECONDS):
+    def __init__(self, engine: Engine, bus: InMemorySubscriptionBus, interval: float = POLL_SECONDS) -> None:
         self.engine = engine
         self.bus = bus
         self.interval = interval

@@ -49,7 +49,7 @@ class PromStackServer(MCPServer):
 
     watch: ChangeWatch | None = None
 
-    def __init__(self, engine: Engine, **kwargs: Any):
+    def __init__(self, engine: Engine, **kwargs: Any) -> None:
         self.engine = engine
         super().__init__(**kwargs)
 
@@ -116,7 +116,7 @@ def _advertise_list_changed(server: MCPServer) -> None:
     """Handshake-era clients learn from `initialize` that prompts and resources send
     list_changed; every transport (stdio, HTTP, the in-memory test client) asks the low-level
     server for its options without arguments, so the default is set there."""
-    lowlevel = server._lowlevel_server  # noqa: SLF001 - the SDK's own transports reach it the same way
+    lowlevel = server._lowlevel_server
     lowlevel.create_initialization_options = functools.partial(
         lowlevel.create_initialization_options,
         NotificationOptions(prompts_changed=True, resources_changed=True),

@@ -24,7 +24,7 @@ PromptRef = int | str
 class Client:
     """`Client()` opens the workspace's store (PROMSTACK_DB, else the nearest `.promstack/`)."""
 
-    def __init__(self, db: str | os.PathLike | None = None, *, actor: str | None = None):
+    def __init__(self, db: str | os.PathLike | None = None, *, actor: str | None = None) -> None:
         # The services the engine hangs on a client, each made on first use (`gateway`,
         # `evals`, `resolver`): a face that never runs a prompt never imports the gateway.
         self._gateway: Gateway | None = None
@@ -172,7 +172,8 @@ class Client:
             found = dataclasses.replace(found, template=self._prompts.resolved_template(found))
         return found
 
-    def render(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **selector: Any):
+    def render(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **selector: Any) -> Any:
+        """The version `selector` picks, rendered with `variables`: text, or chat messages."""
         return self._prompts.render(self.get_prompt(prompt, **selector), variables)
 
     def list_prompts(self, *, include_archived: bool = False, include_internal: bool = False) -> list[Prompt]:

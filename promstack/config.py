@@ -43,7 +43,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 class Config:
     """Parsed settings; `section()` and `for_prompt()` return copies, safe to change."""
 
-    def __init__(self, data: dict[str, Any] | None = None, path: Path | None = None):
+    def __init__(self, data: dict[str, Any] | None = None, path: Path | None = None) -> None:
         self.data = data or {}
         self.path = path
         self._views: dict[tuple, dict[str, Any]] = {}

@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 
 class ClientPool:
-    def __init__(self, db: str | os.PathLike | None = None):
+    def __init__(self, db: str | os.PathLike | None = None) -> None:
         self._db = Path(db) if db is not None else None
         self._idle: dict[str | None, list[Client]] = {}
         self._lock = threading.Lock()

@@ -44,7 +44,7 @@ def default_actor() -> str:
 class Store:
     """One open store: the database and the models over it."""
 
-    def __init__(self, path: str | os.PathLike | None, *, actor: str | None = None):
+    def __init__(self, path: str | os.PathLike | None, *, actor: str | None = None) -> None:
         from .db import connect
         from .prompts import PromptStore
 

@@ -195,7 +195,7 @@ class CallLogWriter:
         interval: float = 0.05,
         max_batch: int = 500,
         journal: str | os.PathLike | None = None,
-    ):
+    ) -> None:
         if open_db is None and db is None:
             raise ValueError("CallLogWriter needs open_db or db")
         self._journal_dir = Path(journal) if journal is not None and open_db is not None else None

@@ -25,7 +25,7 @@ class Step:
 
     __slots__ = ("action", "params")
 
-    def __init__(self, action: str, **params: Any):
+    def __init__(self, action: str, **params: Any) -> None:
         self.action = action
         self.params = params
 
@@ -99,7 +99,7 @@ def word_step(templates: dict[str, str], step: Step, fallback: Callable[[Step], 
 class PromStackError(Exception):
     """Base of every error PromStack raises on purpose. The message is strings and `Step`s."""
 
-    def __init__(self, *parts: Any):
+    def __init__(self, *parts: Any) -> None:
         self.parts = parts
         super().__init__(self._join(sdk_words) if parts else "")
 
@@ -126,7 +126,7 @@ class InvalidInput(PromStackError):
 class MergeConflict(PromStackError):
     """Both sides of a merge changed the same lines; nothing was written."""
 
-    def __init__(self, message: str, conflicts: list[dict] | None = None):
+    def __init__(self, message: str, conflicts: list[dict] | None = None) -> None:
         super().__init__(message)
         self.conflicts = conflicts or []
 

@@ -54,7 +54,7 @@ def new_run_id() -> str:
 class EvalStore:
     """Suites, cases, runs, results, matches and votes over one database."""
 
-    def __init__(self, db: sqlite_utils.Database, *, actor: str):
+    def __init__(self, db: sqlite_utils.Database, *, actor: str) -> None:
         self.db = db
         self.actor = actor
 

@@ -85,7 +85,7 @@ class FileSync:
     """Files under `watch_dir` (inside the workspace `root`) <-> prompts in `store`."""
 
     def __init__(self, store: Any, watch_dir: str | os.PathLike, *, root: str | os.PathLike | None = None,
-                 branch: str | None = None):
+                 branch: str | None = None) -> None:
         self.store = store
         self.db = store.db
         self.prompts = store.prompts

@@ -107,7 +107,7 @@ _VERSION_COLUMNS = (
 class PromptStore:
     """The version model over one database. `actor` is who the writes are attributed to."""
 
-    def __init__(self, db: sqlite_utils.Database, *, actor: str):
+    def __init__(self, db: sqlite_utils.Database, *, actor: str) -> None:
         self.db = db
         self.actor = actor
         self.label_guard: LabelGuard | None = None

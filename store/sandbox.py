@@ -469,7 +469,7 @@ class Environment(SandboxedEnvironment):
 
         return functools.update_wrapper(bounded, value)
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _spend()
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):

@@ -141,7 +141,7 @@ _resolver: contextvars.ContextVar[IncludeResolver | None] = contextvars.ContextV
 class _StoreLoader(BaseLoader):
     """Resolves `{% include "name" %}`, `"name@3"` and `"name@production"` from the store."""
 
-    def get_source(self, environment, template):  # noqa: ANN001 - Jinja's signature
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
         resolver = _resolver.get()
         if resolver is None:
             raise TemplateNotFound(template)

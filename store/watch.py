@@ -51,7 +51,7 @@ class Watcher:
         branch: str | None = None,
         actor: str | None = None,
         on_result: Callable[[SyncResult], Any] | None = None,
-    ):
+    ) -> None:
         self.store = Store(db_path, actor=actor)
         root = Path(root) if root is not None else workspace_root(Path(db_path))
         watch = Path(watch_dir)
@@ -208,7 +208,7 @@ class Watcher:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: Watcher):
+    def __init__(self, watcher: Watcher) -> None:
         self.watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:

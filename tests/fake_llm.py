@@ -262,7 +262,7 @@ class FakeLLM:
         except TimeoutError:
             self._released.set()  # the others are not coming: let everyone go
 
-    def _embeddings(self, body: bytes):  # noqa: ANN202
+    def _embeddings(self, body: bytes):
         """Deterministic 8-dimensional vectors from each text's sha256."""
         import hashlib
 
@@ -316,7 +316,7 @@ if __name__ == "__main__":
     main()
 
 
-def start_redis():  # noqa: ANN201 - (Popen | None, url or the reason it could not start)
+def start_redis():
     """Start redis-server on a free 127.0.0.1 port with no persistence; wait until it answers."""
     import shutil
     import socket

@@ -175,7 +175,7 @@ def gated_llm() -> Any:
         def allow(self, n: int) -> None:
             self.allowance += n
 
-        async def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes):  # noqa: ANN202
+        async def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes):
             deadline = time.monotonic() + 60
             while not self.gate.is_set() and time.monotonic() < deadline:
                 if self.allowance > 0:  # the server's one loop: no other request runs in between

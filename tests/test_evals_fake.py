@@ -60,7 +60,7 @@ class ScriptedLLM(FakeLLM):
         with self._count_lock:
             self.counts = {}
 
-    async def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes):  # noqa: ANN202
+    async def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes):
         try:
             request = json.loads(body or b"{}")
         except ValueError:

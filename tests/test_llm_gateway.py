@@ -462,7 +462,7 @@ def test_the_caller_can_use_its_store_while_the_gateway_runs(client, fake_llm):
             while not stop.is_set():
                 client.history("support/refund")
                 client.list_prompts()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             failures.append(exc)
 
     thread = threading.Thread(target=reader)

@@ -157,7 +157,7 @@ class _Receiver(BaseHTTPRequestHandler):
     received: list = []
     status = 200
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["content-length"]))
         type(self).received.append((self.headers["content-type"], json.loads(body)))
         self.send_response(type(self).status)

@@ -16,7 +16,7 @@ from store.db import connect
 
 
 class _Collector(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["content-length"]))
         server = self.server
         server.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})

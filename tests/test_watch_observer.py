@@ -22,7 +22,7 @@ def wait_for(predicate, timeout=TIMEOUT, what="the condition"):
         try:
             if predicate():
                 return
-        except Exception:  # noqa: S110 - the store may not have the prompt yet
+        except Exception:
             pass
         time.sleep(0.01)
     raise AssertionError(f"timed out waiting for {what}")

@@ -29,13 +29,13 @@ def warn(message: str) -> None:
 class Context:
     """What every command shares: where the store is and who is acting."""
 
-    def __init__(self, db: str | None, json_output: bool = False):
+    def __init__(self, db: str | None, json_output: bool = False) -> None:
         self.db = db
         self.json = json_output
         self._client = None
 
     @property
-    def client(self):  # noqa: ANN201 - promstack.Client, imported lazily
+    def client(self):
         if self._client is None:
             from promstack.client import Client
 

@@ -228,7 +228,7 @@ def _run_options(func: Any) -> Any:
     return func
 
 
-def _run_kwargs(prompt, version, label, models, concurrency, model_limits, repeat, retries, criteria,  # noqa: ANN001, ANN202
+def _run_kwargs(prompt, version, label, models, concurrency, model_limits, repeat, retries, criteria,
                 judge_model, threshold):
     return dict(prompt=prompt, version=version, label=label, models=_split_models(models),
                 concurrency=concurrency, model_limits=_limits(model_limits), repeat=repeat, retries=retries,
@@ -243,7 +243,7 @@ def _run_kwargs(prompt, version, label, models, concurrency, model_limits, repea
 @click.option("--output", type=click.Path(dir_okay=False), help="Write results.json, junit.xml or results.csv.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @command_context
-def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concurrency, model_limits,  # noqa: ANN001
+def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concurrency, model_limits,
              repeat, retries, criteria, judge_model, threshold, resume: str | None, min_pass: str,
              output: str | None, quiet: bool) -> None:
     """Run a test suite: every case x model through the gateway, judged, stored as a run.
@@ -306,7 +306,7 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
 @click.option("--threshold", type=float,
               help=f"Judge score 0-100 at which a case passes (default {PASS_SCORE:g}).")
 @command_context
-def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, models, concurrency, retries,  # noqa: ANN001
+def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, models, concurrency, retries,
                  criteria, judge_model, threshold) -> None:
     """Score a prompt 0-100 on its suite: prints a bare integer on stdout, details on stderr.
 
@@ -379,7 +379,7 @@ def judge_cmd(ctx: Any, run_id: str, criteria: str, judge_model: str | None, thr
 @click.option("--seed", type=int, help="Seed for the order shown to the judge (default: random).")
 @click.option("--resume", metavar="RUN", help="Finish an interrupted arena run.")
 @command_context
-def arena_cmd(ctx: Any, prompt, suite, models, version, label, criteria, judge_model, concurrency, seed,  # noqa: ANN001
+def arena_cmd(ctx: Any, prompt, suite, models, version, label, criteria, judge_model, concurrency, seed,
               resume) -> None:
     """Blind model comparison: every pair answers every case; the judge sees both orders.
 

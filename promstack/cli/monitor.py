@@ -59,7 +59,7 @@ def _group_columns(by: list[str]) -> list[tuple[str, str, str]]:
     return columns
 
 
-def _filter_options(func):  # noqa: ANN001, ANN201
+def _filter_options(func):
     func = click.option("--user", "user_id", help="Only this user_id.")(func)
     func = click.option("--environment", "--env", "environment", help="Only this environment.")(func)
     func = click.option("--model", help="Only this model.")(func)
@@ -74,7 +74,7 @@ def _filter_options(func):  # noqa: ANN001, ANN201
 @click.option("--by", default="", help="Group by any of: prompt, version, model, environment, user, day, hour, status (comma-separated).")
 @_filter_options
 @command_context
-def metrics_command(state, since: str, by: str, until: str | None, prompt: str | None,  # noqa: ANN001
+def metrics_command(state, since: str, by: str, until: str | None, prompt: str | None,
                     model: str | None, environment: str | None, user_id: str | None) -> None:
     """Requests, latency p50/p95/p99, error rate, tokens, cost and cache hit rate.
 
@@ -116,7 +116,7 @@ def alerts_group() -> None:
 @alerts_group.command("check")
 @click.option("--no-notify", is_flag=True, help="Evaluate and record, but send no notifications.")
 @command_context
-def alerts_check(state, no_notify: bool) -> None:  # noqa: ANN001
+def alerts_check(state, no_notify: bool) -> None:
     """Evaluate every rule now; record firings and resolutions; exit 1 if any is firing.
 
     \b
@@ -138,7 +138,7 @@ def alerts_check(state, no_notify: bool) -> None:  # noqa: ANN001
               show_default=True, help="Which alerts to show.")
 @click.option("--limit", default=50, show_default=True, help="How many, newest first.")
 @command_context
-def alerts_list(state, which: str, limit: int) -> None:  # noqa: ANN001
+def alerts_list(state, which: str, limit: int) -> None:
     """Alerts, newest first: when each fired and resolved, and its value.
 
     \b
@@ -165,7 +165,7 @@ def alerts_list(state, which: str, limit: int) -> None:  # noqa: ANN001
 @click.option("--until", help="End of the window (default now).")
 @click.option("--by", default="prompt", show_default=True, help="Group by prompt, model, environment, user (comma-separated).")
 @command_context
-def cost_group(state, since: str, until: str | None, by: str) -> None:  # noqa: ANN001
+def cost_group(state, since: str, until: str | None, by: str) -> None:
     """Spend by prompt, model, environment or user, with the trend against the window before.
 
     The groups are the prompts' own calls; test, arena and judge calls are shown apart as
@@ -203,7 +203,7 @@ def cost_group(state, since: str, until: str | None, by: str) -> None:  # noqa: 
 @click.option("--tolerance", default=2.0, show_default=True, help="Score points (0-100) a cheaper model may lose.")
 @click.option("--days", default=30, show_default=True, help="Days of traffic to project from.")
 @command_context
-def cost_recommend(state, prompt: str, tolerance: float, days: int) -> None:  # noqa: ANN001
+def cost_recommend(state, prompt: str, tolerance: float, days: int) -> None:
     """The cheapest tested model scoring within TOLERANCE of the best, and the monthly saving.
 
     \b
@@ -230,7 +230,7 @@ def cost_recommend(state, prompt: str, tolerance: float, days: int) -> None:  # 
 @click.argument("b", type=int)
 @click.option("--model", help="Price with this model (default: the one in use).")
 @command_context
-def cost_compare(state, prompt: str, a: int, b: int, model: str | None) -> None:  # noqa: ANN001
+def cost_compare(state, prompt: str, a: int, b: int, model: str | None) -> None:
     """What version B costs against version A at current traffic.
 
     \b
@@ -257,7 +257,7 @@ def cost_compare(state, prompt: str, a: int, b: int, model: str | None) -> None:
 @cost_group.command("prices")
 @click.option("--model", "models", multiple=True, help="Only this model (repeatable); any model id, priced or not.")
 @command_context
-def cost_prices(state, models: tuple[str, ...]) -> None:  # noqa: ANN001
+def cost_prices(state, models: tuple[str, ...]) -> None:
     """The price of each model (USD per million tokens) and where it comes from.
 
     Order: a prompt's model config, then [prices] in .promstack/config.toml, then the prices
@@ -288,7 +288,7 @@ def cost_prices(state, models: tuple[str, ...]) -> None:  # noqa: ANN001
 @click.option("--prompt", required=True, help="The prompt (id or name).")
 @click.option("--model", help="Count with this model's tokenizer (default: each version's model).")
 @command_context
-def cost_tokens(state, prompt: str, model: str | None) -> None:  # noqa: ANN001
+def cost_tokens(state, prompt: str, model: str | None) -> None:
     """Tokens of every version's template, with its model's tokenizer.
 
     \b
@@ -311,7 +311,7 @@ def cost_tokens(state, prompt: str, model: str | None) -> None:  # noqa: ANN001
 @click.option("--suite", help="Test with this suite (default: the prompt's).")
 @click.option("--no-test", is_flag=True, help="Save the rewrite on a branch without running the suite.")
 @command_context
-def cost_shorter(state, prompt: str, model: str | None, version: int | None, suite: str | None,  # noqa: ANN001
+def cost_shorter(state, prompt: str, model: str | None, version: int | None, suite: str | None,
                  no_test: bool) -> None:
     """Ask a model for a shorter rewrite, save it on a branch, and test it against the current one.
 
@@ -345,7 +345,7 @@ def otel_group() -> None:
 @otel_group.command("export")
 @click.option("--endpoint", help="Traces URL (default: from OTEL_EXPORTER_OTLP_ENDPOINT, + /v1/traces).")
 @command_context
-def otel_export(state, endpoint: str | None) -> None:  # noqa: ANN001
+def otel_export(state, endpoint: str | None) -> None:
     """Send every call-log row not sent yet as a span; exit 1 if the collector refused.
 
     \b

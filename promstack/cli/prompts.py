@@ -52,21 +52,21 @@ def _model_config(config: str | None, model: str | None, temperature: float | No
     return parsed
 
 
-def _config_options(func):  # noqa: ANN001, ANN201
+def _config_options(func):
     func = click.option("--temperature", type=float, help="Sampling temperature (0-2).")(func)
     func = click.option("--model", help="Model name, e.g. gpt-4o-mini.")(func)
     func = click.option("--config", help='Model config as JSON, e.g. \'{"model": "gpt-4o", "max_tokens": 300}\'.')(func)
     return func
 
 
-def _template_options(func):  # noqa: ANN001, ANN201
+def _template_options(func):
     func = click.option("--file", "-f", type=click.Path(dir_okay=False, allow_dash=True),
                         help="Read the template from a file ('-' for standard input).")(func)
     func = click.option("--template", "-t", help="The template text; {{ variable }} for inputs.")(func)
     return func
 
 
-def _say_version(version, verb: str = "Saved") -> None:  # noqa: ANN001
+def _say_version(version, verb: str = "Saved") -> None:
     if not version.created:
         click.echo(f"No change: {version.name} v{version.version} already has this content.")
         return
@@ -105,7 +105,7 @@ def prompt_group() -> None:
 @click.option("--message", "-m", help="Why this version exists.")
 @click.option("--id", "prompt_id", type=int, help="Ask for a specific prompt id.")
 @command_context
-def prompt_create(state, name, template, file, config, model, temperature, description, message, prompt_id) -> None:  # noqa: ANN001
+def prompt_create(state, name, template, file, config, model, temperature, description, message, prompt_id) -> None:
     """Create prompt NAME with its first version.
 
     \b
@@ -127,7 +127,7 @@ def prompt_create(state, name, template, file, config, model, temperature, descr
 @click.option("--message", "-m", help="Why this version exists.")
 @click.option("--branch", "-b", default="main", show_default=True, help="Branch to save on.")
 @command_context
-def prompt_update(state, prompt, template, file, config, model, temperature, message, branch) -> None:  # noqa: ANN001
+def prompt_update(state, prompt, template, file, config, model, temperature, message, branch) -> None:
     """Save a new version of PROMPT (identical content creates none).
 
     \b
@@ -143,7 +143,7 @@ def prompt_update(state, prompt, template, file, config, model, temperature, mes
         _say_version(version)
 
 
-def _merged_config(state, prompt, branch, config, model, temperature):  # noqa: ANN001, ANN202
+def _merged_config(state, prompt, branch, config, model, temperature):
     """--model/--temperature change one key of the head's config; --config replaces it."""
     changes = _model_config(None, model, temperature)
     if config is not None:
@@ -164,7 +164,7 @@ def _selector(version: int | None, label: str | None, branch: str | None) -> dic
 @click.option("--branch", "-b", help="The head of a branch.")
 @click.option("--resolved", is_flag=True, help="Expand {% include %}s.")
 @command_context
-def prompt_show(state, prompt, version, label, branch, resolved) -> None:  # noqa: ANN001
+def prompt_show(state, prompt, version, label, branch, resolved) -> None:
     """Show a version of PROMPT (default: the head of main).
 
     \b
@@ -193,7 +193,7 @@ def prompt_show(state, prompt, version, label, branch, resolved) -> None:  # noq
 @prompt_group.command("list")
 @click.option("--all", "include_archived", is_flag=True, help="Include deleted (archived) prompts.")
 @command_context
-def prompt_list(state, include_archived) -> None:  # noqa: ANN001
+def prompt_list(state, include_archived) -> None:
     """List prompts, grouped in folders by the '/' in their names.
 
     \b
@@ -222,7 +222,7 @@ def prompt_list(state, include_archived) -> None:  # noqa: ANN001
 @prompt_group.command("delete")
 @click.argument("prompt")
 @command_context
-def prompt_delete(state, prompt) -> None:  # noqa: ANN001
+def prompt_delete(state, prompt) -> None:
     """Archive PROMPT (nothing is lost; `promstack prompt restore` brings it back)."""
     summary = state.client.delete_prompt(prompt)
     emit(state, summary.to_dict(), f"Deleted {summary.name} (archived; restore with: promstack prompt restore {summary.id})")
@@ -231,7 +231,7 @@ def prompt_delete(state, prompt) -> None:  # noqa: ANN001
 @prompt_group.command("restore")
 @click.argument("prompt")
 @command_context
-def prompt_restore(state, prompt) -> None:  # noqa: ANN001
+def prompt_restore(state, prompt) -> None:
     """Bring back an archived PROMPT."""
     summary = state.client.restore_prompt(prompt)
     emit(state, summary.to_dict(), f"Restored {summary.name} at v{summary.head}")
@@ -244,7 +244,7 @@ def prompt_restore(state, prompt) -> None:  # noqa: ANN001
 @click.option("--checkpoints", is_flag=True,
               help="Fold unnamed saves: show named, labelled, first and newest versions.")
 @command_context
-def history(state, prompt, branch, limit, checkpoints) -> None:  # noqa: ANN001
+def history(state, prompt, branch, limit, checkpoints) -> None:
     """Versions of PROMPT, newest first.
 
     \b
@@ -266,7 +266,7 @@ def history(state, prompt, branch, limit, checkpoints) -> None:  # noqa: ANN001
                    f"{v.author:<12} {v.source:<10} {v.message or ''}{tags}")
 
 
-def _folded_history(state, prompt, branch) -> None:  # noqa: ANN001
+def _folded_history(state, prompt, branch) -> None:
     from store.checkpoints import fold_history
 
     entries = fold_history(state.client.store, prompt, branch=branch)
@@ -290,7 +290,7 @@ def _folded_history(state, prompt, branch) -> None:  # noqa: ANN001
 @click.argument("to_version", type=int, required=False)
 @click.option("--words", is_flag=True, help="Show a word-level diff instead of lines.")
 @command_context
-def diff(state, prompt, from_version, to_version, words) -> None:  # noqa: ANN001
+def diff(state, prompt, from_version, to_version, words) -> None:
     """What changed in PROMPT between FROM_VERSION and TO_VERSION (default: the head of main).
 
     \b
@@ -325,7 +325,7 @@ def diff(state, prompt, from_version, to_version, words) -> None:  # noqa: ANN00
 @click.option("--branch", "-b", default="main", show_default=True)
 @click.option("--message", "-m", help="Why.")
 @command_context
-def rollback(state, prompt, version, branch, message) -> None:  # noqa: ANN001
+def rollback(state, prompt, version, branch, message) -> None:
     """Make VERSION's content the new head (a new version; history is kept).
 
     \b
@@ -346,7 +346,7 @@ def branch_group() -> None:
 @click.argument("name")
 @click.option("--from", "from_version", type=int, help="Fork from this version (default: head of main).")
 @command_context
-def branch_create(state, prompt, name, from_version) -> None:  # noqa: ANN001
+def branch_create(state, prompt, name, from_version) -> None:
     """Create branch NAME of PROMPT.
 
     \b
@@ -359,7 +359,7 @@ def branch_create(state, prompt, name, from_version) -> None:  # noqa: ANN001
 @branch_group.command("list")
 @click.argument("prompt")
 @command_context
-def branch_list(state, prompt) -> None:  # noqa: ANN001
+def branch_list(state, prompt) -> None:
     """Branches of PROMPT with their heads."""
     branches = state.client.list_branches(prompt)
     if as_json(state, [b.to_dict() for b in branches]):
@@ -375,7 +375,7 @@ def branch_list(state, prompt) -> None:  # noqa: ANN001
 @click.option("--into", default="main", show_default=True)
 @click.option("--message", "-m")
 @command_context
-def merge(state, prompt, branch, into, message) -> None:  # noqa: ANN001
+def merge(state, prompt, branch, into, message) -> None:
     """Apply BRANCH's change onto INTO (a 3-way merge; exit 1 on a conflict).
 
     \b
@@ -399,7 +399,7 @@ def label_group() -> None:
 @click.option("--force", is_flag=True, help="Move a gated environment's label without its gate; needs --reason, audited.")
 @click.option("--rerun", is_flag=True, help="Run the gate's suite afresh instead of reusing a passing run.")
 @command_context
-def label_set(state, prompt, label, version, reason, force, rerun) -> None:  # noqa: ANN001
+def label_set(state, prompt, label, version, reason, force, rerun) -> None:
     """Point LABEL of PROMPT at VERSION. A gated environment's label (staging, production, ...)
     moves only if VERSION passes that environment's gate, as `promstack deploy` runs it.
 
@@ -432,7 +432,7 @@ def label_set(state, prompt, label, version, reason, force, rerun) -> None:  # n
 @label_group.command("list")
 @click.argument("prompt")
 @command_context
-def label_list(state, prompt) -> None:  # noqa: ANN001
+def label_list(state, prompt) -> None:
     """Labels of PROMPT and the versions they point at."""
     labels = state.client.labels(prompt)
     if as_json(state, labels):
@@ -445,7 +445,7 @@ def label_list(state, prompt) -> None:  # noqa: ANN001
 @click.argument("prompt")
 @click.argument("label", required=False)
 @command_context
-def label_history(state, prompt, label) -> None:  # noqa: ANN001
+def label_history(state, prompt, label) -> None:
     """Every move of PROMPT's labels (or of LABEL), newest first."""
     moves = state.client.label_history(prompt, label)
     if as_json(state, [m.to_dict() for m in moves]):
@@ -461,7 +461,7 @@ def label_history(state, prompt, label) -> None:  # noqa: ANN001
 @click.argument("label")
 @click.argument("when")
 @command_context
-def label_at(state, prompt, label, when) -> None:  # noqa: ANN001
+def label_at(state, prompt, label, when) -> None:
     """Which version LABEL pointed at, at time WHEN (ISO 8601).
 
     \b
@@ -477,7 +477,7 @@ def label_at(state, prompt, label, when) -> None:  # noqa: ANN001
 @click.argument("label")
 @click.option("--reason", "-r")
 @command_context
-def label_rollback(state, prompt, label, reason) -> None:  # noqa: ANN001
+def label_rollback(state, prompt, label, reason) -> None:
     """Point LABEL back where it pointed before its last move."""
     move = state.client.rollback_label(prompt, label, reason=reason)
     emit(state, move.to_dict(), f"{label} -> v{move.to_version} (was v{move.from_version})")
@@ -486,7 +486,7 @@ def label_rollback(state, prompt, label, reason) -> None:  # noqa: ANN001
 @cli.command("export")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
 @command_context
-def export(state, file) -> None:  # noqa: ANN001
+def export(state, file) -> None:
     """Write the whole store as JSON to FILE (default: standard output).
 
     \b

@@ -39,7 +39,7 @@ def _parse_vars(pairs: tuple[str, ...], vars_json: str | None) -> dict[str, Any]
 @click.option("--no-cache", is_flag=True, help="Always call the model; do not read or fill the cache.")
 @command_context
 def run_prompt(state, prompt: str, pairs, vars_json, version, label, branch, model, user_id,
-               run_id, environment, no_cache) -> None:  # noqa: ANN001
+               run_id, environment, no_cache) -> None:
     """Render PROMPT (a name or id) with its variables and call its model.
 
     \b
@@ -86,7 +86,7 @@ def _usd(value: float | None) -> str:
     return "unpriced" if value is None else f"${value:.6f}"
 
 
-def _run_and_flush(client, *args, **kwargs):  # noqa: ANN001, ANN202
+def _run_and_flush(client, *args, **kwargs):
     """A command is one call: its log row is in the store before the command returns."""
     try:
         return client.run(*args, **kwargs)
@@ -108,7 +108,7 @@ def _run_and_flush(client, *args, **kwargs):  # noqa: ANN001, ANN202
 @click.option("--limit", type=int, default=50, show_default=True, help="At most this many rows.")
 @command_context
 def logs_list(state, prompt, prompt_version, model, status, user_id, run_id, environment,
-              cache_hit, since, until, limit) -> None:  # noqa: ANN001
+              cache_hit, since, until, limit) -> None:
     """The call log, newest first. --json prints each row in the guide's call-log shape
     (timestamp, prompt_id, prompt_version, model, input_tokens, output_tokens, latency_ms,
     user_id) followed by cost_usd, cache_hit, status, error, environment, run_id, guards.
@@ -144,7 +144,7 @@ def logs_list(state, prompt, prompt_version, model, status, user_id, run_id, env
 @click.option("--prompt", help="Only rows about this prompt (name or id).")
 @click.option("--limit", type=int, default=50, show_default=True, help="At most this many rows.")
 @command_context
-def audit_group(state, prompt, limit) -> None:  # noqa: ANN001
+def audit_group(state, prompt, limit) -> None:
     """The audit log, newest first: who did or asked what, when, with which prompt version,
     model, tokens and cost. `promstack audit verify` checks it and prints its head.
 
@@ -183,7 +183,7 @@ def audit_group(state, prompt, limit) -> None:  # noqa: ANN001
               help="A head printed by an earlier 'audit verify': fail if the log no longer starts with it "
                    "(rows cut off its end, or history rewritten).")
 @command_context
-def audit_verify(state, expect) -> None:  # noqa: ANN001
+def audit_verify(state, expect) -> None:
     """Check the audit log: the keyed hash chain, every version's sha256 against its content and
     the log, and the label history against the label moves the log recorded (exit 1 if anything
     was edited, deleted or added behind PromStack's back). Prints the head, COUNT:HASH: keep it

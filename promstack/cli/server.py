@@ -112,7 +112,7 @@ def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token
 SHUTDOWN_GRACE_S = 5  # seconds a stopping server gives requests in flight (and open streams)
 
 
-def _run(app, host: str, port: int) -> None:  # noqa: ANN001 - a Starlette app
+def _run(app, host: str, port: int) -> None:
     """uvicorn's server, except that on SIGTERM or Ctrl-C every render in progress stops at its
     next step: a slow template must not keep the server, or its event loop, from stopping."""
     import uvicorn
@@ -120,7 +120,7 @@ def _run(app, host: str, port: int) -> None:  # noqa: ANN001 - a Starlette app
     from store.sandbox import abort_renders
 
     class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame) -> None:  # noqa: ANN001 - uvicorn's signature
+        def handle_exit(self, sig: int, frame) -> None:
             abort_renders()
             super().handle_exit(sig, frame)
 

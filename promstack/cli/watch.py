@@ -16,7 +16,7 @@ from . import as_json, cli, command_context, emit
 _VERBS = {"created": "new", "saved": "saved", "renamed": "renamed", "archived": "archived", "error": "skipped"}
 
 
-def _line(result) -> str:  # noqa: ANN001 - store.filesync.SyncResult
+def _line(result) -> str:
     if result.action == "error":
         return f"skipped {result.path}: {result.error}"
     version = f" v{result.version}" if result.version else ""
@@ -31,7 +31,7 @@ def _line(result) -> str:  # noqa: ANN001 - store.filesync.SyncResult
               help="Branch that file saves go to and write-backs follow (env: PROMSTACK_BRANCH; default main).")
 @click.option("--no-reconcile", is_flag=True, help="Skip versioning what changed while nobody watched.")
 @command_context
-def watch(state, folder, debounce, branch, no_reconcile) -> None:  # noqa: ANN001
+def watch(state, folder, debounce, branch, no_reconcile) -> None:
     """Version every save of the prompt files in FOLDER (default: prompts/) until Ctrl-C.
 
     A file's prompt is its path under FOLDER without the suffix: prompts/support/refund.prompt.md
@@ -49,7 +49,7 @@ def watch(state, folder, debounce, branch, no_reconcile) -> None:  # noqa: ANN00
         raise InvalidInput("watching needs a store file; run 'promstack init' or set PROMSTACK_DB")
     quiet = state.json
 
-    def report(result) -> None:  # noqa: ANN001
+    def report(result) -> None:
         if result.action == "unchanged":
             return
         if quiet:
@@ -74,7 +74,7 @@ def watch(state, folder, debounce, branch, no_reconcile) -> None:  # noqa: ANN00
 
 @cli.command("status")
 @command_context
-def status(state) -> None:  # noqa: ANN001
+def status(state) -> None:
     """Tracked prompt files and the files the watcher could not version.
 
     \b
@@ -104,7 +104,7 @@ def status(state) -> None:  # noqa: ANN001
 @click.option("--version", "-v", "version", type=int, help="Name this version instead of the head.")
 @click.option("--branch", "-b", help="Name the head of this branch (default main).")
 @command_context
-def checkpoint(state, prompt, message, version, branch) -> None:  # noqa: ANN001
+def checkpoint(state, prompt, message, version, branch) -> None:
     """Name the head of PROMPT (or --version N): history --checkpoints folds the saves between names.
 
     \b
@@ -125,7 +125,7 @@ def checkpoint(state, prompt, message, version, branch) -> None:  # noqa: ANN001
               help="Take a whole-store JSON's labels of gated environments as they are; needs --reason, audited.")
 @click.option("--reason", help="Why the labels are taken without their gates (required with --force).")
 @command_context
-def import_files(state, files, name, base, force, reason) -> None:  # noqa: ANN001
+def import_files(state, files, name, base, force, reason) -> None:
     """Add prompt files to the store, or a whole-store JSON written by 'promstack export'.
 
     Prompt files are read by the watcher's parsers (.txt .md .j2, .prompt.md, .prompt.yml,

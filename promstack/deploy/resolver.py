@@ -54,7 +54,7 @@ class Resolver:
     """Label state per (prompt, label), cached for `ttl` seconds (cachetools.TTLCache); versions
     are immutable, so they are cached by number for as long as they stay in the LRU."""
 
-    def __init__(self, client: Client, ttl: float | None = None):
+    def __init__(self, client: Client, ttl: float | None = None) -> None:
         from cachetools import LRUCache, TTLCache
 
         self.client = client

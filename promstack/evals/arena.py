@@ -135,7 +135,7 @@ def run_arena(client: Client, **kwargs: Any) -> dict[str, Any]:
 
 class _Arena:
     def __init__(self, evals: EvalStore, gateway: Gateway, run: dict[str, Any], suite: dict[str, Any],
-                 judge_cfg: JudgeConfig, seed: int, concurrency: int, progress: Progress | None):
+                 judge_cfg: JudgeConfig, seed: int, concurrency: int, progress: Progress | None) -> None:
         self.evals = evals
         self.gateway = gateway
         self.run = run

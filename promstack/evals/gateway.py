@@ -56,7 +56,7 @@ class LiveGateway:
     fails validation out of the cache, so a malformed judgement is never cached and a good retry is. Errors are
     never cached by the gateway; a cache hit reports the latency of the call that filled it."""
 
-    def __init__(self, client: Client, *, environment: str | None = None, user_id: str | None = None):
+    def __init__(self, client: Client, *, environment: str | None = None, user_id: str | None = None) -> None:
         self.client = client
         self.environment = environment
         self.user_id = user_id

@@ -383,7 +383,7 @@ class Judge:
     """Judging through the gateway; one per run (it holds the judge config and prompt refs)."""
 
     def __init__(self, gateway: Gateway, config: JudgeConfig, *, run_id: str | None = None,
-                 default_model: str | None = None):
+                 default_model: str | None = None) -> None:
         self.gateway = gateway
         self.config = config
         self.run_id = run_id

@@ -68,7 +68,7 @@ class Runner:
     """One run's pool: workers, per-model limits, the judge, and the writer of results."""
 
     def __init__(self, evals: EvalStore, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
-                 progress: Progress | None = None, db_path: Any = None):
+                 progress: Progress | None = None, db_path: Any = None) -> None:
         self.evals = evals
         self.db_path = db_path
         self._sink: _ThreadWriter | None = None
@@ -321,7 +321,7 @@ class _ThreadWriter:
     """Commits finished results in batches on its own thread and connection. `close()` waits
     until every submitted result is committed (and re-raises a failure to write)."""
 
-    def __init__(self, path: Any):
+    def __init__(self, path: Any) -> None:
         self.path = path
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.error: BaseException | None = None

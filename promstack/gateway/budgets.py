@@ -61,7 +61,7 @@ class BudgetExceeded(PromStackError):
     blocked = True  # the gateway logs it as a refusal (status 'blocked'), not a provider error
 
     def __init__(self, message: str, budget: Budget | None = None, spent: float = 0.0,
-                 estimate: float = 0.0):
+                 estimate: float = 0.0) -> None:
         super().__init__(message)
         self.budget = budget
         self.spent = spent

@@ -37,7 +37,7 @@ def cache_key(route: Route, messages: list[dict[str, Any]], params: dict[str, An
 class DiskCache:
     """diskcache (SQLite files under `.promstack/cache`), shared by every process of a workspace."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path) -> None:
         import diskcache
 
         self.cache = diskcache.Cache(str(folder), size_limit=2**30)
@@ -56,7 +56,7 @@ class RedisCache:
     """Redis at PROMSTACK_REDIS_URL, as the guide writes it: get, then set with `ex` = TTL.
     One asyncio client per event loop (a client is bound to the loop it connects on)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str) -> None:
         self.url = url
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

@@ -49,7 +49,7 @@ from .transport import CHAT, REQUEST_PARAMS, Transport
 class Gateway:
     """The gateway over one store. `Client.run` uses one; engines (tests, judge, arena) too."""
 
-    def __init__(self, store: Store, *, environment: str | None = None):
+    def __init__(self, store: Store, *, environment: str | None = None) -> None:
         # The gateway reads on its own loop thread while its caller keeps using the caller's
         # store: one SQLite connection must not serve two threads at once, so a file store
         # gets a connection of the gateway's own (an in-memory one can only be shared).

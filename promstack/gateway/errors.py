@@ -21,7 +21,7 @@ class GatewayError(PromStackError):
     def __init__(
         self, message: str, *, provider: str, cause: str, status: int | None = None,
         retryable: bool = False, retry_after: float | None = None,
-    ):
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.cause = cause

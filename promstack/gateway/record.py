@@ -85,7 +85,7 @@ class Recorder:
     """Turns a finished or failed call into its result and its two rows, in the call log
     `log` with `actor` as the audit row's actor when the call names no user."""
 
-    def __init__(self, log: CallLogWriter, actor: str):
+    def __init__(self, log: CallLogWriter, actor: str) -> None:
         self.log = log
         self.actor = actor
 

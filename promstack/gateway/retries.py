@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - tenacity is a dependency
 class RetryAfterWait(_wait_base):
     """Honour a provider's Retry-After; otherwise exponential backoff with full jitter."""
 
-    def __init__(self, initial: float, maximum: float):
+    def __init__(self, initial: float, maximum: float) -> None:
         self.initial = initial
         self.maximum = maximum
 

@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
 class GuardBlocked(PromStackError):
     """An input guard refused the request; nothing was sent to the model."""
 
-    def __init__(self, message: str, report: dict[str, Any]):
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
         super().__init__(message)
         self.report = report
 

@@ -208,7 +208,7 @@ def export_pending(
 class BackgroundExporter:
     """Polls the store and exports new rows; one per store path per process."""
 
-    def __init__(self, db_path: Any, interval: float):
+    def __init__(self, db_path: Any, interval: float) -> None:
         self.db_path = db_path
         self.interval = interval
         self._stop = threading.Event()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def create_app(*args: Any, **kwargs: Any):  # noqa: ANN201 - a Starlette app, imported lazily
+def create_app(*args: Any, **kwargs: Any):
     from .app import create_app as create
 
     return create(*args, **kwargs)

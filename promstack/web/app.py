@@ -103,7 +103,7 @@ class RequestGuard:
     """Origin, Host and token checks in front of every route (pure ASGI, so streaming
     responses such as MCP's SSE pass through untouched)."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, loopback_only: bool):
+    def __init__(self, app: ASGIApp, *, token: str | None, loopback_only: bool) -> None:
         self.app = app
         self.token = token
         self.loopback_only = loopback_only
@@ -153,7 +153,7 @@ class BodyLimit:
     """Refuses a request body over MAX_REQUEST_BYTES (413), by its Content-Length before a byte
     is read, or as it streams in: no request can fill the server's memory."""
 
-    def __init__(self, app: ASGIApp, *, limit: int = MAX_REQUEST_BYTES):
+    def __init__(self, app: ASGIApp, *, limit: int = MAX_REQUEST_BYTES) -> None:
         self.app = app
         self.limit = limit
 

@@ -344,7 +344,7 @@ class BackgroundRuns:
     """Test runs started from the page, each on a thread of its own with its own `Client`;
     the page follows them by id (`/runs/{id}/live`) while they run."""
 
-    def __init__(self, pool: ClientPool):
+    def __init__(self, pool: ClientPool) -> None:
         self.pool = pool
         self.threads: dict[str, threading.Thread] = {}
 
@@ -429,7 +429,7 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
                             path="/", httponly=True, samesite="strict")
         return response
 
-    def view(fn: Callable[..., Any], template: str, *params: Callable[[Request], Any]):  # noqa: ANN202
+    def view(fn: Callable[..., Any], template: str, *params: Callable[[Request], Any]):
         async def endpoint(request: Request) -> Response:
             context = await engine(fn, *(p(request) for p in params))
             return page(request, template, context)
@@ -444,7 +444,7 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
         return fields
 
     def action(fn: Callable[..., str], back: Callable[[Request, dict[str, str]], str],
-               args: Callable[[Request, dict[str, str]], tuple]):  # noqa: ANN202
+               args: Callable[[Request, dict[str, str]], tuple]):
         async def endpoint(request: Request) -> Response:
             try:
                 fields = await form(request)

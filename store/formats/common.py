@@ -115,7 +115,7 @@ def load_yaml(text: str, what: str) -> dict[str, Any]:
     or when its aliases expand too far (check_aliases)."""
     check_aliases(text, what)
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        data = yaml.load(text, Loader=_Loader)
     except RecursionError:
         raise FormatError(str(too_deep(what))) from None
     except yaml.YAMLError as exc:

@@ -401,13 +401,13 @@ def _edit_yaml(text: str, old: dict[str, Any], new: dict[str, Any], description:
         return _edit_yaml_now(text, old, new, description)
     except FormatError:
         raise
-    except Exception as exc:  # noqa: BLE001 - ruamel's errors: the file is left as it is
+    except Exception as exc:
         raise FormatError(f"the front matter could not be rewritten in place ({exc.__class__.__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}), so the file was left as it is") from None
 
 
 def _edit_yaml_now(text: str, old: dict[str, Any], new: dict[str, Any], description: str | None) -> str:
-    doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if text.strip() else None  # noqa: S506
+    doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if text.strip() else None
     doc = doc if isinstance(doc, dict) else {}
     if description is not None and doc.get("description") != description:
         doc["description"] = description

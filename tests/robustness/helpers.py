@@ -47,7 +47,7 @@ def within(seconds: float, work: Callable[[], Any], what: str) -> Any:
     def target() -> None:
         try:
             box["value"] = work()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test below
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=target, name=f"bounded: {what}", daemon=True)

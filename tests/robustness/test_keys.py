@@ -47,7 +47,7 @@ class Recorder:
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("content-length") or 0))
                 recorder.requests.append({k.lower(): v for k, v in self.headers.items()} | {"path": self.path})
                 if self.path.rstrip("/").endswith("/messages"):
@@ -94,7 +94,7 @@ def attacker_dns(monkeypatch):
     """`127.attacker.test` resolves where its owner says: here, to the recorder on 127.0.0.1."""
     real = socket.getaddrinfo
 
-    def resolve(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def resolve(host, *args, **kwargs):
         if isinstance(host, str) and host.endswith(".attacker.test"):
             host = "127.0.0.1"
         return real(host, *args, **kwargs)
@@ -396,7 +396,7 @@ def test_a_key_stored_before_is_never_served(client, isolated_store):
     print("keys: a key stored before was served by none of REST, MCP get_prompt, the dashboard, diff and export")
 
 
-def dataclass_dict(value):  # noqa: ANN001, ANN201
+def dataclass_dict(value):
     import dataclasses
 
     return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value

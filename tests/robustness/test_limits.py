@@ -161,7 +161,7 @@ def test_serve_stops_on_sigterm_while_a_render_runs(isolated_store):
 
             try:
                 anyio.run(go)
-            except BaseException as exc:  # noqa: BLE001 - the server going away ends it either way
+            except BaseException as exc:
                 outcome["error"] = exc
 
         thread = threading.Thread(target=render_over_mcp, daemon=True)
@@ -199,7 +199,7 @@ def _bomb(levels: int) -> str:
 FINE = "messages:\n  - role: user\n    content: 'fine {{ q }}'\nmodelParameters:\n  temperature: 0.2\n"
 
 
-def _wait_idle(watcher, seconds: float = 30) -> None:  # noqa: ANN001
+def _wait_idle(watcher, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while not watcher.idle():
         assert time.monotonic() < deadline, "the watcher did not settle"
@@ -266,7 +266,7 @@ def test_what_one_version_may_store_is_bounded(client, tmp_path):
     _report("a 300 KB model config (SDK, prompt file)", "refused")
 
 
-def _cli(args: list[str], cli) -> object:  # noqa: ANN001
+def _cli(args: list[str], cli) -> object:
     from click.testing import CliRunner
 
     return CliRunner().invoke(cli, args)

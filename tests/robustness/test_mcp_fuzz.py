@@ -101,7 +101,7 @@ def _arguments(schema: dict) -> st.SearchStrategy:
     def noisy(key: str, prop: dict) -> st.SearchStrategy:
         return st.one_of(clean(key, prop), clean(key, prop), _plausible, _json)
 
-    def shaped(value) -> st.SearchStrategy:  # noqa: ANN001
+    def shaped(value) -> st.SearchStrategy:
         return st.fixed_dictionaries({k: value(k, v) for k, v in props.items() if k in required},
                                      optional={k: value(k, v) for k, v in props.items() if k not in required})
 

@@ -58,7 +58,7 @@ PHONE_FORMS = [
 ]
 
 
-def _sent(fake) -> str:  # noqa: ANN001 - everything the fake server received, as one text
+def _sent(fake) -> str:
     return json.dumps([r["json"] for r in fake.requests], ensure_ascii=False)
 
 
@@ -69,7 +69,7 @@ def _assert_nothing_raw(text: str, where: str = "reached the provider") -> None:
     assert not found, [text[f.start:f.end] for f in found]
 
 
-def _workspace(isolated_store: Path, fake) -> Path:  # noqa: ANN001
+def _workspace(isolated_store: Path, fake) -> Path:
     root = isolated_store.parent.parent
     (root / ".promstack" / "config.toml").write_text(
         f'[providers.openai]\napi_base = "{fake.base_url}"\n\n'
@@ -141,7 +141,7 @@ def test_run_masks_numbers_keys_and_nested_values_before_the_provider(client, fa
     assert result.guards["pii"]["action"] == "masked"
 
 
-def _suite(client, root: Path) -> None:  # noqa: ANN001
+def _suite(client, root: Path) -> None:
     client.create_prompt("pii/suite", "{{ input }} | 카드 {{ card }} | "
                          "{% for k, v in customer.items() %}{{ k }}={{ v }}{% endfor %}",
                          model_config={"model": "openai/fake"})

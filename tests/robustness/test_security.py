@@ -153,7 +153,7 @@ def test_sandbox_escapes_are_refused_with_a_sentence(client, template):
         assert leak not in rendered, rendered[:300]
 
 
-def _bounded_render(version, **values):  # noqa: ANN001, ANN202
+def _bounded_render(version, **values):
     from .helpers import within
 
     return within(30, lambda: version.render(**values), "the render")
