@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store.errors import PromStackError
+from store.errors import PromStackError, Unauthorized
+
+__all__ = ["LOCAL", "NEEDS", "ROLES", "Forbidden", "Principal", "Unauthorized", "label_need", "need",
+           "rank", "require"]
 
 ROLES = ("viewer", "runner", "editor", "deployer", "admin")
 
@@ -76,10 +79,6 @@ NEEDS: dict[str, str] = {
 
 class Forbidden(PromStackError):
     """The caller's role is below what the operation needs (HTTP 403)."""
-
-
-class Unauthorized(PromStackError):
-    """No valid token came with a request that needs one (HTTP 401)."""
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,10 @@ class NotFound(PromStackError):
     """A prompt, version, branch, label or run that does not exist."""
 
 
+class Unauthorized(PromStackError):
+    """No valid token came with a request that needs one: none, wrong, revoked or expired (HTTP 401)."""
+
+
 class InvalidInput(PromStackError):
     """An argument that cannot be accepted as given."""
 

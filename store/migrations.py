@@ -464,3 +464,29 @@ def m009_result_criteria(db: sqlite_utils.Database) -> None:
     # list of {criterion, score, percent, reason}), so "how did it do on tone?" has an answer
     # for a case and, averaged with json_each, for a run. Older results have none (NULL).
     db.execute("ALTER TABLE results ADD COLUMN criteria TEXT")
+
+
+@migrations()
+def m010_tokens(db: sqlite_utils.Database) -> None:
+    # API tokens for a team server (`promstack token create NAME --role ROLE`). Only a SHA-256 of
+    # each token is kept: a token is 256 random bits, so a fast hash is enough (no password
+    # hashing), and someone who reads the file cannot sign in with what they read. A name is
+    # unique among the live tokens, so a revoked token's name can be given to its replacement
+    # (the same person keeps the same actor name in history); the revoked row stays as record.
+    db.executescript(
+        """
+        CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('viewer', 'runner', 'editor', 'deployer', 'admin')),
+            hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            expires_at TEXT,
+            revoked_at TEXT,
+            revoked_by TEXT,
+            last_used_at TEXT
+        );
+        CREATE UNIQUE INDEX tokens_live_name ON tokens (name) WHERE revoked_at IS NULL;
+        """
+    )

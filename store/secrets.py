@@ -20,9 +20,11 @@ from .errors import InvalidInput
 
 MASK = "***"
 
-# Key-shaped values: provider keys, GitHub/Slack/AWS/Google tokens, bearer headers, JWTs.
+# Key-shaped values: PromStack API tokens, provider keys, GitHub/Slack/AWS/Google tokens, bearer headers, JWTs.
 KEYLIKE = re.compile(
     r"(?:sk-|ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|AKIA|AIza|xox[abpr]-|glpat-|hf_)[A-Za-z0-9_\-]{8,}"
+    # a PromStack API token (store/tokens.py); not inside a word, so `groups_...` is no token
+    r"|(?<![A-Za-z0-9])ps_[A-Za-z0-9_\-]{32,}"
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/\-]{8,}=*"
     r"|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]+"
 )

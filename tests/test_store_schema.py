@@ -98,7 +98,7 @@ def test_migrations_are_registered_in_the_order_of_their_numbers():
 # made then may have stopped anywhere along it.
 FORMER_ORDER = [
     "m001_initial", "m003_call_log", "m002_prompt_files", "m005_monitoring", "m004_evals",
-    "m006_deploy", "m007_audit_key", "m008_unpriced_calls", "m009_result_criteria",
+    "m006_deploy", "m007_audit_key", "m008_unpriced_calls", "m009_result_criteria", "m010_tokens",
 ]
 
 
