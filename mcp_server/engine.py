@@ -15,12 +15,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 
+from promstack.access import LOCAL, Principal
 from promstack.pool import ClientPool
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class Call:
     actor: str
     progress: Progress = _no_progress
     source: str = SOURCE
+    # Who is asking: a token's principal over `promstack serve`'s HTTP, else the local person.
+    principal: Principal = LOCAL
 
     def workspace_file(self, path: str) -> Path:
         """A file a client named (a test-case CSV, a prompt file), confined to the workspace:
@@ -95,8 +98,12 @@ class Engine:
                 self.pool.close()
 
     def actor(self, ctx: Context | None) -> str:
-        """Who a write is attributed to: PROMSTACK_USER, else the MCP client's name, else the OS
-        user; never empty."""
+        """Who a write is attributed to: over HTTP with a token, the token's name (whatever the
+        client calls itself); else PROMSTACK_USER, else the MCP client's name, else the OS user;
+        never empty."""
+        principal = principal_of(ctx)
+        if principal is not LOCAL:
+            return principal.name
         configured = os.environ.get("PROMSTACK_USER", "").strip()
         if configured:
             return configured[:100]
@@ -109,23 +116,39 @@ class Engine:
             self._default_actor = default_actor() or SOURCE
         return self._default_actor
 
-    def run_sync(self, actor: str, fn: Callable[[Call], T], progress: Progress = _no_progress) -> T:
+    def run_sync(self, actor: str, fn: Callable[[Call], T], progress: Progress = _no_progress,
+                 principal: Principal = LOCAL) -> T:
         with self._lock, self.pool.client(actor) as client:
-            return fn(Call(client, actor, progress))
+            return fn(Call(client, actor, progress, principal=principal))
 
     async def run(self, ctx: Context | None, fn: Callable[[Call], T]) -> T:
         """Run `fn(call)` on a worker thread: for writes, and for anything long (it may report
         progress). Engine errors (`PromStackError`) propagate for the face to translate."""
         actor = self.actor(ctx)
         progress = _progress_for(ctx)
-        return await anyio.to_thread.run_sync(self.run_sync, actor, fn, progress)
+        return await anyio.to_thread.run_sync(self.run_sync, actor, fn, progress, principal_of(ctx))
 
     async def read(self, ctx: Context | None, fn: Callable[[Call], T]) -> T:
         """Run a quick read on the event loop, on a connection of its own. In WAL mode a reader
         never waits for a writer, so this cannot stall the loop behind the watcher or the CLI,
         and it saves the thread hop that would otherwise dominate a sub-millisecond read."""
         with self.pool.client(SOURCE) as client:
-            return fn(Call(client, self.actor(ctx)))
+            return fn(Call(client, self.actor(ctx), principal=principal_of(ctx)))
+
+
+def principal_of(ctx: Any) -> Principal:
+    """The principal `promstack serve`'s RequestGuard found for the HTTP request behind `ctx` (a
+    tool's `Context` or a handler's `ServerRequestContext`); `access.LOCAL` on stdio, or in a
+    direct call with no request."""
+    if ctx is None:
+        return LOCAL
+    try:
+        request = getattr(ctx, "request_context", ctx).request
+    except (ValueError, AttributeError):  # no request in flight
+        return LOCAL
+    state = getattr(request, "scope", {}).get("state") or {}
+    found = state.get("principal")
+    return found if isinstance(found, Principal) else LOCAL
 
 
 def _client_name(ctx: Context | None) -> str:

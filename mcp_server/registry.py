@@ -32,9 +32,10 @@ from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
+from promstack import access
 from store.bounds import too_deep
 
-from .engine import Call, is_engine_error
+from .engine import Call, is_engine_error, principal_of
 from .schema import compact
 
 if TYPE_CHECKING:
@@ -158,6 +159,11 @@ def build_tool(
     """The SDK tool for `spec`; `on_change(ctx)` runs after a tool that changes prompts."""
 
     async def run(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+        try:
+            # A token whose role is too low: the role needed, before its arguments are looked at.
+            access.require(principal_of(ctx), spec.name)
+        except access.Forbidden as exc:
+            raise ToolError(str(exc)) from None
         try:
             args = spec.args.model_validate(arguments)
         except ValidationError as exc:

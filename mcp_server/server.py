@@ -13,10 +13,11 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
@@ -25,7 +26,9 @@ from mcp_types import Prompt as MCPPrompt
 from mcp_types import Resource as MCPResource
 
 from . import prompts, resources, tools, tools_deploy, tools_evals, tools_monitor, tools_run  # noqa: F401 - tools register themselves
-from .engine import Call, Engine, is_engine_error
+from .engine import Call, Engine, is_engine_error, principal_of
+from promstack.access import LOCAL
+
 from .notify import POLL_SECONDS, ChangeWatch
 from .registry import TOOLS, build_tool
 
@@ -76,6 +79,16 @@ class PromStackServer(MCPServer):
             return []
 
 
+async def only_allowed_tools(ctx: ServerRequestContext, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+    """tools/list shows a token only the tools its role may call (`access.NEEDS` by tool name);
+    a call to another is refused in the tool itself (registry.build_tool), naming the role."""
+    result = await call_next(ctx)
+    principal = principal_of(ctx)
+    if ctx.method == "tools/list" and principal is not LOCAL and isinstance(result, dict):
+        result["tools"] = [t for t in result.get("tools", []) if principal.may(t.get("name", ""))]
+    return result
+
+
 def build_server(db: str | os.PathLike | None = None, *, poll_seconds: float = POLL_SECONDS,
                  pool: ClientPool | None = None) -> PromStackServer:
     """The server over the store at `db` (None: PROMSTACK_DB, else the workspace's), opened on
@@ -102,7 +115,7 @@ def build_server(db: str | os.PathLike | None = None, *, poll_seconds: float = P
         instructions=INSTRUCTIONS,
         tools=[build_tool(spec, engine, watch.changed_here) for spec in TOOLS],
         subscriptions=bus,
-        middleware=[watch.middleware],
+        middleware=[watch.middleware, only_allowed_tools],
         lifespan=lifespan,
         log_level="WARNING",
     )

@@ -179,6 +179,10 @@ def merge_branch(call: Call, args: MergeBranchArgs) -> tuple[PromptVersionResult
 def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
     """Point a label at a version; a gated environment's label (staging, production) moves only if
     the version passes its gate."""
+    from promstack import access, deploy
+
+    # An environment's label (production) needs deployer; any other label, editor.
+    access.require(call.principal, "set_label", role=deploy.label_role(call.client, args.label))
     move = call.client.set_label(args.prompt, args.label, args.version, reason=args.reason, force=args.force,
                                  rerun=args.rerun)  # GateFailed / DeployPending: worded by the face
     before = f"v{move.from_version}" if move.from_version else "nothing"

@@ -66,11 +66,12 @@ def server_mcp(ctx: click.Context, db: str | None, watch_dir: str | None) -> Non
 @cli.command("serve")
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; anything but loopback requires a token.")
+              help="Address to bind; anything but loopback asks every request for a token.")
 @click.option("--port", default=8787, type=click.IntRange(1, 65535), show_default=True, help="Port to bind.")
-@click.option("--token", envvar="PROMSTACK_TOKEN", default=None,
-              help="Require 'Authorization: Bearer TOKEN' on every request (env: PROMSTACK_TOKEN); "
-                   "16 characters or more.")
+@click.option("--token", envvar=["PROMSTACK_SERVE_TOKEN", "PROMSTACK_TOKEN"], default=None,
+              help="A shared token for one person's server: 'Authorization: Bearer TOKEN' then acts as the "
+                   "local user (env: PROMSTACK_SERVE_TOKEN, or PROMSTACK_TOKEN); 16 characters or more. "
+                   "For a team, use named tokens instead: promstack token create NAME --role ROLE.")
 @click.option("--watch", "watch_dir", default="prompts", show_default=True,
               help="Version saves of prompt files in this folder of the workspace (when it exists).")
 @click.option("--no-watch", is_flag=True, help="Serve without the file watcher.")
@@ -80,25 +81,35 @@ def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token
                  watch_dir: str, no_watch: bool) -> None:
     """Serve the MCP endpoint (/mcp) and the dashboard over HTTP, on http://127.0.0.1:8787.
 
-    Outside a workspace, a new one is made here with the examples. Binding another address
-    than loopback (e.g. --host 0.0.0.0) requires --token or PROMSTACK_TOKEN.
+    Outside a workspace, a new one is made here with the examples. Once a token exists
+    (promstack token create), every request needs one: `Authorization: Bearer <token>`, or the
+    dashboard's sign-in. Binding another address than loopback (e.g. --host 0.0.0.0) needs a
+    token always, so it needs one made first (or --token).
 
     \b
     promstack serve
-    PROMSTACK_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))') promstack serve --host 0.0.0.0
+    promstack token create alice --role admin && promstack serve --host 0.0.0.0
     """
     from promstack.web.app import create_app, is_loopback, token_problem
+    from store.tokens import looks_like_token
 
+    if token is not None and looks_like_token(token):
+        # A named token in the environment is a client's (PROMSTACK_URL + PROMSTACK_TOKEN), not
+        # the server's shared secret: the server checks named tokens against its store itself.
+        click.echo("promstack: PROMSTACK_TOKEN holds a named token (ps_...): not used as the server's "
+                   "shared token; named tokens are checked against the store", err=True)
+        token = None
     problem = token_problem(token)
     if problem is not None:
-        fail(f"--token (or PROMSTACK_TOKEN) refused: {problem}")
-    if not is_loopback(host) and not token:
-        fail(f"serving on {host} exposes the store to the network; set PROMSTACK_TOKEN or pass --token")
+        fail(f"--token (or PROMSTACK_SERVE_TOKEN) refused: {problem}")
     path = _db(ctx, db)
     if path is None:
         from promstack.workspace import ensure_workspace
 
         path = str(ensure_workspace())
+    if not is_loopback(host) and not token and not _has_tokens(path):
+        fail(f"serving on {host} exposes the store to the network, and it has no token anyone could use: "
+             "make one first (promstack token create NAME --role admin) or pass --token")
     from store.workspace import workspace_root
 
     folder = Path(watch_dir)
@@ -107,6 +118,14 @@ def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token
     click.echo(f"promstack: serving {path} on http://{host}:{port} (MCP at /mcp)", err=True)
     with _watching(path, None if no_watch or not folder.is_dir() else str(folder)):
         _run(app, host, port)
+
+
+def _has_tokens(path: str) -> bool:
+    from promstack.client import Client
+    from store.tokens import any_live
+
+    with Client(path) as client:
+        return any_live(client.store.db)
 
 
 SHUTDOWN_GRACE_S = 5  # seconds a stopping server gives requests in flight (and open streams)

@@ -10,7 +10,7 @@ and `abtest` (splitting traffic between two versions), which depend on the rest 
 here depends on them.
 """
 
-from .environments import Environment, environment, environments, forget, need_reason
+from .environments import Environment, environment, environments, forget, label_role, need_reason
 from .locks import DeployBusy
 from .pipeline import approve, deploy, get_deployment, list_deployments, reject, rollback, status
 from .resolver import Resolution, Resolver, bucket, resolver_for
@@ -19,5 +19,5 @@ from .results import DeployPending, GateFailed, check_text, describe, raise_for,
 __all__ = [
     "DeployBusy", "DeployPending", "Environment", "GateFailed", "Resolution", "Resolver", "approve", "bucket",
     "check_text", "deploy", "describe", "environment", "environments", "forget", "get_deployment",
-    "list_deployments", "need_reason", "raise_for", "refusal", "reject", "resolver_for", "rollback", "status",
+    "label_role", "list_deployments", "need_reason", "raise_for", "refusal", "reject", "resolver_for", "rollback", "status",
 ]

@@ -92,6 +92,18 @@ def deploy_settings(client: Client) -> dict[str, Any]:
     return _config(client).section("deploy")
 
 
+def label_role(client: Client, label: str) -> str:
+    """The least role that may move `label` (`access.label_need`): deployer for a label that
+    names an environment, editor for any other; every face asks this before a label moves."""
+    from promstack import access
+
+    try:
+        names = [e.name for e in environments(client)]
+    except InvalidInput:  # a broken [deploy] config: the default environments are still environments
+        names = list(DEFAULT_ENVIRONMENTS)
+    return access.label_need(label.strip(), names)
+
+
 def environments(client: Client) -> list[Environment]:
     """The workspace's environments in order, with their rules."""
     from ..evals.score import parse_min_pass

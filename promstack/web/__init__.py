@@ -37,4 +37,16 @@ def error_text(exc: BaseException) -> str:
     return worded(web_words) if worded is not None else str(exc)
 
 
-__all__ = ["create_app", "error_text"]
+def error_status(exc: BaseException) -> int:
+    """The HTTP status of an engine error: 401 no valid token, 403 a role too low, 404 not there,
+    else 400."""
+    from promstack.access import Forbidden
+    from store.errors import NotFound, Unauthorized
+
+    for kind, status in ((Unauthorized, 401), (Forbidden, 403), (NotFound, 404)):
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+__all__ = ["create_app", "error_status", "error_text"]

@@ -11,7 +11,8 @@
 JSON `{"error": "<a sentence>"}`: 400 for bad input (version and label together), 404 for an
 unknown prompt, version or label (`api_error`, which the app's exception handler answers with). Labels resolve through promstack.deploy.Resolver, the same
 code and the same short TTL cache as `Client.get_prompt(..., label=, user_id=)`. The app's
-RequestGuard (Origin, Host, token) stands in front of every route here.
+RequestGuard (Origin, Host, token) stands in front of every route here and puts the caller in
+`request.state.principal`; each route checks its operation's role (`access.NEEDS`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from promstack.pool import ClientPool
-from store.errors import InvalidInput, NotFound, PromStackError
+from store.errors import InvalidInput, PromStackError
 
-from . import error_text
+from . import auth, error_status, error_text
 
 if TYPE_CHECKING:
     from promstack.client import Client
@@ -41,8 +42,7 @@ ACTOR = "api"
 def api_error(exc: PromStackError) -> JSONResponse:
     """An engine error as the REST API answers it: `{"error": "<a sentence>"}`, 404 for what is
     not there, else 400 (`create_app` registers this for every route under /api/)."""
-    status = 404 if isinstance(exc, NotFound) else 400
-    return JSONResponse({"error": error_text(exc)}, status_code=status)
+    return JSONResponse({"error": error_text(exc)}, status_code=error_status(exc))
 
 
 def version_json(found: Any, resolution: Any = None, label: str | None = None, *,
@@ -80,6 +80,7 @@ def make_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | None 
     clients = pool if pool is not None else ClientPool(db)
 
     def list_prompts(request: Request) -> JSONResponse:
+        auth.require(request, "list_prompts")
         with clients.client(ACTOR) as client:
             prompts = client.list_prompts()
         return JSONResponse({"prompts": [p.to_dict() for p in prompts]})
@@ -87,7 +88,9 @@ def make_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | None 
     def get_prompt(request: Request) -> JSONResponse:
         ref = request.path_params["prompt"]
         if ref.endswith("/deployments"):
+            auth.require(request, "list_deployments")
             return deployments(ref.removesuffix("/deployments"))
+        auth.require(request, "get_prompt")
         params = request.query_params
         unknown = [k for k in params if k not in (*_SELECTORS, "user_id")]
         if unknown:

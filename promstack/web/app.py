@@ -1,27 +1,28 @@
 """The Starlette app `promstack serve` runs: GET /healthz and MCP over Streamable HTTP at /mcp.
 
     app = create_app(db, host="127.0.0.1")                       # local only, no token needed
-    app = create_app(db, host="0.0.0.0", token="s3cret")          # every request needs the token
+    app = create_app(db, host="0.0.0.0")                         # every request needs a token
+    app = create_app(db, host="0.0.0.0", token="s3cret-shared-1")  # ... or the one shared token
 
 Every request passes `RequestGuard` first, so what is added here later (the dashboard, the REST
 API) is guarded the same way: a request whose Origin is not this machine is refused (a web page
 elsewhere must not drive a local server: DNS rebinding, as the MCP specification warns), a
-loopback-bound server also refuses a Host that is not loopback, and with a token every request
-must carry `Authorization: Bearer <token>` (a browser on the dashboard sends it as the password of
-HTTP Basic authentication, which it asks for itself; its pages' own forms post back same-origin).
+loopback-bound server also refuses a Host that is not loopback; then `auth.Gate` says who is
+asking, from `Authorization: Bearer <token>` (a named token from `promstack token create`, or the
+server's shared token), the dashboard's session cookie, or nothing (a loopback server with no
+tokens: the one local person). See promstack/web/auth.py for the rules.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hmac
 import ipaddress
 import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -31,7 +32,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from promstack.pool import ClientPool
 from store.bounds import too_deep
-from store.errors import PromStackError
+from store.errors import PromStackError, Unauthorized
+
+from .auth import OPEN_PATHS, Gate, credential
 
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 DEFAULT_HOST = "127.0.0.1"
@@ -92,21 +95,14 @@ def _same_origin(origin: str, host_header: str) -> bool:
     return parts.scheme in ("http", "https") and bool(host_header) and parts.netloc.lower() == host_header.lower()
 
 
-def _basic_password(value: str) -> str:
-    try:
-        return base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
-    except (ValueError, UnicodeDecodeError):
-        return ""
-
-
 class RequestGuard:
-    """Origin, Host and token checks in front of every route (pure ASGI, so streaming
-    responses such as MCP's SSE pass through untouched)."""
+    """Origin and Host checks in front of every route, then who is asking (`auth.Gate`): the
+    principal goes into `request.state.principal`, or the request is refused with 401 (pure
+    ASGI, so streaming responses such as MCP's SSE pass through untouched)."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, loopback_only: bool) -> None:
+    def __init__(self, app: ASGIApp, *, gate: Gate) -> None:
         self.app = app
-        self.token = token
-        self.loopback_only = loopback_only
+        self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -117,6 +113,14 @@ class RequestGuard:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
+        if scope["path"] not in OPEN_PATHS:
+            try:
+                # The store is read (and a token's last use written) off the event loop.
+                principal = await anyio.to_thread.run_sync(self.gate.principal, headers)
+            except Unauthorized as exc:
+                await self.unauthorized(scope, headers, str(exc))(scope, receive, send)
+                return
+            scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
 
     def refusal(self, headers: dict[str, str]) -> PlainTextResponse | None:
@@ -125,25 +129,34 @@ class RequestGuard:
             return PlainTextResponse(
                 "Origin not allowed: this PromStack server answers pages on this machine only\n", 403
             )
-        if self.loopback_only and not is_loopback(_host_name(headers.get("host", ""))):
+        if self.gate.loopback_only and not is_loopback(_host_name(headers.get("host", ""))):
             return PlainTextResponse("Host not allowed: connect through 127.0.0.1 or localhost\n", 421)
-        if self.token is not None:
-            sent = headers.get("authorization", "")
-            scheme, _, value = sent.partition(" ")
-            if scheme.lower() == "basic":  # a browser on the dashboard: any user name, the token as password
-                value = _basic_password(value)
-            elif scheme.lower() != "bearer":
-                value = ""
-            if not hmac.compare_digest(value.strip().encode(), self.token.encode()):
-                refused = PlainTextResponse(
-                    "Missing or wrong token: send 'Authorization: Bearer <PROMSTACK_TOKEN>'"
-                    " (in a browser, sign in with the token as the password)\n", 401,
-                    headers={"WWW-Authenticate": 'Bearer realm="promstack"'},
-                )
-                # A second challenge, so a browser asks for the token (as a password) itself.
-                refused.raw_headers.append((b"www-authenticate", b'Basic realm="promstack", charset="UTF-8"'))
-                return refused
         return None
+
+    def unauthorized(self, scope: Scope, headers: dict[str, str], message: str) -> Response:
+        """401 with the sentence: the sign-in page for a person's browser, JSON for programs
+        (the REST API, MCP), plain text otherwise."""
+        path = scope["path"]
+        challenge = {"WWW-Authenticate": 'Bearer realm="promstack"'}
+        if self.gate.serve_token is not None and credential(headers) is None:
+            # A server with only the shared token: a browser asks for it itself (as a password).
+            refused = PlainTextResponse(
+                "Missing or wrong token: send 'Authorization: Bearer <token>'"
+                " (in a browser, sign in with the token as the password)\n", 401, headers=challenge)
+            refused.raw_headers.append((b"www-authenticate", b'Basic realm="promstack", charset="UTF-8"'))
+            return refused
+        if scope["method"] == "GET" and "text/html" in headers.get("accept", "") and not is_json_path(path):
+            from .dashboard import signin_page
+
+            return signin_page(path_with_query(scope), message, status=401)
+        if is_json_path(path) or path.startswith("/mcp") or "json" in headers.get("accept", ""):
+            return JSONResponse({"error": {"type": "Unauthorized", "message": message}}, 401, headers=challenge)
+        return PlainTextResponse(message + "\n", 401, headers=challenge)
+
+
+def path_with_query(scope: Scope) -> str:
+    query = scope.get("query_string", b"").decode("latin-1")
+    return scope["path"] + (f"?{query}" if query else "")
 
 
 MAX_REQUEST_BYTES = 16_000_000  # a request body: a template is at most 1 MB, a prompt file 2 MB
@@ -250,16 +263,14 @@ def create_app(
     mcp_server: Any = None,
 ) -> Starlette:
     """The app over the store at `db` (None: PROMSTACK_DB, else the workspace's). `routes` are
-    mounted before /mcp (the dashboard and REST API pass theirs). A non-loopback `host` needs a
-    `token`."""
-    if not is_loopback(host) and not token:
-        raise ValueError(
-            f"serving on {host} exposes the store to the network; set PROMSTACK_TOKEN or pass --token"
-        )
+    mounted before /mcp (the dashboard and REST API pass theirs). `host` is the address it is
+    served on: anything but loopback asks every request for a token (`auth.Gate`); `token` is
+    the shared token of a one-person server (it stands for `access.LOCAL`)."""
     if token is not None and not token.strip():
         raise ValueError(token_problem(token))
     # One pool of clients for every face of this app: the dashboard, the REST API and MCP.
     pool = ClientPool(db)
+    gate = Gate(pool, serve_token=token or None, loopback_only=is_loopback(host))
     if mcp_server is None:
         from mcp_server.server import build_server
 
@@ -283,8 +294,8 @@ def create_app(
 
     return Starlette(
         routes=[Route("/healthz", healthz, methods=["GET"]), *api_routes(db, pool=pool), *routes,
-                *dashboard_routes(db, pool=pool), *mcp_http.routes],
-        middleware=[Middleware(RequestGuard, token=token or None, loopback_only=is_loopback(host)),
+                *dashboard_routes(db, pool=pool, gate=gate), *mcp_http.routes],
+        middleware=[Middleware(RequestGuard, gate=gate),
                     Middleware(BodyLimit)],
         exception_handlers={PromStackError: _engine_error, RecursionError: _nested_too_deeply},
         lifespan=lifespan,

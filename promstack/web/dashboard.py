@@ -41,10 +41,12 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from promstack.access import LOCAL, Forbidden
 from promstack.pool import ClientPool
-from store.errors import InvalidInput, NotFound, PromStackError
+from store.errors import InvalidInput, PromStackError, Unauthorized
 
-from . import error_text, web_words
+from . import auth, error_status, error_text, web_words
+from .auth import actor_of, principal_of
 
 if TYPE_CHECKING:
     from promstack.client import Client
@@ -116,6 +118,21 @@ def prompts_page(client: Client, query: str) -> dict[str, Any]:
     return {"prompts": found, "q": query}
 
 
+def environment_names(client: Client) -> list[str]:
+    try:
+        from promstack import deploy
+
+        return [e.name for e in deploy.environments(client)]
+    except Exception:  # deploys not configured or not available: labels still work
+        return list(LABELS)
+
+
+def label_role(client: Client, label: str) -> str:
+    from promstack import deploy
+
+    return deploy.label_role(client, label)
+
+
 def prompt_page(client: Client, ref: int) -> dict[str, Any]:
     from promstack.evals import engine
 
@@ -130,12 +147,7 @@ def prompt_page(client: Client, ref: int) -> dict[str, Any]:
     branch_names = sorted({v.branch for v in history}, key=lambda b: (b != "main", b))
     suites = [s for s in engine.list_suites(client) if s.get("prompt_id") in (None, head.prompt_id)]
     runs = [r for r in client.evals.runs(limit=200) if r["prompt_id"] == head.prompt_id][:10]
-    try:
-        from promstack import deploy
-
-        envs = [e.name for e in deploy.environments(client)]
-    except Exception:  # deploys not configured or not available: labels still work
-        envs = list(LABELS)
+    envs = environment_names(client)
     return {
         "head": head, "history": history, "labels": labels, "by_version": by_version,
         "branches": branches, "branch_names": branch_names, "heads": heads,
@@ -348,7 +360,8 @@ class BackgroundRuns:
         self.pool = pool
         self.threads: dict[str, threading.Thread] = {}
 
-    def start(self, suite: str, prompt: int, version: int | None, timeout: float = 60.0) -> str:
+    def start(self, suite: str, prompt: int, version: int | None, timeout: float = 60.0, *,
+              actor: str | None = None) -> str:
         from promstack.evals import engine as evals_engine
 
         started = threading.Event()
@@ -360,7 +373,7 @@ class BackgroundRuns:
 
         def work() -> None:
             try:
-                with self.pool.client() as client:
+                with self.pool.client(actor) as client:
                     asyncio.run(evals_engine.arun_tests(client, suite, prompt=prompt, version=version,
                                                         started=on_start))
             except BaseException as exc:  # reported to the page if the run never began
@@ -394,31 +407,49 @@ def render_page(request: Request, name: str, context: dict[str, Any], status: in
             message = json.loads(unquote(flash))
         except ValueError:
             message = None
+    who = principal_of(request)
     html = _templates().get_template(name).render(
-        request=request, csrf=csrf, flash=message, nav=name.split(".")[0].split("_")[0], **context)
+        request=request, csrf=csrf, flash=message, nav=name.split(".")[0].split("_")[0],
+        who=None if who is LOCAL else who, **context)
     response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
     if flash:
         response.delete_cookie(FLASH_COOKIE, path="/")
     return response
 
 
+def signin_page(next_path: str, message: str | None = None, status: int = 200) -> HTMLResponse:
+    """The sign-in form (a page of its own: no store, no navigation, nothing to read before it)."""
+    html = _templates().get_template("signin.html").render(next=_local_path(next_path), message=message)
+    return HTMLResponse(html, status_code=status, headers={
+        "Content-Security-Policy": CSP, "WWW-Authenticate": 'Bearer realm="promstack"', "Cache-Control": "no-store"})
+
+
+def _local_path(path: str) -> str:
+    """Where to go after signing in: a path on this server, never another site."""
+    return path if path.startswith("/") and not path.startswith(("//", "/\\")) and path != auth.SIGNIN_PATH \
+        else "/prompts"
+
+
 def error_page(request: Request, exc: PromStackError) -> HTMLResponse:
     """An engine error on a page: 404 for what is not there, else 400, its sentence in the web's
     words (`create_app` registers this for the dashboard's routes)."""
-    status = 404 if isinstance(exc, NotFound) else 400
-    return render_page(request, "error.html", {"message": error_text(exc)}, status=status)
+    return render_page(request, "error.html", {"message": error_text(exc)}, status=error_status(exc))
 
 
-def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | None = None) -> list[BaseRoute]:
+def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | None = None,
+                     gate: auth.Gate | None = None) -> list[BaseRoute]:
     """The dashboard's routes over `pool`'s clients (None: a pool of its own over the store at
-    `db`). A page's engine errors propagate to the app's exception handler (`error_page`)."""
+    `db`); `gate` checks the tokens people sign in with. A page's engine errors propagate to the
+    app's exception handler (`error_page`)."""
     clients = pool if pool is not None else ClientPool(db)
+    gate = gate if gate is not None else auth.Gate(clients, serve_token=None, loopback_only=True)
     csrf = secrets.token_urlsafe(32)
     background = BackgroundRuns(clients)
 
-    async def engine(fn: Callable[..., Any], *args: Any) -> Any:
-        # The engine is synchronous SQLite: on a worker thread, with a client of its own.
-        return await run_in_threadpool(clients.call, fn, *args)
+    async def engine(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
+        # The engine is synchronous SQLite: on a worker thread, with a client of its own, acting
+        # for the signed-in token (its name is the actor of what the call writes).
+        return await run_in_threadpool(clients.call, fn, *args, actor=actor_of(principal_of(request)))
 
     def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
         return render_page(request, name, context, status, csrf=csrf)
@@ -431,7 +462,7 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
 
     def view(fn: Callable[..., Any], template: str, *params: Callable[[Request], Any]):
         async def endpoint(request: Request) -> Response:
-            context = await engine(fn, *(p(request) for p in params))
+            context = await engine(request, fn, *(p(request) for p in params))
             return page(request, template, context)
         return endpoint
 
@@ -443,16 +474,31 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
             raise PermissionError("this form is stale or came from another site: reload the page and try again")
         return fields
 
+    async def allowed(request: Request, operation: str,
+                      role: Callable[[Client], str] | None = None) -> Response | None:
+        """None if the signed-in token may do `operation` (holds `role(client)`, when the need
+        depends on the form); else the 403 page naming the role needed."""
+        try:
+            needed = await engine(request, role) if role is not None else None
+            auth.require(request, operation, role=needed)
+        except Forbidden as exc:
+            return error_page(request, exc)
+        return None
+
     def action(fn: Callable[..., str], back: Callable[[Request, dict[str, str]], str],
-               args: Callable[[Request, dict[str, str]], tuple]):
+               args: Callable[[Request, dict[str, str]], tuple], operation: str,
+               role: Callable[[dict[str, str]], Callable[[Client], str]] | None = None):
         async def endpoint(request: Request) -> Response:
             try:
                 fields = await form(request)
             except PermissionError as exc:
                 return forbidden(str(exc))
+            refused = await allowed(request, operation, role(fields) if role else None)
+            if refused is not None:
+                return refused
             to = back(request, fields)
             try:
-                message = await engine(fn, *args(request, fields))
+                message = await engine(request, fn, *args(request, fields))
             except (PromStackError, ValueError) as exc:
                 return redirect(to, "error", error_text(exc))
             return redirect(to, "ok", message)
@@ -481,12 +527,12 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
     async def diff(request: Request) -> Response:
         a = optional_int(request.query_params.get("a"), "a")
         b = optional_int(request.query_params.get("b"), "b")
-        context = await engine(diff_page, prompt_ref(request), a, b)
+        context = await engine(request, diff_page, prompt_ref(request), a, b)
         return page(request, "diff.html", context)
 
     async def run_detail(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        context = await engine(run_page, run_id, request.query_params.get("status"))
+        context = await engine(request, run_page, run_id, request.query_params.get("status"))
         if context["run"]["kind"] == "arena":
             return RedirectResponse(f"/arena/{quote(run_id)}", status_code=307)
         return page(request, "run.html", context)
@@ -497,19 +543,19 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
         a, b = request.query_params.get("a"), request.query_params.get("b")
         if not a or not b:
             raise InvalidInput("choose two runs to compare: /runs/compare?a=RUN&b=RUN")
-        context = await engine(compare_runs, a, b)
+        context = await engine(request, compare_runs, a, b)
         return page(request, "compare.html", context)
 
     async def live(request: Request) -> Response:
-        data = await engine(live_data, request.path_params["run_id"])
+        data = await engine(request, live_data, request.path_params["run_id"])
         return page(request, "live.html", {"live": data})
 
     async def live_json(request: Request) -> Response:
-        data = await engine(live_data, request.path_params["run_id"])  # errors: JSON (is_json_path)
+        data = await engine(request, live_data, request.path_params["run_id"])  # errors: JSON (is_json_path)
         return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
     async def arena(request: Request) -> Response:
-        context = await engine(arena_page, request.path_params.get("run_id"))
+        context = await engine(request, arena_page, request.path_params.get("run_id"))
         if context["run"] is None and context["runs"]:
             return RedirectResponse(f"/arena/{quote(context['runs'][0]['id'])}", status_code=307)
         return page(request, "arena.html", context)
@@ -517,7 +563,7 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
     async def monitoring(request: Request) -> Response:
         q = request.query_params
         since = q.get("since") or "24h"
-        context = await engine(monitoring_page, since, q.get("prompt"), q.get("model"), q.get("environment"))
+        context = await engine(request, monitoring_page, since, q.get("prompt"), q.get("model"), q.get("environment"))
         return page(request, "monitoring.html", context)
 
     async def start_run(request: Request) -> Response:
@@ -525,13 +571,17 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
             fields = await form(request)
         except PermissionError as exc:
             return forbidden(str(exc))
+        refused = await allowed(request, "run_tests")
+        if refused is not None:
+            return refused
         ref = prompt_ref(request)
         try:
             version = optional_int(fields.get("version"), "version")
             suite = (fields.get("suite") or "").strip()
             if not suite:
                 raise InvalidInput("choose a suite to run")
-            run_id = await run_in_threadpool(background.start, suite, ref, version)
+            run_id = await run_in_threadpool(background.start, suite, ref, version,
+                                             actor=actor_of(principal_of(request)))
         except PromStackError as exc:
             return redirect(f"/prompts/{ref}", "error", error_text(exc))
         return redirect(f"/runs/{quote(run_id)}/live", "ok", f"Started run {run_id} of suite {suite}")
@@ -543,34 +593,71 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
             fields = await form(request)
         except PermissionError as exc:
             return forbidden(str(exc))
+        refused = await allowed(request, "record_vote")
+        if refused is not None:
+            return refused
         match_id = int(request.path_params["match_id"])
         back = f"/arena/{quote(fields.get('run', ''))}#match-{match_id}"
         try:
-            done = await engine(record_vote, match_id, fields.get("winner", ""))
+            done = await engine(request, record_vote, match_id, fields.get("winner", ""))
         except PromStackError as exc:
             return redirect(back, "error", error_text(exc))
         return redirect(back, "ok", f"Vote recorded on match {match_id}: {done['winner']}")
+
+    async def signin_form(request: Request) -> Response:
+        return signin_page(request.query_params.get("next", "/prompts"))
+
+    async def signin(request: Request) -> Response:
+        # No CSRF field: the form carries a secret of its own (the token), and RequestGuard has
+        # refused it already if it came from a page of another site (its Origin).
+        body = (await request.body()).decode("utf-8", "replace")
+        fields = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
+        to = _local_path(fields.get("next", "/prompts"))
+        try:
+            _, value, max_age = await run_in_threadpool(gate.session, fields.get("token", ""))
+        except Unauthorized as exc:
+            return signin_page(to, str(exc), status=401)
+        response = RedirectResponse(to, status_code=303)
+        response.set_cookie(auth.SESSION_COOKIE, value, max_age=max_age, path="/", httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https")
+        return response
+
+    async def signout(request: Request) -> Response:
+        try:
+            await form(request)
+        except PermissionError as exc:
+            return forbidden(str(exc))
+        response = RedirectResponse(auth.SIGNIN_PATH, status_code=303)
+        response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                               secure=request.url.scheme == "https")
+        return response
 
     def back_to_prompt(request: Request, fields: dict[str, str]) -> str:
         return f"/prompts/{prompt_ref(request)}"
 
     routes: list[BaseRoute] = [
         Route("/", index, methods=["GET"]),
+        Route(auth.SIGNIN_PATH, signin_form, methods=["GET"]),
+        Route(auth.SIGNIN_PATH, signin, methods=["POST"]),
+        Route("/signout", signout, methods=["POST"]),
         Route("/prompts", view(prompts_page, "prompts.html", lambda r: r.query_params.get("q", "")),
               methods=["GET"]),
         Route("/prompts/{prompt_id:int}", view(prompt_page, "prompt.html", prompt_ref), methods=["GET"]),
         Route("/prompts/{prompt_id:int}/diff", diff, methods=["GET"]),
         Route("/prompts/{prompt_id:int}/rollback", action(
             do_rollback, back_to_prompt,
-            lambda r, f: (prompt_ref(r), required_int(f, "version"), f.get("branch", "main"))), methods=["POST"]),
+            lambda r, f: (prompt_ref(r), required_int(f, "version"), f.get("branch", "main")), "rollback_prompt"),
+            methods=["POST"]),
         Route("/prompts/{prompt_id:int}/label", action(
             do_label, back_to_prompt,
             lambda r, f: (prompt_ref(r), f.get("label", ""), required_int(f, "version"), f.get("reason"),
-                          f.get("force") in ("on", "1", "true"))),
+                          f.get("force") in ("on", "1", "true")),
+            "set_label", lambda f: functools.partial(label_role, label=f.get("label", ""))),
             methods=["POST"]),
         Route("/prompts/{prompt_id:int}/deploy", action(
             do_deploy, back_to_prompt,
-            lambda r, f: (prompt_ref(r), required_int(f, "version"), f.get("environment", ""), f.get("reason"))),
+            lambda r, f: (prompt_ref(r), required_int(f, "version"), f.get("environment", ""), f.get("reason")),
+            "deploy_prompt"),
             methods=["POST"]),
         Route("/prompts/{prompt_id:int}/test", start_run, methods=["POST"]),
         Route("/runs", view(runs_page, "runs.html"), methods=["GET"]),
