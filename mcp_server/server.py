@@ -25,10 +25,10 @@ from mcp_types import GetPromptResult
 from mcp_types import Prompt as MCPPrompt
 from mcp_types import Resource as MCPResource
 
-from . import prompts, resources, tools, tools_deploy, tools_evals, tools_monitor, tools_run  # noqa: F401 - tools register themselves
-from .engine import Call, Engine, is_engine_error, principal_of
 from promstack.access import LOCAL
 
+from . import prompts, resources, tools, tools_deploy, tools_evals, tools_monitor, tools_run  # noqa: F401 - tools register themselves
+from .engine import Call, Engine, is_engine_error, principal_of
 from .notify import POLL_SECONDS, ChangeWatch
 from .registry import TOOLS, build_tool
 
