@@ -145,7 +145,7 @@ class RequestGuard:
                 " (in a browser, sign in with the token as the password)\n", 401, headers=challenge)
             refused.raw_headers.append((b"www-authenticate", b'Basic realm="promstack", charset="UTF-8"'))
             return refused
-        if scope["method"] == "GET" and "text/html" in headers.get("accept", "") and not is_json_path(path):
+        if scope.get("method") == "GET" and "text/html" in headers.get("accept", "") and not is_json_path(path):
             from .dashboard import signin_page
 
             return signin_page(path_with_query(scope), message, status=401)
