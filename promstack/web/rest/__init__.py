@@ -1,0 +1,215 @@
+"""The REST API under /api/v1: every operation the MCP tools have, as JSON over HTTP (FastAPI,
+mounted on `promstack serve`'s Starlette app; validation and the OpenAPI document come from it).
+
+    app = create_api(pool)        # a FastAPI app; promstack.web.app mounts it at /api/v1
+
+Routes are grouped one module per capability (`prompts`, `evals`, `deploy`, `monitor`); each is a
+few lines over the engine call the MCP tool makes, returning the same pydantic model
+(`promstack.schemas`). The route table is in docs/api.md and in /api/v1/openapi.json.
+
+A prompt in a path. Prompt names contain slashes (`support/refund`), so the prompt is the rest
+of the path up to a `/-/` segment, after which the sub-resource follows:
+
+    /api/v1/prompts/support/refund                 the prompt
+    /api/v1/prompts/support/refund/-/history       its history
+    /api/v1/prompts/42/-/labels/production         a label of prompt 42
+
+Unambiguous because a name's segments start with a letter, digit or `_` (store.prompts.NAME_RE):
+no name has a `-` segment, so `/-/` can only be the separator (GitLab's rule for namespaced
+projects, for the same reason). A prompt named `support/history` stays reachable (`.../history`
+without `/-/` is a name), and no client has to percent-encode its slashes; one that sends
+`support%2Frefund` is understood too (the path is decoded before it is matched). Anything with a
+slash (a branch, a label) sits after the `/-/` only as the last segment, or in the body.
+
+Who may do what: each route declares its operation, named as in `promstack.access.NEEDS` (the MCP
+tool's name), through `needs("...")`; the caller is `request.state.principal` (set by the server's
+auth middleware; absent, the local single user, `access.LOCAL`). Writes are attributed to the
+principal's name (the local user: the store's default actor, as before tokens).
+
+Errors: `{"error": {"type": "<exception class>", "message": "<the sentence the SDK raises>"}}`
+with 400 (bad input), 401, 403, 404, 409 (a merge conflict, a refused deploy, a deploy or store
+busy), 422 (a body or parameter that does not validate: `field` names it), 429 (a budget spent),
+502 (the model provider failed), 503 (the store stayed locked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException
+
+from promstack import access
+from promstack.pool import ClientPool
+from store.errors import Busy, MergeConflict, NotFound, PromStackError
+from store.refs import prompt_ref
+
+if TYPE_CHECKING:
+    from promstack.client import Client
+
+SEP = "/-/"
+
+
+@dataclass
+class Caller:
+    """Who is asking, for which operation, and the pool to borrow a client from."""
+
+    principal: access.Principal
+    operation: str
+    pool: ClientPool
+
+    @property
+    def actor(self) -> str | None:
+        # The local single user writes as before tokens: the store's default actor.
+        return None if self.principal == access.LOCAL else self.principal.name
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Client]:
+        with self.pool.client(self.actor) as found:
+            yield found
+
+    def require(self, role: str) -> None:
+        """A need that depends on the arguments (a label that names an environment)."""
+        access.require(self.principal, self.operation, role=role)
+
+
+def principal_of(request: Request) -> access.Principal:
+    found = getattr(request.state, "principal", None)
+    return found if isinstance(found, access.Principal) else access.LOCAL
+
+
+def needs(operation: str) -> Any:
+    """The dependency every route declares: the caller may do `operation` (else 403, naming the
+    role it needs). Async, so a read does not hop to a worker thread for it."""
+    if operation not in access.NEEDS:
+        raise ValueError(f"{operation!r} is not an operation in promstack.access.NEEDS")
+
+    async def check(request: Request) -> Caller:
+        principal = principal_of(request)
+        access.require(principal, operation)
+        return Caller(principal, operation, request.app.state.pool)
+
+    return Depends(check)
+
+
+def ref(prompt: str) -> int | str:
+    """A prompt from a path: an id (digits) or a name."""
+    if SEP in f"/{prompt}/":
+        raise NotFound(f"no such route: {prompt!r} names a sub-resource this API does not have")
+    return prompt_ref(prompt.strip("/"))
+
+
+# ---- errors ------------------------------------------------------------------------------------
+
+
+def _status(exc: PromStackError) -> int:
+    from promstack.deploy import DeployBusy, GateFailed
+    from promstack.gateway.budgets import BudgetExceeded
+    from promstack.gateway.errors import GatewayError
+
+    for kind, status in ((access.Unauthorized, 401), (access.Forbidden, 403), (NotFound, 404),
+                         (MergeConflict, 409), (GateFailed, 409), (DeployBusy, 409), (Busy, 503),
+                         (BudgetExceeded, 429), (GatewayError, 502)):
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def error_response(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="promstack"'} if status == 401 else None
+    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status,
+                        headers=headers)
+
+
+def error_body(exc: PromStackError) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    conflicts = getattr(exc, "conflicts", None)
+    if conflicts:
+        body["conflicts"] = conflicts
+    return body
+
+
+async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
+    from promstack.deploy import DeployPending
+
+    assert isinstance(exc, PromStackError)
+    if isinstance(exc, DeployPending):  # not a failure: the move waits for a person's approval
+        return JSONResponse({"status": "pending_approval", "message": str(exc)}, status_code=202)
+    body = error_body(exc)
+    return error_response(_status(exc), body.pop("type"), body.pop("message"), **body)
+
+
+def _field(loc: Any) -> str:
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
+    first = errors[0] if errors else {"field": "", "message": "the request does not validate"}
+    message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    return error_response(422, "ValidationError", message, field=first["field"], errors=errors)
+
+
+_HTTP_TYPES = {404: "NotFound", 405: "MethodNotAllowed", 401: "Unauthorized", 403: "Forbidden"}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else "request refused"
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route {request.method} {request.url.path}; see /api/v1/docs"
+    return error_response(exc.status_code, _HTTP_TYPES.get(exc.status_code, "HTTPError"), message)
+
+
+# ---- the app -----------------------------------------------------------------------------------
+
+
+def create_api(pool: ClientPool) -> FastAPI:
+    """The /api/v1 app over `pool`'s clients."""
+    from promstack import __version__
+
+    from . import deploy, evals, monitor, prompts
+    from .jobs import Jobs
+
+    api = FastAPI(
+        title="PromStack REST API", version=__version__, openapi_url="/openapi.json", docs_url=None,
+        redoc_url=None, description="Prompt version control and LLMOps over HTTP: the operations of the "
+        "MCP tools, with the same results. Prompt names sit in paths up to a `/-/` segment.",
+        exception_handlers={PromStackError: _engine_error, RequestValidationError: _invalid,
+                            HTTPException: _http_error},
+    )
+    api.state.pool = pool
+    api.state.jobs = Jobs()
+    for module in (prompts, evals, deploy, monitor):
+        api.include_router(module.router)
+    api.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False)
+    return api
+
+
+def docs_page(request: Request) -> HTMLResponse:
+    """A plain page of every route, made from the OpenAPI document: no script, no CDN, so it
+    works offline like the dashboard (the full schema is at openapi.json)."""
+    from html import escape
+
+    spec = request.app.openapi()
+    rows = []
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>/api/v1{escape(path)}</code></td>"
+                        f"<td>{escape(op.get('summary', ''))}</td><td>{escape(op.get('description', '') or '')}</td></tr>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(spec['info']['title'])}</title>"
+            "<style>body{font:14px system-ui;margin:2em}td{padding:.3em .6em;vertical-align:top;"
+            "border-bottom:1px solid #ddd}</style></head><body>"
+            f"<h1>{escape(spec['info']['title'])} {escape(spec['info']['version'])}</h1>"
+            f"<p>{escape(spec['info'].get('description', ''))} The schema: <a href='openapi.json'>"
+            "openapi.json</a>.</p><table>" + "".join(rows) + "</table></body></html>")
+    return HTMLResponse(page)
