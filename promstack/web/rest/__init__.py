@@ -191,6 +191,7 @@ def create_api(pool: ClientPool) -> FastAPI:
     api.state.jobs = Jobs()
     for module in (prompts, evals, deploy, monitor):
         api.include_router(module.router)
+    api.include_router(prompts.last)
     api.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False)
     return api
 

@@ -13,6 +13,9 @@ from promstack import schemas as s
 from . import Caller, needs, ref
 
 router = APIRouter(tags=["prompts"])
+# `/prompts/{prompt:path}` itself matches every sub-resource's path too: its routes are included
+# after every other router's (create_api), so a `/-/` route always matches first.
+last = APIRouter(tags=["prompts"])
 P = "/prompts/{prompt:path}/-"
 
 
@@ -216,14 +219,14 @@ def run_prompt(prompt: str, body: RunPrompt, caller: Caller = needs("run_prompt"
     return s.RunPromptResult.model_validate(result.to_dict())
 
 
-@router.delete("/prompts/{prompt:path}", response_model=s.PromptSummary)
+@last.delete("/prompts/{prompt:path}", response_model=s.PromptSummary)
 def delete_prompt(prompt: str, caller: Caller = needs("delete_prompt")) -> Any:
     """Archive a prompt; POST .../-/restore brings it back."""
     with caller.client() as client:
         return s.PromptSummary.model_validate(client.delete_prompt(ref(prompt)).to_dict())
 
 
-@router.get("/prompts/{prompt:path}", response_model=ServedVersion)
+@last.get("/prompts/{prompt:path}", response_model=ServedVersion)
 async def get_prompt(prompt: str, version: Annotated[int | None, Query(ge=1)] = None, label: str | None = None,
                      branch: str | None = None, user_id: str | None = None,
                      caller: Caller = needs("get_prompt")) -> Any:
