@@ -35,14 +35,19 @@ busy), 422 (a body or parameter that does not validate: `field` names it), 429 (
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette._utils import get_route_path
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from promstack import access
 from promstack.pool import ClientPool
@@ -53,6 +58,22 @@ if TYPE_CHECKING:
     from promstack.client import Client
 
 SEP = "/-/"
+
+
+class PromptConvertor(Convertor):
+    """A prompt in a path: an id or a name, whose segments never start with '-' (NAME_RE), so it
+    stops before a `/-/` and a route's sub-resource can follow."""
+
+    regex = r"[^/-][^/]*(?:/[^/-][^/]*)*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("prompt", PromptConvertor())
 
 
 @dataclass
@@ -98,10 +119,8 @@ def needs(operation: str) -> Any:
 
 
 def ref(prompt: str) -> int | str:
-    """A prompt from a path: an id (digits) or a name."""
-    if SEP in f"/{prompt}/":
-        raise NotFound(f"no such route: {prompt!r} names a sub-resource this API does not have")
-    return prompt_ref(prompt.strip("/"))
+    """A prompt from a path (or a query parameter): an id (digits) or a name."""
+    return prompt_ref(prompt)
 
 
 # ---- errors ------------------------------------------------------------------------------------
@@ -134,10 +153,15 @@ def error_body(exc: PromStackError) -> dict[str, Any]:
     return body
 
 
-async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
+async def _engine_error(request: Request | None, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PromStackError)
+    return engine_error(exc)
+
+
+def engine_error(exc: PromStackError) -> JSONResponse:
+    """An engine error as the API answers it: the envelope, with the status HTTP means."""
     from promstack.deploy import DeployPending
 
-    assert isinstance(exc, PromStackError)
     if isinstance(exc, DeployPending):  # not a failure: the move waits for a person's approval
         return JSONResponse({"status": "pending_approval", "message": str(exc)}, status_code=202)
     body = error_body(exc)
@@ -173,8 +197,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 # ---- the app -----------------------------------------------------------------------------------
 
 
-def create_api(pool: ClientPool) -> FastAPI:
-    """The /api/v1 app over `pool`'s clients."""
+def create_api(pool: ClientPool) -> ASGIApp:
+    """The /api/v1 app over `pool`'s clients: the FastAPI app, behind the production read's
+    fast path (`FastRead`)."""
     from promstack import __version__
 
     from . import deploy, evals, monitor, prompts
@@ -191,9 +216,62 @@ def create_api(pool: ClientPool) -> FastAPI:
     api.state.jobs = Jobs()
     for module in (prompts, evals, deploy, monitor):
         api.include_router(module.router)
-    api.include_router(prompts.last)
     api.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False)
-    return api
+    return FastRead(api, pool)
+
+
+class FastRead:
+    """`GET /prompts/{prompt}` with at most `label` and `user_id`, the read every production app
+    makes (and the SDKs cache), answered in front of the framework: the same function as the
+    route (`prompts.label_read`), the same role check, the same body and errors, without the
+    framework's per-request parameter solving, which costs more than the read itself
+    (bench/bench_api.py). Every other request, and any other form of this one, goes to the
+    FastAPI app, which validates it and documents the route."""
+
+    FAST = re.compile(rf"/prompts/({PromptConvertor.regex})")
+
+    def __init__(self, api: FastAPI, pool: ClientPool) -> None:
+        self.api = api
+        self.pool = pool
+
+    def __getattr__(self, name: str) -> Any:  # openapi(), routes, state: the FastAPI app's
+        return getattr(self.api, name)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            found = self.FAST.fullmatch(get_route_path(scope))
+            query = _fast_query(scope["query_string"]) if found else None
+            if query is not None:
+                await self.read(scope, found.group(1), *query)(scope, receive, send)
+                return
+        await self.api(scope, receive, send)
+
+    def read(self, scope: Scope, prompt: str, label: str, user_id: str | None) -> Response:
+        from .prompts import label_read
+
+        try:
+            principal = principal_of(Request(scope))
+            access.require(principal, "get_prompt")
+            return label_read(Caller(principal, "get_prompt", self.pool), ref(prompt), label, user_id)
+        except PromStackError as exc:
+            return engine_error(exc)
+
+
+def _fast_query(raw: bytes) -> tuple[str, str | None] | None:
+    """(label, user_id) when the query holds only those, each once and plain; else None."""
+    if not raw:
+        return "production", None
+    try:
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    given = dict(pairs)
+    if len(given) != len(pairs) or not given.keys() <= {"label", "user_id"}:
+        return None
+    label, user_id = given.get("label") or "production", given.get("user_id") or None
+    if len(label) > 100 or (user_id is not None and len(user_id) > 200):
+        return None
+    return label, user_id
 
 
 def docs_page(request: Request) -> HTMLResponse:

@@ -3,8 +3,10 @@ branches, merge, labels and their history, and run (through the server's gateway
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
+from cachetools import LRUCache
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,10 +15,7 @@ from promstack import schemas as s
 from . import Caller, needs, ref
 
 router = APIRouter(tags=["prompts"])
-# `/prompts/{prompt:path}` itself matches every sub-resource's path too: its routes are included
-# after every other router's (create_api), so a `/-/` route always matches first.
-last = APIRouter(tags=["prompts"])
-P = "/prompts/{prompt:path}/-"
+P = "/prompts/{prompt:prompt}/-"
 
 
 class Body(BaseModel):
@@ -76,6 +75,17 @@ class ServedVersion(s.PromptVersionResult):
     resolved: dict[str, Any] | None = Field(default=None, description="The A/B arm or rollout share that served this user.")
 
 
+class Selector(BaseModel):
+    """Which version of a prompt to read: one of version, label (with user_id) or branch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1)
+    label: str | None = Field(default=None, max_length=100, description="Default: production.")
+    branch: str | None = Field(default=None, max_length=100)
+    user_id: str | None = Field(default=None, max_length=200, description="Picks the user's A/B arm or rollout share.")
+
+
 class Labels(BaseModel):
     prompt_id: int
     labels: dict[str, int]
@@ -89,6 +99,56 @@ def _template(value: Any) -> Any:
 
 def _version(found: Any) -> s.PromptVersionResult:
     return s.PromptVersionResult.model_validate(found.to_dict())
+
+
+@router.delete("/prompts/{prompt:prompt}", response_model=s.PromptSummary)
+def delete_prompt(prompt: str, caller: Caller = needs("delete_prompt")) -> Any:
+    """Archive a prompt; POST .../-/restore brings it back."""
+    with caller.client() as client:
+        return s.PromptSummary.model_validate(client.delete_prompt(ref(prompt)).to_dict())
+
+
+@router.get("/prompts/{prompt:prompt}", response_model=ServedVersion)
+async def get_prompt(prompt: str, selector: Annotated[Selector, Query()], caller: Caller = needs("get_prompt")) -> Any:
+    """A prompt version: by default what the production label serves (as production apps read
+    it); or `version`, `label` (with `user_id`: their A/B arm or rollout share) or `branch`'s
+    head. One selector at most. A read on the event loop: in WAL mode it never waits for a writer."""
+    from store.errors import InvalidInput
+
+    from ..api import DEFAULT_LABEL
+
+    version, label, branch, user_id = selector.version, selector.label, selector.branch, selector.user_id
+    given = [n for n, v in (("version", version), ("label", label), ("branch", branch)) if v not in (None, "")]
+    if len(given) > 1:
+        raise InvalidInput(f"give one of version, label or branch, not {' and '.join(given)}")
+    with caller.pool.client(caller.actor) as client:
+        if version is not None or branch:
+            found = client.get_prompt(ref(prompt), version=version, branch=branch or None)
+            return ServedVersion.model_validate(found.to_dict())
+    return label_read(caller, ref(prompt), label or DEFAULT_LABEL, user_id or None)
+
+
+def label_read(caller: Caller, prompt: Any, label: str, user_id: str | None) -> Response:
+    """What `label` serves `user_id`: the production apps' read. A version is immutable, so its
+    JSON is made once (the model's own serialization) and only the label and the resolution are
+    appended; the resolver caches the label for its short TTL."""
+    from ..api import served
+
+    with caller.pool.client(caller.actor) as client:
+        found, resolution = served(client, prompt, label, user_id)
+        ttl = client.resolver.ttl
+    resolved = None if resolution.split_id is None else \
+        {"arm": resolution.arm, "split_id": resolution.split_id, "kind": resolution.kind}
+    key = (str(caller.pool.db), found.prompt_id, found.version, found.sha256)
+    body = _BODIES.get(key)
+    if body is None:
+        body = _BODIES[key] = s.PromptVersionResult.model_validate(found.to_dict()).model_dump_json().encode()
+    tail = json.dumps({"label": label, "resolved": resolved}, ensure_ascii=False).encode()
+    return Response(body[:-1] + b"," + tail[1:], media_type="application/json",
+                    headers={"Cache-Control": f"private, max-age={int(ttl)}"})
+
+
+_BODIES: LRUCache = LRUCache(maxsize=2048)
 
 
 @router.get("/prompts", response_model=s.PromptListResult)
@@ -217,37 +277,3 @@ def run_prompt(prompt: str, body: RunPrompt, caller: Caller = needs("run_prompt"
         result = client.run(ref(prompt), body.variables, version=body.version, label=body.label,
                             branch=body.branch, model=body.model, user_id=body.user_id)
     return s.RunPromptResult.model_validate(result.to_dict())
-
-
-@last.delete("/prompts/{prompt:path}", response_model=s.PromptSummary)
-def delete_prompt(prompt: str, caller: Caller = needs("delete_prompt")) -> Any:
-    """Archive a prompt; POST .../-/restore brings it back."""
-    with caller.client() as client:
-        return s.PromptSummary.model_validate(client.delete_prompt(ref(prompt)).to_dict())
-
-
-@last.get("/prompts/{prompt:path}", response_model=ServedVersion)
-async def get_prompt(prompt: str, version: Annotated[int | None, Query(ge=1)] = None, label: str | None = None,
-                     branch: str | None = None, user_id: str | None = None,
-                     caller: Caller = needs("get_prompt")) -> Any:
-    """A prompt version: by default what the production label serves (as production apps read
-    it); or `version`, `label` (with `user_id`: their A/B arm or rollout share) or `branch`'s
-    head. One selector at most. A read on the event loop: in WAL mode it never waits for a writer."""
-    from store.errors import InvalidInput
-
-    from ..api import DEFAULT_LABEL, served
-
-    given = [n for n, v in (("version", version), ("label", label), ("branch", branch)) if v not in (None, "")]
-    if len(given) > 1:
-        raise InvalidInput(f"give one of version, label or branch, not {' and '.join(given)}")
-    with caller.pool.client(caller.actor) as client:
-        if version is not None or branch:
-            found = client.get_prompt(ref(prompt), version=version, branch=branch or None)
-            return ServedVersion.model_validate(found.to_dict())
-        label = label or DEFAULT_LABEL
-        found, resolution = served(client, ref(prompt), label, user_id or None)
-    data = found.to_dict()
-    data["label"] = label
-    if resolution.split_id is not None:
-        data["resolved"] = {"arm": resolution.arm, "split_id": resolution.split_id, "kind": resolution.kind}
-    return ServedVersion.model_validate(data)
