@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Request
@@ -57,7 +57,7 @@ from store.refs import prompt_ref
 if TYPE_CHECKING:
     from promstack.client import Client
 
-SEP = "/-/"
+T = TypeVar("T")
 
 
 class PromptConvertor(Convertor):
@@ -93,6 +93,10 @@ class Caller:
     def client(self) -> Iterator[Client]:
         with self.pool.client(self.actor) as found:
             yield found
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(client, *args, **kwargs)` with a client borrowed for the caller."""
+        return self.pool.call(fn, *args, actor=self.actor, **kwargs)
 
     def require(self, role: str) -> None:
         """A need that depends on the arguments (a label that names an environment)."""

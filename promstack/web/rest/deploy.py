@@ -102,8 +102,7 @@ def deploy_status(prompt: str, caller: Caller = needs("list_deployments")) -> di
     """Which version each environment serves, and its latest deployments."""
     from promstack import deploy
 
-    with caller.client() as client:
-        return deploy.status(client, ref(prompt))
+    return caller.call(deploy.status, ref(prompt))
 
 
 @router.get("/deployments")
@@ -113,9 +112,7 @@ def list_deployments(prompt: str | None = None, environment: str | None = None, 
     """Deployments, newest first (filter by prompt, environment, status such as pending_approval)."""
     from promstack import deploy
 
-    with caller.client() as client:
-        return deploy.list_deployments(client, None if prompt is None else ref(prompt), env=environment,
-                                       status=status, limit=limit)
+    return caller.call(deploy.list_deployments, None if prompt is None else ref(prompt), env=environment, status=status, limit=limit)
 
 
 @router.get("/deployments/{deployment_id}")
@@ -123,8 +120,7 @@ def get_deployment(deployment_id: int, caller: Caller = needs("list_deployments"
     """One deployment: its gate's checks, who asked, who approved."""
     from promstack import deploy
 
-    with caller.client() as client:
-        return deploy.get_deployment(client, deployment_id)
+    return caller.call(deploy.get_deployment, deployment_id)
 
 
 @router.post("/deployments/{deployment_id}/approve", response_model=s.DeployResult)
@@ -151,9 +147,7 @@ def start_ab_test(prompt: str, body: StartAB, caller: Caller = needs("start_ab_t
     environment each new arm passes the gate first."""
     from promstack.deploy import abtest
 
-    with caller.client() as client:
-        return abtest.start(client, ref(prompt), a=body.a, b=body.b, split=body.split, env=body.environment,
-                            reason=body.reason, force=body.force, rerun=body.rerun)
+    return caller.call(abtest.start, ref(prompt), a=body.a, b=body.b, split=body.split, env=body.environment, reason=body.reason, force=body.force, rerun=body.rerun)
 
 
 @router.get(P + "/ab")
@@ -161,8 +155,7 @@ def ab_report(prompt: str, environment: str | None = None, caller: Caller = need
     """The running (else latest) A/B test compared arm by arm: latency, errors, cost, judge score."""
     from promstack.deploy import abtest
 
-    with caller.client() as client:
-        return abtest.report(client, ref(prompt), env=environment)
+    return caller.call(abtest.report, ref(prompt), env=environment)
 
 
 @router.post(P + "/ab/stop")
@@ -170,9 +163,7 @@ def stop_ab_test(prompt: str, body: StopAB, caller: Caller = needs("stop_ab_test
     """End the A/B test; with a winner the environment's label moves to it."""
     from promstack.deploy import abtest
 
-    with caller.client() as client:
-        return abtest.stop(client, ref(prompt), winner=body.winner, env=body.environment, reason=body.reason,
-                           force=body.force)
+    return caller.call(abtest.stop, ref(prompt), winner=body.winner, env=body.environment, reason=body.reason, force=body.force)
 
 
 @router.post(P + "/rollout", status_code=201)
@@ -190,8 +181,7 @@ def rollout_status(prompt: str, environment: str | None = None, caller: Caller =
     """The running rollout: its version, share and steps."""
     from promstack.deploy import rollout
 
-    with caller.client() as client:
-        return rollout.status(client, ref(prompt), env=environment)
+    return caller.call(rollout.status, ref(prompt), env=environment)
 
 
 @router.post(P + "/rollout/promote")
@@ -199,8 +189,7 @@ def promote_rollout(prompt: str, body: Promote, caller: Caller = needs("promote_
     """Step the share up; at 100% the label moves. An alert on the new version halts it instead."""
     from promstack.deploy import rollout
 
-    with caller.client() as client:
-        return rollout.promote(client, ref(prompt), env=body.environment, to=body.to)
+    return caller.call(rollout.promote, ref(prompt), env=body.environment, to=body.to)
 
 
 @router.post(P + "/rollout/abort")
@@ -208,5 +197,4 @@ def abort_rollout(prompt: str, body: Abort, caller: Caller = needs("abort_rollou
     """Everyone back on the stable version at once."""
     from promstack.deploy import rollout
 
-    with caller.client() as client:
-        return rollout.abort(client, ref(prompt), env=body.environment, reason=body.reason)
+    return caller.call(rollout.abort, ref(prompt), env=body.environment, reason=body.reason)
