@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 RUNNER = "import sys, {module} as m; sys.exit(m.main() or 0)"
 # --quick: each module's own knobs turned down (the modules parse sys.argv)
 QUICK = {
+    "bench_api": ["--quick"],
     "bench_gateway": ["--calls", "150", "--no-litellm"],
     "bench_mcp": ["--starts", "3", "--calls", "100"],
     "bench_mcp_context": ["--no-references"],

@@ -1,4 +1,5 @@
-"""The MCP face's wire shapes: tool arguments and structured results, as pydantic models.
+"""The MCP face's tool arguments, as pydantic models; the results they return, and the pieces
+the arguments are made of, are the engine's (`promstack.schemas`, shared with the REST API).
 
 `model_config` is both a DESIGN argument name and the one attribute pydantic reserves for a
 model's own configuration, so the Python field is `config` and the wire name is its alias. The
@@ -8,61 +9,36 @@ sentence for the model to act on; the results are what `structuredContent` carri
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-MAX_TEMPLATE_CHARS = 1_000_000
-
-# ---- argument pieces ----------------------------------------------------------------------
-
-
-def _not_a_bool(value: Any) -> Any:
-    # pydantic would read true as 1: a model that sends a boolean for a number meant something else.
-    if isinstance(value, bool):
-        raise ValueError("expected a whole number such as 3, not true or false")
-    return value
-
-
-WholeNumber = Annotated[int, Field(ge=1), BeforeValidator(_not_a_bool)]
-# Descriptions are for the model that fills the arguments, and it reads them in every
-# conversation: only what the name does not say (bench/bench_mcp_context.py counts them).
-# A prompt is advertised as text ("42" or "support/refund"): half the tokens of an integer-or-
-# string union, on 21 tools. A JSON integer is accepted all the same.
-PromptRef = Annotated[
-    WholeNumber | Annotated[str, Field(min_length=1, max_length=200)],
-    WithJsonSchema({"type": "string"}),
-    Field(description="Id or name."),
-]
-Version = WholeNumber
-RefName = Annotated[str, Field(min_length=1, max_length=100)]
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str = Field(max_length=MAX_TEMPLATE_CHARS)
-    name: str | None = Field(default=None, max_length=100)
-
-
-Template = Annotated[
-    Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE_CHARS)] | Annotated[list[ChatMessage], Field(min_length=1)],
-    Field(description="Text with {{ variables }}, or chat messages."),
-]
-ModelConfig = Annotated[
-    dict[str, Any] | None,
-    Field(
-        default=None,
-        alias="model_config",
-        description="E.g. {model: gpt-4o-mini, temperature: 0.2, variables: {name: {type, description, default}}}.",
-    ),
-]
-Message = Annotated[
-    str | None, Field(default=None, max_length=2000, description="Commit message.")
-]
+# The argument pieces and the results are the engine's (promstack.schemas), shared with the REST
+# API; re-exported here, where the tools have always found them.
+from promstack.schemas import (  # noqa: F401
+    MAX_TEMPLATE_CHARS,
+    BranchResult,
+    ChatMessage,
+    DiffResult,
+    HistoryResult,
+    JsonValue,
+    LabelResult,
+    Message,
+    ModelConfig,
+    PromptListResult,
+    PromptRef,
+    PromptSummary,
+    PromptVersionResult,
+    RefName,
+    Result,
+    Template,
+    Variable,
+    Version,
+    VersionSummary,
+    WholeNumber,
+)
 
 
 class Args(ArgModelBase):
@@ -179,111 +155,3 @@ class SetLabelArgs(Args):
     rerun: bool = Field(default=False, description=RERUN)
 
 
-# ---- results ------------------------------------------------------------------------------
-
-
-class Result(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
-
-
-# Any JSON value, spelled so that a strict client sees a schema that constrains (a bare `{}`
-# is "accepts anything" and MCP Inspector's --strict warns about it).
-JsonValue = Annotated[Any, WithJsonSchema({"anyOf": [
-    {"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "array"}, {"type": "object"},
-    {"type": "null"},
-]})]
-
-
-class Variable(Result):
-    name: str
-    type: str = "string"
-    required: bool = True
-    description: str | None = None
-    default: JsonValue = None
-
-
-class PromptVersionResult(Result):
-    prompt_id: int
-    name: str
-    version: int
-    branch: str
-    kind: Literal["text", "chat"]
-    template: str | list[dict[str, str]]
-    config: dict[str, Any] = Field(alias="model_config")
-    variables: list[Variable]
-    sha256: str
-    parent: int | None
-    merge_parent: int | None
-    message: str | None
-    author: str
-    source: str
-    created_at: str
-    created: bool = Field(description="False when the content equalled the head, so no version was made.")
-    warnings: list[str] = Field(default_factory=list)
-
-
-class PromptSummary(Result):
-    id: int
-    name: str
-    description: str | None
-    created_at: str
-    created_by: str
-    archived: bool
-    head: int | None
-    versions: int
-    labels: dict[str, int]
-    branches: list[str]
-
-
-class PromptListResult(Result):
-    prompts: list[PromptSummary]
-
-
-class VersionSummary(Result):
-    version: int
-    branch: str
-    parent: int | None
-    merge_parent: int | None
-    message: str | None
-    author: str
-    source: str
-    sha256: str
-    created_at: str
-
-
-class HistoryResult(Result):
-    prompt_id: int
-    name: str
-    versions: list[VersionSummary] = Field(description="Newest first.")
-
-
-class DiffResult(Result):
-    prompt_id: int
-    name: str
-    from_version: int
-    to_version: int
-    unified: str = Field(description="A unified line diff of the two templates.")
-    added: int = Field(description="Lines added.")
-    removed: int = Field(description="Lines removed.")
-    added_words: int
-    removed_words: int
-    config_changes: dict[str, dict[str, Any]] = Field(description="model_config keys that changed: {from, to}.")
-
-
-class BranchResult(Result):
-    prompt_id: int
-    name: str
-    head: int
-    forked_from: int | None
-    created_at: str
-    created_by: str
-
-
-class LabelResult(Result):
-    prompt_id: int
-    label: str
-    from_version: int | None
-    to_version: int | None
-    actor: str
-    reason: str | None
-    at: str

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from promstack.schemas import DeployResult, GateCheck, deploy_result  # noqa: F401
 
 from .engine import Call
 from .models import FORCE, RERUN, Args, Options, PromptRef, RefName, Version
@@ -29,26 +31,6 @@ class DeployPromptArgs(Args):
     options: DeployOptions = Field(default_factory=DeployOptions)
 
 
-class GateCheck(BaseModel):
-    check: str
-    passed: bool
-    skipped: bool = False
-    detail: str
-
-
-class DeployResult(BaseModel):
-    status: str = Field(description="deployed, refused (the gate said no), pending_approval, rolling_out or unchanged.")
-    deployment_id: int | None = None
-    prompt_id: int
-    name: str
-    environment: str
-    from_version: int | None = None
-    to_version: int | None = None
-    forced: bool = False
-    checks: list[GateCheck] = Field(default_factory=list)
-    message: str
-
-
 @tool(title="Deploy a prompt", long=True, open_world=True)  # the gate runs the suite on models
 def deploy_prompt(call: Call, args: DeployPromptArgs) -> tuple[DeployResult, str]:
     """Deploy a prompt version to an environment (default production) through its gate (tests,
@@ -61,12 +43,5 @@ def deploy_prompt(call: Call, args: DeployPromptArgs) -> tuple[DeployResult, str
         found = deploy.deploy(call.client, args.prompt, version=args.version, env=args.environment,
                               force=args.force, skip=tuple(args.options.skip), reason=args.reason,
                               rerun=args.options.rerun)
-    text = deploy.describe(found, mcp_words)
-    result = DeployResult(
-        status=found["status"], deployment_id=found.get("id"), prompt_id=found["prompt_id"], name=found["name"],
-        environment=found["environment"], from_version=found.get("from_version"),
-        to_version=found.get("to_version"), forced=bool(found.get("forced")),
-        checks=[GateCheck.model_validate({**c, "detail": deploy.check_text(c, found["prompt_id"], mcp_words)})
-                for c in found.get("gate", {}).get("checks", [])], message=text,
-    )
-    return result, text
+    result = deploy_result(found, mcp_words)
+    return result, result.message

@@ -7,7 +7,21 @@ import json
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from promstack.schemas import (  # noqa: F401
+    ArenaResult,
+    CriterionMean,
+    CriterionScore,
+    EvaluateResult,
+    FailingCase,
+    GetRunResult,
+    RunResult,
+    SuiteResult,
+    VoteResult,
+)
+from promstack.schemas import arena_result as _arena_result
+from promstack.schemas import run_result as _run_result
 
 from .engine import Call
 from .models import Args, Options, PromptRef, Version
@@ -30,14 +44,6 @@ class ImportTestCasesArgs(Args):
     cases: str | list[dict[str, Any]] | None = Field(default=None, description="Instead of file: CSV text, or [{input, expected_output, vars, assert}].")
     format: Literal["csv", "json", "jsonl"] | None = Field(default=None, description="Default: csv, or the file's extension.")
     prompt: PromptRef | None = Field(default=None, description="The prompt it tests by default.")
-
-
-class SuiteResult(BaseModel):
-    suite: str
-    cases: int
-    prompt_id: int | None
-    source: str
-    settings: dict[str, Any]
 
 
 Concurrency = Field(default=10, ge=1, le=200, description="Model calls at once.")
@@ -63,73 +69,9 @@ class RunTestsArgs(Args):
     options: RunTestsOptions = Field(default_factory=RunTestsOptions)
 
 
-class CriterionScore(BaseModel):
-    criterion: str = Field(description="The criterion as the judge was given it.")
-    score: float = Field(description="The judge's score on the criterion's scale (e.g. 1-5).")
-    percent: float = Field(description="The same score as 0-100.")
-    reason: str = Field(description="The judge's one-sentence reason.")
-
-
-class CriterionMean(BaseModel):
-    criterion: str = Field(description="The criterion as the judge was given it.")
-    percent: float = Field(description="Mean judge score 0-100 over the judged cases.")
-    score: float = Field(description="Mean judge score on the criterion's scale (e.g. 1-5).")
-    judged: int = Field(description="How many results the judge scored on it.")
-
-
-class FailingCase(BaseModel):
-    case: int | None
-    model: str
-    repeat: int = 0
-    status: str = Field(description="fail, unchecked, or error (unscored: the model or the judge gave nothing to score).")
-    input: str | None = None
-    expected: str | None = None
-    output: str | None = None
-    why: str | None = None
-    criteria: list[CriterionScore] = Field(default_factory=list, description="The judge's score and reason per criterion for this case.")
-
-
-class RunResult(BaseModel):
-    run_id: str
-    kind: str
-    status: str = Field(description="done, running or interrupted.")
-    suite: str
-    prompt_id: int | None
-    prompt_version: int | None
-    models: list[str]
-    passed: bool | None = Field(default=None, description="Whether the run passed: every case scored and the pass rate at least min_pass (run_tests only).")
-    verdict: str | None = Field(default=None, description="The verdict in words, with its thresholds (run_tests only).")
-    threshold: float = Field(description="The judge score 0-100 at which a judged case passes (80 unless the run set another).")
-    pass_rate: float
-    score: float | None = Field(description="Mean case score 0-100 (an unchecked case counts 0); null when any case is unscored.")
-    unscored: int = Field(default=0, description="Cases that could not be scored (the model call failed or the judge's replies never fit); they never count as 0.")
-    unscored_reason: str | None = Field(default=None, description="Why cases went unscored, when any did.")
-    criteria: list[CriterionMean] = Field(default_factory=list, description="The judge's mean score per criterion over the run: how it did on each.")
-    results: int
-    total: int
-    failed: int
-    errors: int
-    unchecked: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    unpriced_note: str | None = Field(
-        default=None, description="How many of the run's calls had no price (left out of cost_usd), and what to do.")
-    latency_ms: dict[str, float | None]
-    per_model: dict[str, dict[str, Any]]
-    failing: list[FailingCase]
-
-
 class GetRunArgs(Args):
     run_id: RunId
     failing: int = Field(default=20, ge=0, le=200, description="How many failing cases to list.")
-
-
-class GetRunResult(BaseModel):
-    run_id: str
-    kind: str
-    test: RunResult | None = None
-    arena: dict[str, Any] | None = Field(default=None, description="For an arena run: win rates, ratings with 95% CIs, order-flip rate, votes.")
 
 
 class JudgeRunArgs(Args):
@@ -156,22 +98,6 @@ class RunArenaArgs(Args):
     options: RunArenaOptions = Field(default_factory=RunArenaOptions)
 
 
-class ArenaResult(BaseModel):
-    run_id: str
-    suite: str
-    models: list[str]
-    headline: dict[str, str] = Field(description="Models by win rate as the arena prints them: 'a vs b vs c' and '45% / 35% / 20%'.")
-    overall: dict[str, dict[str, Any]] = Field(description="Per model: wins, losses, ties, matches, win_rate = (wins + 0.5 ties) / matches, share.")
-    pairs: dict[str, dict[str, Any]]
-    ratings: dict[str, dict[str, Any]] = Field(description="Bradley-Terry rating per model with a bootstrap 95% interval.")
-    order_flip_rate: float | None = Field(description="Share of matches where the judge's verdict changed with the order: position bias.")
-    separated: bool = Field(default=True, description="False when the judge's verdicts do not rank the models (it preferred a position, or every match tied): then there are no intervals.")
-    no_separation: str | None = Field(default=None, description="Why the models are not separated, when they are not.")
-    matches: int
-    errors: int
-    human: dict[str, Any]
-
-
 class EvaluatePromptArgs(Args):
     prompt: PromptRef
     suite: SuiteName | None = Field(default=None, description="Default: the prompt's suite.")
@@ -182,48 +108,13 @@ class EvaluatePromptArgs(Args):
     judge_model: JudgeModel
 
 
-class EvaluateResult(BaseModel):
-    score: int | None = Field(description="0-100 (a deploy needs 80 by default); null when any case could not be scored: then there is no score, not a 0.")
-    unscored: int = Field(default=0, description="Cases the judge could not score.")
-    unscored_reason: str | None = Field(default=None, description="Why, when any case went unscored.")
-    pass_rate: float
-    run: RunResult
-
-
 class RecordVoteArgs(Args):
     match_id: int = Field(ge=1, description="From get_run on an arena run.")
     winner: str = Field(min_length=1, max_length=200, description="Model name or 'tie'.")
     voter: str | None = Field(default=None, max_length=100)
 
 
-class VoteResult(BaseModel):
-    match_id: int
-    voter: str
-    winner: str
-
-
 # ---- shaping -------------------------------------------------------------------------------------
-
-
-def _run_result(run: dict[str, Any], min_pass: float | None = None) -> RunResult:
-    from promstack.evals.score import case_threshold, run_verdict
-
-    s = run["summary"]
-    passed = verdict = None
-    if min_pass is not None:
-        found = run_verdict(run, min_pass)
-        passed, verdict = found["passed"], found["text"]
-    return RunResult(
-        run_id=run["id"], kind=run["kind"], status=run["status"], suite=run["suite_name"],
-        prompt_id=run["prompt_id"], prompt_version=run["prompt_version"], models=run["models"], passed=passed,
-        verdict=verdict, threshold=case_threshold(run), unscored=s.get("unscored", 0),
-        unscored_reason=s.get("unscored_reason"), criteria=s.get("criteria") or [],
-        pass_rate=s["pass_rate"], score=s["score"], results=s["results"], total=s["total"], failed=s["failed"],
-        errors=s["errors"], unchecked=s["unchecked"], input_tokens=s["input_tokens"],
-        output_tokens=s["output_tokens"], cost_usd=s["cost_usd"], unpriced_note=s.get("unpriced_note"),
-        latency_ms=s["latency_ms"],
-        per_model=s.get("models", {}), failing=[FailingCase.model_validate(f) for f in s["failing"]],
-    )
 
 
 def _run_text(r: RunResult) -> str:
@@ -257,16 +148,6 @@ def _run_text(r: RunResult) -> str:
 
 def _ms(value: Any) -> str:
     return "-" if value is None else f"{value:,.0f} ms"
-
-
-def _arena_result(run: dict[str, Any]) -> ArenaResult:
-    a = run["arena"]
-    return ArenaResult(
-        run_id=run["id"], suite=run["suite_name"], models=a["models"], headline=a["headline"],
-        overall=a["overall"], pairs=a["pairs"], ratings=a["ratings"], order_flip_rate=a["order_flip_rate"],
-        separated=a.get("separated", True), no_separation=a.get("no_separation"),
-        matches=a["matches"], errors=a["errors"], human=a["human"],
-    )
 
 
 def _arena_text(r: ArenaResult) -> str:

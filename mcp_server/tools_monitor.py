@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from promstack.schemas import (
+    AlertsResult,
+    CostReportResult,
+    MetricsResult,
+    RecommendModelResult,
+    SuggestShorterResult,
+)
 
 from .engine import Call
 from .models import Args, Options, PromptRef
@@ -38,26 +46,8 @@ class GetMetricsArgs(Args):
     options: MetricsOptions = Field(default_factory=MetricsOptions)
 
 
-class MetricsResult(BaseModel):
-    since: str | None
-    until: str
-    by: list[str]
-    percentile_method: str = Field(description="How p50/p95/p99 are computed: nearest rank over served calls.")
-    groups: list[dict[str, Any]] = Field(description="One row per group: requests, error_rate, latency_p50/p95/p99_ms, tokens, cost_usd (own_cost_usd + evaluation_cost_usd), unpriced_calls, cache_hit_rate.")
-    unpriced_calls: int = Field(default=0, description="Calls whose model has no price: their cost is unknown and not in cost_usd.")
-    unpriced_models: list[str] = Field(default_factory=list)
-    unpriced: str | None = Field(default=None, description="The sentence to show when unpriced_calls > 0.")
-
-
 class CheckAlertsArgs(Args):
     notify: bool = Field(default=True, description="Send notifications (webhooks) for changes.")
-
-
-class AlertsResult(BaseModel):
-    checked_at: str
-    firing: bool = Field(description="True while any alert is firing.")
-    rules: int
-    results: list[dict[str, Any]] = Field(description="Each rule and scope: value, threshold, firing, change ('fired', 'resolved' or null).")
 
 
 class CostReportArgs(Args):
@@ -68,37 +58,9 @@ class CostReportArgs(Args):
     environment: str | None = Field(default=None, max_length=100)
 
 
-class CostReportResult(BaseModel):
-    since: str | None
-    until: str
-    total_usd: float
-    previous_total_usd: float = Field(description="Spend in the window of the same length just before.")
-    change: float | None = Field(description="Relative change against the previous window (0.25 is +25%).")
-    trend: str
-    groups: list[dict[str, Any]] = Field(description="The prompts' own spend per group (test, arena and judge calls are in evaluation).")
-    daily: list[dict[str, Any]]
-    unpriced_calls: int = Field(default=0, description="Own calls whose model has no price: their cost is unknown and not in total_usd.")
-    unpriced_models: list[str] = Field(default_factory=list)
-    unpriced: str | None = Field(default=None, description="The sentence to show when unpriced_calls > 0.")
-    evaluation: dict[str, Any] = Field(default_factory=dict, description="Evaluation spend (test runs, arena, judge), apart from total_usd: cost_usd, requests, by_kind, unpriced.")
-
-
 class RecommendModelArgs(Args):
     prompt: PromptRef
     tolerance: float = Field(default=2.0, ge=0, le=100, description="Score points (0-100) it may lose.")
-
-
-class RecommendModelResult(BaseModel):
-    prompt_id: int
-    prompt_name: str
-    basis: str
-    current_model: str | None
-    recommended: str | None
-    best_score: float
-    monthly_saving_usd: float | None
-    candidates: list[dict[str, Any]]
-    advice: str | None = None
-    unpriced: str | None = Field(default=None, description="Models that could not be priced, and how to add a price.")
 
 
 class SuggestShorterArgs(Args):
@@ -107,19 +69,6 @@ class SuggestShorterArgs(Args):
     version: int | None = Field(default=None, ge=1)
     suite: str | None = Field(default=None, max_length=200, description="Default: the prompt's suite.")
     run_suite: bool = Field(default=True, description="Test both versions.")
-
-
-class SuggestShorterResult(BaseModel):
-    prompt_id: int
-    from_version: int
-    candidate: str
-    tokens_before: int
-    tokens_after: int
-    version: int | None = Field(description="The rewrite's version number, on its own branch; null if rejected.")
-    branch: str | None
-    verdict: str = Field(description="'adoptable', 'rejected' or 'untested'; adopting is a merge_branch a person asks for.")
-    reason: str | None = None
-    runs: dict[str, Any] | None = None
 
 
 def _ms(value: Any) -> str:

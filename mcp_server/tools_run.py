@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from promstack.schemas import RunPromptResult
 
 from .engine import Call
 from .models import Args, PromptRef, RefName, Version
@@ -19,23 +21,6 @@ class RunPromptArgs(Args):
     branch: RefName | None = None
     model: str | None = Field(default=None, max_length=200, description="Instead of the prompt's own model.")
     user_id: str | None = Field(default=None, max_length=200, description="The end user (logged; picks A/B arms).")
-
-
-class RunPromptResult(BaseModel):
-    output: str
-    model: str
-    prompt_id: int | None
-    prompt_version: int | None
-    input_tokens: int
-    output_tokens: int
-    latency_ms: float
-    cost_usd: float | None = Field(description="USD; null when the model has no price (see unpriced), never a silent 0.")
-    priced: bool = True
-    unpriced: str | None = Field(default=None, description="Why the cost is unknown and how to add a price; null when priced.")
-    cache_hit: bool
-    status: str
-    call_id: str
-    guards: dict[str, Any] = Field(description="What each guard found and did (PII masked, injection flagged, output filtered).")
 
 
 def _guard_note(guards: dict[str, Any]) -> str:

@@ -37,6 +37,7 @@ NEEDS: dict[str, str] = {
     "rollback_prompt": "editor",
     "create_branch": "editor",
     "merge_branch": "editor",
+    "list_branches": "viewer",
     "get_labels": "viewer",
     # a label that names an environment moves only through its gate: `set_label` on one needs
     # deployer (see `label_need`)

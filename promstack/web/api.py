@@ -70,6 +70,17 @@ def _version_param(value: str) -> int:
     return int(value)
 
 
+def served(client: Client, ref: Any, label: str, user_id: str | None) -> tuple[Any, Any]:
+    """The version `label` serves `user_id` (their A/B arm or rollout share), through the
+    resolver's short TTL cache: (version, resolution). Both REST APIs answer label reads here."""
+    resolver = client.resolver
+    resolution = resolver.resolve(ref, label, user_id)
+    found = resolver.get(resolution.prompt_id, label, user_id)
+    if found.version != resolution.version:  # the state changed between the two reads
+        found = client.get_prompt(resolution.prompt_id, version=resolution.version)
+    return found, resolution
+
+
 def _expanded(client: Client, found: Any) -> Any:
     return client.store.prompts.resolved_template(found)
 
@@ -107,13 +118,9 @@ def make_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | None 
                 found = client.get_prompt(ref, branch=params["branch"])
                 return JSONResponse(version_json(found, resolved_template=_expanded(client, found)))
             label = params.get("label") or DEFAULT_LABEL
-            resolver = client.resolver
-            resolution = resolver.resolve(ref, label, user_id)
-            found = resolver.get(resolution.prompt_id, label, user_id)
-            if found.version != resolution.version:  # the state changed between the two reads
-                found = client.get_prompt(resolution.prompt_id, version=resolution.version)
+            found, resolution = served(client, ref, label, user_id)
             expanded = _expanded(client, found)
-            ttl = resolver.ttl
+            ttl = client.resolver.ttl
         return JSONResponse(version_json(found, resolution, label, resolved_template=expanded),
                             headers={"Cache-Control": f"private, max-age={int(ttl)}"})
 

@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from promstack.pool import ClientPool
@@ -289,11 +289,13 @@ def create_app(
             engine.close()
         pool.close()
 
-    from .api import make_routes as api_routes  # the REST API (promstack/web/api.py)
+    from .api import make_routes as api_routes  # the read-only REST API (promstack/web/api.py)
     from .dashboard import dashboard_routes  # the HTML pages (promstack/web/dashboard.py)
+    from .rest import create_api  # the REST API under /api/v1 (promstack/web/rest/)
 
     return Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"]), *api_routes(db, pool=pool), *routes,
+        routes=[Route("/healthz", healthz, methods=["GET"]), Mount("/api/v1", app=create_api(pool)),
+                *api_routes(db, pool=pool), *routes,
                 *dashboard_routes(db, pool=pool, gate=gate), *mcp_http.routes],
         middleware=[Middleware(RequestGuard, gate=gate),
                     Middleware(BodyLimit)],

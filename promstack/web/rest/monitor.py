@@ -1,0 +1,69 @@
+"""Metrics over the call log, alerts, cost reports: the get_metrics, check_alerts and cost_report
+tools' engine calls and results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from promstack import schemas as s
+
+from . import Caller, needs, ref
+from .prompts import Body
+
+router = APIRouter(tags=["monitoring"])
+Groups = Literal["prompt", "version", "model", "environment", "user", "day", "hour", "status"]
+CostGroups = Literal["prompt", "model", "environment", "user", "version", "day"]
+
+
+class CheckAlerts(Body):
+    notify: bool = Field(default=True, description="Send notifications (webhooks) for changes.")
+
+
+@router.get("/metrics", response_model=s.MetricsResult)
+def get_metrics(since: str = "24h", until: str | None = None, by: Annotated[list[Groups], Query()] = (),
+                prompt: str | None = None, version: Annotated[int | None, Query(ge=1)] = None,
+                environment: str | None = None, model: str | None = None, user_id: str | None = None,
+                caller: Caller = needs("get_metrics")) -> Any:
+    """Requests, errors, latency percentiles, tokens, cost and cache hits of logged calls
+    (`by` repeats: ?by=model&by=day)."""
+    from promstack import monitoring
+
+    with caller.client() as client:
+        return monitoring.metrics(client.store.db, since=since, until=until, by=list(by),
+                                  prompt=None if prompt is None else ref(prompt), version=version, model=model,
+                                  environment=environment, user_id=user_id)
+
+
+@router.get("/alerts", response_model=s.AlertsResult)
+def get_alerts(caller: Caller = needs("check_alerts")) -> Any:
+    """The alert rules evaluated now, without notifying anyone."""
+    from promstack.monitoring import alerts
+
+    with caller.client() as client:
+        return alerts.check(client.store.db, client.store.path, notify=False)
+
+
+@router.post("/alerts/check", response_model=s.AlertsResult)
+def check_alerts(body: CheckAlerts, caller: Caller = needs("check_alerts")) -> Any:
+    """Evaluate the alert rules now and notify what fired or resolved."""
+    from promstack.monitoring import alerts
+
+    with caller.client() as client:
+        return alerts.check(client.store.db, client.store.path, notify=body.notify)
+
+
+@router.get("/costs", response_model=s.CostReportResult)
+def cost_report(since: str = "30d", by: Annotated[list[CostGroups], Query()] = ("prompt",),
+                prompt: str | None = None, environment: str | None = None,
+                caller: Caller = needs("cost_report")) -> Any:
+    """Model spend over a window, grouped, with its trend (`by` repeats)."""
+    from promstack.monitoring import costs
+
+    filters: dict[str, Any] = {"prompt": ref(prompt)} if prompt is not None else {}
+    if environment:
+        filters["environment"] = environment
+    with caller.client() as client:
+        return costs.cost_report(client.store.db, since=since, by=list(by), **filters)
