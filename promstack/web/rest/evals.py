@@ -211,6 +211,17 @@ def get_run(run_id: str, request: Request, failing: Annotated[int, Query(ge=0, l
                      progress=Progress(done=summary.get("results", 0), total=summary.get("total")), result=result)
 
 
+@router.get("/runs/{run_id}/detail")
+def run_detail(run_id: str, failing: Annotated[int, Query(ge=0, le=200)] = 20,
+               caller: Caller = needs("get_run")) -> dict[str, Any]:
+    """A run as the engine reports it (the CLI's `promstack runs RUN` over a server): settings,
+    summary per model, failing cases."""
+    from promstack.evals import engine
+
+    with caller.client() as client:
+        return engine.get_run(client, run_id, failing=failing)
+
+
 @router.post("/runs/{run_id}/judge", response_model=RunStatus, status_code=202)
 def judge_run(run_id: str, body: JudgeRun, request: Request, caller: Caller = needs("judge_run")) -> Any:
     """Judge an earlier test run's outputs against criteria, without calling the model again."""
