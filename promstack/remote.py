@@ -271,6 +271,21 @@ class RemoteClient:
     def restore_prompt(self, prompt: PromptRef, *, author: str | None = None) -> Prompt:
         return _record(Prompt, self.send("POST", self._p(prompt, "restore")))
 
+    def import_file(self, path: str | os.PathLike, *, name: str, source: str | None = None) -> tuple[str, PromptVersion]:
+        """(format, version): a prompt file read here by the watcher's parsers, saved on the
+        server as a new prompt `name` or a new version of it (the file's model config keys set,
+        the others kept), as the local `Client.import_file`."""
+        from store.filesync import read_prompt_file
+
+        fmt, parsed = read_prompt_file(path)
+        try:
+            self.get_prompt(name)
+        except NotFound:
+            return fmt, self.create_prompt(name, parsed.template, model_config=parsed.model_config,
+                                           description=parsed.description, message=parsed.message)
+        return fmt, self.save(name, parsed.template, model_config=parsed.model_config, message=parsed.message,
+                              keep_config=True)
+
     # ---- branches --------------------------------------------------------------------------------
 
     def create_branch(self, prompt: PromptRef, name: str, *, from_version: int | None = None,

@@ -13,6 +13,7 @@ prompt is running, 2 bad input.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,58 @@ from . import (
     warn,
 )
 
+# Where CI installs PromStack from: a tagged commit of its git repository (it is not on PyPI).
+# A fork or a mirror works the same: change the URL, or set PROMSTACK_SOURCE for `ci init`.
+INSTALL_SOURCE = "git+https://github.com/promstack/promstack@v0.1.0"
+
 WORKFLOW = """\
+# PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init),
+# against the team's PromStack server: nothing is committed back, no database lives in git.
+# Repository secrets: PROMSTACK_URL (the server, e.g. https://promstack.example.com) and
+# PROMSTACK_TOKEN (a token with the deployer role: promstack token create ci --role deployer,
+# on the server's machine), and the model keys the tests run with (OPENAI_API_KEY).
+name: Prompt Deployment
+on:
+  push:
+    paths: ['prompts/**']
+env:
+  PROMPT_ID: {prompt_id}
+  PROMSTACK_URL: ${{{{ secrets.PROMSTACK_URL }}}}
+  PROMSTACK_TOKEN: ${{{{ secrets.PROMSTACK_TOKEN }}}}
+  OPENAI_API_KEY: ${{{{ secrets.OPENAI_API_KEY }}}}
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: '3.12'
+      - name: Install PromStack
+        run: pip install "promstack @ {source}"
+      - name: Version the prompt files on the server
+        run: find prompts -type f -exec promstack import {{}} +
+      - name: Run batch tests
+        run: promstack test --suite regression
+      - name: Check quality score
+        run: |
+          score=$(promstack evaluate --prompt ${{{{ env.PROMPT_ID }}}})
+          if [ $score -lt 80 ]; then exit 1; fi
+  deploy:
+    needs: test
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/setup-python@v5
+        with:
+          python-version: '3.12'
+      - name: Install PromStack
+        run: pip install "promstack @ {source}"
+      - name: Deploy to production
+        run: promstack deploy --prompt ${{{{ env.PROMPT_ID }}}}
+"""
+
+# For one person without a server: the store of record committed to git (`ci init --local`).
+LOCAL_WORKFLOW = """\
 # PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init).
 # The store of record is .promstack/promstack.db, committed with the prompts
 # (git add -f .promstack/promstack.db); the deploy job commits the moved label back.
@@ -57,7 +109,7 @@ jobs:
         with:
           python-version: '3.12'
       - name: Install PromStack
-        run: pip install promstack
+        run: pip install "promstack @ {source}"
       - name: Version the prompt files
         run: find prompts -type f -exec promstack import {{}} +
       - name: Run batch tests
@@ -77,7 +129,7 @@ jobs:
         with:
           python-version: '3.12'
       - name: Install PromStack
-        run: pip install promstack
+        run: pip install "promstack @ {source}"
       - name: Version the prompt files
         run: find prompts -type f -exec promstack import {{}} +
       - name: Deploy to production
@@ -94,8 +146,11 @@ jobs:
 """
 
 
-def workflow_text(prompt_id: str | int = 42) -> str:
-    return WORKFLOW.format(prompt_id=prompt_id)
+def workflow_text(prompt_id: str | int = 42, *, local: bool = False, source: str | None = None) -> str:
+    """The workflow `ci init` writes: against the team server, or (`local`) with the store
+    committed to git."""
+    source = source or os.environ.get("PROMSTACK_SOURCE") or INSTALL_SOURCE
+    return (LOCAL_WORKFLOW if local else WORKFLOW).format(prompt_id=prompt_id, source=source)
 
 
 def gate_progress(quiet: bool, json_output: bool) -> Any:
@@ -457,11 +512,15 @@ def ci_group() -> None:
 @click.option("--dir", "folder", type=click.Path(file_okay=False), default=".", show_default=True,
               help="The repository's root.")
 @click.option("--force", is_flag=True, help="Overwrite an existing workflow file.")
-def ci_init(prompt_id: str, folder: str, force: bool) -> None:
-    """Write .github/workflows/prompts.yml: on push to prompts/**, test, gate on the score, deploy.
+@click.option("--local", is_flag=True,
+              help="For one person without a server: the store is committed to git and the deploy commits back.")
+def ci_init(prompt_id: str, folder: str, force: bool, local: bool) -> None:
+    """Write .github/workflows/prompts.yml: on push to prompts/**, test, gate on the score, deploy,
+    against the team server named by the repository secrets PROMSTACK_URL and PROMSTACK_TOKEN.
 
     \b
     promstack ci init --prompt 42
+    promstack ci init --prompt 42 --local
     """
     if not str(prompt_id).strip() or any(c in str(prompt_id) for c in "\n\r:{}#'\""):
         fail(f"--prompt {prompt_id!r} is not a prompt id or name the workflow can carry")
@@ -469,6 +528,10 @@ def ci_init(prompt_id: str, folder: str, force: bool) -> None:
     if path.exists() and not force:
         fail(f"{path} exists; --force overwrites it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(workflow_text(prompt_id), encoding="utf-8")
+    path.write_text(workflow_text(prompt_id, local=local), encoding="utf-8")
+    if not local:
+        click.echo(f"Wrote {path}: commit it with your prompts, and set the repository secrets PROMSTACK_URL, "
+                   "PROMSTACK_TOKEN (a deployer token) and your model keys")
+        return
     click.echo(f"Wrote {path}: commit it with your prompts (and .promstack/promstack.db: git add -f), and "
                "store .promstack/audit.key as the repository secret PROMSTACK_AUDIT_KEY, never in git")

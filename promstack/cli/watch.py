@@ -148,7 +148,7 @@ def import_files(state, files, name, base, force, reason) -> None:
     if force and not (reason or "").strip():
         raise InvalidInput("--force needs --reason: say why the labels skip their gates (it goes into the audit log)")
     client = state.client
-    root = workspace_root(client.store.path) if client.store.path else Path.cwd()
+    root = workspace_root(client.store.path) if not client.remote and client.store.path else Path.cwd()
     base_dir = Path(base).resolve() if base else root / "prompts"
     done = []
     for file in files:

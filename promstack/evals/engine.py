@@ -26,6 +26,7 @@ from .catalog import (
     show_suite,
     suite_for_prompt,
     sync_workspace,
+    upload_workspace_suite,
 )
 from .gateway import Gateway, LiveGateway
 from .judge import ensure_judge_prompts, load_judge
@@ -54,7 +55,11 @@ async def arun_tests(
     **options: Any,
 ) -> dict[str, Any]:
     """Start a test run of `suite` and run it to the end. Returns the run with its summary.
-    `started(run)` is called once the run exists (the dashboard follows it live by its id)."""
+    `started(run)` is called once the run exists (the dashboard follows it live by its id).
+    Over a team server, the run is the server's (its gateway), started and followed over REST."""
+    if client.remote:
+        upload_workspace_suite(client, suite)
+        return await asyncio.to_thread(client.run_tests, suite, progress=progress, **options)
     evals = evals_of(client)
     if suite:
         found = get_suite(client, suite)
@@ -119,6 +124,8 @@ async def _gateway(client: Client, given: Gateway | None) -> AsyncIterator[Gatew
 
 
 def get_run(client: Client, run_id: str, *, failing: int = 20) -> dict[str, Any]:
+    if client.remote:
+        return client.get_run(run_id, failing=failing)
     evals = evals_of(client)
     run = evals.run(run_id)
     if run["kind"] == "arena":
@@ -166,6 +173,9 @@ async def aevaluate(client: Client, prompt: Any, *, suite: str | None = None, **
     `unscored_reason` (why); otherwise `unscored` is 0."""
     from .score import run_score
 
+    if client.remote:
+        upload_workspace_suite(client, suite)
+        return await asyncio.to_thread(client.evaluate, prompt, suite=suite, **options)
     prompt_id = client.store.prompts.prompt_id(prompt)
     found = get_suite(client, suite) if suite else suite_for_prompt(client, prompt_id)
     result = await arun_tests(client, found["name"], prompt=prompt_id, **options)
