@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from store.errors import InvalidInput, MergeConflict, PromStackError
+from store.errors import InvalidInput, MergeConflict, NotFound, PromStackError
 from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
 
 if TYPE_CHECKING:
