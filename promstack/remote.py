@@ -333,7 +333,8 @@ class RemoteClient:
             "user_id": user_id})
         data.pop("priced", None)
         data.pop("unpriced", None)
-        return _record(CallResult, {**data, "user_id": user_id})
+        name = prompt if isinstance(prompt, str) and not prompt.isdigit() else None
+        return _record(CallResult, {**data, "user_id": user_id, "prompt_name": data.get("prompt_name") or name})
 
     async def arun(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **kwargs: Any) -> CallResult:
         return await asyncio.to_thread(self.run, prompt, variables, **kwargs)
@@ -409,3 +410,63 @@ def _reason(exc: httpx.TransportError) -> str:
     if "name or service not known" in lowered or "nodename" in lowered or "resolution" in lowered:
         return "unknown host"
     return text
+
+
+class FileSaver:
+    """The file watcher of a laptop whose store is a team server's: every prompt file saved under
+    `folder` becomes a version on the server (as `promstack import` makes one). It looks every
+    `interval` seconds for files whose modification time or size changed; a file it cannot
+    read, or the server refusing it, is reported through `on_error` and tried again on its next
+    change. Deletions and renames stay local: the server keeps its prompts."""
+
+    def __init__(self, client: RemoteClient, folder: str | os.PathLike, *, interval: float = 0.5,
+                 on_saved: Callable[[str, PromptVersion], Any] | None = None,
+                 on_error: Callable[[str, Exception], Any] | None = None) -> None:
+        import threading
+        from pathlib import Path
+
+        self.client, self.folder, self.interval = client, Path(folder), interval
+        self.on_saved, self.on_error = on_saved, on_error
+        self._seen: dict[str, tuple[float, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="promstack-remote-watch", daemon=True)
+
+    def scan(self) -> list[PromptVersion]:
+        """Save what changed since the last scan; the versions made."""
+        from store import formats
+        from store.filesync import import_name
+
+        made = []
+        for path in sorted(self.folder.rglob("*")):
+            if not path.is_file() or formats.format_of(path.name) is None:
+                continue
+            stat = path.stat()
+            key, mark = str(path), (stat.st_mtime, stat.st_size)
+            if self._seen.get(key) == mark:
+                continue
+            self._seen[key] = mark
+            try:
+                _, saved = self.client.import_file(path, name=import_name(path, self.folder))
+            except PromStackError as exc:
+                if self.on_error is not None:
+                    self.on_error(key, exc)
+                continue
+            if saved.created:
+                made.append(saved)
+                if self.on_saved is not None:
+                    self.on_saved(key, saved)
+        return made
+
+    def start(self) -> list[PromptVersion]:
+        made = self.scan()
+        self._thread.start()
+        return made
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.scan()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
