@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from store.errors import InvalidInput, MergeConflict, NotFound, PromStackError
+from store.errors import InvalidInput, NotFound, PromStackError
 from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
 
 if TYPE_CHECKING:
@@ -39,8 +39,9 @@ class Unreachable(PromStackError):
     """The server at the configured URL did not answer (down, wrong address, refused)."""
 
 
-class NotRemote(PromStackError):
-    """An operation that needs the store file itself, not offered over a team server yet."""
+class NotRemote(PromStackError, AttributeError):
+    """An operation that needs the store file itself, not offered over a team server yet (an
+    AttributeError too, so `hasattr` and `getattr(client, name, default)` read it as absent)."""
 
 
 def server_url(url: str | None = None) -> str | None:
@@ -80,10 +81,13 @@ def rebuild(status: int, body: Any) -> PromStackError:
     cls = classes.get(str(error.get("type"))) or classes.get(_BY_STATUS.get(status, "InvalidInput"), InvalidInput)
     exc = cls.__new__(cls)
     PromStackError.__init__(exc, str(error.get("message", "")))
-    if isinstance(exc, MergeConflict):
-        exc.conflicts = error.get("conflicts") or []
-    if "deployment" in error:
-        exc.deployment = error["deployment"]
+    # What the classes' own constructors would have set (a gateway error's provider and call,
+    # a guard's report), then what the envelope carries besides its sentence (conflicts, field).
+    defaults = {"conflicts": [], "call_id": None, "provider": None, "cause": None, "status": status,
+                "retryable": False, "retry_after": None, "attempts": 1, "report": {}}
+    for name, value in {**defaults, **error}.items():
+        if name not in ("type", "message"):
+            setattr(exc, name, value)
     return exc
 
 
@@ -165,21 +169,28 @@ class RemoteClient:
 
     # ---- what stays local ------------------------------------------------------------------------
 
-    def _not_remote(self, what: str) -> NotRemote:
-        return NotRemote(f"{what} needs the store file and does not work with a team server yet "
-                         f"(PROMSTACK_URL={self.url}); unset PROMSTACK_URL to use the local store")
+    def _not_remote(self, what: str = "this") -> NotRemote:
+        return NotRemote(f"{what} needs a local store file and does not work over a team server yet "
+                         f"(PROMSTACK_URL={self.url}); unset PROMSTACK_URL to use a local store")
+
+    def __getattr__(self, name: str) -> Any:
+        # Whatever else a local Client has (the store itself, the call log, the audit chain,
+        # export, label_at ...) is not offered over REST yet: say so, naming the server.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise self._not_remote()
 
     @property
     def store(self) -> Any:
-        raise self._not_remote("this")
+        raise self._not_remote()
 
     @property
     def evals(self) -> Any:
-        raise self._not_remote("this")
+        raise self._not_remote()
 
     @property
     def gateway(self) -> Any:
-        raise self._not_remote("this")
+        raise self._not_remote()
 
     def forget_resolved(self) -> None:
         pass
@@ -326,8 +337,9 @@ class RemoteClient:
             user_id: str | None = None, **options: Any) -> CallResult:
         from promstack.gateway import CallResult
 
-        if options:
-            raise self._not_remote(f"run with {', '.join(sorted(options))}")
+        given = sorted(k for k, v in options.items() if v is not None)
+        if given:
+            raise self._not_remote(f"run with {', '.join(given)}")
         data = self.send("POST", self._p(prompt, "run"), {
             "variables": variables or {}, "version": version, "label": label, "branch": branch, "model": model,
             "user_id": user_id})
@@ -398,6 +410,14 @@ class RemoteClient:
         if found.get("deployment_id") is None:
             return {**found, "id": None}
         return self.get(f"/deployments/{found['deployment_id']}")
+
+    def list_deployments(self, prompt: PromptRef | None = None, *, env: str | None = None, status: str | None = None,
+                         limit: int = 20) -> list[dict[str, Any]]:
+        return self.get("/deployments", prompt=None if prompt is None else str(prompt), environment=env,
+                        status=status, limit=limit)
+
+    def deploy_status(self, prompt: PromptRef) -> dict[str, Any]:
+        return self.get(self._p(prompt, "deployments"))
 
 
 def _reason(exc: httpx.TransportError) -> str:

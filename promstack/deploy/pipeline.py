@@ -269,12 +269,16 @@ def get_deployment(client: Client, deployment_id: int) -> dict[str, Any]:
 
 def list_deployments(client: Client, prompt: Any = None, *, env: str | None = None, status: str | None = None,
                      limit: int = 20) -> list[dict[str, Any]]:
+    if client.remote:
+        return client.list_deployments(prompt, env=env, status=status, limit=limit)
     pid = client.store.prompts.prompt_id(prompt) if prompt is not None else None
     return rows.deployments(client.store.db, prompt_id=pid, environment=env, status=status, limit=limit)
 
 
 def status(client: Client, prompt: Any) -> dict[str, Any]:
     """Which version each environment serves, and any split running there."""
+    if client.remote:
+        return client.deploy_status(prompt)
     row = client.store.prompts.prompt_row(prompt)
     out = []
     for env in environments(client):
