@@ -60,7 +60,7 @@ def test_the_workflow_tests_gates_and_deploys_on_the_server(spawn, tmp_path, scr
     tested = run_job(workflow, "test", work, secrets)
     for name, result in tested:
         assert result.returncode == 0, (name, result.stdout, result.stderr)
-    assert [name for name, _ in tested] == ["Version the prompt files on the server", "Run batch tests",
+    assert [name for name, _ in tested] == ["Version the prompt files", "Run batch tests",
                                             "Check quality score"]
     assert "Imported support/answer v2" in tested[0][1].stdout
     assert "PASSED" in tested[1][1].stdout

@@ -36,33 +36,38 @@ from . import (
 # A fork or a mirror works the same: change the URL, or set PROMSTACK_SOURCE for `ci init`.
 INSTALL_SOURCE = "git+https://github.com/promstack/promstack@v0.1.0"
 
-WORKFLOW = """\
-# PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init),
-# against the team's PromStack server: nothing is committed back, no database lives in git.
-# Repository secrets: PROMSTACK_URL (the server, e.g. https://promstack.example.com) and
-# PROMSTACK_TOKEN (a token with the deployer role: promstack token create ci --role deployer,
-# on the server's machine), and the model keys the tests run with (OPENAI_API_KEY).
+# The workflows' pieces (str.format templates: {{ and }} are literal braces).
+_INSTALL = """\
+      - uses: actions/setup-python@v5
+        with:
+          python-version: '3.12'
+      - name: Install PromStack
+        run: pip install "promstack @ {source}"
+"""
+_IMPORT = """\
+      - name: Version the prompt files
+        run: find prompts -type f -exec promstack import {{}} +
+"""
+_DEPLOY = """\
+      - name: Deploy to production
+        run: promstack deploy --prompt ${{{{ env.PROMPT_ID }}}}
+"""
+_ON = """\
 name: Prompt Deployment
 on:
   push:
     paths: ['prompts/**']
 env:
   PROMPT_ID: {prompt_id}
-  PROMSTACK_URL: ${{{{ secrets.PROMSTACK_URL }}}}
-  PROMSTACK_TOKEN: ${{{{ secrets.PROMSTACK_TOKEN }}}}
-  OPENAI_API_KEY: ${{{{ secrets.OPENAI_API_KEY }}}}
+"""
+# The guide's three lines: test, the score gate (in the test job), deploy (in the deploy job).
+_TEST_JOB = """\
 jobs:
   test:
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: '3.12'
-      - name: Install PromStack
-        run: pip install "promstack @ {source}"
-      - name: Version the prompt files on the server
-        run: find prompts -type f -exec promstack import {{}} +
+""" + _INSTALL + _IMPORT + """\
       - name: Run batch tests
         run: promstack test --suite regression
       - name: Check quality score
@@ -72,68 +77,42 @@ jobs:
   deploy:
     needs: test
     runs-on: ubuntu-latest
-    steps:
-      - uses: actions/setup-python@v5
-        with:
-          python-version: '3.12'
-      - name: Install PromStack
-        run: pip install "promstack @ {source}"
-      - name: Deploy to production
-        run: promstack deploy --prompt ${{{{ env.PROMPT_ID }}}}
 """
+
+WORKFLOW = """\
+# PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init),
+# against the team's PromStack server: nothing is committed back, no database lives in git.
+# The prompt files of the checkout become versions on the server, the suite runs there, and
+# the deploy moves the server's label. Repository secrets: PROMSTACK_URL (the server, e.g.
+# https://promstack.example.com), PROMSTACK_TOKEN (a token with the deployer role, made on the
+# server's machine) and the model keys the tests run with (OPENAI_API_KEY).
+""" + _ON + """\
+  PROMSTACK_URL: ${{{{ secrets.PROMSTACK_URL }}}}
+  PROMSTACK_TOKEN: ${{{{ secrets.PROMSTACK_TOKEN }}}}
+  OPENAI_API_KEY: ${{{{ secrets.OPENAI_API_KEY }}}}
+""" + _TEST_JOB + """\
+    steps:
+""" + _INSTALL + _DEPLOY
 
 # For one person without a server: the store of record committed to git (`ci init --local`).
 LOCAL_WORKFLOW = """\
-# PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init).
+# PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init --local).
 # The store of record is .promstack/promstack.db, committed with the prompts
 # (git add -f .promstack/promstack.db); the deploy job commits the moved label back.
 # Its audit log is keyed with .promstack/audit.key, which is never committed: store that file as
 # the repository secret PROMSTACK_AUDIT_KEY (gh secret set PROMSTACK_AUDIT_KEY < .promstack/audit.key).
 # After each deploy the log's head (COUNT:HASH) is printed here, so the history of heads lives
 # outside the database: `promstack audit verify --expect COUNT:HASH` catches rows cut off since.
-name: Prompt Deployment
-on:
-  push:
-    paths: ['prompts/**']
-env:
-  PROMPT_ID: {prompt_id}
+""" + _ON + """\
   PROMSTACK_USER: github-actions
   OPENAI_API_KEY: ${{{{ secrets.OPENAI_API_KEY }}}}
   PROMSTACK_AUDIT_KEY: ${{{{ secrets.PROMSTACK_AUDIT_KEY }}}}
-jobs:
-  test:
-    runs-on: ubuntu-latest
-    steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: '3.12'
-      - name: Install PromStack
-        run: pip install "promstack @ {source}"
-      - name: Version the prompt files
-        run: find prompts -type f -exec promstack import {{}} +
-      - name: Run batch tests
-        run: promstack test --suite regression
-      - name: Check quality score
-        run: |
-          score=$(promstack evaluate --prompt ${{{{ env.PROMPT_ID }}}})
-          if [ $score -lt 80 ]; then exit 1; fi
-  deploy:
-    needs: test
-    runs-on: ubuntu-latest
+""" + _TEST_JOB + """\
     permissions:
       contents: write
     steps:
       - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: '3.12'
-      - name: Install PromStack
-        run: pip install "promstack @ {source}"
-      - name: Version the prompt files
-        run: find prompts -type f -exec promstack import {{}} +
-      - name: Deploy to production
-        run: promstack deploy --prompt ${{{{ env.PROMPT_ID }}}}
+""" + _INSTALL + _IMPORT + _DEPLOY + """\
       - name: Verify the audit log and print its head
         run: promstack audit verify
       - name: Keep the deployment
