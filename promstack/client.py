@@ -37,7 +37,7 @@ class Client:
 
             found = server_url(url)
             if found is not None:
-                return RemoteClient(found, token)
+                return RemoteClient(found, token, local=cls)
         return super().__new__(cls)
 
     def __init__(self, db: str | os.PathLike | None = None, *, actor: str | None = None, url: str | None = None,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 
 PromptRef = int | str
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-POLL_S = 0.2
 
 
 class Unreachable(PromStackError):
@@ -111,8 +109,11 @@ class RemoteClient:
 
     remote = True
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: httpx.Timeout | float = TIMEOUT,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, url: str, token: str | None = None, *, local: Callable[..., Any] | None = None,
+                 timeout: httpx.Timeout | float = TIMEOUT, transport: httpx.BaseTransport | None = None) -> None:
+        # `local`: how to open a local store (the `Client` class, handed in by `Client.__new__`:
+        # this module sits below it and does not import it).
+        self._local = local
         self.url = url.rstrip("/")
         self.token = token if token is not None else (os.environ.get("PROMSTACK_TOKEN") or None)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -362,40 +363,23 @@ class RemoteClient:
     def list_suites(self) -> list[dict[str, Any]]:
         return self.get("/suites")
 
-    def show_suite(self, name: str, *, limit: int = 20) -> dict[str, Any]:
-        return self.get(f"/suites/{quote(name, safe='')}", limit=limit)
-
-    def wait(self, started: dict[str, Any], progress: Callable[..., Any] | None = None) -> dict[str, Any]:
-        """Poll a started run (`{run_id, status, progress}`) until it ends; raise its error."""
-        status = started
-        while True:
-            if progress is not None and status["progress"]["total"]:
-                progress(status["progress"]["done"], status["progress"]["total"], status["status"])
-            if status["status"] != "running":
-                break
-            time.sleep(POLL_S)
-            status = self.get(f"/runs/{status['run_id']}")
-        if status["status"] == "failed" and status.get("error"):
-            raise rebuild(400, {"error": status["error"]})
-        return status
+    def show_suite(self, name: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        return self.get(f"/suites/{quote(name, safe='')}", limit=limit, offset=offset or None)
 
     def get_run(self, run_id: str, *, failing: int = 20) -> dict[str, Any]:
         """The run as the engine reports it (promstack.evals.engine.get_run)."""
         return self.get(f"/runs/{quote(run_id, safe='')}/detail", failing=failing)
 
-    def run_tests(self, suite: str, *, progress: Callable[..., Any] | None = None, **options: Any) -> dict[str, Any]:
-        body = {"suite": suite, **{k: options.get(k) for k in (
-            "prompt", "version", "label", "models", "criteria", "judge_model", "repeat", "retries", "concurrency")}}
-        status = self.wait(self.send("POST", "/runs", body), progress)
-        return self.get_run(status["run_id"])
+    def upload_run(self, run: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+        """A finished test run made here, kept on the server (once, by its id); the server's view of it."""
+        import json
 
-    def evaluate(self, prompt: PromptRef, *, progress: Callable[..., Any] | None = None,
-                 **options: Any) -> dict[str, Any]:
-        body = {k: options.get(k) for k in ("suite", "version", "label", "models", "criteria", "judge_model")}
-        status = self.wait(self.send("POST", self._p(prompt, "evaluate"), body), progress)
-        result = status["result"]
-        return {"score": result["score"], "pass_rate": result["pass_rate"], "unscored": result.get("unscored", 0),
-                "unscored_reason": result.get("unscored_reason"), "run": self.get_run(result["run"]["run_id"])}
+        body = json.loads(json.dumps({"run": run, "results": results}, ensure_ascii=False, default=str))
+        return self.request("POST", "/runs/upload", json=body).json()["run"]
+
+    def local_client(self, db: str | os.PathLike) -> Any:
+        """A local `Client` over the store at `db` (a scratch store for work done on this machine)."""
+        return self._local(db)
 
     def deploy(self, prompt: PromptRef, *, rollback: bool = False, **options: Any) -> dict[str, Any]:
         """A deploy through the server's gate; the deployment as the engine records it."""

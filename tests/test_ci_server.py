@@ -7,6 +7,7 @@ into the checkout's git. Also: the CLI with PROMSTACK_URL, and a server that is 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,12 +51,14 @@ def checkout(tmp_path: Path) -> Path:
     return work
 
 
-def test_the_workflow_tests_gates_and_deploys_on_the_server(spawn, tmp_path, scripted):  # noqa: F811
+def test_the_workflow_tests_gates_and_deploys_on_the_server(spawn, tmp_path, scripted, monkeypatch):  # noqa: F811
     url = team_server(spawn, tmp_path, scripted)
     work = checkout(tmp_path)
     workflow = yaml.safe_load(workflow_text(42))
     assert "git push" not in workflow_text(42) and ".promstack/promstack.db" not in workflow_text(42)
-    secrets = {"PROMSTACK_URL": url, "PROMSTACK_TOKEN": TOKEN}
+    # The CI job's own model key and provider: its tests run where the job runs (here the fake LLM).
+    monkeypatch.setenv("OPENAI_API_BASE", scripted.base_url)
+    secrets = {"PROMSTACK_URL": url, "PROMSTACK_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-the-ci-jobs-own"}
 
     tested = run_job(workflow, "test", work, secrets)
     for name, result in tested:
@@ -70,7 +73,11 @@ def test_the_workflow_tests_gates_and_deploys_on_the_server(spawn, tmp_path, scr
     for name, result in deployed:
         assert result.returncode == 0, (name, result.stdout, result.stderr)
     assert "Deployed support/answer v2 to production (was v1)" in deployed[0][1].stdout
+    # The gate used the run the CI job made and uploaded (evaluate's), not a run of its own.
+    assert "(reused)" in deployed[0][1].stdout
+    run_id = re.search(r"^Run (r\S+):", tested[1][1].stdout, re.M).group(1)
     with Client(url=url, token=TOKEN) as client:
+        assert client.get_run(run_id)["status"] == "done" and client.get_run(run_id)["prompt_version"] == 2
         assert client.labels(42)["production"] == 2
         assert client.get_prompt(42, label="production").template.startswith("전문가로서 답변하세요. 예시 포함.")
     assert not (work / ".promstack").exists()  # no store in the checkout
@@ -102,3 +109,26 @@ def test_a_server_that_is_down_is_named_with_exit_2(tmp_path):
     result = cli("prompt", "list", env={"PROMSTACK_URL": url}, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == f"promstack: could not reach {url}: connection refused"
+
+
+def test_a_run_uploaded_twice_is_stored_once(spawn, tmp_path, scripted):  # noqa: F811
+    import httpx
+
+    url = team_server(spawn, tmp_path, scripted)
+    with Client(url=url, token=TOKEN) as client:
+        client.import_suite(SEED_CSV, fmt="csv", name="regression", prompt=42)
+    run = {"id": "r20261205-120000-abcdef", "kind": "test", "suite_name": "regression", "prompt_id": 42,
+           "prompt_version": 1, "models": ["openai/good"], "status": "done", "total": 0,
+           "summary": {"results": 0, "total": 0}}
+    api = httpx.Client(base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    first = api.post("/runs/upload", json={"run": run, "results": []})
+    assert first.status_code == 201 and first.json()["created"] is True, first.text
+    again = api.post("/runs/upload", json={"run": {**run, "prompt_version": 9}, "results": []})
+    assert again.status_code == 200 and again.json()["created"] is False
+    assert again.json()["run"]["prompt_version"] == 1  # kept as it was
+    stranger = api.post("/runs/upload", json={"run": {**run, "id": "r20261205-120001-abcdef"},
+                                              "results": [{"case_key": "not-a-case", "model": "m", "repeat": 0}]})
+    assert stranger.status_code == 400 and "upload the suite file" in stranger.json()["error"]["message"]
+    bad = api.post("/runs/upload", json={"run": {**run, "id": "../x"}, "results": []})
+    assert bad.status_code == 400 and bad.json()["error"]["type"] == "InvalidInput"
+    api.close()

@@ -107,7 +107,8 @@ def upload_suite(client: Client, source: str | os.PathLike | None = None, *, tex
         sidecar = S.sidecar_for(path)
         settings = {**(S.read_sidecar(sidecar) if sidecar is not None else {}), **file_config}
         name = S.validate_suite_name(name or S.suite_name_of(path))
-        text, fmt = json.dumps({**settings, "cases": list(cases)}, ensure_ascii=False, default=str), "json"
+        text, fmt = json.dumps({**settings, "cases": [case_object(c) for c in cases]}, ensure_ascii=False,
+                               default=str), "json"
     elif not fmt:
         raise InvalidInput("say the format of the cases: csv, json or jsonl")
     found = client.import_suite(text, fmt=fmt, name=S.validate_suite_name(name or ""), prompt=prompt)
@@ -115,12 +116,11 @@ def upload_suite(client: Client, source: str | os.PathLike | None = None, *, tex
             "source": found["source"], "config": found["settings"]}
 
 
-def upload_workspace_suite(client: Client, name: str | None) -> None:
-    """Over a team server, a suite kept as a file in this checkout's tests/prompts/ is uploaded
-    before it runs: a test run tests the cases where the CLI runs, not an older copy."""
-    path = S.workspace_suite_files(Path.cwd()).get(name or "")
-    if path is not None:
-        upload_suite(client, path)
+def case_object(case: dict[str, Any]) -> dict[str, Any]:
+    """A parsed or stored case as a JSON suite's case object, which imports to the same case
+    (the same case key) wherever it is imported."""
+    return {"input": case["input"], "expected_output": case.get("expected"), "vars": case.get("variables") or {},
+            "assert": case.get("assertions") or []}
 
 
 def _origin(client: Client, path: Path) -> str:
