@@ -74,7 +74,10 @@ def rebuild(status: int, body: Any) -> PromStackError:
     """The exception a server's error envelope stands for: its class by `type`, its message."""
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return InvalidInput(f"the server answered {status} without an error message")
+        # Not the API's envelope (the server's token check answers in plain text): the status
+        # says which error it is, the text what to do.
+        text = body.strip() if isinstance(body, str) and body.strip() else f"the server answered {status}"
+        error = {"type": _BY_STATUS.get(status, "InvalidInput"), "message": text}
     classes = _error_classes()
     cls = classes.get(str(error.get("type"))) or classes.get(_BY_STATUS.get(status, "InvalidInput"), InvalidInput)
     exc = cls.__new__(cls)
@@ -137,7 +140,7 @@ class RemoteClient:
         try:
             body = response.json()
         except ValueError:
-            body = None
+            body = response.text
         if response.status_code >= 500 and not (isinstance(body, dict) and "error" in body):
             raise PromStackError(f"the server at {self.url} failed ({response.status_code}); see its log")
         raise rebuild(response.status_code, body)

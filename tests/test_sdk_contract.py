@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from team_server import serve
+from team_server import free_port, serve
 from test_evals_fake import write_config
 
 from promstack import Client, InvalidInput, MergeConflict, NotFound
+from promstack.access import Unauthorized
+from promstack.remote import Unreachable
 from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
 
 pytest_plugins = ("test_evals_fake",)
@@ -141,3 +143,17 @@ def test_run_and_arun(sdk, _scripted_server):
     assert result.input_tokens > 0 and result.cache_hit is False
     again = asyncio.run(sdk.arun("support/refund", {"question": "can I?"}))
     assert again.output == result.output
+
+
+def test_a_server_that_is_down_or_a_wrong_token(spawn, isolated_store, monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(Unreachable, match=f"^could not reach {url}: connection refused$"):
+        Client(url=url).get_prompt("support/refund")
+    Client().close()
+    served = serve(spawn, isolated_store.parent.parent, token=TOKEN)
+    with pytest.raises(Unauthorized, match="token"):
+        Client(url=served, token="a-wrong-token-of-32-characters!!").list_prompts()
+    monkeypatch.setenv("PROMSTACK_URL", served)
+    monkeypatch.setenv("PROMSTACK_TOKEN", TOKEN)
+    assert Client().list_prompts() == []  # the environment names the server and the token
+    assert not Client(isolated_store).remote  # a store file named is always the local store
