@@ -34,6 +34,7 @@ QUICK = {
     "bench_gateway": ["--calls", "150", "--no-litellm"],
     "bench_mcp": ["--starts", "3", "--calls", "100"],
     "bench_mcp_context": ["--no-references"],
+    "bench_remote": ["--calls", "100"],
     "bench_monitor": ["--rows", "100000"],
     "bench_runner": ["--quick"],
     "bench_startup": ["--runs", "3"],

@@ -107,8 +107,9 @@ class ChangeWatch:
     def _fingerprint(self, call: Call, always: bool = False) -> tuple | None:
         """What the prompt listing depends on; None when nothing was committed since last time
         (SQLite's data_version moves on every commit by another connection: a cheap check)."""
-        version = call.client.store.db.conn.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._data_version and not always:
+        # A team server's store has no local connection to ask: its listing is compared instead.
+        version = None if call.client.remote else call.client.store.db.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version is not None and version == self._data_version and not always:
             return None
         self._data_version = version
         return tuple((p.id, p.name, p.archived, p.head) for p in call.client.list_prompts(include_archived=True))

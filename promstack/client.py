@@ -22,9 +22,26 @@ PromptRef = int | str
 
 
 class Client:
-    """`Client()` opens the workspace's store (PROMSTACK_DB, else the nearest `.promstack/`)."""
+    """`Client()` opens the workspace's store (PROMSTACK_DB, else the nearest `.promstack/`).
+    `Client(url=..., token=...)`, or PROMSTACK_URL (and PROMSTACK_TOKEN) with no `db` given, is
+    the same interface over a team server's REST API (promstack.remote.RemoteClient)."""
 
-    def __init__(self, db: str | os.PathLike | None = None, *, actor: str | None = None) -> None:
+    remote = False
+
+    def __new__(cls, db: str | os.PathLike | None = None, *, actor: str | None = None, url: str | None = None,
+                token: str | None = None) -> Any:
+        # One public name for both: a face that makes a `Client` works against a server unchanged.
+        # An explicit `db` is always the local store (the server's own clients name theirs).
+        if url is not None or db is None:
+            from promstack.remote import RemoteClient, server_url
+
+            found = server_url(url)
+            if found is not None:
+                return RemoteClient(found, token, local=cls)
+        return super().__new__(cls)
+
+    def __init__(self, db: str | os.PathLike | None = None, *, actor: str | None = None, url: str | None = None,
+                 token: str | None = None) -> None:
         # The services the engine hangs on a client, each made on first use (`gateway`,
         # `evals`, `resolver`): a face that never runs a prompt never imports the gateway.
         self._gateway: Gateway | None = None

@@ -33,6 +33,13 @@ T = TypeVar("T")
 class ClientPool:
     def __init__(self, db: str | os.PathLike | None = None) -> None:
         self._db = Path(db) if db is not None else None
+        # No store named and PROMSTACK_URL set: the clients are a team server's (`promstack mcp`
+        # on a laptop serves the team's store); the server's token decides who acts.
+        self.url: str | None = None
+        if db is None:
+            from promstack.remote import server_url
+
+            self.url = server_url()
         self._idle: dict[str | None, list[Client]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -55,6 +62,8 @@ class ClientPool:
                 return idle.pop()
         from promstack.client import Client
 
+        if self.url is not None:
+            return Client(url=self.url)
         return Client(self.db, actor=actor)
 
     def release(self, client: Client, actor: str | None = None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -43,6 +44,9 @@ def case_key(case: dict[str, Any], ordinal: int = 0) -> str:
         ensure_ascii=False, sort_keys=True, separators=(",", ":"),
     )
     return hashlib.sha256(body.encode()).hexdigest()[:20] + (f"-{ordinal}" if ordinal else "")
+
+
+RUN_ID = re.compile(r"r\d{8}-\d{6}-[0-9a-f]{6}")
 
 
 def new_run_id() -> str:
@@ -237,6 +241,41 @@ class EvalStore:
         data["config"] = json.loads(data["config"])
         data["summary"] = json.loads(data["summary"]) if data["summary"] else None
         return data
+
+    def import_run(self, run: dict[str, Any], results: list[dict[str, Any]]) -> bool:
+        """A finished test run made elsewhere (a CI job, with its own model keys) kept here under
+        its own id, with its results, against this store's suite of that name. A run id that is
+        here already is left as it is, so an upload repeated stores the run once. Returns
+        whether it was new. Results must be of cases the suite has here (upload the suite first)."""
+        if not isinstance(run.get("id"), str) or not RUN_ID.fullmatch(run["id"]):
+            raise InvalidInput(f"a run id looks like r20261125-193600-1a2b3c; got {run.get('id')!r}")
+        if run.get("kind") != "test" or run.get("status") not in ("done", "failed"):
+            raise InvalidInput("only a finished test run can be uploaded (kind 'test', status done or failed)")
+        suite = self.suite(run.get("suite_name") or "")
+        known = {r[0] for r in self.db.execute("SELECT case_key FROM cases WHERE suite_id = ?", [suite["id"]])}
+        strange = sorted({r.get("case_key") for r in results} - known, key=str)
+        if strange:
+            raise InvalidInput(f"the run has results for {len(strange)} case(s) suite {suite['name']!r} does not "
+                               "have here; upload the suite file the run used, then the run")
+        with write(self.db):
+            if self.db.execute("SELECT 1 FROM runs WHERE id = ?", [run["id"]]).fetchone():
+                return False
+            self.db.execute(
+                "INSERT INTO runs (id, kind, suite_id, suite_name, suite_sha, prompt_id, prompt_version, models,"
+                " repeat, config, judge_key, status, total, started_at, finished_at, summary, actor, pid)"
+                " VALUES (?, 'test', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                [run["id"], suite["id"], suite["name"], suite["sha256"], run.get("prompt_id"),
+                 run.get("prompt_version"), json.dumps(run.get("models") or []), int(run.get("repeat") or 1),
+                 json.dumps(run.get("config") or {}, ensure_ascii=False, sort_keys=True), run.get("judge_key") or "",
+                 run["status"], run.get("total"), run.get("started_at") or now(), run.get("finished_at") or now(),
+                 json.dumps(run.get("summary"), ensure_ascii=False) if run.get("summary") is not None else None,
+                 self.actor],
+            )
+            self.db.conn.executemany(
+                f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})",
+                [[_encode(run["id"] if c == "run_id" else r.get(c)) for c in RESULT_COLUMNS] for r in results],
+            )
+        return True
 
     def runs(self, *, suite: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         where, args = ("WHERE suite_name = ?", [suite]) if suite else ("", [])

@@ -222,7 +222,7 @@ def test_openapi_and_docs(http):
         ("get", "/prompts/{prompt}/-/labels"), ("put", "/prompts/{prompt}/-/labels/{label}"),
         ("get", "/prompts/{prompt}/-/label-history"), ("post", "/prompts/{prompt}/-/run"),
         ("get", "/suites"), ("post", "/suites"), ("put", "/suites/{suite}"), ("get", "/suites/{suite}"),
-        ("post", "/runs"), ("get", "/runs/{run_id}"), ("post", "/runs/{run_id}/judge"), ("post", "/arena"),
+        ("post", "/runs"), ("get", "/runs/{run_id}"), ("get", "/runs/{run_id}/detail"), ("post", "/runs/upload"), ("post", "/runs/{run_id}/judge"), ("post", "/arena"),
         ("post", "/arena/matches/{match_id}/votes"), ("post", "/prompts/{prompt}/-/evaluate"),
         ("post", "/prompts/{prompt}/-/deploy"), ("get", "/prompts/{prompt}/-/deployments"),
         ("get", "/deployments"), ("get", "/deployments/{deployment_id}"),

@@ -86,7 +86,7 @@ def repo(scripted, tmp_path, monkeypatch):  # noqa: F811
     (dev / "tests" / "prompts").mkdir(parents=True)
     (dev / "tests" / "prompts" / "regression.csv").write_text(SEED_CSV, encoding="utf-8")
     (dev / "tests" / "prompts" / "regression.yml").write_text("prompt: 42\njudge_model: openai/judge\n", encoding="utf-8")
-    result = CliRunner().invoke(cli, ["ci", "init", "--prompt", "42", "--dir", str(dev)])
+    result = CliRunner().invoke(cli, ["ci", "init", "--prompt", "42", "--local", "--dir", str(dev)])
     assert result.exit_code == 0, result.output
     git(dev, "add", "prompts", "tests", ".github", ".promstack/config.toml")
     git(dev, "add", "-f", ".promstack/promstack.db")

@@ -13,6 +13,7 @@ prompt is running, 2 bad input.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,35 +32,42 @@ from . import (
     warn,
 )
 
-WORKFLOW = """\
-# PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init).
-# The store of record is .promstack/promstack.db, committed with the prompts
-# (git add -f .promstack/promstack.db); the deploy job commits the moved label back.
-# Its audit log is keyed with .promstack/audit.key, which is never committed: store that file as
-# the repository secret PROMSTACK_AUDIT_KEY (gh secret set PROMSTACK_AUDIT_KEY < .promstack/audit.key).
-# After each deploy the log's head (COUNT:HASH) is printed here, so the history of heads lives
-# outside the database: `promstack audit verify --expect COUNT:HASH` catches rows cut off since.
+# Where CI installs PromStack from: a tagged commit of its git repository (it is not on PyPI).
+# A fork or a mirror works the same: change the URL, or set PROMSTACK_SOURCE for `ci init`.
+INSTALL_SOURCE = "git+https://github.com/promstack/promstack@v0.1.0"
+
+# The workflows' pieces (str.format templates: {{ and }} are literal braces).
+_INSTALL = """\
+      - uses: actions/setup-python@v5
+        with:
+          python-version: '3.12'
+      - name: Install PromStack
+        run: pip install "promstack @ {source}"
+"""
+_IMPORT = """\
+      - name: Version the prompt files
+        run: find prompts -type f -exec promstack import {{}} +
+"""
+_DEPLOY = """\
+      - name: Deploy to production
+        run: promstack deploy --prompt ${{{{ env.PROMPT_ID }}}}
+"""
+_ON = """\
 name: Prompt Deployment
 on:
   push:
     paths: ['prompts/**']
 env:
   PROMPT_ID: {prompt_id}
-  PROMSTACK_USER: github-actions
-  OPENAI_API_KEY: ${{{{ secrets.OPENAI_API_KEY }}}}
-  PROMSTACK_AUDIT_KEY: ${{{{ secrets.PROMSTACK_AUDIT_KEY }}}}
+"""
+# The guide's three lines: test, the score gate (in the test job), deploy (in the deploy job).
+_TEST_JOB = """\
 jobs:
   test:
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: '3.12'
-      - name: Install PromStack
-        run: pip install promstack
-      - name: Version the prompt files
-        run: find prompts -type f -exec promstack import {{}} +
+""" + _INSTALL + _IMPORT + """\
       - name: Run batch tests
         run: promstack test --suite regression
       - name: Check quality score
@@ -69,19 +77,42 @@ jobs:
   deploy:
     needs: test
     runs-on: ubuntu-latest
+"""
+
+WORKFLOW = """\
+# PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init),
+# against the team's PromStack server: nothing is committed back, no database lives in git.
+# The prompt files of the checkout become versions on the server, the suite runs there, and
+# the deploy moves the server's label. Repository secrets: PROMSTACK_URL (the server, e.g.
+# https://promstack.example.com), PROMSTACK_TOKEN (a token with the deployer role, made on the
+# server's machine) and the model keys the tests run with (OPENAI_API_KEY).
+""" + _ON + """\
+  PROMSTACK_URL: ${{{{ secrets.PROMSTACK_URL }}}}
+  PROMSTACK_TOKEN: ${{{{ secrets.PROMSTACK_TOKEN }}}}
+  OPENAI_API_KEY: ${{{{ secrets.OPENAI_API_KEY }}}}
+""" + _TEST_JOB + """\
+    steps:
+""" + _INSTALL + _DEPLOY
+
+# For one person without a server: the store of record committed to git (`ci init --local`).
+LOCAL_WORKFLOW = """\
+# PromStack: test, gate and deploy a prompt on every push to prompts/ (promstack ci init --local).
+# The store of record is .promstack/promstack.db, committed with the prompts
+# (git add -f .promstack/promstack.db); the deploy job commits the moved label back.
+# Its audit log is keyed with .promstack/audit.key, which is never committed: store that file as
+# the repository secret PROMSTACK_AUDIT_KEY (gh secret set PROMSTACK_AUDIT_KEY < .promstack/audit.key).
+# After each deploy the log's head (COUNT:HASH) is printed here, so the history of heads lives
+# outside the database: `promstack audit verify --expect COUNT:HASH` catches rows cut off since.
+""" + _ON + """\
+  PROMSTACK_USER: github-actions
+  OPENAI_API_KEY: ${{{{ secrets.OPENAI_API_KEY }}}}
+  PROMSTACK_AUDIT_KEY: ${{{{ secrets.PROMSTACK_AUDIT_KEY }}}}
+""" + _TEST_JOB + """\
     permissions:
       contents: write
     steps:
       - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: '3.12'
-      - name: Install PromStack
-        run: pip install promstack
-      - name: Version the prompt files
-        run: find prompts -type f -exec promstack import {{}} +
-      - name: Deploy to production
-        run: promstack deploy --prompt ${{{{ env.PROMPT_ID }}}}
+""" + _INSTALL + _IMPORT + _DEPLOY + """\
       - name: Verify the audit log and print its head
         run: promstack audit verify
       - name: Keep the deployment
@@ -94,8 +125,11 @@ jobs:
 """
 
 
-def workflow_text(prompt_id: str | int = 42) -> str:
-    return WORKFLOW.format(prompt_id=prompt_id)
+def workflow_text(prompt_id: str | int = 42, *, local: bool = False, source: str | None = None) -> str:
+    """The workflow `ci init` writes: against the team server, or (`local`) with the store
+    committed to git."""
+    source = source or os.environ.get("PROMSTACK_SOURCE") or INSTALL_SOURCE
+    return (LOCAL_WORKFLOW if local else WORKFLOW).format(prompt_id=prompt_id, source=source)
 
 
 def gate_progress(quiet: bool, json_output: bool) -> Any:
@@ -457,11 +491,15 @@ def ci_group() -> None:
 @click.option("--dir", "folder", type=click.Path(file_okay=False), default=".", show_default=True,
               help="The repository's root.")
 @click.option("--force", is_flag=True, help="Overwrite an existing workflow file.")
-def ci_init(prompt_id: str, folder: str, force: bool) -> None:
-    """Write .github/workflows/prompts.yml: on push to prompts/**, test, gate on the score, deploy.
+@click.option("--local", is_flag=True,
+              help="For one person without a server: the store is committed to git and the deploy commits back.")
+def ci_init(prompt_id: str, folder: str, force: bool, local: bool) -> None:
+    """Write .github/workflows/prompts.yml: on push to prompts/**, test, gate on the score, deploy,
+    against the team server named by the repository secrets PROMSTACK_URL and PROMSTACK_TOKEN.
 
     \b
     promstack ci init --prompt 42
+    promstack ci init --prompt 42 --local
     """
     if not str(prompt_id).strip() or any(c in str(prompt_id) for c in "\n\r:{}#'\""):
         fail(f"--prompt {prompt_id!r} is not a prompt id or name the workflow can carry")
@@ -469,6 +507,10 @@ def ci_init(prompt_id: str, folder: str, force: bool) -> None:
     if path.exists() and not force:
         fail(f"{path} exists; --force overwrites it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(workflow_text(prompt_id), encoding="utf-8")
+    path.write_text(workflow_text(prompt_id, local=local), encoding="utf-8")
+    if not local:
+        click.echo(f"Wrote {path}: commit it with your prompts, and set the repository secrets PROMSTACK_URL, "
+                   "PROMSTACK_TOKEN (a deployer token) and your model keys")
+        return
     click.echo(f"Wrote {path}: commit it with your prompts (and .promstack/promstack.db: git add -f), and "
                "store .promstack/audit.key as the repository secret PROMSTACK_AUDIT_KEY, never in git")

@@ -91,7 +91,7 @@ def _run_and_flush(client, *args, **kwargs):
     try:
         return client.run(*args, **kwargs)
     finally:
-        client.gateway.flush()
+        client.flush_calls()
 
 
 @cli.command("logs")

@@ -5,15 +5,49 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
-from . import Context, cli, db_option, fail, handle_errors
+from . import Context, cli, db_option, error_text, fail, handle_errors
 
 
 def _db(ctx: click.Context, db: str | None) -> str | None:
     parent = ctx.find_object(Context)
     return db or (parent.db if parent else None)
+
+
+def remote_url() -> str | None:
+    from promstack.remote import server_url
+
+    return server_url()
+
+
+@contextlib.contextmanager
+def _saving_to_server(folder: str) -> Iterator[None]:
+    """With PROMSTACK_URL, saves of prompt files in `folder` become versions on the server."""
+    from promstack.client import Client
+    from promstack.remote import FileSaver
+
+    target = Path(folder).resolve()
+    if not target.is_dir():
+        fail(f"there is no folder {target} to watch; create it or pass --watch DIR")
+    client = Client()
+
+    def saved(path: str, version: Any) -> None:
+        click.echo(f"promstack: {path}: saved {version.name} v{version.version} on {client.url}", err=True)
+
+    def refused(path: str, exc: Exception) -> None:
+        click.echo(f"promstack: {path}: {error_text(exc)}", err=True)
+
+    saver = FileSaver(client, target, on_saved=saved, on_error=refused)
+    saver.start()
+    click.echo(f"promstack: saving prompt files in {target} to {client.url}", err=True)
+    try:
+        yield
+    finally:
+        saver.stop()
+        client.close()
 
 
 @contextlib.contextmanager
@@ -22,6 +56,10 @@ def _watching(db: str | None, folder: str | None) -> Iterator[None]:
     means no watcher. It writes through its own connection, so it never blocks a request."""
     if folder is None:
         yield
+        return
+    if db is None and remote_url() is not None:
+        with _saving_to_server(folder):
+            yield
         return
     from store.watch import start_watcher
     from store.workspace import require_db, workspace_root
@@ -57,7 +95,7 @@ def server_mcp(ctx: click.Context, db: str | None, watch_dir: str | None) -> Non
     from mcp_server.server import main
     from store.workspace import find_db
 
-    if _db(ctx, db) is None:
+    if _db(ctx, db) is None and remote_url() is None:
         find_db()  # a PROMSTACK_DB into a missing folder is a typo: say so now, not "no prompts"
     with _watching(_db(ctx, db), watch_dir):
         main(_db(ctx, db))

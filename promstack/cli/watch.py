@@ -44,6 +44,12 @@ def watch(state, folder, debounce, branch, no_reconcile) -> None:
     from store.watch import Watcher
 
     logging.basicConfig(level=logging.WARNING, format="promstack: %(message)s")
+    if state.client.remote:  # PROMSTACK_URL: the saves become versions on the team server
+        from .server import _saving_to_server
+
+        with _saving_to_server(folder):
+            _until_interrupted()
+        return
     db_path = state.client.store.path
     if db_path is None:
         raise InvalidInput("watching needs a store file; run 'promstack init' or set PROMSTACK_DB")
@@ -64,12 +70,17 @@ def watch(state, folder, debounce, branch, no_reconcile) -> None:
         click.echo(f"Watching {watcher.watch_dir} ({changed} change{'s' if changed != 1 else ''} reconciled); "
                    "Ctrl-C stops.", err=True)
     try:
+        _until_interrupted()
+    finally:
+        watcher.stop()
+
+
+def _until_interrupted() -> None:
+    try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
-    finally:
-        watcher.stop()
 
 
 @cli.command("status")
@@ -148,7 +159,7 @@ def import_files(state, files, name, base, force, reason) -> None:
     if force and not (reason or "").strip():
         raise InvalidInput("--force needs --reason: say why the labels skip their gates (it goes into the audit log)")
     client = state.client
-    root = workspace_root(client.store.path) if client.store.path else Path.cwd()
+    root = workspace_root(client.store.path) if not client.remote and client.store.path else Path.cwd()
     base_dir = Path(base).resolve() if base else root / "prompts"
     done = []
     for file in files:

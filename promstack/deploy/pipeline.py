@@ -76,7 +76,14 @@ def deploy(
 
     Returns the deployment: status 'deployed', 'refused' (the gate said no), 'pending_approval',
     'rolling_out' (with `rollout`, a percentage of users) or 'unchanged'. Raises DeployBusy when
-    another deploy of the prompt is running, NotFound/InvalidInput for bad arguments."""
+    another deploy of the prompt is running, NotFound/InvalidInput for bad arguments.
+    Over a team server, the server's gate decides and its label moves."""
+    if client.remote:
+        if rollout is not None:
+            raise InvalidInput("a rollout cannot be started over a team server yet (PROMSTACK_URL); "
+                               "start it on the server's machine")
+        return client.deploy(prompt, version=version, environment=env, force=force, skip=skip, reason=reason,
+                             rerun=rerun)
     target_env = environment(client, env)
     row = client.store.prompts.prompt_row(prompt)
     found = client.store.prompts.get(row["id"], version=version)
@@ -207,6 +214,8 @@ def reject(client: Client, deployment_id: int, *, reason: str | None = None) -> 
 def rollback(client: Client, prompt: Any, *, env: str | None = None, reason: str | None = None) -> dict[str, Any]:
     """Put `env` back on the version it served before its last deployment, in one step (no gate:
     this is the way out). A rollout or A/B test running there ends."""
+    if client.remote:
+        return client.deploy(prompt, rollback=True, environment=env, reason=reason)
     target_env = environment(client, env)
     row = client.store.prompts.prompt_row(prompt)
     db = client.store.db
@@ -260,12 +269,16 @@ def get_deployment(client: Client, deployment_id: int) -> dict[str, Any]:
 
 def list_deployments(client: Client, prompt: Any = None, *, env: str | None = None, status: str | None = None,
                      limit: int = 20) -> list[dict[str, Any]]:
+    if client.remote:
+        return client.list_deployments(prompt, env=env, status=status, limit=limit)
     pid = client.store.prompts.prompt_id(prompt) if prompt is not None else None
     return rows.deployments(client.store.db, prompt_id=pid, environment=env, status=status, limit=limit)
 
 
 def status(client: Client, prompt: Any) -> dict[str, Any]:
     """Which version each environment serves, and any split running there."""
+    if client.remote:
+        return client.deploy_status(prompt)
     row = client.store.prompts.prompt_row(prompt)
     out = []
     for env in environments(client):

@@ -46,6 +46,8 @@ def import_suite(client: Client, source: str | os.PathLike | None = None, *, tex
     A file that is no suite (`.env`, a key, the store) is refused before it is read, and an
     error that quotes what was read has its secrets redacted."""
     try:
+        if client.remote:
+            return upload_suite(client, source, text=text, fmt=fmt, name=name, prompt=prompt)
         return _import_suite(client, source, text=text, fmt=fmt, name=name, prompt=prompt, config=config)
     except PromStackError as exc:
         shown = redact(str(exc))
@@ -93,6 +95,34 @@ def _import_suite(client: Client, source: str | os.PathLike | None = None, *, te
                             config=settings)
 
 
+def upload_suite(client: Client, source: str | os.PathLike | None = None, *, text: str | None = None,
+                 fmt: str | None = None, name: str | None = None, prompt: Any = None) -> dict[str, Any]:
+    """A suite to a team server's store (the client is remote): a file is read here, as a local
+    import reads it (its settings file too), and sent as one JSON document."""
+    import json
+
+    if source is not None:
+        path = Path(source)
+        file_config, cases = S.parse_file(path, fmt)
+        sidecar = S.sidecar_for(path)
+        settings = {**(S.read_sidecar(sidecar) if sidecar is not None else {}), **file_config}
+        name = S.validate_suite_name(name or S.suite_name_of(path))
+        text, fmt = json.dumps({**settings, "cases": [case_object(c) for c in cases]}, ensure_ascii=False,
+                               default=str), "json"
+    elif not fmt:
+        raise InvalidInput("say the format of the cases: csv, json or jsonl")
+    found = client.import_suite(text, fmt=fmt, name=S.validate_suite_name(name or ""), prompt=prompt)
+    return {"name": found["suite"], "case_count": found["cases"], "prompt_id": found["prompt_id"],
+            "source": found["source"], "config": found["settings"]}
+
+
+def case_object(case: dict[str, Any]) -> dict[str, Any]:
+    """A parsed or stored case as a JSON suite's case object, which imports to the same case
+    (the same case key) wherever it is imported."""
+    return {"input": case["input"], "expected_output": case.get("expected"), "vars": case.get("variables") or {},
+            "assert": case.get("assertions") or []}
+
+
 def _origin(client: Client, path: Path) -> str:
     root = root_of(client)
     try:
@@ -130,11 +160,15 @@ def get_suite(client: Client, name: str) -> dict[str, Any]:
 
 
 def list_suites(client: Client) -> list[dict[str, Any]]:
+    if client.remote:
+        return client.list_suites()
     sync_workspace(client)
     return evals_of(client).suites()
 
 
 def show_suite(client: Client, name: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+    if client.remote:
+        return client.show_suite(name, limit=limit)
     suite = get_suite(client, name)
     return {**suite, "cases": evals_of(client).cases(suite["id"], limit=limit, offset=offset)}
 

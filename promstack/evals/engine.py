@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from store.errors import InvalidInput, Step
+from store.errors import InvalidInput, NotFound, Step
 
+from . import suites as S
 from .arena import arena_view
 from .catalog import (
+    case_object,
     evals_of,
     get_suite,
     import_suite,
@@ -26,6 +31,7 @@ from .catalog import (
     show_suite,
     suite_for_prompt,
     sync_workspace,
+    upload_suite,
 )
 from .gateway import Gateway, LiveGateway
 from .judge import ensure_judge_prompts, load_judge
@@ -39,7 +45,7 @@ __all__ = [
     "aevaluate", "ajudge_run", "aresume_run", "arun_tests", "build_plan", "check_columns", "check_not_running",
     "compare_runs", "evals_of", "evaluate", "get_run", "get_suite", "import_suite", "judge_run", "list_suites",
     "plan_from_run", "resolve_prompt", "resume_run", "run_tests", "show_suite", "suite_for_prompt",
-    "sync_workspace",
+    "sync_workspace", "upload_run",
 ]
 
 
@@ -54,7 +60,10 @@ async def arun_tests(
     **options: Any,
 ) -> dict[str, Any]:
     """Start a test run of `suite` and run it to the end. Returns the run with its summary.
-    `started(run)` is called once the run exists (the dashboard follows it live by its id)."""
+    `started(run)` is called once the run exists (the dashboard follows it live by its id).
+    Over a team server, the run is made here (this machine's model keys) and uploaded to it."""
+    if client.remote:
+        return await _tested_here(client, suite, progress=progress, warn=warn, started=started, **options)
     evals = evals_of(client)
     if suite:
         found = get_suite(client, suite)
@@ -119,6 +128,8 @@ async def _gateway(client: Client, given: Gateway | None) -> AsyncIterator[Gatew
 
 
 def get_run(client: Client, run_id: str, *, failing: int = 20) -> dict[str, Any]:
+    if client.remote:
+        return client.get_run(run_id, failing=failing)
     evals = evals_of(client)
     run = evals.run(run_id)
     if run["kind"] == "arena":
@@ -166,15 +177,88 @@ async def aevaluate(client: Client, prompt: Any, *, suite: str | None = None, **
     `unscored_reason` (why); otherwise `unscored` is 0."""
     from .score import run_score
 
-    prompt_id = client.store.prompts.prompt_id(prompt)
-    found = get_suite(client, suite) if suite else suite_for_prompt(client, prompt_id)
-    result = await arun_tests(client, found["name"], prompt=prompt_id, **options)
+    if client.remote:
+        result = await _tested_here(client, suite, prompt=prompt, **options)
+    else:
+        prompt_id = client.store.prompts.prompt_id(prompt)
+        found = get_suite(client, suite) if suite else suite_for_prompt(client, prompt_id)
+        result = await arun_tests(client, found["name"], prompt=prompt_id, **options)
     summary = result["summary"]
     out = {"score": run_score(summary), "pass_rate": summary["pass_rate"],
            "unscored": summary.get("unscored", 0), "run": result}
     if out["unscored"]:
         out["unscored_reason"] = summary.get("unscored_reason") or ""
     return out
+
+
+async def _tested_here(client: Client, suite: str | None, *, prompt: Any = None, version: int | None = None,
+                       label: str | None = None, **options: Any) -> dict[str, Any]:
+    """A test run over a team server (`client` is remote), made where the caller runs: a CI job
+    tests with its own model keys. The suite files of this checkout (tests/prompts/) go to the
+    server first; the server's prompt version and the suite are copied into a scratch store
+    here, run through this machine's gateway, and the finished run is uploaded (stored once,
+    by its id), so the server's evaluate and deploy gate see it. Returns the run as the
+    server reports it."""
+    import tempfile
+
+    from store.workspace import init
+
+    checkout = S.workspace_suite_files(Path.cwd())
+    for name, path in checkout.items():
+        if suite in (None, name):
+            upload_suite(client, path)
+    served = client.get_prompt(_prompt_of(client, suite, prompt), version=version, label=label)
+    if suite is None:
+        suite = _server_suite_for(client, served.prompt_id)
+    with tempfile.TemporaryDirectory(prefix="promstack-run-") as scratch:
+        local = client.local_client(init(Path(scratch)))
+        try:
+            local.create_prompt(served.name, served.template, model_config=served.model_config,
+                                id=served.prompt_id, message=f"v{served.version} on {client.url}")
+            if suite in checkout:
+                import_suite(local, checkout[suite], prompt=served.prompt_id)
+            else:
+                cases = client.show_suite(suite, limit=1000)["cases"]
+                import_suite(local, text=json.dumps([case_object(c) for c in cases], ensure_ascii=False),
+                             fmt="json", name=suite, prompt=served.prompt_id,
+                             config=client.show_suite(suite, limit=1)["config"])
+            run = await arun_tests(local, suite, prompt=served.prompt_id, **options)
+            results = list(local.evals.iter_results(run["id"]))
+        finally:
+            local.close()
+    run = {**run, "prompt_version": served.version}
+    return client.upload_run(run, [{**r, "prompt_version": served.version} for r in results])
+
+
+def _prompt_of(client: Client, suite: str | None, prompt: Any) -> Any:
+    if prompt not in (None, ""):
+        return prompt
+    if suite:
+        tied = client.show_suite(suite, limit=1).get("prompt_id")
+        if tied is not None:
+            return tied
+    found = os.environ.get("PROMSTACK_PROMPT") or os.environ.get("PROMPT_ID")
+    if found:
+        return found
+    raise InvalidInput(f"suite {suite!r} is not tied to a prompt: give ", Step.arg("prompt"),
+                       ", or add 'prompt: ID' to its tests/prompts/<suite>.yml")
+
+
+def _server_suite_for(client: Client, prompt_id: int) -> str:
+    tied = [s["name"] for s in client.list_suites() if s.get("prompt_id") == prompt_id]
+    if not tied:
+        raise NotFound(f"no test suite is tied to prompt {prompt_id}: give ", Step.arg("suite"),
+                       f", or add 'prompt: {prompt_id}' to tests/prompts/<suite>.yml")
+    return "regression" if "regression" in tied else tied[0]
+
+
+def upload_run(client: Client, run: dict[str, Any], results: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """Keep a finished test run made elsewhere, with its results (`EvalStore.import_run`): a run
+    uploaded twice is stored once. Returns the run as `get_run` reports it, and whether it was new."""
+    if client.remote:
+        return client.upload_run(run, results), True
+    created = evals_of(client).import_run(run, results)
+    return get_run(client, run["id"]), created
 
 
 def run_tests(client: Client, suite: str, **kwargs: Any) -> dict[str, Any]:

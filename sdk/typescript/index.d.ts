@@ -61,6 +61,115 @@ export declare class Prompt {
 export declare class PromStackError extends Error {
   /** The HTTP status (400 bad input, 401 token, 404 not found), or 0 before any request. */
   readonly status: number;
+  /** The server's error class, as the Python SDK raises it: "NotFound", "InvalidInput",
+   *  "MergeConflict", "GateFailed", "Unauthorized", "Forbidden", "ValidationError", ... (null
+   *  from the older /api/prompts routes and before any request). */
+  readonly type: string | null;
+  /** With type "GateFailed": the refused deployment and its checks. */
+  readonly deployment?: Record<string, unknown>;
+}
+
+/** A prompt by `id` or by `name` (one of them). */
+export interface PromptRef {
+  id?: number;
+  name?: string;
+}
+
+export interface RunOptions extends PromptRef {
+  variables?: Record<string, unknown>;
+  version?: number;
+  label?: string;
+  branch?: string;
+  model?: string;
+  userId?: string;
+}
+
+export interface RunResult {
+  output: string;
+  model: string;
+  prompt_id: number | null;
+  prompt_version: number | null;
+  input_tokens: number;
+  output_tokens: number;
+  latency_ms: number;
+  cost_usd: number | null;
+  cache_hit: boolean;
+  status: string;
+  call_id: string;
+  guards: Record<string, unknown>;
+}
+
+export interface SaveOptions extends PromptRef {
+  template?: Template;
+  modelConfig?: Record<string, unknown>;
+  message?: string;
+  branch?: string;
+}
+
+export interface SetLabelOptions extends PromptRef {
+  label: string;
+  version: number;
+  reason?: string;
+  /** Skip an environment's gate (needs a reason; audited). */
+  force?: boolean;
+}
+
+export interface LabelMove {
+  prompt_id: number;
+  label: string;
+  from_version: number | null;
+  to_version: number | null;
+  actor: string;
+  reason: string | null;
+  at: string;
+}
+
+export interface DeployOptions extends PromptRef {
+  version?: number;
+  /** Default: production. */
+  environment?: string;
+  force?: boolean;
+  reason?: string;
+  rollback?: boolean;
+}
+
+export interface DeployResult {
+  status: "deployed" | "pending_approval" | "rolling_out" | "unchanged" | string;
+  deployment_id: number | null;
+  prompt_id: number;
+  name: string;
+  environment: string;
+  from_version: number | null;
+  to_version: number | null;
+  forced: boolean;
+  checks: Array<{ check: string; passed: boolean; skipped?: boolean; detail: string }>;
+  message: string;
+}
+
+export interface VersionSummary {
+  version: number;
+  branch: string;
+  parent: number | null;
+  merge_parent: number | null;
+  message: string | null;
+  author: string;
+  source: string;
+  sha256: string;
+  created_at: string;
+}
+
+export interface Diff {
+  prompt_id: number;
+  name: string;
+  from_version: number;
+  to_version: number;
+  unified: string;
+  added: number;
+  removed: number;
+  added_words: number;
+  removed_words: number;
+  config_changes: Record<string, { from: unknown; to: unknown }>;
+  words: Array<[number, string]>;
 }
 
 export declare class PromStack {
@@ -69,6 +178,18 @@ export declare class PromStack {
   listPrompts(): Promise<Array<Record<string, unknown>>>;
   /** Forget every cached prompt. */
   clearCache(): void;
+  /** Run a prompt through the server's gateway (its keys, its call log). */
+  run(options: RunOptions): Promise<RunResult>;
+  /** Save a new version (created: false when the content equals the branch head). */
+  save(options: SaveOptions): Promise<Prompt & { created: boolean }>;
+  /** Point a label at a version; an environment's label moves only through its gate. */
+  setLabel(options: SetLabelOptions): Promise<LabelMove>;
+  /** Deploy through the environment's gate; a refusal throws (type "GateFailed", with `deployment`). */
+  deploy(options: DeployOptions): Promise<DeployResult>;
+  /** Versions, newest first. */
+  history(options: PromptRef & { branch?: string; limit?: number }): Promise<VersionSummary[]>;
+  /** Two versions compared (toVersion: main's head). */
+  diff(options: PromptRef & { fromVersion: number; toVersion?: number }): Promise<Diff>;
 }
 
 /**

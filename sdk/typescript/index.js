@@ -13,11 +13,28 @@ const DEFAULT_BASE_URL = "http://127.0.0.1:8787";
 const DEFAULT_TTL_MS = 5000;
 
 export class PromStackError extends Error {
-  constructor(message, status = 0) {
+  constructor(message, status = 0, type = null, details = {}) {
     super(message);
     this.name = "PromStackError";
     this.status = status;
+    // The server's error class, as the Python SDK raises it: NotFound, InvalidInput,
+    // MergeConflict, GateFailed, Unauthorized, Forbidden, ValidationError ...
+    this.type = type;
+    Object.assign(this, details);
   }
+}
+
+function promptPath(options, sub) {
+  const { id, name } = options;
+  if ((id === undefined) === (name === undefined)) {
+    throw new PromStackError("say which prompt: { id: 42 } or { name: 'support/refund' }, one of them");
+  }
+  const ref = id !== undefined ? String(id) : String(name).split("/").map(encodeURIComponent).join("/");
+  return `/api/v1/prompts/${ref}/-/${sub}`;
+}
+
+function dropUndefined(body) {
+  return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined && v !== null));
 }
 
 export class Prompt {
@@ -80,6 +97,70 @@ export class PromStack {
     this._cache.clear();
   }
 
+  // ---- writes and runs over /api/v1 (the same operations and errors as the Python SDK) --------
+
+  /** Run a prompt through the server's gateway (its keys, its call log). */
+  async run(options) {
+    const { variables = {}, version, label, branch, model, userId } = options;
+    return this._send("POST", promptPath(options, "run"),
+      dropUndefined({ variables, version, label, branch, model, user_id: userId }));
+  }
+
+  /** Save a new version; content equal to the branch head saves none (`created: false`). */
+  async save(options) {
+    const { template, modelConfig, message, branch } = options;
+    const saved = await this._send("POST", promptPath(options, "versions"),
+      dropUndefined({ template, model_config: modelConfig, message, branch }));
+    this.clearCache();
+    return new Prompt(saved);
+  }
+
+  /** Point a label at a version; an environment's label moves only through its gate. */
+  async setLabel(options) {
+    const { label, version, reason, force } = options;
+    if (!label) throw new PromStackError("say which label: setLabel({ id: 42, label: 'beta', version: 3 })");
+    const moved = await this._send("PUT", promptPath(options, `labels/${encodeURIComponent(label)}`),
+      dropUndefined({ version, reason, force }));
+    this.clearCache();
+    return moved;
+  }
+
+  /** Deploy a version to an environment (default production) through its gate, or roll it back.
+   *  A refused deploy throws with `type` "GateFailed" and the `deployment` (its checks). */
+  async deploy(options) {
+    const { version, environment, force, reason, rollback } = options;
+    const done = await this._send("POST", promptPath(options, "deploy"),
+      dropUndefined({ version, environment, force, reason, rollback }));
+    this.clearCache();
+    return done;
+  }
+
+  /** Versions, newest first. */
+  async history(options) {
+    const { branch, limit } = options;
+    const query = new URLSearchParams(dropUndefined({ branch, limit: limit === undefined ? undefined : String(limit) }));
+    const qs = query.toString();
+    return (await this._send("GET", promptPath(options, "history") + (qs ? `?${qs}` : ""))).versions;
+  }
+
+  /** Two versions compared: `unified`, `added`, `removed`, `config_changes` (toVersion: main's head). */
+  async diff(options) {
+    const { fromVersion, toVersion } = options;
+    if (!(Number.isInteger(fromVersion) && fromVersion >= 1)) {
+      throw new PromStackError(`fromVersion is a whole number from 1; got ${JSON.stringify(fromVersion)}`);
+    }
+    const query = new URLSearchParams({ from_version: String(fromVersion) });
+    if (toVersion !== undefined) query.set("to_version", String(toVersion));
+    return this._send("GET", promptPath(options, "diff") + `?${query}`);
+  }
+
+  async _send(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    return this._answer(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  }
+
   async _get(path, cacheable) {
     const now = Date.now();
     if (cacheable && this.cacheTtlMs > 0) {
@@ -88,9 +169,18 @@ export class PromStack {
     }
     const headers = { Accept: "application/json" };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    const body = await this._answer(path, { headers });
+    if (cacheable && this.cacheTtlMs > 0) {
+      this._cache.set(path, { value: body, expires: now + this.cacheTtlMs });
+      if (this._cache.size > 1000) this._cache.delete(this._cache.keys().next().value);
+    }
+    return body;
+  }
+
+  async _answer(path, init) {
     let response;
     try {
-      response = await this._fetch(this.baseUrl + path, { headers });
+      response = await this._fetch(this.baseUrl + path, init);
     } catch (err) {
       throw new PromStackError(`could not reach PromStack at ${this.baseUrl}: ${err?.message ?? err}`);
     }
@@ -102,11 +192,13 @@ export class PromStack {
       body = { error: text.trim() || response.statusText };
     }
     if (!response.ok) {
-      throw new PromStackError(body?.error ?? `PromStack answered ${response.status}`, response.status);
-    }
-    if (cacheable && this.cacheTtlMs > 0) {
-      this._cache.set(path, { value: body, expires: now + this.cacheTtlMs });
-      if (this._cache.size > 1000) this._cache.delete(this._cache.keys().next().value);
+      // /api/v1 answers {error: {type, message, ...}}; the older /api/prompts {error: "..."}.
+      const error = body?.error;
+      if (error && typeof error === "object") {
+        const { type = null, message, ...details } = error;
+        throw new PromStackError(message ?? `PromStack answered ${response.status}`, response.status, type, details);
+      }
+      throw new PromStackError(error ?? `PromStack answered ${response.status}`, response.status);
     }
     return body;
   }

@@ -7,6 +7,7 @@ import type { Targets, VersionTarget } from './targets';
 import { previousVersion } from './tree';
 import type { TestRun, Variable } from './types';
 import { diffTitle, versionUri } from './uris';
+import { TOKEN_SECRET } from './launch';
 import type { ResultPanels } from './webviews';
 import { vscode } from './vs';
 
@@ -47,9 +48,28 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
     'promstack.arena': (a) => c.arena(a),
     'promstack.showMetrics': (a) => c.showMetrics(a),
     'promstack.showOutput': () => deps.output.show(),
+    'promstack.setServerToken': () => setServerToken(context),
   };
   for (const [id, fn] of Object.entries(table)) {
     context.subscriptions.push(vscode.commands.registerCommand(id, fn));
+  }
+}
+
+/** Ask for the team server's token and keep it in VS Code's secret storage (empty: forget it). */
+async function setServerToken(context: vscode.ExtensionContext): Promise<void> {
+  const token = await vscode.window.showInputBox({
+    title: 'PromStack: token for the team server (promstack.serverUrl)',
+    prompt: "A token from 'promstack token create NAME --role ROLE' on the server's machine; empty removes the stored one.",
+    password: true,
+    ignoreFocusOut: true,
+  });
+  if (token === undefined) {
+    return;
+  }
+  if (token.trim()) {
+    await context.secrets.store(TOKEN_SECRET, token.trim());
+  } else {
+    await context.secrets.delete(TOKEN_SECRET);
   }
 }
 

@@ -3,7 +3,7 @@
 // every failure turned into a message with a fix.
 import * as os from 'node:os';
 import { MissingToolError, PromStackClient, ToolError } from './client';
-import { explainStartFailure, explainToolError, resolveLaunch, type Launch, type ServerSettings } from './launch';
+import { explainStartFailure, explainToolError, resolveLaunch, TOKEN_SECRET, type Launch, type ServerSettings } from './launch';
 import { vscode } from './vs';
 
 export function readSettings(): ServerSettings & { promptsFolder: string; registerMcpServer: boolean } {
@@ -12,6 +12,7 @@ export function readSettings(): ServerSettings & { promptsFolder: string; regist
     command: c.get<string>('command', 'promstack'),
     pythonPath: c.get<string>('pythonPath', ''),
     store: c.get<string>('store', ''),
+    serverUrl: c.get<string>('serverUrl', ''),
     promptsFolder: c.get<string>('promptsFolder', 'prompts'),
     registerMcpServer: c.get<boolean>('registerMcpServer', true),
   };
@@ -21,8 +22,18 @@ export function workspaceRoot(): string | undefined {
   return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
 }
 
+let serverToken: string | undefined;
+
+/** Read the token from secret storage (at activation and whenever it changes); true if it changed. */
+export async function loadServerToken(secrets: vscode.SecretStorage): Promise<boolean> {
+  const found = (await secrets.get(TOKEN_SECRET)) || undefined;
+  const changed = found !== serverToken;
+  serverToken = found;
+  return changed;
+}
+
 export function currentLaunch(): Launch {
-  return resolveLaunch(readSettings(), workspaceRoot(), process.env.HOME);
+  return resolveLaunch(readSettings(), workspaceRoot(), process.env.HOME, serverToken);
 }
 
 function safeUserName(): string {
@@ -47,7 +58,9 @@ export class Connection implements vscode.Disposable {
       const launch = currentLaunch();
       // Versions made here are the person's, as the watcher's are (not the MCP client's name).
       launch.env.PROMSTACK_USER ??= process.env.PROMSTACK_USER || safeUserName();
-      this.output.appendLine(`[promstack] starting ${launch.display}${launch.env.PROMSTACK_DB ? ` (PROMSTACK_DB=${launch.env.PROMSTACK_DB})` : ''} in ${launch.cwd ?? process.cwd()}`);
+      const where = launch.env.PROMSTACK_URL ? ` (PROMSTACK_URL=${launch.env.PROMSTACK_URL})`
+        : launch.env.PROMSTACK_DB ? ` (PROMSTACK_DB=${launch.env.PROMSTACK_DB})` : '';
+      this.output.appendLine(`[promstack] starting ${launch.display}${where} in ${launch.cwd ?? process.cwd()}`);
       this.client = new PromStackClient(launch, {
         onStderr: (line) => this.output.appendLine(line),
         onPromptsChanged: () => this.changed.fire(),

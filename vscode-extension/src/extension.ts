@@ -1,6 +1,7 @@
 // PromStack for VS Code: a thin client of `promstack mcp`. activate() only wires things up.
 import { registerCommands } from './commands';
-import { Connection } from './connection';
+import { Connection, loadServerToken } from './connection';
+import { TOKEN_SECRET } from './launch';
 import { registerMcpDefinitions } from './mcpDefinition';
 import { PromptTreeProvider } from './promptTree';
 import { PromptStatusBar } from './statusBar';
@@ -36,6 +37,15 @@ export function activate(context: vscode.ExtensionContext): void {
       }
     }),
   );
+  // The team server's token lives in secret storage; a change restarts the server with it.
+  const reloadToken = async (): Promise<void> => {
+    if (await loadServerToken(context.secrets)) {
+      mcp?.refresh();
+      await connection.restart();
+    }
+  };
+  void reloadToken();
+  context.subscriptions.push(context.secrets.onDidChange((e) => e.key === TOKEN_SECRET && void reloadToken()));
   registerCommands(context, { connection, tree, treeView: treeView as vscode.TreeView<unknown>, targets: new Targets(connection, tree), panels, output });
   status.refresh(0);
 }

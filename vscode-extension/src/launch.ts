@@ -2,6 +2,9 @@
 // No `vscode` import: settings arrive as a plain object.
 import * as path from 'node:path';
 
+/** The key of the team server's token in VS Code's secret storage (never in settings). */
+export const TOKEN_SECRET = 'promstack.serverToken';
+
 export interface ServerSettings {
   /** `promstack` on PATH, or a full path to the console script. */
   command: string;
@@ -9,6 +12,8 @@ export interface ServerSettings {
   pythonPath: string;
   /** The store file (PROMSTACK_DB); empty for the workspace's own. */
   store: string;
+  /** A team server (PROMSTACK_URL): the MCP server then serves that server's store. */
+  serverUrl?: string;
 }
 
 export interface Launch {
@@ -40,11 +45,18 @@ function absolute(value: string, workspaceRoot: string | undefined): string {
   return value.includes('/') || value.includes('\\') ? path.resolve(workspaceRoot, value) : value;
 }
 
-/** The process to start for the workspace at `workspaceRoot` with these settings. */
-export function resolveLaunch(settings: ServerSettings, workspaceRoot: string | undefined, home?: string): Launch {
+/** The process to start for the workspace at `workspaceRoot` with these settings; `token` (from
+ *  VS Code's secret storage) goes with a server URL as PROMSTACK_TOKEN. */
+export function resolveLaunch(settings: ServerSettings, workspaceRoot: string | undefined, home?: string, token?: string): Launch {
   const env: Record<string, string> = {};
   const store = expand(settings.store ?? '', workspaceRoot, home);
-  if (store) {
+  const serverUrl = (settings.serverUrl ?? '').trim().replace(/\/+$/, '');
+  if (serverUrl) {
+    env.PROMSTACK_URL = serverUrl;
+    if (token) {
+      env.PROMSTACK_TOKEN = token;
+    }
+  } else if (store) {
     env.PROMSTACK_DB = workspaceRoot && !path.isAbsolute(store) ? path.resolve(workspaceRoot, store) : store;
   }
   const python = absolute(expand(settings.pythonPath ?? '', workspaceRoot, home), workspaceRoot);

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -209,6 +209,41 @@ def get_run(run_id: str, request: Request, failing: Annotated[int, Query(ge=0, l
     result = (_arena(run) if run["kind"] == "arena" else _test(run)) if done else None
     return RunStatus(run_id=run["id"], kind=run["kind"], status=run["status"],
                      progress=Progress(done=summary.get("results", 0), total=summary.get("total")), result=result)
+
+
+class UploadRun(Body):
+    run: dict[str, Any] = Field(description="The finished test run as the engine reports it: id, kind, "
+                                "suite_name, prompt_id, prompt_version, models, status, summary, ...")
+    results: list[dict[str, Any]] = Field(max_length=1_000_000, description="Its results, one per case x model x repeat.")
+
+
+class Uploaded(BaseModel):
+    created: bool = Field(description="False when a run of that id was here already (kept as it was).")
+    run: dict[str, Any]
+
+
+@router.post("/runs/upload", response_model=Uploaded, status_code=201)
+def upload_run(body: UploadRun, response: Response, caller: Caller = needs("upload_run")) -> Any:
+    """Keep a test run made elsewhere (a CI job, with its own model keys) against this server's
+    suite of that name: 201 when new, 200 when a run of that id is here already (stored once)."""
+    from promstack.evals import engine
+
+    with caller.client() as client:
+        run, created = engine.upload_run(client, body.run, body.results)
+    if not created:
+        response.status_code = 200
+    return Uploaded(created=created, run=run)
+
+
+@router.get("/runs/{run_id}/detail")
+def run_detail(run_id: str, failing: Annotated[int, Query(ge=0, le=200)] = 20,
+               caller: Caller = needs("get_run")) -> dict[str, Any]:
+    """A run as the engine reports it (the CLI's `promstack runs RUN` over a server): settings,
+    summary per model, failing cases."""
+    from promstack.evals import engine
+
+    with caller.client() as client:
+        return engine.get_run(client, run_id, failing=failing)
 
 
 @router.post("/runs/{run_id}/judge", response_model=RunStatus, status_code=202)

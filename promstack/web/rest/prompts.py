@@ -168,26 +168,35 @@ def create_prompt(body: CreatePrompt, caller: Caller = needs("create_prompt")) -
     return _version(found)
 
 
-@router.get(P + "/history", response_model=s.HistoryResult)
+class FullHistory(s.HistoryResult):
+    versions: list[s.VersionSummary | s.PromptVersionResult] = Field(description="Newest first.")
+
+
+@router.get(P + "/history", response_model=FullHistory)
 def get_history(prompt: str, branch: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 20,
-                caller: Caller = needs("get_history")) -> Any:
-    """A prompt's versions, newest first."""
+                full: bool = False, caller: Caller = needs("get_history")) -> Any:
+    """A prompt's versions, newest first; `full=true`: each with its template and model_config
+    (as the Python SDK's `history` returns them)."""
     with caller.client() as client:
         head = client.get_prompt(ref(prompt))
         versions = client.history(head.prompt_id, branch=branch, limit=limit)
-    return s.HistoryResult(prompt_id=head.prompt_id, name=head.name,
-                           versions=[s.VersionSummary.model_validate(v.to_dict()) for v in versions])
+    shape = s.PromptVersionResult if full else s.VersionSummary
+    return FullHistory(prompt_id=head.prompt_id, name=head.name,
+                       versions=[shape.model_validate(v.to_dict()) for v in versions])
 
 
-@router.get(P + "/diff", response_model=s.DiffResult)
+class WordDiff(s.DiffResult):
+    words: list[tuple[int, str]] = Field(default_factory=list, description="(0 equal, 1 added, -1 removed, text).")
+
+
+@router.get(P + "/diff", response_model=WordDiff)
 def diff_versions(prompt: str, from_version: Annotated[int, Query(ge=1)],
                   to_version: Annotated[int | None, Query(ge=1)] = None,
                   caller: Caller = needs("diff_versions")) -> Any:
     """Two versions' templates and model_config compared (to_version: main's head)."""
     with caller.client() as client:
         data = client.diff(ref(prompt), from_version, to_version).to_dict()
-    data.pop("words", None)
-    return s.DiffResult.model_validate(data)
+    return WordDiff.model_validate(data)
 
 
 @router.post(P + "/versions", response_model=s.PromptVersionResult, status_code=201)

@@ -196,3 +196,34 @@ describe("render", () => {
     assert.throws(() => render("{{ x | title }}", { x: "a" }), /filter 'title'/);
   });
 });
+
+describe("writes and runs over /api/v1", () => {
+  test("save, history, diff, setLabel, deploy and run, with the Python SDK's errors", async () => {
+    cli("prompt", "create", "sdk/writes", "--template", "Hello {{ who }}");
+    const client = new PromStack({ baseUrl, cacheTtlMs: 0 });
+    const saved = await client.save({ name: "sdk/writes", template: "Hello there, {{ who }}", message: "warmer" });
+    assert.equal(saved.version, 2);
+    assert.equal(saved.created, true);
+    assert.equal((await client.save({ name: "sdk/writes", template: "Hello there, {{ who }}" })).created, false);
+    const history = await client.history({ name: "sdk/writes" });
+    assert.deepEqual(history.map((v) => v.version), [2, 1]);
+    assert.equal(history[0].message, "warmer");
+    const diff = await client.diff({ name: "sdk/writes", fromVersion: 1, toVersion: 2 });
+    assert.equal(diff.added, 1);
+    assert.match(diff.unified, /\+Hello there, \{\{ who \}\}/);
+    const moved = await client.setLabel({ name: "sdk/writes", label: "beta", version: 1 });
+    assert.deepEqual([moved.label, moved.to_version], ["beta", 1]);
+    assert.equal((await client.getPrompt({ name: "sdk/writes", label: "beta" })).version, 1);
+    const deployed = await client.deploy({ name: "sdk/writes", version: 2, force: true, reason: "sdk test" });
+    assert.equal(deployed.status, "deployed");
+    assert.equal((await client.getPrompt({ name: "sdk/writes" })).version, 2);
+    await assert.rejects(client.run({ name: "sdk/writes" }),
+      (err) => err.status === 400 && err.type === "InvalidInput" && /'who'/.test(err.message));
+    await assert.rejects(client.history({ name: "sdk/nothing" }),
+      (err) => err.status === 404 && err.type === "NotFound" && /sdk\/nothing/.test(err.message));
+    await assert.rejects(client.diff({ name: "sdk/writes", fromVersion: 9 }),
+      (err) => err.status === 404 && err.type === "NotFound" && /no version 9/.test(err.message));
+    await assert.rejects(client.setLabel({ name: "sdk/writes", label: "beta", version: 0 }),
+      (err) => err.status === 422 && err.type === "ValidationError" && err.field === "version");
+  });
+});

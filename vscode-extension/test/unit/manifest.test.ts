@@ -53,7 +53,7 @@ describe('the manifest', () => {
 
   it('declares the view, the settings and the MCP provider', () => {
     assert.equal(manifest.contributes.views.promstack[0].id, 'promstack.prompts');
-    assert.deepEqual(Object.keys(manifest.contributes.configuration.properties).sort(), ['promstack.command', 'promstack.promptsFolder', 'promstack.pythonPath', 'promstack.registerMcpServer', 'promstack.store']);
+    assert.deepEqual(Object.keys(manifest.contributes.configuration.properties).sort(), ['promstack.command', 'promstack.promptsFolder', 'promstack.pythonPath', 'promstack.registerMcpServer', 'promstack.serverUrl', 'promstack.store']);
     assert.deepEqual(manifest.contributes.mcpServerDefinitionProviders.map((p: { id: string }) => p.id), [PROVIDER_ID]);
   });
 });

@@ -146,6 +146,12 @@ describe('status bar text', () => {
 
 describe('launching the server', () => {
   const settings = { command: 'promstack', pythonPath: '', store: '' };
+  it('a team server URL goes to promstack mcp as PROMSTACK_URL, with the token from secret storage', () => {
+    const l = resolveLaunch({ ...settings, store: 'data/p.db', serverUrl: 'https://team.example.com/' }, '/ws', undefined, 'tok-123');
+    assert.deepEqual(l.env, { PROMSTACK_URL: 'https://team.example.com', PROMSTACK_TOKEN: 'tok-123' });
+    assert.deepEqual(resolveLaunch({ ...settings, serverUrl: 'http://h:8787' }, '/ws').env, { PROMSTACK_URL: 'http://h:8787' });
+  });
+
   it('runs `promstack mcp` by default, in the workspace', () => {
     const l = resolveLaunch(settings, '/ws');
     assert.deepEqual([l.command, l.args, l.cwd, l.env], ['promstack', ['mcp'], '/ws', {}]);

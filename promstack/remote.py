@@ -1,0 +1,479 @@
+"""The SDK over a team server: the `Client` methods as calls of the REST API (/api/v1).
+
+    Client(url="http://host:8787", token="...")      # or PROMSTACK_URL and PROMSTACK_TOKEN
+    -> a RemoteClient: the same methods, the same records (store.models), the same exceptions
+
+`Client.__new__` hands one of these out when a URL is given (or PROMSTACK_URL is set and no
+store file is named), so every face that makes a `Client` works against a server unchanged.
+One kept-alive HTTP connection (httpx), timeouts on every call; a server that cannot be reached
+is `Unreachable`, naming the URL. An error the server answers with is rebuilt from its envelope
+`{"error": {"type", "message"}}`: the same class, the same sentence.
+
+What the server does not offer over REST (the local store file itself: `store`, `evals`,
+`gateway`, the audit chain, whole-store export) raises `NotRemote`, naming PROMSTACK_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from store.errors import InvalidInput, NotFound, PromStackError
+from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
+
+if TYPE_CHECKING:
+    from promstack.gateway import CallResult
+
+PromptRef = int | str
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+class Unreachable(PromStackError):
+    """The server at the configured URL did not answer (down, wrong address, refused)."""
+
+
+class NotRemote(PromStackError, AttributeError):
+    """An operation that needs the store file itself, not offered over a team server yet (an
+    AttributeError too, so `hasattr` and `getattr(client, name, default)` read it as absent)."""
+
+
+def server_url(url: str | None = None) -> str | None:
+    """The team server's URL: `url`, else PROMSTACK_URL; None for the local store."""
+    found = url if url is not None else os.environ.get("PROMSTACK_URL")
+    found = (found or "").strip()
+    if not found:
+        return None
+    if not found.startswith(("http://", "https://")):
+        raise InvalidInput(f"PROMSTACK_URL must start with http:// or https://; got {found!r}")
+    return found.rstrip("/")
+
+
+def _error_classes() -> dict[str, type[PromStackError]]:
+    # The engine's exceptions, by name, so an envelope's `type` becomes the class raised locally.
+    from promstack import access, deploy  # noqa: F401  (their exceptions register as subclasses)
+    from promstack.gateway import budgets, errors  # noqa: F401
+
+    found: dict[str, type[PromStackError]] = {}
+    pending = [PromStackError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.__name__, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+_BY_STATUS = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "MergeConflict", 422: "InvalidInput"}
+
+
+def rebuild(status: int, body: Any) -> PromStackError:
+    """The exception a server's error envelope stands for: its class by `type`, its message."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        # Not the API's envelope (the server's token check answers in plain text): the status
+        # says which error it is, the text what to do.
+        text = body.strip() if isinstance(body, str) and body.strip() else f"the server answered {status}"
+        error = {"type": _BY_STATUS.get(status, "InvalidInput"), "message": text}
+    classes = _error_classes()
+    cls = classes.get(str(error.get("type"))) or classes.get(_BY_STATUS.get(status, "InvalidInput"), InvalidInput)
+    exc = cls.__new__(cls)
+    PromStackError.__init__(exc, str(error.get("message", "")))
+    # What the classes' own constructors would have set (a gateway error's provider and call,
+    # a guard's report), then what the envelope carries besides its sentence (conflicts, field).
+    defaults = {"conflicts": [], "call_id": None, "provider": None, "cause": None, "status": status,
+                "retryable": False, "retry_after": None, "attempts": 1, "report": {}}
+    for name, value in {**defaults, **error}.items():
+        if name not in ("type", "message"):
+            setattr(exc, name, value)
+    return exc
+
+
+def _version(data: dict[str, Any], renderer: Callable[..., Any]) -> PromptVersion:
+    data = dict(data)
+    data["model_config"] = data.pop("config", data.get("model_config")) or {}
+    # The REST schema spells an absent default as null; the store's records leave it out (a
+    # null default would fill a required variable).
+    data["variables"] = [{k: v for k, v in var.items() if v is not None or k not in ("default", "description")}
+                         for var in data.get("variables") or []]
+    fields = PromptVersion.__dataclass_fields__
+    return PromptVersion(**{k: v for k, v in data.items() if k in fields and k != "_renderer"}, _renderer=renderer)
+
+
+def _record(cls: type, data: dict[str, Any]) -> Any:
+    return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+class RemoteClient:
+    """`Client` over a team server's REST API; see the module's docstring."""
+
+    remote = True
+
+    def __init__(self, url: str, token: str | None = None, *, local: Callable[..., Any] | None = None,
+                 timeout: httpx.Timeout | float = TIMEOUT, transport: httpx.BaseTransport | None = None) -> None:
+        # `local`: how to open a local store (the `Client` class, handed in by `Client.__new__`:
+        # this module sits below it and does not import it).
+        self._local = local
+        self.url = url.rstrip("/")
+        self.token = token if token is not None else (os.environ.get("PROMSTACK_TOKEN") or None)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout,
+                                  transport=transport)
+
+    def __repr__(self) -> str:
+        return f"<Client url={self.url!r}>"
+
+    # ---- transport -------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
+        """One REST call; an error envelope raised as the engine's exception, a dead server as
+        `Unreachable`. Statuses in `ok` (besides 2xx) are returned to the caller."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"could not reach {self.url}: {_reason(exc)}") from None
+        if response.is_success or response.status_code in ok:
+            return response
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        if response.status_code >= 500 and not (isinstance(body, dict) and "error" in body):
+            raise PromStackError(f"the server at {self.url} failed ({response.status_code}); see its log")
+        raise rebuild(response.status_code, body)
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).json()
+
+    def send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.request(method, path, json={k: v for k, v in (body or {}).items() if v is not None}).json()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RemoteClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def actor(self) -> str:
+        return "server"
+
+    def _p(self, prompt: PromptRef, sub: str = "") -> str:
+        """The path of a prompt (an id or a name with slashes) and a sub-resource after `/-/`."""
+        if isinstance(prompt, bool) or not isinstance(prompt, int | str) or prompt == "":
+            raise InvalidInput(f"a prompt is an id or a name; got {prompt!r}")
+        path = "/prompts/" + quote(str(prompt), safe="/")
+        return f"{path}/-/{sub}" if sub else path
+
+    # ---- what stays local ------------------------------------------------------------------------
+
+    def _not_remote(self, what: str = "this") -> NotRemote:
+        return NotRemote(f"{what} needs a local store file and does not work over a team server yet "
+                         f"(PROMSTACK_URL={self.url}); unset PROMSTACK_URL to use a local store")
+
+    def __getattr__(self, name: str) -> Any:
+        # Whatever else a local Client has (the store itself, the call log, the audit chain,
+        # export, label_at ...) is not offered over REST yet: say so, naming the server.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise self._not_remote()
+
+    @property
+    def store(self) -> Any:
+        raise self._not_remote()
+
+    @property
+    def evals(self) -> Any:
+        raise self._not_remote()
+
+    @property
+    def gateway(self) -> Any:
+        raise self._not_remote()
+
+    def forget_resolved(self) -> None:
+        pass
+
+    def flush_calls(self) -> None:
+        pass
+
+    # ---- prompts and versions --------------------------------------------------------------------
+
+    def _render(self, version: PromptVersion, variables: dict[str, Any]) -> Any:
+        """Client-side rendering, as the store renders; an `{% include %}` is read from the server."""
+        import json
+
+        from store.template import Template, render
+
+        def include(name: str, selector: str) -> Any:
+            if selector.isdigit():
+                return self.get_prompt(name, version=int(selector)).template
+            return self.get_prompt(name, label=selector or None).template
+
+        template = Template(version.kind, version.template if version.kind == "text"
+                            else json.dumps(version.template, ensure_ascii=False, indent=1))
+        return render(template, dict(variables or {}), version.variables, include,
+                      label=f"prompt {version.name!r} v{version.version}", model_config=version.model_config)
+
+    def _v(self, data: dict[str, Any]) -> PromptVersion:
+        return _version(data, self._render)
+
+    def create_prompt(self, name: str, template: Any, *, model_config: dict[str, Any] | None = None,
+                      description: str | None = None, message: str | None = None, author: str | None = None,
+                      source: str = "sdk", id: int | None = None) -> PromptVersion:
+        if id is not None:
+            raise self._not_remote("choosing a prompt's id")
+        return self._v(self.send("POST", "/prompts", {"name": name, "template": template,
+                                                      "model_config": model_config,
+                                                      "description": description, "message": message}))
+
+    def save(self, prompt: PromptRef, template: Any = None, *, model_config: dict[str, Any] | None = None,
+             message: str | None = None, branch: str = "main", author: str | None = None, source: str = "sdk",
+             keep_config: bool = False, keep_kind: bool = False) -> PromptVersion:
+        if keep_config and model_config is not None:
+            model_config = {**self.get_prompt(prompt, branch=branch).model_config, **model_config}
+        return self._v(self.send("POST", self._p(prompt, "versions"), {
+            "template": template, "model_config": model_config, "message": message, "branch": branch}))
+
+    def get_prompt(self, prompt: PromptRef | None = None, *, id: int | None = None, version: int | None = None,
+                   label: str | None = None, branch: str | None = None, resolved: bool = False,
+                   user_id: str | None = None) -> PromptVersion:
+        if prompt is None and id is None:
+            raise InvalidInput("say which prompt: a name or an id")
+        if prompt is not None and id is not None:
+            found = self.get_prompt(prompt)
+            if found.prompt_id != id:
+                raise InvalidInput(f"prompt {prompt!r} has id {found.prompt_id}, not {id}")
+        if version is not None and label is not None:
+            raise InvalidInput("give version or label, not both")
+        if version is None and label is None and branch is None:
+            branch = "main"  # the editing view, as the local Client; REST alone defaults to production
+        found = self._v(self.get(self._p(id if id is not None else prompt), version=version, label=label,
+                                 branch=branch, user_id=user_id if label is not None else None))
+        if resolved:
+            raise self._not_remote("resolved=True (templates with includes expanded)")
+        return found
+
+    def render(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **selector: Any) -> Any:
+        return self.get_prompt(prompt, **selector).render(**(variables or {}))
+
+    def list_prompts(self, *, include_archived: bool = False, include_internal: bool = False) -> list[Prompt]:
+        data = self.get("/prompts", include_deleted=include_archived or None)
+        return [_record(Prompt, p) for p in data["prompts"]]
+
+    def history(self, prompt: PromptRef, *, branch: str | None = None, limit: int | None = None) -> list[PromptVersion]:
+        data = self.get(self._p(prompt, "history"), branch=branch, limit=limit or 500, full="true")
+        return [self._v(v) for v in data["versions"]]
+
+    def diff(self, prompt: PromptRef, from_version: int, to_version: int | None = None) -> Diff:
+        data = self.get(self._p(prompt, "diff"), from_version=from_version, to_version=to_version)
+        data["words"] = [tuple(w) for w in data.get("words") or []]
+        return _record(Diff, data)
+
+    def rollback(self, prompt: PromptRef, to_version: int, *, branch: str = "main", message: str | None = None,
+                 author: str | None = None) -> PromptVersion:
+        return self._v(self.send("POST", self._p(prompt, "rollback"),
+                                 {"version": to_version, "branch": branch, "message": message}))
+
+    def delete_prompt(self, prompt: PromptRef, *, author: str | None = None) -> Prompt:
+        return _record(Prompt, self.request("DELETE", self._p(prompt)).json())
+
+    def restore_prompt(self, prompt: PromptRef, *, author: str | None = None) -> Prompt:
+        return _record(Prompt, self.send("POST", self._p(prompt, "restore")))
+
+    def import_file(self, path: str | os.PathLike, *, name: str, source: str | None = None) -> tuple[str, PromptVersion]:
+        """(format, version): a prompt file read here by the watcher's parsers, saved on the
+        server as a new prompt `name` or a new version of it (the file's model config keys set,
+        the others kept), as the local `Client.import_file`."""
+        from store.filesync import read_prompt_file
+
+        fmt, parsed = read_prompt_file(path)
+        try:
+            self.get_prompt(name)
+        except NotFound:
+            return fmt, self.create_prompt(name, parsed.template, model_config=parsed.model_config,
+                                           description=parsed.description, message=parsed.message)
+        return fmt, self.save(name, parsed.template, model_config=parsed.model_config, message=parsed.message,
+                              keep_config=True)
+
+    # ---- branches --------------------------------------------------------------------------------
+
+    def create_branch(self, prompt: PromptRef, name: str, *, from_version: int | None = None,
+                      author: str | None = None) -> Branch:
+        return _record(Branch, self.send("POST", self._p(prompt, "branches"),
+                                         {"branch": name, "from_version": from_version}))
+
+    def list_branches(self, prompt: PromptRef) -> list[Branch]:
+        return [_record(Branch, b) for b in self.get(self._p(prompt, "branches"))]
+
+    def merge(self, prompt: PromptRef, branch: str, *, into: str = "main", message: str | None = None,
+              author: str | None = None) -> PromptVersion:
+        return self._v(self.send("POST", self._p(prompt, "merge"),
+                                 {"branch": branch, "into": into, "message": message}))
+
+    # ---- labels ----------------------------------------------------------------------------------
+
+    def set_label(self, prompt: PromptRef, label: str, version: int, *, reason: str | None = None,
+                  author: str | None = None, force: bool = False, rerun: bool = False) -> LabelMove:
+        from promstack.deploy import DeployPending
+
+        response = self.request("PUT", self._p(prompt, f"labels/{quote(label, safe='')}"),
+                                json={"version": version, "reason": reason, "force": force, "rerun": rerun})
+        if response.status_code == 202:
+            raise DeployPending(response.json().get("message", "the deployment waits for approval"))
+        return _record(LabelMove, response.json())
+
+    def labels(self, prompt: PromptRef) -> dict[str, int]:
+        return self.get(self._p(prompt, "labels"))["labels"]
+
+    def label_history(self, prompt: PromptRef, label: str | None = None) -> list[LabelMove]:
+        return [_record(LabelMove, m) for m in self.get(self._p(prompt, "label-history"), label=label)]
+
+    # ---- running prompts (the server's gateway: its keys, its call log) --------------------------
+
+    def run(self, prompt: PromptRef, variables: dict[str, Any] | None = None, *, version: int | None = None,
+            label: str | None = None, branch: str | None = None, model: str | None = None,
+            user_id: str | None = None, **options: Any) -> CallResult:
+        from promstack.gateway import CallResult
+
+        given = sorted(k for k, v in options.items() if v is not None)
+        if given:
+            raise self._not_remote(f"run with {', '.join(given)}")
+        data = self.send("POST", self._p(prompt, "run"), {
+            "variables": variables or {}, "version": version, "label": label, "branch": branch, "model": model,
+            "user_id": user_id})
+        data.pop("priced", None)
+        data.pop("unpriced", None)
+        name = prompt if isinstance(prompt, str) and not prompt.isdigit() else None
+        return _record(CallResult, {**data, "user_id": user_id, "prompt_name": data.get("prompt_name") or name})
+
+    async def arun(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **kwargs: Any) -> CallResult:
+        return await asyncio.to_thread(self.run, prompt, variables, **kwargs)
+
+    # ---- suites, test runs, evaluate, deploy (the engine's long operations, run on the server) ---
+
+    def import_suite(self, text: str, *, fmt: str, name: str, prompt: PromptRef | None = None) -> dict[str, Any]:
+        kinds = {"csv": "text/csv", "json": "application/json", "jsonl": "application/x-ndjson"}
+        params = {"format": fmt, **({"prompt": str(prompt)} if prompt is not None else {})}
+        return self.request("PUT", f"/suites/{quote(name, safe='')}", params=params, content=text.encode(),
+                            headers={"Content-Type": kinds.get(fmt, "text/csv")}).json()
+
+    def list_suites(self) -> list[dict[str, Any]]:
+        return self.get("/suites")
+
+    def show_suite(self, name: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        return self.get(f"/suites/{quote(name, safe='')}", limit=limit, offset=offset or None)
+
+    def get_run(self, run_id: str, *, failing: int = 20) -> dict[str, Any]:
+        """The run as the engine reports it (promstack.evals.engine.get_run)."""
+        return self.get(f"/runs/{quote(run_id, safe='')}/detail", failing=failing)
+
+    def upload_run(self, run: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+        """A finished test run made here, kept on the server (once, by its id); the server's view of it."""
+        import json
+
+        body = json.loads(json.dumps({"run": run, "results": results}, ensure_ascii=False, default=str))
+        return self.request("POST", "/runs/upload", json=body).json()["run"]
+
+    def local_client(self, db: str | os.PathLike) -> Any:
+        """A local `Client` over the store at `db` (a scratch store for work done on this machine)."""
+        return self._local(db)
+
+    def deploy(self, prompt: PromptRef, *, rollback: bool = False, **options: Any) -> dict[str, Any]:
+        """A deploy through the server's gate; the deployment as the engine records it."""
+        body = {"rollback": rollback or None, **{k: options.get(k) for k in (
+            "version", "environment", "force", "reason", "rerun")}, "skip": list(options.get("skip") or []) or None}
+        response = self.request("POST", self._p(prompt, "deploy"), ok=(409,),
+                                json={k: v for k, v in body.items() if v is not None})
+        data = response.json()
+        found = data.get("error", {}).get("deployment") if response.status_code == 409 else data
+        if found is None:
+            raise rebuild(409, data)
+        if found.get("deployment_id") is None:
+            return {**found, "id": None}
+        return self.get(f"/deployments/{found['deployment_id']}")
+
+    def list_deployments(self, prompt: PromptRef | None = None, *, env: str | None = None, status: str | None = None,
+                         limit: int = 20) -> list[dict[str, Any]]:
+        return self.get("/deployments", prompt=None if prompt is None else str(prompt), environment=env,
+                        status=status, limit=limit)
+
+    def deploy_status(self, prompt: PromptRef) -> dict[str, Any]:
+        return self.get(self._p(prompt, "deployments"))
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if "refused" in lowered:
+        return "connection refused"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if "name or service not known" in lowered or "nodename" in lowered or "resolution" in lowered:
+        return "unknown host"
+    return text
+
+
+class FileSaver:
+    """The file watcher of a laptop whose store is a team server's: every prompt file saved under
+    `folder` becomes a version on the server (as `promstack import` makes one). It looks every
+    `interval` seconds for files whose modification time or size changed; a file it cannot
+    read, or the server refusing it, is reported through `on_error` and tried again on its next
+    change. Deletions and renames stay local: the server keeps its prompts."""
+
+    def __init__(self, client: RemoteClient, folder: str | os.PathLike, *, interval: float = 0.5,
+                 on_saved: Callable[[str, PromptVersion], Any] | None = None,
+                 on_error: Callable[[str, Exception], Any] | None = None) -> None:
+        import threading
+        from pathlib import Path
+
+        self.client, self.folder, self.interval = client, Path(folder), interval
+        self.on_saved, self.on_error = on_saved, on_error
+        self._seen: dict[str, tuple[float, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="promstack-remote-watch", daemon=True)
+
+    def scan(self) -> list[PromptVersion]:
+        """Save what changed since the last scan; the versions made."""
+        from store import formats
+        from store.filesync import import_name
+
+        made = []
+        for path in sorted(self.folder.rglob("*")):
+            if not path.is_file() or formats.format_of(path.name) is None:
+                continue
+            stat = path.stat()
+            key, mark = str(path), (stat.st_mtime, stat.st_size)
+            if self._seen.get(key) == mark:
+                continue
+            self._seen[key] = mark
+            try:
+                _, saved = self.client.import_file(path, name=import_name(path, self.folder))
+            except PromStackError as exc:
+                if self.on_error is not None:
+                    self.on_error(key, exc)
+                continue
+            if saved.created:
+                made.append(saved)
+                if self.on_saved is not None:
+                    self.on_saved(key, saved)
+        return made
+
+    def start(self) -> list[PromptVersion]:
+        made = self.scan()
+        self._thread.start()
+        return made
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.scan()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
