@@ -75,6 +75,7 @@ NEEDS: dict[str, str] = {
     "manage_tokens": "admin",
     "change_config": "admin",
     "audit_log": "viewer",
+    "whoami": "viewer",
 }
 
 

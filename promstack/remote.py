@@ -117,6 +117,7 @@ class RemoteClient:
         # `local`: how to open a local store (the `Client` class, handed in by `Client.__new__`:
         # this module sits below it and does not import it).
         self._local = local
+        self._actor: str | None = None
         self.url = url.rstrip("/")
         self.token = token if token is not None else (os.environ.get("PROMSTACK_TOKEN") or None)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -162,7 +163,10 @@ class RemoteClient:
 
     @property
     def actor(self) -> str:
-        return "server"
+        """The name the server writes this client's changes under: its token's name."""
+        if self._actor is None:
+            self._actor = self.request("GET", "/me").json()["name"]
+        return self._actor
 
     def _p(self, prompt: PromptRef, sub: str = "") -> str:
         """The path of a prompt (an id or a name with slashes) and a sub-resource after `/-/`."""

@@ -36,7 +36,8 @@ def serve(spawn, root: Path, *, token: str | None = None, env: dict[str, str] | 
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.monotonic() < deadline, "the server did not start"
         try:
-            if httpx.get(f"{url}/healthz", timeout=1, headers=headers).status_code == 200:
+            # 401: up, and asking for one of the store's tokens
+            if httpx.get(f"{url}/healthz", timeout=1, headers=headers).status_code in (200, 401):
                 return url
         except httpx.HTTPError:
             time.sleep(0.05)

@@ -157,3 +157,27 @@ def test_a_server_that_is_down_or_a_wrong_token(spawn, isolated_store, monkeypat
     monkeypatch.setenv("PROMSTACK_TOKEN", TOKEN)
     assert Client().list_prompts() == []  # the environment names the server and the token
     assert not Client(isolated_store).remote  # a store file named is always the local store
+
+
+def test_two_users_by_their_tokens(spawn, isolated_store):
+    """Over a server with tokens, each token's name is the actor of what it writes and its role
+    bounds what it may do; neither can claim the other's name."""
+    from promstack.access import Forbidden
+    from store import tokens
+    from store.db import connect
+
+    made(Client())
+    db = connect(isolated_store)
+    alice, bob = (tokens.create(db, "alice", "viewer", actor="admin"), tokens.create(db, "bob", "editor", actor="admin"))
+    db.conn.close()
+    url = serve(spawn, isolated_store.parent.parent)
+    viewer, editor = Client(url=url, token=alice), Client(url=url, token=bob)
+    assert (viewer.actor, editor.actor) == ("alice", "bob")
+    assert viewer.get_prompt("support/refund").version == 1  # a viewer reads
+    with pytest.raises(Forbidden, match="needs the editor role; the token 'alice' is viewer"):
+        viewer.save("support/refund", "Changed by alice")
+    saved = editor.save("support/refund", "Changed by bob", author="alice")
+    assert saved.author == "bob"  # the token's name, whatever the call claims
+    with pytest.raises(Forbidden, match="deployer"):
+        editor.set_label("support/refund", "production", saved.version, force=True, reason="try")
+    assert [v.author for v in viewer.history("support/refund")][:1] == ["bob"]

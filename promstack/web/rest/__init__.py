@@ -44,6 +44,7 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
 from starlette._utils import get_route_path
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
@@ -221,7 +222,19 @@ def create_api(pool: ClientPool) -> ASGIApp:
     for module in (prompts, evals, deploy, monitor):
         api.include_router(module.router)
     api.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False)
+    api.add_api_route("/me", whoami, methods=["GET"], response_model=Me)
     return FastRead(api, pool)
+
+
+class Me(BaseModel):
+    name: str
+    role: str
+
+
+async def whoami(caller: Caller = needs("whoami")) -> Me:
+    """Who this server takes the caller to be: the token's name (the actor of what it writes) and
+    its role; the local user on a loopback server without tokens."""
+    return Me(name=caller.principal.name, role=caller.principal.role)
 
 
 class FastRead:
