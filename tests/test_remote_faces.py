@@ -115,10 +115,8 @@ def twins(spawn, tmp_path, monkeypatch):
 
     runner = CliRunner()
     remote = {"PROMSTACK_URL": url, "PROMSTACK_TOKEN": TOKEN, "PROMSTACK_DB": None}
-    with Client(url=url, token=TOKEN) as client:
-        actor = client.actor
-    local = {"PROMSTACK_URL": None, "PROMSTACK_DB": str(tmp_path / "here" / ".promstack" / "promstack.db"),
-             "PROMSTACK_USER": actor}
+    # The server inherits this process's PROMSTACK_USER: both write under one name.
+    local = {"PROMSTACK_URL": None, "PROMSTACK_DB": str(tmp_path / "here" / ".promstack" / "promstack.db")}
 
     def both(*args: str, code: int = 0) -> str:
         there = runner.invoke(cli, list(args), env=remote)
@@ -160,10 +158,9 @@ def test_approvals_ab_tests_and_rollouts_over_a_server(twins):
     twins("ab", "start", "--prompt", "42", "--a", "1", "--b", "2", "--env", "staging", "--force", "--reason", "try")
     twins("ab", "report", "--prompt", "42", "--env", "staging")
     twins("ab", "stop", "--prompt", "42", "--env", "staging", "--winner", "b")
-    twins("ab", "report", "--prompt", "nothing", code=2)
-    twins("deploy", "--prompt", "42", "--version", "3", "--rollout", "10", "--force", "--reason", "slowly")
+    slowly = twins("deploy", "--prompt", "42", "--version", "3", "--rollout", "10", "--force", "--reason", "slowly")
+    twins("deploy", "approve", re.search(r"deployment (\d+)", slowly).group(1))
     twins("rollout", "status", "--prompt", "42")
     twins("rollout", "promote", "--prompt", "42")
     twins("rollout", "check")
     twins("rollout", "abort", "--prompt", "42", "--reason", "enough")
-    twins("rollout", "status", "--prompt", "42", code=2)
