@@ -178,6 +178,10 @@ class RemoteClient:
     # ---- what stays local ------------------------------------------------------------------------
 
     def _not_remote(self, what: str = "this") -> NotRemote:
+        return self.not_remote(what)
+
+    def not_remote(self, what: str = "this") -> NotRemote:
+        """The refusal of an operation not offered over a team server yet (for the engine to raise)."""
         return NotRemote(f"{what} needs a local store file and does not work over a team server yet "
                          f"(PROMSTACK_URL={self.url}); unset PROMSTACK_URL to use a local store")
 
@@ -409,6 +413,65 @@ class RemoteClient:
 
     def deploy_status(self, prompt: PromptRef) -> dict[str, Any]:
         return self.get(self._p(prompt, "deployments"))
+
+
+    def decide(self, deployment_id: int, decision: str, *, reason: str | None = None) -> dict[str, Any]:
+        """Approve or reject (`decision`) a deployment waiting for approval; the deployment after."""
+        self.request("POST", f"/deployments/{int(deployment_id)}/{decision}", ok=(202, 409),
+                     json={"reason": reason} if reason is not None else {})
+        return self.get(f"/deployments/{int(deployment_id)}")
+
+    def start_rollout(self, prompt: PromptRef, *, version: int | None, percent: float, environment: str | None,
+                      reason: str | None) -> dict[str, Any]:
+        """A rollout started through the server's gate; the deployment as the engine records it."""
+        response = self.request("POST", self._p(prompt, "rollout"), ok=(202, 409), json={
+            k: v for k, v in {"version": version, "percent": percent, "environment": environment,
+                              "reason": reason}.items() if v is not None})
+        data = response.json()
+        found = data.get("error", {}).get("deployment") if response.status_code == 409 else data
+        if found is None:
+            raise rebuild(409, data)
+        if found.get("deployment_id") is None:
+            return {**found, "id": None}
+        return self.get(f"/deployments/{found['deployment_id']}")
+
+    # ---- A/B tests and rollouts (promstack.deploy.abtest, .rollout) ------------------------------
+
+    def ab_start(self, prompt: PromptRef, **options: Any) -> dict[str, Any]:
+        return self.send("POST", self._p(prompt, "ab"), options)
+
+    def ab_report(self, prompt: PromptRef, *, env: str | None = None) -> dict[str, Any]:
+        return self.get(self._p(prompt, "ab"), environment=env)
+
+    def ab_stop(self, prompt: PromptRef, **options: Any) -> dict[str, Any]:
+        return self.send("POST", self._p(prompt, "ab/stop"), options)
+
+    def rollout(self, prompt: PromptRef, action: str = "", **options: Any) -> dict[str, Any]:
+        """A rollout's status (no `action`), or `promote` / `abort` it."""
+        if not action:
+            return self.get(self._p(prompt, "rollout"), environment=options.get("environment"))
+        return self.send("POST", self._p(prompt, f"rollout/{action}"), options)
+
+    def check_rollouts(self) -> list[dict[str, Any]]:
+        return self.send("POST", "/rollouts/check")
+
+    # ---- monitoring (promstack.monitoring.facade) ------------------------------------------------
+
+    def metrics(self, *, by: Any = None, prompt: PromptRef | None = None, **filters: Any) -> dict[str, Any]:
+        from promstack.monitoring.call_metrics import parse_groups
+
+        return self.get("/metrics", by=parse_groups(by), prompt=None if prompt is None else str(prompt), **filters)
+
+    def check_alerts(self, *, notify: bool = True) -> dict[str, Any]:
+        return self.send("POST", "/alerts/check", {"notify": notify})
+
+    def alert_history(self, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return self.get("/alerts/history", state=state, limit=limit)
+
+    def cost_report(self, *, by: Any = "prompt", **options: Any) -> dict[str, Any]:
+        from promstack.monitoring.call_metrics import parse_groups
+
+        return self.get("/costs", by=parse_groups(by), **options)
 
 
 def _reason(exc: httpx.TransportError) -> str:

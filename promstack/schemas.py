@@ -357,6 +357,8 @@ def arena_result(run: dict[str, Any]) -> ArenaResult:
 
 
 class MetricsResult(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the engine's whole result: a remote CLI prints it as local
+
     since: str | None
     until: str
     by: list[str]
@@ -368,6 +370,8 @@ class MetricsResult(BaseModel):
 
 
 class AlertsResult(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the engine's whole result: a remote CLI prints it as local
+
     checked_at: str
     firing: bool = Field(description="True while any alert is firing.")
     rules: int
@@ -375,8 +379,11 @@ class AlertsResult(BaseModel):
 
 
 class CostReportResult(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the engine's whole result: a remote CLI prints it as local
+
     since: str | None
     until: str
+    by: list[str] = Field(default_factory=list, description="The groupings, in order.")
     total_usd: float
     previous_total_usd: float = Field(description="Spend in the window of the same length just before.")
     change: float | None = Field(description="Relative change against the previous window (0.25 is +25%).")

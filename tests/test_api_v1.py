@@ -230,7 +230,9 @@ def test_openapi_and_docs(http):
         ("post", "/prompts/{prompt}/-/ab"), ("get", "/prompts/{prompt}/-/ab"), ("post", "/prompts/{prompt}/-/ab/stop"),
         ("post", "/prompts/{prompt}/-/rollout"), ("get", "/prompts/{prompt}/-/rollout"),
         ("post", "/prompts/{prompt}/-/rollout/promote"), ("post", "/prompts/{prompt}/-/rollout/abort"),
-        ("get", "/metrics"), ("get", "/alerts"), ("post", "/alerts/check"), ("get", "/costs"), ("get", "/me"),
+        ("post", "/rollouts/check"),
+        ("get", "/metrics"), ("get", "/alerts"), ("post", "/alerts/check"), ("get", "/alerts/history"),
+        ("get", "/costs"), ("get", "/me"),
     }
     served = {(m, p) for p, methods in paths.items() for m in methods}
     assert served == expected

@@ -3,6 +3,8 @@ read and write the server's prompts, and the file watcher saves prompt files to 
 
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import pytest
@@ -79,3 +81,86 @@ def test_file_saves_become_versions_on_the_server(laptop, tmp_path):
         saver.stop()
     assert client.get_prompt("support/refund").template == "Refunds, edited: {{ question }}\n"
     client.close()
+
+
+# ---- the CLI over a server prints what it prints locally --------------------------------------
+
+TIME = re.compile(r"\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:\d\d)?")
+
+
+@pytest.fixture
+def twins(spawn, tmp_path, monkeypatch):
+    """Two copies of one workspace: one served by `promstack serve`, one a local store; the same
+    command against each must print the same (times aside)."""
+    import shutil
+
+    from store.workspace import init
+
+    root = tmp_path / "team"
+    db = init(root)
+    with Client(db) as client:
+        client.create_prompt("support/answer", "v1 {{ input }}", id=42)
+        client.save(42, "v2 {{ input }}")
+        client.save(42, "v3 {{ input }}")
+        client.set_label(42, "production", 1, force=True, reason="the first release")
+        client.set_label(42, "staging", 1, force=True, reason="the first release")
+    (root / ".promstack" / "config.toml").write_text(
+        "[environments.production]\napproval = true\nallow_self_approval = true\n", encoding="utf-8")
+    shutil.copytree(root, tmp_path / "here")
+    url = serve(spawn, root, token=TOKEN)
+    monkeypatch.chdir(tmp_path)
+    from click.testing import CliRunner
+
+    from promstack.cli import cli
+
+    runner = CliRunner()
+    remote = {"PROMSTACK_URL": url, "PROMSTACK_TOKEN": TOKEN, "PROMSTACK_DB": None}
+    # The server inherits this process's PROMSTACK_USER: both write under one name.
+    local = {"PROMSTACK_URL": None, "PROMSTACK_DB": str(tmp_path / "here" / ".promstack" / "promstack.db")}
+
+    def both(*args: str, code: int = 0) -> str:
+        there = runner.invoke(cli, list(args), env=remote)
+        here = runner.invoke(cli, list(args), env=local)
+        assert (there.exit_code, here.exit_code) == (code, code), (args, there.output, here.output, there.exception)
+        there_out, here_out = TIME.sub("<time>", there.output), TIME.sub("<time>", here.output)
+        if "--json" in args and code == 0:  # the same document; the order of an object's keys aside
+            assert json.loads(there_out) == json.loads(here_out), args
+        else:
+            assert there_out == here_out, args
+        return there.output
+
+    return both
+
+
+WINDOW = ("--since", "2026-01-01T00:00:00Z", "--until", "2030-01-01T00:00:00Z")
+
+
+def test_monitoring_over_a_server(twins):
+    assert "requests" in twins("metrics", *WINDOW)
+    twins("metrics", *WINDOW, "--by", "prompt,model", "--prompt", "42")
+    twins("metrics", *WINDOW, "--json")
+    twins("metrics", *WINDOW, "--by", "colour", code=2)
+    twins("alerts", "check", "--no-notify")
+    twins("alerts", "list")
+    twins("alerts", "list", "--state", "firing", "--json")
+    twins("cost", *WINDOW)
+    twins("cost", *WINDOW, "--by", "model", "--json")
+
+
+def test_approvals_ab_tests_and_rollouts_over_a_server(twins):
+    pending = twins("deploy", "--prompt", "42", "--version", "2", "--force", "--reason", "hotfix")
+    first = re.search(r"deployment (\d+)", pending).group(1)
+    twins("deploy", "list")
+    assert twins("deploy", "approve", first, "--reason", "looks right")
+    twins("deploy", "approve", first, code=2)
+    again = twins("deploy", "--prompt", "42", "--version", "3", "--force", "--reason", "again")
+    twins("deploy", "reject", re.search(r"deployment (\d+)", again).group(1), "--reason", "not now")
+    twins("ab", "start", "--prompt", "42", "--a", "1", "--b", "2", "--env", "staging", "--force", "--reason", "try")
+    twins("ab", "report", "--prompt", "42", "--env", "staging")
+    twins("ab", "stop", "--prompt", "42", "--env", "staging", "--winner", "b")
+    slowly = twins("deploy", "--prompt", "42", "--version", "3", "--rollout", "10", "--force", "--reason", "slowly")
+    twins("deploy", "approve", re.search(r"deployment (\d+)", slowly).group(1))
+    twins("rollout", "status", "--prompt", "42")
+    twins("rollout", "promote", "--prompt", "42")
+    twins("rollout", "check")
+    twins("rollout", "abort", "--prompt", "42", "--reason", "enough")

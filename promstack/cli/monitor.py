@@ -83,10 +83,10 @@ def metrics_command(state, since: str, by: str, until: str | None, prompt: str |
     promstack metrics --since 7d --by prompt,model
     promstack metrics --by day --prompt support/refund --json
     """
-    from promstack import monitoring
+    from promstack.monitoring import facade
 
-    result = monitoring.metrics(
-        state.client.store.db, since=since, until=until, by=by, prompt=prompt, model=model,
+    result = facade.metrics(
+        state.client, since=since, until=until, by=by, prompt=prompt, model=model,
         environment=environment, user_id=user_id,
     )
     if as_json(state, result):
@@ -123,9 +123,9 @@ def alerts_check(state, no_notify: bool) -> None:
     promstack alerts check || echo "something is wrong"
     promstack alerts check --json
     """
-    from promstack.monitoring import alerts
+    from promstack.monitoring import alerts, facade
 
-    result = alerts.check(state.client.store.db, state.client.store.path, notify=not no_notify)
+    result = facade.check_alerts(state.client, notify=not no_notify)
     if not as_json(state, result):
         for line in alerts.check_lines(result):
             click.echo(line)
@@ -144,9 +144,9 @@ def alerts_list(state, which: str, limit: int) -> None:
     \b
     promstack alerts list --state firing
     """
-    from promstack.monitoring import alerts
+    from promstack.monitoring import facade
 
-    rows = alerts.history(state.client.store.db, state=None if which == "all" else which, limit=limit)
+    rows = facade.alert_history(state.client, state=None if which == "all" else which, limit=limit)
     if as_json(state, rows):
         return
     if not rows:
@@ -182,9 +182,9 @@ def cost_group(state, since: str, until: str | None, by: str) -> None:
     """
     if click.get_current_context().invoked_subcommand is not None:
         return
-    from promstack.monitoring import costs
+    from promstack.monitoring import costs, facade
 
-    report = costs.cost_report(state.client.store.db, since=since, until=until, by=by)
+    report = facade.cost_report(state.client, since=since, until=until, by=by)
     if as_json(state, report):
         return
     click.echo(costs.report_headline(report))

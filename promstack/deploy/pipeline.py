@@ -80,8 +80,8 @@ def deploy(
     Over a team server, the server's gate decides and its label moves."""
     if client.remote:
         if rollout is not None:
-            raise InvalidInput("a rollout cannot be started over a team server yet (PROMSTACK_URL); "
-                               "start it on the server's machine")
+            return client.start_rollout(prompt, version=version, percent=check_percent(rollout), environment=env,
+                                        reason=reason)
         return client.deploy(prompt, version=version, environment=env, force=force, skip=skip, reason=reason,
                              rerun=rerun)
     target_env = environment(client, env)
@@ -173,6 +173,8 @@ def _finish(client: Client, prompt: dict[str, Any], deployment_id: int, env: str
 
 def approve(client: Client, deployment_id: int, *, reason: str | None = None) -> dict[str, Any]:
     """Complete a deployment that waits for approval: the label moves now (or its rollout starts)."""
+    if client.remote:
+        return client.decide(deployment_id, "approve", reason=reason)
     found = get_deployment(client, deployment_id)
     if found["status"] != "pending_approval":
         raise InvalidInput(f"deployment {deployment_id} is {found['status']}, not waiting for approval")
@@ -199,6 +201,8 @@ def approve(client: Client, deployment_id: int, *, reason: str | None = None) ->
 
 
 def reject(client: Client, deployment_id: int, *, reason: str | None = None) -> dict[str, Any]:
+    if client.remote:
+        return client.decide(deployment_id, "reject", reason=reason)
     found = get_deployment(client, deployment_id)
     if found["status"] != "pending_approval":
         raise InvalidInput(f"deployment {deployment_id} is {found['status']}, not waiting for approval")

@@ -192,6 +192,14 @@ def promote_rollout(prompt: str, body: Promote, caller: Caller = needs("promote_
     return caller.call(rollout.promote, ref(prompt), env=body.environment, to=body.to)
 
 
+@router.post("/rollouts/check")
+def check_rollouts(caller: Caller = needs("promote_rollout")) -> list[dict[str, Any]]:
+    """Check every running rollout; halt (and roll back) those whose new version alerts."""
+    from promstack.deploy import rollout
+
+    return caller.call(rollout.check_all)
+
+
 @router.post(P + "/rollout/abort")
 def abort_rollout(prompt: str, body: Abort, caller: Caller = needs("abort_rollout")) -> dict[str, Any]:
     """Everyone back on the stable version at once."""

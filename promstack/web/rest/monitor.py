@@ -55,8 +55,19 @@ def check_alerts(body: CheckAlerts, caller: Caller = needs("check_alerts")) -> A
         return alerts.check(client.store.db, client.store.path, notify=body.notify)
 
 
+@router.get("/alerts/history")
+def alert_history(state: Literal["firing", "resolved"] | None = None,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+                  caller: Caller = needs("check_alerts")) -> list[dict[str, Any]]:
+    """Alerts, newest first: when each fired and resolved, and its value."""
+    from promstack.monitoring import alerts
+
+    with caller.client() as client:
+        return alerts.history(client.store.db, state=state, limit=limit)
+
+
 @router.get("/costs", response_model=s.CostReportResult)
-def cost_report(since: str = "30d", by: Annotated[list[CostGroups], Query()] = ("prompt",),
+def cost_report(since: str = "30d", until: str | None = None, by: Annotated[list[CostGroups], Query()] = ("prompt",),
                 prompt: str | None = None, environment: str | None = None,
                 caller: Caller = needs("cost_report")) -> Any:
     """Model spend over a window, grouped, with its trend (`by` repeats)."""
@@ -66,4 +77,4 @@ def cost_report(since: str = "30d", by: Annotated[list[CostGroups], Query()] = (
     if environment:
         filters["environment"] = environment
     with caller.client() as client:
-        return costs.cost_report(client.store.db, since=since, by=list(by), **filters)
+        return costs.cost_report(client.store.db, since=since, until=until, by=list(by), **filters)
