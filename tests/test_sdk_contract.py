@@ -181,3 +181,9 @@ def test_two_users_by_their_tokens(spawn, isolated_store):
     with pytest.raises(Forbidden, match="deployer"):
         editor.set_label("support/refund", "production", saved.version, force=True, reason="try")
     assert [v.author for v in viewer.history("support/refund")][:1] == ["bob"]
+
+
+def test_the_actor_is_who_the_store_records(sdk, isolated_store):
+    """Without tokens, the server writes as its store's default actor, and says so."""
+    saved = made(sdk)
+    assert sdk.actor == saved.author == Client(isolated_store).actor
