@@ -280,10 +280,12 @@ def create_app(
 
     from .api import make_routes as api_routes  # the read-only REST API (promstack/web/api.py)
     from .dashboard import dashboard_routes  # the HTML pages (promstack/web/dashboard.py)
+    from .otlp import traces_route  # OTLP/HTTP spans into the call log (promstack/web/otlp.py)
     from .rest import create_api  # the REST API under /api/v1 (promstack/web/rest/)
 
     return Starlette(
         routes=[Route("/healthz", healthz, methods=["GET"]), Mount("/api/v1", app=create_api(pool)),
+                traces_route(pool),
                 *api_routes(db, pool=pool), *routes,
                 *dashboard_routes(db, pool=pool), *mcp_http.routes],
         middleware=[Middleware(RequestGuard, token=token or None, loopback_only=is_loopback(host)),
