@@ -270,9 +270,16 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from promstack.watchdog import Watchdog  # alerts, budgets and rollouts on a schedule
+
+        watchdog = Watchdog(pool.client)
+        watchdog.start()
         # A mounted MCP app's own lifespan does not run; its session manager runs here.
-        async with mcp_server.session_manager.run():
-            yield
+        try:
+            async with mcp_server.session_manager.run():
+                yield
+        finally:
+            watchdog.stop()
         engine = getattr(mcp_server, "engine", None)
         if engine is not None:
             engine.close()
