@@ -41,7 +41,7 @@ def fail_calls(client, n=5):
     _errors(client, None, n=n, failing=n)
 
 
-def test_a_round_notifies_once_and_a_restarted_server_does_not_notify_again(client, receiver, isolated_store):
+def test_a_round_notifies_once_and_a_restarted_server_does_not_notify_again(client, receiver, isolated_store):  # noqa: F811
     handler, url = receiver
     configure(isolated_store, f'[alerts]\nwebhooks = ["{url}"]\n[monitoring]\ncheck_every = "60s"\n')
     fail_calls(client)
@@ -110,7 +110,7 @@ def test_a_broken_rule_config_still_checks_rollouts(client, isolated_store):
     assert found["rollouts"] == 0
 
 
-def test_promstack_serve_watches_itself(isolated_store, receiver):
+def test_promstack_serve_watches_itself(isolated_store, receiver):  # noqa: F811
     """A real server process: spans with errors come in over OTLP, the server's own schedule
     fires the error-rate alert and calls the webhook; the dashboard says when the checks ran."""
     handler, url = receiver
