@@ -241,3 +241,42 @@ def test_a_runner_may_report_and_a_viewer_may_not(client, app):
     (row,) = otlp_rows(client)
     assert client.audit_log(limit=1)[0]["actor"] == "ci-app"
     assert row["source"] == "otlp"
+
+
+def test_killing_the_server_mid_batch_loses_no_acknowledged_span(isolated_store):
+    """Batches posted one after another to a real `promstack serve`, killed with SIGKILL while
+    they flow: every span the server answered 200 for is in the store."""
+    import signal
+    import threading
+
+    from test_watchdog import promstack_serve
+
+    from promstack.client import Client
+
+    spans = captured(lambda t: [chat(t) for _ in range(100)])
+    request = encode_spans(spans)
+    acknowledged = []
+    with promstack_serve(isolated_store) as (server, base):
+        def post():
+            with httpx.Client(headers=PROTOBUF, timeout=10) as http:
+                for n in range(10_000):
+                    for i, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
+                        span.span_id = (n * 1000 + i + 1).to_bytes(8, "big")
+                    try:
+                        answer = http.post(f"{base}/v1/traces", content=request.SerializeToString())
+                    except httpx.HTTPError:
+                        return
+                    if answer.status_code == 200:
+                        acknowledged.append(100)
+
+        sender = threading.Thread(target=post)
+        sender.start()
+        deadline = time.monotonic() + 20
+        while sum(acknowledged) < 500 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        sender.join(20)
+    assert sum(acknowledged) >= 500
+    with Client(isolated_store) as client:
+        assert len(otlp_rows(client)) >= sum(acknowledged)

@@ -110,16 +110,14 @@ def test_a_broken_rule_config_still_checks_rollouts(client, isolated_store):
     assert found["rollouts"] == 0
 
 
-def test_promstack_serve_watches_itself(isolated_store, receiver):  # noqa: F811
-    """A real server process: spans with errors come in over OTLP, the server's own schedule
-    fires the error-rate alert and calls the webhook; the dashboard says when the checks ran."""
-    handler, url = receiver
-    configure(isolated_store, f'[alerts]\nwebhooks = ["{url}"]\n[monitoring]\ncheck_every = "1s"\n')
-    Client(isolated_store).close()  # the store exists before the server opens it
+@contextlib.contextmanager
+def promstack_serve(store: Path):
+    """A real `promstack serve` process over `store`: (the process, its base URL)."""
+    Client(store).close()  # the store exists before the server opens it
     port = free_port()
     promstack = Path(sys.executable).parent / "promstack"
     server = subprocess.Popen([str(promstack), "serve", "--port", str(port), "--no-watch"],
-                              env={**os.environ, "PROMSTACK_DEBUG": "0"},
+                              env={**os.environ, "PROMSTACK_DB": str(store), "PROMSTACK_DEBUG": "0"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -130,6 +128,19 @@ def test_promstack_serve_watches_itself(isolated_store, receiver):  # noqa: F811
                     break
             assert time.monotonic() < deadline and server.poll() is None, server.stderr.read().decode()
             time.sleep(0.1)
+        yield server, base
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(15)
+
+
+def test_promstack_serve_watches_itself(isolated_store, receiver):  # noqa: F811
+    """A real server process: spans with errors come in over OTLP, the server's own schedule
+    fires the error-rate alert and calls the webhook; the dashboard says when the checks ran."""
+    handler, url = receiver
+    configure(isolated_store, f'[alerts]\nwebhooks = ["{url}"]\n[monitoring]\ncheck_every = "1s"\n')
+    with promstack_serve(isolated_store) as (_server, base):
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces")))
         with provider.get_tracer("app").start_as_current_span("chat gpt-4o", attributes={
@@ -144,6 +155,3 @@ def test_promstack_serve_watches_itself(isolated_store, receiver):  # noqa: F811
         page = httpx.get(f"{base}/monitoring?since=1h", timeout=10).text
         assert "Scheduled checks" in page and "Last ran" in page and "firing" in page
         assert "<code>otlp</code>" in page  # the sources' split
-    finally:
-        server.terminate()
-        server.wait(15)
