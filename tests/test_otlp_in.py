@@ -280,3 +280,15 @@ def test_killing_the_server_mid_batch_loses_no_acknowledged_span(isolated_store)
     assert sum(acknowledged) >= 500
     with Client(isolated_store) as client:
         assert len(otlp_rows(client)) >= sum(acknowledged)
+
+
+def test_every_face_groups_metrics_by_source(client, web):
+    from click.testing import CliRunner
+
+    from promstack.cli import cli
+
+    web.post("/v1/traces", content=protobuf_body(captured(chat)), headers=PROTOBUF)
+    found = web.get("/api/v1/metrics", params={"since": "1h", "by": "source"})
+    assert found.status_code == 200 and [g["source"] for g in found.json()["groups"]] == ["otlp"]
+    printed = CliRunner().invoke(cli, ["metrics", "--by", "source", "--json"])
+    assert printed.exit_code == 0 and '"source": "otlp"' in printed.output
