@@ -115,16 +115,17 @@ def bare(root: Path, bodies: list[bytes]) -> tuple[float, float]:
         now = datetime.now(UTC)
         rows.append([calls._values(otlp_in.span_row(s, {}, prompts, None, now))
                      for s in request.resource_spans[0].scope_spans[0].spans])
-    start = time.perf_counter()
-    for batch in rows[1:]:
-        with db.conn:
-            db.conn.executemany(calls._INSERT, batch)
-    rate = (len(rows) - 1) * BATCH / (time.perf_counter() - start)
-    db.execute("DELETE FROM calls")
-    start = time.perf_counter()
-    with db.conn:  # and all in one transaction: what batching alone could reach
-        db.conn.executemany(calls._INSERT, [row for batch in rows[1:] for row in batch])
-    one = (len(rows) - 1) * BATCH / (time.perf_counter() - start)
+    def written(groups: list[list]) -> float:
+        db.execute("DELETE FROM calls")
+        start = time.perf_counter()
+        for group in groups:  # the store's connection autocommits: each group one explicit transaction
+            db.conn.execute("BEGIN IMMEDIATE")
+            db.conn.executemany(calls._INSERT, group)
+            db.conn.execute("COMMIT")
+        return sum(map(len, groups)) / (time.perf_counter() - start)
+
+    rate = sorted(written(rows[1:]) for _ in range(3))[1]
+    one = sorted(written([[row for batch in rows[1:] for row in batch]]) for _ in range(3))[1]
     db.close()
     return rate, one
 

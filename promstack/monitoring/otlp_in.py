@@ -238,12 +238,26 @@ def _nanos(value: int) -> datetime:
 
 
 class _Prompts:
-    """The store's prompts, to link spans to versions (looked up once per id per export)."""
+    """The store's prompts, to link spans to versions, and the prices of their models (each looked
+    up once per export)."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
         self.found: dict[Any, tuple[int | None, str | None, bool]] = {}
         self.versions: dict[tuple[int, int], bool] = {}
+        self.prices: dict[tuple[Any, Any], pricing.Price | None] = {}
+
+    def price(self, response_model: Any, model: Any, config: Config | None) -> pricing.Price | None:
+        """The server's price for the response model, else the request model (once per export)."""
+        key = (response_model, model)
+        if key not in self.prices:
+            found = None
+            for name in dict.fromkeys(m for m in key if isinstance(m, str)):
+                found = pricing.price(name, config=config)
+                if found is not None:
+                    break
+            self.prices[key] = found
+        return self.prices[key]
 
     def link(self, ref: Any, version: Any) -> tuple[int | None, str | None, int | None, list[str]]:
         """(prompt id, name, version, flags) for a span's promstack.prompt.id and .version."""
@@ -315,11 +329,7 @@ def span_row(span: Any, resource: dict[str, Any], prompts: _Prompts, config: Con
     response_model = _first(attrs, "gen_ai.response.model")
     cost: float | None = 0.0
     if tokens_in or tokens_out:
-        price = None
-        for name in dict.fromkeys(m for m in (response_model, model) if isinstance(m, str)):
-            price = pricing.price(name, config=config)
-            if price is not None:
-                break
+        price = prompts.price(response_model, model, config)
         cost = None if price is None else price.cost(tokens_in, tokens_out)
     environment = _first(attrs, "deployment.environment.name", "deployment.environment") or _first(
         resource, "deployment.environment.name", "deployment.environment")
