@@ -41,6 +41,7 @@ log = logging.getLogger("promstack.watchdog")
 log.addHandler(logging.NullHandler())
 
 SCHEDULE = "checks"
+ACTOR = "promstack-watchdog"
 DEFAULT_EVERY = "60s"
 MIN_EVERY_S = 1.0
 
@@ -91,9 +92,10 @@ def last_round(db: Any) -> dict[str, Any] | None:
 
 class Watchdog:
     """Runs `run_checks` once per round on a background thread, in whichever worker claims the
-    round first. `borrow` lends a Client for a round (a ClientPool's `client`)."""
+    round first. `borrow(actor)` lends a Client acting as `actor` for a round (a ClientPool's
+    `client`): what the checks do (a halted rollout) is recorded as ACTOR's."""
 
-    def __init__(self, borrow: Callable[[], contextlib.AbstractContextManager[Client]], *,
+    def __init__(self, borrow: Callable[[str], contextlib.AbstractContextManager[Client]], *,
                  every: float | None = None, holder: str | None = None) -> None:
         self.borrow = borrow
         self.fixed_every = every
@@ -108,7 +110,7 @@ class Watchdog:
         """Claim and run the round `at` (default now) falls in. Returns (the interval, what the
         round found), or (interval, None) when another worker has the round or checks are off."""
         at = time.time() if at is None else at
-        with self.borrow() as client:
+        with self.borrow(ACTOR) as client:
             every = self.every(client)
             if every is None:
                 return None, None

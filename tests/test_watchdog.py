@@ -34,7 +34,7 @@ def configure(path: Path, text: str) -> None:
 
 
 def dog(client, **kwargs) -> watchdog.Watchdog:
-    return watchdog.Watchdog(lambda: contextlib.nullcontext(client), **kwargs)
+    return watchdog.Watchdog(lambda actor: contextlib.nullcontext(client), **kwargs)
 
 
 def fail_calls(client, n=5):
@@ -89,6 +89,22 @@ def test_a_rollout_whose_new_version_alerts_is_halted_on_schedule(live):  # noqa
     _every, found = dog(client, every=60).tick(T0)
     assert found["rollouts"] == 1 and found["halted"] and "halted" in found["halted"][0]
     assert client.labels(42)["production"] == 1
+
+
+def test_the_server_checks_as_its_own_actor(isolated_store):
+    from promstack.pool import ClientPool
+
+    pool = ClientPool(isolated_store)
+    seen = []
+
+    def borrow(actor):
+        seen.append(actor)
+        return pool.client(actor)
+
+    watchdog.Watchdog(borrow, every=60).tick(T0)
+    with pool.client(watchdog.ACTOR) as client:
+        assert client.actor == "promstack-watchdog" and seen == ["promstack-watchdog"]
+    pool.close()
 
 
 def test_check_every_off_and_a_bad_value(client, isolated_store):
