@@ -32,6 +32,7 @@ RUNNER = "import sys, {module} as m; sys.exit(m.main() or 0)"
 QUICK = {
     "bench_api": ["--quick"],
     "bench_gateway": ["--calls", "150", "--no-litellm"],
+    "bench_ingest": ["--batches", "20", "--idle", "3"],
     "bench_mcp": ["--starts", "3", "--calls", "100"],
     "bench_mcp_context": ["--no-references"],
     "bench_remote": ["--calls", "100"],

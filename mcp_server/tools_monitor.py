@@ -23,7 +23,7 @@ from .models import Args, Options, PromptRef
 from .registry import tool
 
 Duration = Annotated[str, Field(min_length=1, max_length=40)]
-GroupName = Literal["prompt", "version", "model", "environment", "user", "day", "hour", "status"]
+GroupName = Literal["prompt", "version", "model", "environment", "user", "day", "hour", "status", "source"]
 
 
 SINCE = "A duration back ('1h', '7d') or an ISO time."
@@ -90,7 +90,7 @@ def get_metrics(call: Call, args: GetMetricsArgs) -> tuple[MetricsResult, str]:
     for g in found["groups"][:20]:
         key = ", ".join(f"{k}={g.get('prompt_name') or g[k] if k == 'prompt_id' else g[k]}"
                         for k in g if k in ("prompt_id", "prompt_version", "model", "environment",
-                                            "user_id", "day", "hour", "status"))
+                                            "user_id", "day", "hour", "status", "source"))
         lines.append(f"{key or 'all'}: {g['requests']} calls, errors {g['error_rate']:.1%}, "
                      f"p95 {_ms(g['latency_p95_ms'])}, ${g['own_cost_usd']:.4f} own + "
                      f"${g['evaluation_cost_usd']:.4f} evaluation, cache {g['cache_hit_rate']:.0%}")

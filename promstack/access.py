@@ -71,6 +71,8 @@ NEEDS: dict[str, str] = {
     "cost_report": "viewer",
     "recommend_model": "runner",
     "suggest_shorter": "runner",
+    # calls an app made itself, reported to the call log (OTLP spans at /v1/traces)
+    "report_calls": "runner",
     # the server itself
     "manage_tokens": "admin",
     "change_config": "admin",

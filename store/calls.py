@@ -43,10 +43,12 @@ SEED_FIELDS = (
 )
 EXTRA_FIELDS = (
     "cost_usd", "cache_hit", "status", "error", "environment", "run_id", "guards", "call_id",
-    "prompt_name", "provider", "route",
+    "prompt_name", "provider", "route", "source", "operation", "flags",
 )
 COLUMNS = SEED_FIELDS + EXTRA_FIELDS
 STATUSES = ("ok", "error", "blocked")
+# Where a row came from: the gateway's own calls, OTLP spans (/v1/traces), calls apps report.
+SOURCES = ("gateway", "otlp", "api")
 
 # The unpriced calls of a selection, the one spelling: how many, and the models they called
 # (a NULL cost_usd is a call whose model has no price, never $0).
@@ -67,6 +69,10 @@ def _values(row: dict[str, Any]) -> list[Any]:
             value = 0
         elif name == "latency_ms" and value is None:
             value = 0.0
+        elif name == "source" and value is None:
+            value = "gateway"
+        elif name == "flags":
+            value = json.dumps(sorted(value), ensure_ascii=False) if value else None
         # cost_usd None stays NULL: the model has no price, so the cost is unknown (not $0)
         values.append(value)
     return values
@@ -86,8 +92,25 @@ def insert(
     return count
 
 
+def insert_new(
+    db: sqlite_utils.Database, rows: Iterable[tuple[dict[str, Any], dict[str, Any] | None]]
+) -> list[bool]:
+    """Write the (call row, audit entry or None) pairs whose call_id the log lacks, in one
+    transaction: a batch sent twice is stored once. Returns, per pair, whether it was new."""
+    new = []
+    with write(db):
+        for row, entry in rows:
+            cursor = db.execute(_INSERT + " ON CONFLICT(call_id) DO NOTHING", _values(row))
+            new.append(cursor.rowcount == 1)
+            if new[-1] and entry is not None:
+                audit.record(db, **entry)
+    return new
+
+
 def _decode(cols: list[str], values: tuple) -> dict[str, Any]:
     item = dict(zip(cols, values, strict=True))
+    if "flags" in item:
+        item["flags"] = json.loads(item["flags"]) if item["flags"] else []
     item["guards"] = json.loads(item.get("guards") or "{}")
     item["cache_hit"] = bool(item.get("cache_hit"))
     return item

@@ -490,3 +490,33 @@ def m010_tokens(db: sqlite_utils.Database) -> None:
         CREATE UNIQUE INDEX tokens_live_name ON tokens (name) WHERE revoked_at IS NULL;
         """
     )
+
+
+@migrations()
+def m011_call_sources(db: sqlite_utils.Database) -> None:
+    # Calls now reach the log from three places: the gateway, OpenTelemetry spans sent to
+    # /v1/traces, and apps reporting the calls they made themselves. `source` says which
+    # ('gateway', 'otlp', 'api'; every older row came through the gateway), `operation` is the
+    # gen_ai operation a span names (chat, embeddings, ...), and `flags` (a JSON list, NULL when
+    # none) marks what a reported row could not vouch for, such as a prompt id the store lacks:
+    # stored and flagged rather than refused, so no call goes unlogged.
+    # check_rounds: the scheduled checks `promstack serve` runs (alerts, budgets, rollouts). One
+    # row per schedule holds the round last taken: a worker runs round N only if it moves the
+    # row to N first, so two workers over one store never both run a round, and a restarted
+    # server does not repeat the round that ran. The row also keeps what that round found.
+    db.executescript(
+        """
+        ALTER TABLE calls ADD COLUMN source TEXT NOT NULL DEFAULT 'gateway';
+        ALTER TABLE calls ADD COLUMN operation TEXT;
+        ALTER TABLE calls ADD COLUMN flags TEXT;
+        CREATE INDEX calls_source ON calls (source, timestamp);
+        CREATE TABLE check_rounds (
+            name TEXT PRIMARY KEY,
+            round INTEGER NOT NULL,
+            holder TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            result TEXT
+        );
+        """
+    )

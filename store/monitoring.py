@@ -155,6 +155,39 @@ def events(db: sqlite_utils.Database, alert_id: int | None = None) -> list[dict[
     ]
 
 
+def take_round(db: sqlite_utils.Database, name: str, number: int, holder: str) -> bool:
+    """Claim round `number` of the schedule `name` for `holder`: True for the first claimant,
+    False when this round (or a later one) was taken already, by anyone."""
+    with write(db):
+        cursor = db.execute(
+            "INSERT INTO check_rounds (name, round, holder, started_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET round = excluded.round, holder = excluded.holder, "
+            "started_at = excluded.started_at, finished_at = NULL WHERE check_rounds.round < excluded.round",
+            [name, sql_int(number), holder, now()],
+        )
+        return cursor.rowcount == 1
+
+
+def finish_round(db: sqlite_utils.Database, name: str, number: int, result: dict[str, Any]) -> None:
+    """Record what round `number` found (unless a later round has started since)."""
+    with write(db):
+        db.execute(
+            "UPDATE check_rounds SET finished_at = ?, result = ? WHERE name = ? AND round = ?",
+            [now(), json.dumps(result, ensure_ascii=False, sort_keys=True, default=str), name, sql_int(number)],
+        )
+
+
+def last_round(db: sqlite_utils.Database, name: str) -> dict[str, Any] | None:
+    """The schedule's latest round: {round, holder, started_at, finished_at, result}, or None."""
+    row = db.execute(
+        "SELECT round, holder, started_at, finished_at, result FROM check_rounds WHERE name = ?", [name]
+    ).fetchone()
+    if row is None:
+        return None
+    return {"round": row[0], "holder": row[1], "started_at": row[2], "finished_at": row[3],
+            "result": json.loads(row[4]) if row[4] else None}
+
+
 def get_cursor(db: sqlite_utils.Database, name: str) -> int:
     row = db.execute("SELECT last_id FROM export_cursors WHERE name = ?", [name]).fetchone()
     return int(row[0]) if row else 0

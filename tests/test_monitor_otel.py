@@ -63,8 +63,8 @@ def test_rows_become_gen_ai_spans(collector, isolated_store, monkeypatch):
     monkeypatch.setenv("OTEL_SERVICE_NAME", "refund-bot")
     db = connect(isolated_store)
     calls.insert(db, [(ROW, None), ({**ROW, "call_id": "c2", "status": "error", "error": "timeout",
-                                     "latency_ms": 5.5}, None)])
-    result = otel.export_pending(db)
+                                     "latency_ms": 5.5}, None), ({**ROW, "call_id": "from-an-app", "source": "otlp"}, None)])
+    result = otel.export_pending(db)  # not the row that came in as a span: the app has it already
     assert result == {"sent": 2, "batches": 1, "error": None}
     (request,) = server.requests
     assert request["path"] == "/v1/traces"

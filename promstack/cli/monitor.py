@@ -71,7 +71,7 @@ def _filter_options(func):
 @cli.command("metrics")
 @click.option("--since", default="24h", show_default=True,
               help="Start of the window: a duration back from now (30m, 24h, 7d) or an ISO time.")
-@click.option("--by", default="", help="Group by any of: prompt, version, model, environment, user, day, hour, status (comma-separated).")
+@click.option("--by", default="", help="Group by any of: prompt, version, model, environment, user, day, hour, status, source (comma-separated).")
 @_filter_options
 @command_context
 def metrics_command(state, since: str, by: str, until: str | None, prompt: str | None,

@@ -1,9 +1,10 @@
-"""Monitoring: metrics over the call log, alert rules, gauges, costs and their advice, OpenTelemetry out.
+"""Monitoring: metrics over the call log, alert rules, gauges, costs and their advice, OpenTelemetry in and out.
 
 The metrics (`call_metrics`: windows, groupings, percentiles, the SQL that splits a prompt's own traffic
 from evaluation spend) are this package's surface; its other modules are `alerts` (rules, their state,
 notifications), `gauges` (how much of each limit is used, the thresholds a chart marks), `costs` (the
-cost report, tokens), `advice` (a cheaper model, a shorter prompt) and `otel` (OTLP export).
+cost report, tokens), `advice` (a cheaper model, a shorter prompt), `otel` (OTLP export) and
+`otlp_in` (OTLP spans sent to `/v1/traces` into the call log).
 Monitoring reads the store and calls the gateway and evals; it never imports deploy or a face.
 """
 

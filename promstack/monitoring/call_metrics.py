@@ -63,12 +63,15 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
     "environment": (("environment", "environment"),),
     "user": (("user_id", "user_id"),),
     "status": (("status", "status"),),
+    # where the call was logged from: the gateway, OTLP spans, or an app reporting it
+    "source": (("source", "source"),),
     "day": (("day", "substr(timestamp, 1, 10)"),),
     "hour": (("hour", "substr(timestamp, 1, 13) || ':00Z'"),),
 }
 GROUP_ALIASES = {"prompts": "prompt", "models": "model", "env": "environment", "users": "user",
                  "user_id": "user", "prompt_version": "version", "versions": "version",
-                 "days": "day", "hours": "hour", "environments": "environment"}
+                 "days": "day", "hours": "hour", "environments": "environment",
+                 "sources": "source"}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 # About a century: any window of the call log fits, and now minus it is still a date.

@@ -186,7 +186,9 @@ def export_pending(
         while max_batches is None or batches < max_batches:
             cursor = monitoring.get_cursor(db, CURSOR)
             found = db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM calls WHERE id > ? ORDER BY id LIMIT ?",
+                # rows that arrived as OpenTelemetry spans (/v1/traces) are the app's own spans:
+                # sending them on would show each call twice in a backend that also gets those
+                f"SELECT {', '.join(_COLUMNS)} FROM calls WHERE id > ? AND source != 'otlp' ORDER BY id LIMIT ?",
                 [cursor, batch]).fetchall()
             if not found:
                 break

@@ -281,9 +281,16 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from promstack.watchdog import Watchdog  # alerts, budgets and rollouts on a schedule
+
+        watchdog = Watchdog(pool.client)
+        watchdog.start()
         # A mounted MCP app's own lifespan does not run; its session manager runs here.
-        async with mcp_server.session_manager.run():
-            yield
+        try:
+            async with mcp_server.session_manager.run():
+                yield
+        finally:
+            watchdog.stop()
         engine = getattr(mcp_server, "engine", None)
         if engine is not None:
             engine.close()
@@ -291,10 +298,12 @@ def create_app(
 
     from .api import make_routes as api_routes  # the read-only REST API (promstack/web/api.py)
     from .dashboard import dashboard_routes  # the HTML pages (promstack/web/dashboard.py)
+    from .otlp import traces_route  # OTLP/HTTP spans into the call log (promstack/web/otlp.py)
     from .rest import create_api  # the REST API under /api/v1 (promstack/web/rest/)
 
     return Starlette(
         routes=[Route("/healthz", healthz, methods=["GET"]), Mount("/api/v1", app=create_api(pool)),
+                traces_route(pool),
                 *api_routes(db, pool=pool), *routes,
                 *dashboard_routes(db, pool=pool, gate=gate), *mcp_http.routes],
         middleware=[Middleware(RequestGuard, gate=gate),

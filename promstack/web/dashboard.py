@@ -290,7 +290,7 @@ def _buckets(since: datetime, until: datetime, step: timedelta) -> list[datetime
 
 def monitoring_page(client: Client, since: str, prompt: str | None, model: str | None,
                     environment: str | None, now: datetime | None = None) -> dict[str, Any]:
-    from promstack import config, monitoring
+    from promstack import config, monitoring, watchdog
     from promstack.monitoring import alerts, gauges
 
     db = client.store.db
@@ -323,6 +323,9 @@ def monitoring_page(client: Client, since: str, prompt: str | None, model: str |
     return {
         "series": series, "by": by, "since": since, "filters": filters, "choices": monitoring.dimensions(db),
         "totals": totals, **limits, "alerts": alerts.history(db, limit=50), "windows": WINDOWS,
+        # where the calls came from (the gateway, OTLP spans, apps reporting), and the server's checks
+        "sources": monitoring.metrics(db, since=since, by="source", now=now, **filters)["groups"],
+        "checks": watchdog.last_round(db),
     }
 
 

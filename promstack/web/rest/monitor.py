@@ -14,7 +14,7 @@ from . import Caller, needs, ref
 from .prompts import Body
 
 router = APIRouter(tags=["monitoring"])
-Groups = Literal["prompt", "version", "model", "environment", "user", "day", "hour", "status"]
+Groups = Literal["prompt", "version", "model", "environment", "user", "day", "hour", "status", "source"]
 CostGroups = Literal["prompt", "model", "environment", "user", "version", "day"]
 
 
