@@ -9,7 +9,7 @@ litellm, imported lazily (`promstack.gateway.litellm_loader`).
 Prices come from the model config, the workspace's `[prices]`, the prices PromStack ships, then
 litellm's packaged price map read as JSON (`promstack.gateway.pricing`); a model none of them
 prices is logged with an unknown cost (NULL, `CallResult.priced` False), never $0. Retries for
-429/5xx/timeouts are tenacity's, bounded in attempts and time, and honour Retry-After
+429/5xx/timeouts are bounded in attempts and time, and honour Retry-After
 (`promstack.gateway.retries`). The cache is ours for both routes (`promstack.gateway.cache`).
 Every call, hit or miss, success or failure, is one call-log row plus one audit row
 (`promstack.gateway.record`). Embeddings are in `promstack.gateway.embeddings`.
@@ -49,7 +49,16 @@ from .transport import CHAT, REQUEST_PARAMS, Transport
 class Gateway:
     """The gateway over one store. `Client.run` uses one; engines (tests, judge, arena) too."""
 
-    def __init__(self, store: Store, *, environment: str | None = None) -> None:
+    def __init__(self, store: Store, *, environment: str | None = None, batch: bool = False) -> None:
+        # `batch`: the gateway of one batch run (tests, judge, arena), fixed when the run starts.
+        # Its async calls run on the loop of whoever awaits them rather than hopping to the
+        # portal's thread and back (two wake-ups of two threads a call); it belongs to that loop:
+        # its connections are made there, and its owner closes them there with `aclose()`. It
+        # reads a numbered prompt version once (versions are immutable) and the workspace's
+        # config at most once a second.
+        self._batch = batch
+        self._versions: dict[tuple[Any, int], Any] = {}
+        self._conf: tuple[float, config_module.Config] | None = None
         # The gateway reads on its own loop thread while its caller keeps using the caller's
         # store: one SQLite connection must not serve two threads at once, so a file store
         # gets a connection of the gateway's own (an in-memory one can only be shared).
@@ -70,7 +79,22 @@ class Gateway:
     # ---- settings ---------------------------------------------------------------------
 
     def config(self) -> config_module.Config:
-        return config_module.load(self.root)
+        if not self._batch:
+            return config_module.load(self.root)
+        at = time.monotonic()
+        if self._conf is None or at - self._conf[0] > 1.0:
+            self._conf = (at, config_module.load(self.root))
+        return self._conf[1]
+
+    def _prompt_version(self, prompt: int | str, version: int | None, label: str | None,
+                        branch: str | None) -> Any:
+        if not self._batch or version is None or label is not None or branch is not None:
+            return self.store.prompts.get(prompt, version=version, label=label, branch=branch)
+        key = (prompt, version)
+        found = self._versions.get(key)
+        if found is None:
+            found = self._versions[key] = self.store.prompts.get(prompt, version=version)
+        return found
 
     def settings(self, conf: config_module.Config) -> dict[str, Any]:
         """The [gateway] table: timeouts, retries, connections."""
@@ -92,10 +116,14 @@ class Gateway:
         """Render a stored prompt version with `variables` and call its model; keyword
         arguments as `_arun` (version, label, branch, model, user_id, run_id, environment,
         cache, model_config, cache_extra)."""
+        if self._batch:
+            return await self._arun(prompt, variables, **kwargs)
         return await on_portal(self._arun(prompt, variables, **kwargs))
 
     async def acomplete(self, messages: list[dict[str, Any]] | str, **kwargs: Any) -> CallResult:
         """Call a model with ready messages; keyword arguments as `_acomplete`."""
+        if self._batch:
+            return await self._acomplete(messages, **kwargs)
         return await on_portal(self._acomplete(messages, **kwargs))
 
     async def _arun(
@@ -124,7 +152,7 @@ class Gateway:
                      user_id=user_id, run_id=run_id,
                      environment=environment or self.environment(conf))
         try:
-            found = self.store.prompts.get(prompt, version=version, label=label, branch=branch)
+            found = self._prompt_version(prompt, version, label, branch)
             call.prompt_id, call.prompt_version, call.prompt_name = found.prompt_id, found.version, found.name
             merged = {**found.model_config, **(model_config or {})}
             call.model = model or merged.get("model") or ""
@@ -295,6 +323,8 @@ class Gateway:
         arguments: model_config, run_id, user_id, environment."""
         from .embeddings import embed
 
+        if self._batch:
+            return await embed(self, list(texts), model=model, **kwargs)
         return await on_portal(embed(self, list(texts), model=model, **kwargs))
 
     def embed(self, texts: list[str], *, model: str, **kwargs: Any) -> list[list[float]]:
@@ -307,6 +337,11 @@ class Gateway:
     def flush(self) -> None:
         """Wait until every call so far is in the call log."""
         self.log.flush()
+
+    async def aclose(self) -> None:
+        """Close the HTTP pool on the loop that is running (a `batch` gateway's), then the rest."""
+        await self.transport.aclose()
+        self.close()
 
     def close(self) -> None:
         self.log.close()

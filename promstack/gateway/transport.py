@@ -158,9 +158,18 @@ class Transport:
         except (KeyError, TypeError, AttributeError):
             raise error(route.provider, route.model, "malformed_response", f"not {kind.what}") from None
 
+    async def aclose(self) -> None:
+        """Close the pool from the loop it was made on."""
+        if self._http is not None and not self._http.closed:
+            with contextlib.suppress(Exception):
+                await self._http.close()
+            _open_sessions.discard(self._http)
+        self._http = None
+
     def close(self) -> None:
         here = running()
-        if self._http is not None and not self._http.closed and here is not None:
+        if (self._http is not None and not self._http.closed and here is not None
+                and self._http._loop is here.loop):
             # closing idle sockets at shutdown: a failure leaves nothing to lose
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(self._http.close(), here.loop).result(timeout=5)
