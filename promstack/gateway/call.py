@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,9 @@ from .. import guard
 from . import budgets, pricing, tokens
 from .cache import CACHE_DEFAULTS, DiskCache, RedisCache, cache_key, open_cache, output_rule
 from .errors import GatewayError, error, redact, shorten
+from .limits import Limits, estimate_tokens
 from .portal import on_portal, run_sync
-from .record import Call, CallResult, Recorder, audit_input
+from .record import Call, CallResult, Recorder, audit_input, new_call_id
 from .retries import with_retries
 from .routing import GATEWAY_DEFAULTS, LEAN_PROVIDERS, resolve_route
 from .transport import CHAT, REQUEST_PARAMS, Transport
@@ -67,6 +67,7 @@ class Gateway:
         self.root = workspace_root(store.path) if store.path is not None else None
         self._environment = environment
         self.transport = Transport()
+        self.limits = Limits()
         self._cache: DiskCache | RedisCache | None = None
         self._cache_made = False
         if store.path is not None:
@@ -148,7 +149,7 @@ class Gateway:
         # A store whose audit key is not here cannot log the call: refuse before paying for it.
         audit.require_key(self.store.db)
         conf = self.config()
-        call = Call(uuid.uuid4().hex, now(), time.perf_counter(), model or "",
+        call = Call(new_call_id(), now(), time.perf_counter(), model or "",
                      user_id=user_id, run_id=run_id,
                      environment=environment or self.environment(conf))
         try:
@@ -189,7 +190,7 @@ class Gateway:
     ) -> CallResult:
         """Call a model with ready messages (the judge, the arena): guards see the user turns."""
         conf = self.config()
-        call = Call(uuid.uuid4().hex, now(), time.perf_counter(), model, prompt_id, prompt_version,
+        call = Call(new_call_id(), now(), time.perf_counter(), model, prompt_id, prompt_version,
                      prompt_name, user_id, run_id, environment or self.environment(conf))
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
@@ -287,9 +288,28 @@ class Gateway:
                     and not route.api_base.startswith(("http://localhost", "http://127."))):
                 raise error(route.provider, route.model, "missing_api_key",
                             f"set {route.key_env} in the environment")
-            output, tokens_in, tokens_out, logprobs = await with_retries(
-                lambda: self.transport.send(CHAT, route, messages, params, api_key, timeout,
-                                            int(gw["max_connections"])), gw)
+            limiter = self.limits.get(route.model, gw)
+            estimate = estimate_tokens(messages) if limiter.tpm else 0
+
+            async def once() -> Any:
+                # Each attempt takes a slot of the model's limiter: the up-front rpm/tpm pace and
+                # the window a 429 narrows (promstack.gateway.limits).
+                await limiter.acquire(estimate)
+                try:
+                    answer = await self.transport.send(CHAT, route, messages, params, api_key, timeout,
+                                                       int(gw["max_connections"]))
+                except GatewayError as exc:
+                    limiter.release(throttled=exc.cause == "rate_limited", retry_after=None if exc.retry_after is None
+                                    else min(exc.retry_after, float(gw["retry_max_wait"])))
+                    raise
+                except BaseException:
+                    limiter.release()
+                    raise
+                used = (answer[1] or 0) + (answer[2] or 0)
+                limiter.release(tokens_unestimated=max(0, used - estimate) if limiter.tpm else 0)
+                return answer
+
+            output, tokens_in, tokens_out, logprobs = await with_retries(once, gw)
             if tokens_in is None:
                 tokens_in = tokens.count_tokens(messages, route.model)
             if tokens_out is None:
