@@ -15,6 +15,7 @@ never passes. Each judged result keeps the judge's score and reason per criterio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -143,9 +144,8 @@ class Runner:
             self._finished.put_nowait(row)
             return
         # Backpressure: when results finish faster than they can be committed, the workers
-        # wait rather than the queue growing without bound.
-        while self._sink.backlog() > WRITE_BACKLOG:
-            await asyncio.sleep(0.002)
+        # wait (for the writer's next commit) rather than the queue growing without bound.
+        await self._sink.room()
         self._sink.submit(row)
         self.done += 1
         if self.progress:
@@ -325,11 +325,32 @@ class _ThreadWriter:
         self.path = path
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.error: BaseException | None = None
+        self._commit: asyncio.Future | None = None  # resolved at the next commit
+        self._event_loop = asyncio.get_running_loop()
         self.thread = threading.Thread(target=self._loop, name="promstack-results", daemon=True)
         self.thread.start()
 
     def backlog(self) -> int:
         return self.queue.qsize()
+
+    async def room(self) -> None:
+        """Wait while more than WRITE_BACKLOG results wait to be committed (each commit wakes
+        the waiters); a failure to write is raised here."""
+        while self.queue.qsize() > WRITE_BACKLOG:
+            if self.error is not None:
+                raise self.error
+            if self._commit is None or self._commit.done():
+                self._commit = self._event_loop.create_future()
+            await self._commit
+
+    def _signal(self) -> None:
+        # on the writer's thread: wake the workers waiting on committed()
+        def wake() -> None:
+            if self._commit is not None and not self._commit.done():
+                self._commit.set_result(None)
+
+        with contextlib.suppress(RuntimeError):  # the run's loop is gone: nobody waits
+            self._event_loop.call_soon_threadsafe(wake)
 
     def submit(self, row: dict[str, Any]) -> None:
         if self.error is not None:
@@ -360,8 +381,11 @@ class _ThreadWriter:
                         batch.append(more)
                 if batch:
                     evals.add_results(batch)
+                    if self._commit is not None:
+                        self._signal()
         except BaseException as exc:  # reported to the run by submit() / close()
             self.error = exc
+            self._signal()
         finally:
             if db is not None:
                 db.close()

@@ -21,8 +21,10 @@ server trusts, from a variable it allows (`promstack.gateway.keys`, docs/securit
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,8 @@ from .retries import with_retries
 from .routing import GATEWAY_DEFAULTS, LEAN_PROVIDERS, resolve_route
 from .transport import CHAT, REQUEST_PARAMS, Transport
 
+INPUT_MEMO = 512  # distinct inputs a batch gateway remembers guarded and rendered (the last ones)
+
 
 class Gateway:
     """The gateway over one store. `Client.run` uses one; engines (tests, judge, arena) too."""
@@ -58,6 +62,7 @@ class Gateway:
         # config at most once a second.
         self._batch = batch
         self._versions: dict[tuple[Any, int], Any] = {}
+        self._inputs: OrderedDict[Any, tuple[dict[str, Any], tuple[Any, Any, Any]]] = OrderedDict()
         self._conf: tuple[float, config_module.Config] | None = None
         # The gateway reads on its own loop thread while its caller keeps using the caller's
         # store: one SQLite connection must not serve two threads at once, so a file store
@@ -86,6 +91,36 @@ class Gateway:
         if self._conf is None or at - self._conf[0] > 1.0:
             self._conf = (at, config_module.load(self.root))
         return self._conf[1]
+
+    def _input_key(self, found: Any, settings: dict[str, Any], variables: dict[str, Any] | None) -> Any:
+        if not self._batch:
+            return None
+        try:
+            text = json.dumps(variables or {}, sort_keys=True, ensure_ascii=False)
+        except (TypeError, ValueError):
+            return None  # not plain data: guarded and rendered afresh
+        return (found.prompt_id, found.version, id(settings), text)
+
+    def _seen_input(self, found: Any, settings: dict[str, Any], variables: dict[str, Any] | None) -> Any:
+        """A batch gateway guards and renders each distinct input once: the same case sent to
+        several models, or repeated, reuses what the guards found and the rendered messages
+        (under the same guard settings; a blocked input is never remembered, so it is refused,
+        and logged, every time)."""
+        key = self._input_key(found, settings, variables)
+        seen = self._inputs.get(key) if key is not None else None
+        if seen is None or seen[0] is not settings:
+            return None
+        self._inputs.move_to_end(key)
+        return seen[1]
+
+    def _remember_input(self, found: Any, settings: dict[str, Any], variables: dict[str, Any] | None,
+                        outcome: tuple[Any, Any, Any]) -> None:
+        key = self._input_key(found, settings, variables)
+        if key is None:
+            return
+        self._inputs[key] = (settings, outcome)
+        if len(self._inputs) > INPUT_MEMO:
+            self._inputs.popitem(last=False)
 
     def _prompt_version(self, prompt: int | str, version: int | None, label: str | None,
                         branch: str | None) -> Any:
@@ -158,14 +193,19 @@ class Gateway:
             merged = {**found.model_config, **(model_config or {})}
             call.model = model or merged.get("model") or ""
             settings = conf.view("guard", guard.DEFAULTS, found.name)
-            try:
-                clean, call.guards = guard.sanitize_input(dict(variables or {}), settings)
-            except guard.GuardBlocked as exc:
-                call.guards = exc.report
-                call.audit_input = audit_input(variables, conf)  # masked there: never the raw ones
-                raise
-            call.audit_input = audit_input(clean, conf, settings)
-            rendered = self.store.prompts.render(found, clean)
+            seen = self._seen_input(found, settings, variables)
+            if seen is not None:
+                call.guards, call.audit_input, rendered = seen
+            else:
+                try:
+                    clean, call.guards = guard.sanitize_input(dict(variables or {}), settings)
+                except guard.GuardBlocked as exc:
+                    call.guards = exc.report
+                    call.audit_input = audit_input(variables, conf)  # masked there: never the raw ones
+                    raise
+                call.audit_input = audit_input(clean, conf, settings)
+                rendered = self.store.prompts.render(found, clean)
+                self._remember_input(found, settings, variables, (call.guards, call.audit_input, rendered))
         except BaseException as exc:
             self.recorder.failed(call, exc)
             raise
