@@ -339,8 +339,7 @@ class Gateway:
                     answer = await self.transport.send(CHAT, route, messages, params, api_key, timeout,
                                                        int(gw["max_connections"]))
                 except GatewayError as exc:
-                    limiter.release(throttled=exc.cause == "rate_limited", retry_after=None if exc.retry_after is None
-                                    else min(exc.retry_after, float(gw["retry_max_wait"])))
+                    limiter.release(throttled=exc.cause == "rate_limited", retry_after=exc.retry_after)
                     raise
                 except BaseException:
                     limiter.release()

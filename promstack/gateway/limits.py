@@ -55,7 +55,7 @@ class ModelLimiter:
     async def acquire(self, tokens: int = 0) -> None:
         """Wait for room in the window, for the pace and for any Retry-After; then take a slot."""
         while True:
-            if self.in_flight < self.window:
+            if self.in_flight + 1 <= self.window:
                 delay = max(self._resume_at, self._next_start) - time.monotonic()
                 if delay <= 0:
                     break
