@@ -77,11 +77,12 @@ def insert(
 ) -> int:
     """Write (call row, audit entry or None) pairs in one transaction; returns how many calls."""
     count = 0
+    head = None  # the audit chain's head, carried through the batch (one transaction)
     with write(db):
         for row, entry in rows:
             db.execute(_INSERT, _values(row))
             if entry is not None:
-                audit.record(db, **entry)
+                head = audit.record(db, **entry, after=head)
             count += 1
     return count
 
@@ -238,6 +239,10 @@ class CallLogWriter:
                 self._thread.start()
             if len(self._pending) >= self._max_batch:
                 self._cond.notify_all()
+
+    def backlog(self) -> int:
+        """Rows submitted and not yet in the store."""
+        return len(self._pending)
 
     def flush(self, timeout: float | None = 30.0) -> None:
         """Block until every row submitted so far is in the store."""

@@ -72,6 +72,10 @@ class LiveGateway:
         else:
             self.gateway = client.gateway
 
+    def backlog(self) -> int:
+        """Call-log rows waiting to be written."""
+        return self.gateway.backlog()
+
     def flush(self) -> None:
         """Wait until every call so far is in the call log (a run's summary reads it)."""
         self.gateway.flush()

@@ -143,9 +143,12 @@ class Runner:
         if self._sink is None:
             self._finished.put_nowait(row)
             return
-        # Backpressure: when results finish faster than they can be committed, the workers
-        # wait (for the writer's next commit) rather than the queue growing without bound.
+        # Backpressure: when results (or their calls' log rows) finish faster than they can be
+        # committed, the workers wait rather than the queues growing without bound.
         await self._sink.room()
+        log_backlog = getattr(self.gateway, "backlog", None)
+        while log_backlog is not None and log_backlog() > WRITE_BACKLOG:
+            await asyncio.sleep(0.01)
         self._sink.submit(row)
         self.done += 1
         if self.progress:

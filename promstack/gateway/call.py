@@ -393,6 +393,10 @@ class Gateway:
 
     # ---- lifecycle ----------------------------------------------------------------------
 
+    def backlog(self) -> int:
+        """Call-log rows waiting to be written (a batch run slows down when they pile up)."""
+        return self.log.backlog()
+
     def flush(self) -> None:
         """Wait until every call so far is in the call log."""
         self.log.flush()
