@@ -76,6 +76,10 @@ class LiveGateway:
         """Call-log rows waiting to be written."""
         return self.gateway.backlog()
 
+    def flush_journal(self) -> None:
+        """Write out the call log's journal lines still held for this turn of the loop."""
+        self.gateway.log.flush_journal()
+
     def flush(self) -> None:
         """Wait until every call so far is in the call log (a run's summary reads it)."""
         self.gateway.flush()

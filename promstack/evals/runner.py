@@ -101,7 +101,8 @@ class Runner:
         # With a store file, results are committed on a thread with its own connection, so a
         # commit never holds up the event loop (and the calls waiting on it); an in-memory
         # store is written from the loop.
-        self._sink = _ThreadWriter(self.db_path) if self.db_path else None
+        self._sink = (_ThreadWriter(self.db_path, before_commit=getattr(self.gateway, "flush_journal", None))
+                      if self.db_path else None)
         self._finished = finished
         writer = asyncio.create_task(self._writer(finished)) if self._sink is None else None
         try:
@@ -324,7 +325,10 @@ class _ThreadWriter:
     """Commits finished results in batches on its own thread and connection. `close()` waits
     until every submitted result is committed (and re-raises a failure to write)."""
 
-    def __init__(self, path: Any) -> None:
+    def __init__(self, path: Any, *, before_commit: Callable[[], None] | None = None) -> None:
+        # before_commit: the gateway's call-log journal written out first, so a stored result's
+        # call is always in the call log or its journal (kill -9 between the two loses neither)
+        self.before_commit = before_commit
         self.path = path
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.error: BaseException | None = None
@@ -383,6 +387,8 @@ class _ThreadWriter:
                     else:
                         batch.append(more)
                 if batch:
+                    if self.before_commit is not None:
+                        self.before_commit()
                     evals.add_results(batch)
                     if self._commit is not None:
                         self._signal()
