@@ -96,10 +96,16 @@ class Gateway:
         if not self._batch:
             return None
         try:
-            text = json.dumps(variables or {}, sort_keys=True, ensure_ascii=False)
-        except (TypeError, ValueError):
-            return None  # not plain data: guarded and rendered afresh
-        return (found.prompt_id, found.version, id(settings), text)
+            # flat values (the usual case) as they are, with their types (1, 1.0 and True
+            # render differently); nested ones as JSON text
+            key: Any = tuple(sorted((k, v.__class__, v) for k, v in (variables or {}).items()))
+            hash(key)
+        except TypeError:
+            try:
+                key = json.dumps(variables, sort_keys=True, ensure_ascii=False)
+            except (TypeError, ValueError):
+                return None  # not plain data: guarded and rendered afresh
+        return (found.prompt_id, found.version, id(settings), key)
 
     def _seen_input(self, found: Any, settings: dict[str, Any], variables: dict[str, Any] | None) -> Any:
         """A batch gateway guards and renders each distinct input once: the same case sent to
