@@ -351,7 +351,7 @@ class _ThreadWriter:
             await self._commit
 
     def _signal(self) -> None:
-        # on the writer's thread: wake the workers waiting on committed()
+        # on the writer's thread: wake the workers waiting in room()
         def wake() -> None:
             if self._commit is not None and not self._commit.done():
                 self._commit.set_result(None)
