@@ -10,11 +10,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    """Start the fake server with `latency` seconds per answer; (process, its /v1 base URL)."""
+def start_server(latency: float, *, rpm: int = 0) -> tuple[subprocess.Popen, str]:
+    """Start the fake server with `latency` seconds per answer (and a requests-a-minute limit, if
+    `rpm`); (process, its /v1 base URL)."""
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "fake_llm.py"), "--port", "0", "--latency", str(latency),
-         "--usage", "150,200"],
+         "--usage", "150,200", *(["--rpm", str(rpm)] if rpm else [])],
         stdout=subprocess.PIPE, text=True,
     )
     first = proc.stdout.readline().strip()

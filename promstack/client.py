@@ -273,13 +273,14 @@ class Client:
             self._gateway = self.open_gateway()
         return self._gateway
 
-    def open_gateway(self, *, environment: str | None = None) -> Gateway:
+    def open_gateway(self, *, environment: str | None = None, batch: bool = False) -> Gateway:
         """A new gateway over this store (its own connection to a store file), closed by the
-        caller; it starts the opt-in OTLP export of the call log (promstack.monitoring.otel)."""
+        caller; it starts the opt-in OTLP export of the call log (promstack.monitoring.otel).
+        `batch`: a gateway for one batch run (see `Gateway`)."""
         from promstack.gateway import Gateway
         from promstack.monitoring import otel
 
-        gateway = Gateway(self.store, environment=environment)
+        gateway = Gateway(self.store, environment=environment, batch=batch)
         otel.start_background(self.store.path)
         return gateway
 

@@ -218,13 +218,16 @@ def record(
     input_tokens: int | None = None,
     output_tokens: int | None = None,
     cost_usd: float | None = None,
-) -> None:
+    after: tuple[int, str] | None = None,
+) -> tuple[int, str]:
     """Append an audit row; call inside the write transaction of the change it records.
+    Returns the row's (id, hash): pass it as `after` to the next record of the same
+    transaction (a batch of call rows) to spare reading the chain's head again.
 
     Without the store's key this raises `AuditKeyMissing`, and the change it was part of rolls
     back with it: a write is never left out of the chain, and never starts a second one."""
     chain = require_key(db)
-    last = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    last = after or db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
     prev_id, prev_hash = last if last else (0, GENESIS)
     row = {
         "id": prev_id + 1,
@@ -244,6 +247,7 @@ def record(
     db.execute(
         f"INSERT INTO audit ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values())
     )
+    return row["id"], row["hash"]
 
 
 def entries(

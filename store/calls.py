@@ -15,6 +15,7 @@ is not in the store yet, each with its audit row.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import json
@@ -83,11 +84,12 @@ def insert(
 ) -> int:
     """Write (call row, audit entry or None) pairs in one transaction; returns how many calls."""
     count = 0
+    head = None  # the audit chain's head, carried through the batch (one transaction)
     with write(db):
         for row, entry in rows:
             db.execute(_INSERT, _values(row))
             if entry is not None:
-                audit.record(db, **entry)
+                head = audit.record(db, **entry, after=head)
             count += 1
     return count
 
@@ -223,6 +225,8 @@ class CallLogWriter:
             raise ValueError("CallLogWriter needs open_db or db")
         self._journal_dir = Path(journal) if journal is not None and open_db is not None else None
         self._journal_fd: int | None = None
+        self._journal_lines: list[bytes] = []  # submitted in this turn of the loop, not yet written
+        self._journal_flush_due: asyncio.AbstractEventLoop | None = None  # the loop whose turn writes
         self._journal_path: Path | None = None
         if self._journal_dir is not None:
             recover(open_db, self._journal_dir)
@@ -262,6 +266,10 @@ class CallLogWriter:
             if len(self._pending) >= self._max_batch:
                 self._cond.notify_all()
 
+    def backlog(self) -> int:
+        """Rows submitted and not yet in the store."""
+        return len(self._pending)
+
     def flush(self, timeout: float | None = 30.0) -> None:
         """Block until every row submitted so far is in the store."""
         if self._sync_db is not None:
@@ -282,6 +290,8 @@ class CallLogWriter:
     def close(self) -> None:
         if self._closed:
             return
+        if self._journal_fd is not None:
+            self.flush_journal()
         self.flush(timeout=60.0)
         with self._cond:
             self._closed = True
@@ -296,13 +306,36 @@ class CallLogWriter:
 
     def _journal(self, row: dict[str, Any], audit_entry: dict[str, Any] | None) -> None:
         """Append one row to this writer's journal (under the queue's lock, so a truncation after
-        a drain never cuts a row that is still queued)."""
+        a drain never cuts a row that is still queued). Submitted from an event loop, the lines
+        of one turn of the loop go out in one write at its end (`flush_journal`): one system
+        call, and one hand-over of the GIL to the writer threads, for all the calls that
+        finished together instead of one each."""
         if self._journal_fd is None:
             self._journal_dir.mkdir(parents=True, exist_ok=True)
             self._journal_path = self._journal_dir / f"{os.getpid()}-{secrets.token_hex(4)}.jsonl"
             self._journal_fd = os.open(self._journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         line = json.dumps([row, audit_entry], ensure_ascii=False, default=str) + "\n"
-        os.write(self._journal_fd, line.encode("utf-8"))
+        self._journal_lines.append(line.encode("utf-8"))
+        loop = asyncio._get_running_loop()
+        if loop is not None and self._journal_flush_due is loop:
+            return  # this turn's write is already scheduled
+        if loop is None or self._journal_flush_due is not None:
+            self._write_journal()  # no loop (or another one's turn pending): written now
+        else:
+            self._journal_flush_due = loop
+            loop.call_soon(self.flush_journal)
+
+    def flush_journal(self) -> None:
+        """Write the journal lines not yet written; whoever stores something that depends on a
+        call (a batch run's results) calls it first."""
+        with self._cond:
+            self._write_journal()
+
+    def _write_journal(self) -> None:
+        self._journal_flush_due = None
+        if self._journal_lines and self._journal_fd is not None:
+            lines, self._journal_lines = self._journal_lines, []
+            os.write(self._journal_fd, b"".join(lines))
 
     # ---- the writer thread ------------------------------------------------------------
 
@@ -333,6 +366,7 @@ class CallLogWriter:
                 self._error = None
                 if self._journal_fd is not None and self._written == self._submitted:
                     os.ftruncate(self._journal_fd, 0)  # every journalled row is in the store
+                    self._journal_lines.clear()  # and so are those not written yet
                 self._cond.notify_all()
         if db is not None:
             db.close()

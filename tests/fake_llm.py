@@ -9,6 +9,11 @@ bodies, empty choices, logprobs. Three ways to steer it:
 - the model name (`fake-429`, `fake-500`, `fake-malformed`, `fake-empty`, `fake-slow-250`), which
   works through any client, litellm included, and under concurrency.
 
+`fake.rate_limit = (n, seconds)` accepts at most n chat requests in any such window and answers
+the rest 429 with the Retry-After of the next free place (`fake.throttled` counts them;
+`fake.arrivals` and `fake.max_in_window(s)` say how fast requests came; `GET /v1/stats` says it
+over HTTP).
+
 `fake.peak` is the most chat requests it was answering at once (`fake.peak_by_model`, per model);
 `fake.hold = n` keeps each one waiting until n are in flight (or HOLD_TIMEOUT passed), so a test
 can see that calls overlap without measuring time.
@@ -50,6 +55,12 @@ class FakeLLM:
         self.hold = 0  # hold each chat request until this many are in flight at once
         self.in_flight = 0
         self.peak = 0
+        # (n, seconds): at most n chat requests accepted in any `seconds` window, 429 with the
+        # Retry-After of the next free place beyond (a provider's requests-a-minute limit)
+        self.rate_limit: tuple[int, float] | None = None
+        self.accepted: deque[float] = deque()  # when the rate-limited window's requests came
+        self.arrivals: list[float] = []  # time.monotonic() of every chat request
+        self.throttled = 0  # 429s the rate limit answered
         self.peak_by_model: dict[str, int] = {}
         self._flight: dict[str, int] = {}  # in flight, per model
         self._released: asyncio.Event | None = None
@@ -85,6 +96,8 @@ class FakeLLM:
         self._generation += 1
         self.in_flight = self.peak = 0
         self.peak_by_model, self._flight = {}, {}
+        self.rate_limit, self.throttled = None, 0
+        self.accepted, self.arrivals = deque(), []
         self._released = None
 
     @property
@@ -177,6 +190,9 @@ class FakeLLM:
         return "ok", latency
 
     async def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes):
+        if method == "GET" and path.rstrip("/").endswith("/stats"):
+            return 200, {}, json.dumps({"requests": len(self.arrivals), "throttled": self.throttled,
+                                        "peak": self.peak}).encode()
         if method == "GET" and path.rstrip("/").endswith("/models"):
             return 200, {}, json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
         if method == "POST" and path.rstrip("/").endswith("/embeddings"):
@@ -193,6 +209,11 @@ class FakeLLM:
         if self.require_key is not None and headers.get("authorization") != f"Bearer {self.require_key}":
             return 401, {}, _error("Incorrect API key provided", "invalid_api_key")
         model = str(request.get("model", ""))
+        self.arrivals.append(time.monotonic())
+        limited = self._over_the_rate()
+        if limited is not None:
+            self.throttled += 1
+            return 429, {"retry-after": limited}, _error("Rate limit reached for requests", "rate_limit_exceeded")
         behaviour, latency = self._next_behaviour(model)
         if behaviour == "timeout":
             latency = max(latency, 30.0)
@@ -250,6 +271,28 @@ class FakeLLM:
         }
         return 200, {}, json.dumps(data, ensure_ascii=False).encode()
 
+    def _over_the_rate(self) -> str | None:
+        """None when the rate limit (if any) lets this request in; else its Retry-After."""
+        if self.rate_limit is None:
+            return None
+        n, seconds = self.rate_limit
+        now = time.monotonic()
+        while self.accepted and self.accepted[0] <= now - seconds:
+            self.accepted.popleft()
+        if len(self.accepted) < n:
+            self.accepted.append(now)
+            return None
+        return f"{max(0.001, self.accepted[0] + seconds - now):.3f}"
+
+    def max_in_window(self, seconds: float) -> int:
+        """The most chat requests that arrived within any `seconds` window."""
+        times, most, start = sorted(self.arrivals), 0, 0
+        for end, t in enumerate(times):
+            while t - times[start] >= seconds:
+                start += 1
+            most = max(most, end - start + 1)
+        return most
+
     async def _wait_for_the_others(self) -> None:
         if not self.hold:
             return
@@ -296,9 +339,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--usage", default=None, help="fixed prompt,completion tokens, e.g. 150,200")
+    parser.add_argument("--rpm", type=int, default=0,
+                        help="accept at most this many requests a minute, enforced a second at a time "
+                             "(rpm/60 in any second, as providers smooth it); 429 beyond")
     args = parser.parse_args()
     fake = FakeLLM(port=args.port)
     fake.latency = args.latency
+    if args.rpm:
+        fake.rate_limit = (max(1, args.rpm // 60), 1.0)
     fake.record = False
     if args.usage:
         a, b = args.usage.split(",")

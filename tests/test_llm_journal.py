@@ -63,3 +63,48 @@ def test_a_drained_writer_leaves_an_empty_journal_and_removes_it_on_close(client
     assert journal.stat().st_size == 0
     client.close()
     assert not journal.exists()
+
+
+def test_the_lines_of_one_turn_of_a_loop_are_written_together_at_its_end(isolated_store, monkeypatch, tmp_path):
+    """Calls that finish in the same turn of the event loop share one journal write, made before
+    the loop runs anything else; `flush_journal` (a batch run calls it before committing
+    results) writes what is pending at once. Either way a row is journalled before its call's
+    result can be stored."""
+    import asyncio
+    import threading
+
+    from store import calls
+    from store.db import connect
+
+    release = threading.Event()
+    real_insert = calls.insert
+    monkeypatch.setattr(calls, "insert", lambda db, rows: (release.wait(30), real_insert(db, rows))[1])
+    writer = calls.CallLogWriter(lambda: connect(isolated_store), journal=tmp_path / "journal")
+
+    def size() -> int:
+        return sum(p.stat().st_size for p in (tmp_path / "journal").glob("*.jsonl"))
+
+    def row(i: int) -> dict:
+        return {"timestamp": "2026-01-01T00:00:00Z", "model": "m", "input_tokens": 1, "output_tokens": 1,
+                "latency_ms": 1.0, "cost_usd": 0.0, "cache_hit": False, "status": "ok", "call_id": f"c{i}",
+                "guards": {}}
+
+    async def go() -> None:
+        for i in range(3):
+            writer.submit(row(i))
+        assert size() == 0  # held for the end of this turn
+        await asyncio.sleep(0)
+        first = size()
+        assert first > 0
+        writer.submit(row(3))
+        writer.flush_journal()  # a results writer's call, from any thread
+        assert size() > first
+
+    try:
+        asyncio.run(go())
+        writer.submit(row(4))  # no loop running: written at once
+        assert len([line for p in (tmp_path / "journal").glob("*.jsonl")
+                    for line in p.read_text().splitlines()]) == 5
+    finally:
+        release.set()
+        writer.close()

@@ -104,7 +104,7 @@ async def arun_arena(
         status = "done"
     finally:
         if gateway is None:
-            live.close()
+            await live.aclose()
         evals.set_run_status(run["id"], status, arena_report(evals, run["id"]) if status == "done" else None)
     return arena_view(evals, evals.run(run["id"]))
 

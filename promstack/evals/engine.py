@@ -124,7 +124,7 @@ async def _gateway(client: Client, given: Gateway | None) -> AsyncIterator[Gatew
     try:
         yield live
     finally:
-        live.close()
+        await live.aclose()
 
 
 def get_run(client: Client, run_id: str, *, failing: int = 20) -> dict[str, Any]:

@@ -65,14 +65,30 @@ class LiveGateway:
             # A gateway of its own: it reads the store (the prompt version, its includes) over a
             # connection of its own, on its own thread, while the runner writes results on this
             # one (one sqlite3 connection must not be used by two threads at once).
-            self._own = client.open_gateway(environment=environment)
+            # It runs on the loop of the run that awaits it (no hop to the portal's thread and
+            # back for every call); `aclose()` closes its HTTP pool there.
+            self._own = client.open_gateway(environment=environment, batch=True)
             self.gateway = self._own
         else:
             self.gateway = client.gateway
 
+    def backlog(self) -> int:
+        """Call-log rows waiting to be written."""
+        return self.gateway.backlog()
+
+    def flush_journal(self) -> None:
+        """Write out the call log's journal lines still held for this turn of the loop."""
+        self.gateway.log.flush_journal()
+
     def flush(self) -> None:
         """Wait until every call so far is in the call log (a run's summary reads it)."""
         self.gateway.flush()
+
+    async def aclose(self) -> None:
+        """`close()`, the HTTP pool closed first on the loop that used it."""
+        if self._own is not None:
+            await self._own.aclose()
+            self._own = None
 
     def close(self) -> None:
         """Drain the call log and close the gateway's connection (if this made a gateway); the

@@ -15,6 +15,7 @@ never passes. Each judged result keeps the judge's score and reason per criterio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -100,7 +101,8 @@ class Runner:
         # With a store file, results are committed on a thread with its own connection, so a
         # commit never holds up the event loop (and the calls waiting on it); an in-memory
         # store is written from the loop.
-        self._sink = _ThreadWriter(self.db_path) if self.db_path else None
+        self._sink = (_ThreadWriter(self.db_path, before_commit=getattr(self.gateway, "flush_journal", None))
+                      if self.db_path else None)
         self._finished = finished
         writer = asyncio.create_task(self._writer(finished)) if self._sink is None else None
         try:
@@ -142,10 +144,12 @@ class Runner:
         if self._sink is None:
             self._finished.put_nowait(row)
             return
-        # Backpressure: when results finish faster than they can be committed, the workers
-        # wait rather than the queue growing without bound.
-        while self._sink.backlog() > WRITE_BACKLOG:
-            await asyncio.sleep(0.002)
+        # Backpressure: when results (or their calls' log rows) finish faster than they can be
+        # committed, the workers wait rather than the queues growing without bound.
+        await self._sink.room()
+        log_backlog = getattr(self.gateway, "backlog", None)
+        while log_backlog is not None and log_backlog() > WRITE_BACKLOG:
+            await asyncio.sleep(0.01)
         self._sink.submit(row)
         self.done += 1
         if self.progress:
@@ -321,15 +325,39 @@ class _ThreadWriter:
     """Commits finished results in batches on its own thread and connection. `close()` waits
     until every submitted result is committed (and re-raises a failure to write)."""
 
-    def __init__(self, path: Any) -> None:
+    def __init__(self, path: Any, *, before_commit: Callable[[], None] | None = None) -> None:
+        # before_commit: the gateway's call-log journal written out first, so a stored result's
+        # call is always in the call log or its journal (kill -9 between the two loses neither)
+        self.before_commit = before_commit
         self.path = path
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.error: BaseException | None = None
+        self._commit: asyncio.Future | None = None  # resolved at the next commit
+        self._event_loop = asyncio.get_running_loop()
         self.thread = threading.Thread(target=self._loop, name="promstack-results", daemon=True)
         self.thread.start()
 
     def backlog(self) -> int:
         return self.queue.qsize()
+
+    async def room(self) -> None:
+        """Wait while more than WRITE_BACKLOG results wait to be committed (each commit wakes
+        the waiters); a failure to write is raised here."""
+        while self.queue.qsize() > WRITE_BACKLOG:
+            if self.error is not None:
+                raise self.error
+            if self._commit is None or self._commit.done():
+                self._commit = self._event_loop.create_future()
+            await self._commit
+
+    def _signal(self) -> None:
+        # on the writer's thread: wake the workers waiting in room()
+        def wake() -> None:
+            if self._commit is not None and not self._commit.done():
+                self._commit.set_result(None)
+
+        with contextlib.suppress(RuntimeError):  # the run's loop is gone: nobody waits
+            self._event_loop.call_soon_threadsafe(wake)
 
     def submit(self, row: dict[str, Any]) -> None:
         if self.error is not None:
@@ -359,9 +387,14 @@ class _ThreadWriter:
                     else:
                         batch.append(more)
                 if batch:
+                    if self.before_commit is not None:
+                        self.before_commit()
                     evals.add_results(batch)
+                    if self._commit is not None:
+                        self._signal()
         except BaseException as exc:  # reported to the run by submit() / close()
             self.error = exc
+            self._signal()
         finally:
             if db is not None:
                 db.close()

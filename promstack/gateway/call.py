@@ -9,7 +9,7 @@ litellm, imported lazily (`promstack.gateway.litellm_loader`).
 Prices come from the model config, the workspace's `[prices]`, the prices PromStack ships, then
 litellm's packaged price map read as JSON (`promstack.gateway.pricing`); a model none of them
 prices is logged with an unknown cost (NULL, `CallResult.priced` False), never $0. Retries for
-429/5xx/timeouts are tenacity's, bounded in attempts and time, and honour Retry-After
+429/5xx/timeouts are bounded in attempts and time, and honour Retry-After
 (`promstack.gateway.retries`). The cache is ours for both routes (`promstack.gateway.cache`).
 Every call, hit or miss, success or failure, is one call-log row plus one audit row
 (`promstack.gateway.record`). Embeddings are in `promstack.gateway.embeddings`.
@@ -21,9 +21,10 @@ server trusts, from a variable it allows (`promstack.gateway.keys`, docs/securit
 
 from __future__ import annotations
 
+import json
 import os
 import time
-import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,17 +40,30 @@ from .. import guard
 from . import budgets, pricing, tokens
 from .cache import CACHE_DEFAULTS, DiskCache, RedisCache, cache_key, open_cache, output_rule
 from .errors import GatewayError, error, redact, shorten
+from .limits import Limits, estimate_tokens
 from .portal import on_portal, run_sync
-from .record import Call, CallResult, Recorder, audit_input
+from .record import Call, CallResult, Recorder, audit_input, new_call_id
 from .retries import with_retries
 from .routing import GATEWAY_DEFAULTS, LEAN_PROVIDERS, resolve_route
 from .transport import CHAT, REQUEST_PARAMS, Transport
+
+INPUT_MEMO = 512  # distinct inputs a batch gateway remembers guarded and rendered (the last ones)
 
 
 class Gateway:
     """The gateway over one store. `Client.run` uses one; engines (tests, judge, arena) too."""
 
-    def __init__(self, store: Store, *, environment: str | None = None) -> None:
+    def __init__(self, store: Store, *, environment: str | None = None, batch: bool = False) -> None:
+        # `batch`: the gateway of one batch run (tests, judge, arena), fixed when the run starts.
+        # Its async calls run on the loop of whoever awaits them rather than hopping to the
+        # portal's thread and back (two wake-ups of two threads a call); it belongs to that loop:
+        # its connections are made there, and its owner closes them there with `aclose()`. It
+        # reads a numbered prompt version once (versions are immutable) and the workspace's
+        # config at most once a second.
+        self._batch = batch
+        self._versions: dict[tuple[Any, int], Any] = {}
+        self._inputs: OrderedDict[Any, tuple[dict[str, Any], tuple[Any, Any, Any]]] = OrderedDict()
+        self._conf: tuple[float, config_module.Config] | None = None
         # The gateway reads on its own loop thread while its caller keeps using the caller's
         # store: one SQLite connection must not serve two threads at once, so a file store
         # gets a connection of the gateway's own (an in-memory one can only be shared).
@@ -58,6 +72,7 @@ class Gateway:
         self.root = workspace_root(store.path) if store.path is not None else None
         self._environment = environment
         self.transport = Transport()
+        self.limits = Limits()
         self._cache: DiskCache | RedisCache | None = None
         self._cache_made = False
         if store.path is not None:
@@ -70,7 +85,58 @@ class Gateway:
     # ---- settings ---------------------------------------------------------------------
 
     def config(self) -> config_module.Config:
-        return config_module.load(self.root)
+        if not self._batch:
+            return config_module.load(self.root)
+        at = time.monotonic()
+        if self._conf is None or at - self._conf[0] > 1.0:
+            self._conf = (at, config_module.load(self.root))
+        return self._conf[1]
+
+    def _input_key(self, found: Any, settings: dict[str, Any], variables: dict[str, Any] | None) -> Any:
+        if not self._batch:
+            return None
+        try:
+            # flat values (the usual case) as they are, with their types (1, 1.0 and True
+            # render differently); nested ones as JSON text
+            key: Any = tuple(sorted((k, v.__class__, v) for k, v in (variables or {}).items()))
+            hash(key)
+        except TypeError:
+            try:
+                key = json.dumps(variables, sort_keys=True, ensure_ascii=False)
+            except (TypeError, ValueError):
+                return None  # not plain data: guarded and rendered afresh
+        return (found.prompt_id, found.version, id(settings), key)
+
+    def _seen_input(self, found: Any, settings: dict[str, Any], variables: dict[str, Any] | None) -> Any:
+        """A batch gateway guards and renders each distinct input once: the same case sent to
+        several models, or repeated, reuses what the guards found and the rendered messages
+        (under the same guard settings; a blocked input is never remembered, so it is refused,
+        and logged, every time)."""
+        key = self._input_key(found, settings, variables)
+        seen = self._inputs.get(key) if key is not None else None
+        if seen is None or seen[0] is not settings:
+            return None
+        self._inputs.move_to_end(key)
+        return seen[1]
+
+    def _remember_input(self, found: Any, settings: dict[str, Any], variables: dict[str, Any] | None,
+                        outcome: tuple[Any, Any, Any]) -> None:
+        key = self._input_key(found, settings, variables)
+        if key is None:
+            return
+        self._inputs[key] = (settings, outcome)
+        if len(self._inputs) > INPUT_MEMO:
+            self._inputs.popitem(last=False)
+
+    def _prompt_version(self, prompt: int | str, version: int | None, label: str | None,
+                        branch: str | None) -> Any:
+        if not self._batch or version is None or label is not None or branch is not None:
+            return self.store.prompts.get(prompt, version=version, label=label, branch=branch)
+        key = (prompt, version)
+        found = self._versions.get(key)
+        if found is None:
+            found = self._versions[key] = self.store.prompts.get(prompt, version=version)
+        return found
 
     def settings(self, conf: config_module.Config) -> dict[str, Any]:
         """The [gateway] table: timeouts, retries, connections."""
@@ -92,10 +158,14 @@ class Gateway:
         """Render a stored prompt version with `variables` and call its model; keyword
         arguments as `_arun` (version, label, branch, model, user_id, run_id, environment,
         cache, model_config, cache_extra)."""
+        if self._batch:
+            return await self._arun(prompt, variables, **kwargs)
         return await on_portal(self._arun(prompt, variables, **kwargs))
 
     async def acomplete(self, messages: list[dict[str, Any]] | str, **kwargs: Any) -> CallResult:
         """Call a model with ready messages; keyword arguments as `_acomplete`."""
+        if self._batch:
+            return await self._acomplete(messages, **kwargs)
         return await on_portal(self._acomplete(messages, **kwargs))
 
     async def _arun(
@@ -120,23 +190,28 @@ class Gateway:
         # A store whose audit key is not here cannot log the call: refuse before paying for it.
         audit.require_key(self.store.db)
         conf = self.config()
-        call = Call(uuid.uuid4().hex, now(), time.perf_counter(), model or "",
+        call = Call(new_call_id(), now(), time.perf_counter(), model or "",
                      user_id=user_id, run_id=run_id,
                      environment=environment or self.environment(conf))
         try:
-            found = self.store.prompts.get(prompt, version=version, label=label, branch=branch)
+            found = self._prompt_version(prompt, version, label, branch)
             call.prompt_id, call.prompt_version, call.prompt_name = found.prompt_id, found.version, found.name
             merged = {**found.model_config, **(model_config or {})}
             call.model = model or merged.get("model") or ""
             settings = conf.view("guard", guard.DEFAULTS, found.name)
-            try:
-                clean, call.guards = guard.sanitize_input(dict(variables or {}), settings)
-            except guard.GuardBlocked as exc:
-                call.guards = exc.report
-                call.audit_input = audit_input(variables, conf)  # masked there: never the raw ones
-                raise
-            call.audit_input = audit_input(clean, conf, settings)
-            rendered = self.store.prompts.render(found, clean)
+            seen = self._seen_input(found, settings, variables)
+            if seen is not None:
+                call.guards, call.audit_input, rendered = seen
+            else:
+                try:
+                    clean, call.guards = guard.sanitize_input(dict(variables or {}), settings)
+                except guard.GuardBlocked as exc:
+                    call.guards = exc.report
+                    call.audit_input = audit_input(variables, conf)  # masked there: never the raw ones
+                    raise
+                call.audit_input = audit_input(clean, conf, settings)
+                rendered = self.store.prompts.render(found, clean)
+                self._remember_input(found, settings, variables, (call.guards, call.audit_input, rendered))
         except BaseException as exc:
             self.recorder.failed(call, exc)
             raise
@@ -161,7 +236,7 @@ class Gateway:
     ) -> CallResult:
         """Call a model with ready messages (the judge, the arena): guards see the user turns."""
         conf = self.config()
-        call = Call(uuid.uuid4().hex, now(), time.perf_counter(), model, prompt_id, prompt_version,
+        call = Call(new_call_id(), now(), time.perf_counter(), model, prompt_id, prompt_version,
                      prompt_name, user_id, run_id, environment or self.environment(conf))
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
@@ -259,9 +334,27 @@ class Gateway:
                     and not route.api_base.startswith(("http://localhost", "http://127."))):
                 raise error(route.provider, route.model, "missing_api_key",
                             f"set {route.key_env} in the environment")
-            output, tokens_in, tokens_out, logprobs = await with_retries(
-                lambda: self.transport.send(CHAT, route, messages, params, api_key, timeout,
-                                            int(gw["max_connections"])), gw)
+            limiter = self.limits.get(route.model, gw)
+            estimate = estimate_tokens(messages) if limiter.tpm else 0
+
+            async def once() -> Any:
+                # Each attempt takes a slot of the model's limiter: the up-front rpm/tpm pace and
+                # the window a 429 narrows (promstack.gateway.limits).
+                await limiter.acquire(estimate)
+                try:
+                    answer = await self.transport.send(CHAT, route, messages, params, api_key, timeout,
+                                                       int(gw["max_connections"]))
+                except GatewayError as exc:
+                    limiter.release(throttled=exc.cause == "rate_limited", retry_after=exc.retry_after)
+                    raise
+                except BaseException:
+                    limiter.release()
+                    raise
+                used = (answer[1] or 0) + (answer[2] or 0)
+                limiter.release(tokens_unestimated=max(0, used - estimate) if limiter.tpm else 0)
+                return answer
+
+            output, tokens_in, tokens_out, logprobs = await with_retries(once, gw)
             if tokens_in is None:
                 tokens_in = tokens.count_tokens(messages, route.model)
             if tokens_out is None:
@@ -295,6 +388,8 @@ class Gateway:
         arguments: model_config, run_id, user_id, environment."""
         from .embeddings import embed
 
+        if self._batch:
+            return await embed(self, list(texts), model=model, **kwargs)
         return await on_portal(embed(self, list(texts), model=model, **kwargs))
 
     def embed(self, texts: list[str], *, model: str, **kwargs: Any) -> list[list[float]]:
@@ -304,9 +399,18 @@ class Gateway:
 
     # ---- lifecycle ----------------------------------------------------------------------
 
+    def backlog(self) -> int:
+        """Call-log rows waiting to be written (a batch run slows down when they pile up)."""
+        return self.log.backlog()
+
     def flush(self) -> None:
         """Wait until every call so far is in the call log."""
         self.log.flush()
+
+    async def aclose(self) -> None:
+        """Close the HTTP pool on the loop that is running (a `batch` gateway's), then the rest."""
+        await self.transport.aclose()
+        self.close()
 
     def close(self) -> None:
         self.log.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from store.clock import now
@@ -13,7 +12,7 @@ from store.clock import now
 from .. import guard
 from . import pricing
 from .errors import GatewayError, redact
-from .record import Call
+from .record import Call, new_call_id
 from .retries import with_retries
 from .routing import resolve_route
 from .transport import EMBEDDINGS
@@ -28,7 +27,7 @@ async def embed(
 ) -> list[list[float]]:
     """Embedding vectors for `texts` through `gateway` (on its loop: `Gateway.aembed`)."""
     conf = gateway.config()
-    call = Call(uuid.uuid4().hex, now(), time.perf_counter(), model, user_id=user_id,
+    call = Call(new_call_id(), now(), time.perf_counter(), model, user_id=user_id,
                 run_id=run_id, environment=environment or gateway.environment(conf))
     model_config = dict(model_config or {})
     secrets: tuple[str, ...] = ()

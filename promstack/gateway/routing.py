@@ -43,6 +43,9 @@ GATEWAY_DEFAULTS: dict[str, Any] = {
     "environment": None,
     "max_connections": 256,
     "record_input": True,  # the audit row keeps the (masked) variables: "who asked what"
+    "rpm": None,  # requests a minute per model, at most (promstack.gateway.limits)
+    "tpm": None,  # tokens a minute per model, at most
+    # "models": {"<model>": {"rpm": ..., "tpm": ...}}: one model's caps over the two above
 }
 
 

@@ -91,6 +91,7 @@ class Transport:
 
     def __init__(self) -> None:
         self._http = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None  # the loop the pool was made on
 
     def session(self, max_connections: int) -> Any:
         """The aiohttp.ClientSession of the lean route."""
@@ -101,6 +102,7 @@ class Transport:
                 connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=max_connections,
                                                ttl_dns_cache=300),
             )
+            self._http_loop = asyncio.get_running_loop()
             _open_sessions.add(self._http)  # closed at exit even if this gateway is collected
         return self._http
 
@@ -158,9 +160,18 @@ class Transport:
         except (KeyError, TypeError, AttributeError):
             raise error(route.provider, route.model, "malformed_response", f"not {kind.what}") from None
 
+    async def aclose(self) -> None:
+        """Close the pool from the loop it was made on."""
+        if self._http is not None and not self._http.closed:
+            with contextlib.suppress(Exception):
+                await self._http.close()
+            _open_sessions.discard(self._http)
+        self._http = None
+
     def close(self) -> None:
         here = running()
-        if self._http is not None and not self._http.closed and here is not None:
+        if (self._http is not None and not self._http.closed and here is not None
+                and self._http_loop is here.loop):
             # closing idle sockets at shutdown: a failure leaves nothing to lose
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(self._http.close(), here.loop).result(timeout=5)
