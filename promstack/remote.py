@@ -261,14 +261,15 @@ class RemoteClient:
             raise InvalidInput("give version or label, not both")
         if version is None and label is None and branch is None:
             branch = "main"  # the editing view, as the local Client; REST alone defaults to production
-        found = self._v(self.get(self._p(id if id is not None else prompt), version=version, label=label,
-                                 branch=branch, user_id=user_id if label is not None else None))
-        if resolved:
-            raise self._not_remote("resolved=True (templates with includes expanded)")
-        return found
+        return self._v(self.get(self._p(id if id is not None else prompt), version=version, label=label,
+                                branch=branch, user_id=user_id if label is not None else None,
+                                resolved="true" if resolved else None))
 
     def render(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **selector: Any) -> Any:
         return self.get_prompt(prompt, **selector).render(**(variables or {}))
+
+    def dependents(self, prompt: PromptRef) -> list[dict[str, Any]]:
+        return self.get(self._p(prompt, "dependents"))
 
     def list_prompts(self, *, include_archived: bool = False, include_internal: bool = False) -> list[Prompt]:
         data = self.get("/prompts", include_deleted=include_archived or None)
@@ -342,6 +343,18 @@ class RemoteClient:
     def label_history(self, prompt: PromptRef, label: str | None = None) -> list[LabelMove]:
         return [_record(LabelMove, m) for m in self.get(self._p(prompt, "label-history"), label=label)]
 
+    def remove_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
+        return _record(LabelMove, self.request("DELETE", self._p(prompt, f"labels/{quote(label, safe='')}"),
+                                               params={"reason": reason} if reason is not None else {}).json())
+
+    def label_at(self, prompt: PromptRef, label: str, at: str) -> int | None:
+        """Which version `label` pointed at, at time `at`."""
+        return self.get(self._p(prompt, "label-at"), label=label, at=at)["version"]
+
+    def rollback_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
+        return _record(LabelMove, self.send("POST", self._p(prompt, "label-rollback"),
+                                            {"label": label, "reason": reason}))
+
     # ---- running prompts (the server's gateway: its keys, its call log) --------------------------
 
     def run(self, prompt: PromptRef, variables: dict[str, Any] | None = None, *, version: int | None = None,
@@ -362,6 +375,19 @@ class RemoteClient:
 
     async def arun(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **kwargs: Any) -> CallResult:
         return await asyncio.to_thread(self.run, prompt, variables, **kwargs)
+
+    def call_log(self, **filters: Any) -> list[dict[str, Any]]:
+        """Call-log rows of the server, newest first; filters as the local `Client.call_log`."""
+        if "prompt_id" in filters:
+            filters["prompt"] = filters.pop("prompt_id")
+        if "limit" in filters:
+            filters["limit"] = filters["limit"] or 0  # None: every row
+        for name, value in list(filters.items()):
+            if isinstance(value, bool):
+                filters[name] = "true" if value else "false"
+            elif value is not None and name == "prompt":
+                filters[name] = str(value)
+        return self.get("/calls", **filters)
 
     # ---- suites, test runs, evaluate, deploy (the engine's long operations, run on the server) ---
 

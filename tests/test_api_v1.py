@@ -221,6 +221,8 @@ def test_openapi_and_docs(http):
         ("post", "/prompts/{prompt}/-/branches"), ("post", "/prompts/{prompt}/-/merge"),
         ("get", "/prompts/{prompt}/-/labels"), ("put", "/prompts/{prompt}/-/labels/{label}"),
         ("get", "/prompts/{prompt}/-/label-history"), ("post", "/prompts/{prompt}/-/run"),
+        ("get", "/prompts/{prompt}/-/label-at"), ("delete", "/prompts/{prompt}/-/labels/{label}"),
+        ("post", "/prompts/{prompt}/-/label-rollback"), ("get", "/prompts/{prompt}/-/dependents"), ("get", "/calls"),
         ("get", "/suites"), ("post", "/suites"), ("put", "/suites/{suite}"), ("get", "/suites/{suite}"),
         ("post", "/runs"), ("get", "/runs/{run_id}"), ("get", "/runs/{run_id}/detail"), ("post", "/runs/upload"), ("post", "/runs/{run_id}/judge"), ("post", "/arena"),
         ("post", "/arena/matches/{match_id}/votes"), ("post", "/prompts/{prompt}/-/evaluate"),

@@ -37,6 +37,24 @@ def get_metrics(since: str = "24h", until: str | None = None, by: Annotated[list
                                   environment=environment, user_id=user_id)
 
 
+@router.get("/calls")
+def call_log(prompt: str | None = None, prompt_version: Annotated[int | None, Query(ge=1)] = None,
+             model: str | None = None, status: str | None = None, user_id: str | None = None,
+             run_id: str | None = None, environment: str | None = None, cache_hit: bool | None = None,
+             since: str | None = None, until: str | None = None,
+             limit: Annotated[int, Query(ge=0)] = 100, oldest_first: bool = False,
+             caller: Caller = needs("call_log")) -> list[dict[str, Any]]:
+    """Rows of the call log, newest first (`oldest_first`), as the SDK's `call_log` returns them;
+    `since`/`until` as `24h` or an ISO time; `limit=0`: every row."""
+    filters = {"prompt_version": prompt_version, "model": model, "status": status, "user_id": user_id,
+               "run_id": run_id, "environment": environment, "cache_hit": cache_hit, "since": since,
+               "until": until, "oldest_first": oldest_first}
+    if prompt is not None:
+        filters["prompt"] = ref(prompt)
+    with caller.client() as client:
+        return client.call_log(limit=limit or None, **{k: v for k, v in filters.items() if v is not None})
+
+
 @router.get("/alerts", response_model=s.AlertsResult)
 def get_alerts(caller: Caller = needs("check_alerts")) -> Any:
     """The alert rules evaluated now, without notifying anyone."""
