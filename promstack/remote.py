@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
-from store.errors import InvalidInput, NotFound, PromStackError
+from store.errors import InvalidInput, NotFound, PromStackError, Step
 from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
 
 if TYPE_CHECKING:
@@ -87,8 +87,12 @@ def rebuild(status: int, body: Any) -> PromStackError:
     defaults = {"conflicts": [], "call_id": None, "provider": None, "cause": None, "status": status,
                 "retryable": False, "retry_after": None, "attempts": 1, "report": {}}
     for name, value in {**defaults, **error}.items():
-        if name not in ("type", "message"):
+        if name not in ("type", "message", "parts"):
             setattr(exc, name, value)
+    if isinstance(error.get("parts"), list):
+        # The sentence's next steps, so a face words them as it does for a local error.
+        exc.parts = tuple(Step(p["step"], **p.get("params", {})) if isinstance(p, dict) else str(p)
+                          for p in error["parts"])
     return exc
 
 

@@ -104,6 +104,16 @@ def twins(spawn, tmp_path, monkeypatch):
         client.save(42, "v3 {{ input }}")
         client.set_label(42, "production", 1, force=True, reason="the first release")
         client.set_label(42, "staging", 1, force=True, reason="the first release")
+        client.set_label(42, "beta", 1)
+        client.set_label(42, "beta", 2)
+        from store import calls
+
+        calls.insert(client.store.db, [({
+            "timestamp": f"2026-03-0{day}T10:00:00Z", "prompt_id": 42, "prompt_version": 1, "model": "openai/good",
+            "input_tokens": 10 * day, "output_tokens": day, "latency_ms": 100.0 * day, "user_id": f"user_{day}",
+            "cost_usd": 0.001 * day, "status": "error" if day == 3 else "ok", "error": "rate limited" if day == 3 else None,
+            "environment": "production", "call_id": f"call-{day}", "prompt_name": "support/answer"}, None)
+            for day in (1, 2, 3)])
     (root / ".promstack" / "config.toml").write_text(
         "[environments.production]\napproval = true\nallow_self_approval = true\n", encoding="utf-8")
     shutil.copytree(root, tmp_path / "here")
@@ -164,3 +174,18 @@ def test_approvals_ab_tests_and_rollouts_over_a_server(twins):
     twins("rollout", "promote", "--prompt", "42")
     twins("rollout", "check")
     twins("rollout", "abort", "--prompt", "42", "--reason", "enough")
+
+
+def test_labels_and_the_call_log_over_a_server(twins):
+    twins("label", "at", "42", "beta", "2999-01-01T00:00:00Z")
+    twins("label", "at", "42", "beta", "2000-01-01T00:00:00Z")
+    twins("label", "at", "42", "beta", "2999-01-01T00:00:00Z", "--json")
+    twins("label", "at", "42", "nothing", "yesterday", code=2)
+    assert "beta -> v1 (was v2)" in twins("label", "rollback", "42", "beta", "--reason", "too soon")
+    twins("label", "rollback", "42", "beta")
+    twins("label", "rollback", "42", "nothing", code=2)
+    twins("label", "history", "42", "beta")
+    assert "rate limited" in twins("logs", *WINDOW)
+    twins("logs", "--prompt", "support/answer", "--status", "ok", "--json")
+    twins("logs", "--user", "user_2", "--limit", "1")
+    twins("logs", "--prompt", "nothing/here", code=2)
