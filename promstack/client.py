@@ -327,6 +327,10 @@ class Client:
         return await self.gateway.arun(prompt, variables, version=version, label=label, branch=branch,
                                        model=model, user_id=user_id, **options)
 
+    def list_runs(self, *, suite: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Test and arena runs, newest first (`suite`: only that suite's)."""
+        return self.evals.runs(suite=suite, limit=limit)
+
     def call_log(self, **filters: Any) -> list[dict[str, Any]]:
         """Call-log rows, newest first; filters as `store.calls.query` (prompt may be a name)."""
         from store import calls

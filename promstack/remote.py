@@ -407,6 +407,10 @@ class RemoteClient:
     def show_suite(self, name: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
         return self.get(f"/suites/{quote(name, safe='')}", limit=limit, offset=offset or None)
 
+    def list_runs(self, *, suite: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Test and arena runs on the server, newest first (`suite`: only that suite's)."""
+        return self.get("/runs", suite=suite, limit=limit)
+
     def get_run(self, run_id: str, *, failing: int = 20) -> dict[str, Any]:
         """The run as the engine reports it (promstack.evals.engine.get_run)."""
         return self.get(f"/runs/{quote(run_id, safe='')}/detail", failing=failing)

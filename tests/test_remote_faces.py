@@ -114,6 +114,12 @@ def twins(spawn, tmp_path, monkeypatch):
             "cost_usd": 0.001 * day, "status": "error" if day == 3 else "ok", "error": "rate limited" if day == 3 else None,
             "environment": "production", "call_id": f"call-{day}", "prompt_name": "support/answer"}, None)
             for day in (1, 2, 3)])
+        suite = client.evals.save_suite("regression", [{"input": "hi", "expected_output": "hello"}], fmt="csv",
+                                        source="test", sha256="0" * 64, prompt_id=42)
+        for models in (["openai/good"], ["openai/good", "openai/cheap"]):
+            run = client.evals.create_run(kind="test", suite=suite, prompt_id=42, prompt_version=1, models=models,
+                                          repeat=1, config={}, judge_key="", total=len(models))
+            client.evals.set_run_status(run["id"], "done", {"pass_rate": 0.5, "score": 71.0})
     (root / ".promstack" / "config.toml").write_text(
         "[environments.production]\napproval = true\nallow_self_approval = true\n", encoding="utf-8")
     shutil.copytree(root, tmp_path / "here")
@@ -189,3 +195,10 @@ def test_labels_and_the_call_log_over_a_server(twins):
     twins("logs", "--prompt", "support/answer", "--status", "ok", "--json")
     twins("logs", "--user", "user_2", "--limit", "1")
     twins("logs", "--prompt", "nothing/here", code=2)
+
+
+def test_runs_over_a_server(twins):
+    assert "pass 50% score 71" in twins("runs")
+    twins("runs", "--suite", "regression", "--limit", "1")
+    twins("runs", "--suite", "nothing", "--json")
+    twins("runs", "--json")

@@ -193,6 +193,14 @@ def run_tests(body: RunTests, request: Request, caller: Caller = needs("run_test
     return _start(request, caller, "test", work, lambda run: _test(run, body.min_pass))
 
 
+@router.get("/runs")
+def list_runs(suite: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+              caller: Caller = needs("get_run")) -> list[dict[str, Any]]:
+    """Test and arena runs, newest first (`suite`: only that suite's), as `promstack runs` lists them."""
+    with caller.client() as client:
+        return client.list_runs(suite=suite, limit=limit)
+
+
 @router.get("/runs/{run_id}", response_model=RunStatus)
 def get_run(run_id: str, request: Request, failing: Annotated[int, Query(ge=0, le=200)] = 20,
             caller: Caller = needs("get_run")) -> Any:
