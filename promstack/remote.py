@@ -415,6 +415,45 @@ class RemoteClient:
         """The run as the engine reports it (promstack.evals.engine.get_run)."""
         return self.get(f"/runs/{quote(run_id, safe='')}/detail", failing=failing)
 
+    def follow(self, status: dict[str, Any], progress: Callable[..., Any] | None = None, *,
+               every: float = 0.25) -> dict[str, Any]:
+        """A long operation the server started (202, a RunStatus), polled to its end; the run it
+        made, as the engine reports it. One that failed raises its error here."""
+        import time
+
+        while status["status"] == "running":
+            if progress is not None and status.get("progress"):
+                progress(status["progress"]["done"], status["progress"]["total"])
+            time.sleep(every)
+            status = self.get(f"/runs/{quote(status['run_id'], safe='')}")
+        if status["status"] != "done":
+            error = status.get("error") or {"type": "PromStackError",
+                                            "message": f"run {status['run_id']} ended {status['status']}"}
+            raise rebuild(400, {"error": error})
+        result = status.get("result") or {}
+        return self.get_run(result.get("run_id") or status["run_id"])
+
+    def judge_run(self, run_id: str, criteria: Any, *, judge_model: str | None = None,
+                  threshold: float | None = None, concurrency: int = 10,
+                  progress: Callable[..., Any] | None = None) -> dict[str, Any]:
+        """Judge a test run's outputs on the server (its judge model, its keys); the new run."""
+        started = self.send("POST", f"/runs/{quote(run_id, safe='')}/judge", {
+            "criteria": criteria, "judge_model": judge_model, "threshold": threshold, "concurrency": concurrency})
+        return self.follow(started, progress)
+
+    def arena(self, *, suite: str, models: list[str], resume: str | None = None,
+              progress: Callable[..., Any] | None = None, **options: Any) -> dict[str, Any]:
+        """An arena run on the server (its models, its keys); the run as `get_run` reports it."""
+        if resume:
+            raise self._not_remote("resuming an arena run (--resume)")
+        prompt = options.get("prompt")
+        started = self.send("POST", "/arena", {**options, "suite": suite, "models": list(models),
+                                               "prompt": None if prompt is None else str(prompt)})
+        return self.follow(started, progress)
+
+    def record_vote(self, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
+        return self.send("POST", f"/arena/matches/{int(match_id)}/votes", {"winner": winner, "voter": voter})
+
     def upload_run(self, run: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
         """A finished test run made here, kept on the server (once, by its id); the server's view of it."""
         import json

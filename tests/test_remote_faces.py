@@ -13,6 +13,7 @@ from team_server import serve
 from promstack import Client
 
 TOKEN = "laptop-token-of-sixteen-or-more"
+pytest_plugins = ("test_evals_fake",)
 
 
 @pytest.fixture
@@ -85,13 +86,14 @@ def test_file_saves_become_versions_on_the_server(laptop, tmp_path):
 
 # ---- the CLI over a server prints what it prints locally --------------------------------------
 
-TIME = re.compile(r"\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:\d\d)?")
+TIME = re.compile(r"\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:\d\d)?|\br\d{8}-\d{6}-[0-9a-f]{6}\b")
 
 
 @pytest.fixture
-def twins(spawn, tmp_path, monkeypatch):
+def twins(spawn, tmp_path, monkeypatch, _scripted_server):
     """Two copies of one workspace: one served by `promstack serve`, one a local store; the same
-    command against each must print the same (times aside)."""
+    command against each must print the same (times and new run ids aside). Models `openai/*`
+    are the fake LLM (test_evals_fake); one test run of suite `regression` is in both."""
     import shutil
 
     from store.workspace import init
@@ -120,8 +122,18 @@ def twins(spawn, tmp_path, monkeypatch):
             run = client.evals.create_run(kind="test", suite=suite, prompt_id=42, prompt_version=1, models=models,
                                           repeat=1, config={}, judge_key="", total=len(models))
             client.evals.set_run_status(run["id"], "done", {"pass_rate": 0.5, "score": 71.0})
-    (root / ".promstack" / "config.toml").write_text(
-        "[environments.production]\napproval = true\nallow_self_approval = true\n", encoding="utf-8")
+    from test_evals_fake import SEED_CSV, write_config
+
+    _scripted_server.reset()
+    write_config(root, _scripted_server.base_url)
+    config = root / ".promstack" / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8")
+                      + "\n[environments.production]\napproval = true\nallow_self_approval = true\n", encoding="utf-8")
+    with Client(db) as client:
+        from promstack.evals import engine
+
+        engine.import_suite(client, text=SEED_CSV, fmt="csv", name="graded", prompt=42)
+        engine.run_tests(client, "graded", prompt=42, models=["openai/good"])
     shutil.copytree(root, tmp_path / "here")
     url = serve(spawn, root, token=TOKEN)
     monkeypatch.chdir(tmp_path)
@@ -202,3 +214,25 @@ def test_runs_over_a_server(twins):
     twins("runs", "--suite", "regression", "--limit", "1")
     twins("runs", "--suite", "nothing", "--json")
     twins("runs", "--json")
+
+
+def test_judge_arena_and_votes_over_a_server(twins, tmp_path):
+    import json as _json
+
+    from test_evals_fake import SEED_JUDGE
+
+    (tmp_path / "judge.json").write_text(_json.dumps(SEED_JUDGE, ensure_ascii=False), encoding="utf-8")
+    with Client(tmp_path / "here" / ".promstack" / "promstack.db") as here:
+        tested = [r["id"] for r in here.list_runs(suite="graded")][0]
+    assert "pass" in twins("judge", tested, "--criteria", "judge.json", "--judge-model", "openai/judge").lower()
+    twins("judge", "r20000101-000000-000000", "--criteria", "judge.json", code=2)
+    arena = ("arena", "--suite", "graded", "--prompt", "42", "--models", "openai/q1,openai/q3",
+             "--judge-model", "openai/judge", "--seed", "3", "--concurrency", "1")
+    assert "win rate" in twins(*arena)
+    twins("arena", "--suite", "graded", "--models", "openai/q1", code=2)
+    with Client(tmp_path / "here" / ".promstack" / "promstack.db") as here:
+        arena_run = [r for r in here.list_runs(suite="graded") if r["kind"] == "arena"][0]
+        match = here.evals.matches(arena_run["id"])[0]
+    twins("vote", str(match["id"]), "openai/q3", "--voter", "dana")
+    twins("vote", str(match["id"]), "openai/q9", code=2)
+    twins("runs", "--suite", "graded")
