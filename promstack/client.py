@@ -204,6 +204,18 @@ class Client:
         """Newest first."""
         return self._prompts.history(prompt, branch=branch, limit=limit)
 
+    def folded_history(self, prompt: PromptRef, *, branch: str | None = None) -> list[dict[str, Any]]:
+        """History with unnamed saves folded (store.checkpoints.fold_history)."""
+        from store.checkpoints import fold_history
+
+        return fold_history(self.store, prompt, branch=branch)
+
+    def checkpoints(self, prompt: PromptRef) -> dict[int, list[str]]:
+        """version -> the names given to it (checkpoints), oldest first."""
+        from store.checkpoints import checkpoints
+
+        return checkpoints(self.store, prompt)
+
     def diff(self, prompt: PromptRef, from_version: int, to_version: int | None = None) -> Diff:
         return self._prompts.diff(prompt, from_version, to_version)
 

@@ -283,6 +283,19 @@ class RemoteClient:
         data = self.get(self._p(prompt, "history"), branch=branch, limit=limit or 500, full="true")
         return [self._v(v) for v in data["versions"]]
 
+    def checkpoints(self, prompt: PromptRef) -> dict[int, list[str]]:
+        """version -> the names given to it (checkpoints), oldest first."""
+        return {int(k): v for k, v in self.get(self._p(prompt, "checkpoints"))["checkpoints"].items()}
+
+    def folded_history(self, prompt: PromptRef, *, branch: str | None = None) -> list[dict[str, Any]]:
+        """History with unnamed saves folded, as the local `Client.folded_history`."""
+        from store.checkpoints import fold
+
+        history = self.history(prompt, branch=branch)
+        if not history:
+            return []
+        return fold(history, self.checkpoints(prompt), self.labels(prompt))
+
     def diff(self, prompt: PromptRef, from_version: int, to_version: int | None = None) -> Diff:
         data = self.get(self._p(prompt, "diff"), from_version=from_version, to_version=to_version)
         data["words"] = [tuple(w) for w in data.get("words") or []]

@@ -108,6 +108,11 @@ def twins(spawn, tmp_path, monkeypatch, _scripted_server):
         client.set_label(42, "staging", 1, force=True, reason="the first release")
         client.set_label(42, "beta", 1)
         client.set_label(42, "beta", 2)
+        for n in range(4, 8):
+            client.save(42, f"v{n} {{{{ input }}}}")
+        from store.checkpoints import checkpoint
+
+        checkpoint(client.store, 42, "tone approved by legal", version=5)
         from store import calls
 
         calls.insert(client.store.db, [({
@@ -207,6 +212,13 @@ def test_labels_and_the_call_log_over_a_server(twins):
     twins("logs", "--prompt", "support/answer", "--status", "ok", "--json")
     twins("logs", "--user", "user_2", "--limit", "1")
     twins("logs", "--prompt", "nothing/here", code=2)
+
+
+def test_folded_history_over_a_server(twins):
+    assert "tone approved by legal" in twins("history", "42", "--checkpoints")
+    assert "unnamed save" in twins("history", "42", "--checkpoints")
+    twins("history", "42", "--checkpoints", "--json")
+    twins("history", "nothing/here", "--checkpoints", code=2)
 
 
 def test_runs_over_a_server(twins):

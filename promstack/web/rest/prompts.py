@@ -202,6 +202,17 @@ def get_history(prompt: str, branch: str | None = None, limit: Annotated[int, Qu
                        versions=[shape.model_validate(v.to_dict()) for v in versions])
 
 
+class Checkpoints(BaseModel):
+    checkpoints: dict[int, list[str]] = Field(description="version -> the names given to it, oldest first.")
+
+
+@router.get(P + "/checkpoints", response_model=Checkpoints)
+def checkpoints(prompt: str, caller: Caller = needs("get_history")) -> Any:
+    """The names given to a prompt's versions (checkpoints), by version."""
+    with caller.client() as client:
+        return Checkpoints(checkpoints=client.checkpoints(ref(prompt)))
+
+
 class WordDiff(s.DiffResult):
     words: list[tuple[int, str]] = Field(default_factory=list, description="(0 equal, 1 added, -1 removed, text).")
 
