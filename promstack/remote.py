@@ -554,6 +554,15 @@ class RemoteClient:
     def alert_history(self, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         return self.get("/alerts/history", state=state, limit=limit)
 
+    def recommend_model(self, prompt: PromptRef, **options: Any) -> dict[str, Any]:
+        return self.get(self._p(prompt, "cost/recommend"), **options)
+
+    def compare_versions(self, prompt: PromptRef, a: int, b: int, **options: Any) -> dict[str, Any]:
+        return self.get(self._p(prompt, "cost/compare"), a=a, b=b, **options)
+
+    def price_table(self, models: list[str] | None = None) -> dict[str, Any]:
+        return self.get("/prices", model=list(models or []) or None)
+
     def cost_report(self, *, by: Any = "prompt", **options: Any) -> dict[str, Any]:
         from promstack.monitoring.call_metrics import parse_groups
 

@@ -248,3 +248,15 @@ def test_judge_arena_and_votes_over_a_server(twins, tmp_path):
     twins("vote", str(match["id"]), "openai/q3", "--voter", "dana")
     twins("vote", str(match["id"]), "openai/q9", code=2)
     twins("runs", "--suite", "graded")
+
+
+def test_cost_advice_over_a_server(twins):
+    twins("cost", "recommend", "--prompt", "42")
+    twins("cost", "recommend", "--prompt", "42", "--tolerance", "5", "--json")
+    twins("cost", "compare", "--prompt", "42", "1", "3", code=2)
+    twins("cost", "compare", "--prompt", "42", "1", "3", "--model", "openai/good", "--json")
+    twins("cost", "compare", "--prompt", "42", "1", "99", code=2)
+    twins("cost", "tokens", "--prompt", "42")
+    twins("cost", "tokens", "--prompt", "42", "--model", "openai/good", "--json")
+    assert "shipped prices" in twins("cost", "prices")
+    twins("cost", "prices", "--model", "openai/good", "--model", "nobody/prices-this")

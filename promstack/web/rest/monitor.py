@@ -11,7 +11,7 @@ from pydantic import Field
 from promstack import schemas as s
 
 from . import Caller, needs, ref
-from .prompts import Body
+from .prompts import Body, P
 
 router = APIRouter(tags=["monitoring"])
 Groups = Literal["prompt", "version", "model", "environment", "user", "day", "hour", "status", "source"]
@@ -96,3 +96,33 @@ def cost_report(since: str = "30d", until: str | None = None, by: Annotated[list
         filters["environment"] = environment
     with caller.client() as client:
         return costs.cost_report(client.store.db, since=since, until=until, by=list(by), **filters)
+
+
+@router.get(P + "/cost/recommend")
+def recommend_model(prompt: str, tolerance: Annotated[float, Query(ge=0)] = 2.0,
+                    days: Annotated[int, Query(ge=1, le=3650)] = 30,
+                    caller: Caller = needs("recommend_model")) -> dict[str, Any]:
+    """The cheapest tested model scoring within `tolerance` points of the best, and the monthly saving."""
+    from promstack.monitoring import facade
+
+    with caller.client() as client:
+        return facade.recommend_model(client, ref(prompt), tolerance=tolerance, days=days)
+
+
+@router.get(P + "/cost/compare")
+def compare_versions(prompt: str, a: Annotated[int, Query(ge=1)], b: Annotated[int, Query(ge=1)],
+                     model: str | None = None, caller: Caller = needs("cost_report")) -> dict[str, Any]:
+    """What version `b` costs against version `a` at current traffic."""
+    from promstack.monitoring import facade
+
+    with caller.client() as client:
+        return facade.compare_versions(client, ref(prompt), a, b, model=model)
+
+
+@router.get("/prices")
+def prices(model: Annotated[list[str], Query()] = (), caller: Caller = needs("cost_report")) -> dict[str, Any]:
+    """The price of each model (USD per million tokens) and where it comes from (`model` repeats)."""
+    from promstack.monitoring import facade
+
+    with caller.client() as client:
+        return facade.price_table(client, list(model))
