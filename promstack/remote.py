@@ -7,7 +7,9 @@
 store file is named), so every face that makes a `Client` works against a server unchanged.
 One kept-alive HTTP connection (httpx), timeouts on every call; a server that cannot be reached
 is `Unreachable`, naming the URL. An error the server answers with is rebuilt from its envelope
-`{"error": {"type", "message"}}`: the same class, the same sentence.
+`{"error": {"type", "message"}}`: the same class, the same sentence (and its `parts`: the next
+steps it suggests, so a face words them in its own terms). Long operations the server runs (a
+judge pass, an arena) are followed to their end (`follow`).
 
 What the server does not offer over REST (the local store file itself: `store`, `evals`,
 `gateway`, the audit chain, whole-store export) raises `NotRemote`, naming PROMSTACK_URL.
