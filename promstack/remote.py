@@ -562,6 +562,13 @@ class RemoteClient:
     def compare_versions(self, prompt: PromptRef, a: int, b: int, **options: Any) -> dict[str, Any]:
         return self.get(self._p(prompt, "cost/compare"), a=a, b=b, **options)
 
+    def suggest_shorter(self, prompt: PromptRef, **options: Any) -> dict[str, Any]:
+        """A shorter rewrite, saved on a branch and tested on the server (it runs the suite twice:
+        no read timeout)."""
+        body = {k: v for k, v in options.items() if v is not None}
+        return self.request("POST", self._p(prompt, "cost/shorter"), json=body,
+                            timeout=httpx.Timeout(None, connect=5.0)).json()
+
     def price_table(self, models: list[str] | None = None) -> dict[str, Any]:
         return self.get("/prices", model=list(models or []) or None)
 

@@ -224,7 +224,7 @@ def test_openapi_and_docs(http):
         ("get", "/prompts/{prompt}/-/label-at"), ("delete", "/prompts/{prompt}/-/labels/{label}"),
         ("post", "/prompts/{prompt}/-/label-rollback"), ("get", "/prompts/{prompt}/-/dependents"), ("get", "/calls"),
         ("get", "/prompts/{prompt}/-/checkpoints"), ("get", "/prompts/{prompt}/-/cost/recommend"),
-        ("get", "/prompts/{prompt}/-/cost/compare"), ("get", "/prices"),
+        ("get", "/prompts/{prompt}/-/cost/compare"), ("get", "/prices"), ("post", "/prompts/{prompt}/-/cost/shorter"),
         ("get", "/suites"), ("post", "/suites"), ("put", "/suites/{suite}"), ("get", "/suites/{suite}"),
         ("post", "/runs"), ("get", "/runs"), ("get", "/runs/{run_id}"), ("get", "/runs/{run_id}/detail"), ("post", "/runs/upload"), ("post", "/runs/{run_id}/judge"), ("post", "/arena"),
         ("post", "/arena/matches/{match_id}/votes"), ("post", "/prompts/{prompt}/-/evaluate"),

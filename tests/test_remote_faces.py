@@ -260,3 +260,5 @@ def test_cost_advice_over_a_server(twins):
     twins("cost", "tokens", "--prompt", "42", "--model", "openai/good", "--json")
     assert "shipped prices" in twins("cost", "prices")
     twins("cost", "prices", "--model", "openai/good", "--model", "nobody/prices-this")
+    assert "verdict: rejected" in twins("cost", "shorter", "--prompt", "42", "--model", "openai/bad", code=1)
+    twins("cost", "shorter", "--prompt", "42", "--model", "openai/bad", "--no-test", "--json", code=1)

@@ -317,9 +317,9 @@ def cost_shorter(state, prompt: str, model: str | None, version: int | None, sui
     \b
     promstack cost shorter --prompt support/refund --model gpt-4o-mini
     """
-    from promstack.monitoring import advice
+    from promstack.monitoring import advice, facade
 
-    result = advice.suggest_shorter(state.client, prompt, model=model, version=version, suite=suite,
+    result = facade.suggest_shorter(state.client, prompt, model=model, version=version, suite=suite,
                                    run_suite=not no_test)
     if not as_json(state, result):
         for line in advice.shorter_summary(result):

@@ -75,3 +75,13 @@ def price_table(client: Client, models: list[str] | None = None) -> dict[str, An
     conf = config.of_client(client)
     return {"shipped_file": str(pricing.SHIPPED_FILE), "workspace_file": str(conf.path or ""),
             "prices": pricing.price_table(conf, models or None)}
+
+
+def suggest_shorter(client: Client, prompt: Any, **options: Any) -> dict[str, Any]:
+    """`advice.suggest_shorter`: a shorter rewrite saved on a branch and tested (on the server,
+    with its models and keys, when the client is remote)."""
+    if client.remote:
+        return client.suggest_shorter(prompt, **options)
+    from .advice import suggest_shorter as local
+
+    return local(client, prompt, **options)

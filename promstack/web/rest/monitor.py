@@ -18,6 +18,13 @@ Groups = Literal["prompt", "version", "model", "environment", "user", "day", "ho
 CostGroups = Literal["prompt", "model", "environment", "user", "version", "day"]
 
 
+class Shorter(Body):
+    model: str | None = Field(default=None, max_length=200, description="The model that writes the rewrite.")
+    version: int | None = Field(default=None, ge=1, description="Rewrite this version (default: main's head).")
+    suite: str | None = Field(default=None, max_length=100, description="Test with this suite (default: the prompt's).")
+    run_suite: bool = Field(default=True, description="False: save the rewrite on a branch without testing it.")
+
+
 class CheckAlerts(Body):
     notify: bool = Field(default=True, description="Send notifications (webhooks) for changes.")
 
@@ -126,3 +133,14 @@ def prices(model: Annotated[list[str], Query()] = (), caller: Caller = needs("co
 
     with caller.client() as client:
         return facade.price_table(client, list(model))
+
+
+@router.post(P + "/cost/shorter")
+def suggest_shorter(prompt: str, body: Shorter, caller: Caller = needs("suggest_shorter")) -> dict[str, Any]:
+    """Ask a model for a shorter rewrite, save it on a branch and test it against the current
+    version (the suite runs twice: this answers when both runs are done). Nothing reaches main."""
+    from promstack.monitoring import facade
+
+    with caller.client() as client:
+        return facade.suggest_shorter(client, ref(prompt), model=body.model, version=body.version, suite=body.suite,
+                                      run_suite=body.run_suite)
