@@ -67,6 +67,7 @@ NEEDS: dict[str, str] = {
     "rollout_status": "viewer",
     # monitoring and costs
     "get_metrics": "viewer",
+    "call_log": "viewer",
     "check_alerts": "viewer",
     "cost_report": "viewer",
     "recommend_model": "runner",

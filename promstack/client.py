@@ -204,6 +204,18 @@ class Client:
         """Newest first."""
         return self._prompts.history(prompt, branch=branch, limit=limit)
 
+    def folded_history(self, prompt: PromptRef, *, branch: str | None = None) -> list[dict[str, Any]]:
+        """History with unnamed saves folded (store.checkpoints.fold_history)."""
+        from store.checkpoints import fold_history
+
+        return fold_history(self.store, prompt, branch=branch)
+
+    def checkpoints(self, prompt: PromptRef) -> dict[int, list[str]]:
+        """version -> the names given to it (checkpoints), oldest first."""
+        from store.checkpoints import checkpoints
+
+        return checkpoints(self.store, prompt)
+
     def diff(self, prompt: PromptRef, from_version: int, to_version: int | None = None) -> Diff:
         return self._prompts.diff(prompt, from_version, to_version)
 
@@ -327,6 +339,10 @@ class Client:
         version, label, options = self._serving(prompt, version, label, branch, user_id, options)
         return await self.gateway.arun(prompt, variables, version=version, label=label, branch=branch,
                                        model=model, user_id=user_id, **options)
+
+    def list_runs(self, *, suite: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Test and arena runs, newest first (`suite`: only that suite's)."""
+        return self.evals.runs(suite=suite, limit=limit)
 
     def call_log(self, **filters: Any) -> list[dict[str, Any]]:
         """Call-log rows, newest first; filters as `store.calls.query` (prompt may be a name)."""

@@ -7,7 +7,9 @@
 store file is named), so every face that makes a `Client` works against a server unchanged.
 One kept-alive HTTP connection (httpx), timeouts on every call; a server that cannot be reached
 is `Unreachable`, naming the URL. An error the server answers with is rebuilt from its envelope
-`{"error": {"type", "message"}}`: the same class, the same sentence.
+`{"error": {"type", "message"}}`: the same class, the same sentence (and its `parts`: the next
+steps it suggests, so a face words them in its own terms). Long operations the server runs (a
+judge pass, an arena) are followed to their end (`follow`).
 
 What the server does not offer over REST (the local store file itself: `store`, `evals`,
 `gateway`, the audit chain, whole-store export) raises `NotRemote`, naming PROMSTACK_URL.
@@ -23,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
-from store.errors import InvalidInput, NotFound, PromStackError
+from store.errors import InvalidInput, NotFound, PromStackError, Step
 from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
 
 if TYPE_CHECKING:
@@ -87,8 +89,12 @@ def rebuild(status: int, body: Any) -> PromStackError:
     defaults = {"conflicts": [], "call_id": None, "provider": None, "cause": None, "status": status,
                 "retryable": False, "retry_after": None, "attempts": 1, "report": {}}
     for name, value in {**defaults, **error}.items():
-        if name not in ("type", "message"):
+        if name not in ("type", "message", "parts"):
             setattr(exc, name, value)
+    if isinstance(error.get("parts"), list):
+        # The sentence's next steps, so a face words them as it does for a local error.
+        exc.parts = tuple(Step(p["step"], **p.get("params", {})) if isinstance(p, dict) else str(p)
+                          for p in error["parts"])
     return exc
 
 
@@ -261,14 +267,15 @@ class RemoteClient:
             raise InvalidInput("give version or label, not both")
         if version is None and label is None and branch is None:
             branch = "main"  # the editing view, as the local Client; REST alone defaults to production
-        found = self._v(self.get(self._p(id if id is not None else prompt), version=version, label=label,
-                                 branch=branch, user_id=user_id if label is not None else None))
-        if resolved:
-            raise self._not_remote("resolved=True (templates with includes expanded)")
-        return found
+        return self._v(self.get(self._p(id if id is not None else prompt), version=version, label=label,
+                                branch=branch, user_id=user_id if label is not None else None,
+                                resolved="true" if resolved else None))
 
     def render(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **selector: Any) -> Any:
         return self.get_prompt(prompt, **selector).render(**(variables or {}))
+
+    def dependents(self, prompt: PromptRef) -> list[dict[str, Any]]:
+        return self.get(self._p(prompt, "dependents"))
 
     def list_prompts(self, *, include_archived: bool = False, include_internal: bool = False) -> list[Prompt]:
         data = self.get("/prompts", include_deleted=include_archived or None)
@@ -277,6 +284,19 @@ class RemoteClient:
     def history(self, prompt: PromptRef, *, branch: str | None = None, limit: int | None = None) -> list[PromptVersion]:
         data = self.get(self._p(prompt, "history"), branch=branch, limit=limit or 500, full="true")
         return [self._v(v) for v in data["versions"]]
+
+    def checkpoints(self, prompt: PromptRef) -> dict[int, list[str]]:
+        """version -> the names given to it (checkpoints), oldest first."""
+        return {int(k): v for k, v in self.get(self._p(prompt, "checkpoints"))["checkpoints"].items()}
+
+    def folded_history(self, prompt: PromptRef, *, branch: str | None = None) -> list[dict[str, Any]]:
+        """History with unnamed saves folded, as the local `Client.folded_history`."""
+        from store.checkpoints import fold
+
+        history = self.history(prompt, branch=branch)
+        if not history:
+            return []
+        return fold(history, self.checkpoints(prompt), self.labels(prompt))
 
     def diff(self, prompt: PromptRef, from_version: int, to_version: int | None = None) -> Diff:
         data = self.get(self._p(prompt, "diff"), from_version=from_version, to_version=to_version)
@@ -342,6 +362,18 @@ class RemoteClient:
     def label_history(self, prompt: PromptRef, label: str | None = None) -> list[LabelMove]:
         return [_record(LabelMove, m) for m in self.get(self._p(prompt, "label-history"), label=label)]
 
+    def remove_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
+        return _record(LabelMove, self.request("DELETE", self._p(prompt, f"labels/{quote(label, safe='')}"),
+                                               params={"reason": reason} if reason is not None else {}).json())
+
+    def label_at(self, prompt: PromptRef, label: str, at: str) -> int | None:
+        """Which version `label` pointed at, at time `at`."""
+        return self.get(self._p(prompt, "label-at"), label=label, at=at)["version"]
+
+    def rollback_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
+        return _record(LabelMove, self.send("POST", self._p(prompt, "label-rollback"),
+                                            {"label": label, "reason": reason}))
+
     # ---- running prompts (the server's gateway: its keys, its call log) --------------------------
 
     def run(self, prompt: PromptRef, variables: dict[str, Any] | None = None, *, version: int | None = None,
@@ -363,6 +395,19 @@ class RemoteClient:
     async def arun(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **kwargs: Any) -> CallResult:
         return await asyncio.to_thread(self.run, prompt, variables, **kwargs)
 
+    def call_log(self, **filters: Any) -> list[dict[str, Any]]:
+        """Call-log rows of the server, newest first; filters as the local `Client.call_log`."""
+        if "prompt_id" in filters:
+            filters["prompt"] = filters.pop("prompt_id")
+        if "limit" in filters:
+            filters["limit"] = filters["limit"] or 0  # None: every row
+        for name, value in list(filters.items()):
+            if isinstance(value, bool):
+                filters[name] = "true" if value else "false"
+            elif value is not None and name == "prompt":
+                filters[name] = str(value)
+        return self.get("/calls", **filters)
+
     # ---- suites, test runs, evaluate, deploy (the engine's long operations, run on the server) ---
 
     def import_suite(self, text: str, *, fmt: str, name: str, prompt: PromptRef | None = None) -> dict[str, Any]:
@@ -377,9 +422,52 @@ class RemoteClient:
     def show_suite(self, name: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
         return self.get(f"/suites/{quote(name, safe='')}", limit=limit, offset=offset or None)
 
+    def list_runs(self, *, suite: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Test and arena runs on the server, newest first (`suite`: only that suite's)."""
+        return self.get("/runs", suite=suite, limit=limit)
+
     def get_run(self, run_id: str, *, failing: int = 20) -> dict[str, Any]:
         """The run as the engine reports it (promstack.evals.engine.get_run)."""
         return self.get(f"/runs/{quote(run_id, safe='')}/detail", failing=failing)
+
+    def follow(self, status: dict[str, Any], progress: Callable[..., Any] | None = None, *,
+               every: float = 0.25) -> dict[str, Any]:
+        """A long operation the server started (202, a RunStatus), polled to its end; the run it
+        made, as the engine reports it. One that failed raises its error here."""
+        import time
+
+        while status["status"] == "running":
+            if progress is not None and status.get("progress"):
+                progress(status["progress"]["done"], status["progress"]["total"])
+            time.sleep(every)
+            status = self.get(f"/runs/{quote(status['run_id'], safe='')}")
+        if status["status"] != "done":
+            error = status.get("error") or {"type": "PromStackError",
+                                            "message": f"run {status['run_id']} ended {status['status']}"}
+            raise rebuild(400, {"error": error})
+        result = status.get("result") or {}
+        return self.get_run(result.get("run_id") or status["run_id"])
+
+    def judge_run(self, run_id: str, criteria: Any, *, judge_model: str | None = None,
+                  threshold: float | None = None, concurrency: int = 10,
+                  progress: Callable[..., Any] | None = None) -> dict[str, Any]:
+        """Judge a test run's outputs on the server (its judge model, its keys); the new run."""
+        started = self.send("POST", f"/runs/{quote(run_id, safe='')}/judge", {
+            "criteria": criteria, "judge_model": judge_model, "threshold": threshold, "concurrency": concurrency})
+        return self.follow(started, progress)
+
+    def arena(self, *, suite: str, models: list[str], resume: str | None = None,
+              progress: Callable[..., Any] | None = None, **options: Any) -> dict[str, Any]:
+        """An arena run on the server (its models, its keys); the run as `get_run` reports it."""
+        if resume:
+            raise self._not_remote("resuming an arena run (--resume)")
+        prompt = options.get("prompt")
+        started = self.send("POST", "/arena", {**options, "suite": suite, "models": list(models),
+                                               "prompt": None if prompt is None else str(prompt)})
+        return self.follow(started, progress)
+
+    def record_vote(self, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
+        return self.send("POST", f"/arena/matches/{int(match_id)}/votes", {"winner": winner, "voter": voter})
 
     def upload_run(self, run: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
         """A finished test run made here, kept on the server (once, by its id); the server's view of it."""
@@ -467,6 +555,22 @@ class RemoteClient:
 
     def alert_history(self, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         return self.get("/alerts/history", state=state, limit=limit)
+
+    def recommend_model(self, prompt: PromptRef, **options: Any) -> dict[str, Any]:
+        return self.get(self._p(prompt, "cost/recommend"), **options)
+
+    def compare_versions(self, prompt: PromptRef, a: int, b: int, **options: Any) -> dict[str, Any]:
+        return self.get(self._p(prompt, "cost/compare"), a=a, b=b, **options)
+
+    def suggest_shorter(self, prompt: PromptRef, **options: Any) -> dict[str, Any]:
+        """A shorter rewrite, saved on a branch and tested on the server (it runs the suite twice:
+        no read timeout)."""
+        body = {k: v for k, v in options.items() if v is not None}
+        return self.request("POST", self._p(prompt, "cost/shorter"), json=body,
+                            timeout=httpx.Timeout(None, connect=5.0)).json()
+
+    def price_table(self, models: list[str] | None = None) -> dict[str, Any]:
+        return self.get("/prices", model=list(models or []) or None)
 
     def cost_report(self, *, by: Any = "prompt", **options: Any) -> dict[str, Any]:
         from promstack.monitoring.call_metrics import parse_groups

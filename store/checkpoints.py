@@ -57,9 +57,14 @@ def fold_history(store: Any, prompt: int | str, *, branch: str | None = None) ->
     history = store.prompts.history(prompt, branch=branch)
     if not history:
         return []
-    named = checkpoints(store, prompt)
+    return fold(history, checkpoints(store, prompt), store.prompts.labels(prompt))
+
+
+def fold(history: list[Any], named: dict[int, list[str]], label_map: dict[str, int]) -> list[dict[str, Any]]:
+    """`fold_history` of versions (newest first), their checkpoint names and the prompt's labels
+    (a client of a team server folds what the server sends)."""
     labels: dict[int, list[str]] = {}
-    for label, number in store.prompts.labels(prompt).items():
+    for label, number in label_map.items():
         if label != "latest":
             labels.setdefault(number, []).append(label)
     out: list[dict[str, Any]] = []

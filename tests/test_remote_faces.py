@@ -13,6 +13,7 @@ from team_server import serve
 from promstack import Client
 
 TOKEN = "laptop-token-of-sixteen-or-more"
+pytest_plugins = ("test_evals_fake",)
 
 
 @pytest.fixture
@@ -85,13 +86,14 @@ def test_file_saves_become_versions_on_the_server(laptop, tmp_path):
 
 # ---- the CLI over a server prints what it prints locally --------------------------------------
 
-TIME = re.compile(r"\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:\d\d)?")
+TIME = re.compile(r"\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:\d\d)?|\br\d{8}-\d{6}-[0-9a-f]{6}\b")
 
 
 @pytest.fixture
-def twins(spawn, tmp_path, monkeypatch):
+def twins(spawn, tmp_path, monkeypatch, _scripted_server):
     """Two copies of one workspace: one served by `promstack serve`, one a local store; the same
-    command against each must print the same (times aside)."""
+    command against each must print the same (times and new run ids aside). Models `openai/*`
+    are the fake LLM (test_evals_fake); one test run of suite `regression` is in both."""
     import shutil
 
     from store.workspace import init
@@ -104,8 +106,39 @@ def twins(spawn, tmp_path, monkeypatch):
         client.save(42, "v3 {{ input }}")
         client.set_label(42, "production", 1, force=True, reason="the first release")
         client.set_label(42, "staging", 1, force=True, reason="the first release")
-    (root / ".promstack" / "config.toml").write_text(
-        "[environments.production]\napproval = true\nallow_self_approval = true\n", encoding="utf-8")
+        client.set_label(42, "beta", 1)
+        client.set_label(42, "beta", 2)
+        for n in range(4, 8):
+            client.save(42, f"v{n} {{{{ input }}}}")
+        from store.checkpoints import checkpoint
+
+        checkpoint(client.store, 42, "tone approved by legal", version=5)
+        from store import calls
+
+        calls.insert(client.store.db, [({
+            "timestamp": f"2026-03-0{day}T10:00:00Z", "prompt_id": 42, "prompt_version": 1, "model": "openai/good",
+            "input_tokens": 10 * day, "output_tokens": day, "latency_ms": 100.0 * day, "user_id": f"user_{day}",
+            "cost_usd": 0.001 * day, "status": "error" if day == 3 else "ok", "error": "rate limited" if day == 3 else None,
+            "environment": "production", "call_id": f"call-{day}", "prompt_name": "support/answer"}, None)
+            for day in (1, 2, 3)])
+        suite = client.evals.save_suite("regression", [{"input": "hi", "expected_output": "hello"}], fmt="csv",
+                                        source="test", sha256="0" * 64, prompt_id=42)
+        for models in (["openai/good"], ["openai/good", "openai/cheap"]):
+            run = client.evals.create_run(kind="test", suite=suite, prompt_id=42, prompt_version=1, models=models,
+                                          repeat=1, config={}, judge_key="", total=len(models))
+            client.evals.set_run_status(run["id"], "done", {"pass_rate": 0.5, "score": 71.0})
+    from test_evals_fake import SEED_CSV, write_config
+
+    _scripted_server.reset()
+    write_config(root, _scripted_server.base_url)
+    config = root / ".promstack" / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8")
+                      + "\n[environments.production]\napproval = true\nallow_self_approval = true\n", encoding="utf-8")
+    with Client(db) as client:
+        from promstack.evals import engine
+
+        engine.import_suite(client, text=SEED_CSV, fmt="csv", name="graded", prompt=42)
+        engine.run_tests(client, "graded", prompt=42, models=["openai/good"])
     shutil.copytree(root, tmp_path / "here")
     url = serve(spawn, root, token=TOKEN)
     monkeypatch.chdir(tmp_path)
@@ -164,3 +197,68 @@ def test_approvals_ab_tests_and_rollouts_over_a_server(twins):
     twins("rollout", "promote", "--prompt", "42")
     twins("rollout", "check")
     twins("rollout", "abort", "--prompt", "42", "--reason", "enough")
+
+
+def test_labels_and_the_call_log_over_a_server(twins):
+    twins("label", "at", "42", "beta", "2999-01-01T00:00:00Z")
+    twins("label", "at", "42", "beta", "2000-01-01T00:00:00Z")
+    twins("label", "at", "42", "beta", "2999-01-01T00:00:00Z", "--json")
+    twins("label", "at", "42", "nothing", "yesterday", code=2)
+    assert "beta -> v1 (was v2)" in twins("label", "rollback", "42", "beta", "--reason", "too soon")
+    twins("label", "rollback", "42", "beta")
+    twins("label", "rollback", "42", "nothing", code=2)
+    twins("label", "history", "42", "beta")
+    assert "rate limited" in twins("logs", *WINDOW)
+    twins("logs", "--prompt", "support/answer", "--status", "ok", "--json")
+    twins("logs", "--user", "user_2", "--limit", "1")
+    twins("logs", "--prompt", "nothing/here", code=2)
+
+
+def test_folded_history_over_a_server(twins):
+    assert "tone approved by legal" in twins("history", "42", "--checkpoints")
+    assert "unnamed save" in twins("history", "42", "--checkpoints")
+    twins("history", "42", "--checkpoints", "--json")
+    twins("history", "nothing/here", "--checkpoints", code=2)
+
+
+def test_runs_over_a_server(twins):
+    assert "pass 50% score 71" in twins("runs")
+    twins("runs", "--suite", "regression", "--limit", "1")
+    twins("runs", "--suite", "nothing", "--json")
+    twins("runs", "--json")
+
+
+def test_judge_arena_and_votes_over_a_server(twins, tmp_path):
+    import json as _json
+
+    from test_evals_fake import SEED_JUDGE
+
+    (tmp_path / "judge.json").write_text(_json.dumps(SEED_JUDGE, ensure_ascii=False), encoding="utf-8")
+    with Client(tmp_path / "here" / ".promstack" / "promstack.db") as here:
+        tested = [r["id"] for r in here.list_runs(suite="graded")][0]
+    assert "pass" in twins("judge", tested, "--criteria", "judge.json", "--judge-model", "openai/judge").lower()
+    twins("judge", "r20000101-000000-000000", "--criteria", "judge.json", code=2)
+    arena = ("arena", "--suite", "graded", "--prompt", "42", "--models", "openai/q1,openai/q3",
+             "--judge-model", "openai/judge", "--seed", "3", "--concurrency", "1")
+    assert "win rate" in twins(*arena)
+    twins("arena", "--suite", "graded", "--models", "openai/q1", code=2)
+    with Client(tmp_path / "here" / ".promstack" / "promstack.db") as here:
+        arena_run = [r for r in here.list_runs(suite="graded") if r["kind"] == "arena"][0]
+        match = here.evals.matches(arena_run["id"])[0]
+    twins("vote", str(match["id"]), "openai/q3", "--voter", "dana")
+    twins("vote", str(match["id"]), "openai/q9", code=2)
+    twins("runs", "--suite", "graded")
+
+
+def test_cost_advice_over_a_server(twins):
+    twins("cost", "recommend", "--prompt", "42")
+    twins("cost", "recommend", "--prompt", "42", "--tolerance", "5", "--json")
+    twins("cost", "compare", "--prompt", "42", "1", "3", code=2)
+    twins("cost", "compare", "--prompt", "42", "1", "3", "--model", "openai/good", "--json")
+    twins("cost", "compare", "--prompt", "42", "1", "99", code=2)
+    twins("cost", "tokens", "--prompt", "42")
+    twins("cost", "tokens", "--prompt", "42", "--model", "openai/good", "--json")
+    assert "shipped prices" in twins("cost", "prices")
+    twins("cost", "prices", "--model", "openai/good", "--model", "nobody/prices-this")
+    assert "verdict: rejected" in twins("cost", "shorter", "--prompt", "42", "--model", "openai/bad", code=1)
+    twins("cost", "shorter", "--prompt", "42", "--model", "openai/bad", "--no-test", "--json", code=1)

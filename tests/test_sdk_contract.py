@@ -187,3 +187,46 @@ def test_the_actor_is_who_the_store_records(sdk, isolated_store):
     """Without tokens, the server writes as its store's default actor, and says so."""
     saved = made(sdk)
     assert sdk.actor == saved.author == Client(isolated_store).actor
+
+
+def test_remove_rollback_and_past_labels(sdk):
+    made(sdk)
+    sdk.save("support/refund", "v2 {{ question }}")
+    sdk.set_label("support/refund", "beta", 1)
+    sdk.set_label("support/refund", "beta", 2)
+    back = sdk.rollback_label("support/refund", "beta", reason="too soon")
+    assert isinstance(back, LabelMove) and (back.from_version, back.to_version, back.reason) == (2, 1, "too soon")
+    assert sdk.labels("support/refund")["beta"] == 1
+    assert sdk.label_at("support/refund", "beta", "2999-01-01T00:00:00Z") == 1
+    assert sdk.label_at("support/refund", "beta", "2000-01-01T00:00:00Z") is None
+    gone = sdk.remove_label("support/refund", "beta", reason="done")
+    assert isinstance(gone, LabelMove) and (gone.from_version, gone.to_version) == (1, None)
+    assert "beta" not in sdk.labels("support/refund")
+    with pytest.raises(NotFound) as missing:
+        sdk.remove_label("support/refund", "beta")
+    with pytest.raises(InvalidInput) as nothing:
+        sdk.set_label("support/refund", "alpha", 1)
+        sdk.rollback_label("support/refund", "alpha")
+    assert "alpha" in str(nothing.value) and "beta" in str(missing.value)
+
+
+def test_includes_resolved_and_dependents(sdk):
+    sdk.create_prompt("shared/tone", "Be kind.")
+    sdk.create_prompt("support/refund", "{% include 'shared/tone' %} Refunds: {{ question }}")
+    assert sdk.get_prompt("support/refund", resolved=True).template == "Be kind. Refunds: {{ question }}"
+    assert sdk.get_prompt("support/refund").template.startswith("{% include")
+    assert sdk.dependents("shared/tone") == [{"name": "support/refund", "version": 1, "selector": ""}]
+    assert sdk.dependents("support/refund") == []
+
+
+def test_the_call_log(sdk, _scripted_server):
+    made(sdk)
+    sdk.run("support/refund", {"question": "late?"}, user_id="u1")
+    sdk.run("support/refund", {"question": "lost?"}, user_id="u2")
+    rows = sdk.call_log(prompt="support/refund")
+    assert [r["user_id"] for r in rows] == ["u2", "u1"] and rows[0]["status"] == "ok"
+    assert [r["user_id"] for r in sdk.call_log(user_id="u1", limit=None)] == ["u1"]
+    assert sdk.call_log(prompt="support/refund", since="1h", oldest_first=True)[0]["user_id"] == "u1"
+    assert sdk.call_log(cache_hit=True) == []
+    with pytest.raises(NotFound):
+        sdk.call_log(prompt="nothing/here")

@@ -476,7 +476,7 @@ def runs_cmd(ctx: Any, run_id: str | None, suite: str | None, limit: int) -> Non
         else:
             _print_summary(run)
         return
-    runs = ctx.client.evals.runs(suite=suite, limit=limit)
+    runs = ctx.client.list_runs(suite=suite, limit=limit)
     if as_json(ctx, runs):
         return
     for r in runs:

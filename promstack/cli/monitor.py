@@ -209,9 +209,9 @@ def cost_recommend(state, prompt: str, tolerance: float, days: int) -> None:
     \b
     promstack cost recommend --prompt 42 --tolerance 3
     """
-    from promstack.monitoring import advice
+    from promstack.monitoring import advice, facade
 
-    result = advice.recommend_model(state.client, prompt, tolerance=tolerance, days=days)
+    result = facade.recommend_model(state.client, prompt, tolerance=tolerance, days=days)
     if as_json(state, result):
         return
     click.echo(f"{result['prompt_name']}: scores from {result['basis']}; "
@@ -236,9 +236,9 @@ def cost_compare(state, prompt: str, a: int, b: int, model: str | None) -> None:
     \b
     promstack cost compare --prompt support/refund 3 4
     """
-    from promstack.monitoring import advice
+    from promstack.monitoring import facade
 
-    result = advice.compare_versions(state.client, prompt, a, b, model=model)
+    result = facade.compare_versions(state.client, prompt, a, b, model=model)
     if as_json(state, result):
         return
     change = result["template_token_change"]
@@ -268,18 +268,15 @@ def cost_prices(state, models: tuple[str, ...]) -> None:
     promstack cost prices
     promstack cost prices --model anthropic/claude-3-5-sonnet-latest --json
     """
-    from promstack import config
-    from promstack.gateway import pricing
+    from promstack.monitoring import facade
 
-    conf = config.of_client(state.client)
-    rows = pricing.price_table(conf, list(models) or None)
-    if as_json(state, {"shipped_file": str(pricing.SHIPPED_FILE),
-                   "workspace_file": str(conf.path or ""), "prices": rows}):
+    table = facade.price_table(state.client, list(models))
+    if as_json(state, table):
         return
-    _table([{**r, "source": r["source"] or "unpriced: add a price in config"} for r in rows], [
+    _table([{**r, "source": r["source"] or "unpriced: add a price in config"} for r in table["prices"]], [
         ("model", "model", "text"), ("input $/1M", "input_per_million", "num"),
         ("output $/1M", "output_per_million", "num"), ("source", "source", "text")])
-    click.echo(f"shipped prices: {pricing.SHIPPED_FILE}")
+    click.echo(f"shipped prices: {table['shipped_file']}")
     click.echo("override or add one in .promstack/config.toml: [prices.\"<model>\"] input_per_million = ..., "
                "output_per_million = ...")
 
@@ -320,9 +317,9 @@ def cost_shorter(state, prompt: str, model: str | None, version: int | None, sui
     \b
     promstack cost shorter --prompt support/refund --model gpt-4o-mini
     """
-    from promstack.monitoring import advice
+    from promstack.monitoring import advice, facade
 
-    result = advice.suggest_shorter(state.client, prompt, model=model, version=version, suite=suite,
+    result = facade.suggest_shorter(state.client, prompt, model=model, version=version, suite=suite,
                                    run_suite=not no_test)
     if not as_json(state, result):
         for line in advice.shorter_summary(result):

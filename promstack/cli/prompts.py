@@ -267,9 +267,7 @@ def history(state, prompt, branch, limit, checkpoints) -> None:
 
 
 def _folded_history(state, prompt, branch) -> None:
-    from store.checkpoints import fold_history
-
-    entries = fold_history(state.client.store, prompt, branch=branch)
+    entries = state.client.folded_history(prompt, branch=branch)
     if as_json(state, [{**e, "version": e["version"].to_dict()} if e["kind"] == "version" else e
                    for e in entries]):
         return

@@ -59,6 +59,13 @@ async def arun_arena(
     gateway: Gateway | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
+    if client.remote:  # the arena runs on the server: its models, its keys
+        if not resume:
+            models = arena_models(models)
+            check_positive("concurrency", concurrency)
+        return await asyncio.to_thread(client.arena, suite=suite, models=models, prompt=prompt, version=version,
+                                       label=label, criteria=criteria, judge_model=judge_model,
+                                       concurrency=concurrency, seed=seed, resume=resume, progress=progress)
     evals = evals_of(client)
     if resume:
         run = evals.run(resume)
@@ -73,12 +80,7 @@ async def arun_arena(
         models, seed = run["models"], cfg["seed"]
         concurrency = cfg.get("concurrency", concurrency) if concurrency is None else concurrency
     else:
-        models = [m.strip() for m in models if m and m.strip()]
-        if len(models) < 2:
-            raise InvalidInput("the arena needs at least two models: give ",
-                               Step.arg("models", of="arena", example=["gpt-4o", "claude-3-5-sonnet"]))
-        if len(set(models)) != len(models):
-            raise InvalidInput("a model is named twice in ", Step.arg("models", of="arena"))
+        models = arena_models(models)
         check_positive("concurrency", concurrency)
         found = get_suite(client, suite)
         prompt_id = resolve_prompt(client, found, prompt)
@@ -288,5 +290,18 @@ def human_report(evals: EvalStore, run_id: str, report: dict[str, Any],
             "agreement_with_judge": agreement}
 
 
+def arena_models(models: list[str]) -> list[str]:
+    """The models an arena compares: two or more, none twice."""
+    models = [m.strip() for m in models if m and m.strip()]
+    if len(models) < 2:
+        raise InvalidInput("the arena needs at least two models: give ",
+                           Step.arg("models", of="arena", example=["gpt-4o", "claude-3-5-sonnet"]))
+    if len(set(models)) != len(models):
+        raise InvalidInput("a model is named twice in ", Step.arg("models", of="arena"))
+    return models
+
+
 def record_vote(client: Client, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
+    if client.remote:
+        return client.record_vote(match_id, winner, voter=voter)
     return evals_of(client).record_vote(match_id, winner, voter=voter)

@@ -147,7 +147,11 @@ async def ajudge_run(client: Client, run_id: str, criteria: Any, *, gateway: Gat
                      progress: Progress | None = None, judge_model: str | None = None,
                      threshold: float | None = None, concurrency: int = 10) -> dict[str, Any]:
     """Judge the outputs of a finished test run against `criteria`: a new run whose results
-    reuse the outputs (no model is called again, only the judge)."""
+    reuse the outputs (no model is called again, only the judge). Over a team server it runs
+    there (its judge model and keys, where the run's outputs are)."""
+    if client.remote:
+        return await asyncio.to_thread(client.judge_run, run_id, criteria, judge_model=judge_model,
+                                       threshold=threshold, concurrency=concurrency, progress=progress)
     evals = evals_of(client)
     source = evals.run(run_id)
     if source["kind"] != "test":

@@ -44,3 +44,44 @@ def cost_report(client: Client, **options: Any) -> dict[str, Any]:
     from .costs import cost_report as local
 
     return local(client.store.db, **options)
+
+
+def recommend_model(client: Client, prompt: Any, **options: Any) -> dict[str, Any]:
+    """`advice.recommend_model`: the cheapest tested model within tolerance (the server's scores and traffic)."""
+    if client.remote:
+        return client.recommend_model(prompt, **options)
+    from .advice import recommend_model as local
+
+    return local(client, prompt, **options)
+
+
+def compare_versions(client: Client, prompt: Any, a: int, b: int, **options: Any) -> dict[str, Any]:
+    """`advice.compare_versions`: version b's cost against a's at current traffic."""
+    if client.remote:
+        return client.compare_versions(prompt, a, b, **options)
+    from .advice import compare_versions as local
+
+    return local(client, prompt, a, b, **options)
+
+
+def price_table(client: Client, models: list[str] | None = None) -> dict[str, Any]:
+    """The price of each model and where it comes from (`pricing.price_table` with the
+    workspace's config: the server's, when the client is remote)."""
+    if client.remote:
+        return client.price_table(models)
+    from promstack import config
+    from promstack.gateway import pricing
+
+    conf = config.of_client(client)
+    return {"shipped_file": str(pricing.SHIPPED_FILE), "workspace_file": str(conf.path or ""),
+            "prices": pricing.price_table(conf, models or None)}
+
+
+def suggest_shorter(client: Client, prompt: Any, **options: Any) -> dict[str, Any]:
+    """`advice.suggest_shorter`: a shorter rewrite saved on a branch and tested (on the server,
+    with its models and keys, when the client is remote)."""
+    if client.remote:
+        return client.suggest_shorter(prompt, **options)
+    from .advice import suggest_shorter as local
+
+    return local(client, prompt, **options)

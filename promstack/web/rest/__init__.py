@@ -52,7 +52,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from promstack import access
 from promstack.pool import ClientPool
-from store.errors import Busy, MergeConflict, NotFound, PromStackError
+from store.errors import Busy, MergeConflict, NotFound, PromStackError, Step
 from store.refs import prompt_ref
 
 if TYPE_CHECKING:
@@ -155,6 +155,12 @@ def error_body(exc: PromStackError) -> dict[str, Any]:
     conflicts = getattr(exc, "conflicts", None)
     if conflicts:
         body["conflicts"] = conflicts
+    parts = getattr(exc, "parts", ())
+    if any(isinstance(p, Step) for p in parts) and exc.worded(str) != str(exc):
+        # The next steps the sentence suggests, in no face's words: a remote client words them
+        # as its face does (the CLI over a server names its commands, as it does locally); not
+        # when the sentence was replaced after it was raised (redacted): worded() then keeps it.
+        body["parts"] = [{"step": p.action, "params": p.params} if isinstance(p, Step) else str(p) for p in parts]
     return body
 
 

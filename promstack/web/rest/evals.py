@@ -51,6 +51,7 @@ class JudgeRun(Body):
     criteria: Criteria
     judge_model: JudgeModel
     threshold: float | None = Field(default=None, ge=0, le=100)
+    concurrency: int = Field(default=10, ge=1, le=200)
 
 
 class RunArena(Body):
@@ -58,6 +59,7 @@ class RunArena(Body):
     models: Models = Field(min_length=2)
     prompt: s.PromptRef | None = None
     version: s.Version | None = None
+    label: str | None = Field(default=None, max_length=100, description="The version a label points at.")
     criteria: Criteria
     judge_model: JudgeModel
     seed: int | None = None
@@ -193,6 +195,14 @@ def run_tests(body: RunTests, request: Request, caller: Caller = needs("run_test
     return _start(request, caller, "test", work, lambda run: _test(run, body.min_pass))
 
 
+@router.get("/runs")
+def list_runs(suite: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+              caller: Caller = needs("get_run")) -> list[dict[str, Any]]:
+    """Test and arena runs, newest first (`suite`: only that suite's), as `promstack runs` lists them."""
+    with caller.client() as client:
+        return client.list_runs(suite=suite, limit=limit)
+
+
 @router.get("/runs/{run_id}", response_model=RunStatus)
 def get_run(run_id: str, request: Request, failing: Annotated[int, Query(ge=0, le=200)] = 20,
             caller: Caller = needs("get_run")) -> Any:
@@ -253,7 +263,7 @@ def judge_run(run_id: str, body: JudgeRun, request: Request, caller: Caller = ne
 
     def work(client: Any, progress: Any, started: Any) -> Any:
         return engine.judge_run(client, run_id, body.criteria, judge_model=body.judge_model,
-                                threshold=body.threshold, progress=progress)
+                                threshold=body.threshold, concurrency=body.concurrency, progress=progress)
 
     return _start(request, caller, "judge", work, _test)
 
@@ -265,7 +275,7 @@ def run_arena(body: RunArena, request: Request, caller: Caller = needs("run_aren
 
     def work(client: Any, progress: Any, started: Any) -> Any:
         return arena(client, suite=body.suite, models=body.models, prompt=body.prompt, version=body.version,
-                     criteria=body.criteria, judge_model=body.judge_model, seed=body.seed,
+                     label=body.label, criteria=body.criteria, judge_model=body.judge_model, seed=body.seed,
                      concurrency=body.concurrency, progress=progress)
 
     return _start(request, caller, "arena", work, _arena)

@@ -11,11 +11,18 @@ from pydantic import Field
 from promstack import schemas as s
 
 from . import Caller, needs, ref
-from .prompts import Body
+from .prompts import Body, P
 
 router = APIRouter(tags=["monitoring"])
 Groups = Literal["prompt", "version", "model", "environment", "user", "day", "hour", "status", "source"]
 CostGroups = Literal["prompt", "model", "environment", "user", "version", "day"]
+
+
+class Shorter(Body):
+    model: str | None = Field(default=None, max_length=200, description="The model that writes the rewrite.")
+    version: int | None = Field(default=None, ge=1, description="Rewrite this version (default: main's head).")
+    suite: str | None = Field(default=None, max_length=100, description="Test with this suite (default: the prompt's).")
+    run_suite: bool = Field(default=True, description="False: save the rewrite on a branch without testing it.")
 
 
 class CheckAlerts(Body):
@@ -35,6 +42,24 @@ def get_metrics(since: str = "24h", until: str | None = None, by: Annotated[list
         return monitoring.metrics(client.store.db, since=since, until=until, by=list(by),
                                   prompt=None if prompt is None else ref(prompt), version=version, model=model,
                                   environment=environment, user_id=user_id)
+
+
+@router.get("/calls")
+def call_log(prompt: str | None = None, prompt_version: Annotated[int | None, Query(ge=1)] = None,
+             model: str | None = None, status: str | None = None, user_id: str | None = None,
+             run_id: str | None = None, environment: str | None = None, cache_hit: bool | None = None,
+             since: str | None = None, until: str | None = None,
+             limit: Annotated[int, Query(ge=0)] = 100, oldest_first: bool = False,
+             caller: Caller = needs("call_log")) -> list[dict[str, Any]]:
+    """Rows of the call log, newest first (`oldest_first`), as the SDK's `call_log` returns them;
+    `since`/`until` as `24h` or an ISO time; `limit=0`: every row."""
+    filters = {"prompt_version": prompt_version, "model": model, "status": status, "user_id": user_id,
+               "run_id": run_id, "environment": environment, "cache_hit": cache_hit, "since": since,
+               "until": until, "oldest_first": oldest_first}
+    if prompt is not None:
+        filters["prompt"] = ref(prompt)
+    with caller.client() as client:
+        return client.call_log(limit=limit or None, **{k: v for k, v in filters.items() if v is not None})
 
 
 @router.get("/alerts", response_model=s.AlertsResult)
@@ -78,3 +103,44 @@ def cost_report(since: str = "30d", until: str | None = None, by: Annotated[list
         filters["environment"] = environment
     with caller.client() as client:
         return costs.cost_report(client.store.db, since=since, until=until, by=list(by), **filters)
+
+
+@router.get(P + "/cost/recommend")
+def recommend_model(prompt: str, tolerance: Annotated[float, Query(ge=0)] = 2.0,
+                    days: Annotated[int, Query(ge=1, le=3650)] = 30,
+                    caller: Caller = needs("recommend_model")) -> dict[str, Any]:
+    """The cheapest tested model scoring within `tolerance` points of the best, and the monthly saving."""
+    from promstack.monitoring import facade
+
+    with caller.client() as client:
+        return facade.recommend_model(client, ref(prompt), tolerance=tolerance, days=days)
+
+
+@router.get(P + "/cost/compare")
+def compare_versions(prompt: str, a: Annotated[int, Query(ge=1)], b: Annotated[int, Query(ge=1)],
+                     model: str | None = None, caller: Caller = needs("cost_report")) -> dict[str, Any]:
+    """What version `b` costs against version `a` at current traffic."""
+    from promstack.monitoring import facade
+
+    with caller.client() as client:
+        return facade.compare_versions(client, ref(prompt), a, b, model=model)
+
+
+@router.get("/prices")
+def prices(model: Annotated[list[str], Query()] = (), caller: Caller = needs("cost_report")) -> dict[str, Any]:
+    """The price of each model (USD per million tokens) and where it comes from (`model` repeats)."""
+    from promstack.monitoring import facade
+
+    with caller.client() as client:
+        return facade.price_table(client, list(model))
+
+
+@router.post(P + "/cost/shorter")
+def suggest_shorter(prompt: str, body: Shorter, caller: Caller = needs("suggest_shorter")) -> dict[str, Any]:
+    """Ask a model for a shorter rewrite, save it on a branch and test it against the current
+    version (the suite runs twice: this answers when both runs are done). Nothing reaches main."""
+    from promstack.monitoring import facade
+
+    with caller.client() as client:
+        return facade.suggest_shorter(client, ref(prompt), model=body.model, version=body.version, suite=body.suite,
+                                      run_suite=body.run_suite)

@@ -84,6 +84,18 @@ class Selector(BaseModel):
     label: str | None = Field(default=None, max_length=100, description="Default: production.")
     branch: str | None = Field(default=None, max_length=100)
     user_id: str | None = Field(default=None, max_length=200, description="Picks the user's A/B arm or rollout share.")
+    resolved: bool = Field(default=False, description="Expand every {% include %} in the template.")
+
+
+class LabelRollback(Body):
+    label: s.RefName = Field(description="The label to point back where it pointed before its last move.")
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class LabelAt(BaseModel):
+    label: str
+    at: str
+    version: int | None = Field(description="None: the label pointed at no version then.")
 
 
 class Labels(BaseModel):
@@ -122,6 +134,11 @@ async def get_prompt(prompt: str, selector: Annotated[Selector, Query()], caller
     if len(given) > 1:
         raise InvalidInput(f"give one of version, label or branch, not {' and '.join(given)}")
     with caller.pool.client(caller.actor) as client:
+        if selector.resolved:
+            label = None if version is not None or branch else label or DEFAULT_LABEL
+            found = client.get_prompt(ref(prompt), version=version, branch=branch or None, label=label,
+                                      user_id=user_id or None if label else None, resolved=True)
+            return ServedVersion.model_validate({**found.to_dict(), "label": label})
         if version is not None or branch:
             found = client.get_prompt(ref(prompt), version=version, branch=branch or None)
             return ServedVersion.model_validate(found.to_dict())
@@ -183,6 +200,17 @@ def get_history(prompt: str, branch: str | None = None, limit: Annotated[int, Qu
     shape = s.PromptVersionResult if full else s.VersionSummary
     return FullHistory(prompt_id=head.prompt_id, name=head.name,
                        versions=[shape.model_validate(v.to_dict()) for v in versions])
+
+
+class Checkpoints(BaseModel):
+    checkpoints: dict[int, list[str]] = Field(description="version -> the names given to it, oldest first.")
+
+
+@router.get(P + "/checkpoints", response_model=Checkpoints)
+def checkpoints(prompt: str, caller: Caller = needs("get_history")) -> Any:
+    """The names given to a prompt's versions (checkpoints), by version."""
+    with caller.client() as client:
+        return Checkpoints(checkpoints=client.checkpoints(ref(prompt)))
 
 
 class WordDiff(s.DiffResult):
@@ -262,6 +290,44 @@ def label_history(prompt: str, label: str | None = None, caller: Caller = needs(
     """Every move of a prompt's labels (or of one): who, when, from, to, why."""
     with caller.client() as client:
         return [s.LabelResult.model_validate(m.to_dict()) for m in client.label_history(ref(prompt), label)]
+
+
+@router.get(P + "/label-at", response_model=LabelAt)
+def label_at(prompt: str, label: Annotated[str, Query(min_length=1, max_length=100)],
+             at: Annotated[str, Query(min_length=1, max_length=100)], caller: Caller = needs("get_labels")) -> Any:
+    """Which version `label` pointed at, at time `at` (ISO 8601)."""
+    with caller.client() as client:
+        return LabelAt(label=label, at=at, version=client.label_at(ref(prompt), label, at))
+
+
+@router.get(P + "/dependents")
+def dependents(prompt: str, caller: Caller = needs("get_prompt")) -> list[dict[str, Any]]:
+    """The prompt versions that include this prompt: `[{name, version, selector}]`."""
+    with caller.client() as client:
+        return client.dependents(ref(prompt))
+
+
+@router.delete(P + "/labels/{label:path}", response_model=s.LabelResult)
+def remove_label(prompt: str, label: str, reason: Annotated[str | None, Query(max_length=2000)] = None,
+                 caller: Caller = needs("set_label")) -> Any:
+    """Remove a label (an environment's needs the deployer role, and its gate decides)."""
+    from promstack.deploy import label_role
+
+    with caller.client() as client:
+        caller.require(label_role(client, label))
+        move = client.remove_label(ref(prompt), label, reason=reason)
+    return s.LabelResult.model_validate(move.to_dict())
+
+
+@router.post(P + "/label-rollback", response_model=s.LabelResult)
+def rollback_label(prompt: str, body: LabelRollback, caller: Caller = needs("set_label")) -> Any:
+    """Point a label back where it pointed before its last move (an environment's needs deployer)."""
+    from promstack.deploy import label_role
+
+    with caller.client() as client:
+        caller.require(label_role(client, body.label))
+        move = client.rollback_label(ref(prompt), body.label, reason=body.reason)
+    return s.LabelResult.model_validate(move.to_dict())
 
 
 @router.put(P + "/labels/{label:path}", response_model=s.LabelResult)
