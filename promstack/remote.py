@@ -486,13 +486,7 @@ class RemoteClient:
             "version", "environment", "force", "reason", "rerun")}, "skip": list(options.get("skip") or []) or None}
         response = self.request("POST", self._p(prompt, "deploy"), ok=(409,),
                                 json={k: v for k, v in body.items() if v is not None})
-        data = response.json()
-        found = data.get("error", {}).get("deployment") if response.status_code == 409 else data
-        if found is None:
-            raise rebuild(409, data)
-        if found.get("deployment_id") is None:
-            return {**found, "id": None}
-        return self.get(f"/deployments/{found['deployment_id']}")
+        return self._deployment(response)
 
     def list_deployments(self, prompt: PromptRef | None = None, *, env: str | None = None, status: str | None = None,
                          limit: int = 20) -> list[dict[str, Any]]:
@@ -502,6 +496,16 @@ class RemoteClient:
     def deploy_status(self, prompt: PromptRef) -> dict[str, Any]:
         return self.get(self._p(prompt, "deployments"))
 
+    def _deployment(self, response: httpx.Response) -> dict[str, Any]:
+        """The deployment a deploy or rollout answered with (a refusal is 409 carrying it), as the
+        engine records it."""
+        data = response.json()
+        found = data.get("error", {}).get("deployment") if response.status_code == 409 else data
+        if found is None:
+            raise rebuild(409, data)
+        if found.get("deployment_id") is None:
+            return {**found, "id": None}
+        return self.get(f"/deployments/{found['deployment_id']}")
 
     def decide(self, deployment_id: int, decision: str, *, reason: str | None = None) -> dict[str, Any]:
         """Approve or reject (`decision`) a deployment waiting for approval; the deployment after."""
@@ -515,13 +519,7 @@ class RemoteClient:
         response = self.request("POST", self._p(prompt, "rollout"), ok=(202, 409), json={
             k: v for k, v in {"version": version, "percent": percent, "environment": environment,
                               "reason": reason}.items() if v is not None})
-        data = response.json()
-        found = data.get("error", {}).get("deployment") if response.status_code == 409 else data
-        if found is None:
-            raise rebuild(409, data)
-        if found.get("deployment_id") is None:
-            return {**found, "id": None}
-        return self.get(f"/deployments/{found['deployment_id']}")
+        return self._deployment(response)
 
     # ---- A/B tests and rollouts (promstack.deploy.abtest, .rollout) ------------------------------
 
