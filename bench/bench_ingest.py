@@ -1,10 +1,12 @@
-"""Ingestion and the server's own checks: spans/s through `POST /v1/traces`, and the scheduler's
-CPU on an idle server.
+"""Ingestion and the server's own checks: spans/s through `POST /v1/traces`, call rows/s through
+`POST /api/v1/calls`, and the scheduler's CPU on an idle server.
 
 - OTLP: batches of 100 gen_ai spans in protobuf, posted one after another (one keep-alive
   connection) to a real `promstack serve` process; spans/s against a bare SQLite `executemany` of
   the same rows into the same table, one transaction per 100 (the ideal: no HTTP, no decoding,
   no pricing, no audit row).
+- Reported calls: batches of 100 call rows in JSON (as `client.log_call` sends them) posted the
+  same way to `POST /api/v1/calls`, against a bare `executemany` of the same rows (goal >= 0.3x).
 - Idle: the CPU time of a `promstack serve` process doing nothing, with the checks every 60 s
   (the default), every 1 s (the worst setting) and off; goal: the scheduler under 1 % of a core.
 
@@ -26,6 +28,7 @@ from pathlib import Path
 
 BATCH = 100
 IDLE_GOAL = 0.01  # of one core
+CALLS_GOAL = 0.3  # POST /api/v1/calls against a bare executemany
 
 
 def free_port() -> int:
@@ -130,6 +133,51 @@ def bare(root: Path, bodies: list[bytes]) -> tuple[float, float]:
     return rate, one
 
 
+def call_batches(n: int) -> list[dict]:
+    """`n` bodies of `POST /api/v1/calls`, BATCH rows each, as `client.log_call` makes them."""
+    from promstack.reporting import call_fields
+
+    return [{"calls": [call_fields("gpt-4o", prompt_id=1, prompt_version=1, input_tokens=120 + i, output_tokens=40,
+                                   latency_ms=250.0, user_id=f"u{i % 7}", provider="openai", call_id=f"{b}-{i}")
+                       for i in range(BATCH)]} for b in range(n)]
+
+
+def report(base: str, bodies: list[dict]) -> float:
+    import httpx
+
+    with httpx.Client(timeout=60) as http:
+        http.post(f"{base}/api/v1/calls", json=bodies[0]).raise_for_status()  # warm up
+        start = time.perf_counter()
+        for body in bodies[1:]:
+            http.post(f"{base}/api/v1/calls", json=body).raise_for_status()
+        return (len(bodies) - 1) * BATCH / (time.perf_counter() - start)
+
+
+def bare_calls(root: Path, bodies: list[dict]) -> float:
+    """The same call rows, made by the same code (monitoring.reported), by executemany."""
+    from promstack.monitoring import otlp_in, reported
+    from store import calls, connect
+
+    db = connect(root / "bare-calls.db")
+    now = datetime.now(UTC)
+    prompts = otlp_in._Prompts(db)
+    groups = [[calls._values(reported.call_row(row, prompts, None, now, row["call_id"])) for row in body["calls"]]
+              for body in bodies[1:]]
+
+    def written() -> float:
+        db.execute("DELETE FROM calls")
+        start = time.perf_counter()
+        for group in groups:
+            db.conn.execute("BEGIN IMMEDIATE")
+            db.conn.executemany(calls._INSERT, group)
+            db.conn.execute("COMMIT")
+        return sum(map(len, groups)) / (time.perf_counter() - start)
+
+    rate = sorted(written() for _ in range(3))[1]
+    db.close()
+    return rate
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -160,6 +208,16 @@ def main() -> int:
         print(f"OTLP /v1/traces, batches of {BATCH} protobuf spans: {rate:,.0f} spans/s; "
               f"bare executemany of the same rows, a transaction per {BATCH}: {ideal:,.0f} rows/s; "
               f"ratio {rate / ideal:.2f}x (against one transaction for all, {one:,.0f} rows/s: {rate / one:.2f}x)")
+        bodies_json = call_batches(args.batches)
+        ideal_calls = bare_calls(root, bodies_json)
+        work = root / "calls"
+        work.mkdir()
+        with server(work, "60s") as (_proc, base, _db):
+            calls_rate = report(base, bodies_json)
+        calls_ok = calls_rate / ideal_calls >= CALLS_GOAL
+        print(f"POST /api/v1/calls, batches of {BATCH} JSON rows: {calls_rate:,.0f} rows/s; bare executemany of the "
+              f"same rows: {ideal_calls:,.0f} rows/s; ratio {calls_rate / ideal_calls:.2f}x "
+              f"(goal >= {CALLS_GOAL}x): {'met' if calls_ok else 'MISSED'}")
         figures = {}
         for every in ("off", "60s", "1s"):
             place = root / f"idle-{every}"

@@ -108,6 +108,25 @@ class Client:
         if self._gateway is not None:
             self._gateway.flush()
 
+    def log_call(self, model: str, **fields: Any) -> str:
+        """Log a call the app made itself, as a server logs one reported to `POST /api/v1/calls`
+        (promstack.monitoring.reported: source 'api', priced when no cost_usd, an unknown prompt
+        flagged); written at once. Returns the call's id (the log's is `api-<id>`)."""
+        from promstack import config
+        from promstack.monitoring import reported
+        from promstack.reporting import call_fields
+
+        row = call_fields(model, **fields)
+        report = reported.ingest(self.store.db, [row], actor=self.actor, config=config.of_client(self))
+        if report.rejected:
+            raise InvalidInput(f"the call was not logged: {report.rejected[0][1]}")
+        return row["call_id"]
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write what the call log still holds (a remote client: send the reported calls)."""
+        self.flush_calls()
+        return True
+
     def __enter__(self) -> Client:
         return self
 

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
+from promstack.reporting import CallReporter, Transient, call_fields
 from store.errors import InvalidInput, NotFound, PromStackError, Step
 from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
 
@@ -129,6 +130,9 @@ class RemoteClient:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout,
                                   transport=transport)
+        self._transport = transport
+        self._reporter: CallReporter | None = None
+        self.reporter_options: dict[str, Any] = {}  # CallReporter's limits, before the first log_call
 
     def __repr__(self) -> str:
         return f"<Client url={self.url!r}>"
@@ -159,6 +163,8 @@ class RemoteClient:
         return self.request(method, path, json={k: v for k, v in (body or {}).items() if v is not None}).json()
 
     def close(self) -> None:
+        if self._reporter is not None:
+            self._reporter.close()  # reported calls drain before the connection closes
         self._http.close()
 
     def __enter__(self) -> RemoteClient:
@@ -214,7 +220,44 @@ class RemoteClient:
         pass
 
     def flush_calls(self) -> None:
-        pass
+        """Wait for the calls `log_call` queued to reach the server (or be dropped, counted)."""
+        self.flush()
+
+    # ---- calls the app reports (promstack.reporting) -----------------------------------------------
+
+    @property
+    def reporter(self) -> CallReporter:
+        """The queue `log_call` fills and its sending thread (made on first use)."""
+        if self._reporter is None:
+            http = httpx.Client(base_url=self._http.base_url, headers=self._http.headers,
+                                timeout=httpx.Timeout(10.0, connect=2.0), transport=self._transport)
+
+            def send(batch: list[dict[str, Any]]) -> dict[str, Any]:
+                try:
+                    response = http.post("/calls", json={"calls": batch})
+                except httpx.TransportError as exc:
+                    raise Transient(f"could not reach {self.url}: {_reason(exc)}") from None
+                if response.status_code >= 500 or response.status_code in (408, 429):
+                    raise Transient(f"{self.url} answered {response.status_code}")
+                if not response.is_success:
+                    raise rebuild(response.status_code, response.json())
+                return response.json()
+
+            self._reporter = CallReporter(send, **self.reporter_options)
+        return self._reporter
+
+    def log_call(self, model: str, **fields: Any) -> str:
+        """Report a call the app made itself (fields as the call log's: prompt_id (or a name),
+        prompt_version, input_tokens, output_tokens, latency_ms, user_id, status, error,
+        timestamp, cost_usd, ...); queued and sent in the background, never blocking. Returns
+        the call's id (the log's is `api-<id>`)."""
+        row = call_fields(model, **fields)
+        self.reporter.put(row)
+        return row["call_id"]
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the reported calls are sent (or dropped); False if `timeout` passed first."""
+        return True if self._reporter is None else self._reporter.flush(timeout)
 
     # ---- prompts and versions --------------------------------------------------------------------
 

@@ -19,10 +19,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(spawn, root: Path, *, token: str | None = None, env: dict[str, str] | None = None) -> str:
+def serve(spawn, root: Path, *, token: str | None = None, env: dict[str, str] | None = None,
+          port: int | None = None) -> str:
     """Start `promstack serve` on the store of workspace `root` (made by `promstack init`);
-    return its URL once it answers."""
-    port = free_port()
+    return its URL once it answers (on `port` when given: a server restarted where it was)."""
+    port = port or free_port()
     child = {k: v for k, v in os.environ.items() if k not in ("PROMSTACK_URL", "PROMSTACK_TOKEN")}
     child.update({"PROMSTACK_DB": str(root / ".promstack" / "promstack.db"), **(env or {})})
     if token:

@@ -4,7 +4,8 @@ The metrics (`call_metrics`: windows, groupings, percentiles, the SQL that split
 from evaluation spend) are this package's surface; its other modules are `alerts` (rules, their state,
 notifications), `gauges` (how much of each limit is used, the thresholds a chart marks), `costs` (the
 cost report, tokens), `advice` (a cheaper model, a shorter prompt), `otel` (OTLP export) and
-`otlp_in` (OTLP spans sent to `/v1/traces` into the call log).
+`otlp_in` (OTLP spans sent to `/v1/traces` into the call log), `reported` (calls apps report at
+`POST /api/v1/calls` or with `client.log_call`).
 Monitoring reads the store and calls the gateway and evals; it never imports deploy or a face.
 """
 

@@ -178,6 +178,17 @@ export declare class PromStack {
   listPrompts(): Promise<Array<Record<string, unknown>>>;
   /** Forget every cached prompt. */
   clearCache(): void;
+  /** Report a call the app made itself: queued (bounded), sent in batches to POST /api/v1/calls in
+   * the background, retried with backoff, dropped (counted) when the server stays away. Never
+   * throws for the network, never waits. Returns the call's id (the call log's is `api-<id>`). */
+  logCall(call: ReportedCall): string;
+  /** The queue logCall fills, with its counts (made on first use; options in `reporterOptions`). */
+  readonly reporter: CallReporter;
+  reporterOptions: CallReporterOptions;
+  /** Wait until the reported calls are sent or dropped; false if `timeoutMs` passed first. */
+  flush(timeoutMs?: number): Promise<boolean>;
+  /** Drain the reported calls (up to `timeoutMs`), then stop. */
+  close(timeoutMs?: number): Promise<void>;
   /** Run a prompt through the server's gateway (its keys, its call log). */
   run(options: RunOptions): Promise<RunResult>;
   /** Save a new version (created: false when the content equals the branch head). */
@@ -201,3 +212,49 @@ export declare class PromStack {
 export declare function render(template: Template, variables?: Record<string, unknown>): Template;
 
 export default PromStack;
+
+export interface ReportedCall {
+  model: string;
+  /** A prompt id or name; one the server lacks is stored and flagged. */
+  promptId?: number | string;
+  prompt?: number | string;
+  promptVersion?: number;
+  inputTokens?: number;
+  outputTokens?: number;
+  latencyMs?: number;
+  userId?: string;
+  status?: "ok" | "error";
+  error?: string;
+  /** A Date, ISO 8601 text or epoch seconds; default now. */
+  timestamp?: Date | string | number;
+  /** Default: priced by the server. */
+  costUsd?: number;
+  provider?: string;
+  operation?: string;
+  environment?: string;
+  /** The app's id for the call (default: a random one): a resent call is stored once. */
+  callId?: string;
+}
+
+export interface CallReporterOptions {
+  maxQueue?: number;
+  batch?: number;
+  intervalMs?: number;
+  giveUpMs?: number;
+  backoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export declare class CallReporter {
+  constructor(send: (batch: object[]) => Promise<object>, options?: CallReporterOptions);
+  /** Stored by the server. */
+  readonly sent: number;
+  /** Never stored: the queue was full, or the server stayed away past giveUpMs. */
+  readonly dropped: number;
+  /** Refused by the server (a bad row). */
+  readonly rejected: number;
+  put(row: object): boolean;
+  pending(): number;
+  flush(timeoutMs?: number): Promise<boolean>;
+  close(timeoutMs?: number): Promise<boolean>;
+}

@@ -58,6 +58,63 @@ export class PromStack {
       throw new PromStackError("no fetch() here: use Node 18 or later, or pass { fetch }");
     }
     this._cache = new Map();
+    this._reporter = null;
+    this.reporterOptions = {};
+  }
+
+  // ---- calls the app made itself, reported to the server's call log (POST /api/v1/calls) ----
+  // Queued in memory (bounded: a full queue drops the call, counted), sent in batches in the
+  // background, retried with backoff while the server is away, dropped (counted) after giveUpMs.
+  // Never throws at the caller and never waits on the network; flush()/close() drain.
+
+  logCall(call) {
+    if (!call || typeof call !== "object") throw new PromStackError("logCall({ model, ... }): a call is an object");
+    if (!call.model) throw new PromStackError("logCall needs the model called: logCall({ model: 'gpt-4o-mini', ... })");
+    const row = dropUndefined({
+      model: call.model, prompt_id: call.promptId ?? call.prompt, prompt_version: call.promptVersion,
+      input_tokens: call.inputTokens, output_tokens: call.outputTokens, latency_ms: call.latencyMs,
+      user_id: call.userId, status: call.status, error: call.error,
+      timestamp: call.timestamp instanceof Date ? call.timestamp.toISOString() : call.timestamp ?? Date.now() / 1000,
+      cost_usd: call.costUsd, provider: call.provider, operation: call.operation, environment: call.environment,
+      call_id: call.callId ?? randomId(),
+    });
+    this.reporter.put(row);
+    return row.call_id;
+  }
+
+  get reporter() {
+    if (this._reporter === null) {
+      this._reporter = new CallReporter((batch) => this._sendCalls(batch), this.reporterOptions);
+    }
+    return this._reporter;
+  }
+
+  async _sendCalls(batch) {
+    const headers = { Accept: "application/json", "Content-Type": "application/json" };
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    let response;
+    try {
+      response = await this._fetch(this.baseUrl + "/api/v1/calls", {
+        method: "POST", headers, body: JSON.stringify({ calls: batch }),
+      });
+    } catch (err) {
+      throw new Transient(`could not reach PromStack at ${this.baseUrl}: ${err?.message ?? err}`);
+    }
+    const text = await response.text();
+    if (response.status >= 500 || response.status === 429 || response.status === 408) {
+      throw new Transient(`PromStack answered ${response.status}`);
+    }
+    const body = text ? JSON.parse(text) : {};
+    if (!response.ok) throw new PromStackError(body?.error?.message ?? `PromStack answered ${response.status}`, response.status);
+    return body;
+  }
+
+  async flush(timeoutMs) {
+    return this._reporter === null ? true : this._reporter.flush(timeoutMs);
+  }
+
+  async close(timeoutMs = 10000) {
+    if (this._reporter !== null) await this._reporter.close(timeoutMs);
   }
 
   async getPrompt(options = {}) {
@@ -201,6 +258,110 @@ export class PromStack {
       throw new PromStackError(error ?? `PromStack answered ${response.status}`, response.status);
     }
     return body;
+  }
+}
+
+// ---- reported calls: the bounded queue and its sender -----------------------------------------
+
+class Transient extends Error {}
+
+function randomId() {
+  const bytes = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const sleep = (ms) => new Promise((ok) => { const t = setTimeout(ok, ms); t.unref?.(); });
+
+export class CallReporter {
+  constructor(send, { maxQueue = 10000, batch = 100, intervalMs = 200, giveUpMs = 60000, backoffMs = 100,
+    maxBackoffMs = 5000 } = {}) {
+    this._send = send;
+    Object.assign(this, { maxQueue, batch, intervalMs, giveUpMs, backoffMs, maxBackoffMs });
+    this._queue = [];
+    this._inFlight = 0;
+    this._running = false;
+    this._closed = false;
+    this._waiters = [];
+    this.sent = 0;      // stored by the server (a resent row counted again)
+    this.dropped = 0;   // never stored: the queue was full, or the server stayed away
+    this.rejected = 0;  // refused by the server (a bad row)
+    this.lastError = null;
+  }
+
+  put(row) {
+    if (this._closed || this._queue.length >= this.maxQueue) {
+      this.dropped += 1;
+      return false;
+    }
+    this._queue.push(row);
+    if (!this._running) {
+      this._running = true;
+      const t = setTimeout(() => this._drain(), this._queue.length >= this.batch ? 0 : this.intervalMs);
+      t.unref?.();
+    }
+    return true;
+  }
+
+  pending() {
+    return this._queue.length + this._inFlight;
+  }
+
+  async _drain() {
+    while (this._queue.length > 0) {
+      const batch = this._queue.splice(0, this.batch);
+      this._inFlight = batch.length;
+      await this._deliver(batch);
+      this._inFlight = 0;
+    }
+    this._running = false;
+    for (const wake of this._waiters.splice(0)) wake();
+  }
+
+  async _deliver(batch) {
+    const began = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const answer = await this._send(batch);
+        const rejected = answer?.rejected ?? [];
+        this.rejected += rejected.length;
+        this.sent += batch.length - rejected.length;
+        return;
+      } catch (err) {
+        this.lastError = err;
+        const wait = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** attempt);
+        if (!(err instanceof Transient) || this._closed || Date.now() - began + wait > this.giveUpMs) {
+          this.dropped += batch.length;
+          return;
+        }
+        await sleep(wait);
+      }
+    }
+  }
+
+  flush(timeoutMs) {
+    if (this.pending() === 0) return Promise.resolve(true);
+    return new Promise((ok) => {
+      let timer = null;
+      const done = () => { if (timer) clearTimeout(timer); ok(true); };
+      this._waiters.push(done);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this._waiters = this._waiters.filter((w) => w !== done);
+          ok(this.pending() === 0);
+        }, timeoutMs);
+      }
+    });
+  }
+
+  async close(timeoutMs = 10000) {
+    const drained = await this.flush(timeoutMs);
+    this._closed = true;
+    if (!drained) {
+      this.dropped += this._queue.length;
+      this._queue.length = 0;
+    }
+    return drained;
   }
 }
 

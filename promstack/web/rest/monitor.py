@@ -62,6 +62,30 @@ def call_log(prompt: str | None = None, prompt_version: Annotated[int | None, Qu
         return client.call_log(limit=limit or None, **{k: v for k, v in filters.items() if v is not None})
 
 
+class ReportCalls(Body):
+    calls: list[Any] = Field(max_length=1000, description=(
+        "The calls, each an object with the call log's fields: model (required), prompt_id (an id or a name), "
+        "prompt_version, input_tokens, output_tokens, latency_ms, user_id, status ('ok' or 'error'), error, "
+        "timestamp (ISO 8601 or epoch seconds; default now), cost_usd (default: the server's price), "
+        "provider, operation, environment, call_id (the app's id for the call: a resent call is stored once)."))
+    idempotency_key: str | None = Field(default=None, max_length=200, description=(
+        "The batch's key: a row without its own call_id is keyed by it and its index, so a resent batch "
+        "is stored once."))
+
+
+@router.post("/calls")
+def report_calls(body: ReportCalls, caller: Caller = needs("report_calls")) -> dict[str, Any]:
+    """Store calls an app made itself (`source='api'`); a bad row is rejected by its index, with a
+    sentence, and the others are stored; a row already stored (a resent batch) counts as a duplicate."""
+    from promstack import config
+    from promstack.monitoring import reported
+
+    with caller.client() as client:
+        report = reported.ingest(client.store.db, body.calls, actor=client.actor, config=config.of_client(client),
+                                 idempotency_key=body.idempotency_key)
+    return {**report.as_dict(), "message": reported.message(report)}
+
+
 @router.get("/alerts", response_model=s.AlertsResult)
 def get_alerts(caller: Caller = needs("check_alerts")) -> Any:
     """The alert rules evaluated now, without notifying anyone."""

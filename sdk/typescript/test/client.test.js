@@ -43,8 +43,8 @@ function freePort() {
   });
 }
 
-async function serve(extraEnv = {}) {
-  const port = await freePort();
+async function serve(extraEnv = {}, fixedPort = undefined) {
+  const port = fixedPort ?? await freePort();
   const child = spawn(BIN, ["serve", "--port", String(port), "--db", db], {
     cwd: tmp, env: baseEnv(extraEnv), stdio: ["ignore", "ignore", "pipe"],
   });
@@ -225,5 +225,59 @@ describe("writes and runs over /api/v1", () => {
       (err) => err.status === 404 && err.type === "NotFound" && /no version 9/.test(err.message));
     await assert.rejects(client.setLabel({ name: "sdk/writes", label: "beta", version: 0 }),
       (err) => err.status === 422 && err.type === "ValidationError" && err.field === "version");
+  });
+});
+
+describe("logCall", () => {
+  async function apiRows(url) {
+    const rows = await (await fetch(`${url}/api/v1/calls?limit=0`)).json();
+    return rows.filter((r) => r.source === "api");
+  }
+
+  test("calls are queued, sent in batches, priced, and a resent id is stored once", async () => {
+    const client = new PromStack({ baseUrl });
+    const began = Date.now();
+    const ids = [];
+    for (let i = 0; i < 150; i++) {
+      ids.push(client.logCall({ model: "gpt-4o-mini", promptId: 42, promptVersion: 2, inputTokens: 100,
+        outputTokens: 10, latencyMs: 250, userId: `u${i % 3}` }));
+    }
+    assert.ok(Date.now() - began < 200, "logCall never waits on the network");
+    client.logCall({ model: "gpt-4o-mini", callId: ids[0] }); // the same call again: stored once
+    client.logCall({ model: "gpt-4o-mini", latencyMs: -5 }); // refused by the server: counted
+    assert.equal(await client.flush(20000), true);
+    assert.equal(client.reporter.sent, 151);
+    assert.equal(client.reporter.rejected, 1);
+    const rows = await apiRows(baseUrl);
+    const mine = rows.filter((r) => ids.includes(r.call_id.slice(4)));
+    assert.equal(mine.length, 150);
+    assert.equal(mine[0].prompt_name, "support/answer");
+    assert.ok(mine[0].cost_usd > 0);
+    await client.close();
+  });
+
+  test("the server down then up: queued calls arrive; a tiny queue drops and counts", async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const client = new PromStack({ baseUrl: url });
+    client.reporterOptions = { backoffMs: 50, maxBackoffMs: 300 };
+    const tiny = new PromStack({ baseUrl: url });
+    tiny.reporterOptions = { maxQueue: 5, batch: 5, backoffMs: 50, maxBackoffMs: 300 };
+    for (let i = 0; i < 20; i++) {
+      client.logCall({ model: "gpt-4o-mini", callId: `ts-down-${i}` });
+      tiny.logCall({ model: "gpt-4o-mini", callId: `ts-tiny-${i}` });
+    }
+    assert.equal(await client.flush(500), false);
+    assert.ok(tiny.reporter.dropped >= 10, `dropped ${tiny.reporter.dropped}`);
+    await serve({}, port);
+    assert.equal(await client.flush(30000), true);
+    assert.equal(await tiny.flush(30000), true);
+    assert.equal(client.reporter.sent, 20);
+    const rows = await apiRows(url);
+    assert.equal(rows.filter((r) => r.call_id.startsWith("api-ts-down-")).length, 20);
+    const tinyStored = rows.filter((r) => r.call_id.startsWith("api-ts-tiny-")).length;
+    assert.equal(tinyStored + tiny.reporter.dropped, 20);
+    await client.close();
+    await tiny.close();
   });
 });
