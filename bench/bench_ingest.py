@@ -114,7 +114,7 @@ def bare(root: Path, bodies: list[bytes]) -> tuple[float, float]:
     rows = []
     for body in bodies:
         request = ExportTraceServiceRequest.FromString(body)
-        prompts = otlp_in._Prompts(db)
+        prompts = otlp_in.PromptLinks(db)
         now = datetime.now(UTC)
         rows.append([calls._values(otlp_in.span_row(s, {}, prompts, None, now))
                      for s in request.resource_spans[0].scope_spans[0].spans])
@@ -160,7 +160,7 @@ def bare_calls(root: Path, bodies: list[dict]) -> float:
 
     db = connect(root / "bare-calls.db")
     now = datetime.now(UTC)
-    prompts = otlp_in._Prompts(db)
+    prompts = otlp_in.PromptLinks(db)
     groups = [[calls._values(reported.call_row(row, prompts, None, now, row["call_id"])) for row in body["calls"]]
               for body in bodies[1:]]
 

@@ -237,7 +237,7 @@ def _nanos(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1e9, UTC)
 
 
-class _Prompts:
+class PromptLinks:
     """The store's prompts, to link spans to versions, and the prices of their models (each looked
     up once per export)."""
 
@@ -293,7 +293,7 @@ class _Prompts:
         return prompt_id, name, version, []
 
 
-def span_row(span: Any, resource: dict[str, Any], prompts: _Prompts, config: Config | None,
+def span_row(span: Any, resource: dict[str, Any], prompts: PromptLinks, config: Config | None,
              now: datetime) -> dict[str, Any] | None:
     """A span's call-log row; None for a span that is not a model call; ValueError (saying why)
     for one that cannot be stored."""
@@ -336,20 +336,22 @@ def span_row(span: Any, resource: dict[str, Any], prompts: _Prompts, config: Con
     return {
         "call_id": f"otlp-{trace_id}-{span_id}", "timestamp": iso(start), "prompt_id": prompt_id,
         "prompt_name": prompt_name, "prompt_version": version, "model": str(model)[:200],
-        "provider": _text(_first(attrs, "gen_ai.provider.name", "gen_ai.system")),
+        "provider": clipped(_first(attrs, "gen_ai.provider.name", "gen_ai.system")),
         "route": None, "input_tokens": tokens_in, "output_tokens": tokens_out,
         "latency_ms": round((span.end_time_unix_nano - span.start_time_unix_nano) / 1e6, 3),
-        "user_id": _text(_first(attrs, "user.id", "enduser.id")), "cost_usd": cost, "cache_hit": False,
-        "status": "error" if failed else "ok", "error": _text(error, 2000), "environment": _text(environment),
-        "run_id": None, "guards": {}, "source": SOURCE, "operation": _text(operation), "flags": flags,
+        "user_id": clipped(_first(attrs, "user.id", "enduser.id")), "cost_usd": cost, "cache_hit": False,
+        "status": "error" if failed else "ok", "error": clipped(error, 2000), "environment": clipped(environment),
+        "run_id": None, "guards": {}, "source": SOURCE, "operation": clipped(operation), "flags": flags,
     }
 
 
-def _text(value: Any, limit: int = 200) -> str | None:
+def clipped(value: Any, limit: int = 200) -> str | None:
+    """A reported field as text of at most `limit` characters (None stays None)."""
     return None if value is None else str(value)[:limit]
 
 
-def _audit_entry(row: dict[str, Any], actor: str) -> dict[str, Any]:
+def audit_entry(row: dict[str, Any], actor: str) -> dict[str, Any]:
+    """The audit row a reported call gets beside its call-log row, as the gateway's calls do."""
     detail = {k: row[k] for k in ("call_id", "model", "provider", "status", "operation", "environment",
                                   "prompt_name", "source") if row.get(k) is not None}
     if row.get("error"):
@@ -367,7 +369,7 @@ def ingest(db: sqlite_utils.Database, request: Any, *, actor: str, config: Confi
     Spans are numbered in the order they appear in the request, from 0."""
     now = now or current()
     report = Report()
-    prompts = _Prompts(db)
+    prompts = PromptLinks(db)
     rows = []
     index = -1
     for resource_spans in request.resource_spans:
@@ -385,7 +387,7 @@ def ingest(db: sqlite_utils.Database, request: Any, *, actor: str, config: Confi
                     continue
                 rows.append(row)
     if rows:
-        new = calls.insert_new(db, [(row, _audit_entry(row, actor)) for row in rows])
+        new = calls.insert_new(db, [(row, audit_entry(row, actor)) for row in rows])
         report.stored = sum(new)
         report.duplicates = len(new) - report.stored
         report.flagged = sum(1 for row, fresh in zip(rows, new, strict=True) if fresh and row["flags"])

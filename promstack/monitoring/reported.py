@@ -25,7 +25,7 @@ from store import calls
 from store.clock import current, iso
 from store.errors import InvalidInput
 
-from .otlp_in import MAX_FUTURE, Report, _audit_entry, _Prompts, _text
+from .otlp_in import MAX_FUTURE, PromptLinks, Report, audit_entry, clipped
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -76,7 +76,7 @@ def _moment(value: Any, now: datetime) -> datetime:
     raise ValueError(f"timestamp {value!r} is not an ISO 8601 time or seconds since the epoch")
 
 
-def call_row(row: Any, prompts: _Prompts, config: Config | None, now: datetime, key: str) -> dict[str, Any]:
+def call_row(row: Any, prompts: PromptLinks, config: Config | None, now: datetime, key: str) -> dict[str, Any]:
     """A reported call's call-log row, keyed `api-<key>`; ValueError (saying why) for one that
     cannot be stored."""
     if not isinstance(row, dict):
@@ -113,11 +113,11 @@ def call_row(row: Any, prompts: _Prompts, config: Config | None, now: datetime, 
         error = "the app reported an error"
     return {
         "call_id": f"api-{key}", "timestamp": iso(moment), "prompt_id": prompt_id, "prompt_name": prompt_name,
-        "prompt_version": version, "model": model.strip()[:200], "provider": _text(row.get("provider")),
+        "prompt_version": version, "model": model.strip()[:200], "provider": clipped(row.get("provider")),
         "route": None, "input_tokens": tokens_in, "output_tokens": tokens_out, "latency_ms": latency,
-        "user_id": _text(row.get("user_id")), "cost_usd": cost, "cache_hit": False, "status": status,
-        "error": _text(error, 2000) if status == "error" else None, "environment": _text(row.get("environment")),
-        "run_id": None, "guards": {}, "source": SOURCE, "operation": _text(row.get("operation")), "flags": flags,
+        "user_id": clipped(row.get("user_id")), "cost_usd": cost, "cache_hit": False, "status": status,
+        "error": clipped(error, 2000) if status == "error" else None, "environment": clipped(row.get("environment")),
+        "run_id": None, "guards": {}, "source": SOURCE, "operation": clipped(row.get("operation")), "flags": flags,
     }
 
 
@@ -143,7 +143,7 @@ def ingest(db: sqlite_utils.Database, rows: list[Any], *, actor: str, config: Co
         raise InvalidInput(f"idempotency_key is a string of at most {MAX_KEY} characters")
     now = now or current()
     report = Report()
-    prompts = _Prompts(db)
+    prompts = PromptLinks(db)
     built = []
     for index, row in enumerate(rows):
         try:
@@ -151,7 +151,7 @@ def ingest(db: sqlite_utils.Database, rows: list[Any], *, actor: str, config: Co
         except ValueError as exc:
             report.rejected.append((index, str(exc)))
     if built:
-        new = calls.insert_new(db, [(row, _audit_entry(row, actor)) for row in built])
+        new = calls.insert_new(db, [(row, audit_entry(row, actor)) for row in built])
         report.stored = sum(new)
         report.duplicates = len(new) - report.stored
         report.flagged = sum(1 for row, fresh in zip(built, new, strict=True) if fresh and row["flags"])
