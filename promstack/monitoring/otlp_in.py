@@ -79,17 +79,18 @@ class Report:
     flagged: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
-    def message(self) -> str:
-        """A sentence for the exporter's log; empty when every span was stored."""
+    def message(self, noun: str = "span") -> str:
+        """A sentence for the sender's log (an exporter's spans, or an app's reported calls);
+        empty when every one was stored."""
         parts = []
         if self.rejected:
-            shown = "; ".join(f"span {i}: {why}" for i, why in self.rejected[:5])
+            shown = "; ".join(f"{noun} {i}: {why}" for i, why in self.rejected[:5])
             more = f" (and {len(self.rejected) - 5} more)" if len(self.rejected) > 5 else ""
-            parts.append(f"rejected {len(self.rejected)} span(s): {shown}{more}")
+            parts.append(f"rejected {len(self.rejected)} {noun}(s): {shown}{more}")
         if self.ignored:
-            parts.append(f"ignored {self.ignored} span(s) without gen_ai model attributes")
+            parts.append(f"ignored {self.ignored} {noun}(s) without gen_ai model attributes")
         if self.flagged:
-            parts.append(f"stored {self.flagged} span(s) naming a prompt or version this server lacks (flagged)")
+            parts.append(f"stored {self.flagged} {noun}(s) naming a prompt or version this server lacks (flagged)")
         return "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:

@@ -156,15 +156,3 @@ def ingest(db: sqlite_utils.Database, rows: list[Any], *, actor: str, config: Co
         report.duplicates = len(new) - report.stored
         report.flagged = sum(1 for row, fresh in zip(built, new, strict=True) if fresh and row["flags"])
     return report
-
-
-def message(report: Report) -> str:
-    """A sentence for the reporting app's log; empty when every call was stored."""
-    parts = []
-    if report.rejected:
-        shown = "; ".join(f"call {i}: {why}" for i, why in report.rejected[:5])
-        more = f" (and {len(report.rejected) - 5} more)" if len(report.rejected) > 5 else ""
-        parts.append(f"rejected {len(report.rejected)} call(s): {shown}{more}")
-    if report.flagged:
-        parts.append(f"stored {report.flagged} call(s) naming a prompt or version this server lacks (flagged)")
-    return "; ".join(parts)

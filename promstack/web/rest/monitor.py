@@ -83,7 +83,7 @@ def report_calls(body: ReportCalls, caller: Caller = needs("report_calls")) -> d
     with caller.client() as client:
         report = reported.ingest(client.store.db, body.calls, actor=client.actor, config=config.of_client(client),
                                  idempotency_key=body.idempotency_key)
-    return {**report.as_dict(), "message": reported.message(report)}
+    return {**report.as_dict(), "message": report.message("call")}
 
 
 @router.get("/alerts", response_model=s.AlertsResult)
