@@ -316,7 +316,10 @@ class CallLogWriter:
             self._journal_fd = os.open(self._journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         line = json.dumps([row, audit_entry], ensure_ascii=False, default=str) + "\n"
         self._journal_lines.append(line.encode("utf-8"))
-        loop = asyncio._get_running_loop()
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         if loop is not None and self._journal_flush_due is loop:
             return  # this turn's write is already scheduled
         if loop is None or self._journal_flush_due is not None:

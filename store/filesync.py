@@ -93,7 +93,7 @@ class FileSync:
         self.root = Path(root if root is not None else Path.cwd()).resolve()
         watch = Path(watch_dir)
         watch = (watch if watch.is_absolute() else Path.cwd() / watch).resolve()
-        if not _inside(watch, self.root):
+        if not watch.is_relative_to(self.root):
             raise InvalidInput(
                 f"{watch} is outside the workspace {self.root}; watch a folder inside it"
             )
@@ -144,7 +144,7 @@ class FileSync:
         """Read and parse a file outside any transaction; a SyncResult says why not."""
         rel = self.relative(path)
         try:
-            if path.is_symlink() and not _inside(path.resolve(), self.root):
+            if path.is_symlink() and not path.resolve().is_relative_to(self.root):
                 return SyncResult(rel, "error", error="it is a symlink to a file outside the workspace; "
                                                       "PromStack only reads files inside it")
             before = path.stat()
@@ -297,7 +297,7 @@ class FileSync:
         versioned by its rules (`version`): a new prompt `name`, or a new version of the prompt
         of that name. The file is not tracked: a file under the watched folder is the watcher's."""
         path = Path(path)
-        fmt, parsed = read_prompt_file(path, root=self.root if _inside(path.resolve(), self.root) else None)
+        fmt, parsed = read_prompt_file(path, root=self.root if path.resolve().is_relative_to(self.root) else None)
         with write(self.db):
             row = self.db.execute("SELECT id FROM prompts WHERE name = ?", [name]).fetchone()
             saved, _ = self.version(name, parsed, row[0] if row else None, source)
@@ -440,14 +440,6 @@ class FileSync:
     def _resolve_errors(self, rel: str) -> None:
         self.db.execute("UPDATE watch_errors SET resolved_at = ? WHERE path = ? AND resolved_at IS NULL",
                         [now(), rel])
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return True
 
 
 # ---- reading the file map (status, test data) -------------------------------------------

@@ -65,7 +65,7 @@ def validate_ref_name(name: Any, what: str) -> str:
     return name
 
 
-def _check_model_config(model_config: Any) -> dict[str, Any]:
+def validate_model_config(model_config: Any) -> dict[str, Any]:
     if model_config is None:
         return {}
     if not isinstance(model_config, dict):
@@ -434,7 +434,7 @@ class PromptStore:
     ) -> tuple[Template, dict[str, Any], list[dict[str, Any]], list[tuple[str, str]], str]:
         """Validate content before any transaction opens; nothing is written if this raises."""
         tmpl = normalize(template, allow_empty=is_handlebars(model_config))
-        config = _check_model_config(model_config)
+        config = validate_model_config(model_config)
         if self.config_check is not None and config:
             self.config_check(config)
         used, includes = analyse(tmpl, config)

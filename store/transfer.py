@@ -21,7 +21,7 @@ from .errors import InvalidInput
 from .handlebars import is_handlebars
 from .integrity import import_record
 from .models import content_hash
-from .prompts import LabelGuard, _check_model_config, validate_name, validate_ref_name
+from .prompts import LabelGuard, validate_model_config, validate_name, validate_ref_name
 from .template import analyse, declare, normalize
 
 FORMAT = "promstack/1"
@@ -106,7 +106,7 @@ def _check_prompt(p: Any) -> None:
         here = f"{where} version {v['version']}"
         version_ref(v.get("parent"), f"the parent of version {v['version']}")
         version_ref(v.get("merge_parent"), f"the merge parent of version {v['version']}")
-        _check_model_config(v.get("model_config"))
+        validate_model_config(v.get("model_config"))
         if not isinstance(_need(v, "created_at", here), str):
             raise InvalidInput(f"{here}: 'created_at' must be a time as text")
     for key, fields in (("branches", ("name", "head", "created_at", "created_by")),

@@ -21,7 +21,7 @@ from . import formats
 from .clock import now
 from .db import write
 from .errors import PromStackError
-from .filesync import _inside, sha256, workspace_branch
+from .filesync import sha256, workspace_branch
 from .models import PromptVersion
 from .workspace import workspace_root
 
@@ -86,7 +86,7 @@ def write_back(store: Any, version: PromptVersion, *, root: str | os.PathLike | 
 
 def _safe_target(root: Path, rel: str) -> Path:
     target = root / rel
-    if not _inside(Path(os.path.realpath(target)), root) or not _inside(target.parent.resolve(), root):
+    if not Path(os.path.realpath(target)).is_relative_to(root) or not target.parent.resolve().is_relative_to(root):
         raise PromStackError(f"{rel} resolves outside the workspace (a symlink?); PromStack writes only inside it")
     return target
 

@@ -24,7 +24,7 @@ def remote_url() -> str | None:
 
 
 @contextlib.contextmanager
-def _saving_to_server(folder: str) -> Iterator[None]:
+def saving_to_server(folder: str) -> Iterator[None]:
     """With PROMSTACK_URL, saves of prompt files in `folder` become versions on the server."""
     from promstack.client import Client
     from promstack.remote import FileSaver
@@ -58,7 +58,7 @@ def _watching(db: str | None, folder: str | None) -> Iterator[None]:
         yield
         return
     if db is None and remote_url() is not None:
-        with _saving_to_server(folder):
+        with saving_to_server(folder):
             yield
         return
     from store.watch import start_watcher

@@ -45,9 +45,9 @@ def watch(state, folder, debounce, branch, no_reconcile) -> None:
 
     logging.basicConfig(level=logging.WARNING, format="promstack: %(message)s")
     if state.client.remote:  # PROMSTACK_URL: the saves become versions on the team server
-        from .server import _saving_to_server
+        from .server import saving_to_server
 
-        with _saving_to_server(folder):
+        with saving_to_server(folder):
             _until_interrupted()
         return
     db_path = state.client.store.path

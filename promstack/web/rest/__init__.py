@@ -45,7 +45,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
-from starlette._utils import get_route_path
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -265,7 +264,7 @@ class FastRead:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            found = self.FAST.fullmatch(get_route_path(scope))
+            found = self.FAST.fullmatch(_route_path(scope))
             query = _fast_query(scope["query_string"]) if found else None
             if query is not None:
                 await self.read(scope, found.group(1), *query)(scope, receive, send)
@@ -318,3 +317,9 @@ def docs_page(request: Request) -> HTMLResponse:
             f"<p>{escape(spec['info'].get('description', ''))} The schema: <a href='openapi.json'>"
             "openapi.json</a>.</p><table>" + "".join(rows) + "</table></body></html>")
     return HTMLResponse(page)
+
+
+def _route_path(scope: Scope) -> str:
+    """The request's path inside this mount (the mount's prefix, in `root_path`, taken off)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
