@@ -314,9 +314,8 @@ def test_arena_leaderboard_matrix_and_a_vote(site, page):
     page.locator("#matches-table tr.detail button[value=tie]").first.click()
     page.wait_for_selector(".flash.ok")
     with _client(facts) as client:
-        from promstack.evals.engine import evals_of
 
-        assert [v["winner"] for v in evals_of(client).votes(facts["arena"])] == ["tie"]
+        assert [v["winner"] for v in client.evals.votes(facts["arena"])] == ["tie"]
 
 
 def test_the_filter_menus_offer_what_the_call_log_holds(site, page):

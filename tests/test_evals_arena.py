@@ -103,9 +103,9 @@ def test_garbage_judge_and_failing_model_are_errors_not_verdicts(workspace, clie
 
 def test_human_votes_beside_the_judge(workspace, client, scripted):
     run = run_arena(client, suite="regression", models=MODELS[:2], judge_model="openai/judge", seed=1)
-    from promstack.evals.engine import evals_of, get_run
+    from promstack.evals.engine import get_run
 
-    matches = evals_of(client).matches(run["id"])
+    matches = client.evals.matches(run["id"])
     record_vote(client, matches[0]["id"], "openai/q2")
     record_vote(client, matches[1]["id"], "openai/q1", voter="alice")
     record_vote(client, matches[1]["id"], "tie", voter="alice")  # a changed mind replaces the vote

@@ -148,8 +148,8 @@ def test_every_assertion_type_through_a_real_run(workspace, client, scripted):
     ]
     (workspace / "tests/prompts/all.json").write_text(json.dumps(cases), encoding="utf-8")
     run = engine.run_tests(client, "all", prompt=42, models=["openai/bad"], judge_model="openai/judge")
-    statuses = [r["status"] for r in engine.evals_of(client).iter_results(run["id"])]
-    by_case = {r["case_idx"]: r for r in engine.evals_of(client).iter_results(run["id"])}
+    statuses = [r["status"] for r in client.evals.iter_results(run["id"])]
+    by_case = {r["case_idx"]: r for r in client.evals.iter_results(run["id"])}
     assert len(statuses) == 7
     assert [by_case[i]["status"] for i in range(7)] == ["pass", "pass", "pass", "fail", "fail", "fail", "fail"]
     assert "judge gave 1" in by_case[3]["reason"] and "is-json" in by_case[5]["reason"]
@@ -160,7 +160,7 @@ def test_similar_through_the_gateways_embeddings(workspace, client, scripted, mo
     cases = [{"input": "a", "assert": [{"type": "similar", "value": "bad answer", "threshold": 0.99}]}]
     (workspace / "tests/prompts/emb.json").write_text(json.dumps(cases), encoding="utf-8")
     run = engine.run_tests(client, "emb", prompt=42, models=["openai/bad"])
-    (result,) = engine.evals_of(client).iter_results(run["id"])
+    (result,) = client.evals.iter_results(run["id"])
     (check,) = result["checks"]
     assert result["status"] == "pass" and check["detail"]["method"] == "embedding openai/embed"
     assert any(r["path"] == "/v1/embeddings" for r in scripted.requests)

@@ -27,7 +27,7 @@ def test_a_variable_no_column_gives_refuses_the_run_before_any_call(workspace, c
         "input, expected_output: rename the column or the variable"
     )
     assert _asked(scripted) == 0
-    assert engine.evals_of(client).db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    assert client.evals.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
     result = CliRunner().invoke(cli, ["test", "--suite", "regression"])
     assert result.exit_code == 2
     assert "needs {{ question }}" in result.stderr and "columns input, expected_output" in result.stderr

@@ -68,7 +68,7 @@ def test_geval_weights_score_tokens_and_says_when_it_cannot():
 
 
 def _results(client, run_id):
-    return list(engine.evals_of(client).iter_results(run_id))
+    return list(client.evals.iter_results(run_id))
 
 
 def test_garbage_judgements_are_retried_then_unscored_never_zero(workspace, client, scripted):

@@ -59,9 +59,8 @@ async def test_arena_and_votes(mcp, scripted, client):
     arena, text = await call(mcp, "run_arena", suite="regression", models=["openai/q1", "openai/q3"],
                              judge_model="openai/judge", seed=4)
     assert arena["headline"]["models"] == "openai/q3 vs openai/q1" and "Win rate: 100% / 0%" in text
-    from promstack.evals.engine import evals_of
 
-    match = evals_of(client).matches(arena["run_id"])[0]
+    match = client.evals.matches(arena["run_id"])[0]
     vote, text = await call(mcp, "record_vote", match_id=match["id"], winner="openai/q1")
     assert vote["voter"] == "tester" and vote["winner"] == "openai/q1"
     got, _ = await call(mcp, "get_run", run_id=arena["run_id"])

@@ -31,7 +31,7 @@ def _suite(workspace, name, n, expected="contains:GOOD"):
 
 
 def _results(client, run_id):
-    return list(engine.evals_of(client).iter_results(run_id))
+    return list(client.evals.iter_results(run_id))
 
 
 def _run_until(spawn, workspace, suite, cases, results, db, scripted):
@@ -119,7 +119,7 @@ def test_repeat_index_is_part_of_the_cache_key(workspace, client, scripted):
 def test_cancel_mid_run_then_resume_exactly(workspace, client, scripted):
     _suite(workspace, "long", 40)
     scripted.latency = 0.02
-    evals = engine.evals_of(client)
+    evals = client.evals
 
     async def interrupt() -> str:
         task = asyncio.create_task(engine.arun_tests(client, "long", concurrency=4))
@@ -167,7 +167,7 @@ def test_resume_refuses_a_run_that_is_still_running(workspace, client, scripted)
     run = engine.run_tests(client, "regression")
     from store.db import write
 
-    evals = engine.evals_of(client)
+    evals = client.evals
     with write(evals.db):
         evals.db.execute("UPDATE runs SET status = 'running', pid = 1 WHERE id = ?", [run["id"]])
     with pytest.raises(Exception, match="still running in process 1"):

@@ -30,7 +30,7 @@ def _write(tmp_path: Path, name: str, data: str | bytes) -> Path:
 def test_seed_csv_verbatim(client, tmp_path):
     suite = engine.import_suite(client, _write(tmp_path, "regression.csv", SEED_CSV))
     assert suite["name"] == "regression" and suite["case_count"] == 3
-    cases = engine.evals_of(client).cases(suite["id"])
+    cases = client.evals.cases(suite["id"])
     assert [(c["input"], c["expected"]) for c in cases] == [
         ("이 제품의 장점은?", "긍정적 답변"), ("환불하고 싶어요", "환불 절차 안내"), ("욕설 포함 입력", "정중한 거절"),
     ]
@@ -49,7 +49,7 @@ def test_examples_suite_with_its_sidecar(client):
 def test_bom_multiline_and_extra_columns_are_variables(client, tmp_path):
     text = '\ufeffinput,expected_output,tone,assert:contains\n"첫 줄\n둘째 줄, 쉼표","contains:환불",formal,절차\n'
     suite = engine.import_suite(client, _write(tmp_path, "multi.csv", text))
-    (case,) = engine.evals_of(client).cases(suite["id"])
+    (case,) = client.evals.cases(suite["id"])
     assert case["input"] == "첫 줄\n둘째 줄, 쉼표"
     assert case["variables"] == {"tone": "formal"}
     assert case["assertions"] == [{"type": "contains", "value": "절차"}]
@@ -81,7 +81,7 @@ def test_bad_csv_names_the_line(client, tmp_path, data, message):
         engine.import_suite(client, _write(tmp_path, "keep.csv", data))
     assert message in str(err.value)
     # the suite that was there is untouched
-    assert engine.evals_of(client).suite("keep")["case_count"] == 3
+    assert client.evals.suite("keep")["case_count"] == 3
 
 
 @pytest.mark.parametrize(("name", "data"), [("empty.jsonl", "\n"), ("empty.json", "[]"),
@@ -110,7 +110,7 @@ def test_ragged_row_in_the_middle_leaves_the_old_suite(client, tmp_path):
     rows = "input,expected_output\n" + "".join(f'"q{i}","a{i}"\n' for i in range(5000)) + '"x"\n'
     with pytest.raises(InvalidInput, match="line 5002"):
         engine.import_suite(client, _write(tmp_path, "s.csv", rows))
-    assert engine.evals_of(client).suite("s")["case_count"] == 3
+    assert client.evals.suite("s")["case_count"] == 3
 
 
 def test_json_and_jsonl(client, tmp_path):
@@ -121,7 +121,7 @@ def test_json_and_jsonl(client, tmp_path):
     client.create_prompt("p", "{{ input }}", id=42)
     suite = engine.import_suite(client, _write(tmp_path, "j.json", json.dumps(doc, ensure_ascii=False)))
     assert suite["prompt_id"] == 42 and suite["config"]["judge"]["criteria"] == ["정확한가?"]
-    cases = engine.evals_of(client).cases(suite["id"])
+    cases = client.evals.cases(suite["id"])
     assert cases[0]["variables"] == {"name": "민수"}
     assert cases[1]["variables"] == {"lang": "en"}
     assert cases[1]["assertions"] == [{"type": "is-json"}, {"type": "max-length", "value": 100}]
@@ -199,7 +199,7 @@ def test_a_prompt_yml_carries_its_own_suite(client, tmp_path, scripted):
     prompt = client.get_prompt("support/refund")
     suite = engine.suite_for_prompt(client, prompt.prompt_id)
     assert suite["name"] == "support/refund" and suite["case_count"] == 2 and suite["prompt_id"] == prompt.prompt_id
-    (case, _) = engine.evals_of(client).cases(suite["id"])
+    (case, _) = client.evals.cases(suite["id"])
     assert case["input"] == "환불하고 싶어요" and case["expected"] is None
     assert case["assertions"] == [{"type": "regex", "value": "(?i)\\AGOOD\\ answer"},
                                   {"type": "similar", "value": "GOOD answer"}]

@@ -183,7 +183,7 @@ def test_per_criterion_scores_and_reasons_in_every_result(workspace, client, scr
     failing = shown["summary"]["failing"][0]
     tone = next(c for c in failing["criteria"] if c["criterion"] == "톤이 일관적인가?")
     assert tone == {"criterion": "톤이 일관적인가?", "score": 1, "percent": 0.0, "reason": "Off target."}
-    result = next(iter(engine.evals_of(client).iter_results(run["id"])))
+    result = next(iter(client.evals.iter_results(run["id"])))
     assert [c["criterion"] for c in result["criteria"]][:3] == CRITERIA
     out = CliRunner().invoke(cli, ["runs", run["id"]])
     assert out.exit_code == 0
@@ -260,10 +260,10 @@ def test_the_arena_default_judge_is_never_a_contestant(workspace, client, script
     assert run["config"]["judge"]["model"] == "openai/judge"
     assert run["arena"]["judged"] == 3 and "judge" in scripted.counts
     monkeypatch.delenv("PROMSTACK_JUDGE_MODEL")
-    before = len(engine.evals_of(client).runs(limit=100))
+    before = len(client.evals.runs(limit=100))
     with pytest.raises(InvalidInput, match="a judge model that is not one of the models it compares"):
         run_arena(client, suite="regression", models=["openai/q1", "openai/good"])
-    assert len(engine.evals_of(client).runs(limit=100)) == before  # refused before anything was written
+    assert len(client.evals.runs(limit=100)) == before  # refused before anything was written
     out = CliRunner().invoke(cli, ["arena", "--suite", "regression", "--models", "openai/q1,openai/good"])
     assert out.exit_code == 2 and "not one of the models it compares" in out.stderr
     # Named explicitly, any judge is used as asked.

@@ -13,11 +13,11 @@ here depends on them.
 from .environments import Environment, environment, environments, forget, label_role, need_reason
 from .locks import DeployBusy
 from .pipeline import approve, deploy, get_deployment, list_deployments, reject, rollback, status
-from .resolver import Resolution, Resolver, bucket, resolver_for
+from .resolver import Resolution, Resolver, bucket
 from .results import DeployPending, GateFailed, check_text, describe, raise_for, refusal
 
 __all__ = [
     "DeployBusy", "DeployPending", "Environment", "GateFailed", "Resolution", "Resolver", "approve", "bucket",
     "check_text", "deploy", "describe", "environment", "environments", "forget", "get_deployment",
-    "label_role", "list_deployments", "need_reason", "raise_for", "refusal", "reject", "resolver_for", "rollback", "status",
+    "label_role", "list_deployments", "need_reason", "raise_for", "refusal", "reject", "rollback", "status",
 ]

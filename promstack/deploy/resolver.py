@@ -127,8 +127,3 @@ class Resolver:
             with self._lock:
                 self._versions[key] = cached
         return cached
-
-
-def resolver_for(client: Client) -> Resolver:
-    """The resolver of `client` (one per client, so its cache serves every call through it)."""
-    return client.resolver

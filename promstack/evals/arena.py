@@ -29,7 +29,7 @@ from store.clock import now
 from store.errors import InvalidInput, Step
 from store.evals import EvalStore
 
-from .catalog import evals_of, get_suite, resolve_prompt
+from .catalog import get_suite, resolve_prompt
 from .gateway import Gateway, GatewayError, LiveGateway
 from .judge import Judge, JudgeConfig, ensure_judge_prompts, load_judge
 from .plans import check_columns, check_not_running
@@ -66,7 +66,7 @@ async def arun_arena(
         return await asyncio.to_thread(client.arena, suite=suite, models=models, prompt=prompt, version=version,
                                        label=label, criteria=criteria, judge_model=judge_model,
                                        concurrency=concurrency, seed=seed, resume=resume, progress=progress)
-    evals = evals_of(client)
+    evals = client.evals
     if resume:
         run = evals.run(resume)
         if run["kind"] != "arena":
@@ -304,4 +304,4 @@ def arena_models(models: list[str]) -> list[str]:
 def record_vote(client: Client, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
     if client.remote:
         return client.record_vote(match_id, winner, voter=voter)
-    return evals_of(client).record_vote(match_id, winner, voter=voter)
+    return client.evals.record_vote(match_id, winner, voter=voter)

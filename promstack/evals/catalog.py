@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from store.errors import InvalidInput, NotFound, PromStackError, Step
-from store.evals import EvalStore
 from store.secrets import redact
 from store.workspace import workspace_root
 
@@ -28,10 +27,6 @@ if TYPE_CHECKING:
     from ..client import Client
 
 PREFERRED_SUITE = "regression"
-
-
-def evals_of(client: Client) -> EvalStore:
-    return client.evals
 
 
 def root_of(client: Client) -> Path | None:
@@ -59,7 +54,7 @@ def import_suite(client: Client, source: str | os.PathLike | None = None, *, tex
 def _import_suite(client: Client, source: str | os.PathLike | None = None, *, text: str | None = None,
                   fmt: str | None = None, name: str | None = None, prompt: Any = None,
                   config: dict[str, Any] | None = None) -> dict[str, Any]:
-    evals = evals_of(client)
+    evals = client.evals
     if (source is None) == (text is None):
         raise InvalidInput("give a suite file, or the cases as text, not both")
     settings: dict[str, Any] = dict(config or {})
@@ -136,7 +131,7 @@ def sync_workspace(client: Client, only: str | None = None) -> list[str]:
     root = root_of(client)
     if root is None:
         return []
-    evals = evals_of(client)
+    evals = client.evals
     changed = []
     for name, path in S.workspace_suite_files(root).items():
         if only is not None and name != only:
@@ -156,21 +151,21 @@ def sync_workspace(client: Client, only: str | None = None) -> list[str]:
 def get_suite(client: Client, name: str) -> dict[str, Any]:
     S.validate_suite_name(name)
     sync_workspace(client, only=name)
-    return evals_of(client).suite(name)
+    return client.evals.suite(name)
 
 
 def list_suites(client: Client) -> list[dict[str, Any]]:
     if client.remote:
         return client.list_suites()
     sync_workspace(client)
-    return evals_of(client).suites()
+    return client.evals.suites()
 
 
 def show_suite(client: Client, name: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
     if client.remote:
         return client.show_suite(name, limit=limit)
     suite = get_suite(client, name)
-    return {**suite, "cases": evals_of(client).cases(suite["id"], limit=limit, offset=offset)}
+    return {**suite, "cases": client.evals.cases(suite["id"], limit=limit, offset=offset)}
 
 
 def resolve_prompt(client: Client, suite: dict[str, Any], prompt: Any) -> int:
@@ -202,7 +197,7 @@ def prompt_file_suite(client: Client, prompt_id: int) -> dict[str, Any] | None:
     name = client.get_prompt(prompt_id).name
     body = json.dumps(test_data, ensure_ascii=False, sort_keys=True)
     sha = hashlib.sha256(body.encode()).hexdigest()
-    evals = evals_of(client)
+    evals = client.evals
     found = evals.find_suite(name)
     if found is not None and found["sha256"] == sha:
         return found
@@ -215,7 +210,7 @@ def suite_for_prompt(client: Client, prompt_id: int) -> dict[str, Any]:
     """A prompt's default suite: the one tied to it (named 'regression' if several), else the
     test data of its own .prompt.yml file."""
     sync_workspace(client)
-    evals = evals_of(client)
+    evals = client.evals
     tied = evals.suites(prompt_id)
     if not tied:
         own = prompt_file_suite(client, prompt_id)

@@ -23,7 +23,6 @@ from . import suites as S
 from .arena import arena_view
 from .catalog import (
     case_object,
-    evals_of,
     get_suite,
     import_suite,
     list_suites,
@@ -43,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "aevaluate", "ajudge_run", "aresume_run", "arun_tests", "build_plan", "check_columns", "check_not_running",
-    "compare_runs", "evals_of", "evaluate", "get_run", "get_suite", "import_suite", "judge_run", "list_suites",
+    "compare_runs", "evaluate", "get_run", "get_suite", "import_suite", "judge_run", "list_suites",
     "plan_from_run", "resolve_prompt", "resume_run", "run_tests", "show_suite", "suite_for_prompt",
     "sync_workspace", "upload_run",
 ]
@@ -64,7 +63,7 @@ async def arun_tests(
     Over a team server, the run is made here (this machine's model keys) and uploaded to it."""
     if client.remote:
         return await _tested_here(client, suite, progress=progress, warn=warn, started=started, **options)
-    evals = evals_of(client)
+    evals = client.evals
     if suite:
         found = get_suite(client, suite)
     elif options.get("prompt") not in (None, ""):
@@ -90,7 +89,7 @@ async def arun_tests(
 async def aresume_run(client: Client, run_id: str, *, gateway: Gateway | None = None,
                       progress: Progress | None = None, concurrency: int | None = None,
                       retries: int | None = None, warn: Any = None) -> dict[str, Any]:
-    evals = evals_of(client)
+    evals = client.evals
     run = evals.run(run_id)
     if run["kind"] != "test":
         raise InvalidInput(f"run {run_id} is an {run['kind']} run; resume it with its own command")
@@ -104,7 +103,7 @@ async def aresume_run(client: Client, run_id: str, *, gateway: Gateway | None = 
 
 async def _execute(client: Client, run: dict[str, Any], plan: Plan, gateway: Gateway | None,
                    progress: Progress | None) -> dict[str, Any]:
-    evals = evals_of(client)
+    evals = client.evals
     total = plan.suite["case_count"] * len(plan.models) * plan.repeat
     if run["total"] != total:
         evals.set_run_total(run["id"], total)
@@ -130,7 +129,7 @@ async def _gateway(client: Client, given: Gateway | None) -> AsyncIterator[Gatew
 def get_run(client: Client, run_id: str, *, failing: int = 20) -> dict[str, Any]:
     if client.remote:
         return client.get_run(run_id, failing=failing)
-    evals = evals_of(client)
+    evals = client.evals
     run = evals.run(run_id)
     if run["kind"] == "arena":
         return arena_view(evals, run)
@@ -152,7 +151,7 @@ async def ajudge_run(client: Client, run_id: str, criteria: Any, *, gateway: Gat
     if client.remote:
         return await asyncio.to_thread(client.judge_run, run_id, criteria, judge_model=judge_model,
                                        threshold=threshold, concurrency=concurrency, progress=progress)
-    evals = evals_of(client)
+    evals = client.evals
     source = evals.run(run_id)
     if source["kind"] != "test":
         raise InvalidInput(f"run {run_id} is an {source['kind']} run; ", Step("judge_run"), " judges test runs")
@@ -261,7 +260,7 @@ def upload_run(client: Client, run: dict[str, Any], results: list[dict[str, Any]
     uploaded twice is stored once. Returns the run as `get_run` reports it, and whether it was new."""
     if client.remote:
         return client.upload_run(run, results), True
-    created = evals_of(client).import_run(run, results)
+    created = client.evals.import_run(run, results)
     return get_run(client, run["id"]), created
 
 
@@ -285,7 +284,7 @@ def compare_runs(client: Client, run_a: str, run_b: str) -> dict[str, Any]:
     """Two test runs (two versions, two models) side by side, case by case: each side's result
     and whether the case was fixed, broke or changed. Cases pair up by case, repeat and model
     (the n-th model of one run with the n-th of the other when their models differ)."""
-    evals = evals_of(client)
+    evals = client.evals
     runs = [get_run(client, run_a), get_run(client, run_b)]
     for run in runs:
         if run["kind"] != "test":

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from store.errors import InvalidInput, Step
 from store.evals import EvalStore
 
-from .catalog import evals_of, resolve_prompt
+from .catalog import resolve_prompt
 from .judge import JudgeConfig, ensure_judge_prompts, load_judge
 from .runner import Plan, check_positive
 
@@ -87,13 +87,13 @@ def build_plan(
     if len(set(models)) != len(models):
         raise InvalidInput("a model is named twice in ", Step.arg("models"))
     if not judge_only:
-        check_columns(evals_of(client), suite, found)
+        check_columns(client.evals, suite, found)
     judge_doc = criteria if criteria is not None else config.get("judge")
     judge_cfg = load_judge(
         judge_doc, model=judge_model or config.get("judge_model") or os.environ.get("PROMSTACK_JUDGE_MODEL"),
         threshold=threshold if threshold is not None else config.get("threshold"),
     )
-    evals = evals_of(client)
+    evals = client.evals
     if judge_cfg.criteria or _needs_judge(evals, suite):
         judge_cfg.prompt_version, judge_cfg.pair_prompt_version = ensure_judge_prompts(client)
     if not judge_cfg.model:
@@ -110,7 +110,7 @@ def build_plan(
 def plan_from_run(client: Client, run: dict[str, Any], *, concurrency: int | None = None,
                   retries: int | None = None) -> Plan:
     """The plan a run was started with, as stored: a resume is exact."""
-    evals = evals_of(client)
+    evals = client.evals
     suite = evals.suite(run["suite_name"])
     cfg = run["config"]
     judge = cfg.get("judge")

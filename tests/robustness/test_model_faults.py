@@ -48,7 +48,7 @@ def test_every_fault_is_marked_and_the_run_completes(client, fake_llm, isolated_
     run = within(120, lambda: engine.run_tests(client, "faults", models=models, concurrency=16,
                                                 retries=RUNNER_RETRIES), "the faulty batch run")
     assert run["status"] == "done"
-    results = list(engine.evals_of(client).iter_results(run["id"]))
+    results = list(client.evals.iter_results(run["id"]))
     assert len(results) == CASES * len(models)
     assert len({(r["case_key"], r["model"], r["repeat"]) for r in results}) == len(results)
     by_model: dict[str, list[dict]] = {}
@@ -102,9 +102,9 @@ def test_a_cancelled_storm_is_resumed_to_exactly_n_results(client, fake_llm, iso
     _workspace(client, fake_llm, isolated_store)
     fake_llm.script(*["503"] * 200)
     first = within(60, lambda: engine.run_tests(client, "faults", concurrency=4), "the stormy run")
-    statuses = [r["status"] for r in engine.evals_of(client).iter_results(first["id"])]
+    statuses = [r["status"] for r in client.evals.iter_results(first["id"])]
     assert len(statuses) == CASES and "error" in statuses
     fake_llm.reset()
     second = within(60, lambda: engine.run_tests(client, "faults", concurrency=4), "the calm run")
     assert second["summary"]["results"] == CASES and second["summary"]["passed"] == CASES
-    assert [r["status"] for r in engine.evals_of(client).iter_results(first["id"])] == statuses
+    assert [r["status"] for r in client.evals.iter_results(first["id"])] == statuses
