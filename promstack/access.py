@@ -77,7 +77,15 @@ NEEDS: dict[str, str] = {
     # the server itself
     "manage_tokens": "admin",
     "change_config": "admin",
-    "audit_log": "viewer",
+    # The audit log and its check need deployer, not viewer: the log names every token and its
+    # role (token_create rows), which only an admin lists otherwise, and it is the record a
+    # deployer answers for (who deployed, approved, forced). Not admin: CI's deploying token
+    # runs `audit verify --expect` after each deploy, and CI should hold no admin token.
+    "audit_log": "deployer",
+    # the whole store: an export holds what a viewer may read anyway (model keys are masked);
+    # an import changes prompts (its environment labels need deployer: see `label_need`)
+    "export_store": "viewer",
+    "import_store": "editor",
     "whoami": "viewer",
 }
 

@@ -12,7 +12,7 @@ steps it suggests, so a face words them in its own terms). Long operations the s
 judge pass, an arena) are followed to their end (`follow`).
 
 What the server does not offer over REST (the local store file itself: `store`, `evals`,
-`gateway`, the audit chain, whole-store export) raises `NotRemote`, naming PROMSTACK_URL.
+`gateway`) raises `NotRemote`, naming PROMSTACK_URL.
 """
 
 from __future__ import annotations
@@ -198,8 +198,8 @@ class RemoteClient:
                          f"(PROMSTACK_URL={self.url}); unset PROMSTACK_URL to use a local store")
 
     def __getattr__(self, name: str) -> Any:
-        # Whatever else a local Client has (the store itself, the call log, the audit chain,
-        # export, label_at ...) is not offered over REST yet: say so, naming the server.
+        # Whatever else a local Client has (the store itself, its gateway ...) is not offered
+        # over REST: say so, naming the server.
         if name.startswith("__"):
             raise AttributeError(name)
         raise self._not_remote()
@@ -372,6 +372,33 @@ class RemoteClient:
         return fmt, self.save(name, parsed.template, model_config=parsed.model_config, message=parsed.message,
                               keep_config=True)
 
+    # ---- the whole store and its audit log ---------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        """The server's whole store as one document, as the local `Client.export` (no read
+        timeout: a large store takes a while)."""
+        return self.request("GET", "/export", timeout=httpx.Timeout(None, connect=5.0)).json()
+
+    def import_(self, document: dict[str, Any], *, force: bool = False, reason: str | None = None) -> dict[str, int]:
+        """Import a whole-store document into the server's store (all or nothing), as the local
+        `Client.import_`: gated environments' labels are refused unless `force` with a `reason`."""
+        return self.request("POST", "/import", json={"document": document, "force": force, "reason": reason},
+                            timeout=httpx.Timeout(None, connect=5.0)).json()
+
+    def audit_log(self, prompt: PromptRef | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        return self.get("/audit", prompt=None if prompt is None else str(prompt), limit=limit)
+
+    def verify_audit(self, *, expect: str | None = None) -> tuple[bool, str]:
+        """(ok, message), checked on the server (its audit key never leaves it)."""
+        return tuple(self.audit_report(expect=expect)[:2])
+
+    def audit_report(self, *, expect: str | None = None) -> Any:
+        """`verify_audit` with the head (COUNT:HASH) and every problem found (a store.audit.Report)."""
+        from store.audit import Report
+
+        found = self.get("/audit/verify", expect=expect)
+        return Report(found["ok"], found["message"], found["count"], found["head"], tuple(found["problems"]))
+
     # ---- branches --------------------------------------------------------------------------------
 
     def create_branch(self, prompt: PromptRef, name: str, *, from_version: int | None = None,
@@ -502,11 +529,12 @@ class RemoteClient:
     def arena(self, *, suite: str, models: list[str], resume: str | None = None,
               progress: Callable[..., Any] | None = None, **options: Any) -> dict[str, Any]:
         """An arena run on the server (its models, its keys); the run as `get_run` reports it."""
-        if resume:
-            raise self._not_remote("resuming an arena run (--resume)")
         prompt = options.get("prompt")
-        started = self.send("POST", "/arena", {**options, "suite": suite, "models": list(models),
-                                               "prompt": None if prompt is None else str(prompt)})
+        body = {"resume": resume} if resume else {
+            **options, "suite": suite, "models": list(models), "prompt": None if prompt is None else str(prompt)}
+        if resume and options.get("concurrency") is not None:
+            body["concurrency"] = options["concurrency"]
+        started = self.send("POST", "/arena", body)
         return self.follow(started, progress)
 
     def record_vote(self, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
@@ -569,8 +597,13 @@ class RemoteClient:
     def ab_start(self, prompt: PromptRef, **options: Any) -> dict[str, Any]:
         return self.send("POST", self._p(prompt, "ab"), options)
 
-    def ab_report(self, prompt: PromptRef, *, env: str | None = None) -> dict[str, Any]:
-        return self.get(self._p(prompt, "ab"), environment=env)
+    def ab_report(self, prompt: PromptRef, *, env: str | None = None, evaluate: bool = False) -> dict[str, Any]:
+        """The A/B report; `evaluate` tests an arm with no finished run on the server first (no
+        read timeout: it runs the suite)."""
+        if not evaluate:
+            return self.get(self._p(prompt, "ab"), environment=env)
+        return self.request("GET", self._p(prompt, "ab"), params={"environment": env, "evaluate": "true"} if env
+                            else {"evaluate": "true"}, timeout=httpx.Timeout(None, connect=5.0)).json()
 
     def ab_stop(self, prompt: PromptRef, **options: Any) -> dict[str, Any]:
         return self.send("POST", self._p(prompt, "ab/stop"), options)

@@ -503,3 +503,32 @@ def import_name(path: str | os.PathLike, base: str | os.PathLike) -> str:
     except ValueError:
         relative = path.name
     return formats.name_for(relative)
+
+
+# ---- the files of a folder against the heads of another store (`promstack status` over a server) --
+
+def compare_folder(folder: str | os.PathLike, head: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every prompt file under `folder` held up against its prompt's main head, as `head(name)`
+    returns it (a PromptVersion, or None when no prompt has that name): `files`, each with
+    `state` "same", "changed" (saving the file would make a version) or "new" (no such prompt);
+    `errors`, the files that cannot be read, each with the sentence why."""
+    base = Path(folder)
+    files: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for path in sorted(p for p in base.rglob("*") if p.is_file() and formats.format_of(p.name) is not None):
+        shown = path.relative_to(base.parent).as_posix() if base.parent != base else path.as_posix()
+        try:
+            fmt, parsed = read_prompt_file(path)
+        except InvalidInput as exc:
+            errors.append({"path": shown, "error": str(exc)})
+            continue
+        name = import_name(path, base)
+        found = head(name)
+        entry = {"path": shown, "format": fmt, "prompt": name, "prompt_id": None, "version": None, "state": "new"}
+        if found is not None:
+            # The file's model config keys over the head's others, as saving the file would make it.
+            config = {**found.model_config, **(parsed.model_config or {})}
+            same = content_hash(normalize(parsed.template), config) == found.sha256
+            entry.update(prompt_id=found.prompt_id, version=found.version, state="same" if same else "changed")
+        files.append(entry)
+    return {"files": files, "errors": errors}

@@ -162,6 +162,7 @@ def twins(spawn, tmp_path, monkeypatch, _scripted_server):
             assert there_out == here_out, args
         return there.output
 
+    both.remote, both.local = remote, local  # a test that runs one side alone
     return both
 
 
@@ -262,3 +263,88 @@ def test_cost_advice_over_a_server(twins):
     twins("cost", "prices", "--model", "openai/good", "--model", "nobody/prices-this")
     assert "verdict: rejected" in twins("cost", "shorter", "--prompt", "42", "--model", "openai/bad", code=1)
     twins("cost", "shorter", "--prompt", "42", "--model", "openai/bad", "--no-test", "--json", code=1)
+
+
+def test_export_import_and_the_audit_log_over_a_server(twins, tmp_path):
+    exported = json.loads(twins("export"))
+    assert [p["name"] for p in exported["prompts"]][:1] == ["support/answer"]
+    twins("export", "--json")
+    assert "support/answer" in twins("audit")
+    twins("audit", "--prompt", "42", "--limit", "5")
+    twins("audit", "--json")
+    twins("audit", "--prompt", "nothing/here", code=2)
+    assert "audit head" in twins("audit", "verify")
+    twins("audit", "verify", "--expect", "not-a-head", code=2)
+    # a document of another store: one prompt, its production label (a gated environment)
+    with Client(tmp_path / "elsewhere.db") as other:
+        other.create_prompt("billing/invoice", "Invoice {{ n }}")
+        other.set_label("billing/invoice", "production", 1, force=True, reason="elsewhere")
+        (tmp_path / "backup.json").write_text(json.dumps(other.export()), encoding="utf-8")
+    assert "production" in twins("import", "backup.json", code=2)
+    assert "1 prompts, 1 versions" in twins("import", "backup.json", "--force", "--reason", "restore")
+    twins("label", "history", "billing/invoice")
+    assert "deploy_forced" in twins("audit", "--prompt", "billing/invoice")  # hashes cover the times: text only
+
+
+def test_status_compares_the_files_here_with_the_servers_heads(twins, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from promstack.cli import cli
+
+    prompts = tmp_path / "prompts" / "support"
+    prompts.mkdir(parents=True)
+    (prompts / "answer.txt").write_text("v7 {{ input }}", encoding="utf-8")
+    (tmp_path / "prompts" / "fresh.txt").write_text("Brand new {{ x }}", encoding="utf-8")
+    (tmp_path / "prompts" / "broken.prompt.md").write_bytes(b"---\nmodel: [unclosed\n---\nhi")
+    env = twins.remote
+    out = CliRunner().invoke(cli, ["status", "--json"], env=env)
+    assert out.exit_code == 0, out.output
+    found = json.loads(out.output)
+    assert [(f["path"], f["prompt"], f["version"], f["state"]) for f in found["files"]] == [
+        ("prompts/fresh.txt", "fresh", None, "new"), ("prompts/support/answer.txt", "support/answer", 7, "same")]
+    assert [e["path"] for e in found["errors"]] == ["prompts/broken.prompt.md"]
+    (prompts / "answer.txt").write_text("v8 {{ input }}", encoding="utf-8")
+    text = CliRunner().invoke(cli, ["status"], env=env).output
+    assert "support/answer v7 (differs from the server's v7; 'promstack import' saves it)" in text
+    assert "fresh (not on the server" in text and "1 file not readable" in text
+
+
+def test_ab_report_with_evaluate_over_a_server(twins, tmp_path):
+    for root in (tmp_path / "team", tmp_path / "here"):  # arm B names a model, so evaluate can run it
+        with Client(root / ".promstack" / "promstack.db") as client:
+            client.save(42, "v8 {{ input }}", model_config={"model": "openai/good"})
+    twins("ab", "start", "--prompt", "42", "--a", "1", "--b", "8", "--env", "staging", "--force", "--reason", "try")
+    before = twins("ab", "report", "--prompt", "42", "--env", "staging")
+    assert "v8 has no finished run" in before
+    after = twins("ab", "report", "--prompt", "42", "--env", "staging", "--evaluate")
+    assert "v8 has no finished run" not in after
+    twins("runs", "--suite", "graded")
+
+
+def _interrupt_arena(db, run_id: str) -> None:
+    """The newest arena run of `db` as a killed one would leave it, under the id `run_id` (the
+    same in both stores, so one command resumes it in each): half its matches undone."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)  # foreign keys off: the run's id changes with its rows'
+    with conn:
+        (old,) = conn.execute("SELECT id FROM runs WHERE kind = 'arena' ORDER BY started_at DESC LIMIT 1").fetchone()
+        for table in ("results", "arena_matches", "votes", "calls"):
+            conn.execute(f"UPDATE {table} SET run_id = ? WHERE run_id = ?", [run_id, old])
+        conn.execute("UPDATE runs SET id = ?, status = 'interrupted', summary = NULL, finished_at = NULL "
+                     "WHERE id = ?", [run_id, old])
+        done = [r[0] for r in conn.execute("SELECT id FROM arena_matches WHERE run_id = ? ORDER BY id", [run_id])]
+        conn.executemany("DELETE FROM arena_matches WHERE id = ?", [[i] for i in done[len(done) // 2:]])
+    conn.close()
+
+
+def test_arena_resume_over_a_server(twins, tmp_path):
+    twins("arena", "--suite", "graded", "--prompt", "42", "--models", "openai/q1,openai/q3",
+          "--judge-model", "openai/judge", "--seed", "3", "--concurrency", "1")
+    killed = "r20260301-100000-abcdef"
+    for root in (tmp_path / "team", tmp_path / "here"):
+        _interrupt_arena(root / ".promstack" / "promstack.db", killed)
+    assert "interrupted" in twins("runs", "--suite", "graded")
+    assert "win rate" in twins("arena", "--resume", killed, "--concurrency", "1")
+    twins("runs", "--suite", "graded")
+    twins("arena", "--resume", "r20000101-000000-000000", code=2)

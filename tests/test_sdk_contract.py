@@ -230,3 +230,94 @@ def test_the_call_log(sdk, _scripted_server):
     assert sdk.call_log(cache_hit=True) == []
     with pytest.raises(NotFound):
         sdk.call_log(prompt="nothing/here")
+
+
+def _other_store(path, *, production: bool = False) -> dict:
+    """The export of another store: one prompt (with its production label when asked)."""
+    with Client(path) as other:
+        other.create_prompt("billing/invoice", "Invoice {{ n }}", model_config={"model": "openai/good"}, id=77)
+        other.set_label("billing/invoice", "beta", 1)
+        if production:
+            other.set_label("billing/invoice", "production", 1, force=True, reason="elsewhere")
+        return other.export()
+
+
+def _contents(document: dict) -> list:
+    return [(p["name"], [(v["version"], v["sha256"]) for v in p["versions"]], [(b["name"], b["head"]) for b in p["branches"]],
+             [(lb["name"], lb["version"]) for lb in p["labels"]]) for p in document["prompts"]]
+
+
+def test_export_and_import_round_trip(sdk, tmp_path):
+    made(sdk)
+    sdk.save("support/refund", "v2 {{ question }}", message="second")
+    sdk.create_branch("support/refund", "kinder", from_version=1)
+    sdk.set_label("support/refund", "beta", 2)
+    exported = sdk.export()
+    assert exported["format"] == "promstack/1"
+    with Client(tmp_path / "laptop.db") as laptop:  # from this store to another
+        assert laptop.import_(exported) == {"prompts": 1, "versions": 2, "labels": 1}
+        assert _contents(laptop.export()) == _contents(exported)
+        assert laptop.get_prompt("support/refund", label="beta").template == "v2 {{ question }}"
+    brought = _other_store(tmp_path / "other.db")  # and from another store to this one
+    assert sdk.import_(brought) == {"prompts": 1, "versions": 1, "labels": 1}
+    assert sdk.get_prompt("billing/invoice", label="beta").model_config == {"model": "openai/good"}
+    assert _contents(sdk.export())[-1] == _contents(brought)[0]
+    with pytest.raises(InvalidInput, match="format"):
+        sdk.import_({"prompts": []})
+
+
+def test_import_of_a_gated_label_needs_force(sdk, tmp_path):
+    document = _other_store(tmp_path / "other.db", production=True)
+    with pytest.raises(InvalidInput, match="production") as refused:
+        sdk.import_(document)
+    assert "billing/invoice" not in [p.name for p in sdk.list_prompts()]  # all or nothing
+    with pytest.raises(InvalidInput, match="reason"):
+        sdk.import_(document, force=True)
+    assert sdk.import_(document, force=True, reason="restore")["prompts"] == 1
+    assert {k: v for k, v in sdk.labels("billing/invoice").items() if k != "latest"} == {"beta": 1, "production": 1}
+    assert "gated environment" in str(refused.value)
+
+
+def test_the_audit_log_and_its_check(sdk):
+    made(sdk)
+    sdk.save("support/refund", "v2 {{ question }}")
+    rows = sdk.audit_log("support/refund")
+    assert [(r["action"], r["version"]) for r in rows][:2] == [("save", 2), ("create_prompt", 1)]
+    assert len(sdk.audit_log(limit=1)) == 1
+    ok, message = sdk.verify_audit()
+    report = sdk.audit_report()
+    assert ok and report.ok and report.problems == () and message == report.message
+    assert report.head.startswith(f"{report.count}:")
+    assert sdk.audit_report(expect=report.head).ok
+    with pytest.raises(InvalidInput, match="not an audit head"):
+        sdk.verify_audit(expect="yesterday")
+    with pytest.raises(NotFound):
+        sdk.audit_log("nothing/here")
+
+
+def test_roles_for_the_whole_store_and_its_audit_log(spawn, isolated_store, tmp_path):
+    """Export is a read (viewer); import changes prompts (editor), and its environment labels
+    need deployer; the audit log and its check need deployer."""
+    from promstack.access import Forbidden
+    from store import tokens
+    from store.db import connect
+
+    made(Client())
+    db = connect(isolated_store)
+    names = {name: tokens.create(db, name, role, actor="admin")
+             for name, role in (("vic", "viewer"), ("ed", "editor"), ("dana", "deployer"))}
+    db.conn.close()
+    url = serve(spawn, isolated_store.parent.parent)
+    vic, ed, dana = (Client(url=url, token=names[n]) for n in ("vic", "ed", "dana"))
+    assert [p["name"] for p in vic.export()["prompts"]] == ["support/refund"]
+    with pytest.raises(Forbidden, match="needs the deployer role; the token 'vic' is viewer"):
+        vic.audit_log()
+    with pytest.raises(Forbidden, match="deployer"):
+        ed.verify_audit()
+    with pytest.raises(Forbidden, match="editor"):
+        vic.import_(_other_store(tmp_path / "a.db"))
+    with pytest.raises(Forbidden, match="deployer"):
+        ed.import_(_other_store(tmp_path / "b.db", production=True), force=True, reason="restore")
+    assert ed.import_(_other_store(tmp_path / "c.db"))["prompts"] == 1
+    assert dana.audit_report().ok
+    assert [(r["action"], r["actor"]) for r in dana.audit_log(limit=1)] == [("import", "ed")]

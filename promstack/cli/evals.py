@@ -78,7 +78,7 @@ def progress_bar(label: str, quiet: bool = False) -> Iterator[Any]:
 
 
 def _latest_interrupted(client: Client) -> str | None:
-    runs = client.evals.runs(limit=1)
+    runs = client.list_runs(limit=1)  # the server's runs, with PROMSTACK_URL
     return runs[0]["id"] if runs and runs[0]["status"] != "done" else None
 
 

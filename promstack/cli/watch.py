@@ -86,13 +86,18 @@ def _until_interrupted() -> None:
 @cli.command("status")
 @command_context
 def status(state) -> None:
-    """Tracked prompt files and the files the watcher could not version.
+    """Tracked prompt files and the files the watcher could not version. With PROMSTACK_URL, the
+    prompt files under prompts/ here held up against the server's prompts: which match its
+    head, which differ (import or watch saves them) and which it does not have.
 
     \b
     promstack status
     """
     from store.filesync import open_errors, tracked_files
 
+    if state.client.remote:
+        _status_against_server(state)
+        return
     db = state.client.store.db
     files, errors = tracked_files(db), open_errors(db)
     if as_json(state, {"files": files, "errors": errors}):
@@ -107,6 +112,35 @@ def status(state) -> None:
         click.echo(f"\n{len(errors)} file{'s' if len(errors) != 1 else ''} not versioned:")
         for e in errors:
             click.echo(f"  {e['path']}: {e['error']} ({e['at'][:19].replace('T', ' ')})")
+
+
+def _status_against_server(state) -> None:
+    from store.errors import NotFound
+    from store.filesync import compare_folder
+
+    client = state.client
+
+    def head(name: str):
+        try:
+            return client.get_prompt(name)
+        except NotFound:
+            return None
+
+    found = compare_folder(Path("prompts"), head)
+    if as_json(state, found):
+        return
+    files, errors = found["files"], found["errors"]
+    if not files and not errors:
+        click.echo(f"No prompt files under prompts/ here to compare with {client.url}.")
+    for f in files:
+        note = {"same": "", "changed": f" (differs from the server's v{f['version']}; 'promstack import' saves it)",
+                "new": " (not on the server; 'promstack import' adds it)"}[f["state"]]
+        version = f" v{f['version']}" if f["version"] is not None else ""
+        click.echo(f"{f['path']:<48} {f['prompt']}{version}{note}")
+    if errors:
+        click.echo(f"\n{len(errors)} file{'s' if len(errors) != 1 else ''} not readable:")
+        for e in errors:
+            click.echo(f"  {e['path']}: {e['error']}")
 
 
 @cli.command("checkpoint")

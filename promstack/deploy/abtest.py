@@ -372,9 +372,7 @@ def _p(p: float) -> str:
 def report(client: Client, prompt: Any, *, env: str | None = None, evaluate: bool = False) -> dict[str, Any]:
     """The running (else the latest) A/B test of `prompt` in `env`, compared arm by arm."""
     if client.remote:
-        if evaluate:
-            raise client.not_remote("an A/B report with evaluate (a test run for an arm)")
-        return client.ab_report(prompt, env=env)
+        return client.ab_report(prompt, env=env, evaluate=evaluate)
     row, split = _find(client, prompt, env, active_only=False)
     arms, note = _collect(client, split)
     notes = [note] if note else []

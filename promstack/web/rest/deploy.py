@@ -151,11 +151,17 @@ def start_ab_test(prompt: str, body: StartAB, caller: Caller = needs("start_ab_t
 
 
 @router.get(P + "/ab")
-def ab_report(prompt: str, environment: str | None = None, caller: Caller = needs("ab_report")) -> dict[str, Any]:
-    """The running (else latest) A/B test compared arm by arm: latency, errors, cost, judge score."""
+def ab_report(prompt: str, environment: str | None = None, evaluate: bool = False,
+              caller: Caller = needs("ab_report")) -> dict[str, Any]:
+    """The running (else latest) A/B test compared arm by arm: latency, errors, cost, judge score.
+    `evaluate`: an arm with no finished run of its suite is tested first (the runner role: it
+    calls the models)."""
+    from promstack import access
     from promstack.deploy import abtest
 
-    return caller.call(abtest.report, ref(prompt), env=environment)
+    if evaluate:
+        caller.require(access.need("evaluate_prompt"))
+    return caller.call(abtest.report, ref(prompt), env=environment, evaluate=evaluate)
 
 
 @router.post(P + "/ab/stop")

@@ -55,8 +55,10 @@ class JudgeRun(Body):
 
 
 class RunArena(Body):
-    suite: SuiteName
-    models: Models = Field(min_length=2)
+    suite: SuiteName | None = Field(default=None, description="Required unless resume.")
+    models: Models | None = Field(default=None, description="Two or more; required unless resume.")
+    resume: str | None = Field(default=None, max_length=100, description="Finish this interrupted arena run "
+                               "as it was started (then give no suite, models, prompt or criteria).")
     prompt: s.PromptRef | None = None
     version: s.Version | None = None
     label: str | None = Field(default=None, max_length=100, description="The version a label points at.")
@@ -272,11 +274,17 @@ def judge_run(run_id: str, body: JudgeRun, request: Request, caller: Caller = ne
 def run_arena(body: RunArena, request: Request, caller: Caller = needs("run_arena")) -> Any:
     """Compare models blind on a suite, a judge picking the better answer of each pair."""
     from promstack.evals.arena import run_arena as arena
+    from store.errors import InvalidInput
+
+    if body.resume is None and (body.suite is None or body.models is None):
+        raise InvalidInput("say which suite and models the arena compares (or resume: a run to finish)")
+    if body.resume is not None and (body.suite or body.models or body.prompt is not None or body.criteria):
+        raise InvalidInput("resume finishes an arena run as it was started: give no suite, models, prompt or criteria")
 
     def work(client: Any, progress: Any, started: Any) -> Any:
-        return arena(client, suite=body.suite, models=body.models, prompt=body.prompt, version=body.version,
-                     label=body.label, criteria=body.criteria, judge_model=body.judge_model, seed=body.seed,
-                     concurrency=body.concurrency, progress=progress)
+        return arena(client, suite=body.suite or "", models=body.models or [], prompt=body.prompt,
+                     version=body.version, label=body.label, criteria=body.criteria, judge_model=body.judge_model,
+                     seed=body.seed, concurrency=body.concurrency, resume=body.resume, progress=progress)
 
     return _start(request, caller, "arena", work, _arena)
 
