@@ -13,12 +13,13 @@ prompt is running, 2 bad input.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from store.errors import InvalidInput
 
 from . import (
     EXIT_CHECK_FAILED,
@@ -32,17 +33,18 @@ from . import (
     warn,
 )
 
-# Where CI installs PromStack from: a tagged commit of its git repository (it is not on PyPI).
-# A fork or a mirror works the same: change the URL, or set PROMSTACK_SOURCE for `ci init`.
-INSTALL_SOURCE = "git+https://github.com/promstack/promstack@v0.1.0"
-
-# The workflows' pieces (str.format templates: {{ and }} are literal braces).
+# The workflows' pieces (str.format templates: {{ and }} are literal braces). CI installs
+# PromStack from where this copy came from (promstack.install_source: it is not on PyPI).
 _INSTALL = """\
       - uses: actions/setup-python@v5
         with:
           python-version: '3.12'
       - name: Install PromStack
-        run: pip install "promstack @ {source}"
+{install_note}        run: pip install "promstack @ {source}"
+"""
+_PLACEHOLDER_NOTE = """\
+        # PLACEHOLDER: where PromStack installs from was unknown to `promstack ci init`; run it
+        # again with --source (a git URL with a tag, or a wheel's URL), or put that URL here.
 """
 _IMPORT = """\
       - name: Version the prompt files
@@ -127,9 +129,12 @@ LOCAL_WORKFLOW = """\
 
 def workflow_text(prompt_id: str | int = 42, *, local: bool = False, source: str | None = None) -> str:
     """The workflow `ci init` writes: against the team server, or (`local`) with the store
-    committed to git."""
-    source = source or os.environ.get("PROMSTACK_SOURCE") or INSTALL_SOURCE
-    return (LOCAL_WORKFLOW if local else WORKFLOW).format(prompt_id=prompt_id, source=source)
+    committed to git; PromStack installed from `source` (None: a marked placeholder)."""
+    from promstack.install_source import PLACEHOLDER
+
+    note = "" if source else _PLACEHOLDER_NOTE
+    return (LOCAL_WORKFLOW if local else WORKFLOW).format(prompt_id=prompt_id, source=source or PLACEHOLDER,
+                                                          install_note=note)
 
 
 def gate_progress(quiet: bool, json_output: bool) -> Any:
@@ -493,21 +498,38 @@ def ci_group() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing workflow file.")
 @click.option("--local", is_flag=True,
               help="For one person without a server: the store is committed to git and the deploy commits back.")
-def ci_init(prompt_id: str, folder: str, force: bool, local: bool) -> None:
+@click.option("--source", metavar="URL",
+              help="Where the workflow installs PromStack from: a git URL with a tag "
+                   "(git+https://github.com/you/promstack@v0.1.0) or a wheel's URL (env: PROMSTACK_SOURCE; "
+                   "default: where this copy was installed from, when CI can reach it).")
+def ci_init(prompt_id: str, folder: str, force: bool, local: bool, source: str | None) -> None:
     """Write .github/workflows/prompts.yml: on push to prompts/**, test, gate on the score, deploy,
     against the team server named by the repository secrets PROMSTACK_URL and PROMSTACK_TOKEN.
+    The workflow installs PromStack from --source, else from where this copy came from (its git
+    repository at the installed tag or commit, or the wheel's URL).
 
     \b
     promstack ci init --prompt 42
+    promstack ci init --prompt 42 --source git+https://github.com/you/promstack@v0.1.0
     promstack ci init --prompt 42 --local
     """
+    from promstack.install_source import chosen
+
     if not str(prompt_id).strip() or any(c in str(prompt_id) for c in "\n\r:{}#'\""):
         fail(f"--prompt {prompt_id!r} is not a prompt id or name the workflow can carry")
     path = Path(folder) / ".github" / "workflows" / "prompts.yml"
     if path.exists() and not force:
         fail(f"{path} exists; --force overwrites it")
+    try:
+        found = chosen(source)
+    except InvalidInput as exc:
+        fail(str(exc))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(workflow_text(prompt_id, local=local), encoding="utf-8")
+    path.write_text(workflow_text(prompt_id, local=local, source=found), encoding="utf-8")
+    if found is None:
+        warn(f"{path} installs PromStack from a placeholder: this copy was not installed from a git "
+             "repository or a URL a CI job can reach, so give --source (a git URL with a tag, or a wheel's "
+             "URL) and run 'promstack ci init --force' again")
     if not local:
         click.echo(f"Wrote {path}: commit it with your prompts, and set the repository secrets PROMSTACK_URL, "
                    "PROMSTACK_TOKEN (a deployer token) and your model keys")
