@@ -35,13 +35,12 @@ class DeployPromptArgs(Args):
 def deploy_prompt(call: Call, args: DeployPromptArgs) -> tuple[DeployResult, str]:
     """Deploy a prompt version to an environment (default production) through its gate (tests,
     judge score, alerts), or roll it back."""
-    from promstack import deploy
 
     if args.rollback:
-        found = deploy.rollback(call.client, args.prompt, env=args.environment, reason=args.reason)
+        found = call.client.deploys.rollback(args.prompt, env=args.environment, reason=args.reason)
     else:
-        found = deploy.deploy(call.client, args.prompt, version=args.version, env=args.environment,
-                              force=args.force, skip=tuple(args.options.skip), reason=args.reason,
-                              rerun=args.options.rerun)
+        found = call.client.deploys.deploy(args.prompt, version=args.version, env=args.environment,
+                                           force=args.force, skip=tuple(args.options.skip), reason=args.reason,
+                                           rerun=args.options.rerun)
     result = deploy_result(found, mcp_words)
     return result, result.message

@@ -79,12 +79,9 @@ def _ms(value: Any) -> str:
 def get_metrics(call: Call, args: GetMetricsArgs) -> tuple[MetricsResult, str]:
     """Requests, errors, latency percentiles, tokens, cost and cache hits of logged model calls,
     optionally grouped."""
-    from promstack import monitoring
-
-    found = monitoring.metrics(
-        call.client.store.db, since=args.since, until=args.options.until, by=list(args.by), prompt=args.prompt,
-        version=args.version, model=args.options.model, environment=args.environment,
-        user_id=args.options.user_id,
+    found = call.client.monitoring.metrics(  # the server's call log, over a team server
+        since=args.since, until=args.options.until, by=list(args.by), prompt=args.prompt, version=args.version,
+        model=args.options.model, environment=args.environment, user_id=args.options.user_id,
     )
     lines = [f"{found['since'] or 'start'} .. {found['until']}"]
     for g in found["groups"][:20]:
@@ -105,7 +102,7 @@ def check_alerts(call: Call, args: CheckAlertsArgs) -> tuple[AlertsResult, str]:
     resolved."""
     from promstack.monitoring import alerts
 
-    found = alerts.check(call.client.store.db, call.client.store.path, notify=args.notify)
+    found = call.client.monitoring.check_alerts(notify=args.notify)
     text = "\n".join(alerts.check_lines(found))
     return AlertsResult.model_validate(found), text
 
@@ -118,7 +115,7 @@ def cost_report(call: Call, args: CostReportArgs) -> tuple[CostReportResult, str
     filters = {"prompt": args.prompt} if args.prompt is not None else {}
     if args.environment:
         filters["environment"] = args.environment
-    found = costs.cost_report(call.client.store.db, since=args.since, by=list(args.by), **filters)
+    found = call.client.monitoring.cost_report(since=args.since, by=list(args.by), **filters)
     lines = [costs.report_headline(found)]
     for g in found["groups"][:20]:
         key = g.get("prompt_name") or ", ".join(str(g[k]) for k in g if k in (
@@ -134,7 +131,7 @@ def recommend_model(call: Call, args: RecommendModelArgs) -> tuple[RecommendMode
     saving."""
     from promstack.monitoring import advice
 
-    found = advice.recommend_model(call.client, args.prompt, tolerance=args.tolerance)
+    found = call.client.monitoring.recommend_model(args.prompt, tolerance=args.tolerance)
     return RecommendModelResult.model_validate(found), advice.recommendation_text(found)
 
 
@@ -145,7 +142,7 @@ def suggest_shorter(call: Call, args: SuggestShorterArgs) -> tuple[SuggestShorte
     from promstack.monitoring import advice
 
     call.progress(0, 3, "asking for a shorter rewrite")
-    found = advice.suggest_shorter(call.client, args.prompt, model=args.model, version=args.version,
-                                  suite=args.suite, run_suite=args.run_suite)
+    found = call.client.monitoring.suggest_shorter(args.prompt, model=args.model, version=args.version,
+                                                   suite=args.suite, run_suite=args.run_suite)
     call.progress(3, 3, found["verdict"])
     return SuggestShorterResult.model_validate(found), "\n".join(advice.shorter_summary(found))

@@ -14,8 +14,10 @@ from store.refs import is_internal
 from store.workspace import require_db
 
 if TYPE_CHECKING:
+    from promstack.deploy.facade import Deploys
     from promstack.deploy.resolver import Resolver
     from promstack.gateway import CallResult, Gateway
+    from promstack.monitoring.facade import Monitoring
     from store.evals import EvalStore
 
 PromptRef = int | str
@@ -96,6 +98,21 @@ class Client:
 
             self._resolver = Resolver(self)
         return self._resolver
+
+    @property
+    def deploys(self) -> Deploys:
+        """Deploys, approvals, A/B tests and rollouts on this store (over a team server, the
+        remote client's `deploys` has the same methods)."""
+        from promstack.deploy.facade import Deploys
+
+        return Deploys(self)
+
+    @property
+    def monitoring(self) -> Monitoring:
+        """Metrics, alerts and costs of this store's call log (the same methods over a server)."""
+        from promstack.monitoring.facade import Monitoring
+
+        return Monitoring(self)
 
     def forget_resolved(self) -> None:
         """Drop what `resolver` cached (after a label change made through this client)."""

@@ -216,6 +216,16 @@ class RemoteClient:
     def gateway(self) -> Any:
         raise self._not_remote()
 
+    @property
+    def deploys(self) -> RemoteDeploys:
+        """Deploys, approvals, A/B tests and rollouts, on the server (`Client.deploys`'s methods)."""
+        return RemoteDeploys(self)
+
+    @property
+    def monitoring(self) -> RemoteMonitoring:
+        """Metrics, alerts and costs of the server's call log (`Client.monitoring`'s methods)."""
+        return RemoteMonitoring(self)
+
     def forget_resolved(self) -> None:
         pass
 
@@ -650,6 +660,106 @@ class RemoteClient:
         from promstack.monitoring.call_metrics import parse_groups
 
         return self.get("/costs", by=parse_groups(by), **options)
+
+
+class RemoteDeploys:
+    """`client.deploys` over a team server: the methods of `promstack.deploy.facade.Deploys`, each
+    a REST call; the server's gate decides, its labels move (a refusal or a wait for approval is
+    raised from its answer, as the local engine raises it)."""
+
+    def __init__(self, client: RemoteClient) -> None:
+        self.client = client
+
+    def deploy(self, prompt: PromptRef, *, version: int | None = None, env: str | None = None, force: bool = False,
+               skip: tuple[str, ...] | list[str] = (), reason: str | None = None, rollout: float | None = None,
+               rerun: bool = False, **local_only: Any) -> dict[str, Any]:
+        # progress, warn: the gate runs on the server, whose progress this client does not see
+        if rollout is not None:
+            from promstack.deploy.splits import check_percent
+
+            return self.client.start_rollout(prompt, version=version, percent=check_percent(rollout),
+                                             environment=env, reason=reason)
+        return self.client.deploy(prompt, version=version, environment=env, force=force, skip=skip, reason=reason,
+                                  rerun=rerun)
+
+    def rollback(self, prompt: PromptRef, *, env: str | None = None, reason: str | None = None) -> dict[str, Any]:
+        return self.client.deploy(prompt, rollback=True, environment=env, reason=reason)
+
+    def approve(self, deployment_id: int, *, reason: str | None = None) -> dict[str, Any]:
+        return self.client.decide(deployment_id, "approve", reason=reason)
+
+    def reject(self, deployment_id: int, *, reason: str | None = None) -> dict[str, Any]:
+        return self.client.decide(deployment_id, "reject", reason=reason)
+
+    def list_deployments(self, prompt: PromptRef | None = None, *, env: str | None = None,
+                         status: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        return self.client.list_deployments(prompt, env=env, status=status, limit=limit)
+
+    def status(self, prompt: PromptRef) -> dict[str, Any]:
+        return self.client.deploy_status(prompt)
+
+    def move_label(self, prompt: PromptRef, label: str, version: Any, *, force: bool = False,
+                   reason: str | None = None, rerun: bool = False, **local_only: Any) -> dict[str, Any]:
+        # The server's gate decides: a refusal (GateFailed) or a wait (DeployPending) is raised.
+        move = self.client.set_label(prompt, label, version, reason=reason, force=force, rerun=rerun)
+        return {"status": "moved", "move": move, "deployment": None}
+
+    def ab_start(self, prompt: PromptRef, *, a: int | None = None, b: int, split: float = 50,
+                 env: str | None = None, reason: str | None = None, force: bool = False, rerun: bool = False,
+                 **local_only: Any) -> dict[str, Any]:
+        return self.client.ab_start(prompt, a=a, b=b, split=split, environment=env, reason=reason, force=force,
+                                    rerun=rerun)
+
+    def ab_stop(self, prompt: PromptRef, *, winner: str | None = None, env: str | None = None,
+                reason: str | None = None, force: bool = False) -> dict[str, Any]:
+        return self.client.ab_stop(prompt, winner=winner, environment=env, reason=reason, force=force)
+
+    def ab_report(self, prompt: PromptRef, *, env: str | None = None, evaluate: bool = False) -> dict[str, Any]:
+        return self.client.ab_report(prompt, env=env, evaluate=evaluate)
+
+    def rollout_status(self, prompt: PromptRef, *, env: str | None = None) -> dict[str, Any]:
+        return self.client.rollout(prompt, environment=env)
+
+    def promote(self, prompt: PromptRef, *, env: str | None = None, to: float | None = None) -> dict[str, Any]:
+        return self.client.rollout(prompt, "promote", environment=env, to=to)
+
+    def abort(self, prompt: PromptRef, *, env: str | None = None, reason: str | None = None) -> dict[str, Any]:
+        return self.client.rollout(prompt, "abort", environment=env, reason=reason)
+
+    def check_rollouts(self) -> list[dict[str, Any]]:
+        return self.client.check_rollouts()
+
+
+class RemoteMonitoring:
+    """`client.monitoring` over a team server: the methods of
+    `promstack.monitoring.facade.Monitoring`, answered by the server from its call log."""
+
+    def __init__(self, client: RemoteClient) -> None:
+        self.client = client
+
+    def metrics(self, **filters: Any) -> dict[str, Any]:
+        return self.client.metrics(**filters)
+
+    def check_alerts(self, *, notify: bool = True) -> dict[str, Any]:
+        return self.client.check_alerts(notify=notify)
+
+    def alert_history(self, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return self.client.alert_history(state=state, limit=limit)
+
+    def cost_report(self, **options: Any) -> dict[str, Any]:
+        return self.client.cost_report(**options)
+
+    def recommend_model(self, prompt: PromptRef, **options: Any) -> dict[str, Any]:
+        return self.client.recommend_model(prompt, **options)
+
+    def compare_versions(self, prompt: PromptRef, a: int, b: int, **options: Any) -> dict[str, Any]:
+        return self.client.compare_versions(prompt, a, b, **options)
+
+    def price_table(self, models: list[str] | None = None) -> dict[str, Any]:
+        return self.client.price_table(models)
+
+    def suggest_shorter(self, prompt: PromptRef, **options: Any) -> dict[str, Any]:
+        return self.client.suggest_shorter(prompt, **options)
 
 
 def _reason(exc: httpx.TransportError) -> str:

@@ -203,18 +203,18 @@ def deploy_cmd(ctx: Any, prompt: str | None, version: int | None, env: str | Non
     """
     if click.get_current_context().invoked_subcommand is not None:
         return
-    from promstack import deploy
 
     if not prompt:
         fail("say which prompt: promstack deploy --prompt 42")
     if rollback:
         if version is not None or force or skip or rollout is not None or rerun:
             fail("--rollback goes back one step: drop --version/--force/--skip/--rollout/--rerun")
-        result = deploy.rollback(ctx.client, prompt, env=env, reason=reason)
+        result = ctx.client.deploys.rollback(prompt, env=env, reason=reason)
     else:
         with gate_progress(quiet, ctx.json) as progress:
-            result = deploy.deploy(ctx.client, prompt, version=version, env=env, force=force, skip=skip,
-                                   reason=reason, rollout=rollout, rerun=rerun, progress=progress, warn=warn)
+            result = ctx.client.deploys.deploy(prompt, version=version, env=env, force=force, skip=skip,
+                                               reason=reason, rollout=rollout, rerun=rerun, progress=progress,
+                                               warn=warn)
     if not as_json(ctx, result):
         print_deployment(result)
     _exit_for(result)
@@ -231,9 +231,8 @@ def deploy_approve(ctx: Any, deployment_id: int, reason: str | None) -> None:
     \b
     promstack deploy approve 7
     """
-    from promstack import deploy
 
-    result = deploy.approve(ctx.client, deployment_id, reason=reason)
+    result = ctx.client.deploys.approve(deployment_id, reason=reason)
     emit(ctx, result, print_deployment)
 
 
@@ -243,9 +242,8 @@ def deploy_approve(ctx: Any, deployment_id: int, reason: str | None) -> None:
 @command_context
 def deploy_reject(ctx: Any, deployment_id: int, reason: str | None) -> None:
     """Reject a deployment that waits for approval."""
-    from promstack import deploy
 
-    result = deploy.reject(ctx.client, deployment_id, reason=reason)
+    result = ctx.client.deploys.reject(deployment_id, reason=reason)
     emit(ctx, result, f"Rejected deployment {deployment_id}")
 
 
@@ -257,9 +255,8 @@ def deploy_reject(ctx: Any, deployment_id: int, reason: str | None) -> None:
 @command_context
 def deploy_list(ctx: Any, prompt: str | None, env: str | None, status: str | None, limit: int) -> None:
     """Deployments, newest first."""
-    from promstack import deploy
 
-    found = deploy.list_deployments(ctx.client, prompt, env=env, status=status, limit=limit)
+    found = ctx.client.deploys.list_deployments(prompt, env=env, status=status, limit=limit)
     if as_json(ctx, found):
         return
     for d in found:
@@ -277,9 +274,8 @@ def deploy_list(ctx: Any, prompt: str | None, env: str | None, status: str | Non
 @command_context
 def deploy_status(ctx: Any, prompt: str) -> None:
     """Which version each environment serves, its gate, and any A/B test or rollout there."""
-    from promstack import deploy
 
-    found = deploy.status(ctx.client, prompt)
+    found = ctx.client.deploys.status(prompt)
     if as_json(ctx, found):
         return
     click.echo(f"{found['name']} (#{found['prompt_id']})")
@@ -323,13 +319,12 @@ def ab_start(ctx: Any, prompt: str, a: int | None, b: int, split: float, env: st
              force: bool, rerun: bool, quiet: bool) -> None:
     """Start an A/B test: get_prompt(..., label=ENV, user_id=...) serves A or B. In a gated
     environment each arm it does not serve yet must pass its gate first (exit 1 if one fails)."""
-    from promstack.deploy import abtest
 
     if force and not (reason or "").strip():
         fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
     with gate_progress(quiet, ctx.json) as progress:
-        found = abtest.start(ctx.client, prompt, a=a, b=b, split=split, env=env, reason=reason, force=force,
-                             rerun=rerun, progress=progress, warn=warn)
+        found = ctx.client.deploys.ab_start(prompt, a=a, b=b, split=split, env=env, reason=reason,
+                                            force=force, rerun=rerun, progress=progress, warn=warn)
     if as_json(ctx, found):
         return
     click.echo(f"A/B test {found['id']} of {found['name']} in {found['environment']}: A = v{found['version_a']} "
@@ -355,9 +350,8 @@ def _fmt(name: str, value: Any) -> str:
 @command_context
 def ab_report(ctx: Any, prompt: str, env: str | None, evaluate: bool) -> None:
     """Compare the arms on judge score, latency, error rate and cost, with significance tests."""
-    from promstack.deploy import abtest
 
-    found = abtest.report(ctx.client, prompt, env=env, evaluate=evaluate)
+    found = ctx.client.deploys.ab_report(prompt, env=env, evaluate=evaluate)
     if as_json(ctx, found):
         return
     s = found["split"]
@@ -386,11 +380,10 @@ def ab_report(ctx: Any, prompt: str, env: str | None, evaluate: bool) -> None:
 def ab_stop(ctx: Any, prompt: str, winner: str | None, env: str | None, reason: str | None, force: bool) -> None:
     """End the A/B test; --winner moves the environment's label to that arm's version (in a
     gated environment only a version that passed its gate, unless --force --reason)."""
-    from promstack.deploy import abtest
 
     if force and not (reason or "").strip():
         fail("--force needs --reason: say why the gate is skipped (it goes into the audit log)")
-    found = abtest.stop(ctx.client, prompt, winner=winner, env=env, reason=reason, force=force)
+    found = ctx.client.deploys.ab_stop(prompt, winner=winner, env=env, reason=reason, force=force)
     if as_json(ctx, found):
         return
     if winner:
@@ -433,9 +426,8 @@ def _print_split(found: dict[str, Any]) -> None:
 @command_context
 def rollout_status(ctx: Any, prompt: str, env: str | None) -> None:
     """The running rollout of a prompt."""
-    from promstack.deploy import rollout
 
-    found = rollout.status(ctx.client, prompt, env=env)
+    found = ctx.client.deploys.rollout_status(prompt, env=env)
     emit(ctx, found, _print_split)
 
 
@@ -446,9 +438,8 @@ def rollout_status(ctx: Any, prompt: str, env: str | None) -> None:
 @command_context
 def rollout_promote(ctx: Any, prompt: str, env: str | None, to: float | None) -> None:
     """Serve the new version to more users; at 100% the label moves. Halts instead if it alerts."""
-    from promstack.deploy import rollout
 
-    found = rollout.promote(ctx.client, prompt, env=env, to=to)
+    found = ctx.client.deploys.promote(prompt, env=env, to=to)
     emit(ctx, found, _print_split)
     if found.get("halted"):
         sys.exit(EXIT_CHECK_FAILED)
@@ -458,9 +449,8 @@ def rollout_promote(ctx: Any, prompt: str, env: str | None, to: float | None) ->
 @command_context
 def rollout_check(ctx: Any) -> None:
     """Check every running rollout; halt (and roll back) those whose new version alerts. Exit 1 if any halted."""
-    from promstack.deploy import rollout
 
-    found = rollout.check_all(ctx.client)
+    found = ctx.client.deploys.check_rollouts()
     if not as_json(ctx, found):
         for item in found:
             _print_split(item)
@@ -477,9 +467,8 @@ def rollout_check(ctx: Any) -> None:
 @command_context
 def rollout_abort(ctx: Any, prompt: str, env: str | None, reason: str | None) -> None:
     """Stop a rollout: everyone back on the stable version."""
-    from promstack.deploy import rollout
 
-    found = rollout.abort(ctx.client, prompt, env=env, reason=reason)
+    found = ctx.client.deploys.abort(prompt, env=env, reason=reason)
     emit(ctx, found, _print_split)
 
 

@@ -83,12 +83,8 @@ def metrics_command(state, since: str, by: str, until: str | None, prompt: str |
     promstack metrics --since 7d --by prompt,model
     promstack metrics --by day --prompt support/refund --json
     """
-    from promstack.monitoring import facade
-
-    result = facade.metrics(
-        state.client, since=since, until=until, by=by, prompt=prompt, model=model,
-        environment=environment, user_id=user_id,
-    )
+    result = state.client.monitoring.metrics(since=since, until=until, by=by, prompt=prompt, model=model,
+                                             environment=environment, user_id=user_id)
     if as_json(state, result):
         return
     click.echo(f"{result['since'] or 'the beginning'} .. {result['until']}  (percentiles: nearest rank)")
@@ -123,9 +119,9 @@ def alerts_check(state, no_notify: bool) -> None:
     promstack alerts check || echo "something is wrong"
     promstack alerts check --json
     """
-    from promstack.monitoring import alerts, facade
+    from promstack.monitoring import alerts
 
-    result = facade.check_alerts(state.client, notify=not no_notify)
+    result = state.client.monitoring.check_alerts(notify=not no_notify)
     if not as_json(state, result):
         for line in alerts.check_lines(result):
             click.echo(line)
@@ -144,9 +140,7 @@ def alerts_list(state, which: str, limit: int) -> None:
     \b
     promstack alerts list --state firing
     """
-    from promstack.monitoring import facade
-
-    rows = facade.alert_history(state.client, state=None if which == "all" else which, limit=limit)
+    rows = state.client.monitoring.alert_history(state=None if which == "all" else which, limit=limit)
     if as_json(state, rows):
         return
     if not rows:
@@ -182,9 +176,9 @@ def cost_group(state, since: str, until: str | None, by: str) -> None:
     """
     if click.get_current_context().invoked_subcommand is not None:
         return
-    from promstack.monitoring import costs, facade
+    from promstack.monitoring import costs
 
-    report = facade.cost_report(state.client, since=since, until=until, by=by)
+    report = state.client.monitoring.cost_report(since=since, until=until, by=by)
     if as_json(state, report):
         return
     click.echo(costs.report_headline(report))
@@ -209,9 +203,9 @@ def cost_recommend(state, prompt: str, tolerance: float, days: int) -> None:
     \b
     promstack cost recommend --prompt 42 --tolerance 3
     """
-    from promstack.monitoring import advice, facade
+    from promstack.monitoring import advice
 
-    result = facade.recommend_model(state.client, prompt, tolerance=tolerance, days=days)
+    result = state.client.monitoring.recommend_model(prompt, tolerance=tolerance, days=days)
     if as_json(state, result):
         return
     click.echo(f"{result['prompt_name']}: scores from {result['basis']}; "
@@ -236,9 +230,7 @@ def cost_compare(state, prompt: str, a: int, b: int, model: str | None) -> None:
     \b
     promstack cost compare --prompt support/refund 3 4
     """
-    from promstack.monitoring import facade
-
-    result = facade.compare_versions(state.client, prompt, a, b, model=model)
+    result = state.client.monitoring.compare_versions(prompt, a, b, model=model)
     if as_json(state, result):
         return
     change = result["template_token_change"]
@@ -268,9 +260,7 @@ def cost_prices(state, models: tuple[str, ...]) -> None:
     promstack cost prices
     promstack cost prices --model anthropic/claude-3-5-sonnet-latest --json
     """
-    from promstack.monitoring import facade
-
-    table = facade.price_table(state.client, list(models))
+    table = state.client.monitoring.price_table(list(models))
     if as_json(state, table):
         return
     _table([{**r, "source": r["source"] or "unpriced: add a price in config"} for r in table["prices"]], [
@@ -317,10 +307,10 @@ def cost_shorter(state, prompt: str, model: str | None, version: int | None, sui
     \b
     promstack cost shorter --prompt support/refund --model gpt-4o-mini
     """
-    from promstack.monitoring import advice, facade
+    from promstack.monitoring import advice
 
-    result = facade.suggest_shorter(state.client, prompt, model=model, version=version, suite=suite,
-                                   run_suite=not no_test)
+    result = state.client.monitoring.suggest_shorter(prompt, model=model, version=version, suite=suite,
+                                                     run_suite=not no_test)
     if not as_json(state, result):
         for line in advice.shorter_summary(result):
             click.echo(line)

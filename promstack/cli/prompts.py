@@ -405,14 +405,12 @@ def label_set(state, prompt, label, version, reason, force, rerun) -> None:
     promstack label set support/refund production 3 -r "passed regression"
     promstack label set support/refund production 2 --force -r "hotfix, judge is down"
     """
-    from promstack.deploy import gates
-
     from . import warn
     from .deploy import gate_progress, print_deployment
 
     with gate_progress(False, state.json) as progress:  # a gate's suite may take a while: a bar on a terminal
-        result = gates.move_label(state.client, prompt, label, version, reason=reason, force=force, rerun=rerun,
-                                  progress=progress, warn=warn)
+        result = state.client.deploys.move_label(prompt, label, version, reason=reason, force=force,
+                                                 rerun=rerun, progress=progress, warn=warn)
     move, found = result["move"], result["deployment"]
     # JSON: the move as before; a deployment that moved nothing instead
     if as_json(state, {**move.to_dict(), "deployment": found["id"] if found else None} if move else found):

@@ -5,9 +5,9 @@ One module per idea, each depending only on those above it in this list:
 deployment reads, for every face; GateFailed, DeployPending), `locks` (one deploy of a prompt
 at a time), `checks` (the gate's checks, `run_gate`), `splits` (traffic splits as the pipeline
 and the resolver touch them), `resolver` (label -> version per user), `pipeline` (`deploy`,
-`approve`, `reject`, `rollback`), `gates` (every other way a gated label moves), and `rollout`
-and `abtest` (splitting traffic between two versions), which depend on the rest and nothing
-here depends on them.
+`approve`, `reject`, `rollback`), `gates` (every other way a gated label moves), `rollout`
+and `abtest` (splitting traffic between two versions), and on top `facade`: `Deploys`, what the
+faces call as `client.deploys` (a remote client has its own, over REST, with the same methods).
 """
 
 from .environments import Environment, environment, environments, forget, label_role, need_reason

@@ -79,9 +79,6 @@ def start(client: Client, prompt: Any, *, a: int | None = None, b: int, split: f
     """Start serving B to `split`% of users (and A to the rest) under `env`'s label. In a gated
     environment each arm it does not serve yet must pass its gate first (GateFailed names the
     failing checks and the run they used); `force` with a reason skips that, audited."""
-    if client.remote:  # the server's gate runs the arms
-        return client.ab_start(prompt, a=a, b=b, split=split, environment=env, reason=reason, force=force,
-                               rerun=rerun)
     target = _env(client, env)
     row = client.store.prompts.prompt_row(prompt)
     if a is None:
@@ -181,8 +178,6 @@ def stop(client: Client, prompt: Any, *, winner: str | None = None, env: str | N
     as a deployment, with the label's history and audit rows), in the same transaction. In a
     gated environment the winner must have passed the gate (at `start`, or deployed there
     before); else GateFailed, unless `force` with a reason (a forced deployment, audited)."""
-    if client.remote:
-        return client.ab_stop(prompt, winner=winner, environment=env, reason=reason, force=force)
     if winner is not None and winner.lower() not in ("a", "b"):
         raise InvalidInput(Step.arg("winner"), f" is a or b, not {winner!r} (leave it out to stop without a winner)")
     row, split = _find(client, prompt, env, active_only=True)
@@ -371,8 +366,6 @@ def _p(p: float) -> str:
 
 def report(client: Client, prompt: Any, *, env: str | None = None, evaluate: bool = False) -> dict[str, Any]:
     """The running (else the latest) A/B test of `prompt` in `env`, compared arm by arm."""
-    if client.remote:
-        return client.ab_report(prompt, env=env, evaluate=evaluate)
     row, split = _find(client, prompt, env, active_only=False)
     arms, note = _collect(client, split)
     notes = [note] if note else []

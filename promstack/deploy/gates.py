@@ -41,9 +41,6 @@ def move_label(client: Client, prompt: Any, label: str, version: Any, *, force: 
     "pending_approval", "move": LabelMove | None, "deployment": dict | None}."""
     from store.models import LabelMove
 
-    if client.remote:  # the server's gate decides: a refusal or a wait is raised from there
-        return {"status": "moved", "move": client.set_label(prompt, label, version, reason=reason, force=force,
-                                                            rerun=rerun), "deployment": None}
     env = gated_environment(client, label) if isinstance(label, str) else None
     if env is None:
         move = client.store.prompts.set_label(prompt, label, version, reason=reason, actor=actor)

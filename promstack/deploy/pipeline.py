@@ -76,14 +76,7 @@ def deploy(
 
     Returns the deployment: status 'deployed', 'refused' (the gate said no), 'pending_approval',
     'rolling_out' (with `rollout`, a percentage of users) or 'unchanged'. Raises DeployBusy when
-    another deploy of the prompt is running, NotFound/InvalidInput for bad arguments.
-    Over a team server, the server's gate decides and its label moves."""
-    if client.remote:
-        if rollout is not None:
-            return client.start_rollout(prompt, version=version, percent=check_percent(rollout), environment=env,
-                                        reason=reason)
-        return client.deploy(prompt, version=version, environment=env, force=force, skip=skip, reason=reason,
-                             rerun=rerun)
+    another deploy of the prompt is running, NotFound/InvalidInput for bad arguments."""
     target_env = environment(client, env)
     row = client.store.prompts.prompt_row(prompt)
     found = client.store.prompts.get(row["id"], version=version)
@@ -173,8 +166,6 @@ def _finish(client: Client, prompt: dict[str, Any], deployment_id: int, env: str
 
 def approve(client: Client, deployment_id: int, *, reason: str | None = None) -> dict[str, Any]:
     """Complete a deployment that waits for approval: the label moves now (or its rollout starts)."""
-    if client.remote:
-        return client.decide(deployment_id, "approve", reason=reason)
     found = get_deployment(client, deployment_id)
     if found["status"] != "pending_approval":
         raise InvalidInput(f"deployment {deployment_id} is {found['status']}, not waiting for approval")
@@ -201,8 +192,6 @@ def approve(client: Client, deployment_id: int, *, reason: str | None = None) ->
 
 
 def reject(client: Client, deployment_id: int, *, reason: str | None = None) -> dict[str, Any]:
-    if client.remote:
-        return client.decide(deployment_id, "reject", reason=reason)
     found = get_deployment(client, deployment_id)
     if found["status"] != "pending_approval":
         raise InvalidInput(f"deployment {deployment_id} is {found['status']}, not waiting for approval")
@@ -218,8 +207,6 @@ def reject(client: Client, deployment_id: int, *, reason: str | None = None) -> 
 def rollback(client: Client, prompt: Any, *, env: str | None = None, reason: str | None = None) -> dict[str, Any]:
     """Put `env` back on the version it served before its last deployment, in one step (no gate:
     this is the way out). A rollout or A/B test running there ends."""
-    if client.remote:
-        return client.deploy(prompt, rollback=True, environment=env, reason=reason)
     target_env = environment(client, env)
     row = client.store.prompts.prompt_row(prompt)
     db = client.store.db
@@ -273,16 +260,12 @@ def get_deployment(client: Client, deployment_id: int) -> dict[str, Any]:
 
 def list_deployments(client: Client, prompt: Any = None, *, env: str | None = None, status: str | None = None,
                      limit: int = 20) -> list[dict[str, Any]]:
-    if client.remote:
-        return client.list_deployments(prompt, env=env, status=status, limit=limit)
     pid = client.store.prompts.prompt_id(prompt) if prompt is not None else None
     return rows.deployments(client.store.db, prompt_id=pid, environment=env, status=status, limit=limit)
 
 
 def status(client: Client, prompt: Any) -> dict[str, Any]:
     """Which version each environment serves, and any split running there."""
-    if client.remote:
-        return client.deploy_status(prompt)
     row = client.store.prompts.prompt_row(prompt)
     out = []
     for env in environments(client):

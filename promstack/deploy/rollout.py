@@ -55,8 +55,6 @@ def _active(client: Client, prompt: Any, env: str | None) -> tuple[dict[str, Any
 
 def check_all(client: Client) -> list[dict[str, Any]]:
     """Every active rollout, checked: what `promstack rollout check` runs from cron."""
-    if client.remote:
-        return client.check_rollouts()
     out = []
     for split in rows.splits(client.store.db, kind="rollout", limit=1000):
         if split["status"] != "active":
@@ -86,8 +84,6 @@ def _check_cleared(client: Client, prompt: dict[str, Any], env: str, split: dict
 def promote(client: Client, prompt: Any, *, env: str | None = None, to: float | None = None) -> dict[str, Any]:
     """Step the share up (to the next of [deploy] rollout_steps, or `to`); at 100% the label moves
     to the new version and the rollout completes. An alert on the new version halts it instead."""
-    if client.remote:
-        return client.rollout(prompt, "promote", environment=env, to=to)
     row, target, split = _active(client, prompt, env)
     split = check(client, row, split)
     if split["status"] != "active":
@@ -123,14 +119,10 @@ def promote(client: Client, prompt: Any, *, env: str | None = None, to: float | 
 
 
 def abort(client: Client, prompt: Any, *, env: str | None = None, reason: str | None = None) -> dict[str, Any]:
-    if client.remote:
-        return client.rollout(prompt, "abort", environment=env, reason=reason)
     row, _target, split = _active(client, prompt, env)
     return {**halt(client, row, split, reason or f"aborted by {client.actor}"), "name": row["name"], "halted": True}
 
 
 def status(client: Client, prompt: Any, *, env: str | None = None) -> dict[str, Any]:
-    if client.remote:
-        return client.rollout(prompt, environment=env)
     row, _target, split = _active(client, prompt, env)
     return {**split, "name": row["name"]}

@@ -134,37 +134,29 @@ def recommend_model(prompt: str, tolerance: Annotated[float, Query(ge=0)] = 2.0,
                     days: Annotated[int, Query(ge=1, le=3650)] = 30,
                     caller: Caller = needs("recommend_model")) -> dict[str, Any]:
     """The cheapest tested model scoring within `tolerance` points of the best, and the monthly saving."""
-    from promstack.monitoring import facade
-
     with caller.client() as client:
-        return facade.recommend_model(client, ref(prompt), tolerance=tolerance, days=days)
+        return client.monitoring.recommend_model(ref(prompt), tolerance=tolerance, days=days)
 
 
 @router.get(P + "/cost/compare")
 def compare_versions(prompt: str, a: Annotated[int, Query(ge=1)], b: Annotated[int, Query(ge=1)],
                      model: str | None = None, caller: Caller = needs("cost_report")) -> dict[str, Any]:
     """What version `b` costs against version `a` at current traffic."""
-    from promstack.monitoring import facade
-
     with caller.client() as client:
-        return facade.compare_versions(client, ref(prompt), a, b, model=model)
+        return client.monitoring.compare_versions(ref(prompt), a, b, model=model)
 
 
 @router.get("/prices")
 def prices(model: Annotated[list[str], Query()] = (), caller: Caller = needs("cost_report")) -> dict[str, Any]:
     """The price of each model (USD per million tokens) and where it comes from (`model` repeats)."""
-    from promstack.monitoring import facade
-
     with caller.client() as client:
-        return facade.price_table(client, list(model))
+        return client.monitoring.price_table(list(model))
 
 
 @router.post(P + "/cost/shorter")
 def suggest_shorter(prompt: str, body: Shorter, caller: Caller = needs("suggest_shorter")) -> dict[str, Any]:
     """Ask a model for a shorter rewrite, save it on a branch and test it against the current
     version (the suite runs twice: this answers when both runs are done). Nothing reaches main."""
-    from promstack.monitoring import facade
-
     with caller.client() as client:
-        return facade.suggest_shorter(client, ref(prompt), model=body.model, version=body.version, suite=body.suite,
+        return client.monitoring.suggest_shorter(ref(prompt), model=body.model, version=body.version, suite=body.suite,
                                       run_suite=body.run_suite)
