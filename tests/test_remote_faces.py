@@ -56,6 +56,13 @@ async def test_mcp_tools_work_on_the_servers_store(laptop):
         assert missing.is_error and "nothing/here" in missing.content[0].text
         names = [p.name for p in (await mcp.list_prompts()).prompts]
         assert "support/refund" in names
+        # the monitoring tools read the server's call log (client.monitoring over REST)
+        metrics = await mcp.call_tool("get_metrics", {"since": "30d"})
+        assert metrics.is_error is False and metrics.structured_content["groups"] is not None, metrics.content
+        alerts = await mcp.call_tool("check_alerts", {"notify": False})
+        assert alerts.is_error is False, alerts.content
+        costs = await mcp.call_tool("cost_report", {"since": "30d"})
+        assert costs.is_error is False and "total_usd" in json.dumps(costs.structured_content), costs.content
     server.engine.close()
     with Client(url=laptop, token=TOKEN) as client:
         assert client.get_prompt("support/refund").template == "Refunds, kindly: {{ question }}"
