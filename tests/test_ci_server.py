@@ -75,6 +75,9 @@ def test_the_workflow_tests_gates_and_deploys_on_the_server(spawn, tmp_path, scr
     assert "Deployed support/answer v2 to production (was v1)" in deployed[0][1].stdout
     # The gate used the run the CI job made and uploaded (evaluate's), not a run of its own.
     assert "(reused)" in deployed[0][1].stdout
+    # The server's audit log, checked there, its head printed in the job's log.
+    assert [name for name, _ in deployed] == ["Deploy to production", "Verify the audit log and print its head"]
+    assert re.search(r"^audit head \d+:[0-9a-f]{64}$", deployed[1][1].stdout, re.M), deployed[1][1].stdout
     run_id = re.search(r"^Run (r\S+):", tested[1][1].stdout, re.M).group(1)
     with Client(url=url, token=TOKEN) as client:
         assert client.get_run(run_id)["status"] == "done" and client.get_run(run_id)["prompt_version"] == 2

@@ -54,6 +54,13 @@ _DEPLOY = """\
       - name: Deploy to production
         run: promstack deploy --prompt ${{{{ env.PROMPT_ID }}}}
 """
+# The audit log's head (COUNT:HASH) printed in the job's log, outside the store's reach: a later
+# `promstack audit verify --expect COUNT:HASH` catches rows cut off since (the job fails if the
+# log was tampered with). Over a team server it is checked there, with the server's key.
+_VERIFY = """\
+      - name: Verify the audit log and print its head
+        run: promstack audit verify
+"""
 _ON = """\
 name: Prompt Deployment
 on:
@@ -87,14 +94,15 @@ WORKFLOW = """\
 # The prompt files of the checkout become versions on the server, the suite runs there, and
 # the deploy moves the server's label. Repository secrets: PROMSTACK_URL (the server, e.g.
 # https://promstack.example.com), PROMSTACK_TOKEN (a token with the deployer role, made on the
-# server's machine) and the model keys the tests run with (OPENAI_API_KEY).
+# server's machine) and the model keys the tests run with (OPENAI_API_KEY). After the deploy the
+# server's audit log is checked and its head printed here, outside the server's reach.
 """ + _ON + """\
   PROMSTACK_URL: ${{{{ secrets.PROMSTACK_URL }}}}
   PROMSTACK_TOKEN: ${{{{ secrets.PROMSTACK_TOKEN }}}}
   OPENAI_API_KEY: ${{{{ secrets.OPENAI_API_KEY }}}}
 """ + _TEST_JOB + """\
     steps:
-""" + _INSTALL + _DEPLOY
+""" + _INSTALL + _DEPLOY + _VERIFY
 
 # For one person without a server: the store of record committed to git (`ci init --local`).
 LOCAL_WORKFLOW = """\
@@ -114,9 +122,7 @@ LOCAL_WORKFLOW = """\
       contents: write
     steps:
       - uses: actions/checkout@v4
-""" + _INSTALL + _IMPORT + _DEPLOY + """\
-      - name: Verify the audit log and print its head
-        run: promstack audit verify
+""" + _INSTALL + _IMPORT + _DEPLOY + _VERIFY + """\
       - name: Keep the deployment
         run: |
           git config user.name github-actions
