@@ -293,10 +293,8 @@ class RemoteClient:
     def create_prompt(self, name: str, template: Any, *, model_config: dict[str, Any] | None = None,
                       description: str | None = None, message: str | None = None, author: str | None = None,
                       source: str = "sdk", id: int | None = None) -> PromptVersion:
-        if id is not None:
-            raise self._not_remote("choosing a prompt's id")
         return self._v(self.send("POST", "/prompts", {"name": name, "template": template,
-                                                      "model_config": model_config,
+                                                      "model_config": model_config, "id": id,
                                                       "description": description, "message": message}))
 
     def save(self, prompt: PromptRef, template: Any = None, *, model_config: dict[str, Any] | None = None,

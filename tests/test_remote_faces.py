@@ -229,6 +229,12 @@ def test_folded_history_over_a_server(twins):
     twins("history", "nothing/here", "--checkpoints", code=2)
 
 
+def test_a_prompt_of_a_chosen_id_over_a_server(twins):
+    assert "500" in twins("prompt", "create", "billing/other", "--template", "Hi {{ x }}", "--id", "500")
+    twins("prompt", "create", "billing/again", "--template", "Hi {{ x }}", "--id", "500", code=2)
+    twins("prompt", "show", "500")
+
+
 def test_runs_over_a_server(twins):
     assert "pass 50% score 71" in twins("runs")
     twins("runs", "--suite", "regression", "--limit", "1")

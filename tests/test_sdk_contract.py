@@ -321,3 +321,11 @@ def test_roles_for_the_whole_store_and_its_audit_log(spawn, isolated_store, tmp_
     assert ed.import_(_other_store(tmp_path / "c.db"))["prompts"] == 1
     assert dana.audit_report().ok
     assert [(r["action"], r["actor"]) for r in dana.audit_log(limit=1)] == [("import", "ed")]
+
+
+def test_a_prompt_of_a_chosen_id(sdk):
+    made = sdk.create_prompt("support/refund", "Refunds {{ q }}", id=42)
+    assert (made.prompt_id, sdk.get_prompt(42).name) == (42, "support/refund")
+    with pytest.raises(InvalidInput) as taken:
+        sdk.create_prompt("support/other", "Other {{ q }}", id=42)
+    assert "42" in str(taken.value)

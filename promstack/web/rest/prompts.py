@@ -28,6 +28,7 @@ class CreatePrompt(Body):
     config: s.ModelConfig
     description: str | None = Field(default=None, max_length=2000)
     message: s.Message
+    id: int | None = Field(default=None, ge=1, le=2**53, description="Ask for this prompt id (default: the next free one).")
 
 
 class SaveVersion(Body):
@@ -181,7 +182,7 @@ def create_prompt(body: CreatePrompt, caller: Caller = needs("create_prompt")) -
     """Create a prompt: version 1 on main."""
     with caller.client() as client:
         found = client.create_prompt(body.name, _template(body.template), model_config=body.config,
-                                     description=body.description, message=body.message, source="api")
+                                     description=body.description, message=body.message, source="api", id=body.id)
     return _version(found)
 
 
