@@ -160,3 +160,34 @@ def test_remote_client_and_cli_over_a_server(served, monkeypatch):
     assert json.loads(out.output)["model_calls"] == 0 and sum(scripted.counts.values()) == before
     shown = CliRunner().invoke(cli, ["diff", "support/two", "1", "2", "--behaviour"], env=env)
     assert shown.exit_code == 0 and shown.output.startswith("B (v2) is better on suite 'two'")
+
+
+# ---- the dashboard's Behaviour tab ---------------------------------------------------------------
+
+
+def test_dashboard_diff_page_has_a_behaviour_tab(client, scripted, tmp_path, isolated_store):
+    import re
+
+    two_versions(client, tmp_path)
+    client.create_prompt("untested", "Hi {{ input }}", model_config={"model": MODEL})
+    client.save("untested", "Hello {{ input }}", model_config={"model": MODEL})
+    two = client.get_prompt("support/two").prompt_id
+    lonely = client.get_prompt("untested").prompt_id
+    with TestClient(create_app(isolated_store), base_url="http://127.0.0.1") as browser:
+        text_tab = browser.get(f"/prompts/{two}/diff?a=1&b=2")
+        assert text_tab.status_code == 200 and 'id="behaviour-tab"' in text_tab.text and 'id="diff-left"' in text_tab.text
+        tab = browser.get(f"/prompts/{two}/diff?a=1&b=2&tab=behaviour")
+        assert tab.status_code == 200 and 'id="behaviour-form"' in tab.text and 'id="behaviour-table"' not in tab.text
+        assert '<option value="two"' in tab.text and sum(scripted.counts.values()) == 0  # showing it runs nothing
+        csrf = re.search(r'name="csrf" value="([^"]+)"', tab.text).group(1)
+        forged = browser.post(f"/prompts/{two}/diff/behaviour", data={"a": "1", "b": "2", "csrf": "forged"})
+        assert forged.status_code == 403 and sum(scripted.counts.values()) == 0
+        shown = browser.post(f"/prompts/{two}/diff/behaviour", data={"a": "1", "b": "2", "suite": "", "csrf": csrf})
+        assert shown.status_code == 200, shown.text
+        assert "B (v2) is better on suite &#39;two&#39;" in shown.text
+        rows = re.findall(r'<tr class="case behaviour-(\w+)">', shown.text)
+        assert rows[:3] in (["a", "b", "b"], ["b", "a", "b"], ["b", "b", "a"]) and rows[3:] == ["tie", "tie"]
+        assert "A first: a, B first: a" in shown.text and "Quality 3 vs 1." in shown.text
+        none = browser.post(f"/prompts/{lonely}/diff/behaviour", data={"a": "1", "b": "2", "csrf": csrf})
+        assert none.status_code == 200 and 'id="behaviour-error"' in none.text
+        assert "no test suite is tied to prompt" in none.text
