@@ -147,3 +147,13 @@ def test_cli(client, scripted, tmp_path):
     assert none.exit_code == 1 and "never went wrong" in none.output
     bad = runner.invoke(cli, ["bisect", "support/bot"])
     assert bad.exit_code == 2 and "--case" in bad.output and "--min-score" in bad.output
+
+
+def test_a_version_that_cannot_be_scored_stops_it_saying_which(client, scripted, tmp_path):
+    make_prompt(client, tmp_path, 8, broke_at=5)
+    for v in range(1, 9):  # every version's model answers 500 (after the gateway's retries)
+        client.save("support/bot", template(v, 5) + f"#{v}", model_config={"model": "openai/fake-500"})
+    found = bisect(client, "support/bot", case="refund", good=9, bad=16)
+    assert not found["found"] and found["culprit"] is None
+    assert found["text"].startswith("bisect stopped: case 0") and "could not be scored at v" in found["text"]
+    assert "model call failed" in found["reason"]
