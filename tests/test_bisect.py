@@ -157,3 +157,12 @@ def test_a_version_that_cannot_be_scored_stops_it_saying_which(client, scripted,
     assert not found["found"] and found["culprit"] is None
     assert found["text"].startswith("bisect stopped: case 0") and "could not be scored at v" in found["text"]
     assert "model call failed" in found["reason"]
+
+
+def test_a_finished_run_passing_at_the_head_answers_at_once(client, scripted, tmp_path):
+    make_prompt(client, tmp_path, 16, broke_at=100)
+    engine.run_tests(client, "support", prompt="support/bot", version=16)
+    before = calls(scripted)
+    found = bisect(client, "support/bot", case="refund")
+    assert not found["found"] and found["tested"] == [16] and calls(scripted) == before
+    assert "still passes at v16" in found["text"]

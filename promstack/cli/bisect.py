@@ -38,10 +38,12 @@ def bisect_cmd(state: Any, prompt: str, case: str | None, suite: str | None, min
     promstack bisect support/refund --suite regression --min-score 80
     """
     from promstack.evals.bisect import bisect
+    from promstack.schemas import BisectResult
 
     found = bisect(state.client, prompt, case=case, suite=suite, min_score=min_score, good=good, bad=bad,
                    branch=branch)
-    if not as_json(state, found):
+    # the contract's shape, the same from a local store and over a team server
+    if not as_json(state, BisectResult.model_validate(found).model_dump()):
         click.echo(found["text"])
         if found["reason"]:
             click.echo(f"judge: {found['reason']}")

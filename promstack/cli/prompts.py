@@ -302,11 +302,12 @@ def diff(state, prompt, from_version, to_version, words, behaviour, suite, judge
     """
     if behaviour:
         from promstack.evals.behaviour import behaviour_diff
+        from promstack.schemas import BehaviourDiff
 
         from .bisect import show_behaviour
 
         found = behaviour_diff(state.client, prompt, from_version, to_version, suite=suite, judge_model=judge_model)
-        if not as_json(state, found):
+        if not as_json(state, BehaviourDiff.model_validate(found).model_dump()):
             show_behaviour(found)
         return
     result = state.client.diff(prompt, from_version, to_version)

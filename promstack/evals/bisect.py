@@ -231,9 +231,11 @@ def _known_bounds(probe: _Probe, span: list[int]) -> tuple[int, int]:
     known = {i: probe.known(v) for i, v in enumerate(span)}
     fails = [i for i, k in known.items() if k is not None and k.get("decided", True) and not k["passed"]]
     hi = fails[0] if fails else len(span) - 1
-    passes = [i for i, k in known.items() if k is not None and k.get("decided", True) and k["passed"] and i < hi]
+    # (a known pass at the newest version with no known failure: lo == hi, and the end check says
+    # it never failed without testing anything)
+    passes = [i for i, k in known.items() if k is not None and k.get("decided", True) and k["passed"] and i <= hi]
     lo = passes[-1] if passes else 0
-    for i in (lo, hi):
+    for i in sorted({lo, hi}):
         if known.get(i) is not None:
             probe.outcomes[span[i]] = {**known[i], "decided": True}
             probe.tested.append(span[i])
