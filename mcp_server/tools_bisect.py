@@ -30,8 +30,11 @@ def bisect_prompt(call: Call, args: BisectPromptArgs) -> tuple[BisectResult, str
     """Find the version that broke a test case."""
     from promstack.evals.bisect import bisect
 
+    def progress(done: int, most: int, said: str) -> None:
+        call.progress(done, most, f"versions tested: {done} of at most {most} ({said})")
+
     found = bisect(call.client, args.prompt, case=args.case, suite=args.suite, min_score=args.min_score,
-                   good=args.good, bad=args.bad, branch=args.branch)
+                   good=args.good, bad=args.bad, branch=args.branch, progress=progress)
     result = BisectResult.model_validate(found)
     text = result.text
     if result.reason:

@@ -191,3 +191,19 @@ def test_dashboard_diff_page_has_a_behaviour_tab(client, scripted, tmp_path, iso
         none = browser.post(f"/prompts/{lonely}/diff/behaviour", data={"a": "1", "b": "2", "csrf": csrf})
         assert none.status_code == 200 and 'id="behaviour-error"' in none.text
         assert "no test suite is tied to prompt" in none.text
+
+
+@pytest.mark.anyio
+async def test_mcp_bisect_reports_progress_per_version(mcp, client, scripted, tmp_path):
+    make_prompt(client, tmp_path, 16, broke_at=3)
+    seen = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        seen.append((done, total, message))
+
+    result = await mcp.call_tool("bisect_prompt", {"prompt": "support/bot", "case": "refund"},
+                                 progress_callback=on_progress)
+    assert result.structured_content["culprit"] == 3
+    assert [d for d, _, _ in seen] == list(range(1, len(result.structured_content["tested"]) + 1))
+    assert all(total == 5 for _, total, _ in seen)
+    assert seen[-1][2].startswith(f"versions tested: {len(seen)} of at most 5 (v")

@@ -40,8 +40,14 @@ def bisect_cmd(state: Any, prompt: str, case: str | None, suite: str | None, min
     from promstack.evals.bisect import bisect
     from promstack.schemas import BisectResult
 
+    def progress(done: int, most: int, said: str) -> None:
+        if sys.stderr.isatty():  # quiet when piped
+            click.echo(f"\r{done}/{most} versions tested, last {said}   ", err=True, nl=False)
+
     found = bisect(state.client, prompt, case=case, suite=suite, min_score=min_score, good=good, bad=bad,
-                   branch=branch)
+                   branch=branch, progress=progress)
+    if sys.stderr.isatty():
+        click.echo("", err=True)
     # the contract's shape, the same from a local store and over a team server
     if not as_json(state, BisectResult.model_validate(found).model_dump()):
         click.echo(found["text"])

@@ -97,8 +97,11 @@ async def abehaviour_diff(client: Client, prompt: Any, from_version: int, to_ver
     inner = LiveGateway(client) if own else gateway
     counting = CountingGateway(inner)
     try:
-        run_a = await version_run(client, found, prompt_id, a.version, counting)
-        run_b = await version_run(client, found, prompt_id, b.version, counting)
+        if a.version == b.version:
+            run_a = run_b = await version_run(client, found, prompt_id, a.version, counting)
+        else:  # both at once: each run's cases are already concurrent, the two runs overlap too
+            run_a, run_b = await asyncio.gather(version_run(client, found, prompt_id, a.version, counting),
+                                                version_run(client, found, prompt_id, b.version, counting))
         judge = Judge(counting, judge_cfg)
         outputs_a, outputs_b = _outputs(client, run_a), _outputs(client, run_b)
         limit = asyncio.Semaphore(concurrency)

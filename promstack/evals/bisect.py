@@ -80,6 +80,8 @@ class _Probe:
     gateway: CountingGateway
     outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
     tested: list[int] = field(default_factory=list)
+    progress: Any = None  # progress(versions looked at, at most, "v7 pass")
+    most: int = 0
 
     def known(self, version: int) -> dict[str, Any] | None:
         """The outcome of `version` from a finished run, without running anything."""
@@ -117,6 +119,9 @@ class _Probe:
             found = await (self._run_case(version) if self.case is not None else self._run_suite(version))
         found.setdefault("decided", True)
         self.outcomes[version] = found
+        if self.progress is not None:
+            verdict = "pass" if found["passed"] else "fail" if found["decided"] else "unscored"
+            self.progress(len(self.tested), max(self.most, len(self.tested)), f"v{version} {verdict}")
         return found
 
     async def _run_case(self, version: int) -> dict[str, Any]:
@@ -137,8 +142,9 @@ class _Probe:
 
 async def abisect(client: Client, prompt: Any, *, case: str | int | None = None, suite: str | None = None,
                   min_score: float | None = None, good: int | None = None, bad: int | None = None,
-                  branch: str | None = None, gateway: Any = None) -> dict[str, Any]:
-    """Find the version that broke `case` (or brought the suite's score below `min_score`)."""
+                  branch: str | None = None, gateway: Any = None, progress: Any = None) -> dict[str, Any]:
+    """Find the version that broke `case` (or brought the suite's score below `min_score`).
+    `progress(done, most, "v7 pass")` is called as each version is settled."""
     if client.remote:  # the server runs it: its models, its keys, its runs and cache
         return await asyncio.to_thread(client.bisect_prompt, prompt, case=case, suite=suite, min_score=min_score,
                                        good=good, bad=bad, branch=branch)
@@ -158,7 +164,8 @@ async def abisect(client: Client, prompt: Any, *, case: str | int | None = None,
     own = gateway is None
     inner = LiveGateway(client) if own else gateway
     counting = CountingGateway(inner)
-    probe = _Probe(client, found_suite, prompt_id, the_case, None if min_score is None else float(min_score), counting)
+    probe = _Probe(client, found_suite, prompt_id, the_case, None if min_score is None else float(min_score), counting,
+                   progress=progress, most=most_tests(len(span)))
     try:
         lo, hi = _known_bounds(probe, span)
         while hi - lo > 1:
