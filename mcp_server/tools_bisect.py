@@ -38,7 +38,7 @@ def bisect_prompt(call: Call, args: BisectPromptArgs) -> tuple[BisectResult, str
     result = BisectResult.model_validate(found)
     text = result.text
     if result.reason:
-        text += f"\nJudge: {result.reason}"
+        text += f"\nWhy: {result.reason}"
     if result.diff:
         text += f"\n\n{result.diff}"
     return result, text

@@ -111,7 +111,7 @@ def test_cli(client, two_versions):
     assert any(line.startswith("case 0 [A v1 better, changed 1.00; A first: a, B first: a] 'refund me'")
                for line in lines)
     assert any(" | " in line and "QUALITY=3" in line and "QUALITY=1" in line for line in lines)
-    assert "judge: Quality 3 vs 1." in out.output
+    assert "judge: Quality 3 vs 1." in out.output and "why: both versions gave the same output" in out.output
     data = json.loads(runner.invoke(cli, ["diff", "support/bot", "1", "2", "--behaviour", "--json"]).output)
     assert data["verdict"] == "B better" and len(data["cases"]) == 5
     plain = runner.invoke(cli, ["diff", "support/bot", "1", "2"])

@@ -140,7 +140,7 @@ def test_cli(client, scripted, tmp_path):
     out = runner.invoke(cli, ["bisect", "support/bot", "--case", "refund"])
     assert out.exit_code == 0, out.output
     assert out.output.splitlines()[0].startswith("v5 of 'support/bot' (main) broke case 0")
-    assert "judge: contains" in out.output and "+Support answer, revision 5." in out.output
+    assert "why: contains: output does not contain 'REFUND-POLICY'" in out.output and "+Support answer, revision 5." in out.output
     data = json.loads(runner.invoke(cli, ["bisect", "support/bot", "--case", "0", "--json"]).output)
     assert data["culprit"] == 5 and data["model_calls"] == 0
     none = runner.invoke(cli, ["bisect", "support/bot", "--case", "hello"])

@@ -61,7 +61,7 @@ async def test_mcp_bisect_prompt_and_diff_with_behaviour(mcp, client, scripted, 
     assert (found["culprit"], found["parent"], found["found"]) == (11, 10, True)
     assert len(found["tested"]) <= 5 and found["model_calls"] == len(found["tested"])
     text = result.content[0].text
-    assert text.startswith("v11 of 'support/bot' (main) broke case 0") and "Judge: contains" in text
+    assert text.startswith("v11 of 'support/bot' (main) broke case 0") and "Why: contains" in text
     assert "+Support answer, revision 11." in text
     narrowed = await mcp.call_tool("bisect_prompt", {"prompt": "support/bot", "case": "0", "good": 12})
     assert narrowed.structured_content["found"] is False

@@ -52,7 +52,7 @@ def bisect_cmd(state: Any, prompt: str, case: str | None, suite: str | None, min
     if not as_json(state, BisectResult.model_validate(found).model_dump()):
         click.echo(found["text"])
         if found["reason"]:
-            click.echo(f"judge: {found['reason']}")
+            click.echo(f"why: {found['reason']}")  # the judge's or an assertion's reason on the culprit
         if found["diff"]:
             click.echo("")
             color = sys.stdout.isatty()
@@ -85,4 +85,4 @@ def show_behaviour(data: dict[str, Any]) -> None:
             rhs = right[i] if i < len(right) else ""
             click.echo(f"{lhs:<{half}} | {rhs}")
         if case["reason"]:
-            click.echo(f"judge: {case['reason']}")
+            click.echo(f"{'judge' if case.get('verdict_ab') else 'why'}: {case['reason']}")
