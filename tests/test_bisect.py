@@ -166,3 +166,22 @@ def test_a_finished_run_passing_at_the_head_answers_at_once(client, scripted, tm
     found = bisect(client, "support/bot", case="refund")
     assert not found["found"] and found["tested"] == [16] and calls(scripted) == before
     assert "still passes at v16" in found["text"]
+
+
+def test_a_judged_case_is_blamed_with_the_judges_reason(client, scripted, tmp_path):
+    name = "support/judged"
+    for v in range(1, 13):  # the judge scores an answer with GOOD in it 5 of 5, else 1
+        text = f"Revision {v}. {'Be GOOD. ' if v < 8 else ''}Q: {{{{ input }}}}"
+        if v == 1:
+            client.create_prompt(name, text, model_config={"model": MODEL})
+        else:
+            client.save(name, text, model_config={"model": MODEL})
+    folder = tmp_path / "tests" / "prompts"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "judged.csv").write_text("input\nhow do refunds work\nhi\n", encoding="utf-8")
+    (folder / "judged.yml").write_text(f"prompt: {name}\njudge_model: openai/judge\n"
+                                       "judge:\n  criteria: [Is the answer helpful?]\n", encoding="utf-8")
+    found = bisect(client, name, case="refunds")
+    assert (found["culprit"], found["parent"]) == (8, 7)
+    assert found["reason"].startswith("judge: criteria score 0/100 < 80") and "Off target." in found["reason"]
+    assert found["model_calls"] == 2 * len(found["tested"])  # the answer and its judgement, per version
