@@ -185,3 +185,12 @@ def test_a_judged_case_is_blamed_with_the_judges_reason(client, scripted, tmp_pa
     assert (found["culprit"], found["parent"]) == (8, 7)
     assert found["reason"].startswith("judge: criteria score 0/100 < 80") and "Off target." in found["reason"]
     assert found["model_calls"] == 2 * len(found["tested"])  # the answer and its judgement, per version
+
+
+def test_a_version_the_suite_cannot_feed_is_refused_before_any_call(client, scripted, tmp_path):
+    make_prompt(client, tmp_path, 6, broke_at=4)
+    client.save("support/bot", "Answer {{ question }}", model_config={"model": MODEL})  # v7
+    with pytest.raises(InvalidInput, match=r"v7 needs \{\{ question \}\}; the suite 'support' has columns input"):
+        bisect(client, "support/bot", case="refund")
+    assert calls(scripted) == 0
+    assert bisect(client, "support/bot", case="refund", bad=6)["culprit"] == 4  # a range it can feed

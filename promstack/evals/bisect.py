@@ -25,7 +25,7 @@ from store.errors import InvalidInput, NotFound, Step
 
 from .catalog import get_suite, suite_for_prompt
 from .gateway import LiveGateway
-from .plans import build_plan
+from .plans import build_plan, check_columns
 from .reuse import CountingGateway, case_result, complete_run, version_run
 from .runner import Runner
 from .score import run_score
@@ -161,6 +161,8 @@ async def abisect(client: Client, prompt: Any, *, case: str | int | None = None,
     span = line[line.index(first): line.index(last) + 1]
     found_suite = get_suite(client, suite) if suite else suite_for_prompt(client, prompt_id)
     the_case = find_case(client, found_suite, case) if case is not None else None
+    for version in span:  # every version the search may test, before the first call: nothing billed
+        check_columns(client.evals, found_suite, client.get_prompt(prompt_id, version=version))
     own = gateway is None
     inner = LiveGateway(client) if own else gateway
     counting = CountingGateway(inner)
