@@ -16,6 +16,7 @@ from test_behaviour import MODEL, V1, V2
 from test_bisect import make_prompt
 from test_evals_fake import write_config
 
+from mcp_server.server import build_server
 from promstack import Client
 from promstack.cli import cli
 from promstack.web.app import create_app
@@ -43,12 +44,6 @@ async def mcp(isolated_store):
     async with MCPClient(server, client_info=Implementation(name="pytest-client", version="1")) as found:
         yield found
     server.engine.close()
-
-
-def build_server(store):
-    from mcp_server.server import build_server as build
-
-    return build(store)
 
 
 @pytest.mark.anyio
