@@ -116,3 +116,5 @@ def test_cli(client, two_versions):
     assert data["verdict"] == "B better" and len(data["cases"]) == 5
     plain = runner.invoke(cli, ["diff", "support/bot", "1", "2"])
     assert plain.exit_code == 0 and "QUALITY=1" in plain.output  # the text diff is unchanged
+    alone = runner.invoke(cli, ["diff", "support/bot", "1", "2", "--suite", "support"])
+    assert alone.exit_code == 2 and "--suite and --judge-model go with --behaviour" in alone.output

@@ -300,6 +300,8 @@ def diff(state, prompt, from_version, to_version, words, behaviour, suite, judge
     promstack diff support/refund 1 3
     promstack diff support/refund 1 3 --behaviour --suite regression
     """
+    if (suite or judge_model) and not behaviour:
+        raise click.UsageError("--suite and --judge-model go with --behaviour")
     if behaviour:
         from promstack.evals.behaviour import behaviour_diff
         from promstack.schemas import BehaviourDiff
