@@ -44,6 +44,7 @@ log = logging.getLogger("promstack.prompt_cache")
 DEFAULT_TTL = 30.0
 RETRY = 5.0  # seconds between refresh attempts while the server is away
 FOREVER = float("inf")
+ARMS_KEPT = 100_000  # users whose arm one label's copy remembers
 
 
 class Outage(Exception):
@@ -85,7 +86,7 @@ def ttl_setting(ttl: float | None = None) -> float:
 class Entry:
     """One cached read: the label's state and the records served from it, made once."""
 
-    __slots__ = ("expires", "failing", "key", "label_version", "one", "origin", "pick", "refreshing",
+    __slots__ = ("arms", "expires", "failing", "key", "label_version", "one", "origin", "pick", "refreshing",
                  "retry_at", "saved_at", "served", "split")
 
     def __init__(self, key: tuple[Any, ...], state: dict[str, Any], versions: dict[int, PromptVersion],
@@ -95,6 +96,7 @@ class Entry:
         self.split: dict[str, Any] | None = state.get("split")
         self.refreshing = False
         self.failing = False
+        self.arms: dict[str | None, int] = {}
         self.retry_at = 0.0
         old = "stale" if origin == "server" else origin
         self.served = {kind: {n: served(v, kind) for n, v in versions.items()} for kind in {"fresh", old}}
@@ -107,9 +109,13 @@ class Entry:
         self.one = self.served["fresh"].get(self.label_version) if self.split is None else None
 
     def for_user(self, user_id: str | None, kind: str) -> PromptVersion:
-        number = self.label_version
-        if self.pick is not None:
+        if self.pick is None:
+            return self.served[kind][self.label_version]
+        number = self.arms.get(user_id)
+        if number is None:
             number = self.pick(self.label_version, self.split, user_id)[0]
+            if len(self.arms) < ARMS_KEPT:  # a user's arm is a hash: kept, not hashed on every read
+                self.arms[user_id] = number
         return self.served[kind][number]
 
     @property
