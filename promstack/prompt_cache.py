@@ -158,7 +158,9 @@ class PromptCache:
         if entry is not None:
             if monotonic() < entry.expires:
                 return entry.one or entry.for_user(user_id, "fresh")
-            return self._old(entry, user_id)
+            if self.ttl:
+                return self._old(entry, user_id)
+            # ttl 0: every read asks the server; the copy still covers it being away
         return self._first(prompt, label, version, user_id, fallback)
 
     def _old(self, entry: Entry, user_id: str | None) -> PromptVersion:
@@ -177,14 +179,14 @@ class PromptCache:
         try:
             entry = self._load(key)
         except Outage as exc:
-            entry = self._from_disk(key) or self._fallback(key, fallback)
+            entry = self.entries.get(key) or self._from_disk(key) or self._fallback(key, fallback)
             if entry is None:
                 raise self.unreachable(f"{exc}; prompt {describe(key)} was never fetched here, no copy is kept on "
                                        "disk, and no fallback was given (get_prompt(..., fallback=...))") from None
             entry.retry_at = monotonic() + self.retry
             entry.failing = True
             self.entries[key] = entry
-            self._note(key, entry.origin, str(exc), entry.saved_at)
+            self._note(key, entry.old_kind, str(exc), entry.saved_at)
             return entry.for_user(user_id, entry.old_kind)
         self.entries[key] = entry
         self._note(key, "fresh")
@@ -206,7 +208,7 @@ class PromptCache:
         now = monotonic()
         # a version never changes: it is fresh for good; a label's state for `ttl`
         expires = FOREVER if key[2] is not None else now + self.ttl
-        return Entry(key, state, versions, origin=origin, expires=expires if origin == "server" else now,
+        return Entry(key, state, versions, origin=origin, expires=expires if origin == "server" and self.ttl else now,
                      saved_at=saved_at or datetime.now(UTC).isoformat(timespec="seconds"))
 
     def _refresh(self, entry: Entry) -> None:
