@@ -11,22 +11,13 @@
 // last good copy is kept on disk (Node), and `fallback` covers a prompt never fetched while the
 // server is away; `prompt.servedFrom` says which. A user's arm is picked with the server's hash.
 
+import { PromStackError } from "./errors.js";
 import { Outage, PromptCache } from "./prompt-cache.js";
+
+export { PromStackError };
 
 const DEFAULT_BASE_URL = "http://127.0.0.1:8787";
 const DEFAULT_TTL_MS = 30000;
-
-export class PromStackError extends Error {
-  constructor(message, status = 0, type = null, details = {}) {
-    super(message);
-    this.name = "PromStackError";
-    this.status = status;
-    // The server's error class, as the Python SDK raises it: NotFound, InvalidInput,
-    // MergeConflict, GateFailed, Unauthorized, Forbidden, ValidationError ...
-    this.type = type;
-    Object.assign(this, details);
-  }
-}
 
 function promptPath(options, sub) {
   const { id, name } = options;
