@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -45,8 +46,11 @@ def workspace(tmp_path):
     return root, expected
 
 
-def start_app(spawn, url: str, tmp_path: Path) -> subprocess.Popen:
-    app = spawn([sys.executable, str(HERE / "prompt_app.py"), url, "--ttl", "0.2", "--retry", "0.5"],
+APPS = {"python": [sys.executable, str(HERE / "prompt_app.py")], "typescript": ["node", str(HERE / "prompt_app.mjs")]}
+
+
+def start_app(spawn, command: list[str], url: str, tmp_path: Path) -> subprocess.Popen:
+    app = spawn([*command, url, "--ttl", "0.2", "--retry", "0.5"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 env={**os.environ, "PROMSTACK_CACHE_DIR": str(tmp_path / "app-cache")})
     assert app.stdout.readline().strip() == "ready", app.stderr.read()
@@ -58,7 +62,10 @@ def say(app: subprocess.Popen, line: str) -> None:
     app.stdin.flush()
 
 
-def test_an_app_never_fails_to_load_a_prompt_while_the_server_dies_restarts_and_crawls(spawn, workspace, tmp_path):
+@pytest.mark.parametrize("sdk", ["python", "typescript"])
+def test_an_app_never_fails_to_load_a_prompt_while_the_server_dies_restarts_and_crawls(sdk, spawn, workspace, tmp_path):
+    if sdk == "typescript" and shutil.which("node") is None:
+        pytest.skip("the TypeScript app needs node")
     root, expected = workspace
     servers: list[subprocess.Popen] = []
 
@@ -69,7 +76,7 @@ def test_an_app_never_fails_to_load_a_prompt_while_the_server_dies_restarts_and_
     port = free_port()
     serve(tracked, root, port=port)
     with SlowProxy(port) as proxy:
-        app = start_app(spawn, proxy.url, tmp_path)
+        app = start_app(spawn, APPS[sdk], proxy.url, tmp_path)
         time.sleep(1.0)
         say(app, "phase down")
         servers[-1].kill()
