@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,7 +70,7 @@ def cached_cost(url: str, number: int) -> dict[str, float]:
     return found
 
 
-def outage(root: Path, seconds: float, delay: float) -> dict:
+def outage(root: Path, seconds: float, delay: float, command: list[str]) -> dict:
     sys.path.insert(0, str(TESTS))
     from slow_proxy import SlowProxy
     from team_server import free_port, serve
@@ -85,8 +86,8 @@ def outage(root: Path, seconds: float, delay: float) -> dict:
     try:
         with SlowProxy(port) as proxy:
             env = {**os.environ, "PROMSTACK_CACHE_DIR": str(root / "app-cache")}
-            app = subprocess.Popen([sys.executable, str(TESTS / "prompt_app.py"), proxy.url, "--ttl", "0.5",
-                                    "--retry", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            app = subprocess.Popen([*command, proxy.url, "--ttl", "0.5", "--retry", "1"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.DEVNULL, text=True, env=env)
             assert app.stdout.readline().strip() == "ready"
 
@@ -136,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             for proc in started:
                 proc.kill()
                 proc.wait()
-        report = outage(root, args.seconds, args.delay)
+        apps = {"Python": [sys.executable, str(TESTS / "prompt_app.py")]}
+        if shutil.which("node"):
+            apps["TypeScript"] = ["node", str(TESTS / "prompt_app.mjs")]
+        reports = {sdk: outage(root, args.seconds, args.delay, command) for sdk, command in apps.items()}
 
     ok = True
     print("cached get_prompt (a real server behind it, the copy fresh), per call:")
@@ -146,21 +150,22 @@ def main(argv: list[str] | None = None) -> int:
         ok &= met
         print(f"  {name:<27} {cost[name]:.2f} µs  ({cost[name] / cost['dict']:.0f}x the dict lookup; "
               f"goal <= {GOAL_US:.0f} µs: {'met' if met else 'MISSED'})")
-    phases = report["phases"]
-    up = phases["up"]
-    print(f"an app reading in a loop (first read {report['first_read_s'] * 1000:.1f} ms, the only one that "
-          f"may wait on the server):")
-    for name in ("up", "down", "slow", "recovered"):
-        p = phases.get(name)
-        if not p:
-            continue
-        stale = p["served"].get("stale", 0) / max(p["calls"], 1)
-        print(f"  {name:<10} calls {p['calls']:>7}  failed {p['failed']}  p50 {p['p50'] * 1e6:6.1f} µs  "
-              f"p95 {p['p95'] * 1e6:6.1f} µs ({p['p95'] / up['p95']:.2f}x up)  max {p['max'] * 1e3:6.2f} ms  "
-              f"served stale {stale:.1%}  {p['served']}")
-    failed = sum(p["failed"] for p in phases.values())
-    ok &= failed == 0
-    print(f"failed get_prompt calls: {failed} (goal 0)")
+    for sdk, report in reports.items():
+        phases = report["phases"]
+        up = phases["up"]
+        print(f"a {sdk} app reading in a loop through a proxy (first read {report['first_read_s'] * 1000:.1f} ms, "
+              f"the only one that may wait on the server; down: killed; slow: {args.delay:g} s a chunk):")
+        for name in ("up", "down", "slow", "recovered"):
+            p = phases.get(name)
+            if not p:
+                continue
+            stale = p["served"].get("stale", 0) / max(p["calls"], 1)
+            print(f"  {name:<10} calls {p['calls']:>7}  failed {p['failed']}  p50 {p['p50'] * 1e6:6.1f} µs  "
+                  f"p95 {p['p95'] * 1e6:6.1f} µs ({p['p95'] / up['p95']:.2f}x up)  max {p['max'] * 1e3:6.2f} ms  "
+                  f"served stale {stale:.1%}")
+        failed = sum(p["failed"] for p in phases.values())
+        ok &= failed == 0
+        print(f"  failed get_prompt calls: {failed} (goal 0)")
     return 0 if ok else 1
 
 

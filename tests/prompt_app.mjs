@@ -36,7 +36,8 @@ const served = {};
 const failed = {};
 const errors = [];
 const versions = {};
-const tick = () => new Promise((ok) => setImmediate(ok));
+// a pause between reads (as an app does other work), and the event loop's turn: stdin, refreshes
+const tick = () => new Promise((ok) => setTimeout(ok, 1));
 for (let i = 0; !stop; i++) {
   const user = users[Math.floor(i / 2) % users.length];
   const label = i % 2 ? "staging" : "production";
@@ -53,7 +54,7 @@ for (let i = 0; !stop; i++) {
     failed[name] = (failed[name] ?? 0) + 1;
     if (errors.length < 5) errors.push(`${err?.name}: ${err?.message}`);
   }
-  await tick(); // the event loop turns: stdin, and the background refresh
+  await tick();
 }
 
 const summary = (values) => {

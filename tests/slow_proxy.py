@@ -41,6 +41,12 @@ class SlowProxy:
         self._ready.set()
         self._loop.run_forever()
         server.close()
+        # connections still open (an app's kept-alive ones) end with the proxy
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
