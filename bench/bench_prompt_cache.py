@@ -95,6 +95,8 @@ def outage(root: Path, seconds: float, delay: float, command: list[str]) -> dict
                 app.stdin.write(f"phase {name}\n")
                 app.stdin.flush()
 
+            time.sleep(1.0)  # the process's first second (imports, JIT) is not the steady state
+            phase("up")
             time.sleep(seconds)
             phase("down")
             servers[-1].kill()

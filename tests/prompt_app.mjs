@@ -22,7 +22,7 @@ await client.getPrompt({ name: "support/answer", label: "production" });
 await client.getPrompt({ name: "support/answer", label: "staging", userId: users[0] });
 const first = (performance.now() - began) / 1000;
 
-let phase = "up";
+let phase = "start"; // until stdin names one
 let stop = false;
 createInterface({ input: process.stdin }).on("line", (line) => {
   const [word, name] = line.trim().split(" ");

@@ -5,7 +5,7 @@ measures every call. Run as a process of its own:
     python tests/prompt_app.py URL [--ttl 0.2] [--retry 0.5] [--users 50]
 
 It prints `ready` once its first reads are done, then reads until stdin says `stop`; a line
-`phase NAME` starts counting calls under NAME. Its last line is JSON: per phase, calls, failed
+`phase NAME` starts counting calls under NAME (before any: "start"). Its last line is JSON: per phase, calls, failed
 calls (and the first errors), where calls were served from, p50/p95/max seconds; the versions
 each user was served; and the first read's seconds (the only one allowed to wait on the server).
 """
@@ -40,7 +40,7 @@ def main() -> None:
     client.get_prompt("support/answer", label="staging", user_id=users[0])
     first = time.perf_counter() - started
 
-    phase = ["up"]
+    phase = ["start"]  # until stdin names one
     stop = threading.Event()
 
     def listen() -> None:

@@ -95,7 +95,7 @@ def test_an_app_never_fails_to_load_a_prompt_while_the_server_dies_restarts_and_
         out, err = app.communicate(timeout=30)
     report = json.loads(out.strip().splitlines()[-1])
     phases = report["phases"]
-    assert set(phases) == {"up", "down", "restarted", "slow", "recovered"}, phases
+    assert set(phases) == {"start", "down", "restarted", "slow", "recovered"}, phases
     assert report["errors"] == [] and sum(p["failed"] for p in phases.values()) == 0, report["errors"]
     assert all(p["calls"] > 50 for p in phases.values()), phases
     # no call after the first fetch waited on the network: none took a tenth of the proxy's delay
