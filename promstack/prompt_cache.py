@@ -233,6 +233,8 @@ class PromptCache:
             entry.retry_at = monotonic() + self.retry
             entry.refreshing = False
             return
+        if fresh.split == entry.split and fresh.label_version == entry.label_version:
+            fresh.arms = entry.arms  # the same split: each user's arm is the same
         self.entries[key] = fresh
         self._note(key, "fresh")
 

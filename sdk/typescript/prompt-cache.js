@@ -143,6 +143,13 @@ class Entry {
     this.one = this.split === null ? served.fresh?.get(this.labelVersion) : undefined;
   }
 
+  /** The users' arms from the copy this one replaces, when its split is the same one. */
+  keepArms(older) {
+    const same = (a, b) => a === b || (a && b && ["id", "salt", "percent", "version_a", "version_b", "kind"]
+      .every((k) => a[k] === b[k]));
+    if (older.labelVersion === this.labelVersion && same(older.split, this.split)) this.arms = older.arms;
+  }
+
   async forUser(userId, kind) {
     if (this.split === null) return this.served[kind].get(this.labelVersion);
     const id = userId ?? null;
@@ -247,6 +254,7 @@ export class PromptCache {
   async _refresh(entry) {
     try {
       const fresh = await this._load(entry.key, entry.tuple);
+      fresh.keepArms(entry);
       this.entries.set(entry.key, fresh);
       this._note(entry.key, entry.tuple, "fresh");
     } catch (err) {
