@@ -276,12 +276,15 @@ class RemoteClient:
         """Client-side rendering, as the store renders; an `{% include %}` is read from the server."""
         import json
 
+        from store.prompts import LATEST
         from store.template import Template, render
 
         def include(name: str, selector: str) -> Any:
+            # through the prompt cache, so a copy renders while the server is away; an include
+            # with no selector is main's head, which the label `latest` follows
             if selector.isdigit():
                 return self.get_prompt(name, version=int(selector)).template
-            return self.get_prompt(name, label=selector or None).template
+            return self.get_prompt(name, label=selector or LATEST).template
 
         template = Template(version.kind, version.template if version.kind == "text"
                             else json.dumps(version.template, ensure_ascii=False, indent=1))

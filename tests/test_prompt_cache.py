@@ -165,3 +165,18 @@ def test_the_disk_copy_is_written_atomically_in_the_users_cache_dir(team, tmp_pa
     folder = tmp_path / "xdg" / "promstack"
     assert [p.suffix for p in folder.iterdir()] == [".json"]  # no temporary file left behind
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_an_include_renders_from_the_copies_too(team, tmp_path):
+    with Client(team["db"]) as local:
+        local.create_prompt("shared/tone", "Tone: kind.")
+        local.create_prompt("support/inc", '{% include "shared/tone" %} Q: {{ input }}')
+        local.set_label("support/inc", "production", 1)
+    folder = tmp_path / "copies"
+    with Client(url=team["url"], cache_dir=folder) as client:
+        assert client.get_prompt("support/inc", label="production").render(input="x") == "Tone: kind. Q: x"
+    team["server"].kill()
+    team["server"].wait()
+    with Client(url=team["url"], cache_dir=folder) as client:
+        found = client.get_prompt("support/inc", label="production")
+        assert found.served_from == "disk" and found.render(input="y") == "Tone: kind. Q: y"
