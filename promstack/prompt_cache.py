@@ -181,8 +181,8 @@ class PromptCache:
         except Outage as exc:
             entry = self.entries.get(key) or self._from_disk(key) or self._fallback(key, fallback)
             if entry is None:
-                raise self.unreachable(f"{exc}; prompt {describe(key)} was never fetched here, no copy is kept on "
-                                       "disk, and no fallback was given (get_prompt(..., fallback=...))") from None
+                raise self.unreachable(f"{exc}; prompt {describe(key)} was never read on this machine and no copy "
+                                       "of it is kept on disk (an app can give a fallback template)") from None
             entry.retry_at = monotonic() + self.retry
             entry.failing = True
             self.entries[key] = entry

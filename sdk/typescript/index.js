@@ -58,7 +58,6 @@ export class PromStack {
     if (typeof this._fetch !== "function") {
       throw new PromStackError("no fetch() here: use Node 18 or later, or pass { fetch }");
     }
-    this._cache = new Map();
     this._versions = new Map(); // "promptId:version" -> its body: a version never changes
     this.prompts = new PromptCache({
       fetchState: (prompt, label) => this._serving(prompt, label),
@@ -159,15 +158,14 @@ export class PromStack {
     if (userId !== undefined && userId !== null) query.set("user_id", String(userId));
     const qs = query.toString();
     const path = `/api/prompts/${ref}${qs ? `?${qs}` : ""}`;
-    return new Prompt(await this._get(path, true));
+    return new Prompt(await this._get(path)); // a branch's head: the editing view, not kept
   }
 
   async listPrompts() {
-    return (await this._get("/api/prompts", false)).prompts;
+    return (await this._get("/api/prompts")).prompts;
   }
 
   clearCache() {
-    this._cache.clear();
     this._versions.clear();
     this.prompts.forget();
   }
@@ -268,20 +266,10 @@ export class PromStack {
     return this._answer(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   }
 
-  async _get(path, cacheable) {
-    const now = Date.now();
-    if (cacheable && this.cacheTtlMs > 0) {
-      const hit = this._cache.get(path);
-      if (hit && hit.expires > now) return hit.value;
-    }
+  async _get(path) {
     const headers = { Accept: "application/json" };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    const body = await this._answer(path, { headers });
-    if (cacheable && this.cacheTtlMs > 0) {
-      this._cache.set(path, { value: body, expires: now + this.cacheTtlMs });
-      if (this._cache.size > 1000) this._cache.delete(this._cache.keys().next().value);
-    }
-    return body;
+    return this._answer(path, { headers });
   }
 
   async _answer(path, init) {

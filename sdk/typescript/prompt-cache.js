@@ -216,8 +216,8 @@ export class PromptCache {
       if (!(err instanceof Outage)) throw err;
       entry = this.entries.get(mapKey) ?? (await this._fromDisk(mapKey, key)) ?? this._fallback(mapKey, key, fallback);
       if (entry === null) {
-        throw new Outage(`${err.message}; prompt ${describe(key)} was never fetched here, no copy is kept on disk, ` +
-          "and no fallback was given (getPrompt({ ..., fallback: '...' }))");
+        throw new Outage(`${err.message}; prompt ${describe(key)} was never read on this machine and no copy ` +
+          "of it is kept on disk (getPrompt({ ..., fallback: '...' }) covers that)");
       }
       entry.retryAt = Date.now() + this.retryMs;
       this.entries.set(mapKey, entry);
