@@ -86,7 +86,7 @@ def ttl_setting(ttl: float | None = None) -> float:
 class Entry:
     """One cached read: the label's state and the records served from it, made once."""
 
-    __slots__ = ("arms", "expires", "failing", "key", "label_version", "one", "origin", "pick", "refreshing",
+    __slots__ = ("arms", "expires", "key", "label_version", "one", "origin", "pick", "refreshing",
                  "retry_at", "saved_at", "served", "split")
 
     def __init__(self, key: tuple[Any, ...], state: dict[str, Any], versions: dict[int, PromptVersion],
@@ -95,7 +95,6 @@ class Entry:
         self.label_version: int | None = state.get("version")
         self.split: dict[str, Any] | None = state.get("split")
         self.refreshing = False
-        self.failing = False
         self.arms: dict[str | None, int] = {}
         self.retry_at = 0.0
         old = "stale" if origin == "server" else origin
@@ -184,7 +183,6 @@ class PromptCache:
                 raise self.unreachable(f"{exc}; prompt {describe(key)} was never read on this machine and no copy "
                                        "of it is kept on disk (an app can give a fallback template)") from None
             entry.retry_at = monotonic() + self.retry
-            entry.failing = True
             self.entries[key] = entry
             self._note(key, entry.old_kind, str(exc), entry.saved_at)
             return entry.for_user(user_id, entry.old_kind)
@@ -216,7 +214,6 @@ class PromptCache:
         try:
             fresh = self._load(key)
         except Outage as exc:
-            entry.failing = True
             entry.retry_at = monotonic() + self.retry
             entry.refreshing = False
             self._note(key, entry.old_kind, str(exc), entry.saved_at)
