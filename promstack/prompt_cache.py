@@ -36,7 +36,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from store.errors import PromStackError
+from store.errors import InvalidInput, PromStackError
 from store.models import PromptVersion
 
 log = logging.getLogger("promstack.prompt_cache")
@@ -77,9 +77,9 @@ def ttl_setting(ttl: float | None = None) -> float:
         try:
             ttl = float(text) if text else DEFAULT_TTL
         except ValueError:
-            raise PromStackError(f"PROMSTACK_CACHE_TTL is seconds, e.g. 30; got {text!r}") from None
+            raise InvalidInput(f"PROMSTACK_CACHE_TTL is seconds, e.g. 30; got {text!r}") from None
     if ttl < 0:
-        raise PromStackError(f"the prompt cache's TTL is seconds (0 or more); got {ttl!r}")
+        raise InvalidInput(f"the prompt cache's TTL is seconds (0 or more); got {ttl!r}")
     return float(ttl)
 
 

@@ -180,3 +180,13 @@ def test_an_include_renders_from_the_copies_too(team, tmp_path):
     with Client(url=team["url"], cache_dir=folder) as client:
         found = client.get_prompt("support/inc", label="production")
         assert found.served_from == "disk" and found.render(input="y") == "Tone: kind. Q: y"
+
+
+def test_a_bad_ttl_is_one_sentence(monkeypatch):
+    from promstack import InvalidInput
+
+    monkeypatch.setenv("PROMSTACK_CACHE_TTL", "half a minute")
+    with pytest.raises(InvalidInput, match="PROMSTACK_CACHE_TTL is seconds, e.g. 30; got 'half a minute'"):
+        Client(url="http://127.0.0.1:9")
+    with pytest.raises(InvalidInput, match="0 or more"):
+        Client(url="http://127.0.0.1:9", cache_ttl=-1)
