@@ -35,6 +35,7 @@ QUICK = {
     "bench_ingest": ["--batches", "20", "--idle", "3"],
     "bench_mcp": ["--starts", "3", "--calls", "100"],
     "bench_mcp_context": ["--no-references"],
+    "bench_prompt_cache": ["--seconds", "1.5", "--delay", "1", "--number", "20000"],
     "bench_remote": ["--calls", "100"],
     "bench_monitor": ["--rows", "100000"],
     "bench_runner": ["--quick"],

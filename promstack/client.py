@@ -31,7 +31,8 @@ class Client:
     remote = False
 
     def __new__(cls, db: str | os.PathLike | None = None, *, actor: str | None = None, url: str | None = None,
-                token: str | None = None) -> Any:
+                token: str | None = None, cache_ttl: float | None = None,
+                cache_dir: str | os.PathLike | bool | None = None) -> Any:
         # One public name for both: a face that makes a `Client` works against a server unchanged.
         # An explicit `db` is always the local store (the server's own clients name theirs).
         if url is not None or db is None:
@@ -39,11 +40,14 @@ class Client:
 
             found = server_url(url)
             if found is not None:
-                return RemoteClient(found, token, local=cls)
+                return RemoteClient(found, token, local=cls, cache_ttl=cache_ttl, cache_dir=cache_dir)
         return super().__new__(cls)
 
     def __init__(self, db: str | os.PathLike | None = None, *, actor: str | None = None, url: str | None = None,
-                 token: str | None = None) -> None:
+                 token: str | None = None, cache_ttl: float | None = None,
+                 cache_dir: str | os.PathLike | bool | None = None) -> None:
+        # cache_ttl, cache_dir: the prompt cache of a client over a team server (promstack.remote);
+        # the local store needs none.
         # The services the engine hangs on a client, each made on first use (`gateway`,
         # `evals`, `resolver`): a face that never runs a prompt never imports the gateway.
         self._gateway: Gateway | None = None
@@ -211,8 +215,10 @@ class Client:
         branch: str | None = None,
         resolved: bool = False,
         user_id: str | None = None,
+        fallback: Any = None,
     ) -> PromptVersion:
-        """Head of main by default; `resolved=True` expands `{% include %}`s in the template.
+        """`fallback` matters only over a team server (a template served while it is away, for a
+        prompt never fetched); the local store is always here. Head of main by default; `resolved=True` expands `{% include %}`s in the template.
         `label` with `user_id`: the version that user is served there, A/B arm or rollout share
         included (promstack.deploy.Resolver, cached for a few seconds)."""
         if user_id is not None and label is not None and version is None and branch is None:

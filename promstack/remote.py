@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
+from promstack.prompt_cache import Outage, PromptCache
 from promstack.reporting import CallReporter, Transient, call_fields
 from store.errors import InvalidInput, NotFound, PromStackError, Step
 from store.models import Branch, Diff, LabelMove, Prompt, PromptVersion
@@ -120,7 +121,8 @@ class RemoteClient:
     remote = True
 
     def __init__(self, url: str, token: str | None = None, *, local: Callable[..., Any] | None = None,
-                 timeout: httpx.Timeout | float = TIMEOUT, transport: httpx.BaseTransport | None = None) -> None:
+                 timeout: httpx.Timeout | float = TIMEOUT, transport: httpx.BaseTransport | None = None,
+                 cache_ttl: float | None = None, cache_dir: str | os.PathLike | bool | None = None) -> None:
         # `local`: how to open a local store (the `Client` class, handed in by `Client.__new__`:
         # this module sits below it and does not import it).
         self._local = local
@@ -133,6 +135,11 @@ class RemoteClient:
         self._transport = transport
         self._reporter: CallReporter | None = None
         self.reporter_options: dict[str, Any] = {}  # CallReporter's limits, before the first log_call
+        # Label and version reads, cached (promstack.prompt_cache): `cache_ttl` seconds
+        # (PROMSTACK_CACHE_TTL, 30), last good copies under `cache_dir` (False: none on disk).
+        self._cache_http: httpx.Client | None = None
+        self.prompt_cache = PromptCache(self._serving, self._v, scope=self.url, ttl=cache_ttl,
+                                        directory=cache_dir, unreachable=Unreachable)
 
     def __repr__(self) -> str:
         return f"<Client url={self.url!r}>"
@@ -142,6 +149,8 @@ class RemoteClient:
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
         """One REST call; an error envelope raised as the engine's exception, a dead server as
         `Unreachable`. Statuses in `ok` (besides 2xx) are returned to the caller."""
+        if method != "GET":
+            self.prompt_cache.forget()  # a label this client moves is read again, not served from memory
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -166,6 +175,8 @@ class RemoteClient:
         if self._reporter is not None:
             self._reporter.close()  # reported calls drain before the connection closes
         self._http.close()
+        if self._cache_http is not None:
+            self._cache_http.close()
 
     def __enter__(self) -> RemoteClient:
         return self
@@ -227,7 +238,7 @@ class RemoteClient:
         return RemoteMonitoring(self)
 
     def forget_resolved(self) -> None:
-        pass
+        self.prompt_cache.forget()
 
     def flush_calls(self) -> None:
         """Wait for the calls `log_call` queued to reach the server (or be dropped, counted)."""
@@ -275,12 +286,15 @@ class RemoteClient:
         """Client-side rendering, as the store renders; an `{% include %}` is read from the server."""
         import json
 
+        from store.prompts import LATEST
         from store.template import Template, render
 
         def include(name: str, selector: str) -> Any:
+            # through the prompt cache, so a copy renders while the server is away; an include
+            # with no selector is main's head, which the label `latest` follows
             if selector.isdigit():
                 return self.get_prompt(name, version=int(selector)).template
-            return self.get_prompt(name, label=selector or None).template
+            return self.get_prompt(name, label=selector or LATEST).template
 
         template = Template(version.kind, version.template if version.kind == "text"
                             else json.dumps(version.template, ensure_ascii=False, indent=1))
@@ -307,7 +321,13 @@ class RemoteClient:
 
     def get_prompt(self, prompt: PromptRef | None = None, *, id: int | None = None, version: int | None = None,
                    label: str | None = None, branch: str | None = None, resolved: bool = False,
-                   user_id: str | None = None) -> PromptVersion:
+                   user_id: str | None = None, fallback: Any = None) -> PromptVersion:
+        """A version of a prompt. Read by `label` (with `user_id`: their A/B arm or rollout share)
+        or by `version`, it comes from the prompt cache (promstack.prompt_cache): fresh, stale
+        while one background refresh runs, the copy kept on disk, or `fallback` (a template) for
+        a prompt never fetched while the server is away; `.served_from` says which."""
+        if not resolved and branch is None and (label is None) != (version is None) and (prompt is None) != (id is None):
+            return self.prompt_cache.get(prompt if id is None else id, label, version, user_id, fallback)
         if prompt is None and id is None:
             raise InvalidInput("say which prompt: a name or an id")
         if prompt is not None and id is not None:
@@ -324,6 +344,30 @@ class RemoteClient:
 
     def render(self, prompt: PromptRef, variables: dict[str, Any] | None = None, **selector: Any) -> Any:
         return self.get_prompt(prompt, **selector).render(**(variables or {}))
+
+    def _serving(self, prompt: PromptRef, label: str | None, version: int | None) -> dict[str, Any]:
+        """What the prompt cache keeps, from the server: a label's state (GET .../-/serving) or
+        one version. A server that is away is an `Outage` (the cache serves its copy); an error it
+        answers is raised as the engine's exception."""
+        if self._cache_http is None:
+            # its own connection, with short timeouts: a refresh runs beside the app's calls
+            self._cache_http = httpx.Client(base_url=self._http.base_url, headers=self._http.headers,
+                                            timeout=httpx.Timeout(10.0, connect=3.0), transport=self._transport)
+        path, params = (self._p(prompt, "serving"), {"label": label}) if label is not None else \
+            (self._p(prompt), {"version": version})
+        try:
+            response = self._cache_http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise Outage(f"could not reach {self.url}: {_reason(exc)}") from None
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise Outage(f"{self.url} answered {response.status_code}")
+        if not response.is_success:
+            try:
+                body = response.json()
+            except ValueError:
+                body = response.text
+            raise rebuild(response.status_code, body)
+        return response.json()
 
     def dependents(self, prompt: PromptRef) -> list[dict[str, Any]]:
         return self.get(self._p(prompt, "dependents"))

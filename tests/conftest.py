@@ -18,6 +18,8 @@ def isolated_store(tmp_path, monkeypatch):
     # An unexpected exception in a CLI command re-raises instead of becoming one friendly line,
     # so a bug fails its test with a traceback rather than hiding behind exit code 70.
     monkeypatch.setenv("PROMSTACK_DEBUG", "1")
+    # the remote client's last good copies of prompts: in the test's folder, not ~/.cache
+    monkeypatch.setenv("PROMSTACK_CACHE_DIR", str(tmp_path / "prompt-cache"))
     monkeypatch.chdir(tmp_path)
     return path
 

@@ -223,6 +223,7 @@ def test_openapi_and_docs(http):
         ("get", "/prompts/{prompt}/-/label-history"), ("post", "/prompts/{prompt}/-/run"),
         ("get", "/prompts/{prompt}/-/label-at"), ("delete", "/prompts/{prompt}/-/labels/{label}"),
         ("post", "/prompts/{prompt}/-/label-rollback"), ("get", "/prompts/{prompt}/-/dependents"), ("get", "/calls"), ("post", "/calls"),
+        ("get", "/prompts/{prompt}/-/serving"),
         ("get", "/prompts/{prompt}/-/checkpoints"), ("get", "/prompts/{prompt}/-/cost/recommend"),
         ("get", "/prompts/{prompt}/-/cost/compare"), ("get", "/prices"), ("post", "/prompts/{prompt}/-/cost/shorter"),
         ("get", "/suites"), ("post", "/suites"), ("put", "/suites/{suite}"), ("get", "/suites/{suite}"),

@@ -37,6 +37,21 @@ def bucket(salt: str, user_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
+def pick(version: int | None, split: dict[str, Any] | None, user_id: str | None) -> tuple[int | None, str | None]:
+    """(version, arm) a label serves `user_id`: the label's own `version`, or the A/B arm or
+    rollout share the user's `bucket` falls in. Pure, so an SDK that holds the label's state
+    (`Resolver.serving`, GET .../-/serving) picks the same arm without asking the server."""
+    if split is None:
+        return version, None
+    in_b = user_id is not None and bucket(split["salt"], str(user_id)) < split["percent"]
+    if split["kind"] == "ab":
+        if user_id is None and version is not None:
+            return version, None
+        arm = "b" if in_b else "a"
+        return split[f"version_{arm}"], arm
+    return (split["version_b"], "new") if in_b else (split["version_a"], "stable")
+
+
 @dataclass
 class Resolution:
     prompt_id: int
@@ -103,27 +118,44 @@ class Resolver:
             return Resolution(found.prompt_id, label, found.version)
         row, version, split = self._state(prompt, label)
         if split is not None:
-            in_b = user_id is not None and bucket(split["salt"], str(user_id)) < split["percent"]
-            if split["kind"] == "ab":
-                if user_id is None and version is not None:
-                    return Resolution(row["id"], label, version)
-                arm = "b" if in_b else "a"
-                return Resolution(row["id"], label, split[f"version_{arm}"], arm, split["id"], "ab")
-            arm = "new" if in_b else "stable"
-            return Resolution(row["id"], label, split["version_b"] if in_b else split["version_a"], arm,
-                              split["id"], "rollout")
+            served, arm = pick(version, split, user_id)
+            if arm is None:
+                return Resolution(row["id"], label, served)
+            return Resolution(row["id"], label, served, arm, split["id"], split["kind"])
         if version is None:
             self.client.store.prompts.label_target(row, label)  # raises its NotFound
         return Resolution(row["id"], label, version)
 
-    def get(self, prompt: Any, label: str, user_id: str | None = None) -> PromptVersion:
-        """The PromptVersion `user_id` is served under `label`."""
-        found = self.resolve(prompt, label, user_id)
-        key = (found.prompt_id, found.version)
+    def serving(self, prompt: Any, label: str) -> dict[str, Any]:
+        """What `label` serves every user, for an SDK to cache and `pick` from: the label's
+        version, the active A/B test or rollout (its arms, share and the salt users are bucketed
+        with) and every version it may serve. An unknown prompt or label raises NotFound."""
+        from store.prompts import LATEST
+
+        if label == LATEST:
+            found = self.client.store.prompts.get(prompt, label=LATEST)
+            return {"prompt_id": found.prompt_id, "label": label, "version": found.version, "split": None,
+                    "versions": [found]}
+        row, version, split = self._state(prompt, label)
+        if split is None and version is None:
+            self.client.store.prompts.label_target(row, label)  # raises its NotFound
+        numbers = {version} if split is None else {version, split["version_a"], split["version_b"]}
+        shared = None if split is None else {k: split[k] for k in (
+            "id", "kind", "version_a", "version_b", "percent", "salt")}
+        return {"prompt_id": row["id"], "label": label, "version": version, "split": shared,
+                "versions": [self._version(row["id"], n) for n in sorted(n for n in numbers if n is not None)]}
+
+    def _version(self, prompt_id: int, number: int) -> PromptVersion:
+        key = (prompt_id, number)
         with self._lock:
             cached = self._versions.get(key)
         if cached is None:
-            cached = self.client.store.prompts.get(found.prompt_id, version=found.version)
+            cached = self.client.store.prompts.get(prompt_id, version=number)
             with self._lock:
                 self._versions[key] = cached
         return cached
+
+    def get(self, prompt: Any, label: str, user_id: str | None = None) -> PromptVersion:
+        """The PromptVersion `user_id` is served under `label`."""
+        found = self.resolve(prompt, label, user_id)
+        return self._version(found.prompt_id, found.version)

@@ -5,8 +5,16 @@ export interface PromStackOptions {
   baseUrl?: string;
   /** Sent as `Authorization: Bearer <token>` (the server's PROMSTACK_TOKEN). */
   token?: string;
-  /** How long a fetched prompt is reused, in milliseconds (default 5000; 0 turns the cache off). */
+  /** How long a fetched label's state is fresh, in milliseconds (default 30000). Past it the copy
+   *  is served (`servedFrom: "stale"`) while one background refresh runs. 0: every read asks the
+   *  server (in the foreground), and a copy still covers it being away. */
   cacheTtlMs?: number;
+  /** Where the last good copy of each prompt is kept (Node only): default PROMSTACK_CACHE_DIR, else
+   *  the user's cache directory (~/.cache/promstack on Linux); `false` keeps none on disk. */
+  cacheDir?: string | false;
+  /** Where changes of state (serving stale, disk, fallback; fresh again) are told, once each
+   *  (default: console). */
+  logger?: { warn(message: string): void } | null;
   /** A fetch implementation (default: the global fetch). */
   fetch?: typeof fetch;
 }
@@ -21,7 +29,14 @@ export interface GetPromptOptions {
   branch?: string;
   /** With a label: the version this user is served there (A/B arm or rollout share). */
   userId?: string;
+  /** The template served when this prompt was never fetched, none is kept on disk and the
+   *  server is away (`servedFrom: "fallback"`). */
+  fallback?: Template;
 }
+
+/** Where a prompt came from: fetched within the TTL, an older copy (a refresh is under way or the
+ *  server is away), the copy kept on disk, or the `fallback` given. */
+export type ServedFrom = "fresh" | "stale" | "disk" | "fallback";
 
 export type ChatMessage = { role: string; content: string; name?: string };
 export type Template = string | ChatMessage[];
@@ -54,6 +69,8 @@ export declare class Prompt {
   readonly label: string | null;
   /** The A/B arm or rollout share the user fell in, when one applies. */
   readonly resolved: Resolved | null;
+  /** Where this copy came from (label and version reads; absent on branch reads). */
+  readonly servedFrom?: ServedFrom;
   /** Fill `{{ variable }}`s (see `render`). */
   render(variables?: Record<string, unknown>): Template;
 }
@@ -176,7 +193,7 @@ export declare class PromStack {
   constructor(options?: PromStackOptions);
   getPrompt(options: GetPromptOptions): Promise<Prompt>;
   listPrompts(): Promise<Array<Record<string, unknown>>>;
-  /** Forget every cached prompt. */
+  /** Forget every prompt held in memory (the copies on disk stay). */
   clearCache(): void;
   /** Report a call the app made itself: queued (bounded), sent in batches to POST /api/v1/calls in
    * the background, retried with backoff, dropped (counted) when the server stays away. Never

@@ -6,23 +6,18 @@
 //   const prompt = await client.getPrompt({ id: 42, version: 3 });
 //   const text = prompt.render({ input: "환불하고 싶어요" });
 //
-// Labels, A/B arms and rollouts are resolved by the server (the same code as the Python SDK);
-// this client only caches what it fetched for a few seconds, so it can be called per request.
+// A label's state (its version, A/B test or rollout) comes from the server and is cached
+// (prompt-cache.js): past cacheTtlMs the copy is served while one background refresh runs, the
+// last good copy is kept on disk (Node), and `fallback` covers a prompt never fetched while the
+// server is away; `prompt.servedFrom` says which. A user's arm is picked with the server's hash.
+
+import { PromStackError } from "./errors.js";
+import { Outage, PromptCache } from "./prompt-cache.js";
+
+export { PromStackError };
 
 const DEFAULT_BASE_URL = "http://127.0.0.1:8787";
-const DEFAULT_TTL_MS = 5000;
-
-export class PromStackError extends Error {
-  constructor(message, status = 0, type = null, details = {}) {
-    super(message);
-    this.name = "PromStackError";
-    this.status = status;
-    // The server's error class, as the Python SDK raises it: NotFound, InvalidInput,
-    // MergeConflict, GateFailed, Unauthorized, Forbidden, ValidationError ...
-    this.type = type;
-    Object.assign(this, details);
-  }
-}
+const DEFAULT_TTL_MS = 30000;
 
 function promptPath(options, sub) {
   const { id, name } = options;
@@ -43,13 +38,19 @@ export class Prompt {
     Object.freeze(this);
   }
 
+  /** The same prompt with the A/B arm or rollout share a user fell in. */
+  withResolved(resolved) {
+    return new Prompt({ ...this, resolved });
+  }
+
   render(variables = {}) {
     return render(this.template, variables);
   }
 }
 
 export class PromStack {
-  constructor({ baseUrl = DEFAULT_BASE_URL, token, cacheTtlMs = DEFAULT_TTL_MS, fetch: fetchImpl } = {}) {
+  constructor({ baseUrl = DEFAULT_BASE_URL, token, cacheTtlMs = DEFAULT_TTL_MS, cacheDir, logger = console,
+    fetch: fetchImpl } = {}) {
     this.baseUrl = String(baseUrl).replace(/\/+$/, "");
     this.token = token;
     this.cacheTtlMs = cacheTtlMs;
@@ -57,7 +58,16 @@ export class PromStack {
     if (typeof this._fetch !== "function") {
       throw new PromStackError("no fetch() here: use Node 18 or later, or pass { fetch }");
     }
-    this._cache = new Map();
+    this._versions = new Map(); // "promptId:version" -> its body: a version never changes
+    this.prompts = new PromptCache({
+      fetchState: (prompt, label) => this._serving(prompt, label),
+      fetchVersion: (prompt, version) => this._versionBody(prompt, version),
+      makePrompt: (body, servedFrom, label) => new Prompt({
+        ...body, id: body.id ?? body.prompt_id, model_config: body.model_config ?? body.config ?? {},
+        source_template: body.source_template ?? body.template, label: label ?? null, resolved: null, servedFrom,
+      }),
+      scope: this.baseUrl, ttlMs: cacheTtlMs, directory: cacheDir, logger,
+    });
     this._reporter = null;
     this.reporterOptions = {};
   }
@@ -118,7 +128,7 @@ export class PromStack {
   }
 
   async getPrompt(options = {}) {
-    const { id, name, version, label, branch, userId } = options;
+    const { id, name, version, label, branch, userId, fallback } = options;
     if (id === undefined && name === undefined) {
       throw new PromStackError("say which prompt: getPrompt({ id: 42 }) or getPrompt({ name: 'support/refund' })");
     }
@@ -135,6 +145,11 @@ export class PromStack {
     if (version !== undefined && !(Number.isInteger(version) && version >= 1)) {
       throw new PromStackError(`a version is a whole number from 1; got ${JSON.stringify(version)}`);
     }
+    if (branch === undefined || branch === null) {
+      // a label (production by default) or a version: from the cache, never failing while a copy exists
+      const selector = version !== undefined && version !== null ? [null, version] : [label ?? "production", null];
+      return this.prompts.get(id ?? String(name), selector[0], selector[1], userId, fallback);
+    }
     const ref = id !== undefined ? String(id) : String(name).split("/").map(encodeURIComponent).join("/");
     const query = new URLSearchParams();
     if (version !== undefined) query.set("version", String(version));
@@ -143,15 +158,48 @@ export class PromStack {
     if (userId !== undefined && userId !== null) query.set("user_id", String(userId));
     const qs = query.toString();
     const path = `/api/prompts/${ref}${qs ? `?${qs}` : ""}`;
-    return new Prompt(await this._get(path, true));
+    return new Prompt(await this._get(path)); // a branch's head: the editing view, not kept
   }
 
   async listPrompts() {
-    return (await this._get("/api/prompts", false)).prompts;
+    return (await this._get("/api/prompts")).prompts;
   }
 
   clearCache() {
-    this._cache.clear();
+    this._versions.clear();
+    this.prompts.forget();
+  }
+
+  // What the prompt cache keeps: a label's state (its version, A/B test or rollout, and each
+  // version it may serve, with includes expanded by the server), or one version. A server that
+  // is away throws Outage (the cache serves its copy); an error it answers, PromStackError.
+  async _serving(prompt, label) {
+    const state = await this._cacheGet(`/api/v1/prompts/${refPath(prompt)}/-/serving?label=${encodeURIComponent(label)}`);
+    const versions = await Promise.all(state.versions.map((v) => this._versionBody(state.prompt_id, v.version)));
+    return { prompt_id: state.prompt_id, version: state.version, split: state.split, versions };
+  }
+
+  async _versionBody(prompt, version) {
+    const known = typeof prompt === "number" && this.cacheTtlMs > 0 ? this._versions.get(`${prompt}:${version}`) : undefined;
+    if (known !== undefined) return known;
+    const body = await this._cacheGet(`/api/prompts/${refPath(prompt)}?version=${version}`);
+    this._versions.set(`${body.prompt_id}:${version}`, body);
+    return body;
+  }
+
+  async _cacheGet(path) {
+    const headers = { Accept: "application/json" };
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    let response;
+    try {
+      response = await this._fetch(this.baseUrl + path, { headers, signal: AbortSignal.timeout(10000) });
+    } catch (err) {
+      throw new Outage(`could not reach PromStack at ${this.baseUrl}: ${err?.message ?? err}`);
+    }
+    if (response.status >= 500 || response.status === 429 || response.status === 408) {
+      throw new Outage(`PromStack at ${this.baseUrl} answered ${response.status}`);
+    }
+    return this._body(response);
   }
 
   // ---- writes and runs over /api/v1 (the same operations and errors as the Python SDK) --------
@@ -218,20 +266,10 @@ export class PromStack {
     return this._answer(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   }
 
-  async _get(path, cacheable) {
-    const now = Date.now();
-    if (cacheable && this.cacheTtlMs > 0) {
-      const hit = this._cache.get(path);
-      if (hit && hit.expires > now) return hit.value;
-    }
+  async _get(path) {
     const headers = { Accept: "application/json" };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    const body = await this._answer(path, { headers });
-    if (cacheable && this.cacheTtlMs > 0) {
-      this._cache.set(path, { value: body, expires: now + this.cacheTtlMs });
-      if (this._cache.size > 1000) this._cache.delete(this._cache.keys().next().value);
-    }
-    return body;
+    return this._answer(path, { headers });
   }
 
   async _answer(path, init) {
@@ -241,7 +279,16 @@ export class PromStack {
     } catch (err) {
       throw new PromStackError(`could not reach PromStack at ${this.baseUrl}: ${err?.message ?? err}`);
     }
-    const text = await response.text();
+    return this._body(response);
+  }
+
+  async _body(response) {
+    let text;
+    try {
+      text = await response.text();
+    } catch (err) {
+      throw new Outage(`PromStack at ${this.baseUrl} stopped answering: ${err?.message ?? err}`);
+    }
     let body;
     try {
       body = text ? JSON.parse(text) : {};
@@ -259,6 +306,10 @@ export class PromStack {
     }
     return body;
   }
+}
+
+function refPath(prompt) {
+  return typeof prompt === "number" ? String(prompt) : String(prompt).split("/").map(encodeURIComponent).join("/");
 }
 
 // ---- reported calls: the bounded queue and its sender -----------------------------------------

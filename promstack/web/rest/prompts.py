@@ -4,7 +4,7 @@ branches, merge, labels and their history, and run (through the server's gateway
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from cachetools import LRUCache
 from fastapi import APIRouter, Query, Response
@@ -168,6 +168,34 @@ def label_read(caller: Caller, prompt: Any, label: str, user_id: str | None) -> 
 
 
 _BODIES: LRUCache = LRUCache(maxsize=2048)
+
+
+class ServingSplit(BaseModel):
+    id: int
+    kind: Literal["ab", "rollout"]
+    version_a: int
+    version_b: int
+    percent: float = Field(description="The share of users (0-100) whose bucket is below it get version_b.")
+    salt: str = Field(description="What user ids are hashed with to find their bucket (as the server does).")
+
+
+class Serving(BaseModel):
+    prompt_id: int
+    label: str
+    version: int | None = Field(description="The label's own version (None: only the split's arms serve).")
+    split: ServingSplit | None = Field(default=None, description="The active A/B test or rollout on the label.")
+    versions: list[s.PromptVersionResult] = Field(description="Every version the label may serve.")
+
+
+@router.get(P + "/serving", response_model=Serving)
+def get_serving(prompt: str, label: Annotated[str, Query(max_length=100)] = "production",
+                caller: Caller = needs("get_prompt")) -> Any:
+    """What a label serves every user: its version, its active A/B test or rollout (with the
+    salt users are bucketed with) and each version it may serve. The SDKs cache this and pick a
+    user's arm themselves, so a cached read never asks the server which arm a new user gets."""
+    with caller.pool.client(caller.actor) as client:
+        found = client.resolver.serving(ref(prompt), label)
+    return Serving.model_validate({**found, "versions": [v.to_dict() for v in found["versions"]]})
 
 
 @router.get("/prompts", response_model=s.PromptListResult)

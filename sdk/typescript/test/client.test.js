@@ -69,6 +69,7 @@ let baseUrl;
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), "promstack-sdk-"));
   db = join(tmp, ".promstack", "promstack.db");
+  process.env.PROMSTACK_CACHE_DIR = join(tmp, "prompt-cache"); // last good copies: not in ~/.cache
   execFileSync(BIN, ["init"], { cwd: tmp, env: baseEnv() });
   // Its production and staging labels are taken as they are: forced, with a reason (audited).
   cli("import", join(repo, "examples", "workspace.json"), "--force", "--reason", "the examples");
