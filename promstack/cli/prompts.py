@@ -255,14 +255,19 @@ def history(state, prompt, branch, limit, checkpoints) -> None:
         _folded_history(state, prompt, branch)
         return
     versions = state.client.history(prompt, branch=branch, limit=limit)
-    if as_json(state, [v.to_dict() for v in versions]):
+    checks = state.client.version_checks(prompt, [v.version for v in versions]) if versions else {}
+    if as_json(state, [{**v.to_dict(), "check": checks[v.version].to_dict() if v.version in checks else None}
+                       for v in versions]):
         return
     labels: dict[int, list[str]] = {}
     for name, number in state.client.labels(prompt).items():
         labels.setdefault(number, []).append(name)
+    # The quick check of each save (promstack.evals.check), as every face words it.
+    width = max((len(c.text) for c in checks.values()), default=0)
     for v in versions:
         tags = f" [{', '.join(labels[v.version])}]" if v.version in labels else ""
-        click.echo(f"v{v.version:<4} {v.created_at[:19].replace('T', ' ')}  {v.branch:<12} "
+        check = f"{checks[v.version].text if v.version in checks else '':<{width}}  " if width else ""
+        click.echo(f"v{v.version:<4} {check}{v.created_at[:19].replace('T', ' ')}  {v.branch:<12} "
                    f"{v.author:<12} {v.source:<10} {v.message or ''}{tags}")
 
 
