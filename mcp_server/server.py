@@ -102,10 +102,13 @@ def build_server(db: str | os.PathLike | None = None, *, poll_seconds: float = P
 
     @contextlib.asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[dict[str, Any]]:
+        checker = None if pool is not None else await _start_checker(engine)  # serve runs its own
         async with anyio.create_task_group() as background:
             background.start_soon(watch.run)
             yield {}
             background.cancel_scope.cancel()
+        if checker is not None:
+            await anyio.to_thread.run_sync(checker.stop)
 
     server = PromStackServer(
         engine,
@@ -123,6 +126,18 @@ def build_server(db: str | os.PathLike | None = None, *, poll_seconds: float = P
     resources.register(server, engine)
     _advertise_list_changed(server)
     return server
+
+
+async def _start_checker(engine: Engine) -> Any:
+    """The quick checks of saves (promstack.evals.check) run in this long-lived server too."""
+    from promstack.evals.check import start_checker
+
+    try:
+        return await engine.read(None, lambda call: start_checker(call.client))
+    except Exception as exc:
+        if not is_engine_error(exc):
+            raise
+        return None  # no workspace yet: its saves are checked by whoever saves
 
 
 def _advertise_list_changed(server: MCPServer) -> None:

@@ -144,6 +144,14 @@ def from_row(row: dict[str, Any]) -> VersionCheck:
     return check
 
 
+def check_from_dict(data: dict[str, Any]) -> VersionCheck:
+    """A check as `VersionCheck.to_dict` (or the REST API) gave it."""
+    fields = {k: v for k, v in data.items() if k in VersionCheck.__dataclass_fields__}
+    fields["broke"] = [CaseChange(**c) for c in data.get("broke") or []]
+    fields["fixed"] = [CaseChange(**c) for c in data.get("fixed") or []]
+    return VersionCheck(**fields)
+
+
 def version_checks(client: Client, prompt: Any, versions: list[int] | None = None) -> dict[int, VersionCheck]:
     """version -> its check, for the versions given (every checked one when None); a version
     saved before checks existed has none."""
@@ -309,12 +317,13 @@ def _at(stamp: str | None) -> float | None:
     return datetime.fromisoformat(stamp).timestamp() if stamp else None
 
 
-def run_round(client: Client, holder: str, *, on_done: Callable[[int, int, VersionCheck], None] | None = None
+def run_round(client: Client, holder: str, *, on_done: Callable[[str, int, VersionCheck], None] | None = None
               ) -> tuple[list[VersionCheck], float | None]:
     """Check what is pending now. Per prompt and branch only the newest pending save is checked
     (older ones are closed as not checked); a save made within the debounce of the version
     before it waits for the burst to go quiet. Returns the checks made and the seconds until a
-    waiting save is ready (None: nothing waits)."""
+    waiting save is ready (None: nothing waits). `on_done(prompt name, version, check)` is
+    called as each finishes."""
     db = client.store.db
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for row in rows.open_rows(db):
@@ -327,8 +336,9 @@ def run_round(client: Client, holder: str, *, on_done: Callable[[int, int, Versi
             if older["status"] == rows.PENDING:
                 rows.supersede(db, prompt_id, older["version"], {
                     "reason": f"v{newest['version']} was saved soon after, and only the newest save is checked"})
+        name = client.store.prompts.prompt_row(prompt_id, archived_ok=True)["name"]
         try:
-            cfg = settings(client, client.store.prompts.prompt_row(prompt_id, archived_ok=True)["name"])
+            cfg = settings(client, name)
         except PromStackError:
             cfg = DEFAULTS
         made, before = _at(newest["created_at"]), _at(newest["previous_at"])
@@ -344,7 +354,7 @@ def run_round(client: Client, holder: str, *, on_done: Callable[[int, int, Versi
         if check is not None:
             done.append(check)
             if on_done is not None:
-                on_done(prompt_id, newest["version"], check)
+                on_done(name, newest["version"], check)
     return done, wait
 
 
@@ -359,7 +369,7 @@ class Checker:
     and the next save starts it again."""
 
     def __init__(self, open_client: Callable[[], Client], *, keep_running: bool = False,
-                 on_done: Callable[[int, int, VersionCheck], None] | None = None, poll_s: float = POLL_S) -> None:
+                 on_done: Callable[[str, int, VersionCheck], None] | None = None, poll_s: float = POLL_S) -> None:
         self.open_client = open_client
         self.keep_running = keep_running
         self.on_done = on_done
@@ -438,6 +448,17 @@ def checker_for(path: str | os.PathLike, open_client: Callable[[], Client], **op
     return found
 
 
+def start_checker(client: Client, *, on_done: Callable[[str, int, VersionCheck], None] | None = None
+                  ) -> Checker | None:
+    """A long-lived process's checker (`promstack serve`, the watcher, the MCP server) of
+    `client`'s store, started; None over a team server (it checks its own saves)."""
+    path = client.store.path if not client.remote else None
+    if path is None:
+        return None
+    cls = type(client)
+    return checker_for(path, lambda: cls(path, actor=ACTOR), keep_running=True, on_done=on_done).start()
+
+
 # ---- after a save ------------------------------------------------------------------------
 
 THREAD, PROCESS, NONE = "thread", "process", "none"
@@ -494,7 +515,7 @@ def only_checker(path: str | os.PathLike) -> Iterator[bool]:
 
 
 def drain(client: Client, *, holder: str | None = None,
-          on_done: Callable[[int, int, VersionCheck], None] | None = None) -> list[VersionCheck]:
+          on_done: Callable[[str, int, VersionCheck], None] | None = None) -> list[VersionCheck]:
     """Check everything pending, waiting out bursts, until nothing is left (`check --pending`)."""
     holder = holder or new_holder()
     made: list[VersionCheck] = []
