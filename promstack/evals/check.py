@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -298,10 +299,21 @@ async def acheck_version(client: Client, prompt_id: int, version: int) -> tuple[
     return "checked", out, cost
 
 
+def _run(fn: Callable[..., Any], *args: Any) -> Any:
+    """`asyncio.run(fn(*args))`, on a helper thread when this one already runs a loop (a
+    notebook, an async test): the store's connection may be used from another thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(fn(*args))
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(fn(*args))).result()
+
+
 def check_now(client: Client, prompt_id: int, version: int, holder: str) -> VersionCheck | None:
     """Run the claimed check of one version and record it (only while `holder` holds it)."""
     try:
-        status, result, cost = asyncio.run(acheck_version(client, prompt_id, version))
+        status, result, cost = _run(acheck_version, client, prompt_id, version)
     except Exception as exc:  # the version must never be blocked by a bug here: say so on it
         log.exception("checking prompt %s v%s failed", prompt_id, version)
         status, result, cost = "not_checked", {"reason": f"the check failed: {exc}"}, None
