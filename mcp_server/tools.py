@@ -138,7 +138,7 @@ def get_history(call: Call, args: GetHistoryArgs) -> tuple[HistoryResult, str]:
                   for v in versions],
     )
     lines = [
-        f"v{v.version} " + (f"[{checks[v.version].text}] " if v.version in checks else "")
+        f"v{v.version} " + (f"[{checks[v.version].text}] " if checks.get(v.version) and checks[v.version].status != "no_suite" else "")
         + f"{v.branch} {v.created_at} {v.author} ({v.source})" + (f": {v.message}" if v.message else "")
         for v in versions
     ]

@@ -262,8 +262,10 @@ def history(state, prompt, branch, limit, checkpoints) -> None:
     labels: dict[int, list[str]] = {}
     for name, number in state.client.labels(prompt).items():
         labels.setdefault(number, []).append(name)
-    # The quick check of each save (promstack.evals.check), as every face words it.
-    width = max((len(c.text) for c in checks.values()), default=0)
+    # The quick check of each save (promstack.evals.check), as every face words it; a column
+    # only once some version of the prompt had a suite to be checked with.
+    shown = any(c.status != "no_suite" for c in checks.values())
+    width = max((len(c.text) for c in checks.values()), default=0) if shown else 0
     for v in versions:
         tags = f" [{', '.join(labels[v.version])}]" if v.version in labels else ""
         check = f"{checks[v.version].text if v.version in checks else '':<{width}}  " if width else ""
