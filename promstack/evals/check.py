@@ -68,6 +68,7 @@ ACTOR = "promstack-check"
 POLL_S = 0.5  # how often a checker looks for saves made by other processes
 IDLE_EXIT_S = 5.0  # a checker a save started (not a server's) stops after this long with nothing to do
 CLIP = 200
+OFF_REASON = "checks are off for this prompt ([check] enabled = false)"
 
 
 # ---- the annotation ----------------------------------------------------------------------
@@ -236,6 +237,21 @@ def _cost(client: Client, run_tag: str) -> float | None:
     return round(sum(r["cost_usd"] for r in logged), 6)
 
 
+def compared_with(client: Client, found: Any) -> int | None:
+    """The version a check compares with: the parent, or, when the parent was a save of a burst
+    that was never checked, the nearest ancestor that was (its outputs are cached, and it is
+    the last version anyone saw a score for)."""
+    parent = found.parent
+    for _ in range(1000):
+        if parent is None:
+            return None
+        row = rows.read(client.store.db, found.prompt_id, [parent]).get(parent)
+        if row is None or not row["result"].get("superseded_by"):
+            return parent
+        parent = client.get_prompt(found.prompt_id, version=parent).parent
+    return found.parent
+
+
 async def acheck_version(client: Client, prompt_id: int, version: int) -> tuple[str, dict[str, Any], float | None]:
     """Check one version against its parent now: (status, annotation, cost). Raises nothing a
     model or the suite causes: those are a not_checked annotation with the reason."""
@@ -245,7 +261,7 @@ async def acheck_version(client: Client, prompt_id: int, version: int) -> tuple[
     except InvalidInput as exc:
         return "not_checked", {"reason": str(exc)}, None
     if not cfg["enabled"]:
-        return "off", {"reason": "checks are off for this prompt ([check] enabled = false)"}, None
+        return "off", {"reason": OFF_REASON}, None
     try:
         suite = suite_for_prompt(client, prompt_id)
     except NotFound:
@@ -265,7 +281,7 @@ async def acheck_version(client: Client, prompt_id: int, version: int) -> tuple[
         if spent >= cap:
             return "not_checked", {**base, "reason": f"today's checks have spent ${spent:.4f} of the "
                                    f"${cap:g} daily budget ([check] daily_budget_usd)"}, None
-    parent = found.parent
+    parent = compared_with(client, found)
     try:
         plans = [build_plan(client, suite, prompt=prompt_id, version=version, concurrency=cfg["concurrency"])]
     except InvalidInput as exc:
@@ -283,8 +299,8 @@ async def acheck_version(client: Client, prompt_id: int, version: int) -> tuple[
     failed = [r for side in results for r in side.values() if r["status"] == "error"]
     if failed:
         first = failed[0].get("error") or failed[0].get("reason") or "a call failed"
-        return "not_checked", {**base, "reason": f"{len(failed)} of {sum(len(s) for s in results)} calls "
-                               f"failed ({first})"}, cost
+        return "not_checked", {**base, "reason": f"{len(failed)} of {sum(len(s) for s in results)} answers "
+                               f"could not be scored ({first})"}, cost
     new = results[0]
     score = round(sum(_score(r) for r in new.values()) / len(new), 2)
     out = {**base, "score": score}
@@ -347,7 +363,8 @@ def run_round(client: Client, holder: str, *, on_done: Callable[[str, int, Versi
         for older in group[:-1]:
             if older["status"] == rows.PENDING:
                 rows.supersede(db, prompt_id, older["version"], {
-                    "reason": f"v{newest['version']} was saved soon after, and only the newest save is checked"})
+                    "reason": f"v{newest['version']} was saved soon after, and only the newest save is checked",
+                    "superseded_by": newest["version"]})
         name = client.store.prompts.prompt_row(prompt_id, archived_ok=True)["name"]
         try:
             cfg = settings(client, name)
@@ -482,10 +499,14 @@ def after_save(client: Client, prompt_id: int, version: int, mode: str) -> None:
     process about to exit; NONE: a checker elsewhere picks it up). Never raises."""
     path = client.store.path
     try:
-        if mode == NONE or path is None:
-            return
         found = rows.read(client.store.db, prompt_id, [version]).get(version)
         if found is None or found["status"] != rows.PENDING:
+            return
+        name = client.store.prompts.prompt_row(prompt_id)["name"]
+        if not settings(client, name)["enabled"]:  # off: said at once, no checker started
+            rows.finish(client.store.db, prompt_id, version, "off", {"reason": OFF_REASON})
+            return
+        if mode == NONE or path is None:
             return
         if mode == PROCESS:
             spawn_pending(path)
