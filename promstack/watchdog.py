@@ -123,6 +123,7 @@ class Watchdog:
             return every, found
 
     def _run(self) -> None:
+        self._start_checker()  # here, not in start(): its imports stay off the server's start-up
         delay = 0.0
         while not self._stop.wait(delay):
             try:
@@ -138,7 +139,6 @@ class Watchdog:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="promstack-watchdog", daemon=True)
             self._thread.start()
-            self._start_checker()
 
     def _start_checker(self) -> None:
         """The quick checks of new versions (promstack.evals.check) run beside the rounds,
@@ -153,10 +153,10 @@ class Watchdog:
             log.error("the checks of new versions did not start: %s", exc)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._checker is not None:
-            self._checker.stop(timeout)
-            self._checker = None
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._checker is not None:  # after the thread: it is what starts the checker
+            self._checker.stop(timeout)
+            self._checker = None
