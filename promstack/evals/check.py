@@ -156,8 +156,9 @@ def check_from_dict(data: dict[str, Any]) -> VersionCheck:
 
 def version_checks(client: Client, prompt: Any, versions: list[int] | None = None) -> dict[int, VersionCheck]:
     """version -> its check, for the versions given (every checked one when None); a version
-    saved before checks existed has none."""
-    prompt_id = client.store.prompts.prompt_id(prompt)
+    saved before checks existed has none. Faces pass the id they just read (no lookup)."""
+    known = isinstance(prompt, int) and not isinstance(prompt, bool)
+    prompt_id = prompt if known else client.store.prompts.prompt_id(prompt)
     return {v: from_row(r) for v, r in rows.read(client.store.db, prompt_id, versions).items()}
 
 
