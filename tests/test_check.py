@@ -213,3 +213,37 @@ def test_cli_history_shows_each_check_and_a_cli_save_checks_in_a_detached_proces
     assert wait_for(client, tied.prompt_id, head).status == "checked"
     out = CliRunner().invoke(cli, ["check", "support/answer", "--json"])
     assert out.exit_code == 0 and '"status": "checked"' in out.output
+
+
+def test_two_processes_on_one_version_check_it_once(tied, client, scripted, isolated_store, spawn):
+    """Two checker processes (as two servers over one store would be) start on the same pending
+    save at once: the lease lets one check it."""
+    import os
+    import subprocess
+    import sys
+
+    saved = client.save(tied.prompt_id, model_config=BAD)
+    code = ("import sys; from promstack import Client; from promstack.evals import check; "
+            "c = Client(sys.argv[1]); c.check_mode = 'none'; "
+            "print(len(check.drain(c, holder=sys.argv[2])))")
+    env = {**os.environ, "PROMSTACK_DB": str(isolated_store)}
+    procs = [spawn([sys.executable, "-c", code, str(isolated_store), name], env=env, stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE, text=True) for name in ("server-a", "server-b")]
+    outs = [p.communicate(timeout=WAIT_S) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
+    assert sorted(int(o.strip()) for o, _ in outs) == [0, 1]
+    assert scripted.counts["bad"] == 6
+    assert client.version_checks(tied.prompt_id, [saved.version])[saved.version].status == "checked"
+
+
+def test_a_checker_killed_mid_check_is_taken_over_when_its_lease_runs_out(tied, client):
+    from store import checks as rows
+
+    saved = client.save(tied.prompt_id, model_config=BAD)
+    assert rows.claim(client.store.db, tied.prompt_id, saved.version, "killed", lease_s=-1)  # its lease is over
+    done, _ = check.run_round(client, "survivor")
+    assert [c.status for c in done] == ["checked"]
+    # The killed checker, were it to come back, writes nothing over the survivor's annotation.
+    assert not rows.finish(client.store.db, tied.prompt_id, saved.version, "not_checked", {"reason": "late"},
+                           holder="killed")
+    assert client.version_checks(tied.prompt_id, [saved.version])[saved.version].status == "checked"
