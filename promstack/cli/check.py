@@ -48,8 +48,10 @@ def _show(number, found) -> None:
     for word, cases in (("broke", found.broke), ("fixed", found.fixed)):
         for c in cases:
             click.echo(f"  {word}: {c.case}  {c.input!r}: {c.reason or ''}")
-    if found.cost_usd is not None and found.status == "checked":
-        click.echo(f"  {found.sample} cases of suite {found.suite}, cost ${found.cost_usd:.4f}")
+    if found.status == "checked":
+        cost = f"${found.cost_usd:.4f}" if found.cost_usd is not None else "not known (a call could not be priced)"
+        against = f" against v{found.parent_version}" if found.parent_version else ""
+        click.echo(f"  {found.sample} cases of suite {found.suite}{against}, cost {cost}")
 
 
 def _drain(state, engine) -> None:
