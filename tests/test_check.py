@@ -247,3 +247,23 @@ def test_a_checker_killed_mid_check_is_taken_over_when_its_lease_runs_out(tied, 
     assert not rows.finish(client.store.db, tied.prompt_id, saved.version, "not_checked", {"reason": "late"},
                            holder="killed")
     assert client.version_checks(tied.prompt_id, [saved.version])[saved.version].status == "checked"
+
+
+def test_the_sample_is_fixed_and_its_size_is_a_setting(tied, client, tmp_path, scripted):
+    write_check_config(tmp_path, "[prompts.\"support/answer\".check]\nsample = 3\n")
+    first = client.save(tied.prompt_id, model_config=BAD)
+    check.run_round(client, "tester")
+    found = client.version_checks(tied.prompt_id, [first.version])[first.version]
+    assert found.sample == 3 and len(found.broke) == 3 and scripted.counts["bad"] == 3
+    again = client.save(tied.prompt_id, "Answer badly.\nQuestion: {{ input }}\n")
+    check.run_round(client, "tester")
+    later = client.version_checks(tied.prompt_id, [again.version])[again.version]
+    assert later.status == "checked" and scripted.counts["bad"] == 6  # the same 3 cases: parent cached
+
+
+def test_a_bad_setting_is_one_sentence_on_the_version(tied, client, tmp_path):
+    write_check_config(tmp_path, "[prompts.\"support/answer\".check]\nsample = 0\n")
+    saved = client.save(tied.prompt_id, model_config=BAD)
+    check.run_round(client, "tester")
+    found = client.version_checks(tied.prompt_id, [saved.version])[saved.version]
+    assert found.text == "not checked: sample in [check] must be a whole number from 1; got 0"

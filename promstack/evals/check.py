@@ -183,6 +183,14 @@ def settings(client: Client, prompt_name: str | None) -> dict[str, Any]:
     return found
 
 
+def is_enabled(client: Client, prompt_name: str) -> bool:
+    """Whether saves of the prompt are checked; a bad setting counts as on (the check says why)."""
+    try:
+        return settings(client, prompt_name)["enabled"]
+    except InvalidInput:
+        return True
+
+
 def spent_today(client: Client) -> float:
     midnight = current().strftime("%Y-%m-%dT00:00:00")
     return rows.spent_since(client.store.db, midnight)
@@ -370,7 +378,7 @@ def run_round(client: Client, holder: str, *, on_done: Callable[[str, int, Versi
         try:
             cfg = settings(client, name)
         except PromStackError:
-            cfg = DEFAULTS
+            cfg = {**DEFAULTS, "debounce_s": 0}  # a bad setting is said on the version at once
         made, before = _at(newest["created_at"]), _at(newest["previous_at"])
         debounce = float(cfg["debounce_s"])
         in_burst = before is not None and made is not None and made - before < debounce
@@ -504,7 +512,7 @@ def after_save(client: Client, prompt_id: int, version: int, mode: str) -> None:
         if found is None or found["status"] != rows.PENDING:
             return
         name = client.store.prompts.prompt_row(prompt_id)["name"]
-        if not settings(client, name)["enabled"]:  # off: said at once, no checker started
+        if not is_enabled(client, name):  # off: said at once, no checker started
             rows.finish(client.store.db, prompt_id, version, "off", {"reason": OFF_REASON})
             return
         if mode == NONE or path is None:
