@@ -267,3 +267,17 @@ def test_a_bad_setting_is_one_sentence_on_the_version(tied, client, tmp_path):
     check.run_round(client, "tester")
     found = client.version_checks(tied.prompt_id, [saved.version])[saved.version]
     assert found.text == "not checked: sample in [check] must be a whole number from 1; got 0"
+
+
+def test_a_suite_can_turn_its_checks_off(tied, client, scripted, tmp_path):
+    folder = tmp_path / "tests" / "prompts"
+    folder.mkdir(parents=True)
+    (folder / "regression.csv").write_text(CSV, encoding="utf-8")
+    (folder / "regression.yml").write_text(f"prompt: {tied.prompt_id}\njudge_model: openai/judge\ncheck: false\n",
+                                           encoding="utf-8")
+    import_suite(client, folder / "regression.csv")
+    saved = client.save(tied.prompt_id, model_config=BAD)
+    check.run_round(client, "tester")
+    found = client.version_checks(tied.prompt_id, [saved.version])[saved.version]
+    assert (found.status, found.text) == ("off", "check off") and "check: false" in found.reason
+    assert scripted.counts == {}

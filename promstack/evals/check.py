@@ -14,7 +14,7 @@ A burst of saves checks only the last: older pending saves of the same branch ar
 not checked, and a save made within `[check] debounce_s` of the one before it waits until the
 burst has been quiet that long. `[check] daily_budget_usd` caps what the checks spend a day;
 `[check] enabled = false` turns them off (everywhere, or for one prompt under
-`[prompts."<name>".check]`); a model that fails makes the annotation "not checked: <why>".
+`[prompts."<name>".check]`), and so does `check: false` in a suite's settings; a model that fails makes the annotation "not checked: <why>".
 
     [check]
     enabled = true
@@ -278,6 +278,8 @@ async def acheck_version(client: Client, prompt_id: int, version: int) -> tuple[
     except PromStackError as exc:
         return "not_checked", {"reason": str(exc)}, None
     base = {"suite": suite["name"]}
+    if (suite.get("config") or {}).get("check") is False:
+        return "off", {**base, "reason": f"suite {suite['name']!r} says 'check: false'"}, None
     if not suite.get("case_count"):
         return "not_checked", {**base, "reason": f"suite {suite['name']!r} has no cases"}, None
     try:
