@@ -74,6 +74,16 @@ def claim(db: sqlite_utils.Database, prompt_id: int, version: int, holder: str, 
         return cursor.rowcount == 1
 
 
+def renew(db: sqlite_utils.Database, prompt_id: int, version: int, holder: str, lease_s: float) -> bool:
+    """Extend `holder`'s lease on a row it is still checking; False when it no longer holds it."""
+    with write(db):
+        return db.execute(
+            "UPDATE version_checks SET lease_until = ? WHERE prompt_id = ? AND version = ? "
+            "AND status = 'running' AND lease_owner = ?",
+            [time.time() + lease_s, prompt_id, version, holder],
+        ).rowcount == 1
+
+
 def finish(db: sqlite_utils.Database, prompt_id: int, version: int, status: str, result: dict[str, Any],
            *, cost_usd: float | None = None, holder: str | None = None) -> bool:
     """Record the annotation. With `holder`, only while that checker still holds the row (a

@@ -281,3 +281,17 @@ def test_a_suite_can_turn_its_checks_off(tied, client, scripted, tmp_path):
     found = client.version_checks(tied.prompt_id, [saved.version])[saved.version]
     assert (found.status, found.text) == ("off", "check off") and "check: false" in found.reason
     assert scripted.counts == {}
+
+
+def test_a_slow_check_keeps_its_lease(tied, client, tmp_path, scripted, monkeypatch):
+    from store import checks as rows
+
+    write_check_config(tmp_path, "[prompts.\"support/answer\".check]\nlease_s = 0.3\n")
+    scripted.latency = 0.25  # two rounds of calls: longer than the lease, renewed every 0.1 s
+    saved = client.save(tied.prompt_id, model_config=BAD)
+    renewed: list[bool] = []
+    real_renew = rows.renew
+    monkeypatch.setattr(rows, "renew", lambda *args: renewed.append(real_renew(*args)) or renewed[-1])
+    done, _ = check.run_round(client, "slow")
+    assert [c.status for c in done] == ["checked"] and renewed and all(renewed)
+    assert client.version_checks(tied.prompt_id, [saved.version])[saved.version].status == "checked"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -218,11 +219,20 @@ def _change(case: dict[str, Any], parent: dict[str, Any], new: dict[str, Any]) -
                       parent_score=parent.get("score"), score=new.get("score"), reason=new.get("reason"))
 
 
+async def _keep_lease(renew: Callable[[], object], every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        renew()
+
+
 async def _run_sample(client: Client, plans: list[Plan], cases: list[dict[str, Any]], run_tag: str,
-                      concurrency: int) -> list[dict[tuple[int, str], dict[str, Any]]]:
-    """Each plan's result per case (the runner's unit of work: call, assertions, judge)."""
+                      concurrency: int, renew: Callable[[], object] | None = None,
+                      lease_s: float = DEFAULTS["lease_s"]) -> list[dict[tuple[int, str], dict[str, Any]]]:
+    """Each plan's result per case (the runner's unit of work: call, assertions, judge). While
+    it runs, `renew()` extends the checker's lease every third of it: a slow check keeps it."""
     live = LiveGateway(client)
     found: list[dict[tuple[int, str], dict[str, Any]]] = [{} for _ in plans]
+    keeper = asyncio.create_task(_keep_lease(renew, max(lease_s / 3, 0.1))) if renew is not None else None
     try:
         runners = [Runner(client.evals, live, plan, {"id": run_tag, "judge_key": plan.judge.key() if plan.judge else ""})
                    for plan in plans]
@@ -235,6 +245,8 @@ async def _run_sample(client: Client, plans: list[Plan], cases: list[dict[str, A
                        backlog=max(2 * concurrency, 16))
         live.flush()
     finally:
+        if keeper is not None:
+            keeper.cancel()
         await live.aclose()
     return found
 
@@ -261,9 +273,11 @@ def compared_with(client: Client, found: Any) -> int | None:
     return found.parent
 
 
-async def acheck_version(client: Client, prompt_id: int, version: int) -> tuple[str, dict[str, Any], float | None]:
+async def acheck_version(client: Client, prompt_id: int, version: int, *, holder: str | None = None
+                         ) -> tuple[str, dict[str, Any], float | None]:
     """Check one version against its parent now: (status, annotation, cost). Raises nothing a
-    model or the suite causes: those are a not_checked annotation with the reason."""
+    model or the suite causes: those are a not_checked annotation with the reason. `holder`:
+    the checker whose lease on the version is kept while the calls run."""
     found = client.get_prompt(prompt_id, version=version)
     try:
         cfg = settings(client, found.name)
@@ -304,7 +318,9 @@ async def acheck_version(client: Client, prompt_id: int, version: int) -> tuple[
             parent = None  # the parent's own variables do not fit the suite: this version's score alone
     cases = sample_cases(client, suite, cfg["sample"])
     run_tag = f"check-{prompt_id}-v{version}-{secrets.token_hex(3)}"
-    results = await _run_sample(client, plans, cases, run_tag, cfg["concurrency"])
+    lease_s = float(cfg["lease_s"])
+    renew = (lambda: rows.renew(client.store.db, prompt_id, version, holder, lease_s)) if holder else None
+    results = await _run_sample(client, plans, cases, run_tag, cfg["concurrency"], renew, lease_s)
     cost = _cost(client, run_tag)
     base.update(sample=len(cases), cost_usd=cost, parent_version=parent)
     failed = [r for side in results for r in side.values() if r["status"] == "error"]
@@ -340,7 +356,7 @@ def _run(fn: Callable[..., Any], *args: Any) -> Any:
 def check_now(client: Client, prompt_id: int, version: int, holder: str) -> VersionCheck | None:
     """Run the claimed check of one version and record it (only while `holder` holds it)."""
     try:
-        status, result, cost = _run(acheck_version, client, prompt_id, version)
+        status, result, cost = _run(functools.partial(acheck_version, holder=holder), client, prompt_id, version)
     except Exception as exc:  # the version must never be blocked by a bug here: say so on it
         log.exception("checking prompt %s v%s failed", prompt_id, version)
         status, result, cost = "not_checked", {"reason": f"the check failed: {exc}"}, None
