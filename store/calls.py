@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -73,8 +74,14 @@ def _values(row: dict[str, Any]) -> list[Any]:
         get("cost_usd"), 1 if get("cache_hit") else 0, get("status"), get("error"), get("environment"),
         get("run_id"), json.dumps(guards, ensure_ascii=False, sort_keys=True) if guards else "{}",
         get("call_id"), get("prompt_name"), get("provider"), get("route"), get("source") or "gateway",
-        get("operation"), json.dumps(sorted(flags), ensure_ascii=False) if flags else None,
+        get("operation"), _flags_json(tuple(sorted(flags))) if flags else None,
     ]
+
+
+@functools.lru_cache(maxsize=64)
+def _flags_json(flags: tuple[str, ...]) -> str:
+    # a handful of flag sets exist ('unknown_prompt', ...): each one's JSON made once
+    return json.dumps(list(flags), ensure_ascii=False)
 
 
 def insert(
