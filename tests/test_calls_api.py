@@ -98,6 +98,8 @@ def test_a_body_the_fast_path_does_not_take_is_validated_by_the_route(http, isol
     answer = http.post(f"{V1}/calls", content=b"{not json", headers={"content-type": "application/json"})
     assert answer.status_code == 422 and answer.json()["error"]["type"] == "ValidationError"
     error(http.post(f"{V1}/calls", json={"calls": [], "idempotency_key": "k" * 201}), 422, "ValidationError")
+    error(http.post(f"{V1}/calls", content=b'{"calls": [{"model": "m"}]}', headers={"content-type": "text/plain"}),
+          422, "ValidationError")
     fast = http.post(f"{V1}/calls", json={"calls": [{"model": "m", "call_id": "f1"}], "idempotency_key": "k"})
     assert fast.status_code == 200 and fast.json()["stored"] == 1
     with Client(isolated_store) as client:

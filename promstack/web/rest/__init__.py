@@ -286,8 +286,8 @@ class FastRead:
 
 class ReportFastPath:
     """`POST /calls` (apps reporting their calls, batch after batch) answered in front of the
-    framework when its body is the plain envelope (`calls`, a list of at most MAX_ROWS, and an
-    optional `idempotency_key`): the same role check and the same function as the route
+    framework when its body is JSON in the plain envelope (`calls`, a list of at most MAX_ROWS,
+    and an optional `idempotency_key`): the same role check and the same function as the route
     (`monitor.store_reported`), without the framework's routing and parameter solving, which
     cost a third of a batch's time on the server (bench/bench_ingest.py). A body of any other
     shape goes to the FastAPI route, which validates it and words the 422."""
@@ -300,7 +300,8 @@ class ReportFastPath:
         return getattr(self.app, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != "/calls":
+        if (scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != "/calls"
+                or not _json_body(scope)):
             await self.app(scope, receive, send)
             return
         chunks, more = [], True
@@ -336,6 +337,15 @@ class ReportFastPath:
             return JSONResponse(store_reported(Caller(principal, "report_calls", self.pool), calls, idempotency_key))
         except PromStackError as exc:
             return engine_error(exc)
+
+
+def _json_body(scope: Scope) -> bool:
+    """Whether the request says its body is JSON, as the framework requires of a body model."""
+    for key, value in scope["headers"]:
+        if key.lower() == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+    return False
 
 
 def _plain_report(body: bytes) -> tuple[list[Any], str | None] | None:
