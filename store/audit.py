@@ -250,6 +250,36 @@ def record(
     return row["id"], row["hash"]
 
 
+def record_many(db: sqlite_utils.Database, items: list[dict[str, Any]]) -> None:
+    """Append one audit row per item (the keyword arguments of `record`), chained in order, with
+    one INSERT statement for them all; call inside the write transaction of the change they
+    record (the call log's batches)."""
+    if not items:
+        return
+    chain = require_key(db)
+    last = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    prev_id, prev_hash = last if last else (0, GENESIS)
+    at = now()
+    rows = []
+    for item in items:
+        detail = item.get("detail")
+        row = {
+            "id": prev_id + 1, "at": at, "actor": item["actor"], "action": item["action"],
+            "prompt_id": item.get("prompt_id"), "version": item.get("version"),
+            "detail": json.dumps(detail or {}, ensure_ascii=False, sort_keys=True),
+            "input_tokens": item.get("input_tokens"), "output_tokens": item.get("output_tokens"),
+            "cost_usd": item.get("cost_usd"), "prev_hash": prev_hash,
+        }
+        row["hash"] = _keyed_digest(chain.key, prev_hash, row)
+        rows.append(tuple(row.values()))
+        prev_id, prev_hash = row["id"], row["hash"]
+    db.conn.executemany(_INSERT, rows)
+
+
+_INSERT = ("INSERT INTO audit (id, at, actor, action, prompt_id, version, detail, input_tokens, output_tokens, "
+           "cost_usd, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
 def entries(
     db: sqlite_utils.Database, *, prompt_id: int | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:

@@ -1,10 +1,11 @@
-"""The versions and label history held up against the audit chain.
+"""The versions, label history and reported calls held up against the audit chain.
 
 The chain proves what was recorded; these checks prove the tables still say the same thing:
 every version's sha256 matches its content (the store's own `content_hash`) and the sha256 the
 chain recorded when it was saved or imported; every label move matches the set_label /
-remove_label row (or the import) the chain recorded, in order; and every label points where
-its last move left it. Versions and moves that came in before the audit log recorded such
+remove_label row (or the import) the chain recorded, in order; every label points where
+its last move left it; and every batch of reported calls still holds the rows and content its
+audit row hashed. Versions and moves that came in before the audit log recorded such
 things (an import written by an older PromStack) are checked against their own content only.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlite_utils
@@ -22,6 +24,16 @@ from .template import Template
 
 VERSION_ACTIONS = frozenset({"create_prompt", "save", "rollback", "merge"})
 MOVE_ACTIONS = frozenset({"set_label", "remove_label"})
+BATCH_ACTION = "llm_calls"  # one audit row for a batch of reported calls (`store.calls.insert_batch`)
+# The call-log columns a batch's hash covers, in the order the log writes them: fixed, so a column
+# added later leaves old hashes valid.
+HASHED_CALL_COLUMNS = (
+    "id", "timestamp", "prompt_id", "prompt_version", "model", "input_tokens", "output_tokens", "latency_ms",
+    "user_id", "cost_usd", "cache_hit", "status", "error", "environment", "run_id", "guards", "call_id",
+    "prompt_name", "provider", "route", "source", "operation", "flags",
+)
+_CALL_CONTENT = f"SELECT {', '.join(HASHED_CALL_COLUMNS)} FROM calls WHERE id BETWEEN ? AND ? ORDER BY id"
+_REAL_AT = frozenset({HASHED_CALL_COLUMNS.index("latency_ms"), HASHED_CALL_COLUMNS.index("cost_usd")})
 
 
 def moves_digest(moves: list[list[Any]]) -> str:
@@ -80,7 +92,11 @@ def check_contents(db: sqlite_utils.Database, rows: list[dict[str, Any]],
     _check_versions(db, names, recorded, covered, old[0], problems, counts)
     for pid in sorted(names):
         _check_labels(db, pid, names[pid], expected.get(pid, []), pid in covered, old[1], problems, counts)
+    reported, call_problems = batch_problems(db, rows)
+    problems.extend(call_problems)
     summary = f"{counts['versions']} versions and {counts['moves']} label moves match it"
+    if reported:
+        summary += f"; {reported} reported calls match it"
     if counts["old_versions"] or counts["old_moves"]:
         summary += (f"; {counts['old_versions']} versions and {counts['old_moves']} label moves from before "
                     "the audit log recorded them were checked against their own content only")
@@ -170,3 +186,41 @@ def _apply(state: dict[str, int], label: str, to: int | None) -> None:
         state.pop(label, None)
     else:
         state[label] = to
+
+
+def calls_digest(db: sqlite_utils.Database, ranges: list[list[int]]) -> str:
+    """sha256 of the call rows with ids in these [first, last] ranges, as the store holds them."""
+    return rows_digest(row for first, last in ranges for row in db.conn.execute(_CALL_CONTENT, [first, last]))
+
+
+def rows_digest(rows: Iterable[Sequence[Any]]) -> str:
+    """sha256 of call rows given as (the HASHED_CALL_COLUMNS first, in their order). The
+    writer hashes the values it inserts and `verify()` the values it reads back, so each value is
+    taken as SQLite stores it: the REAL columns as floats (an int sent for a latency is stored
+    as 250.0)."""
+    return hashlib.sha256(json.dumps(
+        [[float(v) if i in _REAL_AT and v is not None else v for i, v in enumerate(row[:len(HASHED_CALL_COLUMNS)])] for row in rows],
+        ensure_ascii=False).encode()).hexdigest()
+
+
+def batch_problems(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> tuple[int, list[str]]:
+    """(calls checked, problems) for the batch audit rows among the chain's `rows`: each range
+    they cover must still hold its count of call rows, with the content the chain recorded."""
+    checked, problems = 0, []
+    for entry in rows:
+        detail = entry["detail"]
+        if entry["action"] != BATCH_ACTION or "sha256" not in detail:
+            continue
+        ranges = detail.get("ids") or []
+        present = sum(db.conn.execute("SELECT count(*) FROM calls WHERE id BETWEEN ? AND ?", r).fetchone()[0]
+                      for r in ranges)
+        where = ", ".join(f"{first}-{last}" for first, last in ranges)
+        if present != detail.get("calls"):
+            problems.append(f"audit row {entry['id']} covers {detail.get('calls')} reported calls (call log ids "
+                            f"{where}) but {present} are there: calls were deleted or renumbered in the database")
+        elif calls_digest(db, ranges) != detail["sha256"]:
+            problems.append(f"the reported calls that audit row {entry['id']} covers (call log ids {where}) "
+                            "were edited in the database")
+        else:
+            checked += present
+    return checked, problems

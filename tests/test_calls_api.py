@@ -88,3 +88,19 @@ def test_reporting_needs_a_runner(isolated_store):
 def test_a_batch_too_large_or_not_a_list_is_refused(http):
     error(http.post(f"{V1}/calls", json={"calls": [{"model": "m"}] * 1001}), 422, "ValidationError")
     error(http.post(f"{V1}/calls", json={"calls": {"model": "m"}}), 422, "ValidationError")
+
+
+def test_a_body_the_fast_path_does_not_take_is_validated_by_the_route(http, isolated_store):
+    """Plain envelopes are stored in front of the framework (ReportFastPath); anything else reaches
+    the route, which words the 422, and nothing is stored."""
+    assert "colour" in error(http.post(f"{V1}/calls", json={"calls": [{"model": "m"}], "colour": 1}),
+                             422, "ValidationError")
+    answer = http.post(f"{V1}/calls", content=b"{not json", headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and answer.json()["error"]["type"] == "ValidationError"
+    error(http.post(f"{V1}/calls", json={"calls": [], "idempotency_key": "k" * 201}), 422, "ValidationError")
+    error(http.post(f"{V1}/calls", content=b'{"calls": [{"model": "m"}]}', headers={"content-type": "text/plain"}),
+          422, "ValidationError")
+    fast = http.post(f"{V1}/calls", json={"calls": [{"model": "m", "call_id": "f1"}], "idempotency_key": "k"})
+    assert fast.status_code == 200 and fast.json()["stored"] == 1
+    with Client(isolated_store) as client:
+        assert [r["call_id"] for r in rows(client)] == ["api-f1"]

@@ -102,3 +102,13 @@ def test_audit_shows_calls_and_verify_catches_an_edit(run, refund, fake_llm, iso
     db.close()
     out = run("audit", "verify", code=1)
     assert "edited" in out.stdout
+
+
+def test_audit_shows_a_reported_batch_as_one_row(run, client):
+    from promstack.monitoring import reported
+
+    reported.ingest(client.store.db, [{"call_id": f"r{i}", "model": "gpt-4o", "input_tokens": 10} for i in range(3)],
+                    actor="app")
+    shown = run("audit").stdout
+    assert "llm_calls 3 calls from api" in shown and "30+0 tokens" in shown
+    assert "chain intact" in run("audit", "verify").stdout

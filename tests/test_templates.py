@@ -276,13 +276,16 @@ def test_resolved_chat_prompt_expands_includes_in_each_message(client):
 
 
 def test_large_templates_are_not_kept_in_memory(client):
-    from store.template import CACHED_SOURCE_MAX, _compile_cached, _parse_cached
+    from store.template import CACHED_SOURCE_MAX, _compile_cached, _parse_cached, _substitution
 
     big = "x" * CACHED_SOURCE_MAX + " {{ name }}"
     parsed, compiled = _parse_cached.cache_info().currsize, _compile_cached.cache_info().currsize
+    plans = _substitution.cache_info().currsize
     v = client.create_prompt("big", big)
     assert v.render(name="n").endswith(" n")
     assert _parse_cached.cache_info().currsize == parsed
     assert _compile_cached.cache_info().currsize == compiled
-    client.create_prompt("small", f"hi {{{{ name }}}} {id(big)}").render(name="n")  # a source new to the cache
+    assert _substitution.cache_info().currsize == plans
+    # a source new to the cache (with a filter, so Jinja compiles it rather than substituting)
+    client.create_prompt("small", f"hi {{{{ name | lower }}}} {id(big)}").render(name="n")
     assert _compile_cached.cache_info().currsize == compiled + 1

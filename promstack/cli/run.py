@@ -168,6 +168,8 @@ def audit_group(state, prompt, limit) -> None:
             what += f" {detail.get('model', '')} {detail.get('status', '')}"
             if detail.get("cache_hit"):
                 what += " (cache hit)"
+        elif r["action"] == "llm_calls":  # one row for a batch of calls an app reported
+            what += f" {detail.get('calls', 0)} calls from {detail.get('source', 'an app')}"
         target = ""
         if r["prompt_id"] is not None:
             target = f"{detail.get('name') or detail.get('prompt_name') or r['prompt_id']}" + (

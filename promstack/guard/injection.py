@@ -8,6 +8,7 @@ or spaced-out phrasings score as their plain forms.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -139,6 +140,24 @@ def injection_score(text: str) -> InjectionResult:
     """How much `text` reads like a prompt-injection attempt, 0..1, and which rules fired."""
     if not text:
         return InjectionResult(0.0)
+    if len(text) <= CACHED_TEXT:
+        score, fired = _short_score(text)
+        return InjectionResult(score, list(fired))
+    return InjectionResult(*_score(text))
+
+
+# Texts a batch run sees on every case (a variable's name, a fixed instruction) are scored
+# once: the score is a pure function of the text. Only short texts, so the cache stays small.
+CACHED_TEXT = 512
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_score(text: str) -> tuple[float, tuple[str, ...]]:
+    score, fired = _score(text)
+    return score, tuple(fired)
+
+
+def _score(text: str) -> tuple[float, list[str]]:
     norm = normalise(text)
     keep = 1.0
     fired = []
@@ -146,7 +165,7 @@ def injection_score(text: str) -> InjectionResult:
         if pattern.search(norm):
             fired.append(name)
             keep *= 1.0 - weight
-    return InjectionResult(round(1.0 - keep, 4), fired)
+    return round(1.0 - keep, 4), fired
 
 
 _SPECIAL = re.compile(

@@ -16,6 +16,7 @@ it stands. Input masking and the output filter share this one recognizer set.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -276,6 +277,23 @@ def detect_pii(text: str, entities: list[str] | tuple[str, ...] | None = None) -
     """Non-overlapping findings, in text order; where two overlap the surer one wins."""
     if not text:
         return []
+    if len(text) <= CACHED_TEXT:
+        return list(_short_findings(text, tuple(entities) if entities else None))
+    return _detect(text, entities)
+
+
+# Texts a batch run sees on every case (a variable's name, a fixed instruction) are scanned
+# once: the findings are a pure function of the text and the entities. Only short texts, so
+# the cache stays small; Findings are frozen, so sharing them is safe.
+CACHED_TEXT = 512
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_findings(text: str, entities: tuple[str, ...] | None) -> tuple[Finding, ...]:
+    return tuple(_detect(text, entities))
+
+
+def _detect(text: str, entities: list[str] | tuple[str, ...] | None) -> list[Finding]:
     original = text
     text, origin = fold(text)
     has_digit = _HAS_DIGIT.search(text) is not None

@@ -5,7 +5,8 @@ fields; it is stored with `source = 'api'`. The checks and the linking are those
 in (`otlp_in`): a prompt id (or name) the store lacks is stored and flagged, a clock more than
 `otlp_in.MAX_FUTURE` ahead of the server's is refused, the cost is the server's price when the row
 brings none (NULL when the model has no price). A row that cannot be a call is rejected by its
-index in the batch, with a sentence; the others are stored, in one transaction.
+index in the batch, with a sentence; the others are stored, in one transaction, with one audit
+row for the batch that names the rows and hashes their content (`store.calls.insert_batch`).
 
 Idempotency: each row's call id is `api-<key>`, where the key is the row's own `call_id` (the
 client's id for the call) or, failing that, the batch's `idempotency_key` and the row's index. A
@@ -25,7 +26,7 @@ from store import calls
 from store.clock import current, iso
 from store.errors import InvalidInput
 
-from .otlp_in import MAX_FUTURE, PromptLinks, Report, audit_entry, clipped
+from .otlp_in import MAX_FUTURE, PromptLinks, Report, clipped
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -39,10 +40,13 @@ FIELDS = (
     "cost_usd",
 )
 _STATUSES = ("ok", "error")
+_ALLOWED = frozenset(FIELDS) | {"prompt", "prompt_name"}
 
 
 def _count(row: dict[str, Any], name: str) -> int:
     value = row.get(name)
+    if type(value) is int and 0 <= value < 2**63:  # the usual case, checked first
+        return value
     if value is None:
         return 0
     if isinstance(value, float) and value.is_integer():
@@ -54,6 +58,8 @@ def _count(row: dict[str, Any], name: str) -> int:
 
 def _number(row: dict[str, Any], name: str) -> float | None:
     value = row.get(name)
+    if type(value) is float and 0 <= value < math.inf:  # the usual case (NaN fails it too)
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -81,8 +87,8 @@ def call_row(row: Any, prompts: PromptLinks, config: Config | None, now: datetim
     cannot be stored."""
     if not isinstance(row, dict):
         raise ValueError(f"a call is an object with the call log's fields, not {type(row).__name__}")
-    unknown = sorted(set(row) - set(FIELDS) - {"prompt", "prompt_name"})
-    if unknown:
+    if not row.keys() <= _ALLOWED:
+        unknown = sorted(set(row) - _ALLOWED)
         raise ValueError(f"unknown field(s) {', '.join(unknown)}; a call has {', '.join(FIELDS)}")
     model = row.get("model")
     if not isinstance(model, str) or not model.strip():
@@ -98,7 +104,9 @@ def call_row(row: Any, prompts: PromptLinks, config: Config | None, now: datetim
     tokens_in, tokens_out = _count(row, "input_tokens"), _count(row, "output_tokens")
     latency = _number(row, "latency_ms") or 0.0
     cost = _number(row, "cost_usd")
-    ref = next((row[k] for k in ("prompt_id", "prompt", "prompt_name") if row.get(k) not in (None, "")), None)
+    ref = row.get("prompt_id")
+    if ref is None or ref == "":
+        ref = next((row[k] for k in ("prompt", "prompt_name") if row.get(k) not in (None, "")), None)
     version = row.get("prompt_version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ValueError(f"prompt_version is {version!r}, not a version number (1 or more)")
@@ -151,7 +159,7 @@ def ingest(db: sqlite_utils.Database, rows: list[Any], *, actor: str, config: Co
         except ValueError as exc:
             report.rejected.append((index, str(exc)))
     if built:
-        new = calls.insert_new(db, [(row, audit_entry(row, actor)) for row in built])
+        new = calls.insert_batch(db, built, actor=actor, source=SOURCE)
         report.stored = sum(new)
         report.duplicates = len(new) - report.stored
         report.flagged = sum(1 for row, fresh in zip(built, new, strict=True) if fresh and row["flags"])

@@ -136,7 +136,7 @@ TOOLS = [
     "get_history", "diff_versions", "rollback_prompt", "create_branch", "merge_branch", "set_label",
     "run_prompt", "import_test_cases", "run_tests", "get_run", "judge_run", "run_arena", "evaluate_prompt",
     "get_metrics", "check_alerts", "cost_report", "deploy_prompt", "recommend_model", "suggest_shorter",
-    "record_vote",
+    "record_vote", "bisect_prompt",
 ]
 
 

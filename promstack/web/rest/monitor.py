@@ -77,12 +77,17 @@ class ReportCalls(Body):
 def report_calls(body: ReportCalls, caller: Caller = needs("report_calls")) -> dict[str, Any]:
     """Store calls an app made itself (`source='api'`); a bad row is rejected by its index, with a
     sentence, and the others are stored; a row already stored (a resent batch) counts as a duplicate."""
+    return store_reported(caller, body.calls, body.idempotency_key)
+
+
+def store_reported(caller: Caller, calls: list[Any], idempotency_key: str | None) -> dict[str, Any]:
+    """The answer to `POST /calls`, from the route or its fast path (`ReportFastPath`)."""
     from promstack import config
     from promstack.monitoring import reported
 
     with caller.client() as client:
-        report = reported.ingest(client.store.db, body.calls, actor=client.actor, config=config.of_client(client),
-                                 idempotency_key=body.idempotency_key)
+        report = reported.ingest(client.store.db, calls, actor=client.actor, config=config.of_client(client),
+                                 idempotency_key=idempotency_key)
     return {**report.as_dict(), "message": report.message("call")}
 
 
