@@ -190,19 +190,18 @@ def _progress(call: Call, what: str):  # noqa: ANN202
 def import_test_cases(call: Call, args: ImportTestCasesArgs) -> tuple[SuiteResult, str]:
     """Create or replace a test suite from a workspace file or inline: CSV `input,expected_output`
     (other columns are template variables), JSON or JSONL."""
-    from promstack.evals import engine
     from store.errors import InvalidInput
 
     if (args.file is None) == (args.cases is None):
         raise InvalidInput("give either 'file' (a path in the workspace) or 'cases' (CSV text or a list), not both")
     if args.file is not None:
-        suite = engine.import_suite(call.client, call.workspace_file(args.file), fmt=args.format,
+        suite = call.client.tests.import_suite(call.workspace_file(args.file), fmt=args.format,
                                     name=args.suite, prompt=args.prompt)
     elif isinstance(args.cases, list):
-        suite = engine.import_suite(call.client, text=json.dumps(args.cases, ensure_ascii=False), fmt="json",
+        suite = call.client.tests.import_suite(text=json.dumps(args.cases, ensure_ascii=False), fmt="json",
                                     name=args.suite, prompt=args.prompt)
     else:
-        suite = engine.import_suite(call.client, text=args.cases, fmt=args.format or "csv", name=args.suite,
+        suite = call.client.tests.import_suite(text=args.cases, fmt=args.format or "csv", name=args.suite,
                                     prompt=args.prompt)
     result = SuiteResult(suite=suite["name"], cases=suite["case_count"], prompt_id=suite["prompt_id"],
                          source=suite["source"], settings=suite["config"])
@@ -214,10 +213,8 @@ def import_test_cases(call: Call, args: ImportTestCasesArgs) -> tuple[SuiteResul
 def run_tests(call: Call, args: RunTestsArgs) -> tuple[RunResult, str]:
     """Run a test suite with assertions and the LLM judge; returns pass rate, score 0-100, cost and
     failing cases."""
-    from promstack.evals import engine
-
-    run = engine.run_tests(
-        call.client, args.suite, prompt=args.prompt, version=args.version, label=args.label,
+    run = call.client.tests.run_tests(
+        args.suite, prompt=args.prompt, version=args.version, label=args.label,
         models=args.models, repeat=args.options.repeat, retries=args.options.retries,
         concurrency=args.options.concurrency, criteria=_criteria(args.criteria), judge_model=args.judge_model,
         progress=_progress(call, "cases"),
@@ -229,9 +226,8 @@ def run_tests(call: Call, args: RunTestsArgs) -> tuple[RunResult, str]:
 @tool(title="Get a test or arena run", read_only=True, idempotent=True, long=True)
 def get_run(call: Call, args: GetRunArgs) -> tuple[GetRunResult, str]:
     """Get a test or arena run's summary by id."""
-    from promstack.evals import engine
 
-    run = engine.get_run(call.client, args.run_id, failing=args.failing)
+    run = call.client.tests.get_run(args.run_id, failing=args.failing)
     if run["kind"] == "arena":
         arena = _arena_result(run)
         return GetRunResult(run_id=run["id"], kind="arena", arena=arena.model_dump()), _arena_text(arena)
@@ -242,9 +238,8 @@ def get_run(call: Call, args: GetRunArgs) -> tuple[GetRunResult, str]:
 @tool(title="Judge a run", long=True, open_world=True)  # the judge model
 def judge_run(call: Call, args: JudgeRunArgs) -> tuple[RunResult, str]:
     """Judge an earlier test run's outputs against criteria without rerunning the model."""
-    from promstack.evals import engine
 
-    run = engine.judge_run(call.client, args.run_id, _criteria(args.criteria), judge_model=args.judge_model,
+    run = call.client.tests.judge_run(args.run_id, _criteria(args.criteria), judge_model=args.judge_model,
                            threshold=args.threshold, progress=_progress(call, "judged"))
     result = _run_result(run)
     return result, _run_text(result)
@@ -254,9 +249,7 @@ def judge_run(call: Call, args: JudgeRunArgs) -> tuple[RunResult, str]:
 def run_arena(call: Call, args: RunArenaArgs) -> tuple[ArenaResult, str]:
     """Compare models blind on a suite, a judge picking the better answer of each pair; returns win
     rates and ratings."""
-    from promstack.evals.arena import run_arena as arena
-
-    run = arena(call.client, suite=args.suite, models=args.models, prompt=args.prompt, version=args.version,
+    run = call.client.tests.run_arena(suite=args.suite, models=args.models, prompt=args.prompt, version=args.version,
                 criteria=_criteria(args.criteria), judge_model=args.judge_model, seed=args.options.seed,
                 concurrency=args.options.concurrency, progress=_progress(call, "cases"))
     result = _arena_result(run)
@@ -266,9 +259,8 @@ def run_arena(call: Call, args: RunArenaArgs) -> tuple[ArenaResult, str]:
 @tool(title="Evaluate a prompt", long=True, open_world=True)  # the model and the judge
 def evaluate_prompt(call: Call, args: EvaluatePromptArgs) -> tuple[EvaluateResult, str]:
     """Score a prompt 0-100 on its test suite (assertions and judge), as the deploy gate does."""
-    from promstack.evals import engine
 
-    found = engine.evaluate(call.client, args.prompt, suite=args.suite, version=args.version, label=args.label,
+    found = call.client.tests.evaluate(args.prompt, suite=args.suite, version=args.version, label=args.label,
                             models=args.models, criteria=_criteria(args.criteria), judge_model=args.judge_model,
                             progress=_progress(call, "cases"))
     run = _run_result(found["run"])
@@ -284,8 +276,6 @@ def evaluate_prompt(call: Call, args: EvaluatePromptArgs) -> tuple[EvaluateResul
 @tool(title="Vote on an arena match")
 def record_vote(call: Call, args: RecordVoteArgs) -> tuple[VoteResult, str]:
     """Record a person's verdict on an arena match."""
-    from promstack.evals.arena import record_vote as vote
-
-    found = vote(call.client, args.match_id, args.winner, voter=args.voter or call.actor)
+    found = call.client.tests.record_vote(args.match_id, args.winner, voter=args.voter or call.actor)
     result = VoteResult.model_validate(found)
     return result, f"Recorded {result.voter}'s vote on match {result.match_id}: {result.winner}."

@@ -16,6 +16,7 @@ from store.workspace import require_db
 if TYPE_CHECKING:
     from promstack.deploy.facade import Deploys
     from promstack.deploy.resolver import Resolver
+    from promstack.evals.facade import Tests
     from promstack.gateway import CallResult, Gateway
     from promstack.monitoring.facade import Monitoring
     from store.evals import EvalStore
@@ -114,6 +115,14 @@ class Client:
         from promstack.deploy.facade import Deploys
 
         return Deploys(self)
+
+    @property
+    def tests(self) -> Tests:
+        """Suites, test runs, judging, evaluate and the arena on this store (over a team server,
+        the remote client's `tests` has the same methods)."""
+        from promstack.evals.facade import Tests
+
+        return Tests(self)
 
     @property
     def monitoring(self) -> Monitoring:

@@ -237,6 +237,11 @@ class RemoteClient:
         """Metrics, alerts and costs of the server's call log (`Client.monitoring`'s methods)."""
         return RemoteMonitoring(self)
 
+    @property
+    def tests(self) -> RemoteTests:
+        """Suites, test runs, evaluate and the arena over the server (`Client.tests`'s methods)."""
+        return RemoteTests(self)
+
     def forget_resolved(self) -> None:
         self.prompt_cache.forget()
 
@@ -798,6 +803,85 @@ class RemoteDeploys:
 
     def check_rollouts(self) -> list[dict[str, Any]]:
         return self.client.check_rollouts()
+
+
+class RemoteTests:
+    """`client.tests` over a team server: the methods of `promstack.evals.facade.Tests`. A test
+    run (and evaluate) is made on this machine, with its model keys, and uploaded to the server
+    (`evals.engine.arun_here`: a CI job tests with its own keys); judging and the arena run on
+    the server, where the outputs and the models are; suites are read here and sent there."""
+
+    def __init__(self, client: RemoteClient) -> None:
+        self.client = client
+
+    def import_suite(self, source: Any = None, *, text: str | None = None, fmt: str | None = None,
+                     name: str | None = None, prompt: Any = None, config: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+        from promstack.evals.catalog import upload_suite
+
+        # config: the settings a local import is given; a file's own settings travel in its document
+        return upload_suite(self.client, source, text=text, fmt=fmt, name=name, prompt=prompt)
+
+    def list_suites(self) -> list[dict[str, Any]]:
+        return self.client.list_suites()
+
+    def show_suite(self, name: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        return self.client.show_suite(name, limit=limit, offset=offset)
+
+    async def arun_tests(self, suite: str | None, **options: Any) -> dict[str, Any]:
+        from promstack.evals.engine import arun_here
+
+        return await arun_here(self.client, suite, **options)
+
+    def run_tests(self, suite: str | None, **options: Any) -> dict[str, Any]:
+        return asyncio.run(self.arun_tests(suite, **options))
+
+    async def aresume_run(self, run_id: str, **options: Any) -> dict[str, Any]:
+        from promstack.evals.engine import aresume_here
+
+        return await aresume_here(self.client, run_id, **options)
+
+    def get_run(self, run_id: str, *, failing: int = 20) -> dict[str, Any]:
+        return self.client.get_run(run_id, failing=failing)
+
+    def upload_run(self, run: dict[str, Any], results: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+        return self.client.upload_run(run, results), True
+
+    async def ajudge_run(self, run_id: str, criteria: Any, *, judge_model: str | None = None,
+                         threshold: float | None = None, concurrency: int = 10, progress: Any = None,
+                         **local_only: Any) -> dict[str, Any]:
+        # gateway: the judge runs on the server, through its own gateway
+        return await asyncio.to_thread(self.client.judge_run, run_id, criteria, judge_model=judge_model,
+                                       threshold=threshold, concurrency=concurrency, progress=progress)
+
+    def judge_run(self, run_id: str, criteria: Any, **options: Any) -> dict[str, Any]:
+        return asyncio.run(self.ajudge_run(run_id, criteria, **options))
+
+    async def aevaluate(self, prompt: Any, *, suite: str | None = None, **options: Any) -> dict[str, Any]:
+        from promstack.evals.engine import arun_here, evaluation
+
+        return evaluation(await arun_here(self.client, suite, prompt=prompt, **options))
+
+    def evaluate(self, prompt: Any, **options: Any) -> dict[str, Any]:
+        return asyncio.run(self.aevaluate(prompt, **options))
+
+    async def arun_arena(self, *, suite: str, models: list[str], concurrency: int = 10, resume: str | None = None,
+                         gateway: Any = None, **options: Any) -> dict[str, Any]:
+        from promstack.evals.arena import arena_models
+        from promstack.evals.runner import check_positive
+
+        # the arena runs on the server (its models, its keys, its gateway); its input is checked here first
+        if not resume:
+            models = arena_models(models)
+            check_positive("concurrency", concurrency)
+        return await asyncio.to_thread(self.client.arena, suite=suite, models=models, concurrency=concurrency,
+                                       resume=resume, **options)
+
+    def run_arena(self, **options: Any) -> dict[str, Any]:
+        return asyncio.run(self.arun_arena(**options))
+
+    def record_vote(self, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
+        return self.client.record_vote(match_id, winner, voter=voter)
 
 
 class RemoteMonitoring:

@@ -148,7 +148,6 @@ def suite_group() -> None:
 @command_context
 def suite_import(ctx: Any, file: str, name: str | None, prompt: str | None, fmt: str | None) -> None:
     """Import (or replace) a suite from FILE ('-' reads stdin; then give --name and --format)."""
-    from promstack.evals.engine import import_suite
 
     if file == "-":
         if not name or not fmt:
@@ -159,9 +158,9 @@ def suite_import(ctx: Any, file: str, name: str | None, prompt: str | None, fmt:
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
             fail(f"<stdin> line {line}: not UTF-8 text; save it as UTF-8")
-        suite = import_suite(ctx.client, text=text, fmt=fmt, name=name, prompt=prompt)
+        suite = ctx.client.tests.import_suite(text=text, fmt=fmt, name=name, prompt=prompt)
     else:
-        suite = import_suite(ctx.client, file, fmt=fmt, name=name, prompt=prompt)
+        suite = ctx.client.tests.import_suite(file, fmt=fmt, name=name, prompt=prompt)
     if as_json(ctx, suite):
         return
     tied = f", tied to prompt {suite['prompt_id']}" if suite["prompt_id"] else ""
@@ -172,9 +171,8 @@ def suite_import(ctx: Any, file: str, name: str | None, prompt: str | None, fmt:
 @command_context
 def suite_list(ctx: Any) -> None:
     """The suites in the store (and tests/prompts/ of the workspace)."""
-    from promstack.evals.engine import list_suites
 
-    suites = list_suites(ctx.client)
+    suites = ctx.client.tests.list_suites()
     if as_json(ctx, suites):
         return
     if not suites:
@@ -190,9 +188,8 @@ def suite_list(ctx: Any) -> None:
 @command_context
 def suite_show(ctx: Any, name: str, limit: int) -> None:
     """A suite's settings and its first cases."""
-    from promstack.evals.engine import show_suite
 
-    suite = show_suite(ctx.client, name, limit=limit)
+    suite = ctx.client.tests.show_suite(name, limit=limit)
     if as_json(ctx, suite):
         return
     click.echo(f"Suite {suite['name']!r}: {suite['case_count']} cases from {suite['source']}"
@@ -256,7 +253,6 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
     """
     import asyncio
 
-    from promstack.evals import engine
     from promstack.evals.report import write_report
     from promstack.evals.score import parse_min_pass, run_verdict
 
@@ -268,11 +264,11 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
             if resume:
                 if suite or prompt or models or version or label:
                     fail("--resume finishes a run as it was started: drop --suite/--prompt/--model/--version/--label")
-                run = asyncio.run(engine.aresume_run(ctx.client, resume, progress=progress, warn=warn,
+                run = asyncio.run(ctx.client.tests.aresume_run(resume, progress=progress, warn=warn,
                                                      retries=retries or None, concurrency=concurrency))
             else:
-                run = asyncio.run(engine.arun_tests(
-                    ctx.client, suite, progress=progress, warn=warn,
+                run = asyncio.run(ctx.client.tests.arun_tests(
+                    suite, progress=progress, warn=warn,
                     **_run_kwargs(prompt, version, label, models, concurrency, model_limits, repeat,
                                   retries, criteria, judge_model, threshold)))
     except KeyboardInterrupt:
@@ -316,11 +312,9 @@ def evaluate_cmd(ctx: Any, prompt: str, suite: str | None, version, label, model
     When the judge (or the model) could not score a case, nothing is printed on stdout, the
     reason goes to stderr and the exit code is 1, so a `bash -e` job stops there.
     """
-    from promstack.evals import engine
-
     with progress_bar("evaluating", ctx.json) as progress:
-        result = engine.evaluate(
-            ctx.client, prompt, suite=suite, version=version, label=label, models=_split_models(models),
+        result = ctx.client.tests.evaluate(
+            prompt, suite=suite, version=version, label=label, models=_split_models(models),
             concurrency=concurrency, retries=retries, criteria=_criteria(criteria), judge_model=judge_model,
             threshold=threshold, warn=warn, progress=progress,
         )
@@ -354,10 +348,9 @@ def judge_cmd(ctx: Any, run_id: str, criteria: str, judge_model: str | None, thr
     """
     import asyncio
 
-    from promstack.evals import engine
 
     with progress_bar("judging", ctx.json) as progress:
-        run = asyncio.run(engine.ajudge_run(ctx.client, run_id, _criteria(criteria), judge_model=judge_model,
+        run = asyncio.run(ctx.client.tests.ajudge_run(run_id, _criteria(criteria), judge_model=judge_model,
                                             threshold=threshold, concurrency=concurrency, progress=progress))
     if as_json(ctx, run):
         return
@@ -388,14 +381,12 @@ def arena_cmd(ctx: Any, prompt, suite, models, version, label, criteria, judge_m
     """
     import asyncio
 
-    from promstack.evals.arena import arun_arena
-
     if not resume and not suite:
         fail("say which suite: --suite NAME (or --resume RUN)")
     try:
         with progress_bar("arena", ctx.json) as progress:
-            run = asyncio.run(arun_arena(
-                ctx.client, suite=suite, models=_split_models(models), prompt=prompt, version=version,
+            run = asyncio.run(ctx.client.tests.arun_arena(
+                suite=suite, models=_split_models(models), prompt=prompt, version=version,
                 label=label, criteria=_criteria(criteria), judge_model=judge_model, concurrency=concurrency,
                 seed=seed, resume=resume, progress=progress))
     except KeyboardInterrupt:
@@ -445,9 +436,8 @@ def print_arena(run: dict[str, Any]) -> None:
 @command_context
 def vote_cmd(ctx: Any, match_id: int, winner: str, voter: str | None) -> None:
     """Record a person's verdict on arena match MATCH_ID: a model's name or 'tie'."""
-    from promstack.evals.arena import record_vote
 
-    vote = record_vote(ctx.client, match_id, winner, voter=voter)
+    vote = ctx.client.tests.record_vote(match_id, winner, voter=voter)
     if as_json(ctx, vote):
         return
     click.echo(f"Recorded {vote['voter']}'s vote on match {match_id}: {winner}")
@@ -465,10 +455,9 @@ def runs_cmd(ctx: Any, run_id: str | None, suite: str | None, limit: int) -> Non
     promstack runs
     promstack runs r20261125-193600-1a2b3c --json
     """
-    from promstack.evals.engine import get_run
 
     if run_id:
-        run = get_run(ctx.client, run_id)
+        run = ctx.client.tests.get_run(run_id)
         if as_json(ctx, run):
             return
         if run["kind"] == "arena":

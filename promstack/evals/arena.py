@@ -61,13 +61,6 @@ async def arun_arena(
     gateway: Gateway | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    if client.remote:  # the arena runs on the server: its models, its keys
-        if not resume:
-            models = arena_models(models)
-            check_positive("concurrency", concurrency)
-        return await asyncio.to_thread(client.arena, suite=suite, models=models, prompt=prompt, version=version,
-                                       label=label, criteria=criteria, judge_model=judge_model,
-                                       concurrency=concurrency, seed=seed, resume=resume, progress=progress)
     evals = client.evals
     if resume:
         run = evals.run(resume)
@@ -332,6 +325,4 @@ def arena_models(models: list[str]) -> list[str]:
 
 
 def record_vote(client: Client, match_id: int, winner: str, *, voter: str | None = None) -> dict[str, Any]:
-    if client.remote:
-        return client.record_vote(match_id, winner, voter=voter)
     return client.evals.record_vote(match_id, winner, voter=voter)

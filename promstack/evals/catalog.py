@@ -10,8 +10,10 @@ workflow sets it) or `PROMSTACK_PROMPT`; else an error that says how to tie one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +42,15 @@ def import_suite(client: Client, source: str | os.PathLike | None = None, *, tex
     """Import a suite from a file (CSV/JSON/JSONL) or from text; replaces a suite of that name.
     A file that is no suite (`.env`, a key, the store) is refused before it is read, and an
     error that quotes what was read has its secrets redacted."""
-    try:
-        if client.remote:
-            return upload_suite(client, source, text=text, fmt=fmt, name=name, prompt=prompt)
+    with secrets_redacted():
         return _import_suite(client, source, text=text, fmt=fmt, name=name, prompt=prompt, config=config)
+
+
+@contextlib.contextmanager
+def secrets_redacted() -> Iterator[None]:
+    """An error raised inside that quotes what a suite file holds has its secrets redacted."""
+    try:
+        yield
     except PromStackError as exc:
         shown = redact(str(exc))
         if shown != str(exc):
@@ -94,21 +101,26 @@ def upload_suite(client: Client, source: str | os.PathLike | None = None, *, tex
                  fmt: str | None = None, name: str | None = None, prompt: Any = None) -> dict[str, Any]:
     """A suite to a team server's store (the client is remote): a file is read here, as a local
     import reads it (its settings file too), and sent as one JSON document."""
-    import json
-
-    if source is not None:
-        path = Path(source)
-        file_config, cases = S.parse_file(path, fmt)
-        sidecar = S.sidecar_for(path)
-        settings = {**(S.read_sidecar(sidecar) if sidecar is not None else {}), **file_config}
-        name = S.validate_suite_name(name or S.suite_name_of(path))
-        text, fmt = json.dumps({**settings, "cases": [case_object(c) for c in cases]}, ensure_ascii=False,
-                               default=str), "json"
-    elif not fmt:
-        raise InvalidInput("say the format of the cases: csv, json or jsonl")
-    found = client.import_suite(text, fmt=fmt, name=S.validate_suite_name(name or ""), prompt=prompt)
+    with secrets_redacted():
+        if source is not None:
+            text, fmt, name = _as_json_suite(Path(source), fmt, name)
+        elif not fmt:
+            raise InvalidInput("say the format of the cases: csv, json or jsonl")
+        found = client.import_suite(text, fmt=fmt, name=S.validate_suite_name(name or ""), prompt=prompt)
     return {"name": found["suite"], "case_count": found["cases"], "prompt_id": found["prompt_id"],
             "source": found["source"], "config": found["settings"]}
+
+
+def _as_json_suite(path: Path, fmt: str | None, name: str | None) -> tuple[str, str, str]:
+    """A suite file (and its settings file) as one JSON document, read here as a local import reads it."""
+    import json
+
+    file_config, cases = S.parse_file(path, fmt)
+    sidecar = S.sidecar_for(path)
+    settings = {**(S.read_sidecar(sidecar) if sidecar is not None else {}), **file_config}
+    name = S.validate_suite_name(name or S.suite_name_of(path))
+    text = json.dumps({**settings, "cases": [case_object(c) for c in cases]}, ensure_ascii=False, default=str)
+    return text, "json", name
 
 
 def case_object(case: dict[str, Any]) -> dict[str, Any]:
@@ -155,15 +167,11 @@ def get_suite(client: Client, name: str) -> dict[str, Any]:
 
 
 def list_suites(client: Client) -> list[dict[str, Any]]:
-    if client.remote:
-        return client.list_suites()
     sync_workspace(client)
     return client.evals.suites()
 
 
 def show_suite(client: Client, name: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
-    if client.remote:
-        return client.show_suite(name, limit=limit)
     suite = get_suite(client, name)
     return {**suite, "cases": client.evals.cases(suite["id"], limit=limit, offset=offset)}
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "aevaluate", "ajudge_run", "aresume_run", "arun_tests", "build_plan", "check_columns", "check_not_running",
-    "compare_runs", "evaluate", "get_run", "get_suite", "import_suite", "judge_run", "list_suites",
+    "aresume_here", "arun_here", "compare_runs", "evaluate", "evaluation", "get_run", "get_suite", "import_suite", "judge_run", "list_suites",
     "plan_from_run", "resolve_prompt", "resume_run", "run_tests", "show_suite", "suite_for_prompt",
     "sync_workspace", "upload_run",
 ]
@@ -60,9 +60,7 @@ async def arun_tests(
 ) -> dict[str, Any]:
     """Start a test run of `suite` and run it to the end. Returns the run with its summary.
     `started(run)` is called once the run exists (the dashboard follows it live by its id).
-    Over a team server, the run is made here (this machine's model keys) and uploaded to it."""
-    if client.remote:
-        return await _tested_here(client, suite, progress=progress, warn=warn, started=started, **options)
+    (Over a team server, `client.tests` makes the run here with `arun_here` and uploads it.)"""
     evals = client.evals
     if suite:
         found = get_suite(client, suite)
@@ -127,8 +125,6 @@ async def _gateway(client: Client, given: Gateway | None) -> AsyncIterator[Gatew
 
 
 def get_run(client: Client, run_id: str, *, failing: int = 20) -> dict[str, Any]:
-    if client.remote:
-        return client.get_run(run_id, failing=failing)
     evals = client.evals
     run = evals.run(run_id)
     if run["kind"] == "arena":
@@ -146,11 +142,7 @@ async def ajudge_run(client: Client, run_id: str, criteria: Any, *, gateway: Gat
                      progress: Progress | None = None, judge_model: str | None = None,
                      threshold: float | None = None, concurrency: int = 10) -> dict[str, Any]:
     """Judge the outputs of a finished test run against `criteria`: a new run whose results
-    reuse the outputs (no model is called again, only the judge). Over a team server it runs
-    there (its judge model and keys, where the run's outputs are)."""
-    if client.remote:
-        return await asyncio.to_thread(client.judge_run, run_id, criteria, judge_model=judge_model,
-                                       threshold=threshold, concurrency=concurrency, progress=progress)
+    reuse the outputs (no model is called again, only the judge)."""
     evals = client.evals
     source = evals.run(run_id)
     if source["kind"] != "test":
@@ -178,14 +170,15 @@ async def aevaluate(client: Client, prompt: Any, *, suite: str | None = None, **
     """Run the prompt's suite with its assertions and judge: a score 0-100 and the run. When
     any case could not be scored the score is None, with `unscored` (how many) and
     `unscored_reason` (why); otherwise `unscored` is 0."""
+    prompt_id = client.store.prompts.prompt_id(prompt)
+    found = get_suite(client, suite) if suite else suite_for_prompt(client, prompt_id)
+    return evaluation(await arun_tests(client, found["name"], prompt=prompt_id, **options))
+
+
+def evaluation(result: dict[str, Any]) -> dict[str, Any]:
+    """What `evaluate` reports of a finished test run: its score, pass rate and what went unscored."""
     from .score import run_score
 
-    if client.remote:
-        result = await _tested_here(client, suite, prompt=prompt, **options)
-    else:
-        prompt_id = client.store.prompts.prompt_id(prompt)
-        found = get_suite(client, suite) if suite else suite_for_prompt(client, prompt_id)
-        result = await arun_tests(client, found["name"], prompt=prompt_id, **options)
     summary = result["summary"]
     out = {"score": run_score(summary), "pass_rate": summary["pass_rate"],
            "unscored": summary.get("unscored", 0), "run": result}
@@ -194,8 +187,8 @@ async def aevaluate(client: Client, prompt: Any, *, suite: str | None = None, **
     return out
 
 
-async def _tested_here(client: Client, suite: str | None, *, prompt: Any = None, version: int | None = None,
-                       label: str | None = None, **options: Any) -> dict[str, Any]:
+async def arun_here(client: Client, suite: str | None, *, prompt: Any = None, version: int | None = None,
+                    label: str | None = None, **options: Any) -> dict[str, Any]:
     """A test run over a team server (`client` is remote), made where the caller runs: a CI job
     tests with its own model keys. The suite files of this checkout (tests/prompts/) go to the
     server first; the server's prompt version and the suite are copied into a scratch store
@@ -233,6 +226,11 @@ async def _tested_here(client: Client, suite: str | None, *, prompt: Any = None,
     return client.upload_run(run, [{**r, "prompt_version": served.version} for r in results])
 
 
+async def aresume_here(client: Client, run_id: str, **options: Any) -> dict[str, Any]:
+    """Finish an interrupted run over a team server (`client` is remote)."""
+    raise client.not_remote(f"resuming run {run_id}")
+
+
 def _prompt_of(client: Client, suite: str | None, prompt: Any) -> Any:
     if prompt not in (None, ""):
         return prompt
@@ -258,8 +256,6 @@ def _server_suite_for(client: Client, prompt_id: int) -> str:
 def upload_run(client: Client, run: dict[str, Any], results: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
     """Keep a finished test run made elsewhere, with its results (`EvalStore.import_run`): a run
     uploaded twice is stored once. Returns the run as `get_run` reports it, and whether it was new."""
-    if client.remote:
-        return client.upload_run(run, results), True
     created = client.evals.import_run(run, results)
     return get_run(client, run["id"]), created
 

@@ -135,7 +135,6 @@ def label_role(client: Client, label: str) -> str:
 
 
 def prompt_page(client: Client, ref: int) -> dict[str, Any]:
-    from promstack.evals import engine
 
     head = client.get_prompt(ref)
     history = client.history(ref)
@@ -146,7 +145,7 @@ def prompt_page(client: Client, ref: int) -> dict[str, Any]:
     branches = client.list_branches(ref)
     heads = {b.head: b.name for b in branches}
     branch_names = sorted({v.branch for v in history}, key=lambda b: (b != "main", b))
-    suites = [s for s in engine.list_suites(client) if s.get("prompt_id") in (None, head.prompt_id)]
+    suites = [s for s in client.tests.list_suites() if s.get("prompt_id") in (None, head.prompt_id)]
     runs = [r for r in client.evals.runs(limit=200) if r["prompt_id"] == head.prompt_id][:10]
     envs = environment_names(client)
     return {
@@ -183,11 +182,10 @@ def behaviour_tab(client: Client, ref: int, a: int | None, b: int | None, suite:
     """The diff page on its Behaviour tab: the suites to choose from and, when `run`, the
     behaviour diff itself (both versions on the suite, judged; an error is shown in the tab)."""
     from promstack.evals.behaviour import behaviour_diff
-    from promstack.evals.engine import list_suites
 
     context = diff_page(client, ref, a, b)
     context.update(tab="behaviour", suite=suite or "", behaviour=None, behaviour_error=None,
-                   suites=[s["name"] for s in list_suites(client)])
+                   suites=[s["name"] for s in client.tests.list_suites()])
     if run:
         try:
             context["behaviour"] = behaviour_diff(client, ref, context["a"], context["b"], suite=suite or None)
@@ -215,9 +213,8 @@ def runs_page(client: Client) -> dict[str, Any]:
 
 
 def run_page(client: Client, run_id: str, status: str | None) -> dict[str, Any]:
-    from promstack.evals import engine
 
-    run = engine.get_run(client, run_id, failing=0)
+    run = client.tests.get_run(run_id, failing=0)
     evals = client.evals
     cases = []
     for row in evals.iter_results(run_id, status=status or None):
@@ -244,9 +241,8 @@ def _prompt_name(client: Client, prompt_id: int | None) -> str | None:
 
 
 def live_data(client: Client, run_id: str) -> dict[str, Any]:
-    from promstack.evals import engine
 
-    run = engine.get_run(client, run_id, failing=10)
+    run = client.tests.get_run(run_id, failing=10)
     summary = run.get("summary") or {}
     return {
         "id": run["id"], "status": run["status"], "total": run["total"],
@@ -261,13 +257,12 @@ def live_data(client: Client, run_id: str) -> dict[str, Any]:
 
 
 def arena_page(client: Client, run_id: str | None) -> dict[str, Any]:
-    from promstack.evals import engine
 
     evals = client.evals
     runs = [r for r in evals.runs(limit=200) if r["kind"] == "arena"]
     if run_id is None:
         return {"runs": runs, "run": None}
-    run = engine.get_run(client, run_id)
+    run = client.tests.get_run(run_id)
     if run["kind"] != "arena":
         raise InvalidInput(f"run {run_id} is a {run['kind']} run, not an arena run")
     arena = run["arena"]
@@ -386,7 +381,6 @@ class BackgroundRuns:
 
     def start(self, suite: str, prompt: int, version: int | None, timeout: float = 60.0, *,
               actor: str | None = None) -> str:
-        from promstack.evals import engine as evals_engine
 
         started = threading.Event()
         box: dict[str, Any] = {}
@@ -398,7 +392,7 @@ class BackgroundRuns:
         def work() -> None:
             try:
                 with self.pool.client(actor) as client:
-                    asyncio.run(evals_engine.arun_tests(client, suite, prompt=prompt, version=version,
+                    asyncio.run(client.tests.arun_tests(suite, prompt=prompt, version=version,
                                                         started=on_start))
             except BaseException as exc:  # reported to the page if the run never began
                 box.setdefault("error", exc)
@@ -628,8 +622,6 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
         return redirect(f"/runs/{quote(run_id)}/live", "ok", f"Started run {run_id} of suite {suite}")
 
     async def vote(request: Request) -> Response:
-        from promstack.evals.arena import record_vote
-
         try:
             fields = await form(request)
         except PermissionError as exc:
@@ -640,7 +632,7 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
         match_id = int(request.path_params["match_id"])
         back = f"/arena/{quote(fields.get('run', ''))}#match-{match_id}"
         try:
-            done = await engine(request, record_vote, match_id, fields.get("winner", ""))
+            done = await engine(request, lambda client, *a: client.tests.record_vote(*a), match_id, fields.get("winner", ""))
         except PromStackError as exc:
             return redirect(back, "error", error_text(exc))
         return redirect(back, "ok", f"Vote recorded on match {match_id}: {done['winner']}")

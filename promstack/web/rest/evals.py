@@ -128,34 +128,31 @@ def _start(request: Request, caller: Caller, kind: str, work: Any, shape: Any) -
 @router.get("/suites")
 def list_suites(caller: Caller = needs("list_suites")) -> list[dict[str, Any]]:
     """The test suites: name, cases, the prompt each tests."""
-    from promstack.evals import engine
 
     with caller.client() as client:
-        return engine.list_suites(client)
+        return client.tests.list_suites()
 
 
 @router.get("/suites/{suite}")
 def show_suite(suite: str, limit: Annotated[int, Query(ge=1, le=1000)] = 20, offset: Annotated[int, Query(ge=0)] = 0,
                caller: Caller = needs("list_suites")) -> dict[str, Any]:
     """A suite with a page of its cases."""
-    from promstack.evals import engine
 
     with caller.client() as client:
-        return engine.show_suite(client, suite, limit=limit, offset=offset)
+        return client.tests.show_suite(suite, limit=limit, offset=offset)
 
 
 @router.post("/suites", response_model=s.SuiteResult, status_code=201)
 def import_test_cases(body: ImportCases, caller: Caller = needs("import_test_cases")) -> Any:
     """Create or replace a suite from cases in the body: CSV `input,expected_output` (other columns
     are template variables), JSON or JSONL text, or a list of case objects."""
-    from promstack.evals import engine
 
     if isinstance(body.cases, list):
         text, fmt = json.dumps(body.cases, ensure_ascii=False), "json"
     else:
         text, fmt = body.cases, body.format or "csv"
     with caller.client() as client:
-        return _suite(engine.import_suite(client, text=text, fmt=fmt, name=body.suite, prompt=body.prompt))
+        return _suite(client.tests.import_suite(text=text, fmt=fmt, name=body.suite, prompt=body.prompt))
 
 
 @router.put("/suites/{suite}", response_model=s.SuiteResult, status_code=201)
@@ -163,7 +160,6 @@ async def upload_suite(suite: str, request: Request, format: Literal["csv", "jso
                        prompt: str | None = None, caller: Caller = needs("import_test_cases")) -> Any:
     """Upload a suite file as the CLI reads it: the body is the file (CSV, JSON or JSONL, by
     `format` or the Content-Type: text/csv, application/json, application/x-ndjson)."""
-    from promstack.evals import engine
     from store.errors import InvalidInput
 
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -177,7 +173,7 @@ async def upload_suite(suite: str, request: Request, format: Literal["csv", "jso
 
     def load() -> Any:
         with caller.client() as client:
-            return engine.import_suite(client, text=text, fmt=fmt, name=suite,
+            return client.tests.import_suite(text=text, fmt=fmt, name=suite,
                                        prompt=None if prompt is None else ref(prompt))
 
     return _suite(await run_in_threadpool(load))
@@ -186,10 +182,9 @@ async def upload_suite(suite: str, request: Request, format: Literal["csv", "jso
 @router.post("/runs", response_model=RunStatus, status_code=202)
 def run_tests(body: RunTests, request: Request, caller: Caller = needs("run_tests")) -> Any:
     """Start a test run (assertions and the judge); poll GET /runs/{run_id}."""
-    from promstack.evals import engine
 
     def work(client: Any, progress: Any, started: Any) -> Any:
-        return engine.run_tests(client, body.suite, prompt=body.prompt, version=body.version, label=body.label,
+        return client.tests.run_tests(body.suite, prompt=body.prompt, version=body.version, label=body.label,
                                 models=body.models, repeat=body.repeat, retries=body.retries,
                                 concurrency=body.concurrency, criteria=body.criteria,
                                 judge_model=body.judge_model, progress=progress, started=started)
@@ -209,13 +204,12 @@ def list_runs(suite: str | None = None, limit: Annotated[int, Query(ge=1, le=100
 def get_run(run_id: str, request: Request, failing: Annotated[int, Query(ge=0, le=200)] = 20,
             caller: Caller = needs("get_run")) -> Any:
     """A run's status and progress; when done, its summary (the same as the get_run tool)."""
-    from promstack.evals import engine
 
     job = request.app.state.jobs.get(run_id)
     if job is not None and (job.status != "done" or job.kind != "test" or failing == 20):
         return _status(job)
     with caller.client() as client:
-        run = engine.get_run(client, run_id, failing=failing)
+        run = client.tests.get_run(run_id, failing=failing)
     summary = run.get("summary") or {}
     done = run["status"] != "running"
     result = (_arena(run) if run["kind"] == "arena" else _test(run)) if done else None
@@ -238,10 +232,9 @@ class Uploaded(BaseModel):
 def upload_run(body: UploadRun, response: Response, caller: Caller = needs("upload_run")) -> Any:
     """Keep a test run made elsewhere (a CI job, with its own model keys) against this server's
     suite of that name: 201 when new, 200 when a run of that id is here already (stored once)."""
-    from promstack.evals import engine
 
     with caller.client() as client:
-        run, created = engine.upload_run(client, body.run, body.results)
+        run, created = client.tests.upload_run(body.run, body.results)
     if not created:
         response.status_code = 200
     return Uploaded(created=created, run=run)
@@ -252,19 +245,17 @@ def run_detail(run_id: str, failing: Annotated[int, Query(ge=0, le=200)] = 20,
                caller: Caller = needs("get_run")) -> dict[str, Any]:
     """A run as the engine reports it (the CLI's `promstack runs RUN` over a server): settings,
     summary per model, failing cases."""
-    from promstack.evals import engine
 
     with caller.client() as client:
-        return engine.get_run(client, run_id, failing=failing)
+        return client.tests.get_run(run_id, failing=failing)
 
 
 @router.post("/runs/{run_id}/judge", response_model=RunStatus, status_code=202)
 def judge_run(run_id: str, body: JudgeRun, request: Request, caller: Caller = needs("judge_run")) -> Any:
     """Judge an earlier test run's outputs against criteria, without calling the model again."""
-    from promstack.evals import engine
 
     def work(client: Any, progress: Any, started: Any) -> Any:
-        return engine.judge_run(client, run_id, body.criteria, judge_model=body.judge_model,
+        return client.tests.judge_run(run_id, body.criteria, judge_model=body.judge_model,
                                 threshold=body.threshold, concurrency=body.concurrency, progress=progress)
 
     return _start(request, caller, "judge", work, _test)
@@ -273,7 +264,6 @@ def judge_run(run_id: str, body: JudgeRun, request: Request, caller: Caller = ne
 @router.post("/arena", response_model=RunStatus, status_code=202)
 def run_arena(body: RunArena, request: Request, caller: Caller = needs("run_arena")) -> Any:
     """Compare models blind on a suite, a judge picking the better answer of each pair."""
-    from promstack.evals.arena import run_arena as arena
     from store.errors import InvalidInput
 
     if body.resume is None and (body.suite is None or body.models is None):
@@ -282,7 +272,7 @@ def run_arena(body: RunArena, request: Request, caller: Caller = needs("run_aren
         raise InvalidInput("resume finishes an arena run as it was started: give no suite, models, prompt or criteria")
 
     def work(client: Any, progress: Any, started: Any) -> Any:
-        return arena(client, suite=body.suite or "", models=body.models or [], prompt=body.prompt,
+        return client.tests.run_arena(suite=body.suite or "", models=body.models or [], prompt=body.prompt,
                      version=body.version, label=body.label, criteria=body.criteria, judge_model=body.judge_model,
                      seed=body.seed, concurrency=body.concurrency, resume=body.resume, progress=progress)
 
@@ -292,10 +282,8 @@ def run_arena(body: RunArena, request: Request, caller: Caller = needs("run_aren
 @router.post("/arena/matches/{match_id}/votes", response_model=s.VoteResult, status_code=201)
 def record_vote(match_id: int, body: Vote, caller: Caller = needs("record_vote")) -> Any:
     """A person's verdict on an arena match."""
-    from promstack.evals.arena import record_vote as vote
-
     with caller.client() as client:
-        return s.VoteResult.model_validate(vote(client, match_id, body.winner, voter=body.voter or client.actor))
+        return s.VoteResult.model_validate(client.tests.record_vote(match_id, body.winner, voter=body.voter or client.actor))
 
 
 class Bisect(Body):
@@ -323,10 +311,9 @@ def bisect_prompt(prompt: str, body: Bisect, caller: Caller = needs("bisect_prom
 @router.post(P + "/evaluate", response_model=RunStatus, status_code=202)
 def evaluate_prompt(prompt: str, body: Evaluate, request: Request, caller: Caller = needs("evaluate_prompt")) -> Any:
     """Score a prompt 0-100 on its suite, as the deploy gate does; the score is in the result."""
-    from promstack.evals import engine
 
     def work(client: Any, progress: Any, started: Any) -> Any:
-        return engine.evaluate(client, ref(prompt), suite=body.suite, version=body.version, label=body.label,
+        return client.tests.evaluate(ref(prompt), suite=body.suite, version=body.version, label=body.label,
                                models=body.models, criteria=body.criteria, judge_model=body.judge_model,
                                progress=progress, started=started)
 
