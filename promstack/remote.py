@@ -518,12 +518,15 @@ class RemoteClient:
             user_id: str | None = None, **options: Any) -> CallResult:
         from promstack.gateway import CallResult
 
+        sent = {k: options.pop(k, None) for k in ("run_id", "environment", "cache")}
         given = sorted(k for k, v in options.items() if v is not None)
         if given:
             raise self._not_remote(f"run with {', '.join(given)}")
+        # The caller's PROMSTACK_ENV names the environment, as it does for a local run.
+        sent["environment"] = sent["environment"] or os.environ.get("PROMSTACK_ENV") or None
         data = self.send("POST", self._p(prompt, "run"), {
             "variables": variables or {}, "version": version, "label": label, "branch": branch, "model": model,
-            "user_id": user_id})
+            "user_id": user_id, **{k: v for k, v in sent.items() if v is not None}})
         data.pop("priced", None)
         data.pop("unpriced", None)
         name = prompt if isinstance(prompt, str) and not prompt.isdigit() else None

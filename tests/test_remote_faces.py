@@ -361,3 +361,26 @@ def test_arena_resume_over_a_server(twins, tmp_path):
     assert "win rate" in twins("arena", "--resume", killed, "--concurrency", "1")
     twins("runs", "--suite", "graded")
     twins("arena", "--resume", "r20000101-000000-000000", code=2)
+
+
+def test_run_with_a_run_id_an_environment_and_no_cache_over_a_server(twins, tmp_path):
+    """`promstack run --run-id --env --no-cache` over a server logs the call as a local run does:
+    under that run id and environment, and `--no-cache` calls the model though the cache holds the reply."""
+    from click.testing import CliRunner
+
+    from promstack.cli import cli
+
+    runner = CliRunner()
+    args = ["run", "42", "--var", "input=hi", "--model", "openai/good", "--run-id", "ci-build-7", "--env", "ci"]
+    logged = {}
+    for side, env in (("there", twins.remote), ("here", twins.local)):
+        for extra in ([], [], ["--no-cache"]):  # a miss that fills the cache, a hit, a call past it
+            done = runner.invoke(cli, args + extra, env=env)
+            assert done.exit_code == 0, (side, done.output, done.exception)
+        with Client(**({"url": env["PROMSTACK_URL"], "token": TOKEN} if side == "there" else {"db": env["PROMSTACK_DB"]})
+                    ) as client:
+            rows = client.call_log(run_id="ci-build-7")
+        logged[side] = sorted((r["environment"], r["run_id"], bool(r["cache_hit"]), r["prompt_version"], r["model"])
+                              for r in rows)
+    assert logged["there"] == logged["here"]
+    assert logged["here"] == [("ci", "ci-build-7", False, 7, "openai/good")] * 2 + [("ci", "ci-build-7", True, 7, "openai/good")]

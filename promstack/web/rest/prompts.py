@@ -70,6 +70,10 @@ class RunPrompt(Body):
     branch: s.RefName | None = None
     model: str | None = Field(default=None, max_length=200)
     user_id: str | None = Field(default=None, max_length=200)
+    run_id: str | None = Field(default=None, max_length=200, description="Group this call under a run id in the call log.")
+    environment: str | None = Field(default=None, max_length=100,
+                                    description="The environment the call is logged under (default: the server's).")
+    cache: bool | None = Field(default=None, description="false: always call the model, neither read nor fill the cache.")
 
 
 class ServedVersion(s.PromptVersionResult):
@@ -395,5 +399,6 @@ def run_prompt(prompt: str, body: RunPrompt, caller: Caller = needs("run_prompt"
     on the server."""
     with caller.client() as client:
         result = client.run(ref(prompt), body.variables, version=body.version, label=body.label,
-                            branch=body.branch, model=body.model, user_id=body.user_id)
+                            branch=body.branch, model=body.model, user_id=body.user_id, run_id=body.run_id,
+                            environment=body.environment, cache=body.cache)
     return s.RunPromptResult.model_validate(result.to_dict())
