@@ -570,6 +570,10 @@ class RemoteClient:
         """The run as the engine reports it (promstack.evals.engine.get_run)."""
         return self.get(f"/runs/{quote(run_id, safe='')}/detail", failing=failing)
 
+    def run_results(self, run_id: str) -> list[dict[str, Any]]:
+        """A test run's results on the server (to resume the run here)."""
+        return self.get(f"/runs/{quote(run_id, safe='')}/results")
+
     def follow(self, status: dict[str, Any], progress: Callable[..., Any] | None = None, *,
                every: float = 0.25) -> dict[str, Any]:
         """A long operation the server started (202, a RunStatus), polled to its end; the run it

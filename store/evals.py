@@ -245,12 +245,15 @@ class EvalStore:
     def import_run(self, run: dict[str, Any], results: list[dict[str, Any]]) -> bool:
         """A finished test run made elsewhere (a CI job, with its own model keys) kept here under
         its own id, with its results, against this store's suite of that name. A run id that is
-        here already is left as it is, so an upload repeated stores the run once. Returns
-        whether it was new. Results must be of cases the suite has here (upload the suite first)."""
+        here already is left as it is, so an upload repeated stores the run once; except an
+        interrupted run (uploaded so that it can be resumed elsewhere), which a later upload of
+        the same run, resumed, completes. Returns whether it was new or completed. Results must
+        be of cases the suite has here (upload the suite first)."""
         if not isinstance(run.get("id"), str) or not RUN_ID.fullmatch(run["id"]):
             raise InvalidInput(f"a run id looks like r20261125-193600-1a2b3c; got {run.get('id')!r}")
-        if run.get("kind") != "test" or run.get("status") not in ("done", "failed"):
-            raise InvalidInput("only a finished test run can be uploaded (kind 'test', status done or failed)")
+        if run.get("kind") != "test" or run.get("status") not in ("done", "failed", "interrupted"):
+            raise InvalidInput("only a finished or interrupted test run can be uploaded "
+                               "(kind 'test', status done, failed or interrupted)")
         suite = self.suite(run.get("suite_name") or "")
         known = {r[0] for r in self.db.execute("SELECT case_key FROM cases WHERE suite_id = ?", [suite["id"]])}
         strange = sorted({r.get("case_key") for r in results} - known, key=str)
@@ -258,10 +261,14 @@ class EvalStore:
             raise InvalidInput(f"the run has results for {len(strange)} case(s) suite {suite['name']!r} does not "
                                "have here; upload the suite file the run used, then the run")
         with write(self.db):
-            if self.db.execute("SELECT 1 FROM runs WHERE id = ?", [run["id"]]).fetchone():
+            here = self.db.execute("SELECT status FROM runs WHERE id = ?", [run["id"]]).fetchone()
+            if here is not None and here[0] != "interrupted":
                 return False
+            # An interrupted run here is completed by this upload (it was resumed elsewhere): its
+            # row is rewritten (its results point at it), and the results now known are added.
             self.db.execute(
-                "INSERT INTO runs (id, kind, suite_id, suite_name, suite_sha, prompt_id, prompt_version, models,"
+                ("REPLACE" if here is not None else "INSERT") +
+                " INTO runs (id, kind, suite_id, suite_name, suite_sha, prompt_id, prompt_version, models,"
                 " repeat, config, judge_key, status, total, started_at, finished_at, summary, actor, pid)"
                 " VALUES (?, 'test', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                 [run["id"], suite["id"], suite["name"], suite["sha256"], run.get("prompt_id"),

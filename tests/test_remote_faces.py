@@ -384,3 +384,59 @@ def test_run_with_a_run_id_an_environment_and_no_cache_over_a_server(twins, tmp_
                               for r in rows)
     assert logged["there"] == logged["here"]
     assert logged["here"] == [("ci", "ci-build-7", False, 7, "openai/good")] * 2 + [("ci", "ci-build-7", True, 7, "openai/good")]
+
+
+def _interrupt_test_run(db, run_id: str) -> str:
+    """The newest test run of suite 'graded' in `db` as a killed one would leave it, under the id
+    `run_id`: one result kept, the others not run yet. Returns the kept result's finish time."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)  # foreign keys off: the run's id changes with its rows'
+    with conn:
+        (old,) = conn.execute("SELECT id FROM runs WHERE kind = 'test' AND suite_name = 'graded' "
+                              "ORDER BY started_at DESC LIMIT 1").fetchone()
+        for table in ("results", "calls"):
+            conn.execute(f"UPDATE {table} SET run_id = ? WHERE run_id = ?", [run_id, old])
+        conn.execute("UPDATE runs SET id = ?, status = 'interrupted', summary = NULL WHERE id = ?", [run_id, old])
+        kept = conn.execute("SELECT id, finished_at FROM results WHERE run_id = ? ORDER BY id LIMIT 1",
+                            [run_id]).fetchone()
+        conn.execute("DELETE FROM results WHERE run_id = ? AND id != ?", [run_id, kept[0]])
+    conn.close()
+    return kept[1]
+
+
+def test_test_resume_over_a_server(twins, tmp_path, monkeypatch, _scripted_server):
+    """`promstack test --resume RUN` over a server: the run's finished results come from the
+    server, the cases left run here, and the completed run is uploaded once, as a local resume
+    completes the local run."""
+    from click.testing import CliRunner
+
+    from promstack.cli import cli
+
+    # the cases left run here, through this machine's gateway, with its own key (as in CI)
+    monkeypatch.setenv("OPENAI_API_BASE", _scripted_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-laptops-own")
+    killed = "r20260301-100000-fedcba"
+    kept = {side: _interrupt_test_run(tmp_path / side / ".promstack" / "promstack.db", killed)
+            for side in ("team", "here")}
+    runner = CliRunner()
+    seen, runs_seen = {}, {}
+    for side, env in (("team", twins.remote), ("here", twins.local)):
+        done = runner.invoke(cli, ["test", "--resume", killed, "--json"], env=env)
+        assert done.exit_code in (0, 1), (side, done.output, done.exception)
+        again = runner.invoke(cli, ["test", "--resume", killed, "--json"], env=env)  # nothing left: the same run
+        assert again.exit_code == done.exit_code, (side, again.output, again.exception)
+        first, second = json.loads(done.stdout), json.loads(again.stdout)
+        assert first["summary"]["results"] == first["summary"]["total"] == 3
+        assert (second["summary"]["results"], second["summary"]["pass_rate"]) == (3, first["summary"]["pass_rate"])
+        runs_seen[side] = first
+        seen[side] = (done.exit_code, first["status"], first["prompt_version"], first["summary"]["pass_rate"],
+                      first["summary"]["results"])
+    assert seen["team"] == seen["here"], (runs_seen["team"]["summary"], runs_seen["here"]["summary"])
+    assert seen["team"][1] == "done"
+    with Client(url=twins.remote["PROMSTACK_URL"], token=TOKEN) as server:
+        assert [r["id"] for r in server.list_runs(suite="graded", limit=100)].count(killed) == 1
+        results = server.run_results(killed)
+    assert len(results) == 3
+    assert kept["team"] in [r["finished_at"] for r in results]  # the finished case was not run again
+    twins("test", "--resume", "r20000101-000000-000000", code=2)

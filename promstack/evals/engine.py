@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -193,12 +193,9 @@ async def arun_here(client: Client, suite: str | None, *, prompt: Any = None, ve
     tests with its own model keys. The suite files of this checkout (tests/prompts/) go to the
     server first; the server's prompt version and the suite are copied into a scratch store
     here, run through this machine's gateway, and the finished run is uploaded (stored once,
-    by its id), so the server's evaluate and deploy gate see it. Returns the run as the
+    by its id), so the server's evaluate and deploy gate see it. An interrupted run is uploaded
+    as it stands, so that `aresume_here` can finish it (on any machine). Returns the run as the
     server reports it."""
-    import tempfile
-
-    from store.workspace import init
-
     checkout = S.workspace_suite_files(Path.cwd())
     for name, path in checkout.items():
         if suite in (None, name):
@@ -206,29 +203,75 @@ async def arun_here(client: Client, suite: str | None, *, prompt: Any = None, ve
     served = client.get_prompt(_prompt_of(client, suite, prompt), version=version, label=label)
     if suite is None:
         suite = _server_suite_for(client, served.prompt_id)
+    with _scratch_copy(client, served, suite, checkout.get(suite)) as local:
+        try:
+            run = await arun_tests(local, suite, prompt=served.prompt_id, **options)
+        except BaseException:
+            made = local.evals.runs(limit=1)
+            if made:  # the cases finished so far are kept on the server, to resume from
+                _upload_from(client, local, {**made[0], "status": "interrupted"}, served.version)
+            raise
+        return _upload_from(client, local, run, served.version)
+
+
+async def aresume_here(client: Client, run_id: str, *, progress: Progress | None = None,
+                       concurrency: int | None = None, retries: int | None = None, warn: Any = None
+                       ) -> dict[str, Any]:
+    """Finish an interrupted test run over a team server (`client` is remote), here: its
+    finished results come from the server into a scratch store, the cases left are run through
+    this machine's gateway, and the completed run is uploaded once (it completes the server's)."""
+    run = client.get_run(run_id, failing=0)
+    if run["kind"] != "test":
+        raise InvalidInput(f"run {run_id} is an {run['kind']} run; resume it with its own command")
+    if run["status"] in ("done", "failed"):
+        return run  # nothing is left to run
+    if run["status"] != "interrupted":
+        raise InvalidInput(f"run {run_id} is still running on the server; wait for it, then read it")
+    served = client.get_prompt(run["prompt_id"], version=run["prompt_version"])
+    finished = client.run_results(run_id)
+    with _scratch_copy(client, served, run["suite_name"], None) as local:
+        ours = local.get_prompt(served.prompt_id).version
+        ensure_judge_prompts(local)  # the run's judge names the judge's own prompts, which a fresh store lacks
+        local.evals.import_run({**run, "prompt_version": ours}, [{**r, "prompt_version": ours} for r in finished])
+        try:
+            resumed = await aresume_run(local, run_id, progress=progress, concurrency=concurrency, retries=retries,
+                                        warn=warn)
+        except BaseException:
+            _upload_from(client, local, {**local.evals.run(run_id), "status": "interrupted"}, served.version)
+            raise
+        return _upload_from(client, local, resumed, served.version)
+
+
+@contextlib.contextmanager
+def _scratch_copy(client: Client, served: Any, suite: str, suite_file: Path | None) -> Iterator[Client]:
+    """A local client over a scratch store holding the server's prompt version `served` and
+    `suite` (from this checkout's file when there is one, else as the server has it); deleted after."""
+    import tempfile
+
+    from store.workspace import init
+
     with tempfile.TemporaryDirectory(prefix="promstack-run-") as scratch:
         local = client.local_client(init(Path(scratch)))
         try:
             local.create_prompt(served.name, served.template, model_config=served.model_config,
                                 id=served.prompt_id, message=f"v{served.version} on {client.url}")
-            if suite in checkout:
-                import_suite(local, checkout[suite], prompt=served.prompt_id)
+            if suite_file is not None:
+                import_suite(local, suite_file, prompt=served.prompt_id)
             else:
                 cases = client.show_suite(suite, limit=1000)["cases"]
                 import_suite(local, text=json.dumps([case_object(c) for c in cases], ensure_ascii=False),
                              fmt="json", name=suite, prompt=served.prompt_id,
                              config=client.show_suite(suite, limit=1)["config"])
-            run = await arun_tests(local, suite, prompt=served.prompt_id, **options)
-            results = list(local.evals.iter_results(run["id"]))
+            yield local
         finally:
             local.close()
-    run = {**run, "prompt_version": served.version}
-    return client.upload_run(run, [{**r, "prompt_version": served.version} for r in results])
 
 
-async def aresume_here(client: Client, run_id: str, **options: Any) -> dict[str, Any]:
-    """Finish an interrupted run over a team server (`client` is remote)."""
-    raise client.not_remote(f"resuming run {run_id}")
+def _upload_from(client: Client, local: Client, run: dict[str, Any], version: int) -> dict[str, Any]:
+    """The run of the scratch store `local`, with its results, uploaded to the server as a run
+    of the server's prompt version `version`."""
+    results = [{**r, "prompt_version": version} for r in local.evals.iter_results(run["id"])]
+    return client.upload_run({**run, "prompt_version": version}, results)
 
 
 def _prompt_of(client: Client, suite: str | None, prompt: Any) -> Any:

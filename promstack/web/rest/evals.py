@@ -240,6 +240,15 @@ def upload_run(body: UploadRun, response: Response, caller: Caller = needs("uplo
     return Uploaded(created=created, run=run)
 
 
+@router.get("/runs/{run_id}/results")
+def run_results(run_id: str, caller: Caller = needs("get_run")) -> list[dict[str, Any]]:
+    """A test run's results, one per case x model x repeat (what a client resuming the run
+    elsewhere keeps, and does not run again)."""
+    with caller.client() as client:
+        client.evals.run(run_id)  # an unknown run is a 404, not an empty list
+        return list(client.evals.iter_results(run_id))
+
+
 @router.get("/runs/{run_id}/detail")
 def run_detail(run_id: str, failing: Annotated[int, Query(ge=0, le=200)] = 20,
                caller: Caller = needs("get_run")) -> dict[str, Any]:
