@@ -227,7 +227,7 @@ def test_openapi_and_docs(http):
         ("get", "/prompts/{prompt}/-/checkpoints"), ("get", "/prompts/{prompt}/-/cost/recommend"),
         ("get", "/prompts/{prompt}/-/cost/compare"), ("get", "/prices"), ("post", "/prompts/{prompt}/-/cost/shorter"),
         ("get", "/suites"), ("post", "/suites"), ("put", "/suites/{suite}"), ("get", "/suites/{suite}"),
-        ("post", "/runs"), ("get", "/runs"), ("get", "/runs/{run_id}"), ("get", "/runs/{run_id}/detail"), ("post", "/runs/upload"), ("post", "/runs/{run_id}/judge"), ("post", "/arena"),
+        ("post", "/runs"), ("get", "/runs"), ("get", "/runs/{run_id}"), ("get", "/runs/{run_id}/detail"), ("get", "/runs/{run_id}/results"), ("post", "/runs/upload"), ("post", "/runs/{run_id}/judge"), ("post", "/arena"),
         ("post", "/arena/matches/{match_id}/votes"), ("post", "/prompts/{prompt}/-/evaluate"),
         ("post", "/prompts/{prompt}/-/bisect"),
         ("post", "/prompts/{prompt}/-/deploy"), ("get", "/prompts/{prompt}/-/deployments"),

@@ -135,3 +135,31 @@ def test_a_run_uploaded_twice_is_stored_once(spawn, tmp_path, scripted):  # noqa
     bad = api.post("/runs/upload", json={"run": {**run, "id": "../x"}, "results": []})
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "InvalidInput"
     api.close()
+
+
+def test_an_interrupted_run_uploaded_is_completed_by_its_resumed_upload(spawn, tmp_path, scripted):  # noqa: F811
+    """A run interrupted here is uploaded as it stands (to be resumed on any machine); the upload
+    of the same run resumed completes it, and after that an upload changes nothing."""
+    import httpx
+
+    url = team_server(spawn, tmp_path, scripted)
+    with Client(url=url, token=TOKEN) as client:
+        client.import_suite(SEED_CSV, fmt="csv", name="regression", prompt=42)
+        keys = [c["case_key"] for c in client.show_suite("regression")["cases"]]
+    result = {"case_idx": 0, "case_key": keys[0], "model": "openai/good", "repeat": 0, "status": "pass", "output": "ok",
+              "finished_at": "2026-12-05T13:00:00Z"}
+    run = {"id": "r20261205-130000-abcdef", "kind": "test", "suite_name": "regression", "prompt_id": 42,
+           "prompt_version": 1, "models": ["openai/good"], "status": "interrupted", "total": 3}
+    api = httpx.Client(base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    assert api.post("/runs/upload", json={"run": run, "results": [result]}).status_code == 201
+    assert [r["case_key"] for r in api.get(f"/runs/{run['id']}/results").json()] == keys[:1]
+    finished = [{**result, "case_idx": i, "case_key": key} for i, key in enumerate(keys)]
+    done = api.post("/runs/upload", json={"run": {**run, "status": "done"}, "results": finished})
+    assert done.status_code == 201 and done.json()["run"]["status"] == "done", done.text
+    assert sorted(r["case_key"] for r in api.get(f"/runs/{run['id']}/results").json()) == sorted(keys)
+    again = api.post("/runs/upload", json={"run": {**run, "status": "interrupted"}, "results": [result]})
+    assert again.status_code == 200 and again.json()["run"]["status"] == "done"
+    assert len(api.get(f"/runs/{run['id']}/results").json()) == 3
+    missing = api.get("/runs/r20000101-000000-000000/results")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "NotFound"
+    api.close()
