@@ -5,7 +5,8 @@ Two eras of the protocol deliver this differently: 2026-07-28 clients open a
 clients (Claude Desktop, VS Code today) get `notifications/prompts/list_changed` on their
 connection. Changes come from two places: this server's own tools (told at once), and other
 processes writing the same store, the watcher and the CLI (noticed by a cheap poll of SQLite's
-`data_version`). Delivery is best effort and never fails a tool.
+`data_version`), or, over a team server, other people (noticed by polling the server's change
+mark every few seconds). Delivery is best effort and never fails a tool.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("promstack.mcp")
 POLL_SECONDS = 1.0
+REMOTE_POLL_SECONDS = 3.0  # a team server is asked less often than a file next door
 MAX_SESSIONS = 256
 
 
@@ -49,6 +51,7 @@ class ChangeWatch:
         self._sessions: OrderedDict[int, tuple[Any, ServerSession]] = OrderedDict()
         self._last: tuple | None = None
         self._data_version: int | None = None
+        self._remote = False
 
     async def middleware(self, ctx: ServerRequestContext, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
         """Server middleware: remember each handshake-era connection that talks to us."""
@@ -107,14 +110,15 @@ class ChangeWatch:
     def _fingerprint(self, call: Call, always: bool = False) -> tuple | None:
         """What the prompt listing depends on; None when nothing was committed since last time
         (SQLite's data_version moves on every commit by another connection: a cheap check)."""
-        # A team server's store has no local connection to ask: its listing is compared instead.
-        version = None if call.client.remote else call.client.store.db.conn.execute("PRAGMA data_version").fetchone()[0]
+        if call.client.remote:
+            # A team server's store has no local connection to ask: its change mark is one small read.
+            self._remote = True
+            return ("server", call.client.change_mark())
+        version = call.client.store.db.conn.execute("PRAGMA data_version").fetchone()[0]
         if version is not None and version == self._data_version and not always:
             return None
         self._data_version = version
         listing = tuple((p.id, p.name, p.archived, p.head) for p in call.client.list_prompts(include_archived=True))
-        if call.client.remote:
-            return listing
         # A finished quick check of a save (promstack.evals.check) changes what get_history shows.
         from promstack.evals.check import announce_mark
 
@@ -122,7 +126,7 @@ class ChangeWatch:
 
     async def run(self) -> None:
         while True:
-            await anyio.sleep(self.interval)
+            await anyio.sleep(max(self.interval, REMOTE_POLL_SECONDS) if self._remote else self.interval)
             try:
                 await self.poll_once()
             except Exception:  # a watcher must outlive any one bad poll

@@ -91,6 +91,7 @@ NEEDS: dict[str, str] = {
     "export_store": "viewer",
     "import_store": "editor",
     "whoami": "viewer",
+    "watch_changes": "viewer",  # the store's change mark (REST /changes), what a remote MCP server polls
 }
 
 

@@ -335,6 +335,13 @@ class Client:
     def remove_label(self, prompt: PromptRef, label: str, *, reason: str | None = None) -> LabelMove:
         return self._prompts.remove_label(prompt, label, reason=reason)
 
+    def change_mark(self) -> str:
+        """A token that moves whenever the prompt listing does (a save, a label move, an archive,
+        a finished quick check of a save): compare two to know whether anything changed."""
+        from store.changes import change_mark
+
+        return change_mark(self.store.db)
+
     def labels(self, prompt: PromptRef) -> dict[str, int]:
         return self._prompts.labels(prompt)
 

@@ -493,6 +493,10 @@ class RemoteClient:
             raise DeployPending(response.json().get("message", "the deployment waits for approval"))
         return _record(LabelMove, response.json())
 
+    def change_mark(self) -> str:
+        """The server's change mark (`Client.change_mark`): one small read, however many prompts."""
+        return self.get("/changes")["cursor"]
+
     def labels(self, prompt: PromptRef) -> dict[str, int]:
         return self.get(self._p(prompt, "labels"))["labels"]
 

@@ -238,7 +238,7 @@ def test_openapi_and_docs(http):
         ("post", "/prompts/{prompt}/-/rollout/promote"), ("post", "/prompts/{prompt}/-/rollout/abort"),
         ("post", "/rollouts/check"),
         ("get", "/metrics"), ("get", "/alerts"), ("post", "/alerts/check"), ("get", "/alerts/history"),
-        ("get", "/costs"), ("get", "/me"),
+        ("get", "/costs"), ("get", "/me"), ("get", "/changes"),
         ("get", "/export"), ("post", "/import"), ("get", "/audit"), ("get", "/audit/verify"),
         ("get", "/prompts/{prompt}/-/checks"),  # the quick checks of saves (issue 21)
     }

@@ -440,3 +440,55 @@ def test_test_resume_over_a_server(twins, tmp_path, monkeypatch, _scripted_serve
     assert len(results) == 3
     assert kept["team"] in [r["finished_at"] for r in results]  # the finished case was not run again
     twins("test", "--resume", "r20000101-000000-000000", code=2)
+
+
+@pytest.mark.anyio
+async def test_mcp_over_a_server_announces_changes_made_by_others(laptop):
+    """`promstack mcp` with PROMSTACK_URL polls the server's change mark: a save or a label move
+    by someone else is announced to its clients as prompts/list_changed; a quiet server is not."""
+    import anyio
+    import httpx
+    from mcp import Client as MCPClient
+    from mcp_types import Implementation
+
+    from mcp_server.server import build_server
+
+    seen: list[str] = []
+
+    async def on_message(message) -> None:
+        method = getattr(message, "method", None) or getattr(getattr(message, "root", None), "method", None)
+        if method:
+            seen.append(method)
+
+    def elsewhere(change) -> None:
+        with Client(url=laptop, token=TOKEN) as other:
+            change(other)
+
+    server = build_server(poll_seconds=3600)  # polled by hand below
+    try:
+        async with MCPClient(server, mode="legacy", message_handler=on_message,
+                             client_info=Implementation(name="pytest-client", version="1")) as mcp:
+            await mcp.call_tool("list_prompts", {})
+            await server.watch.poll_once()  # the mark as it is now
+            assert await server.watch.poll_once() is False  # nothing changed on the server
+            seen.clear()
+            await anyio.to_thread.run_sync(elsewhere, lambda c: c.save("support/refund", "Refunds now: {{ question }}"))
+            assert await server.watch.poll_once() is True
+            with anyio.fail_after(5):
+                while "notifications/prompts/list_changed" not in seen:
+                    await anyio.sleep(0.01)
+            assert await server.watch.poll_once() is False
+            await anyio.to_thread.run_sync(elsewhere, lambda c: c.set_label("support/refund", "beta", 1))
+            assert await server.watch.poll_once() is True
+    finally:
+        server.engine.close()
+    # the mark itself: the same until something changes, and a 304 for an unchanged ETag
+    with httpx.Client(base_url=f"{laptop}/api/v1", headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        first = api.get("/changes")
+        assert first.status_code == 200 and first.json()["changed"] is True
+        mark = first.json()["cursor"]
+        assert api.get("/changes", params={"since": mark}).json() == {"cursor": mark, "changed": False}
+        assert api.get("/changes", headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+        with Client(url=laptop, token=TOKEN) as other:
+            other.create_prompt("support/other", "Other: {{ x }}")
+        assert api.get("/changes", params={"since": mark}).json()["changed"] is True

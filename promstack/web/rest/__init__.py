@@ -214,7 +214,7 @@ def create_api(pool: ClientPool) -> ASGIApp:
     fast path (`FastRead`)."""
     from promstack import __version__
 
-    from . import archive, checks, deploy, evals, monitor, prompts
+    from . import archive, changes, checks, deploy, evals, monitor, prompts
     from .jobs import Jobs
 
     api = FastAPI(
@@ -226,7 +226,7 @@ def create_api(pool: ClientPool) -> ASGIApp:
     )
     api.state.pool = pool
     api.state.jobs = Jobs()
-    for module in (prompts, evals, deploy, monitor, archive, checks):
+    for module in (prompts, evals, deploy, monitor, archive, checks, changes):
         api.include_router(module.router)
     api.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False)
     api.add_api_route("/me", whoami, methods=["GET"], response_model=Me)
