@@ -196,13 +196,13 @@ def import_test_cases(call: Call, args: ImportTestCasesArgs) -> tuple[SuiteResul
         raise InvalidInput("give either 'file' (a path in the workspace) or 'cases' (CSV text or a list), not both")
     if args.file is not None:
         suite = call.client.tests.import_suite(call.workspace_file(args.file), fmt=args.format,
-                                    name=args.suite, prompt=args.prompt)
+                                               name=args.suite, prompt=args.prompt)
     elif isinstance(args.cases, list):
         suite = call.client.tests.import_suite(text=json.dumps(args.cases, ensure_ascii=False), fmt="json",
-                                    name=args.suite, prompt=args.prompt)
+                                               name=args.suite, prompt=args.prompt)
     else:
         suite = call.client.tests.import_suite(text=args.cases, fmt=args.format or "csv", name=args.suite,
-                                    prompt=args.prompt)
+                                               prompt=args.prompt)
     result = SuiteResult(suite=suite["name"], cases=suite["case_count"], prompt_id=suite["prompt_id"],
                          source=suite["source"], settings=suite["config"])
     tied = f", tied to prompt {result.prompt_id}" if result.prompt_id else ""
@@ -240,7 +240,7 @@ def judge_run(call: Call, args: JudgeRunArgs) -> tuple[RunResult, str]:
     """Judge an earlier test run's outputs against criteria without rerunning the model."""
 
     run = call.client.tests.judge_run(args.run_id, _criteria(args.criteria), judge_model=args.judge_model,
-                           threshold=args.threshold, progress=_progress(call, "judged"))
+                                      threshold=args.threshold, progress=_progress(call, "judged"))
     result = _run_result(run)
     return result, _run_text(result)
 
@@ -250,8 +250,8 @@ def run_arena(call: Call, args: RunArenaArgs) -> tuple[ArenaResult, str]:
     """Compare models blind on a suite, a judge picking the better answer of each pair; returns win
     rates and ratings."""
     run = call.client.tests.run_arena(suite=args.suite, models=args.models, prompt=args.prompt, version=args.version,
-                criteria=_criteria(args.criteria), judge_model=args.judge_model, seed=args.options.seed,
-                concurrency=args.options.concurrency, progress=_progress(call, "cases"))
+                                      criteria=_criteria(args.criteria), judge_model=args.judge_model, seed=args.options.seed,
+                                      concurrency=args.options.concurrency, progress=_progress(call, "cases"))
     result = _arena_result(run)
     return result, _arena_text(result)
 
@@ -261,8 +261,8 @@ def evaluate_prompt(call: Call, args: EvaluatePromptArgs) -> tuple[EvaluateResul
     """Score a prompt 0-100 on its test suite (assertions and judge), as the deploy gate does."""
 
     found = call.client.tests.evaluate(args.prompt, suite=args.suite, version=args.version, label=args.label,
-                            models=args.models, criteria=_criteria(args.criteria), judge_model=args.judge_model,
-                            progress=_progress(call, "cases"))
+                                       models=args.models, criteria=_criteria(args.criteria), judge_model=args.judge_model,
+                                       progress=_progress(call, "cases"))
     run = _run_result(found["run"])
     result = EvaluateResult(score=found["score"], unscored=found.get("unscored", 0),
                             unscored_reason=found.get("unscored_reason"), pass_rate=found["pass_rate"], run=run)

@@ -265,7 +265,7 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
                 if suite or prompt or models or version or label:
                     fail("--resume finishes a run as it was started: drop --suite/--prompt/--model/--version/--label")
                 run = asyncio.run(ctx.client.tests.aresume_run(resume, progress=progress, warn=warn,
-                                                     retries=retries or None, concurrency=concurrency))
+                                                               retries=retries or None, concurrency=concurrency))
             else:
                 run = asyncio.run(ctx.client.tests.arun_tests(
                     suite, progress=progress, warn=warn,
@@ -351,7 +351,7 @@ def judge_cmd(ctx: Any, run_id: str, criteria: str, judge_model: str | None, thr
 
     with progress_bar("judging", ctx.json) as progress:
         run = asyncio.run(ctx.client.tests.ajudge_run(run_id, _criteria(criteria), judge_model=judge_model,
-                                            threshold=threshold, concurrency=concurrency, progress=progress))
+                                                      threshold=threshold, concurrency=concurrency, progress=progress))
     if as_json(ctx, run):
         return
     _print_summary(run)

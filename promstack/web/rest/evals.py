@@ -174,7 +174,7 @@ async def upload_suite(suite: str, request: Request, format: Literal["csv", "jso
     def load() -> Any:
         with caller.client() as client:
             return client.tests.import_suite(text=text, fmt=fmt, name=suite,
-                                       prompt=None if prompt is None else ref(prompt))
+                                             prompt=None if prompt is None else ref(prompt))
 
     return _suite(await run_in_threadpool(load))
 
@@ -185,9 +185,9 @@ def run_tests(body: RunTests, request: Request, caller: Caller = needs("run_test
 
     def work(client: Any, progress: Any, started: Any) -> Any:
         return client.tests.run_tests(body.suite, prompt=body.prompt, version=body.version, label=body.label,
-                                models=body.models, repeat=body.repeat, retries=body.retries,
-                                concurrency=body.concurrency, criteria=body.criteria,
-                                judge_model=body.judge_model, progress=progress, started=started)
+                                      models=body.models, repeat=body.repeat, retries=body.retries,
+                                      concurrency=body.concurrency, criteria=body.criteria,
+                                      judge_model=body.judge_model, progress=progress, started=started)
 
     return _start(request, caller, "test", work, lambda run: _test(run, body.min_pass))
 
@@ -265,7 +265,7 @@ def judge_run(run_id: str, body: JudgeRun, request: Request, caller: Caller = ne
 
     def work(client: Any, progress: Any, started: Any) -> Any:
         return client.tests.judge_run(run_id, body.criteria, judge_model=body.judge_model,
-                                threshold=body.threshold, concurrency=body.concurrency, progress=progress)
+                                      threshold=body.threshold, concurrency=body.concurrency, progress=progress)
 
     return _start(request, caller, "judge", work, _test)
 
@@ -282,8 +282,8 @@ def run_arena(body: RunArena, request: Request, caller: Caller = needs("run_aren
 
     def work(client: Any, progress: Any, started: Any) -> Any:
         return client.tests.run_arena(suite=body.suite or "", models=body.models or [], prompt=body.prompt,
-                     version=body.version, label=body.label, criteria=body.criteria, judge_model=body.judge_model,
-                     seed=body.seed, concurrency=body.concurrency, resume=body.resume, progress=progress)
+                                      version=body.version, label=body.label, criteria=body.criteria, judge_model=body.judge_model,
+                                      seed=body.seed, concurrency=body.concurrency, resume=body.resume, progress=progress)
 
     return _start(request, caller, "arena", work, _arena)
 
@@ -323,7 +323,7 @@ def evaluate_prompt(prompt: str, body: Evaluate, request: Request, caller: Calle
 
     def work(client: Any, progress: Any, started: Any) -> Any:
         return client.tests.evaluate(ref(prompt), suite=body.suite, version=body.version, label=body.label,
-                               models=body.models, criteria=body.criteria, judge_model=body.judge_model,
-                               progress=progress, started=started)
+                                     models=body.models, criteria=body.criteria, judge_model=body.judge_model,
+                                     progress=progress, started=started)
 
     return _start(request, caller, "evaluate", work, _evaluated)
