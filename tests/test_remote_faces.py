@@ -492,3 +492,51 @@ async def test_mcp_over_a_server_announces_changes_made_by_others(laptop):
         with Client(url=laptop, token=TOKEN) as other:
             other.create_prompt("support/other", "Other: {{ x }}")
         assert api.get("/changes", params={"since": mark}).json()["changed"] is True
+
+
+class _StopsAtTheSecondCase:
+    """A gateway that answers the first case (and its judge) and is then interrupted, as a
+    Ctrl-C would interrupt the run."""
+
+    def __init__(self) -> None:
+        self.cases = 0
+
+    async def complete(self, *, prompt, variables=None, **kw):
+        import asyncio
+
+        from promstack.evals.gateway import Reply
+
+        if str(prompt).startswith("promstack/"):  # the judge
+            n = (variables or {}).get("criteria", "").count("\n") + 1
+            return Reply(json.dumps({"scores": [{"criterion": i + 1, "score": 5, "reason": "r"} for i in range(n)]}))
+        self.cases += 1
+        if self.cases > 1:
+            raise asyncio.CancelledError
+        return Reply("긍정적 답변", input_tokens=3, output_tokens=2, latency_ms=5.0)
+
+    async def embed(self, texts, *, model=None, run_id=None):
+        from promstack.evals.gateway import EmbeddingUnavailable
+
+        raise EmbeddingUnavailable("no embedding model here")
+
+
+def test_a_run_interrupted_here_is_kept_on_the_server_and_resumes(twins, monkeypatch, _scripted_server):
+    """A test run over a server stopped part-way keeps its finished cases on the server (uploaded
+    as interrupted); resuming it runs only the rest and completes that run."""
+    import asyncio
+
+    monkeypatch.setenv("OPENAI_API_BASE", _scripted_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-laptops-own")
+    with Client(url=twins.remote["PROMSTACK_URL"], token=TOKEN) as client:
+        with pytest.raises(asyncio.CancelledError):
+            asyncio.run(client.tests.arun_tests("graded", prompt=42, models=["openai/good"], concurrency=1,
+                                                gateway=_StopsAtTheSecondCase()))
+        stopped = client.list_runs(suite="graded", limit=1)[0]
+        assert stopped["status"] == "interrupted"
+        kept = client.run_results(stopped["id"])
+        assert len(kept) == 1
+        done = asyncio.run(client.tests.aresume_run(stopped["id"]))
+        assert (done["id"], done["status"], done["summary"]["results"]) == (stopped["id"], "done", 3)
+        results = client.run_results(stopped["id"])
+        assert len(results) == 3 and kept[0] in [{**r, "id": kept[0]["id"]} for r in results]
+        assert [r["id"] for r in client.list_runs(suite="graded", limit=100)].count(stopped["id"]) == 1
