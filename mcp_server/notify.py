@@ -120,7 +120,7 @@ class ChangeWatch:
         self._data_version = version
         listing = tuple((p.id, p.name, p.archived, p.head) for p in call.client.list_prompts(include_archived=True))
         # A finished quick check of a save (promstack.evals.check) changes what get_history shows.
-        from promstack.evals.check import announce_mark
+        from promstack.evals.checker import announce_mark
 
         return (*listing, announce_mark(call.client))
 

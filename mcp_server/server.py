@@ -139,7 +139,7 @@ async def _start_checker(engine: Engine, started: list[Any]) -> None:
     await anyio.sleep(CHECKER_AFTER_S)
 
     def start(call: Call) -> Any:
-        from promstack.evals.check import start_checker
+        from promstack.evals.checker import start_checker
 
         return start_checker(call.client)
 

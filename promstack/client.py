@@ -30,7 +30,7 @@ class Client:
     the same interface over a team server's REST API (promstack.remote.RemoteClient)."""
 
     remote = False
-    # Where a new version's quick check runs (promstack.evals.check): "thread", a daemon thread
+    # Where a new version's quick check runs (promstack.evals.checker): "thread", a daemon thread
     # of this process; "process", a detached `promstack check --pending` (the CLI, which exits
     # right after a save); "none", a checker elsewhere picks it up.
     check_mode = "thread"
@@ -179,9 +179,9 @@ class Client:
         return version
 
     def _queue_check(self, version: PromptVersion) -> None:
-        from promstack.evals import check
+        from promstack.evals import checker
 
-        check.after_save(self, version.prompt_id, version.version, self.check_mode)
+        checker.after_save(self, version.prompt_id, version.version, self.check_mode)
 
     def version_checks(self, prompt: PromptRef, versions: list[int] | None = None) -> dict[int, Any]:
         """version -> its quick check (promstack.evals.check.VersionCheck: score, delta against

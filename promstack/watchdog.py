@@ -141,10 +141,10 @@ class Watchdog:
             self._thread.start()
 
     def _start_checker(self) -> None:
-        """The quick checks of new versions (promstack.evals.check) run beside the rounds,
+        """The quick checks of new versions (promstack.evals.checker) run beside the rounds,
         on their own thread: a save is checked within moments, not at the next round."""
         from .evals.check import ACTOR as CHECK_ACTOR
-        from .evals.check import start_checker
+        from .evals.checker import start_checker
 
         try:
             with self.borrow(CHECK_ACTOR) as client:

@@ -24,14 +24,14 @@ def check(state, prompt, version, pending) -> None:
     promstack check support/refund
     promstack check support/refund 7
     """
-    from promstack.evals import check as engine
+    from promstack.evals import checker
 
     client = state.client
     if pending:
         if client.remote:
             raise InvalidInput("the team server checks its own saves; 'promstack check --pending' runs on a local store")
         client.check_mode = "none"
-        _drain(state, engine)
+        _drain(state, checker)
         return
     if prompt is None:
         raise InvalidInput("say which prompt: 'promstack check PROMPT [VERSION]'")
@@ -54,16 +54,16 @@ def _show(number, found) -> None:
         click.echo(f"  {found.sample} cases of suite {found.suite}{against}, cost {cost}")
 
 
-def _drain(state, engine) -> None:
+def _drain(state, checker) -> None:
     client = state.client
     path = client.store.path
     if path is None:
         raise InvalidInput("checking needs a store file; run 'promstack init' or set PROMSTACK_DB")
     while True:
-        with engine.only_checker(path) as mine:
+        with checker.only_checker(path) as mine:
             if not mine:
                 return  # another `check --pending` holds the store's checks: it sees this save too
-            engine.drain(client)
+            checker.drain(client)
         # A save made while the lock was being let go started a process that found it taken.
-        if not engine.pending_left(client):
+        if not checker.pending_left(client):
             return

@@ -88,7 +88,7 @@ def watch(state, folder, debounce, branch, no_reconcile) -> None:
 def _start_checks(state):
     """Each saved file's quick check (promstack.evals.check) runs here; its line is printed
     when it finishes."""
-    from promstack.evals.check import start_checker
+    from promstack.evals.checker import start_checker
 
     def done(name, version, found) -> None:
         if found.status in ("no_suite", "off"):
