@@ -123,8 +123,12 @@ export function explainStartFailure(launch: Launch, error: unknown, stderrTail: 
   };
 }
 
-/** A store error from the server (no workspace yet) gets the command that fixes it. */
+/** A store error from the server (no workspace yet) gets the command that fixes it; so does a
+ *  team server's refusal of a missing or unknown token (the token lives in secret storage). */
 export function explainToolError(message: string): string {
+  if (/needs a token|token is not one this server knows|token .*expired/i.test(message)) {
+    return `${message} (run 'PromStack: Set Team Server Token' to store yours)`;
+  }
   if (/promstack init|no PromStack (store|workspace)|\.promstack/i.test(message)) {
     return `${message} (run 'promstack init' in the workspace, or set promstack.store)`;
   }

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { PromStackClient, ToolError } from '../../src/client';
-import { resolveLaunch } from '../../src/launch';
+import { explainToolError, resolveLaunch } from '../../src/launch';
 import { buildTree } from '../../src/tree';
 import { createToken, promstackCommand, startTeamServer, tempWorkspace, type TeamServer } from './server';
 
@@ -150,12 +150,16 @@ describe('promstack.serverUrl + a token: the extension works on the team server\
     assert.equal((await alice.listPrompts())[0].labels.reviewed, 1, 'the refused moves moved nothing');
   });
 
-  it('a wrong token, or none, gets a sentence saying what to do', async () => {
+  it('a wrong token, or none, gets a sentence saying what to do, and the command that stores one', async () => {
+    const storeOne = / \(run 'PromStack: Set Team Server Token' to store yours\)$/;
     const wrong = clientWith('ps_not-a-token-this-server-made');
-    await assert.rejects(wrong.listPrompts(),
-      (e: unknown) => e instanceof ToolError && /token is not one this server knows/.test(e.message) && /promstack token create/.test(e.message));
+    await assert.rejects(wrong.listPrompts(), (e: unknown) => e instanceof ToolError
+      && /token is not one this server knows/.test(e.message) && /promstack token create/.test(e.message)
+      && storeOne.test(explainToolError(e.message)));
     const none = clientWith(undefined);
     assert.equal(none.launch.env.PROMSTACK_TOKEN, undefined);
-    await assert.rejects(none.listPrompts(), (e: unknown) => e instanceof ToolError && /needs a token/.test(e.message) && /promstack token create/.test(e.message));
+    await assert.rejects(none.listPrompts(), (e: unknown) => e instanceof ToolError
+      && /needs a token/.test(e.message) && /promstack token create/.test(e.message)
+      && storeOne.test(explainToolError(e.message)));
   });
 });
