@@ -226,6 +226,7 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${port}`;
     await waitFor('code-server to answer', async () => (await fetch(`${base}/healthz`)).ok, 90_000);
     log(`code-server up on ${base} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    await (require('./teamServer') as typeof import('./teamServer')).teamServerScenario(base); // its own browser, team server and workspace
 
     context = await chromium.launchPersistentContext(path.join(root, 'chromium-profile'), {
       executablePath: '/usr/bin/chromium',
