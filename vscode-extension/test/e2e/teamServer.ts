@@ -1,8 +1,9 @@
 // The end-to-end test's team-server scenario (run.ts calls it once code-server is up): a real
 // `promstack serve` with named tokens; a workspace with no store of its own whose settings set
-// `promstack.serverUrl`; the token stored through PromStack: Set Team Server Token (VS Code's
-// secret storage); then the tree shows the server's prompts, and another person's save reaches
-// it with their name. Its own browser, server and workspace, all stopped or removed at the end.
+// `promstack.serverUrl`; without a token, the refusal names the command that stores one; the
+// token stored through PromStack: Set Team Server Token (VS Code's secret storage); then the
+// tree shows the server's prompts, and another person's save reaches it with their name. Its
+// own browser, server and workspace, all stopped or removed at the end.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -87,6 +88,13 @@ export async function teamServerScenario(base: string): Promise<void> {
     await page.goto(`${base}/?folder=${encodeURIComponent(ws)}`);
     await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 90_000 });
 
+    // Before a token is stored, the server's refusal names the command that stores one.
+    const activity = page.locator('.activitybar [aria-label^="PromStack"]').first();
+    await activity.waitFor({ state: 'visible', timeout: 60_000 });
+    await activity.click();
+    const refusal = page.locator('.notifications-toasts .notification-toast', { hasText: 'needs a token' }).first();
+    await refusal.waitFor({ timeout: 60_000 });
+    check((await refusal.innerText()).includes("run 'PromStack: Set Team Server Token'"), 'without a token the tree says which command stores one');
     // The token goes in through the command (a password box) into secret storage.
     await palette(page, 'PromStack: Set Team Server Token');
     const box = page.locator('.quick-input-widget', { hasText: 'token for the team server' });
@@ -96,10 +104,8 @@ export async function teamServerScenario(base: string): Promise<void> {
     await page.keyboard.press('Enter');
     await box.waitFor({ state: 'hidden', timeout: 15_000 });
 
-    const activity = page.locator('.activitybar [aria-label^="PromStack"]').first();
-    await activity.waitFor({ state: 'visible', timeout: 60_000 });
-    await activity.click();
     const prompt = page.locator('.monaco-list-row', { hasText: 'welcome' }).first();
+    // Storing the token restarts `promstack mcp` with it, and the tree reloads.
     await page.locator('.monaco-list-row', { hasText: 'onboarding' }).first().waitFor({ timeout: 60_000 });
     await prompt.waitFor({ timeout: 30_000 });
     check(/welcome\s*v2/.test(await prompt.innerText()), 'the tree shows the server\'s onboarding/welcome at v2');
