@@ -194,8 +194,11 @@ def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
     its gate."""
     from promstack import access, deploy
 
-    # An environment's label (production) needs deployer; any other label, editor.
-    access.require(call.principal, "set_label", role=deploy.label_role(call.client, args.label))
+    # An environment's label (production) needs deployer; any other label, editor. Which labels
+    # are environments is the store's config: a deployer (or this machine's own user over stdio,
+    # whose team server checks its token itself) may move any label, so it is read only below that.
+    if access.rank(call.principal.role) < access.rank("deployer"):
+        access.require(call.principal, "set_label", role=deploy.label_role(call.client, args.label))
     move = call.client.set_label(args.prompt, args.label, args.version, reason=args.reason, force=args.force,
                                  rerun=args.rerun)  # GateFailed / DeployPending: worded by the face
     before = f"v{move.from_version}" if move.from_version else "nothing"

@@ -138,7 +138,7 @@ describe('promstack.serverUrl + a token: the extension works on the team server\
   // needs, which reads the workspace config through client.store, which a RemoteClient refuses
   // ("needs a local store file and does not work over a team server yet"). The server checks
   // the role itself; until the tool leaves it to the server, this is a known gap.
-  it('set_label moves a label on the server; the role it needs is named', { todo: 'set_label over PROMSTACK_URL is refused by promstack mcp (deploy.label_role reads client.store)' }, async () => {
+  it('set_label moves a label on the server; the role it needs is named', async () => {
     const moved = await alice.setLabel('support/refund', 'reviewed', 1, 'read by alice');
     assert.deepEqual([moved.label, moved.to_version, moved.actor], ['reviewed', 1, 'alice']);
     const [refund] = await bob.listPrompts();
