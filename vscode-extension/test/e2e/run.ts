@@ -376,12 +376,24 @@ async function main(): Promise<void> {
     assertTrue(brokeRow.includes(check.broke[0].case) && brokeRow.includes('shoes'), `Show Cases lists the broken case (${brokeRow.replace(/\s+/g, ' ').slice(0, 80)})`);
     await shot(page, 'vscode-check-cases.png');
 
-    // Compare Behaviour from the command palette: v3 (A) and v4 (B) side by side on the suite.
-    await palette(page, 'PromStack: Compare Behaviour');
-    await pick(page, 'support/refund', /Which prompt/);
-    await pick(page, 'v3 · Rolled back', /Compare the behaviour of which version/);
-    await pick(page, 'v4 · no product', /with which version \(B\)/);
-    await page.locator('.tabs-container .tab', { hasText: 'Behaviour: support/refund v3 ↔ v4' }).first().waitFor({ timeout: 120_000 });
+    // Compare Behaviour on two selected version rows, v3 and v4, from the tree's context menu
+    // (the webview just opened may take the focus and close a quick pick: the tree does not).
+    const v3Row = page.locator('.monaco-list-row', { hasText: 'v3 · Rolled back' }).first();
+    const compareItem = page.locator('.monaco-menu .action-item', { hasText: 'Compare Behaviour' }).first();
+    const comparing = page.locator('.notifications-toasts .notification-toast', { hasText: 'Comparing what support/refund v3 and v4 do' }).first();
+    const behaviourTab = page.locator('.tabs-container .tab', { hasText: 'Behaviour: support/refund v3 ↔ v4' }).first();
+    await waitFor('Compare Behaviour on v3 and v4', async () => {
+      if (!(await compareItem.isVisible())) {
+        await v3Row.click();
+        await badged.click({ modifiers: ['Control'] });
+        await badged.click({ button: 'right' });
+        await compareItem.waitFor({ state: 'visible', timeout: 10_000 });
+      }
+      await compareItem.hover();
+      await compareItem.click();
+      return Promise.any([comparing.waitFor({ timeout: 5000 }), behaviourTab.waitFor({ timeout: 5000 })]).then(() => true, () => false);
+    }, 45_000, 0);
+    await behaviourTab.waitFor({ timeout: 120_000 });
     const behaviour = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
     await behaviour.locator('th', { hasText: 'A: v3' }).waitFor({ timeout: 20_000 });
     const behaviourRows = await behaviour.locator('tbody tr').count();
