@@ -53,6 +53,7 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
     'promstack.diffVersions': (a) => c.diffVersions(a),
     'promstack.compareBehaviour': (a, selected) => c.compareBehaviour(a, selected),
     'promstack.bisect': (a) => c.bisect(a),
+    'promstack.showCheck': (a) => c.showCheck(a),
     'promstack.openVersion': (a) => c.openVersion(a),
     'promstack.rollback': (a) => c.rollback(a),
     'promstack.createBranch': (a) => c.createBranch(a),
@@ -248,6 +249,23 @@ class Commands {
     }
     this.d.panels.showBehaviour(name, result.behaviour);
     void vscode.window.showInformationMessage(`PromStack: ${name} v${from} ↔ v${to}: ${result.behaviour.text}`);
+  }
+
+  /** A version's check on save in a panel: what its tooltip says, with room for long inputs. */
+  async showCheck(arg: unknown): Promise<void> {
+    const target = await this.d.targets.version(arg, 'Show the check on save of which version?');
+    if (!target) {
+      return;
+    }
+    let summary = target.summary;
+    if (!summary?.check) {
+      summary = (await this.run((c) => c.getHistory(target.name)))?.versions.find((v) => v.version === target.version);
+    }
+    if (!summary?.check) {
+      void vscode.window.showInformationMessage(`PromStack: ${target.name} v${target.version} has no check on save (saved before checks, or by an older PromStack).`);
+      return;
+    }
+    this.d.panels.showCheck(target.name, target.version, summary.check);
   }
 
   /** Finds the version that broke a case: the cases saves broke are offered first. */

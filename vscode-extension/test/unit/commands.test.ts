@@ -53,7 +53,10 @@ const client = {
 };
 const connection = { get: () => client, run: async <T>(fn: (c: typeof client) => Promise<T>) => fn(client), storeChanged() {} };
 const shown: unknown[] = [];
-const panels = { showBehaviour: (name: string, diff: BehaviourDiff) => shown.push([name, diff.text]) };
+const panels = {
+  showBehaviour: (name: string, diff: BehaviourDiff) => shown.push([name, diff.text]),
+  showCheck: (name: string, v: number, c: VersionCheck) => shown.push([name, v, c.text]),
+};
 const tree = new PromptTreeProvider(connection as never);
 registerCommands({ subscriptions: [] } as never, { connection, tree, treeView: {}, targets: new Targets(connection as never, tree), panels, output: {} } as never);
 
@@ -123,5 +126,20 @@ describe('Bisect', () => {
     await bisect({ kind: 'prompt', name: 'support/refund' });
     assert.deepEqual(calls, [['bisect_prompt', 'support/refund', { case: '7', suite: 'regression', bad: undefined }]]);
     assert.equal(executed.length, 0);
+  });
+});
+
+describe('Show Check on Save', () => {
+  const showCheck = (arg?: unknown) => handlers.get('promstack.showCheck')!(arg) as Promise<void>;
+
+  it('opens the check of a version row, fetched when the row has none', async () => {
+    await showCheck(node(4));
+    assert.deepEqual(shown, [['support/refund', 4, '50 (-50)']]);
+  });
+
+  it('says when a version has no check', async () => {
+    await showCheck(node(2));
+    assert.deepEqual(shown, []);
+    assert.match(recorded.infos.at(-1)!, /v2 has no check on save/);
   });
 });

@@ -36,7 +36,7 @@ describe('the manifest', () => {
 
   it('has the issue\'s commands', () => {
     const titles = manifest.contributes.commands.map((c: { title: string }) => c.title);
-    for (const title of ['Show History', 'Diff with Previous', 'Diff Any Two Versions', 'Open Version', 'Roll Back to This Version', 'Create Branch', 'Merge Branch', 'Set Label / Deploy', 'Run Prompt', 'Run Test Suite', 'Judge', 'Arena', 'Show Metrics', 'Compare Behaviour', 'Bisect: Find the Version That Broke a Case']) {
+    for (const title of ['Show History', 'Diff with Previous', 'Diff Any Two Versions', 'Open Version', 'Roll Back to This Version', 'Create Branch', 'Merge Branch', 'Set Label / Deploy', 'Run Prompt', 'Run Test Suite', 'Judge', 'Arena', 'Show Metrics', 'Compare Behaviour', 'Bisect: Find the Version That Broke a Case', 'Show Check on Save']) {
       assert.ok(titles.includes(title), title);
     }
   });
