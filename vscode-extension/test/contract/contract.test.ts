@@ -28,6 +28,11 @@ function keys(value: object): string[] {
   return Object.keys(value).sort();
 }
 
+/** The fields the extension reads are all there (a newer server may send more). */
+function assertHas(value: object, fields: string[]): void {
+  assert.deepEqual(fields.filter((f) => !(f in value)), [], `missing from ${JSON.stringify(keys(value))}`);
+}
+
 const VERSION_KEYS = ['author', 'branch', 'check', 'created', 'created_at', 'kind', 'merge_parent', 'message', 'model_config', 'name', 'parent', 'prompt_id', 'sha256', 'source', 'template', 'variables', 'version', 'warnings'];
 
 before(async () => {
@@ -107,7 +112,8 @@ describe('version control (tree, history, diff, open, rollback, branch, merge, l
 
   it('diff_versions answers with a unified diff and counts', async () => {
     const d = await client.diffVersions('support/refund', 1, 3);
-    assert.deepEqual(keys(d), ['added', 'added_words', 'config_changes', 'from_version', 'name', 'prompt_id', 'removed', 'removed_words', 'to_version', 'unified']);
+    assert.deepEqual(keys(d), ['added', 'added_words', 'behaviour', 'config_changes', 'from_version', 'name', 'prompt_id', 'removed', 'removed_words', 'to_version', 'unified']);
+    assert.equal(d.behaviour, null, 'nothing runs without behaviour: true');
     assert.deepEqual([d.from_version, d.to_version, d.added, d.removed], [1, 3, 1, 1]);
     assert.match(d.unified, /^-Explain our refund policy/m);
     assert.match(d.unified, /^\+Politely explain our 30-day/m);
@@ -292,12 +298,12 @@ describe('the check on save, Compare Behaviour and Bisect (issue 21)', () => {
       await new Promise((r) => setTimeout(r, 250));
     }
     assert.ok(check, 'the version carries a check');
-    assert.deepEqual(keys(check), ['broke', 'checked_at', 'cost_usd', 'delta', 'fixed', 'parent_score', 'parent_version', 'reason', 'sample', 'score', 'status', 'suite', 'text']);
+    assertHas(check, ['broke', 'checked_at', 'cost_usd', 'delta', 'fixed', 'parent_score', 'parent_version', 'reason', 'sample', 'score', 'status', 'suite', 'text']);
     assert.equal(check.status, 'checked', check.text);
     assert.equal(check.suite, 'regression');
     assert.equal(check.parent_version, parent);
     assert.equal(check.broke.length, 1);
-    assert.deepEqual(keys(check.broke[0]), ['case', 'input', 'parent_score', 'reason', 'score']);
+    assertHas(check.broke[0], ['case', 'input', 'parent_score', 'reason', 'score']);
     assert.match(check.broke[0].input, /shoes/);
     assert.ok(check.score! < check.parent_score!, 'the new version scores lower');
     assert.equal(checkBadge(check), check.text);
@@ -317,11 +323,11 @@ describe('the check on save, Compare Behaviour and Bisect (issue 21)', () => {
     const d = await client.diffVersions('support/refund', parent, saved, { behaviour: true, suite: 'regression' });
     assert.ok(d.behaviour, 'a behaviour diff comes back');
     const b = d.behaviour;
-    assert.deepEqual(keys(b), ['a_better', 'b_better', 'cases', 'cost_usd', 'from_version', 'same', 'suite', 'text', 'to_version', 'verdict']);
+    assertHas(b, ['a_better', 'b_better', 'cases', 'cost_usd', 'from_version', 'same', 'suite', 'text', 'to_version', 'verdict']);
     assert.deepEqual([b.suite, b.from_version, b.to_version, b.cases.length], ['regression', parent, saved, 2]);
     assert.equal(b.a_better + b.b_better + b.same, 2);
     assert.ok(['A better', 'B better', 'same'].includes(b.verdict));
-    assert.deepEqual(keys(b.cases[0]), ['case', 'input', 'margin', 'output_a', 'output_b', 'reason', 'winner']);
+    assertHas(b.cases[0], ['case', 'input', 'margin', 'output_a', 'output_b', 'reason', 'winner']);
     const rows = behaviourRows(b);
     assert.deepEqual(rows.map((r) => r.case), b.cases.map((c) => c.case), 'the server sends the cases changed most first');
     assert.ok(rows.some((r) => r.outputA.includes('shoes') && !r.outputB.includes('shoes')), 'the outputs are the two versions\' own');
@@ -336,7 +342,7 @@ describe('the check on save, Compare Behaviour and Bisect (issue 21)', () => {
       return;
     }
     const r = await client.bisectPrompt('support/refund', { case: check.broke[0].case, suite: 'regression' });
-    assert.deepEqual(keys(r), ['culprit', 'diff', 'found', 'model_calls', 'parent', 'reason', 'tested', 'text']);
+    assertHas(r, ['culprit', 'diff', 'found', 'model_calls', 'parent', 'reason', 'tested', 'text']);
     assert.deepEqual([r.found, r.culprit, r.parent], [true, saved, parent]);
     assert.match(r.diff, /^-.*\{\{ product \}\}/m);
     assert.ok(r.tested.includes(saved));
