@@ -38,6 +38,7 @@ QUICK = {
     "bench_remote": ["--calls", "100"],
     "bench_monitor": ["--rows", "100000"],
     "bench_runner": ["--quick"],
+    "bench_check": ["--saves", "5", "--cli-saves", "1"],
     "bench_startup": ["--runs", "3"],
     "bench_store": ["--saves", "2000", "--full-saves", "200", "--runs", "1"],
     "bench_watch": ["--saves", "50", "--files", "200", "--idle", "1"],

@@ -112,7 +112,13 @@ class ChangeWatch:
         if version is not None and version == self._data_version and not always:
             return None
         self._data_version = version
-        return tuple((p.id, p.name, p.archived, p.head) for p in call.client.list_prompts(include_archived=True))
+        listing = tuple((p.id, p.name, p.archived, p.head) for p in call.client.list_prompts(include_archived=True))
+        if call.client.remote:
+            return listing
+        # A finished quick check of a save (promstack.evals.check) changes what get_history shows.
+        from promstack.evals.check import announce_mark
+
+        return (*listing, announce_mark(call.client))
 
     async def run(self) -> None:
         while True:

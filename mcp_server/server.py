@@ -102,10 +102,15 @@ def build_server(db: str | os.PathLike | None = None, *, poll_seconds: float = P
 
     @contextlib.asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[dict[str, Any]]:
+        checkers: list[Any] = []
         async with anyio.create_task_group() as background:
             background.start_soon(watch.run)
+            if pool is None:  # `promstack serve` runs its own
+                background.start_soon(_start_checker, engine, checkers)
             yield {}
             background.cancel_scope.cancel()
+        for checker in checkers:
+            await anyio.to_thread.run_sync(checker.stop)
 
     server = PromStackServer(
         engine,
@@ -123,6 +128,29 @@ def build_server(db: str | os.PathLike | None = None, *, poll_seconds: float = P
     resources.register(server, engine)
     _advertise_list_changed(server)
     return server
+
+
+CHECKER_AFTER_S = 1.0
+
+
+async def _start_checker(engine: Engine, started: list[Any]) -> None:
+    """The quick checks of saves (promstack.evals.check) run in this long-lived server too,
+    started a moment after it is up: its imports stay off the client's wait for `initialize`."""
+    await anyio.sleep(CHECKER_AFTER_S)
+
+    def start(call: Call) -> Any:
+        from promstack.evals.check import start_checker
+
+        return start_checker(call.client)
+
+    try:
+        checker = await engine.read(None, start)
+    except Exception as exc:
+        if not is_engine_error(exc):
+            raise
+        return  # no workspace yet: its saves are checked by whoever saves them
+    if checker is not None:
+        started.append(checker)
 
 
 def _advertise_list_changed(server: MCPServer) -> None:

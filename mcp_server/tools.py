@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from promstack.schemas import check_of
+
 from .engine import Call
 from .models import (
     BranchResult,
@@ -79,7 +81,10 @@ def list_prompts(call: Call, args: ListPromptsArgs) -> tuple[PromptListResult, s
 def get_prompt(call: Call, args: GetPromptArgs) -> tuple[PromptVersionResult, str]:
     """Get a prompt version's template and model_config (default: main's head)."""
     found = call.client.get_prompt(args.prompt, version=args.version, label=args.label, branch=args.branch)
-    return version_result(found), f"{_version_text(found)}\n\n{_show_template(found)}"
+    result = version_result(found)
+    result.check = check_of(call.client.version_checks(found.prompt_id, [found.version]), found.version)
+    checked = f"\nCheck: {result.check.text}" if result.check else ""
+    return result, f"{_version_text(found)}{checked}\n\n{_show_template(found)}"
 
 
 @tool(title="Create a prompt", idempotent=True, changes_prompts=True)
@@ -126,12 +131,15 @@ def get_history(call: Call, args: GetHistoryArgs) -> tuple[HistoryResult, str]:
     first = versions[0] if versions else None
     pid = first.prompt_id if first else call.client.get_prompt(args.prompt).prompt_id
     name = first.name if first else str(args.prompt)
+    checks = call.client.version_checks(pid, [v.version for v in versions]) if versions else {}
     result = HistoryResult(
         prompt_id=pid, name=name,
-        versions=[VersionSummary.model_validate(v.to_dict()) for v in versions],
+        versions=[VersionSummary.model_validate({**v.to_dict(), "check": check_of(checks, v.version)})
+                  for v in versions],
     )
     lines = [
-        f"v{v.version} {v.branch} {v.created_at} {v.author} ({v.source})" + (f": {v.message}" if v.message else "")
+        f"v{v.version} " + (f"[{checks[v.version].text}] " if checks.get(v.version) and checks[v.version].status != "no_suite" else "")
+        + f"{v.branch} {v.created_at} {v.author} ({v.source})" + (f": {v.message}" if v.message else "")
         for v in versions
     ]
     return result, "\n".join([f"History of {name}:", *lines])

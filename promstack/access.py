@@ -29,6 +29,7 @@ NEEDS: dict[str, str] = {
     "list_prompts": "viewer",
     "get_prompt": "viewer",
     "get_history": "viewer",
+    "get_checks": "viewer",  # the quick checks of saves (REST .../-/checks; MCP shows them in get_history)
     "diff_versions": "viewer",
     "create_prompt": "editor",
     "update_prompt": "editor",

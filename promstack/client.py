@@ -27,6 +27,10 @@ class Client:
     the same interface over a team server's REST API (promstack.remote.RemoteClient)."""
 
     remote = False
+    # Where a new version's quick check runs (promstack.evals.check): "thread", a daemon thread
+    # of this process; "process", a detached `promstack check --pending` (the CLI, which exits
+    # right after a save); "none", a checker elsewhere picks it up.
+    check_mode = "thread"
 
     def __new__(cls, db: str | os.PathLike | None = None, *, actor: str | None = None, url: str | None = None,
                 token: str | None = None) -> Any:
@@ -141,7 +145,20 @@ class Client:
             from store.writeback import write_back
 
             write_back(self.store, version)
+            self._queue_check(version)
         return version
+
+    def _queue_check(self, version: PromptVersion) -> None:
+        from promstack.evals import check
+
+        check.after_save(self, version.prompt_id, version.version, self.check_mode)
+
+    def version_checks(self, prompt: PromptRef, versions: list[int] | None = None) -> dict[int, Any]:
+        """version -> its quick check (promstack.evals.check.VersionCheck: score, delta against
+        its parent, broke and fixed cases, cost, `.text`), for the versions given (None: all)."""
+        from promstack.evals import check
+
+        return check.version_checks(self, prompt, versions)
 
     def create_prompt(
         self,
@@ -155,10 +172,14 @@ class Client:
         source: str = "sdk",
         id: int | None = None,
     ) -> PromptVersion:
-        return self._prompts.create_prompt(
+        return self._written_new(self._prompts.create_prompt(
             name, template, model_config=model_config, description=description, message=message,
             author=author, source=source, id=id,
-        )
+        ))
+
+    def _written_new(self, version: PromptVersion) -> PromptVersion:
+        self._queue_check(version)
+        return version
 
     def save(
         self,

@@ -328,6 +328,16 @@ class RemoteClient:
         data = self.get(self._p(prompt, "history"), branch=branch, limit=limit or 500, full="true")
         return [self._v(v) for v in data["versions"]]
 
+    def version_checks(self, prompt: PromptRef, versions: list[int] | None = None) -> dict[int, Any]:
+        """version -> its quick check, as the local `Client.version_checks` (the server checks its saves)."""
+        from promstack.evals.check import check_from_dict
+
+        if versions is not None and not versions:
+            return {}
+        wanted = ",".join(str(v) for v in versions) if versions else None
+        data = self.get(self._p(prompt, "checks"), versions=wanted)
+        return {int(k): check_from_dict(v) for k, v in data["checks"].items()}
+
     def checkpoints(self, prompt: PromptRef) -> dict[int, list[str]]:
         """version -> the names given to it (checkpoints), oldest first."""
         return {int(k): v for k, v in self.get(self._p(prompt, "checkpoints"))["checkpoints"].items()}

@@ -92,6 +92,38 @@ class Variable(Result):
     default: JsonValue = None
 
 
+class CaseChange(Result):
+    case: str = Field(description="The case key.")
+    input: str = Field(description="The case's input, clipped to 200 characters.")
+    parent_score: float | None
+    score: float | None
+    reason: str | None = Field(description="The judge's or assertion's reason on the new version.")
+
+
+class VersionCheck(Result):
+    """The quick check of a save (promstack.evals.check): the suite's sample on this version and its parent."""
+
+    status: Literal["pending", "checked", "not_checked", "no_suite", "off"]
+    suite: str | None = None
+    score: float | None = Field(default=None, description="0-100, this version's mean on the sample.")
+    parent_version: int | None = None
+    parent_score: float | None = None
+    delta: float | None = Field(default=None, description="score - parent_score.")
+    broke: list[CaseChange] = Field(default_factory=list, description="Passed on the parent, fail now.")
+    fixed: list[CaseChange] = Field(default_factory=list, description="Failed on the parent, pass now.")
+    sample: int = 0
+    cost_usd: float | None = None
+    reason: str | None = Field(default=None, description="Why not checked, no suite or off.")
+    text: str = Field(description='One line, e.g. "82 (-9: 2 broke)".')
+    checked_at: str | None = None
+
+
+def check_of(checks: dict[int, Any], version: int) -> VersionCheck | None:
+    """A version's check from `Client.version_checks`' answer, as its wire model (None: none)."""
+    found = checks.get(version)
+    return None if found is None else VersionCheck.model_validate(found.to_dict())
+
+
 class PromptVersionResult(Result):
     prompt_id: int
     name: str
@@ -110,6 +142,7 @@ class PromptVersionResult(Result):
     created_at: str
     created: bool = Field(description="False when the content equalled the head, so no version was made.")
     warnings: list[str] = Field(default_factory=list)
+    check: VersionCheck | None = Field(default=None, description="Its quick check against its parent (None: never checked).")
 
 
 class PromptSummary(Result):
@@ -139,6 +172,7 @@ class VersionSummary(Result):
     source: str
     sha256: str
     created_at: str
+    check: VersionCheck | None = Field(default=None, description="Its quick check against its parent (None: never checked).")
 
 
 class HistoryResult(Result):

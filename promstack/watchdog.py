@@ -102,6 +102,7 @@ class Watchdog:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._checker: Any = None
 
     def every(self, client: Client) -> float | None:
         return self.fixed_every if self.fixed_every is not None else interval(client)
@@ -122,6 +123,7 @@ class Watchdog:
             return every, found
 
     def _run(self) -> None:
+        self._start_checker()  # here, not in start(): its imports stay off the server's start-up
         delay = 0.0
         while not self._stop.wait(delay):
             try:
@@ -138,8 +140,23 @@ class Watchdog:
             self._thread = threading.Thread(target=self._run, name="promstack-watchdog", daemon=True)
             self._thread.start()
 
+    def _start_checker(self) -> None:
+        """The quick checks of new versions (promstack.evals.check) run beside the rounds,
+        on their own thread: a save is checked within moments, not at the next round."""
+        from .evals.check import ACTOR as CHECK_ACTOR
+        from .evals.check import start_checker
+
+        try:
+            with self.borrow(CHECK_ACTOR) as client:
+                self._checker = start_checker(client)
+        except Exception as exc:  # the server runs without them; the log says why
+            log.error("the checks of new versions did not start: %s", exc)
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._checker is not None:  # after the thread: it is what starts the checker
+            self._checker.stop(timeout)
+            self._checker = None

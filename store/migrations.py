@@ -520,3 +520,31 @@ def m011_call_sources(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m012_version_checks(db: sqlite_utils.Database) -> None:
+    # A quick check of every new version of a prompt that has a tied suite (promstack.evals.check):
+    # one row per version, written with the version ('pending', or 'no_suite' when nothing is
+    # tied), claimed by one checker with a lease (lease_owner, lease_until in epoch seconds) so
+    # two processes over one store check a version once, and finished with the annotation
+    # (result JSON) and what it cost (summed per day for [check] daily_budget_usd).
+    db.executescript(
+        """
+        CREATE TABLE version_checks (
+            prompt_id INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            branch TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            lease_owner TEXT,
+            lease_until REAL,
+            finished_at TEXT,
+            cost_usd REAL,
+            result TEXT,
+            PRIMARY KEY (prompt_id, version)
+        );
+        CREATE INDEX version_checks_status ON version_checks (status);
+        CREATE INDEX version_checks_finished ON version_checks (finished_at);
+        """
+    )

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import audit, secrets
+from . import audit, checks, secrets
 from .bounds import MAX_CONFIG_BYTES, check_json
 from .clock import now
 from .db import write
@@ -493,6 +493,9 @@ class PromptStore:
         self.db.execute(
             "UPDATE branches SET head = ? WHERE prompt_id = ? AND name = ?", [number, prompt["id"], branch]
         )
+        # The quick check of the new version (promstack.evals.check) is queued in the same
+        # transaction, so a version from any face is checked.
+        checks.enqueue(self.db, prompt["id"], number, branch)
         for inc_name, selector in includes:
             self.db.execute(
                 "INSERT OR IGNORE INTO dependencies (prompt_id, version, depends_on, selector) VALUES (?, ?, ?, ?)",

@@ -237,6 +237,7 @@ def test_openapi_and_docs(http):
         ("post", "/rollouts/check"),
         ("get", "/metrics"), ("get", "/alerts"), ("post", "/alerts/check"), ("get", "/alerts/history"),
         ("get", "/costs"), ("get", "/me"),
+        ("get", "/prompts/{prompt}/-/checks"),  # the quick checks of saves (issue 21)
     }
     served = {(m, p) for p, methods in paths.items() for m in methods}
     assert served == expected

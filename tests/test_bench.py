@@ -54,3 +54,14 @@ def test_bench_mcp_context_counts_the_tool_list(capfd):  # the MCP stdio client 
     for figure in ("model-facing part (name, description, inputSchema)", "promstack mcp", "26 tools",
                    "ratio to the goal", "run_tests"):
         assert figure in out, figure
+
+
+def test_bench_check_prints_every_figure(capsys):
+    from bench import bench_check
+
+    code = bench_check.main(["--saves", "2", "--cli-saves", "1"])
+    out = capsys.readouterr().out
+    assert code in (0, 1)  # 1: a goal missed on this machine, which is a figure, not a failure
+    for figure in ("SDK save -> annotation (2 saves): p50", "x ideal", "CLI save -> annotation (1 saves",
+                   "burst of 20 saves in 2 s:", "checks ran", "model calls"):
+        assert figure in out, figure

@@ -45,7 +45,10 @@ def write_config(root: Path, base_url: str) -> None:
         "[gateway]\nretry_initial = 0.01\nretry_max_wait = 0.05\nmax_retries = 0\n\n"
         "[alerts]\nwindow = \"24h\"\nlatency_p95_ms = 300\n\n"
         "[limits]\ndaily_tokens = 20000\n\n"
-        "[budgets]\nmonthly_usd = 0.05\ndaily_usd = 0.02\n",
+        "[budgets]\nmonthly_usd = 0.05\ndaily_usd = 0.02\n\n"
+        # The pages' runs must find the cache cold and the budgets as the fixture spent them: the
+        # quick check of each save (tests/test_check*.py) would warm one and spend the other.
+        "[check]\nenabled = false\n",
         encoding="utf-8",
     )
 

@@ -38,6 +38,11 @@ EXPECTED = {
         "status", "error", "environment", "run_id", "guards", "source", "operation", "flags",
     ],
     "check_rounds": ["name", "round", "holder", "started_at", "finished_at", "result"],
+    # m012: the quick check of each new version (promstack.evals.check)
+    "version_checks": [
+        "prompt_id", "version", "branch", "status", "created_at", "lease_owner", "lease_until", "finished_at",
+        "cost_usd", "result",
+    ],
     # m004 creates results; m009 adds the judge's score and reason per criterion.
     "results": [
         "id", "run_id", "case_key", "case_idx", "model", "prompt_version", "repeat", "judge_key",

@@ -40,6 +40,8 @@ class Context:
             from promstack.client import Client
 
             self._client = Client(self.db)
+            # A command exits right after a save: its check runs in a detached process.
+            self._client.check_mode = "process"
         return self._client
 
 

@@ -255,15 +255,30 @@ def history(state, prompt, branch, limit, checkpoints) -> None:
         _folded_history(state, prompt, branch)
         return
     versions = state.client.history(prompt, branch=branch, limit=limit)
-    if as_json(state, [v.to_dict() for v in versions]):
+    checks = state.client.version_checks(prompt, [v.version for v in versions]) if versions else {}
+    if as_json(state, [{**v.to_dict(), "check": checks[v.version].to_dict() if v.version in checks else None}
+                       for v in versions]):
         return
     labels: dict[int, list[str]] = {}
     for name, number in state.client.labels(prompt).items():
         labels.setdefault(number, []).append(name)
+    # The quick check of each save (promstack.evals.check), as every face words it; a column
+    # only once some version of the prompt had a suite to be checked with.
+    shown = any(c.status != "no_suite" for c in checks.values())
+    texts = {n: _clipped(c.text, CHECK_COLUMN) for n, c in checks.items()}
+    width = max((len(t) for t in texts.values()), default=0) if shown else 0
     for v in versions:
         tags = f" [{', '.join(labels[v.version])}]" if v.version in labels else ""
-        click.echo(f"v{v.version:<4} {v.created_at[:19].replace('T', ' ')}  {v.branch:<12} "
+        check = f"{texts.get(v.version, ''):<{width}}  " if width else ""
+        click.echo(f"v{v.version:<4} {check}{v.created_at[:19].replace('T', ' ')}  {v.branch:<12} "
                    f"{v.author:<12} {v.source:<10} {v.message or ''}{tags}")
+
+
+CHECK_COLUMN = 30  # a longer check ("not checked: <why>") is clipped; `promstack check` shows it whole
+
+
+def _clipped(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _folded_history(state, prompt, branch) -> None:

@@ -63,7 +63,15 @@ def watch(state, folder, debounce, branch, no_reconcile) -> None:
         else:
             click.echo(_line(result))
 
-    watcher = Watcher(db_path, folder, debounce=debounce, branch=branch, actor=state.client.actor, on_result=report)
+    checker = _start_checks(state)
+
+    def report_and_check(result) -> None:
+        report(result)
+        if checker is not None and result.action in ("created", "saved"):
+            checker.nudge()
+
+    watcher = Watcher(db_path, folder, debounce=debounce, branch=branch, actor=state.client.actor,
+                      on_result=report_and_check)
     results = watcher.start(reconcile=not no_reconcile)
     if not quiet:
         changed = sum(r.action in ("created", "saved", "renamed", "archived") for r in results)
@@ -73,6 +81,25 @@ def watch(state, folder, debounce, branch, no_reconcile) -> None:
         _until_interrupted()
     finally:
         watcher.stop()
+        if checker is not None:
+            checker.stop()
+
+
+def _start_checks(state):
+    """Each saved file's quick check (promstack.evals.check) runs here; its line is printed
+    when it finishes."""
+    from promstack.evals.check import start_checker
+
+    def done(name, version, found) -> None:
+        if found.status in ("no_suite", "off"):
+            return
+        if state.json:
+            click.echo(json.dumps({"action": "checked", "prompt": name, "version": version,
+                                   "check": found.to_dict()}, ensure_ascii=False))
+        else:
+            click.echo(f"checked  {name} v{version}  {found.text}")
+
+    return start_checker(state.client, on_done=done)
 
 
 def _until_interrupted() -> None:

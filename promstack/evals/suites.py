@@ -37,7 +37,7 @@ NAME_RE = re.compile(r"^[\w][\w.-]*(/[\w][\w.-]*)*\Z")
 INPUT_COLUMNS = ("input",)
 EXPECTED_COLUMNS = ("expected_output", "expected")
 _SIDECAR_KEYS = {"prompt", "judge", "judge_model", "threshold", "models", "assertions", "description",
-                 "min_pass"}
+                 "min_pass", "check"}  # check: false, no quick check of the prompt's saves (evals.check)
 
 
 def validate_suite_name(name: Any) -> str:
@@ -388,6 +388,8 @@ def check_config(config: dict[str, Any], where: str) -> dict[str, Any]:
     for key in ("threshold", "min_pass"):
         if key in out and (isinstance(out[key], bool) or not isinstance(out[key], int | float)):
             raise InvalidInput(f"{where}: {key!r} must be a number")
+    if "check" in out and not isinstance(out["check"], bool):
+        raise InvalidInput(f"{where}: 'check' is true or false")
     return out
 
 

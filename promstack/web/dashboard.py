@@ -153,6 +153,8 @@ def prompt_page(client: Client, ref: int) -> dict[str, Any]:
         "branches": branches, "branch_names": branch_names, "heads": heads,
         "label_moves": client.label_history(ref)[:20], "suites": suites, "runs": runs,
         "environments": envs, "label_choices": sorted(set(LABELS) | set(labels)),
+        # each save's quick check (promstack.evals.check), worded as every face words it
+        "checks": client.version_checks(head.prompt_id, [v.version for v in history]) if history else {},
     }
 
 

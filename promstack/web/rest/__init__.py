@@ -212,7 +212,7 @@ def create_api(pool: ClientPool) -> ASGIApp:
     fast path (`FastRead`)."""
     from promstack import __version__
 
-    from . import deploy, evals, monitor, prompts
+    from . import checks, deploy, evals, monitor, prompts
     from .jobs import Jobs
 
     api = FastAPI(
@@ -224,7 +224,7 @@ def create_api(pool: ClientPool) -> ASGIApp:
     )
     api.state.pool = pool
     api.state.jobs = Jobs()
-    for module in (prompts, evals, deploy, monitor):
+    for module in (prompts, evals, deploy, monitor, checks):
         api.include_router(module.router)
     api.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False)
     api.add_api_route("/me", whoami, methods=["GET"], response_model=Me)

@@ -141,7 +141,8 @@ async def get_prompt(prompt: str, selector: Annotated[Selector, Query()], caller
             return ServedVersion.model_validate({**found.to_dict(), "label": label})
         if version is not None or branch:
             found = client.get_prompt(ref(prompt), version=version, branch=branch or None)
-            return ServedVersion.model_validate(found.to_dict())
+            checks = client.version_checks(found.prompt_id, [found.version])
+            return ServedVersion.model_validate({**found.to_dict(), "check": s.check_of(checks, found.version)})
     return label_read(caller, ref(prompt), label or DEFAULT_LABEL, user_id or None)
 
 
@@ -197,9 +198,11 @@ def get_history(prompt: str, branch: str | None = None, limit: Annotated[int, Qu
     with caller.client() as client:
         head = client.get_prompt(ref(prompt))
         versions = client.history(head.prompt_id, branch=branch, limit=limit)
+        checks = client.version_checks(head.prompt_id, [v.version for v in versions]) if versions else {}
     shape = s.PromptVersionResult if full else s.VersionSummary
     return FullHistory(prompt_id=head.prompt_id, name=head.name,
-                       versions=[shape.model_validate(v.to_dict()) for v in versions])
+                       versions=[shape.model_validate({**v.to_dict(), "check": s.check_of(checks, v.version)})
+                                 for v in versions])
 
 
 class Checkpoints(BaseModel):
