@@ -120,6 +120,8 @@ class DiffVersionsArgs(Args):
     prompt: PromptRef
     from_version: Version
     to_version: Version | None = Field(default=None, description="Default: main's head.")
+    behaviour: bool | None = None  # true: also run both on the suite and judge their outputs
+    suite: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class RollbackPromptArgs(Args):

@@ -35,6 +35,7 @@ from .models import (
     VersionSummary,
 )
 from .registry import tool
+from .tools_bisect import behaviour_of  # and bisect_prompt, which registers itself
 
 
 def _template(value: Any) -> Any:
@@ -145,19 +146,23 @@ def get_history(call: Call, args: GetHistoryArgs) -> tuple[HistoryResult, str]:
     return result, "\n".join([f"History of {name}:", *lines])
 
 
-@tool(title="Diff two versions", read_only=True, idempotent=True)
+# long and open_world: with `behaviour` it runs both versions on the suite and asks the judge
+@tool(title="Diff two versions", read_only=True, idempotent=True, long=True, open_world=True)
 def diff_versions(call: Call, args: DiffVersionsArgs) -> tuple[DiffResult, str]:
-    """Diff two versions of a prompt (template and model_config)."""
+    """Diff two versions of a prompt, or their behaviour."""
     diff = call.client.diff(args.prompt, args.from_version, args.to_version)
     data = diff.to_dict()
     data.pop("words", None)
-    result = DiffResult.model_validate(data)
     summary = f"{diff.name} v{diff.from_version} -> v{diff.to_version}: +{diff.added} -{diff.removed} lines"
     if diff.config_changes:
         summary += "; model_config: " + ", ".join(
             f"{k} {c['from']!r} -> {c['to']!r}" for k, c in diff.config_changes.items()
         )
-    return result, f"{summary}\n\n{diff.unified}" if diff.unified else summary + " (templates are identical)"
+    text = f"{summary}\n\n{diff.unified}" if diff.unified else summary + " (templates are identical)"
+    if args.behaviour:
+        data["behaviour"], more = behaviour_of(call, args.prompt, diff.from_version, diff.to_version, args.suite)
+        text += "\n\n" + more
+    return DiffResult.model_validate(data), text
 
 
 @tool(title="Roll back to a version", idempotent=True, changes_prompts=True)
@@ -185,8 +190,8 @@ def merge_branch(call: Call, args: MergeBranchArgs) -> tuple[PromptVersionResult
 
 @tool(title="Move a label", long=True, open_world=True)  # a gated environment runs its gate: the suite on models
 def set_label(call: Call, args: SetLabelArgs) -> tuple[LabelResult, str]:
-    """Point a label at a version; a gated environment's label (staging, production) moves only if
-    the version passes its gate."""
+    """Point a label at a version; a gated environment's label moves only if the version passes
+    its gate."""
     from promstack import access, deploy
 
     # An environment's label (production) needs deployer; any other label, editor.

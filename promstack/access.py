@@ -54,6 +54,9 @@ NEEDS: dict[str, str] = {
     "run_arena": "runner",
     "record_vote": "runner",
     "evaluate_prompt": "runner",
+    # which version broke a case, and diff_versions with behaviour: both run the suite
+    "bisect_prompt": "runner",
+    "diff_behaviour": "runner",
     # deploying
     "deploy_prompt": "deployer",
     "approve_deployment": "deployer",

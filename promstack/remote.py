@@ -501,6 +501,24 @@ class RemoteClient:
         result = status.get("result") or {}
         return self.get_run(result.get("run_id") or status["run_id"])
 
+    def bisect_prompt(self, prompt: PromptRef, *, case: str | int | None = None, suite: str | None = None,
+                      min_score: float | None = None, good: int | None = None, bad: int | None = None,
+                      branch: str | None = None) -> dict[str, Any]:
+        """`promstack.evals.bisect` on the server (its models, runs and cache); it answers when
+        done, so no read timeout."""
+        body = {"case": None if case is None else str(case), "suite": suite, "min_score": min_score, "good": good,
+                "bad": bad, "branch": branch}
+        return self.request("POST", self._p(prompt, "bisect"), json={k: v for k, v in body.items() if v is not None},
+                            timeout=httpx.Timeout(None, connect=5.0)).json()
+
+    def behaviour_diff(self, prompt: PromptRef, from_version: int, to_version: int | None = None, *,
+                       suite: str | None = None, judge_model: str | None = None) -> dict[str, Any]:
+        """`promstack.evals.behaviour` on the server: both versions run there (no read timeout)."""
+        params = {"from_version": from_version, "to_version": to_version, "behaviour": "true", "suite": suite,
+                  "judge_model": judge_model}
+        return self.request("GET", self._p(prompt, "diff"), params={k: v for k, v in params.items() if v is not None},
+                            timeout=httpx.Timeout(None, connect=5.0)).json()["behaviour"]
+
     def judge_run(self, run_id: str, criteria: Any, *, judge_model: str | None = None,
                   threshold: float | None = None, concurrency: int = 10,
                   progress: Callable[..., Any] | None = None) -> dict[str, Any]:

@@ -181,6 +181,33 @@ class HistoryResult(Result):
     versions: list[VersionSummary] = Field(description="Newest first.")
 
 
+class BehaviourCase(Result):
+    case: str = Field(description="The case key.")
+    input: str = Field(description="The case's input, clipped to 200 characters.")
+    output_a: str
+    output_b: str
+    winner: Literal["a", "b", "tie"] = Field(description="tie when the judge's two orders disagreed.")
+    reason: str = Field(description="The judge's reason.")
+    margin: float = Field(description="0-1: how much the case changed; the cases are sorted by it.")
+    idx: int = Field(default=0, description="The case's number in the suite.")
+    verdict_ab: str = Field(default="", description="The judge's pick with A shown first (a, b or tie).")
+    verdict_ba: str = Field(default="", description="The judge's pick with B shown first.")
+
+
+class BehaviourDiff(Result):
+    suite: str
+    from_version: int
+    to_version: int
+    a_better: int
+    b_better: int
+    same: int
+    verdict: Literal["A better", "B better", "same"]
+    text: str = Field(description="The one-line summary.")
+    cases: list[BehaviourCase] = Field(description="Changed most first.")
+    cost_usd: float | None = Field(default=None, description="What the model and judge calls made for it cost.")
+    model_calls: int = Field(default=0, description="Calls that reached a model (cache hits are free).")
+
+
 class DiffResult(Result):
     prompt_id: int
     name: str
@@ -192,6 +219,7 @@ class DiffResult(Result):
     added_words: int
     removed_words: int
     config_changes: dict[str, dict[str, Any]] = Field(description="model_config keys that changed: {from, to}.")
+    behaviour: BehaviourDiff | None = Field(default=None, description="With behaviour: what the versions do differently on the suite.")
 
 
 class BranchResult(Result):
@@ -353,6 +381,19 @@ class VoteResult(BaseModel):
     match_id: int
     voter: str
     winner: str
+
+
+class BisectResult(BaseModel):
+    culprit: int | None = Field(description="The first bad version; null when nothing broke in the range.")
+    parent: int | None = Field(description="The good version just before it.")
+    tested: list[int] = Field(description="The versions looked at, in order (a finished run counts, at no cost).")
+    model_calls: int = Field(description="Calls that reached a model (cache hits are free).")
+    diff: str = Field(description="The culprit against its parent, unified.")
+    reason: str | None = Field(description="The judge's (or assertion's) reason on the culprit.")
+    text: str
+    found: bool
+    suite: str = ""
+    name: str = ""
 
 
 def run_result(run: dict[str, Any], min_pass: float | None = None) -> RunResult:

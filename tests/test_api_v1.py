@@ -228,6 +228,7 @@ def test_openapi_and_docs(http):
         ("get", "/suites"), ("post", "/suites"), ("put", "/suites/{suite}"), ("get", "/suites/{suite}"),
         ("post", "/runs"), ("get", "/runs"), ("get", "/runs/{run_id}"), ("get", "/runs/{run_id}/detail"), ("post", "/runs/upload"), ("post", "/runs/{run_id}/judge"), ("post", "/arena"),
         ("post", "/arena/matches/{match_id}/votes"), ("post", "/prompts/{prompt}/-/evaluate"),
+        ("post", "/prompts/{prompt}/-/bisect"),
         ("post", "/prompts/{prompt}/-/deploy"), ("get", "/prompts/{prompt}/-/deployments"),
         ("get", "/deployments"), ("get", "/deployments/{deployment_id}"),
         ("post", "/deployments/{deployment_id}/approve"), ("post", "/deployments/{deployment_id}/reject"),

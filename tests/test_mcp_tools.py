@@ -31,6 +31,8 @@ READS |= {"get_metrics", "cost_report", "recommend_model"}
 # The test, judge and arena tools (mcp_server/tools_evals.py; their own tests: test_evals_mcp.py)
 TOOLS |= {"import_test_cases", "run_tests", "get_run", "judge_run", "run_arena", "evaluate_prompt", "record_vote"}
 READS |= {"get_run"}
+# Bisect (mcp_server/tools_bisect.py; its own tests: test_bisect_faces.py)
+TOOLS |= {"bisect_prompt"}
 # The deploy tool (mcp_server/tools_deploy.py; its own tests: test_deploy_gate.py)
 TOOLS |= {"deploy_prompt"}
 # The gateway's tool (mcp_server/tools_run.py)
@@ -68,6 +70,7 @@ async def fails(mcp: Client, tool: str, arguments: dict[str, Any], expected: str
 # the six plus the two that run a gate (the gate runs the suite on models).
 PAID = {"run_prompt", "run_tests", "judge_run", "run_arena", "evaluate_prompt", "suggest_shorter"}
 OPEN_WORLD = PAID | {"deploy_prompt", "set_label"} | {"check_alerts"}  # webhooks
+OPEN_WORLD |= {"bisect_prompt", "diff_versions"}  # the suite runs (diff_versions: with behaviour)
 # Arguments whose name does not say what to send: described wherever they appear.
 NEEDS_A_DESCRIPTION = {"prompt", "template", "model_config", "criteria", "force", "cases", "file", "winner",
                        "match_id", "threshold", "tolerance", "rollback", "since", "failing"}
@@ -239,6 +242,11 @@ BAD_INPUTS += [
     ("run_arena", {"suite": "s", "models": ["openai/a"]}, "argument 'models'"),
     ("evaluate_prompt", {"prompt": 404}, "no prompt 404"),
     ("record_vote", {"match_id": 1, "winner": "x"}, "there is no arena match 1"),
+]
+BAD_INPUTS += [
+    ("bisect_prompt", {"prompt": "support/refund"}, "say what broke: give the argument 'case'"),
+    ("bisect_prompt", {"prompt": "support/refund", "case": "1", "good": 2, "bad": 1}, "must come before"),
+    ("diff_versions", {"prompt": "support/refund", "from_version": 1, "behaviour": True}, "no test suite is tied"),
 ]
 BAD_INPUTS += [
     ("deploy_prompt", {"prompt": "support/refund", "environment": "prod"}, "there is no environment 'prod'"),

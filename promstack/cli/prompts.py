@@ -302,13 +302,31 @@ def _folded_history(state, prompt, branch) -> None:
 @click.argument("from_version", type=int)
 @click.argument("to_version", type=int, required=False)
 @click.option("--words", is_flag=True, help="Show a word-level diff instead of lines.")
+@click.option("--behaviour", "--behavior", "behaviour", is_flag=True,
+              help="Compare what the two versions do: run both on the suite, judge each case's outputs.")
+@click.option("--suite", "-s", help="With --behaviour: the suite (default: the one tied to the prompt).")
+@click.option("--judge-model", help="With --behaviour: the model that compares the outputs.")
 @command_context
-def diff(state, prompt, from_version, to_version, words) -> None:
-    """What changed in PROMPT between FROM_VERSION and TO_VERSION (default: the head of main).
+def diff(state, prompt, from_version, to_version, words, behaviour, suite, judge_model) -> None:
+    """What changed in PROMPT between FROM_VERSION and TO_VERSION (default: the head of main);
+    with --behaviour, what they do differently on the suite, case by case.
 
     \b
     promstack diff support/refund 1 3
+    promstack diff support/refund 1 3 --behaviour --suite regression
     """
+    if (suite or judge_model) and not behaviour:
+        raise click.UsageError("--suite and --judge-model go with --behaviour")
+    if behaviour:
+        from promstack.evals.behaviour import behaviour_diff
+        from promstack.schemas import BehaviourDiff
+
+        from .bisect import show_behaviour
+
+        found = behaviour_diff(state.client, prompt, from_version, to_version, suite=suite, judge_model=judge_model)
+        if not as_json(state, BehaviourDiff.model_validate(found).model_dump()):
+            show_behaviour(found)
+        return
     result = state.client.diff(prompt, from_version, to_version)
     if as_json(state, result.to_dict()):
         return

@@ -22,6 +22,8 @@ import asyncio
 import hashlib
 import os
 import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
@@ -208,21 +210,49 @@ class _Arena:
         # The order shown first is random (seeded per run, case and pair, so a resume is stable).
         digest = hashlib.sha256(f"{self.seed}|{case['case_key']}|{a}|{b}".encode()).digest()
         row["first"] = "ab" if digest[0] % 2 == 0 else "ba"
-        ab, ba = await asyncio.gather(self._compare(case, out_a, out_b), self._compare(case, out_b, out_a))
-        (v_ab, reason_ab, e_ab), (v_ba, reason_ba, e_ba) = ab, ba
-        if e_ab or e_ba:
-            row.update(error=f"judge error: {e_ab or e_ba}", winner=None)
+        pair = await judge_both_orders(lambda first, second: self._compare(case, first, second), out_a, out_b)
+        if pair.error:
+            row.update(error=f"judge error: {pair.error}", winner=None)
             return row
-        # In terms of models: with a shown as A, "A" means a; with b shown as A, "A" means b.
-        first_pick = {"A": "a", "B": "b", "tie": "tie"}[v_ab]
-        second_pick = {"A": "b", "B": "a", "tie": "tie"}[v_ba]
-        row["verdict_ab"], row["verdict_ba"] = first_pick, second_pick
-        flipped = first_pick != second_pick
-        pick = first_pick if not flipped else "tie"
-        row["flipped"] = int(flipped)
-        row["winner"] = {"a": a, "b": b, "tie": "tie"}[pick]
-        row["reason"] = reason_ab if not flipped else f"the orders disagreed: {reason_ab} / {reason_ba}"
+        row["verdict_ab"], row["verdict_ba"] = pair.verdict_ab, pair.verdict_ba
+        row["flipped"] = int(pair.flipped)
+        row["winner"] = {"a": a, "b": b, "tie": "tie"}[pair.winner]
+        row["reason"] = pair.reason
         return row
+
+
+@dataclass
+class PairVerdict:
+    """The judge's verdict on two answers a and b, asked in both orders. `verdict_ab` and
+    `verdict_ba` are each order's pick in terms of a and b; `winner` is their pick when they
+    agree, else "tie" (`flipped`: the judge went with the position, not the answer)."""
+
+    winner: str  # "a" | "b" | "tie" ("" on error)
+    verdict_ab: str = ""
+    verdict_ba: str = ""
+    flipped: bool = False
+    reason: str = ""
+    error: str | None = None
+
+
+Compare = Callable[[str, str], Awaitable[tuple[str | None, str, str | None]]]
+
+
+async def judge_both_orders(compare: Compare, out_a: str, out_b: str) -> PairVerdict:
+    """Ask `compare(first, second)` -> (A | B | tie, reason, error) with a shown first and with b
+    shown first, and map both answers back to a and b (the arena's and the behaviour diff's rule)."""
+    (v_ab, reason_ab, e_ab), (v_ba, reason_ba, e_ba) = await asyncio.gather(compare(out_a, out_b),
+                                                                          compare(out_b, out_a))
+    if e_ab or e_ba:
+        return PairVerdict("", error=e_ab or e_ba)
+    # With a shown as A, "A" means a; with b shown as A, "A" means b.
+    first_pick = {"A": "a", "B": "b", "tie": "tie"}[v_ab]
+    second_pick = {"A": "b", "B": "a", "tie": "tie"}[v_ba]
+    flipped = first_pick != second_pick
+    return PairVerdict(
+        winner=first_pick if not flipped else "tie", verdict_ab=first_pick, verdict_ba=second_pick, flipped=flipped,
+        reason=reason_ab if not flipped else f"the orders disagreed: {reason_ab} / {reason_ba}",
+    )
 
 
 def arena_report(evals: EvalStore, run_id: str, *, resamples: int = BOOTSTRAP) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The dashboard: HTML pages over the engine, mounted by `create_app` (`promstack serve`).
 
-    Prompts     /prompts?q=, /prompts/{id}, /prompts/{id}/diff?a=&b=
-                POST /prompts/{id}/rollback, /label, /deploy, /test (starts a run, opens its live view)
+    Prompts     /prompts?q=, /prompts/{id}, /prompts/{id}/diff?a=&b=[&tab=behaviour]
+                POST /prompts/{id}/rollback, /label, /deploy, /test (starts a run, opens its live view),
+                /diff/behaviour (runs both versions on the suite and shows the Behaviour tab)
     Runs        /runs, /runs/{id}?status=, /runs/compare?a=&b=, /runs/{id}/live (polls live.json)
     Arena       /arena, /arena/{id}; POST /arena/matches/{id}/vote
     Monitoring  /monitoring?since=24h&prompt=&model=&environment=
@@ -175,6 +176,24 @@ def diff_page(client: Client, ref: int, a: int | None, b: int | None) -> dict[st
             right.append(("ins" if op > 0 else "", text))
     return {"diff": diff, "left": left, "right": right, "numbers": numbers, "a": a, "b": b,
             "name": diff.name, "prompt_id": diff.prompt_id}
+
+
+def behaviour_tab(client: Client, ref: int, a: int | None, b: int | None, suite: str | None,
+                  run: bool = False) -> dict[str, Any]:
+    """The diff page on its Behaviour tab: the suites to choose from and, when `run`, the
+    behaviour diff itself (both versions on the suite, judged; an error is shown in the tab)."""
+    from promstack.evals.behaviour import behaviour_diff
+    from promstack.evals.engine import list_suites
+
+    context = diff_page(client, ref, a, b)
+    context.update(tab="behaviour", suite=suite or "", behaviour=None, behaviour_error=None,
+                   suites=[s["name"] for s in list_suites(client)])
+    if run:
+        try:
+            context["behaviour"] = behaviour_diff(client, ref, context["a"], context["b"], suite=suite or None)
+        except PromStackError as exc:
+            context["behaviour_error"] = error_text(exc)
+    return context
 
 
 def _run_row(evals: Any, run: dict[str, Any]) -> dict[str, Any]:
@@ -532,7 +551,24 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
     async def diff(request: Request) -> Response:
         a = optional_int(request.query_params.get("a"), "a")
         b = optional_int(request.query_params.get("b"), "b")
-        context = await engine(request, diff_page, prompt_ref(request), a, b)
+        if request.query_params.get("tab") == "behaviour":  # the tab's form; running it is a POST
+            context = await engine(request, behaviour_tab, prompt_ref(request), a, b,
+                                   request.query_params.get("suite"))
+        else:
+            context = await engine(request, diff_page, prompt_ref(request), a, b)
+        return page(request, "diff.html", context)
+
+    async def diff_behaviour(request: Request) -> Response:
+        # A POST with the page's token: it runs models, so no link from elsewhere can start it.
+        try:
+            fields = await form(request)
+        except PermissionError as exc:
+            return forbidden(str(exc))
+        refused = await allowed(request, "diff_behaviour")
+        if refused is not None:
+            return refused
+        context = await engine(request, behaviour_tab, prompt_ref(request), optional_int(fields.get("a"), "a"),
+                               optional_int(fields.get("b"), "b"), fields.get("suite"), True)
         return page(request, "diff.html", context)
 
     async def run_detail(request: Request) -> Response:
@@ -649,6 +685,7 @@ def dashboard_routes(db: str | os.PathLike | None = None, *, pool: ClientPool | 
               methods=["GET"]),
         Route("/prompts/{prompt_id:int}", view(prompt_page, "prompt.html", prompt_ref), methods=["GET"]),
         Route("/prompts/{prompt_id:int}/diff", diff, methods=["GET"]),
+        Route("/prompts/{prompt_id:int}/diff/behaviour", diff_behaviour, methods=["POST"]),
         Route("/prompts/{prompt_id:int}/rollback", action(
             do_rollback, back_to_prompt,
             lambda r, f: (prompt_ref(r), required_int(f, "version"), f.get("branch", "main")), "rollback_prompt"),

@@ -290,6 +290,28 @@ def record_vote(match_id: int, body: Vote, caller: Caller = needs("record_vote")
         return s.VoteResult.model_validate(vote(client, match_id, body.winner, voter=body.voter or client.actor))
 
 
+class Bisect(Body):
+    case: str | None = Field(default=None, min_length=1, max_length=500,
+                             description="The case that broke: its number, its key, or words of its input.")
+    suite: SuiteName | None = Field(default=None, description="Default: the prompt's suite.")
+    min_score: float | None = Field(default=None, ge=0, le=100, description="Instead of case: the score a good version keeps.")
+    good: s.Version | None = Field(default=None, description="A good version (default: the branch's oldest).")
+    bad: s.Version | None = Field(default=None, description="A bad version (default: the branch's head).")
+    branch: str | None = Field(default=None, max_length=100, description="Default: main.")
+
+
+@router.post(P + "/bisect", response_model=s.BisectResult)
+def bisect_prompt(prompt: str, body: Bisect, caller: Caller = needs("bisect_prompt")) -> Any:
+    """The first version where a case went from pass to fail (or the suite score fell below
+    min_score). It tests few versions, reusing finished runs and the cache, and answers when done."""
+    from promstack.evals.bisect import bisect
+
+    with caller.client() as client:
+        return s.BisectResult.model_validate(bisect(client, ref(prompt), case=body.case, suite=body.suite,
+                                                    min_score=body.min_score, good=body.good, bad=body.bad,
+                                                    branch=body.branch))
+
+
 @router.post(P + "/evaluate", response_model=RunStatus, status_code=202)
 def evaluate_prompt(prompt: str, body: Evaluate, request: Request, caller: Caller = needs("evaluate_prompt")) -> Any:
     """Score a prompt 0-100 on its suite, as the deploy gate does; the score is in the result."""

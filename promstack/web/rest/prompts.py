@@ -10,6 +10,7 @@ from cachetools import LRUCache
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from promstack import access
 from promstack import schemas as s
 
 from . import Caller, needs, ref
@@ -223,10 +224,23 @@ class WordDiff(s.DiffResult):
 @router.get(P + "/diff", response_model=WordDiff)
 def diff_versions(prompt: str, from_version: Annotated[int, Query(ge=1)],
                   to_version: Annotated[int | None, Query(ge=1)] = None,
+                  behaviour: Annotated[bool, Query(description="Also run both versions on the suite and judge "
+                                                   "their outputs case by case (needs the runner role).")] = False,
+                  suite: Annotated[str | None, Query(min_length=1, max_length=100,
+                                                     description="With behaviour; default: the prompt's suite.")] = None,
+                  judge_model: Annotated[str | None, Query(max_length=200, description="With behaviour.")] = None,
                   caller: Caller = needs("diff_versions")) -> Any:
-    """Two versions' templates and model_config compared (to_version: main's head)."""
+    """Two versions' templates and model_config compared (to_version: main's head); with
+    behaviour, what they do differently on the suite (answers when both have run)."""
+    if behaviour:  # it runs models: what running tests needs
+        access.require(caller.principal, "diff_behaviour")
     with caller.client() as client:
         data = client.diff(ref(prompt), from_version, to_version).to_dict()
+        if behaviour:
+            from promstack.evals.behaviour import behaviour_diff
+
+            data["behaviour"] = behaviour_diff(client, ref(prompt), data["from_version"], data["to_version"],
+                                               suite=suite, judge_model=judge_model)
     return WordDiff.model_validate(data)
 
 
