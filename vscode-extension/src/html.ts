@@ -106,7 +106,7 @@ export function behaviourHtml(name: string, diff: BehaviourDiff): string {
 <td class="text">${escapeHtml(r.reason)}</td></tr>`).join('\n');
   return page(`${name} ${a} vs ${b}: behaviour`, `<h2>${escapeHtml(name)}: ${a} (A) vs ${b} (B) on suite ${escapeHtml(diff.suite)}</h2>
 <p class="summary">${escapeHtml(diff.text)}</p>
-<p>${escapeHtml(diff.verdict)}: ${a} better on ${diff.a_better}, ${b} better on ${diff.b_better}, the same on ${diff.same} · ${escapeHtml(formatCost(diff.cost_usd))}</p>
+<p>verdict: ${escapeHtml(diff.verdict)} · ${escapeHtml(formatCost(diff.cost_usd))}</p>
 ${rows ? `<table><thead><tr><th>case</th><th>input</th><th>A: ${a}</th><th>B: ${b}</th><th>better</th><th>changed</th><th>judge's reason</th></tr></thead>
 <tbody>${rows}</tbody></table>` : '<p>The suite has no cases.</p>'}`);
 }

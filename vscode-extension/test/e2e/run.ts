@@ -378,6 +378,10 @@ async function main(): Promise<void> {
 
     // Compare Behaviour on two selected version rows, v3 and v4, from the tree's context menu
     // (the webview just opened may take the focus and close a quick pick: the tree does not).
+    // Room for the panel: close the editors (Run Prompt's output is an untitled document).
+    await palette(page, 'View: Close All Editor Groups');
+    const dontSave = page.locator('.monaco-dialog-box .monaco-button', { hasText: "Don't Save" }).first();
+    await dontSave.waitFor({ state: 'visible', timeout: 10_000 }).then(() => dontSave.click(), () => undefined);
     const v3Row = page.locator('.monaco-list-row', { hasText: 'v3 · Rolled back' }).first();
     const compareItem = page.locator('.monaco-menu .action-item', { hasText: 'Compare Behaviour' }).first();
     const comparing = page.locator('.notifications-toasts .notification-toast', { hasText: 'Comparing what support/refund v3 and v4 do' }).first();
@@ -398,6 +402,7 @@ async function main(): Promise<void> {
     await behaviour.locator('th', { hasText: 'A: v3' }).waitFor({ timeout: 20_000 });
     const behaviourRows = await behaviour.locator('tbody tr').count();
     assertTrue(behaviourRows === 2, `the behaviour diff shows both cases of the suite (${behaviourRows})`);
+    await comparing.waitFor({ state: 'hidden', timeout: 30_000 });
     await shot(page, 'vscode-behaviour.png');
     ok = true;
   } catch (error) {
