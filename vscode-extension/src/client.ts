@@ -6,8 +6,8 @@ import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
 import type { Launch } from './launch';
 import type {
-  ArenaReport, BranchResult, DeployResult, DiffResult, GetRunResult, HistoryResult, LabelResult,
-  MetricsResult, PromptSummary, PromptVersion, RunResult, SuiteResult, TestRun,
+  ArenaReport, BisectResult, BranchResult, DeployResult, DiffResult, GetRunResult, HistoryResult,
+  LabelResult, MetricsResult, PromptSummary, PromptVersion, RunResult, SuiteResult, TestRun,
 } from './types';
 
 export type PromptRef = string | number;
@@ -226,12 +226,22 @@ export class PromStackClient {
     return this.call('restore_prompt', { prompt });
   }
 
+  /** Newest first; each version carries its check on save (`check`) when the server has one. */
   getHistory(prompt: PromptRef, opts: { branch?: string; limit?: number } = {}): Promise<HistoryResult> {
     return this.call('get_history', { prompt, branch: opts.branch, limit: opts.limit ?? 500 });
   }
 
-  diffVersions(prompt: PromptRef, fromVersion: number, toVersion?: number): Promise<DiffResult> {
-    return this.call('diff_versions', { prompt, from_version: fromVersion, to_version: toVersion });
+  /** A text diff; with `behaviour` both versions also run on a suite (model calls, so a long
+   *  timeout) and `behaviour` in the result compares what they do, case by case. */
+  diffVersions(prompt: PromptRef, fromVersion: number, toVersion?: number, opts: { behaviour?: boolean; suite?: string } = {}, options?: CallOptions): Promise<DiffResult> {
+    const behaviour = opts.behaviour ? { behaviour: true, suite: opts.suite } : {};
+    return this.call('diff_versions', { prompt, from_version: fromVersion, to_version: toVersion, ...behaviour }, opts.behaviour ? { timeoutMs: 3_600_000, ...options } : options);
+  }
+
+  /** The first version on a branch where a case went from pass to fail (or the suite's score
+   *  fell below `min_score`). */
+  bisectPrompt(prompt: PromptRef, args: { case?: string; suite?: string; min_score?: number; good?: number; bad?: number; branch?: string }, options?: CallOptions): Promise<BisectResult> {
+    return this.call('bisect_prompt', { prompt, ...args }, { timeoutMs: 3_600_000, ...options });
   }
 
   rollback(prompt: PromptRef, version: number, opts: { branch?: string; message?: string } = {}): Promise<PromptVersion> {

@@ -1,11 +1,12 @@
 // Every PromStack command. Each resolves its target (tree node, file, or a pick), makes one or
 // two tool calls through the connection, and shows the result with the editor's own UI.
+import { brokenCases, checkedSuites } from './checks';
 import type { Connection } from './connection';
 import { formatMetrics, formatRunResult, runSummary, testSummary } from './format';
 import type { PromptTreeProvider } from './promptTree';
 import type { Targets, VersionTarget } from './targets';
 import { previousVersion } from './tree';
-import type { TestRun, Variable } from './types';
+import type { TestRun, Variable, VersionSummary } from './types';
 import { diffTitle, versionUri } from './uris';
 import { TOKEN_SECRET } from './launch';
 import type { ResultPanels } from './webviews';
@@ -30,13 +31,29 @@ export interface CommandDeps {
   output: vscode.OutputChannel;
 }
 
+/** Compare Behaviour's argument from a notification: two versions of a prompt, and the suite. */
+export interface CompareRequest {
+  kind: 'compare';
+  name: string;
+  from: number;
+  to: number;
+  suite?: string;
+}
+
+const OTHER_SUITE = 'Another suite…';
+const OTHER_CASE = 'Another case…';
+
 export function registerCommands(context: vscode.ExtensionContext, deps: CommandDeps): void {
   const c = new Commands(deps);
-  const table: Record<string, (arg?: unknown) => unknown> = {
+  // A tree command gets the clicked node, then every selected node (the tree selects many).
+  const table: Record<string, (arg?: unknown, selected?: unknown) => unknown> = {
     'promstack.refresh': () => c.refresh(),
     'promstack.showHistory': (a) => c.showHistory(a),
     'promstack.diffWithPrevious': (a) => c.diffWithPrevious(a),
     'promstack.diffVersions': (a) => c.diffVersions(a),
+    'promstack.compareBehaviour': (a, selected) => c.compareBehaviour(a, selected),
+    'promstack.bisect': (a) => c.bisect(a),
+    'promstack.showCheck': (a) => c.showCheck(a),
     'promstack.openVersion': (a) => c.openVersion(a),
     'promstack.rollback': (a) => c.rollback(a),
     'promstack.createBranch': (a) => c.createBranch(a),
@@ -158,6 +175,149 @@ class Commands {
     }
     const [left, right] = first.version < second.version ? [first.version, second.version] : [second.version, first.version];
     await this.diff(first.name, left, right);
+  }
+
+  /** The suite to run on: the one the prompt's checks used, asked when there are several. An
+   *  unknown one is left to the server, which uses the prompt's own suite or says what to do. */
+  private async pickSuite(name: string, versions: VersionSummary[]): Promise<string | null | undefined> {
+    const suites = checkedSuites(versions);
+    if (suites.length <= 1) {
+      return suites[0] ?? undefined;
+    }
+    const picked = await vscode.window.showQuickPick([...suites, OTHER_SUITE], { placeHolder: `On which of ${name}'s test suites?` });
+    if (picked !== OTHER_SUITE) {
+      return picked ?? null;
+    }
+    return (await vscode.window.showInputBox({ prompt: 'Test suite name', placeHolder: 'regression' }))?.trim() || null;
+  }
+
+  /** Two versions of one prompt, older first: from a notification, two selected tree rows, or picks. */
+  private async versionPair(arg: unknown, selected: unknown): Promise<{ name: string; from: number; to: number; suite?: string } | undefined> {
+    const request = arg as CompareRequest | undefined;
+    if (request?.kind === 'compare') {
+      return request;
+    }
+    const chosen = (Array.isArray(selected) ? selected : [])
+      .map((n) => this.d.targets.versionFromArg(n))
+      .filter((t): t is VersionTarget => t !== undefined);
+    let first: VersionTarget | undefined;
+    let second: VersionTarget | undefined;
+    if (chosen.length === 2 && chosen[0].name === chosen[1].name) {
+      [first, second] = chosen;
+    } else {
+      first = this.d.targets.versionFromArg(arg) ?? (await this.d.targets.version(arg, 'Compare the behaviour of which version (A)?'));
+      second = first && (await this.d.targets.pickVersion(first.name, `Compare the behaviour of ${first.name} v${first.version} with which version (B)?`, first.version));
+    }
+    if (!first || !second) {
+      return undefined;
+    }
+    const [from, to] = first.version < second.version ? [first.version, second.version] : [second.version, first.version];
+    return { name: first.name, from, to };
+  }
+
+  /** Runs two versions on a suite and shows, case by case, what each does and which the judge prefers. */
+  async compareBehaviour(arg: unknown, selected?: unknown): Promise<void> {
+    const pair = await this.versionPair(arg, selected);
+    if (!pair) {
+      return;
+    }
+    const { name, from, to } = pair;
+    let suite: string | null | undefined = pair.suite;
+    if (!suite) {
+      const history = await this.run((c) => c.getHistory(name));
+      if (!history) {
+        return;
+      }
+      suite = await this.pickSuite(name, history.versions);
+      if (suite === null) {
+        return;
+      }
+    }
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Comparing what ${name} v${from} and v${to} do${suite ? ` on ${suite}` : ''}`, cancellable: true },
+      (progress, token) => this.run((c) => c.diffVersions(name, from, to, { behaviour: true, suite }, {
+        signal: abortOn(token),
+        onProgress: (_done, _total, message) => message && progress.report({ message }),
+      })),
+    );
+    if (!result) {
+      return;
+    }
+    if (!result.behaviour) {
+      void vscode.window.showWarningMessage('PromStack: this PromStack server diffs text only; upgrade PromStack (pip install -U promstack) to compare behaviour.');
+      return;
+    }
+    this.d.panels.showBehaviour(name, result.behaviour);
+    void vscode.window.showInformationMessage(`PromStack: ${name} v${from} ↔ v${to}: ${result.behaviour.text}`);
+  }
+
+  /** A version's check on save in a panel: what its tooltip says, with room for long inputs. */
+  async showCheck(arg: unknown): Promise<void> {
+    const target = await this.d.targets.version(arg, 'Show the check on save of which version?');
+    if (!target) {
+      return;
+    }
+    let summary = target.summary;
+    if (!summary?.check) {
+      summary = (await this.run((c) => c.getHistory(target.name)))?.versions.find((v) => v.version === target.version);
+    }
+    if (!summary?.check) {
+      void vscode.window.showInformationMessage(`PromStack: ${target.name} v${target.version} has no check on save (saved before checks, or by an older PromStack).`);
+      return;
+    }
+    this.d.panels.showCheck(target.name, target.version, summary.check);
+  }
+
+  /** Finds the version that broke a case: the cases saves broke are offered first. */
+  async bisect(arg: unknown): Promise<void> {
+    const name = await this.d.targets.prompt(arg, 'Find which prompt\'s breaking version?');
+    if (!name) {
+      return;
+    }
+    const history = await this.run((c) => c.getHistory(name));
+    if (!history) {
+      return;
+    }
+    const known = brokenCases(history.versions);
+    const picked = await vscode.window.showQuickPick(
+      [...known.map((c) => ({ label: c.case, description: `broke in v${c.version}`, detail: c.input })), { label: OTHER_CASE, description: 'its key in the suite' }],
+      { placeHolder: `Which case of ${name} went from pass to fail?`, matchOnDetail: true },
+    );
+    if (!picked) {
+      return;
+    }
+    const testCase = picked.label === OTHER_CASE
+      ? (await vscode.window.showInputBox({ prompt: 'The case key (as in the suite)', placeHolder: '3' }))?.trim()
+      : picked.label;
+    if (!testCase) {
+      return;
+    }
+    const suite = await this.pickSuite(name, history.versions);
+    if (suite === null) {
+      return;
+    }
+    // Started from a version row: that version is known bad.
+    const bad = this.d.targets.versionFromArg(arg)?.version;
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Bisecting ${name} for case ${testCase}`, cancellable: true },
+      (progress, token) => this.run((c) => c.bisectPrompt(name, { case: testCase, suite, bad }, {
+        signal: abortOn(token),
+        onProgress: (_done, _total, message) => message && progress.report({ message }),
+      })),
+    );
+    if (!result) {
+      return;
+    }
+    if (!result.found || !result.culprit) {
+      void vscode.window.showInformationMessage(`PromStack: ${result.text}`);
+      return;
+    }
+    const culprit = result.culprit;
+    const parent = result.parent;
+    const choice = await vscode.window.showWarningMessage(`PromStack: ${result.text}`, ...(parent ? ['Open Diff'] : []));
+    if (choice === 'Open Diff' && parent) {
+      await this.diff(name, parent, culprit);
+    }
   }
 
   async openVersion(arg: unknown): Promise<void> {

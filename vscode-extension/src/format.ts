@@ -1,6 +1,6 @@
 // Turning tool results into text people read: version documents, run output, metrics, and the
 // rows of the test-results and arena tables. No `vscode` import.
-import type { ArenaReport, MetricsResult, PromptVersion, RunResult, TestRun } from './types';
+import type { ArenaReport, BehaviourDiff, MetricsResult, PromptVersion, RunResult, TestRun } from './types';
 
 function scalar(value: unknown): string {
   return typeof value === 'string' && /^[\w./:@ -]*$/.test(value) && value.trim() === value && value !== ''
@@ -189,4 +189,31 @@ export function formatMetrics(m: MetricsResult, title = 'PromStack metrics'): st
   }
   lines.push('', `percentiles: ${m.percentile_method}`);
   return lines.join('\n') + '\n';
+}
+
+export interface BehaviourRow {
+  case: string;
+  input: string;
+  outputA: string;
+  outputB: string;
+  /** 'A', 'B' or 'tie', as the table's column says it. */
+  winner: string;
+  reason: string;
+  margin: number;
+}
+
+/** The behaviour diff's rows, the cases that changed most first (the server's order on ties). */
+export function behaviourRows(diff: Pick<BehaviourDiff, 'cases'>): BehaviourRow[] {
+  return (diff.cases ?? [])
+    .map((c, i) => ({ i, row: {
+      case: text(c.case),
+      input: text(c.input),
+      outputA: text(c.output_a),
+      outputB: text(c.output_b),
+      winner: c.winner === 'a' ? 'A' : c.winner === 'b' ? 'B' : 'tie',
+      reason: text(c.reason),
+      margin: typeof c.margin === 'number' ? c.margin : 0,
+    } }))
+    .sort((x, y) => y.row.margin - x.row.margin || x.i - y.i)
+    .map(({ row }) => row);
 }

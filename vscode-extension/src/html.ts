@@ -1,8 +1,9 @@
 // The webviews' HTML, built as strings so it is tested without VS Code. Everything from the
 // store is escaped: prompt outputs are untrusted text. Scripts are off (no `enableScripts`), and
 // the content security policy allows only inline styles.
-import { leaderboardRows, passedCount, testCosts, testResultRows, testSummary } from './format';
-import type { ArenaReport, TestRun } from './types';
+import { checkTooltip, formatScore } from './checks';
+import { behaviourRows, formatCost, leaderboardRows, passedCount, testCosts, testResultRows, testSummary } from './format';
+import type { ArenaReport, BehaviourDiff, CaseChange, TestRun, VersionCheck } from './types';
 
 export function escapeHtml(value: unknown): string {
   return String(value ?? '')
@@ -22,6 +23,9 @@ td.text { white-space: pre-wrap; min-width: 10em; max-width: 28em; overflow-wrap
 tr.fail td.status { color: var(--vscode-testing-iconFailed, #f14c4c); font-weight: bold; }
 tr.pass td.status { color: var(--vscode-testing-iconPassed, #73c991); }
 .summary { font-size: 1.1em; margin: 0.8em 0; }
+td.win { font-weight: bold; }
+tr.a td.win { color: var(--vscode-charts-blue, #3794ff); }
+tr.b td.win { color: var(--vscode-charts-purple, #b180d7); }
 `;
 
 function page(title: string, body: string): string {
@@ -67,4 +71,42 @@ export function arenaHtml(report: ArenaReport): string {
 ${report.no_separation ? `<p class="summary">${escapeHtml(report.no_separation)}</p>` : ''}
 <table><thead><tr><th>#</th><th>model</th><th>win rate</th><th>wins</th><th>losses</th><th>ties</th><th>rating (95% CI)</th></tr></thead>
 <tbody>${body}</tbody></table>`);
+}
+
+function caseTable(title: string, changes: CaseChange[], parent: number | null, version: number): string {
+  if (changes.length === 0) {
+    return '';
+  }
+  const rows = changes.map((c) => `<tr><td>${escapeHtml(c.case)}</td><td class="text">${escapeHtml(c.input)}</td>
+<td>${escapeHtml(formatScore(c.parent_score))}</td><td>${escapeHtml(formatScore(c.score))}</td><td class="text">${escapeHtml(c.reason)}</td></tr>`).join('\n');
+  return `<h3>${escapeHtml(title)} (${changes.length})</h3>
+<table><thead><tr><th>case</th><th>input</th><th>${parent ? `v${parent}` : 'parent'}</th><th>v${version}</th><th>reason</th></tr></thead>
+<tbody>${rows}</tbody></table>`;
+}
+
+/** Show Cases: the check on save of one version, its broken then its fixed cases. */
+export function checkCasesHtml(name: string, version: number, check: VersionCheck): string {
+  const [headline, ...details] = checkTooltip({ ...check, broke: [], fixed: [] });
+  return page(`${name} v${version}: check`, `<h2>${escapeHtml(name)} v${version}: check on save</h2>
+<p class="summary">${escapeHtml(headline)}</p>
+${details.map((d) => `<p>${escapeHtml(d)}</p>`).join('\n')}
+${caseTable('Broke', check.broke, check.parent_version, version)}
+${caseTable('Fixed', check.fixed, check.parent_version, version)}
+${check.broke.length + check.fixed.length === 0 ? '<p>No case changed its verdict.</p>' : ''}`);
+}
+
+/** Compare Behaviour: the summary, then each case's two outputs side by side, changed most first. */
+export function behaviourHtml(name: string, diff: BehaviourDiff): string {
+  const a = `v${diff.from_version}`;
+  const b = `v${diff.to_version}`;
+  const rows = behaviourRows(diff).map((r) => `<tr class="${r.winner === 'A' ? 'a' : r.winner === 'B' ? 'b' : 'tie'}">
+<td>${escapeHtml(r.case)}</td><td class="text">${escapeHtml(r.input)}</td>
+<td class="text">${escapeHtml(r.outputA)}</td><td class="text">${escapeHtml(r.outputB)}</td>
+<td class="win">${escapeHtml(r.winner === 'A' ? a : r.winner === 'B' ? b : 'tie')}</td><td>${(100 * r.margin).toFixed(0)}%</td>
+<td class="text">${escapeHtml(r.reason)}</td></tr>`).join('\n');
+  return page(`${name} ${a} vs ${b}: behaviour`, `<h2>${escapeHtml(name)}: ${a} (A) vs ${b} (B) on suite ${escapeHtml(diff.suite)}</h2>
+<p class="summary">${escapeHtml(diff.text)}</p>
+<p>verdict: ${escapeHtml(diff.verdict)} · ${escapeHtml(formatCost(diff.cost_usd))}</p>
+${rows ? `<table><thead><tr><th>case</th><th>input</th><th>A: ${a}</th><th>B: ${b}</th><th>better</th><th>changed</th><th>judge's reason</th></tr></thead>
+<tbody>${rows}</tbody></table>` : '<p>The suite has no cases.</p>'}`);
 }

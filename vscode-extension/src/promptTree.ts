@@ -1,13 +1,16 @@
 // The PromStack view: folders -> prompts -> versions, reloaded when the store changes.
 import type { Connection } from './connection';
 import { buildTree, presentVersion, shownLabels, versionNodes, type PromptNode, type TreeNode } from './tree';
-import type { PromptSummary } from './types';
+import type { PromptSummary, VersionSummary } from './types';
 import { versionUri } from './uris';
 import { vscode } from './vs';
 
 export class PromptTreeProvider implements vscode.TreeDataProvider<TreeNode> {
   private readonly emitter = new vscode.EventEmitter<TreeNode | undefined>();
   readonly onDidChangeTreeData = this.emitter.event;
+  private readonly historyLoaded = new vscode.EventEmitter<{ name: string; versions: VersionSummary[] }>();
+  /** A prompt's history was fetched for the tree (its versions carry their checks). */
+  readonly onDidLoadHistory = this.historyLoaded.event;
   private prompts?: Promise<PromptSummary[] | undefined>;
   private readonly parents = new Map<string, TreeNode | undefined>();
   private readonly nodes = new Map<string, TreeNode>();
@@ -59,7 +62,9 @@ export class PromptTreeProvider implements vscode.TreeDataProvider<TreeNode> {
     item.description = shown.description;
     item.tooltip = shown.tooltip;
     item.contextValue = shown.contextValue;
-    item.iconPath = new vscode.ThemeIcon(node.labels.length ? 'tag' : node.isHead ? 'circle-filled' : 'git-commit');
+    item.iconPath = shown.icon
+      ? new vscode.ThemeIcon(shown.icon.id, shown.icon.color ? new vscode.ThemeColor(shown.icon.color) : undefined)
+      : new vscode.ThemeIcon(node.labels.length ? 'tag' : node.isHead ? 'circle-filled' : 'git-commit');
     item.resourceUri = vscode.Uri.parse(versionUri(node.name, node.version.version));
     item.command = { command: 'promstack.openVersion', title: 'Open Version', arguments: [node] };
     return item;
@@ -74,6 +79,9 @@ export class PromptTreeProvider implements vscode.TreeDataProvider<TreeNode> {
     } else if (node.kind === 'prompt') {
       const history = await this.connection.run((c) => c.getHistory(node.name));
       children = history ? versionNodes(node.name, history.versions, node.prompt.labels, node.prompt.head) : [];
+      if (history) {
+        this.historyLoaded.fire({ name: node.name, versions: history.versions });
+      }
     } else {
       children = [];
     }

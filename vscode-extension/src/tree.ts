@@ -1,6 +1,7 @@
 // The PromStack view's shape: prompts grouped into folders by the '/' in their names, and each
 // prompt's versions with their labels. Plain data; the tree provider turns it into TreeItems.
 // No `vscode` import.
+import { checkBadge, checkIcon, checkTooltip, type CheckIcon } from './checks';
 import type { PromptSummary, VersionSummary } from './types';
 
 export interface FolderNode {
@@ -114,15 +115,19 @@ export interface VersionPresentation {
   description: string;
   tooltip: string;
   contextValue: 'version' | 'version.head';
+  /** Set when the check on save has something to show (broken cases, still checking). */
+  icon?: CheckIcon;
 }
 
-/** What a version row shows: `v3 · fix tone` with author, time, branch and label badges. */
+/** What a version row shows: `v3 · fix tone` with the check's score, author, time, branch and
+ *  label badges. */
 export function presentVersion(node: VersionNode, now: Date = new Date()): VersionPresentation {
   const v = node.version;
   const badges = node.labels.map((l) => `[${l}]`).join(' ');
   const message = v.message ? ` · ${v.message}` : '';
   const branch = v.branch === 'main' ? '' : `⎇ ${v.branch} · `;
-  const description = `${badges ? badges + ' ' : ''}${branch}${v.author} · ${relativeTime(v.created_at, now)}`;
+  const check = checkBadge(v.check);
+  const description = `${check ? `${check} · ` : ''}${badges ? badges + ' ' : ''}${branch}${v.author} · ${relativeTime(v.created_at, now)}`;
   const tooltip = [
     `${node.name} v${v.version}${node.isHead ? ' (head of main)' : ''}`,
     v.message ? `"${v.message}"` : undefined,
@@ -131,12 +136,14 @@ export function presentVersion(node: VersionNode, now: Date = new Date()): Versi
     v.parent ? `parent v${v.parent}${v.merge_parent ? `, merged v${v.merge_parent}` : ''}` : 'first version',
     node.labels.length ? `labels: ${node.labels.join(', ')}` : undefined,
     `sha256 ${v.sha256.slice(0, 12)}`,
+    ...checkTooltip(v.check),
   ].filter(Boolean).join('\n');
   return {
     label: `v${v.version}${message}`,
     description,
     tooltip,
     contextValue: node.isHead ? 'version.head' : 'version',
+    icon: checkIcon(v.check),
   };
 }
 

@@ -25,6 +25,42 @@ export interface VersionSummary {
   source: string;
   sha256: string;
   created_at: string;
+  /** The check on save; null (or absent, from an older server) when the version was never
+   *  considered, e.g. saved before the feature. */
+  check?: VersionCheck | null;
+}
+
+/** A case whose verdict changed between a version and its parent. */
+export interface CaseChange {
+  case: string;
+  /** The case's input, clipped to 200 characters by the server. */
+  input: string;
+  parent_score: number | null;
+  score: number | null;
+  /** The judge's (or the assertion's) reason on the new version. */
+  reason: string | null;
+}
+
+export type CheckStatus = 'pending' | 'checked' | 'not_checked' | 'no_suite' | 'off';
+
+/** The quick check run when a version is saved: its score against its parent's on a sample of
+ *  the tied suite (promstack/evals/check.py). */
+export interface VersionCheck {
+  status: CheckStatus;
+  suite: string | null;
+  score: number | null;
+  parent_version: number | null;
+  parent_score: number | null;
+  delta: number | null;
+  broke: CaseChange[];
+  fixed: CaseChange[];
+  sample: number;
+  cost_usd: number | null;
+  /** For not_checked, no_suite and off: one sentence why. */
+  reason: string | null;
+  /** The server's one wording, e.g. "82 (-9: 2 broke)", "checking…", "no suite". */
+  text: string;
+  checked_at: string | null;
 }
 
 export interface HistoryResult {
@@ -65,6 +101,7 @@ export interface PromptVersion {
   created_at: string;
   created: boolean;
   warnings?: string[];
+  check?: VersionCheck | null;
 }
 
 export interface DiffResult {
@@ -78,6 +115,50 @@ export interface DiffResult {
   added_words: number;
   removed_words: number;
   config_changes: Record<string, { from: unknown; to: unknown }>;
+  /** With `behaviour: true`: both versions run on a suite, case by case. */
+  behaviour?: BehaviourDiff | null;
+}
+
+export interface BehaviourCase {
+  case: string;
+  input: string;
+  output_a: string;
+  output_b: string;
+  winner: 'a' | 'b' | 'tie';
+  /** The judge's reason. */
+  reason: string;
+  /** 0..1: how much the case changed (the server orders by it). */
+  margin: number;
+}
+
+/** What two versions do differently (promstack/evals/behaviour.py): A is from_version. */
+export interface BehaviourDiff {
+  suite: string;
+  from_version: number;
+  to_version: number;
+  a_better: number;
+  b_better: number;
+  same: number;
+  verdict: 'A better' | 'B better' | 'same';
+  /** The one-line summary, one wording for every face. */
+  text: string;
+  /** Changed most first. */
+  cases: BehaviourCase[];
+  cost_usd: number | null;
+}
+
+/** bisect_prompt: the first version where a case went from pass to fail. */
+export interface BisectResult {
+  culprit: number | null;
+  parent: number | null;
+  tested: number[];
+  model_calls: number;
+  /** The culprit against its parent, unified. */
+  diff: string;
+  /** The judge's reason on the culprit. */
+  reason: string | null;
+  text: string;
+  found: boolean;
 }
 
 export interface BranchResult {

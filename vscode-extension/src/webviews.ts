@@ -1,7 +1,8 @@
-// Result panels: the test results table (failures first) and the arena leaderboard. One panel
-// of each kind, reused, so repeated runs don't pile up tabs. Scripts stay off.
-import { arenaHtml, testResultsHtml } from './html';
-import type { ArenaReport, TestRun } from './types';
+// Result panels: the test results table (failures first), the arena leaderboard, a version's
+// check on save and a behaviour diff. One panel of each kind, reused, so repeated runs don't
+// pile up tabs. Scripts stay off.
+import { arenaHtml, behaviourHtml, checkCasesHtml, testResultsHtml } from './html';
+import type { ArenaReport, BehaviourDiff, TestRun, VersionCheck } from './types';
 import { vscode } from './vs';
 
 export class ResultPanels implements vscode.Disposable {
@@ -25,6 +26,14 @@ export class ResultPanels implements vscode.Disposable {
 
   showArena(report: ArenaReport): void {
     this.show('arena', `Arena: ${report.models.join(' vs ')}`, arenaHtml(report));
+  }
+
+  showCheck(name: string, version: number, check: VersionCheck): void {
+    this.show('check', `Check: ${name} v${version}`, checkCasesHtml(name, version, check));
+  }
+
+  showBehaviour(name: string, diff: BehaviourDiff): void {
+    this.show('behaviour', `Behaviour: ${name} v${diff.from_version} ↔ v${diff.to_version}`, behaviourHtml(name, diff));
   }
 
   dispose(): void {

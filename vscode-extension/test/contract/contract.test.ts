@@ -4,8 +4,10 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { MissingToolError, PromStackClient, ToolError } from '../../src/client';
-import { formatMetrics, formatRunResult, leaderboardRows, testResultRows, versionDocument } from '../../src/format';
-import { testResultsHtml } from '../../src/html';
+import { BreakWatch, brokeMessage, checkBadge, checkTooltip } from '../../src/checks';
+import { behaviourRows, formatMetrics, formatRunResult, leaderboardRows, testResultRows, versionDocument } from '../../src/format';
+import { behaviourHtml, testResultsHtml } from '../../src/html';
+import type { VersionCheck } from '../../src/types';
 import { explainStartFailure, explainToolError, resolveLaunch } from '../../src/launch';
 import { buildTree, versionNodes } from '../../src/tree';
 import { promstackCommand, pythonCommand, startFakeLlm, tempWorkspace } from './server';
@@ -26,7 +28,12 @@ function keys(value: object): string[] {
   return Object.keys(value).sort();
 }
 
-const VERSION_KEYS = ['author', 'branch', 'created', 'created_at', 'kind', 'merge_parent', 'message', 'model_config', 'name', 'parent', 'prompt_id', 'sha256', 'source', 'template', 'variables', 'version', 'warnings'];
+/** The fields the extension reads are all there (a newer server may send more). */
+function assertHas(value: object, fields: string[]): void {
+  assert.deepEqual(fields.filter((f) => !(f in value)), [], `missing from ${JSON.stringify(keys(value))}`);
+}
+
+const VERSION_KEYS = ['author', 'branch', 'check', 'created', 'created_at', 'kind', 'merge_parent', 'message', 'model_config', 'name', 'parent', 'prompt_id', 'sha256', 'source', 'template', 'variables', 'version', 'warnings'];
 
 before(async () => {
   execFileSync(promstackCommand(), ['init'], { cwd: ws.dir, env: { ...process.env, PROMSTACK_DB: ws.db }, stdio: 'ignore' });
@@ -83,7 +90,10 @@ describe('version control (tree, history, diff, open, rollback, branch, merge, l
     const h = await client.getHistory('support/refund');
     assert.deepEqual(keys(h), ['name', 'prompt_id', 'versions']);
     assert.deepEqual(h.versions.map((v) => v.version), [3, 2, 1]);
-    assert.deepEqual(keys(h.versions[0]), ['author', 'branch', 'created_at', 'merge_parent', 'message', 'parent', 'sha256', 'source', 'version']);
+    assert.deepEqual(keys(h.versions[0]), ['author', 'branch', 'check', 'created_at', 'merge_parent', 'message', 'parent', 'sha256', 'source', 'version']);
+    // No suite is tied to the prompt yet: the check on save says so, and the tree shows no badge.
+    assert.equal(h.versions[0].check?.status, 'no_suite');
+    assert.equal(checkBadge(h.versions[0].check), undefined);
     assert.equal(h.versions[0].author, 'contract-test');
     assert.equal(h.versions[0].parent, 2);
     const nodes = versionNodes(h.name, h.versions, {}, 3);
@@ -102,7 +112,8 @@ describe('version control (tree, history, diff, open, rollback, branch, merge, l
 
   it('diff_versions answers with a unified diff and counts', async () => {
     const d = await client.diffVersions('support/refund', 1, 3);
-    assert.deepEqual(keys(d), ['added', 'added_words', 'config_changes', 'from_version', 'name', 'prompt_id', 'removed', 'removed_words', 'to_version', 'unified']);
+    assert.deepEqual(keys(d), ['added', 'added_words', 'behaviour', 'config_changes', 'from_version', 'name', 'prompt_id', 'removed', 'removed_words', 'to_version', 'unified']);
+    assert.equal(d.behaviour, null, 'nothing runs without behaviour: true');
     assert.deepEqual([d.from_version, d.to_version, d.added, d.removed], [1, 3, 1, 1]);
     assert.match(d.unified, /^-Explain our refund policy/m);
     assert.match(d.unified, /^\+Politely explain our 30-day/m);
@@ -254,6 +265,90 @@ describe('running and evaluating (Run Prompt, Run Test Suite, Judge, Arena, Show
     const result = await client.deployPrompt('support/refund', { environment: 'staging', version: 2, reason: 'contract test', force: true });
     assert.ok(['status', 'prompt_id', 'name', 'environment', 'checks', 'message'].every((k) => k in result));
     assert.equal(result.environment, 'staging');
+  });
+});
+
+describe('the check on save, Compare Behaviour and Bisect (issue 21)', () => {
+  // The suite 'regression' (imported above, tied to support/refund) has a case that passes
+  // while the template names {{ product }} (the fake model echoes it) and one that never does.
+  let saved = 0;
+  let parent = 0;
+  let check: VersionCheck | null | undefined;
+
+  it('a save that drops {{ product }} is checked in the background: score, delta, the broken case', async (t) => {
+    if (!fake || !(await client.hasTool('run_tests'))) {
+      t.skip('needs the fake model and the evaluation tools');
+      return;
+    }
+    const opened = new Date(Date.now() - 1000);
+    const watch = new BreakWatch(opened);
+    const v = await client.updatePrompt('support/refund', { template: 'Explain our refund policy in one sentence.', message: 'no product' });
+    saved = v.version;
+    parent = v.parent!;
+    assert.ok(v.created);
+    const announced: number[] = [];
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline) {
+      const h = await client.getHistory('support/refund', { limit: 5 });
+      announced.push(...watch.observe('support/refund', h.versions).map((x) => x.version));
+      check = h.versions.find((x) => x.version === saved)?.check;
+      if (check && check.status !== 'pending') {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.ok(check, 'the version carries a check');
+    assertHas(check, ['broke', 'checked_at', 'cost_usd', 'delta', 'fixed', 'parent_score', 'parent_version', 'reason', 'sample', 'score', 'status', 'suite', 'text']);
+    assert.equal(check.status, 'checked', check.text);
+    assert.equal(check.suite, 'regression');
+    assert.equal(check.parent_version, parent);
+    assert.equal(check.broke.length, 1);
+    assertHas(check.broke[0], ['case', 'input', 'parent_score', 'reason', 'score']);
+    assert.match(check.broke[0].input, /shoes/);
+    assert.ok(check.score! < check.parent_score!, 'the new version scores lower');
+    assert.equal(checkBadge(check), check.text);
+    assert.match(check.text, /broke/);
+    assert.match(checkTooltip(check).join('\n'), /broke \(1\):\n {2}\S+ "shoes\?/);
+    assert.match(brokeMessage('support/refund', saved, check), new RegExp(`^v${saved} of support/refund broke 1 case \\(`));
+    assert.deepEqual(announced, [saved], 'the save is announced once');
+    const got = await client.getPrompt('support/refund', { version: saved });
+    assert.equal(got.check?.text, check.text, 'get_prompt carries the same check');
+  });
+
+  it('diff_versions with behaviour runs both versions on the suite, case by case (Compare Behaviour)', async (t) => {
+    if (!saved) {
+      t.skip('no checked save to compare');
+      return;
+    }
+    const d = await client.diffVersions('support/refund', parent, saved, { behaviour: true, suite: 'regression' });
+    assert.ok(d.behaviour, 'a behaviour diff comes back');
+    const b = d.behaviour;
+    assertHas(b, ['a_better', 'b_better', 'cases', 'cost_usd', 'from_version', 'same', 'suite', 'text', 'to_version', 'verdict']);
+    assert.deepEqual([b.suite, b.from_version, b.to_version, b.cases.length], ['regression', parent, saved, 2]);
+    assert.equal(b.a_better + b.b_better + b.same, 2);
+    assert.ok(['A better', 'B better', 'same'].includes(b.verdict));
+    assertHas(b.cases[0], ['case', 'input', 'margin', 'output_a', 'output_b', 'reason', 'winner']);
+    const rows = behaviourRows(b);
+    assert.deepEqual(rows.map((r) => r.case), b.cases.map((c) => c.case), 'the server sends the cases changed most first');
+    assert.ok(rows.some((r) => r.outputA.includes('shoes') && !r.outputB.includes('shoes')), 'the outputs are the two versions\' own');
+    assert.ok(behaviourHtml('support/refund', b).includes(`A: v${parent}`));
+    const plain = await client.diffVersions('support/refund', parent, saved);
+    assert.equal(plain.behaviour ?? null, null, 'without behaviour nothing runs');
+  });
+
+  it('bisect_prompt finds the version that broke the case (Bisect)', async (t) => {
+    if (!saved || !check?.broke.length) {
+      t.skip('no broken case to look for');
+      return;
+    }
+    const r = await client.bisectPrompt('support/refund', { case: check.broke[0].case, suite: 'regression' });
+    assertHas(r, ['culprit', 'diff', 'found', 'model_calls', 'parent', 'reason', 'tested', 'text']);
+    assert.deepEqual([r.found, r.culprit, r.parent], [true, saved, parent]);
+    assert.match(r.diff, /^-.*\{\{ product \}\}/m);
+    assert.ok(r.tested.includes(saved));
+    assert.match(r.text, new RegExp(`v${saved}`));
+    const unknown = await client.bisectPrompt('support/refund', { case: 'no-such-case', suite: 'regression' }).then((x) => x, (e: unknown) => e);
+    assert.ok(unknown instanceof ToolError ? unknown.message.length > 0 : (unknown as { found: boolean }).found === false, 'an unknown case is a sentence, not a culprit');
   });
 });
 

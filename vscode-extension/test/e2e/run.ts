@@ -2,7 +2,10 @@
 // packaged extension installed, driven by playwright-core in Debian's chromium. It opens a
 // workspace whose store has two versions of support/refund, runs Show History and Diff with
 // Previous from the command palette, checks the diff editor shows both versions, rolls back and
-// sees the new version in the tree, and saves screenshots. It stops every process it starts.
+// sees the new version in the tree, then saves a version that breaks a case (from another
+// process, as the watcher would) and waits for its check on save: the badge on the version,
+// the notification, its cases, and Compare Behaviour's side-by-side webview. It saves
+// screenshots and stops every process it starts.
 //
 //   node out/test/e2e/run.js --vsix X.vsix --node24 /path/to/node --code-server /path/to/bin/code-server
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -13,6 +16,7 @@ import * as path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { PromStackClient } from '../../src/client';
 import { resolveLaunch } from '../../src/launch';
+import type { VersionCheck } from '../../src/types';
 import { promstackCommand, startFakeLlm } from '../contract/server';
 
 const REPO = path.resolve(__dirname, '../../../..');
@@ -341,6 +345,66 @@ async function main(): Promise<void> {
     const shown = (await output.innerText()).replace(/\u00a0/g, ' ');
     assertTrue(/# support\/refund v3 on gpt-4o-mini/.test(shown) && /\d+ in \/ \d+ out tokens · \$[\d.]+ · \d+ ms/.test(shown) && shown.includes('refund policy for shoes'), `Run Prompt shows the output with tokens, cost and latency (${shown.split('\n')[1]})`);
     await shot(page, 'vscode-run-prompt.png');
+
+    // A save that breaks a case, made by another process (as the watcher or the CLI would): the
+    // new version drops {{ product }}, so the "shoes" case that v3 passes fails. Its check on
+    // save runs in the background; the tree shows its badge when it finishes.
+    const saver = new PromStackClient(resolveLaunch({ command: promstackCommand(), pythonPath: '', store: '' }, ws), { env: { ...env } });
+    let check: VersionCheck | null | undefined;
+    try {
+      const saved = await saver.updatePrompt('support/refund', { template: 'Explain our refund policy.\nKeep it short.', message: 'no product' });
+      assertTrue(saved.version === 4 && saved.created, `the save made v4 (got v${saved.version})`);
+      check = await waitFor('the check on save of v4 to finish', async () => {
+        const found = (await saver.getHistory('support/refund', { limit: 5 })).versions.find((v) => v.version === 4)?.check;
+        return found && found.status !== 'pending' ? found : undefined;
+      }, 120_000, 500);
+    } finally {
+      await saver.close();
+    }
+    assertTrue(check.status === 'checked' && check.broke.length === 1, `v4's check broke one case (${check.status}: ${check.text})`);
+    const badged = page.locator('.monaco-list-row', { hasText: 'v4 · no product' }).first();
+    await waitFor('the badge on v4 in the tree', async () => (await badged.innerText()).includes(check!.text), 60_000);
+    log(`tree row: ${(await badged.innerText()).replace(/\s+/g, ' ')}`);
+    assertTrue(await badged.locator('.codicon-warning').count() === 1, 'v4 has the warning icon');
+    const broke = page.locator('.notifications-toasts .notification-toast', { hasText: 'v4 of support/refund broke 1 case' }).first();
+    await broke.waitFor({ timeout: 30_000 });
+    await shot(page, 'vscode-check-badge.png');
+    await broke.locator('.monaco-button', { hasText: 'Show Cases' }).first().click();
+    await page.locator('.tabs-container .tab', { hasText: 'Check: support/refund v4' }).first().waitFor({ timeout: 20_000 });
+    const cases = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+    await cases.locator('text=Broke (1)').waitFor({ timeout: 20_000 });
+    const brokeRow = await cases.locator('tbody tr').first().innerText();
+    assertTrue(brokeRow.includes(check.broke[0].case) && brokeRow.includes('shoes'), `Show Cases lists the broken case (${brokeRow.replace(/\s+/g, ' ').slice(0, 80)})`);
+    await shot(page, 'vscode-check-cases.png');
+
+    // Compare Behaviour on two selected version rows, v3 and v4, from the tree's context menu
+    // (the webview just opened may take the focus and close a quick pick: the tree does not).
+    // Room for the panel: close the editors (Run Prompt's output is an untitled document).
+    await palette(page, 'View: Close All Editor Groups');
+    const dontSave = page.locator('.monaco-dialog-box .monaco-button', { hasText: "Don't Save" }).first();
+    await dontSave.waitFor({ state: 'visible', timeout: 10_000 }).then(() => dontSave.click(), () => undefined);
+    const v3Row = page.locator('.monaco-list-row', { hasText: 'v3 · Rolled back' }).first();
+    const compareItem = page.locator('.monaco-menu .action-item', { hasText: 'Compare Behaviour' }).first();
+    const comparing = page.locator('.notifications-toasts .notification-toast', { hasText: 'Comparing what support/refund v3 and v4 do' }).first();
+    const behaviourTab = page.locator('.tabs-container .tab', { hasText: 'Behaviour: support/refund v3 ↔ v4' }).first();
+    await waitFor('Compare Behaviour on v3 and v4', async () => {
+      if (!(await compareItem.isVisible())) {
+        await v3Row.click();
+        await badged.click({ modifiers: ['Control'] });
+        await badged.click({ button: 'right' });
+        await compareItem.waitFor({ state: 'visible', timeout: 10_000 });
+      }
+      await compareItem.hover();
+      await compareItem.click();
+      return Promise.any([comparing.waitFor({ timeout: 5000 }), behaviourTab.waitFor({ timeout: 5000 })]).then(() => true, () => false);
+    }, 45_000, 0);
+    await behaviourTab.waitFor({ timeout: 120_000 });
+    const behaviour = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+    await behaviour.locator('th', { hasText: 'A: v3' }).waitFor({ timeout: 20_000 });
+    const behaviourRows = await behaviour.locator('tbody tr').count();
+    assertTrue(behaviourRows === 2, `the behaviour diff shows both cases of the suite (${behaviourRows})`);
+    await comparing.waitFor({ state: 'hidden', timeout: 30_000 });
+    await shot(page, 'vscode-behaviour.png');
     ok = true;
   } catch (error) {
     const page = context?.pages()[0];

@@ -36,7 +36,7 @@ describe('the manifest', () => {
 
   it('has the issue\'s commands', () => {
     const titles = manifest.contributes.commands.map((c: { title: string }) => c.title);
-    for (const title of ['Show History', 'Diff with Previous', 'Diff Any Two Versions', 'Open Version', 'Roll Back to This Version', 'Create Branch', 'Merge Branch', 'Set Label / Deploy', 'Run Prompt', 'Run Test Suite', 'Judge', 'Arena', 'Show Metrics']) {
+    for (const title of ['Show History', 'Diff with Previous', 'Diff Any Two Versions', 'Open Version', 'Roll Back to This Version', 'Create Branch', 'Merge Branch', 'Set Label / Deploy', 'Run Prompt', 'Run Test Suite', 'Judge', 'Arena', 'Show Metrics', 'Compare Behaviour', 'Bisect: Find the Version That Broke a Case', 'Show Check on Save']) {
       assert.ok(titles.includes(title), title);
     }
   });
@@ -49,6 +49,7 @@ describe('the manifest', () => {
     }
     assert.ok(manifest.contributes.menus['view/item/context'].some((m: { command: string; when: string }) => m.command === 'promstack.rollback' && /viewItem/.test(m.when)));
     assert.ok(manifest.contributes.menus['editor/title'].some((m: { command: string }) => m.command === 'promstack.showHistory'));
+    assert.ok(manifest.contributes.menus['view/item/context'].some((m: { command: string; when: string }) => m.command === 'promstack.compareBehaviour' && /viewItem =~ \/\^version\//.test(m.when)), 'Compare Behaviour on version rows');
   });
 
   it('declares the view, the settings and the MCP provider', () => {

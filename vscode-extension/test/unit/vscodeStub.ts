@@ -47,9 +47,13 @@ export class TreeItem {
   constructor(readonly label: string, readonly collapsibleState: number) {}
 }
 
+export class ThemeColor {
+  constructor(readonly id: string) {}
+}
+
 export class ThemeIcon {
   static Folder = new ThemeIcon('folder');
-  constructor(readonly id: string) {}
+  constructor(readonly id: string, readonly color?: ThemeColor) {}
 }
 
 export const TreeItemCollapsibleState = { None: 0, Collapsed: 1, Expanded: 2 };
@@ -65,7 +69,7 @@ export function makeStub(workspaceRoot: string, settings: Record<string, unknown
   const recorded: Recorded = { errors: [], warnings: [], infos: [], quickPicks: [] };
   const pickAnswers: unknown[] = [];
   const stub = {
-    EventEmitter, Uri, TreeItem, ThemeIcon, TreeItemCollapsibleState,
+    EventEmitter, Uri, TreeItem, ThemeIcon, ThemeColor, TreeItemCollapsibleState,
     window: {
       activeTextEditor: undefined as unknown,
       showErrorMessage: async (m: string) => { recorded.errors.push(m); return undefined; },
