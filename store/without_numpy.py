@@ -9,7 +9,6 @@ one import of `sqlite_utils.db` see neither; anything else importing numpy still
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 from types import ModuleType
@@ -19,7 +18,7 @@ HIDDEN = ("numpy", "pandas")
 TARGET = "sqlite_utils.db"
 
 
-class _HideWhileLoading(importlib.abc.Loader):
+class _HideWhileLoading:  # a loader (importlib.abc's protocol; importing that module costs ~5 ms)
     def __init__(self, loader: Any) -> None:
         self.loader = loader
 
@@ -38,7 +37,7 @@ class _HideWhileLoading(importlib.abc.Loader):
                     del sys.modules[name]
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:  # a meta path finder
     def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if name != TARGET:
             return None
