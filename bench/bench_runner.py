@@ -87,7 +87,7 @@ def report(cases: int, concurrency: int, latency: float, wall: float, cpu: float
     print(f"{label}: {cases:,} cases, concurrency {concurrency}, {latency * 1000:.0f} ms latency")
     print(f"  wall time        {wall:7.2f} s   ideal {ideal:.2f} s   ratio {wall / ideal:.3f}  "
           f"(goal <= {goal})  {'OK' if wall / ideal <= goal else 'OVER'}"
-          + (f"   floor x {wall / floor:.3f}" if floor else ""))
+          + (f"   floor x {wall / floor:.3f}" if floor else "") + f"   load {os.getloadavg()[0]:.2f}")
     print(f"  CPU per case     {cpu / cases * 1000:7.3f} ms  (goal < {CPU_GOAL_MS} ms)  "
           f"{'OK' if cpu / cases * 1000 < CPU_GOAL_MS else 'OVER'}")
     print(f"  results stored   {stored:,} of {cases:,}, passed {s['passed']:,}, errors {s['errors']}")
@@ -105,7 +105,8 @@ def whole_command(root: Path, cases: int, concurrency: int, latency: float, floo
     if done.returncode != 0 or wall / ideal > goal:
         MISSED.append(f"promstack test, {cases} cases")
     print(f"  `promstack test` {wall:7.2f} s   ideal {ideal:.2f} s   ratio {wall / ideal:.3f}  (goal <= {goal})  "
-          f"{'OK' if wall / ideal <= goal else 'OVER'}   floor x {wall / floor:.3f}   exit {done.returncode}")
+          f"{'OK' if wall / ideal <= goal else 'OVER'}   floor x {wall / floor:.3f}   exit {done.returncode}"
+          f"   load {os.getloadavg()[0]:.2f}")
 
 
 def server_stats(base: str) -> dict:

@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import Busy, InvalidInput, MergeConflict, NotFound, PromStackError
 from .models import Branch, Diff, LabelMove, Prompt, PromptVersion
+from .without_numpy import install as install_without_numpy
 
 __all__ = [
     "Branch", "Busy", "Diff", "InvalidInput", "LabelMove", "MergeConflict", "NotFound", "Prompt",
@@ -20,6 +21,9 @@ __all__ = [
 # so `promstack mcp` and `promstack --help` start as fast as a bare server.
 _LAZY = {"audit": ("store.audit", None), "connect": ("store.db", "connect"),
          "write": ("store.db", "write"), "PromptStore": ("store.prompts", "PromptStore")}
+
+
+install_without_numpy()
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,9 @@ def iso(moment: datetime) -> str:
     """A datetime in the call log's format: UTC ISO 8601 with microseconds and Z."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    elif moment.tzinfo is not UTC:  # most are UTC already: astimezone is a tenth of a reported row's cost
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def now() -> str:

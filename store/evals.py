@@ -434,18 +434,18 @@ class EvalStore:
             "SELECT count(*) FROM results WHERE run_id = ? AND status != 'error' AND latency_ms IS NOT NULL",
             [run_id],
         ).fetchone()[0]
-        out: dict[str, float | None] = {}
-        for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
-            if not n:
-                out[name] = None
-                continue
-            offset = min(n - 1, max(0, int(round(q * n + 0.5)) - 1))  # nearest rank
-            value = self.db.execute(
-                "SELECT latency_ms FROM results WHERE run_id = ? AND status != 'error'"
-                " AND latency_ms IS NOT NULL ORDER BY latency_ms LIMIT 1 OFFSET ?", [run_id, offset]
-            ).fetchone()[0]
-            out[name] = round(value, 1)
-        return out
+        names = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
+        if not n:
+            return {name: None for name, _ in names}
+        # nearest rank; the four read from ONE sort of the run's latencies (four sorts took
+        # half of a 10,000-case run's summary)
+        offsets = {name: min(n - 1, max(0, int(round(q * n + 0.5)) - 1)) for name, q in names}
+        at = dict(self.db.execute(
+            "SELECT k, latency_ms FROM (SELECT latency_ms, row_number() OVER (ORDER BY latency_ms) - 1 AS k"
+            " FROM results WHERE run_id = ? AND status != 'error' AND latency_ms IS NOT NULL)"
+            " WHERE k IN (?, ?, ?, ?)", [run_id, *offsets.values()],
+        ).fetchall())
+        return {name: round(at[offset], 1) for name, offset in offsets.items()}
 
     def failing(self, run_id: str, limit: int = 20) -> list[dict[str, Any]]:
         cols = ", ".join(f"r.{c}" for c in RESULT_COLUMNS)

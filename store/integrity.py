@@ -198,9 +198,15 @@ def rows_digest(rows: Iterable[Sequence[Any]]) -> str:
     writer hashes the values it inserts and `verify()` the values it reads back, so each value is
     taken as SQLite stores it: the REAL columns as floats (an int sent for a latency is stored
     as 250.0)."""
-    return hashlib.sha256(json.dumps(
-        [[float(v) if i in _REAL_AT and v is not None else v for i, v in enumerate(row[:len(HASHED_CALL_COLUMNS)])] for row in rows],
-        ensure_ascii=False).encode()).hexdigest()
+    width, reals = len(HASHED_CALL_COLUMNS), sorted(_REAL_AT)
+    hashed = []
+    for row in rows:  # only the REAL columns are touched: a batch is hashed on every report
+        values = list(row[:width])
+        for i in reals:
+            if values[i] is not None:
+                values[i] = float(values[i])
+        hashed.append(values)
+    return hashlib.sha256(json.dumps(hashed, ensure_ascii=False).encode()).hexdigest()
 
 
 def batch_problems(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> tuple[int, list[str]]:

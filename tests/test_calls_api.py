@@ -104,3 +104,33 @@ def test_a_body_the_fast_path_does_not_take_is_validated_by_the_route(http, isol
     assert fast.status_code == 200 and fast.json()["stored"] == 1
     with Client(isolated_store) as client:
         assert [r["call_id"] for r in rows(client)] == ["api-f1"]
+
+
+def test_killing_the_server_mid_batch_loses_no_acknowledged_row(isolated_store):
+    """Batches of 100 reported calls posted one after another to a real `promstack serve`,
+    killed with SIGKILL while they flow: every call of every batch the server answered 200 for
+    is in the call log, by its id."""
+    import httpx
+    from test_watchdog import kill_while_posting, promstack_serve
+
+    sent: dict[int, list[str]] = {}
+    with promstack_serve(isolated_store) as (server, base):
+        def post(acknowledged):
+            with httpx.Client(timeout=10) as http:
+                for n in range(10_000):
+                    batch = [{"call_id": f"b{n}-{i}", "model": "gpt-4o-mini", "input_tokens": 10 + i,
+                              "output_tokens": 5, "latency_ms": 300} for i in range(100)]
+                    try:
+                        answer = http.post(f"{base}{V1}/calls", json={"idempotency_key": f"b{n}", "calls": batch})
+                    except httpx.HTTPError:
+                        return
+                    if answer.status_code == 200:
+                        sent[n] = [f"api-{row['call_id']}" for row in batch]
+                        acknowledged.append(answer.json()["stored"])
+
+        acknowledged = kill_while_posting(server, post, at_least=500)
+    assert sum(acknowledged) == 100 * len(sent)  # each acknowledged batch stored whole
+    with Client(isolated_store) as client:
+        stored = {r["call_id"] for r in rows(client)}
+    missing = [call_id for ids in sent.values() for call_id in ids if call_id not in stored]
+    assert missing == []

@@ -14,8 +14,8 @@ def test_every_item_done_at_most_concurrency_at_once():
         nonlocal in_hand, most
         in_hand += 1
         most = max(most, in_hand)
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        # longer than the workers' staggered start (pool.RAMP at most), so that all are at work
+        await asyncio.sleep(0.01)
         done.append(item)
         in_hand -= 1
 
@@ -85,3 +85,17 @@ def test_cancelling_drops_work_in_flight():
 
     asyncio.run(scenario())
     assert sorted(finished) == [0, 1, 2, 3]
+
+
+def test_workers_start_staggered_yet_all_take_part():
+    """The workers start a moment apart (so their calls do not go out, and come back, in one
+    burst), and every one of them still takes items."""
+    by_worker: dict[int, int] = {}
+
+    async def work(item: int) -> None:
+        task = id(asyncio.current_task())
+        by_worker[task] = by_worker.get(task, 0) + 1
+        await asyncio.sleep(0.005)
+
+    asyncio.run(run_pool(range(200), work, concurrency=8, backlog=16))
+    assert sum(by_worker.values()) == 200 and len(by_worker) == 8

@@ -239,18 +239,14 @@ def test_a_runner_may_report_and_a_viewer_may_not(client, app):
 def test_killing_the_server_mid_batch_loses_no_acknowledged_span(isolated_store):
     """Batches posted one after another to a real `promstack serve`, killed with SIGKILL while
     they flow: every span the server answered 200 for is in the store."""
-    import signal
-    import threading
-
-    from test_watchdog import promstack_serve
+    from test_watchdog import kill_while_posting, promstack_serve
 
     from promstack.client import Client
 
     spans = captured(lambda t: [chat(t) for _ in range(100)])
     request = encode_spans(spans)
-    acknowledged = []
     with promstack_serve(isolated_store) as (server, base):
-        def post():
+        def post(acknowledged):
             with httpx.Client(headers=PROTOBUF, timeout=10) as http:
                 for n in range(10_000):
                     for i, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
@@ -262,15 +258,7 @@ def test_killing_the_server_mid_batch_loses_no_acknowledged_span(isolated_store)
                     if answer.status_code == 200:
                         acknowledged.append(100)
 
-        sender = threading.Thread(target=post)
-        sender.start()
-        deadline = time.monotonic() + 20
-        while sum(acknowledged) < 500 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        server.send_signal(signal.SIGKILL)
-        server.wait(10)
-        sender.join(20)
-    assert sum(acknowledged) >= 500
+        acknowledged = kill_while_posting(server, post, at_least=500)
     with Client(isolated_store) as client:
         assert len(otlp_rows(client)) >= sum(acknowledged)
 

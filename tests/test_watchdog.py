@@ -151,6 +151,25 @@ def promstack_serve(store: Path):
             server.wait(15)
 
 
+def kill_while_posting(server: subprocess.Popen, post, at_least: int) -> list[int]:
+    """Run `post(acknowledged)` in a thread (it appends the count of each batch the server
+    answered 200 for, and returns when a post fails), SIGKILL the server once `at_least` are
+    acknowledged, and return the counts acknowledged."""
+    import signal
+
+    acknowledged: list[int] = []
+    sender = threading.Thread(target=post, args=(acknowledged,))
+    sender.start()
+    deadline = time.monotonic() + 20
+    while sum(acknowledged) < at_least and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.send_signal(signal.SIGKILL)
+    server.wait(10)
+    sender.join(20)
+    assert sum(acknowledged) >= at_least
+    return acknowledged
+
+
 def test_promstack_serve_watches_itself(isolated_store, receiver):  # noqa: F811
     """A real server process: spans with errors come in over OTLP, the server's own schedule
     fires the error-rate alert and calls the webhook; the dashboard says when the checks ran."""

@@ -44,6 +44,14 @@ class Context:
             self._client.check_mode = "process"
         return self._client
 
+    def close(self) -> None:
+        """Close the client this command made, if any: the call log drained and the store closed
+        here, while the command's objects are still alive, instead of at the interpreter's
+        teardown (measured: ~0.15 s after a 10,000-case `promstack test`, against ~0.01 s here)."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            client.close()
+
 
 # The steps an engine error suggests (store.errors.Step), as a CLI user takes them.
 CLI_ACTIONS = {
@@ -139,7 +147,10 @@ def command_context(func: Callable) -> Callable:
     def wrapper(ctx: click.Context, *args: Any, db: str | None = None, json_output: bool = False, **kwargs: Any):
         parent = ctx.find_object(Context)
         state = Context(db or (parent.db if parent else None), json_output)
-        return func(state, *args, **kwargs)
+        try:
+            return func(state, *args, **kwargs)
+        finally:
+            state.close()
 
     return wrapper
 
@@ -197,11 +208,14 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 
 def main() -> None:
+    code: object = EXIT_OK
     try:
         cli(prog_name="promstack")
+    except SystemExit as done:  # click ends every command this way, success included
+        code = done.code
     except BrokenPipeError:
         _reader_gone()
-        sys.exit(EXIT_CHECK_FAILED)
+        code = EXIT_CHECK_FAILED
     finally:
         # click answers a closed pipe itself (exit 1) but leaves the unwritten output buffered;
         # flushing it at exit would print "Exception ignored ... BrokenPipeError".
@@ -210,6 +224,11 @@ def main() -> None:
                 sys.__stdout__.flush()
         except (BrokenPipeError, ValueError):
             _reader_gone()
+    # Only a command that ended (any other exception goes on to Python's usual exit and its
+    # traceback): the command closed its client, so its writes are in the store.
+    from .quick_exit import quick_exit
+
+    quick_exit(code)
 
 
 def _reader_gone() -> None:

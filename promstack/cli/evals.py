@@ -253,7 +253,6 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
     """
     import asyncio
 
-    from promstack.evals.report import write_report
     from promstack.evals.score import parse_min_pass, run_verdict
 
     threshold_rate = parse_min_pass(min_pass)
@@ -277,6 +276,8 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
     if output:
+        from promstack.evals.report import write_report
+
         path = write_report(ctx.client.evals, run, output)
         click.echo(f"promstack: wrote {path}", err=True)
     verdict = run_verdict(run, threshold_rate)

@@ -23,9 +23,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from store.errors import InvalidInput, NotFound, Step
 
@@ -35,6 +33,7 @@ from .score import PASS_SCORE
 
 if TYPE_CHECKING:
     from ..client import Client
+    from .judgement import Judgement, PairJudgement
 
 JUDGE_PROMPT = "promstack/judge"
 PAIR_PROMPT = "promstack/judge-pair"
@@ -197,25 +196,6 @@ def ensure_judge_prompts(client: Client) -> tuple[int, int]:
 # ---- structured output -------------------------------------------------------------------------
 
 
-class CriterionScore(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    criterion: int | str | None = None
-    score: int  # the scale is whole numbers: 4.5 does not fit the schema
-    reason: str = Field(min_length=1)
-
-
-class Judgement(BaseModel):
-    # A "pass" or "verdict" field the judge adds is ignored: pass/fail is decided from the score.
-    model_config = ConfigDict(extra="ignore")
-    scores: list[CriterionScore]
-
-
-class PairJudgement(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    winner: Literal["A", "B", "tie"]
-    reason: str = ""
-
-
 def judgement_schema(n_criteria: int, scale: tuple[int, int]) -> dict[str, Any]:
     """The response format that fixes the answer's shape: exactly one entry per criterion
     (minItems = maxItems = n), each criterion numbered 1..n and an integer score in the scale."""
@@ -282,6 +262,10 @@ def _reply_json(text: str) -> Any:
 
 
 def parse_judgement(text: str, n_criteria: int, scale: tuple[int, int]) -> Judgement:
+    from pydantic import ValidationError
+
+    from .judgement import Judgement  # pydantic loads when a judge answers, not with every test run
+
     data = _reply_json(text)
     try:
         judgement = Judgement.model_validate(data)
@@ -308,6 +292,10 @@ def parse_pair(text: str) -> PairJudgement:
     data = _reply_json(text)
     if isinstance(data, dict) and isinstance(data.get("winner"), str):
         data = {**data, "winner": {"a": "A", "b": "B", "tie": "tie"}.get(data["winner"].strip().lower(), data["winner"])}
+    from pydantic import ValidationError
+
+    from .judgement import PairJudgement
+
     try:
         return PairJudgement.model_validate(data)
     except ValidationError as exc:

@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 from store.errors import InvalidInput
-from store.formats.placeholders import variable
 
 from .assertions import validate_assertion
 
@@ -18,6 +17,10 @@ def cases_from_prompt_yml(test_data: dict[str, Any], name: str) -> list[dict[str
     file watcher): each item's keys are template variables; `evaluators` become assertions on
     every case ({{ var }} in their values filled from the case). Without evaluators, an item's
     `expected` is checked by the judge, as a CSV's expected_output is."""
+    # The prompt file formats (Jinja, YAML and the rest, ~60 ms) load for such a file only, not
+    # with every module that imports this one.
+    from store.formats.placeholders import variable
+
     items = test_data.get("testData") or []
     evaluators = test_data.get("evaluators") or []
     cases = []

@@ -29,7 +29,6 @@ from typing import Any
 from store.errors import InvalidInput, NotFound, Step
 
 from .assertions import validate_assertion
-from .prompt_yml import prompt_yml_cases
 
 SUITE_DIR = Path("tests") / "prompts"
 FORMATS = ("csv", "json", "jsonl")
@@ -144,6 +143,8 @@ def parse_file(path: Path, fmt: str | None = None) -> tuple[dict[str, Any], Iter
     fmt = detect_format(path, fmt)
     check_utf8(path)
     if fmt == "prompt.yml":
+        from .prompt_yml import prompt_yml_cases  # the YAML readers load for such a file only
+
         return {}, iter(prompt_yml_cases(path.read_text(encoding="utf-8"), path.name))
     if fmt == "csv":
         header = _csv_header(path)
