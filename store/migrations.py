@@ -548,3 +548,33 @@ def m012_version_checks(db: sqlite_utils.Database) -> None:
         CREATE INDEX version_checks_finished ON version_checks (finished_at);
         """
     )
+
+
+@migrations()
+def m013_jobs(db: sqlite_utils.Database) -> None:
+    # The server's long operations (a judge pass, an arena, evaluate, a test run started over
+    # REST), so that a poll answered by any worker of `promstack serve --workers N`, or by the
+    # server after a restart, finds them (store/jobs.py). `holder` is the worker running it
+    # (host:pid:nonce); it renews lease_until (epoch seconds) while it runs, so a job whose
+    # worker died reads as failed. run_id: the store run the job made, once it has one.
+    db.executescript(
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            actor TEXT,
+            status TEXT NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            total INTEGER,
+            result TEXT,
+            error TEXT,
+            run_id TEXT,
+            holder TEXT NOT NULL,
+            lease_until REAL NOT NULL,
+            started_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX jobs_run ON jobs (run_id);
+        CREATE INDEX jobs_finished ON jobs (status, started_at);
+        """
+    )

@@ -225,7 +225,7 @@ def create_api(pool: ClientPool) -> ASGIApp:
                             HTTPException: _http_error},
     )
     api.state.pool = pool
-    api.state.jobs = Jobs()
+    api.state.jobs = Jobs(pool)
     for module in (prompts, evals, deploy, monitor, archive, checks, changes):
         api.include_router(module.router)
     api.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False)

@@ -115,14 +115,14 @@ def _evaluated(found: dict[str, Any]) -> s.EvaluateResult:
                             run=s.run_result(found["run"]))
 
 
-def _status(job: Any) -> RunStatus:
-    return RunStatus(run_id=job.id, kind=job.kind, status=job.status, progress=Progress(done=job.done, total=job.total),
-                     result=job.result, error=job.error)
+def _status(job: dict[str, Any]) -> RunStatus:
+    """A job as the store has it (web/rest/jobs.py); once it made a run, it goes by the run's id."""
+    return RunStatus(run_id=job["run_id"] or job["id"], kind=job["kind"], status=job["status"],
+                     progress=Progress(done=job["done"], total=job["total"]), result=job["result"], error=job["error"])
 
 
 def _start(request: Request, caller: Caller, kind: str, work: Any, shape: Any) -> RunStatus:
-    job = request.app.state.jobs.start(caller.pool, caller.actor, kind, work, shape=shape)
-    return _status(job)
+    return _status(request.app.state.jobs.start(caller.actor, kind, work, shape=shape))
 
 
 @router.get("/suites")
@@ -205,8 +205,8 @@ def get_run(run_id: str, request: Request, failing: Annotated[int, Query(ge=0, l
             caller: Caller = needs("get_run")) -> Any:
     """A run's status and progress; when done, its summary (the same as the get_run tool)."""
 
-    job = request.app.state.jobs.get(run_id)
-    if job is not None and (job.status != "done" or job.kind != "test" or failing == 20):
+    job = request.app.state.jobs.get(run_id)  # any worker's job, from the store
+    if job is not None and (job["status"] != "done" or job["kind"] != "test" or failing == 20):
         return _status(job)
     with caller.client() as client:
         run = client.tests.get_run(run_id, failing=failing)
