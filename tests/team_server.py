@@ -20,16 +20,17 @@ def free_port() -> int:
 
 
 def serve(spawn, root: Path, *, token: str | None = None, env: dict[str, str] | None = None,
-          port: int | None = None) -> str:
+          port: int | None = None, args: tuple[str, ...] = ()) -> str:
     """Start `promstack serve` on the store of workspace `root` (made by `promstack init`);
-    return its URL once it answers (on `port` when given: a server restarted where it was)."""
+    return its URL once it answers (on `port` when given: a server restarted where it was;
+    `args`: more options, such as ("--workers", "2"))."""
     port = port or free_port()
     child = {k: v for k, v in os.environ.items() if k not in ("PROMSTACK_URL", "PROMSTACK_TOKEN")}
     child.update({"PROMSTACK_DB": str(root / ".promstack" / "promstack.db"), **(env or {})})
     if token:
         child["PROMSTACK_TOKEN"] = token
     proc = spawn([sys.executable, "-c", "from promstack.cli import main; main()", "serve", "--port", str(port),
-                  "--no-watch"], cwd=root, env=child, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                  "--no-watch", *args], cwd=root, env=child, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     deadline = time.monotonic() + 30

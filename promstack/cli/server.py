@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,10 +114,12 @@ def server_mcp(ctx: click.Context, db: str | None, watch_dir: str | None) -> Non
 @click.option("--watch", "watch_dir", default="prompts", show_default=True,
               help="Version saves of prompt files in this folder of the workspace (when it exists).")
 @click.option("--no-watch", is_flag=True, help="Serve without the file watcher.")
+@click.option("--workers", default=1, type=click.IntRange(1, 64), show_default=True,
+              help="Worker processes over the one store (a poll of a long operation is answered by any).")
 @click.pass_context
 @handle_errors
 def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token: str | None,
-                 watch_dir: str, no_watch: bool) -> None:
+                 watch_dir: str, no_watch: bool, workers: int) -> None:
     """Serve the MCP endpoint (/mcp) and the dashboard over HTTP, on http://127.0.0.1:8787.
 
     Outside a workspace, a new one is made here with the examples. Once a token exists
@@ -152,10 +155,28 @@ def server_serve(ctx: click.Context, db: str | None, host: str, port: int, token
 
     folder = Path(watch_dir)
     folder = folder if folder.is_absolute() else workspace_root(Path(path)) / folder
-    app = create_app(path, host=host, token=token)
-    click.echo(f"promstack: serving {path} on http://{host}:{port} (MCP at /mcp)", err=True)
+    app = create_app(path, host=host, token=token) if workers == 1 else None
+    many = f", {workers} workers" if workers > 1 else ""
+    click.echo(f"promstack: serving {path} on http://{host}:{port} (MCP at /mcp{many})", err=True)
     with _watching(path, None if no_watch or not folder.is_dir() else str(folder)):
-        _run(app, host, port)
+        if app is not None:
+            _run(app, host, port)
+        else:
+            _run_workers(path, host, port, token, workers)
+
+
+def _run_workers(path: str, host: str, port: int, token: str | None, workers: int) -> None:
+    """uvicorn's worker processes, each making the app (promstack.web.app.app_for_workers); the
+    file watcher stays in this process, so a file is versioned once."""
+    import uvicorn
+
+    os.environ.update({"PROMSTACK_DB": str(Path(path).resolve()), "PROMSTACK_SERVE_HOST": host})
+    if token:
+        os.environ["PROMSTACK_SERVE_TOKEN"] = token
+    else:  # a named token found there was refused above
+        os.environ.pop("PROMSTACK_SERVE_TOKEN", None)
+    uvicorn.run("promstack.web.app:app_for_workers", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
 
 
 def _has_tokens(path: str) -> bool:

@@ -254,6 +254,14 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "version": __version__})
 
 
+def app_for_workers() -> Starlette:
+    """uvicorn's factory for `promstack serve --workers N`: each worker process makes its app
+    from what the command put in its environment (PROMSTACK_DB, PROMSTACK_SERVE_HOST,
+    PROMSTACK_SERVE_TOKEN)."""
+    return create_app(os.environ["PROMSTACK_DB"], host=os.environ.get("PROMSTACK_SERVE_HOST", DEFAULT_HOST),
+                      token=os.environ.get("PROMSTACK_SERVE_TOKEN") or None)
+
+
 def create_app(
     db: str | os.PathLike | None = None,
     *,
