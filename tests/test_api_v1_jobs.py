@@ -152,6 +152,8 @@ def test_a_killed_servers_job_reads_as_failed_after_restart(team, scripted):
     body = polled.json()
     assert body["status"] == "failed" and body["error"] == rows.STOPPED
     assert before["progress"]["done"] <= body["progress"]["done"] < CASES
+    finished = _get(url, f"/runs/{tested['run_id']}").json()  # a finished job outlives the restart
+    assert (finished["status"], finished["result"]) == ("done", tested["result"])
     # the run itself is still there, and can be judged again
     again, _ = _poll(url, _post(url, f"/runs/{tested['run_id']}/judge", json={
         "criteria": SEED_JUDGE, "judge_model": "openai/judge", "concurrency": 4}))
