@@ -33,7 +33,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import audit, integrity
+from . import audit, integrity, processes
 from .db import write
 from .errors import NotFound, Step
 from .refs import checked_int, prompt_ref, sql_int
@@ -427,22 +427,12 @@ class CallLogWriter:
             db.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover(open_db: Callable[[], sqlite_utils.Database], journal_dir: Path) -> int:
     """Replay the journals that processes now gone left behind; returns the rows recovered."""
     try:
         orphans = [p for p in journal_dir.glob("*.jsonl")
                    if p.name.split("-", 1)[0].isdigit() and int(p.name.split("-", 1)[0]) != os.getpid()
-                   and not _alive(int(p.name.split("-", 1)[0]))]
+                   and not processes.exists(int(p.name.split("-", 1)[0]))]
     except OSError:
         return 0
     if not orphans:

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
+from . import processes
 from .clock import current, iso, now
 from .refs import sql_int
 from .tx import write
@@ -127,22 +128,4 @@ def is_alive(by: str, lease_until: float) -> bool:
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
         return True
-    return _process_exists(int(pid))
-
-
-def _process_exists(pid: int) -> bool:
-    if os.path.isdir("/proc/self"):
-        try:
-            with open(f"/proc/{pid}/stat") as stat:  # a zombie (killed, not yet reaped) is gone
-                return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
-        except FileNotFoundError:
-            return False
-        except OSError:
-            pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return processes.exists(int(pid))
