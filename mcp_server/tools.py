@@ -82,10 +82,15 @@ def list_prompts(call: Call, args: ListPromptsArgs) -> tuple[PromptListResult, s
 def get_prompt(call: Call, args: GetPromptArgs) -> tuple[PromptVersionResult, str]:
     """Get a prompt version's template and model_config (default: main's head)."""
     found = call.client.get_prompt(args.prompt, version=args.version, label=args.label, branch=args.branch)
+    result, checked = _checked_result(call, found)
+    return result, f"{_version_text(found)}{checked}\n\n{_show_template(found)}"
+
+
+def _checked_result(call: Call, found: Any) -> tuple[PromptVersionResult, str]:
+    """The version with its quick check (a save's is 'checking…' at once), and the check's line."""
     result = version_result(found)
     result.check = check_of(call.client.version_checks(found.prompt_id, [found.version]), found.version)
-    checked = f"\nCheck: {result.check.text}" if result.check else ""
-    return result, f"{_version_text(found)}{checked}\n\n{_show_template(found)}"
+    return result, f"\nCheck: {result.check.text}" if result.check and result.check.status != "no_suite" else ""
 
 
 @tool(title="Create a prompt", idempotent=True, changes_prompts=True)
@@ -95,7 +100,8 @@ def create_prompt(call: Call, args: CreatePromptArgs) -> tuple[PromptVersionResu
         args.prompt, _template(args.template), model_config=args.config,
         description=args.description, message=args.message, author=call.actor, source=call.source,
     )
-    return version_result(found), _version_text(found, "Created ") + f" with id {found.prompt_id}"
+    result, checked = _checked_result(call, found)
+    return result, _version_text(found, "Created ") + f" with id {found.prompt_id}{checked}"
 
 
 @tool(title="Save a new version", idempotent=True, changes_prompts=True)
@@ -108,7 +114,8 @@ def update_prompt(call: Call, args: UpdatePromptArgs) -> tuple[PromptVersionResu
     text = _version_text(found, "Saved " if found.created else "Unchanged: the head is already ")
     if found.warnings:
         text += "\nWarning: " + "\nWarning: ".join(found.warnings)
-    return version_result(found), text
+    result, checked = _checked_result(call, found)
+    return result, text + checked
 
 
 @tool(title="Delete (archive) a prompt", idempotent=True, changes_prompts=True)

@@ -75,6 +75,9 @@ async def test_mcp_get_history_and_get_prompt_carry_the_check(scripted, isolated
             saved = await mcp.call_tool("update_prompt", {"prompt": "answer", "model_config": BAD})
             assert not saved.is_error, saved.content[0].text
             number = saved.structured_content["version"]
+            # The save's own answer says its check is under way (or, on a fast machine, done).
+            queued = saved.structured_content["check"]
+            assert queued["status"] in ("pending", "checked") and f"Check: {queued['text']}" in saved.content[0].text
             history = await _checked_history(mcp, number)
             newest = history["versions"][0]
             assert newest["version"] == number and newest["check"]["status"] == "checked"
