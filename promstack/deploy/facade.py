@@ -1,6 +1,6 @@
 """What the faces call to deploy: `client.deploys`, the same methods whichever store the client
 has. This one runs the engine on the client's own store; over a team server the remote client
-hands out `promstack.remote.RemoteDeploys`, which sends each call to the server's REST API (its
+hands out `promstack.remote_facades.RemoteDeploys`, which sends each call to the server's REST API (its
 gate decides, its labels move). So the engine modules never ask which kind of client they have.
 """
 

@@ -1,6 +1,6 @@
 """What the faces call to test: `client.tests`, the same methods whichever store the client has.
 This one runs the engine (`evals.engine`, `evals.arena`, `evals.catalog`) on the client's own
-store; over a team server the remote client hands out `promstack.remote.RemoteTests`, whose test
+store; over a team server the remote client hands out `promstack.remote_facades.RemoteTests`, whose test
 runs are made on the caller's machine (its model keys) and uploaded, and whose other operations
 run on the server. So the engine modules never ask which kind of client they have.
 """

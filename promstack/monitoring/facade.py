@@ -1,6 +1,6 @@
 """What the faces call for metrics, alerts and costs: `client.monitoring`, the same methods
 whichever store the client has. This one reads the client's own store; over a team server the
-remote client hands out `promstack.remote.RemoteMonitoring`, which asks the server's REST API.
+remote client hands out `promstack.remote_facades.RemoteMonitoring`, which asks the server's REST API.
 Either way the result is the same dict, so a face words it one way."""
 
 from __future__ import annotations
