@@ -239,10 +239,12 @@ def _run_kwargs(prompt, version, label, models, concurrency, model_limits, repea
 @click.option("--min-pass", default="100%", show_default=True, help="Pass rate under which the exit code is 1.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write results.json, junit.xml or results.csv.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes sharing the run (the calls in flight are split between them).")
 @command_context
 def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concurrency, model_limits,
              repeat, retries, criteria, judge_model, threshold, resume: str | None, min_pass: str,
-             output: str | None, quiet: bool) -> None:
+             output: str | None, quiet: bool, workers: int) -> None:
     """Run a test suite: every case x model through the gateway, judged, stored as a run.
 
     \b
@@ -264,10 +266,11 @@ def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concur
                 if suite or prompt or models or version or label:
                     fail("--resume finishes a run as it was started: drop --suite/--prompt/--model/--version/--label")
                 run = asyncio.run(ctx.client.tests.aresume_run(resume, progress=progress, warn=warn,
-                                                               retries=retries or None, concurrency=concurrency))
+                                                               retries=retries or None, concurrency=concurrency,
+                                                               workers=workers))
             else:
                 run = asyncio.run(ctx.client.tests.arun_tests(
-                    suite, progress=progress, warn=warn,
+                    suite, progress=progress, warn=warn, workers=workers,
                     **_run_kwargs(prompt, version, label, models, concurrency, model_limits, repeat,
                                   retries, criteria, judge_model, threshold)))
     except KeyboardInterrupt:

@@ -36,6 +36,7 @@ from .gateway import Gateway, LiveGateway
 from .judge import ensure_judge_prompts, load_judge
 from .plans import build_plan, check_columns, check_not_running, plan_from_run
 from .runner import Plan, Progress, arun_plan, count_unchecked, failing_cases, summarize
+from .shards import arun_sharded, check_workers
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -56,6 +57,7 @@ async def arun_tests(
     progress: Progress | None = None,
     warn: Any = None,
     started: Any = None,
+    workers: int = 1,
     **options: Any,
 ) -> dict[str, Any]:
     """Start a test run of `suite` and run it to the end. Returns the run with its summary.
@@ -69,6 +71,7 @@ async def arun_tests(
     else:
         raise InvalidInput("say which suite to run, or which prompt (its suite is then the one tied to it)")
     plan = build_plan(client, found, **options)
+    workers = check_workers(workers, plan, client.store.path)
     judge_key = plan.judge.key() if plan.judge else ""
     run = evals.create_run(
         kind="test", suite=found, prompt_id=plan.prompt_id, prompt_version=plan.prompt_version,
@@ -81,31 +84,35 @@ async def arun_tests(
     if unchecked and warn is not None:
         warn(f"{unchecked} case(s) of suite {found['name']!r} have nothing to check (no expected_output, "
              "no assertion, no judge criteria): they will be reported as UNCHECKED and never pass")
-    return await _execute(client, run, plan, gateway, progress)
+    return await _execute(client, run, plan, gateway, progress, workers)
 
 
 async def aresume_run(client: Client, run_id: str, *, gateway: Gateway | None = None,
                       progress: Progress | None = None, concurrency: int | None = None,
-                      retries: int | None = None, warn: Any = None) -> dict[str, Any]:
+                      retries: int | None = None, warn: Any = None, workers: int = 1) -> dict[str, Any]:
     evals = client.evals
     run = evals.run(run_id)
     if run["kind"] != "test":
         raise InvalidInput(f"run {run_id} is an {run['kind']} run; resume it with its own command")
     check_not_running(run)
     plan = plan_from_run(client, run, concurrency=concurrency, retries=retries)
+    workers = check_workers(workers, plan, client.store.path)
     if plan.suite["sha256"] != run["suite_sha"] and warn is not None:
         warn(f"suite {run['suite_name']!r} changed since run {run_id} started: unchanged cases keep their "
              "results, new or edited ones are run now")
-    return await _execute(client, run, plan, gateway, progress)
+    return await _execute(client, run, plan, gateway, progress, workers)
 
 
 async def _execute(client: Client, run: dict[str, Any], plan: Plan, gateway: Gateway | None,
-                   progress: Progress | None) -> dict[str, Any]:
+                   progress: Progress | None, workers: int = 1) -> dict[str, Any]:
     evals = client.evals
     total = plan.suite["case_count"] * len(plan.models) * plan.repeat
     if run["total"] != total:
         evals.set_run_total(run["id"], total)
         run = evals.run(run["id"])
+    if workers > 1 and gateway is None:
+        await arun_sharded(client, plan, run, workers, progress=progress)
+        return get_run(client, run["id"])
     async with _gateway(client, gateway) as live:
         await arun_plan(evals, live, plan, run, progress=progress, db_path=client.store.path)
     return get_run(client, run["id"])
@@ -215,8 +222,8 @@ async def arun_here(client: Client, suite: str | None, *, prompt: Any = None, ve
 
 
 async def aresume_here(client: Client, run_id: str, *, progress: Progress | None = None,
-                       concurrency: int | None = None, retries: int | None = None, warn: Any = None
-                       ) -> dict[str, Any]:
+                       concurrency: int | None = None, retries: int | None = None, warn: Any = None,
+                       workers: int = 1) -> dict[str, Any]:
     """Finish an interrupted test run over a team server (`client` is remote), here: its
     finished results come from the server into a scratch store, the cases left are run through
     this machine's gateway, and the completed run is uploaded once (it completes the server's)."""
@@ -235,7 +242,7 @@ async def aresume_here(client: Client, run_id: str, *, progress: Progress | None
         local.evals.import_run({**run, "prompt_version": ours}, [{**r, "prompt_version": ours} for r in finished])
         try:
             resumed = await aresume_run(local, run_id, progress=progress, concurrency=concurrency, retries=retries,
-                                        warn=warn)
+                                        warn=warn, workers=workers)
         except BaseException:
             _upload_from(client, local, {**local.evals.run(run_id), "status": "interrupted"}, served.version)
             raise

@@ -69,8 +69,11 @@ class Runner:
     """One run's pool: workers, per-model limits, the judge, and the writer of results."""
 
     def __init__(self, evals: EvalStore, gateway: Gateway, plan: Plan, run: dict[str, Any], *,
-                 progress: Progress | None = None, db_path: Any = None) -> None:
+                 progress: Progress | None = None, db_path: Any = None,
+                 shard: tuple[int, int] | None = None) -> None:
         self.evals = evals
+        # (i, n): this process runs only the units whose ordinal is i modulo n (promstack.evals.shards)
+        self.shard = shard
         self.db_path = db_path
         self._sink: _ThreadWriter | None = None
         self._finished: asyncio.Queue = asyncio.Queue()
@@ -130,8 +133,11 @@ class Runner:
 
     def _undone(self, cases: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str, int]]:
         done = self.evals.done_keys(self.run_id, [c["case_key"] for c in cases])
-        return [(case, model, repeat) for case in cases for model in self.plan.models
-                for repeat in range(self.plan.repeat) if (case["case_key"], model, repeat) not in done]
+        models, repeats = self.plan.models, self.plan.repeat
+        mine = self.shard
+        return [(case, model, repeat) for case in cases for m, model in enumerate(models)
+                for repeat in range(repeats) if (case["case_key"], model, repeat) not in done
+                and (mine is None or ((case["idx"] * len(models) + m) * repeats + repeat) % mine[1] == mine[0])]
 
     async def _work(self, unit: tuple[dict[str, Any], str, int]) -> None:
         case, model, repeat = unit

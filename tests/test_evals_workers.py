@@ -1,0 +1,101 @@
+"""`promstack test --workers N`: the run shared by N processes, each with its own gateway, gives
+the same summary as one process, never has more calls in flight than --concurrency, logs every
+call once, and a Ctrl-C to the parent leaves a run that resumes to exactly N results."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from promstack.evals import engine
+
+pytest_plugins = ("test_evals_fake",)
+
+PROMSTACK = os.path.join(os.path.dirname(sys.executable), "promstack")
+SAME = ("total", "results", "passed", "failed", "errors", "pass_rate", "score", "complete", "unscored")
+
+
+def _suite(workspace, name, count, word="질문"):
+    # every third case expects what the model never says: the run has failures to report
+    rows = "input,expected_output\n" + "".join(
+        f'"{word} {i}","{"contains:NEVER" if i % 3 == 0 else "contains:GOOD"}"\n' for i in range(count))
+    (workspace / "tests" / "prompts" / f"{name}.csv").write_text(rows, encoding="utf-8")
+    (workspace / "tests" / "prompts" / f"{name}.yml").write_text("prompt: 42\n", encoding="utf-8")
+
+
+def _call_ids(db, run_id):
+    return [r[0] for r in db.execute("SELECT call_id FROM calls WHERE run_id = ?", [run_id]).fetchall()]
+
+
+def _result_keys(db, run_id):
+    return db.execute("SELECT case_key, model, repeat FROM results WHERE run_id = ?", [run_id]).fetchall()
+
+
+def test_two_workers_give_the_summary_one_gives_and_log_every_call_once(workspace, client, scripted):
+    _suite(workspace, "shared", 60)
+    _suite(workspace, "alone", 60, word="문제")  # other inputs: none of its calls is a cache hit
+    scripted.latency = 0.005
+    two = engine.run_tests(client, "shared", concurrency=8, workers=2)
+    one = engine.run_tests(client, "alone", concurrency=8)
+    assert two["status"] == one["status"] == "done"
+    assert {k: two["summary"][k] for k in SAME} == {k: one["summary"][k] for k in SAME}
+    assert two["summary"]["results"] == 60 and two["summary"]["failed"] == 20
+    assert sorted(f["case"] for f in two["summary"]["failing"]) == sorted(f["case"] for f in one["summary"]["failing"])
+    calls = _call_ids(client.store.db, two["id"])
+    assert len(calls) == len(set(calls)) == 60  # one call-log row a call, none doubled
+    assert len(set(_result_keys(client.store.db, two["id"]))) == 60
+
+
+def test_the_workers_together_never_pass_the_concurrency(workspace, client, scripted):
+    _suite(workspace, "wide", 96)
+    scripted.hold = 12  # the first requests wait until 12 are in flight: the cap is reached
+    scripted.latency = 0.005
+    run = engine.run_tests(client, "wide", concurrency=12, workers=2)
+    assert run["summary"]["results"] == 96
+    assert scripted.peak == 12
+
+
+def test_ctrl_c_stops_every_worker_and_the_run_resumes_to_exactly_n(workspace, client, scripted, isolated_store,
+                                                                    spawn):
+    _suite(workspace, "stopped", 120)
+    scripted.latency = 0.03
+    env = {**os.environ, "PROMSTACK_DB": str(isolated_store)}
+    proc = spawn([PROMSTACK, "test", "--suite", "stopped", "--concurrency", "4", "--workers", "2"],
+                 cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    watcher = sqlite3.connect(isolated_store, timeout=10)
+    deadline = time.monotonic() + 60
+    count = 0
+    while count < 10 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+        try:
+            count = watcher.execute("SELECT count(*) FROM results").fetchone()[0]
+        except sqlite3.OperationalError:
+            count = 0
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    run_id, status = watcher.execute("SELECT id, status FROM runs").fetchone()
+    kept = watcher.execute("SELECT count(*) FROM results").fetchone()[0]
+    watcher.close()
+    assert proc.returncode == 130, stderr.decode()
+    assert status == "interrupted" and 10 <= kept < 120
+    assert f"promstack test --resume {run_id}" in stderr.decode()
+    finished = engine.resume_run(client, run_id, workers=2)
+    assert finished["status"] == "done" and finished["summary"]["results"] == 120
+    keys = _result_keys(client.store.db, run_id)
+    assert len(keys) == len(set(keys)) == 120  # nothing run twice
+    calls = _call_ids(client.store.db, run_id)
+    assert len(calls) == len(set(calls)) >= 120  # every call logged once (a call cut short is redone)
+
+
+def test_workers_need_a_whole_number(workspace, client, scripted):
+    _suite(workspace, "few", 3)
+    import pytest
+
+    from store.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="workers must be a whole number"):
+        engine.run_tests(client, "few", workers=0)
