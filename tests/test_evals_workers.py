@@ -59,22 +59,42 @@ def test_the_workers_together_never_pass_the_concurrency(workspace, client, scri
     assert scripted.peak == 12
 
 
-def test_ctrl_c_stops_every_worker_and_the_run_resumes_to_exactly_n(workspace, client, scripted, isolated_store,
-                                                                    spawn):
-    _suite(workspace, "stopped", 120)
-    scripted.latency = 0.03
-    env = {**os.environ, "PROMSTACK_DB": str(isolated_store)}
-    proc = spawn([PROMSTACK, "test", "--suite", "stopped", "--concurrency", "4", "--workers", "2"],
+def _start_until(spawn, workspace, suite, db, results):
+    """`promstack test --workers 2` on `suite` in its own process, returned once it has stored
+    `results` results (or ended, or a minute passed), with a connection to watch it."""
+    env = {**os.environ, "PROMSTACK_DB": str(db)}
+    proc = spawn([PROMSTACK, "test", "--suite", suite, "--concurrency", "4", "--workers", "2"],
                  cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    watcher = sqlite3.connect(isolated_store, timeout=10)
+    watcher = sqlite3.connect(db, timeout=10)
     deadline = time.monotonic() + 60
     count = 0
-    while count < 10 and time.monotonic() < deadline and proc.poll() is None:
+    while count < results and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
         try:
             count = watcher.execute("SELECT count(*) FROM results").fetchone()[0]
         except sqlite3.OperationalError:
             count = 0
+    return proc, watcher
+
+
+def _children(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat", encoding="utf-8").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_ctrl_c_stops_every_worker_and_the_run_resumes_to_exactly_n(workspace, client, scripted, isolated_store,
+                                                                    spawn):
+    _suite(workspace, "stopped", 120)
+    scripted.latency = 0.03
+    proc, watcher = _start_until(spawn, workspace, "stopped", isolated_store, 10)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     run_id, status = watcher.execute("SELECT id, status FROM runs").fetchone()
@@ -89,6 +109,27 @@ def test_ctrl_c_stops_every_worker_and_the_run_resumes_to_exactly_n(workspace, c
     assert len(keys) == len(set(keys)) == 120  # nothing run twice
     calls = _call_ids(client.store.db, run_id)
     assert len(calls) == len(set(calls)) >= 120  # every call logged once (a call cut short is redone)
+
+
+def test_a_worker_that_dies_fails_the_run_in_one_sentence_and_keeps_its_results(workspace, client, scripted,
+                                                                                isolated_store, spawn):
+    _suite(workspace, "broken", 120)
+    scripted.latency = 0.03
+    proc, watcher = _start_until(spawn, workspace, "broken", isolated_store, 10)
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    run_id, status = watcher.execute("SELECT id, status FROM runs").fetchone()
+    kept = watcher.execute("SELECT count(*) FROM results").fetchone()[0]
+    watcher.close()
+    said = stderr.decode()
+    assert proc.returncode not in (0, None) and status == "interrupted" and kept >= 10
+    assert "failed" in said and f"promstack test --resume {run_id}" in said and "Traceback" not in said, said
+    finished = engine.resume_run(client, run_id, workers=2)
+    assert finished["status"] == "done" and finished["summary"]["results"] == 120
+    keys = _result_keys(client.store.db, run_id)
+    assert len(keys) == len(set(keys)) == 120
 
 
 def test_workers_need_a_whole_number(workspace, client, scripted):
