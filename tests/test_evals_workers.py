@@ -91,6 +91,17 @@ def _children(pid):
     return found
 
 
+def test_the_workers_share_an_rpm_cap_rather_than_each_taking_it_whole(workspace, client, scripted):
+    config = workspace / ".promstack" / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace("[gateway]\n", "[gateway]\nrpm = 600\n"),
+                      encoding="utf-8")  # 10 a second in all
+    _suite(workspace, "paced", 30)
+    run = engine.run_tests(client, "paced", concurrency=10, workers=2)
+    assert run["summary"]["results"] == 30
+    assert scripted.max_in_window(1.0) <= 12  # 5 a second each, one more at a window's edge each
+    assert scripted.throttled == 0
+
+
 def test_ctrl_c_stops_every_worker_and_the_run_resumes_to_exactly_n(workspace, client, scripted, isolated_store,
                                                                     spawn):
     _suite(workspace, "stopped", 120)

@@ -76,6 +76,10 @@ class LiveGateway:
         """Call-log rows waiting to be written."""
         return self.gateway.backlog()
 
+    def share_rates(self, processes: int) -> None:
+        """This gateway is one of `processes` sharing a run: `[gateway] rpm`/`tpm` are split."""
+        self.gateway.limits.share = processes
+
     def flush_journal(self) -> None:
         """Write out the call log's journal lines still held for this turn of the loop."""
         self.gateway.log.flush_journal()

@@ -5,7 +5,8 @@ log: bench/RESULTS.md), so the run's units are split across N child processes, e
 gateway and event loop, writing results and the call log into the same store (SQLite WAL;
 `store.tx.write` retries when busy). A unit belongs to shard `ordinal % N` (case index x model x
 repeat: fixed, so a resume splits what is left the same way and no unit is run twice). Each
-child gets `concurrency // N` calls in flight, so together they never exceed `--concurrency`.
+child gets `concurrency // N` calls in flight (and N-th of `[gateway] rpm`/`tpm`), so together
+they never exceed `--concurrency` or the configured rates.
 
 The parent made the run and finishes it as the single-process path does (status, summary,
 cost totals): it only follows progress by counting results. Ctrl-C (or any interruption) tells
@@ -146,6 +147,7 @@ async def _run_shard(client: Client, task: dict[str, Any]) -> None:
     plan = plan_from_run(client, run, concurrency=task["concurrency"], retries=task["retries"])
     plan.model_limits = task["model_limits"]
     gateway = LiveGateway(client)
+    gateway.share_rates(task["shard"][1])
     try:
         runner = Runner(evals, gateway, plan, run, db_path=client.store.path, shard=tuple(task["shard"]))
         await runner.execute()

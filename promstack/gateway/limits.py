@@ -131,9 +131,11 @@ class Limits:
 
     def __init__(self) -> None:
         self._models: dict[str, ModelLimiter] = {}
+        # Processes sharing the configured rates (`promstack test --workers N`): each takes its part.
+        self.share = 1
 
     def get(self, model: str, settings: dict[str, Any]) -> ModelLimiter:
-        rpm, tpm = rates(model, settings)
+        rpm, tpm = (r / self.share if r else r for r in rates(model, settings))
         limiter = self._models.get(model)
         if limiter is None:
             limiter = self._models[model] = ModelLimiter(rpm, tpm)
