@@ -152,3 +152,26 @@ def test_workers_need_a_whole_number(workspace, client, scripted):
 
     with pytest.raises(InvalidInput, match="workers must be a whole number"):
         engine.run_tests(client, "few", workers=0)
+    config = workspace / ".promstack" / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8") + "\n[tests]\nworkers = \"lots\"\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"\[tests\] workers in .*config.toml must be a whole number"):
+        engine.run_tests(client, "few")
+
+
+def test_tests_workers_in_config_shares_the_run(workspace, client, scripted, monkeypatch):
+    config = workspace / ".promstack" / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8") + "\n[tests]\nworkers = 2\n", encoding="utf-8")
+    _suite(workspace, "configured", 24)
+    shared = []
+    original = engine.arun_sharded
+
+    async def counted(client, plan, run, workers, **kwargs):
+        shared.append(workers)
+        return await original(client, plan, run, workers, **kwargs)
+
+    monkeypatch.setattr(engine, "arun_sharded", counted)
+    scripted.latency = 0.005
+    run = engine.run_tests(client, "configured", concurrency=8)
+    assert run["summary"]["results"] == 24 and shared == [2]
+    assert engine.run_tests(client, "configured", concurrency=8, workers=1)["summary"]["results"] == 24
+    assert shared == [2]  # --workers 1 over the config: one process

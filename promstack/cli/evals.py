@@ -239,12 +239,13 @@ def _run_kwargs(prompt, version, label, models, concurrency, model_limits, repea
 @click.option("--min-pass", default="100%", show_default=True, help="Pass rate under which the exit code is 1.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write results.json, junit.xml or results.csv.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Processes sharing the run (the calls in flight are split between them).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes sharing the run, the calls in flight split between them "
+                   "(default: [tests] workers in config, else 1).")
 @command_context
 def test_cmd(ctx: Any, suite: str | None, prompt, version, label, models, concurrency, model_limits,
              repeat, retries, criteria, judge_model, threshold, resume: str | None, min_pass: str,
-             output: str | None, quiet: bool, workers: int) -> None:
+             output: str | None, quiet: bool, workers: int | None) -> None:
     """Run a test suite: every case x model through the gateway, judged, stored as a run.
 
     \b

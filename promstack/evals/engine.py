@@ -57,7 +57,7 @@ async def arun_tests(
     progress: Progress | None = None,
     warn: Any = None,
     started: Any = None,
-    workers: int = 1,
+    workers: int | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Start a test run of `suite` and run it to the end. Returns the run with its summary.
@@ -71,7 +71,7 @@ async def arun_tests(
     else:
         raise InvalidInput("say which suite to run, or which prompt (its suite is then the one tied to it)")
     plan = build_plan(client, found, **options)
-    workers = check_workers(workers, plan, client.store.path)
+    workers = check_workers(client, workers, plan)
     judge_key = plan.judge.key() if plan.judge else ""
     run = evals.create_run(
         kind="test", suite=found, prompt_id=plan.prompt_id, prompt_version=plan.prompt_version,
@@ -89,14 +89,14 @@ async def arun_tests(
 
 async def aresume_run(client: Client, run_id: str, *, gateway: Gateway | None = None,
                       progress: Progress | None = None, concurrency: int | None = None,
-                      retries: int | None = None, warn: Any = None, workers: int = 1) -> dict[str, Any]:
+                      retries: int | None = None, warn: Any = None, workers: int | None = None) -> dict[str, Any]:
     evals = client.evals
     run = evals.run(run_id)
     if run["kind"] != "test":
         raise InvalidInput(f"run {run_id} is an {run['kind']} run; resume it with its own command")
     check_not_running(run)
     plan = plan_from_run(client, run, concurrency=concurrency, retries=retries)
-    workers = check_workers(workers, plan, client.store.path)
+    workers = check_workers(client, workers, plan)
     if plan.suite["sha256"] != run["suite_sha"] and warn is not None:
         warn(f"suite {run['suite_name']!r} changed since run {run_id} started: unchanged cases keep their "
              "results, new or edited ones are run now")
@@ -223,7 +223,7 @@ async def arun_here(client: Client, suite: str | None, *, prompt: Any = None, ve
 
 async def aresume_here(client: Client, run_id: str, *, progress: Progress | None = None,
                        concurrency: int | None = None, retries: int | None = None, warn: Any = None,
-                       workers: int = 1) -> dict[str, Any]:
+                       workers: int | None = None) -> dict[str, Any]:
     """Finish an interrupted test run over a team server (`client` is remote), here: its
     finished results come from the server into a scratch store, the cases left are run through
     this machine's gateway, and the completed run is uploaded once (it completes the server's)."""

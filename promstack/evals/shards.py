@@ -41,10 +41,19 @@ class WorkerFailed(PromStackError):
     """A worker process of a run ended on an error."""
 
 
-def check_workers(workers: Any, plan: Plan, db_path: Any) -> int:
-    """How many processes to run: `workers`, at most one per call in flight."""
+def check_workers(client: Client, workers: Any, plan: Plan) -> int:
+    """How many processes to run: `workers` (None: `[tests] workers` in the workspace's config,
+    else 1), at most one per call in flight."""
+    db_path = client.store.path
+    said = "workers"
+    if workers is None:
+        from promstack import config
+
+        found = config.of_client(client)
+        workers = found.section("tests").get("workers", 1)
+        said = f"[tests] workers in {found.path}"
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InvalidInput(f"workers must be a whole number from 1; got {workers!r}")
+        raise InvalidInput(f"{said} must be a whole number from 1; got {workers!r}")
     if workers > 1 and db_path is None:
         raise InvalidInput("--workers needs a store file (worker processes share it); run with one worker")
     limits = [n for n in plan.model_limits.values() if n > 0]
