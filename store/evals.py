@@ -353,6 +353,12 @@ class EvalStore:
     def result_count(self, run_id: str) -> int:
         return self.db.execute("SELECT count(*) FROM results WHERE run_id = ?", [run_id]).fetchone()[0]
 
+    def result_progress(self, run_id: str) -> tuple[int, int]:
+        """(results stored, of which not passed): a run's progress read from another process."""
+        found = self.db.execute("SELECT count(*), coalesce(sum(status != 'pass'), 0) FROM results WHERE run_id = ?",
+                                [run_id]).fetchone()
+        return found[0], found[1]
+
     def iter_results(self, run_id: str, *, page: int = 1000, status: str | None = None) -> Iterator[dict[str, Any]]:
         last = 0
         extra, args = (" AND r.status = ?", [status]) if status else ("", [])

@@ -40,8 +40,13 @@ def test_two_workers_give_the_summary_one_gives_and_log_every_call_once(workspac
     _suite(workspace, "shared", 60)
     _suite(workspace, "alone", 60, word="문제")  # other inputs: none of its calls is a cache hit
     scripted.latency = 0.005
-    two = engine.run_tests(client, "shared", concurrency=8, workers=2)
-    one = engine.run_tests(client, "alone", concurrency=8)
+    seen = {2: [], 1: []}
+    two = engine.run_tests(client, "shared", concurrency=8, workers=2,
+                           progress=lambda done, total, status: seen[2].append((done, total, status)))
+    one = engine.run_tests(client, "alone", concurrency=8,
+                           progress=lambda done, total, status: seen[1].append((done, total, status)))
+    for calls in seen.values():  # the bar: every result counted, each one not passed told once
+        assert calls[-1][:2] == (60, 60) and sum(status not in ("", "pass") for _, _, status in calls) == 20
     assert two["status"] == one["status"] == "done"
     assert {k: two["summary"][k] for k in SAME} == {k: one["summary"][k] for k in SAME}
     assert two["summary"]["results"] == 60 and two["summary"]["failed"] == 20

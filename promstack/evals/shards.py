@@ -72,9 +72,10 @@ async def arun_sharded(client: Client, plan: Plan, run: dict[str, Any], workers:
     try:
         for index in range(workers):
             children.append(_start(client, plan, run_id, index, workers))
+        # results not passed, told to `progress` one by one as the runner does (from this run on)
+        reported = [evals.result_progress(run_id)[1]]
         while True:
-            if progress:
-                progress(evals.result_count(run_id), total, "")
+            _report(evals, run_id, total, progress, reported)
             codes = [child.poll() for child, _ in children]
             failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]
             if failed:
@@ -85,12 +86,22 @@ async def arun_sharded(client: Client, plan: Plan, run: dict[str, Any], workers:
             if all(code == 0 for code in codes):
                 break
             await asyncio.sleep(POLL)
-        if progress:
-            progress(evals.result_count(run_id), total, "")
+        _report(evals, run_id, total, progress, reported)
         status = "done"
     finally:
         await asyncio.shield(asyncio.to_thread(_stop, children))
         evals.set_run_status(run_id, status, summarize(evals, run_id) if status == "done" else None)
+
+
+def _report(evals: Any, run_id: str, total: int, progress: Progress | None, reported: list[int]) -> None:
+    if not progress:
+        return
+    done, not_passed = evals.result_progress(run_id)
+    for _ in range(not_passed - reported[0]):
+        progress(done, total, "fail")
+    if not_passed == reported[0]:
+        progress(done, total, "")
+    reported[0] = not_passed
 
 
 def _start(client: Client, plan: Plan, run_id: str, index: int, workers: int) -> tuple[subprocess.Popen, Any]:
