@@ -540,3 +540,18 @@ def test_a_run_interrupted_here_is_kept_on_the_server_and_resumes(twins, monkeyp
         results = client.run_results(stopped["id"])
         assert len(results) == 3 and kept[0] in [{**r, "id": kept[0]["id"]} for r in results]
         assert [r["id"] for r in client.list_runs(suite="graded", limit=100)].count(stopped["id"]) == 1
+
+
+def test_a_run_with_workers_over_a_server_runs_here_and_is_uploaded(twins, monkeypatch, _scripted_server):
+    """`--workers` over a team server: the run is made here, shared by worker processes on this
+    machine's scratch store, and uploaded once, whole."""
+    import asyncio
+
+    monkeypatch.setenv("OPENAI_API_BASE", _scripted_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-laptops-own")
+    with Client(url=twins.remote["PROMSTACK_URL"], token=TOKEN) as client:
+        done = asyncio.run(client.tests.arun_tests("graded", prompt=42, models=["openai/good"], concurrency=4,
+                                                   workers=2))
+        assert (done["status"], done["summary"]["results"]) == ("done", 3)
+        results = client.run_results(done["id"])
+        assert len(results) == 3 and len({(r["case_key"], r["model"], r["repeat"]) for r in results}) == 3
