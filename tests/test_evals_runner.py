@@ -35,13 +35,18 @@ def _results(client, run_id):
 
 
 def _run_until(spawn, workspace, suite, cases, results, db, scripted):
-    """`promstack test` on a new suite of `cases` in its own process, returned once it has
-    stored `results` results (or ended, or a minute passed), with a connection to watch it."""
+    """`promstack test` on a new suite of `cases` in its own process (see `start_until`)."""
     _suite(workspace, suite, cases)
     scripted.latency = 0.03
+    return start_until(spawn, workspace, suite, db, results)
+
+
+def start_until(spawn, workspace, suite, db, results, *options):
+    """`promstack test --suite SUITE [options]` in its own process, returned once it has stored
+    `results` results (or ended, or a minute passed), with a connection to watch it."""
     env = {**os.environ, "PROMSTACK_DB": str(db)}
-    proc = spawn([PROMSTACK, "test", "--suite", suite, "--concurrency", "4"],
-                            cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = spawn([PROMSTACK, "test", "--suite", suite, "--concurrency", "4", *options],
+                 cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     watcher = sqlite3.connect(db, timeout=10)
     deadline = time.monotonic() + 60
     count = 0

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from test_evals_runner import start_until
 
 from promstack.evals import engine
 
@@ -65,24 +64,6 @@ def test_the_workers_together_never_pass_the_concurrency(workspace, client, scri
     assert scripted.peak == 12
 
 
-def _start_until(spawn, workspace, suite, db, results):
-    """`promstack test --workers 2` on `suite` in its own process, returned once it has stored
-    `results` results (or ended, or a minute passed), with a connection to watch it."""
-    env = {**os.environ, "PROMSTACK_DB": str(db)}
-    proc = spawn([PROMSTACK, "test", "--suite", suite, "--concurrency", "4", "--workers", "2"],
-                 cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    watcher = sqlite3.connect(db, timeout=10)
-    deadline = time.monotonic() + 60
-    count = 0
-    while count < results and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-        try:
-            count = watcher.execute("SELECT count(*) FROM results").fetchone()[0]
-        except sqlite3.OperationalError:
-            count = 0
-    return proc, watcher
-
-
 def _children(pid):
     found = []
     for entry in os.listdir("/proc"):
@@ -111,7 +92,7 @@ def test_ctrl_c_stops_every_worker_and_the_run_resumes_to_exactly_n(workspace, c
                                                                     spawn):
     _suite(workspace, "stopped", 120)
     scripted.latency = 0.03
-    proc, watcher = _start_until(spawn, workspace, "stopped", isolated_store, 10)
+    proc, watcher = start_until(spawn, workspace, "stopped", isolated_store, 10, "--workers", "2")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     run_id, status = watcher.execute("SELECT id, status FROM runs").fetchone()
@@ -132,7 +113,7 @@ def test_a_worker_that_dies_fails_the_run_in_one_sentence_and_keeps_its_results(
                                                                                 isolated_store, spawn):
     _suite(workspace, "broken", 120)
     scripted.latency = 0.03
-    proc, watcher = _start_until(spawn, workspace, "broken", isolated_store, 10)
+    proc, watcher = start_until(spawn, workspace, "broken", isolated_store, 10, "--workers", "2")
     workers = _children(proc.pid)
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)
