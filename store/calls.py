@@ -442,7 +442,11 @@ def recover(open_db: Callable[[], sqlite_utils.Database], journal_dir: Path) -> 
     try:
         for path in orphans:
             entries = []
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:  # another process (a second worker starting) replayed it first
+                continue
+            for line in text.splitlines():
                 try:
                     row, entry = json.loads(line)
                 except ValueError:
